@@ -1,0 +1,1 @@
+"""Benchmarks: score landmark files and trackers against ground truth."""

@@ -1,0 +1,196 @@
+"""Score a folder of predicted ``.pts`` files against a folder of ground truth.
+
+Files are paired by their path relative to each folder (recursively), so the output of any tool
+that writes iBUG ``.pts`` can be compared. A ground-truth file without a prediction is a missing
+prediction: its error is ``inf`` (a failure, see :mod:`crct_cli.metrics`). Predictions without
+ground truth are counted and otherwise ignored.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from crct_cli.errors import CrctError
+from crct_cli.io.atomic import write_text_atomic
+from crct_cli.io.landmarks import read_pts
+from crct_cli.metrics import (
+    DEFAULT_THRESHOLD,
+    NORMALIZATIONS,
+    ErrorSummary,
+    Normalization,
+    nme,
+    normalizer,
+    summarize,
+)
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+
+@dataclass(frozen=True)
+class FileScore:
+    rel: str  #: path relative to the ground-truth folder, '/'-separated
+    nme: float  #: inf when the prediction is missing
+    missing: bool
+
+
+@dataclass(frozen=True)
+class PtsComparison:
+    pred_dir: str
+    gt_dir: str
+    norm: str
+    summary: ErrorSummary
+    unmatched_predictions: int  #: prediction files with no ground truth (ignored)
+    per_file: list[FileScore]
+
+    def to_json(self) -> dict[str, object]:
+        """JSON-ready dict (``inf``/``NaN`` become ``null``); per-file rows go to the CSV."""
+        s = {k: _finite_or_none(v) for k, v in asdict(self.summary).items()}
+        return {
+            "pred": self.pred_dir,
+            "gt": self.gt_dir,
+            "normalization": self.norm,
+            **s,
+            "evaluated": self.summary.count - self.summary.missing,
+            "unmatched_predictions": self.unmatched_predictions,
+        }
+
+
+def _finite_or_none(value: object) -> object:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def find_pts(root: Path) -> dict[str, Path]:
+    """All ``.pts`` files under ``root`` by their '/'-separated relative path."""
+    found: dict[str, Path] = {}
+    for path in sorted(root.rglob("*")):
+        if path.suffix.lower() == ".pts" and path.is_file():
+            rel = path.relative_to(root)
+            if not any(part.startswith(".") for part in rel.parts):
+                found[PurePosixPath(rel.as_posix()).as_posix()] = path
+    return found
+
+
+def compare_pts_folders(
+    pred_dir: str | os.PathLike[str],
+    gt_dir: str | os.PathLike[str],
+    norm: Normalization = "diagonal",
+    threshold: float = DEFAULT_THRESHOLD,
+) -> PtsComparison:
+    """Pair ``.pts`` files by relative path and score them.
+
+    Raises :class:`CrctError` for a missing folder, no ground truth, no pair at all, a
+    malformed file (naming it) or degenerate ground truth.
+    """
+    if norm not in NORMALIZATIONS:
+        choices = ", ".join(NORMALIZATIONS)
+        raise CrctError(f"unknown normalisation {norm!r}; choose one of {choices}")
+    if not (threshold > 0 and math.isfinite(threshold)):
+        raise CrctError(f"threshold must be a positive number, got {threshold}")
+    pred_root, gt_root = Path(pred_dir), Path(gt_dir)
+    for label, root in (("ground-truth", gt_root), ("prediction", pred_root)):
+        if not root.is_dir():
+            raise CrctError(f"{root}: no such {label} folder")
+    gt_files = find_pts(gt_root)
+    if not gt_files:
+        raise CrctError(f"{gt_root}: no .pts files in the ground-truth folder")
+    pred_files = find_pts(pred_root)
+    paired = [rel for rel in gt_files if rel in pred_files]
+    if not paired:
+        raise CrctError(
+            f"no .pts file in {pred_root} matches one in {gt_root} by relative path "
+            f"({len(pred_files)} predictions, {len(gt_files)} ground-truth files)"
+        )
+    rels = list(gt_files)
+    gt = np.stack([read_pts(gt_files[rel]) for rel in rels])
+    pred = np.full_like(gt, np.nan)
+    for i, rel in enumerate(rels):
+        if rel in pred_files:
+            pred[i] = read_pts(pred_files[rel])
+    lengths = normalizer(gt, norm)
+    bad = np.flatnonzero(~(lengths > 0))
+    if bad.size:
+        raise CrctError(f"{gt_files[rels[bad[0]]]}: degenerate ground truth (zero {norm} length)")
+    errors = nme(pred, gt, norm)
+    per_file = [
+        FileScore(rel, float(e), rel not in pred_files) for rel, e in zip(rels, errors, strict=True)
+    ]
+    return PtsComparison(
+        pred_dir=str(pred_root),
+        gt_dir=str(gt_root),
+        norm=norm,
+        summary=summarize(errors, threshold),
+        unmatched_predictions=len(set(pred_files) - set(gt_files)),
+        per_file=per_file,
+    )
+
+
+def per_file_csv(result: PtsComparison) -> str:
+    """CSV text: ``file,nme,missing`` (empty NME for a missing prediction)."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["file", "nme", "missing"])
+    for row in result.per_file:
+        writer.writerow([row.rel, "" if row.missing else f"{row.nme:.6f}", int(row.missing)])
+    return buf.getvalue()
+
+
+def write_results(result: PtsComparison, out_dir: str | os.PathLike[str]) -> list[Path]:
+    """Write ``results.json`` and ``per_file.csv`` into ``out_dir`` (atomically)."""
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        json_path, csv_path = out / "results.json", out / "per_file.csv"
+        write_text_atomic(json_path, json.dumps(result.to_json(), indent=2) + "\n")
+        write_text_atomic(csv_path, per_file_csv(result))
+    except OSError as exc:
+        raise CrctError(f"{out}: cannot write results ({exc.strerror})") from None
+    return [json_path, csv_path]
+
+
+#: Above this many files, the screen shows only the worst ones (the CSV has them all).
+MAX_ROWS_ON_SCREEN = 30
+WORST_ROWS = 10
+
+
+def results_tables(result: PtsComparison) -> list[Table]:
+    """Rich tables for the screen: per file (or the worst ones) and overall."""
+    from rich.table import Table
+
+    rows = result.per_file
+    title, caption = "per file", None
+    if len(rows) > MAX_ROWS_ON_SCREEN:
+        rows = sorted(rows, key=lambda r: -r.nme)[:WORST_ROWS]
+        title = f"worst {WORST_ROWS} of {len(result.per_file)} files"
+        caption = "all in per_file.csv (--out)"
+    files = Table(title=title, caption=caption, title_justify="left", caption_justify="left")
+    files.add_column("file")
+    files.add_column(f"NME ({result.norm})", justify="right")
+    for row in rows:
+        files.add_row(row.rel, "missing" if row.missing else f"{row.nme:.4f}")
+
+    s = result.summary
+    t = f"{s.threshold:g}"
+    overall = Table(title=f"overall: {result.pred_dir} vs {result.gt_dir}", title_justify="left")
+    for name in ("files", "missing", "mean NME", "median NME", f"AUC@{t}", f"failure >{t}"):
+        overall.add_column(name, justify="right")
+    overall.add_row(
+        str(s.count),
+        str(s.missing),
+        f"{s.mean_nme:.4f}",
+        f"{s.median_nme:.4f}",
+        f"{s.auc:.4f}",
+        f"{s.failure_rate:.4f}",
+    )
+    return [files, overall]

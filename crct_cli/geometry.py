@@ -1,0 +1,70 @@
+"""Square crops around a box as similarity transforms, shared by training and inference.
+
+Every network sees a face through :func:`crop_matrix`, so the geometry learnt in training is
+exactly the geometry met at run time. Points are mapped into the crop with the same matrix and
+mapped back with its inverse.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+
+def box_center_size(box: np.ndarray) -> tuple[np.ndarray, float]:
+    """Centre and side of the square that a crop takes from box (x, y, w, h): max(w, h)."""
+    x, y, w, h = (float(v) for v in box)
+    return np.array([x + w / 2.0, y + h / 2.0]), max(w, h, 1.0)
+
+
+def crop_matrix(
+    center: np.ndarray,
+    side: float,
+    out_size: int,
+    angle_deg: float = 0.0,
+    flip: bool = False,
+) -> np.ndarray:
+    """2x3 affine map from image pixels to crop pixels.
+
+    The square of ``side`` pixels centred on ``center`` (optionally rotated by ``angle_deg``,
+    counter-clockwise in the image, and mirrored) fills the ``out_size`` crop.
+    """
+    scale = out_size / side
+    theta = np.deg2rad(angle_deg)
+    c, s = np.cos(theta) * scale, np.sin(theta) * scale
+    linear = np.array([[c, s], [-s, c]])
+    if flip:
+        linear = np.array([[-1.0, 0.0], [0.0, 1.0]]) @ linear
+    half = (out_size - 1) / 2.0
+    offset = np.array([half, half]) - linear @ np.asarray(center, dtype=np.float64)
+    return np.hstack([linear, offset[:, None]])
+
+
+def invert(matrix: np.ndarray) -> np.ndarray:
+    return cv2.invertAffineTransform(matrix)
+
+
+def apply(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Map (N, 2) points with a 2x3 affine matrix."""
+    return points @ matrix[:, :2].T + matrix[:, 2]
+
+
+def warp(image: np.ndarray, matrix: np.ndarray, out_size: int) -> np.ndarray:
+    """Crop with bilinear sampling; outside the image is black (as at the frame border)."""
+    return cv2.warpAffine(
+        image,
+        matrix,
+        (out_size, out_size),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=0,
+    )
+
+
+def crop_box(
+    image: np.ndarray, box: np.ndarray, context: float, out_size: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Crop the square of ``context`` x the box side around its centre; return (crop, matrix)."""
+    center, side = box_center_size(box)
+    m = crop_matrix(center, side * context, out_size)
+    return warp(image, m, out_size), m

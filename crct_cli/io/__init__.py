@@ -1,0 +1,1 @@
+"""Readers and writers: landmark files, videos, datasets."""

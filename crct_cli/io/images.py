@@ -1,0 +1,50 @@
+"""Still images: read as RGB uint8, write atomically. RGB is the order used everywhere in crct."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from crct_cli.errors import CrctError
+from crct_cli.io.atomic import atomic_path
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def is_image(path: str | os.PathLike[str]) -> bool:
+    return Path(path).suffix.lower() in IMAGE_SUFFIXES
+
+
+def read_image(path: str | os.PathLike[str]) -> np.ndarray:
+    """Read an image as (H, W, 3) RGB uint8; grayscale and RGBA inputs are converted."""
+    path = Path(path)
+    if not path.is_file():
+        raise CrctError(f"{path}: no such image file")
+    data = np.fromfile(str(path), dtype=np.uint8)
+    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if image is None:
+        raise CrctError(f"{path}: not a readable image (corrupt or unsupported format)")
+    if image.dtype != np.uint8:
+        image = cv2.convertScaleAbs(image, alpha=255.0 / max(1.0, float(image.max())))
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    if image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def write_image(path: str | os.PathLike[str], image: np.ndarray) -> None:
+    """Write an RGB (or grayscale) uint8 image; the format follows the suffix."""
+    path = Path(path)
+    bgr = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    ok, buf = cv2.imencode(path.suffix or ".png", bgr)
+    if not ok:
+        raise CrctError(f"{path}: cannot encode image as {path.suffix}")
+    try:
+        with atomic_path(path) as tmp:
+            buf.tofile(str(tmp))
+    except OSError as exc:
+        raise CrctError(f"{path}: cannot write ({exc.strerror})") from None

@@ -1,0 +1,67 @@
+"""iBUG ``.pts`` files: the 68-point format of 300-W, 300-VW and Menpo."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from crct_cli.errors import CrctError
+from crct_cli.io.atomic import write_text_atomic
+from crct_cli.landmarks import N_POINTS
+
+
+def read_pts(path: str | os.PathLike[str], n_points: int = N_POINTS) -> np.ndarray:
+    """Read a ``.pts`` file into an (n_points, 2) float array of pixel coordinates.
+
+    Tolerates ``version: 1.0``, CRLF line ends and blank lines; anything else that is off
+    (missing braces, wrong count, non-numbers) raises :class:`CrctError` naming the file.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        raise CrctError(f"{path}: no such landmark file") from None
+    except OSError as exc:
+        raise CrctError(f"{path}: cannot read ({exc.strerror})") from None
+    lines = [ln.strip() for ln in text.replace("\r", "\n").split("\n")]
+    lines = [ln for ln in lines if ln]
+    try:
+        start = lines.index("{")
+        end = lines.index("}", start)
+    except ValueError:
+        raise CrctError(f"{path}: not a .pts file (no '{{ ... }}' block)") from None
+    declared = None
+    for ln in lines[:start]:
+        if ln.lower().startswith("n_points"):
+            try:
+                declared = int(ln.split(":", 1)[1])
+            except (IndexError, ValueError):
+                raise CrctError(f"{path}: bad n_points line {ln!r}") from None
+    rows = lines[start + 1 : end]
+    try:
+        points = np.array([[float(v) for v in row.split()[:2]] for row in rows], dtype=np.float64)
+    except ValueError:
+        raise CrctError(f"{path}: non-numeric coordinates") from None
+    if points.ndim != 2 or points.shape != (n_points, 2) or any(len(r.split()) < 2 for r in rows):
+        raise CrctError(f"{path}: expected {n_points} points, found {len(rows)}")
+    if declared is not None and declared != n_points:
+        raise CrctError(f"{path}: n_points is {declared}, expected {n_points}")
+    if not np.all(np.isfinite(points)):
+        raise CrctError(f"{path}: coordinates are not finite")
+    return points
+
+
+def format_pts(points: np.ndarray) -> str:
+    points = np.asarray(points, dtype=np.float64)
+    body = "\n".join(f"{x:.3f} {y:.3f}" for x, y in points)
+    return f"version: 1\nn_points:  {len(points)}\n{{\n{body}\n}}\n"
+
+
+def write_pts(path: str | os.PathLike[str], points: np.ndarray) -> None:
+    """Write points as a ``.pts`` file (atomically: temporary name, then rename)."""
+    points = np.asarray(points)
+    if points.ndim != 2 or points.shape[1] != 2:
+        raise ValueError(f"points must be (N, 2), got {points.shape}")
+    write_text_atomic(path, format_pts(points))

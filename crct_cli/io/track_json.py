@@ -1,0 +1,392 @@
+"""The JSON file ``crct track`` writes: one record per frame, schema ``crct.track/1``.
+
+Layout (documented with an example in ``docs/formats.md``)::
+
+    {"schema": "crct.track/1", "video": str, "width": int, "height": int, "fps": float,
+     "n_frames": int | null, "method": str, "config": {...},
+     "frames": [{"index": int, "time": float, "box": [x, y, w, h] | null,
+                 "points": [[x, y] x 68] | null, "score": float | null,
+                 "state": "tracked" | "redetected" | "lost"}, ...],
+     "summary": {...}}
+
+:class:`TrackJsonWriter` streams frames to a temporary file as they come (memory stays flat
+for any video length) and renames it at :meth:`~TrackJsonWriter.close`;
+:func:`read_track_json` loads and validates a file.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
+
+import numpy as np
+
+from crct_cli.errors import CrctError
+from crct_cli.landmarks import N_POINTS
+
+SCHEMA = "crct.track/1"
+
+#: Frame states. tracked: the tracker's estimate passed the face validator and was refined;
+#: redetected: the tracker was re-initialised from a fresh face detection this frame;
+#: lost: no accepted face (points are the last estimate, or null).
+STATES: tuple[str, ...] = ("tracked", "redetected", "lost")
+
+#: Header fields every file has, with the JSON types they must have.
+HEADER_FIELDS: tuple[str, ...] = ("video", "width", "height", "fps", "n_frames", "method", "config")
+
+_POINT_DECIMALS = 3  # a thousandth of a pixel: far below any landmark error
+_TIME_DECIMALS = 6
+
+
+@dataclass
+class FrameRecord:
+    """One frame of tracking output.
+
+    ``index`` counts frames from 0 in decoding order; ``time`` is in seconds; ``box`` is
+    ``(x, y, w, h)`` in pixels; ``points`` is (68, 2) pixel coordinates; ``score`` the face
+    validator's probability that the box holds a face. ``tracked`` and ``redetected`` frames
+    must carry points and a box; a ``lost`` frame may have them (the last estimate) or not.
+    """
+
+    index: int
+    time: float
+    box: np.ndarray | None = None
+    points: np.ndarray | None = None
+    score: float | None = None
+    state: str = "lost"
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict; raises ValueError for a record that breaks the schema."""
+        problem = _record_problem(self)
+        if problem:
+            raise ValueError(f"frame {self.index}: {problem}")
+        box = None if self.box is None else [_round(v, _POINT_DECIMALS) for v in self.box]
+        points = None
+        if self.points is not None:
+            points = [
+                [_round(x, _POINT_DECIMALS), _round(y, _POINT_DECIMALS)]
+                for x, y in np.asarray(self.points, dtype=np.float64)
+            ]
+        return {
+            "index": int(self.index),
+            "time": _round(self.time, _TIME_DECIMALS),
+            "box": box,
+            "points": points,
+            "score": None if self.score is None else _round(self.score, _TIME_DECIMALS),
+            "state": self.state,
+        }
+
+
+@dataclass
+class TrackFile:
+    """A validated track file: its header fields, frame records and summary."""
+
+    path: Path
+    header: dict[str, Any]
+    frames: list[FrameRecord]
+    summary: dict[str, Any]
+
+    @property
+    def video(self) -> str:
+        return str(self.header["video"])
+
+    @property
+    def fps(self) -> float:
+        return float(self.header["fps"])
+
+    @property
+    def method(self) -> str:
+        return str(self.header["method"])
+
+
+def _round(value: Any, decimals: int) -> float:
+    return round(float(value), decimals)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int | float | np.integer | np.floating):
+        return math.isfinite(float(value))
+    return False
+
+
+def _numeric_array(value: Any, shape: tuple[int, ...]) -> np.ndarray | None:
+    """``value`` as a float array of ``shape`` if it is one made of finite numbers, else None.
+
+    Strict on purpose: strings and booleans, which numpy would happily convert, are refused.
+    """
+    if isinstance(value, np.ndarray) and value.dtype.kind in "iuf":
+        arr = value.astype(np.float64)
+    else:
+        try:
+            obj = np.asarray(value, dtype=object)
+        except ValueError:
+            return None
+        if obj.shape != shape or not all(_is_number(v) for v in obj.ravel()):
+            return None
+        arr = obj.astype(np.float64)
+    if arr.shape != shape or not np.all(np.isfinite(arr)):
+        return None
+    return arr
+
+
+def _record_problem(record: FrameRecord) -> str | None:
+    """What is wrong with a record, or None. Shared by the writer and the reader."""
+    if not _is_int(record.index) or record.index < 0:
+        return f"index must be an integer >= 0, got {record.index!r}"
+    if not _is_number(record.time):
+        return f"time must be a finite number of seconds, got {record.time!r}"
+    if record.state not in STATES:
+        return f"state must be one of {', '.join(STATES)}, got {record.state!r}"
+    if record.box is not None:
+        box = _numeric_array(record.box, (4,))
+        if box is None:
+            return "box must be [x, y, w, h] (4 finite numbers) or null"
+        if box[2] < 0 or box[3] < 0:
+            return "box width and height must be >= 0"
+    if record.points is not None and _numeric_array(record.points, (N_POINTS, 2)) is None:
+        return f"points must be {N_POINTS} [x, y] pairs of finite numbers or null"
+    if record.score is not None and (not _is_number(record.score) or not 0 <= record.score <= 1):
+        return f"score must be a probability in [0, 1] or null, got {record.score!r}"
+    if record.state in ("tracked", "redetected") and (record.points is None or record.box is None):
+        return f"a {record.state!r} frame needs points and a box"
+    return None
+
+
+def _header_problem(header: Mapping[str, Any]) -> str | None:
+    missing = [k for k in HEADER_FIELDS if k not in header]
+    if missing:
+        return f"missing header field(s): {', '.join(missing)}"
+    if not isinstance(header["video"], str):
+        return "video must be a string"
+    for key in ("width", "height"):
+        if not _is_int(header[key]) or header[key] <= 0:
+            return f"{key} must be a positive integer, got {header[key]!r}"
+    if not _is_number(header["fps"]) or header["fps"] <= 0:
+        return f"fps must be a positive number, got {header['fps']!r}"
+    n_frames = header["n_frames"]
+    if n_frames is not None and (not _is_int(n_frames) or n_frames < 0):
+        return f"n_frames must be an integer >= 0 or null, got {n_frames!r}"
+    if not isinstance(header["method"], str):
+        return "method must be a string"
+    if not isinstance(header["config"], dict):
+        return "config must be an object"
+    return None
+
+
+def _temp_name(target: Path) -> Path:
+    """Same naming as :func:`crct_cli.io.atomic.atomic_path`."""
+    return target.with_name(f".{target.stem}.partial{target.suffix}")
+
+
+class TrackJsonWriter:
+    """Write a ``crct.track/1`` file frame by frame.
+
+    ``TrackJsonWriter(path, header)``: ``header`` holds the :data:`HEADER_FIELDS` (``video``,
+    ``width``, ``height``, ``fps``, ``n_frames``, ``method``, ``config``) and may add more keys;
+    ``schema`` is set by the writer. Each :meth:`add` appends one line to a temporary file, so
+    nothing accumulates in memory; :meth:`close` writes the summary and renames the file onto
+    ``path``. Used as a context manager, an exception inside the block removes the temporary
+    file instead. Frame indices must increase strictly.
+
+    The summary always holds ``frames_written`` and ``states`` (a count per state); the dict
+    given to :meth:`close` adds to it (e.g. ``runtime_s``).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], header: Mapping[str, Any]) -> None:
+        self.path = Path(path)
+        problem = _header_problem(header)
+        if problem:
+            raise ValueError(f"track header: {problem}")
+        reserved = {"schema", "frames", "summary"} & set(header)
+        if reserved - {"schema"} or header.get("schema", SCHEMA) != SCHEMA:
+            raise ValueError(f"track header must not set {sorted(reserved)}")
+        full = {"schema": SCHEMA, **{k: v for k, v in header.items() if k != "schema"}}
+        try:
+            header_text = json.dumps(full, indent=2, allow_nan=False, default=_json_default)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"track header is not JSON-serialisable: {exc}") from None
+        folder = self.path.parent
+        if not folder.exists():
+            raise CrctError(f"{self.path}: cannot write, folder {folder} does not exist")
+        if not folder.is_dir():
+            raise CrctError(f"{self.path}: cannot write, {folder} is not a folder")
+        self._tmp = _temp_name(self.path)
+        try:
+            self._fh: IO[str] = open(self._tmp, "w", encoding="utf-8", newline="\n")
+        except OSError as exc:
+            raise CrctError(f"{self.path}: cannot write ({exc.strerror})") from None
+        self._closed = False
+        self._last_index = -1
+        self.counts = dict.fromkeys(STATES, 0)
+        # The header minus its closing brace, then the frames array opened.
+        self._write(header_text[: header_text.rstrip().rfind("}")].rstrip() + ',\n  "frames": [')
+
+    @property
+    def frames_written(self) -> int:
+        return sum(self.counts.values())
+
+    def _write(self, text: str) -> None:
+        try:
+            self._fh.write(text)
+        except OSError as exc:
+            self.abort()
+            raise CrctError(f"{self.path}: cannot write ({exc.strerror})") from None
+
+    def add(self, record: FrameRecord) -> None:
+        """Append one frame record (validated; ValueError if it breaks the schema)."""
+        if self._closed:
+            raise ValueError("add() on a closed TrackJsonWriter")
+        line = json.dumps(record.to_json(), separators=(", ", ": "), allow_nan=False)
+        if record.index <= self._last_index:
+            raise ValueError(
+                f"frame indices must increase: {record.index} after {self._last_index}"
+            )
+        sep = "\n    " if self.frames_written == 0 else ",\n    "
+        self._write(sep + line)
+        self._last_index = int(record.index)
+        self.counts[record.state] += 1
+
+    def close(self, summary: Mapping[str, Any] | None = None) -> None:
+        """Write the summary, close the file and rename it onto its final name."""
+        if self._closed:
+            return
+        full = {"frames_written": self.frames_written, "states": dict(self.counts)}
+        full.update(summary or {})
+        try:
+            text = json.dumps(full, indent=2, allow_nan=False, default=_json_default)
+        except (TypeError, ValueError) as exc:
+            self.abort()
+            raise ValueError(f"track summary is not JSON-serialisable: {exc}") from None
+        text = text.replace("\n", "\n  ")
+        end = "\n  ]" if self.frames_written else "]"
+        self._write(f'{end},\n  "summary": {text}\n}}\n')
+        try:
+            self._fh.close()
+            self._closed = True
+            os.replace(self._tmp, self.path)
+        except OSError as exc:
+            self.abort()
+            raise CrctError(f"{self.path}: cannot write ({exc.strerror})") from None
+
+    def abort(self) -> None:
+        """Discard the file being written."""
+        self._closed = True
+        try:
+            self._fh.close()
+        except OSError:
+            pass
+        try:
+            self._tmp.unlink()
+        except FileNotFoundError:
+            pass
+
+    def __enter__(self) -> TrackJsonWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def _json_default(value: Any) -> Any:
+    """Let numpy scalars, arrays and paths appear in a header's config or the summary."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
+
+
+def read_track_json(path: str | os.PathLike[str]) -> TrackFile:
+    """Load a ``crct.track/1`` file, checking it against the schema.
+
+    Raises :class:`CrctError` naming the file and the first problem (wrong schema, missing
+    field, malformed frame, indices out of order).
+    """
+    path = Path(path)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except FileNotFoundError:
+        raise CrctError(f"{path}: no such track file") from None
+    except OSError as exc:
+        raise CrctError(f"{path}: cannot read ({exc.strerror})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CrctError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise CrctError(f"{path}: not a crct track file (top level is not an object)")
+    if data.get("schema") != SCHEMA:
+        raise CrctError(
+            f"{path}: not a crct track file (schema {data.get('schema')!r}, expected {SCHEMA!r})"
+        )
+    problem = _header_problem(data)
+    if problem:
+        raise CrctError(f"{path}: {problem}")
+    frames_json = data.get("frames")
+    if not isinstance(frames_json, list):
+        raise CrctError(f"{path}: frames must be a list")
+    summary = data.get("summary")
+    if not isinstance(summary, dict):
+        raise CrctError(f"{path}: summary must be an object")
+    frames: list[FrameRecord] = []
+    last = -1
+    for i, item in enumerate(frames_json):
+        record = _record_from_json(item, path, i)
+        if record.index <= last:
+            raise CrctError(f"{path}: frames[{i}]: index {record.index} after {last}")
+        last = record.index
+        frames.append(record)
+    header = {k: v for k, v in data.items() if k not in ("frames", "summary")}
+    return TrackFile(path=path, header=header, frames=frames, summary=summary)
+
+
+_FRAME_KEYS = ("index", "time", "box", "points", "score", "state")
+
+
+def _record_from_json(item: Any, path: Path, i: int) -> FrameRecord:
+    where = f"{path}: frames[{i}]"
+    if not isinstance(item, dict):
+        raise CrctError(f"{where}: not an object")
+    missing = [k for k in _FRAME_KEYS if k not in item]
+    if missing:
+        raise CrctError(f"{where}: missing {', '.join(missing)}")
+    record = FrameRecord(
+        index=item["index"],
+        time=item["time"],
+        box=item["box"],
+        points=item["points"],
+        score=item["score"],
+        state=item["state"],
+    )
+    problem = _record_problem(record)
+    if problem:
+        raise CrctError(f"{where}: {problem}")
+    record.time = float(record.time)
+    if record.box is not None:
+        record.box = np.asarray(record.box, dtype=np.float64)
+    if record.points is not None:
+        record.points = np.asarray(record.points, dtype=np.float64)
+    if record.score is not None:
+        record.score = float(record.score)
+    return record

@@ -1,0 +1,497 @@
+"""Video in and out with PyAV, as a stream: one decoded frame in memory at a time.
+
+Reading: :func:`probe_video` describes a file, :func:`iter_frames` yields RGB frames with
+their presentation time in seconds. Rotation metadata (the display matrix that phones write)
+is applied, so frames come out the way a player shows them; grayscale, full-range (``yuvj``)
+and odd-sized sources all come out as (H, W, 3) RGB uint8.
+
+Writing: :class:`VideoWriter` encodes RGB frames at a given frame rate (H.264 where the PyAV
+build has an encoder for it, else MPEG-4) to a temporary name and renames it on success.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from types import TracebackType
+
+import av
+import av.error
+import numpy as np
+from av.container import InputContainer
+from av.video.frame import VideoFrame
+from av.video.stream import VideoStream
+
+from crct_cli.errors import CrctError
+
+log = logging.getLogger(__name__)
+
+VIDEO_SUFFIXES: tuple[str, ...] = (
+    ".mp4",
+    ".avi",
+    ".mov",
+    ".mkv",
+    ".webm",
+    ".m4v",
+    ".mpg",
+    ".mpeg",
+)
+
+#: Encoders tried in order when the caller names none: H.264 first (plays everywhere), then
+#: MPEG-4 part 2 (in every FFmpeg build), then VP9/VP8 for containers such as WebM that take
+#: neither of those.
+DEFAULT_CODECS: tuple[str, ...] = ("libx264", "mpeg4", "libvpx-vp9", "libvpx")
+
+#: Encoder options per codec: visually lossless enough for overlays, fast enough for long videos.
+_CODEC_OPTIONS: dict[str, dict[str, str]] = {
+    "libx264": {"crf": "20", "preset": "veryfast"},
+    "libvpx-vp9": {"crf": "32", "b": "0", "deadline": "realtime", "cpu-used": "8"},
+    "libvpx": {"crf": "10", "b": "2M", "deadline": "realtime", "cpu-used": "8"},
+}
+
+#: FFmpeg's FF_QP2LAMBDA: global_quality is a quantiser scale times this.
+_QP2LAMBDA = 118
+
+
+def is_video(path: str | os.PathLike[str]) -> bool:
+    """True when the suffix is one of :data:`VIDEO_SUFFIXES` (case-insensitive)."""
+    return Path(path).suffix.lower() in VIDEO_SUFFIXES
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What :func:`probe_video` learns without decoding the whole file.
+
+    ``width`` and ``height`` are those of the frames :func:`iter_frames` yields, i.e. after
+    rotation. ``rotation`` is the counter-clockwise angle (0, 90, 180 or 270) applied to the
+    decoded pictures. ``n_frames`` and ``duration`` are ``None`` when the container does not
+    say (Matroska/WebM often store no frame count).
+    """
+
+    path: Path
+    width: int
+    height: int
+    fps: float
+    n_frames: int | None
+    rotation: int
+    duration: float | None
+
+
+@dataclass
+class Frame:
+    """One decoded picture.
+
+    ``index`` counts from 0 in decoding (= presentation) order, so 300-VW's file
+    ``%06d.pts`` of frame ``k`` is ``index + 1``. ``time`` is in seconds from the start of the
+    stream, taken from the frame's pts (``index / fps`` when the file has no timestamps).
+    """
+
+    index: int
+    time: float
+    image: np.ndarray
+
+
+# --------------------------------------------------------------------------------------------
+# Reading
+
+
+def _open_input(path: Path) -> InputContainer:
+    """Open ``path`` for reading, turning every failure into one CrctError line."""
+    if not path.exists():
+        raise CrctError(f"{path}: no such video file")
+    if not path.is_file():
+        raise CrctError(f"{path}: not a file")
+    if path.stat().st_size == 0:
+        raise CrctError(f"{path}: empty file, not a video")
+    try:
+        return av.open(str(path), mode="r", metadata_errors="ignore")
+    except PermissionError:
+        raise CrctError(f"{path}: cannot read (permission denied)") from None
+    except (av.error.FFmpegError, OSError, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise CrctError(f"{path}: not a readable video ({reason})") from None
+
+
+def _video_stream(container: InputContainer, path: Path) -> VideoStream:
+    if not container.streams.video:
+        raise CrctError(f"{path}: no video stream (audio-only or not a video)")
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"
+    return stream
+
+
+def _stream_fps(stream: VideoStream) -> float:
+    """Frame rate from the container; 25 when it says nothing usable."""
+    for rate in (stream.average_rate, stream.guessed_rate, stream.base_rate):
+        if rate is not None and rate > 0:
+            return float(rate)
+    if stream.duration and stream.frames and stream.time_base:
+        seconds = float(stream.duration * stream.time_base)
+        if seconds > 0:
+            return stream.frames / seconds
+    return 25.0
+
+
+def _metadata_rotation(stream: VideoStream) -> int | None:
+    """Old-style ``rotate`` tag (degrees clockwise) as a counter-clockwise angle."""
+    tag = stream.metadata.get("rotate")
+    if tag is None:
+        return None
+    try:
+        return -int(float(tag))
+    except ValueError:
+        return None
+
+
+def _frame_rotation(frame: VideoFrame, fallback: int | None) -> int:
+    """Counter-clockwise display rotation of ``frame``, snapped to 0/90/180/270.
+
+    PyAV reports the display matrix (container side data propagated to frames) as
+    ``frame.rotation``: the angle the picture must turn counter-clockwise to be shown upright.
+    """
+    degrees: float = 0.0
+    try:
+        degrees = float(frame.rotation or 0)
+    except (AttributeError, TypeError, ValueError):  # pragma: no cover - older PyAV
+        degrees = 0.0
+    if degrees == 0 and fallback:
+        degrees = float(fallback)
+    return normalize_rotation(degrees)
+
+
+def normalize_rotation(degrees: float) -> int:
+    """Snap an angle to the nearest multiple of 90 in [0, 360)."""
+    return int(round(degrees / 90.0)) % 4 * 90
+
+
+def apply_rotation(image: np.ndarray, rotation: int) -> np.ndarray:
+    """Turn ``image`` counter-clockwise by ``rotation`` degrees (a multiple of 90).
+
+    ``np.rot90`` with k=1 turns a picture (row 0 at the top) a quarter counter-clockwise,
+    which is the convention of FFmpeg's display matrix as PyAV reports it.
+    """
+    k = normalize_rotation(rotation) // 90
+    if k == 0:
+        return image
+    return np.ascontiguousarray(np.rot90(image, k))
+
+
+def _to_rgb(frame: VideoFrame, rotation: int) -> np.ndarray:
+    image = frame.to_ndarray(format="rgb24")
+    return apply_rotation(image, rotation)
+
+
+def probe_video(path: str | os.PathLike[str]) -> VideoInfo:
+    """Describe a video, decoding only its first frame (to check it really has one).
+
+    Raises :class:`CrctError` (one line naming the file) when the path is missing, not a
+    video, corrupt, has no video stream or no decodable frame.
+    """
+    path = Path(path)
+    container = _open_input(path)
+    try:
+        stream = _video_stream(container, path)
+        fps = _stream_fps(stream)
+        first = _first_frame(container, stream, path)
+        rotation = _frame_rotation(first, _metadata_rotation(stream))
+        width, height = first.width, first.height
+        if rotation in (90, 270):
+            width, height = height, width
+        n_frames = int(stream.frames) if stream.frames else None
+        duration: float | None = None
+        if stream.duration is not None and stream.time_base is not None:
+            duration = float(stream.duration * stream.time_base)
+        elif container.duration is not None:
+            duration = container.duration / av.time_base
+        if duration is not None and duration <= 0:
+            duration = None
+        return VideoInfo(
+            path=path,
+            width=int(width),
+            height=int(height),
+            fps=fps,
+            n_frames=n_frames,
+            rotation=rotation,
+            duration=duration,
+        )
+    finally:
+        container.close()
+
+
+def _first_frame(container: InputContainer, stream: VideoStream, path: Path) -> VideoFrame:
+    for frame in _decode(container, stream, path):
+        return frame
+    raise CrctError(f"{path}: the video has no decodable frame (empty or corrupt)")
+
+
+def _decode(container: InputContainer, stream: VideoStream, path: Path) -> Iterator[VideoFrame]:
+    """Decode packet by packet; a corrupt packet is skipped (as players do), not fatal.
+
+    A read error after some frames ends the stream with a warning (a truncated file); one
+    before any frame is a :class:`CrctError`.
+    """
+    bad = 0
+    n_out = 0
+    try:
+        for packet in container.demux(stream):
+            try:
+                frames = stream.decode(packet)
+            except av.error.InvalidDataError:
+                bad += 1
+                continue
+            for frame in frames:
+                n_out += 1
+                yield frame
+    except av.error.FFmpegError as exc:
+        if n_out == 0:
+            raise CrctError(f"{path}: cannot read the video ({exc.strerror or exc})") from None
+        # A truncated file: keep what decoded, as a player would.
+        log.warning("%s: stopped after %d frames (%s)", path, n_out, exc.strerror or exc)
+    if bad and n_out:
+        log.warning("%s: skipped %d corrupt packet(s)", path, bad)
+    elif bad:
+        raise CrctError(f"{path}: no decodable frame ({bad} corrupt packets)")
+
+
+def iter_frames(path: str | os.PathLike[str], max_frames: int | None = None) -> Iterator[Frame]:
+    """Yield the frames of ``path`` one by one, as RGB uint8 with rotation applied.
+
+    A generator over a PyAV stream: memory stays flat however long the video. Stops after
+    ``max_frames`` frames when given. Raises :class:`CrctError` when the file is missing,
+    unreadable or yields no frame at all.
+    """
+    path = Path(path)
+    container = _open_input(path)
+    if max_frames is not None and max_frames <= 0:
+        container.close()
+        return
+    try:
+        stream = _video_stream(container, path)
+        fps = _stream_fps(stream)
+        time_base = stream.time_base
+        start = stream.start_time or 0
+        fallback_rotation = _metadata_rotation(stream)
+        index = 0
+        for frame in _decode(container, stream, path):
+            rotation = _frame_rotation(frame, fallback_rotation)
+            if frame.pts is not None and time_base is not None:
+                time = float((frame.pts - start) * time_base)
+            else:
+                time = index / fps
+            yield Frame(index=index, time=time, image=_to_rgb(frame, rotation))
+            index += 1
+            if max_frames is not None and index >= max_frames:
+                return
+        if index == 0:
+            raise CrctError(f"{path}: the video has no decodable frame (empty or corrupt)")
+    finally:
+        container.close()
+
+
+# --------------------------------------------------------------------------------------------
+# Writing
+
+
+def rate_fraction(fps: float | Fraction) -> Fraction:
+    """Exact frame rate for a time base: 23.976 -> 24000/1001, 25.0 -> 25, 12.5 -> 25/2."""
+    if isinstance(fps, Fraction):
+        rate = fps
+    else:
+        fps = float(fps)
+        if not np.isfinite(fps) or fps <= 0:
+            raise ValueError(f"frame rate must be positive, got {fps}")
+        rate = Fraction(fps).limit_denominator(1001)
+        for base in (24, 30, 48, 60, 120, 240):
+            ntsc = Fraction(base * 1000, 1001)
+            if abs(fps - float(ntsc)) < 1e-3:
+                rate = ntsc
+                break
+    if rate <= 0:
+        raise ValueError(f"frame rate must be positive, got {rate}")
+    return rate
+
+
+def has_encoder(name: str) -> bool:
+    """True when this PyAV build can encode with ``name``."""
+    try:
+        av.codec.Codec(name, "w")
+    except (av.error.FFmpegError, ValueError):  # UnknownCodecError is a ValueError
+        return False
+    return True
+
+
+def _temp_name(target: Path) -> Path:
+    """Same naming as :func:`crct_cli.io.atomic.atomic_path`; the suffix picks the muxer."""
+    return target.with_name(f".{target.stem}.partial{target.suffix}")
+
+
+class VideoWriter:
+    """Encode RGB frames into a video file at the source frame rate.
+
+    ``VideoWriter(path, fps, width, height, codec=None)`` is a context manager; frames given
+    to :meth:`write` must be (height, width, 3) RGB uint8 (a (height, width) gray image is
+    accepted too). With no ``codec`` it uses H.264 (libx264, yuv420p) when the build has it and
+    the container takes it, else MPEG-4 part 2 (VP9/VP8 for WebM).
+
+    yuv420p needs even sizes, so an odd width or height is *padded* by one pixel (the last
+    column / row repeated) rather than cropped: no picture content is lost, and points drawn
+    in source pixel coordinates stay where they are. :attr:`out_width` / :attr:`out_height`
+    give the encoded size.
+
+    The file is written under a temporary name in the same folder and renamed onto ``path``
+    by :meth:`close`; if the block raises (or :meth:`abort` is called) the temporary file is
+    removed, so a half-written video never looks finished. An unwritable or missing folder
+    raises :class:`CrctError` at construction. Closing without any frame written raises
+    :class:`CrctError` and leaves nothing.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        fps: float | Fraction,
+        width: int,
+        height: int,
+        codec: str | None = None,
+    ) -> None:
+        self.path = Path(path)
+        if width <= 0 or height <= 0:
+            raise ValueError(f"video size must be positive, got {width}x{height}")
+        self.width = int(width)
+        self.height = int(height)
+        self.out_width = self.width + self.width % 2
+        self.out_height = self.height + self.height % 2
+        self.rate = rate_fraction(fps)
+        self.n_written = 0
+        self._closed = False
+        folder = self.path.parent
+        if not folder.exists():
+            raise CrctError(f"{self.path}: cannot write, folder {folder} does not exist")
+        if not folder.is_dir():
+            raise CrctError(f"{self.path}: cannot write, {folder} is not a folder")
+        if not os.access(folder, os.W_OK):
+            raise CrctError(f"{self.path}: cannot write, folder {folder} is not writable")
+        if not is_video(self.path):
+            raise CrctError(
+                f"{self.path}: unknown video suffix (use one of {', '.join(VIDEO_SUFFIXES)})"
+            )
+        self._tmp = _temp_name(self.path)
+        try:
+            self._container = av.open(str(self._tmp), mode="w")
+        except (OSError, av.error.FFmpegError, ValueError) as exc:
+            self._remove_tmp()
+            reason = getattr(exc, "strerror", None) or str(exc)
+            raise CrctError(f"{self.path}: cannot write ({reason})") from None
+        try:
+            self.codec = self._add_stream(codec)
+        except BaseException:
+            self._container.close()
+            self._remove_tmp()
+            raise
+
+    def _add_stream(self, codec: str | None) -> str:
+        candidates = (codec,) if codec else DEFAULT_CODECS
+        tried: list[str] = []
+        for name in candidates:
+            if not has_encoder(name):
+                tried.append(f"{name} (no encoder in this build)")
+                continue
+            try:
+                stream = self._container.add_stream(name, rate=self.rate)
+            except (ValueError, av.error.FFmpegError):
+                tried.append(f"{name} (not allowed in {self.path.suffix})")
+                continue
+            stream.width = self.out_width
+            stream.height = self.out_height
+            stream.pix_fmt = "yuv420p"
+            stream.time_base = 1 / self.rate
+            stream.thread_type = "AUTO"
+            ctx = stream.codec_context
+            if name in _CODEC_OPTIONS:
+                ctx.options = dict(_CODEC_OPTIONS[name])
+            elif name == "mpeg4":
+                ctx.qscale = True  # constant quality: quantiser 3 looks clean at any size
+                ctx.global_quality = 3 * _QP2LAMBDA
+            self._stream = stream
+            return stream.codec_context.name
+        raise CrctError(f"{self.path}: no usable video encoder: {', '.join(tried)}")
+
+    def write(self, image_rgb: np.ndarray) -> None:
+        """Encode one (height, width, 3) RGB uint8 frame."""
+        if self._closed:
+            raise ValueError("write() on a closed VideoWriter")
+        image = np.asarray(image_rgb)
+        if image.ndim == 2:
+            image = np.repeat(image[:, :, None], 3, axis=2)
+        if image.shape != (self.height, self.width, 3) or image.dtype != np.uint8:
+            raise ValueError(
+                f"expected a ({self.height}, {self.width}, 3) uint8 frame, "
+                f"got {image.shape} {image.dtype}"
+            )
+        if (self.out_width, self.out_height) != (self.width, self.height):
+            pad = ((0, self.out_height - self.height), (0, self.out_width - self.width), (0, 0))
+            image = np.pad(image, pad, mode="edge")
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+        frame.pts = self.n_written
+        frame.time_base = 1 / self.rate
+        try:
+            for packet in self._stream.encode(frame):
+                self._container.mux(packet)
+        except (OSError, av.error.FFmpegError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
+            self.abort()
+            raise CrctError(f"{self.path}: cannot write the video ({reason})") from None
+        self.n_written += 1
+
+    def close(self) -> None:
+        """Flush the encoder, finish the file and rename it onto its final name."""
+        if self._closed:
+            return
+        if self.n_written == 0:
+            self.abort()
+            raise CrctError(f"{self.path}: no frame to write, no video saved")
+        try:
+            for packet in self._stream.encode(None):
+                self._container.mux(packet)
+            self._container.close()
+            self._closed = True
+            os.replace(self._tmp, self.path)
+        except (OSError, av.error.FFmpegError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
+            self.abort()
+            raise CrctError(f"{self.path}: cannot write the video ({reason})") from None
+
+    def abort(self) -> None:
+        """Drop everything written so far; the temporary file is removed."""
+        if not self._closed:
+            self._closed = True
+            try:
+                self._container.close()
+            except (OSError, av.error.FFmpegError, ValueError):
+                pass  # closing a broken muxer may fail; its output is discarded anyway
+        self._remove_tmp()
+
+    def _remove_tmp(self) -> None:
+        try:
+            self._tmp.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError:  # pragma: no cover - best effort clean-up
+            log.warning("could not remove temporary file %s", self._tmp)
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()

@@ -1,0 +1,1 @@
+"""Networks of crct: the shared Inception-ResNet trunk, FLL, FV, BT and FADeNN's denoisers."""

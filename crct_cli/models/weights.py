@@ -1,0 +1,106 @@
+"""Shipped weight files: saved as fp16 state dicts, listed in ``weights/manifest.json``.
+
+Each manifest entry records the file's sha256, the exact ``crct train`` command, the data split
+and the validation metrics. Loading checks the hash first: a missing or corrupt file is a clear
+error naming it, never a silent fallback to random weights.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from crct_cli.errors import CrctError
+from crct_cli.io.atomic import atomic_path, write_text_atomic
+
+WEIGHTS_DIR = Path(os.environ.get("CRCT_WEIGHTS", Path(__file__).resolve().parents[2] / "weights"))
+MANIFEST = "manifest.json"
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def save_weights(
+    path: str | os.PathLike[str],
+    kind: str,
+    config: dict[str, Any],
+    state_dict: dict[str, torch.Tensor],
+    half: bool = True,
+) -> str:
+    """Write a weight file atomically (floats as fp16 when ``half``); return its sha256."""
+    tensors = {
+        k: (v.detach().to("cpu").half() if half and v.is_floating_point() else v.detach().cpu())
+        for k, v in state_dict.items()
+    }
+    buffer = io.BytesIO()
+    torch.save({"kind": kind, "config": config, "state_dict": tensors}, buffer)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(buffer.getvalue())
+    return sha256_file(path)
+
+
+def read_manifest(weights_dir: Path = WEIGHTS_DIR) -> dict[str, Any]:
+    manifest = weights_dir / MANIFEST
+    if not manifest.is_file():
+        return {"weights": {}}
+    try:
+        return json.loads(manifest.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise CrctError(f"{manifest}: corrupt manifest ({exc.msg})") from None
+
+
+def update_manifest(name: str, entry: dict[str, Any], weights_dir: Path = WEIGHTS_DIR) -> None:
+    """Add or replace one entry of the manifest."""
+    manifest = read_manifest(weights_dir)
+    entry = {"date": _dt.date.today().isoformat(), **entry}
+    manifest.setdefault("weights", {})[name] = entry
+    weights_dir.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(weights_dir / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+
+
+def load_weights(
+    name_or_path: str | os.PathLike[str], kind: str, weights_dir: Path = WEIGHTS_DIR
+) -> dict[str, Any]:
+    """Load a weight file by manifest name (``fll.pt``) or path, verifying kind and sha256.
+
+    A file named in the manifest must match its recorded hash; a path outside the manifest (a
+    user's own training run) is loaded as is, after a kind check.
+    """
+    path = Path(name_or_path)
+    if not path.is_absolute() and not path.exists():
+        path = weights_dir / path
+    if not path.is_file():
+        raise CrctError(
+            f"weight file {path} is missing; reinstall crct or rebuild it with 'crct train {kind}'"
+        )
+    entry = read_manifest(path.parent).get("weights", {}).get(path.name)
+    if entry is not None and entry.get("sha256") != sha256_file(path):
+        raise CrctError(
+            f"weight file {path} is corrupt (sha256 differs from {path.parent / MANIFEST})"
+        )
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a damaged file
+        raise CrctError(f"weight file {path} cannot be read ({type(exc).__name__})") from None
+    if not isinstance(blob, dict) or blob.get("kind") != kind:
+        found = blob.get("kind") if isinstance(blob, dict) else "?"
+        raise CrctError(f"weight file {path} holds '{found}' weights, expected '{kind}'")
+    blob["state_dict"] = {
+        k: v.float() if v.is_floating_point() else v for k, v in blob["state_dict"].items()
+    }
+    blob["path"] = str(path)
+    return blob

@@ -1,0 +1,1 @@
+"""Training of every shipped weight file (``crct train``)."""

@@ -1,0 +1,162 @@
+"""Faces in memory and the augmentation of the papers, shared by every trainer.
+
+Augmentation (CRCT III-E, FADeNN III-D): horizontal flips with the 68-point permutation,
+rotations within +-45 degrees, occluding strips, plus the degradations of ``crct degrade``
+(same functions) and box jitter that mimics detector and tracker error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from crct_cli import geometry
+from crct_cli.errors import CrctError
+from crct_cli.io.images import IMAGE_SUFFIXES, read_image
+from crct_cli.io.landmarks import read_pts
+from crct_cli.landmarks import FLIP_PERMUTATION, box_from_points
+from crct_cli.noise import random_degradation
+
+
+@dataclass
+class Face:
+    name: str
+    image: np.ndarray  # RGB uint8
+    points: np.ndarray  # (68, 2) pixels
+
+
+def list_pairs(roots: Sequence[str | Path]) -> list[tuple[Path, Path]]:
+    """Image + ``.pts`` pairs under the given folders (recursive), sorted for reproducibility."""
+    pairs: list[tuple[Path, Path]] = []
+    for root in roots:
+        root = Path(root)
+        if not root.is_dir():
+            raise CrctError(f"{root}: no such data folder")
+        for pts in sorted(root.rglob("*.pts")):
+            for suffix in IMAGE_SUFFIXES:
+                image = pts.with_suffix(suffix)
+                if image.is_file():
+                    pairs.append((image, pts))
+                    break
+    if not pairs:
+        raise CrctError(f"no image + .pts pairs found under {', '.join(map(str, roots))}")
+    return pairs
+
+
+def load_faces(
+    roots: Sequence[str | Path], max_face: float = 160.0, desc: str = "loading faces"
+) -> list[Face]:
+    """Read every pair into memory, downscaled so that the landmark box is at most ``max_face``."""
+    faces = []
+    for image_path, pts_path in tqdm(list_pairs(roots), desc=desc, leave=False):
+        image = read_image(image_path)
+        points = read_pts(pts_path)
+        side = float(max(box_from_points(points)[2:]))
+        if side > max_face:
+            f = max_face / side
+            image = cv2.resize(image, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
+            points = points * f
+        faces.append(Face(str(image_path), image, points))
+    return faces
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Probabilities and ranges of the training augmentation."""
+
+    flip: float = 0.5
+    big_rotation: float = 0.35  # share of samples rotated uniformly in +-max_rotation
+    max_rotation: float = 45.0
+    small_rotation_std: float = 8.0
+    shift_std: float = 0.05  # box centre jitter, in box sides
+    scale_std: float = 0.08  # log-scale jitter of the box side
+    occlusion: float = 0.3
+    degradation: float = 0.25
+    color: float = 0.8
+    grayscale: float = 0.1
+
+
+NO_AUGMENT = AugmentConfig(0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+
+
+def random_similarity(
+    box: np.ndarray, rng: np.random.Generator, aug: AugmentConfig
+) -> tuple[np.ndarray, float, float, bool]:
+    """Jittered centre, side factor, angle and flip for a crop around ``box``."""
+    center, side = geometry.box_center_size(box)
+    shift = np.clip(rng.normal(0.0, aug.shift_std, 2), -3 * aug.shift_std, 3 * aug.shift_std)
+    center = center + shift * side
+    factor = float(np.exp(np.clip(rng.normal(0.0, aug.scale_std), -0.25, 0.25)))
+    if rng.random() < aug.big_rotation:
+        angle = float(rng.uniform(-aug.max_rotation, aug.max_rotation))
+    else:
+        angle = float(rng.normal(0.0, aug.small_rotation_std))
+    flip = bool(rng.random() < aug.flip)
+    return center, factor, angle, flip
+
+
+def photometric(crop: np.ndarray, rng: np.random.Generator, aug: AugmentConfig) -> np.ndarray:
+    """Colour jitter, grayscale and occluding strips on a uint8 crop."""
+    out = crop
+    if rng.random() < aug.color:
+        gain = rng.uniform(0.7, 1.3, 3) * rng.uniform(0.7, 1.3)
+        bias = rng.uniform(-25, 25)
+        out = np.clip(out.astype(np.float32) * gain + bias, 0, 255).astype(np.uint8)
+    if rng.random() < aug.grayscale:
+        gray = cv2.cvtColor(out, cv2.COLOR_RGB2GRAY)
+        out = np.repeat(gray[:, :, None], 3, axis=2)
+    if rng.random() < aug.occlusion:
+        out = occluding_strip(out, rng)
+    return out
+
+
+def occluding_strip(crop: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """An artificial strip across part of the crop (CRCT III-E): flat colour or noise."""
+    out = crop.copy()
+    size = crop.shape[0]
+    thick = int(rng.uniform(0.08, 0.3) * size)
+    start = int(rng.uniform(0, size - thick))
+    a, b = sorted(rng.uniform(0, size, 2).astype(int))
+    b = max(b, a + size // 4)
+    if rng.random() < 0.5:
+        fill = rng.integers(0, 256, (thick, min(b, size) - a, 3), dtype=np.uint8)
+    else:
+        fill = np.full((thick, min(b, size) - a, 3), rng.integers(0, 256, 3), dtype=np.uint8)
+    if rng.random() < 0.5:
+        out[start : start + thick, a : a + fill.shape[1]] = fill
+    else:
+        out[a : a + fill.shape[1], start : start + thick] = fill.transpose(1, 0, 2)
+    return out
+
+
+def augmented_crop(
+    face: Face,
+    rng: np.random.Generator,
+    out_size: int,
+    context: float,
+    aug: AugmentConfig,
+    box: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One training crop and its points in crop pixels (flip permutation applied)."""
+    box = box_from_points(face.points) if box is None else box
+    center, factor, angle, flip = random_similarity(box, rng, aug)
+    side = geometry.box_center_size(box)[1] * context * factor
+    matrix = geometry.crop_matrix(center, side, out_size, angle, flip)
+    image = face.image
+    if aug.degradation > 0:
+        image, _, _ = random_degradation(image, rng, aug.degradation)
+    crop = geometry.warp(image, matrix, out_size)
+    points = geometry.apply(matrix, face.points)
+    if flip:
+        points = points[list(FLIP_PERMUTATION)]
+    return photometric(crop, rng, aug), points
+
+
+def to_tensor_batch(crops: Sequence[np.ndarray]) -> np.ndarray:
+    """uint8 (H, W, 3) crops -> float32 (B, 3, H, W) in [0, 1]."""
+    return np.stack(crops).astype(np.float32).transpose(0, 3, 1, 2) / 255.0

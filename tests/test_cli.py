@@ -1,0 +1,198 @@
+"""The ``crct`` command line: help, one-line errors with exit 2, benchmark numbers end to end."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from crct_cli import __version__
+from crct_cli.cli import app
+from crct_cli.io.images import write_image
+from crct_cli.io.landmarks import write_pts
+
+COMMANDS = ("track", "align", "denoise", "degrade", "benchmark", "train")
+runner = CliRunner()
+
+
+def crct(*args: str | Path):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def assert_one_line_error(result, exit_code: int = 2) -> str:
+    assert result.exit_code == exit_code, result.output
+    assert "Traceback" not in result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def test_help_lists_the_six_commands() -> None:
+    result = crct("--help")
+    assert result.exit_code == 0
+    for name in COMMANDS:
+        assert name in result.stdout
+    assert crct("--version").stdout.strip() == f"crct {__version__}"
+
+
+def test_python_dash_m_runs_the_same_app() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "crct_cli", "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0
+    assert all(name in done.stdout for name in COMMANDS)
+
+
+@pytest.mark.parametrize(
+    ("command", "lands"), [("track", "issue 3"), ("align", "later"), ("denoise", "later")]
+)
+def test_commands_of_later_issues_say_so(tmp_path: Path, command: str, lands: str) -> None:
+    line = assert_one_line_error(crct(command, tmp_path / "x.mp4", "--out", tmp_path / "o"))
+    assert line.startswith(f"crct {command}: not available yet") and lands in line
+
+
+@pytest.fixture
+def image(tmp_path: Path) -> Path:
+    path = tmp_path / "face.png"
+    write_image(path, np.full((16, 16, 3), 90, np.uint8))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["degrade", "{tmp}/missing.png", "--out", "{tmp}/o", "-t", "blur", "-l", "1"], "no such"),
+        (["degrade", "{img}", "--out", "{tmp}/o", "--type", "fog", "--level", "1"], "fog"),
+        (["degrade", "{img}", "--out", "{tmp}/o", "--type", "blur", "--level", "5"], "level"),
+        (["degrade", "{img}", "--out", "{tmp}/o", "--type", "blur", "--level", "x"], "--level"),
+        (["degrade", "{img}", "--out", "{tmp}/face.png/sub", "-t", "blur", "-l", "1"], "folder"),
+        (["degrade", "{tmp}/bad.jpg", "--out", "{tmp}/o", "-t", "blur", "-l", "1"], "bad.jpg"),
+        (["degrade", "{img}", "--out", "{tmp}/o", "--colour"], "--colour"),
+        (["benchmark", "--pred", "{tmp}", "--gt", "{tmp}/nothing"], "nothing"),
+        (["benchmark", "--pred", "{tmp}"], "--gt"),
+        (["benchmark", "--pred", "{tmp}", "--gt", "{tmp}", "--dataset", "300vw"], "issue 5"),
+        (["benchmark", "--pred", "{tmp}", "--gt", "{tmp}", "--norm", "eyes"], "eyes"),
+        (["nonsense"], "nonsense"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(
+    tmp_path: Path, image: Path, args: list[str], message: str
+) -> None:
+    (tmp_path / "bad.jpg").write_bytes(b"\xff\xd8 truncated")
+    argv = [a.format(tmp=tmp_path, img=image) for a in args]
+    line = assert_one_line_error(crct(*argv))
+    assert line.startswith("crct: error: ") and message in line
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").rglob("*"))
+
+
+def test_interrupt_exits_130_and_os_error_is_one_line(
+    tmp_path: Path, image: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import crct_cli.degrade
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(crct_cli.degrade, "plan_degrade", interrupted)
+    result = crct("degrade", image, "--out", tmp_path / "o", "-t", "blur", "-l", "1")
+    assert result.exit_code == 130 and "Traceback" not in result.output
+
+    def disk_full(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device", "o/face.png")
+
+    monkeypatch.setattr(crct_cli.degrade, "plan_degrade", disk_full)
+    line = assert_one_line_error(crct("degrade", image, "--out", tmp_path / "o", "-t", "blur"))
+    assert line == "crct: error: o/face.png: No space left on device"
+
+
+def test_degrade_command_writes_and_reports(tmp_path: Path, image: Path) -> None:
+    result = crct("degrade", image, "--out", tmp_path / "o", "--type", "scale", "--level", "2")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "o" / "face.png").is_file()
+    assert "1 image(s)" in result.stderr
+    result = crct("degrade", image, "--out", tmp_path / "all", "--all", "--seed", "1")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "all" / "blur" / "3" / "face.png").is_file()
+
+
+def test_degrade_progress_bar_on_a_terminal(
+    tmp_path: Path, image: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")  # rich then draws its live progress bar
+    result = crct("degrade", image, "--out", tmp_path / "o", "--all")
+    assert result.exit_code == 0, result.output
+    assert "13 sets" in result.stderr
+
+
+def face(dx: float = 0.0, dy: float = 0.0) -> np.ndarray:
+    """68 points with a 30 x 40 box (diagonal 50), shifted by (dx, dy)."""
+    pts = np.column_stack([np.linspace(0.0, 30.0, 68), np.linspace(0.0, 40.0, 68)])
+    return pts + (100.0 + dx, 50.0 + dy)
+
+
+def test_benchmark_scores_generated_pts(tmp_path: Path) -> None:
+    gt, pred = tmp_path / "gt", tmp_path / "pred"
+    offsets = {"a.pts": (3.0, 4.0), "sub/b.pts": (0.0, 1.0), "sub/c.pts": (30.0, 40.0)}
+    for rel, (dx, dy) in offsets.items():
+        (gt / rel).parent.mkdir(parents=True, exist_ok=True)
+        (pred / rel).parent.mkdir(parents=True, exist_ok=True)
+        write_pts(gt / rel, face())
+        write_pts(pred / rel, face(dx, dy))
+    write_pts(gt / "sub" / "missing.pts", face())
+    write_pts(pred / "extra.pts", face())
+    result = crct("benchmark", "--pred", pred, "--gt", gt, "--out", tmp_path / "res")
+    assert result.exit_code == 0, result.output
+    assert "a.pts" in result.stdout and "missing" in result.stdout
+
+    summary = json.loads((tmp_path / "res" / "results.json").read_text())
+    errors = [5 / 50, 1 / 50, 50 / 50]  # offset length / box diagonal
+    assert summary["count"] == 4 and summary["missing"] == 1 and summary["evaluated"] == 3
+    assert summary["unmatched_predictions"] == 1
+    assert summary["mean_nme"] == pytest.approx(np.mean(errors))
+    assert summary["failure_rate"] == pytest.approx(3 / 4)  # 0.1, 1.0 and the missing one
+    assert summary["auc"] == pytest.approx((0.08 - 0.02) / 0.08 / 4)
+    assert summary["normalization"] == "diagonal"
+
+    with open(tmp_path / "res" / "per_file.csv", newline="") as f:
+        rows = {r["file"]: r for r in csv.DictReader(f)}
+    assert float(rows["a.pts"]["nme"]) == pytest.approx(0.1)
+    assert rows["sub/missing.pts"]["missing"] == "1" and rows["sub/missing.pts"]["nme"] == ""
+
+
+def test_benchmark_malformed_pts_names_the_file(tmp_path: Path) -> None:
+    for d in ("gt", "pred"):
+        (tmp_path / d).mkdir()
+        write_pts(tmp_path / d / "a.pts", face())
+    (tmp_path / "pred" / "a.pts").write_text("version: 1\nn_points: 68\n{\n1 2\n}\n")
+    line = assert_one_line_error(
+        crct("benchmark", "--pred", tmp_path / "pred", "--gt", tmp_path / "gt")
+    )
+    assert "a.pts" in line and "68" in line
+
+
+def test_benchmark_without_pairs_is_an_error(tmp_path: Path) -> None:
+    for d, name in (("gt", "a.pts"), ("pred", "b.pts")):
+        (tmp_path / d).mkdir()
+        write_pts(tmp_path / d / name, face())
+    line = assert_one_line_error(
+        crct("benchmark", "--pred", tmp_path / "pred", "--gt", tmp_path / "gt")
+    )
+    assert "matches" in line
+
+
+def test_ci_runs_the_readme_commands() -> None:
+    """.ci/run must install and test exactly as the README says (only the venv name differs)."""
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text()
+    install = "python3 -m venv .venv && .venv/bin/pip install -e '.[test]'"
+    test = ".venv/bin/pytest -q"
+    assert install in readme and f"\n{test}\n" in readme
+    ci = (root / ".ci" / "run").read_text().replace("$VENV", ".venv")
+    assert "set -euo pipefail" in ci
+    assert f"\n{install}\n" in ci and f"\n{test}\n" in ci

@@ -1,0 +1,426 @@
+"""Streaming video I/O: decode, timestamps, rotation, odd/gray sources, writer, bad input."""
+
+from __future__ import annotations
+
+import inspect
+import os
+import weakref
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from crct_cli.errors import CrctError
+from crct_cli.io import video
+from crct_cli.io.video import (
+    VideoWriter,
+    apply_rotation,
+    has_encoder,
+    is_video,
+    iter_frames,
+    probe_video,
+    rate_fraction,
+)
+
+
+def _mad(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean absolute difference of two uint8 pictures."""
+    return float(np.abs(a.astype(np.int16) - b.astype(np.int16)).mean())
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+# --------------------------------------------------------------------------------------------
+# Reading
+
+
+def test_decode_counts_times_and_pixels(make_video, face_image) -> None:
+    path = make_video(n_frames=30, width=96, height=72, fps=25)
+    frames = list(iter_frames(path))
+    assert [f.index for f in frames] == list(range(30))
+    times = np.array([f.time for f in frames])
+    assert np.all(np.diff(times) > 0)
+    np.testing.assert_allclose(times, np.arange(30) / 25.0, atol=1e-3)
+    for f in frames[::7]:
+        assert f.image.shape == (72, 96, 3) and f.image.dtype == np.uint8
+        # The right picture in RGB order: close to what was drawn, far from its BGR swap.
+        expected = face_image(96, 72, f.index / 25.0)
+        assert _mad(f.image, expected) < 6
+        assert _mad(f.image, expected[:, :, ::-1]) > 3 * _mad(f.image, expected)
+
+
+def test_probe_reports_stream_facts(make_video) -> None:
+    path = make_video(n_frames=30, width=96, height=72, fps=Fraction(30000, 1001))
+    info = probe_video(path)
+    assert (info.width, info.height, info.rotation, info.n_frames) == (96, 72, 0, 30)
+    assert info.fps == pytest.approx(30000 / 1001, abs=1e-6)
+    assert info.duration == pytest.approx(30 * 1001 / 30000, abs=0.05)
+    assert info.path == Path(path)
+    times = [f.time for f in iter_frames(path)]
+    np.testing.assert_allclose(times, np.arange(30) * 1001 / 30000, atol=1e-3)
+
+
+def test_iter_frames_is_a_lazy_generator_that_keeps_nothing(make_video) -> None:
+    path = make_video(n_frames=12)
+    gen = iter_frames(path)
+    assert inspect.isgenerator(gen)
+    first = next(gen)
+    ref = weakref.ref(first)
+    del first
+    next(gen)
+    assert ref() is None, "the generator must not hold on to frames it has yielded"
+    gen.close()
+    assert [f.index for f in iter_frames(path, max_frames=5)] == [0, 1, 2, 3, 4]
+    assert list(iter_frames(path, max_frames=0)) == []
+
+
+@pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="needs Linux /proc")
+def test_memory_stays_flat_over_a_long_video(tmp_path, make_video) -> None:
+    # 400 frames of 320x240 are 92 MB decoded; streaming must hold a few frames at most.
+    path = make_video("long.mp4", n_frames=400, width=320, height=240, codec="mpeg4")
+    decoded = 0
+    base = peak = 0
+    for f in iter_frames(path):
+        decoded += f.image.nbytes
+        if f.index == 20:
+            base = _rss()
+        elif f.index > 20:
+            peak = max(peak, _rss())
+    assert decoded == 400 * 320 * 240 * 3
+    assert peak - base < 20e6
+    # Control: the same measurement does see frames that are kept.
+    kept = []
+    for f in iter_frames(path):
+        kept.append(f)
+        if f.index == 20:
+            base = _rss()
+    assert _rss() - base > 50e6
+
+
+@pytest.mark.parametrize(
+    ("name", "codec", "pix_fmt"),
+    [("odd.avi", "mpeg4", "yuv420p"), ("odd.mp4", "libx264", "yuv444p")],
+)
+def test_odd_size_source(make_video, face_image, name, codec, pix_fmt) -> None:
+    path = make_video(name, width=63, height=47, n_frames=5, codec=codec, pix_fmt=pix_fmt)
+    info = probe_video(path)
+    assert (info.width, info.height) == (63, 47)
+    frames = list(iter_frames(path))
+    assert len(frames) == 5
+    assert frames[0].image.shape == (47, 63, 3)
+    assert _mad(frames[0].image, face_image(63, 47, 0.0)) < 8
+
+
+@pytest.mark.parametrize(
+    ("name", "codec", "pix_fmt"),
+    [
+        ("gray.mkv", "ffv1", "gray"),
+        ("gray.avi", "rawvideo", "gray"),
+        ("j.avi", "mjpeg", "yuvj420p"),
+    ],
+)
+def test_grayscale_and_full_range_sources_decode_to_rgb(
+    make_video, face_image, name, codec, pix_fmt
+) -> None:
+    path = make_video(name, codec=codec, pix_fmt=pix_fmt, width=65, height=49, n_frames=4)
+    with av.open(str(path)) as container:
+        assert container.streams.video[0].format.name == pix_fmt  # the source really is that
+    frames = list(iter_frames(path))
+    assert len(frames) == 4
+    image = frames[2].image
+    assert image.shape == (49, 65, 3) and image.dtype == np.uint8
+    expected = face_image(65, 49, 2 / 25.0)
+    if pix_fmt == "gray":
+        assert np.array_equal(image[:, :, 0], image[:, :, 1])
+        assert np.array_equal(image[:, :, 1], image[:, :, 2])
+        luma = expected.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+        assert np.abs(image[:, :, 0] - luma).mean() < 6
+    else:
+        assert _mad(image, expected) < 8
+
+
+@pytest.mark.parametrize(("rotation", "k"), [(90, 1), (-90, 3), (180, 2)])
+def test_rotation_metadata_is_applied(make_video, face_image, rotation, k) -> None:
+    path = make_video("rot.mp4", width=96, height=64, n_frames=3, rotation=rotation)
+    info = probe_video(path)
+    assert info.rotation == k * 90
+    expected_size = (64, 96) if k % 2 else (96, 64)
+    assert (info.width, info.height) == expected_size
+    image = next(iter_frames(path)).image
+    assert image.shape == (expected_size[1], expected_size[0], 3)
+    upright = np.rot90(face_image(96, 64, 0.0), k)
+    assert _mad(image, upright) < 6
+    if k == 2:
+        assert _mad(image, face_image(96, 64, 0.0)) > 3 * _mad(image, upright)
+
+
+def test_apply_rotation_turns_counter_clockwise() -> None:
+    image = np.arange(6).reshape(2, 3)  # [[0 1 2], [3 4 5]]
+    # A quarter turn counter-clockwise brings the top-right corner to the top-left.
+    assert apply_rotation(image, 90).tolist() == [[2, 5], [1, 4], [0, 3]]
+    assert apply_rotation(image, 270).tolist() == [[3, 0], [4, 1], [5, 2]]
+    assert apply_rotation(image, -90).tolist() == apply_rotation(image, 270).tolist()
+    assert apply_rotation(image, 180).tolist() == [[5, 4, 3], [2, 1, 0]]
+    assert apply_rotation(image, 0) is image
+
+
+def test_is_video() -> None:
+    assert is_video("a/b/CLIP.MP4") and is_video("x.avi") and is_video("x.mkv")
+    assert not is_video("x.jpg") and not is_video("x.pts") and not is_video("mp4")
+
+
+# --------------------------------------------------------------------------------------------
+# Bad input
+
+
+def _bad_file(tmp_path: Path, kind: str, make_video) -> Path:
+    if kind == "missing":
+        return tmp_path / "nope.mp4"
+    if kind == "directory":
+        (tmp_path / "dir.mp4").mkdir()
+        return tmp_path / "dir.mp4"
+    path = tmp_path / f"{kind}.mp4"
+    if kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "random":
+        path.write_bytes(np.random.default_rng(0).integers(0, 256, 4000, np.uint8).tobytes())
+    elif kind == "text":
+        path.write_text("not a video\n" * 50)
+    elif kind == "truncated":
+        good = make_video("good.mp4", n_frames=10).read_bytes()
+        path.write_bytes(good[: len(good) // 2])  # moov (the index) is at the end: lost
+    elif kind == "no_frames":
+        # A valid AVI header and index but no frame data at all.
+        good = make_video("good.avi", n_frames=10, codec="mpeg4").read_bytes()
+        path = tmp_path / "no_frames.avi"
+        path.write_bytes(good[: good.find(b"movi") + 4])
+    elif kind == "zeroed":
+        # Container intact, every compressed frame overwritten with zeros.
+        data = bytearray(make_video("good2.mp4", n_frames=10).read_bytes())
+        start, end = data.find(b"mdat") + 4, data.find(b"moov") - 4
+        data[start:end] = bytes(end - start)
+        path.write_bytes(bytes(data))
+    elif kind == "audio_only":
+        path = tmp_path / "audio.wav"
+        with av.open(str(path), "w") as container:
+            stream = container.add_stream("pcm_s16le", rate=8000)
+            frame = av.AudioFrame.from_ndarray(
+                np.zeros((1, 800), np.int16), format="s16", layout="mono"
+            )
+            frame.sample_rate = 8000
+            for packet in [*stream.encode(frame), *stream.encode(None)]:
+                container.mux(packet)
+    return path
+
+
+BAD_KINDS = [
+    "missing",
+    "directory",
+    "empty",
+    "random",
+    "text",
+    "truncated",
+    "no_frames",
+    "zeroed",
+    "audio_only",
+]
+
+
+@pytest.mark.parametrize("kind", BAD_KINDS)
+def test_bad_videos_raise_one_line_crct_error(tmp_path, make_video, kind) -> None:
+    path = _bad_file(tmp_path, kind, make_video)
+    with pytest.raises(CrctError) as probe_err:
+        probe_video(path)
+    with pytest.raises(CrctError) as iter_err:
+        list(iter_frames(path))
+    for err in (probe_err, iter_err):
+        message = str(err.value)
+        assert str(path) in message and "\n" not in message
+
+
+# --------------------------------------------------------------------------------------------
+# Writing
+
+
+def _frames(width: int, height: int, n: int, face_image) -> list[np.ndarray]:
+    return [face_image(width, height, i / 10.0) for i in range(n)]
+
+
+@pytest.mark.parametrize(
+    ("fps", "exact"),
+    [(25.0, Fraction(25)), (23.976, Fraction(24000, 1001)), (12.5, Fraction(25, 2))],
+)
+def test_writer_keeps_the_frame_rate(tmp_path, face_image, fps, exact) -> None:
+    path = tmp_path / "out.mp4"
+    with VideoWriter(path, fps, 64, 48) as writer:
+        for image in _frames(64, 48, 12, face_image):
+            writer.write(image)
+    info = probe_video(path)
+    assert info.fps == pytest.approx(float(exact), abs=1e-6)
+    assert info.n_frames == 12
+    times = [f.time for f in iter_frames(path)]
+    np.testing.assert_allclose(times, np.arange(12) / float(exact), atol=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("fps", "exact"),
+    [
+        (23.976, Fraction(24000, 1001)),
+        (29.97, Fraction(30000, 1001)),
+        (24000 / 1001, Fraction(24000, 1001)),
+        (25, Fraction(25)),
+        (12.5, Fraction(25, 2)),
+        (Fraction(7, 3), Fraction(7, 3)),
+    ],
+)
+def test_rate_fraction(fps, exact) -> None:
+    assert rate_fraction(fps) == exact
+
+
+def test_rate_fraction_rejects_nonsense() -> None:
+    for bad in (0, -5, float("nan"), float("inf")):
+        with pytest.raises(ValueError):
+            rate_fraction(bad)
+
+
+def test_writer_round_trip_pixels_and_h264_by_default(tmp_path, face_image) -> None:
+    path = tmp_path / "out.mp4"
+    images = _frames(96, 72, 8, face_image)
+    with VideoWriter(path, 25, 96, 72) as writer:
+        for image in images:
+            writer.write(image)
+    if has_encoder("libx264"):
+        assert writer.codec == "libx264"
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            assert stream.codec_context.name == "h264"
+            assert stream.format.name == "yuv420p"
+    decoded = [f.image for f in iter_frames(path)]
+    assert len(decoded) == 8
+    assert max(_mad(a, b) for a, b in zip(decoded, images, strict=True)) < 6
+
+
+def test_writer_pads_odd_sizes(tmp_path, face_image) -> None:
+    path = tmp_path / "odd.mp4"
+    images = _frames(65, 47, 4, face_image)
+    with VideoWriter(path, 25, 65, 47) as writer:
+        assert (writer.out_width, writer.out_height) == (66, 48)
+        for image in images:
+            writer.write(image)
+    info = probe_video(path)
+    assert (info.width, info.height) == (66, 48)
+    out = next(iter_frames(path)).image
+    assert _mad(out[:47, :65], images[0]) < 6  # the picture, unmoved
+    assert _mad(out[:47, 65], images[0][:, 64]) < 10  # the pad repeats the edge
+    assert _mad(out[47, :65], images[0][46]) < 10
+
+
+def test_writer_falls_back_to_mpeg4(tmp_path, face_image, monkeypatch) -> None:
+    monkeypatch.setattr(video, "has_encoder", lambda name: name != "libx264")
+    path = tmp_path / "out.mp4"
+    with VideoWriter(path, 25, 64, 48) as writer:
+        for image in _frames(64, 48, 5, face_image):
+            writer.write(image)
+    assert writer.codec == "mpeg4"
+    with av.open(str(path)) as container:
+        assert container.streams.video[0].codec_context.name == "mpeg4"
+    assert len(list(iter_frames(path))) == 5
+
+
+@pytest.mark.skipif(not has_encoder("libvpx-vp9"), reason="no VP9 encoder in this PyAV build")
+def test_writer_picks_a_codec_the_container_takes(tmp_path, face_image) -> None:
+    path = tmp_path / "out.webm"  # WebM takes neither H.264 nor MPEG-4
+    with VideoWriter(path, 25, 64, 48) as writer:
+        for image in _frames(64, 48, 3, face_image):
+            writer.write(image)
+    assert writer.codec == "libvpx-vp9"
+    assert len(list(iter_frames(path))) == 3
+
+
+def test_writer_unknown_codec_is_a_clear_error(tmp_path) -> None:
+    with pytest.raises(CrctError, match="no usable video encoder"):
+        VideoWriter(tmp_path / "out.mp4", 25, 64, 48, codec="no-such-codec")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_writer_unwritable_folder(tmp_path) -> None:
+    with pytest.raises(CrctError, match="does not exist"):
+        VideoWriter(tmp_path / "missing" / "out.mp4", 25, 64, 48)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(CrctError, match="not a folder"):
+        VideoWriter(tmp_path / "file" / "out.mp4", 25, 64, 48)
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root can write anywhere")
+def test_writer_read_only_folder(tmp_path) -> None:
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        with pytest.raises(CrctError, match="not writable"):
+            VideoWriter(folder / "out.mp4", 25, 64, 48)
+    finally:
+        folder.chmod(0o755)
+
+
+def test_writer_uses_a_temporary_name_until_closed(tmp_path, face_image) -> None:
+    path = tmp_path / "out.mp4"
+    writer = VideoWriter(path, 25, 64, 48)
+    for image in _frames(64, 48, 60, face_image):  # enough for the encoder to emit packets
+        writer.write(image)
+    assert not path.exists()
+    assert [p.name for p in tmp_path.iterdir()] == [".out.partial.mp4"]
+    assert (tmp_path / ".out.partial.mp4").stat().st_size > 0
+    writer.close()
+    assert [p.name for p in tmp_path.iterdir()] == ["out.mp4"]
+
+
+def test_failing_write_leaves_no_file(tmp_path, face_image) -> None:
+    path = tmp_path / "out.mp4"
+    with pytest.raises(RuntimeError), VideoWriter(path, 25, 64, 48) as writer:
+        for image in _frames(64, 48, 3, face_image):
+            writer.write(image)
+        raise RuntimeError("the tracker crashed")
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(ValueError, match="expected a"), VideoWriter(path, 25, 64, 48) as writer:
+        writer.write(np.zeros((48, 64, 3), np.uint8))
+        writer.write(np.zeros((10, 10, 3), np.uint8))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_writer_without_frames_saves_nothing(tmp_path) -> None:
+    with pytest.raises(CrctError, match="no frame"), VideoWriter(tmp_path / "out.mp4", 25, 8, 8):
+        pass
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_writer_accepts_gray_frames(tmp_path) -> None:
+    path = tmp_path / "gray.mp4"
+    gray = np.tile(np.linspace(0, 255, 64).astype(np.uint8), (48, 1))
+    with VideoWriter(path, 25, 64, 48) as writer:
+        writer.write(gray)
+    out = next(iter_frames(path)).image
+    assert out.shape == (48, 64, 3)
+    assert _mad(out, np.repeat(gray[:, :, None], 3, axis=2)) < 4
+
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+
+
+def test_shipped_sample_clip() -> None:
+    clip = SAMPLES / "astronaut.mp4"
+    assert clip.stat().st_size < 2 * 1024 * 1024
+    info = probe_video(clip)
+    assert (info.width, info.height, info.fps, info.n_frames) == (360, 360, 25.0, 75)
+    frames = list(iter_frames(clip))
+    assert len(frames) == 75 and frames[-1].time == pytest.approx(74 / 25, abs=1e-3)
+    # The synthetic camera moves: consecutive frames differ, and the blurred ones are softer.
+    assert _mad(frames[0].image, frames[10].image) > 5
+    sharpness = [float(np.abs(np.diff(f.image.astype(np.int16), axis=1)).mean()) for f in frames]
+    assert sharpness[38] < 0.7 * sharpness[30]
+    assert (SAMPLES / "astronaut.jpg").stat().st_size < 200 * 1024
