@@ -122,23 +122,147 @@ def _not_yet(command: str, lands: str) -> NoReturn:
     raise typer.Exit(EXIT_BAD_INPUT)
 
 
+def _parse_box(text: str | None) -> Any:
+    if text is None:
+        return None
+    import numpy as np
+
+    try:
+        box = np.array([float(v) for v in text.split(",")])
+    except ValueError:
+        raise CrctError(f"--init-box must be X,Y,W,H in pixels, got {text!r}") from None
+    if box.shape != (4,) or box[2] <= 0 or box[3] <= 0:
+        raise CrctError(f"--init-box must be X,Y,W,H with W, H > 0, got {text!r}")
+    return box
+
+
+def _check_mode(mode: str) -> None:
+    from crct_cli.tracking.tracker import MODES
+
+    if mode not in MODES:
+        raise CrctError(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
+
+
 @app.command()
 def track(
-    path: Annotated[Path, typer.Argument(help="Video to track.")],
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Output folder.")] = None,
-    overlay: Annotated[bool, typer.Option(help="Also write an overlay video.")] = False,
+    videos: Annotated[
+        list[Path],
+        typer.Argument(help="Video(s) to track.", metavar="VIDEO...", show_default=False),
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Output folder.", metavar="DIR", show_default=False)
+    ],
+    overlay: Annotated[
+        bool, typer.Option(help="Also write overlay.mp4: points, box, state colour.")
+    ] = False,
+    mode: Annotated[
+        str,
+        typer.Option(
+            help="crct (BT + FV + FLL), fll-mt (MTCNN every frame + FLL) or bt (BT alone)."
+        ),
+    ] = "crct",
+    init_box: Annotated[
+        str | None,
+        typer.Option(help="Start from this box (pixels) instead of detecting.", metavar="X,Y,W,H"),
+    ] = None,
+    tb: Annotated[float, typer.Option(help="TB: re-detection gate of eq. 8.")] = 1.0,
+    tc: Annotated[float, typer.Option(help="TC: face-validator threshold.")] = 0.5,
+    seq_bt: Annotated[int, typer.Option(help="SeqBT: frames between LSTM resets.")] = 2,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
 ) -> None:
-    """Track 68 landmarks through a video (not available yet)."""
-    _not_yet("track", "the tracker lands with issue 3")
+    """Track 68 landmarks through videos: DIR/annot/000001.pts..., DIR/track.json."""
+    from rich.console import Console
+
+    from crct_cli.tracking.networks import CRCTNetworks, resolve_device
+    from crct_cli.tracking.pipeline import track_video
+    from crct_cli.tracking.tracker import TrackerConfig
+    from crct_cli.ui import frame_progress, print_track_summary
+
+    _check_mode(mode)
+    box = _parse_box(init_box)
+    for video in videos:
+        if not video.is_file():
+            raise CrctError(f"{video}: no such video file")
+    stems = [v.stem for v in videos]
+    if len(set(stems)) != len(stems):
+        raise CrctError("two videos share a file name; track them in separate runs")
+    config = TrackerConfig(tb=tb, tc=tc, seq_bt=seq_bt, mode=mode)
+    nets = CRCTNetworks(resolve_device(device), mode)
+    console = Console(stderr=True, highlight=False)
+    for video in videos:
+        target = out if len(videos) == 1 else out / video.stem
+        with frame_progress(console, video.name) as on_frame:
+            summary = track_video(video, target, nets, config, box, overlay, on_frame)
+        print_track_summary(console, summary, nets.timings)
 
 
 @app.command()
 def align(
-    path: Annotated[Path, typer.Argument(help="Image or folder of images.")],
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Output folder.")] = None,
+    paths: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Images or folders (recursive).", metavar="PATH...", show_default=False
+        ),
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Output folder.", metavar="DIR", show_default=False)
+    ],
+    box_from_pts: Annotated[
+        bool,
+        typer.Option(
+            help="Use the box of the NAME.pts beside each image instead of detecting "
+            "(the papers' protocol; nothing else is read from it)."
+        ),
+    ] = False,
+    overlay: Annotated[bool, typer.Option(help="Also write NAME_overlay.jpg.")] = False,
+    flip: Annotated[
+        bool, typer.Option(help="Average with the mirrored image (slower, a little more accurate).")
+    ] = False,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
 ) -> None:
-    """Find 68 landmarks in still images (not available yet)."""
-    _not_yet("align", "the aligner lands with a later issue")
+    """Find 68 landmarks in still images: DIR/NAME.pts (NAME_1.pts... for more faces)."""
+    from rich.console import Console
+
+    from crct_cli.align_images import align_images, collect_images
+    from crct_cli.aligner import AlignConfig, Aligner
+    from crct_cli.models.fll import load_localizer
+    from crct_cli.models.weights import WEIGHTS_DIR, load_weights
+    from crct_cli.tracking.networks import resolve_device
+    from crct_cli.ui import item_progress
+
+    n_items = len(collect_images(paths))
+    dev = resolve_device(device)
+    aligner = Aligner(
+        load_localizer(load_weights(WEIGHTS_DIR / "fll.pt", "fll")), dev, AlignConfig(flip=flip)
+    )
+    if box_from_pts:
+
+        def detect(image: Any) -> list:
+            return []
+    else:
+        from crct_cli.tracking.detector import FaceDetector
+
+        detect = FaceDetector(dev)
+
+    console = Console(stderr=True, highlight=False)
+    with item_progress(console, "aligning", n_items) as on_image:
+        summary = align_images(
+            paths,
+            out,
+            detect,
+            lambda im, b: aligner(im, b[None])[0],
+            box_from_pts,
+            overlay,
+            on_image,
+        )
+    for missed in summary.without_face:
+        console.print(f"[yellow]no face found in {missed}[/yellow]")
+    console.print(
+        f"{summary.faces} face(s) in {summary.images - len(summary.without_face)} of "
+        f"{summary.images} image(s) -> {out}"
+    )
+    if summary.faces == 0:
+        raise CrctError(f"no face found in {', '.join(map(str, paths))}")
 
 
 @app.command()
@@ -253,9 +377,140 @@ def benchmark(
             Console(stderr=True).print(f"wrote {path}", highlight=False)
 
 
-@app.command()
-def train(
-    data: Annotated[Path, typer.Argument(help="Training data folder.")],
+train_app = typer.Typer(
+    cls=CrctGroup,
+    help="Train the shipped models from folders of image + .pts pairs (300-W style).",
+    no_args_is_help=True,
+)
+app.add_typer(train_app, name="train")
+
+_DATA = Path("../shared/data/300w")
+TrainDirs = Annotated[
+    list[Path] | None,
+    typer.Argument(
+        help="Training folders of image + .pts pairs (recursive) "
+        "(default: ../shared/data/300w/helen_train and lfpw_train).",
+        metavar="TRAIN_DIR...",
+        show_default=False,
+    ),
+]
+ValDirs = Annotated[
+    str,
+    typer.Option("--val", help="Validation folder(s), comma-separated.", metavar="DIR[,DIR]"),
+]
+Steps = Annotated[int | None, typer.Option(help="Optimisation steps (default: the model's own).")]
+Seed = Annotated[int, typer.Option(help="Seed: batches are drawn from (seed, step).")]
+Resume = Annotated[bool, typer.Option(help="Continue from --checkpoint if it exists.")]
+Checkpoint = Annotated[
+    Path | None,
+    typer.Option(
+        help="Checkpoint file, outside the repository (default: $TMPDIR/crct-ckpt/).",
+        show_default=False,
+    ),
+]
+OutFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--out",
+        "-o",
+        help="Weight file to write (default: weights/<model>.pt).",
+        show_default=False,
+    ),
+]
+
+
+def _train_dirs(train: list[Path] | None, val: str) -> tuple[list[Path], list[Path]]:
+    dirs = list(train) if train else [_DATA / "helen_train", _DATA / "lfpw_train"]
+    vals = [Path(v) for v in val.split(",") if v]
+    for d in [*dirs, *vals]:
+        if not d.is_dir():
+            raise CrctError(f"{d}: no such data folder (see ../shared/data/README.md)")
+    return dirs, vals
+
+
+def _log_line(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+def _train_common(cfg: Any, steps: int | None, out: Path | None, checkpoint: Path | None) -> None:
+    if steps is not None:
+        cfg.steps = steps
+    if out is not None:
+        cfg.out = out
+    if checkpoint is not None:
+        cfg.checkpoint = checkpoint
+
+
+@train_app.command("fll")
+def train_fll(
+    train: TrainDirs = None,
+    val: ValDirs = str(_DATA / "afw"),
+    steps: Steps = None,
+    batch: Annotated[int, typer.Option(help="Crops per step.")] = 64,
+    lr: Annotated[float, typer.Option(help="Peak learning rate (AdamW, cosine).")] = 2e-3,
+    seed: Seed = 0,
+    out: OutFile = None,
+    checkpoint: Checkpoint = None,
+    resume: Resume = False,
 ) -> None:
-    """Train the tracker and aligner models (not available yet)."""
-    _not_yet("train", "training lands with a later issue")
+    """Train FLL, the landmark localiser, with the papers' augmentation."""
+    from crct_cli.train.fll import TrainFLLConfig, train_fll
+
+    dirs, vals = _train_dirs(train, val)
+    cfg = TrainFLLConfig(train=dirs, val=vals, batch=batch, lr=lr, seed=seed, resume=resume)
+    _train_common(cfg, steps, out, checkpoint)
+    train_fll(cfg, log=_log_line)
+
+
+@train_app.command("fv")
+def train_fv(
+    train: TrainDirs = None,
+    val: ValDirs = str(_DATA / "afw"),
+    steps: Steps = None,
+    batch: Annotated[int, typer.Option(help="Candidate shapes per step.")] = 128,
+    lr: Annotated[float, typer.Option(help="Peak learning rate (AdamW, cosine).")] = 2e-3,
+    seed: Seed = 0,
+    out: OutFile = None,
+    checkpoint: Checkpoint = None,
+    resume: Resume = False,
+) -> None:
+    """Train FV, the face validator, on true and displaced shapes."""
+    from crct_cli.train.fv import TrainFVConfig, train_fv
+
+    dirs, vals = _train_dirs(train, val)
+    cfg = TrainFVConfig(train=dirs, val=vals, batch=batch, lr=lr, seed=seed, resume=resume)
+    _train_common(cfg, steps, out, checkpoint)
+    train_fv(cfg, log=_log_line)
+
+
+@train_app.command("bt")
+def train_bt(
+    train: TrainDirs = None,
+    val: ValDirs = str(_DATA / "afw"),
+    steps: Steps = None,
+    crops_per_step: Annotated[int, typer.Option(help="Sequences x unroll length per step.")] = 48,
+    lr: Annotated[float, typer.Option(help="Peak learning rate (AdamW, cosine).")] = 1e-3,
+    seed: Seed = 0,
+    init: Annotated[
+        Path | None,
+        typer.Option(help="FLL weights whose trunk BT starts from (CRCT III-E).", metavar="PT"),
+    ] = Path("weights/fll.pt"),
+    out: OutFile = None,
+    checkpoint: Checkpoint = None,
+    resume: Resume = False,
+) -> None:
+    """Train BT, the recurrent tracker, on sequences synthesised from still faces."""
+    from crct_cli.train.bt import TrainBTConfig, train_bt
+
+    dirs, vals = _train_dirs(train, val)
+    cfg = TrainBTConfig(
+        train=dirs,
+        val=vals,
+        crops_per_step=crops_per_step,
+        lr=lr,
+        seed=seed,
+        init=init,
+        resume=resume,
+    )
+    _train_common(cfg, steps, out, checkpoint)
+    train_bt(cfg, log=_log_line)

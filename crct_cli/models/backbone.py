@@ -151,3 +151,8 @@ class InceptionResNetTrunk(nn.Module):
         x = self.reduce_a(self.blocks_a(x))
         x = self.reduce_b(self.blocks_b(x))
         return self.pool(self.blocks_c(x))
+
+
+def backbone_from_dict(d: dict) -> BackboneConfig:
+    """Rebuild a config saved with ``dataclasses.asdict`` (tuples come back from lists)."""
+    return BackboneConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})

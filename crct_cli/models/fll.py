@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from crct_cli.models.backbone import BackboneConfig, InceptionResNetTrunk
+from crct_cli.models.backbone import BackboneConfig, InceptionResNetTrunk, backbone_from_dict
 
 N_POINTS = 68
 
@@ -48,3 +48,14 @@ class LandmarkLocalizer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.trunk(x)).view(-1, N_POINTS, 2)
+
+
+def fll_config_from_dict(d: dict) -> FLLConfig:
+    return FLLConfig(**{**d, "backbone": backbone_from_dict(d["backbone"])})
+
+
+def load_localizer(blob: dict) -> LandmarkLocalizer:
+    """Build FLL from a loaded weight file (see ``models.weights.load_weights``)."""
+    model = LandmarkLocalizer(fll_config_from_dict(blob["config"]["model"]))
+    model.load_state_dict(blob["state_dict"])
+    return model.eval()

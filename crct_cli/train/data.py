@@ -30,6 +30,12 @@ class Face:
     points: np.ndarray  # (68, 2) pixels
 
 
+def data_name(folder: str | Path) -> str:
+    """A data folder as the manifest records it: its last two path parts (``300w/afw``)."""
+    parts = Path(folder).resolve().parts
+    return "/".join(parts[-2:])
+
+
 def list_pairs(roots: Sequence[str | Path]) -> list[tuple[Path, Path]]:
     """Image + ``.pts`` pairs under the given folders (recursive), sorted for reproducibility."""
     pairs: list[tuple[Path, Path]] = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -19,32 +20,39 @@ from crct_cli.train.data import (
     AugmentConfig,
     Face,
     augmented_crop,
+    data_name,
     load_faces,
     to_tensor_batch,
 )
 from crct_cli.train.loop import LoopConfig, prefetch, run_loop
 
-DEFAULT_TRAIN = ("helen_train", "lfpw_train")
-DEFAULT_VAL = ("afw",)
-
 
 @dataclass
 class TrainFLLConfig:
-    train: list[str]
-    val: list[str]
+    train: list[Path]
+    val: list[Path]
     steps: int = 5000
     batch: int = 64
     lr: float = 2e-3
     seed: int = 0
     out: Path = WEIGHTS_DIR / "fll.pt"
-    checkpoint: Path = Path("/tmp/crct-ckpt/fll.ckpt")
+    checkpoint: Path = Path(tempfile.gettempdir()) / "crct-ckpt" / "fll.ckpt"
     model: FLLConfig = field(default_factory=FLLConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
+    resume: bool = False
+
     def command(self) -> str:
-        args = ["crct", "train", "fll", *self.train, "--val", ",".join(self.val)]
+        args = [
+            "crct",
+            "train",
+            "fll",
+            *map(str, self.train),
+            "--val",
+            ",".join(map(str, self.val)),
+        ]
         args += ["--steps", str(self.steps), "--batch", str(self.batch), "--lr", str(self.lr)]
-        args += ["--seed", str(self.seed)]
+        args += ["--seed", str(self.seed), "--out", str(self.out)]
         return shlex.join(args)
 
 
@@ -83,13 +91,13 @@ def validate_fll(model: LandmarkLocalizer, faces: Sequence[Face], flip: bool = F
     return results
 
 
-def train_fll(cfg: TrainFLLConfig, data_root: Path, log=print) -> dict:
+def train_fll(cfg: TrainFLLConfig, log=print) -> dict:
     torch.manual_seed(cfg.seed)
-    train_faces = load_faces([data_root / d for d in cfg.train], desc="train faces")
-    val_faces = load_faces([data_root / d for d in cfg.val], desc="val faces")
+    train_faces = load_faces(cfg.train, desc="train faces")
+    val_faces = load_faces(cfg.val, desc="val faces")
     log(
-        f"FLL: {len(train_faces)} training faces ({', '.join(cfg.train)}), "
-        f"{len(val_faces)} validation ({', '.join(cfg.val)})"
+        f"FLL: {len(train_faces)} training faces ({', '.join(map(str, cfg.train))}), "
+        f"{len(val_faces)} validation ({', '.join(map(str, cfg.val))})"
     )
     size = cfg.model.input_size
     mean_shape = (
@@ -104,7 +112,7 @@ def train_fll(cfg: TrainFLLConfig, data_root: Path, log=print) -> dict:
         - 0.5
     )
     model = LandmarkLocalizer(cfg.model, mean_shape)
-    loop = LoopConfig(steps=cfg.steps, lr=cfg.lr, checkpoint=cfg.checkpoint)
+    loop = LoopConfig(steps=cfg.steps, lr=cfg.lr, checkpoint=cfg.checkpoint, resume=cfg.resume)
 
     def batches(start: int) -> Iterator[tuple[int, object]]:
         return prefetch(lambda step: make_batch(train_faces, cfg, step), start, cfg.steps)
@@ -133,8 +141,8 @@ def train_fll(cfg: TrainFLLConfig, data_root: Path, log=print) -> dict:
             "kind": "fll",
             "sha256": sha,
             "command": cfg.command(),
-            "train_split": [f"300w/{d}" for d in cfg.train],
-            "val_split": [f"300w/{d}" for d in cfg.val],
+            "train_split": [data_name(d) for d in cfg.train],
+            "val_split": [data_name(d) for d in cfg.val],
             "protocol": "GT-box (tight box of the true points), NME / box diagonal",
             "val_metrics": metrics,
             "train_minutes": round(minutes, 1),

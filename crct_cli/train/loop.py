@@ -26,6 +26,7 @@ class LoopConfig:
     checkpoint_every: int = 100
     log_every: int = 25
     clip_grad: float = 5.0
+    resume: bool = False
 
 
 class EMA:
@@ -75,7 +76,7 @@ def run_loop(
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     ema = EMA(model, cfg.ema_decay)
     start = 0
-    if cfg.checkpoint is not None and cfg.checkpoint.is_file():
+    if cfg.resume and cfg.checkpoint is not None and cfg.checkpoint.is_file():
         state = torch.load(cfg.checkpoint, map_location="cpu", weights_only=False)
         model.load_state_dict(state["model"])
         ema.model.load_state_dict(state["ema"])

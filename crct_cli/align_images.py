@@ -1,0 +1,107 @@
+"""``crct align``: 68 landmarks for still images.
+
+Faces come from MTCNN (``NAME.pts`` the most confident, ``NAME_1.pts``, ``NAME_2.pts``... the
+others), or, with ``box_from_pts``, from the box of the ``NAME.pts`` beside each image: the
+papers' evaluation protocol, where nothing but that box is read from the file. Folders are
+walked recursively and mirrored under the output folder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from crct_cli.draw import draw_landmarks
+from crct_cli.errors import CrctError
+from crct_cli.io.images import is_image, read_image, write_image
+from crct_cli.io.landmarks import read_pts, write_pts
+from crct_cli.landmarks import box_from_points
+
+
+@dataclass
+class AlignSummary:
+    images: int = 0
+    faces: int = 0
+    without_face: list[str] = field(default_factory=list)
+    written: list[str] = field(default_factory=list)
+
+
+def collect_images(paths: Sequence[Path]) -> list[tuple[Path, Path]]:
+    """(image, output path relative to the output folder, without suffix), sorted per input."""
+    items: list[tuple[Path, Path]] = []
+    for path in paths:
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and is_image(p))
+            items += [(p, p.relative_to(path).with_suffix("")) for p in found]
+        elif path.is_file():
+            if not is_image(path):
+                raise CrctError(f"{path}: not an image (crct align takes images and folders)")
+            items.append((path, Path(path.stem)))
+        else:
+            raise CrctError(f"{path}: no such file or folder")
+    if not items:
+        raise CrctError(f"no images found in {', '.join(map(str, paths))}")
+    seen: dict[Path, Path] = {}
+    for image, rel in items:
+        if rel in seen:
+            raise CrctError(f"{image} and {seen[rel]} would both write {rel}.pts")
+        seen[rel] = image
+    return items
+
+
+def align_images(
+    paths: Sequence[Path],
+    out_dir: Path,
+    detect: Callable[[np.ndarray], list],
+    localize: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    box_from_pts: bool = False,
+    overlay: bool = False,
+    on_image: Callable[[Path], None] | None = None,
+) -> AlignSummary:
+    """Write landmarks for every image; returns what was done (images without a face too)."""
+    items = collect_images(paths)
+    inputs = {p.resolve() for p, _ in items}
+    for image, rel in items:
+        target = (out_dir / rel).with_suffix(".pts").resolve()
+        if target == image.with_suffix(".pts").resolve() or target in inputs:
+            raise CrctError(f"{out_dir}: output would overwrite {image.with_suffix('.pts')}")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CrctError(f"{out_dir}: cannot create output folder ({exc.strerror})") from None
+    summary = AlignSummary()
+    for image_path, rel in items:
+        image = read_image(image_path)
+        if box_from_pts:
+            pts_path = image_path.with_suffix(".pts")
+            if not pts_path.is_file():
+                raise CrctError(f"{image_path}: --box-from-pts needs {pts_path.name} beside it")
+            boxes = [box_from_points(read_pts(pts_path))]
+        else:
+            boxes = [d.box for d in detect(image)]
+        summary.images += 1
+        if not boxes:
+            summary.without_face.append(str(image_path))
+            if on_image is not None:
+                on_image(image_path)
+            continue
+        target = out_dir / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        drawn = image
+        for k, box in enumerate(boxes):
+            points = localize(image, np.asarray(box))
+            name = target.name if k == 0 else f"{target.name}_{k}"
+            pts_file = target.with_name(f"{name}.pts")
+            write_pts(pts_file, points)
+            summary.written.append(str(pts_file))
+            summary.faces += 1
+            if overlay:
+                drawn = draw_landmarks(drawn, points, box_from_points(points))
+        if overlay:
+            write_image(target.with_name(f"{target.name}_overlay.jpg"), drawn)
+        if on_image is not None:
+            on_image(image_path)
+    return summary

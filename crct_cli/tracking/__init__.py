@@ -1,0 +1,1 @@
+"""Detection and tracking: MTCNN wrapper and Algorithm 1 of CRCT."""

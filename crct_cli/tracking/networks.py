@@ -1,0 +1,110 @@
+"""The shipped networks behind :class:`crct_cli.tracking.tracker.Networks`.
+
+Loads only what a mode needs (MTCNN for detection, BT, FV, FLL), checks every weight file
+against the manifest, runs on the CPU or CUDA, and keeps per-network timings for the
+closing summary and ``crct benchmark --speed``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from crct_cli import geometry
+from crct_cli.aligner import AlignConfig, Aligner
+from crct_cli.errors import CrctError
+from crct_cli.models.bt import load_tracker
+from crct_cli.models.fll import load_localizer
+from crct_cli.models.fv import fv_crop, load_validator
+from crct_cli.models.weights import WEIGHTS_DIR, load_weights
+from crct_cli.tracking.detector import Detection, FaceDetector
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA when present; asking for CUDA without it is a clear error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise CrctError("--device cuda: no CUDA device is available here (use cpu or auto)")
+    if name not in ("cpu", "cuda"):
+        raise CrctError(f"--device must be auto, cpu or cuda, got {name!r}")
+    return torch.device(name)
+
+
+class _Timer:
+    def __init__(self, sink: dict[str, list[float]], name: str) -> None:
+        self.sink, self.name = sink, name
+
+    def __enter__(self) -> None:
+        self.t0 = time.perf_counter()
+
+    def __exit__(self, *exc: object) -> None:
+        self.sink[self.name].append(time.perf_counter() - self.t0)
+
+
+class CRCTNetworks:
+    """MTCNN + BT + FV + FLL on one device."""
+
+    def __init__(
+        self,
+        device: torch.device | str = "cpu",
+        mode: str = "crct",
+        weights_dir: Path = WEIGHTS_DIR,
+        align: AlignConfig | None = None,
+        fll_weights: str = "fll.pt",
+    ) -> None:
+        self.device = torch.device(device)
+        self.timings: dict[str, list[float]] = defaultdict(list)
+        self.weight_files: dict[str, str] = {}
+        fll = load_weights(weights_dir / fll_weights, "fll")
+        self.weight_files["fll"] = fll["path"]
+        self.aligner = Aligner(load_localizer(fll), self.device, align or AlignConfig())
+        self.bt = self.fv = None
+        if mode in ("crct", "bt"):
+            blob = load_weights(weights_dir / "bt.pt", "bt")
+            self.weight_files["bt"] = blob["path"]
+            self.bt = load_tracker(blob).to(self.device)
+        if mode == "crct":
+            blob = load_weights(weights_dir / "fv.pt", "fv")
+            self.weight_files["fv"] = blob["path"]
+            self.fv = load_validator(blob).to(self.device)
+        self.detector = FaceDetector(self.device)
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        with _Timer(self.timings, "detect"):
+            return self.detector(image)
+
+    def localize(self, image: np.ndarray, box: np.ndarray) -> np.ndarray:
+        with _Timer(self.timings, "fll"):
+            return self.aligner(image, box[None])[0]
+
+    @torch.inference_mode()
+    def validate(self, image: np.ndarray, points: np.ndarray) -> float:
+        assert self.fv is not None
+        with _Timer(self.timings, "fv"):
+            crop, pts = fv_crop(image, points, self.fv.config)
+            x = torch.from_numpy(crop).to(self.device).permute(2, 0, 1)[None].float() / 255.0
+            p = torch.from_numpy(pts).to(self.device).float()[None]
+            return float(torch.sigmoid(self.fv(x, p))[0])
+
+    @torch.inference_mode()
+    def bt_step(
+        self, prev: np.ndarray, cur: np.ndarray, box: np.ndarray, state: Any
+    ) -> tuple[np.ndarray, Any]:
+        assert self.bt is not None
+        cfg = self.bt.config
+        with _Timer(self.timings, "bt"):
+            center, side = geometry.box_center_size(box)
+            m = geometry.crop_matrix(center, side * cfg.context, cfg.input_size)
+            crops = np.stack(
+                [geometry.warp(prev, m, cfg.input_size), geometry.warp(cur, m, cfg.input_size)]
+            )
+            x = torch.from_numpy(crops).to(self.device).permute(0, 3, 1, 2).float() / 255.0
+            pred, state = self.bt(x[:1], x[1:], state)
+            pts = (pred[0].float().cpu().numpy() + 0.5) * cfg.input_size
+            return geometry.apply(geometry.invert(m), pts), state

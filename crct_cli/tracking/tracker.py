@@ -1,0 +1,172 @@
+"""CRCT's recurrent facial tracking, Algorithm 1 of the paper, one frame at a time.
+
+The networks are reached through :class:`Networks`, so the control flow here is exactly the
+paper's and can be tested with scripted fakes:
+
+- BT runs from ``Pb`` (the last valid box) on the previous and current frame; its LSTM state is
+  reset when the tracker was re-initialised or when more than ``SeqBT`` frames have passed
+  since the last reset (line 11: ``redetect OR SeqT > SeqBT``).
+- FV scores BT's landmarks; below ``TC`` the frame is *lost* and the next frame re-detects.
+- Re-detection keeps the MTCNN detection whose centre is nearest the last valid box's centre,
+  relative to that box's size, and only if that ratio is below ``TB`` (eq. 8); otherwise the
+  last valid box is held, so a face that left the view is awaited where it was rather than
+  swapped for another face.
+- Validated frames are refined by FLL in BT's box; the new valid box is the box of FLL's
+  points (line 19).
+
+Choices where the paper is silent: the initial box ``b0`` comes from ``--init-box`` or the
+most confident detection of the first frame that has one, and that frame is answered by FLL in
+``b0`` (state ``redetected``); frames before it are ``lost`` with no points. A lost frame
+carries BT's rejected estimate, so that every frame after initialisation has points.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+import numpy as np
+
+from crct_cli.landmarks import box_from_points
+from crct_cli.tracking.detector import Detection
+
+Mode = Literal["crct", "fll-mt", "bt"]
+MODES: tuple[str, ...] = ("crct", "fll-mt", "bt")
+State = Literal["tracked", "redetected", "lost"]
+
+
+@dataclass(frozen=True)
+class TrackerConfig:
+    """The paper's defaults (CRCT IV): TB = 1.0, TC = 0.5, SeqBT = 2."""
+
+    tb: float = 1.0
+    tc: float = 0.5
+    seq_bt: int = 2
+    mode: str = "crct"
+
+
+class Networks(Protocol):
+    """What the tracker needs from the networks; boxes are (x, y, w, h) landmark boxes."""
+
+    def detect(self, image: np.ndarray) -> list[Detection]: ...
+
+    def bt_step(
+        self, prev: np.ndarray, cur: np.ndarray, box: np.ndarray, state: Any
+    ) -> tuple[np.ndarray, Any]: ...
+
+    def validate(self, image: np.ndarray, points: np.ndarray) -> float: ...
+
+    def localize(self, image: np.ndarray, box: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass
+class TrackResult:
+    points: np.ndarray | None
+    box: np.ndarray | None
+    score: float | None
+    state: State
+
+
+def box_distance_ratio(previous: np.ndarray, candidate: np.ndarray) -> float:
+    """Eq. 8: centre distance divided by the size (diagonal) of the previous box."""
+    pc = previous[:2] + previous[2:] / 2
+    cc = candidate[:2] + candidate[2:] / 2
+    return float(np.linalg.norm(cc - pc) / max(1e-6, float(np.hypot(*previous[2:]))))
+
+
+def gate_detections(
+    detections: list[Detection], previous: np.ndarray | None, tb: float
+) -> np.ndarray | None:
+    """Eq. 8: the detection nearest ``previous`` if its ratio is below TB, else None."""
+    if not detections:
+        return None
+    if previous is None:
+        return detections[0].box
+    ratios = [box_distance_ratio(previous, d.box) for d in detections]
+    best = int(np.argmin(ratios))
+    return detections[best].box if ratios[best] < tb else None
+
+
+@dataclass
+class CRCTTracker:
+    nets: Networks
+    config: TrackerConfig = field(default_factory=TrackerConfig)
+    init_box: np.ndarray | None = None
+    # Algorithm 1 state
+    b0: np.ndarray | None = field(default=None, init=False)
+    box: np.ndarray | None = field(default=None, init=False)  # b_t, the last valid box
+    redetect: bool = field(default=False, init=False)
+    seq_t: int = field(default=0, init=False)
+    hidden: Any = field(default=None, init=False)
+    prev_image: np.ndarray | None = field(default=None, init=False)
+    redetections: int = field(default=0, init=False)
+
+    def __post_init__(self) -> None:
+        if self.config.mode not in MODES:
+            raise ValueError(f"unknown mode {self.config.mode!r}")
+
+    def _initialise(self, image: np.ndarray) -> TrackResult | None:
+        """Find b0; answer the first frame with FLL (BT alone in mode 'bt' has no FLL)."""
+        if self.init_box is not None:
+            b0 = np.asarray(self.init_box, dtype=np.float64)
+        else:
+            detections = self.nets.detect(image)
+            if not detections:
+                return None
+            b0 = detections[0].box
+        self.b0 = b0
+        points = self.nets.localize(image, b0)
+        self.box = box_from_points(points)
+        self.seq_t, self.hidden, self.redetect = 0, None, False
+        return TrackResult(points, self.box, None, "redetected")
+
+    def step(self, image: np.ndarray) -> TrackResult:
+        try:
+            if self.b0 is None:
+                result = self._initialise(image)
+                return result if result is not None else TrackResult(None, None, None, "lost")
+            if self.config.mode == "fll-mt":
+                return self._step_fll_mt(image)
+            return self._step_crct(image)
+        finally:
+            self.prev_image = image
+
+    def _step_fll_mt(self, image: np.ndarray) -> TrackResult:
+        """Tracking by detection (the paper's FLL-MT baseline): MTCNN every frame + FLL."""
+        found = gate_detections(self.nets.detect(image), self.box, self.config.tb)
+        if found is None:  # no acceptable detection: FLL at the held box, flagged lost
+            points = self.nets.localize(image, self.box)
+            return TrackResult(points, box_from_points(points), None, "lost")
+        points = self.nets.localize(image, found)
+        self.box = box_from_points(points)
+        return TrackResult(points, self.box, None, "tracked")
+
+    def _step_crct(self, image: np.ndarray) -> TrackResult:
+        cfg = self.config
+        assert self.prev_image is not None
+        redetected_now = False
+        pb = self.box
+        if self.redetect:  # lines 3-8
+            found = gate_detections(self.nets.detect(image), self.box, cfg.tb)
+            if found is not None:
+                pb, redetected_now = found, True
+                self.redetections += 1
+        if pb is None:  # lines 9-10
+            pb = self.b0
+        if self.redetect or self.seq_t > cfg.seq_bt:  # lines 11-12
+            self.hidden, self.seq_t = None, 0
+        points_bt, self.hidden = self.nets.bt_step(self.prev_image, image, pb, self.hidden)
+        box_bt = box_from_points(points_bt)  # line 14
+        if cfg.mode == "bt":  # BT alone: no validation, no refinement
+            self.box = box_bt
+            self.seq_t += 1
+            return TrackResult(points_bt, box_bt, None, "tracked")
+        score = float(self.nets.validate(image, points_bt))
+        if score < cfg.tc:  # lines 15-16
+            self.redetect = True
+            return TrackResult(points_bt, box_bt, score, "lost")
+        points = self.nets.localize(image, box_bt)  # lines 18-21
+        self.box = box_from_points(points)
+        self.seq_t += 1
+        self.redetect = False
+        return TrackResult(points, self.box, score, "redetected" if redetected_now else "tracked")
