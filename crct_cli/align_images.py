@@ -81,7 +81,7 @@ def align_images(
                 raise CrctError(f"{image_path}: --box-from-pts needs {pts_path.name} beside it")
             boxes = [box_from_points(read_pts(pts_path))]
         else:
-            boxes = [d.box for d in detect(image)]
+            boxes = [d.box for d in sorted(detect(image), key=lambda d: -d.score)]
         summary.images += 1
         if not boxes:
             summary.without_face.append(str(image_path))

@@ -45,7 +45,8 @@ class Aligner:
             both = self.model(torch.cat([x, x.flip(3)]))
             n = x.shape[0]
             mirrored = both[n:, list(FLIP_PERMUTATION)].clone()
-            mirrored[..., 0] = -mirrored[..., 0]
+            # the crop is mirrored about pixel (size - 1) / 2, i.e. x -> -x - 1/size in units
+            mirrored[..., 0] = -mirrored[..., 0] - 1.0 / self.size
             out = 0.5 * (both[:n] + mirrored)
         return (out.float().cpu().numpy() + 0.5) * self.size
 

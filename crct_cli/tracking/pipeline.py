@@ -131,11 +131,13 @@ def track_video(
                 tracker.redetections,
                 seconds,
             )
+            if writer is not None:
+                writer.close()
+                writer = None
+            elif (out_dir / "overlay.mp4").exists():  # a stale overlay of an earlier run
+                (out_dir / "overlay.mp4").unlink()
+            _replace_dir(annot_tmp, out_dir / "annot")
             track_json.close({**asdict(summary), "fps": summary.fps})
-        if writer is not None:
-            writer.close()
-            writer = None
-        _replace_dir(annot_tmp, out_dir / "annot")
     finally:
         if writer is not None:
             writer.abort()

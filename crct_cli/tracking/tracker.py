@@ -81,7 +81,7 @@ def gate_detections(
     if not detections:
         return None
     if previous is None:
-        return detections[0].box
+        return max(detections, key=lambda d: d.score).box
     ratios = [box_distance_ratio(previous, d.box) for d in detections]
     best = int(np.argmin(ratios))
     return detections[best].box if ratios[best] < tb else None
@@ -106,14 +106,14 @@ class CRCTTracker:
             raise ValueError(f"unknown mode {self.config.mode!r}")
 
     def _initialise(self, image: np.ndarray) -> TrackResult | None:
-        """Find b0; answer the first frame with FLL (BT alone in mode 'bt' has no FLL)."""
+        """Find b0 and answer its frame with FLL in b0, in every mode: BT needs a previous frame."""
         if self.init_box is not None:
             b0 = np.asarray(self.init_box, dtype=np.float64)
         else:
             detections = self.nets.detect(image)
             if not detections:
                 return None
-            b0 = detections[0].box
+            b0 = max(detections, key=lambda d: d.score).box  # not every detector sorts
         self.b0 = b0
         points = self.nets.localize(image, b0)
         self.box = box_from_points(points)

@@ -44,7 +44,7 @@ from crct_cli.train.loop import LoopConfig, prefetch, run_loop
 class TrainBTConfig:
     train: list[Path]
     val: list[Path]
-    steps: int = 2500
+    steps: int = 1500
     crops_per_step: int = 48  # sequences x unroll length
     lr: float = 1e-3
     seed: int = 0

@@ -1,0 +1,179 @@
+"""``align_images`` with fake detect/localize callables: files written, folders, refusals."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from crct_cli.align_images import align_images, collect_images
+from crct_cli.errors import CrctError
+from crct_cli.io.images import read_image, write_image
+from crct_cli.io.landmarks import read_pts, write_pts
+from crct_cli.landmarks import box_from_points
+from crct_cli.tracking.detector import Detection
+
+_UNIT = np.random.default_rng(5).uniform(0.0, 1.0, (68, 2))
+_UNIT = (_UNIT - _UNIT.min(axis=0)) / (_UNIT.max(axis=0) - _UNIT.min(axis=0))
+
+Draw = Callable[..., np.ndarray]
+
+
+def shape_in(box: np.ndarray) -> np.ndarray:
+    box = np.asarray(box, dtype=np.float64)
+    return box[:2] + _UNIT * box[2:]
+
+
+def det(box: list[float], score: float) -> Detection:
+    b = np.array(box, dtype=np.float64)
+    return Detection(b, b.copy(), score)
+
+
+class Fakes:
+    """Detections scripted by image width (each test image has its own); calls recorded."""
+
+    def __init__(self, by_width: dict[int, list[Detection]] | None = None) -> None:
+        self.by_width = by_width or {}
+        self.detected: list[int] = []
+        self.localized: list[tuple[int, np.ndarray]] = []
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        self.detected.append(image.shape[1])
+        return list(self.by_width.get(image.shape[1], [det([5, 5, 20, 20], 0.99)]))
+
+    def localize(self, image: np.ndarray, box: np.ndarray) -> np.ndarray:
+        self.localized.append((image.shape[1], np.array(box)))
+        return shape_in(box)
+
+
+def no_detect(image: np.ndarray) -> list[Detection]:
+    raise AssertionError("detect must not be called with box_from_pts")
+
+
+def save(path: Path, draw: Draw, width: int = 64, height: int = 48) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_image(path, draw(width, height))
+    return path
+
+
+def test_folders_are_mirrored(tmp_path: Path, face_image: Draw) -> None:
+    src, out = tmp_path / "in", tmp_path / "out"
+    save(src / "a.png", face_image, 64)
+    save(src / "sub" / "b.jpg", face_image, 72)
+    save(src / "sub" / "deeper" / "c.png", face_image, 80)
+    (src / "sub" / "notes.txt").write_text("not an image")
+    fakes = Fakes()
+    summary = align_images([src], out, fakes.detect, fakes.localize)
+    written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert written == ["a.pts", "sub/b.pts", "sub/deeper/c.pts"]
+    assert summary.images == 3 and summary.faces == 3 and summary.without_face == []
+    assert sorted(fakes.detected) == [64, 72, 80]
+    assert np.allclose(read_pts(out / "a.pts"), shape_in([5, 5, 20, 20]), atol=1e-3)
+
+
+def test_faces_by_confidence_name_and_name_1(tmp_path: Path, face_image: Draw) -> None:
+    image = save(tmp_path / "in" / "two.png", face_image, 64)
+    weak, strong = det([30, 10, 20, 24], 0.92), det([4, 6, 22, 26], 0.999)
+    fakes = Fakes({64: [weak, strong]})  # the detector's order is not trusted
+    out = tmp_path / "out"
+    summary = align_images([image], out, fakes.detect, fakes.localize)
+    assert sorted(p.name for p in out.iterdir()) == ["two.pts", "two_1.pts"]
+    assert np.allclose(box_from_points(read_pts(out / "two.pts")), strong.box, atol=2e-3)
+    assert np.allclose(box_from_points(read_pts(out / "two_1.pts")), weak.box, atol=2e-3)
+    assert summary.faces == 2 and summary.images == 1
+    assert summary.written == [str(out / "two.pts"), str(out / "two_1.pts")]
+
+
+def test_box_from_pts_uses_exactly_the_box_beside_the_image(
+    tmp_path: Path, face_image: Draw
+) -> None:
+    src = tmp_path / "in"
+    image = save(src / "gt.png", face_image, 64)
+    truth = np.random.default_rng(1).uniform(8, 40, (68, 2))
+    write_pts(image.with_suffix(".pts"), truth)
+    fakes = Fakes()
+    out = tmp_path / "out"
+    summary = align_images([src], out, no_detect, fakes.localize, box_from_pts=True)
+    ((width, box),) = fakes.localized
+    assert width == 64
+    assert np.array_equal(box, box_from_points(read_pts(image.with_suffix(".pts"))))
+    assert np.allclose(box, box_from_points(truth), atol=2e-3)
+    assert summary.faces == 1 and (out / "gt.pts").is_file()
+
+
+def test_box_from_pts_without_pts_file_is_an_error(tmp_path: Path, face_image: Draw) -> None:
+    image = save(tmp_path / "in" / "lonely.png", face_image)
+    fakes = Fakes()
+    with pytest.raises(CrctError, match="lonely.pts"):
+        align_images([image], tmp_path / "out", no_detect, fakes.localize, box_from_pts=True)
+
+
+@pytest.mark.parametrize("box_from_pts", [True, False])
+def test_refuses_to_overwrite_ground_truth(
+    tmp_path: Path, face_image: Draw, box_from_pts: bool
+) -> None:
+    src = tmp_path / "in"
+    image = save(src / "gt.png", face_image)
+    write_pts(image.with_suffix(".pts"), np.random.default_rng(2).uniform(8, 40, (68, 2)))
+    before = image.with_suffix(".pts").read_bytes()
+    fakes = Fakes()
+    detect = no_detect if box_from_pts else fakes.detect
+    with pytest.raises(CrctError, match="overwrite"):
+        align_images([src], src, detect, fakes.localize, box_from_pts=box_from_pts)
+    with pytest.raises(CrctError, match="overwrite"):  # the same folder spelt differently
+        align_images([image], src / "." / "x" / "..", detect, fakes.localize, box_from_pts)
+    assert image.with_suffix(".pts").read_bytes() == before
+    assert fakes.localized == [] and fakes.detected == []
+
+
+def test_image_without_face_is_listed(tmp_path: Path, face_image: Draw) -> None:
+    src, out = tmp_path / "in", tmp_path / "out"
+    save(src / "face.png", face_image, 64)
+    empty = save(src / "empty.png", face_image, 70)
+    seen: list[Path] = []
+    fakes = Fakes({70: []})
+    summary = align_images([src], out, fakes.detect, fakes.localize, on_image=seen.append)
+    assert summary.without_face == [str(empty)]
+    assert summary.images == 2 and summary.faces == 1
+    assert sorted(p.name for p in out.iterdir()) == ["face.pts"]
+    assert sorted(p.name for p in seen) == ["empty.png", "face.png"]
+
+
+def test_overlay_is_written(tmp_path: Path, face_image: Draw) -> None:
+    image = save(tmp_path / "in" / "pic.png", face_image, 64, 48)
+    out = tmp_path / "out"
+    fakes = Fakes({64: [det([10, 8, 30, 30], 0.99), det([40, 5, 15, 15], 0.95)]})
+    align_images([image], out, fakes.detect, fakes.localize, overlay=True)
+    assert sorted(p.name for p in out.iterdir()) == ["pic.pts", "pic_1.pts", "pic_overlay.jpg"]
+    drawn = read_image(out / "pic_overlay.jpg")
+    assert drawn.shape == (48, 64, 3)
+    assert np.abs(drawn.astype(int) - read_image(image).astype(int)).max() > 100
+
+
+def test_non_image_and_missing_paths_are_errors(tmp_path: Path) -> None:
+    text = tmp_path / "notes.txt"
+    text.write_text("hello")
+    fakes = Fakes()
+    with pytest.raises(CrctError, match="not an image"):
+        align_images([text], tmp_path / "out", fakes.detect, fakes.localize)
+    with pytest.raises(CrctError, match="no such"):
+        align_images([tmp_path / "nope.png"], tmp_path / "out", fakes.detect, fakes.localize)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CrctError, match="no images"):
+        collect_images([tmp_path / "empty"])
+    assert not (tmp_path / "out").exists()
+
+
+def test_two_inputs_with_one_output_are_refused(tmp_path: Path, face_image: Draw) -> None:
+    save(tmp_path / "in" / "a.png", face_image)
+    save(tmp_path / "in" / "a.jpg", face_image)
+    fakes = Fakes()
+    with pytest.raises(CrctError, match=r"a\.pts"):
+        align_images([tmp_path / "in"], tmp_path / "out", fakes.detect, fakes.localize)
+    x = save(tmp_path / "x" / "same.png", face_image)
+    y = save(tmp_path / "y" / "same.png", face_image)
+    with pytest.raises(CrctError, match=r"same\.pts"):
+        align_images([x, y], tmp_path / "out", fakes.detect, fakes.localize)
+    assert not (tmp_path / "out").exists() and fakes.detected == []

@@ -1,0 +1,383 @@
+"""Crop geometry, the tiny-config networks, weight files and the flip augmentation.
+
+Models are built with a very small trunk so each test runs in a fraction of a second. The
+Aligner is checked end to end with a model whose head outputs a fixed shape: the points it
+returns are then predictable from first principles (crop units -> crop pixels -> image).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from crct_cli import geometry
+from crct_cli.aligner import AlignConfig, Aligner
+from crct_cli.errors import CrctError
+from crct_cli.landmarks import FLIP_PERMUTATION, REGIONS, box_from_points
+from crct_cli.models.backbone import BackboneConfig
+from crct_cli.models.bt import BTConfig, RecurrentTracker
+from crct_cli.models.fll import FLLConfig, LandmarkLocalizer, load_localizer
+from crct_cli.models.fv import FaceValidator, FVConfig, fv_crop
+from crct_cli.models.weights import (
+    load_weights,
+    read_manifest,
+    save_weights,
+    sha256_file,
+    update_manifest,
+)
+from crct_cli.train.data import NO_AUGMENT, Face, augmented_crop
+
+SMALL = BackboneConfig(stem=(8, 8, 16), width_a=16, width_b=32, width_c=64)
+SMALL = dataclasses.replace(SMALL, blocks_a=1, blocks_b=1, blocks_c=1)
+FLL_CFG = FLLConfig(input_size=64, context=1.35, hidden=16, backbone=SMALL)
+PERM = list(FLIP_PERMUTATION)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread() -> Iterator[None]:
+    """The machine is shared with training jobs: stay on one core here."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def ibug_template() -> np.ndarray:
+    """A frontal 68-point face in the iBUG markup, written from the markup's semantics.
+
+    Image-left first (contour 0, brow 17, eye corner 36, mouth corner 48), mirror-symmetric
+    about x = 0, so it checks FLIP_PERMUTATION independently of how that was written.
+    """
+    t = np.linspace(0.0, np.pi, 17)
+    contour = np.stack([-40 * np.cos(t), 5 + 35 * np.sin(t)], axis=1)
+    brows = [(-30, -20), (-24, -24), (-18, -25), (-12, -24), (-6, -21)]
+    brows += [(6, -21), (12, -24), (18, -25), (24, -24), (30, -20)]
+    nose = [(0, -15), (0, -9), (0, -3), (0, 3), (-8, 8), (-4, 9), (0, 10), (4, 9), (8, 8)]
+    eyes = [(-28, -10), (-22, -13), (-16, -13), (-10, -10), (-16, -7), (-22, -7)]
+    eyes += [(10, -10), (16, -13), (22, -13), (28, -10), (22, -7), (16, -7)]
+    mouth = [(-18, 20), (-11, 16), (-4, 15), (0, 16), (4, 15), (11, 16), (18, 20)]
+    mouth += [(11, 25), (4, 27), (0, 28), (-4, 27), (-11, 25)]
+    mouth += [(-14, 20), (-5, 19), (0, 19), (5, 19), (14, 20), (5, 22), (0, 22), (-5, 22)]
+    rest = np.array(brows + nose + eyes + mouth, dtype=np.float64)
+    return np.concatenate([contour, rest])
+
+
+def mirrored(points: np.ndarray, axis_x: float = 0.0) -> np.ndarray:
+    out = points[PERM].copy()
+    out[:, 0] = 2 * axis_x - out[:, 0]
+    return out
+
+
+def test_template_is_symmetric_under_the_flip_permutation() -> None:
+    template = ibug_template()
+    assert template.shape == (68, 2)
+    assert np.allclose(mirrored(template), template, atol=1e-9)
+    assert sorted(PERM) == list(range(68))
+    assert all(PERM[PERM[i]] == i for i in range(68))  # an involution
+
+
+# ---------------------------------------------------------------------------------------------
+# geometry
+
+
+@pytest.mark.parametrize(("angle", "flip"), [(0.0, False), (30.0, False), (-20.0, True)])
+def test_crop_matrix_round_trip_and_centre(angle: float, flip: bool) -> None:
+    rng = np.random.default_rng(0)
+    points = rng.uniform(-50, 300, (68, 2))
+    centre, size, side = np.array([120.5, 80.25]), 64, 90.0
+    m = geometry.crop_matrix(centre, side, size, angle, flip)
+    assert np.allclose(geometry.apply(geometry.invert(m), geometry.apply(m, points)), points)
+    half = (size - 1) / 2
+    assert np.allclose(geometry.apply(m, centre[None]), [[half, half]])
+    # scale: distances shrink by size / side whatever the rotation and flip
+    d_img = np.linalg.norm(points[1] - points[0])
+    d_crop = np.linalg.norm(geometry.apply(m, points[1:2]) - geometry.apply(m, points[:1]))
+    assert d_crop == pytest.approx(d_img * size / side)
+
+
+def test_box_centre_lands_at_crop_centre() -> None:
+    box = np.array([30.0, 20.0, 40.0, 60.0])  # centre (50, 50), square side 60
+    centre, side = geometry.box_center_size(box)
+    assert np.allclose(centre, [50, 50]) and side == 60
+    image = np.zeros((100, 120, 3), np.uint8)
+    image[50, 50] = 255
+    crop, m = geometry.crop_box(image, box, 33 / 60, 33)  # one crop pixel per image pixel
+    assert crop.shape == (33, 33, 3)
+    assert np.argwhere(crop[:, :, 0] == 255).tolist() == [[16, 16]]
+    assert np.allclose(geometry.apply(m, centre[None]), [[16, 16]])
+
+
+def test_flip_mirrors_points_and_pixels() -> None:
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 256, (90, 110, 3), dtype=np.uint8)
+    centre, side, size = np.array([55.0, 47.0]), 70.0, 48
+    m = geometry.crop_matrix(centre, side, size)
+    mf = geometry.crop_matrix(centre, side, size, flip=True)
+    points = rng.uniform(20, 80, (10, 2))
+    plain, flipped = geometry.apply(m, points), geometry.apply(mf, points)
+    assert np.allclose(flipped[:, 0], (size - 1) - plain[:, 0])
+    assert np.allclose(flipped[:, 1], plain[:, 1])
+    a = geometry.warp(image, m, size).astype(int)
+    b = geometry.warp(image, mf, size).astype(int)
+    assert np.abs(b - a[:, ::-1]).max() <= 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Aligner (FLL + geometry)
+
+
+def fixed_shape_model(units: np.ndarray) -> LandmarkLocalizer:
+    """A localiser that outputs ``units`` (68, 2) for any crop: zero weights, bias = shape."""
+    model = LandmarkLocalizer(FLL_CFG)
+    last = model.head[-1]
+    assert isinstance(last, torch.nn.Linear)
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.copy_(torch.as_tensor(units, dtype=torch.float32).reshape(-1))
+    return model
+
+
+def expected_points(box: np.ndarray, units: np.ndarray, refine: int = 0) -> np.ndarray:
+    """Crop units (centre of pixel grid, side 1) -> crop pixels -> image, from first principles."""
+    size, context = FLL_CFG.input_size, FLL_CFG.context
+    for _ in range(refine + 1):
+        x, y, w, h = box
+        centre = np.array([x + w / 2, y + h / 2])
+        side = max(w, h, 1.0) * context
+        crop_px = (units.astype(np.float32).astype(np.float64) + 0.5) * size
+        points = centre + (crop_px - (size - 1) / 2) * side / size
+        box = box_from_points(points)
+    return points
+
+
+def test_untrained_aligner_returns_points_in_image_pixels() -> None:
+    torch.manual_seed(0)
+    image = np.random.default_rng(2).integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    boxes = np.array([[20.0, 30.0, 50.0, 60.0], [100.0, 10.0, 40.0, 40.0]])
+    aligner = Aligner(LandmarkLocalizer(FLL_CFG), "cpu", AlignConfig(refine=0))
+    points = aligner(image, boxes)
+    assert points.shape == (2, 68, 2) and np.all(np.isfinite(points))
+    for pts, (x, y, w, h) in zip(points, boxes, strict=True):  # near-zero output: box centre
+        assert np.all(np.abs(pts - [x + w / 2, y + h / 2]) < 0.1 * max(w, h))
+    assert aligner(image, np.zeros((0, 4))).shape == (0, 68, 2)
+    assert Aligner(LandmarkLocalizer(FLL_CFG))(image, boxes[0]).shape == (1, 68, 2)
+
+
+@pytest.mark.parametrize("refine", [0, 1, 2])
+def test_aligner_maps_a_fixed_shape_back_exactly(refine: int) -> None:
+    units = np.random.default_rng(3).uniform(-0.3, 0.3, (68, 2))
+    aligner = Aligner(fixed_shape_model(units), "cpu", AlignConfig(refine=refine))
+    image = np.random.default_rng(4).integers(0, 256, (150, 200, 3), dtype=np.uint8)
+    boxes = np.array([[30.0, 40.0, 60.0, 80.0], [120.5, 20.25, 50.0, 36.0]])
+    points = aligner(image, boxes)
+    for pts, box in zip(points, boxes, strict=True):
+        assert np.allclose(pts, expected_points(box, units, refine), atol=1e-3)
+    if refine:  # refinement really re-crops: the answer differs from the first estimate
+        assert not np.allclose(points[0], expected_points(boxes[0], units, 0), atol=0.5)
+
+
+def test_flip_averaging_keeps_a_symmetric_shape() -> None:
+    """A constant shape symmetric about the crop centre is its own mirror: flip changes nothing.
+
+    The crop is mirrored about pixel (size - 1) / 2, so the mirror in crop units is
+    x -> -x - 1/size, not -x (which would shift every answer by half a crop pixel).
+    """
+    size = FLL_CFG.input_size
+    crop_px = ibug_template() * 0.5 + (size - 1) / 2  # symmetric about the crop's centre
+    units = crop_px / size - 0.5
+    image = np.random.default_rng(5).integers(0, 256, (150, 200, 3), dtype=np.uint8)
+    box = np.array([40.0, 30.0, 70.0, 90.0])
+    plain = Aligner(fixed_shape_model(units), "cpu", AlignConfig(refine=0, flip=False))
+    both = Aligner(fixed_shape_model(units), "cpu", AlignConfig(refine=0, flip=True))
+    a, b = plain(image, box[None])[0], both(image, box[None])[0]
+    assert np.allclose(b, a, atol=1e-3)
+    assert np.allclose(b, mirrored(b, axis_x=box[0] + box[2] / 2), atol=1e-3)
+    assert np.allclose(a, expected_points(box, units), atol=1e-3)
+
+
+# ---------------------------------------------------------------------------------------------
+# FV
+
+
+def test_face_validator_patch_and_output_shapes() -> None:
+    cfg = FVConfig(crop_size=32, context=2.0, patch=4, width=8)
+    fv = FaceValidator(cfg).eval()
+    crops = torch.zeros(2, 3, 32, 32)
+    crops[:, :, 16:, :] = 1.0  # white bottom half
+    points = torch.empty(2, 68, 2)
+    points[:, :34] = torch.tensor([5.0, 25.0])  # (x, y) in the white half
+    points[:, 34:] = torch.tensor([25.0, 5.0])  # in the black half
+    patches = fv.patches(crops, points)
+    assert patches.shape == (2, 68, 4, 4)
+    assert patches[:, :34].min() > patches[:, 34:].max()  # x and y are not swapped
+    with torch.no_grad():
+        assert fv(crops, points).shape == (2,)
+    image = np.random.default_rng(6).integers(0, 256, (80, 90, 3), dtype=np.uint8)
+    shape = ibug_template() * 0.4 + [45, 40]
+    crop, pts = fv_crop(image, shape, cfg)
+    assert crop.shape == (32, 32, 3)
+    x, y, w, h = box_from_points(pts)
+    assert np.allclose([x + w / 2, y + h / 2], [15.5, 15.5])
+    assert max(w, h) == pytest.approx(32 / cfg.context)
+    assert 0.0 <= fv.score(image, shape) <= 1.0
+
+
+# ---------------------------------------------------------------------------------------------
+# BT
+
+
+BT_CFG = BTConfig(input_size=64, reduced=8, embedding=16, hidden=8, backbone=SMALL)
+
+
+def test_recurrent_tracker_shapes_and_state() -> None:
+    torch.manual_seed(0)
+    bt = RecurrentTracker(BT_CFG).eval()
+    prev, cur = torch.rand(2, 3, 64, 64), torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        pred, (h, c) = bt(prev, cur)
+        assert pred.shape == (2, 68, 2)
+        assert h.shape == c.shape == (BT_CFG.lstm_layers, 2, BT_CFG.hidden)
+        _, (h2, _) = bt(prev, cur, (h, c))
+        _, (h_fresh, _) = bt(prev, cur)
+    assert torch.equal(h_fresh, h)  # no hidden state is kept inside the module
+    assert not torch.allclose(h2, h)  # the state passed in is used
+
+
+def test_region_heads_map_back_to_markup_order() -> None:
+    bt = RecurrentTracker(BT_CFG).eval()
+    prev = cur = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        for head in bt.heads.values():
+            head.weight.zero_()
+            head.bias.zero_()
+        for name, idx in REGIONS.items():
+            values = torch.arange(1, 2 * len(idx) + 1, dtype=torch.float32)
+            bt.heads[name].bias.copy_(values)
+            pred = bt(prev, cur)[0][0].numpy()
+            bt.heads[name].bias.zero_()
+            moved = sorted(set(np.nonzero(pred)[0].tolist()))
+            assert moved == list(idx), name
+            assert np.array_equal(pred[list(idx)], values.view(-1, 2).numpy())
+
+
+def test_mean_shape_initialises_every_point_in_markup_order() -> None:
+    mean = ibug_template() / 200.0
+    bt = RecurrentTracker(BT_CFG, mean_shape=mean).eval()
+    with torch.no_grad():
+        pred, _ = bt(torch.rand(1, 3, 64, 64), torch.rand(1, 3, 64, 64))
+    assert np.allclose(pred[0].numpy(), mean, atol=0.02)
+
+
+# ---------------------------------------------------------------------------------------------
+# weight files
+
+
+def _saved(tmp_path: Path) -> tuple[LandmarkLocalizer, Path, str]:
+    torch.manual_seed(1)
+    model = LandmarkLocalizer(FLL_CFG)
+    path = tmp_path / "weights" / "fll.pt"
+    config = {"model": dataclasses.asdict(FLL_CFG)}
+    sha = save_weights(path, "fll", config, model.state_dict())
+    return model, path, sha
+
+
+def test_save_load_round_trip_fp16(tmp_path: Path) -> None:
+    model, path, sha = _saved(tmp_path)
+    assert sha == sha256_file(path) and len(sha) == 64
+    assert [p.name for p in path.parent.iterdir()] == ["fll.pt"]  # no temporary left
+    raw = torch.load(path, weights_only=True)
+    assert raw["state_dict"]["head.4.weight"].dtype == torch.float16
+    blob = load_weights(path, "fll")
+    assert blob["path"] == str(path) and blob["kind"] == "fll"
+    original = model.state_dict()
+    for key, value in blob["state_dict"].items():
+        if original[key].is_floating_point():
+            assert value.dtype == torch.float32
+            assert torch.equal(value, original[key].half().float()), key
+        else:
+            assert torch.equal(value, original[key]), key
+    restored = load_localizer(blob)
+    assert restored.config == FLL_CFG
+    assert torch.equal(restored.head[-1].bias, original["head.4.bias"].half().float())
+
+
+def test_manifest_name_lookup_and_sha_mismatch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, path, sha = _saved(tmp_path)
+    folder = path.parent
+    update_manifest("fll.pt", {"sha256": sha, "command": "crct train fll"}, weights_dir=folder)
+    entry = read_manifest(folder)["weights"]["fll.pt"]
+    assert entry["sha256"] == sha and "date" in entry
+    monkeypatch.chdir(tmp_path)  # a bare name is looked up in weights_dir, not the cwd
+    assert load_weights("fll.pt", "fll", weights_dir=folder)["path"] == str(path)
+    update_manifest("fll.pt", {"sha256": "0" * 64}, weights_dir=folder)
+    with pytest.raises(CrctError, match="corrupt") as info:
+        load_weights(path, "fll")
+    assert str(path) in str(info.value)
+    update_manifest("fll.pt", {"sha256": sha}, weights_dir=folder)
+    path.write_bytes(path.read_bytes()[:-10] + b"0123456789")  # damaged after the fact
+    with pytest.raises(CrctError, match=r"fll\.pt.*corrupt"):
+        load_weights(path, "fll")
+
+
+def test_missing_unreadable_and_wrong_kind_weights(tmp_path: Path) -> None:
+    _, path, _ = _saved(tmp_path)
+    with pytest.raises(CrctError, match="holds 'fll' weights, expected 'bt'"):
+        load_weights(path, "bt")
+    missing = tmp_path / "weights" / "bt.pt"
+    with pytest.raises(CrctError, match="missing") as info:
+        load_weights(missing, "bt")
+    assert str(missing) in str(info.value)
+    junk = tmp_path / "weights" / "junk.pt"
+    junk.write_bytes(b"not a torch file")
+    with pytest.raises(CrctError, match="cannot be read"):
+        load_weights(junk, "fll")
+    (tmp_path / "weights" / "manifest.json").write_text("{ nope")
+    with pytest.raises(CrctError, match="corrupt manifest"):
+        load_weights(path, "fll")
+
+
+# ---------------------------------------------------------------------------------------------
+# training crops
+
+
+MARKED = (0, 16, 17, 26, 31, 35, 36, 45, 48, 54, 8, 57)
+
+
+def _marked_face() -> tuple[Face, dict[int, tuple[int, int, int]]]:
+    """A grey picture with a coloured square on each marked landmark of the template."""
+    points = ibug_template() * 1.5 + 100.0
+    image = np.full((200, 200, 3), 90, np.uint8)
+    colours = {}
+    for k, j in enumerate(MARKED):
+        colour = (40 + 17 * k, 250 - 19 * k, (60 + 97 * k) % 256)
+        colours[j] = colour
+        x, y = (int(round(v)) for v in points[j])
+        cv2.rectangle(image, (x - 4, y - 4), (x + 4, y + 4), colour, -1)
+    return Face("marks", image, points), colours
+
+
+@pytest.mark.parametrize("flip", [False, True])
+def test_augmented_crop_points_sit_on_their_marks(flip: bool) -> None:
+    face, colours = _marked_face()
+    aug = dataclasses.replace(NO_AUGMENT, flip=1.0 if flip else 0.0)
+    crop, points = augmented_crop(face, np.random.default_rng(0), 96, 1.35, aug)
+    assert crop.shape == (96, 96, 3) and points.shape == (68, 2)
+    for j, colour in colours.items():
+        i = PERM[j] if flip else j  # after a flip, point i shows what was landmark PERM[i]
+        x, y = (int(round(v)) for v in points[i])
+        assert np.abs(crop[y, x].astype(int) - colour).max() <= 3, (i, j)
+    # the markup's semantics survive: 36 and 0 stay on the image left of 45 and 16
+    assert points[36, 0] < points[45, 0] and points[0, 0] < points[16, 0]
+    assert points[48, 0] < points[54, 0] and points[17, 0] < points[26, 0]
+    plain_crop, plain = augmented_crop(face, np.random.default_rng(0), 96, 1.35, NO_AUGMENT)
+    assert np.allclose(points, plain, atol=1e-6)  # a symmetric face flips onto itself
+    if flip:
+        assert np.abs(crop.astype(int) - plain_crop[:, ::-1].astype(int)).max() <= 1

@@ -1,0 +1,364 @@
+"""CRCT Algorithm 1 control flow, driven by scripted fake networks that record every call.
+
+Frames are tiny arrays whose value is their index, so the fakes know which frame they see.
+The fake BT moves the box it is given by ``BT_SHIFT`` and the fake FLL by ``FLL_SHIFT``, so
+every box in the assertions can be traced back to the step that produced it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pytest
+
+from crct_cli.landmarks import box_from_points
+from crct_cli.tracking.detector import Detection
+from crct_cli.tracking.tracker import (
+    CRCTTracker,
+    TrackerConfig,
+    TrackResult,
+    box_distance_ratio,
+    gate_detections,
+)
+
+BT_SHIFT = np.array([2.0, 0.0, 0.0, 0.0])
+FLL_SHIFT = np.array([0.0, 1.0, 0.0, 0.0])
+BOX = np.array([100.0, 100.0, 30.0, 40.0])  # diagonal 50: ratios are easy to reckon
+
+_UNIT = np.random.default_rng(7).uniform(0.0, 1.0, (68, 2))
+_UNIT = (_UNIT - _UNIT.min(axis=0)) / (_UNIT.max(axis=0) - _UNIT.min(axis=0))
+
+
+def shape_in(box: np.ndarray) -> np.ndarray:
+    """68 points whose tight box is exactly ``box``."""
+    box = np.asarray(box, dtype=np.float64)
+    return box[:2] + _UNIT * box[2:]
+
+
+def frame(t: int) -> np.ndarray:
+    return np.full((2, 2, 3), t, dtype=np.uint8)
+
+
+def fid(image: np.ndarray) -> int:
+    return int(image[0, 0, 0])
+
+
+def det(box: np.ndarray, score: float = 0.99) -> Detection:
+    box = np.asarray(box, dtype=np.float64)
+    return Detection(box, box.copy(), score)
+
+
+def moved(box: np.ndarray, dx: float) -> np.ndarray:
+    return np.asarray(box, dtype=np.float64) + np.array([dx, 0.0, 0.0, 0.0])
+
+
+def moved_det(d: Detection, dx: float) -> Detection:
+    return det(moved(d.box, dx), d.score)
+
+
+@dataclass
+class FakeNets:
+    """Scripted Networks: detections and FV scores per frame; every call recorded."""
+
+    detections: dict[int, list[Detection]] = field(default_factory=dict)
+    scores: dict[int, float] = field(default_factory=dict)
+    calls: list[tuple[str, int]] = field(default_factory=list)
+    bt_calls: list[dict[str, Any]] = field(default_factory=list)
+    fll_boxes: dict[int, np.ndarray] = field(default_factory=dict)
+    bt_points: dict[int, np.ndarray] = field(default_factory=dict)
+    fll_points: dict[int, np.ndarray] = field(default_factory=dict)
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        self.calls.append(("detect", fid(image)))
+        return list(self.detections.get(fid(image), []))
+
+    def bt_step(
+        self, prev: np.ndarray, cur: np.ndarray, box: np.ndarray, state: Any
+    ) -> tuple[np.ndarray, Any]:
+        t = fid(cur)
+        self.calls.append(("bt", t))
+        self.bt_calls.append({"t": t, "prev": fid(prev), "box": np.array(box), "state": state})
+        self.bt_points[t] = shape_in(np.asarray(box) + BT_SHIFT)
+        return self.bt_points[t], f"h{t}"
+
+    def validate(self, image: np.ndarray, points: np.ndarray) -> float:
+        self.calls.append(("fv", fid(image)))
+        return self.scores.get(fid(image), 0.9)
+
+    def localize(self, image: np.ndarray, box: np.ndarray) -> np.ndarray:
+        t = fid(image)
+        self.calls.append(("fll", t))
+        self.fll_boxes[t] = np.array(box)
+        self.fll_points[t] = shape_in(np.asarray(box) + FLL_SHIFT)
+        return self.fll_points[t]
+
+    def frames_of(self, name: str) -> list[int]:
+        return [t for n, t in self.calls if n == name]
+
+    def bt_at(self, t: int) -> dict[str, Any]:
+        (call,) = [c for c in self.bt_calls if c["t"] == t]
+        return call
+
+
+def run(tracker: CRCTTracker, n: int) -> list[TrackResult]:
+    return [tracker.step(frame(t)) for t in range(n)]
+
+
+def reset_frames(nets: FakeNets) -> list[int]:
+    return [c["t"] for c in nets.bt_calls if c["state"] is None]
+
+
+# ---------------------------------------------------------------------------------------------
+# eq. 8
+
+
+def test_box_distance_ratio_is_centre_distance_over_previous_diagonal() -> None:
+    prev = np.array([0.0, 0.0, 30.0, 40.0])  # centre (15, 20), diagonal 50
+    assert box_distance_ratio(prev, np.array([0.0, 0.0, 30.0, 40.0])) == pytest.approx(0.0)
+    assert box_distance_ratio(prev, np.array([30.0, 40.0, 30.0, 40.0])) == pytest.approx(1.0)
+    # the candidate's size changes its centre, not the denominator
+    assert box_distance_ratio(prev, np.array([10.0, 20.0, 10.0, 0.0])) == pytest.approx(0.0)
+    assert box_distance_ratio(prev, np.array([-9.0, 20.0, 0.0, 0.0])) == pytest.approx(24 / 50)
+
+
+def test_gate_keeps_the_nearest_below_tb_strictly() -> None:
+    near, far = det(moved(BOX, 20.0), 0.5), det(moved(BOX, 45.0), 0.99)
+    assert np.array_equal(gate_detections([far, near], BOX, 1.0), near.box)
+    assert gate_detections([], BOX, 1.0) is None
+    # with no previous box, the most confident one, whatever the order the detector gave
+    assert np.array_equal(gate_detections([near, far], None, 1.0), far.box)
+    exactly_tb = det(moved(BOX, 50.0))  # ratio 1.0
+    assert gate_detections([exactly_tb], BOX, 1.0) is None
+    assert np.array_equal(gate_detections([exactly_tb], BOX, 1.01), exactly_tb.box)
+
+
+# ---------------------------------------------------------------------------------------------
+# initialisation
+
+
+def test_init_from_most_confident_detection_of_first_frame_with_one() -> None:
+    weak, strong = det(moved(BOX, 200.0), 0.91), det(BOX, 0.99)
+    nets = FakeNets(detections={2: [weak, strong], 3: [weak]})
+    results = run(CRCTTracker(nets), 5)
+
+    for r in results[:2]:
+        assert r.state == "lost" and r.points is None and r.box is None and r.score is None
+    assert nets.frames_of("detect") == [0, 1, 2]  # none after initialisation
+    assert nets.frames_of("bt")[0] == 3 and nets.frames_of("fll")[0] == 2
+    assert np.array_equal(nets.fll_boxes[2], strong.box)
+    assert results[2].state == "redetected"
+    assert np.allclose(results[2].box, strong.box + FLL_SHIFT)
+    first_bt = nets.bt_at(3)
+    assert first_bt["prev"] == 2 and first_bt["state"] is None
+    assert np.allclose(first_bt["box"], results[2].box)
+    assert all(r.points is not None for r in results[2:])
+
+
+def test_init_box_skips_detection() -> None:
+    nets = FakeNets(detections={0: [det(moved(BOX, 5.0))]})
+    results = run(CRCTTracker(nets, init_box=BOX), 6)
+    assert nets.frames_of("detect") == []
+    assert np.array_equal(nets.fll_boxes[0], BOX)
+    assert results[0].state == "redetected"
+    assert [r.state for r in results[1:]] == ["tracked"] * 5
+
+
+def test_unknown_mode_raises() -> None:
+    with pytest.raises(ValueError, match="mode"):
+        CRCTTracker(FakeNets(), TrackerConfig(mode="kalman"))
+
+
+# ---------------------------------------------------------------------------------------------
+# one tracked frame: BT -> FV -> FLL
+
+
+def test_fll_runs_in_bt_box_and_new_valid_box_is_fll_box() -> None:
+    nets = FakeNets()
+    tracker = CRCTTracker(nets, init_box=BOX)
+    results = run(tracker, 4)
+    for t in (1, 2, 3):
+        assert nets.frames_of("fv").count(t) == 1
+        bt_box = box_from_points(nets.bt_points[t])
+        assert np.allclose(nets.fll_boxes[t], bt_box)
+        assert np.allclose(results[t].box, box_from_points(nets.fll_points[t]))
+        assert np.allclose(results[t].points, nets.fll_points[t])
+        assert results[t].score == pytest.approx(0.9)
+        # the next BT starts from this frame's valid box, on (this frame, next frame)
+        if t < 3:
+            assert np.allclose(nets.bt_at(t + 1)["box"], results[t].box)
+            assert nets.bt_at(t + 1)["prev"] == t
+    assert np.allclose(results[3].box, BOX + 3 * (BT_SHIFT + FLL_SHIFT) + FLL_SHIFT)
+    assert np.allclose(tracker.box, results[3].box)
+    # order within a frame: BT, then FV, then FLL
+    assert nets.calls[-3:] == [("bt", 3), ("fv", 3), ("fll", 3)]
+
+
+def test_low_fv_score_marks_lost_and_only_the_next_frame_detects() -> None:
+    nets = FakeNets(scores={3: 0.2})
+    results = run(CRCTTracker(nets, init_box=BOX), 7)
+    lost = results[3]
+    assert lost.state == "lost" and lost.score == pytest.approx(0.2)
+    assert np.allclose(lost.points, nets.bt_points[3])  # BT's rejected estimate is kept
+    assert np.allclose(lost.box, box_from_points(nets.bt_points[3]))
+    assert 3 not in nets.frames_of("fll")
+    assert nets.frames_of("detect") == [4]
+    # no detection at frame 4: BT gets the last valid box (frame 2's), not BT's lost box
+    assert np.allclose(nets.bt_at(4)["box"], results[2].box)
+    assert [r.state for r in results[4:]] == ["tracked"] * 3
+
+
+def test_score_exactly_tc_is_valid_and_tc_changes_behaviour() -> None:
+    nets = FakeNets(scores={2: 0.5})
+    assert run(CRCTTracker(nets, init_box=BOX), 3)[2].state == "tracked"
+    nets = FakeNets(scores={2: 0.4})
+    assert run(CRCTTracker(nets, TrackerConfig(tc=0.5), init_box=BOX), 3)[2].state == "lost"
+    nets = FakeNets(scores={2: 0.4})
+    assert run(CRCTTracker(nets, TrackerConfig(tc=0.3), init_box=BOX), 3)[2].state == "tracked"
+
+
+# ---------------------------------------------------------------------------------------------
+# re-detection and TB gating
+
+
+def _lost_at_3(detections: list[Detection], config: TrackerConfig | None = None) -> tuple:
+    """Frame 3 is lost; ``detections`` are what MTCNN finds at frame 4."""
+    nets = FakeNets(scores={3: 0.1}, detections={4: detections})
+    tracker = CRCTTracker(nets, config or TrackerConfig(), init_box=BOX)
+    results = run(tracker, 6)
+    return nets, tracker, results
+
+
+def test_near_detection_is_taken() -> None:
+    prev = BOX + 2 * (BT_SHIFT + FLL_SHIFT) + FLL_SHIFT  # valid box after frame 2
+    near = det(moved(prev, 20.0))  # ratio 0.4
+    nets, tracker, results = _lost_at_3([near])
+    assert np.allclose(results[2].box, prev)
+    assert np.array_equal(nets.bt_at(4)["box"], near.box)
+    assert results[4].state == "redetected"
+    assert np.allclose(results[4].box, near.box + BT_SHIFT + FLL_SHIFT)
+    assert tracker.redetections == 1
+    assert nets.frames_of("detect") == [4]
+    assert results[5].state == "tracked"
+
+
+def test_nearest_detection_wins_over_more_confident_one() -> None:
+    prev = BOX + 2 * (BT_SHIFT + FLL_SHIFT) + FLL_SHIFT
+    confident = det(moved(prev, 40.0), 0.999)  # ratio 0.8
+    nearest = det(moved(prev, -10.0), 0.90)  # ratio 0.2
+    nets, tracker, results = _lost_at_3([confident, nearest])
+    assert np.array_equal(nets.bt_at(4)["box"], nearest.box)
+    assert tracker.redetections == 1
+
+
+def test_far_detection_is_refused_and_the_last_valid_box_held() -> None:
+    prev = BOX + 2 * (BT_SHIFT + FLL_SHIFT) + FLL_SHIFT
+    far = det(moved(prev, 60.0))  # ratio 1.2: another face
+    nets, tracker, results = _lost_at_3([far])
+    assert np.allclose(nets.bt_at(4)["box"], prev)
+    assert results[4].state == "tracked"
+    assert tracker.redetections == 0
+
+
+def test_tb_changes_behaviour() -> None:
+    prev = BOX + 2 * (BT_SHIFT + FLL_SHIFT) + FLL_SHIFT
+    mid = det(moved(prev, 40.0))  # ratio 0.8
+    nets, tracker, _ = _lost_at_3([mid], TrackerConfig(tb=1.0))
+    assert np.array_equal(nets.bt_at(4)["box"], mid.box) and tracker.redetections == 1
+    nets, tracker, _ = _lost_at_3([mid], TrackerConfig(tb=0.5))
+    assert np.allclose(nets.bt_at(4)["box"], prev) and tracker.redetections == 0
+
+
+def test_face_leaving_view_is_awaited_where_it_was() -> None:
+    """FV low for frames 3-8, only a far face meanwhile; the face comes back at frame 9."""
+    valid = BOX + 2 * (BT_SHIFT + FLL_SHIFT) + FLL_SHIFT  # after frame 2
+    other_face = det(moved(valid, 300.0), 0.999)
+    back = det(moved(valid, -15.0), 0.95)
+    scores = {t: 0.05 for t in range(3, 9)}
+    detections = {t: [other_face] for t in range(4, 9)} | {9: [other_face, back]}
+    nets = FakeNets(scores=scores, detections=detections)
+    tracker = CRCTTracker(nets, init_box=BOX)
+    results = run(tracker, 11)
+
+    assert [r.state for r in results[3:9]] == ["lost"] * 6
+    assert nets.frames_of("detect") == [4, 5, 6, 7, 8, 9]
+    for t in range(4, 9):
+        assert np.allclose(nets.bt_at(t)["box"], valid)  # held, never the other face
+    assert np.array_equal(nets.bt_at(9)["box"], back.box)
+    assert results[9].state == "redetected" and tracker.redetections == 1
+    assert np.allclose(results[9].box, back.box + BT_SHIFT + FLL_SHIFT)
+    assert results[10].state == "tracked"
+    assert all(r.points is not None for r in results)
+
+
+# ---------------------------------------------------------------------------------------------
+# LSTM state resets (line 11: redetect OR SeqT > SeqBT)
+
+
+@pytest.mark.parametrize(
+    ("seq_bt", "expected"),
+    [(2, [1, 4, 7, 10]), (4, [1, 6, 11])],
+)
+def test_lstm_reset_pattern(seq_bt: int, expected: list[int]) -> None:
+    nets = FakeNets()
+    run(CRCTTracker(nets, TrackerConfig(seq_bt=seq_bt), init_box=BOX), 12)
+    assert reset_frames(nets) == expected
+    for call in nets.bt_calls:  # otherwise the state is the one BT returned a frame ago
+        if call["state"] is not None:
+            assert call["state"] == f"h{call['t'] - 1}"
+
+
+def test_lstm_reset_on_reinitialisation_even_without_detection() -> None:
+    nets = FakeNets(scores={2: 0.1})
+    run(CRCTTracker(nets, TrackerConfig(seq_bt=2), init_box=BOX), 10)
+    # frame 1 starts fresh; 2 is lost -> 3 re-initialises; then every SeqBT + 1 frames
+    assert reset_frames(nets) == [1, 3, 6, 9]
+
+
+def test_lstm_reset_after_initialisation_by_detection() -> None:
+    nets = FakeNets(detections={1: [det(BOX)]})
+    run(CRCTTracker(nets, TrackerConfig(seq_bt=2)), 8)
+    assert reset_frames(nets) == [2, 5]
+
+
+# ---------------------------------------------------------------------------------------------
+# baselines
+
+
+def test_mode_bt_never_validates_refines_or_redetects() -> None:
+    nets = FakeNets(scores={t: 0.0 for t in range(8)}, detections={3: [det(BOX)]})
+    results = run(CRCTTracker(nets, TrackerConfig(mode="bt"), init_box=BOX), 8)
+    assert nets.frames_of("fv") == []
+    assert nets.frames_of("detect") == []
+    assert nets.frames_of("fll") == [0]  # the initial frame only: b0 -> first shape
+    assert nets.frames_of("bt") == list(range(1, 8))
+    for t in range(1, 8):
+        assert results[t].state == "tracked" and results[t].score is None
+        assert np.allclose(results[t].points, nets.bt_points[t])
+        if t < 7:  # BT alone follows its own box
+            assert np.allclose(nets.bt_at(t + 1)["box"], box_from_points(nets.bt_points[t]))
+
+
+def test_mode_fll_mt_detects_every_frame_and_holds_box_without_detection() -> None:
+    a = det(BOX)
+    near = det(moved(BOX + FLL_SHIFT, 10.0))
+    far = det(moved(BOX, 400.0), 0.999)
+    detections = {0: [a], 1: [far, near], 2: [], 3: [far], 4: [moved_det(near, 5.0)]}
+    nets = FakeNets(detections=detections)
+    tracker = CRCTTracker(nets, TrackerConfig(mode="fll-mt"))
+    results = run(tracker, 4)
+    assert np.allclose(tracker.box, near.box + FLL_SHIFT)
+    results.append(tracker.step(frame(4)))
+    assert nets.frames_of("detect") == [0, 1, 2, 3, 4]
+    assert nets.frames_of("bt") == [] and nets.frames_of("fv") == []
+    assert np.array_equal(nets.fll_boxes[1], near.box)
+    assert results[1].state == "tracked"
+    held = near.box + FLL_SHIFT
+    assert np.allclose(results[1].box, held)
+    for t in (2, 3):  # nothing acceptable: FLL at the held box, flagged lost, box kept
+        assert results[t].state == "lost"
+        assert np.allclose(nets.fll_boxes[t], held)
+        assert results[t].points is not None
+    assert np.array_equal(nets.fll_boxes[4], moved(near.box, 5.0))
+    assert results[4].state == "tracked"
