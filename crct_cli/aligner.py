@@ -1,15 +1,27 @@
-"""Landmarks from boxes with FLL: crop, regress, map back (the still-image core of crct)."""
+"""Landmarks from boxes with FLL: crop, regress, map back (the still-image core of crct).
+
+With a ``denoiser`` (FADeNN's IID as a :class:`crct_cli.models.fadenn.CropDenoiser`) the crops
+are cleaned, as one batch, before FLL sees them: FADeNN = FLL(IID(I)).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from crct_cli import geometry
 from crct_cli.landmarks import FLIP_PERMUTATION, box_from_points
+from crct_cli.models.fadenn import CropDenoiser, FADeNN
 from crct_cli.models.fll import LandmarkLocalizer
+
+#: uint8 crops (N, S, S, 3) -> uint8 crops of the same shape.
+Denoiser = Callable[[np.ndarray], np.ndarray]
+#: ``--denoise`` choices: plain FLL, or FADeNN with IID D, S or M.
+DENOISE_CHOICES: tuple[str, ...] = ("none", "d", "s", "m")
 
 
 @dataclass(frozen=True)
@@ -29,10 +41,12 @@ class Aligner:
         model: LandmarkLocalizer,
         device: torch.device | str = "cpu",
         config: AlignConfig | None = None,
+        denoiser: Denoiser | None = None,
     ) -> None:
         self.model = model.eval().to(device)
         self.device = torch.device(device)
         self.config = config or AlignConfig()
+        self.denoiser = denoiser
         self.size = model.config.input_size
         self.context = model.config.context
 
@@ -57,7 +71,10 @@ class Aligner:
             m = geometry.crop_matrix(center, side * self.context, self.size)
             mats.append(m)
             crops.append(geometry.warp(image, m, self.size))
-        pred = self._predict(np.stack(crops))
+        batch = np.stack(crops)
+        if self.denoiser is not None:
+            batch = self.denoiser(batch)
+        pred = self._predict(batch)
         return np.stack(
             [geometry.apply(geometry.invert(m), p) for m, p in zip(mats, pred, strict=True)]
         )
@@ -71,3 +88,43 @@ class Aligner:
         for _ in range(self.config.refine):
             points = self._once(image, np.stack([box_from_points(p) for p in points]))
         return points
+
+
+def fadenn_aligner(
+    model: FADeNN, device: torch.device | str = "cpu", config: AlignConfig | None = None
+) -> tuple[Aligner, CropDenoiser]:
+    """FADeNN's Aligner: its FLL, with its IID applied to the uint8 crops (one batch per pass)."""
+    denoiser = CropDenoiser(model.iid, device)
+    return Aligner(model.fll, device, config, denoiser=denoiser), denoiser
+
+
+def check_denoise(name: str) -> None:
+    """Raise :class:`CrctError` unless ``name`` is one of :data:`DENOISE_CHOICES`."""
+    from crct_cli.errors import CrctError
+
+    if name not in DENOISE_CHOICES:
+        raise CrctError(f"--denoise must be one of {', '.join(DENOISE_CHOICES)}, got {name!r}")
+
+
+def load_aligner(
+    denoise: str = "none",
+    device: torch.device | str = "cpu",
+    config: AlignConfig | None = None,
+    weights_dir: Path | None = None,
+) -> tuple[Aligner, str]:
+    """The shipped aligner and the weight file it loaded.
+
+    ``none``: ``fll.pt``. ``d``, ``s``, ``m``: ``fadenn_<v>.pt``, FADeNN's IID and FLL as fine-tuned
+    together (III-D). A missing or corrupt file is a :class:`CrctError` naming it.
+    """
+    from crct_cli.models import weights
+    from crct_cli.models.fadenn import fadenn_file, load_fadenn
+    from crct_cli.models.fll import load_localizer
+
+    check_denoise(denoise)
+    folder = weights.WEIGHTS_DIR if weights_dir is None else weights_dir
+    if denoise == "none":
+        blob = weights.load_weights(folder / "fll.pt", "fll", folder)
+        return Aligner(load_localizer(blob), device, config), blob["path"]
+    blob = weights.load_weights(folder / fadenn_file(denoise), "fadenn", folder)
+    return fadenn_aligner(load_fadenn(blob), device, config)[0], blob["path"]

@@ -7,7 +7,7 @@ with 130. That handling lives in :class:`CrctGroup`, so every subcommand gets it
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 from typer.core import TyperGroup
@@ -117,11 +117,6 @@ def main(
     """Robust 68-point facial landmark tracking in video (CRCT tracker, FADeNN aligner)."""
 
 
-def _not_yet(command: str, lands: str) -> NoReturn:
-    typer.echo(f"crct {command}: not available yet ({lands})", err=True)
-    raise typer.Exit(EXIT_BAD_INPUT)
-
-
 def _parse_box(text: str | None) -> Any:
     if text is None:
         return None
@@ -168,17 +163,28 @@ def track(
     tb: Annotated[float, typer.Option(help="TB: re-detection gate of eq. 8.")] = 1.0,
     tc: Annotated[float, typer.Option(help="TC: face-validator threshold.")] = 0.5,
     seq_bt: Annotated[int, typer.Option(help="SeqBT: frames between LSTM resets.")] = 2,
+    denoise: Annotated[
+        str,
+        typer.Option(
+            help="FADeNN: clean the crop FLL sees with the internal denoiser d (one DAE), "
+            "s (classifier + a DAE per noise type) or m (multi-task classifier + DAEs), using "
+            "weights/fadenn_<v>.pt (denoiser and FLL fine-tuned together); none: plain FLL.",
+            metavar="none|d|s|m",
+        ),
+    ] = "none",
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
 ) -> None:
     """Track 68 landmarks through videos: DIR/annot/000001.pts..., DIR/track.json."""
     from rich.console import Console
 
+    from crct_cli.aligner import check_denoise
     from crct_cli.tracking.networks import CRCTNetworks, resolve_device
     from crct_cli.tracking.pipeline import track_video
     from crct_cli.tracking.tracker import TrackerConfig
     from crct_cli.ui import frame_progress, print_track_summary
 
     _check_mode(mode)
+    check_denoise(denoise)
     box = _parse_box(init_box)
     for video in videos:
         if not video.is_file():
@@ -187,7 +193,7 @@ def track(
     if len(set(stems)) != len(stems):
         raise CrctError("two videos share a file name; track them in separate runs")
     config = TrackerConfig(tb=tb, tc=tc, seq_bt=seq_bt, mode=mode)
-    nets = CRCTNetworks(resolve_device(device), mode)
+    nets = CRCTNetworks(resolve_device(device), mode, denoise=denoise)
     console = Console(stderr=True, highlight=False)
     for video in videos:
         target = out if len(videos) == 1 else out / video.stem
@@ -218,23 +224,29 @@ def align(
     flip: Annotated[
         bool, typer.Option(help="Average with the mirrored image (slower, a little more accurate).")
     ] = False,
+    denoise: Annotated[
+        str,
+        typer.Option(
+            help="FADeNN: clean the crop FLL sees with the internal denoiser d (one DAE), "
+            "s (classifier + a DAE per noise type) or m (multi-task classifier + DAEs), using "
+            "weights/fadenn_<v>.pt (denoiser and FLL fine-tuned together); none: plain FLL.",
+            metavar="none|d|s|m",
+        ),
+    ] = "none",
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
 ) -> None:
     """Find 68 landmarks in still images: DIR/NAME.pts (NAME_1.pts... for more faces)."""
     from rich.console import Console
 
     from crct_cli.align_images import align_images, collect_images
-    from crct_cli.aligner import AlignConfig, Aligner
-    from crct_cli.models.fll import load_localizer
-    from crct_cli.models.weights import WEIGHTS_DIR, load_weights
+    from crct_cli.aligner import AlignConfig, check_denoise, load_aligner
     from crct_cli.tracking.networks import resolve_device
     from crct_cli.ui import item_progress
 
+    check_denoise(denoise)
     n_items = len(collect_images(paths))
     dev = resolve_device(device)
-    aligner = Aligner(
-        load_localizer(load_weights(WEIGHTS_DIR / "fll.pt", "fll")), dev, AlignConfig(flip=flip)
-    )
+    aligner, _ = load_aligner(denoise, dev, AlignConfig(flip=flip))
     if box_from_pts:
 
         def detect(image: Any) -> list:
@@ -265,13 +277,90 @@ def align(
         raise CrctError(f"no face found in {', '.join(map(str, paths))}")
 
 
-@app.command()
+_DENOISE_HELP = (
+    "Remove blur, noise, low resolution and darkening with FADeNN's internal denoiser (IID)."
+    "\n\n"
+    "Every image or video frame keeps its size. With s and m the noise class is the "
+    "classifier's mean vote over up to nine 112-px tiles around the centre, at full resolution; "
+    "the DAE of that class (or d's single DAE) then runs over the whole picture at full "
+    "resolution, in tiles. A picture classed clean is left untouched (an image file is copied "
+    "as is)."
+    "\n\n"
+    "Folders are mirrored under DIR, with their .pts files copied alongside; a video is written "
+    "at its own frame rate. With s and m the class of every image and frame is shown in a table "
+    "and saved in DIR/noise_classes.json."
+)
+
+
+@app.command(help=_DENOISE_HELP)
 def denoise(
-    path: Annotated[Path, typer.Argument(help="Image or folder of images.")],
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Output folder.")] = None,
+    paths: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Images, videos or folders (recursive).", metavar="PATH...", show_default=False
+        ),
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Output folder.", metavar="DIR", show_default=False)
+    ],
+    variant: Annotated[
+        str,
+        typer.Option(
+            "--variant",
+            help="d: one DAE for everything; s: single-task noise classifier + a DAE per noise "
+            "type; m: multi-task classifier + a DAE per noise type.",
+            metavar="d|s|m",
+        ),
+    ] = "m",
+    weights_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--weights",
+            help="IID weight file (default: weights/iid_<variant>.pt).",
+            metavar="PT",
+            show_default=False,
+        ),
+    ] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
 ) -> None:
-    """Classify and remove image degradations with FADeNN (not available yet)."""
-    _not_yet("denoise", "FADeNN's denoiser lands with a later issue")
+    """Remove blur, noise, low resolution and darkening with FADeNN's internal denoiser."""
+    from rich.console import Console
+
+    from crct_cli.denoise import (
+        ImageDenoiser,
+        denoise_progress,
+        noise_classes_table,
+        plan_denoise,
+        run_plan,
+        write_classes_json,
+    )
+    from crct_cli.models import weights
+    from crct_cli.models.fadenn import VARIANTS, iid_file, load_iid
+    from crct_cli.tracking.networks import resolve_device
+
+    if variant not in VARIANTS:
+        raise CrctError(f"--variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
+    dev = resolve_device(device)
+    plan = plan_denoise(paths, out)
+    source = weights_file or weights.WEIGHTS_DIR / iid_file(variant)
+    blob = weights.load_weights(source, "iid", weights.WEIGHTS_DIR)
+    iid = load_iid(blob)
+    if iid.variant != variant:
+        raise CrctError(f"{blob['path']} holds IID-{iid.variant}, not --variant {variant}")
+    den = ImageDenoiser(iid, dev)
+    console = Console(stderr=True, highlight=False)
+    with denoise_progress(console, len(plan.jobs)) as (on_item, on_frame):
+        records = run_plan(plan, den, on_item, on_frame)
+    n_frames = sum(r.frames for r in records)
+    if variant != "d":
+        Console().print(noise_classes_table(records, f"noise classes (IID-{variant.upper()})"))
+        where = write_classes_json(out, records, variant, blob["path"])
+        console.print(f"wrote {where}")
+    console.print(
+        f"denoised {plan.count('image')} image(s) and {plan.count('video')} video(s)"
+        + (f" ({n_frames} frames)" if n_frames else "")
+        + f" with IID-{variant.upper()} -> {out}"
+    )
 
 
 @app.command()
@@ -325,6 +414,10 @@ def degrade(
 
 @app.command()
 def benchmark(
+    videos: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Videos to time with --speed.", metavar="VIDEO", show_default=False),
+    ] = None,
     pred: Annotated[
         Path | None,
         typer.Option(help="Folder of predicted .pts files.", metavar="DIR", show_default=False),
@@ -340,29 +433,136 @@ def benchmark(
     out: Annotated[
         Path | None,
         typer.Option(
-            help="Write results.json and per_file.csv here.", metavar="DIR", show_default=False
+            help="Write results.json (and per_file.csv, or the CED plots) here.",
+            metavar="DIR",
+            show_default=False,
         ),
     ] = None,
     dataset: Annotated[
-        str | None, typer.Option(help="Benchmark a dataset (lands with issue 5).", hidden=True)
+        str | None,
+        typer.Option(
+            help="300vw-cat1 | 300vw-cat2 | 300vw-cat3 | 300vw (every sequence under the root) "
+            "| 300w | menpo | images.",
+            metavar="NAME",
+            show_default=False,
+        ),
     ] = None,
     root: Annotated[
-        Path | None, typer.Option(help="Dataset root (lands with issue 5).", hidden=True)
+        Path | None,
+        typer.Option(
+            help="Dataset folder (default: $CRCT_DATA/300VW, $CRCT_DATA/300W, $CRCT_DATA/menpo).",
+            metavar="DIR",
+            show_default=False,
+        ),
     ] = None,
     methods: Annotated[
-        str | None, typer.Option(help="Methods to compare (lands with issue 5).", hidden=True)
+        str | None,
+        typer.Option(
+            help="Comma list of mode[+denoise-VARIANT] (default: crct,fll-mt,bt for videos, "
+            "fll for images, crct for --speed).",
+            metavar="LIST",
+            show_default=False,
+        ),
+    ] = None,
+    seq_bt: Annotated[
+        int | None,
+        typer.Option(help="SeqBT: frames between LSTM resets (default 2).", show_default=False),
+    ] = None,
+    init: Annotated[
+        str | None,
+        typer.Option(
+            help="Videos: gt (the first frame's ground-truth box, the papers' protocol; "
+            "default) or detect (MTCNN).",
+            metavar="gt|detect",
+            show_default=False,
+        ),
+    ] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    noise: Annotated[
+        str | None,
+        typer.Option(
+            help="Still images: all (clean + the 12 degraded sets), none, or TYPE-LEVEL "
+            "(e.g. blur-3); made on the fly.",
+            metavar="all|none|TYPE-LEVEL",
+            show_default=False,
+        ),
+    ] = None,
+    box_from_pts: Annotated[
+        bool,
+        typer.Option(
+            help="Still images: start from the box of the ground-truth points (the papers' "
+            "protocol) instead of detecting."
+        ),
+    ] = False,
+    seed: Annotated[
+        int | None,
+        typer.Option(help="Seed of the Gaussian noise sets (default 0).", show_default=False),
+    ] = None,
+    max_frames: Annotated[
+        int | None,
+        typer.Option(
+            help="Videos: score only the first N frames (quick runs).", show_default=False
+        ),
     ] = None,
     speed: Annotated[
-        bool, typer.Option(help="Measure speed (lands with issue 5).", hidden=True)
+        bool,
+        typer.Option(
+            help="Time decoding, each network and crct track on the VIDEO arguments "
+            "(CPU, and CUDA when present)."
+        ),
     ] = False,
 ) -> None:
-    """Score predicted .pts files against ground truth: NME, AUC@0.08, failure rate."""
-    later = {"--dataset": dataset, "--root": root, "--methods": methods, "--speed": speed or None}
-    given = [name for name, value in later.items() if value is not None]
+    """Score landmarks: .pts folders (--pred/--gt), datasets (--dataset), speed (--speed)."""
+    dataset_only = {
+        "--root": root,
+        "--init": init,
+        "--noise": noise,
+        "--seed": seed,
+        "--max-frames": max_frames,
+        "--box-from-pts": box_from_pts or None,
+    }
+    if speed:
+        if dataset is not None or pred is not None or gt is not None:
+            raise CrctError("--speed times VIDEO arguments; leave out --dataset, --pred and --gt")
+        given = [name for name, value in dataset_only.items() if value is not None]
+        if given:
+            raise CrctError(f"{', '.join(given)}: not for --speed (it takes --methods, --seq-bt)")
+        if not videos:
+            raise CrctError("--speed needs at least one VIDEO argument")
+        from crct_cli.bench.console import run_speed_command
+
+        run_speed_command(videos, device, methods, seq_bt, out)
+        return
+    if videos:
+        raise CrctError(f"{videos[0]}: VIDEO arguments are for --speed")
+    if dataset is not None:
+        if pred is not None or gt is not None:
+            raise CrctError("--dataset and --pred/--gt are different benchmarks; give one of them")
+        from crct_cli.bench.console import run_dataset_command
+        from crct_cli.bench.runner import DatasetRequest
+
+        request = DatasetRequest(
+            dataset=dataset,
+            root=root,
+            methods=methods,
+            seq_bt=seq_bt,
+            init=init,
+            device=device,
+            noise=noise,
+            box_from_pts=box_from_pts,
+            seed=seed,
+            norm=norm,
+            threshold=threshold,
+            max_frames=max_frames,
+        )
+        run_dataset_command(request, out)
+        return
+    dataset_only.update({"--methods": methods, "--seq-bt": seq_bt})
+    given = [name for name, value in dataset_only.items() if value is not None]
     if given:
-        raise CrctError(f"benchmark {', '.join(given)}: not available yet (lands with issue 5)")
+        raise CrctError(f"{', '.join(given)}: only with --dataset (or --speed)")
     if pred is None or gt is None:
-        raise CrctError("give both --pred DIR and --gt DIR")
+        raise CrctError("give both --pred DIR and --gt DIR (or --dataset NAME, or --speed VIDEO)")
 
     from rich.console import Console
 
@@ -488,7 +688,7 @@ def train_bt(
     train: TrainDirs = None,
     val: ValDirs = str(_DATA / "afw"),
     steps: Steps = None,
-    crops_per_step: Annotated[int, typer.Option(help="Sequences x unroll length per step.")] = 48,
+    crops_per_step: Annotated[int, typer.Option(help="Sequences x unroll length per step.")] = 32,
     lr: Annotated[float, typer.Option(help="Peak learning rate (AdamW, cosine).")] = 1e-3,
     seed: Seed = 0,
     init: Annotated[
@@ -514,3 +714,110 @@ def train_bt(
     )
     _train_common(cfg, steps, out, checkpoint)
     train_bt(cfg, log=_log_line)
+
+
+Variant = Annotated[
+    str,
+    typer.Option(
+        help="FADeNN's IID: d (one DAE), s (classifier + a DAE per noise type), m (multi-task "
+        "classifier + DAEs).",
+        metavar="d|s|m",
+    ),
+]
+ValLimit = Annotated[
+    int, typer.Option(help="Validate on the first N validation faces only (0: all).")
+]
+
+
+def _check_variant(variant: str) -> None:
+    from crct_cli.models.fadenn import VARIANTS
+
+    if variant not in VARIANTS:
+        raise CrctError(f"--variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
+
+
+@train_app.command("iid")
+def train_iid(
+    train: TrainDirs = None,
+    val: ValDirs = str(_DATA / "afw"),
+    variant: Variant = "m",
+    steps: Steps = None,
+    batch: Annotated[int, typer.Option(help="Crops per step.")] = 32,
+    lr: Annotated[float, typer.Option(help="Peak learning rate (AdamW, cosine).")] = 1e-3,
+    seed: Seed = 0,
+    val_limit: ValLimit = 0,
+    out: OutFile = None,
+    checkpoint: Checkpoint = None,
+    resume: Resume = False,
+) -> None:
+    """Train FADeNN's internal image denoiser on crops degraded as crct degrade does."""
+    from crct_cli.train.iid import TrainIIDConfig, train_iid
+
+    _check_variant(variant)
+    dirs, vals = _train_dirs(train, val)
+    cfg = TrainIIDConfig(
+        train=dirs,
+        val=vals,
+        variant=variant,
+        batch=batch,
+        lr=lr,
+        seed=seed,
+        val_limit=val_limit,
+        resume=resume,
+    )
+    _train_common(cfg, steps, out, checkpoint)
+    train_iid(cfg, log=_log_line)
+
+
+@train_app.command("fadenn")
+def train_fadenn(
+    train: TrainDirs = None,
+    val: ValDirs = str(_DATA / "afw"),
+    variant: Variant = "m",
+    fll: Annotated[
+        Path, typer.Option(help="Trained FLL to start from (crct train fll).", metavar="PT")
+    ] = Path("weights/fll.pt"),
+    iid: Annotated[
+        Path | None,
+        typer.Option(
+            help="Trained IID of the same variant (crct train iid; default weights/iid_<v>.pt).",
+            metavar="PT",
+            show_default=False,
+        ),
+    ] = None,
+    steps: Steps = None,
+    batch: Annotated[int, typer.Option(help="Crops per step.")] = 16,
+    lr: Annotated[float, typer.Option(help="Peak learning rate (Adam, the paper's 1e-4).")] = 1e-4,
+    rec_weight: Annotated[
+        float, typer.Option(help="Weight of the denoiser's L2 reconstruction loss.")
+    ] = 10.0,
+    seed: Seed = 0,
+    degrade_seed: Annotated[
+        int, typer.Option(help="Noise seed of the validation sets (as crct degrade --seed).")
+    ] = 0,
+    val_limit: ValLimit = 0,
+    out: OutFile = None,
+    checkpoint: Checkpoint = None,
+    resume: Resume = False,
+) -> None:
+    """Fine-tune FADeNN = FLL(IID(I)) end to end (paper III-D): weights/fadenn_<v>.pt."""
+    from crct_cli.train.fadenn import TrainFADeNNConfig, train_fadenn
+
+    _check_variant(variant)
+    dirs, vals = _train_dirs(train, val)
+    cfg = TrainFADeNNConfig(
+        train=dirs,
+        val=vals,
+        variant=variant,
+        fll=fll,
+        iid=iid,
+        batch=batch,
+        lr=lr,
+        rec_weight=rec_weight,
+        seed=seed,
+        degrade_seed=degrade_seed,
+        val_limit=val_limit,
+        resume=resume,
+    )
+    _train_common(cfg, steps, out, checkpoint)
+    train_fadenn(cfg, log=_log_line)

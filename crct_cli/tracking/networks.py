@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +17,10 @@ import numpy as np
 import torch
 
 from crct_cli import geometry
-from crct_cli.aligner import AlignConfig, Aligner
+from crct_cli.aligner import AlignConfig, Aligner, check_denoise, fadenn_aligner
 from crct_cli.errors import CrctError
 from crct_cli.models.bt import load_tracker
+from crct_cli.models.fadenn import fadenn_file, load_fadenn
 from crct_cli.models.fll import load_localizer
 from crct_cli.models.fv import fv_crop, load_validator
 from crct_cli.models.weights import WEIGHTS_DIR, load_weights
@@ -48,7 +50,7 @@ class _Timer:
 
 
 class CRCTNetworks:
-    """MTCNN + BT + FV + FLL on one device."""
+    """MTCNN + BT + FV + FLL on one device; with ``denoise`` d, s or m, FADeNN in FLL's place."""
 
     def __init__(
         self,
@@ -57,13 +59,23 @@ class CRCTNetworks:
         weights_dir: Path = WEIGHTS_DIR,
         align: AlignConfig | None = None,
         fll_weights: str = "fll.pt",
+        denoise: str = "none",
     ) -> None:
         self.device = torch.device(device)
         self.timings: dict[str, list[float]] = defaultdict(list)
         self.weight_files: dict[str, str] = {}
-        fll = load_weights(weights_dir / fll_weights, "fll")
-        self.weight_files["fll"] = fll["path"]
-        self.aligner = Aligner(load_localizer(fll), self.device, align or AlignConfig())
+        if denoise == "none":
+            fll = load_weights(weights_dir / fll_weights, "fll")
+            self.weight_files["fll"] = fll["path"]
+            self.aligner = Aligner(load_localizer(fll), self.device, align or AlignConfig())
+        else:  # FADeNN: FLL sees the crop cleaned by the IID (timed apart as "iid")
+            check_denoise(denoise)
+            blob = load_weights(weights_dir / fadenn_file(denoise), "fadenn")
+            self.weight_files["fadenn"] = blob["path"]
+            self.aligner, denoiser = fadenn_aligner(
+                load_fadenn(blob), self.device, align or AlignConfig()
+            )
+            self.aligner.denoiser = self._timed(denoiser, "iid")
         self.bt = self.fv = None
         if mode in ("crct", "bt"):
             blob = load_weights(weights_dir / "bt.pt", "bt")
@@ -74,6 +86,13 @@ class CRCTNetworks:
             self.weight_files["fv"] = blob["path"]
             self.fv = load_validator(blob).to(self.device)
         self.detector = FaceDetector(self.device)
+
+    def _timed(self, fn: Callable[[np.ndarray], np.ndarray], name: str) -> Callable:
+        def timed(x: np.ndarray) -> np.ndarray:
+            with _Timer(self.timings, name):
+                return fn(x)
+
+        return timed
 
     def detect(self, image: np.ndarray) -> list[Detection]:
         with _Timer(self.timings, "detect"):

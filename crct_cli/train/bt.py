@@ -45,7 +45,7 @@ class TrainBTConfig:
     train: list[Path]
     val: list[Path]
     steps: int = 1500
-    crops_per_step: int = 48  # sequences x unroll length
+    crops_per_step: int = 32  # sequences x unroll length
     lr: float = 1e-3
     seed: int = 0
     max_unroll: int = 32

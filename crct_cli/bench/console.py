@@ -1,0 +1,127 @@
+"""The screen side of ``crct benchmark --dataset`` and ``--speed``: progress, tables, notes.
+
+Tables go to stdout (they are the result); progress bars, warnings about missing data and
+the list of files written go to stderr, so ``crct benchmark ... > table.txt`` keeps only the
+numbers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from crct_cli.bench.report import speed_tables, still_tables, video_tables
+from crct_cli.bench.runner import DatasetRequest, Prepared, execute, prepare, write_outputs
+from crct_cli.bench.speed import measure_speed, speed_devices
+from crct_cli.bench.still_bench import StillBenchResult
+from crct_cli.bench.video_bench import OnFrame
+
+#: How many missing sequences / skipped images are named on screen (results.json has all).
+MAX_LISTED = 20
+
+
+def _listing(items: list[str]) -> str:
+    shown = ", ".join(items[:MAX_LISTED])
+    return shown + (f", ... ({len(items) - MAX_LISTED} more)" if len(items) > MAX_LISTED else "")
+
+
+def _warn(err: Console, text: str) -> None:
+    err.print(f"[yellow]{escape(text)}[/yellow]", soft_wrap=True)
+
+
+def report_missing(err: Console, prepared: Prepared) -> None:
+    """Name what cannot be scored, once, before anything runs."""
+    if prepared.sequences is not None and prepared.sequences.missing:
+        missing = prepared.sequences.missing
+        total = len(missing) + len(prepared.sequences.sequences)
+        _warn(
+            err,
+            f"missing {len(missing)} of {total} sequences of {prepared.req.dataset} "
+            f"(not scored): {_listing([f'{m.name} ({m.reason})' for m in missing])}",
+        )
+    if prepared.images is not None and prepared.images.skipped:
+        skipped = prepared.images.skipped
+        _warn(
+            err,
+            f"skipped {len(skipped)} image(s): {_listing([f'{r} ({why})' for r, why in skipped])}",
+        )
+
+
+@contextlib.contextmanager
+def _frame_bar(err: Console, label: str) -> Iterator[OnFrame]:
+    from crct_cli.ui import frame_progress
+
+    with frame_progress(err, label) as on_frame:
+        yield on_frame
+
+
+@contextlib.contextmanager
+def _item_bar(err: Console, total: int) -> Iterator[Callable[[], None]]:
+    with Progress(
+        TextColumn("[bold]scoring"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    ) as progress:
+        task = progress.add_task("scoring", total=total)
+        yield lambda: progress.advance(task)
+
+
+def run_dataset_command(
+    req: DatasetRequest, out: Path | None, argv: list[str] | None = None
+) -> None:
+    """``crct benchmark --dataset``: check, list what is missing, run, print, write."""
+    stdout, err = Console(), Console(stderr=True, highlight=False)
+    prepared = prepare(req)
+    report_missing(err, prepared)
+    if prepared.images is not None:  # one bar over image x set x method
+        with _item_bar(err, prepared.still_steps) as on_item:
+            outcome = execute(prepared, on_item=on_item)
+    else:  # one bar per sequence and method (rich shows one live display at a time)
+        outcome = execute(prepared, progress=lambda label: _frame_bar(err, label))
+    result = outcome.result
+    tables = still_tables(result) if isinstance(result, StillBenchResult) else video_tables(result)
+    for table in tables:
+        stdout.print(table)
+    if out is not None:
+        path, plots = write_outputs(out, outcome, argv=argv)
+        err.print(f"wrote {path}")
+        if plots.skipped:
+            _warn(err, plots.skipped)
+        elif plots.written:
+            err.print(f"wrote {len(plots.written)} plot(s) to {out}")
+
+
+def run_speed_command(
+    videos: list[Path],
+    device: str,
+    methods: str | None,
+    seq_bt: int | None,
+    out: Path | None,
+    argv: list[str] | None = None,
+) -> None:
+    """``crct benchmark --speed VIDEO...``: time decoding, each network and ``crct track``."""
+    from crct_cli.bench.methods import parse_methods
+    from crct_cli.errors import CrctError
+
+    stdout, err = Console(), Console(stderr=True, highlight=False)
+    specs = parse_methods(methods or "crct", "video")
+    if seq_bt is not None and seq_bt < 1:
+        raise CrctError(f"--seq-bt must be at least 1, got {seq_bt}")
+    devices = speed_devices(device)
+    results = measure_speed(
+        videos, devices, specs, seq_bt=2 if seq_bt is None else seq_bt, log=err.print
+    )
+    for table in speed_tables(results):
+        stdout.print(table)
+    if out is not None:
+        path, _ = write_outputs(out, speed=results, speed_devices=devices, argv=argv)
+        err.print(f"wrote {path}")

@@ -1,0 +1,231 @@
+"""What ``crct benchmark`` compares: method specs and the seam through which methods run.
+
+A method is written ``mode[+denoise-VARIANT]``: a tracker mode (``crct``, ``fll-mt``, ``bt``)
+for videos or ``fll`` for still images, optionally with FADeNN's denoiser in front of the
+localiser (``crct+denoise-m``, ``fll+denoise-s``). Denoise variants are accepted only when the
+denoiser module :mod:`crct_cli.models.fadenn` is part of this crct.
+
+The benchmark never builds networks itself: it asks a *factory* for a :class:`VideoMethod` or
+an :class:`ImageMethod` per spec. The real factories below wrap the shipped networks; tests
+pass fakes whose predictions are the ground truth plus known offsets, so the scoring is
+checked exactly.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import numpy as np
+
+from crct_cli.errors import CrctError
+from crct_cli.io.datasets import VideoSequence
+from crct_cli.io.video import Frame
+from crct_cli.tracking.detector import Detection
+from crct_cli.tracking.tracker import MODES, CRCTTracker, Networks, TrackerConfig
+
+#: FADeNN's denoiser variants (issue 4): D (one DAE), S (single-task classifier), M (multi-task).
+DENOISE_VARIANTS: tuple[str, ...] = ("d", "s", "m")
+#: The still-image method: FLL from a box.
+STILL_MODES: tuple[str, ...] = ("fll",)
+#: The module whose presence enables ``+denoise-VARIANT`` methods.
+DENOISER_MODULE = "crct_cli.models.fadenn"
+
+Kind = Literal["video", "still"]
+_DENOISE = re.compile(r"^denoise-([a-z]+)$")
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """One column of a results table: a mode and an optional denoiser variant."""
+
+    mode: str
+    denoise: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.mode if self.denoise is None else f"{self.mode}+denoise-{self.denoise}"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def denoiser_available() -> bool:
+    """True once :mod:`crct_cli.models.fadenn` (the FADeNN denoiser) ships with crct."""
+    try:
+        return importlib.util.find_spec(DENOISER_MODULE) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def default_methods(kind: Kind) -> str:
+    """The papers' comparison: every tracker mode for videos, FLL for still images."""
+    return ",".join(MODES) if kind == "video" else ",".join(STILL_MODES)
+
+
+def parse_method(text: str, kind: Kind, denoise_ok: bool | None = None) -> MethodSpec:
+    """``crct``, ``fll-mt``, ``crct+denoise-m``... -> :class:`MethodSpec`, or one-line error."""
+    modes = MODES if kind == "video" else STILL_MODES
+    mode, *extras = text.strip().split("+")
+    if mode not in modes:
+        where = "videos" if kind == "video" else "still images"
+        raise CrctError(
+            f"--methods: unknown method {text!r} for {where}; "
+            f"use {', '.join(modes)}, optionally +denoise-{'|'.join(DENOISE_VARIANTS)}"
+        )
+    denoise: str | None = None
+    for extra in extras:
+        match = _DENOISE.match(extra)
+        if match is None or match.group(1) not in (*DENOISE_VARIANTS, "none"):
+            raise CrctError(
+                f"--methods: {text!r}: expected mode+denoise-VARIANT with VARIANT one of "
+                f"{', '.join(DENOISE_VARIANTS)}"
+            )
+        if denoise is not None:
+            raise CrctError(f"--methods: {text!r} names the denoiser twice")
+        denoise = match.group(1)
+    if denoise == "none":
+        denoise = None
+    if denoise is not None:
+        available = denoiser_available() if denoise_ok is None else denoise_ok
+        if not available:
+            raise CrctError(
+                f"--methods: {text!r}: the FADeNN denoiser is not part of this crct yet "
+                f"({DENOISER_MODULE.replace('.', '/')}.py)"
+            )
+    return MethodSpec(mode, denoise)
+
+
+def parse_methods(text: str, kind: Kind, denoise_ok: bool | None = None) -> list[MethodSpec]:
+    """A comma list of method specs, in order, without duplicates."""
+    items = [t for t in (p.strip() for p in text.split(",")) if t]
+    if not items:
+        raise CrctError("--methods: give at least one method")
+    specs = [parse_method(t, kind, denoise_ok) for t in items]
+    names = [s.name for s in specs]
+    for name in names:
+        if names.count(name) > 1:
+            raise CrctError(f"--methods: {name} is listed twice")
+    return specs
+
+
+# --------------------------------------------------------------------------------------------
+# The seam
+
+
+@dataclass(frozen=True)
+class FramePrediction:
+    """A method's answer for one frame: 68 points and a box, either ``None`` when it has none."""
+
+    points: np.ndarray | None
+    box: np.ndarray | None
+
+
+class VideoMethod(Protocol):
+    """A tracker run over one sequence at a time: ``start`` then ``step`` per decoded frame."""
+
+    def start(self, sequence: VideoSequence, init_box: np.ndarray | None) -> None:
+        """Begin ``sequence``, forgetting the previous one; ``init_box`` (x, y, w, h) is the
+        box to start from, or None to find the face itself. A method that replays stored
+        predictions (another tool's output) can find them by ``sequence.name``."""
+        ...
+
+    def step(self, frame: Frame) -> FramePrediction: ...
+
+
+class ImageMethod(Protocol):
+    """A still-image aligner: faces from a detector or a given box, then 68 points."""
+
+    def detect(self, image: np.ndarray) -> list[Detection]: ...
+
+    def localize(self, image: np.ndarray, box: np.ndarray) -> np.ndarray: ...
+
+
+VideoFactory = Callable[[MethodSpec], VideoMethod]
+ImageFactory = Callable[[MethodSpec], ImageMethod]
+
+
+class TrackerMethod:
+    """The real video method: :class:`CRCTTracker` (Algorithm 1) over the given networks."""
+
+    def __init__(self, nets: Networks, config: TrackerConfig) -> None:
+        self.nets = nets
+        self.config = config
+        self.tracker: CRCTTracker | None = None
+
+    @property
+    def weight_files(self) -> dict[str, str]:
+        return dict(getattr(self.nets, "weight_files", {}))
+
+    def start(self, sequence: VideoSequence, init_box: np.ndarray | None) -> None:
+        self.tracker = CRCTTracker(self.nets, self.config, init_box)
+
+    def step(self, frame: Frame) -> FramePrediction:
+        assert self.tracker is not None, "start() first"
+        result = self.tracker.step(frame.image)
+        return FramePrediction(result.points, result.box)
+
+
+def build_networks(spec: MethodSpec, device: Any) -> Any:
+    """The shipped networks for a spec: the one place that knows how a denoiser is attached.
+
+    A still-image method needs FLL and the detector only (the ``fll-mt`` set). With a denoise
+    variant the networks are asked for it by keyword (``denoise=VARIANT``), which the FADeNN
+    issue adds to :class:`CRCTNetworks`; until then such a spec is a clear error.
+    """
+    from crct_cli.tracking.networks import CRCTNetworks
+
+    mode = "fll-mt" if spec.mode in STILL_MODES else spec.mode
+    if spec.denoise is None:
+        return CRCTNetworks(device, mode)
+    if "denoise" not in inspect.signature(CRCTNetworks).parameters:
+        raise CrctError(
+            f"method {spec.name}: this crct's networks cannot run the FADeNN denoiser yet"
+        )
+    return CRCTNetworks(device, mode, denoise=spec.denoise)  # type: ignore[call-arg]
+
+
+def video_factory(device: Any, seq_bt: int = 2, tb: float = 1.0, tc: float = 0.5) -> VideoFactory:
+    """Real video methods on ``device``, with the papers' thresholds and ``SeqBT``."""
+
+    def make(spec: MethodSpec) -> VideoMethod:
+        config = TrackerConfig(tb=tb, tc=tc, seq_bt=seq_bt, mode=spec.mode)
+        return TrackerMethod(build_networks(spec, device), config)
+
+    return make
+
+
+def image_factory(device: Any) -> ImageFactory:
+    """Real still-image methods (FLL, FADeNN variants) on ``device``."""
+
+    def make(spec: MethodSpec) -> ImageMethod:
+        return build_networks(spec, device)  # CRCTNetworks has detect() and localize()
+
+    return make
+
+
+def mtcnn_weight_files() -> dict[str, str]:
+    """MTCNN's three weight files inside facenet-pytorch (detection in every method)."""
+    spec = importlib.util.find_spec("facenet_pytorch")
+    if spec is None or spec.origin is None:
+        return {}
+    data = Path(spec.origin).parent / "data"
+    return {
+        f"mtcnn-{net}": str(data / f"{net}.pt")
+        for net in ("pnet", "rnet", "onet")
+        if (data / f"{net}.pt").is_file()
+    }
+
+
+def weight_files_of(method: object) -> dict[str, str]:
+    """Role -> path of the weight files a method uses (none for a fake)."""
+    files = dict(getattr(method, "weight_files", None) or {})
+    nets = getattr(method, "nets", method)
+    if files and hasattr(nets, "detector"):
+        files.update(mtcnn_weight_files())
+    return files

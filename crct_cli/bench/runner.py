@@ -1,0 +1,248 @@
+"""``crct benchmark --dataset ...`` from options to results: check, select, run, write.
+
+The CLI only parses and prints; this module validates the combination of options, finds the
+data (``--root`` or ``$CRCT_DATA``), builds the methods through the factories of
+:mod:`crct_cli.bench.methods` (replaceable: tests inject fakes), runs the video or still
+benchmark and writes ``results.json`` and the plots.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from crct_cli.bench import methods as _methods
+from crct_cli.bench.catalog import (
+    SequenceSelection,
+    check_dataset,
+    is_video_dataset,
+    resolve_root,
+    select_sequences,
+)
+from crct_cli.bench.methods import ImageFactory, MethodSpec, VideoFactory, parse_methods
+from crct_cli.bench.report import PlotOutcome, build_payload, write_json, write_plots
+from crct_cli.bench.speed import VideoSpeed, describe_device
+from crct_cli.bench.still_bench import (
+    DEFAULT_SEED,
+    NoiseSet,
+    StillBenchResult,
+    StillSelection,
+    parse_noise,
+    run_still_benchmark,
+    select_images,
+)
+from crct_cli.bench.video_bench import (
+    INITS,
+    Progress,
+    VideoBenchResult,
+    run_video_benchmark,
+)
+from crct_cli.errors import CrctError
+from crct_cli.metrics import NORMALIZATIONS
+
+#: The papers' SeqBT (CRCT IV: 2 and 4 scored best).
+DEFAULT_SEQ_BT = 2
+
+
+@dataclass
+class DatasetRequest:
+    """The ``crct benchmark`` options of a dataset run (None: not given on the command line)."""
+
+    dataset: str
+    root: Path | None = None
+    methods: str | None = None
+    seq_bt: int | None = None
+    init: str | None = None
+    device: str = "auto"
+    noise: str | None = None
+    box_from_pts: bool = False
+    seed: int | None = None
+    norm: str = "diagonal"
+    threshold: float = 0.08
+    max_frames: int | None = None
+
+
+@dataclass
+class DatasetOutcome:
+    result: VideoBenchResult | StillBenchResult
+    device: str
+    device_description: str
+
+
+def make_video_factory(device: str, seq_bt: int) -> VideoFactory:
+    """The real trackers (replaced by tests with fakes)."""
+    return _methods.video_factory(device, seq_bt)
+
+
+def make_image_factory(device: str) -> ImageFactory:
+    """The real still-image aligners (replaced by tests with fakes)."""
+    return _methods.image_factory(device)
+
+
+def _check_common(req: DatasetRequest) -> None:
+    if req.norm not in NORMALIZATIONS:
+        raise CrctError(
+            f"unknown normalisation {req.norm!r}; choose one of {', '.join(NORMALIZATIONS)}"
+        )
+    if not req.threshold > 0:
+        raise CrctError(f"--threshold must be positive, got {req.threshold}")
+
+
+def _check_video_options(req: DatasetRequest) -> tuple[str, int]:
+    given = [n for n, v in (("--noise", req.noise), ("--seed", req.seed)) if v is not None]
+    if req.box_from_pts:
+        given.append("--box-from-pts")
+    if given:
+        raise CrctError(
+            f"{', '.join(given)}: for still-image datasets (300w, menpo, images); "
+            f"videos start from --init gt|detect"
+        )
+    init = req.init or "gt"
+    if init not in INITS:
+        raise CrctError(f"--init must be gt or detect, got {init!r}")
+    seq_bt = DEFAULT_SEQ_BT if req.seq_bt is None else req.seq_bt
+    if seq_bt < 1:
+        raise CrctError(f"--seq-bt must be at least 1, got {seq_bt}")
+    if req.max_frames is not None and req.max_frames < 1:
+        raise CrctError(f"--max-frames must be at least 1, got {req.max_frames}")
+    return init, seq_bt
+
+
+def _check_still_options(req: DatasetRequest) -> None:
+    given = [
+        n
+        for n, v in (
+            ("--init", req.init),
+            ("--seq-bt", req.seq_bt),
+            ("--max-frames", req.max_frames),
+        )
+        if v is not None
+    ]
+    if given:
+        raise CrctError(
+            f"{', '.join(given)}: for video datasets (300vw...); still images use --box-from-pts"
+        )
+
+
+def _device(name: str) -> tuple[str, str]:
+    from crct_cli.tracking.networks import resolve_device
+
+    device = resolve_device(name).type
+    return device, describe_device(device)
+
+
+@dataclass
+class Prepared:
+    """A checked request: the data found, the methods parsed, nothing loaded yet."""
+
+    req: DatasetRequest
+    specs: list[MethodSpec]
+    root: Path
+    device: str
+    device_description: str
+    sequences: SequenceSelection | None = None
+    images: StillSelection | None = None
+    sets: list[NoiseSet] = field(default_factory=list)
+    init: str = "gt"
+    seq_bt: int = DEFAULT_SEQ_BT
+
+    @property
+    def still_steps(self) -> int:
+        """Image x set x method predictions a still run makes (for a progress bar)."""
+        return len(self.images.items) * len(self.sets) * len(self.specs) if self.images else 0
+
+
+def prepare(req: DatasetRequest) -> Prepared:
+    """Check the options and find the data; raises :class:`CrctError` (one line) on bad input.
+
+    Everything about the input is checked before any network is loaded.
+    """
+    check_dataset(req.dataset)
+    _check_common(req)
+    if is_video_dataset(req.dataset):
+        init, seq_bt = _check_video_options(req)
+        specs = parse_methods(req.methods or _methods.default_methods("video"), "video")
+        root = resolve_root(req.dataset, req.root)
+        sequences = select_sequences(req.dataset, root)
+        device, description = _device(req.device)
+        return Prepared(
+            req, specs, root, device, description, sequences=sequences, init=init, seq_bt=seq_bt
+        )
+    _check_still_options(req)
+    specs = parse_methods(req.methods or _methods.default_methods("still"), "still")
+    sets = parse_noise(req.noise)
+    root = resolve_root(req.dataset, req.root)
+    images = select_images(root, req.dataset)
+    device, description = _device(req.device)
+    return Prepared(req, specs, root, device, description, images=images, sets=sets)
+
+
+def execute(
+    prepared: Prepared,
+    video_factory: VideoFactory | None = None,
+    image_factory: ImageFactory | None = None,
+    progress: Progress | None = None,
+    on_item: Callable[[], None] | None = None,
+) -> DatasetOutcome:
+    """Run every method of a prepared request (factories default to the shipped networks)."""
+    req = prepared.req
+    result: VideoBenchResult | StillBenchResult
+    if prepared.sequences is not None:
+        factory = video_factory or make_video_factory(prepared.device, prepared.seq_bt)
+        result = run_video_benchmark(
+            prepared.sequences,
+            prepared.specs,
+            factory,
+            init=prepared.init,
+            seq_bt=prepared.seq_bt,
+            norm=req.norm,  # type: ignore[arg-type]
+            threshold=req.threshold,
+            max_frames=req.max_frames,
+            progress=progress,
+        )
+    else:
+        assert prepared.images is not None
+        still_factory = image_factory or make_image_factory(prepared.device)
+        result = run_still_benchmark(
+            prepared.images,
+            prepared.specs,
+            still_factory,
+            prepared.sets,
+            dataset=req.dataset,
+            seed=DEFAULT_SEED if req.seed is None else req.seed,
+            box_from_pts=req.box_from_pts,
+            norm=req.norm,  # type: ignore[arg-type]
+            threshold=req.threshold,
+            on_item=on_item,
+        )
+    return DatasetOutcome(result, prepared.device, prepared.device_description)
+
+
+def run_dataset(
+    req: DatasetRequest,
+    video_factory: VideoFactory | None = None,
+    image_factory: ImageFactory | None = None,
+) -> DatasetOutcome:
+    """:func:`prepare` then :func:`execute`, without progress display."""
+    return execute(prepare(req), video_factory, image_factory)
+
+
+def write_outputs(
+    out: Path,
+    outcome: DatasetOutcome | None = None,
+    speed: list[VideoSpeed] | None = None,
+    speed_devices: list[str] | None = None,
+    argv: list[str] | None = None,
+) -> tuple[Path, PlotOutcome]:
+    """``OUT/results.json`` and, for a dataset run, the PNG plots (skipped without matplotlib)."""
+    if outcome is not None:
+        payload = build_payload(
+            outcome.result, None, outcome.device, outcome.device_description, argv
+        )
+        path = write_json(out, payload)
+        return path, write_plots(outcome.result, out)
+    devices = speed_devices or []
+    described = "; ".join(f"{d}: {describe_device(d)}" for d in devices)
+    payload = build_payload(None, speed, ",".join(devices), described, argv)
+    return write_json(out, payload), PlotOutcome()

@@ -1,0 +1,289 @@
+"""300-VW style benchmark: run each method over each sequence and score every annotated frame.
+
+Protocol (CRCT Tables I and II, after Chrysos et al. 2017):
+
+* Frames are streamed from the video (one in memory at a time); frame ``k`` of
+  ``annot/00000k.pts`` is the k-th decoded frame.
+* ``init="gt"`` (the papers' protocol): every method starts from the same box, the
+  ground-truth landmark box of the first annotated frame, and is fed from that frame on;
+  ``init="detect"``: from the first frame, finding its own face (MTCNN).
+* Every annotated frame is scored; a frame without a prediction (the tracker had no face yet,
+  or the video ended before the annotations did) is a failure (error ``inf``, IoU 0).
+* Table II: frame-level AUC@T and failure rate over all frames of a category's sequences.
+  Table I: one-pass success AUC of the IoU between the method's box (the box of its points)
+  and the ground-truth landmark box, over the same frames.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from crct_cli.bench.catalog import MissingSequence, SequenceSelection
+from crct_cli.bench.methods import MethodSpec, VideoFactory, VideoMethod, weight_files_of
+from crct_cli.bench.scores import GroupScore, finite_or_none, score_group
+from crct_cli.errors import CrctError
+from crct_cli.io.datasets import VideoSequence, read_annotations
+from crct_cli.io.video import iter_frames, probe_video
+from crct_cli.landmarks import box_from_points
+from crct_cli.metrics import (
+    DEFAULT_THRESHOLD,
+    Normalization,
+    iou,
+    nme,
+    success_auc,
+    summarize,
+)
+
+INITS: tuple[str, ...] = ("gt", "detect")
+
+OnFrame = Callable[[int, int | None], None]
+Progress = Callable[[str], AbstractContextManager[OnFrame]]
+
+
+@dataclass
+class SequenceRun:
+    """One method over one sequence: an error and an IoU per annotated frame."""
+
+    sequence: str
+    method: str
+    frames: int  #: frames fed to the method
+    numbers: np.ndarray  #: annotated frame numbers (from 1) that were scored
+    errors: np.ndarray  #: NME per scored frame, inf where the method had no prediction
+    ious: np.ndarray  #: IoU per scored frame, 0 where it had no box
+    seconds: float
+
+    def to_json(self, threshold: float) -> dict[str, object]:
+        s = summarize(self.errors, threshold)
+        return {
+            "sequence": self.sequence,
+            "method": self.method,
+            "frames": self.frames,
+            "scored": int(len(self.errors)),
+            "missing": s.missing,
+            "mean_nme": finite_or_none(s.mean_nme),
+            "auc": s.auc,
+            "failure_rate": s.failure_rate,
+            "success_auc": success_auc(self.ious),
+            "seconds": round(self.seconds, 3),
+            "fps": round(self.frames / self.seconds, 2) if self.seconds > 0 else None,
+        }
+
+
+def run_sequence(
+    sequence: VideoSequence,
+    method: VideoMethod,
+    method_name: str,
+    annotations: dict[int, np.ndarray],
+    init: str = "gt",
+    norm: Normalization = "diagonal",
+    max_frames: int | None = None,
+    on_frame: OnFrame | None = None,
+) -> SequenceRun:
+    """Run ``method`` over ``sequence`` and score it against ``annotations`` (frame -> points)."""
+    if init not in INITS:
+        raise CrctError(f"--init must be gt or detect, got {init!r}")
+    numbers = sorted(k for k in annotations if max_frames is None or k <= max_frames)
+    if not numbers:
+        raise CrctError(f"{sequence.annot_dir}: no annotated frame to score")
+    first = numbers[0]
+    init_box = box_from_points(annotations[first]) if init == "gt" else None
+    start = first - 1 if init == "gt" else 0
+    method.start(sequence, init_box)
+    wanted = set(numbers)
+    points: dict[int, np.ndarray] = {}
+    boxes: dict[int, np.ndarray] = {}
+    fed = 0
+    t0 = time.perf_counter()
+    for frame in iter_frames(sequence.video, max_frames):
+        if frame.index < start:
+            continue
+        prediction = method.step(frame)
+        fed += 1
+        number = frame.index + 1
+        if number in wanted and prediction.points is not None:
+            pts = np.asarray(prediction.points, dtype=np.float64)
+            points[number] = pts
+            box = prediction.box if prediction.box is not None else box_from_points(pts)
+            boxes[number] = np.asarray(box, dtype=np.float64)
+        if on_frame is not None:
+            on_frame(fed, None)
+        if number >= numbers[-1]:  # nothing after the last annotated frame is scored
+            break
+    seconds = time.perf_counter() - t0
+    gt = np.stack([annotations[k] for k in numbers])
+    pred = np.full_like(gt, np.nan)
+    pred_boxes = np.full((len(numbers), 4), np.nan)
+    for i, k in enumerate(numbers):
+        if k in points:
+            pred[i] = points[k]
+            pred_boxes[i] = boxes[k]
+    try:
+        errors = nme(pred, gt, norm)
+    except ValueError as exc:
+        raise CrctError(f"{sequence.annot_dir}: {exc}") from None
+    gt_boxes = np.stack([box_from_points(g) for g in gt])
+    return SequenceRun(
+        sequence=sequence.name,
+        method=method_name,
+        frames=fed,
+        numbers=np.asarray(numbers),
+        errors=errors,
+        ious=iou(pred_boxes, gt_boxes),
+        seconds=seconds,
+    )
+
+
+@dataclass
+class VideoBenchResult:
+    """Everything a 300-VW benchmark measured, ready for tables, JSON and plots."""
+
+    dataset: str
+    root: str
+    methods: list[str]
+    init: str
+    seq_bt: int
+    norm: str
+    threshold: float
+    max_frames: int | None
+    runs: list[SequenceRun] = field(default_factory=list)
+    #: group -> method -> score
+    groups: dict[str, dict[str, GroupScore]] = field(default_factory=dict)
+    missing: list[MissingSequence] = field(default_factory=list)
+    #: group -> the sequences scored in it
+    group_members: dict[str, list[str]] = field(default_factory=dict)
+    #: method -> role -> weight file path
+    weight_files: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "kind": "video",
+            "dataset": self.dataset,
+            "root": self.root,
+            "methods": self.methods,
+            "protocol": {
+                "init": self.init,
+                "seq_bt": self.seq_bt,
+                "normalization": self.norm,
+                "threshold": self.threshold,
+                "max_frames": self.max_frames,
+                "frame_level": True,
+                "missing_prediction": "failure (error inf, IoU 0)",
+                "box": "IoU of the method's landmark box vs the ground-truth landmark box",
+            },
+            "missing_sequences": [{"name": m.name, "reason": m.reason} for m in self.missing],
+            "groups": self.group_members,
+            "landmarks": {
+                group: {m: s.to_json() for m, s in scores.items()}
+                for group, scores in self.groups.items()
+            },
+            "boxes": {
+                group: {m: {"success_auc": s.success_auc} for m, s in scores.items()}
+                for group, scores in self.groups.items()
+            },
+            "sequences": [run.to_json(self.threshold) for run in self.runs],
+        }
+
+
+def _no_progress(label: str) -> AbstractContextManager[OnFrame]:
+    @contextlib.contextmanager
+    def quiet() -> Iterator[OnFrame]:
+        yield lambda done, total: None
+
+    return quiet()
+
+
+def run_video_benchmark(
+    selection: SequenceSelection,
+    specs: list[MethodSpec],
+    factory: VideoFactory,
+    init: str = "gt",
+    seq_bt: int = 2,
+    norm: Normalization = "diagonal",
+    threshold: float = DEFAULT_THRESHOLD,
+    max_frames: int | None = None,
+    progress: Progress | None = None,
+) -> VideoBenchResult:
+    """Every method over every selected sequence; scores per group (category) and method.
+
+    ``factory`` builds one :class:`VideoMethod` per spec (loaded once, reused across
+    sequences). Sequences whose video cannot be read or whose ``annot/`` holds no frame to
+    score are added to ``missing`` rather than dropped silently; this is checked before any
+    method is built.
+    """
+    if init not in INITS:
+        raise CrctError(f"--init must be gt or detect, got {init!r}")
+    progress = progress or _no_progress
+    result = VideoBenchResult(
+        dataset=selection.dataset,
+        root=str(selection.root),
+        methods=[s.name for s in specs],
+        init=init,
+        seq_bt=seq_bt,
+        norm=norm,
+        threshold=threshold,
+        max_frames=max_frames,
+        missing=list(selection.missing),
+    )
+    annotations: dict[str, dict[int, np.ndarray]] = {}
+    scorable: list[VideoSequence] = []
+    for sequence in selection.sequences:
+        assert sequence.annot_dir is not None
+        try:
+            probe_video(sequence.video)  # decodes one frame: an unreadable video is listed
+        except CrctError as exc:
+            result.missing.append(MissingSequence(sequence.name, str(exc)))
+            continue
+        annot = read_annotations(sequence.annot_dir)
+        if max_frames is not None:
+            annot = {k: v for k, v in annot.items() if k <= max_frames}
+        if not annot:
+            result.missing.append(
+                MissingSequence(sequence.name, f"no annotated frame in {sequence.annot_dir}")
+            )
+            continue
+        annotations[sequence.name] = annot
+        scorable.append(sequence)
+    if not scorable:
+        raise CrctError(f"{selection.root}: no sequence has an annotated frame to score")
+    runs: dict[tuple[str, str], SequenceRun] = {}
+    for spec in specs:
+        method = factory(spec)
+        result.weight_files[spec.name] = weight_files_of(method)
+        for sequence in scorable:
+            with progress(f"{sequence.name} {spec.name}") as on_frame:
+                run = run_sequence(
+                    sequence,
+                    method,
+                    spec.name,
+                    annotations[sequence.name],
+                    init,
+                    norm,
+                    max_frames,
+                    on_frame,
+                )
+            runs[(sequence.name, spec.name)] = run
+            result.runs.append(run)
+    scored = {s.name for s in scorable}
+    for group, names in selection.groups.items():
+        members = [n for n in names if n in scored]
+        if not members:
+            continue
+        result.groups[group] = {}
+        result.group_members[group] = members
+        for spec in specs:
+            group_runs = [runs[(n, spec.name)] for n in members]
+            result.groups[group][spec.name] = score_group(
+                group,
+                spec.name,
+                len(members),
+                np.concatenate([r.errors for r in group_runs]),
+                threshold,
+                np.concatenate([r.ious for r in group_runs]),
+            )
+    return result

@@ -1,0 +1,349 @@
+"""``crct denoise``: FADeNN's internal image denoiser on whole images, folders and videos.
+
+Inside FADeNN the IID cleans the 112-px face crop FLL sees. On a whole picture this module does
+what a user expects of a denoiser: the output has the input's size and content, cleaned.
+
+* **Class** (S and M): the classifier scores up to nine 112 x 112 tiles around the picture's
+  centre at full resolution (the crops it was trained on show faces at 0.8 to 2.7 source pixels
+  per crop pixel, so full resolution is inside that range) and the class with the highest mean
+  probability wins. A picture smaller than a tile is enlarged for this step only.
+* **Denoising**: the DAE of that class (S, M) or the single DAE (D) runs fully convolutionally
+  over the whole picture at full resolution, in 384-px tiles with 48 px of context on each side
+  so no seam shows. A picture classed clean is passed through untouched: an image file is copied
+  byte for byte, a video frame is re-encoded unchanged (eq. 6).
+* **Layout** (as ``crct degrade``): ``a.jpg`` -> ``OUT/a.jpg``, ``v.mp4`` -> ``OUT/v.mp4`` (every
+  frame, at the source frame rate), a folder mirrored under ``OUT`` with its ``.pts`` files copied
+  alongside (so ``crct align --box-from-pts`` works on the result). With S and M,
+  ``OUT/noise_classes.json`` records the class of every image and of every video frame.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from crct_cli.degrade import Item, collect_items, is_gray
+from crct_cli.errors import CrctError
+from crct_cli.io.atomic import atomic_path, write_text_atomic
+from crct_cli.io.images import read_image, write_image
+from crct_cli.models.fadenn import CLASS_NAMES, DAE, IID, to_tensor, to_uint8
+
+CLASSES_JSON = "noise_classes.json"
+SCHEMA = "crct.noise_classes/1"
+TILE = 112
+
+
+def vote_tiles(image: np.ndarray, tile: int = TILE, grid: int = 3) -> np.ndarray:
+    """Up to ``grid`` x ``grid`` full-resolution tiles side by side around the centre, as many
+    as fit: (N, tile, tile, 3)."""
+    h, w = image.shape[:2]
+    if min(h, w) < tile:
+        f = tile / min(h, w)
+        image = cv2.resize(image, (max(tile, round(w * f)), max(tile, round(h * f))))
+        h, w = image.shape[:2]
+
+    def starts(length: int) -> list[int]:
+        n = min(grid, max(1, length // tile))  # side by side, centred, no overlap
+        mid = (length - tile) / 2
+        return [int(round(mid + (k - (n - 1) / 2) * tile)) for k in range(n)]
+
+    return np.stack([image[y : y + tile, x : x + tile] for y in starts(h) for x in starts(w)])
+
+
+def _tiled(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, tile: int, pad: int):
+    """Apply a fully convolutional ``fn`` to (1, 3, H, W) in cores of ``tile`` px, each seen
+    with ``pad`` px of context around it (only the core is kept)."""
+    h, w = x.shape[-2:]
+    if h <= tile + 2 * pad and w <= tile + 2 * pad:
+        return fn(x)
+    out = torch.empty_like(x)
+    for y0 in range(0, h, tile):
+        for x0 in range(0, w, tile):
+            y1, x1 = min(h, y0 + tile), min(w, x0 + tile)
+            ey0, ex0 = max(0, y0 - pad), max(0, x0 - pad)
+            ey1, ex1 = min(h, y1 + pad), min(w, x1 + pad)
+            res = fn(x[..., ey0:ey1, ex0:ex1])
+            out[..., y0:y1, x0:x1] = res[..., y0 - ey0 : y1 - ey0, x0 - ex0 : x1 - ex0]
+    return out
+
+
+class ImageDenoiser:
+    """An IID on whole RGB uint8 pictures of any size (see the module docstring)."""
+
+    def __init__(
+        self, iid: IID, device: torch.device | str = "cpu", tile: int = 384, pad: int = 48
+    ) -> None:
+        self.device = torch.device(device)
+        self.iid = iid.eval().to(self.device)
+        self.tile, self.pad = tile, pad
+
+    @property
+    def variant(self) -> str:
+        return self.iid.variant
+
+    @torch.inference_mode()
+    def class_probabilities(self, image: np.ndarray) -> np.ndarray:
+        """Mean class probabilities over the centre tiles, (5,)."""
+        if self.iid.classifier is None:
+            raise ValueError("FADeNN-D has no noise classifier")
+        logits = self.iid.classifier(to_tensor(vote_tiles(image), self.device))[0]
+        return torch.softmax(logits.float(), dim=1).mean(0).cpu().numpy()
+
+    @torch.inference_mode()
+    def apply_dae(self, image: np.ndarray, dae: DAE) -> np.ndarray:
+        """One DAE over the whole picture at full resolution; a gray picture stays gray."""
+        x = to_tensor(image[None], self.device)
+        out = to_uint8(_tiled(dae, x, self.tile, self.pad))[0]
+        if is_gray(image):
+            gray = np.round(out.astype(np.float32).mean(axis=2)).astype(np.uint8)
+            out = np.repeat(gray[:, :, None], 3, axis=2)
+        return out
+
+    def __call__(self, image: np.ndarray) -> tuple[np.ndarray, int | None, np.ndarray | None]:
+        """(cleaned picture, class or None for D, class probabilities or None).
+
+        A picture classed clean is returned as the same array, untouched.
+        """
+        if self.iid.dae is not None:
+            return self.apply_dae(image, self.iid.dae), None, None
+        assert self.iid.daes is not None
+        probs = self.class_probabilities(image)
+        cls = int(np.argmax(probs))
+        if cls == 0:
+            return image, 0, probs
+        dae = self.iid.daes[cls - 1]
+        assert isinstance(dae, DAE)
+        return self.apply_dae(image, dae), cls, probs
+
+
+@dataclass
+class DenoiseRecord:
+    """What was done to one input file."""
+
+    input: str
+    output: str
+    kind: str  # "image" or "video"
+    classes: list[int] = field(default_factory=list)  # one per image / frame; empty for D
+    probabilities: list[float] | None = None  # images only
+    fps: float | None = None  # videos only
+    frames: int = 0  # videos only
+
+    def counts(self) -> dict[str, int]:
+        c = Counter(CLASS_NAMES[k] for k in self.classes)
+        return {name: c[name] for name in CLASS_NAMES if c[name]}
+
+
+@dataclass
+class DenoisePlan:
+    """Every file ``crct denoise`` will write, validated before anything is written."""
+
+    out_dir: Path
+    jobs: list[tuple[Item, Path]]
+    skipped: list[Path]
+
+    def count(self, kind: str) -> int:
+        return sum(1 for item, _ in self.jobs if item.kind == kind)
+
+
+def plan_denoise(paths: Sequence[Path], out_dir: Path) -> DenoisePlan:
+    """Expand the inputs (images, videos, folders); refuse outputs that would overwrite them.
+
+    Nothing is written yet, so a later error (a missing weight file) leaves no folder behind.
+    """
+    items, skipped = collect_items([Path(p) for p in paths], out_dir)
+    jobs = [(item, out_dir / item.rel) for item in items]
+    sources = {item.src.resolve() for item in items}
+    for _, dst in jobs:
+        if dst.resolve() in sources:
+            raise CrctError(f"{dst}: output would overwrite an input; choose another --out")
+    if not any(item.kind != "copy" for item in items):
+        raise CrctError(f"no images or videos in {', '.join(map(str, paths))}")
+    return DenoisePlan(out_dir, jobs, skipped)
+
+
+def _copy(src: Path, dst: Path) -> None:
+    try:
+        with atomic_path(dst) as tmp:
+            shutil.copyfile(src, tmp)
+    except OSError as exc:
+        raise CrctError(f"{dst}: cannot write ({exc.strerror})") from None
+
+
+def denoise_image_file(src: Path, dst: Path, den: ImageDenoiser) -> DenoiseRecord:
+    image = read_image(src)
+    out, cls, probs = den(image)
+    if cls == 0:
+        _copy(src, dst)  # eq. 6: a clean image is not touched, not even re-encoded
+    else:
+        write_image(dst, out[..., 0] if is_gray(image) else out)
+    return DenoiseRecord(
+        str(src),
+        str(dst),
+        "image",
+        [] if cls is None else [cls],
+        None if probs is None else [round(float(p), 4) for p in probs],
+    )
+
+
+def denoise_video_file(
+    src: Path,
+    dst: Path,
+    den: ImageDenoiser,
+    on_frame: Callable[[int, int | None], None] | None = None,
+) -> DenoiseRecord:
+    """Every frame, written at the source frame rate (temporary name, renamed when complete)."""
+    from crct_cli.io.video import VideoWriter, iter_frames, probe_video
+
+    info = probe_video(src)
+    record = DenoiseRecord(str(src), str(dst), "video", fps=info.fps)
+    writer: VideoWriter | None = None
+    with contextlib.closing(iter_frames(src)) as frames:
+        try:
+            for k, frame in enumerate(frames):
+                out, cls, _ = den(frame.image)
+                if writer is None:
+                    h, w = frame.image.shape[:2]
+                    writer = VideoWriter(dst, info.fps, w, h)
+                writer.write(out)
+                record.frames += 1
+                if cls is not None:
+                    record.classes.append(cls)
+                if on_frame is not None:
+                    on_frame(k + 1, info.n_frames)
+        except BaseException:
+            if writer is not None:
+                writer.abort()
+            raise
+    if writer is None:
+        raise CrctError(f"{src}: the video has no frames")
+    writer.close()
+    return record
+
+
+def run_plan(
+    plan: DenoisePlan,
+    den: ImageDenoiser,
+    on_item: Callable[[Path], None] | None = None,
+    on_frame: Callable[[int, int | None], None] | None = None,
+) -> list[DenoiseRecord]:
+    """Write every output; returns one record per image or video (copied files excluded)."""
+    try:
+        plan.out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CrctError(f"{plan.out_dir}: cannot create output folder ({exc.strerror})") from None
+    records = []
+    for item, dst in plan.jobs:
+        try:
+            dst.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CrctError(f"{dst.parent}: cannot create folder ({exc.strerror})") from None
+        if item.kind == "copy":
+            _copy(item.src, dst)
+        elif item.kind == "image":
+            records.append(denoise_image_file(item.src, dst, den))
+        else:
+            records.append(denoise_video_file(item.src, dst, den, on_frame))
+        if on_item is not None:
+            on_item(item.src)
+    return records
+
+
+def classes_document(records: Sequence[DenoiseRecord], variant: str, weights: str) -> dict:
+    """The ``noise_classes.json`` content (schema ``crct.noise_classes/1``)."""
+    images = [
+        {
+            "input": r.input,
+            "output": r.output,
+            "class": CLASS_NAMES[r.classes[0]],
+            "probabilities": dict(zip(CLASS_NAMES, r.probabilities or [], strict=False)),
+        }
+        for r in records
+        if r.kind == "image"
+    ]
+    videos = [
+        {
+            "input": r.input,
+            "output": r.output,
+            "fps": r.fps,
+            "counts": r.counts(),
+            "frames": [CLASS_NAMES[k] for k in r.classes],
+        }
+        for r in records
+        if r.kind == "video"
+    ]
+    return {
+        "schema": SCHEMA,
+        "variant": variant,
+        "weights": weights,
+        "classes": list(CLASS_NAMES),
+        "method": "mean class probability over up to 9 full-resolution 112-px tiles around "
+        "the centre of each image or frame",
+        "images": images,
+        "videos": videos,
+    }
+
+
+def write_classes_json(
+    out_dir: Path, records: Sequence[DenoiseRecord], variant: str, weights: str
+) -> Path:
+    path = out_dir / CLASSES_JSON
+    doc = classes_document(records, variant, weights)
+    write_text_atomic(path, json.dumps(doc, indent=2) + "\n")
+    return path
+
+
+def noise_classes_table(records: Sequence[DenoiseRecord], title: str, limit: int = 50) -> Table:
+    """One row per image (its class and probability) or video (frames per class); outputs
+    mirror the inputs under the output folder."""
+    table = Table(title=title)
+    table.add_column("input", overflow="fold")
+    table.add_column("noise class", no_wrap=True)
+    for r in records[:limit]:
+        if r.kind == "image":
+            p = (r.probabilities or [0.0] * len(CLASS_NAMES))[r.classes[0]]
+            label = f"{CLASS_NAMES[r.classes[0]]} ({p:.2f})"
+        else:
+            label = ", ".join(f"{name} {n}" for name, n in r.counts().items()) + " frames"
+        table.add_row(r.input, label)
+    if len(records) > limit:
+        table.add_row(f"... {len(records) - limit} more in {CLASSES_JSON}", "")
+    return table
+
+
+@contextlib.contextmanager
+def denoise_progress(
+    console: Console, n_items: int
+) -> Iterator[tuple[Callable[[Path], None], Callable[[int, int | None], None]]]:
+    """One live display with a bar for files and one for the frames of the current video."""
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    ) as progress:
+        files = progress.add_task("denoising", total=n_items)
+        frames = progress.add_task("frames", total=None, visible=False)
+
+        def on_item(_path: Path) -> None:
+            progress.advance(files)
+            progress.update(frames, visible=False, completed=0)
+
+        def on_frame(done: int, total: int | None) -> None:
+            progress.update(frames, completed=done, total=total, visible=True)
+
+        yield on_item, on_frame

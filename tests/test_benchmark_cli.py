@@ -1,0 +1,246 @@
+"""``crct benchmark --dataset`` / ``--speed`` through the command line: tables, results.json,
+plots (and their absence without matplotlib), one-line errors. Methods and networks are fakes
+injected through the factories of ``crct_cli.bench.runner`` and ``crct_cli.bench.speed``."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from bench_fakes import OffsetAligner, make_sequence, make_still_set, shape_in, tracker_factory
+from typer.testing import CliRunner
+
+import crct_cli.bench.methods as bench_methods
+import crct_cli.bench.runner as bench_runner
+import crct_cli.bench.speed as bench_speed
+from crct_cli import __version__
+from crct_cli.bench.methods import MethodSpec, build_networks
+from crct_cli.cli import app
+from crct_cli.errors import CrctError
+from crct_cli.tracking.detector import Detection
+
+runner = CliRunner()
+
+
+def crct(*args: str | Path) -> Any:
+    return runner.invoke(app, [str(a) for a in args], env={"COLUMNS": "200"})
+
+
+def one_line_error(result: Any) -> str:
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+@pytest.fixture
+def vw(tmp_path: Path, make_video: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A 300-VW tree with category-3 sequence 410 (5 frames) and a fake crct 1 px off in y."""
+    root = tmp_path / "300VW"
+    make_sequence(make_video, root, "410", 5, seq=1)
+    (root / "411").mkdir()  # listed as missing: no video
+    weight = tmp_path / "fake.pt"
+    weight.write_bytes(b"fake weights")
+    offsets = {"crct": {("410", k): (0.0, 1.0) for k in range(1, 6)}}
+    factory, _ = tracker_factory(offsets, {"410": 1}, weight)
+    monkeypatch.setattr(bench_runner, "make_video_factory", lambda device, seq_bt: factory)
+    return root
+
+
+def test_dataset_run_prints_tables_and_writes_results(
+    vw: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    argv = ["crct", "benchmark", "--dataset", "300vw-cat3", "--root", str(vw)]
+    monkeypatch.setattr(sys, "argv", [*argv, "--methods", "crct,bt", "--out", "res"])
+    out = tmp_path / "res"
+    result = crct(*argv[1:], "--methods", "crct,bt", "--device", "cpu", "--out", out)
+    assert result.exit_code == 0, result.output
+    assert "AUC" in result.stdout and "crct" in result.stdout and "success" in result.stdout
+    assert "missing 13 of 14 sequences" in result.stderr and "411 (no vid.avi" in result.stderr
+
+    doc = json.loads((out / "results.json").read_text())
+    assert doc["schema"] == "crct.benchmark/1" and doc["kind"] == "video"
+    assert doc["command"].startswith("crct benchmark --dataset 300vw-cat3")
+    assert doc["versions"]["crct"] == __version__
+    assert {"torch", "python", "numpy"} <= set(doc["versions"])
+    assert doc["device"]["name"] == "cpu" and doc["device"]["description"]
+    assert doc["methods"] == ["crct", "bt"] and doc["protocol"]["init"] == "gt"
+    assert doc["protocol"]["seq_bt"] == 2 and doc["protocol"]["threshold"] == 0.08
+    assert len(doc["missing_sequences"]) == 13
+    crct_cell = doc["landmarks"]["300vw-cat3"]["crct"]
+    assert crct_cell["auc"] == pytest.approx((0.08 - 0.02) / 0.08)  # 1 px / diagonal 50
+    assert crct_cell["failure_rate"] == 0.0 and crct_cell["count"] == 5
+    assert doc["landmarks"]["300vw-cat3"]["bt"]["auc"] == pytest.approx(1.0)
+    box_iou = 30 * 39 / (2 * 1200 - 30 * 39)  # a 30 x 40 box moved 1 px down
+    expected = np.mean([box_iou > t for t in np.linspace(0, 1, 21)])
+    assert doc["boxes"]["300vw-cat3"]["crct"]["success_auc"] == pytest.approx(expected)
+    assert [(r["sequence"], r["method"]) for r in doc["sequences"]] == [
+        ("410", "crct"),
+        ("410", "bt"),
+    ]
+    assert len(doc["curves"]["ced_thresholds"]) == len(doc["curves"]["ced"]["300vw-cat3"]["crct"])
+    [weights] = doc["weights"]
+    assert weights["sha256"] == hashlib.sha256(b"fake weights").hexdigest()
+    assert weights["methods"] == ["crct", "bt"]
+    for name in ("ced_300vw-cat3.png", "success_300vw-cat3.png"):
+        assert (out / name).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_plots_are_skipped_without_matplotlib(
+    vw: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
+    out = tmp_path / "res"
+    result = crct(
+        "benchmark", "--dataset", "300vw", "--root", vw, "--methods", "crct", "--out", out
+    )
+    assert result.exit_code == 0, result.output
+    assert "matplotlib is not installed" in result.stderr and "plots skipped" in result.stderr
+    assert (out / "results.json").is_file() and not list(out.glob("*.png"))
+
+
+def test_still_dataset_with_noise_sets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "300W"
+    make_still_set(root, [(10.0, 10.0), (20.0, 12.0)])
+    monkeypatch.setenv("CRCT_DATA", str(tmp_path))  # --root from $CRCT_DATA/300W
+    fake = OffsetAligner({20: (3.0, 4.0)})
+    monkeypatch.setattr(bench_runner, "make_image_factory", lambda device: lambda spec: fake)
+    out = tmp_path / "res"
+    result = crct(
+        "benchmark", "--dataset", "300w", "--box-from-pts", "--noise", "all", "--out", out
+    )
+    assert result.exit_code == 0, result.output
+    assert "scale-3" in result.stdout and "mean of 12 degraded" in result.stdout
+    doc = json.loads((out / "results.json").read_text())
+    assert doc["kind"] == "still" and doc["root"] == str(root)
+    assert len(doc["sets"]) == 13 and doc["protocol"]["noise_seed"] == 0
+    assert doc["sets"]["clean"]["fll"]["auc"] == pytest.approx(0.5)  # errors 0 and 0.1
+    assert doc["sets"]["clean"]["fll"]["failure_rate"] == pytest.approx(0.5)
+    assert doc["mean_degraded"]["fll"]["sets"] == 12
+    assert (out / "auc_by_set.png").is_file() and (out / "ced_clean.png").is_file()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--dataset", "300vw", "--root", "{tmp}/nowhere"], "300-VW/"),
+        (["--dataset", "300vw", "--root", "{tmp}"], "no 300-VW sequence"),
+        (["--dataset", "300vw-cat1"], "CRCT_DATA"),
+        (["--dataset", "imagenet"], "--dataset"),
+        (["--dataset", "300vw", "--pred", "{tmp}", "--gt", "{tmp}"], "different benchmarks"),
+        (["--dataset", "300vw", "--root", "{tmp}", "--noise", "all"], "still-image"),
+        (["--dataset", "300vw", "--root", "{tmp}", "--init", "box"], "--init"),
+        (["--dataset", "images", "--root", "{tmp}", "--seq-bt", "4"], "video datasets"),
+        (["--dataset", "images", "--root", "{tmp}", "--noise", "fog-2"], "fog"),
+        (["--dataset", "300vw", "--root", "{tmp}", "--methods", "crct,magic"], "magic"),
+        (["--root", "{tmp}", "--pred", "{tmp}", "--gt", "{tmp}"], "only with --dataset"),
+        (["{tmp}/clip.mp4"], "--speed"),
+        (["--speed"], "VIDEO"),
+        (["--speed", "{tmp}/missing.mp4"], "no such video"),
+        (["--speed", "{tmp}/clip.mp4", "--noise", "all"], "not for --speed"),
+    ],
+)
+def test_bad_benchmark_input_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], message: str
+) -> None:
+    monkeypatch.delenv("CRCT_DATA", raising=False)
+    line = one_line_error(crct("benchmark", *[a.format(tmp=tmp_path) for a in args]))
+    assert line.startswith("crct: error: ") and message in line
+
+
+def test_denoise_methods_need_the_denoiser(
+    vw: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(bench_methods, "denoiser_available", lambda: False)
+    line = one_line_error(
+        crct("benchmark", "--dataset", "300vw", "--root", vw, "--methods", "crct+denoise-m")
+    )
+    assert "FADeNN denoiser" in line and "fadenn.py" in line
+
+
+def test_denoise_hook_asks_the_networks_for_the_variant(monkeypatch: pytest.MonkeyPatch) -> None:
+    import crct_cli.tracking.networks as networks
+
+    made: list[tuple[Any, ...]] = []
+
+    class Plain:
+        def __init__(self, device: Any, mode: str) -> None:
+            made.append((device, mode))
+
+    class WithDenoiser:
+        def __init__(self, device: Any, mode: str, denoise: str | None = None) -> None:
+            made.append((device, mode, denoise))
+
+    monkeypatch.setattr(networks, "CRCTNetworks", Plain)
+    build_networks(MethodSpec("fll"), "cpu")
+    assert made == [("cpu", "fll-mt")]  # still images: FLL and the detector only
+    with pytest.raises(CrctError, match="denoiser"):
+        build_networks(MethodSpec("crct", "m"), "cpu")
+    monkeypatch.setattr(networks, "CRCTNetworks", WithDenoiser)
+    build_networks(MethodSpec("crct", "s"), "cpu")
+    assert made[-1] == ("cpu", "crct", "s")
+
+
+class SlowNets:
+    """Fake networks with known costs: BT sleeps 3 ms; a denoiser is timed inside FLL."""
+
+    def __init__(self) -> None:
+        self.timings: dict[str, list[float]] = defaultdict(list)
+        self.weight_files: dict[str, str] = {}
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        box = np.array([8.0, 6.0, 16.0, 12.0])
+        self.timings["detect"].append(0.001)
+        return [Detection(box, box, 0.99)]
+
+    def bt_step(self, prev: Any, cur: Any, box: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
+        time.sleep(0.003)
+        self.timings["bt"].append(0.003)
+        return shape_in(box), state
+
+    def validate(self, image: np.ndarray, points: np.ndarray) -> float:
+        return 0.9
+
+    def localize(self, image: np.ndarray, box: np.ndarray) -> np.ndarray:
+        self.timings["denoise"].append(0.002)
+        return shape_in(box)
+
+
+def test_speed_reports_every_stage(
+    tmp_path: Path, make_video: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    video = make_video("clip.mp4", n_frames=6, width=32, height=24)
+    built: list[tuple[str, str]] = []
+
+    def fake_build(spec: MethodSpec, device: str) -> SlowNets:
+        built.append((spec.name, device))
+        return SlowNets()
+
+    monkeypatch.setattr(bench_speed, "build_networks", fake_build)
+    out = tmp_path / "res"
+    result = crct("benchmark", "--speed", video, "--device", "cpu", "--out", out)
+    assert result.exit_code == 0, result.output
+    assert built == [("crct", "cpu")]
+    for column in ("decode fps", "detect ms", "BT ms", "FV ms", "FLL ms", "denoise ms"):
+        assert column in result.stdout
+    assert "end-to-end" in result.stdout and "temp dir" in result.stdout
+    doc = json.loads((out / "results.json").read_text())
+    [clip] = doc["speed"]["videos"]
+    assert clip["frames"] == 6 and clip["decode_fps"] > 0
+    [run] = clip["runs"]
+    assert run["device"] == "cpu" and run["method"] == "crct"
+    assert set(run["ms_per_call"]) == {"detect", "bt", "fv", "fll"}
+    assert run["ms_per_call"]["bt"]["ms"] >= 3.0 and run["ms_per_call"]["bt"]["calls"] == 5
+    assert run["end_to_end"]["frames"] == 6 and run["end_to_end"]["fps"] > 0
+    assert "temporary folder" in run["end_to_end"]["measures"]
+    assert run["in_run_ms_per_call"]["denoise"]["ms"] == pytest.approx(2.0)
+    assert run["in_run_ms_per_call"]["bt"]["calls"] == 5  # frames 2..6 of the tracked video

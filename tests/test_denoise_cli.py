@@ -1,0 +1,283 @@
+"""``crct denoise`` and ``--denoise`` end to end, with tiny scripted weight files in tmp_path.
+
+The weight folder is redirected by patching ``crct_cli.models.weights.WEIGHTS_DIR`` (the CLI
+reads it when a command runs). Each IID's decisions are scripted through its last layers: the
+classifier always answers one class, and each DAE adds a known constant, so what lands in the
+output folder can be predicted exactly.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from typer.testing import CliRunner
+
+from crct_cli.cli import app
+from crct_cli.io.images import read_image, write_image
+from crct_cli.io.landmarks import write_pts
+from crct_cli.io.video import iter_frames, probe_video
+from crct_cli.models import weights
+from crct_cli.models.fadenn import (
+    IID,
+    ClassifierConfig,
+    DAEConfig,
+    IIDConfig,
+    iid_weight_config,
+)
+
+TINY = (4, 6, 8)
+#: What each DAE of the S and M files adds (blur's DAE brightens, the others darken).
+SHIFTS = {1: -0.3, 2: 0.2, 3: -0.3, 4: -0.3}
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def scripted_iid(variant: str, verdict: int = 0, shift: float = 0.1) -> IID:
+    iid = IID(IIDConfig(variant, DAEConfig(TINY), ClassifierConfig(TINY, hidden=8)))
+    with torch.no_grad():
+        if iid.classifier is not None:
+            last = iid.classifier.head[-1]
+            assert isinstance(last, nn.Linear)
+            last.weight.zero_()
+            last.bias.zero_()
+            last.bias[verdict] = 10.0
+            for k, dae in enumerate(iid.daes or [], start=1):
+                dae.decoder.out.bias.fill_(SHIFTS[k])  # type: ignore[union-attr]
+        else:
+            assert iid.dae is not None
+            iid.dae.decoder.out.bias.fill_(shift)
+    return iid.eval()
+
+
+@pytest.fixture
+def wdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """d adds 0.1; s says 'blur' (its DAE adds 0.2); m says 'clean'."""
+    folder = tmp_path / "weights"
+    for variant, verdict in (("d", 0), ("s", 2), ("m", 0)):
+        iid = scripted_iid(variant, verdict)
+        weights.save_weights(
+            folder / f"iid_{variant}.pt", "iid", iid_weight_config(iid), iid.state_dict()
+        )
+    monkeypatch.setattr(weights, "WEIGHTS_DIR", folder)
+    return folder
+
+
+def crct(*args: object):
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def ok(*args: object):
+    result = crct(*args)
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def one_line_error(result) -> str:
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def shifted(image: np.ndarray, shift: float) -> np.ndarray:
+    return np.clip(image.astype(np.float64) + 255 * shift, 0, 255)
+
+
+def test_s_denoises_an_image_and_reports_its_class(tmp_path: Path, wdir: Path, face_image):
+    src = tmp_path / "face.png"
+    image = face_image(90, 70)
+    write_image(src, image)
+    result = ok("denoise", src, "--out", tmp_path / "out", "--variant", "s")
+    out = read_image(tmp_path / "out" / "face.png")
+    assert out.shape == image.shape
+    assert np.abs(out - shifted(image, SHIFTS[2])).max() <= 1  # routed to blur's DAE
+    assert "blur" in result.stdout and "face.png" in result.stdout
+    doc = json.loads((tmp_path / "out" / "noise_classes.json").read_text())
+    assert doc["variant"] == "s" and doc["weights"] == str(wdir / "iid_s.pt")
+    assert [(Path(i["input"]).name, i["class"]) for i in doc["images"]] == [("face.png", "blur")]
+    assert doc["images"][0]["probabilities"]["blur"] > 0.99
+
+
+def test_m_on_a_folder_mirrors_it_and_leaves_clean_files_untouched(
+    tmp_path: Path, wdir: Path, face_image
+):
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    write_image(src / "a.jpg", face_image(80, 64))
+    write_image(src / "sub" / "b.png", face_image(130, 100))  # larger than one vote tile
+    write_pts(src / "sub" / "b.pts", np.zeros((68, 2)))
+    (src / "notes.txt").write_text("skipped")
+    result = ok("denoise", src, "--out", tmp_path / "out", "--variant", "m")
+    out = tmp_path / "out"
+    written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert written == ["a.jpg", "noise_classes.json", "sub/b.png", "sub/b.pts"]
+    for rel in ("a.jpg", "sub/b.png", "sub/b.pts"):  # eq. 6: byte for byte
+        assert (out / rel).read_bytes() == (src / rel).read_bytes(), rel
+    doc = json.loads((out / "noise_classes.json").read_text())
+    assert sorted(i["class"] for i in doc["images"]) == ["clean", "clean"]
+    assert "clean" in result.stdout
+
+
+def test_d_changes_every_image_and_writes_no_class_file(tmp_path: Path, wdir: Path, face_image):
+    src = tmp_path / "g.png"
+    gray = face_image(64, 64)[..., 1]
+    write_image(src, gray)  # a grayscale picture stays grayscale
+    ok("denoise", src, "--out", tmp_path / "out", "--variant", "d")
+    out = read_image(tmp_path / "out" / "g.png")
+    assert np.abs(out - shifted(read_image(src), 0.1)).max() <= 1
+    assert (out[..., 0] == out[..., 1]).all() and (out[..., 1] == out[..., 2]).all()
+    assert not (tmp_path / "out" / "noise_classes.json").exists()
+
+
+def test_video_every_frame_at_the_source_rate(tmp_path: Path, wdir: Path, make_video):
+    video = make_video("clip.mp4", n_frames=6, width=96, height=72, fps=12)
+    ok("denoise", video, "--out", tmp_path / "out", "--variant", "s")
+    target = tmp_path / "out" / "clip.mp4"
+    info = probe_video(target)
+    assert abs(info.fps - 12) < 1e-6 and (info.width, info.height) == (96, 72)
+    before = [f.image.astype(float) for f in iter_frames(video)]
+    after = [f.image.astype(float) for f in iter_frames(target)]
+    assert len(after) == len(before) == 6
+    for a, b in zip(after, before, strict=True):  # brighter by 0.2 * 255 (up to coding loss)
+        assert abs((a - shifted(b, SHIFTS[2])).mean()) < 4
+    doc = json.loads((tmp_path / "out" / "noise_classes.json").read_text())
+    (entry,) = doc["videos"]
+    assert entry["frames"] == ["blur"] * 6 and entry["counts"] == {"blur": 6}
+    assert entry["fps"] == pytest.approx(12)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["{tmp}/missing.png", "--out", "{tmp}/o"], "no such file"),
+        (["{img}", "--out", "{tmp}/o", "--variant", "x"], "--variant"),
+        (["{img}", "--out", "{tmp}/o", "--weights", "{tmp}/nope.pt"], "nope.pt is missing"),
+        (["{img}", "--out", "{tmp}/o", "--variant", "s", "--weights", "{w}/iid_m.pt"], "IID-m"),
+        (["{img}", "--out", "{tmp}"], "overwrite"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(
+    tmp_path: Path, wdir: Path, face_image, args: list[str], message: str
+) -> None:
+    img = tmp_path / "face.png"
+    write_image(img, face_image(32, 32))
+    fill = {"tmp": tmp_path, "img": img, "w": wdir}
+    line = one_line_error(crct("denoise", *[a.format(**fill) for a in args]))
+    assert message in line
+
+
+def test_missing_weight_file_is_named(tmp_path: Path, wdir: Path, face_image) -> None:
+    (wdir / "iid_s.pt").unlink()
+    img = tmp_path / "face.png"
+    write_image(img, face_image(32, 32))
+    line = one_line_error(crct("denoise", img, "--out", tmp_path / "o", "--variant", "s"))
+    assert str(wdir / "iid_s.pt") in line and "missing" in line
+    assert not (tmp_path / "o").exists()  # nothing written before the weights load
+
+
+def test_denoise_option_of_align_and_track(tmp_path: Path, wdir: Path, face_image) -> None:
+    img = tmp_path / "face.png"
+    write_image(img, face_image(48, 48))
+    write_pts(img.with_suffix(".pts"), np.full((68, 2), 20.0) + np.arange(68)[:, None] % 9)
+    line = one_line_error(crct("align", img, "--out", tmp_path / "o", "--denoise", "x"))
+    assert "--denoise" in line
+    line = one_line_error(
+        crct("align", img, "--out", tmp_path / "o", "--box-from-pts", "--denoise", "m")
+    )
+    assert str(wdir / "fadenn_m.pt") in line and "missing" in line
+    line = one_line_error(crct("track", img, "--out", tmp_path / "o", "--denoise", "q"))
+    assert "--denoise" in line
+
+
+def test_vote_tiles_cover_the_centre_at_full_resolution() -> None:
+    from crct_cli.denoise import vote_tiles
+
+    image = np.random.default_rng(0).integers(0, 256, (300, 400, 3), dtype=np.uint8)
+    tiles = vote_tiles(image)
+    assert tiles.shape == (6, 112, 112, 3)  # 2 rows x 3 columns fit, centred
+    assert np.array_equal(tiles[0], image[38:150, 32:144])
+    assert np.array_equal(tiles[-1], image[150:262, 256:368])
+    square = np.random.default_rng(1).integers(0, 256, (400, 400, 3), dtype=np.uint8)
+    assert np.array_equal(vote_tiles(square)[4], square[144:256, 144:256])  # 3 x 3, the centre
+    assert vote_tiles(image[:150, :130]).shape == (1, 112, 112, 3)
+    assert vote_tiles(image[:40, :60]).shape == (1, 112, 112, 3)  # enlarged to one tile
+
+
+def test_tiles_with_context_match_the_whole_picture() -> None:
+    from crct_cli.denoise import _tiled
+
+    torch.manual_seed(5)
+    conv = nn.Sequential(nn.Conv2d(3, 3, 3, padding=1), nn.Conv2d(3, 3, 3, padding=1)).eval()
+    x = torch.rand(1, 3, 70, 95)
+    with torch.no_grad():
+        whole, tiled = conv(x), _tiled(conv, x, tile=16, pad=2)  # 2 px covers the 5x5 support
+    assert torch.allclose(whole, tiled, atol=1e-6)
+
+
+def _save_fadenn(folder: Path, variant: str, verdict: int, black: bool) -> None:
+    """A tiny FADeNN whose classifier says ``verdict`` and whose DAEs output black crops."""
+    import dataclasses
+
+    from crct_cli.models.backbone import BackboneConfig
+    from crct_cli.models.fadenn import FADeNN, fadenn_weight_config
+    from crct_cli.models.fll import FLLConfig, LandmarkLocalizer
+
+    small = BackboneConfig(stem=(8, 8, 16), width_a=16, width_b=32, width_c=64)
+    small = dataclasses.replace(small, blocks_a=1, blocks_b=1, blocks_c=1)
+    torch.manual_seed(6)
+    fll = LandmarkLocalizer(FLLConfig(input_size=64, hidden=16, backbone=small))
+    nn.init.normal_(fll.head[-1].weight, std=0.3)  # points that depend on the picture
+    iid = scripted_iid(variant, verdict)
+    with torch.no_grad():
+        for dae in [iid.dae] if iid.dae is not None else list(iid.daes or []):
+            dae.decoder.out.bias.fill_(-2.0 if black else 0.0)  # type: ignore[union-attr]
+    model = FADeNN(iid, fll)
+    weights.save_weights(
+        folder / f"fadenn_{variant}.pt", "fadenn", fadenn_weight_config(model), model.state_dict()
+    )
+
+
+def test_align_with_denoise_uses_fadenn_weights(tmp_path: Path, wdir: Path, face_image):
+    from crct_cli.aligner import Aligner, fadenn_aligner
+    from crct_cli.io.landmarks import read_pts
+    from crct_cli.landmarks import box_from_points
+    from crct_cli.models.fadenn import load_fadenn
+
+    _save_fadenn(wdir, "s", verdict=2, black=True)
+    img = tmp_path / "in" / "face.png"
+    img.parent.mkdir()
+    image = face_image(96, 96)
+    write_image(img, image)
+    gt = np.stack([np.linspace(30, 66, 68), 30 + (np.arange(68) % 17) * 2.0], axis=1)
+    write_pts(img.with_suffix(".pts"), gt)
+    ok("align", img.parent, "--out", tmp_path / "o", "--box-from-pts", "--denoise", "s")
+    got = read_pts(tmp_path / "o" / "face.pts")
+    model = load_fadenn(weights.load_weights(wdir / "fadenn_s.pt", "fadenn"))
+    box = box_from_points(gt)[None]
+    assert np.allclose(got, fadenn_aligner(model)[0](image, box)[0], atol=1e-3)
+    # FLL saw black crops, not the picture: the same points as on a black image
+    assert np.allclose(got, Aligner(model.fll)(np.zeros_like(image), box)[0], atol=1e-3)
+    assert not np.allclose(got, Aligner(model.fll)(image, box)[0], atol=1e-2)
+
+
+def test_tracker_networks_time_the_denoiser(wdir: Path, face_image) -> None:
+    from crct_cli.tracking.networks import CRCTNetworks
+
+    _save_fadenn(wdir, "m", verdict=0, black=True)  # classed clean: crops untouched
+    nets = CRCTNetworks("cpu", "fll-mt", weights_dir=wdir, denoise="m")
+    assert nets.weight_files == {"fadenn": str(wdir / "fadenn_m.pt")}
+    points = nets.localize(face_image(96, 96), np.array([30.0, 30.0, 36.0, 36.0]))
+    assert points.shape == (68, 2) and len(nets.timings["iid"]) == 2  # once per pass
