@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import numpy as np
 from rich.console import Console
@@ -46,7 +45,8 @@ def frame_progress(console: Console, name: str) -> Iterator[Callable[[int, int |
 
 
 @contextlib.contextmanager
-def item_progress(console: Console, label: str, total: int) -> Iterator[Callable[[Path], None]]:
+def item_progress(console: Console, label: str, total: int) -> Iterator[Callable[..., None]]:
+    """A bar over items; yields a callback that advances it (its arguments are ignored)."""
     with Progress(
         TextColumn(f"[bold]{label}"),
         BarColumn(),
@@ -57,7 +57,7 @@ def item_progress(console: Console, label: str, total: int) -> Iterator[Callable
         disable=not console.is_terminal,
     ) as progress:
         task = progress.add_task(label, total=total)
-        yield lambda _path: progress.advance(task)
+        yield lambda *_: progress.advance(task)
 
 
 def print_track_summary(console: Console, s: TrackSummary, timings: dict[str, list[float]]) -> None:

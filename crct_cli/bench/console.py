@@ -13,7 +13,6 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from crct_cli.bench.report import speed_tables, still_tables, video_tables
 from crct_cli.bench.runner import DatasetRequest, Prepared, execute, prepare, write_outputs
@@ -62,17 +61,10 @@ def _frame_bar(err: Console, label: str) -> Iterator[OnFrame]:
 
 @contextlib.contextmanager
 def _item_bar(err: Console, total: int) -> Iterator[Callable[[], None]]:
-    with Progress(
-        TextColumn("[bold]scoring"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-        disable=not err.is_terminal,
-    ) as progress:
-        task = progress.add_task("scoring", total=total)
-        yield lambda: progress.advance(task)
+    from crct_cli.ui import item_progress
+
+    with item_progress(err, "scoring", total) as advance:
+        yield advance
 
 
 def run_dataset_command(

@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shlex
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -38,30 +37,24 @@ from crct_cli.train.data import (
     photometric,
 )
 from crct_cli.train.loop import LoopConfig, prefetch, run_loop
+from crct_cli.train.run import TrainRun, display_path
 
 
 @dataclass
-class TrainBTConfig:
-    train: list[Path]
-    val: list[Path]
-    steps: int = 1500
+class TrainBTConfig(TrainRun):
+    command_name: ClassVar[str] = "bt"
     crops_per_step: int = 32  # sequences x unroll length
-    lr: float = 1e-3
-    seed: int = 0
     max_unroll: int = 32
     init: Path | None = WEIGHTS_DIR / "fll.pt"  # CRCT III-E: the trunk starts from FLL's
-    out: Path = WEIGHTS_DIR / "bt.pt"
-    checkpoint: Path = Path(tempfile.gettempdir()) / "crct-ckpt" / "bt.ckpt"
-    resume: bool = False
     model: BTConfig = field(default_factory=BTConfig)
     augment: AugmentConfig = field(default_factory=lambda: AugmentConfig(occlusion=0.0))
 
-    def command(self) -> str:
-        args = ["crct", "train", "bt", *map(str, self.train)]
-        args += ["--val", ",".join(map(str, self.val)), "--steps", str(self.steps)]
-        args += ["--crops-per-step", str(self.crops_per_step), "--lr", str(self.lr)]
-        args += ["--seed", str(self.seed), "--init", str(self.init), "--out", str(self.out)]
-        return shlex.join(args)
+    def default_steps(self) -> int:
+        return 1500
+
+    def options(self) -> list[str]:
+        init = ["--init", display_path(self.init)] if self.init is not None else []
+        return ["--crops-per-step", str(self.crops_per_step), *init]
 
 
 @dataclass

@@ -17,13 +17,11 @@ is scored on the same images beside it.
 from __future__ import annotations
 
 import json
-import shlex
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import cast
+from typing import ClassVar, cast
 
 import cv2
 import numpy as np
@@ -51,6 +49,7 @@ from crct_cli.noise import NOISE_TYPES
 from crct_cli.train.data import AugmentConfig, Face, data_name, list_pairs, occluding_strip
 from crct_cli.train.iid import VAL_SETS, crops_to_tensor, noisy_crop_pair, set_name
 from crct_cli.train.loop import LoopConfig, prefetch, run_loop
+from crct_cli.train.run import TrainRun
 
 #: FLL's geometric augmentation (flips, rotations up to 45 degrees, occluding strips); colour
 #: jitter is left out, as it would look like the intensity-scaling class.
@@ -74,46 +73,35 @@ DEFAULT_STEPS = {"d": 3000, "s": 2000, "m": 2000}
 
 
 @dataclass
-class TrainFADeNNConfig:
-    train: list[Path]
-    val: list[Path]
+class TrainFADeNNConfig(TrainRun):
+    command_name: ClassVar[str] = "fadenn"
     variant: str = "m"
     fll: Path = Path("weights/fll.pt")
-    iid: Path | None = None
-    steps: int | None = None  # None: DEFAULT_STEPS[variant]
-    batch: int = 16
+    iid: Path | None = None  # None: weights/iid_<variant>.pt
     lr: float = 1e-4
+    batch: int = 16
     rec_weight: float = 10.0
-    seed: int = 0
     degrade_seed: int = 0
     val_limit: int = 0
     gray: float = 0.1
-    out: Path | None = None
-    checkpoint: Path | None = None
-    resume: bool = False
     augment: AugmentConfig = field(default_factory=lambda: JOINT_AUGMENT)
 
+    def file_stem(self) -> str:
+        return Path(fadenn_file(self.variant)).stem
+
+    def default_steps(self) -> int:
+        return DEFAULT_STEPS[self.variant]
+
     def __post_init__(self) -> None:
-        if self.steps is None:
-            self.steps = DEFAULT_STEPS[self.variant]
+        super().__post_init__()
         if self.iid is None:
             self.iid = Path("weights") / iid_file(self.variant)
-        if self.out is None:
-            self.out = weights.WEIGHTS_DIR / fadenn_file(self.variant)
-        if self.checkpoint is None:
-            name = f"fadenn_{self.variant}.ckpt"
-            self.checkpoint = Path(tempfile.gettempdir()) / "crct-ckpt" / name
 
-    def command(self) -> str:
-        args = ["crct", "train", "fadenn", *map(str, self.train)]
-        args += ["--val", ",".join(map(str, self.val)), "--variant", self.variant]
-        args += ["--fll", str(self.fll), "--iid", str(self.iid), "--steps", str(self.steps)]
-        args += ["--batch", str(self.batch), "--lr", str(self.lr)]
-        args += ["--rec-weight", str(self.rec_weight), "--seed", str(self.seed)]
-        args += ["--degrade-seed", str(self.degrade_seed), "--out", str(self.out)]
-        if self.val_limit:
-            args += ["--val-limit", str(self.val_limit)]
-        return shlex.join(args)
+    def options(self) -> list[str]:
+        args = ["--variant", self.variant, "--fll", str(self.fll), "--iid", str(self.iid)]
+        args += ["--batch", str(self.batch), "--rec-weight", str(self.rec_weight)]
+        args += ["--degrade-seed", str(self.degrade_seed)]
+        return args + (["--val-limit", str(self.val_limit)] if self.val_limit else [])
 
 
 def make_batch(

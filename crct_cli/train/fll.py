@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import json
-import shlex
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
 
 from crct_cli.models.fll import FLLConfig, LandmarkLocalizer
-from crct_cli.models.weights import WEIGHTS_DIR, save_weights, update_manifest
+from crct_cli.models.weights import save_weights, update_manifest
 from crct_cli.train.data import (
     NO_AUGMENT,
     AugmentConfig,
@@ -25,35 +23,22 @@ from crct_cli.train.data import (
     to_tensor_batch,
 )
 from crct_cli.train.loop import LoopConfig, prefetch, run_loop
+from crct_cli.train.run import TrainRun
 
 
 @dataclass
-class TrainFLLConfig:
-    train: list[Path]
-    val: list[Path]
-    steps: int = 5000
-    batch: int = 64
+class TrainFLLConfig(TrainRun):
+    command_name: ClassVar[str] = "fll"
     lr: float = 2e-3
-    seed: int = 0
-    out: Path = WEIGHTS_DIR / "fll.pt"
-    checkpoint: Path = Path(tempfile.gettempdir()) / "crct-ckpt" / "fll.ckpt"
+    batch: int = 64
     model: FLLConfig = field(default_factory=FLLConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
-    resume: bool = False
+    def default_steps(self) -> int:
+        return 5000
 
-    def command(self) -> str:
-        args = [
-            "crct",
-            "train",
-            "fll",
-            *map(str, self.train),
-            "--val",
-            ",".join(map(str, self.val)),
-        ]
-        args += ["--steps", str(self.steps), "--batch", str(self.batch), "--lr", str(self.lr)]
-        args += ["--seed", str(self.seed), "--out", str(self.out)]
-        return shlex.join(args)
+    def options(self) -> list[str]:
+        return ["--batch", str(self.batch)]
 
 
 def make_batch(

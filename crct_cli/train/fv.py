@@ -10,12 +10,10 @@ boundary sits where losing the face begins.
 from __future__ import annotations
 
 import json
-import shlex
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -23,7 +21,7 @@ import torch.nn.functional as F
 
 from crct_cli.landmarks import box_from_points
 from crct_cli.models.fv import FaceValidator, FVConfig, fv_crop
-from crct_cli.models.weights import WEIGHTS_DIR, save_weights, update_manifest
+from crct_cli.models.weights import save_weights, update_manifest
 from crct_cli.train.data import (
     AugmentConfig,
     Face,
@@ -33,31 +31,25 @@ from crct_cli.train.data import (
     to_tensor_batch,
 )
 from crct_cli.train.loop import LoopConfig, prefetch, run_loop
+from crct_cli.train.run import TrainRun
 
 FRAME_SIZE = 192
 FRAME_CONTEXT = 3.0
 
 
 @dataclass
-class TrainFVConfig:
-    train: list[Path]
-    val: list[Path]
-    steps: int = 1500
-    batch: int = 128
+class TrainFVConfig(TrainRun):
+    command_name: ClassVar[str] = "fv"
     lr: float = 2e-3
-    seed: int = 0
-    out: Path = WEIGHTS_DIR / "fv.pt"
-    checkpoint: Path = Path(tempfile.gettempdir()) / "crct-ckpt" / "fv.ckpt"
+    batch: int = 128
     model: FVConfig = field(default_factory=FVConfig)
     augment: AugmentConfig = field(default_factory=lambda: AugmentConfig(shift_std=0.1))
 
-    resume: bool = False
+    def default_steps(self) -> int:
+        return 1500
 
-    def command(self) -> str:
-        args = ["crct", "train", "fv", *map(str, self.train), "--val", ",".join(map(str, self.val))]
-        args += ["--steps", str(self.steps), "--batch", str(self.batch), "--lr", str(self.lr)]
-        args += ["--seed", str(self.seed), "--out", str(self.out)]
-        return shlex.join(args)
+    def options(self) -> list[str]:
+        return ["--batch", str(self.batch)]
 
 
 def _similar(

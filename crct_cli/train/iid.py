@@ -18,13 +18,11 @@ from __future__ import annotations
 
 import json
 import math
-import shlex
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import cast
+from typing import ClassVar, cast
 
 import cv2
 import numpy as np
@@ -47,6 +45,7 @@ from crct_cli.train.data import (
     random_similarity,
 )
 from crct_cli.train.loop import LoopConfig, prefetch, run_loop
+from crct_cli.train.run import TrainRun
 
 #: Mild geometric jitter: the crops IID sees come from ground-truth or tracked boxes, upright.
 IID_AUGMENT = AugmentConfig(
@@ -130,45 +129,28 @@ def crops_to_tensor(crops: Sequence[np.ndarray]) -> torch.Tensor:
 
 
 @dataclass
-class TrainIIDConfig:
-    train: list[Path]
-    val: list[Path]
+class TrainIIDConfig(TrainRun):
+    command_name: ClassVar[str] = "iid"
     variant: str = "m"
-    steps: int | None = None  # None: DEFAULT_STEPS[variant]
     batch: int = 32
-    lr: float = 1e-3
-    seed: int = 0
-    out: Path | None = None
-    checkpoint: Path | None = None
     val_limit: int = 0
     gray: float = 0.1
     model: IIDConfig | None = None
-    resume: bool = False
+
+    def file_stem(self) -> str:
+        return Path(iid_file(self.variant)).stem
+
+    def default_steps(self) -> int:
+        return DEFAULT_STEPS[self.variant]
 
     def __post_init__(self) -> None:
-        if self.steps is None:
-            self.steps = DEFAULT_STEPS[self.variant]
+        super().__post_init__()
         if self.model is None:
             self.model = IIDConfig(variant=self.variant)
-        if self.out is None:
-            self.out = weights.WEIGHTS_DIR / iid_file(self.variant)
-        if self.checkpoint is None:
-            self.checkpoint = Path(tempfile.gettempdir()) / "crct-ckpt" / f"iid_{self.variant}.ckpt"
 
-    def command(self) -> str:
-        args = [
-            "crct",
-            "train",
-            "iid",
-            *map(str, self.train),
-            "--val",
-            ",".join(map(str, self.val)),
-        ]
-        args += ["--variant", self.variant, "--steps", str(self.steps), "--batch", str(self.batch)]
-        args += ["--lr", str(self.lr), "--seed", str(self.seed), "--out", str(self.out)]
-        if self.val_limit:
-            args += ["--val-limit", str(self.val_limit)]
-        return shlex.join(args)
+    def options(self) -> list[str]:
+        args = ["--variant", self.variant, "--batch", str(self.batch)]
+        return args + (["--val-limit", str(self.val_limit)] if self.val_limit else [])
 
 
 def make_batch(

@@ -1,0 +1,64 @@
+"""What every ``crct train`` run shares: data folders, schedule, seed, output, checkpoint,
+and the exact command that reproduces it (recorded in ``weights/manifest.json``)."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+from crct_cli.models import weights
+
+
+def display_path(path: Path) -> str:
+    """A path as a user would type it: relative to the working folder when inside it."""
+    try:
+        return (
+            os.path.relpath(path) if Path(path).resolve().is_relative_to(Path.cwd()) else str(path)
+        )
+    except ValueError:
+        return str(path)
+
+
+@dataclass
+class TrainRun:
+    train: list[Path]
+    val: list[Path]
+    steps: int = 0  # 0: the model's default (``default_steps``)
+    lr: float = 1e-3
+    seed: int = 0
+    out: Path | None = None  # None: weights/<file_stem>.pt
+    checkpoint: Path | None = None  # None: $TMPDIR/crct-ckpt/<file_stem>.ckpt
+    resume: bool = False
+
+    command_name: ClassVar[str] = ""
+
+    def file_stem(self) -> str:
+        return self.command_name
+
+    def default_steps(self) -> int:
+        raise NotImplementedError
+
+    def __post_init__(self) -> None:
+        if not self.steps:
+            self.steps = self.default_steps()
+        if self.out is None:
+            self.out = weights.WEIGHTS_DIR / f"{self.file_stem()}.pt"
+        if self.checkpoint is None:
+            tmp = Path(tempfile.gettempdir())
+            self.checkpoint = tmp / "crct-ckpt" / f"{self.file_stem()}.ckpt"
+
+    def options(self) -> list[str]:
+        """The model's own command-line options, as they reproduce this run."""
+        return []
+
+    def command(self) -> str:
+        assert self.out is not None
+        args = ["crct", "train", self.command_name, *map(str, self.train)]
+        args += ["--val", ",".join(map(str, self.val)), *self.options()]
+        args += ["--steps", str(self.steps), "--lr", str(self.lr), "--seed", str(self.seed)]
+        args += ["--out", display_path(self.out)]
+        return shlex.join(args)
