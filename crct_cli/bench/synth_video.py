@@ -41,9 +41,8 @@ def make_synthetic_videos(
     for k, i in enumerate(rng.choice(len(faces), size=n_videos, replace=False)):
         face = faces[int(i)]
         # the still's own augmentation (degradation, colour) is off: a clean, moving face
-        seq = synth_sequence(
-            face, n_frames, rng, AugmentConfig(flip=0.5, degradation=0.0, color=0.0, grayscale=0.0)
-        )
+        clean = AugmentConfig(flip=0.5, degradation=0.0, color=0.0, grayscale=0.0)
+        seq = synth_sequence(face, n_frames, rng, clean, pull=0.08)
         box = box_from_points(face.points)
         center, side = geometry.box_center_size(box)
         place = geometry.crop_matrix(
@@ -68,7 +67,7 @@ def cv2_warp(image: np.ndarray, m: np.ndarray, width: int, height: int) -> np.nd
     import cv2
 
     return cv2.warpAffine(
-        image, m, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
+        image, m, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
     )
 
 

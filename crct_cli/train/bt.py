@@ -75,9 +75,13 @@ def _similarity(
 
 
 def synth_sequence(
-    face: Face, length: int, rng: np.random.Generator, aug: AugmentConfig
+    face: Face, length: int, rng: np.random.Generator, aug: AugmentConfig, pull: float = 0.0
 ) -> Sequence_:
-    """``length`` frames of smooth random motion of one still face."""
+    """``length`` frames of smooth random motion of one still face.
+
+    ``pull`` draws the face back towards where it started each frame (a spring), so that long
+    sequences stay in view; training uses none, benchmark videos a little.
+    """
     image, points = face.image, face.points
     if rng.random() < aug.flip:
         image = np.ascontiguousarray(image[:, ::-1])
@@ -98,11 +102,11 @@ def synth_sequence(
     for _ in range(length):
         transforms.append(_similarity(np.exp(log_s), angle, center, shift))
         pts.append(geometry.apply(transforms[-1], points))
-        v = 0.8 * v + rng.normal(0, speed, 2) * side
+        v = 0.8 * v + rng.normal(0, speed, 2) * side - pull * shift
         if rng.random() < 0.05:  # a jump: fast head motion or a camera shake
             v += rng.normal(0, 0.25, 2) * side
-        vs = 0.8 * vs + rng.normal(0, 0.02)
-        va = 0.8 * va + rng.normal(0, 1.5)
+        vs = 0.8 * vs + rng.normal(0, 0.02) - pull * log_s
+        va = 0.8 * va + rng.normal(0, 1.5) - pull * angle
         shift = shift + v
         log_s = float(np.clip(log_s + vs, -0.5, 0.5))
         angle = float(np.clip(angle + va, -50, 50))
