@@ -60,9 +60,13 @@ def align_images(
     box_from_pts: bool = False,
     overlay: bool = False,
     on_image: Callable[[Path], None] | None = None,
+    items: list[tuple[Path, Path]] | None = None,
 ) -> AlignSummary:
-    """Write landmarks for every image; returns what was done (images without a face too)."""
-    items = collect_images(paths)
+    """Write landmarks for every image; returns what was done (images without a face too).
+
+    ``items`` is ``collect_images(paths)`` when the caller already walked the folders.
+    """
+    items = collect_images(paths) if items is None else items
     inputs = {p.resolve() for p, _ in items}
     for image, rel in items:
         target = (out_dir / rel).with_suffix(".pts").resolve()

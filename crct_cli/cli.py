@@ -244,7 +244,7 @@ def align(
     from crct_cli.ui import item_progress
 
     check_denoise(denoise)
-    n_items = len(collect_images(paths))
+    items = collect_images(paths)
     dev = resolve_device(device)
     aligner, _ = load_aligner(denoise, dev, AlignConfig(flip=flip))
     if box_from_pts:
@@ -257,7 +257,7 @@ def align(
         detect = FaceDetector(dev)
 
     console = Console(stderr=True, highlight=False)
-    with item_progress(console, "aligning", n_items) as on_image:
+    with item_progress(console, "aligning", len(items)) as on_image:
         summary = align_images(
             paths,
             out,
@@ -266,6 +266,7 @@ def align(
             box_from_pts,
             overlay,
             on_image,
+            items,
         )
     for missed in summary.without_face:
         console.print(f"[yellow]no face found in {missed}[/yellow]")

@@ -26,12 +26,11 @@ from crct_cli import geometry
 from crct_cli.landmarks import FLIP_PERMUTATION, box_from_points
 from crct_cli.models.bt import BTConfig, RecurrentTracker
 from crct_cli.models.fll import fll_config_from_dict
-from crct_cli.models.weights import WEIGHTS_DIR, load_weights, save_weights, update_manifest
+from crct_cli.models.weights import WEIGHTS_DIR, load_weights
 from crct_cli.noise import random_degradation
 from crct_cli.train.data import (
     AugmentConfig,
     Face,
-    data_name,
     load_faces,
     occluding_strip,
     photometric,
@@ -274,20 +273,13 @@ def train_bt(cfg: TrainBTConfig, log=print) -> dict:
     minutes = (time.time() - t0) / 60
     metrics = validate_bt(ema.model, val_faces)
     log(json.dumps(metrics, indent=2))
-    sha = save_weights(cfg.out, "bt", {"model": asdict(cfg.model)}, ema.model.state_dict())
-    update_manifest(
-        cfg.out.name,
-        {
-            "kind": "bt",
-            "sha256": sha,
-            "command": cfg.command(),
-            "train_split": [data_name(d) for d in cfg.train],
-            "val_split": [data_name(d) for d in cfg.val],
-            "protocol": "BT alone on synthetic sequences of validation faces (smooth random "
-            "motion with jumps), fed its own boxes, never reset; NME / box diagonal per frame",
-            "val_metrics": metrics,
-            "train_minutes": round(minutes, 1),
-        },
-        cfg.out.parent,
+    cfg.publish(
+        "bt",
+        {"model": asdict(cfg.model)},
+        ema.model.state_dict(),
+        "BT alone on synthetic sequences of validation faces (smooth random "
+        "motion with jumps), fed its own boxes, never reset; NME / box diagonal per frame",
+        metrics,
+        minutes,
     )
     return metrics

@@ -12,13 +12,11 @@ import numpy as np
 import torch
 
 from crct_cli.models.fll import FLLConfig, LandmarkLocalizer
-from crct_cli.models.weights import save_weights, update_manifest
 from crct_cli.train.data import (
     NO_AUGMENT,
     AugmentConfig,
     Face,
     augmented_crop,
-    data_name,
     load_faces,
     to_tensor_batch,
 )
@@ -118,20 +116,12 @@ def train_fll(cfg: TrainFLLConfig, log=print) -> dict:
     metrics = validate_fll(ema.model, val_faces)
     metrics.update(validate_fll(ema.model, val_faces, flip=True))
     log(json.dumps(metrics, indent=2))
-    config = {"model": asdict(cfg.model)}
-    sha = save_weights(cfg.out, "fll", config, ema.model.state_dict())
-    update_manifest(
-        cfg.out.name,
-        {
-            "kind": "fll",
-            "sha256": sha,
-            "command": cfg.command(),
-            "train_split": [data_name(d) for d in cfg.train],
-            "val_split": [data_name(d) for d in cfg.val],
-            "protocol": "GT-box (tight box of the true points), NME / box diagonal",
-            "val_metrics": metrics,
-            "train_minutes": round(minutes, 1),
-        },
-        cfg.out.parent,
+    cfg.publish(
+        "fll",
+        {"model": asdict(cfg.model)},
+        ema.model.state_dict(),
+        "GT-box (tight box of the true points), NME / box diagonal",
+        metrics,
+        minutes,
     )
     return metrics

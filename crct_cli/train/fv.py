@@ -21,12 +21,10 @@ import torch.nn.functional as F
 
 from crct_cli.landmarks import box_from_points
 from crct_cli.models.fv import FaceValidator, FVConfig, fv_crop
-from crct_cli.models.weights import save_weights, update_manifest
 from crct_cli.train.data import (
     AugmentConfig,
     Face,
     augmented_crop,
-    data_name,
     load_faces,
     to_tensor_batch,
 )
@@ -165,20 +163,13 @@ def train_fv(cfg: TrainFVConfig, log=print) -> dict:
     minutes = (time.time() - t0) / 60
     metrics = validate_fv(ema.model, val_faces, cfg)
     log(json.dumps(metrics, indent=2))
-    sha = save_weights(cfg.out, "fv", {"model": asdict(cfg.model)}, ema.model.state_dict())
-    update_manifest(
-        cfg.out.name,
-        {
-            "kind": "fv",
-            "sha256": sha,
-            "command": cfg.command(),
-            "train_split": [data_name(d) for d in cfg.train],
-            "val_split": [data_name(d) for d in cfg.val],
-            "protocol": "2000 candidate shapes from the validation faces (half true, half "
-            "displaced), threshold TC = 0.5",
-            "val_metrics": metrics,
-            "train_minutes": round(minutes, 1),
-        },
-        cfg.out.parent,
+    cfg.publish(
+        "fv",
+        {"model": asdict(cfg.model)},
+        ema.model.state_dict(),
+        "2000 candidate shapes from the validation faces (half true, half "
+        "displaced), threshold TC = 0.5",
+        metrics,
+        minutes,
     )
     return metrics

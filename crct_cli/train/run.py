@@ -8,9 +8,10 @@ import shlex
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from crct_cli.models import weights
+from crct_cli.train.data import data_name
 
 
 def display_path(path: Path) -> str:
@@ -62,3 +63,30 @@ class TrainRun:
         args += ["--steps", str(self.steps), "--lr", str(self.lr), "--seed", str(self.seed)]
         args += ["--out", display_path(self.out)]
         return shlex.join(args)
+
+    def publish(
+        self,
+        kind: str,
+        config: dict[str, Any],
+        state_dict: dict[str, Any],
+        protocol: str,
+        metrics: dict[str, Any],
+        minutes: float,
+        **extra: Any,
+    ) -> str:
+        """Write the weight file and its manifest entry (hash, command, split, metrics)."""
+        assert self.out is not None
+        sha = weights.save_weights(self.out, kind, config, state_dict)
+        entry = {
+            "kind": kind,
+            "sha256": sha,
+            "command": self.command(),
+            "train_split": [data_name(d) for d in self.train],
+            "val_split": [data_name(d) for d in self.val],
+            "protocol": protocol,
+            "val_metrics": metrics,
+            "train_minutes": round(minutes, 1),
+            **extra,
+        }
+        weights.update_manifest(self.out.name, entry, self.out.parent)
+        return sha
