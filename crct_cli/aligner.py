@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from crct_cli import geometry
-from crct_cli.landmarks import FLIP_PERMUTATION, box_from_points
+from crct_cli.landmarks import FLIP_PERMUTATION, box_from_points, upright_frame
 from crct_cli.models.fadenn import CropDenoiser, FADeNN
 from crct_cli.models.fll import LandmarkLocalizer
 
@@ -26,15 +26,21 @@ DENOISE_CHOICES: tuple[str, ...] = ("none", "d", "s", "m")
 
 @dataclass(frozen=True)
 class AlignConfig:
-    """``refine`` re-crops at the box of the first estimate (the box FLL was trained on);
-    ``flip`` averages with the mirrored crop (twice the cost, a little more accurate)."""
+    """``refine``: passes after the first. Each re-crops around the previous estimate: the
+    second stage's eye-levelled crop when the aligner has one, else FLL again at the box of the
+    estimate (the box FLL was trained on). ``flip`` averages with the mirrored crop (twice the
+    cost, a little more accurate)."""
 
     refine: int = 1
     flip: bool = False
 
 
 class Aligner:
-    """FLL applied to (image, box) pairs; boxes are (x, y, w, h) tight boxes of the 68 points."""
+    """FLL applied to (image, box) pairs; boxes are (x, y, w, h) tight boxes of the 68 points.
+
+    ``refiner`` is FLL's second stage (``fll_stage2.pt``): a localiser trained on eye-levelled
+    crops around a first estimate, used for the ``refine`` passes.
+    """
 
     def __init__(
         self,
@@ -42,8 +48,10 @@ class Aligner:
         device: torch.device | str = "cpu",
         config: AlignConfig | None = None,
         denoiser: Denoiser | None = None,
+        refiner: LandmarkLocalizer | None = None,
     ) -> None:
         self.model = model.eval().to(device)
+        self.refiner = None if refiner is None else refiner.eval().to(device)
         self.device = torch.device(device)
         self.config = config or AlignConfig()
         self.denoiser = denoiser
@@ -51,33 +59,50 @@ class Aligner:
         self.context = model.config.context
 
     @torch.inference_mode()
-    def _predict(self, crops: np.ndarray) -> np.ndarray:
+    def _predict(self, crops: np.ndarray, model: LandmarkLocalizer | None = None) -> np.ndarray:
+        model = self.model if model is None else model
+        size = model.config.input_size
         x = torch.from_numpy(crops).to(self.device).permute(0, 3, 1, 2).float().div_(255.0)
         if not self.config.flip:
-            out = self.model(x)
+            out = model(x)
         else:
-            both = self.model(torch.cat([x, x.flip(3)]))
+            both = model(torch.cat([x, x.flip(3)]))
             n = x.shape[0]
             mirrored = both[n:, list(FLIP_PERMUTATION)].clone()
             # the crop is mirrored about pixel (size - 1) / 2, i.e. x -> -x - 1/size in units
-            mirrored[..., 0] = -mirrored[..., 0] - 1.0 / self.size
+            mirrored[..., 0] = -mirrored[..., 0] - 1.0 / size
             out = 0.5 * (both[:n] + mirrored)
-        return (out.float().cpu().numpy() + 0.5) * self.size
+        return (out.float().cpu().numpy() + 0.5) * size
 
-    def _once(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-        mats, crops = [], []
-        for box in boxes:
-            center, side = geometry.box_center_size(box)
-            m = geometry.crop_matrix(center, side * self.context, self.size)
-            mats.append(m)
-            crops.append(geometry.warp(image, m, self.size))
-        batch = np.stack(crops)
+    def _through(
+        self, image: np.ndarray, mats: list[np.ndarray], model: LandmarkLocalizer
+    ) -> np.ndarray:
+        """Warp the crops, clean them (FADeNN), localise, and map the points back."""
+        size = model.config.input_size
+        batch = np.stack([geometry.warp(image, m, size) for m in mats])
         if self.denoiser is not None:
             batch = self.denoiser(batch)
-        pred = self._predict(batch)
+        pred = self._predict(batch, model)
         return np.stack(
             [geometry.apply(geometry.invert(m), p) for m, p in zip(mats, pred, strict=True)]
         )
+
+    def _once(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        mats = []
+        for box in boxes:
+            center, side = geometry.box_center_size(box)
+            mats.append(geometry.crop_matrix(center, side * self.context, self.size))
+        return self._through(image, mats, self.model)
+
+    def _upright(self, image: np.ndarray, points: np.ndarray) -> np.ndarray:
+        """The second stage: eye-levelled crops around the current estimates."""
+        assert self.refiner is not None
+        cfg = self.refiner.config
+        mats = []
+        for p in points:
+            center, side, angle = upright_frame(p)
+            mats.append(geometry.crop_matrix(center, side * cfg.context, cfg.input_size, angle))
+        return self._through(image, mats, self.refiner)
 
     def __call__(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         """(N, 4) boxes -> (N, 68, 2) points in image pixels."""
@@ -86,16 +111,22 @@ class Aligner:
             return np.zeros((0, 68, 2))
         points = self._once(image, boxes)
         for _ in range(self.config.refine):
-            points = self._once(image, np.stack([box_from_points(p) for p in points]))
+            if self.refiner is not None:
+                points = self._upright(image, points)
+            else:
+                points = self._once(image, np.stack([box_from_points(p) for p in points]))
         return points
 
 
 def fadenn_aligner(
-    model: FADeNN, device: torch.device | str = "cpu", config: AlignConfig | None = None
+    model: FADeNN,
+    device: torch.device | str = "cpu",
+    config: AlignConfig | None = None,
+    refiner: LandmarkLocalizer | None = None,
 ) -> tuple[Aligner, CropDenoiser]:
     """FADeNN's Aligner: its FLL, with its IID applied to the uint8 crops (one batch per pass)."""
     denoiser = CropDenoiser(model.iid, device)
-    return Aligner(model.fll, device, config, denoiser=denoiser), denoiser
+    return Aligner(model.fll, device, config, denoiser=denoiser, refiner=refiner), denoiser
 
 
 def check_denoise(name: str) -> None:
@@ -106,16 +137,35 @@ def check_denoise(name: str) -> None:
         raise CrctError(f"--denoise must be one of {', '.join(DENOISE_CHOICES)}, got {name!r}")
 
 
-def load_aligner(
+#: FLL's second stage, used by every aligner when the manifest lists it.
+STAGE2_FILE = "fll_stage2.pt"
+
+
+def load_stage2(folder: Path) -> tuple[LandmarkLocalizer | None, str | None]:
+    """The second stage and its path, or ``(None, None)`` if the manifest does not list one.
+
+    Once listed, a missing or corrupt file is an error naming it, never a silent fallback.
+    """
+    from crct_cli.models import weights
+    from crct_cli.models.fll import load_localizer
+
+    if STAGE2_FILE not in weights.read_manifest(folder).get("weights", {}):
+        return None, None
+    blob = weights.load_weights(folder / STAGE2_FILE, "fll", folder)
+    return load_localizer(blob), blob["path"]
+
+
+def build_aligner(
     denoise: str = "none",
     device: torch.device | str = "cpu",
     config: AlignConfig | None = None,
     weights_dir: Path | None = None,
-) -> tuple[Aligner, str]:
-    """The shipped aligner and the weight file it loaded.
+) -> tuple[Aligner, CropDenoiser | None, dict[str, str]]:
+    """The shipped aligner, FADeNN's denoiser (or None), and the weight files loaded by role.
 
     ``none``: ``fll.pt``. ``d``, ``s``, ``m``: ``fadenn_<v>.pt``, FADeNN's IID and FLL as fine-tuned
-    together (III-D). A missing or corrupt file is a :class:`CrctError` naming it.
+    together (III-D). Both add the second stage when shipped. A missing or corrupt file is a
+    :class:`CrctError` naming it.
     """
     from crct_cli.models import weights
     from crct_cli.models.fadenn import fadenn_file, load_fadenn
@@ -123,8 +173,24 @@ def load_aligner(
 
     check_denoise(denoise)
     folder = weights.WEIGHTS_DIR if weights_dir is None else weights_dir
+    refiner, stage2_path = load_stage2(folder)
+    files = {"fll_stage2": stage2_path} if stage2_path else {}
     if denoise == "none":
         blob = weights.load_weights(folder / "fll.pt", "fll", folder)
-        return Aligner(load_localizer(blob), device, config), blob["path"]
+        files["fll"] = blob["path"]
+        return Aligner(load_localizer(blob), device, config, refiner=refiner), None, files
     blob = weights.load_weights(folder / fadenn_file(denoise), "fadenn", folder)
-    return fadenn_aligner(load_fadenn(blob), device, config)[0], blob["path"]
+    files["fadenn"] = blob["path"]
+    aligner, denoiser = fadenn_aligner(load_fadenn(blob), device, config, refiner)
+    return aligner, denoiser, files
+
+
+def load_aligner(
+    denoise: str = "none",
+    device: torch.device | str = "cpu",
+    config: AlignConfig | None = None,
+    weights_dir: Path | None = None,
+) -> tuple[Aligner, str]:
+    """The shipped aligner and the main weight file it loaded (see :func:`build_aligner`)."""
+    aligner, _, files = build_aligner(denoise, device, config, weights_dir)
+    return aligner, files.get("fll", files.get("fadenn", ""))

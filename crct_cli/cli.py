@@ -649,6 +649,24 @@ def train_fll(
     steps: Steps = None,
     batch: Annotated[int, typer.Option(help="Crops per step.")] = 64,
     lr: Annotated[float, typer.Option(help="Peak learning rate (AdamW, cosine).")] = 2e-3,
+    stage: Annotated[
+        int,
+        typer.Option(
+            help="1: FLL on the face box (fll.pt). 2: the second stage on eye-levelled crops "
+            "around the first estimate (fll_stage2.pt).",
+            min=1,
+            max=2,
+        ),
+    ] = 1,
+    init: Annotated[
+        Path | None,
+        typer.Option(
+            help="FLL weights to start from; for --stage 2 also the first stage it is "
+            "validated behind (default there: weights/fll.pt).",
+            metavar="PT",
+            show_default=False,
+        ),
+    ] = None,
     seed: Seed = 0,
     out: OutFile = None,
     checkpoint: Checkpoint = None,
@@ -658,7 +676,9 @@ def train_fll(
     from crct_cli.train.fll import TrainFLLConfig, train_fll
 
     dirs, vals = _train_dirs(train, val)
-    cfg = TrainFLLConfig(train=dirs, val=vals, batch=batch, lr=lr, seed=seed, resume=resume)
+    cfg = TrainFLLConfig(
+        train=dirs, val=vals, batch=batch, lr=lr, seed=seed, resume=resume, stage=stage, init=init
+    )
     _train_common(cfg, steps, out, checkpoint)
     train_fll(cfg, log=_log_line)
 

@@ -15,10 +15,15 @@ N_POINTS = 68
 
 @dataclass(frozen=True)
 class FLLConfig:
-    """Input size and crop context; the box is the tight box of the 68 points (eq. 4)."""
+    """Input size and crop context; the box is the tight box of the 68 points (eq. 4).
+
+    ``upright``: the crop is eye-levelled around a first estimate of the points
+    (:func:`crct_cli.landmarks.upright_frame`), as FLL's second stage sees it.
+    """
 
     input_size: int = 112
     context: float = 1.35
+    upright: bool = False
     hidden: int = 256
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
 

@@ -17,11 +17,9 @@ import numpy as np
 import torch
 
 from crct_cli import geometry
-from crct_cli.aligner import AlignConfig, Aligner, check_denoise, fadenn_aligner
+from crct_cli.aligner import AlignConfig, build_aligner
 from crct_cli.errors import CrctError
 from crct_cli.models.bt import load_tracker
-from crct_cli.models.fadenn import fadenn_file, load_fadenn
-from crct_cli.models.fll import load_localizer
 from crct_cli.models.fv import fv_crop, load_validator
 from crct_cli.models.weights import WEIGHTS_DIR, load_weights
 from crct_cli.tracking.detector import Detection, FaceDetector
@@ -58,23 +56,17 @@ class CRCTNetworks:
         mode: str = "crct",
         weights_dir: Path = WEIGHTS_DIR,
         align: AlignConfig | None = None,
-        fll_weights: str = "fll.pt",
         denoise: str = "none",
     ) -> None:
         self.device = torch.device(device)
         self.timings: dict[str, list[float]] = defaultdict(list)
         self.weight_files: dict[str, str] = {}
-        if denoise == "none":
-            fll = load_weights(weights_dir / fll_weights, "fll")
-            self.weight_files["fll"] = fll["path"]
-            self.aligner = Aligner(load_localizer(fll), self.device, align or AlignConfig())
-        else:  # FADeNN: FLL sees the crop cleaned by the IID (timed apart as "iid")
-            check_denoise(denoise)
-            blob = load_weights(weights_dir / fadenn_file(denoise), "fadenn")
-            self.weight_files["fadenn"] = blob["path"]
-            self.aligner, denoiser = fadenn_aligner(
-                load_fadenn(blob), self.device, align or AlignConfig()
-            )
+        # FLL (with its second stage when shipped), or FADeNN: its IID is timed apart as "iid"
+        self.aligner, denoiser, files = build_aligner(
+            denoise, self.device, align or AlignConfig(), weights_dir
+        )
+        self.weight_files.update(files)
+        if denoiser is not None:
             self.aligner.denoiser = self._timed(denoiser, "iid")
         self.bt = self.fv = None
         if mode in ("crct", "bt"):

@@ -47,7 +47,13 @@ from crct_cli.models.fadenn import (
 from crct_cli.models.fll import LandmarkLocalizer, load_localizer
 from crct_cli.noise import NOISE_TYPES
 from crct_cli.train.data import AugmentConfig, Face, data_name, list_pairs, occluding_strip
-from crct_cli.train.iid import VAL_SETS, crops_to_tensor, noisy_crop_pair, set_name
+from crct_cli.train.iid import (
+    VAL_SETS,
+    crops_to_tensor,
+    noisy_crop_pair,
+    set_name,
+    visible_class,
+)
 from crct_cli.train.loop import LoopConfig, prefetch, run_loop
 from crct_cli.train.run import TrainRun
 
@@ -125,7 +131,7 @@ def make_batch(
         clean.append(c)
         noisy.append(n)
         points.append(p / size - 0.5)
-        classes.append(cls)
+        classes.append(visible_class(c, n, cls))
     return (
         crops_to_tensor(clean),
         crops_to_tensor(noisy),

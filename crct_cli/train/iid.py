@@ -8,7 +8,9 @@ the Aligner does. So a degradation
 looks in the crop as it will on a degraded image of any face size: blur of sigma 5 on a large face
 is milder in the crop than on a small one, and the classifier and the DAEs learn that range.
 
-Classes are drawn uniformly over clean + the four types (levels 1..3 uniformly). Losses (eq. 8-11):
+Classes are drawn uniformly over clean + the four types (levels 1..3 uniformly); a degradation
+that left the crop unchanged to the eye (PSNR >= :data:`VISIBLE_PSNR`) is labelled clean, so the
+classifier learns what shows in the crop FLL sees. Losses (eq. 8-11):
 D: L2(clean, DAE(noisy)) on every crop, clean ones included; S: cross-entropy of the STC plus,
 for each specialised DAE, L2 on the crops of its own class; M: the same with the MTC and its
 reconstruction of its input, weighted by lambda = 0.5.
@@ -124,6 +126,20 @@ def noisy_crop_pair(
     return geometry.warp(native, matrix, size), geometry.warp(noisy, matrix, size), points
 
 
+#: A degraded crop this close to its clean crop (PSNR, dB) is labelled clean for the classifier:
+#: a mild degradation of a large face can vanish when the face is resampled to 112 px, and a
+#: classifier taught to find it there learns to send clean faces to a DAE instead.
+VISIBLE_PSNR = 38.0
+
+
+def visible_class(clean: np.ndarray, noisy: np.ndarray, cls: int) -> int:
+    """The class a classifier should see in the crop: ``cls``, or 0 if the change is invisible."""
+    if cls == 0:
+        return 0
+    mse = float(np.mean((clean.astype(np.float32) - noisy.astype(np.float32)) ** 2)) / 255.0**2
+    return cls if psnr(mse) < VISIBLE_PSNR else 0
+
+
 def crops_to_tensor(crops: Sequence[np.ndarray]) -> torch.Tensor:
     return torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float().div_(255.0)
 
@@ -165,7 +181,7 @@ def make_batch(
         c, n, _ = noisy_crop_pair(face, rng, cls, level, gray=bool(rng.random() < cfg.gray))
         clean.append(c)
         noisy.append(n)
-        classes.append(cls)
+        classes.append(visible_class(c, n, cls))
     return crops_to_tensor(clean), crops_to_tensor(noisy), torch.tensor(classes)
 
 
