@@ -767,6 +767,15 @@ def train_iid(
     lr: Annotated[float, typer.Option(help="Peak learning rate (AdamW, cosine).")] = 1e-3,
     seed: Seed = 0,
     val_limit: ValLimit = 0,
+    daes: Annotated[
+        Path | None,
+        typer.Option(
+            help="s or m: take the specialised DAEs from this trained IID and train only the "
+            "noise classifier.",
+            metavar="PT",
+            show_default=False,
+        ),
+    ] = None,
     out: OutFile = None,
     checkpoint: Checkpoint = None,
     resume: Resume = False,
@@ -784,6 +793,7 @@ def train_iid(
         lr=lr,
         seed=seed,
         val_limit=val_limit,
+        daes=daes,
         resume=resume,
     )
     _train_common(cfg, steps, out, checkpoint)

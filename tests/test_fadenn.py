@@ -21,6 +21,7 @@ from torch import nn
 
 from crct_cli.aligner import AlignConfig, Aligner, fadenn_aligner
 from crct_cli.degrade import plan_degrade
+from crct_cli.errors import CrctError
 from crct_cli.io.images import read_image, write_image
 from crct_cli.io.landmarks import write_pts
 from crct_cli.landmarks import box_from_points
@@ -402,6 +403,42 @@ def test_train_iid_writes_weights_and_manifest(tmp_path: Path, face_image) -> No
     matrix = np.array(entry["val_metrics"]["confusion"]["matrix"])
     assert matrix.shape == (5, 5) and matrix.sum() == 13 * 2
     assert load_iid(load_weights(out, "iid")).variant == "s"
+
+
+def test_train_iid_s_can_reuse_the_specialised_daes_of_m(tmp_path: Path, face_image) -> None:
+    data = _val_folder(tmp_path / "train", face_image, 2)
+    torch.manual_seed(1)
+    source = IID(tiny_config("m"))
+    with torch.no_grad():  # make the DAEs recognisable (an untrained DAE's last layer is zero)
+        for p in source.daes.parameters():  # type: ignore[union-attr]
+            p.add_(0.01)
+    src_path = tmp_path / "iid_m.pt"
+    save_weights(src_path, "iid", iid_weight_config(source), source.state_dict())
+    out = tmp_path / "w" / "iid_s.pt"
+    cfg = TrainIIDConfig(
+        [data],
+        [data],
+        variant="s",
+        steps=3,
+        batch=4,
+        out=out,
+        model=tiny_config("s"),
+        daes=src_path,
+        lr=1.0,  # large enough that any trained weight would move well past the tolerance
+    )
+    cfg.checkpoint = tmp_path / "ckpt" / "iid.ckpt"
+    train_iid(cfg, log=lambda _m: None)
+    trained = load_iid(load_weights(out, "iid"))
+    source = load_iid(load_weights(src_path, "iid"))  # as stored
+    assert trained.variant == "s"
+    for a, b in zip(trained.daes.parameters(), source.daes.parameters(), strict=True):  # type: ignore[union-attr]
+        assert torch.allclose(a, b, atol=1e-4)  # frozen: copied, not trained
+    assert "--daes" in read_manifest(out.parent)["weights"]["iid_s.pt"]["command"]
+    d_cfg = TrainIIDConfig(
+        [data], [data], variant="d", steps=1, out=tmp_path / "d.pt", daes=src_path
+    )
+    with pytest.raises(CrctError, match="--daes"):
+        train_iid(d_cfg, log=lambda _m: None)
 
 
 def test_train_fadenn_fine_tunes_from_fll_and_iid(tmp_path: Path, face_image) -> None:

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from crct_cli.aligner import Aligner, fadenn_aligner
+from crct_cli.aligner import Aligner, fadenn_aligner, load_stage2
 from crct_cli.degrade import degrade_rgb, file_rng, is_gray
 from crct_cli.errors import CrctError
 from crct_cli.landmarks import box_from_points
@@ -46,7 +46,7 @@ from crct_cli.models.fadenn import (
 )
 from crct_cli.models.fll import LandmarkLocalizer, load_localizer
 from crct_cli.noise import NOISE_TYPES
-from crct_cli.train.data import AugmentConfig, Face, data_name, list_pairs, occluding_strip
+from crct_cli.train.data import AugmentConfig, Face, list_pairs, occluding_strip
 from crct_cli.train.iid import (
     VAL_SETS,
     crops_to_tensor,
@@ -328,43 +328,43 @@ def train_fadenn(cfg: TrainFADeNNConfig, log=print) -> dict:
     ema = run_loop(model, batches, loss_fn, loop, log=log)
     minutes = (time.time() - t0) / 60
     trained = cast(FADeNN, ema.model).eval()
-    metrics = validate_fadenn(trained, baseline, val_images, cfg.degrade_seed)
+    # scored as crct align scores it: with the second stage shipped beside --fll, if any
+    refiner, refiner_path = load_stage2(Path(cfg.fll).parent)
+    metrics = validate_fadenn(trained, baseline, val_images, cfg.degrade_seed, refiner)
     log(json.dumps(metrics, indent=2))
-    sha = weights.save_weights(
-        cfg.out, "fadenn", fadenn_weight_config(trained), trained.state_dict()
-    )
-    weights.update_manifest(
-        cfg.out.name,
-        {
-            "kind": "fadenn",
-            "variant": cfg.variant,
-            "sha256": sha,
-            "command": cfg.command(),
-            "init": {
-                "fll": {"path": str(cfg.fll), "sha256": weights.sha256_file(fll_blob["path"])},
-                "iid": {"path": str(cfg.iid), "sha256": weights.sha256_file(iid_blob["path"])},
-            },
-            "train_split": [data_name(d) for d in cfg.train],
-            "val_split": [data_name(d) for d in cfg.val],
-            "protocol": "GT-box (tight box of the true points), NME / box diagonal, AUC@0.08 and "
-            f"failure rate on clean + 12 sets as 'crct degrade --all --seed {cfg.degrade_seed}' "
-            "writes them, aligned as 'crct align --box-from-pts' (refine 1, no flip)",
-            "val_metrics": metrics,
-            "train_minutes": round(minutes, 1),
+    cfg.publish(
+        "fadenn",
+        fadenn_weight_config(trained),
+        trained.state_dict(),
+        "GT-box (tight box of the true points), NME / box diagonal, AUC@0.08 and failure rate "
+        f"on clean + 12 sets as 'crct degrade --all --seed {cfg.degrade_seed}' writes them, "
+        "aligned as 'crct align --box-from-pts' does (refine 1, no flip"
+        + (f", second stage {refiner_path}" if refiner_path else "")
+        + ")",
+        metrics,
+        minutes,
+        variant=cfg.variant,
+        init={
+            "fll": {"path": str(cfg.fll), "sha256": weights.sha256_file(fll_blob["path"])},
+            "iid": {"path": str(cfg.iid), "sha256": weights.sha256_file(iid_blob["path"])},
         },
-        cfg.out.parent,
     )
     return metrics
 
 
 def validate_fadenn(
-    model: FADeNN, baseline: LandmarkLocalizer, images: Sequence[ValImage], seed: int
+    model: FADeNN,
+    baseline: LandmarkLocalizer,
+    images: Sequence[ValImage],
+    seed: int,
+    refiner: LandmarkLocalizer | None = None,
 ) -> dict[str, object]:
-    """FADeNN and the FLL it started from, side by side, on the 13 sets."""
-    aligner, denoiser = fadenn_aligner(model)
+    """FADeNN and the FLL it started from, side by side, on the 13 sets (both followed by the
+    second stage ``refiner`` when given)."""
+    aligner, denoiser = fadenn_aligner(model, refiner=refiner)
     name = f"fadenn_{model.iid.variant}"
     result = gt_box_noise_benchmark(
-        {"fll": Aligner(baseline), name: aligner},
+        {"fll": Aligner(baseline, refiner=refiner), name: aligner},
         images,
         seed,
         denoisers={name: denoiser} if model.iid.variant != "d" else None,

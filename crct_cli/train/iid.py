@@ -33,21 +33,21 @@ import torch.nn.functional as F
 
 from crct_cli import geometry
 from crct_cli.degrade import degrade_rgb
+from crct_cli.errors import CrctError
 from crct_cli.landmarks import FLIP_PERMUTATION, box_from_points
 from crct_cli.models import weights
-from crct_cli.models.fadenn import CLASS_NAMES, IID, N_CLASSES, IIDConfig, iid_file
+from crct_cli.models.fadenn import CLASS_NAMES, IID, N_CLASSES, IIDConfig, iid_file, load_iid
 from crct_cli.models.fadenn import iid_weight_config as _weight_config
 from crct_cli.noise import LEVELS, NOISE_TYPES
 from crct_cli.train.data import (
     NO_AUGMENT,
     AugmentConfig,
     Face,
-    data_name,
     load_faces,
     random_similarity,
 )
 from crct_cli.train.loop import LoopConfig, prefetch, run_loop
-from crct_cli.train.run import TrainRun
+from crct_cli.train.run import TrainRun, display_path
 
 #: Mild geometric jitter: the crops IID sees come from ground-truth or tracked boxes, upright.
 IID_AUGMENT = AugmentConfig(
@@ -152,6 +152,10 @@ class TrainIIDConfig(TrainRun):
     val_limit: int = 0
     gray: float = 0.1
     model: IIDConfig | None = None
+    #: S or M: take the specialised DAEs from this IID and train only the classifier. Eq. 11
+    #: trains each DAE on the crops of its own class whatever the classifier, so S and M would
+    #: otherwise train the same four DAEs twice.
+    daes: Path | None = None
 
     def file_stem(self) -> str:
         return Path(iid_file(self.variant)).stem
@@ -166,6 +170,7 @@ class TrainIIDConfig(TrainRun):
 
     def options(self) -> list[str]:
         args = ["--variant", self.variant, "--batch", str(self.batch)]
+        args += ["--daes", display_path(self.daes)] if self.daes is not None else []
         return args + (["--val-limit", str(self.val_limit)] if self.val_limit else [])
 
 
@@ -202,7 +207,8 @@ def iid_loss(
         loss = loss + model.config.lam * ae
         info["ae"] = float(ae.detach())
     noisy_idx = (classes > 0).nonzero(as_tuple=True)[0]
-    if len(noisy_idx):  # eq. 11: every specialised DAE on the crops of its own class
+    frozen = not any(p.requires_grad for p in model.daes.parameters())  # type: ignore[union-attr]
+    if len(noisy_idx) and not frozen:  # eq. 11: every specialised DAE on the crops of its own class
         routed = model.route(noisy, classes).index_select(0, noisy_idx)
         rec = F.mse_loss(routed, clean.index_select(0, noisy_idx))
         loss = loss + rec
@@ -280,6 +286,16 @@ def train_iid(cfg: TrainIIDConfig, log=print) -> dict:
         f"({', '.join(map(str, cfg.val))})"
     )
     model = IID(cfg.model)
+    if cfg.daes is not None:
+        if cfg.variant == "d":
+            raise CrctError("--daes: variant d has one DAE of its own and no classifier")
+        source = load_iid(weights.load_weights(cfg.daes, "iid"))
+        if source.daes is None:
+            raise CrctError(f"--daes {cfg.daes}: that IID has no specialised DAEs (variant d)")
+        assert model.daes is not None
+        model.daes.load_state_dict(source.daes.state_dict())
+        model.daes.requires_grad_(False)
+        log(f"specialised DAEs from {cfg.daes} (frozen); training the classifier only")
     loop = LoopConfig(steps=cfg.steps, lr=cfg.lr, checkpoint=cfg.checkpoint, resume=cfg.resume)
 
     def batches(start: int) -> Iterator[tuple[int, object]]:
@@ -297,23 +313,16 @@ def train_iid(cfg: TrainIIDConfig, log=print) -> dict:
     trained = cast(IID, ema.model)
     metrics = validate_iid(trained, val_faces, seed=cfg.seed)
     log(json.dumps(metrics, indent=2))
-    sha = weights.save_weights(cfg.out, "iid", _weight_config(trained), trained.state_dict())
-    weights.update_manifest(
-        cfg.out.name,
-        {
-            "kind": "iid",
-            "variant": cfg.variant,
-            "model": asdict(cfg.model),
-            "sha256": sha,
-            "command": cfg.command(),
-            "train_split": [data_name(d) for d in cfg.train],
-            "val_split": [data_name(d) for d in cfg.val],
-            "protocol": "FLL crops (GT box, context 1.35, 112 px) of each validation face at its "
-            "size on disk, degraded before cropping: clean + 4 types x 3 levels; PSNR of the "
-            "mean squared error over the set; confusion rows = true class",
-            "val_metrics": metrics,
-            "train_minutes": round(minutes, 1),
-        },
-        cfg.out.parent,
+    cfg.publish(
+        "iid",
+        _weight_config(trained),
+        trained.state_dict(),
+        "FLL crops (GT box, context 1.35, 112 px) of each validation face at its size on disk, "
+        "degraded before cropping: clean + 4 types x 3 levels; PSNR of the mean squared error "
+        "over the set; confusion rows = true class",
+        metrics,
+        minutes,
+        variant=cfg.variant,
+        model=asdict(cfg.model),
     )
     return metrics
