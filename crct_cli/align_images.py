@@ -1,8 +1,9 @@
 """``crct align``: 68 landmarks for still images.
 
 Faces come from MTCNN (``NAME.pts`` the most confident, ``NAME_1.pts``, ``NAME_2.pts``... the
-others), or, with ``box_from_pts``, from the box of the ``NAME.pts`` beside each image: the
-papers' evaluation protocol, where nothing but that box is read from the file. Folders are
+others; the numbering skips a name that another input image owns, so face 2 of ``a.png`` never
+overwrites the landmarks of an image ``a_1.png``), or, with ``box_from_pts``, from the box of
+the ``NAME.pts`` beside each image: the papers' evaluation protocol, where nothing but that box is read from the file. Folders are
 walked recursively and mirrored under the output folder.
 """
 
@@ -52,6 +53,17 @@ def collect_images(paths: Sequence[Path]) -> list[tuple[Path, Path]]:
     return items
 
 
+def _face_names(rel: Path, n: int, owned: set[Path]) -> list[str]:
+    """Output stems for ``n`` faces: ``NAME``, then ``NAME_1``, ``NAME_2``... skipping any that
+    another input image owns."""
+    names, k = [rel.name], 1
+    while len(names) < n:
+        if rel.with_name(f"{rel.name}_{k}") not in owned:
+            names.append(f"{rel.name}_{k}")
+        k += 1
+    return names
+
+
 def align_images(
     paths: Sequence[Path],
     out_dir: Path,
@@ -76,6 +88,7 @@ def align_images(
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise CrctError(f"{out_dir}: cannot create output folder ({exc.strerror})") from None
+    owned = {rel for _, rel in items}  # every image's own NAME.pts, reserved up front
     summary = AlignSummary()
     for image_path, rel in items:
         image = read_image(image_path)
@@ -95,9 +108,9 @@ def align_images(
         target = out_dir / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         drawn = image
-        for k, box in enumerate(boxes):
+        names = _face_names(rel, len(boxes), owned)
+        for box, name in zip(boxes, names, strict=True):
             points = localize(image, np.asarray(box))
-            name = target.name if k == 0 else f"{target.name}_{k}"
             pts_file = target.with_name(f"{name}.pts")
             write_pts(pts_file, points)
             summary.written.append(str(pts_file))

@@ -86,6 +86,21 @@ def test_faces_by_confidence_name_and_name_1(tmp_path: Path, face_image: Draw) -
     assert summary.written == [str(out / "two.pts"), str(out / "two_1.pts")]
 
 
+def test_extra_faces_never_take_another_images_name(tmp_path: Path, face_image: Draw) -> None:
+    src, out = tmp_path / "in", tmp_path / "out"
+    save(src / "a.png", face_image, 64)  # three faces
+    save(src / "a_1.png", face_image, 72)  # one face, whose landmarks own a_1.pts
+    faces = [det([4, 4, 20, 20], 0.99), det([30, 4, 20, 20], 0.95), det([4, 26, 20, 20], 0.9)]
+    fakes = Fakes({64: faces})
+    summary = align_images([src], out, fakes.detect, fakes.localize)
+    assert sorted(p.name for p in out.iterdir()) == ["a.pts", "a_1.pts", "a_2.pts", "a_3.pts"]
+    assert summary.faces == 4
+    # a_1.pts is the image a_1.png's face, a.png's second and third faces are a_2 and a_3
+    assert np.allclose(read_pts(out / "a_1.pts"), shape_in([5, 5, 20, 20]), atol=1e-3)
+    assert np.allclose(box_from_points(read_pts(out / "a_2.pts")), faces[1].box, atol=2e-3)
+    assert np.allclose(box_from_points(read_pts(out / "a_3.pts")), faces[2].box, atol=2e-3)
+
+
 def test_box_from_pts_uses_exactly_the_box_beside_the_image(
     tmp_path: Path, face_image: Draw
 ) -> None:
