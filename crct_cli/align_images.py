@@ -3,8 +3,8 @@
 Faces come from MTCNN (``NAME.pts`` the most confident, ``NAME_1.pts``, ``NAME_2.pts``... the
 others; the numbering skips a name that another input image owns, so face 2 of ``a.png`` never
 overwrites the landmarks of an image ``a_1.png``), or, with ``box_from_pts``, from the box of
-the ``NAME.pts`` beside each image: the papers' evaluation protocol, where nothing but that box is read from the file. Folders are
-walked recursively and mirrored under the output folder.
+the ``NAME.pts`` beside each image: the papers' evaluation protocol, where nothing but that
+box is read from the file. Folders are walked recursively and mirrored under the output folder.
 """
 
 from __future__ import annotations
