@@ -322,6 +322,15 @@ def denoise(
             show_default=False,
         ),
     ] = None,
+    smoothing: Annotated[
+        float,
+        typer.Option(
+            help="Videos: weight of past frames in the noise-class decision (0: every frame on "
+            "its own), so the class does not flicker.",
+            min=0.0,
+            max=0.99,
+        ),
+    ] = 0.8,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
 ) -> None:
     """Remove blur, noise, low resolution and darkening with FADeNN's internal denoiser."""
@@ -351,11 +360,11 @@ def denoise(
     den = ImageDenoiser(iid, dev)
     console = Console(stderr=True, highlight=False)
     with denoise_progress(console, len(plan.jobs)) as (on_item, on_frame):
-        records = run_plan(plan, den, on_item, on_frame)
+        records = run_plan(plan, den, on_item, on_frame, smoothing)
     n_frames = sum(r.frames for r in records)
     if variant != "d":
         Console().print(noise_classes_table(records, f"noise classes (IID-{variant.upper()})"))
-        where = write_classes_json(out, records, variant, blob["path"])
+        where = write_classes_json(out, records, variant, blob["path"], smoothing)
         console.print(f"wrote {where}")
     console.print(
         f"denoised {plan.count('image')} image(s) and {plan.count('video')} video(s)"

@@ -79,6 +79,26 @@ def _tiled(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, tile: in
     return out
 
 
+@dataclass
+class ClassSmoother:
+    """Exponential average of the class probabilities over a video's frames.
+
+    Footage degrades slowly, but a frame-by-frame decision near a class boundary flips between
+    clean and a DAE, and the output flickers with it. ``keep`` is the weight of the history
+    (0: no smoothing; 0.8: a window of about five frames).
+    """
+
+    keep: float = 0.8
+    state: np.ndarray | None = None
+
+    def __call__(self, probs: np.ndarray) -> np.ndarray:
+        if self.state is None or self.keep <= 0.0:
+            self.state = probs
+        else:
+            self.state = self.keep * self.state + (1.0 - self.keep) * probs
+        return self.state
+
+
 class ImageDenoiser:
     """An IID on whole RGB uint8 pictures of any size (see the module docstring)."""
 
@@ -111,15 +131,20 @@ class ImageDenoiser:
             out = np.repeat(gray[:, :, None], 3, axis=2)
         return out
 
-    def __call__(self, image: np.ndarray) -> tuple[np.ndarray, int | None, np.ndarray | None]:
+    def __call__(
+        self, image: np.ndarray, smoother: ClassSmoother | None = None
+    ) -> tuple[np.ndarray, int | None, np.ndarray | None]:
         """(cleaned picture, class or None for D, class probabilities or None).
 
-        A picture classed clean is returned as the same array, untouched.
+        A picture classed clean is returned as the same array, untouched. With a ``smoother``
+        (video frames) the class is decided on the probabilities averaged over frames.
         """
         if self.iid.dae is not None:
             return self.apply_dae(image, self.iid.dae), None, None
         assert self.iid.daes is not None
         probs = self.class_probabilities(image)
+        if smoother is not None:
+            probs = smoother(probs)
         cls = int(np.argmax(probs))
         if cls == 0:
             return image, 0, probs
@@ -202,17 +227,20 @@ def denoise_video_file(
     dst: Path,
     den: ImageDenoiser,
     on_frame: Callable[[int, int | None], None] | None = None,
+    smoothing: float = 0.8,
 ) -> DenoiseRecord:
-    """Every frame, written at the source frame rate (temporary name, renamed when complete)."""
+    """Every frame, written at the source frame rate (temporary name, renamed when complete);
+    classes decided on probabilities averaged over frames (:class:`ClassSmoother`)."""
     from crct_cli.io.video import VideoWriter, iter_frames, probe_video
 
     info = probe_video(src)
     record = DenoiseRecord(str(src), str(dst), "video", fps=info.fps)
+    smoother = ClassSmoother(smoothing)
     writer: VideoWriter | None = None
     with contextlib.closing(iter_frames(src)) as frames:
         try:
             for k, frame in enumerate(frames):
-                out, cls, _ = den(frame.image)
+                out, cls, _ = den(frame.image, smoother)
                 if writer is None:
                     h, w = frame.image.shape[:2]
                     writer = VideoWriter(dst, info.fps, w, h)
@@ -237,6 +265,7 @@ def run_plan(
     den: ImageDenoiser,
     on_item: Callable[[Path], None] | None = None,
     on_frame: Callable[[int, int | None], None] | None = None,
+    smoothing: float = 0.8,
 ) -> list[DenoiseRecord]:
     """Write every output; returns one record per image or video (copied files excluded)."""
     try:
@@ -254,13 +283,15 @@ def run_plan(
         elif item.kind == "image":
             records.append(denoise_image_file(item.src, dst, den))
         else:
-            records.append(denoise_video_file(item.src, dst, den, on_frame))
+            records.append(denoise_video_file(item.src, dst, den, on_frame, smoothing))
         if on_item is not None:
             on_item(item.src)
     return records
 
 
-def classes_document(records: Sequence[DenoiseRecord], variant: str, weights: str) -> dict:
+def classes_document(
+    records: Sequence[DenoiseRecord], variant: str, weights: str, smoothing: float = 0.8
+) -> dict:
     """The ``noise_classes.json`` content (schema ``crct.noise_classes/1``)."""
     images = [
         {
@@ -289,17 +320,23 @@ def classes_document(records: Sequence[DenoiseRecord], variant: str, weights: st
         "weights": weights,
         "classes": list(CLASS_NAMES),
         "method": "mean class probability over up to 9 full-resolution 112-px tiles around "
-        "the centre of each image or frame",
+        "the centre of each image or frame; video frames use the exponential average of those "
+        f"probabilities over frames (weight {smoothing} on the history)",
+        "smoothing": smoothing,
         "images": images,
         "videos": videos,
     }
 
 
 def write_classes_json(
-    out_dir: Path, records: Sequence[DenoiseRecord], variant: str, weights: str
+    out_dir: Path,
+    records: Sequence[DenoiseRecord],
+    variant: str,
+    weights: str,
+    smoothing: float = 0.8,
 ) -> Path:
     path = out_dir / CLASSES_JSON
-    doc = classes_document(records, variant, weights)
+    doc = classes_document(records, variant, weights, smoothing)
     write_text_atomic(path, json.dumps(doc, indent=2) + "\n")
     return path
 

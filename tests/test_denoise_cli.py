@@ -281,3 +281,23 @@ def test_tracker_networks_time_the_denoiser(wdir: Path, face_image) -> None:
     assert nets.weight_files == {"fadenn": str(wdir / "fadenn_m.pt")}
     points = nets.localize(face_image(96, 96), np.array([30.0, 30.0, 36.0, 36.0]))
     assert points.shape == (68, 2) and len(nets.timings["iid"]) == 2  # once per pass
+
+
+def test_video_classes_are_smoothed_over_frames(tmp_path: Path, make_video, monkeypatch):
+    """A verdict that flips every frame near the boundary is decided on the average instead."""
+    from crct_cli.denoise import ClassSmoother, ImageDenoiser, denoise_video_file
+
+    near = [np.array([0.48, 0.0, 0.52, 0.0, 0.0]), np.array([0.56, 0.0, 0.44, 0.0, 0.0])]
+    calls = iter(range(100))
+    den = ImageDenoiser(scripted_iid("s", 2))
+    monkeypatch.setattr(den, "class_probabilities", lambda image: near[next(calls) % 2])
+    video = make_video("flicker.mp4", n_frames=8, width=64, height=48, fps=10)
+    raw = denoise_video_file(video, tmp_path / "raw.mp4", den, smoothing=0.0)
+    assert raw.classes == [2, 0] * 4  # every frame on its own: blur, clean, blur, clean...
+    calls = iter(range(100))
+    smooth = denoise_video_file(video, tmp_path / "smooth.mp4", den, smoothing=0.8)
+    changes = sum(a != b for a, b in zip(smooth.classes, smooth.classes[1:], strict=False))
+    assert changes == 1 and smooth.classes[-1] == 0  # one switch, to what the average says
+    s = ClassSmoother(0.5)
+    assert np.allclose(s(np.array([1.0, 0.0])), [1.0, 0.0])
+    assert np.allclose(s(np.array([0.0, 1.0])), [0.5, 0.5])
