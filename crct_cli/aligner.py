@@ -118,6 +118,11 @@ class Aligner:
         return points
 
 
+#: How ``crct align`` (and the still-image benchmark) runs FLL by default: a still image can
+#: afford the mirrored pass, which the tracker leaves out for speed.
+STILL_ALIGN = AlignConfig(flip=True)
+
+
 def fadenn_aligner(
     model: FADeNN,
     device: torch.device | str = "cpu",

@@ -222,8 +222,12 @@ def align(
     ] = False,
     overlay: Annotated[bool, typer.Option(help="Also write NAME_overlay.jpg.")] = False,
     flip: Annotated[
-        bool, typer.Option(help="Average with the mirrored image (slower, a little more accurate).")
-    ] = False,
+        bool,
+        typer.Option(
+            help="Average with the mirrored face (twice the network time, a little more "
+            "accurate); --no-flip for speed."
+        ),
+    ] = True,
     denoise: Annotated[
         str,
         typer.Option(

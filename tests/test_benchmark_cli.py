@@ -25,7 +25,6 @@ import crct_cli.bench.speed as bench_speed
 from crct_cli import __version__
 from crct_cli.bench.methods import MethodSpec, build_networks
 from crct_cli.cli import app
-from crct_cli.errors import CrctError
 from crct_cli.tracking.detector import Detection
 
 #: matplotlib is the optional ``plot`` extra: CI installs ``.[test]`` without it
@@ -177,27 +176,26 @@ def test_denoise_methods_need_the_denoiser(
     assert "FADeNN denoiser" in line and "fadenn.py" in line
 
 
-def test_denoise_hook_asks_the_networks_for_the_variant(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_methods_ask_the_networks_for_mode_denoiser_and_alignment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     import crct_cli.tracking.networks as networks
+    from crct_cli.aligner import STILL_ALIGN
+    from crct_cli.bench.methods import image_factory
 
     made: list[tuple[Any, ...]] = []
 
-    class Plain:
-        def __init__(self, device: Any, mode: str) -> None:
-            made.append((device, mode))
+    class Recording:
+        def __init__(self, device: Any, mode: str, align: Any = None, denoise: str = "") -> None:
+            made.append((device, mode, align, denoise))
 
-    class WithDenoiser:
-        def __init__(self, device: Any, mode: str, denoise: str | None = None) -> None:
-            made.append((device, mode, denoise))
-
-    monkeypatch.setattr(networks, "CRCTNetworks", Plain)
-    build_networks(MethodSpec("fll"), "cpu")
-    assert made == [("cpu", "fll-mt")]  # still images: FLL and the detector only
-    with pytest.raises(CrctError, match="denoiser"):
-        build_networks(MethodSpec("crct", "m"), "cpu")
-    monkeypatch.setattr(networks, "CRCTNetworks", WithDenoiser)
+    monkeypatch.setattr(networks, "CRCTNetworks", Recording)
     build_networks(MethodSpec("crct", "s"), "cpu")
-    assert made[-1] == ("cpu", "crct", "s")
+    assert made[-1] == ("cpu", "crct", None, "s")  # trackers: FLL as the tracker runs it
+    image_factory("cpu")(MethodSpec("fll", "m"))
+    # still images: FLL and the detector only, run as crct align runs it by default
+    assert made[-1] == ("cpu", "fll-mt", STILL_ALIGN, "m")
+    assert STILL_ALIGN.flip
 
 
 class SlowNets:

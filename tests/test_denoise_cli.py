@@ -251,7 +251,7 @@ def _save_fadenn(folder: Path, variant: str, verdict: int, black: bool) -> None:
 
 
 def test_align_with_denoise_uses_fadenn_weights(tmp_path: Path, wdir: Path, face_image):
-    from crct_cli.aligner import Aligner, fadenn_aligner
+    from crct_cli.aligner import STILL_ALIGN, Aligner, fadenn_aligner
     from crct_cli.io.landmarks import read_pts
     from crct_cli.landmarks import box_from_points
     from crct_cli.models.fadenn import load_fadenn
@@ -267,10 +267,11 @@ def test_align_with_denoise_uses_fadenn_weights(tmp_path: Path, wdir: Path, face
     got = read_pts(tmp_path / "o" / "face.pts")
     model = load_fadenn(weights.load_weights(wdir / "fadenn_s.pt", "fadenn"))
     box = box_from_points(gt)[None]
-    assert np.allclose(got, fadenn_aligner(model)[0](image, box)[0], atol=1e-3)
+    cfg = STILL_ALIGN  # crct align's default (with the mirrored pass)
+    assert np.allclose(got, fadenn_aligner(model, config=cfg)[0](image, box)[0], atol=1e-3)
     # FLL saw black crops, not the picture: the same points as on a black image
-    assert np.allclose(got, Aligner(model.fll)(np.zeros_like(image), box)[0], atol=1e-3)
-    assert not np.allclose(got, Aligner(model.fll)(image, box)[0], atol=1e-2)
+    assert np.allclose(got, Aligner(model.fll, config=cfg)(np.zeros_like(image), box)[0], atol=1e-3)
+    assert not np.allclose(got, Aligner(model.fll, config=cfg)(image, box)[0], atol=1e-2)
 
 
 def test_tracker_networks_time_the_denoiser(wdir: Path, face_image) -> None:

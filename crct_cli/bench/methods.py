@@ -14,7 +14,6 @@ checked exactly.
 from __future__ import annotations
 
 import importlib.util
-import inspect
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
+from crct_cli.aligner import STILL_ALIGN, AlignConfig
 from crct_cli.errors import CrctError
 from crct_cli.io.datasets import VideoSequence
 from crct_cli.io.video import Frame
@@ -171,23 +171,16 @@ class TrackerMethod:
         return FramePrediction(result.points, result.box)
 
 
-def build_networks(spec: MethodSpec, device: Any) -> Any:
+def build_networks(spec: MethodSpec, device: Any, align: AlignConfig | None = None) -> Any:
     """The shipped networks for a spec: the one place that knows how a denoiser is attached.
 
-    A still-image method needs FLL and the detector only (the ``fll-mt`` set). With a denoise
-    variant the networks are asked for it by keyword (``denoise=VARIANT``), which the FADeNN
-    issue adds to :class:`CRCTNetworks`; until then such a spec is a clear error.
+    A still-image method needs FLL and the detector only (the ``fll-mt`` set); ``align`` is how
+    FLL is run (default: as the tracker runs it).
     """
     from crct_cli.tracking.networks import CRCTNetworks
 
     mode = "fll-mt" if spec.mode in STILL_MODES else spec.mode
-    if spec.denoise is None:
-        return CRCTNetworks(device, mode)
-    if "denoise" not in inspect.signature(CRCTNetworks).parameters:
-        raise CrctError(
-            f"method {spec.name}: this crct's networks cannot run the FADeNN denoiser yet"
-        )
-    return CRCTNetworks(device, mode, denoise=spec.denoise)  # type: ignore[call-arg]
+    return CRCTNetworks(device, mode, align=align, denoise=spec.denoise or "none")
 
 
 def video_factory(device: Any, seq_bt: int = 2, tb: float = 1.0, tc: float = 0.5) -> VideoFactory:
@@ -204,7 +197,8 @@ def image_factory(device: Any) -> ImageFactory:
     """Real still-image methods (FLL, FADeNN variants) on ``device``."""
 
     def make(spec: MethodSpec) -> ImageMethod:
-        return build_networks(spec, device)  # CRCTNetworks has detect() and localize()
+        # as crct align runs by default; CRCTNetworks has detect() and localize()
+        return build_networks(spec, device, STILL_ALIGN)
 
     return make
 
