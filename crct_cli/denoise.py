@@ -38,7 +38,7 @@ from crct_cli.degrade import Item, collect_items, is_gray
 from crct_cli.errors import CrctError
 from crct_cli.io.atomic import atomic_path, write_text_atomic
 from crct_cli.io.images import read_image, write_image
-from crct_cli.models.fadenn import CLASS_NAMES, DAE, IID, to_tensor, to_uint8
+from crct_cli.models.fadenn import CLASS_NAMES, DAE, IID, ClassSmoother, to_tensor, to_uint8
 
 CLASSES_JSON = "noise_classes.json"
 SCHEMA = "crct.noise_classes/1"
@@ -77,26 +77,6 @@ def _tiled(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, tile: in
             res = fn(x[..., ey0:ey1, ex0:ex1])
             out[..., y0:y1, x0:x1] = res[..., y0 - ey0 : y1 - ey0, x0 - ex0 : x1 - ex0]
     return out
-
-
-@dataclass
-class ClassSmoother:
-    """Exponential average of the class probabilities over a video's frames.
-
-    Footage degrades slowly, but a frame-by-frame decision near a class boundary flips between
-    clean and a DAE, and the output flickers with it. ``keep`` is the weight of the history
-    (0: no smoothing; 0.8: a window of about five frames).
-    """
-
-    keep: float = 0.8
-    state: np.ndarray | None = None
-
-    def __call__(self, probs: np.ndarray) -> np.ndarray:
-        if self.state is None or self.keep <= 0.0:
-            self.state = probs
-        else:
-            self.state = self.keep * self.state + (1.0 - self.keep) * probs
-        return self.state
 
 
 class ImageDenoiser:

@@ -186,15 +186,24 @@ def test_methods_ask_the_networks_for_mode_denoiser_and_alignment(
     made: list[tuple[Any, ...]] = []
 
     class Recording:
-        def __init__(self, device: Any, mode: str, align: Any = None, denoise: str = "") -> None:
-            made.append((device, mode, align, denoise))
+        def __init__(
+            self,
+            device: Any,
+            mode: str,
+            align: Any = None,
+            denoise: str = "",
+            denoise_smoothing: float = -1.0,
+        ) -> None:
+            made.append((device, mode, align, denoise, denoise_smoothing))
 
     monkeypatch.setattr(networks, "CRCTNetworks", Recording)
     build_networks(MethodSpec("crct", "s"), "cpu")
-    assert made[-1] == ("cpu", "crct", None, "s")  # trackers: FLL as the tracker runs it
+    # trackers: FLL as the tracker runs it, the noise class smoothed over frames (its default)
+    assert made[-1] == ("cpu", "crct", None, "s", -1.0)
     image_factory("cpu")(MethodSpec("fll", "m"))
     # still images: FLL and the detector only, run as crct align runs it by default
-    assert made[-1] == ("cpu", "fll-mt", STILL_ALIGN, "m")
+    # and no noise class carried from one unrelated image to the next
+    assert made[-1] == ("cpu", "fll-mt", STILL_ALIGN, "m", 0.0)
     assert STILL_ALIGN.flip
 
 

@@ -302,3 +302,31 @@ def test_video_classes_are_smoothed_over_frames(tmp_path: Path, make_video, monk
     s = ClassSmoother(0.5)
     assert np.allclose(s(np.array([1.0, 0.0])), [1.0, 0.0])
     assert np.allclose(s(np.array([0.0, 1.0])), [0.5, 0.5])
+
+
+def test_crop_denoiser_smooths_one_tracked_face_not_a_batch(monkeypatch) -> None:
+    """Track: one crop per call, its class averaged over calls; a batch is classed crop by crop."""
+    from crct_cli.models.fadenn import ClassSmoother, CropDenoiser
+
+    iid = scripted_iid("s", 2)
+    assert iid.classifier is not None
+    near = [torch.tensor([[0.0, 0.0, 0.2, 0.0, 0.0]]), torch.tensor([[0.3, 0.0, 0.0, 0.0, 0.0]])]
+    calls = iter(range(100))
+    monkeypatch.setattr(
+        iid.classifier, "forward", lambda x, reconstruct=False: (near[next(calls) % 2], None)
+    )
+    crop = np.full((1, 16, 16, 3), 100, np.uint8)
+    plain = CropDenoiser(iid)
+    assert [int(plain.denoise(crop)[1][0]) for _ in range(6)] == [2, 0] * 3  # flickers
+    calls = iter(range(100))
+    smooth = CropDenoiser(iid, smoother=ClassSmoother(0.8))
+    classes = [int(smooth.denoise(crop)[1][0]) for _ in range(6)]
+    assert classes[:3] == [2, 2, 2]  # the first verdict holds until the average moves
+    assert sum(a != b for a, b in zip(classes, classes[1:], strict=False)) <= 1
+    calls = iter(range(100))
+    smooth = CropDenoiser(iid, smoother=ClassSmoother(0.8))
+    out, _ = smooth.denoise(crop)
+    assert abs(float(out.astype(float).mean()) - (100 + SHIFTS[2] * 255)) < 2  # blur's DAE ran
+    batch = CropDenoiser(iid, smoother=ClassSmoother(0.8))
+    batch.denoise(np.repeat(crop, 2, axis=0))  # several faces at once: no history involved
+    assert batch.smoother is not None and batch.smoother.state is None

@@ -179,8 +179,16 @@ def build_networks(spec: MethodSpec, device: Any, align: AlignConfig | None = No
     """
     from crct_cli.tracking.networks import CRCTNetworks
 
-    mode = "fll-mt" if spec.mode in STILL_MODES else spec.mode
-    return CRCTNetworks(device, mode, align=align, denoise=spec.denoise or "none")
+    still = spec.mode in STILL_MODES
+    mode = "fll-mt" if still else spec.mode
+    return CRCTNetworks(
+        device,
+        mode,
+        align=align,
+        denoise=spec.denoise or "none",
+        # unrelated images: no noise class carried from one to the next
+        **({"denoise_smoothing": 0.0} if still else {}),
+    )
 
 
 def video_factory(device: Any, seq_bt: int = 2, tb: float = 1.0, tc: float = 0.5) -> VideoFactory:

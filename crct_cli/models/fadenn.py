@@ -257,16 +257,40 @@ class FADeNN(nn.Module):
         return self.fll(self.iid(x))
 
 
+@dataclass
+class ClassSmoother:
+    """Exponential average of the class probabilities over a video's frames.
+
+    Footage degrades slowly, but a frame-by-frame decision near a class boundary flips between
+    clean and a DAE, and the output flickers with it. ``keep`` is the weight of the history
+    (0: no smoothing; 0.8: a window of about five frames).
+    """
+
+    keep: float = 0.8
+    state: np.ndarray | None = None
+
+    def __call__(self, probs: np.ndarray) -> np.ndarray:
+        if self.state is None or self.keep <= 0.0:
+            self.state = probs
+        else:
+            self.state = self.keep * self.state + (1.0 - self.keep) * probs
+        return self.state
+
+
 class CropDenoiser:
     """An IID applied to uint8 crops (N, S, S, 3), batched: what ``Aligner(denoiser=...)`` takes.
 
     Crops the classifier calls clean are returned as the very same bytes. ``last_classes``
-    keeps the classes of the latest call (``None`` for D).
+    keeps the classes of the latest call (``None`` for D). With a ``smoother`` (one tracked
+    face), a single crop's class is decided on probabilities averaged over calls.
     """
 
-    def __init__(self, iid: IID, device: torch.device | str = "cpu") -> None:
+    def __init__(
+        self, iid: IID, device: torch.device | str = "cpu", smoother: ClassSmoother | None = None
+    ) -> None:
         self.device = torch.device(device)
         self.iid = iid.eval().to(self.device)
+        self.smoother = smoother
         self.last_classes: np.ndarray | None = None
 
     @torch.inference_mode()
@@ -276,7 +300,14 @@ class CropDenoiser:
     @torch.inference_mode()
     def denoise(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """(denoised uint8 crops, classes or None)."""
-        out, classes = self.iid.denoise(to_tensor(crops, self.device))
+        x = to_tensor(crops, self.device)
+        if self.smoother is not None and self.iid.classifier is not None and len(crops) == 1:
+            logits = self.iid.classifier(x)[0]
+            probs = self.smoother(torch.softmax(logits.float(), dim=1)[0].cpu().numpy())
+            classes = torch.tensor([int(np.argmax(probs))], device=x.device)
+            out = self.iid.route(x, classes)
+        else:
+            out, classes = self.iid.denoise(x)
         images = to_uint8(out)
         if classes is not None:
             cls = classes.cpu().numpy()

@@ -20,6 +20,7 @@ from crct_cli import geometry
 from crct_cli.aligner import AlignConfig, build_aligner
 from crct_cli.errors import CrctError
 from crct_cli.models.bt import load_tracker
+from crct_cli.models.fadenn import ClassSmoother
 from crct_cli.models.fv import fv_crop, load_validator
 from crct_cli.models.weights import WEIGHTS_DIR, load_weights
 from crct_cli.tracking.detector import Detection, FaceDetector
@@ -47,6 +48,10 @@ class _Timer:
         self.sink[self.name].append(time.perf_counter() - self.t0)
 
 
+#: Weight of past calls in the tracked face's noise class (as ``crct denoise --smoothing``).
+TRACK_SMOOTHING = 0.8
+
+
 class CRCTNetworks:
     """MTCNN + BT + FV + FLL on one device; with ``denoise`` d, s or m, FADeNN in FLL's place."""
 
@@ -57,6 +62,7 @@ class CRCTNetworks:
         weights_dir: Path = WEIGHTS_DIR,
         align: AlignConfig | None = None,
         denoise: str = "none",
+        denoise_smoothing: float = TRACK_SMOOTHING,
     ) -> None:
         self.device = torch.device(device)
         self.timings: dict[str, list[float]] = defaultdict(list)
@@ -67,6 +73,10 @@ class CRCTNetworks:
         )
         self.weight_files.update(files)
         if denoiser is not None:
+            # one tracked face: its noise class is decided over frames, so it does not flicker
+            # (0 for unrelated images, as in the still-image benchmark)
+            if denoise_smoothing > 0:
+                denoiser.smoother = ClassSmoother(denoise_smoothing)
             self.aligner.denoiser = self._timed(denoiser, "iid")
         self.bt = self.fv = None
         if mode in ("crct", "bt"):
