@@ -313,7 +313,9 @@ def test_crop_denoiser_smooths_one_tracked_face_not_a_batch(monkeypatch) -> None
     near = [torch.tensor([[0.0, 0.0, 0.2, 0.0, 0.0]]), torch.tensor([[0.3, 0.0, 0.0, 0.0, 0.0]])]
     calls = iter(range(100))
     monkeypatch.setattr(
-        iid.classifier, "forward", lambda x, reconstruct=False: (near[next(calls) % 2], None)
+        iid.classifier,
+        "forward",
+        lambda x, reconstruct=False: (near[next(calls) % 2].expand(len(x), -1), None),
     )
     crop = np.full((1, 16, 16, 3), 100, np.uint8)
     plain = CropDenoiser(iid)
