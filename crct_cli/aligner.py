@@ -15,6 +15,7 @@ import torch
 
 from crct_cli import geometry
 from crct_cli.landmarks import FLIP_PERMUTATION, box_from_points, upright_frame
+from crct_cli.models.backbone import fuse_batchnorm
 from crct_cli.models.fadenn import CropDenoiser, FADeNN
 from crct_cli.models.fll import LandmarkLocalizer
 
@@ -183,10 +184,14 @@ def build_aligner(
     if denoise == "none":
         blob = weights.load_weights(folder / "fll.pt", "fll", folder)
         files["fll"] = blob["path"]
-        return Aligner(load_localizer(blob), device, config, refiner=refiner), None, files
-    blob = weights.load_weights(folder / fadenn_file(denoise), "fadenn", folder)
-    files["fadenn"] = blob["path"]
-    aligner, denoiser = fadenn_aligner(load_fadenn(blob), device, config, refiner)
+        aligner, denoiser = Aligner(load_localizer(blob), device, config, refiner=refiner), None
+    else:
+        blob = weights.load_weights(folder / fadenn_file(denoise), "fadenn", folder)
+        files["fadenn"] = blob["path"]
+        aligner, denoiser = fadenn_aligner(load_fadenn(blob), device, config, refiner)
+    for model in (aligner.model, aligner.refiner):  # inference only from here on
+        if model is not None:
+            fuse_batchnorm(model)
     return aligner, denoiser, files
 
 

@@ -381,3 +381,30 @@ def test_augmented_crop_points_sit_on_their_marks(flip: bool) -> None:
     assert np.allclose(points, plain, atol=1e-6)  # a symmetric face flips onto itself
     if flip:
         assert np.abs(crop.astype(int) - plain_crop[:, ::-1].astype(int)).max() <= 1
+
+
+def test_fused_batchnorm_gives_the_same_landmarks() -> None:
+    """Inference folds each BasicConv2d's batch norm into its convolution: same outputs."""
+    import copy
+
+    from facenet_pytorch.models.inception_resnet_v1 import BasicConv2d
+
+    from crct_cli.models.backbone import fuse_batchnorm
+
+    torch.manual_seed(3)
+    model = LandmarkLocalizer(FLL_CFG)
+    for m in model.modules():  # non-trivial statistics, as after training
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.2, 0.2)
+    model.eval()
+    fused = fuse_batchnorm(copy.deepcopy(model))
+    blocks = [m for m in fused.modules() if isinstance(m, BasicConv2d)]
+    assert blocks and all(isinstance(m.bn, torch.nn.Identity) for m in blocks)
+    x = torch.rand(2, 3, FLL_CFG.input_size, FLL_CFG.input_size)
+    with torch.no_grad():
+        assert torch.allclose(fused(x), model(x), atol=1e-5)
+    with pytest.raises(AssertionError, match="eval"):
+        fuse_batchnorm(LandmarkLocalizer(FLL_CFG).train())

@@ -19,6 +19,7 @@ import torch
 from crct_cli import geometry
 from crct_cli.aligner import AlignConfig, build_aligner
 from crct_cli.errors import CrctError
+from crct_cli.models.backbone import fuse_batchnorm
 from crct_cli.models.bt import load_tracker
 from crct_cli.models.fadenn import ClassSmoother
 from crct_cli.models.fv import fv_crop, load_validator
@@ -82,7 +83,7 @@ class CRCTNetworks:
         if mode in ("crct", "bt"):
             blob = load_weights(weights_dir / "bt.pt", "bt")
             self.weight_files["bt"] = blob["path"]
-            self.bt = load_tracker(blob).to(self.device)
+            self.bt = fuse_batchnorm(load_tracker(blob)).to(self.device)
         if mode == "crct":
             blob = load_weights(weights_dir / "fv.pt", "fv")
             self.weight_files["fv"] = blob["path"]
