@@ -60,8 +60,7 @@ class Aligner:
         self.context = model.config.context
 
     @torch.inference_mode()
-    def _predict(self, crops: np.ndarray, model: LandmarkLocalizer | None = None) -> np.ndarray:
-        model = self.model if model is None else model
+    def _predict(self, crops: np.ndarray, model: LandmarkLocalizer) -> np.ndarray:
         size = model.config.input_size
         x = torch.from_numpy(crops).to(self.device).permute(0, 3, 1, 2).float().div_(255.0)
         if not self.config.flip:
@@ -193,14 +192,3 @@ def build_aligner(
         if model is not None:
             fuse_batchnorm(model)
     return aligner, denoiser, files
-
-
-def load_aligner(
-    denoise: str = "none",
-    device: torch.device | str = "cpu",
-    config: AlignConfig | None = None,
-    weights_dir: Path | None = None,
-) -> tuple[Aligner, str]:
-    """The shipped aligner and the main weight file it loaded (see :func:`build_aligner`)."""
-    aligner, _, files = build_aligner(denoise, device, config, weights_dir)
-    return aligner, files.get("fll", files.get("fadenn", ""))

@@ -243,14 +243,14 @@ def align(
     from rich.console import Console
 
     from crct_cli.align_images import align_images, collect_images
-    from crct_cli.aligner import AlignConfig, check_denoise, load_aligner
+    from crct_cli.aligner import AlignConfig, build_aligner, check_denoise
     from crct_cli.tracking.networks import resolve_device
     from crct_cli.ui import item_progress
 
     check_denoise(denoise)
     items = collect_images(paths)
     dev = resolve_device(device)
-    aligner, _ = load_aligner(denoise, dev, AlignConfig(flip=flip))
+    aligner, _, _ = build_aligner(denoise, dev, AlignConfig(flip=flip))
     if box_from_pts:
 
         def detect(image: Any) -> list:

@@ -22,7 +22,7 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
-from crct_cli.aligner import STILL_ALIGN, AlignConfig
+from crct_cli.aligner import STILL_ALIGN
 from crct_cli.errors import CrctError
 from crct_cli.io.datasets import VideoSequence
 from crct_cli.io.video import Frame
@@ -171,24 +171,17 @@ class TrackerMethod:
         return FramePrediction(result.points, result.box)
 
 
-def build_networks(spec: MethodSpec, device: Any, align: AlignConfig | None = None) -> Any:
+def build_networks(spec: MethodSpec, device: Any, **options: Any) -> Any:
     """The shipped networks for a spec: the one place that knows how a denoiser is attached.
 
-    A still-image method needs FLL and the detector only (the ``fll-mt`` set); ``align`` is how
-    FLL is run (default: as the tracker runs it).
+    A still-image method needs FLL and the detector only (the ``fll-mt`` set). ``options`` go
+    to :class:`CRCTNetworks` (``align``, ``denoise_smoothing``); by default FLL runs as the
+    tracker runs it.
     """
     from crct_cli.tracking.networks import CRCTNetworks
 
-    still = spec.mode in STILL_MODES
-    mode = "fll-mt" if still else spec.mode
-    return CRCTNetworks(
-        device,
-        mode,
-        align=align,
-        denoise=spec.denoise or "none",
-        # unrelated images: no noise class carried from one to the next
-        **({"denoise_smoothing": 0.0} if still else {}),
-    )
+    mode = "fll-mt" if spec.mode in STILL_MODES else spec.mode
+    return CRCTNetworks(device, mode, denoise=spec.denoise or "none", **options)
 
 
 def video_factory(device: Any, seq_bt: int = 2, tb: float = 1.0, tc: float = 0.5) -> VideoFactory:
@@ -205,8 +198,9 @@ def image_factory(device: Any) -> ImageFactory:
     """Real still-image methods (FLL, FADeNN variants) on ``device``."""
 
     def make(spec: MethodSpec) -> ImageMethod:
-        # as crct align runs by default; CRCTNetworks has detect() and localize()
-        return build_networks(spec, device, STILL_ALIGN)
+        # as crct align runs by default, and no noise class carried from one unrelated image
+        # to the next; CRCTNetworks has detect() and localize()
+        return build_networks(spec, device, align=STILL_ALIGN, denoise_smoothing=0.0)
 
     return make
 

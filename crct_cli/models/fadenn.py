@@ -233,11 +233,14 @@ class IID(nn.Module):
                 out = out.index_copy(0, idx, dae(x.index_select(0, idx)).to(out.dtype))
         return out
 
-    def denoise(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(cleaned images, classes or None for D)."""
+    def denoise(
+        self, x: torch.Tensor, classes: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(cleaned images, classes or None for D); S and M route by ``classes`` when given,
+        else by their classifier's."""
         if self.dae is not None:
             return self.dae(x), None
-        classes = self.classify(x)
+        classes = self.classify(x) if classes is None else classes
         return self.route(x, classes), classes
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -270,7 +273,7 @@ class ClassSmoother:
     state: np.ndarray | None = None
 
     def __call__(self, probs: np.ndarray) -> np.ndarray:
-        if self.state is None or self.keep <= 0.0:
+        if self.state is None:
             self.state = probs
         else:
             self.state = self.keep * self.state + (1.0 - self.keep) * probs
@@ -295,19 +298,21 @@ class CropDenoiser:
 
     @torch.inference_mode()
     def classify(self, crops: np.ndarray) -> np.ndarray:
-        return self.iid.classify(to_tensor(crops, self.device)).cpu().numpy()
+        return self._classify(to_tensor(crops, self.device)).cpu().numpy()
+
+    def _classify(self, x: torch.Tensor) -> torch.Tensor:
+        """NC per crop; one crop with a smoother is decided on probabilities averaged over calls."""
+        if self.smoother is None or len(x) != 1:
+            return self.iid.classify(x)
+        assert self.iid.classifier is not None
+        probs = torch.softmax(self.iid.classifier(x)[0].float(), dim=1)[0].cpu().numpy()
+        return torch.tensor([int(np.argmax(self.smoother(probs)))], device=x.device)
 
     @torch.inference_mode()
     def denoise(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """(denoised uint8 crops, classes or None)."""
         x = to_tensor(crops, self.device)
-        if self.smoother is not None and self.iid.classifier is not None and len(crops) == 1:
-            logits = self.iid.classifier(x)[0]
-            probs = self.smoother(torch.softmax(logits.float(), dim=1)[0].cpu().numpy())
-            classes = torch.tensor([int(np.argmax(probs))], device=x.device)
-            out = self.iid.route(x, classes)
-        else:
-            out, classes = self.iid.denoise(x)
+        out, classes = self.iid.denoise(x, None if self.iid.dae is not None else self._classify(x))
         images = to_uint8(out)
         if classes is not None:
             cls = classes.cpu().numpy()

@@ -12,7 +12,6 @@ estimate rather than the truth, so that it learns to correct its own drift.
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -272,7 +271,6 @@ def train_bt(cfg: TrainBTConfig, log=print) -> dict:
     ema = run_loop(model, batches, loss_fn, loop, log=log, param_groups=[{"params": trainable}])
     minutes = (time.time() - t0) / 60
     metrics = validate_bt(ema.model, val_faces)
-    log(json.dumps(metrics, indent=2))
     cfg.publish(
         "bt",
         {"model": asdict(cfg.model)},
@@ -281,5 +279,6 @@ def train_bt(cfg: TrainBTConfig, log=print) -> dict:
         "motion with jumps), fed its own boxes, never reset; NME / box diagonal per frame",
         metrics,
         minutes,
+        log=log,
     )
     return metrics

@@ -152,6 +152,21 @@ def augmented_crop(
     box = box_from_points(face.points) if box is None else box
     center, factor, angle, flip = random_similarity(box, rng, aug)
     side = geometry.box_center_size(box)[1] * context * factor
+    return framed_crop(face, rng, out_size, center, side, angle, flip, aug)
+
+
+def framed_crop(
+    face: Face,
+    rng: np.random.Generator,
+    out_size: int,
+    center: np.ndarray,
+    side: float,
+    angle: float,
+    flip: bool,
+    aug: AugmentConfig,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The crop of a given square (centre, side, angle, flip) with the appearance augmentation
+    (degradation before cropping, photometric after), and its points in crop pixels."""
     matrix = geometry.crop_matrix(center, side, out_size, angle, flip)
     image = face.image
     if aug.degradation > 0:

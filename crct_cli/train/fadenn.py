@@ -16,7 +16,6 @@ is scored on the same images beside it.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -331,7 +330,6 @@ def train_fadenn(cfg: TrainFADeNNConfig, log=print) -> dict:
     # scored as crct align scores it: with the second stage shipped beside --fll, if any
     refiner, refiner_path = load_stage2(Path(cfg.fll).parent)
     metrics = validate_fadenn(trained, baseline, val_images, cfg.degrade_seed, refiner)
-    log(json.dumps(metrics, indent=2))
     cfg.publish(
         "fadenn",
         fadenn_weight_config(trained),
@@ -348,6 +346,7 @@ def train_fadenn(cfg: TrainFADeNNConfig, log=print) -> dict:
             "fll": {"path": str(cfg.fll), "sha256": weights.sha256_file(fll_blob["path"])},
             "iid": {"path": str(cfg.iid), "sha256": weights.sha256_file(iid_blob["path"])},
         },
+        log=log,
     )
     return metrics
 

@@ -8,7 +8,6 @@ stage's weights and is validated behind it, on the GT-box protocol.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -18,18 +17,16 @@ from typing import ClassVar, cast
 import numpy as np
 import torch
 
-from crct_cli import geometry
-from crct_cli.landmarks import FLIP_PERMUTATION, upright_frame
+from crct_cli.landmarks import upright_frame
 from crct_cli.models.fll import FLLConfig, LandmarkLocalizer, load_localizer
 from crct_cli.models.weights import WEIGHTS_DIR, load_weights
-from crct_cli.noise import random_degradation
 from crct_cli.train.data import (
     NO_AUGMENT,
     AugmentConfig,
     Face,
     augmented_crop,
+    framed_crop,
     load_faces,
-    photometric,
     to_tensor_batch,
 )
 from crct_cli.train.loop import LoopConfig, prefetch, run_loop
@@ -101,14 +98,7 @@ def upright_crop(
     side *= float(np.exp(np.clip(rng.normal(0.0, jitter.scale_std * k), -0.3, 0.3)))
     angle += float(rng.normal(0.0, jitter.angle_std * k))
     flip = bool(rng.random() < aug.flip)
-    matrix = geometry.crop_matrix(center, side * context, size, angle, flip)
-    image = face.image
-    if aug.degradation > 0:
-        image, _, _ = random_degradation(image, rng, aug.degradation)
-    points = geometry.apply(matrix, face.points)
-    if flip:
-        points = points[list(FLIP_PERMUTATION)]
-    return photometric(geometry.warp(image, matrix, size), rng, aug), points
+    return framed_crop(face, rng, size, center, side * context, angle, flip, aug)
 
 
 def make_batch(
@@ -210,15 +200,20 @@ def train_fll(cfg: TrainFLLConfig, log=print) -> dict:
         metrics.update(validate_fll(trained, val_faces, flip=True))
         protocol = "GT-box (tight box of the true points), NME / box diagonal"
     else:
-        assert first is not None
+        assert first is not None and cfg.init is not None
         metrics = validate_fll(first, val_faces, refiner=trained)
         metrics.update(validate_fll(first, val_faces, flip=True, refiner=trained))
         protocol = (
             "GT-box (tight box of the true points), NME / box diagonal; refine1 = the first "
-            f"stage ({display_path(cfg.init) if cfg.init else ''}) then this second stage"
+            f"stage ({display_path(cfg.init)}) then this second stage"
         )
-    log(json.dumps(metrics, indent=2))
     cfg.publish(
-        "fll", {"model": asdict(cfg.model)}, trained.state_dict(), protocol, metrics, minutes
+        "fll",
+        {"model": asdict(cfg.model)},
+        trained.state_dict(),
+        protocol,
+        metrics,
+        minutes,
+        log=log,
     )
     return metrics

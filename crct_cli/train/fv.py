@@ -9,7 +9,6 @@ boundary sits where losing the face begins.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -162,7 +161,6 @@ def train_fv(cfg: TrainFVConfig, log=print) -> dict:
     ema = run_loop(model, batches, loss_fn, loop, log=log)
     minutes = (time.time() - t0) / 60
     metrics = validate_fv(ema.model, val_faces, cfg)
-    log(json.dumps(metrics, indent=2))
     cfg.publish(
         "fv",
         {"model": asdict(cfg.model)},
@@ -171,5 +169,6 @@ def train_fv(cfg: TrainFVConfig, log=print) -> dict:
         "displaced), threshold TC = 0.5",
         metrics,
         minutes,
+        log=log,
     )
     return metrics

@@ -18,7 +18,6 @@ reconstruction of its input, weighted by lambda = 0.5.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Iterator, Sequence
@@ -312,7 +311,6 @@ def train_iid(cfg: TrainIIDConfig, log=print) -> dict:
     minutes = (time.time() - t0) / 60
     trained = cast(IID, ema.model)
     metrics = validate_iid(trained, val_faces, seed=cfg.seed)
-    log(json.dumps(metrics, indent=2))
     cfg.publish(
         "iid",
         _weight_config(trained),
@@ -324,5 +322,6 @@ def train_iid(cfg: TrainIIDConfig, log=print) -> dict:
         minutes,
         variant=cfg.variant,
         model=asdict(cfg.model),
+        log=log,
     )
     return metrics

@@ -3,9 +3,11 @@ and the exact command that reproduces it (recorded in ``weights/manifest.json``)
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -72,10 +74,13 @@ class TrainRun:
         protocol: str,
         metrics: dict[str, Any],
         minutes: float,
+        log: Callable[[str], None] = print,
         **extra: Any,
     ) -> str:
-        """Write the weight file and its manifest entry (hash, command, split, metrics)."""
+        """Log the validation numbers, then write the weight file and its manifest entry (hash,
+        command, split, metrics)."""
         assert self.out is not None
+        log(json.dumps(metrics, indent=2))
         sha = weights.save_weights(self.out, kind, config, state_dict)
         entry = {
             "kind": kind,
