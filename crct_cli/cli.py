@@ -674,23 +674,45 @@ def train_fll(
     init: Annotated[
         Path | None,
         typer.Option(
-            help="FLL weights to start from; for --stage 2 also the first stage it is "
-            "validated behind (default there: weights/fll.pt).",
+            help="FLL weights to start from (default for --stage 2: --first).",
             metavar="PT",
             show_default=False,
         ),
     ] = None,
+    first: Annotated[
+        Path | None,
+        typer.Option(
+            help="--stage 2: the first stage it is validated behind (default: weights/fll.pt).",
+            metavar="PT",
+            show_default=False,
+        ),
+    ] = None,
+    loss: Annotated[
+        str,
+        typer.Option(help="wing (Wing loss, Feng et al. 2018) or l1, on the point coordinates."),
+    ] = "wing",
     seed: Seed = 0,
     out: OutFile = None,
     checkpoint: Checkpoint = None,
     resume: Resume = False,
 ) -> None:
     """Train FLL, the landmark localiser, with the papers' augmentation."""
-    from crct_cli.train.fll import TrainFLLConfig, train_fll
+    from crct_cli.train.fll import LOSSES, TrainFLLConfig, train_fll
 
+    if loss not in LOSSES:
+        raise CrctError(f"--loss must be one of {', '.join(LOSSES)}, not {loss!r}")
     dirs, vals = _train_dirs(train, val)
     cfg = TrainFLLConfig(
-        train=dirs, val=vals, batch=batch, lr=lr, seed=seed, resume=resume, stage=stage, init=init
+        train=dirs,
+        val=vals,
+        batch=batch,
+        lr=lr,
+        seed=seed,
+        resume=resume,
+        stage=stage,
+        init=init,
+        first=first,
+        loss=loss,
     )
     _train_common(cfg, steps, out, checkpoint)
     train_fll(cfg, log=_log_line)

@@ -22,7 +22,14 @@ from crct_cli.landmarks import box_from_points, upright_frame
 from crct_cli.models.fll import LandmarkLocalizer
 from crct_cli.models.weights import save_weights, update_manifest
 from crct_cli.train.data import NO_AUGMENT, Face
-from crct_cli.train.fll import FrameJitter, TrainFLLConfig, make_batch, upright_crop
+from crct_cli.train.fll import (
+    WING_WIDTH,
+    FrameJitter,
+    TrainFLLConfig,
+    make_batch,
+    upright_crop,
+    wing_loss,
+)
 from crct_cli.train.iid import visible_class
 
 STAGE2_CFG = dataclasses.replace(FLL_CFG, context=1.3, upright=True)
@@ -133,6 +140,7 @@ def test_second_stage_batches_jitter_and_keep_points_in_the_crop() -> None:
     cfg.model = dataclasses.replace(STAGE2_CFG)
     assert cfg.file_stem() == "fll_stage2"
     assert "--stage 2" in cfg.command() and "--init" in cfg.command()
+    assert "--loss wing" in cfg.command() and "--first" not in cfg.command()  # init = first
     x, y = make_batch(faces, cfg, 0)
     assert x.shape == (24, 3, 64, 64) and y.shape == (24, 68, 2)
     # inside the crop, but for a rare wide jitter (as after a poor first estimate)
@@ -152,3 +160,16 @@ def test_invisible_degradation_is_labelled_clean() -> None:
     noisy = np.clip(clean + rng.normal(0, 25, clean.shape), 0, 255).astype(np.uint8)
     assert visible_class(clean, noisy, 3) == 3
     assert visible_class(clean, noisy, 0) == 0
+
+
+def test_wing_loss_is_continuous_and_steeper_than_l1_for_small_errors() -> None:
+    target = torch.zeros(1, 1, 2)
+    below = wing_loss(torch.full((1, 1, 2), WING_WIDTH - 1e-6), target)
+    above = wing_loss(torch.full((1, 1, 2), WING_WIDTH + 1e-6), target)
+    assert abs(float(above - below)) < 1e-5  # the two pieces meet at w
+    x = torch.tensor([[[0.005, -0.005]], [[0.3, 0.3]]], requires_grad=True)
+    wing_loss(x, torch.zeros_like(x)).backward()
+    assert x.grad is not None
+    small, large = float(x.grad[0, 0, 0].abs()), float(x.grad[1, 0, 0].abs())
+    assert small > 3 * large  # small errors pull harder than large ones; L1 pulls equally
+    assert float(wing_loss(target, target)) == 0.0

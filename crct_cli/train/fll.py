@@ -2,12 +2,17 @@
 
 ``--stage 2`` trains FLL's second stage: the same network on eye-levelled crops around a first
 estimate (:func:`crct_cli.landmarks.upright_frame`). Training simulates the first stage's error
-by jittering the frame of the true points (centre, side, angle); it starts from the first
-stage's weights and is validated behind it, on the GT-box protocol.
+by jittering the frame of the true points (centre, side, angle); it starts from ``--init`` (by
+default the first stage's weights) and is validated behind the first stage, on the GT-box
+protocol.
+
+``--loss wing`` is the Wing loss (Feng et al., CVPR 2018): logarithmic for small errors, so the
+last pixels of error still pull once most points are close, where L1's gradient is flat.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -18,6 +23,7 @@ import numpy as np
 import torch
 
 from crct_cli.landmarks import upright_frame
+from crct_cli.models import weights
 from crct_cli.models.fll import FLLConfig, LandmarkLocalizer, load_localizer
 from crct_cli.models.weights import WEIGHTS_DIR, load_weights
 from crct_cli.train.data import (
@@ -34,6 +40,21 @@ from crct_cli.train.run import TrainRun, display_path
 
 #: The second stage's crop: tighter than the first's axis-aligned box of a rotated face.
 STAGE2_MODEL = FLLConfig(context=1.3, upright=True)
+
+#: Wing loss shape in units of the crop side: log region up to ``WING_WIDTH`` (about 17 px of
+#: a 112-px crop), curvature ``WING_EPSILON``; the ratio of the Wing paper's w=10, eps=2 px.
+WING_WIDTH = 0.15
+WING_EPSILON = 0.03
+LOSSES = ("l1", "wing")
+
+
+def wing_loss(
+    pred: torch.Tensor, target: torch.Tensor, w: float = WING_WIDTH, eps: float = WING_EPSILON
+) -> torch.Tensor:
+    """Mean Wing loss over coordinates: w*ln(1+|x|/eps) below w, |x|-C above (continuous)."""
+    x = (pred - target).abs()
+    c = w - w * math.log(1.0 + w / eps)
+    return torch.where(x < w, w * torch.log1p(x / eps), x - c).mean()
 
 
 @dataclass(frozen=True)
@@ -55,16 +76,22 @@ class TrainFLLConfig(TrainRun):
     lr: float = 2e-3
     batch: int = 64
     stage: int = 1
-    init: Path | None = None  # stage 2: the first stage (warm start, and validated behind it)
+    init: Path | None = None  # warm start (stage 2 default: the first stage)
+    first: Path | None = None  # stage 2: the first stage it is validated behind
+    loss: str = "wing"
     model: FLLConfig = field(default_factory=FLLConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     jitter: FrameJitter = field(default_factory=FrameJitter)
 
     def __post_init__(self) -> None:
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {', '.join(LOSSES)}, not {self.loss!r}")
         if self.stage == 2:
             self.model = STAGE2_MODEL
+            if self.first is None:
+                self.first = WEIGHTS_DIR / "fll.pt"
             if self.init is None:
-                self.init = WEIGHTS_DIR / "fll.pt"
+                self.init = self.first
         super().__post_init__()
 
     def file_stem(self) -> str:
@@ -79,7 +106,9 @@ class TrainFLLConfig(TrainRun):
             args += ["--stage", str(self.stage)]
         if self.init is not None:
             args += ["--init", display_path(self.init)]
-        return args
+        if self.first is not None and self.first != self.init:
+            args += ["--first", display_path(self.first)]
+        return args + ["--loss", self.loss]
 
 
 def upright_crop(
@@ -159,9 +188,14 @@ def train_fll(cfg: TrainFLLConfig, log=print) -> dict:
         f"{len(val_faces)} validation ({', '.join(map(str, cfg.val))})"
     )
     size = cfg.model.input_size
-    first: LandmarkLocalizer | None = None
-    if cfg.init is not None:
-        first = load_localizer(load_weights(cfg.init, "fll"))
+    start = load_localizer(load_weights(cfg.init, "fll")) if cfg.init is not None else None
+    first = load_localizer(load_weights(cfg.first, "fll")) if cfg.first is not None else None
+    # recorded before training: --out may overwrite --init
+    inputs = {
+        name: {"path": display_path(path), "sha256": weights.sha256_file(path)}
+        for name, path in (("init", cfg.init), ("first", cfg.first))
+        if path is not None
+    }
     mean_shape = (
         np.mean(
             [
@@ -174,8 +208,8 @@ def train_fll(cfg: TrainFLLConfig, log=print) -> dict:
         - 0.5
     )
     model = LandmarkLocalizer(cfg.model, mean_shape)
-    if first is not None:  # warm start: same network, so every weight carries over
-        model.load_state_dict(first.state_dict())
+    if start is not None:  # warm start: same network, so every weight carries over
+        model.load_state_dict(start.state_dict())
     loop = LoopConfig(steps=cfg.steps, lr=cfg.lr, checkpoint=cfg.checkpoint, resume=cfg.resume)
 
     def batches(start: int) -> Iterator[tuple[int, object]]:
@@ -186,10 +220,10 @@ def train_fll(cfg: TrainFLLConfig, log=print) -> dict:
     ) -> tuple[torch.Tensor, dict[str, float]]:
         x, y = batch  # type: ignore[misc]
         pred = m(x)
-        loss = (pred - y).abs().mean()
+        loss = wing_loss(pred, y) if cfg.loss == "wing" else (pred - y).abs().mean()
         # mean point error in units of the crop side, for the log
         err = (pred - y).norm(dim=-1).mean()
-        return loss, {"l1": float(loss.detach()), "err": float(err.detach())}
+        return loss, {cfg.loss: float(loss.detach()), "err": float(err.detach())}
 
     t0 = time.time()
     ema = run_loop(model, batches, loss_fn, loop, log=log)
@@ -200,12 +234,12 @@ def train_fll(cfg: TrainFLLConfig, log=print) -> dict:
         metrics.update(validate_fll(trained, val_faces, flip=True))
         protocol = "GT-box (tight box of the true points), NME / box diagonal"
     else:
-        assert first is not None and cfg.init is not None
+        assert first is not None and cfg.first is not None
         metrics = validate_fll(first, val_faces, refiner=trained)
         metrics.update(validate_fll(first, val_faces, flip=True, refiner=trained))
         protocol = (
             "GT-box (tight box of the true points), NME / box diagonal; refine1 = the first "
-            f"stage ({display_path(cfg.init)}) then this second stage"
+            f"stage ({display_path(cfg.first)}) then this second stage"
         )
     cfg.publish(
         "fll",
@@ -215,5 +249,6 @@ def train_fll(cfg: TrainFLLConfig, log=print) -> dict:
         metrics,
         minutes,
         log=log,
+        **({"inputs": inputs} if inputs else {}),
     )
     return metrics
