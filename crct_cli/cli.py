@@ -642,6 +642,19 @@ def _train_dirs(train: list[Path] | None, val: str) -> tuple[list[Path], list[Pa
     return dirs, vals
 
 
+Loss = Annotated[
+    str,
+    typer.Option(help="Landmark loss: wing (Wing loss, Feng et al. 2018) or l1.", metavar="NAME"),
+]
+
+
+def _check_loss(name: str) -> None:
+    from crct_cli.train.losses import LOSSES
+
+    if name not in LOSSES:
+        raise CrctError(f"--loss must be one of {', '.join(LOSSES)}, not {name!r}")
+
+
 def _log_line(message: str) -> None:
     typer.echo(message, err=True)
 
@@ -687,20 +700,16 @@ def train_fll(
             show_default=False,
         ),
     ] = None,
-    loss: Annotated[
-        str,
-        typer.Option(help="wing (Wing loss, Feng et al. 2018) or l1, on the point coordinates."),
-    ] = "wing",
+    loss: Loss = "wing",
     seed: Seed = 0,
     out: OutFile = None,
     checkpoint: Checkpoint = None,
     resume: Resume = False,
 ) -> None:
     """Train FLL, the landmark localiser, with the papers' augmentation."""
-    from crct_cli.train.fll import LOSSES, TrainFLLConfig, train_fll
+    from crct_cli.train.fll import TrainFLLConfig, train_fll
 
-    if loss not in LOSSES:
-        raise CrctError(f"--loss must be one of {', '.join(LOSSES)}, not {loss!r}")
+    _check_loss(loss)
     dirs, vals = _train_dirs(train, val)
     cfg = TrainFLLConfig(
         train=dirs,
@@ -857,6 +866,7 @@ def train_fadenn(
     rec_weight: Annotated[
         float, typer.Option(help="Weight of the denoiser's L2 reconstruction loss.")
     ] = 10.0,
+    loss: Loss = "wing",
     seed: Seed = 0,
     degrade_seed: Annotated[
         int, typer.Option(help="Noise seed of the validation sets (as crct degrade --seed).")
@@ -870,6 +880,7 @@ def train_fadenn(
     from crct_cli.train.fadenn import TrainFADeNNConfig, train_fadenn
 
     _check_variant(variant)
+    _check_loss(loss)
     dirs, vals = _train_dirs(train, val)
     cfg = TrainFADeNNConfig(
         train=dirs,
@@ -880,6 +891,7 @@ def train_fadenn(
         batch=batch,
         lr=lr,
         rec_weight=rec_weight,
+        loss=loss,
         seed=seed,
         degrade_seed=degrade_seed,
         val_limit=val_limit,

@@ -80,6 +80,7 @@ def image(tmp_path: Path) -> Path:
         (["align", "{tmp}/notes.txt", "--out", "{tmp}/o"], "not an image"),
         (["train", "fll", "{tmp}/nowhere", "--steps", "1"], "no such data folder"),
         (["train", "fll", "{tmp}", "--val", "{tmp}", "--loss", "l2"], "--loss"),
+        (["train", "fadenn", "{tmp}", "--val", "{tmp}", "--loss", "l2"], "--loss"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(

@@ -22,15 +22,9 @@ from crct_cli.landmarks import box_from_points, upright_frame
 from crct_cli.models.fll import LandmarkLocalizer
 from crct_cli.models.weights import save_weights, update_manifest
 from crct_cli.train.data import NO_AUGMENT, Face
-from crct_cli.train.fll import (
-    WING_WIDTH,
-    FrameJitter,
-    TrainFLLConfig,
-    make_batch,
-    upright_crop,
-    wing_loss,
-)
+from crct_cli.train.fll import FrameJitter, TrainFLLConfig, make_batch, upright_crop
 from crct_cli.train.iid import visible_class
+from crct_cli.train.losses import WING_WIDTH, wing_loss
 
 STAGE2_CFG = dataclasses.replace(FLL_CFG, context=1.3, upright=True)
 

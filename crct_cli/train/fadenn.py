@@ -2,7 +2,7 @@
 
 Starts from a trained FLL (``crct train fll``) and a trained IID of the same variant
 (``crct train iid``) and fine-tunes FADeNN = FLL(IID(I)) end to end with Adam at the paper's
-learning rate (1e-4): the landmark loss (L1 in crop units, as FLL was trained) flows through the
+learning rate (1e-4): the landmark loss (``--loss``, as FLL was trained) flows through the
 denoiser, a reconstruction loss (L2 to the clean crop) keeps the denoiser a denoiser, and for S
 and M the classifier keeps its own loss (plus M's reconstruction of its input, lambda 0.5).
 Crops are routed by the classifier's own decision, as at inference.
@@ -54,6 +54,7 @@ from crct_cli.train.iid import (
     visible_class,
 )
 from crct_cli.train.loop import LoopConfig, prefetch, run_loop
+from crct_cli.train.losses import landmark_loss
 from crct_cli.train.run import TrainRun
 
 #: FLL's geometric augmentation (flips, rotations up to 45 degrees, occluding strips); colour
@@ -86,6 +87,7 @@ class TrainFADeNNConfig(TrainRun):
     lr: float = 1e-4
     batch: int = 16
     rec_weight: float = 10.0
+    loss: str = "wing"
     degrade_seed: int = 0
     val_limit: int = 0
     gray: float = 0.1
@@ -105,6 +107,7 @@ class TrainFADeNNConfig(TrainRun):
     def options(self) -> list[str]:
         args = ["--variant", self.variant, "--fll", str(self.fll), "--iid", str(self.iid)]
         args += ["--batch", str(self.batch), "--rec-weight", str(self.rec_weight)]
+        args += ["--loss", self.loss]
         args += ["--degrade-seed", str(self.degrade_seed)]
         return args + (["--val-limit", str(self.val_limit)] if self.val_limit else [])
 
@@ -146,6 +149,7 @@ def joint_loss(
     target: torch.Tensor,
     classes: torch.Tensor,
     rec_weight: float,
+    loss_name: str = "wing",
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Landmarks through the IID as routed at inference + reconstruction (+ the classifier's)."""
     iid = model.iid
@@ -166,9 +170,9 @@ def joint_loss(
         denoised = iid.route(noisy, routed)
     rec = F.mse_loss(denoised, clean)
     pred = model.fll(denoised)
-    lmk = (pred - target).abs().mean()
+    lmk = landmark_loss(loss_name, pred, target)
     loss = loss + lmk + rec_weight * rec
-    info["l1"] = float(lmk.detach())
+    info[loss_name] = float(lmk.detach())
     info["rec"] = float(rec.detach())
     info["err"] = float((pred - target).detach().norm(dim=-1).mean())
     return loss, info
@@ -321,7 +325,7 @@ def train_fadenn(cfg: TrainFADeNNConfig, log=print) -> dict:
         m: torch.nn.Module, batch: object, step: int
     ) -> tuple[torch.Tensor, dict[str, float]]:
         clean, noisy, target, classes = batch  # type: ignore[misc]
-        return joint_loss(cast(FADeNN, m), clean, noisy, target, classes, cfg.rec_weight)
+        return joint_loss(cast(FADeNN, m), clean, noisy, target, classes, cfg.rec_weight, cfg.loss)
 
     t0 = time.time()
     ema = run_loop(model, batches, loss_fn, loop, log=log)

@@ -5,14 +5,10 @@ estimate (:func:`crct_cli.landmarks.upright_frame`). Training simulates the firs
 by jittering the frame of the true points (centre, side, angle); it starts from ``--init`` (by
 default the first stage's weights) and is validated behind the first stage, on the GT-box
 protocol.
-
-``--loss wing`` is the Wing loss (Feng et al., CVPR 2018): logarithmic for small errors, so the
-last pixels of error still pull once most points are close, where L1's gradient is flat.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -36,25 +32,11 @@ from crct_cli.train.data import (
     to_tensor_batch,
 )
 from crct_cli.train.loop import LoopConfig, prefetch, run_loop
+from crct_cli.train.losses import LOSSES, landmark_loss
 from crct_cli.train.run import TrainRun, display_path
 
 #: The second stage's crop: tighter than the first's axis-aligned box of a rotated face.
 STAGE2_MODEL = FLLConfig(context=1.3, upright=True)
-
-#: Wing loss shape in units of the crop side: log region up to ``WING_WIDTH`` (about 17 px of
-#: a 112-px crop), curvature ``WING_EPSILON``; the ratio of the Wing paper's w=10, eps=2 px.
-WING_WIDTH = 0.15
-WING_EPSILON = 0.03
-LOSSES = ("l1", "wing")
-
-
-def wing_loss(
-    pred: torch.Tensor, target: torch.Tensor, w: float = WING_WIDTH, eps: float = WING_EPSILON
-) -> torch.Tensor:
-    """Mean Wing loss over coordinates: w*ln(1+|x|/eps) below w, |x|-C above (continuous)."""
-    x = (pred - target).abs()
-    c = w - w * math.log(1.0 + w / eps)
-    return torch.where(x < w, w * torch.log1p(x / eps), x - c).mean()
 
 
 @dataclass(frozen=True)
@@ -220,7 +202,7 @@ def train_fll(cfg: TrainFLLConfig, log=print) -> dict:
     ) -> tuple[torch.Tensor, dict[str, float]]:
         x, y = batch  # type: ignore[misc]
         pred = m(x)
-        loss = wing_loss(pred, y) if cfg.loss == "wing" else (pred - y).abs().mean()
+        loss = landmark_loss(cfg.loss, pred, y)
         # mean point error in units of the crop side, for the log
         err = (pred - y).norm(dim=-1).mean()
         return loss, {cfg.loss: float(loss.detach()), "err": float(err.detach())}
