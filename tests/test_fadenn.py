@@ -458,5 +458,6 @@ def test_train_fadenn_fine_tunes_from_fll_and_iid(tmp_path: Path, face_image) ->
     entry = read_manifest(out.parent)["weights"]["fadenn_m.pt"]
     assert entry["init"]["fll"]["sha256"] == sha256_file(fll_path)
     assert "--fll" in entry["command"] and entry["val_metrics"]["fadenn_m"]["n"] == 2
+    assert "--loss wing" in entry["command"]
     assert load_fadenn(load_weights(out, "fadenn")).iid.variant == "m"
     json.dumps(entry)  # everything recorded is plain JSON

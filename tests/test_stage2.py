@@ -18,11 +18,13 @@ from test_geometry_models import FLL_CFG, fixed_shape_model, ibug_template
 from crct_cli import geometry
 from crct_cli.aligner import STAGE2_FILE, AlignConfig, Aligner, build_aligner
 from crct_cli.errors import CrctError
+from crct_cli.io.images import write_image
+from crct_cli.io.landmarks import write_pts
 from crct_cli.landmarks import box_from_points, upright_frame
 from crct_cli.models.fll import LandmarkLocalizer
-from crct_cli.models.weights import save_weights, update_manifest
+from crct_cli.models.weights import read_manifest, save_weights, sha256_file, update_manifest
 from crct_cli.train.data import NO_AUGMENT, Face
-from crct_cli.train.fll import FrameJitter, TrainFLLConfig, make_batch, upright_crop
+from crct_cli.train.fll import FrameJitter, TrainFLLConfig, make_batch, train_fll, upright_crop
 from crct_cli.train.iid import visible_class
 from crct_cli.train.losses import WING_WIDTH, wing_loss
 
@@ -167,3 +169,47 @@ def test_wing_loss_is_continuous_and_steeper_than_l1_for_small_errors() -> None:
     small, large = float(x.grad[0, 0, 0].abs()), float(x.grad[1, 0, 0].abs())
     assert small > 3 * large  # small errors pull harder than large ones; L1 pulls equally
     assert float(wing_loss(target, target)) == 0.0
+
+
+def test_train_fll_continues_from_init_and_the_second_stage_records_its_first(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "faces"
+    data.mkdir()
+    for i, angle in enumerate((0.0, 20.0, -15.0)):
+        face = _generated_face(angle)
+        write_image(data / f"f{i}.png", face.image)
+        write_pts(data / f"f{i}.pts", face.points)
+    torch.manual_seed(0)
+    start = tmp_path / "start.pt"
+    save_weights(
+        start,
+        "fll",
+        {"model": dataclasses.asdict(FLL_CFG)},
+        LandmarkLocalizer(FLL_CFG).state_dict(),
+    )
+    out = tmp_path / "w" / "fll.pt"
+    cfg = TrainFLLConfig([data], [data], steps=2, batch=4, init=start, out=out, loss="wing")
+    cfg.model, cfg.checkpoint = FLL_CFG, tmp_path / "ckpt" / "a.ckpt"
+    assert set(train_fll(cfg, log=lambda _m: None)) == {
+        "refine0",
+        "refine1",
+        "refine0_flip",
+        "refine1_flip",
+    }
+    entry = read_manifest(out.parent)["weights"]["fll.pt"]
+    assert entry["inputs"] == {"init": {"path": str(start), "sha256": sha256_file(start)}}
+    assert "--loss wing" in entry["command"] and "--init" in entry["command"]
+    assert sha256_file(out) != sha256_file(start)  # it trained
+
+    second = tmp_path / "w" / "fll_stage2.pt"
+    cfg2 = TrainFLLConfig(
+        [data], [data], steps=2, batch=4, stage=2, first=out, out=second, loss="l1"
+    )
+    cfg2.model, cfg2.checkpoint = STAGE2_CFG, tmp_path / "ckpt" / "b.ckpt"
+    metrics = train_fll(cfg2, log=lambda _m: None)
+    entry2 = read_manifest(out.parent)["weights"]["fll_stage2.pt"]
+    recorded = {"path": str(out), "sha256": sha256_file(out)}
+    assert entry2["inputs"] == {"init": recorded, "first": recorded}  # starts from its first
+    assert "--first" not in entry2["command"] and "--loss l1" in entry2["command"]
+    assert str(out) in entry2["protocol"] and metrics["refine1"]["n"] == 3
