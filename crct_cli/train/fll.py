@@ -170,7 +170,7 @@ def train_fll(cfg: TrainFLLConfig, log=print) -> dict:
         f"{len(val_faces)} validation ({', '.join(map(str, cfg.val))})"
     )
     size = cfg.model.input_size
-    start = load_localizer(load_weights(cfg.init, "fll")) if cfg.init is not None else None
+    warm = load_localizer(load_weights(cfg.init, "fll")) if cfg.init is not None else None
     first = load_localizer(load_weights(cfg.first, "fll")) if cfg.first is not None else None
     # recorded before training: --out may overwrite --init
     inputs = {
@@ -190,8 +190,8 @@ def train_fll(cfg: TrainFLLConfig, log=print) -> dict:
         - 0.5
     )
     model = LandmarkLocalizer(cfg.model, mean_shape)
-    if start is not None:  # warm start: same network, so every weight carries over
-        model.load_state_dict(start.state_dict())
+    if warm is not None:  # warm start: same network, so every weight carries over
+        model.load_state_dict(warm.state_dict())
     loop = LoopConfig(steps=cfg.steps, lr=cfg.lr, checkpoint=cfg.checkpoint, resume=cfg.resume)
 
     def batches(start: int) -> Iterator[tuple[int, object]]:
