@@ -5,6 +5,7 @@ ends as ONE line ``crct: error: ...`` on stderr with exit code 2 and no tracebac
 with 130. That handling lives in :class:`CrctGroup`, so every subcommand gets it.
 """
 
+import dataclasses
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -243,14 +244,14 @@ def align(
     from rich.console import Console
 
     from crct_cli.align_images import align_images, collect_images
-    from crct_cli.aligner import AlignConfig, build_aligner, check_denoise
+    from crct_cli.aligner import STILL_ALIGN, build_aligner, check_denoise
     from crct_cli.tracking.networks import resolve_device
     from crct_cli.ui import item_progress
 
     check_denoise(denoise)
     items = collect_images(paths)
     dev = resolve_device(device)
-    aligner, _, _ = build_aligner(denoise, dev, AlignConfig(flip=flip))
+    aligner, _, _ = build_aligner(denoise, dev, dataclasses.replace(STILL_ALIGN, flip=flip))
     if box_from_pts:
 
         def detect(image: Any) -> list:

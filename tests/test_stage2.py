@@ -84,6 +84,13 @@ def test_refine_pass_uses_the_second_stage_in_its_upright_crop() -> None:
     # and it differs from running FLL twice, which is what an aligner without a refiner does
     twice = Aligner(fixed_shape_model(units1), "cpu", AlignConfig(refine=1))(image, box)[0]
     assert not np.allclose(both, twice, atol=1.0)
+    # blending returns the mean of the first pass and the second stage's
+    blended = Aligner(
+        fixed_shape_model(units1), "cpu", AlignConfig(refine=1, blend=True), refiner=refiner
+    )(image, box)[0]
+    assert np.allclose(blended, 0.5 * (first + both), atol=1e-4)
+    no_refine = AlignConfig(refine=0, blend=True)  # nothing to blend with
+    assert np.allclose(Aligner(fixed_shape_model(units1), "cpu", no_refine)(image, box)[0], first)
 
 
 def _write(folder: Path, name: str, model: LandmarkLocalizer) -> None:
@@ -192,10 +199,7 @@ def test_train_fll_continues_from_init_and_the_second_stage_records_its_first(
     cfg = TrainFLLConfig([data], [data], steps=2, batch=4, init=start, out=out, loss="wing")
     cfg.model, cfg.checkpoint = FLL_CFG, tmp_path / "ckpt" / "a.ckpt"
     assert set(train_fll(cfg, log=lambda _m: None)) == {
-        "refine0",
-        "refine1",
-        "refine0_flip",
-        "refine1_flip",
+        f"refine{r}{f}" for r in ("0", "1", "1_blend") for f in ("", "_flip")
     }
     entry = read_manifest(out.parent)["weights"]["fll.pt"]
     assert entry["inputs"] == {"init": {"path": str(start), "sha256": sha256_file(start)}}

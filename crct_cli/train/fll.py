@@ -140,19 +140,21 @@ def validate_fll(
 ) -> dict:
     """GT-box protocol (the papers'): crop at the box of the true points, score NME/diagonal.
 
-    ``refine1`` adds one pass: ``refiner`` (the second stage) when given, else FLL again.
+    ``refine1`` adds one pass: ``refiner`` (the second stage) when given, else FLL again;
+    ``refine1_blend`` averages that pass with the first (``AlignConfig.blend``).
     """
     from crct_cli.aligner import AlignConfig, Aligner
     from crct_cli.landmarks import box_from_points
     from crct_cli.metrics import auc, failure_rate, nme
 
     results = {}
-    for refine in (0, 1):
-        config = AlignConfig(refine=refine, flip=flip)
+    for refine, blend in ((0, False), (1, False), (1, True)):
+        config = AlignConfig(refine=refine, flip=flip, blend=blend)
         aligner = Aligner(model, "cpu", config, refiner=refiner)
         preds = [aligner(f.image, box_from_points(f.points)[None])[0] for f in faces]
         e = nme(np.stack(preds), np.stack([f.points for f in faces]))
-        results[f"refine{refine}{'_flip' if flip else ''}"] = {
+        name = f"refine{refine}{'_blend' if blend else ''}{'_flip' if flip else ''}"
+        results[name] = {
             "n": len(e),
             "mean_nme": float(e.mean()),
             "auc@0.08": float(auc(e, 0.08)),
