@@ -229,6 +229,13 @@ def align(
             "accurate); --no-flip for speed."
         ),
     ] = True,
+    blend: Annotated[
+        bool,
+        typer.Option(
+            help="Return the mean of FLL's first pass and its second stage (a small ensemble "
+            "at no extra cost); --no-blend keeps the second stage's answer alone."
+        ),
+    ] = True,
     denoise: Annotated[
         str,
         typer.Option(
@@ -251,7 +258,8 @@ def align(
     check_denoise(denoise)
     items = collect_images(paths)
     dev = resolve_device(device)
-    aligner, _, _ = build_aligner(denoise, dev, dataclasses.replace(STILL_ALIGN, flip=flip))
+    config = dataclasses.replace(STILL_ALIGN, flip=flip, blend=blend)
+    aligner, _, _ = build_aligner(denoise, dev, config)
     if box_from_pts:
 
         def detect(image: Any) -> list:
