@@ -589,12 +589,11 @@ def benchmark(
 
     from rich.console import Console
 
+    from crct_cli.bench.console import print_tables
     from crct_cli.bench.pts_compare import compare_pts_folders, results_tables, write_results
 
     result = compare_pts_folders(pred, gt, norm, threshold)  # type: ignore[arg-type]
-    console = Console()
-    for table in results_tables(result):
-        console.print(table)
+    print_tables(results_tables(result))
     if out is not None:
         for path in write_results(result, out):
             Console(stderr=True).print(f"wrote {path}", highlight=False)

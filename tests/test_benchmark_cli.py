@@ -261,3 +261,17 @@ def test_speed_reports_every_stage(
     assert "temporary folder" in run["end_to_end"]["measures"]
     assert run["in_run_ms_per_call"]["denoise"]["ms"] == pytest.approx(2.0)
     assert run["in_run_ms_per_call"]["bt"]["calls"] == 5  # frames 2..6 of the tracked video
+
+
+def test_tables_redirected_to_a_file_keep_every_digit(capsys: pytest.CaptureFixture[str]) -> None:
+    from rich.table import Table
+
+    from crct_cli.bench.console import print_tables
+
+    table = Table(title="wide")
+    for i in range(14):
+        table.add_column(f"method number {i} AUC")
+    table.add_row(*[f"0.{7000 + i}" for i in range(14)])
+    print_tables([table])  # captured stdout is not a terminal, as with `> table.txt`
+    out = capsys.readouterr().out
+    assert "…" not in out and all(f"0.{7000 + i}" in out for i in range(14))

@@ -11,8 +11,9 @@ import contextlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.markup import escape
+from rich.measure import Measurement
 
 from crct_cli.bench.report import speed_tables, still_tables, video_tables
 from crct_cli.bench.runner import DatasetRequest, Prepared, execute, prepare, write_outputs
@@ -22,6 +23,17 @@ from crct_cli.bench.video_bench import OnFrame
 
 #: How many missing sequences / skipped images are named on screen (results.json has all).
 MAX_LISTED = 20
+
+
+def print_tables(tables: list[RenderableType]) -> None:
+    """Print result tables to stdout. Redirected to a file or a pipe, each table gets the width it
+    needs: rich would otherwise fit it to 80 columns and cut the numbers short."""
+    stdout = Console()
+    for table in tables:
+        if not stdout.is_terminal:
+            unbounded = stdout.options.update_width(10_000)
+            stdout.width = max(80, Measurement.get(stdout, unbounded, table).maximum)
+        stdout.print(table)
 
 
 def _listing(items: list[str]) -> str:
@@ -71,7 +83,7 @@ def run_dataset_command(
     req: DatasetRequest, out: Path | None, argv: list[str] | None = None
 ) -> None:
     """``crct benchmark --dataset``: check, list what is missing, run, print, write."""
-    stdout, err = Console(), Console(stderr=True, highlight=False)
+    err = Console(stderr=True, highlight=False)
     prepared = prepare(req)
     report_missing(err, prepared)
     if prepared.images is not None:  # one bar over image x set x method
@@ -80,9 +92,9 @@ def run_dataset_command(
     else:  # one bar per sequence and method (rich shows one live display at a time)
         outcome = execute(prepared, progress=lambda label: _frame_bar(err, label))
     result = outcome.result
-    tables = still_tables(result) if isinstance(result, StillBenchResult) else video_tables(result)
-    for table in tables:
-        stdout.print(table)
+    print_tables(
+        still_tables(result) if isinstance(result, StillBenchResult) else video_tables(result)
+    )
     if out is not None:
         path, plots = write_outputs(out, outcome, argv=argv)
         err.print(f"wrote {path}")
@@ -104,7 +116,7 @@ def run_speed_command(
     from crct_cli.bench.methods import parse_methods
     from crct_cli.errors import CrctError
 
-    stdout, err = Console(), Console(stderr=True, highlight=False)
+    err = Console(stderr=True, highlight=False)
     specs = parse_methods(methods or "crct", "video")
     if seq_bt is not None and seq_bt < 1:
         raise CrctError(f"--seq-bt must be at least 1, got {seq_bt}")
@@ -112,8 +124,7 @@ def run_speed_command(
     results = measure_speed(
         videos, devices, specs, seq_bt=2 if seq_bt is None else seq_bt, log=err.print
     )
-    for table in speed_tables(results):
-        stdout.print(table)
+    print_tables(speed_tables(results))
     if out is not None:
         path, _ = write_outputs(out, speed=results, speed_devices=devices, argv=argv)
         err.print(f"wrote {path}")
