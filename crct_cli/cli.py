@@ -656,13 +656,6 @@ Loss = Annotated[
 ]
 
 
-def _check_loss(name: str) -> None:
-    from crct_cli.train.losses import LOSSES
-
-    if name not in LOSSES:
-        raise CrctError(f"--loss must be one of {', '.join(LOSSES)}, not {name!r}")
-
-
 def _log_line(message: str) -> None:
     typer.echo(message, err=True)
 
@@ -717,7 +710,6 @@ def train_fll(
     """Train FLL, the landmark localiser, with the papers' augmentation."""
     from crct_cli.train.fll import TrainFLLConfig, train_fll
 
-    _check_loss(loss)
     dirs, vals = _train_dirs(train, val)
     cfg = TrainFLLConfig(
         train=dirs,
@@ -888,7 +880,6 @@ def train_fadenn(
     from crct_cli.train.fadenn import TrainFADeNNConfig, train_fadenn
 
     _check_variant(variant)
-    _check_loss(loss)
     dirs, vals = _train_dirs(train, val)
     cfg = TrainFADeNNConfig(
         train=dirs,

@@ -54,7 +54,7 @@ from crct_cli.train.iid import (
     visible_class,
 )
 from crct_cli.train.loop import LoopConfig, prefetch, run_loop
-from crct_cli.train.losses import landmark_loss
+from crct_cli.train.losses import check_loss, landmark_loss
 from crct_cli.train.run import TrainRun
 
 #: FLL's geometric augmentation (flips, rotations up to 45 degrees, occluding strips); colour
@@ -100,6 +100,7 @@ class TrainFADeNNConfig(TrainRun):
         return DEFAULT_STEPS[self.variant]
 
     def __post_init__(self) -> None:
+        check_loss(self.loss)
         super().__post_init__()
         if self.iid is None:
             self.iid = Path("weights") / iid_file(self.variant)

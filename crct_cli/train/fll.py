@@ -32,7 +32,7 @@ from crct_cli.train.data import (
     to_tensor_batch,
 )
 from crct_cli.train.loop import LoopConfig, prefetch, run_loop
-from crct_cli.train.losses import LOSSES, landmark_loss
+from crct_cli.train.losses import check_loss, landmark_loss
 from crct_cli.train.run import TrainRun, display_path
 
 #: The second stage's crop: tighter than the first's axis-aligned box of a rotated face.
@@ -66,8 +66,7 @@ class TrainFLLConfig(TrainRun):
     jitter: FrameJitter = field(default_factory=FrameJitter)
 
     def __post_init__(self) -> None:
-        if self.loss not in LOSSES:
-            raise ValueError(f"loss must be one of {', '.join(LOSSES)}, not {self.loss!r}")
+        check_loss(self.loss)
         if self.stage == 2:
             self.model = STAGE2_MODEL
             if self.first is None:
