@@ -146,14 +146,19 @@ def validate_fll(
     from crct_cli.landmarks import box_from_points
     from crct_cli.metrics import auc, failure_rate, nme
 
+    truth = np.stack([f.points for f in faces])
+    preds = {}
+    for refine in (0, 1):
+        aligner = Aligner(model, "cpu", AlignConfig(refine=refine, flip=flip), refiner=refiner)
+        preds[f"refine{refine}"] = np.stack(
+            [aligner(f.image, box_from_points(f.points)[None])[0] for f in faces]
+        )
+    # the blend's first pass is refine0's (same box, same network), so no third run is needed
+    preds["refine1_blend"] = 0.5 * (preds["refine0"] + preds["refine1"])
     results = {}
-    for refine, blend in ((0, False), (1, False), (1, True)):
-        config = AlignConfig(refine=refine, flip=flip, blend=blend)
-        aligner = Aligner(model, "cpu", config, refiner=refiner)
-        preds = [aligner(f.image, box_from_points(f.points)[None])[0] for f in faces]
-        e = nme(np.stack(preds), np.stack([f.points for f in faces]))
-        name = f"refine{refine}{'_blend' if blend else ''}{'_flip' if flip else ''}"
-        results[name] = {
+    for name, pred in preds.items():
+        e = nme(pred, truth)
+        results[f"{name}{'_flip' if flip else ''}"] = {
             "n": len(e),
             "mean_nme": float(e.mean()),
             "auc@0.08": float(auc(e, 0.08)),
@@ -172,7 +177,10 @@ def train_fll(cfg: TrainFLLConfig, log=print) -> dict:
     )
     size = cfg.model.input_size
     warm = load_localizer(load_weights(cfg.init, "fll")) if cfg.init is not None else None
-    first = load_localizer(load_weights(cfg.first, "fll")) if cfg.first is not None else None
+    first = None  # stage 2: by default the very file it starts from, loaded once
+    if cfg.first is not None:
+        same = cfg.first == cfg.init
+        first = warm if same else load_localizer(load_weights(cfg.first, "fll"))
     # recorded before training: --out may overwrite --init
     inputs = {
         name: {"path": display_path(path), "sha256": weights.sha256_file(path)}
