@@ -702,6 +702,22 @@ def train_fll(
         ),
     ] = None,
     loss: Loss = "wing",
+    local: Annotated[
+        bool,
+        typer.Option(
+            "--local",
+            help="Add the shape-indexed head: per-point corrections from the trunk's finer "
+            "feature maps around the global estimate.",
+        ),
+    ] = False,
+    freeze_global: Annotated[
+        bool,
+        typer.Option(
+            "--freeze-global",
+            help="With --local and --init: train the head alone; the global estimate stays "
+            "exactly that of --init.",
+        ),
+    ] = False,
     seed: Seed = 0,
     out: OutFile = None,
     checkpoint: Checkpoint = None,
@@ -722,6 +738,8 @@ def train_fll(
         init=init,
         first=first,
         loss=loss,
+        local=local,
+        freeze_global=freeze_global,
     )
     _train_common(cfg, steps, out, checkpoint)
     train_fll(cfg, log=_log_line)

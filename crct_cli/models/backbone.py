@@ -144,13 +144,17 @@ class InceptionResNetTrunk(nn.Module):
         return self.config.width_c * self.config.out_grid**2
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.feature_maps(x)[-1]
+
+    def feature_maps(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The A-block map (stride 4), the B-block map (stride 8) and the pooled output: the
+        finer maps keep the local detail that FLL's shape-indexed head samples."""
         mean = x.mean(dim=(1, 2, 3), keepdim=True)
         std = x.std(dim=(1, 2, 3), keepdim=True).clamp_min(1e-3)
         x = (x - mean) / std
-        x = self.to_a(self.stem(x))
-        x = self.reduce_a(self.blocks_a(x))
-        x = self.reduce_b(self.blocks_b(x))
-        return self.pool(self.blocks_c(x))
+        map_a = self.blocks_a(self.to_a(self.stem(x)))
+        map_b = self.blocks_b(self.reduce_a(map_a))
+        return map_a, map_b, self.pool(self.blocks_c(self.reduce_b(map_b)))
 
 
 def fuse_batchnorm(model: nn.Module) -> nn.Module:

@@ -1,4 +1,10 @@
-"""FLL, the facial landmark localiser (CRCT eq. 7): Inception-ResNet trunk + regression layer."""
+"""FLL, the facial landmark localiser (CRCT eq. 7): Inception-ResNet trunk + regression layer.
+
+Optionally followed by a shape-indexed head: the global regression reads a 4x4 pooled grid, so
+it places the 68 points well but not to the last pixel; the head samples the trunk's finer maps
+around each first estimate and regresses a per-point correction (the local step of cascaded
+shape regression, learned end to end from the same features).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from crct_cli.models.backbone import BackboneConfig, InceptionResNetTrunk, backbone_from_dict
@@ -19,13 +26,61 @@ class FLLConfig:
 
     ``upright``: the crop is eye-levelled around a first estimate of the points
     (:func:`crct_cli.landmarks.upright_frame`), as FLL's second stage sees it.
+    ``local``: add the shape-indexed head (:class:`ShapeIndexedHead`).
     """
 
     input_size: int = 112
     context: float = 1.35
     upright: bool = False
     hidden: int = 256
+    local: bool = False
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
+
+
+class ShapeIndexedHead(nn.Module):
+    """Per-point corrections from features sampled around the current points.
+
+    Around each point it samples a 5x5 grid from the A-block map (stride 4, one cell apart) and
+    a 3x3 grid from the B-block map (stride 8), both reduced to ``width`` channels; one shared
+    layer mixes them with a learned per-point code, and a per-point linear layer gives the
+    offset. Starts as the identity (zero output layer), so adding it never makes FLL worse.
+    """
+
+    def __init__(
+        self, channels_a: int, channels_b: int, width: int = 32, hidden: int = 256
+    ) -> None:
+        super().__init__()
+        self.grid_a, self.grid_b = 5, 3
+        self.reduce_a = nn.Sequential(nn.Conv2d(channels_a, width, 1), nn.ReLU(inplace=True))
+        self.reduce_b = nn.Sequential(nn.Conv2d(channels_b, width, 1), nn.ReLU(inplace=True))
+        self.mix = nn.Linear(width * (self.grid_a**2 + self.grid_b**2), hidden)
+        self.point_code = nn.Parameter(torch.zeros(N_POINTS, hidden))
+        self.out_weight = nn.Parameter(torch.zeros(N_POINTS, hidden, 2))
+        self.out_bias = nn.Parameter(torch.zeros(N_POINTS, 2))
+
+    @staticmethod
+    def sample(fmap: torch.Tensor, points: torch.Tensor, grid: int) -> torch.Tensor:
+        """(B, C, H, W) map, (B, 68, 2) points in crop units -> (B, 68, C * grid**2), bilinear,
+        on a grid x grid patch of cells centred on each point."""
+        b, c, h, _ = fmap.shape
+        r = torch.arange(grid, dtype=fmap.dtype, device=fmap.device) - (grid - 1) / 2
+        offsets = torch.stack(torch.meshgrid(r, r, indexing="xy"), -1).reshape(-1, 2) * (2.0 / h)
+        where = points[:, :, None, :] * 2.0 + offsets  # grid_sample's [-1, 1] = the crop
+        patches = F.grid_sample(fmap, where, align_corners=False, padding_mode="border")
+        return patches.permute(0, 2, 1, 3).reshape(b, N_POINTS, -1)
+
+    def forward(
+        self, map_a: torch.Tensor, map_b: torch.Tensor, points: torch.Tensor
+    ) -> torch.Tensor:
+        local = torch.cat(
+            [
+                self.sample(self.reduce_a(map_a), points, self.grid_a),
+                self.sample(self.reduce_b(map_b), points, self.grid_b),
+            ],
+            dim=-1,
+        )
+        h = F.relu(self.mix(local) + self.point_code)
+        return points + torch.einsum("bnh,nhc->bnc", h, self.out_weight) + self.out_bias
 
 
 class LandmarkLocalizer(nn.Module):
@@ -51,8 +106,38 @@ class LandmarkLocalizer(nn.Module):
         else:
             nn.init.zeros_(last.bias)
 
+        self.local: ShapeIndexedHead | None = None
+        if self.config.local:
+            bc = self.config.backbone
+            self.local = ShapeIndexedHead(bc.width_a, bc.width_b)
+        self.global_frozen = False
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.trunk(x)).view(-1, N_POINTS, 2)
+        return self.stages(x)[-1]
+
+    def stages(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The global estimate, then (with the local head) the corrected one; (B, 68, 2) each."""
+        map_a, map_b, pooled = self.trunk.feature_maps(x)
+        first = self.head(pooled).view(-1, N_POINTS, 2)
+        if self.local is None:
+            return (first,)
+        return first, self.local(map_a, map_b, first)
+
+    def freeze_global(self) -> None:
+        """Train only the local head: the trunk and the global regression keep their weights
+        and their batch-norm statistics (``train()`` leaves them in eval mode)."""
+        for module in (self.trunk, self.head):
+            for p in module.parameters():
+                p.requires_grad_(False)
+        self.global_frozen = True
+        self.train(self.training)
+
+    def train(self, mode: bool = True) -> LandmarkLocalizer:
+        super().train(mode)
+        if self.global_frozen:
+            self.trunk.eval()
+            self.head.eval()
+        return self
 
 
 def fll_config_from_dict(d: dict) -> FLLConfig:

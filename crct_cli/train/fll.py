@@ -5,19 +5,24 @@ estimate (:func:`crct_cli.landmarks.upright_frame`). Training simulates the firs
 by jittering the frame of the true points (centre, side, angle); it starts from ``--init`` (by
 default the first stage's weights) and is validated behind the first stage, on the GT-box
 protocol.
+
+``--local`` adds FLL's shape-indexed head (:class:`crct_cli.models.fll.ShapeIndexedHead`); from an
+``--init`` without one, the head starts as the identity and everything else carries over.
+``--freeze-global`` then trains the head alone, leaving the global estimate exactly as it was.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import ClassVar, cast
 
 import numpy as np
 import torch
 
+from crct_cli.errors import CrctError
 from crct_cli.landmarks import upright_frame
 from crct_cli.models import weights
 from crct_cli.models.fll import FLLConfig, LandmarkLocalizer, load_localizer
@@ -61,6 +66,8 @@ class TrainFLLConfig(TrainRun):
     init: Path | None = None  # warm start (stage 2 default: the first stage)
     first: Path | None = None  # stage 2: the first stage it is validated behind
     loss: str = "wing"
+    local: bool = False  # add the shape-indexed head
+    freeze_global: bool = False  # train the shape-indexed head alone
     model: FLLConfig = field(default_factory=FLLConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     jitter: FrameJitter = field(default_factory=FrameJitter)
@@ -73,6 +80,8 @@ class TrainFLLConfig(TrainRun):
                 self.first = WEIGHTS_DIR / "fll.pt"
             if self.init is None:
                 self.init = self.first
+        if self.freeze_global and not (self.local and self.init is not None):
+            raise CrctError("--freeze-global needs --local and --init (the FLL to keep)")
         super().__post_init__()
 
     def file_stem(self) -> str:
@@ -89,6 +98,8 @@ class TrainFLLConfig(TrainRun):
             args += ["--init", display_path(self.init)]
         if self.first is not None and self.first != self.init:
             args += ["--first", display_path(self.first)]
+        args += ["--local"] if self.local else []
+        args += ["--freeze-global"] if self.freeze_global else []
         return args + ["--loss", self.loss]
 
 
@@ -175,6 +186,8 @@ def train_fll(cfg: TrainFLLConfig, log=print) -> dict:
         f"FLL: {len(train_faces)} training faces ({', '.join(map(str, cfg.train))}), "
         f"{len(val_faces)} validation ({', '.join(map(str, cfg.val))})"
     )
+    if cfg.local:
+        cfg.model = replace(cfg.model, local=True)
     size = cfg.model.input_size
     warm = load_localizer(load_weights(cfg.init, "fll")) if cfg.init is not None else None
     first = None  # stage 2: by default the very file it starts from, loaded once
@@ -199,8 +212,12 @@ def train_fll(cfg: TrainFLLConfig, log=print) -> dict:
         - 0.5
     )
     model = LandmarkLocalizer(cfg.model, mean_shape)
-    if warm is not None:  # warm start: same network, so every weight carries over
-        model.load_state_dict(warm.state_dict())
+    if warm is not None:  # warm start: every weight the two networks share carries over
+        if warm.local is not None and model.local is None:
+            raise CrctError(f"{cfg.init} has the shape-indexed head: train it with --local")
+        model.load_state_dict(warm.state_dict(), strict=warm.local is not None)
+    if cfg.freeze_global:
+        model.freeze_global()
     loop = LoopConfig(steps=cfg.steps, lr=cfg.lr, checkpoint=cfg.checkpoint, resume=cfg.resume)
 
     def batches(start: int) -> Iterator[tuple[int, object]]:
@@ -210,14 +227,19 @@ def train_fll(cfg: TrainFLLConfig, log=print) -> dict:
         m: torch.nn.Module, batch: object, step: int
     ) -> tuple[torch.Tensor, dict[str, float]]:
         x, y = batch  # type: ignore[misc]
-        pred = m(x)
+        stages = m.stages(x)  # type: ignore[operator]
+        pred = stages[-1]
         loss = landmark_loss(cfg.loss, pred, y)
+        if len(stages) > 1 and not cfg.freeze_global:
+            # the global estimate stays supervised: the local head samples around it
+            loss = loss + landmark_loss(cfg.loss, stages[0], y)
         # mean point error in units of the crop side, for the log
         err = (pred - y).norm(dim=-1).mean()
         return loss, {cfg.loss: float(loss.detach()), "err": float(err.detach())}
 
     t0 = time.time()
-    ema = run_loop(model, batches, loss_fn, loop, log=log)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    ema = run_loop(model, batches, loss_fn, loop, log=log, param_groups=[{"params": trainable}])
     minutes = (time.time() - t0) / 60
     trained = cast(LandmarkLocalizer, ema.model)
     if cfg.stage == 1:

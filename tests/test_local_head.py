@@ -1,0 +1,113 @@
+"""FLL's shape-indexed head: where it samples, that it starts as the identity, and that
+``--freeze-global`` trains it alone on top of an existing FLL."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+import torch
+from test_geometry_models import FLL_CFG
+from test_stage2 import _generated_face
+
+from crct_cli.errors import CrctError
+from crct_cli.io.images import write_image
+from crct_cli.io.landmarks import write_pts
+from crct_cli.models.fll import LandmarkLocalizer, ShapeIndexedHead, load_localizer
+from crct_cli.models.weights import load_weights, read_manifest, save_weights
+from crct_cli.train.fll import TrainFLLConfig, train_fll
+
+LOCAL_CFG = dataclasses.replace(FLL_CFG, local=True)
+
+
+def test_sampling_reads_the_map_at_each_point_and_its_neighbours() -> None:
+    """A map whose channels hold each cell's own x and y: sampling returns the point's
+    position, and the patch steps one cell at a time around it."""
+    h = 16
+    centres = (torch.arange(h, dtype=torch.float32) + 0.5) / h - 0.5  # cell centres, crop units
+    fmap = torch.stack(torch.meshgrid(centres, centres, indexing="xy"))[None]  # (1, 2, h, h)
+    points = torch.rand(1, 68, 2) * 0.5 - 0.25
+    patch = ShapeIndexedHead.sample(fmap, points, grid=3).view(1, 68, 2, 9)
+    assert torch.allclose(patch[..., 4], points, atol=1e-5)  # the middle of the 3x3 patch
+    assert torch.allclose(patch[:, :, 0, 5] - patch[:, :, 0, 4], torch.full((1, 68), 1 / h))
+    assert torch.allclose(patch[:, :, 1, 7] - patch[:, :, 1, 4], torch.full((1, 68), 1 / h))
+
+
+def test_head_starts_as_the_identity_then_corrects_each_point() -> None:
+    torch.manual_seed(0)
+    model = LandmarkLocalizer(LOCAL_CFG).eval()
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        first, refined = model.stages(x)
+        assert torch.equal(first, refined) and torch.equal(model(x), refined)
+        assert model.local is not None
+        model.local.out_bias[5] = torch.tensor([0.01, -0.02])
+        first2, refined2 = model.stages(x)
+    assert torch.equal(first2, first)
+    shift = refined2 - first2
+    assert torch.allclose(shift[:, 5], torch.tensor([0.01, -0.02]).expand(2, 2))
+    assert float(shift[:, [i for i in range(68) if i != 5]].abs().max()) == 0.0
+    assert len(LandmarkLocalizer(FLL_CFG).stages(x)) == 1  # no head: one stage
+
+
+def test_frozen_global_keeps_weights_and_batchnorm_statistics() -> None:
+    torch.manual_seed(0)
+    model = LandmarkLocalizer(LOCAL_CFG)
+    model.freeze_global()
+    before = {k: v.clone() for k, v in model.state_dict().items() if not k.startswith("local.")}
+    model.train()
+    assert not model.trunk.training and model.local is not None and model.local.training
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
+    for _ in range(2):
+        loss = model(torch.rand(4, 3, 64, 64)).square().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    after = model.state_dict()
+    assert all(torch.equal(v, after[k]) for k, v in before.items())  # running stats too
+    assert float(model.local.out_weight.detach().abs().sum()) > 0  # the head did learn
+
+
+def _faces(folder: Path) -> Path:
+    folder.mkdir()
+    for i, angle in enumerate((0.0, 20.0, -15.0)):
+        face = _generated_face(angle)
+        write_image(folder / f"f{i}.png", face.image)
+        write_pts(folder / f"f{i}.pts", face.points)
+    return folder
+
+
+def test_train_local_head_on_a_frozen_fll(tmp_path: Path) -> None:
+    data = _faces(tmp_path / "faces")
+    torch.manual_seed(0)
+    start = tmp_path / "start.pt"
+    plain = LandmarkLocalizer(FLL_CFG)
+    save_weights(start, "fll", {"model": dataclasses.asdict(FLL_CFG)}, plain.state_dict())
+    out = tmp_path / "w" / "fll.pt"
+    cfg = TrainFLLConfig(
+        [data], [data], steps=3, batch=4, init=start, out=out, local=True, freeze_global=True
+    )
+    cfg.model, cfg.checkpoint = FLL_CFG, tmp_path / "ckpt" / "a.ckpt"
+    train_fll(cfg, log=lambda _m: None)
+    command = read_manifest(out.parent)["weights"]["fll.pt"]["command"]
+    assert "--local" in command and "--freeze-global" in command
+    trained = load_localizer(load_weights(out, "fll"))
+    assert trained.local is not None and trained.config.local
+    state = trained.state_dict()
+    for key, value in plain.state_dict().items():  # fp16 on disk: equal to its rounding
+        assert torch.equal(state[key], value.half().to(value.dtype)), key
+    assert float(trained.local.out_weight.abs().sum()) > 0
+
+    # a plain FLL cannot continue from a file with the head (it would silently drop it)
+    again = TrainFLLConfig([data], [data], steps=1, batch=4, init=out, out=tmp_path / "b.pt")
+    again.model = FLL_CFG
+    with pytest.raises(CrctError, match="--local"):
+        train_fll(again, log=lambda _m: None)
+
+
+def test_freeze_global_needs_local_and_init() -> None:
+    with pytest.raises(CrctError, match="--freeze-global"):
+        TrainFLLConfig([Path("t")], [Path("v")], freeze_global=True, init=Path("a.pt"))
+    with pytest.raises(CrctError, match="--freeze-global"):
+        TrainFLLConfig([Path("t")], [Path("v")], freeze_global=True, local=True)
