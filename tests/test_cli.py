@@ -81,6 +81,7 @@ def image(tmp_path: Path) -> Path:
         (["train", "fll", "{tmp}/nowhere", "--steps", "1"], "no such data folder"),
         (["train", "fll", "{tmp}", "--val", "{tmp}", "--loss", "l2"], "--loss"),
         (["train", "fadenn", "{tmp}", "--val", "{tmp}", "--loss", "l2"], "--loss"),
+        (["train", "fll", "{tmp}", "--val", "{tmp}", "--freeze-global"], "--freeze-global"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(

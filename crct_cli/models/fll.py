@@ -43,7 +43,7 @@ class ShapeIndexedHead(nn.Module):
     Around each point it samples a 5x5 grid from the A-block map (stride 4, one cell apart) and
     a 3x3 grid from the B-block map (stride 8), both reduced to ``width`` channels; one shared
     layer mixes them with a learned per-point code, and a per-point linear layer gives the
-    offset. Starts as the identity (zero output layer), so adding it never makes FLL worse.
+    offset. Starts as the identity (zero output layer): a fresh head leaves FLL's answer as it was.
     """
 
     def __init__(
@@ -105,7 +105,6 @@ class LandmarkLocalizer(nn.Module):
                 last.bias.copy_(torch.as_tensor(mean_shape, dtype=torch.float32).reshape(-1))
         else:
             nn.init.zeros_(last.bias)
-
         self.local: ShapeIndexedHead | None = None
         if self.config.local:
             bc = self.config.backbone
