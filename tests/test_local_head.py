@@ -9,11 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 from test_geometry_models import FLL_CFG
-from test_stage2 import _generated_face
+from test_stage2 import write_generated_faces
 
 from crct_cli.errors import CrctError
-from crct_cli.io.images import write_image
-from crct_cli.io.landmarks import write_pts
 from crct_cli.models.fll import LandmarkLocalizer, ShapeIndexedHead, load_localizer
 from crct_cli.models.weights import load_weights, read_manifest, save_weights
 from crct_cli.train.fll import TrainFLLConfig, train_fll
@@ -28,7 +26,8 @@ def test_sampling_reads_the_map_at_each_point_and_its_neighbours() -> None:
     centres = (torch.arange(h, dtype=torch.float32) + 0.5) / h - 0.5  # cell centres, crop units
     fmap = torch.stack(torch.meshgrid(centres, centres, indexing="xy"))[None]  # (1, 2, h, h)
     points = torch.rand(1, 68, 2) * 0.5 - 0.25
-    patch = ShapeIndexedHead.sample(fmap, points, grid=3).view(1, 68, 2, 9)
+    cells = ShapeIndexedHead.patch_cells(3)
+    patch = ShapeIndexedHead.sample(fmap, points, cells).view(1, 68, 2, 9)
     assert torch.allclose(patch[..., 4], points, atol=1e-5)  # the middle of the 3x3 patch
     assert torch.allclose(patch[:, :, 0, 5] - patch[:, :, 0, 4], torch.full((1, 68), 1 / h))
     assert torch.allclose(patch[:, :, 1, 7] - patch[:, :, 1, 4], torch.full((1, 68), 1 / h))
@@ -69,17 +68,8 @@ def test_frozen_global_keeps_weights_and_batchnorm_statistics() -> None:
     assert float(model.local.out_weight.detach().abs().sum()) > 0  # the head did learn
 
 
-def _faces(folder: Path) -> Path:
-    folder.mkdir()
-    for i, angle in enumerate((0.0, 20.0, -15.0)):
-        face = _generated_face(angle)
-        write_image(folder / f"f{i}.png", face.image)
-        write_pts(folder / f"f{i}.pts", face.points)
-    return folder
-
-
 def test_train_local_head_on_a_frozen_fll(tmp_path: Path) -> None:
-    data = _faces(tmp_path / "faces")
+    data = write_generated_faces(tmp_path / "faces")
     torch.manual_seed(0)
     start = tmp_path / "start.pt"
     plain = LandmarkLocalizer(FLL_CFG)

@@ -178,15 +178,20 @@ def test_wing_loss_is_continuous_and_steeper_than_l1_for_small_errors() -> None:
     assert float(wing_loss(target, target)) == 0.0
 
 
+def write_generated_faces(folder: Path) -> Path:
+    """Three generated faces (image + .pts) in a new ``folder``, a training set for smoke runs."""
+    folder.mkdir()
+    for i, angle in enumerate((0.0, 20.0, -15.0)):
+        face = _generated_face(angle)
+        write_image(folder / f"f{i}.png", face.image)
+        write_pts(folder / f"f{i}.pts", face.points)
+    return folder
+
+
 def test_train_fll_continues_from_init_and_the_second_stage_records_its_first(
     tmp_path: Path,
 ) -> None:
-    data = tmp_path / "faces"
-    data.mkdir()
-    for i, angle in enumerate((0.0, 20.0, -15.0)):
-        face = _generated_face(angle)
-        write_image(data / f"f{i}.png", face.image)
-        write_pts(data / f"f{i}.pts", face.points)
+    data = write_generated_faces(tmp_path / "faces")
     torch.manual_seed(0)
     start = tmp_path / "start.pt"
     save_weights(

@@ -50,22 +50,30 @@ class ShapeIndexedHead(nn.Module):
         self, channels_a: int, channels_b: int, width: int = 32, hidden: int = 256
     ) -> None:
         super().__init__()
-        self.grid_a, self.grid_b = 5, 3
+        # patch offsets, built once rather than per frame; not saved with the weights
+        self.cells_a: torch.Tensor
+        self.cells_b: torch.Tensor
+        self.register_buffer("cells_a", self.patch_cells(5), persistent=False)
+        self.register_buffer("cells_b", self.patch_cells(3), persistent=False)
         self.reduce_a = nn.Sequential(nn.Conv2d(channels_a, width, 1), nn.ReLU(inplace=True))
         self.reduce_b = nn.Sequential(nn.Conv2d(channels_b, width, 1), nn.ReLU(inplace=True))
-        self.mix = nn.Linear(width * (self.grid_a**2 + self.grid_b**2), hidden)
+        self.mix = nn.Linear(width * (len(self.cells_a) + len(self.cells_b)), hidden)
         self.point_code = nn.Parameter(torch.zeros(N_POINTS, hidden))
         self.out_weight = nn.Parameter(torch.zeros(N_POINTS, hidden, 2))
         self.out_bias = nn.Parameter(torch.zeros(N_POINTS, 2))
 
     @staticmethod
-    def sample(fmap: torch.Tensor, points: torch.Tensor, grid: int) -> torch.Tensor:
-        """(B, C, H, W) map, (B, 68, 2) points in crop units -> (B, 68, C * grid**2), bilinear,
-        on a grid x grid patch of cells centred on each point."""
+    def patch_cells(grid: int) -> torch.Tensor:
+        """(grid**2, 2) offsets, in cells, of a grid x grid patch centred on 0; x varies first."""
+        r = torch.arange(grid, dtype=torch.float32) - (grid - 1) / 2
+        return torch.stack(torch.meshgrid(r, r, indexing="xy"), -1).reshape(-1, 2)
+
+    @staticmethod
+    def sample(fmap: torch.Tensor, points: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) map, (B, 68, 2) points in crop units, (K, 2) patch offsets in cells
+        (:meth:`patch_cells`) -> (B, 68, C * K), bilinear, the patch centred on each point."""
         b, c, h, _ = fmap.shape
-        r = torch.arange(grid, dtype=fmap.dtype, device=fmap.device) - (grid - 1) / 2
-        offsets = torch.stack(torch.meshgrid(r, r, indexing="xy"), -1).reshape(-1, 2) * (2.0 / h)
-        where = points[:, :, None, :] * 2.0 + offsets  # grid_sample's [-1, 1] = the crop
+        where = points[:, :, None, :] * 2.0 + cells * (2.0 / h)  # grid_sample's [-1, 1] = crop
         patches = F.grid_sample(fmap, where, align_corners=False, padding_mode="border")
         return patches.permute(0, 2, 1, 3).reshape(b, N_POINTS, -1)
 
@@ -74,8 +82,8 @@ class ShapeIndexedHead(nn.Module):
     ) -> torch.Tensor:
         local = torch.cat(
             [
-                self.sample(self.reduce_a(map_a), points, self.grid_a),
-                self.sample(self.reduce_b(map_b), points, self.grid_b),
+                self.sample(self.reduce_a(map_a), points, self.cells_a),
+                self.sample(self.reduce_b(map_b), points, self.cells_b),
             ],
             dim=-1,
         )

@@ -180,20 +180,21 @@ def validate_fll(
 
 def train_fll(cfg: TrainFLLConfig, log=print) -> dict:
     torch.manual_seed(cfg.seed)
+    model_cfg = replace(cfg.model, local=True) if cfg.local else cfg.model
+    warm = load_localizer(load_weights(cfg.init, "fll")) if cfg.init is not None else None
+    if warm is not None and warm.local is not None and not model_cfg.local:
+        raise CrctError(f"{cfg.init} has the shape-indexed head: train it with --local")
+    first = None  # stage 2: by default the very file it starts from, loaded once
+    if cfg.first is not None:
+        same = cfg.first == cfg.init
+        first = warm if same else load_localizer(load_weights(cfg.first, "fll"))
     train_faces = load_faces(cfg.train, desc="train faces")
     val_faces = load_faces(cfg.val, desc="val faces")
     log(
         f"FLL: {len(train_faces)} training faces ({', '.join(map(str, cfg.train))}), "
         f"{len(val_faces)} validation ({', '.join(map(str, cfg.val))})"
     )
-    if cfg.local:
-        cfg.model = replace(cfg.model, local=True)
-    size = cfg.model.input_size
-    warm = load_localizer(load_weights(cfg.init, "fll")) if cfg.init is not None else None
-    first = None  # stage 2: by default the very file it starts from, loaded once
-    if cfg.first is not None:
-        same = cfg.first == cfg.init
-        first = warm if same else load_localizer(load_weights(cfg.first, "fll"))
+    size = model_cfg.input_size
     # recorded before training: --out may overwrite --init
     inputs = {
         name: {"path": display_path(path), "sha256": weights.sha256_file(path)}
@@ -203,7 +204,7 @@ def train_fll(cfg: TrainFLLConfig, log=print) -> dict:
     mean_shape = (
         np.mean(
             [
-                augmented_crop(f, np.random.default_rng(0), size, cfg.model.context, NO_AUGMENT)[1]
+                augmented_crop(f, np.random.default_rng(0), size, model_cfg.context, NO_AUGMENT)[1]
                 for f in train_faces
             ],
             axis=0,
@@ -211,10 +212,8 @@ def train_fll(cfg: TrainFLLConfig, log=print) -> dict:
         / size
         - 0.5
     )
-    model = LandmarkLocalizer(cfg.model, mean_shape)
+    model = LandmarkLocalizer(model_cfg, mean_shape)
     if warm is not None:  # warm start: every weight the two networks share carries over
-        if warm.local is not None and model.local is None:
-            raise CrctError(f"{cfg.init} has the shape-indexed head: train it with --local")
         model.load_state_dict(warm.state_dict(), strict=warm.local is not None)
     if cfg.freeze_global:
         model.freeze_global()
@@ -256,7 +255,7 @@ def train_fll(cfg: TrainFLLConfig, log=print) -> dict:
         )
     cfg.publish(
         "fll",
-        {"model": asdict(cfg.model)},
+        {"model": asdict(model_cfg)},
         trained.state_dict(),
         protocol,
         metrics,
