@@ -383,13 +383,29 @@ def test_augmented_crop_points_sit_on_their_marks(flip: bool) -> None:
         assert np.abs(crop.astype(int) - plain_crop[:, ::-1].astype(int)).max() <= 1
 
 
+def test_basic_conv_is_facenet_pytorchs_unit() -> None:
+    """Ours has facenet-pytorch's parameter names and BN epsilon: its state loads, same output."""
+    from facenet_pytorch.models.inception_resnet_v1 import BasicConv2d as FacenetUnit
+
+    from crct_cli.models.backbone import BasicConv2d
+
+    torch.manual_seed(5)
+    theirs = FacenetUnit(4, 6, kernel_size=(1, 3), stride=1, padding=(0, 1)).eval()
+    with torch.no_grad():
+        theirs.bn.running_var.uniform_(0.001, 0.01)  # small variances: epsilon matters
+        theirs.bn.running_mean.uniform_(-0.1, 0.1)
+    ours = BasicConv2d(4, 6, kernel_size=(1, 3), stride=1, padding=(0, 1)).eval()
+    ours.load_state_dict(theirs.state_dict())
+    x = torch.randn(2, 4, 9, 9)
+    with torch.no_grad():
+        assert torch.allclose(ours(x), theirs(x), atol=1e-6)
+
+
 def test_fused_batchnorm_gives_the_same_landmarks() -> None:
     """Inference folds each BasicConv2d's batch norm into its convolution: same outputs."""
     import copy
 
-    from facenet_pytorch.models.inception_resnet_v1 import BasicConv2d
-
-    from crct_cli.models.backbone import fuse_batchnorm
+    from crct_cli.models.backbone import BasicConv2d, fuse_batchnorm
 
     torch.manual_seed(3)
     model = LandmarkLocalizer(FLL_CFG)
