@@ -889,6 +889,15 @@ def train_fadenn(
     degrade_seed: Annotated[
         int, typer.Option(help="Noise seed of the validation sets (as crct degrade --seed).")
     ] = 0,
+    untouched: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="s or m: a noise class whose verdict leaves the crop as it is, like clean "
+            "(repeat for several). scale suits FLL, which standardises each crop.",
+            metavar="CLASS",
+            show_default=False,
+        ),
+    ] = None,
     val_limit: ValLimit = 0,
     out: OutFile = None,
     checkpoint: Checkpoint = None,
@@ -911,6 +920,7 @@ def train_fadenn(
         loss=loss,
         seed=seed,
         degrade_seed=degrade_seed,
+        untouched=tuple(untouched or ()),
         val_limit=val_limit,
         resume=resume,
     )

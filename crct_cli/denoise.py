@@ -126,8 +126,8 @@ class ImageDenoiser:
         if smoother is not None:
             probs = smoother(probs)
         cls = int(np.argmax(probs))
-        if cls == 0:
-            return image, 0, probs
+        if cls in self.iid.passed:
+            return image, cls, probs
         dae = self.iid.daes[cls - 1]
         assert isinstance(dae, DAE)
         return self.apply_dae(image, dae), cls, probs
@@ -189,7 +189,7 @@ def _copy(src: Path, dst: Path) -> None:
 def denoise_image_file(src: Path, dst: Path, den: ImageDenoiser) -> DenoiseRecord:
     image = read_image(src)
     out, cls, probs = den(image)
-    if cls == 0:
+    if cls is not None and cls in den.iid.passed:
         _copy(src, dst)  # eq. 6: a clean image is not touched, not even re-encoded
     else:
         write_image(dst, out[..., 0] if is_gray(image) else out)

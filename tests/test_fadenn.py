@@ -203,6 +203,45 @@ def test_class_k_goes_to_dae_k_and_clean_is_untouched() -> None:
     assert [s.seen for s in stubs] == [[1], [2], [1], [2]]  # one batch per DAE, its images only
 
 
+def test_untouched_classes_are_returned_as_they_are() -> None:
+    cfg = dataclasses.replace(tiny_config("m"), untouched=("scale",))
+    iid = IID(cfg).eval()
+    classes = [4, 2, 0, 4]
+    iid.classifier = ScriptedClassifier(classes)  # type: ignore[assignment]
+    stubs = [ConstantDAE(k / 10) for k in range(1, 5)]
+    iid.daes = nn.ModuleList(stubs)
+    x = torch.rand(len(classes), 3, 16, 16)
+    with torch.no_grad():
+        out, got = iid.denoise(x)
+    assert got is not None and got.tolist() == classes  # the verdict is still reported
+    for i in (0, 2, 3):
+        assert torch.equal(out[i], x[i])
+    assert torch.allclose(out[1], torch.full_like(x[1], 0.2))
+    assert [s.seen for s in stubs] == [[], [1], [], []]  # the scale DAE never ran
+
+
+def test_untouched_crops_keep_their_bytes_and_a_forced_class_overrides_the_classifier() -> None:
+    iid = IID(dataclasses.replace(tiny_config("s"), untouched=("blur",))).eval()
+    assert iid.classifier is not None and iid.daes is not None
+    script_classifier(iid.classifier, 2)  # blur: untouched
+    for dae in iid.daes:
+        script_dae(dae, 0.2)  # type: ignore[arg-type]
+    crops = np.random.default_rng(3).integers(0, 200, (2, 32, 32, 3), dtype=np.uint8)
+    den = CropDenoiser(iid)
+    assert np.array_equal(den(crops), crops)
+    assert den.last_classes is not None and den.last_classes.tolist() == [2, 2]
+    den.forced_class = 3  # the true class, whatever the classifier says
+    changed = den(crops)
+    assert den.last_classes.tolist() == [3, 3] and (changed > crops).mean() > 0.9
+
+
+def test_untouched_needs_a_classifier_and_known_classes() -> None:
+    with pytest.raises(ValueError, match="no classifier"):
+        IID(dataclasses.replace(tiny_config("d"), untouched=("scale",)))
+    with pytest.raises(ValueError, match="untouched"):
+        IID(dataclasses.replace(tiny_config("m"), untouched=("clean",)))
+
+
 def test_direct_variant_sends_everything_to_its_dae() -> None:
     iid = IID(tiny_config("d")).eval()
     assert iid.dae is not None and iid.classifier is None
@@ -383,6 +422,10 @@ def test_gt_box_benchmark_scores_13_sets(tmp_path: Path, face_image) -> None:
     confusion = np.array(result["x"]["confusion"]["matrix"])  # type: ignore[index]
     assert confusion.shape == (5, 5) and confusion.sum() == 13 * 2
     assert confusion.sum(axis=1).tolist() == [2, 6, 6, 6, 6]  # rows: true class of the set
+    # routed by the true class of each set: every crop lands on the diagonal
+    forced = gt_box_noise_benchmark({"x": aligner}, images, 0, {"x": den}, true_class=[den])
+    routed = np.array(forced["x"]["confusion"]["matrix"])  # type: ignore[index]
+    assert np.array_equal(routed, np.diag([2, 6, 6, 6, 6]))
 
 
 # ------------------------------------------------------------------------ the trainers
@@ -450,14 +493,26 @@ def test_train_fadenn_fine_tunes_from_fll_and_iid(tmp_path: Path, face_image) ->
     save_weights(iid_path, "iid", iid_weight_config(iid), iid.state_dict())
     out = tmp_path / "w" / "fadenn_m.pt"
     cfg = TrainFADeNNConfig(
-        [data], [data], variant="m", fll=fll_path, iid=iid_path, steps=2, batch=3, out=out
+        [data],
+        [data],
+        variant="m",
+        fll=fll_path,
+        iid=iid_path,
+        steps=2,
+        batch=3,
+        out=out,
+        untouched=("scale",),
     )
     cfg.checkpoint = tmp_path / "ckpt" / "f.ckpt"
     metrics = train_fadenn(cfg, log=lambda _m: None)
-    assert set(metrics) == {"fll", "fadenn_m", "gain_over_fll"}
+    assert set(metrics) == {"fll", "fadenn_m", "fadenn_m_true_class", "gain_over_fll"}
     entry = read_manifest(out.parent)["weights"]["fadenn_m.pt"]
     assert entry["init"]["fll"]["sha256"] == sha256_file(fll_path)
     assert "--fll" in entry["command"] and entry["val_metrics"]["fadenn_m"]["n"] == 2
-    assert "--loss wing" in entry["command"]
-    assert load_fadenn(load_weights(out, "fadenn")).iid.variant == "m"
+    assert "--loss wing" in entry["command"] and "--untouched scale" in entry["command"]
+    loaded = load_fadenn(load_weights(out, "fadenn"))
+    assert loaded.iid.variant == "m" and loaded.iid.config.untouched == ("scale",)
     json.dumps(entry)  # everything recorded is plain JSON
+    for variant, untouched, match in (("m", ("clean",), "noise classes"), ("d", ("scale",), "d")):
+        with pytest.raises(CrctError, match=match):
+            TrainFADeNNConfig([data], [data], variant=variant, untouched=untouched)

@@ -59,12 +59,18 @@ class ClassifierConfig:
 
 @dataclass(frozen=True)
 class IIDConfig:
-    """``variant`` d, s or m; ``lam`` weighs MTC's reconstruction loss (paper: 0.5)."""
+    """``variant`` d, s or m; ``lam`` weighs MTC's reconstruction loss (paper: 0.5).
+
+    ``untouched``: noise classes (S and M) whose verdict leaves the image as it is, as a clean
+    verdict does (eq. 6). The paper routes every class to its DAE; FLL standardises each crop,
+    so intensity scaling needs no DAE in front of it, while ``crct denoise`` keeps restoring it.
+    """
 
     variant: str = "m"
     dae: DAEConfig = field(default_factory=DAEConfig)
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
     lam: float = 0.5
+    untouched: tuple[str, ...] = ()
 
 
 def _conv(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
@@ -204,6 +210,13 @@ class IID(nn.Module):
         self.config = config or IIDConfig()
         if self.config.variant not in VARIANTS:
             raise ValueError(f"IID variant must be one of {VARIANTS}, got {self.config.variant!r}")
+        unknown = [c for c in self.config.untouched if c not in NOISE_TYPES]
+        if unknown:
+            raise ValueError(f"untouched classes must be among {NOISE_TYPES}, got {unknown}")
+        if self.config.untouched and self.config.variant == "d":
+            raise ValueError("FADeNN-D has no classifier, so no class can be left untouched")
+        #: class indices (0 = clean included) whose images are returned as they are
+        self.passed: tuple[int, ...] = (0, *(CLASS_NAMES.index(c) for c in self.config.untouched))
         self.dae: DAE | None = None
         self.classifier: NoiseClassifier | None = None
         self.daes: nn.ModuleList | None = None
@@ -224,10 +237,13 @@ class IID(nn.Module):
         return self.classifier(x)[0].argmax(dim=1)
 
     def route(self, x: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
-        """SDAE (eq. 6): image i goes to DAE ``classes[i]``; class 0 is returned untouched."""
+        """SDAE (eq. 6): image i goes to DAE ``classes[i]``; class 0 (and the ``untouched``
+        classes) is returned untouched."""
         assert self.daes is not None
         out = x.clone()
         for k, dae in enumerate(self.daes, start=1):
+            if k in self.passed:
+                continue
             idx = (classes == k).nonzero(as_tuple=True)[0]
             if len(idx):
                 out = out.index_copy(0, idx, dae(x.index_select(0, idx)).to(out.dtype))
@@ -283,9 +299,11 @@ class ClassSmoother:
 class CropDenoiser:
     """An IID applied to uint8 crops (N, S, S, 3), batched: what ``Aligner(denoiser=...)`` takes.
 
-    Crops the classifier calls clean are returned as the very same bytes. ``last_classes``
-    keeps the classes of the latest call (``None`` for D). With a ``smoother`` (one tracked
-    face), a single crop's class is decided on probabilities averaged over calls.
+    Crops the classifier calls clean (or an ``untouched`` class) are returned as the very same
+    bytes. ``last_classes`` keeps the classes of the latest call (``None`` for D). With a
+    ``smoother`` (one tracked face), a single crop's class is decided on probabilities averaged
+    over calls. ``forced_class`` overrides the classifier (the true class, to measure what
+    perfect routing would give).
     """
 
     def __init__(
@@ -295,6 +313,7 @@ class CropDenoiser:
         self.iid = iid.eval().to(self.device)
         self.smoother = smoother
         self.last_classes: np.ndarray | None = None
+        self.forced_class: int | None = None
 
     @torch.inference_mode()
     def classify(self, crops: np.ndarray) -> np.ndarray:
@@ -302,6 +321,8 @@ class CropDenoiser:
 
     def _classify(self, x: torch.Tensor) -> torch.Tensor:
         """NC per crop; one crop with a smoother is decided on probabilities averaged over calls."""
+        if self.forced_class is not None:
+            return torch.full((len(x),), self.forced_class, dtype=torch.long, device=x.device)
         if self.smoother is None or len(x) != 1:
             return self.iid.classify(x)
         assert self.iid.classifier is not None
@@ -316,7 +337,7 @@ class CropDenoiser:
         images = to_uint8(out)
         if classes is not None:
             cls = classes.cpu().numpy()
-            clean = cls == 0
+            clean = np.isin(cls, self.iid.passed)
             images[clean] = crops[clean]  # eq. 6: untouched, not a float round trip
             return images, cls
         return images, None
@@ -351,6 +372,7 @@ def iid_config_from_dict(d: dict[str, Any]) -> IIDConfig:
             widths=tuple(d["classifier"]["widths"]), hidden=d["classifier"]["hidden"]
         ),
         lam=d.get("lam", 0.5),
+        untouched=tuple(d.get("untouched", ())),
     )
 
 

@@ -5,20 +5,23 @@ Starts from a trained FLL (``crct train fll``) and a trained IID of the same var
 learning rate (1e-4): the landmark loss (``--loss``, as FLL was trained) flows through the
 denoiser, a reconstruction loss (L2 to the clean crop) keeps the denoiser a denoiser, and for S
 and M the classifier keeps its own loss (plus M's reconstruction of its input, lambda 0.5).
-Crops are routed by the classifier's own decision, as at inference.
+Crops are routed by the classifier's own decision, as at inference. ``--untouched scale`` leaves
+the crops of a class as they are (S and M), in training as at inference.
 
 Validation is the papers' GT-box protocol on clean + the 12 degraded sets of the validation
 folders, made in memory exactly as ``crct degrade --all --seed SEED`` writes them (same noise
 generator per file, same JPEG re-encoding) and aligned as ``crct align --box-from-pts`` does, so
 the numbers are those that ``crct benchmark`` gives on that route. The FLL the run started from
-is scored on the same images beside it.
+is scored on the same images beside it, and for S and M the same FADeNN with every crop routed by
+its true class: what a perfect classifier would give, which tells classifier errors from
+denoiser limits.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import ClassVar, cast
 
@@ -35,6 +38,7 @@ from crct_cli.metrics import auc, failure_rate, nme
 from crct_cli.models import weights
 from crct_cli.models.fadenn import (
     CLASS_NAMES,
+    IID,
     N_CLASSES,
     CropDenoiser,
     FADeNN,
@@ -91,6 +95,7 @@ class TrainFADeNNConfig(TrainRun):
     degrade_seed: int = 0
     val_limit: int = 0
     gray: float = 0.1
+    untouched: tuple[str, ...] = ()
     augment: AugmentConfig = field(default_factory=lambda: JOINT_AUGMENT)
 
     def file_stem(self) -> str:
@@ -101,6 +106,13 @@ class TrainFADeNNConfig(TrainRun):
 
     def __post_init__(self) -> None:
         check_loss(self.loss)
+        bad = [c for c in self.untouched if c not in NOISE_TYPES]
+        if bad:
+            raise CrctError(
+                f"--untouched must name noise classes ({', '.join(NOISE_TYPES)}), got {bad[0]!r}"
+            )
+        if self.untouched and self.variant == "d":
+            raise CrctError("--untouched: variant d has no classifier to leave a class untouched")
         super().__post_init__()
         if self.iid is None:
             self.iid = Path("weights") / iid_file(self.variant)
@@ -110,6 +122,8 @@ class TrainFADeNNConfig(TrainRun):
         args += ["--batch", str(self.batch), "--rec-weight", str(self.rec_weight)]
         args += ["--loss", self.loss]
         args += ["--degrade-seed", str(self.degrade_seed)]
+        for name in self.untouched:
+            args += ["--untouched", name]
         return args + (["--val-limit", str(self.val_limit)] if self.val_limit else [])
 
 
@@ -242,16 +256,20 @@ def gt_box_noise_benchmark(
     images: Sequence[ValImage],
     seed: int = 0,
     denoisers: dict[str, CropDenoiser] | None = None,
+    true_class: Sequence[CropDenoiser] = (),
 ) -> dict[str, object]:
     """AUC@0.08 / failure rate per model on clean + 12 degraded sets, GT-box protocol.
 
     ``denoisers`` (the CropDenoiser inside an aligner, by the same name) adds the confusion
-    matrix of its classifier on the crops of the final pass.
+    matrix of its classifier on the crops of the final pass. The ``true_class`` denoisers route
+    every crop by the class the set was degraded with instead of their classifier's verdict.
     """
     errors: dict[str, dict[str, list[float]]] = {name: {} for name in aligners}
     confusion = {name: np.zeros((N_CLASSES, N_CLASSES), np.int64) for name in denoisers or {}}
     for cls, level in VAL_SETS:
         key = set_name(cls, level)
+        for den in true_class:
+            den.forced_class = cls
         for item in images:
             image = degraded_like_cli(item, cls, level, seed)
             box = box_from_points(item.face.points)[None]
@@ -297,6 +315,10 @@ def train_fadenn(cfg: TrainFADeNNConfig, log=print) -> dict:
     iid = load_iid(iid_blob)
     if iid.variant != cfg.variant:
         raise CrctError(f"{cfg.iid} holds IID-{iid.variant.upper()}, not --variant {cfg.variant}")
+    if cfg.untouched:
+        untouched = IID(replace(iid.config, untouched=cfg.untouched))
+        untouched.load_state_dict(iid.state_dict())
+        iid = untouched
     model = FADeNN(iid, load_localizer(fll_blob))
     baseline = load_localizer(fll_blob)
     torch.manual_seed(cfg.seed)
@@ -367,11 +389,17 @@ def validate_fadenn(
     second stage ``refiner`` when given)."""
     aligner, denoiser = fadenn_aligner(model, refiner=refiner)
     name = f"fadenn_{model.iid.variant}"
+    aligners = {"fll": Aligner(baseline, refiner=refiner), name: aligner}
+    oracles = []
+    if model.iid.variant != "d":
+        aligners[f"{name}_true_class"], oracle = fadenn_aligner(model, refiner=refiner)
+        oracles.append(oracle)
     result = gt_box_noise_benchmark(
-        {"fll": Aligner(baseline, refiner=refiner), name: aligner},
+        aligners,
         images,
         seed,
         denoisers={name: denoiser} if model.iid.variant != "d" else None,
+        true_class=oracles,
     )
     ours = cast(dict, result[name])["summary"]
     base = cast(dict, result["fll"])["summary"]
