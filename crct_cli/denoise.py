@@ -126,7 +126,7 @@ class ImageDenoiser:
         if smoother is not None:
             probs = smoother(probs)
         cls = int(np.argmax(probs))
-        if cls in self.iid.passed:
+        if cls in self.iid.pass_through:
             return image, cls, probs
         dae = self.iid.daes[cls - 1]
         assert isinstance(dae, DAE)
@@ -189,7 +189,7 @@ def _copy(src: Path, dst: Path) -> None:
 def denoise_image_file(src: Path, dst: Path, den: ImageDenoiser) -> DenoiseRecord:
     image = read_image(src)
     out, cls, probs = den(image)
-    if cls is not None and cls in den.iid.passed:
+    if cls is not None and cls in den.iid.pass_through:
         _copy(src, dst)  # eq. 6: a clean image is not touched, not even re-encoded
     else:
         write_image(dst, out[..., 0] if is_gray(image) else out)

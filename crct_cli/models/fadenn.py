@@ -216,7 +216,8 @@ class IID(nn.Module):
         if self.config.untouched and self.config.variant == "d":
             raise ValueError("FADeNN-D has no classifier, so no class can be left untouched")
         #: class indices (0 = clean included) whose images are returned as they are
-        self.passed: tuple[int, ...] = (0, *(CLASS_NAMES.index(c) for c in self.config.untouched))
+        untouched = (CLASS_NAMES.index(c) for c in self.config.untouched)
+        self.pass_through: tuple[int, ...] = (0, *untouched)
         self.dae: DAE | None = None
         self.classifier: NoiseClassifier | None = None
         self.daes: nn.ModuleList | None = None
@@ -242,7 +243,7 @@ class IID(nn.Module):
         assert self.daes is not None
         out = x.clone()
         for k, dae in enumerate(self.daes, start=1):
-            if k in self.passed:
+            if k in self.pass_through:
                 continue
             idx = (classes == k).nonzero(as_tuple=True)[0]
             if len(idx):
@@ -337,7 +338,7 @@ class CropDenoiser:
         images = to_uint8(out)
         if classes is not None:
             cls = classes.cpu().numpy()
-            clean = np.isin(cls, self.iid.passed)
+            clean = np.isin(cls, self.iid.pass_through)
             images[clean] = crops[clean]  # eq. 6: untouched, not a float round trip
             return images, cls
         return images, None
