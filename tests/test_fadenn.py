@@ -185,15 +185,24 @@ def test_clean_input_passes_through_bit_identical(variant: str) -> None:
     assert not np.array_equal(den(crops), crops)
 
 
-def test_class_k_goes_to_dae_k_and_clean_is_untouched() -> None:
-    iid = IID(tiny_config("s")).eval()
-    classes = [0, 1, 2, 3, 4, 2, 0, 4]
+def denoise_with_stubs(
+    config: IIDConfig, classes: list[int]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, list[ConstantDAE]]:
+    """(input, output, classes) of an IID whose classifier says ``classes`` and whose DAE k
+    returns k / 10 everywhere, and those DAEs."""
+    iid = IID(config).eval()
     iid.classifier = ScriptedClassifier(classes)  # type: ignore[assignment]
     stubs = [ConstantDAE(k / 10) for k in range(1, 5)]
     iid.daes = nn.ModuleList(stubs)
     x = torch.rand(len(classes), 3, 16, 16)
     with torch.no_grad():
         out, got = iid.denoise(x)
+    return x, out, got, stubs
+
+
+def test_class_k_goes_to_dae_k_and_clean_is_untouched() -> None:
+    classes = [0, 1, 2, 3, 4, 2, 0, 4]
+    x, out, got, stubs = denoise_with_stubs(tiny_config("s"), classes)
     assert got is not None and got.tolist() == classes
     for i, k in enumerate(classes):
         if k == 0:
@@ -204,15 +213,9 @@ def test_class_k_goes_to_dae_k_and_clean_is_untouched() -> None:
 
 
 def test_untouched_classes_are_returned_as_they_are() -> None:
-    cfg = dataclasses.replace(tiny_config("m"), untouched=("scale",))
-    iid = IID(cfg).eval()
     classes = [4, 2, 0, 4]
-    iid.classifier = ScriptedClassifier(classes)  # type: ignore[assignment]
-    stubs = [ConstantDAE(k / 10) for k in range(1, 5)]
-    iid.daes = nn.ModuleList(stubs)
-    x = torch.rand(len(classes), 3, 16, 16)
-    with torch.no_grad():
-        out, got = iid.denoise(x)
+    cfg = dataclasses.replace(tiny_config("m"), untouched=("scale",))
+    x, out, got, stubs = denoise_with_stubs(cfg, classes)
     assert got is not None and got.tolist() == classes  # the verdict is still reported
     for i in (0, 2, 3):
         assert torch.equal(out[i], x[i])
