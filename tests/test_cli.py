@@ -82,7 +82,20 @@ def image(tmp_path: Path) -> Path:
         (["train", "fll", "{tmp}", "--val", "{tmp}", "--loss", "l2"], "--loss"),
         (["train", "fadenn", "{tmp}", "--val", "{tmp}", "--loss", "l2"], "--loss"),
         (["train", "fadenn", "{tmp}", "--val", "{tmp}", "--untouched", "fog"], "--untouched"),
-        (["train", "fadenn", "{tmp}", "--variant", "d", "--untouched", "scale"], "--untouched"),
+        (
+            [
+                "train",
+                "fadenn",
+                "{tmp}",
+                "--val",
+                "{tmp}",
+                "--variant",
+                "d",
+                "--untouched",
+                "scale",
+            ],
+            "--untouched",
+        ),
         (["train", "fll", "{tmp}", "--val", "{tmp}", "--freeze-global"], "--freeze-global"),
     ],
 )
