@@ -46,6 +46,7 @@ from crct_cli.models.weights import load_weights, read_manifest, save_weights, s
 from crct_cli.train.data import NO_AUGMENT, Face
 from crct_cli.train.fadenn import (
     TrainFADeNNConfig,
+    TrueClassDenoiser,
     ValImage,
     degraded_like_cli,
     gt_box_noise_benchmark,
@@ -223,7 +224,7 @@ def test_untouched_classes_are_returned_as_they_are() -> None:
     assert [s.seen for s in stubs] == [[], [1], [], []]  # the scale DAE never ran
 
 
-def test_untouched_crops_keep_their_bytes_and_a_forced_class_overrides_the_classifier() -> None:
+def test_untouched_crops_keep_their_bytes_and_the_true_class_overrides_the_classifier() -> None:
     iid = IID(dataclasses.replace(tiny_config("s"), untouched=("blur",))).eval()
     assert iid.classifier is not None and iid.daes is not None
     script_classifier(iid.classifier, 2)  # blur: untouched
@@ -233,9 +234,11 @@ def test_untouched_crops_keep_their_bytes_and_a_forced_class_overrides_the_class
     den = CropDenoiser(iid)
     assert np.array_equal(den(crops), crops)
     assert den.last_classes is not None and den.last_classes.tolist() == [2, 2]
-    den.forced_class = 3  # the true class, whatever the classifier says
-    changed = den(crops)
-    assert den.last_classes.tolist() == [3, 3] and (changed > crops).mean() > 0.9
+    oracle = TrueClassDenoiser(iid)
+    oracle.true_class = 3  # the true class, whatever the classifier says
+    changed = oracle(crops)
+    assert oracle.last_classes is not None
+    assert oracle.last_classes.tolist() == [3, 3] and (changed > crops).mean() > 0.9
 
 
 def test_untouched_needs_a_classifier_and_known_classes() -> None:
@@ -426,7 +429,10 @@ def test_gt_box_benchmark_scores_13_sets(tmp_path: Path, face_image) -> None:
     assert confusion.shape == (5, 5) and confusion.sum() == 13 * 2
     assert confusion.sum(axis=1).tolist() == [2, 6, 6, 6, 6]  # rows: true class of the set
     # routed by the true class of each set: every crop lands on the diagonal
-    forced = gt_box_noise_benchmark({"x": aligner}, images, 0, {"x": den}, true_class=[den])
+    oracle = TrueClassDenoiser(model.iid)
+    forced = gt_box_noise_benchmark(
+        {"x": Aligner(model.fll, denoiser=oracle)}, images, 0, {"x": oracle}, true_class=[oracle]
+    )
     routed = np.array(forced["x"]["confusion"]["matrix"])  # type: ignore[index]
     assert np.array_equal(routed, np.diag([2, 6, 6, 6, 6]))
 

@@ -73,6 +73,17 @@ class IIDConfig:
     untouched: tuple[str, ...] = ()
 
 
+def untouched_problem(variant: str, untouched: tuple[str, ...]) -> str | None:
+    """Why ``untouched`` cannot be left untouched by an IID of ``variant``, or None if it can."""
+    unknown = [c for c in untouched if c not in NOISE_TYPES]
+    if unknown:
+        names = ", ".join(NOISE_TYPES)
+        return f"untouched classes must be noise classes ({names}), got {unknown[0]!r}"
+    if untouched and variant == "d":
+        return "variant d has no classifier, so no class can be left untouched"
+    return None
+
+
 def _conv(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
     return nn.Conv2d(cin, cout, 3, stride=stride, padding=1)
 
@@ -210,11 +221,9 @@ class IID(nn.Module):
         self.config = config or IIDConfig()
         if self.config.variant not in VARIANTS:
             raise ValueError(f"IID variant must be one of {VARIANTS}, got {self.config.variant!r}")
-        unknown = [c for c in self.config.untouched if c not in NOISE_TYPES]
-        if unknown:
-            raise ValueError(f"untouched classes must be among {NOISE_TYPES}, got {unknown}")
-        if self.config.untouched and self.config.variant == "d":
-            raise ValueError("FADeNN-D has no classifier, so no class can be left untouched")
+        problem = untouched_problem(self.config.variant, self.config.untouched)
+        if problem:
+            raise ValueError(problem)
         #: class indices (0 = clean included) whose images are returned as they are
         untouched = (CLASS_NAMES.index(c) for c in self.config.untouched)
         self.pass_through: tuple[int, ...] = (0, *untouched)
@@ -303,8 +312,7 @@ class CropDenoiser:
     Crops the classifier calls clean (or an ``untouched`` class) are returned as the very same
     bytes. ``last_classes`` keeps the classes of the latest call (``None`` for D). With a
     ``smoother`` (one tracked face), a single crop's class is decided on probabilities averaged
-    over calls. ``forced_class`` overrides the classifier (the true class, to measure what
-    perfect routing would give).
+    over calls.
     """
 
     def __init__(
@@ -314,7 +322,6 @@ class CropDenoiser:
         self.iid = iid.eval().to(self.device)
         self.smoother = smoother
         self.last_classes: np.ndarray | None = None
-        self.forced_class: int | None = None
 
     @torch.inference_mode()
     def classify(self, crops: np.ndarray) -> np.ndarray:
@@ -322,8 +329,6 @@ class CropDenoiser:
 
     def _classify(self, x: torch.Tensor) -> torch.Tensor:
         """NC per crop; one crop with a smoother is decided on probabilities averaged over calls."""
-        if self.forced_class is not None:
-            return torch.full((len(x),), self.forced_class, dtype=torch.long, device=x.device)
         if self.smoother is None or len(x) != 1:
             return self.iid.classify(x)
         assert self.iid.classifier is not None

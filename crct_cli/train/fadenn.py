@@ -46,6 +46,7 @@ from crct_cli.models.fadenn import (
     fadenn_weight_config,
     iid_file,
     load_iid,
+    untouched_problem,
 )
 from crct_cli.models.fll import LandmarkLocalizer, load_localizer
 from crct_cli.noise import NOISE_TYPES
@@ -106,13 +107,9 @@ class TrainFADeNNConfig(TrainRun):
 
     def __post_init__(self) -> None:
         check_loss(self.loss)
-        bad = [c for c in self.untouched if c not in NOISE_TYPES]
-        if bad:
-            raise CrctError(
-                f"--untouched must name noise classes ({', '.join(NOISE_TYPES)}), got {bad[0]!r}"
-            )
-        if self.untouched and self.variant == "d":
-            raise CrctError("--untouched: variant d has no classifier to leave a class untouched")
+        problem = untouched_problem(self.variant, self.untouched)
+        if problem:
+            raise CrctError(f"--untouched: {problem}")
         super().__post_init__()
         if self.iid is None:
             self.iid = Path("weights") / iid_file(self.variant)
@@ -251,12 +248,22 @@ def _scores(errors: np.ndarray) -> dict[str, float]:
     }
 
 
+class TrueClassDenoiser(CropDenoiser):
+    """Routes every crop by ``true_class``, the class its set was degraded with, instead of the
+    classifier's verdict: what a perfect classifier would give."""
+
+    true_class: int = 0
+
+    def _classify(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.full((len(x),), self.true_class, dtype=torch.long, device=x.device)
+
+
 def gt_box_noise_benchmark(
     aligners: dict[str, Aligner],
     images: Sequence[ValImage],
     seed: int = 0,
     denoisers: dict[str, CropDenoiser] | None = None,
-    true_class: Sequence[CropDenoiser] = (),
+    true_class: Sequence[TrueClassDenoiser] = (),
 ) -> dict[str, object]:
     """AUC@0.08 / failure rate per model on clean + 12 degraded sets, GT-box protocol.
 
@@ -269,7 +276,7 @@ def gt_box_noise_benchmark(
     for cls, level in VAL_SETS:
         key = set_name(cls, level)
         for den in true_class:
-            den.forced_class = cls
+            den.true_class = cls
         for item in images:
             image = degraded_like_cli(item, cls, level, seed)
             box = box_from_points(item.face.points)[None]
@@ -392,7 +399,8 @@ def validate_fadenn(
     aligners = {"fll": Aligner(baseline, refiner=refiner), name: aligner}
     oracles = []
     if model.iid.variant != "d":
-        aligners[f"{name}_true_class"], oracle = fadenn_aligner(model, refiner=refiner)
+        oracle = TrueClassDenoiser(model.iid)
+        aligners[f"{name}_true_class"] = Aligner(model.fll, denoiser=oracle, refiner=refiner)
         oracles.append(oracle)
     result = gt_box_noise_benchmark(
         aligners,
