@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,32 @@ import torch
 from crct_cli.errors import CrctError
 from crct_cli.io.atomic import atomic_path, write_text_atomic
 
-WEIGHTS_DIR = Path(os.environ.get("CRCT_WEIGHTS", Path(__file__).resolve().parents[2] / "weights"))
 MANIFEST = "manifest.json"
+#: The repository's weight folder, the one place the files live in a checkout.
+CHECKOUT_WEIGHTS = Path(__file__).resolve().parents[2] / "weights"
+#: The copy an installed wheel carries (put there by setup.py's build step).
+PACKAGED_WEIGHTS = Path(__file__).resolve().parents[1] / "_weights"
+
+
+def resolve_weights_dir(
+    environ: Mapping[str, str] = os.environ,
+    checkout: Path = CHECKOUT_WEIGHTS,
+    packaged: Path = PACKAGED_WEIGHTS,
+) -> Path:
+    """``$CRCT_WEIGHTS`` when set; else ``weights/`` of the checkout crct runs from (a clone or
+    an editable install); else the copy inside the installed package (``pip install .``, a
+    wheel). The checkout is recognised by the pyproject.toml beside its ``weights/``."""
+    override = environ.get("CRCT_WEIGHTS")
+    if override:
+        return Path(override)
+    if (checkout.parent / "pyproject.toml").is_file() and (checkout / MANIFEST).is_file():
+        return checkout
+    if packaged.is_dir():
+        return packaged
+    return checkout  # a checkout without weights yet: errors name its weights/ folder
+
+
+WEIGHTS_DIR = resolve_weights_dir()
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:
