@@ -31,6 +31,11 @@ def _error_line(message: str) -> None:
     typer.echo(f"crct: error: {' '.join(str(message).split())}", err=True)
 
 
+def _warning_line(message: str) -> None:
+    """Print ``crct: warning: message`` as a single line on stderr."""
+    typer.echo(f"crct: warning: {' '.join(str(message).split())}", err=True)
+
+
 def _usage_message(exc: Exception) -> str:
     message = str(getattr(exc, "format_message", lambda: str(exc))())
     ctx = getattr(exc, "ctx", None)
@@ -149,8 +154,31 @@ def track(
         Path, typer.Option("--out", "-o", help="Output folder.", metavar="DIR", show_default=False)
     ],
     overlay: Annotated[
-        bool, typer.Option(help="Also write overlay.mp4: points, box, state colour.")
+        bool, typer.Option(help="Also write overlay.mp4: each face in its colour, with its id.")
     ] = False,
+    faces: Annotated[
+        str,
+        typer.Option(
+            help="How many faces to follow: 1 (the papers' single target), a number, or all.",
+            metavar="N|all",
+        ),
+    ] = "1",
+    detect_every: Annotated[
+        int,
+        typer.Option(
+            help="With several faces: look for new faces with MTCNN every K frames "
+            "(and on every frame on which a face is lost).",
+            metavar="K",
+        ),
+    ] = 10,
+    max_lost: Annotated[
+        int,
+        typer.Option(
+            help="With several faces: end a face's track after this many lost frames in a row "
+            "(a face that comes back later gets a new id).",
+            metavar="FRAMES",
+        ),
+    ] = 40,
     mode: Annotated[
         str,
         typer.Option(
@@ -174,33 +202,68 @@ def track(
         ),
     ] = "none",
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    backend: Annotated[
+        str,
+        typer.Option(
+            help="How the networks run: auto (ONNX Runtime on the CPU, PyTorch on CUDA), "
+            "torch or onnx.",
+            metavar="auto|torch|onnx",
+        ),
+    ] = "auto",
 ) -> None:
-    """Track 68 landmarks through videos: DIR/annot/000001.pts..., DIR/track.json."""
+    """Track 68 landmarks through videos: DIR/annot/000001.pts..., landmarks.csv, track.json.
+
+    Exit codes: 0 when every video was tracked (a video without a face is a result: a warning,
+    every frame lost); 2 when any input failed (the others are still tracked) or on bad options.
+    """
     from rich.console import Console
 
     from crct_cli.aligner import check_denoise
-    from crct_cli.tracking.networks import CRCTNetworks, resolve_device
+    from crct_cli.api import Tracker
     from crct_cli.tracking.pipeline import track_video
-    from crct_cli.tracking.tracker import TrackerConfig
     from crct_cli.ui import frame_progress, print_track_summary
 
     _check_mode(mode)
     check_denoise(denoise)
     box = _parse_box(init_box)
-    for video in videos:
-        if not video.is_file():
-            raise CrctError(f"{video}: no such video file")
     stems = [v.stem for v in videos]
     if len(set(stems)) != len(stems):
         raise CrctError("two videos share a file name; track them in separate runs")
-    config = TrackerConfig(tb=tb, tc=tc, seq_bt=seq_bt, mode=mode)
-    nets = CRCTNetworks(resolve_device(device), mode, denoise=denoise)
+    tracker = Tracker(
+        faces,
+        device,
+        mode=mode,
+        denoise=denoise,
+        tb=tb,
+        tc=tc,
+        seq_bt=seq_bt,
+        detect_every=detect_every,
+        max_lost=max_lost,
+        init_box=box,
+        backend=backend,
+    )
     console = Console(stderr=True, highlight=False)
+    failed = 0
     for video in videos:
         target = out if len(videos) == 1 else out / video.stem
-        with frame_progress(console, video.name) as on_frame:
-            summary = track_video(video, target, nets, config, box, overlay, on_frame)
-        print_track_summary(console, summary, nets.timings)
+        try:
+            if not video.is_file():
+                raise CrctError(f"{video}: no such video file")
+            with frame_progress(console, video.name) as on_frame:
+                summary = track_video(video, target, tracker, overlay, on_frame)
+        except CrctError as exc:
+            failed += 1
+            _error_line(str(exc))
+            continue
+        except Exception as exc:  # one broken video never stops the others
+            failed += 1
+            _error_line(f"{video}: {type(exc).__name__}: {exc}")
+            continue
+        print_track_summary(console, summary, tracker.timings)
+        if summary.status == "no_face":
+            _warning_line(f"{video}: no face found in any of its {summary.frames} frames")
+    if failed:
+        raise typer.Exit(EXIT_BAD_INPUT)
 
 
 @app.command()
@@ -396,7 +459,14 @@ def degrade(
     ],
     noise_type: Annotated[
         str | None,
-        typer.Option("--type", "-t", help="downsample | blur | noise | scale.", show_default=False),
+        typer.Option(
+            "--noise",
+            "--type",
+            "-t",
+            help="downsample | blur | noise | scale (also called color).",
+            metavar="TYPE",
+            show_default=False,
+        ),
     ] = None,
     level: Annotated[
         int | None,
@@ -417,7 +487,10 @@ def degrade(
     from rich.progress import track as progress
 
     from crct_cli.degrade import plan_degrade
+    from crct_cli.noise import canonical_noise_type
 
+    if noise_type is not None:
+        noise_type = canonical_noise_type(noise_type)
     plan = plan_degrade(paths, out, noise_type, level, all_sets=all_sets, seed=seed)
     console = Console(stderr=True, soft_wrap=True, highlight=False)
     steps = plan.run()

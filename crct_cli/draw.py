@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import cv2
 import numpy as np
 
@@ -37,6 +40,60 @@ def draw_landmarks(
             cv2.FONT_HERSHEY_SIMPLEX,
             0.45 * scale,
             colour,
+            scale,
+            cv2.LINE_AA,
+        )
+    return out
+
+
+#: RGB colours for face ids (cycled): distinct on dark and bright footage alike.
+FACE_COLOURS: tuple[tuple[int, int, int], ...] = (
+    (40, 220, 40),
+    (0, 170, 255),
+    (255, 140, 0),
+    (220, 60, 220),
+    (255, 230, 40),
+    (0, 230, 200),
+    (170, 110, 255),
+    (255, 90, 120),
+)
+
+
+def draw_faces(image: np.ndarray, faces: Sequence[Any], label: str | None = None) -> np.ndarray:
+    """Every face in its own colour with its id; a lost face's points are hollow rings."""
+    out = np.ascontiguousarray(image.copy())
+    scale = max(1, round(min(out.shape[:2]) / 360))
+    for face in faces:
+        colour = FACE_COLOURS[face.face_id % len(FACE_COLOURS)]
+        lost = face.state == "lost"
+        if face.box is not None:
+            x, y, w, h = (int(round(v)) for v in face.box)
+            cv2.rectangle(out, (x, y), (x + w, y + h), colour, scale, cv2.LINE_AA)
+            text = f"#{face.face_id} {face.state}"
+            if face.score is not None:
+                text += f" p={face.score:.2f}"
+            cv2.putText(
+                out,
+                text,
+                (x, max(10 * scale, y - 4 * scale)),
+                cv2.FONT_HERSHEY_SIMPLEX,
+                0.4 * scale,
+                colour,
+                scale,
+                cv2.LINE_AA,
+            )
+        if face.points is not None:
+            for px, py in face.points:
+                centre = (int(round(px)), int(round(py)))
+                cv2.circle(out, centre, scale + 1, colour, 1 if lost else -1, cv2.LINE_AA)
+    if label:
+        cv2.putText(
+            out,
+            label,
+            (8, 12 + 12 * scale),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.45 * scale,
+            (255, 255, 255),
             scale,
             cv2.LINE_AA,
         )

@@ -63,6 +63,8 @@ def item_progress(console: Console, label: str, total: int) -> Iterator[Callable
 def print_track_summary(console: Console, s: TrackSummary, timings: dict[str, list[float]]) -> None:
     table = Table(title=f"{s.video} -> {s.out_dir}", show_header=False, box=None)
     table.add_row("frames", str(s.frames))
+    if s.faces > 1:
+        table.add_row("faces", f"{s.faces} ({s.face_frames} face-frames)")
     table.add_row("with landmarks", str(s.with_points))
     table.add_row("re-detections", str(s.redetections))
     table.add_row("frames lost", str(s.lost))

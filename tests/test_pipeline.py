@@ -14,13 +14,14 @@ from typing import Any
 import numpy as np
 import pytest
 
+from crct_cli.api import Tracker
 from crct_cli.errors import CrctError
 from crct_cli.io.landmarks import read_pts
 from crct_cli.io.track_json import read_track_json
 from crct_cli.io.video import iter_frames, probe_video
 from crct_cli.landmarks import box_from_points
 from crct_cli.tracking.detector import Detection
-from crct_cli.tracking.pipeline import track_video
+from crct_cli.tracking.pipeline import track_video as _track_video
 from crct_cli.tracking.tracker import TrackerConfig
 
 W, H, N = 128, 96, 8
@@ -77,6 +78,29 @@ class FaceNets:
         return shape_in(box_at(skin_centre(image), tuple(box[2:])))
 
 
+def track_video(
+    clip: Path,
+    out: Path,
+    nets: Any,
+    config: TrackerConfig,
+    init_box: np.ndarray | None = None,
+    overlay: bool = False,
+    on_frame: Callable[[int, int | None], None] | None = None,
+    **options: Any,
+) -> Any:
+    """``track_video`` through the public Tracker, built on the fake networks."""
+    tracker = Tracker(
+        networks=nets,
+        mode=config.mode,
+        tb=config.tb,
+        tc=config.tc,
+        seq_bt=config.seq_bt,
+        init_box=init_box,
+        **options,
+    )
+    return _track_video(clip, out, tracker, overlay, on_frame)
+
+
 def box_centre(points: np.ndarray) -> np.ndarray:
     box = box_from_points(points)
     return box[:2] + box[2:] / 2
@@ -109,7 +133,7 @@ def test_track_writes_one_pts_per_frame_in_decoding_order(
         overlay=True,
         on_frame=lambda done, total: progress.append((done, total)),
     )
-    assert listing(out) == ["annot", "overlay.mp4", "track.json"]
+    assert listing(out) == ["annot", "landmarks.csv", "overlay.mp4", "track.json"]
     names = listing(out / "annot")
     assert names == [f"{k:06d}.pts" for k in range(1, N + 1)]
     centres = original_centres(face_image, N)
@@ -173,11 +197,23 @@ def test_overlay_has_the_source_frame_count_and_rate(clip: Path, tmp_path: Path)
     assert np.abs(frames[0].image.astype(int) - source.astype(int)).max() > 100
 
 
-def test_no_face_anywhere_is_an_error_and_leaves_nothing(clip: Path, tmp_path: Path) -> None:
+def test_no_face_anywhere_is_a_result_with_every_frame_lost(clip: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    with pytest.raises(CrctError, match="no face"):
-        track_video(clip, out, FaceNets(find_faces=False), TrackerConfig(), overlay=True)
-    assert listing(out) == []
+    summary = track_video(clip, out, FaceNets(find_faces=False), TrackerConfig(), overlay=True)
+    assert summary.status == "no_face" and summary.frames == N and summary.with_points == 0
+    assert listing(out) == ["annot", "landmarks.csv", "overlay.mp4", "track.json"]
+    assert listing(out / "annot") == []
+    track = read_track_json(out / "track.json")
+    assert [f.state for f in track.frames] == ["lost"] * N
+    assert all(f.points is None for f in track.frames)
+    assert all(frame.faces == [] for frame in track.faces)
+    assert track.summary["status"] == "no_face"
+    assert (out / "landmarks.csv").read_text().count("\n") == 1  # the header alone
+
+
+def test_a_missing_video_is_one_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(CrctError, match="missing.mp4"):
+        track_video(tmp_path / "missing.mp4", tmp_path / "out", FaceNets(), TrackerConfig())
 
 
 def test_networks_failing_midway_leave_nothing_finished(clip: Path, tmp_path: Path) -> None:
@@ -194,7 +230,7 @@ def test_failure_over_a_finished_run_keeps_the_old_outputs(clip: Path, tmp_path:
     track_json = (out / "track.json").read_bytes()
     with pytest.raises(RuntimeError):
         track_video(clip, out, FaceNets(fail_at_bt=3), TrackerConfig(tb=0.3))
-    assert listing(out) == ["annot", "track.json"]
+    assert listing(out) == ["annot", "landmarks.csv", "track.json"]
     assert {p: (out / "annot" / p).read_bytes() for p in listing(out / "annot")} == before
     assert (out / "track.json").read_bytes() == track_json
 
@@ -208,7 +244,7 @@ def test_rerun_replaces_annot_cleanly(
     short = make_video("short.mp4", n_frames=5, width=W, height=H, fps=25)
     summary = track_video(short, out, FaceNets(), TrackerConfig())
     assert summary.frames == 5
-    assert listing(out) == ["annot", "track.json"]  # no .annot.old / .annot.partial
+    assert listing(out) == ["annot", "landmarks.csv", "track.json"]  # no .old / .partial
     assert listing(out / "annot") == [f"{k:06d}.pts" for k in range(1, 6)]
     track = read_track_json(out / "track.json")
     assert len(track.frames) == 5 and track.header["video"] == str(short)

@@ -1,6 +1,8 @@
-"""The JSON file ``crct track`` writes: one record per frame, schema ``crct.track/1``.
+"""The JSON file ``crct track`` writes: one record per frame, schemas ``crct.track/1`` and ``/2``.
 
-Layout (documented with an example in ``docs/formats.md``)::
+``crct track`` writes ``crct.track/2`` (every face of each frame); ``crct.track/1`` (one face)
+is still read and written, so files and readers from before several faces keep working.
+Layout of version 1 (both documented with an example in ``docs/formats.md``)::
 
     {"schema": "crct.track/1", "video": str, "width": int, "height": int, "fps": float,
      "n_frames": int | null, "method": str, "config": {...},
@@ -8,6 +10,9 @@ Layout (documented with an example in ``docs/formats.md``)::
                  "points": [[x, y] x 68] | null, "score": float | null,
                  "state": "tracked" | "redetected" | "lost"}, ...],
      "summary": {...}}
+
+Version 2 has the same header plus ``faces`` (the face count asked for, ``null`` for all), and
+frames ``{"index", "time", "faces": [{"face_id": int, "box", "points", "score", "state"}]}``.
 
 :class:`TrackJsonWriter` streams frames to a temporary file as they come (memory stays flat
 for any video length) and renames it at :meth:`~TrackJsonWriter.close`;
@@ -20,7 +25,7 @@ import json
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
@@ -31,6 +36,8 @@ from crct_cli.errors import CrctError
 from crct_cli.landmarks import N_POINTS
 
 SCHEMA = "crct.track/1"
+SCHEMA_FACES = "crct.track/2"
+SCHEMAS: tuple[str, ...] = (SCHEMA, SCHEMA_FACES)
 
 #: Frame states. tracked: the tracker's estimate passed the face validator and was refined;
 #: redetected: the tracker was re-initialised from a fresh face detection this frame;
@@ -84,13 +91,74 @@ class FrameRecord:
 
 
 @dataclass
+class FaceRecord:
+    """One face in one frame of a ``crct.track/2`` file; fields as :class:`FrameRecord`."""
+
+    face_id: int
+    box: np.ndarray | None = None
+    points: np.ndarray | None = None
+    score: float | None = None
+    state: str = "lost"
+
+    def as_frame(self, index: int, time: float) -> FrameRecord:
+        return FrameRecord(index, time, self.box, self.points, self.score, self.state)
+
+    def to_json(self) -> dict[str, Any]:
+        if not _is_int(self.face_id) or self.face_id < 0:
+            raise ValueError(f"face_id must be an integer >= 0, got {self.face_id!r}")
+        return {"face_id": int(self.face_id), **_face_fields(self.as_frame(0, 0.0).to_json())}
+
+
+@dataclass
+class FacesRecord:
+    """One frame of a ``crct.track/2`` file: its faces, by ``face_id``."""
+
+    index: int
+    time: float
+    faces: list[FaceRecord]
+
+    def to_json(self) -> dict[str, Any]:
+        problem = _record_problem(FrameRecord(self.index, self.time))
+        if problem:
+            raise ValueError(f"frame {self.index}: {problem}")
+        ids = [f.face_id for f in self.faces]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"frame {self.index}: a face_id appears twice")
+        return {
+            "index": int(self.index),
+            "time": _round(self.time, _TIME_DECIMALS),
+            "faces": [f.to_json() for f in self.faces],
+        }
+
+    def face(self, face_id: int) -> FrameRecord:
+        """This frame as a one-face record of ``face_id`` (lost, no points, if absent)."""
+        for f in self.faces:
+            if f.face_id == face_id:
+                return f.as_frame(self.index, self.time)
+        return FrameRecord(self.index, self.time)
+
+
+def _face_fields(frame_json: dict[str, Any]) -> dict[str, Any]:
+    return {k: frame_json[k] for k in ("box", "points", "score", "state")}
+
+
+@dataclass
 class TrackFile:
-    """A validated track file: its header fields, frame records and summary."""
+    """A validated track file: its header fields, frame records and summary.
+
+    ``frames`` holds one record per frame for face 0 in both versions (readers of version 1
+    keep working); ``faces`` holds every face of every frame (version 1: face 0's records).
+    """
 
     path: Path
     header: dict[str, Any]
     frames: list[FrameRecord]
     summary: dict[str, Any]
+    faces: list[FacesRecord] = field(default_factory=list)
+
+    @property
+    def schema(self) -> str:
+        return str(self.header["schema"])
 
     @property
     def video(self) -> str:
@@ -204,15 +272,20 @@ class TrackJsonWriter:
     given to :meth:`close` adds to it (e.g. ``runtime_s``).
     """
 
-    def __init__(self, path: str | os.PathLike[str], header: Mapping[str, Any]) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], header: Mapping[str, Any], schema: str = SCHEMA
+    ) -> None:
         self.path = Path(path)
+        if schema not in SCHEMAS:
+            raise ValueError(f"unknown track schema {schema!r}")
+        self.schema = schema
         problem = _header_problem(header)
         if problem:
             raise ValueError(f"track header: {problem}")
         reserved = {"schema", "frames", "summary"} & set(header)
-        if reserved - {"schema"} or header.get("schema", SCHEMA) != SCHEMA:
+        if reserved - {"schema"} or header.get("schema", schema) != schema:
             raise ValueError(f"track header must not set {sorted(reserved)}")
-        full = {"schema": SCHEMA, **{k: v for k, v in header.items() if k != "schema"}}
+        full = {"schema": schema, **{k: v for k, v in header.items() if k != "schema"}}
         try:
             header_text = json.dumps(full, indent=2, allow_nan=False, default=_json_default)
         except (TypeError, ValueError) as exc:
@@ -229,13 +302,14 @@ class TrackJsonWriter:
             raise CrctError(f"{self.path}: cannot write ({exc.strerror})") from None
         self._closed = False
         self._last_index = -1
-        self.counts = dict.fromkeys(STATES, 0)
+        self._frames = 0
+        self.counts = dict.fromkeys(STATES, 0)  # version 2: face-frames per state
         # The header minus its closing brace, then the frames array opened.
         self._write(header_text[: header_text.rstrip().rfind("}")].rstrip() + ',\n  "frames": [')
 
     @property
     def frames_written(self) -> int:
-        return sum(self.counts.values())
+        return self._frames
 
     def _write(self, text: str) -> None:
         try:
@@ -244,10 +318,15 @@ class TrackJsonWriter:
             self.abort()
             raise CrctError(f"{self.path}: cannot write ({exc.strerror})") from None
 
-    def add(self, record: FrameRecord) -> None:
+    def add(self, record: FrameRecord | FacesRecord) -> None:
         """Append one frame record (validated; ValueError if it breaks the schema)."""
         if self._closed:
             raise ValueError("add() on a closed TrackJsonWriter")
+        expected = FrameRecord if self.schema == SCHEMA else FacesRecord
+        if not isinstance(record, expected):
+            raise ValueError(
+                f"{self.schema} takes {expected.__name__}, got {type(record).__name__}"
+            )
         line = json.dumps(record.to_json(), separators=(", ", ": "), allow_nan=False)
         if record.index <= self._last_index:
             raise ValueError(
@@ -256,7 +335,9 @@ class TrackJsonWriter:
         sep = "\n    " if self.frames_written == 0 else ",\n    "
         self._write(sep + line)
         self._last_index = int(record.index)
-        self.counts[record.state] += 1
+        self._frames += 1
+        for state in _states_of(record):
+            self.counts[state] += 1
 
     def close(self, summary: Mapping[str, Any] | None = None) -> None:
         """Write the summary, close the file and rename it onto its final name."""
@@ -307,6 +388,12 @@ class TrackJsonWriter:
             self.abort()
 
 
+def _states_of(record: FrameRecord | FacesRecord) -> list[str]:
+    if isinstance(record, FrameRecord):
+        return [record.state]
+    return [f.state for f in record.faces]
+
+
 def _json_default(value: Any) -> Any:
     """Let numpy scalars, arrays and paths appear in a header's config or the summary."""
     if isinstance(value, np.generic):
@@ -336,9 +423,11 @@ def read_track_json(path: str | os.PathLike[str]) -> TrackFile:
         raise CrctError(f"{path}: not valid JSON ({exc})") from None
     if not isinstance(data, dict):
         raise CrctError(f"{path}: not a crct track file (top level is not an object)")
-    if data.get("schema") != SCHEMA:
+    schema = data.get("schema")
+    if schema not in SCHEMAS:
         raise CrctError(
-            f"{path}: not a crct track file (schema {data.get('schema')!r}, expected {SCHEMA!r})"
+            f"{path}: not a crct track file (schema {schema!r}, expected one of "
+            f"{', '.join(SCHEMAS)})"
         )
     problem = _header_problem(data)
     if problem:
@@ -350,15 +439,59 @@ def read_track_json(path: str | os.PathLike[str]) -> TrackFile:
     if not isinstance(summary, dict):
         raise CrctError(f"{path}: summary must be an object")
     frames: list[FrameRecord] = []
+    faces: list[FacesRecord] = []
     last = -1
     for i, item in enumerate(frames_json):
-        record = _record_from_json(item, path, i)
+        if schema == SCHEMA:
+            record = _record_from_json(item, path, i)
+            faces.append(FacesRecord(record.index, record.time, [_as_face(record)]))
+        else:
+            faces.append(_faces_from_json(item, path, i))
+            record = faces[-1].face(0)
         if record.index <= last:
             raise CrctError(f"{path}: frames[{i}]: index {record.index} after {last}")
         last = record.index
         frames.append(record)
     header = {k: v for k, v in data.items() if k not in ("frames", "summary")}
-    return TrackFile(path=path, header=header, frames=frames, summary=summary)
+    return TrackFile(path=path, header=header, frames=frames, summary=summary, faces=faces)
+
+
+def _as_face(record: FrameRecord, face_id: int = 0) -> FaceRecord:
+    return FaceRecord(face_id, record.box, record.points, record.score, record.state)
+
+
+def _faces_from_json(item: Any, path: Path, i: int) -> FacesRecord:
+    where = f"{path}: frames[{i}]"
+    if not isinstance(item, dict) or not isinstance(item.get("faces"), list):
+        raise CrctError(f"{where}: not an object with a faces list")
+    faces = []
+    for k, face in enumerate(item["faces"]):
+        if not isinstance(face, dict):
+            raise CrctError(f"{where}: faces[{k}]: not an object")
+        face_id = face.get("face_id")
+        if not _is_int(face_id) or face_id < 0:
+            raise CrctError(f"{where}: faces[{k}]: face_id must be an integer >= 0")
+        record = _record_from_json(
+            {"index": item.get("index"), "time": item.get("time"), **face}, path, i
+        )
+        faces.append(_as_face(record, int(face_id)))
+    ids = [f.face_id for f in faces]
+    if len(set(ids)) != len(ids):
+        raise CrctError(f"{where}: a face_id appears twice")
+    if not faces:
+        record = _record_from_json(
+            {
+                "index": item.get("index"),
+                "time": item.get("time"),
+                "box": None,
+                "points": None,
+                "score": None,
+                "state": "lost",
+            },
+            path,
+            i,
+        )
+    return FacesRecord(record.index, record.time, faces)
 
 
 _FRAME_KEYS = ("index", "time", "box", "points", "score", "state")

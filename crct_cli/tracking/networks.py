@@ -64,8 +64,11 @@ class CRCTNetworks:
         align: AlignConfig | None = None,
         denoise: str = "none",
         denoise_smoothing: float = TRACK_SMOOTHING,
+        backend: str = "auto",
     ) -> None:
         self.device = torch.device(device)
+        self.weights_dir = weights_dir
+        self.backend = backend
         self.timings: dict[str, list[float]] = defaultdict(list)
         self.weight_files: dict[str, str] = {}
         # FLL (with its second stage when shipped), or FADeNN: its IID is timed apart as "iid"
@@ -101,32 +104,66 @@ class CRCTNetworks:
         with _Timer(self.timings, "detect"):
             return self.detector(image)
 
+    # One face (the ``Networks`` protocol): a batch of one, so both paths give the same points.
+
     def localize(self, image: np.ndarray, box: np.ndarray) -> np.ndarray:
-        with _Timer(self.timings, "fll"):
-            return self.aligner(image, box[None])[0]
+        return self.localize_batch(image, box[None])[0]
 
-    @torch.inference_mode()
     def validate(self, image: np.ndarray, points: np.ndarray) -> float:
-        assert self.fv is not None
-        with _Timer(self.timings, "fv"):
-            crop, pts = fv_crop(image, points, self.fv.config)
-            x = torch.from_numpy(crop).to(self.device).permute(2, 0, 1)[None].float() / 255.0
-            p = torch.from_numpy(pts).to(self.device).float()[None]
-            return float(torch.sigmoid(self.fv(x, p))[0])
+        return float(self.validate_batch(image, points[None])[0])
 
-    @torch.inference_mode()
     def bt_step(
         self, prev: np.ndarray, cur: np.ndarray, box: np.ndarray, state: Any
     ) -> tuple[np.ndarray, Any]:
+        points, states = self.bt_batch(prev, cur, box[None], [state])
+        return points[0], states[0]
+
+    # Every face of a frame at once (``crct_cli.tracking.multi.BatchNetworks``).
+
+    def localize_batch(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        with _Timer(self.timings, "fll"):
+            return self.aligner(image, boxes)
+
+    @torch.inference_mode()
+    def validate_batch(self, image: np.ndarray, points: np.ndarray) -> np.ndarray:
+        assert self.fv is not None
+        with _Timer(self.timings, "fv"):
+            crops, pts = zip(*(fv_crop(image, p, self.fv.config) for p in points), strict=True)
+            x = torch.from_numpy(np.stack(crops)).to(self.device).permute(0, 3, 1, 2).float()
+            p = torch.from_numpy(np.stack(pts)).to(self.device).float()
+            return torch.sigmoid(self.fv(x / 255.0, p)).float().cpu().numpy().astype(np.float64)
+
+    @torch.inference_mode()
+    def bt_batch(
+        self, prev: np.ndarray, cur: np.ndarray, boxes: np.ndarray, states: list[Any]
+    ) -> tuple[np.ndarray, list[Any]]:
+        """BT for every track of a frame; ``states`` are per-track (h, c) pairs or None."""
         assert self.bt is not None
         cfg = self.bt.config
         with _Timer(self.timings, "bt"):
-            center, side = geometry.box_center_size(box)
-            m = geometry.crop_matrix(center, side * cfg.context, cfg.input_size)
+            mats = []
+            for box in boxes:
+                center, side = geometry.box_center_size(box)
+                mats.append(geometry.crop_matrix(center, side * cfg.context, cfg.input_size))
             crops = np.stack(
-                [geometry.warp(prev, m, cfg.input_size), geometry.warp(cur, m, cfg.input_size)]
+                [geometry.warp(img, m, cfg.input_size) for img in (prev, cur) for m in mats]
             )
             x = torch.from_numpy(crops).to(self.device).permute(0, 3, 1, 2).float() / 255.0
-            pred, state = self.bt(x[:1], x[1:], state)
-            pts = (pred[0].float().cpu().numpy() + 0.5) * cfg.input_size
-            return geometry.apply(geometry.invert(m), pts), state
+            n = len(mats)
+            pred, (h, c) = self.bt(x[:n], x[n:], self._stack_states(states))
+            pts = (pred.float().cpu().numpy() + 0.5) * cfg.input_size
+            out = np.stack(
+                [geometry.apply(geometry.invert(m), p) for m, p in zip(mats, pts, strict=True)]
+            )
+            return out, [(h[:, i : i + 1], c[:, i : i + 1]) for i in range(n)]
+
+    def _stack_states(self, states: list[Any]) -> Any:
+        """Per-track LSTM states as one batch; a reset track (None) starts from zeros."""
+        if all(s is None for s in states):
+            return None
+        assert self.bt is not None
+        shape = (self.bt.config.lstm_layers, 1, self.bt.config.hidden)
+        zeros = torch.zeros(shape, device=self.device)
+        h = torch.cat([zeros if s is None else s[0] for s in states], dim=1)
+        c = torch.cat([zeros if s is None else s[1] for s in states], dim=1)
+        return h, c

@@ -1,10 +1,16 @@
 """``crct track``: decode -> track -> write, streaming, for one video at a time.
 
-Outputs under the video's output folder: ``annot/000001.pts`` (300-VW layout, one file per
-decoded frame that has points, numbered from 1 in decoding order), ``track.json`` (the
-``crct.track/1`` schema of docs/formats.md) and, on request, ``overlay.mp4``. Everything is
-written under temporary names and renamed when the video is complete, so an interrupted run
-leaves no folder that looks finished.
+Outputs under the video's output folder:
+
+- ``annot/000001.pts``: face 0 (the papers' single target), 300-VW layout, one file per
+  decoded frame in which face 0 has points, numbered from 1 in decoding order;
+- ``faces/<face_id>/annot/000001.pts ...``: every face, when tracking other than one face;
+- ``landmarks.csv``: every face of every frame, OpenFace 2.x layout (crct_cli.io.openface_csv);
+- ``track.json``: the ``crct.track/2`` schema of docs/formats.md; ``overlay.mp4`` on request.
+
+Everything is written under temporary names and renamed when the video is complete, so an
+interrupted run leaves no folder that looks finished. A video in which no face is ever found
+is a result (status ``no_face``): every frame lost, an empty ``annot/``.
 """
 
 from __future__ import annotations
@@ -14,15 +20,17 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
-import numpy as np
-
-from crct_cli.draw import draw_landmarks
+from crct_cli.draw import draw_faces
 from crct_cli.errors import CrctError
 from crct_cli.io.landmarks import format_pts
-from crct_cli.io.track_json import FrameRecord, TrackJsonWriter
-from crct_cli.io.video import VideoWriter, iter_frames, probe_video
-from crct_cli.tracking.tracker import CRCTTracker, Networks, TrackerConfig
+from crct_cli.io.openface_csv import LandmarksCsvWriter
+from crct_cli.io.track_json import SCHEMA_FACES, FaceRecord, FacesRecord, TrackJsonWriter
+from crct_cli.io.video import VideoWriter, probe_video
+
+#: The files a finished video folder holds (``overlay.mp4`` besides, on request).
+OUTPUTS: tuple[str, ...] = ("annot", "track.json", "landmarks.csv")
 
 
 @dataclass
@@ -30,16 +38,23 @@ class TrackSummary:
     video: str
     out_dir: str
     frames: int
-    with_points: int
-    tracked: int
+    with_points: int  # frames in which face 0 has points
+    tracked: int  # face 0's frames per state
     redetected: int
     lost: int
     redetections: int
     seconds: float
+    faces: int = 0  # distinct face ids
+    face_frames: int = 0  # rows of landmarks.csv
 
     @property
     def fps(self) -> float:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def status(self) -> str:
+        """``ok``, or ``no_face`` when no frame had a face."""
+        return "ok" if self.face_frames else "no_face"
 
 
 def _replace_dir(tmp: Path, final: Path) -> None:
@@ -53,73 +68,103 @@ def _replace_dir(tmp: Path, final: Path) -> None:
         tmp.rename(final)
 
 
+class _PtsFolders:
+    """``annot/`` for face 0 and, when asked, ``faces/<id>/annot/``, built under temporary
+    names and swapped in at :meth:`commit`."""
+
+    def __init__(self, out_dir: Path, per_face: bool) -> None:
+        self.out_dir, self.per_face = out_dir, per_face
+        self.annot = out_dir / ".annot.partial"
+        self.faces = out_dir / ".faces.partial"
+        self.discard()
+        self.annot.mkdir()
+        if per_face:
+            self.faces.mkdir()
+
+    def write(self, frame_index: int, face_id: int, points: Any) -> None:
+        name = f"{frame_index + 1:06d}.pts"
+        text = format_pts(points)
+        if face_id == 0:
+            (self.annot / name).write_text(text, encoding="utf-8")
+        if self.per_face:
+            folder = self.faces / str(face_id) / "annot"
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / name).write_text(text, encoding="utf-8")
+
+    def commit(self) -> None:
+        _replace_dir(self.annot, self.out_dir / "annot")
+        if self.per_face:
+            _replace_dir(self.faces, self.out_dir / "faces")
+        elif (self.out_dir / "faces").exists():  # per-face files of an earlier run
+            shutil.rmtree(self.out_dir / "faces")
+
+    def discard(self) -> None:
+        shutil.rmtree(self.annot, ignore_errors=True)
+        shutil.rmtree(self.faces, ignore_errors=True)
+
+
 def track_video(
     video: Path,
     out_dir: Path,
-    nets: Networks,
-    config: TrackerConfig,
-    init_box: np.ndarray | None = None,
+    tracker: Any,
     overlay: bool = False,
     on_frame: Callable[[int, int | None], None] | None = None,
 ) -> TrackSummary:
-    """Track one video into ``out_dir``; ``on_frame(done, total)`` reports progress."""
+    """Track one video into ``out_dir`` with a :class:`crct_cli.api.Tracker`.
+
+    ``on_frame(done, total)`` reports progress.
+    """
     info = probe_video(video)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise CrctError(f"{out_dir}: cannot create output folder ({exc.strerror})") from None
-    annot_tmp = out_dir / ".annot.partial"
-    shutil.rmtree(annot_tmp, ignore_errors=True)
-    annot_tmp.mkdir()
     header = {
         "video": str(video),
         "width": info.width,
         "height": info.height,
         "fps": info.fps,
         "n_frames": info.n_frames,
-        "method": config.mode,
-        "config": {**asdict(config), "init_box": None if init_box is None else list(init_box)},
+        "method": tracker.config.mode,
+        "faces": tracker.multi.faces,
+        "config": tracker.describe(),
     }
-    tracker = CRCTTracker(nets, config, init_box)
+    pts = _PtsFolders(out_dir, per_face=tracker.multi.faces != 1)
     counts = {"tracked": 0, "redetected": 0, "lost": 0}
-    frames = with_points = 0
-    writer = None
+    frames = with_points = face_frames = 0
+    ids: set[int] = set()
+    writer = csv = None
     t0 = time.perf_counter()
     try:
-        with TrackJsonWriter(out_dir / "track.json", header) as track_json:
+        with TrackJsonWriter(out_dir / "track.json", header, SCHEMA_FACES) as track_json:
+            csv = LandmarksCsvWriter(out_dir / "landmarks.csv")
             if overlay:
                 writer = VideoWriter(out_dir / "overlay.mp4", info.fps, info.width, info.height)
-            for frame in iter_frames(video):
-                result = tracker.step(frame.image)
-                counts[result.state] += 1
+            for frame in tracker.track(video):
                 frames += 1
-                if result.points is not None:
-                    with_points += 1
-                    (annot_tmp / f"{frame.index + 1:06d}.pts").write_text(
-                        format_pts(result.points), encoding="utf-8"
-                    )
+                first = frame.face(0)
+                counts[first.state if first is not None else "lost"] += 1
+                for face in frame.faces:
+                    ids.add(face.face_id)
+                    face_frames += 1
+                    if face.face_id == 0:
+                        with_points += 1
+                    pts.write(frame.index, face.face_id, face.points)
+                csv.add(frame.index, frame.time, frame.faces)
                 track_json.add(
-                    FrameRecord(
+                    FacesRecord(
                         frame.index,
                         frame.time,
-                        result.box,
-                        result.points,
-                        result.score,
-                        result.state,
+                        [
+                            FaceRecord(f.face_id, f.box, f.points, f.score, f.state)
+                            for f in frame.faces
+                        ],
                     )
                 )
                 if writer is not None:
-                    label = f"{frame.index + 1} {result.state}"
-                    if result.score is not None:
-                        label += f" p={result.score:.2f}"
-                    writer.write(
-                        draw_landmarks(frame.image, result.points, result.box, result.state, label)
-                    )
+                    writer.write(draw_faces(frame.image, frame.faces, f"{frame.index + 1}"))
                 if on_frame is not None:
                     on_frame(frames, info.n_frames)
-            if with_points == 0:
-                raise CrctError(f"{video}: no face found in any of its {frames} frames")
-            seconds = time.perf_counter() - t0
             summary = TrackSummary(
                 str(video),
                 str(out_dir),
@@ -129,17 +174,23 @@ def track_video(
                 counts["redetected"],
                 counts["lost"],
                 tracker.redetections,
-                seconds,
+                time.perf_counter() - t0,
+                len(ids),
+                face_frames,
             )
             if writer is not None:
                 writer.close()
                 writer = None
             elif (out_dir / "overlay.mp4").exists():  # a stale overlay of an earlier run
                 (out_dir / "overlay.mp4").unlink()
-            _replace_dir(annot_tmp, out_dir / "annot")
-            track_json.close({**asdict(summary), "fps": summary.fps})
+            pts.commit()
+            csv.close()
+            csv = None
+            track_json.close({**asdict(summary), "fps": summary.fps, "status": summary.status})
     finally:
         if writer is not None:
             writer.abort()
-        shutil.rmtree(annot_tmp, ignore_errors=True)
+        if csv is not None:
+            csv.abort()
+        pts.discard()
     return summary

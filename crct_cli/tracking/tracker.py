@@ -18,10 +18,18 @@ Choices where the paper is silent: the initial box ``b0`` comes from ``--init-bo
 most confident detection of the first frame that has one, and that frame is answered by FLL in
 ``b0`` (state ``redetected``); frames before it are ``lost`` with no points. A lost frame
 carries BT's rejected estimate, so that every frame after initialisation has points.
+
+The algorithm is written once, as :meth:`CRCTTracker.plan`: a generator that yields what it
+needs from the networks (a :class:`Detect`, :class:`TrackBox`, :class:`Validate` or
+:class:`Localize` request) and receives the answer. :meth:`CRCTTracker.step` answers each
+request at once from one face's :class:`Networks`; the multi-face layer
+(:mod:`crct_cli.tracking.multi`) runs the plans of all its tracks side by side and answers each
+kind of request for all tracks with one batched network call.
 """
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -87,9 +95,68 @@ def gate_detections(
     return detections[best].box if ratios[best] < tb else None
 
 
+@dataclass(frozen=True)
+class Detect:
+    """Algorithm 1 asks for face detections in ``image`` (answer: ``list[Detection]``)."""
+
+    image: np.ndarray
+
+
+@dataclass(frozen=True)
+class TrackBox:
+    """BT from ``box`` on (prev, cur) with LSTM ``state`` (answer: ``(points, state)``)."""
+
+    prev: np.ndarray
+    cur: np.ndarray
+    box: np.ndarray
+    state: Any
+
+
+@dataclass(frozen=True)
+class Validate:
+    """FV's probability that ``points`` lie on a face in ``image`` (answer: ``float``)."""
+
+    image: np.ndarray
+    points: np.ndarray
+
+
+@dataclass(frozen=True)
+class Localize:
+    """FLL's 68 points in ``box`` of ``image`` (answer: ``(68, 2)`` array)."""
+
+    image: np.ndarray
+    box: np.ndarray
+
+
+Request = Detect | TrackBox | Validate | Localize
+#: One frame of Algorithm 1: yields requests, receives their answers, returns the result.
+Plan = Generator[Request, Any, TrackResult]
+
+
+def answer(nets: Networks, request: Request) -> Any:
+    """Answer one request from one face's networks."""
+    if isinstance(request, Detect):
+        return nets.detect(request.image)
+    if isinstance(request, TrackBox):
+        return nets.bt_step(request.prev, request.cur, request.box, request.state)
+    if isinstance(request, Validate):
+        return nets.validate(request.image, request.points)
+    return nets.localize(request.image, request.box)
+
+
+def run_plan(plan: Plan, nets: Networks) -> TrackResult:
+    """Drive one plan to its end, answering every request at once."""
+    try:
+        request = next(plan)
+        while True:
+            request = plan.send(answer(nets, request))
+    except StopIteration as stop:
+        return stop.value
+
+
 @dataclass
 class CRCTTracker:
-    nets: Networks
+    nets: Networks | None
     config: TrackerConfig = field(default_factory=TrackerConfig)
     init_box: np.ndarray | None = None
     # Algorithm 1 state
@@ -105,49 +172,60 @@ class CRCTTracker:
         if self.config.mode not in MODES:
             raise ValueError(f"unknown mode {self.config.mode!r}")
 
-    def _initialise(self, image: np.ndarray) -> TrackResult | None:
+    @property
+    def started(self) -> bool:
+        return self.b0 is not None
+
+    def step(self, image: np.ndarray) -> TrackResult:
+        """One frame, the networks called one after the other for this face."""
+        if self.nets is None:
+            raise ValueError("step() needs networks; a tracker without them is driven by plan()")
+        return run_plan(self.plan(image), self.nets)
+
+    def plan(self, image: np.ndarray) -> Plan:
+        """Algorithm 1 on one frame, as requests to the networks (see the module docstring)."""
+        try:
+            if self.b0 is None:
+                result = yield from self._initialise(image)
+                return result if result is not None else TrackResult(None, None, None, "lost")
+            if self.config.mode == "fll-mt":
+                return (yield from self._step_fll_mt(image))
+            return (yield from self._step_crct(image))
+        finally:
+            self.prev_image = image
+
+    def _initialise(self, image: np.ndarray) -> Generator[Request, Any, TrackResult | None]:
         """Find b0 and answer its frame with FLL in b0, in every mode: BT needs a previous frame."""
         if self.init_box is not None:
             b0 = np.asarray(self.init_box, dtype=np.float64)
         else:
-            detections = self.nets.detect(image)
+            detections = yield Detect(image)
             if not detections:
                 return None
             b0 = max(detections, key=lambda d: d.score).box  # not every detector sorts
         self.b0 = b0
-        points = self.nets.localize(image, b0)
+        points = yield Localize(image, b0)
         self.box = box_from_points(points)
         self.seq_t, self.hidden, self.redetect = 0, None, False
         return TrackResult(points, self.box, None, "redetected")
 
-    def step(self, image: np.ndarray) -> TrackResult:
-        try:
-            if self.b0 is None:
-                result = self._initialise(image)
-                return result if result is not None else TrackResult(None, None, None, "lost")
-            if self.config.mode == "fll-mt":
-                return self._step_fll_mt(image)
-            return self._step_crct(image)
-        finally:
-            self.prev_image = image
-
-    def _step_fll_mt(self, image: np.ndarray) -> TrackResult:
+    def _step_fll_mt(self, image: np.ndarray) -> Plan:
         """Tracking by detection (the paper's FLL-MT baseline): MTCNN every frame + FLL."""
-        found = gate_detections(self.nets.detect(image), self.box, self.config.tb)
+        found = gate_detections((yield Detect(image)), self.box, self.config.tb)
         if found is None:  # no acceptable detection: FLL at the held box, flagged lost
-            points = self.nets.localize(image, self.box)
+            points = yield Localize(image, self.box)
             return TrackResult(points, box_from_points(points), None, "lost")
-        points = self.nets.localize(image, found)
+        points = yield Localize(image, found)
         self.box = box_from_points(points)
         return TrackResult(points, self.box, None, "tracked")
 
-    def _step_crct(self, image: np.ndarray) -> TrackResult:
+    def _step_crct(self, image: np.ndarray) -> Plan:
         cfg = self.config
         assert self.prev_image is not None
         redetected_now = False
         pb = self.box
         if self.redetect:  # lines 3-8
-            found = gate_detections(self.nets.detect(image), self.box, cfg.tb)
+            found = gate_detections((yield Detect(image)), self.box, cfg.tb)
             if found is not None:
                 pb, redetected_now = found, True
                 self.redetections += 1
@@ -155,17 +233,17 @@ class CRCTTracker:
             pb = self.b0
         if self.redetect or self.seq_t > cfg.seq_bt:  # lines 11-12
             self.hidden, self.seq_t = None, 0
-        points_bt, self.hidden = self.nets.bt_step(self.prev_image, image, pb, self.hidden)
+        points_bt, self.hidden = yield TrackBox(self.prev_image, image, pb, self.hidden)
         box_bt = box_from_points(points_bt)  # line 14
         if cfg.mode == "bt":  # BT alone: no validation, no refinement
             self.box = box_bt
             self.seq_t += 1
             return TrackResult(points_bt, box_bt, None, "tracked")
-        score = float(self.nets.validate(image, points_bt))
+        score = float((yield Validate(image, points_bt)))
         if score < cfg.tc:  # lines 15-16
             self.redetect = True
             return TrackResult(points_bt, box_bt, score, "lost")
-        points = self.nets.localize(image, box_bt)  # lines 18-21
+        points = yield Localize(image, box_bt)  # lines 18-21
         self.box = box_from_points(points)
         self.seq_t += 1
         self.redetect = False

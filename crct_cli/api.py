@@ -1,0 +1,230 @@
+"""crct from Python: one :class:`Tracker` that loads the shipped networks once.
+
+    from crct_cli import Tracker
+
+    tracker = Tracker(faces="all", device="cpu")
+    for frame in tracker.track("talk.mp4"):          # PyAV decoding, streamed
+        for face in frame.faces:                     # face.face_id, face.points (68, 2), ...
+            print(frame.index, frame.time, face.face_id, face.state, face.points[30])
+    frame = tracker.step(rgb)                        # a frame the caller decoded (webcam)
+    faces = tracker.align("photo.jpg")               # still images: every face, FLL as crct align
+
+``crct track`` and ``crct align`` are built on this class, so ``Tracker(faces=1)`` gives the
+command line's points exactly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from crct_cli.errors import CrctError
+from crct_cli.tracking.multi import Face, MultiConfig, MultiTracker
+from crct_cli.tracking.tracker import MODES, TrackerConfig
+
+__all__ = ["Face", "TrackedFrame", "Tracker", "parse_faces"]
+
+
+@dataclass(frozen=True)
+class TrackedFrame:
+    """One frame's faces. ``index`` counts decoded frames from 0; ``time`` is in seconds."""
+
+    index: int
+    time: float
+    faces: list[Face]
+    image: np.ndarray | None = None  # the RGB frame, when the tracker decoded it
+
+    def face(self, face_id: int) -> Face | None:
+        return next((f for f in self.faces if f.face_id == face_id), None)
+
+
+def parse_faces(value: int | str | None) -> int | None:
+    """``--faces``: a positive count, or ``all`` (None)."""
+    if value is None or (isinstance(value, str) and value.strip().lower() == "all"):
+        return None
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        raise CrctError(f"--faces must be a positive number or 'all', got {value!r}") from None
+    if n < 1:
+        raise CrctError(f"--faces must be a positive number or 'all', got {value!r}")
+    return n
+
+
+class Tracker:
+    """68-point landmarks for every face of a video, a webcam stream or a still image.
+
+    ``faces``: 1 (the papers' single target, the default), a count, or ``"all"``.
+    ``mode``: ``crct`` (BT + FV + FLL, Algorithm 1), ``fll-mt`` (MTCNN every frame + FLL) or
+    ``bt`` (BT alone). ``denoise``: ``none`` or FADeNN's ``d``, ``s``, ``m``. ``tb``, ``tc``
+    and ``seq_bt`` are the paper's TB, TC and SeqBT; ``detect_every`` and ``max_lost`` (frames)
+    govern how faces are found and ended when there can be several. ``networks`` replaces the
+    shipped networks (anything with the one-face ``Networks`` or the batched calls).
+    """
+
+    def __init__(
+        self,
+        faces: int | str | None = 1,
+        device: str = "auto",
+        *,
+        mode: str = "crct",
+        denoise: str = "none",
+        tb: float = 1.0,
+        tc: float = 0.5,
+        seq_bt: int = 2,
+        detect_every: int = 10,
+        max_lost: int = 40,
+        init_box: Any = None,
+        backend: str = "auto",
+        weights_dir: str | os.PathLike[str] | None = None,
+        networks: Any = None,
+    ) -> None:
+        if mode not in MODES:
+            raise CrctError(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
+        if detect_every < 1:
+            raise CrctError(f"--detect-every must be >= 1, got {detect_every}")
+        if max_lost < 0:
+            raise CrctError(f"--max-lost must be >= 0, got {max_lost}")
+        self.config = TrackerConfig(tb=tb, tc=tc, seq_bt=seq_bt, mode=mode)
+        self.multi = MultiConfig(parse_faces(faces), detect_every, max_lost)
+        self.init_box = None if init_box is None else np.asarray(init_box, dtype=np.float64)
+        self.denoise = denoise
+        if networks is None:
+            from crct_cli.tracking.networks import CRCTNetworks, resolve_device
+
+            networks = CRCTNetworks(
+                resolve_device(device),
+                mode,
+                weights_dir=_weights_dir(weights_dir),
+                denoise=denoise,
+                backend=backend,
+            )
+        self.networks = networks
+        self._engine = MultiTracker(networks, self.config, self.multi, self.init_box)
+        self._index = 0
+        self._clock: float | None = None
+        self._still_aligner: Any = None
+
+    # -- video --------------------------------------------------------------------------
+
+    def reset(self) -> None:
+        """Forget every face: the next frame starts a new video (ids from 0 again)."""
+        self._engine.reset()
+        self._index, self._clock = 0, None
+
+    def step(self, rgb: np.ndarray, time_s: float | None = None) -> TrackedFrame:
+        """Track one RGB uint8 frame (H, W, 3) that follows the previous one.
+
+        ``time_s`` defaults to the seconds since the first frame after :meth:`reset`.
+        """
+        image = _check_image(rgb)
+        now = time.perf_counter()
+        if self._clock is None:
+            self._clock = now
+        t = now - self._clock if time_s is None else float(time_s)
+        faces = self._engine.step(image)
+        frame = TrackedFrame(self._index, t, faces)
+        self._index += 1
+        return frame
+
+    def track(
+        self, video: str | os.PathLike[str], max_frames: int | None = None
+    ) -> Iterator[TrackedFrame]:
+        """Every frame of ``video`` with its faces, decoded and tracked one at a time."""
+        from crct_cli.io.video import iter_frames
+
+        self.reset()
+        for decoded in iter_frames(Path(video), max_frames):
+            faces = self._engine.step(decoded.image)
+            self._index = decoded.index + 1
+            yield TrackedFrame(decoded.index, decoded.time, faces, decoded.image)
+
+    @property
+    def redetections(self) -> int:
+        """Re-detections (Algorithm 1, lines 3-8) since the last reset, over all faces."""
+        return self._engine.redetections
+
+    @property
+    def timings(self) -> dict[str, list[float]]:
+        """Seconds per call of each network (shipped networks only)."""
+        return getattr(self.networks, "timings", {})
+
+    @property
+    def weight_files(self) -> dict[str, str]:
+        return dict(getattr(self.networks, "weight_files", {}))
+
+    def describe(self) -> dict[str, Any]:
+        """The configuration, as written into ``track.json``."""
+        return {
+            **dataclasses.asdict(self.config),
+            "faces": self.multi.faces,
+            "detect_every": self.multi.detect_every,
+            "max_lost": self.multi.max_lost,
+            "denoise": self.denoise,
+            "init_box": None if self.init_box is None else list(self.init_box),
+        }
+
+    # -- still images ---------------------------------------------------------------------
+
+    def align(self, image: np.ndarray | str | os.PathLike[str], boxes: Any = None) -> list[Face]:
+        """Every face of a still image, most confident first (ids 0, 1, ...), as ``crct align``.
+
+        ``boxes`` (N, 4) ``x, y, w, h`` of the 68 points skips detection (the papers' protocol).
+        FLL runs with the mirrored pass and the blend of its two stages, like ``crct align``.
+        """
+        if isinstance(image, str | os.PathLike):
+            from crct_cli.io.images import read_image
+
+            image = read_image(Path(image))
+        image = _check_image(image)
+        if boxes is None:
+            found = sorted(self.networks.detect(image), key=lambda d: -d.score)
+            boxes_arr = np.array([d.box for d in found]).reshape(-1, 4)
+        else:
+            boxes_arr = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        if len(boxes_arr) == 0:
+            return []
+        points = self._aligner()(image, boxes_arr)
+        scores: list[float | None] = [None] * len(points)
+        if self.config.mode == "crct":
+            scores = [float(s) for s in self._engine.batch.validate_batch(image, points)]
+        from crct_cli.landmarks import box_from_points
+
+        return [
+            Face(i, p, box_from_points(p), s, "redetected")
+            for i, (p, s) in enumerate(zip(points, scores, strict=True))
+        ]
+
+    def _aligner(self) -> Any:
+        if self._still_aligner is None:
+            if not hasattr(self.networks, "weights_dir"):  # injected networks: their own FLL
+                self._still_aligner = self._engine.batch.localize_batch
+            else:
+                from crct_cli.aligner import STILL_ALIGN, build_aligner
+
+                self._still_aligner, _, _ = build_aligner(
+                    self.denoise, self.networks.device, STILL_ALIGN, self.networks.weights_dir
+                )
+        return self._still_aligner
+
+
+def _weights_dir(value: str | os.PathLike[str] | None) -> Path:
+    from crct_cli.models.weights import WEIGHTS_DIR
+
+    return WEIGHTS_DIR if value is None else Path(value)
+
+
+def _check_image(rgb: Any) -> np.ndarray:
+    image = np.asarray(rgb)
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise CrctError(
+            f"a frame must be an RGB uint8 array (H, W, 3), got {image.dtype} {image.shape}"
+        )
+    return np.ascontiguousarray(image)

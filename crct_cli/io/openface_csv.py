@@ -1,0 +1,155 @@
+"""``landmarks.csv``: every face of every frame in OpenFace 2.x FeatureExtraction's layout.
+
+Downstream tools in face analysis read OpenFace's CSV (py-feat's ``read_openface``, R
+packages, lab scripts), so crct writes the same columns for what it measures::
+
+    frame,face_id,timestamp,confidence,success,x_0,...,x_67,y_0,...,y_67
+
+- one row per face per frame in which that face has points, in frame order, then by face_id;
+- ``frame`` numbered from 1 (like the ``.pts`` files), ``timestamp`` in seconds;
+- ``confidence``: the face validator's p(face), empty where the method has no validator
+  (``--mode fll-mt`` and ``bt``);
+- ``success``: 1 for tracked and re-detected frames, 0 for lost ones (the points are then the
+  tracker's rejected estimate, as in ``track.json``).
+
+OpenFace separates its header names with ", "; crct writes plain commas, so ``pandas.read_csv``
+gives the bare names (py-feat strips the spaces of OpenFace's own files to the same names).
+The file is written under a temporary name and renamed when complete.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+import numpy as np
+
+from crct_cli.errors import CrctError
+from crct_cli.landmarks import N_POINTS
+
+COLUMNS: tuple[str, ...] = (
+    "frame",
+    "face_id",
+    "timestamp",
+    "confidence",
+    "success",
+    *(f"x_{i}" for i in range(N_POINTS)),
+    *(f"y_{i}" for i in range(N_POINTS)),
+)
+SUCCESS_STATES = ("tracked", "redetected")
+
+
+class FaceLike(Protocol):
+    face_id: int
+    points: np.ndarray | None
+    score: float | None
+    state: str
+
+
+@dataclass(frozen=True)
+class CsvRow:
+    """One row of ``landmarks.csv`` read back: ``points`` is (68, 2)."""
+
+    frame: int
+    face_id: int
+    timestamp: float
+    confidence: float | None
+    success: bool
+    points: np.ndarray
+
+
+def _temp_name(target: Path) -> Path:
+    return target.with_name(f".{target.stem}.partial{target.suffix}")
+
+
+class LandmarksCsvWriter:
+    """Stream rows to a temporary file; :meth:`close` renames it, :meth:`abort` drops it."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._tmp = _temp_name(self.path)
+        try:
+            self._fh: IO[str] = open(self._tmp, "w", encoding="utf-8", newline="")
+        except OSError as exc:
+            raise CrctError(f"{self.path}: cannot write ({exc.strerror})") from None
+        self._csv = csv.writer(self._fh, lineterminator="\n")
+        self._csv.writerow(COLUMNS)
+        self.rows = 0
+
+    def add(self, frame_index: int, time: float, faces: Iterable[FaceLike]) -> None:
+        """The faces of decoded frame ``frame_index`` (from 0) that have points."""
+        for face in sorted(faces, key=lambda f: f.face_id):
+            if face.points is None:
+                continue
+            pts = np.asarray(face.points, dtype=np.float64)
+            self._csv.writerow(
+                [
+                    frame_index + 1,
+                    face.face_id,
+                    f"{time:.3f}",
+                    "" if face.score is None else f"{face.score:.4f}",
+                    int(face.state in SUCCESS_STATES),
+                    *(f"{v:.3f}" for v in pts[:, 0]),
+                    *(f"{v:.3f}" for v in pts[:, 1]),
+                ]
+            )
+            self.rows += 1
+
+    def close(self) -> None:
+        self._fh.close()
+        os.replace(self._tmp, self.path)
+
+    def abort(self) -> None:
+        self._fh.close()
+        self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> LandmarksCsvWriter:
+        return self
+
+    def __exit__(self, exc_type: Any, *_: Any) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def read_landmarks_csv(path: str | os.PathLike[str]) -> list[CsvRow]:
+    """Rows of a ``landmarks.csv`` (crct's, or OpenFace's own with ", " in its header)."""
+    path = Path(path)
+    try:
+        with open(path, encoding="utf-8", newline="") as fh:
+            reader = csv.reader(fh, skipinitialspace=True)
+            header = [h.strip() for h in next(reader, [])]
+            missing = [c for c in COLUMNS if c not in header]
+            if missing:
+                raise CrctError(f"{path}: not a landmarks CSV (no column {missing[0]})")
+            at = {c: header.index(c) for c in COLUMNS}
+            xs = [at[f"x_{i}"] for i in range(N_POINTS)]
+            ys = [at[f"y_{i}"] for i in range(N_POINTS)]
+            rows = []
+            for line_no, row in enumerate(reader, start=2):
+                try:
+                    conf = row[at["confidence"]].strip()
+                    rows.append(
+                        CsvRow(
+                            frame=int(row[at["frame"]]),
+                            face_id=int(row[at["face_id"]]),
+                            timestamp=float(row[at["timestamp"]]),
+                            confidence=float(conf) if conf else None,
+                            success=bool(int(float(row[at["success"]]))),
+                            points=np.stack(
+                                [[float(row[i]) for i in xs], [float(row[i]) for i in ys]], axis=1
+                            ),
+                        )
+                    )
+                except (ValueError, IndexError):
+                    raise CrctError(f"{path}: line {line_no} is not a landmarks row") from None
+            return rows
+    except FileNotFoundError:
+        raise CrctError(f"{path}: no such landmarks CSV") from None
+    except OSError as exc:
+        raise CrctError(f"{path}: cannot read ({exc.strerror})") from None

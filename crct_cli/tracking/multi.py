@@ -1,0 +1,368 @@
+"""Several faces at once: the set of live CRCT tracks, detection to start them, ids.
+
+Each face is its own :class:`~crct_cli.tracking.tracker.CRCTTracker` (Algorithm 1 with its own
+last valid box, LSTM state and eq. 8 gate). This layer only decides which tracks exist and
+answers their network requests together, so that per frame MTCNN runs at most once on the
+frame and BT, FV and FLL each run once on the batch of all tracks that need them.
+
+Choices where the papers are silent (they track one face):
+
+- ``faces=1`` is the papers' single target and behaves exactly as before this layer: one track
+  that initialises itself on the most confident detection, is never ended and awaits a face
+  that left where it was. Its first frame is scored by FV too (reported, never gating).
+- With ``faces`` other than 1, MTCNN runs every ``detect_every`` frames while there is room for
+  another face, and on every frame on which a track is lost (Algorithm 1's re-detection). A
+  detection that overlaps a track's box (IoU >= ``overlap_iou``) or that a lost track takes
+  (eq. 8, nearest first) starts nothing; any other starts a track, FLL in its box, kept only
+  if FV accepts the points (``p >= TC``), so a false detection never becomes a face.
+- Ids are integers from 0 in order of appearance (left to right within a frame). A face keeps
+  its id while its track lives; a track lost for more than ``max_lost`` frames in a row ends,
+  and a face that comes back after that gets a new id.
+- Two tracks on one face (box IoU >= ``duplicate_iou``): the one whose box jumped further from
+  its own last valid box took the other's face; it is set back to its last valid box and
+  re-detects, and its frame is reported lost without points.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from crct_cli.tracking.detector import Detection
+from crct_cli.tracking.tracker import (
+    CRCTTracker,
+    Detect,
+    Localize,
+    Networks,
+    Plan,
+    Request,
+    TrackBox,
+    TrackerConfig,
+    TrackResult,
+    Validate,
+    box_distance_ratio,
+)
+
+
+@dataclass(frozen=True)
+class MultiConfig:
+    """How many faces, and how tracks start, collide and end. ``faces=None``: every face."""
+
+    faces: int | None = 1
+    detect_every: int = 10
+    max_lost: int = 40
+    overlap_iou: float = 0.3
+    duplicate_iou: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.faces is not None and self.faces < 1:
+            raise ValueError(f"faces must be >= 1 or None (all), got {self.faces}")
+        if self.detect_every < 1:
+            raise ValueError(f"detect_every must be >= 1, got {self.detect_every}")
+        if self.max_lost < 0:
+            raise ValueError(f"max_lost must be >= 0, got {self.max_lost}")
+
+    @property
+    def single(self) -> bool:
+        return self.faces == 1
+
+
+class BatchNetworks(Protocol):
+    """The networks on batches: ``boxes`` (N, 4), ``points`` (N, 68, 2), one call per frame."""
+
+    def detect(self, image: np.ndarray) -> list[Detection]: ...
+
+    def bt_batch(
+        self, prev: np.ndarray, cur: np.ndarray, boxes: np.ndarray, states: list[Any]
+    ) -> tuple[np.ndarray, list[Any]]: ...
+
+    def validate_batch(self, image: np.ndarray, points: np.ndarray) -> np.ndarray: ...
+
+    def localize_batch(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray: ...
+
+
+class PerFaceBatch:
+    """Batch calls answered one face at a time by a one-face :class:`Networks` (fakes, tests)."""
+
+    def __init__(self, nets: Networks) -> None:
+        self.nets = nets
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        return self.nets.detect(image)
+
+    def bt_batch(
+        self, prev: np.ndarray, cur: np.ndarray, boxes: np.ndarray, states: list[Any]
+    ) -> tuple[np.ndarray, list[Any]]:
+        out = [self.nets.bt_step(prev, cur, b, s) for b, s in zip(boxes, states, strict=True)]
+        return np.stack([p for p, _ in out]), [s for _, s in out]
+
+    def validate_batch(self, image: np.ndarray, points: np.ndarray) -> np.ndarray:
+        return np.array([self.nets.validate(image, p) for p in points], dtype=np.float64)
+
+    def localize_batch(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        return np.stack([self.nets.localize(image, b) for b in boxes])
+
+
+def as_batch(nets: Any) -> BatchNetworks:
+    """``nets`` itself when it has batch calls, else a :class:`PerFaceBatch` around it."""
+    return nets if hasattr(nets, "bt_batch") else PerFaceBatch(nets)
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two (x, y, w, h) boxes."""
+    x0, y0 = max(a[0], b[0]), max(a[1], b[1])
+    x1, y1 = min(a[0] + a[2], b[0] + b[2]), min(a[1] + a[3], b[1] + b[3])
+    inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
+    union = a[2] * a[3] + b[2] * b[3] - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class Face:
+    """One face in one frame: ``state`` is tracked, redetected or lost (see track.json)."""
+
+    face_id: int
+    points: np.ndarray | None
+    box: np.ndarray | None
+    score: float | None
+    state: str
+
+
+@dataclass
+class Track:
+    """A live track: its id, its Algorithm 1 state, and how long it has been lost."""
+
+    face_id: int
+    tracker: CRCTTracker
+    lost_run: int = 0
+
+
+@dataclass
+class _Turn:
+    """One track's plan for the current frame, and where it stands."""
+
+    track: Track
+    plan: Plan
+    fresh: bool  # started this frame
+    previous_box: np.ndarray | None
+    pending: Request | None = None
+    result: TrackResult | None = None
+
+    def advance(self, value: Any = None, first: bool = False) -> None:
+        try:
+            self.pending = next(self.plan) if first else self.plan.send(value)
+        except StopIteration as stop:
+            self.pending, self.result = None, stop.value
+
+
+@dataclass
+class MultiTracker:
+    """Every face of a video (or the first ``faces``), one CRCT track each; see the module."""
+
+    nets: Any
+    config: TrackerConfig = field(default_factory=TrackerConfig)
+    multi: MultiConfig = field(default_factory=MultiConfig)
+    init_box: np.ndarray | None = None
+    tracks: list[Track] = field(default_factory=list, init=False)
+    frame_no: int = field(default=0, init=False)
+    next_id: int = field(default=0, init=False)
+    redetections: int = field(default=0, init=False)
+
+    def __post_init__(self) -> None:
+        self.batch = as_batch(self.nets)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every track and id: the next frame starts a new video."""
+        self.tracks, self.frame_no, self.next_id, self.redetections = [], 0, 0, 0
+        if self.multi.single or self.init_box is not None:
+            self.tracks.append(Track(0, CRCTTracker(None, self.config, self.init_box)))
+            self.next_id = 1
+
+    @property
+    def _validates(self) -> bool:
+        return self.config.mode == "crct"
+
+    def step(self, image: np.ndarray) -> list[Face]:
+        """Track every face through one RGB frame; faces with points, by id."""
+        turns = [
+            _Turn(t, t.tracker.plan(image), not t.tracker.started, t.tracker.box)
+            for t in self.tracks
+        ]
+        for turn in turns:
+            turn.advance(first=True)
+        wanting = [u for u in turns if isinstance(u.pending, Detect)]
+        if wanting or self._detection_due():
+            detections = self.batch.detect(image)
+            claimed = self._answer_detections(wanting, turns, detections)
+            turns += self._start_tracks(image, detections, claimed)
+        self._answer_in_batches(image, turns)
+        self._score_fresh(image, turns)
+        self._resolve_duplicates(turns)
+        self.frame_no += 1
+        return self._finish(turns)
+
+    # -- detection ------------------------------------------------------------------------
+
+    def _room(self) -> bool:
+        return self.multi.faces is None or len(self.tracks) < self.multi.faces
+
+    def _detection_due(self) -> bool:
+        if self.multi.single or not self._room():
+            return False
+        return self.frame_no % self.multi.detect_every == 0
+
+    def _answer_detections(
+        self, wanting: list[_Turn], turns: list[_Turn], detections: list[Detection]
+    ) -> set[int]:
+        """Give each re-detecting track the nearest free detection (eq. 8 still gates it).
+
+        A detection on a track that is not re-detecting belongs to that track; the others go
+        to the re-detecting tracks nearest first. Returns the indices of detections taken.
+        """
+        claimed = {
+            i
+            for i, d in enumerate(detections)
+            for u in turns
+            if u not in wanting
+            and u.previous_box is not None
+            and iou(d.box, u.previous_box) >= self.multi.overlap_iou
+        }
+        pairs = sorted(
+            (box_distance_ratio(u.previous_box, d.box), k, i)
+            for k, u in enumerate(wanting)
+            if u.previous_box is not None
+            for i, d in enumerate(detections)
+            if i not in claimed
+        )
+        given: dict[int, list[Detection]] = {}
+        for _, k, i in pairs:
+            if k not in given and i not in claimed:
+                given[k] = [detections[i]]
+                claimed.add(i)
+        for k, u in enumerate(wanting):
+            if u.previous_box is None:  # a track not yet started: every free detection
+                free = [d for i, d in enumerate(detections) if i not in claimed]
+                given[k] = free
+                if free:
+                    claimed.add(detections.index(max(free, key=lambda d: d.score)))
+            u.advance(given.get(k, []))
+        return claimed
+
+    def _start_tracks(
+        self, image: np.ndarray, detections: list[Detection], claimed: set[int]
+    ) -> list[_Turn]:
+        """A track for each unclaimed detection on no track, most confident first."""
+        if self.multi.single:
+            return []
+        boxes = [t.tracker.box for t in self.tracks if t.tracker.box is not None]
+        free = [
+            d
+            for i, d in enumerate(detections)
+            if i not in claimed and all(iou(d.box, b) < self.multi.overlap_iou for b in boxes)
+        ]
+        room = None if self.multi.faces is None else self.multi.faces - len(self.tracks)
+        chosen: list[Detection] = []
+        for d in sorted(free, key=lambda d: -d.score):
+            if room is not None and len(chosen) >= room:
+                break
+            if all(iou(d.box, c.box) < self.multi.overlap_iou for c in chosen):
+                chosen.append(d)
+        turns = []
+        for d in sorted(chosen, key=lambda d: d.box[0]):  # ids left to right
+            track = Track(-1, CRCTTracker(None, self.config, d.box))  # id once FV accepts it
+            turn = _Turn(track, track.tracker.plan(image), True, None)
+            turn.advance(first=True)
+            turns.append(turn)
+        return turns
+
+    # -- the networks, batched ------------------------------------------------------------
+
+    def _answer_in_batches(self, image: np.ndarray, turns: list[_Turn]) -> None:
+        """Answer the plans' requests one kind at a time, in Algorithm 1's order."""
+        while any(u.pending is not None for u in turns):
+            for kind in (TrackBox, Validate, Localize, Detect):
+                group = [u for u in turns if isinstance(u.pending, kind)]
+                if group:
+                    for u, value in zip(group, self._call(kind, group), strict=True):
+                        u.advance(value)
+
+    def _call(self, kind: type, group: list[_Turn]) -> Iterable[Any]:
+        requests: list[Any] = [u.pending for u in group]
+        if kind is TrackBox:
+            points, states = self.batch.bt_batch(
+                requests[0].prev,
+                requests[0].cur,
+                np.stack([r.box for r in requests]),
+                [r.state for r in requests],
+            )
+            return list(zip(points, states, strict=True))
+        if kind is Validate:
+            scores = self.batch.validate_batch(
+                requests[0].image, np.stack([r.points for r in requests])
+            )
+            return [float(s) for s in scores]
+        if kind is Localize:
+            return list(
+                self.batch.localize_batch(requests[0].image, np.stack([r.box for r in requests]))
+            )
+        return [[] for _ in requests]  # a second detection in one frame: none is run
+
+    def _score_fresh(self, image: np.ndarray, turns: list[_Turn]) -> None:
+        """FV on the first frame of each new track; with several faces, a reject drops it."""
+        fresh = [u for u in turns if u.fresh and u.result and u.result.points is not None]
+        if fresh and self._validates:
+            scores = self.batch.validate_batch(image, np.stack([u.result.points for u in fresh]))
+            for u, score in zip(fresh, scores, strict=True):
+                u.result.score = float(score)
+                if u.track.face_id < 0 and score < self.config.tc:
+                    u.result = None  # not a face: never reported, no id spent
+
+    def _resolve_duplicates(self, turns: list[_Turn]) -> None:
+        """Two tracks on one face: the one that jumped there is set back and re-detects."""
+        for a_i, a in enumerate(turns):
+            for b in turns[a_i + 1 :]:
+                if not (_valid(a.result) and _valid(b.result)):
+                    continue
+                if iou(a.result.box, b.result.box) < self.multi.duplicate_iou:
+                    continue
+                intruder = max((a, b), key=_jump)
+                if intruder.track.face_id < 0:  # a new track on a known face: dropped
+                    intruder.result = None
+                    continue
+                intruder.track.tracker.box = intruder.previous_box
+                intruder.track.tracker.redetect = True
+                intruder.result = TrackResult(None, None, intruder.result.score, "lost")
+
+    def _finish(self, turns: list[_Turn]) -> list[Face]:
+        """Admit new tracks (ids in order), count, end long-lost tracks, report faces."""
+        faces = []
+        for u in turns:
+            r = u.result
+            if r is None:
+                continue
+            if u.track.face_id < 0:
+                u.track.face_id, self.next_id = self.next_id, self.next_id + 1
+                self.tracks.append(u.track)
+            if r.state == "redetected" and not u.fresh:
+                self.redetections += 1
+            u.track.lost_run = u.track.lost_run + 1 if r.state == "lost" else 0
+            if r.points is not None:
+                faces.append(Face(u.track.face_id, r.points, r.box, r.score, r.state))
+        if not self.multi.single:
+            self.tracks = [t for t in self.tracks if t.lost_run <= self.multi.max_lost]
+        return sorted(faces, key=lambda f: f.face_id)
+
+
+def _valid(result: TrackResult | None) -> bool:
+    return result is not None and result.state != "lost" and result.box is not None
+
+
+def _jump(turn: _Turn) -> float:
+    """How far a track's box moved this frame, in its previous box's diagonals (new: inf)."""
+    if turn.fresh or turn.previous_box is None or turn.result is None or turn.result.box is None:
+        return float("inf")
+    return box_distance_ratio(turn.previous_box, turn.result.box)
