@@ -2,8 +2,23 @@
 
 Shared by the video and still-image benchmarks so both report the same quantities: the
 frame/image-level :class:`~crct_cli.metrics.ErrorSummary` (AUC@T, failure rate, mean NME),
-the cumulative error curve sampled on a fixed grid (for the JSON and the plots) and, for
-boxes, the one-pass success curve and its AUC.
+the cumulative error curve sampled on a fixed grid (for the JSON and the plots), for
+boxes, the one-pass success curve and its AUC and, for videos, the jitter of the points.
+
+Jitter (frame-to-frame motion of the predicted points against the ground truth's): for two
+consecutive frames a = t-1 and b = t that both have a prediction,
+
+    J_t = mean over the 68 points k of || (p_b,k - p_a,k) - (g_b,k - g_a,k) || / L(g_b)
+
+where p are predicted points, g ground-truth points and L the NME's normalising length of the
+ground truth at t (by default the diagonal of its landmark box). A method that follows the
+face exactly, or with a constant offset, has J = 0; every pixel it shakes (or lags) more than
+the face moved counts. The group's jitter is the mean of J_t over all such pairs. This is the
+per-point quantity of Micaelli et al.'s normalised mean jitter (LDEQ, "Recurrence without
+Recurrence", CVPR 2023: ||(g - p)_{t-1} - (g - p)_t||), normalised as our NME is and averaged
+like it, where LDEQ divides by sqrt(box area) / 256 and takes root mean squares.
+``jitter_ok`` keeps only the pairs whose two frames are both within the failure threshold,
+so that it measures steadiness on the face rather than the jumps of failures and recoveries.
 """
 
 from __future__ import annotations
@@ -13,7 +28,15 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from crct_cli.metrics import ErrorSummary, ced, success_auc, success_curve, summarize
+from crct_cli.metrics import (
+    ErrorSummary,
+    Normalization,
+    ced,
+    normalizer,
+    success_auc,
+    success_curve,
+    summarize,
+)
 
 #: Points on [0, T] at which the cumulative error curve is stored and drawn.
 CED_POINTS = 161
@@ -28,6 +51,66 @@ def finite_or_none(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def point_jitter(
+    pred_a: np.ndarray,
+    pred_b: np.ndarray,
+    gt_a: np.ndarray,
+    gt_b: np.ndarray,
+    norm: Normalization = "diagonal",
+) -> np.ndarray:
+    """Jitter of each pair of frames a -> b (arrays (N, P, 2) or (P, 2)), shape (N,).
+
+    NaN where either prediction is missing (has a NaN); see the module docstring.
+    """
+    pa, pb, ga, gb = (np.asarray(x, dtype=np.float64) for x in (pred_a, pred_b, gt_a, gt_b))
+    if pa.ndim == 2:
+        pa, pb, ga, gb = pa[None], pb[None], ga[None], gb[None]
+    if not pa.shape == pb.shape == ga.shape == gb.shape:
+        raise ValueError("jitter needs four arrays of the same shape")
+    if len(pa) == 0:
+        return np.zeros(0)
+    lengths = normalizer(gb, norm)
+    motion = (pb - pa) - (gb - ga)
+    out = np.linalg.norm(motion, axis=-1).mean(axis=1) / lengths
+    missing = np.isnan(pa).any(axis=(1, 2)) | np.isnan(pb).any(axis=(1, 2))
+    out[missing] = np.nan
+    return out
+
+
+@dataclass(frozen=True)
+class JitterSummary:
+    """Mean jitter of a group, over all pairs and over the pairs on the face."""
+
+    pairs: int  #: consecutive frame pairs with two predictions
+    mean: float  #: NaN when there is no pair
+    pairs_ok: int  #: of those, pairs whose two frames are within the failure threshold
+    mean_ok: float
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "jitter": finite_or_none(self.mean),
+            "jitter_pairs": self.pairs,
+            "jitter_ok": finite_or_none(self.mean_ok),
+            "jitter_ok_pairs": self.pairs_ok,
+        }
+
+
+def summarize_jitter(
+    jitter: np.ndarray, worst_error: np.ndarray, threshold: float
+) -> JitterSummary:
+    """``jitter`` per pair (NaN: not a pair) and the larger NME of each pair's two frames."""
+    j = np.asarray(jitter, dtype=np.float64).ravel()
+    w = np.asarray(worst_error, dtype=np.float64).ravel()
+    present = np.isfinite(j)
+    ok = present & (w <= threshold)
+    return JitterSummary(
+        pairs=int(present.sum()),
+        mean=float(j[present].mean()) if present.any() else float("nan"),
+        pairs_ok=int(ok.sum()),
+        mean_ok=float(j[ok].mean()) if ok.any() else float("nan"),
+    )
+
+
 @dataclass
 class GroupScore:
     """One method on one group (a 300-VW category, a degraded image set)."""
@@ -39,6 +122,7 @@ class GroupScore:
     ced: np.ndarray  #: share with error <= x on :func:`ced_grid`
     success_auc: float | None = None  #: box OPE success AUC (videos only)
     success: np.ndarray | None = None  #: success curve on OTB's thresholds (videos only)
+    jitter: JitterSummary | None = None  #: frame-to-frame jitter (videos only)
 
     def to_json(self) -> dict[str, object]:
         out: dict[str, object] = {
@@ -50,6 +134,8 @@ class GroupScore:
         }
         if self.success_auc is not None:
             out["success_auc"] = self.success_auc
+        if self.jitter is not None:
+            out.update(self.jitter.to_json())
         return out
 
 
@@ -60,8 +146,12 @@ def score_group(
     errors: np.ndarray,
     threshold: float,
     ious: np.ndarray | None = None,
+    jitter: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> GroupScore:
-    """Summarise the per-frame (or per-image) errors of a group; ``inf`` = missing = failure."""
+    """Summarise the per-frame (or per-image) errors of a group; ``inf`` = missing = failure.
+
+    ``jitter`` is (jitter per pair, larger NME of the pair), see :func:`summarize_jitter`.
+    """
     score = GroupScore(
         group=group,
         method=method,
@@ -72,4 +162,6 @@ def score_group(
     if ious is not None:
         score.success_auc = success_auc(ious)
         score.success = success_curve(ious)[1]
+    if jitter is not None:
+        score.jitter = summarize_jitter(jitter[0], jitter[1], threshold)
     return score

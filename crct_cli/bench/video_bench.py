@@ -12,6 +12,9 @@ Protocol (CRCT Tables I and II, after Chrysos et al. 2017):
 * Table II: frame-level AUC@T and failure rate over all frames of a category's sequences.
   Table I: one-pass success AUC of the IoU between the method's box (the box of its points)
   and the ground-truth landmark box, over the same frames.
+* Jitter (:mod:`crct_cli.bench.scores`): over every two consecutive annotated frames that both
+  have a prediction, the frame-to-frame motion of the predicted points less the ground truth's,
+  per ground-truth box diagonal (the ``--norm`` length), averaged over the pairs.
 """
 
 from __future__ import annotations
@@ -26,7 +29,13 @@ import numpy as np
 
 from crct_cli.bench.catalog import MissingSequence, SequenceSelection
 from crct_cli.bench.methods import MethodSpec, VideoFactory, VideoMethod, weight_files_of
-from crct_cli.bench.scores import GroupScore, finite_or_none, score_group
+from crct_cli.bench.scores import (
+    GroupScore,
+    finite_or_none,
+    point_jitter,
+    score_group,
+    summarize_jitter,
+)
 from crct_cli.errors import CrctError
 from crct_cli.io.datasets import VideoSequence, read_annotations
 from crct_cli.io.video import iter_frames, probe_video
@@ -57,9 +66,14 @@ class SequenceRun:
     errors: np.ndarray  #: NME per scored frame, inf where the method had no prediction
     ious: np.ndarray  #: IoU per scored frame, 0 where it had no box
     seconds: float
+    #: jitter per pair of consecutive scored frames (NaN where either has no prediction)
+    jitter: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    #: the larger NME of each pair's two frames (to keep the pairs on the face)
+    jitter_worst: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     def to_json(self, threshold: float) -> dict[str, object]:
         s = summarize(self.errors, threshold)
+        j = summarize_jitter(self.jitter, self.jitter_worst, threshold)
         return {
             "sequence": self.sequence,
             "method": self.method,
@@ -70,6 +84,7 @@ class SequenceRun:
             "auc": s.auc,
             "failure_rate": s.failure_rate,
             "success_auc": success_auc(self.ious),
+            **j.to_json(),
             "seconds": round(self.seconds, 3),
             "fps": round(self.frames / self.seconds, 2) if self.seconds > 0 else None,
         }
@@ -128,6 +143,8 @@ def run_sequence(
     except ValueError as exc:
         raise CrctError(f"{sequence.annot_dir}: {exc}") from None
     gt_boxes = np.stack([box_from_points(g) for g in gt])
+    pairs = np.flatnonzero(np.diff(np.asarray(numbers)) == 1)  # frame k and k + 1
+    jitter = point_jitter(pred[pairs], pred[pairs + 1], gt[pairs], gt[pairs + 1], norm)
     return SequenceRun(
         sequence=sequence.name,
         method=method_name,
@@ -136,6 +153,8 @@ def run_sequence(
         errors=errors,
         ious=iou(pred_boxes, gt_boxes),
         seconds=seconds,
+        jitter=jitter,
+        jitter_worst=np.maximum(errors[pairs], errors[pairs + 1]),
     )
 
 
@@ -175,6 +194,11 @@ class VideoBenchResult:
                 "frame_level": True,
                 "missing_prediction": "failure (error inf, IoU 0)",
                 "box": "IoU of the method's landmark box vs the ground-truth landmark box",
+                "jitter": (
+                    "mean over consecutive frame pairs with two predictions of mean_k "
+                    "||(p_t,k - p_t-1,k) - (g_t,k - g_t-1,k)|| / normalising length of g_t; "
+                    "jitter_ok: pairs whose two frames are within the threshold"
+                ),
             },
             "missing_sequences": [{"name": m.name, "reason": m.reason} for m in self.missing],
             "groups": self.group_members,
@@ -285,5 +309,9 @@ def run_video_benchmark(
                 np.concatenate([r.errors for r in group_runs]),
                 threshold,
                 np.concatenate([r.ious for r in group_runs]),
+                (
+                    np.concatenate([r.jitter for r in group_runs]),
+                    np.concatenate([r.jitter_worst for r in group_runs]),
+                ),
             )
     return result
