@@ -18,9 +18,13 @@ Choices where the papers are silent (they track one face):
 - Ids are integers from 0 in order of appearance (left to right within a frame). A face keeps
   its id while its track lives; a track lost for more than ``max_lost`` frames in a row ends,
   and a face that comes back after that gets a new id.
-- Two tracks on one face (box IoU >= ``duplicate_iou``): the one whose box jumped further from
-  its own last valid box took the other's face; it is set back to its last valid box and
-  re-detects, and its frame is reported lost without points.
+- A face that reappears after an occlusion often lies beyond eq. 8's gate (it moved while
+  hidden). A new track that FV accepts within ``reattach`` box diagonals of a lost track's
+  held box is that face coming back: it takes the lost track's id and the lost track ends.
+- Two tracks on one face (box IoU >= ``duplicate_iou``): one of them drifted there. The one
+  whose box jumped further from its own last valid box (by more than a tenth of a diagonal),
+  else the one FV scores lower, else the younger, is set back to its last valid box and
+  re-detects; its frame is reported lost without points.
 """
 
 from __future__ import annotations
@@ -56,6 +60,7 @@ class MultiConfig:
     max_lost: int = 40
     overlap_iou: float = 0.3
     duplicate_iou: float = 0.5
+    reattach: float = 3.0
 
     def __post_init__(self) -> None:
         if self.faces is not None and self.faces < 1:
@@ -329,7 +334,7 @@ class MultiTracker:
                     continue
                 if iou(a.result.box, b.result.box) < self.multi.duplicate_iou:
                     continue
-                intruder = max((a, b), key=_jump)
+                intruder = _intruder(a, b)
                 if intruder.track.face_id < 0:  # a new track on a known face: dropped
                     intruder.result = None
                     continue
@@ -337,16 +342,38 @@ class MultiTracker:
                 intruder.track.tracker.redetect = True
                 intruder.result = TrackResult(None, None, intruder.result.score, "lost")
 
+    def _admit(self, new: _Turn, turns: list[_Turn]) -> None:
+        """A new track: a lost face coming back (its id), or a new face (the next id)."""
+        assert new.result is not None and new.result.box is not None
+        box = new.result.box
+        lost = [
+            u
+            for u in turns
+            if u.track.face_id >= 0
+            and u.result is not None
+            and u.result.state == "lost"
+            and u.previous_box is not None
+            and box_distance_ratio(u.previous_box, box) < self.multi.reattach
+        ]
+        if lost:
+            back = min(lost, key=lambda u: box_distance_ratio(u.previous_box, box))
+            new.track.face_id = back.track.face_id
+            self.tracks.remove(back.track)
+            back.result = None  # the face is reported once, by its new track
+        else:
+            new.track.face_id, self.next_id = self.next_id, self.next_id + 1
+        self.tracks.append(new.track)
+
     def _finish(self, turns: list[_Turn]) -> list[Face]:
         """Admit new tracks (ids in order), count, end long-lost tracks, report faces."""
+        for u in turns:
+            if u.track.face_id < 0 and u.result is not None:
+                self._admit(u, turns)
         faces = []
         for u in turns:
             r = u.result
             if r is None:
                 continue
-            if u.track.face_id < 0:
-                u.track.face_id, self.next_id = self.next_id, self.next_id + 1
-                self.tracks.append(u.track)
             if r.state == "redetected" and not u.fresh:
                 self.redetections += 1
             u.track.lost_run = u.track.lost_run + 1 if r.state == "lost" else 0
@@ -359,6 +386,18 @@ class MultiTracker:
 
 def _valid(result: TrackResult | None) -> bool:
     return result is not None and result.state != "lost" and result.box is not None
+
+
+def _intruder(a: _Turn, b: _Turn) -> _Turn:
+    """Of two turns on one face, the one that drifted onto it (see the module docstring)."""
+    jump_a, jump_b = _jump(a), _jump(b)
+    if abs(jump_a - jump_b) > 0.1:
+        return a if jump_a > jump_b else b
+    score_a = a.result.score if a.result and a.result.score is not None else 0.0
+    score_b = b.result.score if b.result and b.result.score is not None else 0.0
+    if score_a != score_b:
+        return a if score_a < score_b else b
+    return a if (a.track.face_id < 0 or a.track.face_id > b.track.face_id >= 0) else b
 
 
 def _jump(turn: _Turn) -> float:

@@ -1,0 +1,169 @@
+"""The Python API and the batched engine with the shipped networks, on the bundled sample.
+
+- ``Tracker(faces=1)`` gives the points of Algorithm 1 run face by face (the one-face path
+  before the multi-track engine), frame by frame, and the command line writes those points;
+- the batched network calls equal the one-face calls;
+- on a generated clip with two astronauts side by side, ``Tracker(faces="all")`` follows both,
+  with ids 0 (left) and 1 (right), and ``landmarks.csv`` reads back in pandas' terms.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from crct_cli import Tracker
+from crct_cli.cli import app
+from crct_cli.io.images import read_image
+from crct_cli.io.landmarks import read_pts
+from crct_cli.io.openface_csv import COLUMNS, read_landmarks_csv
+from crct_cli.io.track_json import read_track_json
+from crct_cli.io.video import VideoWriter, iter_frames
+from crct_cli.landmarks import box_from_points
+from crct_cli.tracking.tracker import CRCTTracker, TrackerConfig
+
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
+VIDEO = SAMPLES / "astronaut.mp4"
+N_FRAMES = 30
+
+
+@pytest.fixture(scope="module")
+def tracker() -> Tracker:
+    return Tracker(faces=1, device="cpu", backend="torch")
+
+
+@pytest.fixture(scope="module")
+def two_faces(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two astronauts side by side, drifting towards each other, 20 frames."""
+    face = read_image(SAMPLES / "astronaut.jpg")
+    small = face[::2, ::2]
+    h, w = small.shape[:2]
+    path = tmp_path_factory.mktemp("clips") / "two.mp4"
+    with VideoWriter(path, 25.0, 2 * w + 160, h + 40) as writer:
+        for t in range(20):
+            canvas = np.full((h + 40, 2 * w + 160, 3), 40, dtype=np.uint8)
+            canvas[20 : 20 + h, 20 + 2 * t : 20 + 2 * t + w] = small
+            x = w + 140 - 2 * t
+            canvas[20 : 20 + h, x : x + w] = small[:, ::-1]
+            writer.write(canvas)
+    return path
+
+
+def test_one_face_gives_algorithm_1s_points_run_face_by_face(tracker: Tracker) -> None:
+    nets = tracker.networks
+    reference = CRCTTracker(nets, TrackerConfig())
+    frames = list(tracker.track(VIDEO, max_frames=N_FRAMES))
+    assert [f.index for f in frames] == list(range(N_FRAMES))
+    states = []
+    for decoded, got in zip(iter_frames(VIDEO, N_FRAMES), frames, strict=True):
+        ref = reference.step(decoded.image)
+        assert got.time == pytest.approx(decoded.time)
+        (face,) = got.faces
+        assert face.face_id == 0 and face.state == ref.state
+        assert np.abs(face.points - ref.points).max() < 1e-3
+        states.append(face.state)
+    assert states[0] == "redetected" and states.count("tracked") > N_FRAMES // 2
+
+
+def test_batched_calls_equal_one_face_calls(tracker: Tracker) -> None:
+    nets = tracker.networks
+    image = next(iter_frames(VIDEO)).image
+    (det,) = nets.detect(image)[:1]
+    boxes = np.stack([det.box, det.box + [8, -5, 4, 4], det.box + [-10, 6, -6, -6]])
+    batch = nets.localize_batch(image, boxes)
+    for box, points in zip(boxes, batch, strict=True):
+        assert np.abs(nets.localize(image, box) - points).max() < 0.01  # float32 sums differ
+    scores = nets.validate_batch(image, batch)
+    assert all(abs(nets.validate(image, p) - s) < 1e-5 for p, s in zip(batch, scores, strict=True))
+    prev = image
+    cur = next(iter(iter_frames(VIDEO, 2))).image
+    pts, states = nets.bt_batch(prev, cur, boxes, [None, None, None])
+    pts2, _ = nets.bt_batch(prev, cur, boxes, states)  # carried state, per track
+    for k, box in enumerate(boxes):
+        one, state = nets.bt_step(prev, cur, box, None)
+        assert np.abs(one - pts[k]).max() < 0.01
+        again, _ = nets.bt_step(prev, cur, box, state)
+        assert np.abs(again - pts2[k]).max() < 0.01
+
+
+def test_the_command_line_writes_the_api_points(tracker: Tracker, tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app, ["track", str(VIDEO), "--out", str(tmp_path), "--device", "cpu", "--backend", "torch"]
+    )
+    assert result.exit_code == 0, result.output
+    api = {f.index: f.faces[0] for f in tracker.track(VIDEO) if f.faces}
+    names = sorted(p.name for p in (tmp_path / "annot").iterdir())
+    assert names == [f"{i + 1:06d}.pts" for i in sorted(api)]
+    for i, face in api.items():
+        assert np.abs(read_pts(tmp_path / "annot" / f"{i + 1:06d}.pts") - face.points).max() < 2e-3
+    rows = read_landmarks_csv(tmp_path / "landmarks.csv")
+    assert [r.frame for r in rows] == [i + 1 for i in sorted(api)]
+    assert all(r.face_id == 0 and r.confidence is not None for r in rows)
+    assert [r.success for r in rows] == [api[r.frame - 1].state != "lost" for r in rows]
+    track = read_track_json(tmp_path / "track.json")
+    assert track.schema == "crct.track/2" and track.summary["status"] == "ok"
+    assert not (tmp_path / "faces").exists()  # one face: annot/ alone, as before
+
+
+def test_every_face_of_a_two_face_clip(two_faces: Path, tmp_path: Path) -> None:
+    tracker = Tracker(faces="all", device="cpu", backend="torch")
+    frames = list(tracker.track(two_faces))
+    assert len(frames) == 20
+    for frame in frames[1:]:
+        ids = [f.face_id for f in frame.faces if f.state != "lost"]
+        assert ids == [0, 1], frame.index
+        left, right = frame.face(0), frame.face(1)
+        assert left is not None and right is not None
+        assert box_from_points(left.points)[0] < box_from_points(right.points)[0]
+    # the same from the command line, per-face files and the CSV
+    result = CliRunner().invoke(
+        app, ["track", str(two_faces), "--out", str(tmp_path), "--faces", "all", "--device", "cpu"]
+    )
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "faces").iterdir()) == ["0", "1"]
+    assert len(list((tmp_path / "faces" / "1" / "annot").iterdir())) >= 19
+    with open(tmp_path / "landmarks.csv", newline="") as fh:
+        header = next(csv.reader(fh))
+    assert tuple(header) == COLUMNS
+    assert header[:5] == ["frame", "face_id", "timestamp", "confidence", "success"]
+    rows = read_landmarks_csv(tmp_path / "landmarks.csv")
+    assert {r.face_id for r in rows} == {0, 1}
+    per_frame = [r.frame for r in rows]
+    assert per_frame == sorted(per_frame)
+    assert rows[2].timestamp == pytest.approx((rows[2].frame - 1) / 25.0, abs=1e-3)
+
+
+def test_step_and_reset_for_frames_the_caller_decoded(tracker: Tracker) -> None:
+    images = [f.image for f in iter_frames(VIDEO, 5)]
+    tracker.reset()
+    first = [tracker.step(im, time_s=i / 10) for i, im in enumerate(images)]
+    tracker.reset()
+    again = [tracker.step(im) for im in images]
+    assert [f.index for f in first] == [f.index for f in again] == list(range(5))
+    assert [f.time for f in first] == pytest.approx([0.0, 0.1, 0.2, 0.3, 0.4])
+    assert again[0].time == 0.0 and again[-1].time >= 0.0
+    for a, b in zip(first, again, strict=True):
+        assert np.array_equal(a.faces[0].points, b.faces[0].points)
+
+
+def test_align_on_a_still(tracker: Tracker) -> None:
+    faces = tracker.align(SAMPLES / "astronaut.jpg")
+    assert len(faces) == 1 and faces[0].points.shape == (68, 2)
+    assert faces[0].score is not None and faces[0].score > 0.5
+    boxed = tracker.align(read_image(SAMPLES / "astronaut.jpg"), boxes=faces[0].box)
+    assert np.abs(boxed[0].points - faces[0].points).max() < 5.0
+
+
+def test_bad_frames_and_options_are_clear_errors(tracker: Tracker) -> None:
+    from crct_cli.errors import CrctError
+
+    with pytest.raises(CrctError, match="RGB uint8"):
+        tracker.step(np.zeros((10, 10), dtype=np.uint8))
+    with pytest.raises(CrctError, match="--faces"):
+        Tracker(faces="some", networks=object())
+    with pytest.raises(CrctError, match="--faces"):
+        Tracker(faces=0, networks=object())

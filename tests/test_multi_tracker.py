@@ -1,0 +1,298 @@
+"""The multi-track layer's control flow, on a scripted world of moving face boxes.
+
+Frames are tiny arrays whose value is their index. ``World`` knows where each true face is in
+every frame and answers the batched network calls the way good networks would: BT follows the
+face its box was on, FLL puts the shape on the face its box overlaps, FV accepts points on a
+face. Every call is recorded, so the tests can check which network ran how often per frame.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pytest
+
+from crct_cli.landmarks import box_from_points
+from crct_cli.tracking.detector import Detection
+from crct_cli.tracking.multi import Face, MultiConfig, MultiTracker, iou
+from crct_cli.tracking.tracker import CRCTTracker, TrackerConfig
+
+SIZE = np.array([40.0, 50.0])
+
+_UNIT = np.random.default_rng(11).uniform(0.0, 1.0, (68, 2))
+_UNIT = (_UNIT - _UNIT.min(axis=0)) / (_UNIT.max(axis=0) - _UNIT.min(axis=0))
+
+
+def shape_in(box: np.ndarray) -> np.ndarray:
+    return box[:2] + _UNIT * box[2:]
+
+
+def frame(t: int) -> np.ndarray:
+    return np.full((2, 2, 3), t, dtype=np.uint8)
+
+
+def fid(image: np.ndarray) -> int:
+    return int(image[0, 0, 0])
+
+
+def box_at(x: float, y: float = 100.0) -> np.ndarray:
+    return np.array([x, y, *SIZE])
+
+
+@dataclass
+class World:
+    """True faces per frame: ``paths[name](t)`` is the face's box at t, or None if unseen."""
+
+    paths: dict[str, Any]
+    extra_detections: dict[int, list[np.ndarray]] = field(default_factory=dict)
+    drift: bool = False  # BT whose face vanished jumps to the nearest face still seen
+    calls: list[tuple[str, int, int]] = field(default_factory=list)  # (network, frame, batch)
+
+    def faces(self, t: int) -> dict[str, np.ndarray]:
+        out = {}
+        for name, path in self.paths.items():
+            box = path(t)
+            if box is not None:
+                out[name] = np.asarray(box, dtype=np.float64)
+        return out
+
+    def _on(self, t: int, box: np.ndarray, min_iou: float = 0.3) -> np.ndarray | None:
+        best = max(self.faces(t).values(), key=lambda b: iou(b, box), default=None)
+        return best if best is not None and iou(best, box) >= min_iou else None
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        t = fid(image)
+        self.calls.append(("detect", t, 1))
+        boxes = [*self.faces(t).values(), *self.extra_detections.get(t, [])]
+        return [Detection(b, b.copy(), 0.99 - 0.01 * i) for i, b in enumerate(boxes)]
+
+    def bt_batch(
+        self, prev: np.ndarray, cur: np.ndarray, boxes: np.ndarray, states: list[Any]
+    ) -> tuple[np.ndarray, list[Any]]:
+        t0, t1 = fid(prev), fid(cur)
+        self.calls.append(("bt", t1, len(boxes)))
+        points = []
+        for box in boxes:
+            followed = self._on(t0, box)
+            name = next(
+                (n for n, b in self.faces(t0).items() if followed is not None and b is followed),
+                None,
+            )
+            now = self.faces(t1).get(name) if name is not None else None
+            if now is None and self.drift and self.faces(t1):
+                centre = box[:2] + box[2:] / 2
+                now = min(
+                    self.faces(t1).values(),
+                    key=lambda b: float(np.linalg.norm(b[:2] + b[2:] / 2 - centre)),
+                )
+            points.append(shape_in(now if now is not None else box))
+        return np.stack(points), [f"h{t1}"] * len(boxes)
+
+    def validate_batch(self, image: np.ndarray, points: np.ndarray) -> np.ndarray:
+        t = fid(image)
+        self.calls.append(("fv", t, len(points)))
+        return np.array(
+            [0.9 if self._on(t, box_from_points(p), 0.5) is not None else 0.1 for p in points]
+        )
+
+    def localize_batch(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        t = fid(image)
+        self.calls.append(("fll", t, len(boxes)))
+        out = []
+        for box in boxes:
+            face = self._on(t, box)
+            out.append(shape_in(face if face is not None else box))
+        return np.stack(out)
+
+    def per_frame(self, network: str) -> Counter[int]:
+        return Counter(t for n, t, _ in self.calls if n == network)
+
+
+def run(world: World, n: int, **multi: Any) -> list[list[Face]]:
+    config = MultiConfig(**{"faces": None, "detect_every": 5, "max_lost": 20, **multi})
+    tracker = MultiTracker(world, TrackerConfig(), config)
+    return [tracker.step(frame(t)) for t in range(n)]
+
+
+def ids_on(results: list[list[Face]], world: World, name: str) -> list[int | None]:
+    """The id of the validated face whose box lies on true face ``name``, frame by frame."""
+    out: list[int | None] = []
+    for t, faces in enumerate(results):
+        box = world.faces(t).get(name)
+        hit = [
+            f.face_id
+            for f in faces
+            if box is not None and f.state != "lost" and iou(f.box, box) > 0.8
+        ]
+        out.append(hit[0] if len(hit) == 1 else None)
+    return out
+
+
+def steady(x: float) -> Any:
+    return lambda t: box_at(x)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def test_faces_get_ids_in_order_of_appearance_and_keep_them() -> None:
+    world = World({"a": steady(50), "b": lambda t: box_at(300) if t >= 12 else None})
+    results = run(world, 30)
+    assert [f.face_id for f in results[0]] == [0]
+    assert ids_on(results, world, "a") == [0] * 30
+    # b appears at frame 12 and is found by the next periodic detection, frame 15
+    assert ids_on(results, world, "b")[:15] == [None] * 15
+    assert ids_on(results, world, "b")[15:] == [1] * 15
+    assert sorted(world.per_frame("detect")) == list(range(0, 30, 5))  # room for more: every 5
+
+
+def test_each_network_runs_once_per_frame_on_the_batch_of_all_tracks() -> None:
+    world = World({"a": steady(50), "b": steady(200), "c": steady(350)})
+    run(world, 8)
+    for network in ("bt", "fv", "fll"):
+        assert max(world.per_frame(network).values()) == 1, network
+    bt_batches = [b for n, t, b in world.calls if n == "bt"]
+    assert bt_batches == [3] * 7  # frames 1-7, all three faces in one call
+    # frame 0: FLL once for the three new tracks, then FV once to accept them
+    assert [(n, b) for n, t, b in world.calls if t == 0] == [
+        ("detect", 1),
+        ("fll", 3),
+        ("fv", 3),
+    ]
+
+
+def test_ids_from_left_to_right_within_a_frame() -> None:
+    world = World({"right": steady(400), "left": steady(20), "mid": steady(200)})
+    results = run(world, 2)
+    assert [ids_on(results, world, n)[1] for n in ("left", "mid", "right")] == [0, 1, 2]
+
+
+def test_a_short_occlusion_keeps_the_id() -> None:
+    world = World(
+        {"a": lambda t: None if 10 <= t < 25 else box_at(50), "b": steady(300)}
+    )  # 15 frames unseen, max_lost 20
+    results = run(world, 40)
+    assert set(ids_on(results, world, "a")[:10]) == {0}
+    assert set(ids_on(results, world, "a")[26:]) == {0}
+    assert set(ids_on(results, world, "b")) == {1}
+    # while a is lost, MTCNN runs on every frame (Algorithm 1's re-detection)
+    assert all(world.per_frame("detect")[t] == 1 for t in range(11, 25))
+    lost = [next(f for f in faces if f.face_id == 0).state for faces in results[10:25]]
+    assert set(lost) == {"lost"}
+
+
+def test_a_face_gone_longer_than_max_lost_ends_and_comes_back_with_a_new_id() -> None:
+    world = World({"a": lambda t: None if 5 <= t < 40 else box_at(50)})
+    results = run(world, 50, max_lost=10)
+    assert ids_on(results, world, "a")[:5] == [0] * 5
+    # lost frames 5..15 (11 > max_lost 10): the track ends, nothing is reported after it
+    assert [f.face_id for f in results[15]] == [0] and results[16] == []
+    assert all(faces == [] for faces in results[16:40])
+    back = ids_on(results, world, "a")[40:]
+    assert back == [1] * 10
+
+
+def test_two_faces_crossing_keep_their_ids() -> None:
+    # a walks right in front, b walks left behind it and is hidden while they overlap
+    def a(t: int) -> np.ndarray:
+        return box_at(100 + 10 * t)
+
+    def b(t: int) -> np.ndarray | None:
+        x = 500 - 10 * t
+        return None if abs(x - (100 + 10 * t)) < 50 else box_at(x, 125)
+
+    world = World({"a": a, "b": b})
+    results = run(world, 40)
+    ids_a, ids_b = ids_on(results, world, "a"), ids_on(results, world, "b")
+    assert ids_a == [0] * 40  # the face in front is never lost
+    seen = [t for t in range(40) if b(t) is not None]
+    assert len(seen) == 35  # hidden for frames 18-22
+    assert [ids_b[t] for t in seen] == [1] * 35  # back as 1 once it reappears
+    assert {f.face_id for faces in results for f in faces} == {0, 1}  # no third id
+
+
+def test_the_same_face_is_never_reported_twice() -> None:
+    # b vanishes next to a and its BT drifts onto a: the track that jumped is set back
+    world = World(
+        {"a": lambda t: box_at(100 + 2 * t), "b": lambda t: box_at(190) if t < 10 else None},
+        drift=True,
+    )
+    results = run(world, 40, max_lost=15)
+    for faces in results:
+        valid = [f for f in faces if f.state != "lost"]
+        for i, f in enumerate(valid):
+            assert all(iou(f.box, g.box) < 0.5 for g in valid[i + 1 :])
+    assert ids_on(results, world, "a") == [0] * 40
+    assert all(f.state == "lost" for faces in results[10:] for f in faces if f.face_id == 1)
+    assert all(f.face_id == 0 for faces in results[26:] for f in faces)  # b's track ended
+
+
+def test_a_lost_track_is_not_given_another_face() -> None:
+    world = World(
+        {"a": lambda t: box_at(100 + 2 * t), "b": lambda t: box_at(190) if t < 10 else None}
+    )
+    results = run(world, 40, max_lost=15)
+    assert ids_on(results, world, "a") == [0] * 40
+    assert [f.state for faces in results[10:26] for f in faces if f.face_id == 1] == ["lost"] * 16
+    assert all(f.face_id == 0 for faces in results[26:] for f in faces)
+
+
+def test_faces_n_caps_the_number_of_tracks() -> None:
+    world = World({"a": steady(20), "b": steady(200), "c": steady(400)})
+    results = run(world, 6, faces=2)
+    assert all(len(faces) == 2 for faces in results)
+    assert sorted(world.per_frame("detect")) == [0]  # no room left: no periodic detection
+
+
+def test_one_face_follows_algorithm_1_exactly() -> None:
+    """faces=1 is the single CRCT tracker: the same points, boxes and states, frame by frame."""
+    path = lambda t: None if 8 <= t < 12 else box_at(100 + 3 * t)  # noqa: E731
+    world = World({"a": path, "b": lambda t: box_at(400) if t >= 4 else None})
+    multi = run(world, 25, faces=1)
+
+    class OneFace:  # the one-face Networks protocol on the same world
+        detect = world.detect
+
+        def bt_step(self, prev: Any, cur: Any, box: Any, state: Any) -> Any:
+            points, states = world.bt_batch(prev, cur, box[None], [state])
+            return points[0], states[0]
+
+        def validate(self, image: Any, points: Any) -> float:
+            return float(world.validate_batch(image, points[None])[0])
+
+        def localize(self, image: Any, box: Any) -> Any:
+            return world.localize_batch(image, box[None])[0]
+
+    single = CRCTTracker(OneFace(), TrackerConfig())
+    for t in range(25):
+        ref = single.step(frame(t))
+        got = [f for f in multi[t] if f.face_id == 0]
+        if ref.points is None:
+            assert got == []
+            continue
+        (face,) = got
+        assert face.state == ref.state
+        assert np.array_equal(face.points, ref.points) and np.array_equal(face.box, ref.box)
+        if ref.score is not None:
+            assert face.score == pytest.approx(ref.score)
+    assert all(f.face_id == 0 for faces in multi for f in faces)  # b never gets a track
+
+
+def test_reset_forgets_tracks_and_ids() -> None:
+    world = World({"a": steady(50), "b": steady(300)})
+    tracker = MultiTracker(world, TrackerConfig(), MultiConfig(faces=None))
+    tracker.step(frame(0))
+    tracker.step(frame(1))
+    tracker.reset()
+    faces = tracker.step(frame(0))
+    assert [f.face_id for f in faces] == [0, 1]
+
+
+def test_config_refuses_nonsense() -> None:
+    with pytest.raises(ValueError, match="faces"):
+        MultiConfig(faces=0)
+    with pytest.raises(ValueError, match="detect_every"):
+        MultiConfig(detect_every=0)
