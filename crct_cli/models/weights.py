@@ -14,12 +14,13 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from crct_cli.errors import CrctError
 from crct_cli.io.atomic import atomic_path, write_text_atomic
+
+if TYPE_CHECKING:
+    import torch  # imported where used: reading hashes and the manifest needs no torch
 
 MANIFEST = "manifest.json"
 #: The repository's weight folder, the one place the files live in a checkout.
@@ -65,6 +66,8 @@ def save_weights(
     half: bool = True,
 ) -> str:
     """Write a weight file atomically (floats as fp16 when ``half``); return its sha256."""
+    import torch
+
     tensors = {
         k: (v.detach().to("cpu").half() if half and v.is_floating_point() else v.detach().cpu())
         for k, v in state_dict.items()
@@ -117,6 +120,8 @@ def load_weights(
         raise CrctError(
             f"weight file {path} is corrupt (sha256 differs from {path.parent / MANIFEST})"
         )
+    import torch
+
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a damaged file
