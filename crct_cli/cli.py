@@ -332,7 +332,7 @@ def align(
 
         detect = FaceDetector(dev)
 
-    console = Console(stderr=True, highlight=False)
+    console = Console(stderr=True, highlight=False, soft_wrap=True)  # paths are never wrapped
     with item_progress(console, "aligning", len(items)) as on_image:
         summary = align_images(
             paths,
@@ -345,7 +345,7 @@ def align(
             items,
         )
     for missed in summary.without_face:
-        console.print(f"[yellow]no face found in {missed}[/yellow]")
+        console.print(f"no face found in {missed}", style="yellow", markup=False)
     console.print(
         f"{summary.faces} face(s) in {summary.images - len(summary.without_face)} of "
         f"{summary.images} image(s) -> {out}"
@@ -422,6 +422,7 @@ def denoise(
     )
     from crct_cli.models import weights
     from crct_cli.models.fadenn import VARIANTS, iid_file, load_iid
+    from crct_cli.tables import print_tables
     from crct_cli.tracking.networks import resolve_device
 
     if variant not in VARIANTS:
@@ -434,12 +435,12 @@ def denoise(
     if iid.variant != variant:
         raise CrctError(f"{blob['path']} holds IID-{iid.variant}, not --variant {variant}")
     den = ImageDenoiser(iid, dev)
-    console = Console(stderr=True, highlight=False)
+    console = Console(stderr=True, highlight=False, soft_wrap=True)  # paths are never wrapped
     with denoise_progress(console, len(plan.jobs)) as (on_item, on_frame):
         records = run_plan(plan, den, on_item, on_frame, smoothing)
     n_frames = sum(r.frames for r in records)
     if variant != "d":
-        Console().print(noise_classes_table(records, f"noise classes (IID-{variant.upper()})"))
+        print_tables([noise_classes_table(records, f"noise classes (IID-{variant.upper()})")])
         where = write_classes_json(out, records, variant, blob["path"], smoothing)
         console.print(f"wrote {where}")
     console.print(
@@ -662,14 +663,14 @@ def benchmark(
 
     from rich.console import Console
 
-    from crct_cli.bench.console import print_tables
     from crct_cli.bench.pts_compare import compare_pts_folders, results_tables, write_results
+    from crct_cli.tables import print_tables
 
     result = compare_pts_folders(pred, gt, norm, threshold)  # type: ignore[arg-type]
     print_tables(results_tables(result))
     if out is not None:
         for path in write_results(result, out):
-            Console(stderr=True).print(f"wrote {path}", highlight=False)
+            Console(stderr=True).print(f"wrote {path}", highlight=False, soft_wrap=True)
 
 
 train_app = typer.Typer(

@@ -101,12 +101,12 @@ def variants_for(noise_type: str | None, level: int | None, all_sets: bool) -> l
     """The output sets: one (written straight into OUT) or clean + every type x level."""
     if all_sets:
         if noise_type is not None or level is not None:
-            raise CrctError("--all writes every type and level; leave out --type and --level")
+            raise CrctError("--all writes every type and level; leave out --noise and --level")
         sets = [Variant(None, 0, PurePosixPath(CLEAN_DIR))]
         sets += [Variant(t, lv, PurePosixPath(t, str(lv))) for t in NOISE_TYPES for lv in LEVELS]
         return sets
     if noise_type is None or level is None:
-        raise CrctError("give --type and --level, or --all for every type and level")
+        raise CrctError("give --noise and --level, or --all for every type and level")
     check_noise(noise_type, level)
     return [Variant(noise_type, level, PurePosixPath("."))]
 

@@ -23,6 +23,14 @@ INTENSITY_SCALES = (0.8, 0.5, 0.2)
 #: Class order used by the noise classifier: 0 is clean, then one class per type.
 NOISE_TYPES: tuple[str, ...] = ("downsample", "blur", "noise", "scale")
 LEVELS = (1, 2, 3)
+#: Other names a user may type: the FADeNN paper calls ``scale`` colour scaling.
+NOISE_ALIASES: dict[str, str] = {"color": "scale", "colour": "scale"}
+
+
+def canonical_noise_type(name: str) -> str:
+    """The name in :data:`NOISE_TYPES` for ``name`` or one of its aliases (``color`` -> ``scale``),
+    so outputs, folders and seeds never depend on which name was typed."""
+    return NOISE_ALIASES.get(name.lower(), name.lower())
 
 
 def downsample(image: np.ndarray, level: int, rng: np.random.Generator | None = None) -> np.ndarray:
@@ -73,7 +81,8 @@ def check_noise(noise_type: str, level: int) -> None:
     """Raise :class:`CrctError` for an unknown type or a level outside 0..3."""
     if noise_type not in DEGRADATIONS:
         raise CrctError(
-            f"unknown noise type {noise_type!r}; choose one of {', '.join(NOISE_TYPES)}"
+            f"unknown noise type {noise_type!r}; choose one of {', '.join(NOISE_TYPES)} "
+            "(color is another name for scale)"
         )
     if level not in (0, *LEVELS):
         raise CrctError(f"noise level must be 0, 1, 2 or 3, got {level}")

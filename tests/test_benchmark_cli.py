@@ -5,7 +5,6 @@ injected through the factories of ``crct_cli.bench.runner`` and ``crct_cli.bench
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import sys
 import time
@@ -26,9 +25,6 @@ from crct_cli import __version__
 from crct_cli.bench.methods import MethodSpec, build_networks
 from crct_cli.cli import app
 from crct_cli.tracking.detector import Detection
-
-#: matplotlib is the optional ``plot`` extra: CI installs ``.[test]`` without it
-HAS_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
 
 runner = CliRunner()
 
@@ -94,11 +90,9 @@ def test_dataset_run_prints_tables_and_writes_results(
     [weights] = doc["weights"]
     assert weights["sha256"] == hashlib.sha256(b"fake weights").hexdigest()
     assert weights["methods"] == ["crct", "bt"]
-    if HAS_MATPLOTLIB:
-        for name in ("ced_300vw-cat3.png", "success_300vw-cat3.png"):
-            assert (out / name).read_bytes()[:4] == b"\x89PNG"
-    else:
-        assert "plots skipped" in result.stderr and not list(out.glob("*.png"))
+    for name in ("ced_300vw-cat3.png", "success_300vw-cat3.png"):  # matplotlib is a dependency
+        assert (out / name).read_bytes()[:4] == b"\x89PNG"
+    assert "wrote 2 plot(s)" in result.stderr
 
 
 def test_plots_are_skipped_without_matplotlib(
@@ -132,10 +126,7 @@ def test_still_dataset_with_noise_sets(tmp_path: Path, monkeypatch: pytest.Monke
     assert doc["sets"]["clean"]["fll"]["auc"] == pytest.approx(0.5)  # errors 0 and 0.1
     assert doc["sets"]["clean"]["fll"]["failure_rate"] == pytest.approx(0.5)
     assert doc["mean_degraded"]["fll"]["sets"] == 12
-    if HAS_MATPLOTLIB:
-        assert (out / "auc_by_set.png").is_file() and (out / "ced_clean.png").is_file()
-    else:
-        assert "plots skipped" in result.stderr and not list(out.glob("*.png"))
+    assert (out / "auc_by_set.png").is_file() and (out / "ced_clean.png").is_file()
 
 
 @pytest.mark.parametrize(

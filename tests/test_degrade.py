@@ -192,7 +192,7 @@ def test_bad_requests_raise_one_line_errors(tmp_path: Path) -> None:
         (([tmp_path / "missing.png"], tmp_path / "o", "blur", 1), {}, "no such file"),
         (([tmp_path / "a.png"], tmp_path / "o", "fog", 1), {}, "unknown noise type"),
         (([tmp_path / "a.png"], tmp_path / "o", "blur", 4), {}, "level"),
-        (([tmp_path / "a.png"], tmp_path / "o", None, None), {}, "--type and --level"),
+        (([tmp_path / "a.png"], tmp_path / "o", None, None), {}, "--noise and --level"),
         (([tmp_path / "a.png"], tmp_path / "o", "blur", 1), {"all_sets": True}, "--all"),
         (([tmp_path / "a.png"], tmp_path / "file.txt" / "sub", "blur", 1), {}, "output folder"),
         (([tmp_path / "a.png"], tmp_path, "blur", 1), {}, "overwrite"),

@@ -11,29 +11,18 @@ import contextlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from rich.console import Console, RenderableType
+from rich.console import Console
 from rich.markup import escape
-from rich.measure import Measurement
 
 from crct_cli.bench.report import speed_tables, still_tables, video_tables
 from crct_cli.bench.runner import DatasetRequest, Prepared, execute, prepare, write_outputs
 from crct_cli.bench.speed import measure_speed, speed_devices
 from crct_cli.bench.still_bench import StillBenchResult
 from crct_cli.bench.video_bench import OnFrame
+from crct_cli.tables import print_tables
 
 #: How many missing sequences / skipped images are named on screen (results.json has all).
 MAX_LISTED = 20
-
-
-def print_tables(tables: list[RenderableType]) -> None:
-    """Print result tables to stdout. Redirected to a file or a pipe, each table gets the width it
-    needs: rich would otherwise fit it to 80 columns and cut the numbers short."""
-    stdout = Console()
-    for table in tables:
-        if not stdout.is_terminal:
-            unbounded = stdout.options.update_width(10_000)
-            stdout.width = max(80, Measurement.get(stdout, unbounded, table).maximum)
-        stdout.print(table)
 
 
 def _listing(items: list[str]) -> str:
@@ -83,7 +72,7 @@ def run_dataset_command(
     req: DatasetRequest, out: Path | None, argv: list[str] | None = None
 ) -> None:
     """``crct benchmark --dataset``: check, list what is missing, run, print, write."""
-    err = Console(stderr=True, highlight=False)
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
     prepared = prepare(req)
     report_missing(err, prepared)
     if prepared.images is not None:  # one bar over image x set x method
@@ -116,7 +105,7 @@ def run_speed_command(
     from crct_cli.bench.methods import parse_methods
     from crct_cli.errors import CrctError
 
-    err = Console(stderr=True, highlight=False)
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
     specs = parse_methods(methods or "crct", "video")
     if seq_bt is not None and seq_bt < 1:
         raise CrctError(f"--seq-bt must be at least 1, got {seq_bt}")

@@ -2,8 +2,9 @@
 
 ``results.json`` holds every number together with what is needed to reproduce it: the
 command line, the versions of crct, torch, numpy and Python, the device, and the sha256 of
-every weight file the methods loaded. Plots need the optional ``plot`` extra; without
-matplotlib they are skipped with one line, never an error.
+every weight file the methods loaded. Plots are drawn with matplotlib (a dependency of crct)
+on the file-only Agg backend, so no display is needed; should matplotlib be missing from a
+broken install, they are skipped with one line, never an error.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
 
 SCHEMA = "crct.benchmark/1"
 RESULTS_JSON = "results.json"
-PLOT_EXTRA_HINT = "pip install 'crct[plot]'"
+PLOT_EXTRA_HINT = "pip install matplotlib, a dependency of crct"
 NETWORK_LABELS = {"detect": "detect", "bt": "BT", "fv": "FV", "fll": "FLL", "iid": "denoise (IID)"}
 
 

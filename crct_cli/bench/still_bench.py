@@ -28,7 +28,7 @@ from crct_cli.io.images import read_image
 from crct_cli.io.landmarks import read_pts
 from crct_cli.landmarks import box_from_points
 from crct_cli.metrics import DEFAULT_THRESHOLD, Normalization, iou, nme
-from crct_cli.noise import LEVELS, NOISE_TYPES, check_noise
+from crct_cli.noise import LEVELS, NOISE_TYPES, canonical_noise_type, check_noise
 
 #: Seed of the on-the-fly Gaussian noise when none is given (results are reproducible).
 DEFAULT_SEED = 0
@@ -74,6 +74,7 @@ def parse_noise(text: str | None) -> list[NoiseSet]:
                 raise CrctError(
                     f"--noise: expected all, none or TYPE-LEVEL (e.g. blur-3), got {item!r}"
                 )
+            noise_type = canonical_noise_type(noise_type)
             check_noise(noise_type, int(level))
             chosen = (CLEAN,) if int(level) == 0 else (NoiseSet(noise_type, int(level)),)
         sets += [s for s in chosen if s not in sets]
