@@ -517,11 +517,21 @@ def benchmark(
     ] = None,
     pred: Annotated[
         Path | None,
-        typer.Option(help="Folder of predicted .pts files.", metavar="DIR", show_default=False),
+        typer.Option(
+            help="Folder of predicted .pts files, or a multi-face run's landmarks.csv (or a "
+            "folder of <sequence>/landmarks.csv).",
+            metavar="DIR",
+            show_default=False,
+        ),
     ] = None,
     gt: Annotated[
         Path | None,
-        typer.Option(help="Folder of ground-truth .pts files.", metavar="DIR", show_default=False),
+        typer.Option(
+            help="Folder of ground-truth .pts files, or multi-face sequence(s) with "
+            "faces/<id>/000001.pts ...",
+            metavar="DIR",
+            show_default=False,
+        ),
     ] = None,
     norm: Annotated[
         str, typer.Option(help="NME normalisation: diagonal | area | interocular.")
@@ -539,7 +549,7 @@ def benchmark(
         str | None,
         typer.Option(
             help="300vw-cat1 | 300vw-cat2 | 300vw-cat3 | 300vw (every sequence under the root) "
-            "| 300w | menpo | images.",
+            "| 300w | menpo | images | multi (several faces per video, per-face ground truth).",
             metavar="NAME",
             show_default=False,
         ),
@@ -663,6 +673,13 @@ def benchmark(
 
     from rich.console import Console
 
+    from crct_cli.bench.multi_face import is_multi_face_gt
+
+    if is_multi_face_gt(gt):  # per-face ground truth: score landmarks.csv
+        from crct_cli.bench.console import run_multi_pred_command
+
+        run_multi_pred_command(pred, gt, norm, threshold, out)
+        return
     from crct_cli.bench.pts_compare import compare_pts_folders, results_tables, write_results
     from crct_cli.tables import print_tables
 

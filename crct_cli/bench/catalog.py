@@ -48,7 +48,9 @@ CATEGORIES: dict[str, tuple[str, ...]] = {
 ALL_SEQUENCES = "300vw"
 VIDEO_DATASETS: tuple[str, ...] = (*CATEGORIES, ALL_SEQUENCES)
 STILL_DATASETS: tuple[str, ...] = ("300w", "menpo", "images")
-DATASETS: tuple[str, ...] = VIDEO_DATASETS + STILL_DATASETS
+#: Several faces per video, each with its own ground truth (crct_cli.bench.synth_multi).
+MULTI_DATASETS: tuple[str, ...] = ("multi",)
+DATASETS: tuple[str, ...] = VIDEO_DATASETS + STILL_DATASETS + MULTI_DATASETS
 
 #: The environment variable that holds the datasets when ``--root`` is not given.
 DATA_ENV = "CRCT_DATA"
@@ -87,11 +89,22 @@ SOURCES: dict[str, DataSource] = {
         "https://ibug.doc.ic.ac.uk/resources/2nd-facial-landmark-tracking-competition-menpo-ben/)",
     ),
     "images": DataSource("image", None, "images with a .pts beside each", None),
+    "multi": DataSource(
+        "multi-face",
+        None,
+        "NNN/vid.mp4 with NNN/faces/<id>/000001.pts ..., made by "
+        "python -m crct_cli.bench.synth_multi",
+        None,
+    ),
 }
 
 
 def is_video_dataset(dataset: str) -> bool:
     return dataset in VIDEO_DATASETS
+
+
+def is_multi_dataset(dataset: str) -> bool:
+    return dataset in MULTI_DATASETS
 
 
 def check_dataset(dataset: str) -> None:

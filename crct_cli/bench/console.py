@@ -14,7 +14,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-from crct_cli.bench.report import speed_tables, still_tables, video_tables
+from crct_cli.bench.multi_face import MultiBenchResult
+from crct_cli.bench.report import multi_tables, speed_tables, still_tables, video_tables
 from crct_cli.bench.runner import DatasetRequest, Prepared, execute, prepare, write_outputs
 from crct_cli.bench.speed import measure_speed, speed_devices
 from crct_cli.bench.still_bench import StillBenchResult
@@ -43,6 +44,13 @@ def report_missing(err: Console, prepared: Prepared) -> None:
             err,
             f"missing {len(missing)} of {total} sequences of {prepared.req.dataset} "
             f"(not scored): {_listing([f'{m.name} ({m.reason})' for m in missing])}",
+        )
+    if prepared.multi_missing:
+        missing = prepared.multi_missing
+        _warn(
+            err,
+            f"missing {len(missing)} of {len(missing) + len(prepared.multi or [])} sequences "
+            f"(not scored): {_listing([f'{n} ({why})' for n, why in missing])}",
         )
     if prepared.images is not None and prepared.images.skipped:
         skipped = prepared.images.skipped
@@ -81,9 +89,12 @@ def run_dataset_command(
     else:  # one bar per sequence and method (rich shows one live display at a time)
         outcome = execute(prepared, progress=lambda label: _frame_bar(err, label))
     result = outcome.result
-    print_tables(
-        still_tables(result) if isinstance(result, StillBenchResult) else video_tables(result)
-    )
+    if isinstance(result, MultiBenchResult):
+        print_tables(multi_tables(result))
+    else:
+        print_tables(
+            still_tables(result) if isinstance(result, StillBenchResult) else video_tables(result)
+        )
     if out is not None:
         path, plots = write_outputs(out, outcome, argv=argv)
         err.print(f"wrote {path}")
@@ -117,3 +128,40 @@ def run_speed_command(
     if out is not None:
         path, _ = write_outputs(out, speed=results, speed_devices=devices, argv=argv)
         err.print(f"wrote {path}")
+
+
+def run_multi_pred_command(
+    pred: Path,
+    gt: Path,
+    norm: str,
+    threshold: float,
+    out: Path | None,
+    argv: list[str] | None = None,
+) -> None:
+    """``crct benchmark --pred RUN --gt SEQ``, where SEQ has per-face ground truth (``faces/``):
+    score a multi-face run's ``landmarks.csv`` (or a folder of them, one per sequence)."""
+    from crct_cli.bench.multi_face import score_runs
+    from crct_cli.bench.runner import write_multi_outputs
+    from crct_cli.errors import CrctError
+    from crct_cli.metrics import NORMALIZATIONS
+
+    if norm not in NORMALIZATIONS:
+        raise CrctError(
+            f"unknown normalisation {norm!r}; choose one of {', '.join(NORMALIZATIONS)}"
+        )
+    if not threshold > 0:
+        raise CrctError(f"--threshold must be positive, got {threshold}")
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    result = score_runs(pred, gt, norm, threshold)  # type: ignore[arg-type]
+    if result.missing:
+        _warn(
+            err,
+            f"{len(result.missing)} sequence(s) without predictions, every face-frame a "
+            f"failure: {_listing([f'{n} ({why})' for n, why in result.missing])}",
+        )
+    print_tables(multi_tables(result))
+    if out is not None:
+        path, plots = write_multi_outputs(out, result, None, None, argv)
+        err.print(f"wrote {path}")
+        if plots.skipped:
+            _warn(err, plots.skipped)

@@ -21,13 +21,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from crct_cli import __version__
-from crct_cli.bench.scores import ced_grid
+from crct_cli.bench.multi_face import MultiBenchResult
+from crct_cli.bench.scores import JitterSummary, ced_grid, summarize_jitter
 from crct_cli.bench.speed import NETWORKS, VideoSpeed
 from crct_cli.bench.still_bench import StillBenchResult
 from crct_cli.bench.video_bench import VideoBenchResult
 from crct_cli.errors import CrctError
 from crct_cli.io.atomic import atomic_path, write_text_atomic
-from crct_cli.metrics import OTB_THRESHOLDS
+from crct_cli.metrics import OTB_THRESHOLDS, summarize
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -284,7 +285,106 @@ def video_tables(result: VideoBenchResult) -> list[Table]:
             ],
         )
         boxes.add_row(m, *[f"{result.groups[g][m].success_auc:.4f}" for g in groups])
-    return [landmarks, boxes]
+    jitter = _titled(
+        f"{result.dataset}: jitter, frame-to-frame point motion less the ground truth's, "
+        f"per box diagonal (all pairs / pairs within {t})"
+    )
+    jitter.add_column("method")
+    for g in groups:
+        jitter.add_column(f"{g} jitter", justify="right")
+        jitter.add_column(f"{g} on face", justify="right")
+    for m in result.methods:
+        jitter.add_row(
+            m,
+            *[c for g in groups for c in _jitter_cells(result.groups[g][m].jitter)],
+        )
+    return [landmarks, boxes, jitter]
+
+
+def _jitter_cells(j: JitterSummary | None) -> tuple[str, str]:
+    if j is None:
+        return "-", "-"
+    return (
+        f"{j.mean:.4f}" if j.pairs else "-",
+        f"{j.mean_ok:.4f}" if j.pairs_ok else "-",
+    )
+
+
+#: Above this many sequence x method rows, the per-sequence table is left to results.json.
+MAX_SEQUENCE_ROWS = 40
+
+
+def multi_tables(result: MultiBenchResult) -> list[Table]:
+    """Every visible face-frame of every sequence per method; then one row per run."""
+    t = f"{result.threshold:g}"
+    n_seq = len({r.sequence for r in result.runs})
+    totals = _titled(
+        f"{result.dataset}: every visible face-frame of {n_seq} sequence(s), AUC@{t} / failure "
+        f"rate (no matched prediction = failure), coverage, identity switches, ghosts, jitter"
+    )
+    for name in ("method", "face-frames", f"AUC@{t}", "FR", "mean NME", "coverage"):
+        totals.add_column(name, justify="left" if name == "method" else "right")
+    for name in (
+        "ID switches\n(max/seq)",
+        "of them\non return",
+        "ghosts\n(duplicates)",
+        "jitter",
+        "jitter\non face",
+    ):
+        totals.add_column(name, justify="right")
+    totals.add_column("fps", justify="right")
+    for m in result.methods:
+        s = result.totals[m]
+        totals.add_row(
+            m,
+            str(s.summary.count),
+            f"{s.summary.auc:.4f}",
+            _pct(s.summary.failure_rate),
+            f"{s.summary.mean_nme:.4f}",
+            _pct(s.coverage),
+            f"{s.id_switches} ({s.max_id_switches})",
+            str(s.id_switches_on_return),
+            f"{s.ghosts} ({s.duplicates})",
+            *_jitter_cells(s.jitter),
+            "-" if s.fps is None else f"{s.fps:.1f}",
+        )
+    tables = [totals]
+    if len(result.runs) <= MAX_SEQUENCE_ROWS:
+        per = _titled(f"{result.dataset}: per sequence")
+        for name in ("sequence", "method", "face-frames", f"AUC@{t}", "FR", "coverage"):
+            per.add_column(name, justify="left" if name in ("sequence", "method") else "right")
+        for name in ("ID switches", "ghosts", "jitter"):
+            per.add_column(name, justify="right")
+        for r in result.runs:
+            s = summarize(r.errors, result.threshold)
+            per.add_row(
+                r.sequence,
+                r.method,
+                str(r.face_frames),
+                f"{s.auc:.4f}",
+                _pct(s.failure_rate),
+                _pct(r.matched / r.face_frames) if r.face_frames else "-",
+                str(r.id_switches),
+                str(r.ghosts),
+                _jitter_cells(summarize_jitter(r.jitter, r.jitter_worst, result.threshold))[0],
+            )
+        tables.append(per)
+    return tables
+
+
+def write_multi_plots(result: MultiBenchResult, out_dir: Path) -> PlotOutcome:
+    """``ced_multi.png``: the cumulative error over every visible face-frame, per method."""
+    plt = _pyplot()
+    if plt is None:
+        return PlotOutcome(
+            skipped=f"matplotlib is not installed ({PLOT_EXTRA_HINT}): plots skipped"
+        )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    curves = {m: s.ced for m, s in result.totals.items()}
+    aucs = {m: s.summary.auc for m, s in result.totals.items()}
+    title = f"{result.dataset}: cumulative error, every visible face-frame"
+    fig = _ced_figure(plt, title, ced_grid(result.threshold), curves, aucs)
+    return PlotOutcome(written=[_save(plt, fig, out_dir / "ced_multi.png")])
 
 
 def still_tables(result: StillBenchResult) -> list[Table]:

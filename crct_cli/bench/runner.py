@@ -16,12 +16,29 @@ from crct_cli.bench import methods as _methods
 from crct_cli.bench.catalog import (
     SequenceSelection,
     check_dataset,
+    is_multi_dataset,
     is_video_dataset,
     resolve_root,
     select_sequences,
 )
 from crct_cli.bench.methods import ImageFactory, MethodSpec, VideoFactory, parse_methods
-from crct_cli.bench.report import PlotOutcome, build_payload, write_json, write_plots
+from crct_cli.bench.multi_face import (
+    MultiBenchResult,
+    MultiFactory,
+    MultiSequence,
+    multi_factory,
+    run_multi_benchmark,
+    select_multi_sequences,
+    write_predictions,
+)
+from crct_cli.bench.report import (
+    PlotOutcome,
+    build_payload,
+    hash_weight_files,
+    write_json,
+    write_multi_plots,
+    write_plots,
+)
 from crct_cli.bench.speed import VideoSpeed, describe_device
 from crct_cli.bench.still_bench import (
     DEFAULT_SEED,
@@ -43,6 +60,8 @@ from crct_cli.metrics import NORMALIZATIONS
 
 #: The papers' SeqBT (CRCT IV: 2 and 4 scored best).
 DEFAULT_SEQ_BT = 2
+#: ``--dataset multi``: the full tracker beside tracking-by-detection.
+DEFAULT_MULTI_METHODS = "crct,fll-mt"
 
 
 @dataclass
@@ -65,7 +84,7 @@ class DatasetRequest:
 
 @dataclass
 class DatasetOutcome:
-    result: VideoBenchResult | StillBenchResult
+    result: VideoBenchResult | StillBenchResult | MultiBenchResult
     device: str
     device_description: str
 
@@ -78,6 +97,11 @@ def make_video_factory(device: str, seq_bt: int) -> VideoFactory:
 def make_image_factory(device: str) -> ImageFactory:
     """The real still-image aligners (replaced by tests with fakes)."""
     return _methods.image_factory(device)
+
+
+def make_multi_factory(device: str, seq_bt: int) -> MultiFactory:
+    """The real multi-face trackers, ``crct_cli.Tracker(faces="all")`` (tests use fakes)."""
+    return multi_factory(device, seq_bt)
 
 
 def _check_common(req: DatasetRequest) -> None:
@@ -107,6 +131,26 @@ def _check_video_options(req: DatasetRequest) -> tuple[str, int]:
     if req.max_frames is not None and req.max_frames < 1:
         raise CrctError(f"--max-frames must be at least 1, got {req.max_frames}")
     return init, seq_bt
+
+
+def _check_multi_options(req: DatasetRequest) -> int:
+    given = [
+        n
+        for n, v in (("--noise", req.noise), ("--seed", req.seed), ("--init", req.init))
+        if v is not None
+    ]
+    if req.box_from_pts:
+        given.append("--box-from-pts")
+    if given:
+        raise CrctError(
+            f"{', '.join(given)}: not for --dataset multi (every tracker finds the faces itself)"
+        )
+    seq_bt = DEFAULT_SEQ_BT if req.seq_bt is None else req.seq_bt
+    if seq_bt < 1:
+        raise CrctError(f"--seq-bt must be at least 1, got {seq_bt}")
+    if req.max_frames is not None and req.max_frames < 1:
+        raise CrctError(f"--max-frames must be at least 1, got {req.max_frames}")
+    return seq_bt
 
 
 def _check_still_options(req: DatasetRequest) -> None:
@@ -146,6 +190,8 @@ class Prepared:
     sets: list[NoiseSet] = field(default_factory=list)
     init: str = "gt"
     seq_bt: int = DEFAULT_SEQ_BT
+    multi: list[MultiSequence] | None = None  #: --dataset multi
+    multi_missing: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def still_steps(self) -> int:
@@ -160,6 +206,22 @@ def prepare(req: DatasetRequest) -> Prepared:
     """
     check_dataset(req.dataset)
     _check_common(req)
+    if is_multi_dataset(req.dataset):
+        seq_bt = _check_multi_options(req)
+        specs = parse_methods(req.methods or DEFAULT_MULTI_METHODS, "video")
+        root = resolve_root(req.dataset, req.root)
+        found, missing = select_multi_sequences(root)
+        device, description = _device(req.device)
+        return Prepared(
+            req,
+            specs,
+            root,
+            device,
+            description,
+            seq_bt=seq_bt,
+            multi=found,
+            multi_missing=missing,
+        )
     if is_video_dataset(req.dataset):
         init, seq_bt = _check_video_options(req)
         specs = parse_methods(req.methods or _methods.default_methods("video"), "video")
@@ -184,11 +246,24 @@ def execute(
     image_factory: ImageFactory | None = None,
     progress: Progress | None = None,
     on_item: Callable[[], None] | None = None,
+    multi_factory: MultiFactory | None = None,
 ) -> DatasetOutcome:
     """Run every method of a prepared request (factories default to the shipped networks)."""
     req = prepared.req
-    result: VideoBenchResult | StillBenchResult
-    if prepared.sequences is not None:
+    result: VideoBenchResult | StillBenchResult | MultiBenchResult
+    if prepared.multi is not None:
+        result = run_multi_benchmark(
+            prepared.root,
+            prepared.multi,
+            prepared.specs,
+            multi_factory or make_multi_factory(prepared.device, prepared.seq_bt),
+            norm=req.norm,  # type: ignore[arg-type]
+            threshold=req.threshold,
+            max_frames=req.max_frames,
+            missing=prepared.multi_missing,
+            progress=progress,
+        )
+    elif prepared.sequences is not None:
         factory = video_factory or make_video_factory(prepared.device, prepared.seq_bt)
         result = run_video_benchmark(
             prepared.sequences,
@@ -235,7 +310,15 @@ def write_outputs(
     speed_devices: list[str] | None = None,
     argv: list[str] | None = None,
 ) -> tuple[Path, PlotOutcome]:
-    """``OUT/results.json`` and, for a dataset run, the PNG plots (skipped without matplotlib)."""
+    """``OUT/results.json`` and, for a dataset run, the PNG plots (skipped without matplotlib).
+
+    A multi-face run also writes what each method predicted,
+    ``OUT/predictions/<method>/<sequence>/landmarks.csv``.
+    """
+    if outcome is not None and isinstance(outcome.result, MultiBenchResult):
+        return write_multi_outputs(
+            out, outcome.result, outcome.device, outcome.device_description, argv
+        )
     if outcome is not None:
         payload = build_payload(
             outcome.result, None, outcome.device, outcome.device_description, argv
@@ -246,3 +329,19 @@ def write_outputs(
     described = "; ".join(f"{d}: {describe_device(d)}" for d in devices)
     payload = build_payload(None, speed, ",".join(devices), described, argv)
     return write_json(out, payload), PlotOutcome()
+
+
+def write_multi_outputs(
+    out: Path,
+    result: MultiBenchResult,
+    device: str | None,
+    device_description: str | None,
+    argv: list[str] | None = None,
+) -> tuple[Path, PlotOutcome]:
+    """``results.json`` (kind ``multi``), the predictions of a run, and the CED plot."""
+    payload = build_payload(None, None, device, device_description, argv)
+    payload.update(result.to_json())
+    payload["weights"] = hash_weight_files(result.weight_files)
+    path = write_json(out, payload)
+    write_predictions(result, out)
+    return path, write_multi_plots(result, out)
