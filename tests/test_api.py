@@ -167,3 +167,14 @@ def test_bad_frames_and_options_are_clear_errors(tracker: Tracker) -> None:
         Tracker(faces="some", networks=object())
     with pytest.raises(CrctError, match="--faces"):
         Tracker(faces=0, networks=object())
+
+
+def test_the_readme_example_runs(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    """The README's Python API block, run as written from the repository root."""
+    readme = (SAMPLES.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Python API", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    monkeypatch.chdir(SAMPLES.parent)
+    exec(compile(code, "README.md", "exec"), {})
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) >= 70 and all(len(line.split()) == 5 for line in lines)
