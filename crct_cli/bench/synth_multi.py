@@ -44,6 +44,7 @@ import cv2
 import numpy as np
 
 from crct_cli import geometry
+from crct_cli.bench.multi_face import FACES_DIR, FACES_JSON, VIDEO_NAME
 from crct_cli.errors import CrctError
 from crct_cli.io.atomic import write_text_atomic
 from crct_cli.io.landmarks import write_pts
@@ -56,8 +57,6 @@ SCHEMA = "crct.synth_multi/1"
 VISIBLE_SHARE = 0.5
 #: Fewer frames leave no room for the visitor to enter, leave and come back.
 MIN_FRAMES = 30
-FACES_JSON = "faces.json"
-FACES_DIR = "faces"
 ROLES = ("crossing", "crossing", "visitor")
 
 
@@ -343,7 +342,7 @@ def write_sequence(plan: MultiPlan, folder: Path, seed: int, visible_share: floa
     for face in plan.faces:
         (tmp / FACES_DIR / str(face.gt_id)).mkdir(parents=True)
     per_face: list[list[dict[str, object]]] = [[] for _ in plan.faces]
-    with VideoWriter(tmp / "vid.mp4", plan.fps, plan.width, plan.height) as writer:
+    with VideoWriter(tmp / VIDEO_NAME, plan.fps, plan.width, plan.height) as writer:
         for t in range(plan.n_frames):
             frame = render(plan, t, visible_share)
             writer.write(frame.image)
@@ -363,7 +362,7 @@ def write_sequence(plan: MultiPlan, folder: Path, seed: int, visible_share: floa
                 )
     doc = {
         "schema": SCHEMA,
-        "video": "vid.mp4",
+        "video": VIDEO_NAME,
         "width": plan.width,
         "height": plan.height,
         "fps": plan.fps,
