@@ -1,0 +1,61 @@
+"""Jitter: frame-to-frame point motion less the ground truth's, per box diagonal, in the video
+benchmark (``crct benchmark --dataset 300vw``) and as a function."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from bench_fakes import gt_shape, make_sequence, tracker_factory
+
+from crct_cli.bench.runner import DatasetRequest, run_dataset
+from crct_cli.bench.scores import point_jitter, summarize_jitter
+
+#: as in test_benchmark_datasets: the ground truth moves 1 px right per frame
+OFFSETS = {
+    ("001", 2): (3.0, 4.0),
+    ("001", 3): (0.0, 1.0),
+    ("001", 4): (0.0, 2.0),
+    ("001", 5): None,
+    ("001", 6): (30.0, 40.0),
+    ("002", 3): (0.0, 1.0),
+    ("002", 4): (0.0, 3.0),
+}
+
+
+def test_point_jitter_ignores_a_constant_offset_and_the_face_s_own_motion() -> None:
+    g0 = gt_shape(0.0, 0.0)  # 30 x 40 box: diagonal 50
+    turn = np.array([[0.0, -1.0], [1.0, 0.0]])
+    g1 = (g0 - g0.mean(0)) @ turn.T + g0.mean(0) + 7.0  # the face turns and moves
+    assert point_jitter(g0 + 2.0, g1 + 2.0, g0, g1)[0] == pytest.approx(0.0, abs=1e-12)
+    # a prediction that stays put while the face moves 5 px: 5 / 50
+    h1 = g0 + [3.0, 4.0]
+    assert point_jitter(g0, g0, g0, h1)[0] == pytest.approx(0.1)
+    assert np.isnan(point_jitter(np.full_like(g0, np.nan), g0, g0, g0)[0])
+    assert point_jitter(g0, g0 + [0.0, 1.0], g0, g0, "interocular")[0] > 0.02
+    s = summarize_jitter(np.array([0.1, np.nan, 0.02]), np.array([0.09, 0.0, 0.01]), 0.08)
+    assert (s.pairs, s.pairs_ok) == (2, 1)
+    assert s.mean == pytest.approx(0.06) and s.mean_ok == pytest.approx(0.02)
+
+
+def test_video_benchmark_reports_jitter(tmp_path: Path, make_video: Callable[..., Path]) -> None:
+    root = tmp_path / "300vw"
+    make_sequence(make_video, root, "001", 6, seq=1)
+    make_sequence(make_video, root, "002", 4, annotated=[1, 2, 3, 4, 5], seq=2)
+    factory, _ = tracker_factory({"crct": OFFSETS}, {"001": 1, "002": 2})
+    result = run_dataset(DatasetRequest("300vw", root=root, methods="crct,bt"), factory).result
+    crct = result.groups["all"]["crct"].jitter
+    # 001: (0,0)->(3,4)->(0,1)->(0,2), then missing; 002: (0,0)->(0,0)->(0,1)->(0,3), then none
+    pairs = [0.1, math.hypot(3, 3) / 50, 0.02, 0.0, 0.02, 0.04]
+    assert crct.pairs == 6 and crct.mean == pytest.approx(np.mean(pairs))
+    # on the face: pairs whose two frames have NME <= 0.08 (not the two next to frame 2's 0.1)
+    assert crct.pairs_ok == 4 and crct.mean_ok == pytest.approx(np.mean([0.02, 0.0, 0.02, 0.04]))
+    bt = result.groups["all"]["bt"].jitter
+    assert bt.pairs == 8 and bt.mean == pytest.approx(0.0, abs=1e-9)
+    doc = result.to_json()
+    assert doc["landmarks"]["all"]["crct"]["jitter"] == pytest.approx(np.mean(pairs))
+    per_seq = {(s["sequence"], s["method"]): s for s in doc["sequences"]}
+    assert per_seq[("002", "crct")]["jitter_pairs"] == 3
