@@ -1,23 +1,32 @@
 """Landmarks from boxes with FLL: crop, regress, map back (the still-image core of crct).
 
-With a ``denoiser`` (FADeNN's IID as a :class:`crct_cli.models.fadenn.CropDenoiser`) the crops
-are cleaned, as one batch, before FLL sees them: FADeNN = FLL(IID(I)).
+With a ``denoiser`` (FADeNN's IID as a :class:`crct_cli.models.fadenn.CropDenoiser`, or its
+ONNX twin :class:`crct_cli.runtime.iid.CropIID`) the crops are cleaned, as one batch, before
+FLL sees them: FADeNN = FLL(IID(I)).
+
+The networks are called through :mod:`crct_cli.runtime` (PyTorch or ONNX Runtime, same numpy
+interface); everything around them (crops, mirroring, blending, mapping back) is numpy, so this
+module imports no backend.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from crct_cli import geometry
 from crct_cli.landmarks import FLIP_PERMUTATION, box_from_points, upright_frame
-from crct_cli.models.backbone import fuse_batchnorm
-from crct_cli.models.fadenn import CropDenoiser, FADeNN
-from crct_cli.models.fll import LandmarkLocalizer
+
+if TYPE_CHECKING:
+    import torch
+
+    from crct_cli.models.fadenn import CropDenoiser, FADeNN
+    from crct_cli.models.fll import LandmarkLocalizer
 
 #: uint8 crops (N, S, S, 3) -> uint8 crops of the same shape.
 Denoiser = Callable[[np.ndarray], np.ndarray]
@@ -39,47 +48,58 @@ class AlignConfig:
     blend: bool = False
 
 
+def as_localizer(model: Any, device: Any = "cpu") -> Any:
+    """A runtime localizer as it is; a PyTorch ``LandmarkLocalizer`` wrapped into one."""
+    torch_module = sys.modules.get("torch")
+    if torch_module is not None and isinstance(model, torch_module.nn.Module):
+        from crct_cli.runtime.torch_nets import TorchLocalizer
+
+        return TorchLocalizer(model, device)
+    return model
+
+
 class Aligner:
     """FLL applied to (image, box) pairs; boxes are (x, y, w, h) tight boxes of the 68 points.
 
-    ``refiner`` is FLL's second stage (``fll_stage2.pt``): a localiser trained on eye-levelled
-    crops around a first estimate, used for the ``refine`` passes.
+    ``model`` and ``refiner`` are localizers of :mod:`crct_cli.runtime` (uint8 crops -> crop
+    units, with a ``config`` giving ``input_size`` and ``context``) or PyTorch
+    ``LandmarkLocalizer`` modules, which are wrapped. ``refiner`` is FLL's second stage
+    (``fll_stage2.pt``): a localiser trained on eye-levelled crops around a first estimate, used
+    for the ``refine`` passes.
     """
 
     def __init__(
         self,
-        model: LandmarkLocalizer,
+        model: Any,
         device: torch.device | str = "cpu",
         config: AlignConfig | None = None,
         denoiser: Denoiser | None = None,
-        refiner: LandmarkLocalizer | None = None,
+        refiner: Any = None,
     ) -> None:
-        self.model = model.eval().to(device)
-        self.refiner = None if refiner is None else refiner.eval().to(device)
-        self.device = torch.device(device)
+        self.model = as_localizer(model, device)
+        self.refiner = None if refiner is None else as_localizer(refiner, device)
+        self.device = device
         self.config = config or AlignConfig()
         self.denoiser = denoiser
-        self.size = model.config.input_size
-        self.context = model.config.context
+        self.size = self.model.config.input_size
+        self.context = self.model.config.context
 
-    @torch.inference_mode()
-    def _predict(self, crops: np.ndarray, model: LandmarkLocalizer) -> np.ndarray:
+    def _predict(self, crops: np.ndarray, model: Any) -> np.ndarray:
+        """Crops -> points in crop pixels; with ``flip``, averaged with the mirrored crops'
+        (one batch of 2N)."""
         size = model.config.input_size
-        x = torch.from_numpy(crops).to(self.device).permute(0, 3, 1, 2).float().div_(255.0)
         if not self.config.flip:
-            out = model(x)
+            out = model(crops)
         else:
-            both = model(torch.cat([x, x.flip(3)]))
-            n = x.shape[0]
-            mirrored = both[n:, list(FLIP_PERMUTATION)].clone()
+            n = len(crops)
+            both = model(np.concatenate([crops, crops[:, :, ::-1]]))
+            mirrored = both[n:, list(FLIP_PERMUTATION)].copy()
             # the crop is mirrored about pixel (size - 1) / 2, i.e. x -> -x - 1/size in units
             mirrored[..., 0] = -mirrored[..., 0] - 1.0 / size
             out = 0.5 * (both[:n] + mirrored)
-        return (out.float().cpu().numpy() + 0.5) * size
+        return (out + 0.5) * size
 
-    def _through(
-        self, image: np.ndarray, mats: list[np.ndarray], model: LandmarkLocalizer
-    ) -> np.ndarray:
+    def _through(self, image: np.ndarray, mats: list[np.ndarray], model: Any) -> np.ndarray:
         """Warp the crops, clean them (FADeNN), localise, and map the points back."""
         size = model.config.input_size
         batch = np.stack([geometry.warp(image, m, size) for m in mats])
@@ -135,7 +155,10 @@ def fadenn_aligner(
     config: AlignConfig | None = None,
     refiner: LandmarkLocalizer | None = None,
 ) -> tuple[Aligner, CropDenoiser]:
-    """FADeNN's Aligner: its FLL, with its IID applied to the uint8 crops (one batch per pass)."""
+    """FADeNN's Aligner in PyTorch: its FLL, with its IID applied to the uint8 crops (one batch
+    per pass)."""
+    from crct_cli.models.fadenn import CropDenoiser
+
     denoiser = CropDenoiser(model.iid, device)
     return Aligner(model.fll, device, config, denoiser=denoiser, refiner=refiner), denoiser
 
@@ -171,30 +194,15 @@ def build_aligner(
     device: torch.device | str = "cpu",
     config: AlignConfig | None = None,
     weights_dir: Path | None = None,
-) -> tuple[Aligner, CropDenoiser | None, dict[str, str]]:
+    backend: str = "torch",
+) -> tuple[Aligner, Any, dict[str, str]]:
     """The shipped aligner, FADeNN's denoiser (or None), and the weight files loaded by role.
 
     ``none``: ``fll.pt``. ``d``, ``s``, ``m``: ``fadenn_<v>.pt``, FADeNN's IID and FLL as fine-tuned
     together (III-D). Both add the second stage when shipped. A missing or corrupt file is a
-    :class:`CrctError` naming it.
+    :class:`CrctError` naming it. ``backend`` torch, onnx or auto (:mod:`crct_cli.runtime`).
     """
-    from crct_cli.models import weights
-    from crct_cli.models.fadenn import fadenn_file, load_fadenn
-    from crct_cli.models.fll import load_localizer
+    from crct_cli.runtime import Runtime
 
     check_denoise(denoise)
-    folder = weights.WEIGHTS_DIR if weights_dir is None else weights_dir
-    refiner, stage2_path = load_stage2(folder)
-    files = {"fll_stage2": stage2_path} if stage2_path else {}
-    if denoise == "none":
-        blob = weights.load_weights(folder / "fll.pt", "fll", folder)
-        files["fll"] = blob["path"]
-        aligner, denoiser = Aligner(load_localizer(blob), device, config, refiner=refiner), None
-    else:
-        blob = weights.load_weights(folder / fadenn_file(denoise), "fadenn", folder)
-        files["fadenn"] = blob["path"]
-        aligner, denoiser = fadenn_aligner(load_fadenn(blob), device, config, refiner)
-    for model in (aligner.model, aligner.refiner):  # inference only from here on
-        if model is not None:
-            fuse_batchnorm(model)
-    return aligner, denoiser, files
+    return Runtime(backend, device, weights_dir).aligner(denoise, config)

@@ -37,6 +37,7 @@ from torch import nn
 
 from crct_cli.models.fll import LandmarkLocalizer, fll_config_from_dict
 from crct_cli.noise import NOISE_TYPES
+from crct_cli.runtime.iid import ClassSmoother  # noqa: F401  (its home before the runtime)
 
 #: Class names of the noise classifier, index = class.
 CLASS_NAMES: tuple[str, ...] = ("clean", *NOISE_TYPES)
@@ -284,26 +285,6 @@ class FADeNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fll(self.iid(x))
-
-
-@dataclass
-class ClassSmoother:
-    """Exponential average of the class probabilities over a video's frames.
-
-    Footage degrades slowly, but a frame-by-frame decision near a class boundary flips between
-    clean and a DAE, and the output flickers with it. ``keep`` is the weight of the history
-    (0: no smoothing; 0.8: a window of about five frames).
-    """
-
-    keep: float = 0.8
-    state: np.ndarray | None = None
-
-    def __call__(self, probs: np.ndarray) -> np.ndarray:
-        if self.state is None:
-            self.state = probs
-        else:
-            self.state = self.keep * self.state + (1.0 - self.keep) * probs
-        return self.state
 
 
 class CropDenoiser:

@@ -1,0 +1,153 @@
+"""The ONNX graph cache: graphs exported from the shipped weights, keyed by the weights' sha256.
+
+crct makes its ONNX graphs itself, from the weight files it ships, the first time a network
+runs on the ONNX backend (a few seconds per file, PyTorch imported once); later runs read them
+from ``$CRCT_CACHE/onnx`` (default ``$XDG_CACHE_HOME/crct/onnx``, i.e. ``~/.cache/crct/onnx``)
+without importing PyTorch. Nothing is ever downloaded.
+
+One weight file gives one or more graphs (FADeNN: the localiser, the noise classifier and a
+denoiser per class). Each is written as ``<sha256>.<part>.v<FORMAT>.onnx``, then an index
+``<sha256>.v<FORMAT>.json`` records the weight file's kind and configuration and the sha256 of
+every graph; the index is written last, so an interrupted export leaves no entry that looks
+finished. On reading, every graph's hash is checked: a missing, truncated or altered graph (or
+index) makes the whole entry be exported again. ``FORMAT`` changes whenever the export does,
+so graphs of an older crct are never mistaken for current ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+#: Environment variable: the root of crct's cache (graphs go to its ``onnx`` folder).
+CACHE_ENV = "CRCT_CACHE"
+#: Version of the exported graphs; part of every cache name.
+FORMAT = 1
+
+
+def cache_root() -> Path:
+    """``$CRCT_CACHE``, else ``$XDG_CACHE_HOME/crct``, else ``~/.cache/crct``."""
+    env = os.environ.get(CACHE_ENV, "").strip()
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return base / "crct"
+
+
+def onnx_dir() -> Path:
+    return cache_root() / "onnx"
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _sha256_path(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass
+class Exported:
+    """What an export gives for one weight file: its kind, its configuration (as saved with the
+    weights) and one serialized ONNX graph per part."""
+
+    kind: str
+    config: dict[str, Any]
+    parts: dict[str, bytes]
+
+
+@dataclass
+class GraphSet:
+    """The graphs of one weight file, ready to open: a path in the cache per part, or the bytes
+    themselves when the cache could not be written."""
+
+    kind: str
+    config: dict[str, Any]
+    sha256: str
+    graphs: dict[str, Path | bytes] = field(default_factory=dict)
+    exported: bool = False  #: made by this call rather than read from the cache
+
+
+def index_path(sha: str) -> Path:
+    return onnx_dir() / f"{sha}.v{FORMAT}.json"
+
+
+def graph_path(sha: str, part: str) -> Path:
+    return onnx_dir() / f"{sha}.{part}.v{FORMAT}.onnx"
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write under a unique temporary name in the same folder, then rename: two processes
+    exporting the same graph at once both leave a whole file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a cache may be shared
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def read_entry(sha: str) -> GraphSet | None:
+    """The cached graphs of the weight file with this sha256, or None if absent or broken."""
+    try:
+        index = json.loads(index_path(sha).read_text(encoding="utf-8"))
+        if index.get("format") != FORMAT or index.get("weights_sha256") != sha:
+            return None
+        graphs: dict[str, Path | bytes] = {}
+        for part, entry in index["parts"].items():
+            path = graph_path(sha, part)
+            if _sha256_path(path) != entry["sha256"]:
+                return None
+            graphs[part] = path
+        return GraphSet(index["kind"], index["config"], sha, graphs)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def write_entry(sha: str, exported: Exported, source: str) -> GraphSet:
+    """Store an export (graphs first, index last); bytes are kept in memory if writing fails."""
+    entry = GraphSet(exported.kind, exported.config, sha, dict(exported.parts), exported=True)
+    try:
+        parts = {}
+        for part, data in exported.parts.items():
+            write_bytes_atomic(graph_path(sha, part), data)
+            parts[part] = {"sha256": sha256_bytes(data), "bytes": len(data)}
+            entry.graphs[part] = graph_path(sha, part)
+        index = {
+            "format": FORMAT,
+            "weights_sha256": sha,
+            "source": source,
+            "kind": exported.kind,
+            "config": exported.config,
+            "parts": parts,
+        }
+        write_bytes_atomic(index_path(sha), (json.dumps(index, indent=1) + "\n").encode())
+    except OSError:
+        entry.graphs = dict(exported.parts)  # a read-only cache: run from memory this time
+    return entry
+
+
+def cached_graphs(
+    sha: str, source: str, export: Callable[[], Exported], rebuild: bool = False
+) -> GraphSet:
+    """The graphs of a weight file: from the cache when whole, else exported and stored."""
+    if not rebuild:
+        entry = read_entry(sha)
+        if entry is not None:
+            return entry
+    return write_entry(sha, export(), source)

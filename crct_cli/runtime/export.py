@@ -1,0 +1,321 @@
+"""Export crct's networks to ONNX from their weight files (PyTorch is needed here, and only here).
+
+Each graph takes what the inference code has at hand and does the same arithmetic the PyTorch
+path does: uint8 crops (N, S, S, 3) are cast and divided by 255 inside the graph, batch norm is
+folded into the convolutions first (as the torch path does), and the batch size stays dynamic.
+Two changes make the graphs exportable without changing what they compute:
+
+* the trunk's ``AdaptiveAvgPool2d(4)`` over a 7x7 map (FLL's 112-px crops) has overlapping
+  bins, which the ONNX exporter refuses; :class:`ExactAdaptivePool` computes the same bins as
+  two small averaging matrices (equal to 1e-7);
+* the DAEs' replicate padding to a multiple of 16 and the final crop happen outside the graph
+  (in numpy, the same operations), so one graph serves any picture size.
+
+The TorchScript exporter is used (``dynamo=False``): it needs no package beyond torch, and it
+keeps the batch dimension symbolic through every reshape. Every export is checked against
+PyTorch on its own sample input before it is stored (:func:`check_graph`).
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from crct_cli.errors import CrctError
+from crct_cli.runtime.cache import Exported
+from crct_cli.runtime.nets import mtcnn_weight_file
+
+OPSET = 17
+#: Largest difference allowed between a fresh graph and PyTorch on the sample input.
+CHECK_TOLERANCE = 1e-3
+MTCNN_NETS: tuple[str, ...] = ("pnet", "rnet", "onet")
+
+
+def averaging_matrix(size: int, out: int) -> np.ndarray:
+    """(out, size) rows averaging the bins of ``adaptive_avg_pool`` (start floor(i*size/out),
+    end ceil((i+1)*size/out))."""
+    m = np.zeros((out, size), np.float32)
+    for i in range(out):
+        start, end = (i * size) // out, -((-(i + 1) * size) // out)
+        m[i, start:end] = 1.0 / (end - start)
+    return m
+
+
+class ExactAdaptivePool(nn.Module):
+    """``AdaptiveAvgPool2d(out)`` as ``A @ x @ B``; the spatial size is fixed per network."""
+
+    def __init__(self, out: int) -> None:
+        super().__init__()
+        self.out = out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = int(x.shape[-2]), int(x.shape[-1])
+        rows = torch.from_numpy(averaging_matrix(h, self.out))
+        cols = torch.from_numpy(averaging_matrix(w, self.out).T.copy())
+        return torch.matmul(torch.matmul(rows, x), cols)
+
+
+def exportable(model: nn.Module) -> nn.Module:
+    """Swap every multi-bin adaptive average pool for :class:`ExactAdaptivePool`, in place."""
+    for name, child in list(model.named_children()):
+        if isinstance(child, nn.AdaptiveAvgPool2d) and child.output_size not in (1, (1, 1)):
+            size = child.output_size
+            out = size if isinstance(size, int) else size[0]
+            assert isinstance(out, int) and (isinstance(size, int) or size[0] == size[1])
+            setattr(model, name, ExactAdaptivePool(out))
+        else:
+            exportable(child)
+    return model
+
+
+def _to_float(crops: torch.Tensor) -> torch.Tensor:
+    """uint8 (N, H, W, 3) -> float (N, 3, H, W) in [0, 1], as the torch path converts crops."""
+    return crops.permute(0, 3, 1, 2).float() / 255.0
+
+
+class LocalizerGraph(nn.Module):
+    """FLL (either stage): uint8 crops -> (N, 68, 2) points in crop units."""
+
+    def __init__(self, fll: nn.Module) -> None:
+        super().__init__()
+        self.fll = fll
+
+    def forward(self, crops: torch.Tensor) -> torch.Tensor:
+        return self.fll(_to_float(crops))
+
+
+class TrackerGraph(nn.Module):
+    """BT: previous and current uint8 crops + LSTM state -> points in crop units, new state."""
+
+    def __init__(self, bt: nn.Module) -> None:
+        super().__init__()
+        self.bt = bt
+
+    def forward(
+        self, prev: torch.Tensor, cur: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        points, (h1, c1) = self.bt(_to_float(prev), _to_float(cur), (h0, c0))
+        return points, h1, c1
+
+
+class ValidatorGraph(nn.Module):
+    """FV: uint8 crops + points in crop pixels -> logit of p(face), (N,)."""
+
+    def __init__(self, fv: nn.Module) -> None:
+        super().__init__()
+        self.fv = fv
+
+    def forward(self, crops: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+        return self.fv(_to_float(crops), points)
+
+
+class ClassifierGraph(nn.Module):
+    """FADeNN's noise classifier: uint8 crops (sides multiples of 16) -> class logits (N, 5)."""
+
+    def __init__(self, classifier: nn.Module) -> None:
+        super().__init__()
+        self.classifier = classifier
+
+    def forward(self, crops: torch.Tensor) -> torch.Tensor:
+        from crct_cli.models.fadenn import _pooled_stats
+
+        c = self.classifier
+        return c.head(_pooled_stats(c.encoder(_to_float(crops))))
+
+
+class DAEGraph(nn.Module):
+    """One DAE on float (N, 3, H, W) in [0, 1], sides multiples of 16 -> cleaned, in [0, 1]."""
+
+    def __init__(self, dae: nn.Module) -> None:
+        super().__init__()
+        self.dae = dae
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        d = self.dae
+        return (x + d.decoder(d.encoder(x))).clamp(0.0, 1.0)
+
+
+def to_onnx(
+    module: nn.Module,
+    args: tuple[torch.Tensor, ...],
+    inputs: list[str],
+    outputs: list[str],
+    dynamic: dict[str, dict[int, str]],
+) -> bytes:
+    """Serialized ONNX graph of ``module`` traced on ``args``."""
+    buffer = io.BytesIO()
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and trace notes
+        torch.onnx.export(
+            module.eval(),
+            args,
+            buffer,
+            dynamo=False,
+            opset_version=OPSET,
+            input_names=inputs,
+            output_names=outputs,
+            dynamic_axes=dynamic,
+            do_constant_folding=True,
+        )
+    return buffer.getvalue()
+
+
+def check_graph(
+    data: bytes, module: nn.Module, args: tuple[torch.Tensor, ...], inputs: list[str]
+) -> None:
+    """Run the graph in ONNX Runtime on ``args`` and compare with PyTorch; a mismatch is an
+    error (an exporter that changed what it writes must not go unnoticed)."""
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"])
+    got = session.run(None, {k: a.numpy() for k, a in zip(inputs, args, strict=True)})
+    with torch.no_grad():
+        want = module(*args)
+    want = want if isinstance(want, tuple) else (want,)
+    for g, w in zip(got, want, strict=True):
+        diff = float(np.abs(g - w.numpy()).max()) if g.size else 0.0
+        if not diff <= CHECK_TOLERANCE:
+            raise CrctError(
+                f"ONNX export of {type(module).__name__} differs from PyTorch by {diff:.2g}; "
+                "use --backend torch"
+            )
+
+
+def _graph(
+    module: nn.Module,
+    args: tuple[torch.Tensor, ...],
+    inputs: list[str],
+    outputs: list[str],
+    dynamic: dict[str, dict[int, str]],
+) -> bytes:
+    module = exportable(module.eval())
+    data = to_onnx(module, args, inputs, outputs, dynamic)
+    check_graph(data, module, args, inputs)
+    return data
+
+
+def _crops(n: int, size: int, seed: int = 0) -> torch.Tensor:
+    rng = np.random.default_rng(seed)
+    return torch.from_numpy(rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8))
+
+
+def _batch(*names: str) -> dict[str, dict[int, str]]:
+    return {name: {0: "n"} for name in names}
+
+
+def localizer_graph(fll: nn.Module) -> bytes:
+    size = fll.config.input_size
+    return _graph(
+        LocalizerGraph(fll), (_crops(2, size),), ["crops"], ["points"], _batch("crops", "points")
+    )
+
+
+def tracker_graph(bt: nn.Module) -> bytes:
+    c = bt.config
+    state = torch.zeros(c.lstm_layers, 2, c.hidden)
+    args = (_crops(2, c.input_size, 1), _crops(2, c.input_size, 2), state, state + 0.1)
+    dynamic = {
+        "prev": {0: "n"},
+        "cur": {0: "n"},
+        "points": {0: "n"},
+        **{k: {1: "n"} for k in ("h0", "c0", "h1", "c1")},
+    }
+    return _graph(
+        TrackerGraph(bt), args, ["prev", "cur", "h0", "c0"], ["points", "h1", "c1"], dynamic
+    )
+
+
+def validator_graph(fv: nn.Module) -> bytes:
+    size = fv.config.crop_size
+    rng = np.random.default_rng(3)
+    points = torch.from_numpy(rng.uniform(0, size - 1, (2, 68, 2)).astype(np.float32))
+    dynamic = _batch("crops", "points", "logits")
+    return _graph(
+        ValidatorGraph(fv), (_crops(2, size), points), ["crops", "points"], ["logits"], dynamic
+    )
+
+
+def iid_graphs(iid: nn.Module) -> dict[str, bytes]:
+    """``dae`` (variant d), or ``classifier`` and ``dae<k>`` for every class it routes."""
+    spatial = {0: "n", 1: "h", 2: "w"}
+    image = {0: "n", 2: "h", 3: "w"}
+    x = _crops(2, 112, 4).permute(0, 3, 1, 2).float() / 255.0
+    if iid.dae is not None:
+        return {"dae": _graph(DAEGraph(iid.dae), (x,), ["x"], ["y"], {"x": image, "y": image})}
+    parts = {
+        "classifier": _graph(
+            ClassifierGraph(iid.classifier),
+            (_crops(2, 112, 5),),
+            ["crops"],
+            ["logits"],
+            {"crops": spatial, "logits": {0: "n"}},
+        )
+    }
+    for k, dae in enumerate(iid.daes, start=1):
+        if k not in iid.pass_through:
+            parts[f"dae{k}"] = _graph(DAEGraph(dae), (x,), ["x"], ["y"], {"x": image, "y": image})
+    return parts
+
+
+def export_weight_file(path: Path, kind: str, weights_dir: Path) -> Exported:
+    """Every graph of one crct weight file (kind ``fll``, ``bt``, ``fv``, ``fadenn`` or ``iid``),
+    after the same hash and kind checks as the torch path."""
+    from crct_cli.models.backbone import fuse_batchnorm
+    from crct_cli.models.weights import load_weights
+
+    blob = load_weights(path, kind, weights_dir)
+    config: dict[str, Any] = blob["config"]
+    if kind == "fll":
+        from crct_cli.models.fll import load_localizer
+
+        parts = {"fll": localizer_graph(fuse_batchnorm(load_localizer(blob)))}
+    elif kind == "bt":
+        from crct_cli.models.bt import load_tracker
+
+        parts = {"bt": tracker_graph(fuse_batchnorm(load_tracker(blob)))}
+    elif kind == "fv":
+        from crct_cli.models.fv import load_validator
+
+        parts = {"fv": validator_graph(load_validator(blob))}
+    elif kind == "fadenn":
+        from crct_cli.models.fadenn import load_fadenn
+
+        model = load_fadenn(blob)
+        parts = {"fll": localizer_graph(fuse_batchnorm(model.fll)), **iid_graphs(model.iid)}
+    elif kind == "iid":
+        from crct_cli.models.fadenn import load_iid
+
+        parts = iid_graphs(load_iid(blob))
+    else:
+        raise ValueError(f"no ONNX export for weights of kind {kind!r}")
+    return Exported(kind, config, parts)
+
+
+# ------------------------------------------------------------------------------------ MTCNN
+
+
+def export_mtcnn(net: str) -> Exported:
+    """One of MTCNN's three networks, as facenet-pytorch defines and loads it."""
+    from facenet_pytorch.models import mtcnn
+
+    module = {"pnet": mtcnn.PNet, "rnet": mtcnn.RNet, "onet": mtcnn.ONet}[net](pretrained=False)
+    state = torch.load(mtcnn_weight_file(net), map_location="cpu", weights_only=True)
+    module.load_state_dict(state)
+    rng = np.random.default_rng(6)
+    if net == "pnet":
+        x = torch.from_numpy(rng.uniform(-1, 1, (1, 3, 37, 53)).astype(np.float32))
+        dims = {"x": {2: "h", 3: "w"}, "reg": {2: "gh", 3: "gw"}, "prob": {2: "gh", 3: "gw"}}
+        return Exported(
+            f"mtcnn-{net}", {}, {net: _graph(module, (x,), ["x"], ["reg", "prob"], dims)}
+        )
+    side = 24 if net == "rnet" else 48
+    x = torch.from_numpy(rng.uniform(-1, 1, (3, 3, side, side)).astype(np.float32))
+    outputs = ["reg", "prob"] if net == "rnet" else ["reg", "landmarks", "prob"]
+    graph = _graph(module, (x,), ["x"], outputs, _batch("x", *outputs))
+    return Exported(f"mtcnn-{net}", {}, {net: graph})

@@ -1,0 +1,139 @@
+"""What both backends share, without importing either: network specs and the LSTM state.
+
+The specs carry what the code around a network needs to cut its crops (size, context) and
+nothing more; the torch path's own config dataclasses (``FLLConfig``, ``BTConfig``,
+``FVConfig``) have the same fields, so either can be passed where a spec is expected.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from crct_cli.errors import CrctError
+
+#: BT's LSTM state: (h, c), each float32 (layers, N, hidden), one column per face.
+LSTMState = tuple[np.ndarray, np.ndarray]
+
+
+@dataclass(frozen=True)
+class LocalizerSpec:
+    """FLL's crop: ``input_size`` px around ``context`` x the box side (eye-levelled when
+    ``upright``: the second stage)."""
+
+    input_size: int = 112
+    context: float = 1.35
+    upright: bool = False
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> LocalizerSpec:
+        m = config["model"]
+        return cls(int(m["input_size"]), float(m["context"]), bool(m.get("upright", False)))
+
+
+@dataclass(frozen=True)
+class TrackerSpec:
+    """BT's crops (both cut at the previous box) and its LSTM's shape."""
+
+    input_size: int = 128
+    context: float = 2.0
+    lstm_layers: int = 2
+    hidden: int = 256
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> TrackerSpec:
+        m = config["model"]
+        return cls(
+            int(m["input_size"]), float(m["context"]), int(m["lstm_layers"]), int(m["hidden"])
+        )
+
+
+@dataclass(frozen=True)
+class ValidatorSpec:
+    """FV's crop (see :func:`crct_cli.models.fv.fv_crop`, which takes this spec as its config)."""
+
+    crop_size: int = 64
+    context: float = 2.0
+    patch: int = 8
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> ValidatorSpec:
+        m = config["model"]
+        return cls(int(m["crop_size"]), float(m["context"]), int(m["patch"]))
+
+
+class Localizer(Protocol):
+    """FLL or its second stage on either backend."""
+
+    config: Any  #: has ``input_size``, ``context``, ``upright``
+
+    def __call__(self, crops: np.ndarray) -> np.ndarray:
+        """uint8 crops (N, S, S, 3) -> float32 (N, 68, 2) in crop units (centre 0, side 1)."""
+        ...
+
+
+class Tracker(Protocol):
+    """BT on either backend."""
+
+    config: Any  #: has ``input_size``, ``context``, ``lstm_layers``, ``hidden``
+
+    def __call__(
+        self, prev: np.ndarray, cur: np.ndarray, state: LSTMState | None = None
+    ) -> tuple[np.ndarray, LSTMState]: ...
+
+
+class Validator(Protocol):
+    """FV on either backend."""
+
+    config: Any  #: has ``crop_size``, ``context``, ``patch``
+
+    def logits(self, crops: np.ndarray, points: np.ndarray) -> np.ndarray: ...
+
+    def probabilities(self, crops: np.ndarray, points: np.ndarray) -> np.ndarray: ...
+
+
+def zero_state(spec: Any, n: int) -> LSTMState:
+    """The state BT starts from (PyTorch's default for ``state=None``)."""
+    shape = (spec.lstm_layers, n, spec.hidden)
+    return np.zeros(shape, np.float32), np.zeros(shape, np.float32)
+
+
+def stack_states(states: Sequence[LSTMState | None], spec: Any) -> LSTMState | None:
+    """Per-face states (each (layers, 1, hidden) pairs, or None for a reset face) as one batch,
+    in order; None when every face is reset."""
+    if all(s is None for s in states):
+        return None
+    zero_h, zero_c = zero_state(spec, 1)
+    h = np.concatenate([zero_h if s is None else s[0] for s in states], axis=1)
+    c = np.concatenate([zero_c if s is None else s[1] for s in states], axis=1)
+    return h, c
+
+
+def split_state(state: LSTMState) -> list[LSTMState]:
+    """A batch state back into per-face states, (layers, 1, hidden) each."""
+    h, c = state
+    return [(h[:, i : i + 1], c[:, i : i + 1]) for i in range(h.shape[1])]
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """float32 logistic function, as ``torch.sigmoid``."""
+    x = np.asarray(x, np.float32)
+    with np.errstate(over="ignore"):
+        return (np.float32(1.0) / (np.float32(1.0) + np.exp(-x))).astype(np.float32)
+
+
+def mtcnn_weight_file(net: str) -> Path:
+    """facenet-pytorch's ``pnet.pt`` / ``rnet.pt`` / ``onet.pt``, found without importing it
+    (importing facenet-pytorch imports torchvision)."""
+    spec = importlib.util.find_spec("facenet_pytorch")
+    if spec is None or spec.origin is None:
+        raise CrctError("MTCNN needs the facenet-pytorch package (pip install facenet-pytorch)")
+    path = Path(spec.origin).parent / "data" / f"{net}.pt"
+    if not path.is_file():
+        raise CrctError(f"MTCNN weight file {path} is missing; reinstall facenet-pytorch")
+    return path

@@ -1,0 +1,240 @@
+"""crct's networks in ONNX Runtime, on numpy batches (see :mod:`crct_cli.runtime` for the API).
+
+Nothing here imports PyTorch: weight files are checked by their sha256 (against the manifest,
+as the torch path does), and their graphs come from the cache (:mod:`crct_cli.runtime.cache`);
+only a graph that is not cached yet makes :mod:`crct_cli.runtime.export` import torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime
+
+from crct_cli.errors import CrctError
+from crct_cli.runtime.backend import Engine, onnx_threads
+from crct_cli.runtime.cache import GraphSet, cached_graphs
+from crct_cli.runtime.nets import (
+    LocalizerSpec,
+    LSTMState,
+    TrackerSpec,
+    ValidatorSpec,
+    mtcnn_weight_file,
+    sigmoid,
+    zero_state,
+)
+
+
+def session_options() -> onnxruntime.SessionOptions:
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = onnx_threads()
+    options.inter_op_num_threads = 1
+    options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3  # errors only
+    return options
+
+
+def providers(engine: Engine) -> list[str]:
+    if engine.device == "cuda":
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
+def resolve_weight_file(name_or_path: str | Path, weights_dir: Path) -> Path:
+    """As :func:`crct_cli.models.weights.load_weights` resolves a name or a path."""
+    path = Path(name_or_path)
+    if not path.is_absolute() and not path.exists():
+        path = weights_dir / path
+    return path
+
+
+def verified_sha256(path: Path, kind: str) -> str:
+    """The file's sha256, after the checks the torch path makes: it exists, and a file named in
+    its folder's manifest has the hash recorded there."""
+    from crct_cli.models.weights import MANIFEST, read_manifest, sha256_file
+
+    if not path.is_file():
+        raise CrctError(
+            f"weight file {path} is missing; reinstall crct or rebuild it with 'crct train {kind}'"
+        )
+    sha = sha256_file(path)
+    entry = read_manifest(path.parent).get("weights", {}).get(path.name)
+    if entry is not None and entry.get("sha256") != sha:
+        raise CrctError(
+            f"weight file {path} is corrupt (sha256 differs from {path.parent / MANIFEST})"
+        )
+    return sha
+
+
+class GraphLoader:
+    """Opens the cached graphs of weight files as ONNX Runtime sessions for one engine."""
+
+    def __init__(self, engine: Engine, weights_dir: Path) -> None:
+        self.engine = engine
+        self.weights_dir = weights_dir
+        self.exported: list[str] = []  #: weight files exported by this loader (cache misses)
+
+    def weight_file(
+        self, name_or_path: str | Path, kind: str
+    ) -> tuple[dict[str, onnxruntime.InferenceSession], dict[str, Any], str]:
+        """Sessions on every graph of a crct weight file, its configuration and its path; a kind
+        mismatch is an error."""
+        path = resolve_weight_file(name_or_path, self.weights_dir)
+        sha = verified_sha256(path, kind)
+
+        def export() -> Any:
+            from crct_cli.runtime.export import export_weight_file
+
+            return export_weight_file(path, kind, self.weights_dir)
+
+        sessions, graphs = self._sessions(sha, str(path), export)
+        if graphs.kind != kind:
+            raise CrctError(f"weight file {path} holds '{graphs.kind}' weights, expected '{kind}'")
+        return sessions, graphs.config, str(path)
+
+    def mtcnn(self, net: str) -> tuple[onnxruntime.InferenceSession, str]:
+        """A session on one of MTCNN's networks (facenet-pytorch's weights) and the file's path."""
+        from crct_cli.models.weights import sha256_file
+
+        path = mtcnn_weight_file(net)
+
+        def export() -> Any:
+            from crct_cli.runtime.export import export_mtcnn
+
+            return export_mtcnn(net)
+
+        sessions, _ = self._sessions(sha256_file(path), str(path), export)
+        return sessions[net], str(path)
+
+    def _sessions(
+        self, sha: str, source: str, export: Callable[[], Any]
+    ) -> tuple[dict[str, onnxruntime.InferenceSession], GraphSet]:
+        """Open every graph; a cached graph that ONNX Runtime cannot read is exported again."""
+        graphs = cached_graphs(sha, source, export)
+        try:
+            sessions = {part: self._open(g) for part, g in graphs.graphs.items()}
+        except Exception:  # ORT raises its own (unexported) error types for a bad model
+            if graphs.exported:
+                raise
+            graphs = cached_graphs(sha, source, export, rebuild=True)
+            sessions = {part: self._open(g) for part, g in graphs.graphs.items()}
+        if graphs.exported:
+            self.exported.append(source)
+        return sessions, graphs
+
+    def _open(self, source: Path | bytes) -> onnxruntime.InferenceSession:
+        model = source if isinstance(source, bytes) else str(source)
+        return onnxruntime.InferenceSession(
+            model, session_options(), providers=providers(self.engine)
+        )
+
+
+# ------------------------------------------------------------------------------- networks
+
+
+class OnnxLocalizer:
+    """FLL or its second stage: uint8 crops (N, S, S, 3) -> (N, 68, 2) crop units (float32)."""
+
+    def __init__(self, session: onnxruntime.InferenceSession, config: LocalizerSpec) -> None:
+        self.session = session
+        self.config = config
+
+    def __call__(self, crops: np.ndarray) -> np.ndarray:
+        if len(crops) == 0:
+            return np.zeros((0, 68, 2), np.float32)
+        return self.session.run(None, {"crops": np.ascontiguousarray(crops, np.uint8)})[0]
+
+
+class OnnxTracker:
+    """BT: (prev crops, cur crops, state or None) -> (points in crop units, new state)."""
+
+    def __init__(self, session: onnxruntime.InferenceSession, config: TrackerSpec) -> None:
+        self.session = session
+        self.config = config
+
+    def __call__(
+        self, prev: np.ndarray, cur: np.ndarray, state: LSTMState | None = None
+    ) -> tuple[np.ndarray, LSTMState]:
+        h, c = zero_state(self.config, len(prev)) if state is None else state
+        points, h1, c1 = self.session.run(
+            None,
+            {
+                "prev": np.ascontiguousarray(prev, np.uint8),
+                "cur": np.ascontiguousarray(cur, np.uint8),
+                "h0": np.ascontiguousarray(h, np.float32),
+                "c0": np.ascontiguousarray(c, np.float32),
+            },
+        )
+        return points, (h1, c1)
+
+
+class OnnxValidator:
+    """FV: (uint8 crops, points in crop pixels) -> logits (N,); ``probabilities`` applies the
+    sigmoid."""
+
+    def __init__(self, session: onnxruntime.InferenceSession, config: ValidatorSpec) -> None:
+        self.session = session
+        self.config = config
+
+    def logits(self, crops: np.ndarray, points: np.ndarray) -> np.ndarray:
+        feed = {
+            "crops": np.ascontiguousarray(crops, np.uint8),
+            "points": np.ascontiguousarray(points, np.float32),
+        }
+        return self.session.run(None, feed)[0]
+
+    def probabilities(self, crops: np.ndarray, points: np.ndarray) -> np.ndarray:
+        return sigmoid(self.logits(crops, points))
+
+    __call__ = probabilities
+
+
+@dataclass
+class OnnxIIDNets:
+    """FADeNN's IID as graphs: the noise classifier (S, M) and the DAEs it routes to."""
+
+    variant: str
+    pass_through: tuple[int, ...]
+    classifier: onnxruntime.InferenceSession | None
+    daes: dict[int, onnxruntime.InferenceSession]  #: class -> DAE; variant d: {0: its DAE}
+
+    def logits(self, crops: np.ndarray) -> np.ndarray:
+        """uint8 crops (N, H, W, 3), sides multiples of 16 -> class logits (N, 5)."""
+        if self.classifier is None:
+            raise ValueError("FADeNN-D has no noise classifier")
+        return self.classifier.run(None, {"crops": np.ascontiguousarray(crops, np.uint8)})[0]
+
+    def dae(self, cls: int, x: np.ndarray) -> np.ndarray:
+        """float (N, 3, H, W) in [0, 1], sides multiples of 16 -> cleaned (clamped to [0, 1])."""
+        return self.daes[cls].run(None, {"x": np.ascontiguousarray(x, np.float32)})[0]
+
+
+class OnnxMTCNNNets:
+    """MTCNN's P-, R- and O-nets on float (N, 3, H, W) input, scaled as facenet-pytorch does.
+
+    Each returns (box regression, face probabilities (N, 2, ...)) like facenet's modules
+    (O-net's landmarks are left out: crct does not use them).
+    """
+
+    def __init__(self, pnet: Any, rnet: Any, onet: Any) -> None:
+        self.sessions = {"pnet": pnet, "rnet": rnet, "onet": onet}
+
+    def _run(self, net: str, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        session = self.sessions[net]
+        outputs = ["reg", "prob"]
+        reg, prob = session.run(outputs, {"x": np.ascontiguousarray(x, np.float32)})
+        return reg, prob
+
+    def pnet(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self._run("pnet", x)
+
+    def rnet(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self._run("rnet", x)
+
+    def onet(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self._run("onet", x)
