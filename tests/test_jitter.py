@@ -59,3 +59,25 @@ def test_video_benchmark_reports_jitter(tmp_path: Path, make_video: Callable[...
     assert doc["landmarks"]["all"]["crct"]["jitter"] == pytest.approx(np.mean(pairs))
     per_seq = {(s["sequence"], s["method"]): s for s in doc["sequences"]}
     assert per_seq[("002", "crct")]["jitter_pairs"] == 3
+
+
+def test_pts_folders_of_video_frames_report_jitter(tmp_path: Path) -> None:
+    """``crct benchmark --pred DIR --gt DIR`` on frame files (a per-frame tool's output)."""
+    from crct_cli.bench.pts_compare import compare_pts_folders
+    from crct_cli.io.landmarks import write_pts
+
+    offsets = {1: (0.0, 0.0), 2: (0.0, 1.0), 3: (0.0, 1.0), 5: (3.0, 4.0), 6: (0.0, 0.0)}
+    for name in ("gt", "pred", "stills"):
+        (tmp_path / name).mkdir()
+    for k in range(1, 7):
+        write_pts(tmp_path / "gt" / f"{k:06d}.pts", gt_shape(float(k), 0.0))
+        if k in offsets:  # frame 4: no face found
+            write_pts(tmp_path / "pred" / f"{k:06d}.pts", gt_shape(float(k), 0.0) + offsets[k])
+    result = compare_pts_folders(tmp_path / "pred", tmp_path / "gt")
+    assert result.jitter is not None
+    # pairs 1-2: 0.02, 2-3: 0, 5-6: 0.1 (3-4 and 4-5 have no prediction on frame 4)
+    assert result.jitter.pairs == 3 and result.jitter.mean == pytest.approx(0.04)
+    assert result.jitter.pairs_ok == 2 and result.jitter.mean_ok == pytest.approx(0.01)
+    assert result.to_json()["jitter"] == pytest.approx(0.04)
+    write_pts(tmp_path / "stills" / "a.pts", gt_shape(0.0, 0.0))  # not frames: no jitter
+    assert compare_pts_folders(tmp_path / "stills", tmp_path / "stills").jitter is None

@@ -3,7 +3,9 @@
 Files are paired by their path relative to each folder (recursively), so the output of any tool
 that writes iBUG ``.pts`` can be compared. A ground-truth file without a prediction is a missing
 prediction: its error is ``inf`` (a failure, see :mod:`crct_cli.metrics`). Predictions without
-ground truth are counted and otherwise ignored.
+ground truth are counted and otherwise ignored. Where the files are video frames
+(``000001.pts``, ``000002.pts``... in one folder), the jitter of consecutive frames is reported
+too (:mod:`crct_cli.bench.scores`), so a per-frame tool's output compares with a tracker's.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from crct_cli.bench.scores import JitterSummary, point_jitter, summarize_jitter
 from crct_cli.errors import CrctError
 from crct_cli.io.atomic import write_text_atomic
 from crct_cli.io.landmarks import read_pts
@@ -51,6 +54,7 @@ class PtsComparison:
     summary: ErrorSummary
     unmatched_predictions: int  #: prediction files with no ground truth (ignored)
     per_file: list[FileScore]
+    jitter: JitterSummary | None = None  #: when the files are consecutive video frames
 
     def to_json(self) -> dict[str, object]:
         """JSON-ready dict (``inf``/``NaN`` become ``null``); per-file rows go to the CSV."""
@@ -62,6 +66,7 @@ class PtsComparison:
             **s,
             "evaluated": self.summary.count - self.summary.missing,
             "unmatched_predictions": self.unmatched_predictions,
+            **(self.jitter.to_json() if self.jitter is not None else {}),
         }
 
 
@@ -69,6 +74,18 @@ def _finite_or_none(value: object) -> object:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
+
+
+def frame_pairs(rels: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (a, b) of files that are consecutive frames of one folder (``d/000007.pts``,
+    ``d/000008.pts``)."""
+    index: dict[tuple[str, int], int] = {}
+    for i, rel in enumerate(rels):
+        path = PurePosixPath(rel)
+        if path.stem.isdigit():
+            index[(str(path.parent), int(path.stem))] = i
+    pairs = [(i, index[(d, n + 1)]) for (d, n), i in index.items() if (d, n + 1) in index]
+    return np.array([a for a, _ in pairs], int), np.array([b for _, b in pairs], int)
 
 
 def find_pts(root: Path) -> dict[str, Path]:
@@ -123,6 +140,11 @@ def compare_pts_folders(
     if bad.size:
         raise CrctError(f"{gt_files[rels[bad[0]]]}: degenerate ground truth (zero {norm} length)")
     errors = nme(pred, gt, norm)
+    a, b = frame_pairs(rels)
+    jitter = None
+    if a.size:
+        moves = point_jitter(pred[a], pred[b], gt[a], gt[b], norm)
+        jitter = summarize_jitter(moves, np.maximum(errors[a], errors[b]), threshold)
     per_file = [
         FileScore(rel, float(e), rel not in pred_files) for rel, e in zip(rels, errors, strict=True)
     ]
@@ -133,6 +155,7 @@ def compare_pts_folders(
         summary=summarize(errors, threshold),
         unmatched_predictions=len(set(pred_files) - set(gt_files)),
         per_file=per_file,
+        jitter=jitter,
     )
 
 
@@ -185,6 +208,10 @@ def results_tables(result: PtsComparison) -> list[Table]:
     overall = Table(title=f"overall: {result.pred_dir} vs {result.gt_dir}", title_justify="left")
     for name in ("files", "missing", "mean NME", "median NME", f"AUC@{t}", f"failure >{t}"):
         overall.add_column(name, justify="right")
+    j = result.jitter
+    if j is not None:  # consecutive video frames
+        overall.add_column("jitter", justify="right")
+        overall.add_column("jitter on face", justify="right")
     overall.add_row(
         str(s.count),
         str(s.missing),
@@ -192,5 +219,13 @@ def results_tables(result: PtsComparison) -> list[Table]:
         f"{s.median_nme:.4f}",
         f"{s.auc:.4f}",
         f"{s.failure_rate:.4f}",
+        *(
+            []
+            if j is None
+            else [
+                f"{j.mean:.4f}" if j.pairs else "-",
+                f"{j.mean_ok:.4f}" if j.pairs_ok else "-",
+            ]
+        ),
     )
     return [files, overall]
