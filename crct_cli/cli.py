@@ -148,10 +148,22 @@ def _check_mode(mode: str) -> None:
 def track(
     videos: Annotated[
         list[Path],
-        typer.Argument(help="Video(s) to track.", metavar="VIDEO...", show_default=False),
+        typer.Argument(
+            help="Videos and folders to track (folders: every video under them, recursively).",
+            metavar="VIDEO|FOLDER...",
+            show_default=False,
+        ),
     ],
     out: Annotated[
-        Path, typer.Option("--out", "-o", help="Output folder.", metavar="DIR", show_default=False)
+        Path,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Output folder: one video alone writes here; several write to OUT/<name>/, "
+            "a folder's FOLDER/sub/a.mp4 to OUT/sub/a/, with OUT/summary.csv.",
+            metavar="DIR",
+            show_default=False,
+        ),
     ],
     overlay: Annotated[
         bool, typer.Option(help="Also write overlay.mp4: each face in its colour, with its id.")
@@ -210,59 +222,161 @@ def track(
             metavar="auto|torch|onnx",
         ),
     ] = "auto",
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            help="Videos tracked at once, each worker a process that loads the networks once "
+            "[default: one per core; with --engine ray, one per --threads CPUs of the cluster].",
+            metavar="N",
+            show_default=False,
+        ),
+    ] = None,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            help="Threads of each worker's networks [default: the cores / --workers; "
+            "with --engine ray, 1].",
+            metavar="T",
+            show_default=False,
+        ),
+    ] = None,
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            "--overwrite",
+            help="Track every video again, even those whose outputs an earlier run completed "
+            "with the same settings (skipped otherwise).",
+        ),
+    ] = False,
+    engine: Annotated[
+        str,
+        typer.Option(
+            help="local (worker processes on this machine) or ray (Ray tasks, on a cluster: "
+            "OUT must be storage every node sees; pip install 'crct[ray]').",
+            metavar="local|ray",
+        ),
+    ] = "local",
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            help="The Ray cluster to use (what `ray start --head` prints) [default: "
+            "$RAY_ADDRESS, else a fresh local Ray instance].",
+            metavar="ADDR",
+            show_default=False,
+        ),
+    ] = None,
+    gpus_per_worker: Annotated[
+        float,
+        typer.Option(
+            help="With --engine ray: GPUs each worker reserves (e.g. 0.25 puts four on a GPU; "
+            "use with --device cuda).",
+            metavar="G",
+        ),
+    ] = 0.0,
 ) -> None:
     """Track 68 landmarks through videos: DIR/annot/000001.pts..., landmarks.csv, track.json.
 
-    Exit codes: 0 when every video was tracked (a video without a face is a result: a warning,
-    every frame lost); 2 when any input failed (the others are still tracked) or on bad options.
+    A re-run of the same command skips the videos it already completed (--overwrite redoes
+    them) and completes those an interruption left unfinished. Exit codes: 0 when every video
+    was tracked (a video without a face is a result: a warning, every frame lost); 2 when any
+    video failed (the others are still tracked; see OUT/summary.csv) or on bad options;
+    130 on Ctrl-C.
     """
     from rich.console import Console
 
+    from crct_cli import batch
     from crct_cli.aligner import check_denoise
-    from crct_cli.api import Tracker
-    from crct_cli.tracking.pipeline import track_video
-    from crct_cli.ui import frame_progress, print_track_summary
+    from crct_cli.api import parse_faces
+    from crct_cli.batch.discover import discover
+    from crct_cli.batch.runner import BatchOptions
+    from crct_cli.batch.worker import WorkerSpec, settings_of
 
     _check_mode(mode)
     check_denoise(denoise)
-    box = _parse_box(init_box)
-    stems = [v.stem for v in videos]
-    if len(set(stems)) != len(stems):
-        raise CrctError("two videos share a file name; track them in separate runs")
-    tracker = Tracker(
-        faces,
-        device,
-        mode=mode,
-        denoise=denoise,
-        tb=tb,
-        tc=tc,
-        seq_bt=seq_bt,
-        detect_every=detect_every,
-        max_lost=max_lost,
-        init_box=box,
-        backend=backend,
-    )
+    parse_faces(faces)
+    if device not in ("auto", "cpu", "cuda"):  # before any worker starts and says it
+        raise CrctError(f"--device must be auto, cpu or cuda, got {device!r}")
+    if backend not in ("auto", "torch", "onnx"):
+        raise CrctError(f"--backend must be auto, torch or onnx, got {backend!r}")
+    options = BatchOptions(engine, workers, threads, overwrite, ray_address, gpus_per_worker)
+    options.check()
+    tracker_options: dict[str, Any] = {
+        "faces": faces,
+        "device": device,
+        "mode": mode,
+        "denoise": denoise,
+        "tb": tb,
+        "tc": tc,
+        "seq_bt": seq_bt,
+        "detect_every": detect_every,
+        "max_lost": max_lost,
+        "init_box": _parse_box(init_box),
+        "backend": backend,
+    }
+    jobs = discover(videos, out)
     console = Console(stderr=True, highlight=False)
-    failed = 0
-    for video in videos:
-        target = out if len(videos) == 1 else out / video.stem
-        try:
-            if not video.is_file():
-                raise CrctError(f"{video}: no such video file")
-            with frame_progress(console, video.name) as on_frame:
-                summary = track_video(video, target, tracker, overlay, on_frame)
-        except CrctError as exc:
-            failed += 1
-            _error_line(str(exc))
-            continue
-        except Exception as exc:  # one broken video never stops the others
-            failed += 1
-            _error_line(f"{video}: {type(exc).__name__}: {exc}")
-            continue
-        print_track_summary(console, summary, tracker.timings)
-        if summary.status == "no_face":
-            _warning_line(f"{video}: no face found in any of its {summary.frames} frames")
-    if failed:
+    if len(jobs) == 1 and jobs[0].output == "." and engine == "local":
+        settings = settings_of(tracker_options)
+        spec = WorkerSpec(tracker_options, settings, overlay, threads or 0, batch.NETWORKS_FACTORY)
+        _track_lone_video(console, jobs[0], spec, overwrite)
+    else:
+        _track_batch(console, jobs, out, tracker_options, overlay, options)
+
+
+def _track_lone_video(console: Any, job: Any, spec: Any, overwrite: bool) -> None:
+    """``crct track a.mp4 --out DIR``: in this process, the outputs in DIR itself, a table."""
+    from crct_cli.batch.resume import Done, check_done
+    from crct_cli.batch.worker import VideoWorker
+    from crct_cli.ui import frame_progress, print_track_summary
+
+    if not overwrite:
+        done = check_done(job, spec.settings, spec.overlay)
+        if isinstance(done, Done):
+            _warning_line(
+                f"{job.label}: already tracked into {job.out_dir} with these settings "
+                f"({done.status}, {done.frames} frames); skipped (--overwrite tracks it again)"
+            )
+            return
+    worker = VideoWorker(spec)
+    with frame_progress(console, job.source.name) as on_frame:
+        result = worker.run(job, on_frame)
+    if result.status == "failed":
+        _error_line(result.error)
+        raise typer.Exit(EXIT_BAD_INPUT)
+    print_track_summary(console, worker.last_summary, worker.tracker.timings)
+    if result.status == "no_face":
+        _warning_line(f"{job.label}: no face found in any of its {result.frames} frames")
+
+
+def _track_batch(
+    console: Any,
+    jobs: list[Any],
+    out: Path,
+    tracker_options: dict[str, Any],
+    overlay: bool,
+    options: Any,
+) -> None:
+    """Many videos: resume, the engine's workers, OUT/summary.csv, one last line."""
+    from crct_cli import batch
+    from crct_cli.batch.runner import plan_batch, run_batch
+    from crct_cli.batch.summary import SUMMARY_NAME
+    from crct_cli.batch.worker import settings_of
+    from crct_cli.ui import BatchProgress, print_batch_report
+
+    settings = settings_of(tracker_options)
+    plan = plan_batch(jobs, settings, overlay, options.overwrite)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CrctError(f"{out}: cannot create output folder ({exc.strerror})") from None
+    summary = out / SUMMARY_NAME
+    engine = options.engine_for(
+        tracker_options, overlay, max(1, len(plan.todo)), batch.NETWORKS_FACTORY
+    )
+    with BatchProgress(console, len(plan.todo)) as display:
+        report = run_batch(plan, engine, display, summary)
+    print_batch_report(console, report, summary)
+    if report.failed:
         raise typer.Exit(EXIT_BAD_INPUT)
 
 

@@ -4,19 +4,25 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import numpy as np
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
 from rich.table import Table
 
+from crct_cli.batch.discover import VideoJob
+from crct_cli.batch.runner import BatchReport
+from crct_cli.batch.summary import VideoResult
 from crct_cli.tracking.pipeline import TrackSummary
 
 
@@ -75,3 +81,105 @@ def print_track_summary(console: Console, s: TrackSummary, timings: dict[str, li
     if per:
         table.add_row("per call", per)
     console.print(table)
+
+
+class BatchProgress:
+    """``crct track`` over many videos: a bar over the videos, one line per worker with the
+    frames of its current video, and one printed line per finished video (kept in logs)."""
+
+    def __init__(self, console: Console, total: int) -> None:
+        self.console = console
+        self.total = total
+        self.finished_count = 0
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=True,
+            disable=not console.is_terminal,
+        )
+        self.overall = self.progress.add_task("[bold]videos", total=total, rate="")
+        self.slots: list[TaskID] = []  # one line per worker, added as workers start
+
+    def __enter__(self) -> BatchProgress:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def say(self, text: str) -> None:
+        """One line above the bars, never wrapped (so logs keep one line per event)."""
+        self.progress.console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+    def skipped(self, count: int) -> None:
+        self.say(
+            f"skipping {count} video(s) already tracked with these settings "
+            "(--overwrite tracks them again)"
+        )
+
+    def started(self, slot: int, job: VideoJob) -> None:
+        while len(self.slots) <= slot:
+            self.slots.append(self.progress.add_task("", total=None, rate="", visible=False))
+        name = escape(f"  {job.label}")
+        self.progress.reset(self.slots[slot], total=None, description=name, rate="", visible=True)
+
+    def frame(self, slot: int, done: int, total: int | None) -> None:
+        if slot < len(self.slots):
+            task = self.slots[slot]
+            elapsed = self.progress.tasks[task].elapsed or 0.0
+            rate = f"{done / elapsed:.1f} fps" if elapsed > 0 else ""
+            self.progress.update(task, completed=done, total=total, rate=rate)
+
+    def finished(self, slot: int, job: VideoJob, result: VideoResult) -> None:
+        self.finished_count += 1
+        self.progress.advance(self.overall)
+        if slot < len(self.slots):
+            self.progress.update(self.slots[slot], visible=False)
+        if result.status == "failed":
+            self.say(f"crct: error: {' '.join(result.error.split())}")
+        elif result.status == "no_face":
+            self.say(
+                f"crct: warning: {result.input}: no face found in any of its {result.frames} frames"
+            )
+        else:
+            fps = result.frames / result.seconds if result.seconds > 0 else 0.0
+            self.say(
+                f"[{self.finished_count}/{self.total}] {result.input}: {result.frames} frames, "
+                f"{result.faces} face(s), {result.seconds:.1f} s ({fps:.1f} fps)"
+            )
+
+
+def print_batch_report(console: Console, report: BatchReport, summary: Path | None) -> None:
+    """The last line of a run over many videos: counts, speed, where summary.csv is."""
+    results = report.results
+    parts = [
+        f"{report.count(status)} {word}"
+        for status, word in STATUS_WORDS.items()
+        if report.count(status)
+    ]
+    skipped = sum(r.skipped for r in results)
+    if skipped:
+        parts.append(f"{skipped} skipped (done before)")
+    line = f"{len(results)} video(s): {', '.join(parts) or 'nothing to do'}"
+    if report.tracked:
+        line += (
+            f"; {report.frames} frames in {report.seconds:.1f} s ({report.fps:.1f} fps, "
+            f"{report.videos_per_minute:.1f} videos/min)"
+        )
+    if summary is not None:
+        line += f"; summary: {summary}"
+    console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+#: How the final line names each status.
+STATUS_WORDS: dict[str, str] = {
+    "ok": "ok",
+    "no_face": "without a face",
+    "failed": "failed",
+    "pending": "not reached",
+}

@@ -1,0 +1,148 @@
+"""Which videos a ``crct track`` run tracks, and which folder each one writes to.
+
+- one video named alone writes to ``OUT`` itself (``crct track talk.mp4 --out lm/``);
+- several videos named directly write to ``OUT/<stem>/``;
+- a folder is walked recursively for the suffixes crct reads (:data:`VIDEO_SUFFIXES`), and
+  ``FOLDER/sub/a.mp4`` writes to ``OUT/sub/a/``.
+
+Two videos that would write to the same folder (``a.mp4`` and ``a.mov``; ``x/a.mp4`` in two
+folders), or one inside the other's, are refused before anything runs: nothing of one video
+may be mixed with another's. The walk skips hidden entries (temporary files, ``._a.mp4``),
+``OUT`` itself when it lies inside a folder being walked, and crct output folders (those
+holding ``track.json`` or its temporary name), so an overlay.mp4 is never taken for an input.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from crct_cli.errors import CrctError
+from crct_cli.io.video import VIDEO_SUFFIXES, is_video
+
+#: Files whose presence marks a folder as crct's own output (complete, running or killed).
+OUTPUT_MARKERS: tuple[str, ...] = ("track.json", ".track.partial.json", ".crct-input.json")
+
+
+@dataclass(frozen=True)
+class VideoJob:
+    """One video of a run: where it is read from and where its outputs go.
+
+    ``label`` is the video's path as the user would type it (messages, ``summary.csv``);
+    ``output`` is ``out_dir`` relative to ``OUT`` in POSIX form (``.`` for a lone video).
+    """
+
+    source: Path
+    out_dir: Path
+    label: str
+    output: str
+
+    @property
+    def size(self) -> int:
+        """Bytes, or 0 when the file cannot be read (tracking will then say why)."""
+        try:
+            return self.source.stat().st_size
+        except OSError:
+            return 0
+
+
+def discover(inputs: Sequence[Path], out: Path) -> list[VideoJob]:
+    """The videos of ``inputs`` (files and folders) with their output folders, in order.
+
+    Raises :class:`CrctError` for a missing input, a folder without videos, a video named
+    twice with two destinations, and two videos that would write to the same place.
+    """
+    if not inputs:
+        raise CrctError("name at least one video or folder to track")
+    lone_video = len(inputs) == 1 and not inputs[0].is_dir()
+    jobs: list[VideoJob] = []
+    for path in inputs:
+        if path.is_dir():
+            found = list(_walk(path, out))
+            if not found:
+                suffixes = " ".join(VIDEO_SUFFIXES)
+                raise CrctError(f"{path}: no video files ({suffixes}) in this folder")
+            for video in found:
+                rel = PurePosixPath(video.relative_to(path).as_posix()).with_suffix("")
+                jobs.append(VideoJob(video, out / rel, str(video), rel.as_posix()))
+        elif path.exists() or path.is_symlink():
+            if not path.is_file():
+                raise CrctError(f"{path}: not a video file or folder")
+            if lone_video:
+                jobs.append(VideoJob(path, out, str(path), "."))
+            else:
+                jobs.append(VideoJob(path, out / path.stem, str(path), path.stem))
+        else:
+            raise CrctError(f"{path}: no such video file or folder")
+    return check_destinations(jobs)
+
+
+def check_destinations(jobs: Sequence[VideoJob]) -> list[VideoJob]:
+    """Drop exact repeats; refuse shared or nested output folders (case-insensitively, so
+    the outputs can be copied to any file system)."""
+    by_source: dict[str, VideoJob] = {}
+    unique: list[VideoJob] = []
+    for job in jobs:
+        key = os.path.realpath(job.source)
+        seen = by_source.get(key)
+        if seen is None:
+            by_source[key] = job
+            unique.append(job)
+        elif seen.output != job.output:
+            raise CrctError(
+                f"{job.label} is named twice, as {seen.label} too, with two output folders "
+                f"({seen.output} and {job.output}); name it once"
+            )
+    by_output: dict[str, VideoJob] = {}
+    for job in unique:
+        key = job.output.casefold()
+        other = by_output.get(key)
+        if other is not None:
+            raise CrctError(
+                f"{other.label} and {job.label} would both write to {job.out_dir}; "
+                "rename one or track them in separate runs"
+            )
+        by_output[key] = job
+    for job in unique:
+        for parent in PurePosixPath(job.output.casefold()).parents:
+            other = by_output.get(parent.as_posix())
+            if other is not None and other is not job and parent.as_posix() != ".":
+                raise CrctError(
+                    f"{job.label} would write inside the output folder of {other.label} "
+                    f"({other.out_dir}); rename one or track them in separate runs"
+                )
+    return unique
+
+
+def _walk(folder: Path, out: Path) -> Iterator[Path]:
+    """Video files under ``folder``, sorted, following links once (no loops)."""
+    skip = os.path.realpath(out)
+    seen: set[str] = set()
+
+    def visit(directory: Path) -> Iterator[Path]:
+        real = os.path.realpath(directory)
+        if real in seen or (real == skip and directory != folder):
+            return
+        seen.add(real)
+        try:
+            entries = sorted(os.scandir(directory), key=lambda e: e.name)
+        except OSError as exc:
+            raise CrctError(f"{directory}: cannot list this folder ({exc.strerror})") from None
+        names = {e.name for e in entries}
+        if any(m in names for m in OUTPUT_MARKERS):
+            return  # a crct output folder: its overlay.mp4 is not an input
+        subdirs: list[Path] = []
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            path = Path(entry.path)
+            if entry.is_dir():
+                subdirs.append(path)
+            elif is_video(entry.name) and entry.is_file():
+                yield path
+        for sub in subdirs:
+            yield from visit(sub)
+
+    yield from visit(folder)

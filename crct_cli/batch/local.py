@@ -1,0 +1,208 @@
+"""The local engine: N worker processes that each load the networks once, handed one video
+at a time by a supervisor.
+
+Supervising each video (rather than a ``ProcessPoolExecutor``, which breaks for good when one
+worker dies) means a worker killed in the middle of a video (a crash in a decoder, the OOM
+killer, ``kill -9``) costs only that video: it is reported failed, its folder is left
+unfinished (no ``track.json``), and a fresh worker takes the dead one's place. Workers are
+started with ``spawn``: no state of the parent (threads, a loaded library) is copied into them.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import signal
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+from crct_cli.batch.discover import VideoJob
+from crct_cli.batch.summary import VideoResult
+from crct_cli.batch.worker import Listener, VideoWorker, WorkerSpec
+from crct_cli.errors import CrctError
+
+#: Seconds between two progress messages of a worker (the bar needs no more).
+FRAME_REPORT_S = 0.2
+#: Workers in a row that may die while loading the networks before the run gives up.
+MAX_START_FAILURES = 3
+#: Seconds a stopped worker gets to exit before it is killed.
+STOP_GRACE_S = 5.0
+
+
+def error_line(exc: BaseException) -> str:
+    if isinstance(exc, CrctError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _worker_main(conn: Connection, spec: WorkerSpec) -> None:
+    """A worker process: load once, then track each video the supervisor sends."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the supervisor's to handle
+    try:
+        worker = VideoWorker(spec)
+    except BaseException as exc:
+        conn.send(("init_failed", error_line(exc)))
+        return
+    conn.send(("ready", os.getpid()))
+    while True:
+        try:
+            job = conn.recv()
+        except (EOFError, OSError):  # the supervisor is gone
+            return
+        if job is None:
+            return
+        last = 0.0
+
+        def on_frame(done: int, total: int | None) -> None:
+            nonlocal last
+            now = time.monotonic()
+            if now - last >= FRAME_REPORT_S or done == total:
+                last = now
+                conn.send(("frame", done, total))
+
+        conn.send(("result", worker.run(job, on_frame)))
+
+
+def death_reason(exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        try:
+            return f"killed by {signal.Signals(-exitcode).name}"
+        except ValueError:
+            return f"killed by signal {-exitcode}"
+    return f"exit code {exitcode}"
+
+
+@dataclass
+class _Worker:
+    slot: int
+    process: BaseProcess
+    conn: Connection
+    ready: bool = False
+    stopping: bool = False
+    job: VideoJob | None = None
+
+
+class LocalEngine:
+    """Runs jobs on ``workers`` local processes; see the module's docstring."""
+
+    def __init__(self, spec: WorkerSpec, workers: int, start_method: str = "spawn") -> None:
+        self.spec = spec
+        self.workers = max(1, workers)
+        self.context: Any = mp.get_context(start_method)
+        self.restarts = 0  # workers started in place of dead ones
+
+    def run(self, jobs: Sequence[VideoJob], listener: Listener) -> None:
+        queue = deque(jobs)
+        remaining = len(jobs)
+        start_failures = 0
+        pool: dict[int, _Worker] = {}
+
+        def start(slot: int) -> None:
+            parent, child = self.context.Pipe()
+            process = self.context.Process(
+                target=_worker_main, args=(child, self.spec), name=f"crct-worker-{slot}"
+            )
+            process.daemon = True
+            process.start()
+            child.close()
+            pool[slot] = _Worker(slot, process, parent)
+
+        def hand_out(worker: _Worker) -> None:
+            if queue:
+                worker.job = queue.popleft()
+                listener.started(worker.slot, worker.job)
+                worker.conn.send(worker.job)
+            elif not worker.stopping:
+                worker.stopping = True
+                worker.conn.send(None)
+
+        def receive(worker: _Worker) -> None:
+            nonlocal remaining, start_failures
+            try:
+                while worker.conn.poll():
+                    kind, *payload = worker.conn.recv()
+                    if kind == "ready":
+                        worker.ready, start_failures = True, 0
+                        hand_out(worker)
+                    elif kind == "init_failed":
+                        raise CrctError(payload[0])
+                    elif kind == "frame" and worker.job is not None:
+                        listener.frame(worker.slot, payload[0], payload[1])
+                    elif kind == "result" and worker.job is not None:
+                        job, worker.job = worker.job, None
+                        remaining -= 1
+                        listener.finished(worker.slot, job, payload[0])
+                        hand_out(worker)
+            except (EOFError, OSError):
+                pass  # it died: its sentinel says so next
+
+        def bury(worker: _Worker) -> None:
+            nonlocal remaining, start_failures
+            receive(worker)  # a result sent just before dying still counts
+            worker.process.join()
+            worker.conn.close()
+            del pool[worker.slot]
+            why = death_reason(worker.process.exitcode)
+            if worker.job is not None:
+                job, worker.job = worker.job, None
+                remaining -= 1
+                error = f"{job.label}: the worker process died ({why}) while tracking it"
+                listener.finished(
+                    worker.slot, job, VideoResult(job.label, job.output, "failed", error=error)
+                )
+            if not worker.ready:
+                start_failures += 1
+                if start_failures >= MAX_START_FAILURES:
+                    raise CrctError(
+                        f"worker processes die while loading the networks ({why}); "
+                        "try fewer --workers"
+                    )
+            if queue:
+                self.restarts += worker.ready
+                start(worker.slot)
+
+        for slot in range(min(self.workers, len(jobs))):
+            start(slot)
+        clean = False
+        try:
+            while remaining:
+                handles: dict[Any, _Worker] = {}
+                for worker in pool.values():
+                    handles[worker.conn] = worker
+                    handles[worker.process.sentinel] = worker
+                for handle in wait(list(handles)):
+                    worker = handles[handle]
+                    if pool.get(worker.slot) is not worker:
+                        continue  # buried already in this round
+                    if handle is worker.conn:
+                        receive(worker)
+                    else:
+                        bury(worker)
+            clean = True
+        finally:
+            self._stop(list(pool.values()), clean)
+
+    @staticmethod
+    def _stop(workers: list[_Worker], clean: bool) -> None:
+        """Let idle workers exit; on an error or Ctrl-C stop them at once (their videos are
+        left unfinished, to be completed by the next run)."""
+        for worker in workers:
+            if not clean:
+                worker.process.terminate()
+            elif not worker.stopping:
+                try:
+                    worker.conn.send(None)
+                except OSError:
+                    pass
+        deadline = time.monotonic() + STOP_GRACE_S
+        for worker in workers:
+            worker.process.join(max(0.0, deadline - time.monotonic()))
+            if worker.process.is_alive():
+                worker.process.kill()
+                worker.process.join()
+            worker.conn.close()

@@ -1,0 +1,109 @@
+"""Resuming a run: which output folders are complete, for this very input and these settings.
+
+``track.json`` is the pipeline's completion marker (written last, renamed into place). Beside
+it, after it, a run writes ``.crct-input.json``: the input's path, size and modification time,
+the settings that change the points (``--mode``, ``--faces``, thresholds, ``--denoise``...),
+the size of the ``track.json`` it describes and the video's result. A folder counts as done
+only when both agree with the input on disk and the command being run; anything else (no
+marker, a killed run, an edited video, other settings, an overlay asked for and missing) is
+tracked again. Before a video is tracked again its old ``track.json`` and marker are removed,
+so a run interrupted at any moment leaves nothing that looks finished.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from crct_cli.batch.discover import VideoJob
+from crct_cli.io.atomic import write_text_atomic
+
+MARKER = ".crct-input.json"
+SCHEMA = "crct.input/1"
+TRACK_JSON = "track.json"
+
+#: Why a video is (re)tracked, as :func:`check_done` reports it.
+NEW, CHANGED, OTHER_SETTINGS, NO_OVERLAY = "new", "changed", "other settings", "no overlay"
+
+
+@dataclass(frozen=True)
+class Done:
+    """An output folder's marker: the result of the run that completed it."""
+
+    status: str
+    frames: int
+    faces: int
+    face_frames: int
+    seconds: float
+
+
+def input_stamp(video: Path) -> dict[str, int]:
+    """What tells an edited or replaced video from the one tracked: size and mtime (ns)."""
+    st = video.stat()
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def check_done(job: VideoJob, settings: dict[str, Any], overlay: bool) -> Done | str:
+    """The earlier result when ``job``'s outputs are complete for this input and these
+    settings, else why not (:data:`NEW`, :data:`CHANGED`, :data:`OTHER_SETTINGS`,
+    :data:`NO_OVERLAY`)."""
+    track_json = job.out_dir / TRACK_JSON
+    try:
+        marker = json.loads((job.out_dir / MARKER).read_text(encoding="utf-8"))
+        track_bytes = track_json.stat().st_size
+        stamp = input_stamp(job.source)
+    except (OSError, ValueError):
+        return NEW
+    try:
+        if marker.get("schema") != SCHEMA or marker["track_json_bytes"] != track_bytes:
+            return NEW  # the track.json beside it is not the one this marker describes
+        if {k: marker["input"].get(k) for k in stamp} != stamp:
+            return CHANGED
+        if _canonical(marker["settings"]) != _canonical(settings):
+            return OTHER_SETTINGS
+        if overlay and not (job.out_dir / "overlay.mp4").is_file():
+            return NO_OVERLAY
+        result = marker["result"]
+        return Done(
+            str(result["status"]),
+            int(result["frames"]),
+            int(result["faces"]),
+            int(result["face_frames"]),
+            float(result["seconds"]),
+        )
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return NEW
+
+
+def clear_done(out_dir: Path) -> None:
+    """Make an output folder look unfinished before it is tracked again."""
+    for name in (MARKER, TRACK_JSON):
+        try:
+            os.unlink(out_dir / name)
+        except FileNotFoundError:
+            pass
+
+
+def mark_done(job: VideoJob, stamp: dict[str, int], settings: dict[str, Any], result: Done) -> None:
+    """Write the marker after ``track.json``; ``stamp`` is the input as it was when read."""
+    marker = {
+        "schema": SCHEMA,
+        "input": {"path": job.label, **stamp},
+        "settings": settings,
+        "track_json_bytes": (job.out_dir / TRACK_JSON).stat().st_size,
+        "result": {
+            "status": result.status,
+            "frames": result.frames,
+            "faces": result.faces,
+            "face_frames": result.face_frames,
+            "seconds": round(result.seconds, 3),
+        },
+    }
+    write_text_atomic(job.out_dir / MARKER, json.dumps(marker, indent=1, default=str) + "\n")

@@ -1,0 +1,223 @@
+"""A whole run over many videos: decide what is already done, run the rest on an engine,
+keep ``OUT/summary.csv`` up to date, and say how it went.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from crct_cli.batch.discover import VideoJob
+from crct_cli.batch.resume import Done, check_done
+from crct_cli.batch.summary import VideoResult, write_summary
+from crct_cli.batch.worker import Listener, WorkerSpec, settings_of
+from crct_cli.errors import CrctError
+
+#: Seconds between two rewrites of summary.csv while a run goes (and once at the end).
+SUMMARY_EVERY_S = 10.0
+
+
+class Engine(Protocol):
+    def run(self, jobs: Sequence[VideoJob], listener: Listener) -> None: ...
+
+
+class BatchDisplay(Listener, Protocol):
+    """The listener a run reports to, plus the line it says about skipped videos."""
+
+    def skipped(self, count: int) -> None: ...
+
+
+@dataclass
+class BatchPlan:
+    """Which videos run, which are kept from an earlier run, and why the others run."""
+
+    jobs: list[VideoJob]
+    todo: list[VideoJob]
+    results: dict[str, VideoResult]  # by output folder, in the order of ``jobs``
+    reasons: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def skipped(self) -> int:
+        return len(self.jobs) - len(self.todo)
+
+
+def plan_batch(
+    jobs: Sequence[VideoJob], settings: dict[str, Any], overlay: bool, overwrite: bool
+) -> BatchPlan:
+    """Check every output folder; ``overwrite`` tracks every video again."""
+    results: dict[str, VideoResult] = {}
+    todo: list[VideoJob] = []
+    reasons: Counter[str] = Counter()
+    for job in jobs:
+        done = "overwrite" if overwrite else check_done(job, settings, overlay)
+        if isinstance(done, Done):
+            results[job.output] = VideoResult(
+                job.label,
+                job.output,
+                done.status,
+                done.frames,
+                done.faces,
+                done.face_frames,
+                done.seconds,
+                skipped=True,
+            )
+        else:
+            results[job.output] = VideoResult(job.label, job.output)
+            todo.append(job)
+            reasons[done] += 1
+    return BatchPlan(list(jobs), todo, results, reasons)
+
+
+@dataclass
+class BatchReport:
+    """How a run went: every video's result, in input order."""
+
+    results: list[VideoResult]
+    seconds: float  # wall clock of the tracking part
+
+    def count(self, status: str, skipped: bool = False) -> int:
+        return sum(r.status == status and r.skipped == skipped for r in self.results)
+
+    @property
+    def tracked(self) -> list[VideoResult]:
+        return [r for r in self.results if not r.skipped and r.status in ("ok", "no_face")]
+
+    @property
+    def failed(self) -> int:
+        return self.count("failed")
+
+    @property
+    def frames(self) -> int:
+        return sum(r.frames for r in self.tracked)
+
+    @property
+    def videos_per_minute(self) -> float:
+        return 60.0 * len(self.tracked) / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
+class _Recorder:
+    """Keeps each result, forwards events to the display, rewrites summary.csv now and then."""
+
+    def __init__(self, plan: BatchPlan, display: Listener, summary: Path | None) -> None:
+        self.plan, self.display, self.summary = plan, display, summary
+        self.last_write = time.monotonic()
+
+    def started(self, slot: int, job: VideoJob) -> None:
+        self.display.started(slot, job)
+
+    def frame(self, slot: int, done: int, total: int | None) -> None:
+        self.display.frame(slot, done, total)
+
+    def finished(self, slot: int, job: VideoJob, result: VideoResult) -> None:
+        self.plan.results[job.output] = result
+        self.display.finished(slot, job, result)
+        if time.monotonic() - self.last_write >= SUMMARY_EVERY_S:
+            self.write()
+
+    def write(self) -> None:
+        if self.summary is not None:
+            write_summary(self.summary, self.plan.results.values())
+            self.last_write = time.monotonic()
+
+
+def run_batch(
+    plan: BatchPlan, engine: Engine, display: BatchDisplay, summary: Path | None
+) -> BatchReport:
+    """Run ``plan.todo`` on ``engine``, longest videos first (the last to finish are short).
+
+    ``summary.csv`` is written at the end, also after a failure or Ctrl-C (then the videos not
+    reached are ``pending``), and every :data:`SUMMARY_EVERY_S` seconds in between.
+    """
+    recorder = _Recorder(plan, display, summary)
+    if plan.skipped:
+        display.skipped(plan.skipped)
+    order = sorted(plan.todo, key=lambda job: -job.size)
+    t0 = time.perf_counter()
+    try:
+        if order:
+            with _sigterm_as_interrupt():
+                engine.run(order, recorder)
+    finally:
+        recorder.write()
+    return BatchReport(list(plan.results.values()), time.perf_counter() - t0)
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """A scheduler's SIGTERM stops the run like Ctrl-C: workers stopped, summary written."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """How a run over many videos goes (``crct track``'s batch options)."""
+
+    engine: str = "local"
+    workers: int | None = None  # None: default_workers (local), the cluster's CPUs (ray)
+    threads: int | None = None  # None: the cores / workers (local), 1 (ray)
+    overwrite: bool = False
+    ray_address: str | None = None
+    gpus_per_worker: float = 0.0
+
+    def check(self) -> None:
+        """Refuse bad options before any worker starts."""
+        from crct_cli.batch import ENGINES
+
+        if self.engine not in ENGINES:
+            raise CrctError(f"--engine must be {' or '.join(ENGINES)}, got {self.engine!r}")
+        if self.workers is not None and self.workers < 1:
+            raise CrctError(f"--workers must be 1 or more, got {self.workers}")
+        if self.threads is not None and self.threads < 1:
+            raise CrctError(f"--threads must be 1 or more, got {self.threads}")
+        if self.gpus_per_worker < 0:
+            raise CrctError(f"--gpus-per-worker must be 0 or more, got {self.gpus_per_worker}")
+        if self.gpus_per_worker > 0 and self.engine != "ray":
+            raise CrctError("--gpus-per-worker is for --engine ray (local workers share the GPU)")
+
+    def engine_for(
+        self,
+        tracker_options: dict[str, Any],
+        overlay: bool,
+        videos: int,
+        networks_factory: Callable[[], Any] | None = None,
+    ) -> Engine:
+        """The engine that tracks ``videos`` videos with these options."""
+        from crct_cli.batch import cpu_count, default_workers, threads_per_worker
+
+        settings = settings_of(tracker_options)
+        if self.engine == "ray":
+            from crct_cli.batch.ray_engine import RayEngine
+
+            spec = WorkerSpec(
+                tracker_options, settings, overlay, self.threads or 1, networks_factory
+            )
+            return RayEngine(spec, self.workers or 0, self.ray_address, self.gpus_per_worker)
+        from crct_cli.batch.local import LocalEngine
+
+        cores = cpu_count()
+        workers = max(1, min(self.workers or default_workers(cores, videos), videos))
+        threads = self.threads or threads_per_worker(cores, workers)
+        spec = WorkerSpec(tracker_options, settings, overlay, threads, networks_factory)
+        return LocalEngine(spec, workers)

@@ -1,0 +1,72 @@
+"""``OUT/summary.csv``: one row per input video, rewritten atomically as a run goes.
+
+Columns: ``input`` (the video's path as named or found), ``output`` (its folder relative to
+``OUT``), ``status`` (``ok``, ``no_face``, ``failed``, or ``pending`` for a video an interrupted
+run did not reach), ``frames``, ``faces`` (distinct face ids), ``seconds`` (tracking time),
+``skipped`` (``yes`` when complete outputs of an earlier run were kept) and ``error`` (the
+one-line reason of a failed video).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from crct_cli.io.atomic import write_text_atomic
+
+COLUMNS: tuple[str, ...] = (
+    "input",
+    "output",
+    "status",
+    "frames",
+    "faces",
+    "seconds",
+    "skipped",
+    "error",
+)
+STATUSES: tuple[str, ...] = ("ok", "no_face", "failed", "pending")
+SUMMARY_NAME = "summary.csv"
+
+
+@dataclass
+class VideoResult:
+    """What became of one video."""
+
+    input: str
+    output: str
+    status: str = "pending"
+    frames: int = 0
+    faces: int = 0
+    face_frames: int = 0
+    seconds: float = 0.0
+    skipped: bool = False
+    error: str = ""
+
+    def row(self) -> dict[str, str]:
+        return {
+            "input": self.input,
+            "output": self.output,
+            "status": self.status,
+            "frames": str(self.frames),
+            "faces": str(self.faces),
+            "seconds": f"{self.seconds:.2f}",
+            "skipped": "yes" if self.skipped else "",
+            "error": " ".join(self.error.split()),
+        }
+
+
+def write_summary(path: Path, results: Iterable[VideoResult]) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for result in results:
+        writer.writerow(result.row())
+    write_text_atomic(path, buffer.getvalue())
+
+
+def read_summary(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))

@@ -1,0 +1,150 @@
+"""What one worker does, in a local process or a Ray actor: load the networks once, then
+track whole videos one after another. The same code in both engines gives the same points.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from crct_cli.batch.discover import VideoJob
+from crct_cli.batch.resume import Done, clear_done, input_stamp, mark_done
+from crct_cli.batch.summary import VideoResult
+from crct_cli.errors import CrctError
+
+#: Environment variables that size the thread pools of the libraries under the networks;
+#: ``CRCT_THREADS`` is read by crct's ONNX Runtime sessions (intra-op threads).
+THREAD_VARIABLES: tuple[str, ...] = (
+    "CRCT_THREADS",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+)
+
+
+#: Tracker options that change the points, hence whether earlier outputs can be kept
+#: (``device`` and ``backend`` differ only in the last float digits, so they are not).
+SETTINGS_KEYS: tuple[str, ...] = (
+    "mode",
+    "faces",
+    "denoise",
+    "tb",
+    "tc",
+    "seq_bt",
+    "detect_every",
+    "max_lost",
+    "init_box",
+)
+
+
+def settings_of(tracker_options: dict[str, Any]) -> dict[str, Any]:
+    """The JSON-ready settings of :data:`SETTINGS_KEYS` (``faces`` as a count or None)."""
+    import inspect
+
+    from crct_cli.api import Tracker, parse_faces
+
+    defaults = {k: p.default for k, p in inspect.signature(Tracker).parameters.items()}
+    settings: dict[str, Any] = {}
+    for key in SETTINGS_KEYS:
+        value = tracker_options.get(key, defaults.get(key))
+        if key == "faces":
+            value = parse_faces(value)
+        elif key == "init_box" and value is not None:
+            value = [float(v) for v in value]
+        settings[key] = value
+    return settings
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """Everything a worker needs, picklable (it travels to processes and Ray actors).
+
+    ``tracker_options`` are :class:`crct_cli.api.Tracker` keyword arguments; ``settings`` are
+    those that change the points (written into each folder's resume marker); ``threads`` is
+    the thread count of each worker's libraries (0 leaves their defaults);
+    ``networks_factory`` builds replacement networks (tests), else the shipped ones load.
+    """
+
+    tracker_options: dict[str, Any]
+    settings: dict[str, Any]
+    overlay: bool = False
+    threads: int = 0
+    networks_factory: Callable[[], Any] | None = field(default=None, compare=False)
+
+
+def limit_threads(threads: int) -> None:
+    """Size every thread pool to ``threads`` so that N workers share the cores, not fight.
+
+    The variables reach ONNX Runtime, OpenMP and PyTorch when they start; PyTorch and OpenCV,
+    when already imported, are told directly (a worker calls this before and after loading).
+    """
+    if threads <= 0:
+        return
+    for name in THREAD_VARIABLES:
+        os.environ[name] = str(threads)
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    cv2 = sys.modules.get("cv2")
+    if cv2 is not None:
+        cv2.setNumThreads(threads)
+
+
+class VideoWorker:
+    """A loaded :class:`~crct_cli.api.Tracker` that turns :class:`VideoJob` into results."""
+
+    def __init__(self, spec: WorkerSpec) -> None:
+        from crct_cli.api import Tracker
+
+        limit_threads(spec.threads)
+        self.spec = spec
+        self.last_summary: Any = None  # the TrackSummary of the last video tracked
+        networks = spec.networks_factory() if spec.networks_factory is not None else None
+        self.tracker = Tracker(networks=networks, **spec.tracker_options)
+        limit_threads(spec.threads)
+
+    def run(
+        self, job: VideoJob, on_frame: Callable[[int, int | None], None] | None = None
+    ) -> VideoResult:
+        """Track one video into its folder; never raises for a bad video (a failed result)."""
+        from crct_cli.tracking.pipeline import track_video
+
+        result = VideoResult(job.label, job.output)
+        t0 = time.perf_counter()
+        try:
+            if not job.source.is_file():
+                raise CrctError(f"{job.label}: no such video file")
+            stamp = input_stamp(job.source)
+            clear_done(job.out_dir)
+            self.last_summary = None
+            summary = track_video(
+                job.source, job.out_dir, self.tracker, self.spec.overlay, on_frame
+            )
+            done = Done(
+                summary.status, summary.frames, summary.faces, summary.face_frames, summary.seconds
+            )
+            mark_done(job, stamp, self.spec.settings, done)
+            self.last_summary = summary
+        except CrctError as exc:
+            result.status, result.error = "failed", str(exc)
+        except Exception as exc:  # one broken video never stops the others
+            result.status, result.error = "failed", f"{job.label}: {type(exc).__name__}: {exc}"
+        else:
+            result.status, result.frames, result.faces = done.status, done.frames, done.faces
+            result.face_frames = done.face_frames
+        result.seconds = time.perf_counter() - t0 if result.status == "failed" else done.seconds
+        return result
+
+
+class Listener(Protocol):
+    """What an engine reports while it runs; ``slot`` numbers the workers from 0."""
+
+    def started(self, slot: int, job: VideoJob) -> None: ...
+
+    def frame(self, slot: int, done: int, total: int | None) -> None: ...
+
+    def finished(self, slot: int, job: VideoJob, result: VideoResult) -> None: ...

@@ -1,0 +1,350 @@
+"""``crct track`` over folders and many videos: output mapping, worker processes, summary.csv,
+resuming, a corrupt input and a killed worker among good ones.
+
+The workers run the fake networks of test_pipeline (they find the cartoon face by its colour),
+handed to them by name through ``crct_cli.batch.NETWORKS_FACTORY``; a clip's width tells the
+fakes to find no face (:data:`NO_FACE_W`) or to kill their own worker (:data:`KILL_W`).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from test_pipeline import FaceNets
+from typer.testing import CliRunner
+
+import crct_cli.batch
+from crct_cli.batch import default_workers, threads_per_worker
+from crct_cli.batch.discover import VideoJob, discover
+from crct_cli.batch.local import LocalEngine
+from crct_cli.batch.resume import MARKER
+from crct_cli.batch.runner import plan_batch, run_batch
+from crct_cli.batch.summary import COLUMNS, VideoResult, read_summary
+from crct_cli.batch.worker import WorkerSpec, limit_threads, settings_of
+from crct_cli.cli import app
+from crct_cli.errors import CrctError
+from crct_cli.io.landmarks import read_pts
+from crct_cli.io.track_json import read_track_json
+
+W, H = 128, 96
+NO_FACE_W = 112  # the fakes find no face in clips this wide
+KILL_W = 80  # the fakes SIGKILL their own process on clips this wide
+
+
+class ScriptedNets(FaceNets):
+    """FaceNets that read an instruction in the frame width (see the module docstring)."""
+
+    def detect(self, image: np.ndarray) -> list:
+        if image.shape[1] == KILL_W:
+            os.kill(os.getpid(), signal.SIGKILL)
+        if image.shape[1] == NO_FACE_W:
+            return []
+        return super().detect(image)
+
+
+def scripted_networks() -> ScriptedNets:
+    return ScriptedNets()
+
+
+def broken_networks() -> Any:
+    raise CrctError("weights/bt.pt: no such file (the shipped weights are missing)")
+
+
+@pytest.fixture
+def fakes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(crct_cli.batch, "NETWORKS_FACTORY", scripted_networks)
+
+
+def crct(*args: object) -> Any:
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def touch(root: Path, *names: str) -> None:
+    for name in names:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(b"")
+
+
+# -- discovery and output folders --------------------------------------------------------------
+
+
+def test_folders_map_their_tree_and_files_their_stem(tmp_path: Path) -> None:
+    src, out = tmp_path / "archive", tmp_path / "out"
+    touch(src, "a.mp4", "sub/b.MOV", "sub/deeper/c.mkv", "notes.txt", ".hidden.mp4")
+    touch(src, "sub/._b.mp4", ".cache/x.mp4", "old/track.json", "old/overlay.mp4")
+    touch(tmp_path, "x/one.avi", "two.webm")
+    jobs = discover([src], out)
+    assert [(j.label, j.output) for j in jobs] == [
+        (str(src / "a.mp4"), "a"),
+        (str(src / "sub/b.MOV"), "sub/b"),
+        (str(src / "sub/deeper/c.mkv"), "sub/deeper/c"),
+    ]
+    assert [j.out_dir for j in jobs] == [out / "a", out / "sub/b", out / "sub/deeper/c"]
+    lone = discover([tmp_path / "x/one.avi"], out)  # one video alone: OUT itself
+    assert [(j.out_dir, j.output) for j in lone] == [(out, ".")]
+    named = discover([tmp_path / "x/one.avi", tmp_path / "two.webm", src / "a.mp4"], out)
+    assert [j.out_dir for j in named] == [out / "one", out / "two", out / "a"]
+    # the same file named twice to the same place is tracked once
+    assert len(discover([src / "a.mp4", tmp_path / "two.webm", src / "a.mp4"], out)) == 2
+
+
+def test_an_output_folder_inside_the_input_folder_is_not_walked(tmp_path: Path) -> None:
+    touch(tmp_path, "a.mp4", "lm/a/overlay.mp4", "lm/b/.annot.partial/000001.pts")
+    touch(tmp_path, "lm/b/overlay.mp4")  # killed between overlay and track.json
+    assert [j.output for j in discover([tmp_path], tmp_path / "lm")] == ["a"]
+    # OUT the input folder itself: the folders of its tracked videos are skipped as outputs
+    touch(tmp_path, "v/a.mp4", "v/a/track.json", "v/a/overlay.mp4", "v/b.mp4")
+    touch(tmp_path, "v/b/.track.partial.json", "v/b/overlay.mp4")  # a killed run
+    assert [j.output for j in discover([tmp_path / "v"], tmp_path / "v")] == ["a", "b"]
+
+
+@pytest.mark.parametrize(
+    ("names", "inputs", "message"),
+    [
+        (["v/a.mp4", "v/a.mov"], ["v"], "would both write to"),
+        (["v/A.mp4", "v/a.mov"], ["v"], "would both write to"),  # any file system
+        (["v/x/a.mp4", "w/x/a.mp4"], ["v", "w"], "would both write to"),
+        (["d/a.mp4", "e/a.avi"], ["d/a.mp4", "e/a.avi"], "would both write to"),
+        (["v/sub.mp4", "v/sub/a.mp4"], ["v"], "inside the output folder of"),
+        (["v/sub/a.mp4"], ["v", "v/sub"], "is named twice"),
+        ([], ["missing.mp4"], "no such video file or folder"),
+        (["empty/notes.txt"], ["empty"], "no video files"),
+    ],
+)
+def test_clashing_or_missing_inputs_are_refused_up_front(
+    tmp_path: Path, names: list[str], inputs: list[str], message: str
+) -> None:
+    touch(tmp_path, *names)
+    with pytest.raises(CrctError, match=message):
+        discover([tmp_path / i for i in inputs], tmp_path / "out")
+    result = crct("track", *[tmp_path / i for i in inputs], "--out", tmp_path / "out")
+    assert result.exit_code == 2
+    assert result.stderr.strip().count("\n") == 0 and message in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_bad_batch_options_are_one_line(tmp_path: Path) -> None:
+    touch(tmp_path, "v/a.mp4", "v/b.mp4")
+    for args, message in [
+        (["--workers", "0"], "--workers"),
+        (["--threads", "0"], "--threads"),
+        (["--engine", "slurm"], "--engine"),
+        (["--gpus-per-worker", "1"], "--engine ray"),
+        (["--device", "tpu"], "--device"),
+        (["--backend", "tf"], "--backend"),
+    ]:
+        result = crct("track", tmp_path / "v", "--out", tmp_path / "out", *args)
+        assert result.exit_code == 2 and message in result.stderr, (args, result.output)
+        assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_default_workers_and_thread_split() -> None:
+    assert default_workers(cores=2, videos=10) == 2
+    assert default_workers(cores=16, videos=3) == 3
+    assert threads_per_worker(cores=16, workers=4) == 4
+    assert threads_per_worker(cores=2, workers=3) == 1
+
+
+def test_limit_threads_sizes_every_pool(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    for name in ("CRCT_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        monkeypatch.setenv(name, "7")
+    before = torch.get_num_threads()
+    try:
+        limit_threads(1)
+        assert os.environ["CRCT_THREADS"] == os.environ["OMP_NUM_THREADS"] == "1"
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
+# -- whole runs with worker processes ----------------------------------------------------------
+
+
+@pytest.fixture
+def archive(make_video: Callable[..., Path], tmp_path: Path) -> Path:
+    """in/a.mp4 (8 frames), in/sub/b.mp4 (12), in/sub/c.mp4 (no face, 6), in/bad.mp4 (junk)."""
+    (tmp_path / "in" / "sub").mkdir(parents=True)
+    make_video("in/a.mp4", n_frames=8, width=W, height=H)
+    make_video("in/sub/b.mp4", n_frames=12, width=W, height=H)
+    make_video("in/sub/c.mp4", n_frames=6, width=NO_FACE_W, height=H)
+    (tmp_path / "in" / "bad.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42 truncated" * 20)
+    return tmp_path / "in"
+
+
+def summary_rows(out: Path) -> dict[str, dict[str, str]]:
+    rows = read_summary(out / "summary.csv")
+    assert all(list(row) == list(COLUMNS) for row in rows)
+    return {row["output"]: row for row in rows}
+
+
+def test_a_corrupt_video_fails_alone_and_the_others_are_complete(
+    archive: Path, tmp_path: Path, fakes: None
+) -> None:
+    out = tmp_path / "out"
+    result = crct("track", archive, "--out", out, "--workers", "2")
+    assert result.exit_code == 2, result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("crct: error:")]
+    assert len(errors) == 1 and "bad.mp4" in errors[0]
+    assert "sub/c.mp4: no face found in any of its 6 frames" in result.stderr
+    rows = summary_rows(out)
+    assert {k: r["status"] for k, r in rows.items()} == {
+        "a": "ok",
+        "bad": "failed",
+        "sub/b": "ok",
+        "sub/c": "no_face",
+    }
+    assert [rows[k]["frames"] for k in ("a", "sub/b", "sub/c", "bad")] == ["8", "12", "6", "0"]
+    assert rows["a"]["faces"] == "1" and rows["sub/c"]["faces"] == "0"
+    assert "bad.mp4" in rows["bad"]["error"] and rows["a"]["error"] == ""
+    assert rows["sub/b"]["input"] == str(archive / "sub" / "b.mp4")
+    for name, frames in (("a", 8), ("sub/b", 12)):
+        track = read_track_json(out / name / "track.json")
+        assert track.summary["status"] == "ok" and len(track.frames) == frames
+        assert len(list((out / name / "annot").glob("*.pts"))) == frames
+    assert (out / "sub/c/track.json").is_file() and not any((out / "sub/c/annot").iterdir())
+    assert not (out / "bad" / "track.json").exists()
+    # each folder holds its own video's points: the same as that video tracked alone
+    alone = crct("track", archive / "sub" / "b.mp4", "--out", tmp_path / "alone")
+    assert alone.exit_code == 0, alone.output
+    for k in (1, 6, 12):
+        name = f"{k:06d}.pts"
+        np.testing.assert_array_equal(
+            read_pts(out / "sub/b/annot" / name), read_pts(tmp_path / "alone/annot" / name)
+        )
+
+
+def test_a_rerun_skips_what_is_done_and_redoes_what_changed(
+    archive: Path, tmp_path: Path, make_video: Callable[..., Path], fakes: None
+) -> None:
+    out = tmp_path / "out"
+    (archive / "bad.mp4").unlink()
+    assert crct("track", archive, "--out", out, "--workers", "2").exit_code == 0
+
+    def stamps() -> dict[str, int]:
+        return {k: (out / k / "track.json").stat().st_mtime_ns for k in ("a", "sub/b", "sub/c")}
+
+    first = stamps()
+    again = crct("track", archive, "--out", out, "--workers", "2")
+    assert again.exit_code == 0 and "skipping 3 video(s) already tracked" in again.stderr
+    assert stamps() == first
+    rows = summary_rows(out)
+    assert all(r["skipped"] == "yes" for r in rows.values()) and rows["sub/b"]["frames"] == "12"
+    assert rows["sub/c"]["status"] == "no_face"
+    # an edited video is tracked again, alone
+    make_video("in/sub/b.mp4", n_frames=9, width=W, height=H)
+    edited = crct("track", archive, "--out", out, "--workers", "2")
+    assert edited.exit_code == 0 and "skipping 2 video(s)" in edited.stderr
+    now = stamps()
+    assert now["a"] == first["a"] and now["sub/b"] != first["sub/b"]
+    assert summary_rows(out)["sub/b"]["frames"] == "9"
+    assert len(list((out / "sub/b/annot").glob("*.pts"))) == 9
+    # other settings, or --overwrite: everything again
+    other = crct("track", archive, "--out", out, "--tc", "0.6")
+    assert other.exit_code == 0 and "skipping" not in other.stderr
+    assert all(a != b for a, b in zip(stamps().values(), now.values(), strict=True))
+    now = stamps()
+    redo = crct("track", archive, "--out", out, "--tc", "0.6", "--overwrite")
+    assert redo.exit_code == 0 and "skipping" not in redo.stderr
+    assert all(a != b for a, b in zip(stamps().values(), now.values(), strict=True))
+
+
+def test_one_video_alone_writes_into_out_and_resumes_too(
+    make_video: Callable[..., Path], tmp_path: Path, fakes: None
+) -> None:
+    clip = make_video("clip.mp4", n_frames=5, width=W, height=H)
+    out = tmp_path / "lm"
+    result = crct("track", clip, "--out", out)
+    assert result.exit_code == 0, result.output
+    assert len(list((out / "annot").glob("*.pts"))) == 5 and (out / MARKER).is_file()
+    assert not (out / "summary.csv").exists()
+    stamp = (out / "track.json").stat().st_mtime_ns
+    again = crct("track", clip, "--out", out)
+    assert again.exit_code == 0 and "already tracked" in again.stderr
+    assert (out / "track.json").stat().st_mtime_ns == stamp
+    overlay = crct("track", clip, "--out", out, "--overlay")  # asked for what is missing
+    assert overlay.exit_code == 0 and (out / "overlay.mp4").is_file()
+
+
+def test_a_killed_worker_fails_its_video_and_a_rerun_completes_it(
+    make_video: Callable[..., Path], tmp_path: Path, fakes: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "in").mkdir()
+    for name in ("a", "b", "c"):
+        make_video(f"in/{name}.mp4", n_frames=6, width=W, height=H)
+    make_video("in/poison.mp4", n_frames=6, width=KILL_W, height=H)
+    out = tmp_path / "out"
+    result = crct("track", tmp_path / "in", "--out", out, "--workers", "2")
+    assert result.exit_code == 2, result.output
+    rows = summary_rows(out)
+    assert rows["poison"]["status"] == "failed"
+    assert "worker process died (killed by SIGKILL)" in rows["poison"]["error"]
+    assert [rows[k]["status"] for k in "abc"] == ["ok", "ok", "ok"]
+    assert not (out / "poison" / "track.json").exists()  # nothing that looks finished
+    # the same clip, now harmless (as after a lost node): the re-run does only it
+    make_video("in/poison.mp4", n_frames=6, width=W, height=H)
+    rerun = crct("track", tmp_path / "in", "--out", out, "--workers", "2")
+    assert rerun.exit_code == 0 and "skipping 3 video(s)" in rerun.stderr
+    assert summary_rows(out)["poison"]["status"] == "ok"
+    assert read_track_json(out / "poison" / "track.json").summary["status"] == "ok"
+
+
+def test_networks_that_cannot_load_stop_the_run_in_one_line(
+    archive: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(crct_cli.batch, "NETWORKS_FACTORY", broken_networks)
+    result = crct("track", archive, "--out", tmp_path / "out", "--workers", "2")
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines() == [
+        "crct: error: weights/bt.pt: no such file (the shipped weights are missing)"
+    ]
+    assert {r["status"] for r in summary_rows(tmp_path / "out").values()} == {"pending"}
+
+
+class _InterruptAfterFirst:
+    """A display whose first finished video is followed by Ctrl-C."""
+
+    def __init__(self) -> None:
+        self.done: list[VideoResult] = []
+
+    def skipped(self, count: int) -> None: ...
+
+    def started(self, slot: int, job: VideoJob) -> None: ...
+
+    def frame(self, slot: int, done: int, total: int | None) -> None: ...
+
+    def finished(self, slot: int, job: VideoJob, result: VideoResult) -> None:
+        self.done.append(result)
+        raise KeyboardInterrupt
+
+
+def test_ctrl_c_stops_the_workers_and_leaves_a_summary(
+    make_video: Callable[..., Path], tmp_path: Path
+) -> None:
+    (tmp_path / "in").mkdir()
+    for name in "abcd":
+        make_video(f"in/{name}.mp4", n_frames=30, width=W, height=H)
+    out = tmp_path / "out"
+    jobs = discover([tmp_path / "in"], out)
+    options = {"mode": "crct"}
+    spec = WorkerSpec(options, settings_of(options), threads=1, networks_factory=scripted_networks)
+    plan = plan_batch(jobs, spec.settings, overlay=False, overwrite=False)
+    display = _InterruptAfterFirst()
+    with pytest.raises(KeyboardInterrupt):
+        run_batch(plan, LocalEngine(spec, workers=2), display, out / "summary.csv")
+    assert multiprocessing.active_children() == []
+    statuses = [r["status"] for r in read_summary(out / "summary.csv")]
+    assert statuses.count("ok") == 1 and statuses.count("pending") == 3
+    finished = [j for j in jobs if (j.out_dir / "track.json").exists()]
+    assert display.done[0].output in [j.output for j in finished]
+    for job in finished:  # whatever looks finished is (a worker may finish as it is stopped)
+        assert len(read_track_json(job.out_dir / "track.json").frames) == 30
