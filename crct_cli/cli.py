@@ -358,23 +358,23 @@ def _track_batch(
 ) -> None:
     """Many videos: resume, the engine's workers, OUT/summary.csv, one last line."""
     from crct_cli import batch
-    from crct_cli.batch.runner import plan_batch, run_batch
+    from crct_cli.batch.runner import exclusive_out, plan_batch, run_batch
     from crct_cli.batch.summary import SUMMARY_NAME
     from crct_cli.batch.worker import settings_of
     from crct_cli.ui import BatchProgress, print_batch_report
 
-    settings = settings_of(tracker_options)
-    plan = plan_batch(jobs, settings, overlay, options.overwrite)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise CrctError(f"{out}: cannot create output folder ({exc.strerror})") from None
     summary = out / SUMMARY_NAME
-    engine = options.engine_for(
-        tracker_options, overlay, max(1, len(plan.todo)), batch.NETWORKS_FACTORY
-    )
-    with BatchProgress(console, len(plan.todo)) as display:
-        report = run_batch(plan, engine, display, summary)
+    with exclusive_out(out):
+        plan = plan_batch(jobs, settings_of(tracker_options), overlay, options.overwrite)
+        engine = options.engine_for(
+            tracker_options, overlay, max(1, len(plan.todo)), batch.NETWORKS_FACTORY
+        )
+        with BatchProgress(console, len(plan.todo)) as display:
+            report = run_batch(plan, engine, display, summary)
     print_batch_report(console, report, summary)
     if report.failed:
         raise typer.Exit(EXIT_BAD_INPUT)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +25,9 @@ from crct_cli.batch import default_workers, threads_per_worker
 from crct_cli.batch.discover import VideoJob, discover
 from crct_cli.batch.local import LocalEngine
 from crct_cli.batch.resume import MARKER
-from crct_cli.batch.runner import plan_batch, run_batch
+from crct_cli.batch.runner import LOCK_NAME, plan_batch, run_batch
 from crct_cli.batch.summary import COLUMNS, VideoResult, read_summary
-from crct_cli.batch.worker import WorkerSpec, limit_threads, settings_of
+from crct_cli.batch.worker import THREAD_VARIABLES, WorkerSpec, limit_threads, settings_of
 from crct_cli.cli import app
 from crct_cli.errors import CrctError
 from crct_cli.io.landmarks import read_pts
@@ -153,18 +153,24 @@ def test_default_workers_and_thread_split() -> None:
     assert threads_per_worker(cores=2, workers=3) == 1
 
 
-def test_limit_threads_sizes_every_pool(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def thread_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Undo what ``--threads`` does to this process (the variables, PyTorch's pool)."""
     import torch
 
-    for name in ("CRCT_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        monkeypatch.setenv(name, "7")
+    for name in THREAD_VARIABLES:
+        monkeypatch.setenv(name, os.environ.get(name, ""))
     before = torch.get_num_threads()
-    try:
-        limit_threads(1)
-        assert os.environ["CRCT_THREADS"] == os.environ["OMP_NUM_THREADS"] == "1"
-        assert torch.get_num_threads() == 1
-    finally:
-        torch.set_num_threads(before)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_limit_threads_sizes_every_pool(thread_settings: None) -> None:
+    import torch
+
+    limit_threads(1)
+    assert all(os.environ[name] == "1" for name in THREAD_VARIABLES)
+    assert torch.get_num_threads() == 1
 
 
 # -- whole runs with worker processes ----------------------------------------------------------
@@ -310,6 +316,20 @@ def test_networks_that_cannot_load_stop_the_run_in_one_line(
     assert {r["status"] for r in summary_rows(tmp_path / "out").values()} == {"pending"}
 
 
+def test_a_second_run_into_the_same_out_is_refused(archive: Path, tmp_path: Path) -> None:
+    fcntl = pytest.importorskip("fcntl", reason="file locks are POSIX")
+    out = tmp_path / "out"
+    out.mkdir()
+    with (out / LOCK_NAME).open("w") as held:
+        held.write("pid 1 on elsewhere\n")
+        held.flush()
+        fcntl.flock(held, fcntl.LOCK_EX)
+        result = crct("track", archive, "--out", out)
+    assert result.exit_code == 2
+    assert "being written by another crct track run (pid 1 on elsewhere)" in result.stderr
+    assert sorted(p.name for p in out.iterdir()) == [LOCK_NAME]
+
+
 class _InterruptAfterFirst:
     """A display whose first finished video is followed by Ctrl-C."""
 
@@ -348,3 +368,30 @@ def test_ctrl_c_stops_the_workers_and_leaves_a_summary(
     assert display.done[0].output in [j.output for j in finished]
     for job in finished:  # whatever looks finished is (a worker may finish as it is stopped)
         assert len(read_track_json(job.out_dir / "track.json").frames) == 30
+
+
+# -- the shipped networks ----------------------------------------------------------------------
+
+SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "astronaut.mp4"
+
+
+def test_two_real_workers_track_the_sample_as_one_process_does(
+    tmp_path: Path, thread_settings: None
+) -> None:
+    """The command line's real path: two worker processes load the shipped networks; their
+    points equal those of the sample tracked alone in this process, with the same threads."""
+    (tmp_path / "in" / "sub").mkdir(parents=True)
+    for name in ("in/a.mp4", "in/sub/b.mp4"):
+        (tmp_path / name).write_bytes(SAMPLE.read_bytes())
+    out = tmp_path / "out"
+    result = crct("track", tmp_path / "in", "--out", out, "--workers", "2", "--threads", "1")
+    assert result.exit_code == 0, result.output
+    alone = crct("track", SAMPLE, "--out", tmp_path / "alone", "--threads", "1")
+    assert alone.exit_code == 0, alone.output
+    expected = sorted((tmp_path / "alone" / "annot").glob("*.pts"))
+    assert len(expected) == 75
+    for folder in (out / "a", out / "sub/b"):
+        assert read_track_json(folder / "track.json").summary["status"] == "ok"
+        for path in expected:
+            assert (folder / "annot" / path.name).read_bytes() == path.read_bytes()
+    assert [r["status"] for r in read_summary(out / "summary.csv")] == ["ok", "ok"]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 from collections import deque
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from crct_cli.batch.discover import VideoJob
@@ -113,10 +114,19 @@ class RayEngine:
         )(_TrackerActor)
         actors = [remote.remote(self.spec) for _ in range(n_actors)]
         try:
-            for error in ray.get([a.ready.remote() for a in actors]):
+            try:
+                errors = ray.get([a.ready.remote() for a in actors])
+            except ray.exceptions.RayError as exc:
+                reason = " ".join(str(exc).split())[:300]
+                raise CrctError(f"the Ray workers cannot start: {reason}") from None
+            for error in errors:
                 if error is not None:
                     raise CrctError(error)
-            queue = deque(jobs)
+            # every node sees OUT and the inputs at the same absolute paths, not our cwd
+            queue = deque(
+                replace(job, source=job.source.absolute(), out_dir=job.out_dir.absolute())
+                for job in jobs
+            )
             running: dict[Any, tuple[int, VideoJob]] = {}
 
             def hand_out(slot: int) -> None:

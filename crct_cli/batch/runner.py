@@ -5,7 +5,9 @@ keep ``OUT/summary.csv`` up to date, and say how it went.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
+import socket
 import threading
 import time
 from collections import Counter
@@ -221,3 +223,37 @@ class BatchOptions:
         threads = self.threads or threads_per_worker(cores, workers)
         spec = WorkerSpec(tracker_options, settings, overlay, threads, networks_factory)
         return LocalEngine(spec, workers)
+
+
+LOCK_NAME = ".crct-track.lock"
+
+
+@contextlib.contextmanager
+def exclusive_out(out: Path) -> Iterator[None]:
+    """Hold ``OUT`` for this run: a second run into the same folder (the same command started
+    twice, on one machine or, where the file system supports locks, two) is refused instead of
+    racing this one. The lock goes with the process, however it ends."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock
+        yield
+        return
+    path = out / LOCK_NAME
+    with path.open("a+", encoding="utf-8") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise CrctError(
+                f"{out} is being written by another crct track run ({holder}); "
+                "wait for it to end or choose another --out"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -1,0 +1,52 @@
+"""``crct track --engine ray`` on a fresh local Ray instance (127.0.0.1): the same outputs as
+``--engine local``, and an actor that dies costs only its video."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from test_batch import KILL_W, H, archive, crct, fakes, summary_rows  # noqa: F401
+
+pytest.importorskip(
+    "ray", reason="ray is not installed (the optional extra: pip install 'crct[ray]')"
+)
+
+TESTS = Path(__file__).resolve().parent
+
+
+def test_ray_writes_the_points_of_the_local_engine(
+    archive: Path,  # noqa: F811
+    tmp_path: Path,
+    make_video: Callable[..., Path],
+    fakes: None,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    make_video("in/poison.mp4", n_frames=6, width=KILL_W, height=H)  # kills its actor
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)  # a fresh local instance, not a cluster
+    # Ray's workers import the fake networks by name, like a spawned local worker does
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])
+    )
+    local = crct("track", archive, "--out", tmp_path / "local", "--workers", "2")
+    ray = crct("track", archive, "--out", tmp_path / "ray", "--engine", "ray", "--workers", "2")
+    assert local.exit_code == ray.exit_code == 2, ray.output
+    local_rows, ray_rows = summary_rows(tmp_path / "local"), summary_rows(tmp_path / "ray")
+    assert {k: r["status"] for k, r in ray_rows.items()} == {
+        k: r["status"] for k, r in local_rows.items()
+    }
+    assert ray_rows["poison"]["status"] == "failed"
+    assert "Ray worker died" in ray_rows["poison"]["error"]
+    assert not (tmp_path / "ray" / "poison" / "track.json").exists()
+    files = sorted(
+        p.relative_to(tmp_path / "local")
+        for p in (tmp_path / "local").rglob("*")
+        if p.is_file() and p.name not in ("summary.csv", ".crct-input.json", "track.json")
+    )
+    assert len(files) > 20
+    for rel in files:  # every .pts and landmarks.csv, byte for byte
+        assert (tmp_path / "ray" / rel).read_bytes() == (tmp_path / "local" / rel).read_bytes()
+    ray_files = {p.relative_to(tmp_path / "ray") for p in (tmp_path / "ray").rglob("*.pts")}
+    assert ray_files == {f for f in files if f.suffix == ".pts"}
