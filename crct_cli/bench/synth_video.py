@@ -13,9 +13,11 @@ unconstrained):
 1. gentle motion, clean frames (the default; the sequences this module always made);
 2. the same motion under lighting drift: a slowly wandering overall gain (down to about a
    fifth of the light), a side light whose direction turns, and a colour cast;
-3. fast motion (the random walk sampled every 2nd or 3rd step) with motion blur (each frame
-   averages the picture over its exposure), occluding strips over the face, Gaussian noise
-   and low-resolution bursts (``crct_cli.noise`` at levels 1-3, a few frames at a time).
+3. fast motion (bursts of frames in which the random walk advances 2 or 3 steps per frame, a
+   head turning or the camera shaking) with motion blur (each frame averages the picture over
+   its exposure, so the faster the motion the longer the smear), occluding strips over the
+   face, Gaussian noise and low-resolution bursts (``crct_cli.noise`` at levels 1-3, a few
+   frames at a time).
 
 Faces and motion are drawn from ``--seed`` exactly as before categories existed, so category 1
 reproduces earlier outputs; the degradations of categories 2 and 3 come from a second
@@ -53,7 +55,8 @@ CATEGORIES: tuple[int, ...] = (1, 2, 3)
 class HardConfig:
     """How hard category 3 is: shares of frames hit by each burst type, and their levels."""
 
-    steps: tuple[int, ...] = (2, 3)  #: the random walk advances this many steps per frame
+    fast_share: float = 0.3  #: frames in fast-motion bursts
+    fast_steps: tuple[int, ...] = (2, 3)  #: steps of the random walk per frame in a burst
     blur_samples: int = 7  #: pictures averaged over one frame's exposure
     shutter: tuple[float, float] = (0.5, 1.0)  #: exposure, as a share of the frame interval
     strip_share: float = 0.15  #: frames with an occluding strip over the face
@@ -76,7 +79,7 @@ class LightingPlan:
 class HardPlan:
     """Degradations of one sequence, per frame (category 3)."""
 
-    step: int
+    steps: np.ndarray  #: (T,) steps of the random walk from the previous frame (1: as category 1)
     shutter: float
     samples: int  #: pictures averaged over one frame's exposure
     noise_level: np.ndarray  #: (T,) 0 (none) or a :mod:`crct_cli.noise` level
@@ -147,12 +150,15 @@ def plan_hard(rng: np.random.Generator, n_frames: int, cfg: HardConfig | None = 
     """Draw category 3's speed, exposure and bursts for one sequence."""
     cfg = cfg or HardConfig()
     plan = HardPlan(
-        step=int(rng.choice(cfg.steps)),
+        steps=np.ones(n_frames, int),
         shutter=float(rng.uniform(*cfg.shutter)),
         samples=cfg.blur_samples,
         noise_level=np.zeros(n_frames, int),
         lowres_level=np.zeros(n_frames, int),
     )
+    for start, stop in bursts(rng, n_frames, cfg.fast_share, cfg.burst):
+        plan.steps[start:stop] = int(rng.choice(cfg.fast_steps))
+    plan.steps[0] = 0  # the first frame is where the walk starts
     for start, stop in bursts(rng, n_frames, cfg.noise_share, cfg.burst):
         plan.noise_level[start:stop] = int(rng.integers(1, 4))
     for start, stop in bursts(rng, n_frames, cfg.lowres_share, cfg.burst):
@@ -222,13 +228,13 @@ def render_frames(
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """(frame RGB, ground-truth points) for each frame of a sequence in its category."""
     width, height = size
-    step = hard.step if hard is not None else 1
+    positions = np.arange(n_frames) if hard is None else np.cumsum(hard.steps)
     for t in range(n_frames):
-        centre = t * step
+        centre = int(positions[t])
         if hard is None:
             frame = cv2_warp(seq.image, _compose(place, seq.transforms[t]), width, height)
         else:  # motion blur: the mean picture over a centred exposure window
-            half = hard.shutter * step / 2
+            half = hard.shutter * max(1, int(hard.steps[t])) / 2
             acc = np.zeros((height, width, 3), np.float32)
             for s in np.linspace(centre - half, centre + half, hard.samples):
                 m = _compose(place, _interpolated(seq.transforms, s))
@@ -277,7 +283,7 @@ def make_synthetic_videos(
         lighting = plan_lighting(extra, n_frames) if category == 2 else None
         # the still's own augmentation (degradation, colour) is off: a clean, moving face
         clean = AugmentConfig(flip=0.5, degradation=0.0, color=0.0, grayscale=0.0)
-        length = n_frames if hard is None else (n_frames + 1) * hard.step
+        length = n_frames if hard is None else int(hard.steps.sum()) + 2
         seq = synth_sequence(face, length, rng, clean, pull=0.08)
         box = box_from_points(face.points)
         center, side = geometry.box_center_size(box)
