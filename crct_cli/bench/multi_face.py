@@ -47,11 +47,10 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from crct_cli.bench.methods import MethodSpec, weight_files_of
 from crct_cli.bench.scores import (
     JitterSummary,
     ced_grid,
@@ -71,6 +70,9 @@ from crct_cli.metrics import (
     nme,
     summarize,
 )
+
+if TYPE_CHECKING:  # the methods module loads the networks' code: only when running them
+    from crct_cli.bench.methods import MethodSpec
 
 #: Layout of a multi-face sequence (written by :mod:`crct_cli.bench.synth_multi`).
 FACES_DIR = "faces"
@@ -672,7 +674,7 @@ class MultiMethod(Protocol):
     ) -> Iterator[Any]: ...
 
 
-MultiFactory = Callable[[MethodSpec], MultiMethod]
+MultiFactory = Callable[["MethodSpec"], MultiMethod]
 OnFrame = Callable[[int, int | None], None]
 Progress = Callable[[str], AbstractContextManager[OnFrame]]
 
@@ -736,6 +738,8 @@ def run_multi_benchmark(
     progress: Progress | None = None,
 ) -> MultiBenchResult:
     """Every method over every sequence, each scored from the faces it reported."""
+    from crct_cli.bench.methods import weight_files_of
+
     result = MultiBenchResult(
         dataset="multi",
         root=str(root),
