@@ -754,7 +754,8 @@ def run_multi_benchmark(
     truths = {s.name: read_multi_gt(s.folder) for s in sequences}
     for spec in specs:
         method = factory(spec)
-        result.weight_files[spec.name] = weight_files_of(method)
+        # the tracker's networks know their files, MTCNN's included
+        result.weight_files[spec.name] = weight_files_of(getattr(method, "networks", method))
         for sequence in sequences:
             label = f"{sequence.name} {spec.name}"
             with progress(label) if progress is not None else _quiet() as on_frame:
