@@ -423,28 +423,34 @@ def align(
         ),
     ] = "none",
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    backend: Annotated[
+        str,
+        typer.Option(
+            help="How the networks run: auto (ONNX Runtime on the CPU, PyTorch on CUDA), "
+            "torch or onnx.",
+            metavar="auto|torch|onnx",
+        ),
+    ] = "auto",
 ) -> None:
     """Find 68 landmarks in still images: DIR/NAME.pts (NAME_1.pts... for more faces)."""
     from rich.console import Console
 
     from crct_cli.align_images import align_images, collect_images
-    from crct_cli.aligner import STILL_ALIGN, build_aligner, check_denoise
-    from crct_cli.tracking.networks import resolve_device
+    from crct_cli.aligner import STILL_ALIGN, check_denoise
+    from crct_cli.runtime import Runtime
     from crct_cli.ui import item_progress
 
     check_denoise(denoise)
     items = collect_images(paths)
-    dev = resolve_device(device)
+    runtime = Runtime(backend, device)
     config = dataclasses.replace(STILL_ALIGN, flip=flip, blend=blend)
-    aligner, _, _ = build_aligner(denoise, dev, config)
+    aligner, _, _ = runtime.aligner(denoise, config)
     if box_from_pts:
 
         def detect(image: Any) -> list:
             return []
     else:
-        from crct_cli.tracking.detector import FaceDetector
-
-        detect = FaceDetector(dev)
+        detect = runtime.detector()
 
     console = Console(stderr=True, highlight=False, soft_wrap=True)  # paths are never wrapped
     with item_progress(console, "aligning", len(items)) as on_image:
@@ -522,6 +528,14 @@ def denoise(
         ),
     ] = 0.8,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    backend: Annotated[
+        str,
+        typer.Option(
+            help="How the networks run: auto (ONNX Runtime on the CPU, PyTorch on CUDA), "
+            "torch or onnx.",
+            metavar="auto|torch|onnx",
+        ),
+    ] = "auto",
 ) -> None:
     """Remove blur, noise, low resolution and darkening with FADeNN's internal denoiser."""
     from rich.console import Console
@@ -536,26 +550,33 @@ def denoise(
     )
     from crct_cli.models import weights
     from crct_cli.models.fadenn import VARIANTS, iid_file, load_iid
+    from crct_cli.runtime import Runtime
     from crct_cli.tables import print_tables
-    from crct_cli.tracking.networks import resolve_device
 
     if variant not in VARIANTS:
         raise CrctError(f"--variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
-    dev = resolve_device(device)
+    runtime = Runtime(backend, device)
     plan = plan_denoise(paths, out)
     source = weights_file or weights.WEIGHTS_DIR / iid_file(variant)
-    blob = weights.load_weights(source, "iid", weights.WEIGHTS_DIR)
-    iid = load_iid(blob)
-    if iid.variant != variant:
-        raise CrctError(f"{blob['path']} holds IID-{iid.variant}, not --variant {variant}")
-    den = ImageDenoiser(iid, dev)
+    den: Any
+    if runtime.backend == "onnx":
+        from crct_cli.runtime.iid import OnnxImageDenoiser
+
+        den = OnnxImageDenoiser(runtime.iid_graphs(source))
+        found, iid_path = den.variant, runtime.weight_files["iid"]
+    else:
+        blob = weights.load_weights(source, "iid", weights.WEIGHTS_DIR)
+        den = ImageDenoiser(load_iid(blob), runtime.device)
+        found, iid_path = den.variant, blob["path"]
+    if found != variant:
+        raise CrctError(f"{iid_path} holds IID-{found}, not --variant {variant}")
     console = Console(stderr=True, highlight=False, soft_wrap=True)  # paths are never wrapped
     with denoise_progress(console, len(plan.jobs)) as (on_item, on_frame):
         records = run_plan(plan, den, on_item, on_frame, smoothing)
     n_frames = sum(r.frames for r in records)
     if variant != "d":
         print_tables([noise_classes_table(records, f"noise classes (IID-{variant.upper()})")])
-        where = write_classes_json(out, records, variant, blob["path"], smoothing)
+        where = write_classes_json(out, records, variant, iid_path, smoothing)
         console.print(f"wrote {where}")
     console.print(
         f"denoised {plan.count('image')} image(s) and {plan.count('video')} video(s)"
@@ -699,6 +720,14 @@ def benchmark(
         ),
     ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    backend: Annotated[
+        str,
+        typer.Option(
+            help="--speed: time this backend only (auto: every backend that runs here, "
+            "torch and onnx on the CPU).",
+            metavar="auto|torch|onnx",
+        ),
+    ] = "auto",
     noise: Annotated[
         str | None,
         typer.Option(
@@ -752,10 +781,12 @@ def benchmark(
             raise CrctError("--speed needs at least one VIDEO argument")
         from crct_cli.bench.console import run_speed_command
 
-        run_speed_command(videos, device, methods, seq_bt, out)
+        run_speed_command(videos, device, methods, seq_bt, out, backend=backend)
         return
     if videos:
         raise CrctError(f"{videos[0]}: VIDEO arguments are for --speed")
+    if backend != "auto":
+        raise CrctError("--backend: only with --speed (other runs use auto: onnx on CPU)")
     if dataset is not None:
         if pred is not None or gt is not None:
             raise CrctError("--dataset and --pred/--gt are different benchmarks; give one of them")

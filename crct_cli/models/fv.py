@@ -15,8 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from crct_cli import geometry
-from crct_cli.landmarks import box_from_points
+from crct_cli.runtime.nets import fv_crop  # noqa: F401  (torch-free, for the ONNX path)
 
 N_POINTS = 68
 
@@ -27,15 +26,6 @@ class FVConfig:
     context: float = 2.0  # ... around ``context`` x the side of the points' box
     patch: int = 8  # pixels of crop per patch side (0.25 of the box side by default)
     width: int = 96
-
-
-def fv_crop(
-    image: np.ndarray, points: np.ndarray, config: FVConfig
-) -> tuple[np.ndarray, np.ndarray]:
-    """Crop around the points' box; return (uint8 crop, points in crop pixels)."""
-    center, side = geometry.box_center_size(box_from_points(points))
-    m = geometry.crop_matrix(center, side * config.context, config.crop_size)
-    return geometry.warp(image, m, config.crop_size), geometry.apply(m, points)
 
 
 class FaceValidator(nn.Module):

@@ -79,16 +79,25 @@ class Runtime:
     """The shipped networks on one engine, loaded on request (see the module docstring)."""
 
     def __init__(
-        self, backend: str = "auto", device: Any = "auto", weights_dir: Path | None = None
+        self,
+        backend: str = "auto",
+        device: Any = "auto",
+        weights_dir: Path | None = None,
+        threads: int | None = None,
     ) -> None:
+        """``threads``: ONNX Runtime's threads per network (None: ``$CRCT_THREADS``, else its
+        default, the physical cores); the torch backend keeps ``torch.set_num_threads``."""
         self.engine = resolve_engine(backend, device)
+        self.threads = threads
         self._weights_dir = None if weights_dir is None else Path(weights_dir)
         self.weight_files: dict[str, str] = {}
         self._loader: Any = None
 
     @classmethod
-    def for_engine(cls, engine: Engine, weights_dir: Path | None = None) -> Runtime:
-        return cls(engine.backend, engine.device, weights_dir)
+    def for_engine(
+        cls, engine: Engine, weights_dir: Path | None = None, threads: int | None = None
+    ) -> Runtime:
+        return cls(engine.backend, engine.device, weights_dir, threads)
 
     @property
     def backend(self) -> str:
@@ -113,7 +122,7 @@ class Runtime:
         if self._loader is None:
             from crct_cli.runtime.onnx_nets import GraphLoader
 
-            self._loader = GraphLoader(self.engine, self.weights_dir)
+            self._loader = GraphLoader(self.engine, self.weights_dir, self.threads)
         return self._loader
 
     def _onnx(self, name: str | Path, kind: str, role: str) -> tuple[dict[str, Any], dict]:

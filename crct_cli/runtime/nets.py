@@ -15,7 +15,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from crct_cli import geometry
 from crct_cli.errors import CrctError
+from crct_cli.landmarks import box_from_points
 
 #: BT's LSTM state: (h, c), each float32 (layers, N, hidden), one column per face.
 LSTMState = tuple[np.ndarray, np.ndarray]
@@ -55,7 +57,7 @@ class TrackerSpec:
 
 @dataclass(frozen=True)
 class ValidatorSpec:
-    """FV's crop (see :func:`crct_cli.models.fv.fv_crop`, which takes this spec as its config)."""
+    """FV's crop (see :func:`fv_crop`, which takes this spec or ``FVConfig`` as its config)."""
 
     crop_size: int = 64
     context: float = 2.0
@@ -125,6 +127,14 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, np.float32)
     with np.errstate(over="ignore"):
         return (np.float32(1.0) / (np.float32(1.0) + np.exp(-x))).astype(np.float32)
+
+
+def fv_crop(image: np.ndarray, points: np.ndarray, config: Any) -> tuple[np.ndarray, np.ndarray]:
+    """FV's input: the crop around the points' box (``config``: a :class:`ValidatorSpec` or
+    ``FVConfig``); returns (uint8 crop, points in crop pixels)."""
+    center, side = geometry.box_center_size(box_from_points(points))
+    m = geometry.crop_matrix(center, side * config.context, config.crop_size)
+    return geometry.warp(image, m, config.crop_size), geometry.apply(m, points)
 
 
 def mtcnn_weight_file(net: str) -> Path:

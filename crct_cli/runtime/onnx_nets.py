@@ -29,9 +29,11 @@ from crct_cli.runtime.nets import (
 )
 
 
-def session_options() -> onnxruntime.SessionOptions:
+def session_options(threads: int | None = None) -> onnxruntime.SessionOptions:
+    """Sequential execution, every graph optimisation; ``threads`` per session (None:
+    ``$CRCT_THREADS``, else ONNX Runtime's default, the physical cores)."""
     options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = onnx_threads()
+    options.intra_op_num_threads = onnx_threads() if threads is None else threads
     options.inter_op_num_threads = 1
     options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -74,9 +76,10 @@ def verified_sha256(path: Path, kind: str) -> str:
 class GraphLoader:
     """Opens the cached graphs of weight files as ONNX Runtime sessions for one engine."""
 
-    def __init__(self, engine: Engine, weights_dir: Path) -> None:
+    def __init__(self, engine: Engine, weights_dir: Path, threads: int | None = None) -> None:
         self.engine = engine
         self.weights_dir = weights_dir
+        self.threads = threads
         self.exported: list[str] = []  #: weight files exported by this loader (cache misses)
 
     def weight_file(
@@ -130,7 +133,7 @@ class GraphLoader:
     def _open(self, source: Path | bytes) -> onnxruntime.InferenceSession:
         model = source if isinstance(source, bytes) else str(source)
         return onnxruntime.InferenceSession(
-            model, session_options(), providers=providers(self.engine)
+            model, session_options(self.threads), providers=providers(self.engine)
         )
 
 
