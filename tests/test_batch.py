@@ -21,7 +21,7 @@ from test_pipeline import FaceNets
 from typer.testing import CliRunner
 
 import crct_cli.batch
-from crct_cli.batch import default_workers, threads_per_worker
+from crct_cli.batch import WORKER_BYTES, default_workers, threads_per_worker
 from crct_cli.batch.discover import VideoJob, discover
 from crct_cli.batch.local import LocalEngine
 from crct_cli.batch.resume import MARKER
@@ -149,6 +149,8 @@ def test_bad_batch_options_are_one_line(tmp_path: Path) -> None:
 def test_default_workers_and_thread_split() -> None:
     assert default_workers(cores=2, videos=10) == 2
     assert default_workers(cores=16, videos=3) == 3
+    assert default_workers(cores=16, videos=50, memory=4 * WORKER_BYTES + 1) == 4
+    assert default_workers(cores=16, videos=50, memory=WORKER_BYTES // 2) == 1
     assert threads_per_worker(cores=16, workers=4) == 4
     assert threads_per_worker(cores=2, workers=3) == 1
 

@@ -30,10 +30,30 @@ def cpu_count() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def default_workers(cores: int, videos: int) -> int:
+#: Peak memory of one worker with the shipped networks on the CPU (about 1.0 GB measured,
+#: docs/benchmarks.md), with some room: the default never starts more than memory holds.
+WORKER_BYTES = 1_300_000_000
+
+
+def available_memory() -> int | None:
+    """Bytes the kernel says can be used without swapping (Linux), else None."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def default_workers(cores: int, videos: int, memory: int | None = None) -> int:
     """Local workers when ``--workers`` is not given: one per core, as measured fastest
-    (docs/benchmarks.md), and never more than there are videos to track."""
-    return max(1, min(cores, videos))
+    (docs/benchmarks.md), no more than there are videos, nor than ``memory`` bytes hold."""
+    workers = min(cores, videos)
+    if memory is not None:
+        workers = min(workers, memory // WORKER_BYTES)
+    return max(1, workers)
 
 
 def threads_per_worker(cores: int, workers: int) -> int:

@@ -206,7 +206,12 @@ class BatchOptions:
         networks_factory: Callable[[], Any] | None = None,
     ) -> Engine:
         """The engine that tracks ``videos`` videos with these options."""
-        from crct_cli.batch import cpu_count, default_workers, threads_per_worker
+        from crct_cli.batch import (
+            available_memory,
+            cpu_count,
+            default_workers,
+            threads_per_worker,
+        )
 
         settings = settings_of(tracker_options)
         if self.engine == "ray":
@@ -219,7 +224,10 @@ class BatchOptions:
         from crct_cli.batch.local import LocalEngine
 
         cores = cpu_count()
-        workers = max(1, min(self.workers or default_workers(cores, videos), videos))
+        if self.workers is None:
+            workers = default_workers(cores, videos, available_memory())
+        else:
+            workers = max(1, min(self.workers, videos))
         threads = self.threads or threads_per_worker(cores, workers)
         spec = WorkerSpec(tracker_options, settings, overlay, threads, networks_factory)
         return LocalEngine(spec, workers)
