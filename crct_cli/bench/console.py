@@ -17,7 +17,7 @@ from rich.markup import escape
 from crct_cli.bench.multi_face import MultiBenchResult
 from crct_cli.bench.report import multi_tables, speed_tables, still_tables, video_tables
 from crct_cli.bench.runner import DatasetRequest, Prepared, execute, prepare, write_outputs
-from crct_cli.bench.speed import measure_speed, speed_devices
+from crct_cli.bench.speed import measure_speed, speed_engines
 from crct_cli.bench.still_bench import StillBenchResult
 from crct_cli.bench.video_bench import OnFrame
 from crct_cli.tables import print_tables
@@ -111,6 +111,7 @@ def run_speed_command(
     seq_bt: int | None,
     out: Path | None,
     argv: list[str] | None = None,
+    backend: str = "auto",
 ) -> None:
     """``crct benchmark --speed VIDEO...``: time decoding, each network and ``crct track``."""
     from crct_cli.bench.methods import parse_methods
@@ -120,9 +121,10 @@ def run_speed_command(
     specs = parse_methods(methods or "crct", "video")
     if seq_bt is not None and seq_bt < 1:
         raise CrctError(f"--seq-bt must be at least 1, got {seq_bt}")
-    devices = speed_devices(device)
+    engines = speed_engines(device, backend)
+    devices = sorted({e.device for e in engines}, key=("cpu", "cuda").index)
     results = measure_speed(
-        videos, devices, specs, seq_bt=2 if seq_bt is None else seq_bt, log=err.print
+        videos, engines, specs, seq_bt=2 if seq_bt is None else seq_bt, log=err.print
     )
     print_tables(speed_tables(results))
     if out is not None:

@@ -23,7 +23,7 @@ import numpy as np
 from crct_cli import __version__
 from crct_cli.bench.multi_face import MultiBenchResult
 from crct_cli.bench.scores import JitterSummary, ced_grid, summarize_jitter
-from crct_cli.bench.speed import NETWORKS, VideoSpeed
+from crct_cli.bench.speed import NETWORKS, ProcessRun, VideoSpeed
 from crct_cli.bench.still_bench import StillBenchResult
 from crct_cli.bench.video_bench import VideoBenchResult
 from crct_cli.errors import CrctError
@@ -425,31 +425,82 @@ def still_tables(result: StillBenchResult) -> list[Table]:
 
 
 def speed_tables(videos: Iterable[VideoSpeed]) -> list[Table]:
-    """Decode fps, ms per network call and end-to-end fps per video, method and device."""
+    """Decode fps, ms per network call and in-process fps per video, method and engine; then
+    the whole commands (crct track per engine, dlib when installed): start-up, fps, peak memory."""
     videos = list(videos)
     extra = sorted(
         {k for v in videos for r in v.runs for k in r.in_run if k not in NETWORKS}
     )  # e.g. the denoiser, timed by the networks during the run
     table = _titled(
-        "speed: ms = median per call, isolated; end-to-end = crct track incl. writing to a temp dir"
+        "speed: ms = median per call on one face, isolated; in-process = crct track's code path "
+        "incl. writing to a temp dir"
     )
-    for name, justify in [("video", "left"), ("method", "left"), ("device", "left")]:
-        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for name in ("video", "method", "backend", "device"):
+        table.add_column(name, justify="left")
     table.add_column("decode fps", justify="right")
     for name in NETWORKS:
         table.add_column(f"{NETWORK_LABELS[name]} ms", justify="right")
     for name in extra:
         table.add_column(f"{NETWORK_LABELS.get(name, name)} ms", justify="right")
-    table.add_column("end-to-end fps", justify="right")
+    table.add_column("in-process fps", justify="right")
     for v in videos:
         for r in v.runs:
             table.add_row(
                 Path(v.video).name,
                 r.method,
+                r.backend,
                 r.device,
                 f"{v.decode_fps:.0f}",
                 *[f"{r.networks[n].ms:.1f}" if n in r.networks else "-" for n in NETWORKS],
                 *[f"{r.in_run[n].mean_ms:.1f}" if n in r.in_run else "-" for n in extra],
                 f"{r.fps:.1f}",
             )
-    return [table]
+    tables = [table]
+    if any(r.process is not None for v in videos for r in v.runs) or any(v.peers for v in videos):
+        tables.append(process_table(videos))
+    return tables
+
+
+def process_table(videos: list[VideoSpeed]) -> Table:
+    """Whole commands as a user runs them: wall time, fps, peak memory, start-up; and how many
+    times dlib's time each crct run is."""
+    table = _titled(
+        "whole process: crct track (no overlay) and dlib HOG+ERT per frame, same run; "
+        "start-up = crct track on the first frame alone"
+    )
+    for name in ("video", "command", "backend", "device"):
+        table.add_column(name, justify="left")
+    for name in ("seconds", "fps", "peak MB", "start-up s", "start-up MB", "x dlib speed"):
+        table.add_column(name, justify="right")
+    for v in videos:
+        dlib = next((p for p in v.peers if not p.error), None)
+        for p in v.peers:
+            table.add_row(
+                Path(v.video).name, p.tool, "-", "cpu", *_process_cells(p), "-", "-", "1.00"
+            )
+        for r in v.runs:
+            p = r.process
+            if p is None:
+                continue
+            start = (
+                ("-", "-")
+                if p.startup_seconds is None
+                else (f"{p.startup_seconds:.2f}", f"{p.startup_peak_mb or 0:.0f}")
+            )
+            ratio = f"{dlib.seconds / p.seconds:.2f}" if dlib and not p.error else "-"
+            table.add_row(
+                Path(v.video).name,
+                f"crct track {r.method}",
+                r.backend,
+                r.device,
+                *_process_cells(p),
+                *start,
+                ratio,
+            )
+    return table
+
+
+def _process_cells(p: ProcessRun) -> tuple[str, str, str]:
+    if p.error:
+        return "failed", p.error[:60], "-"
+    return f"{p.seconds:.2f}", f"{p.fps:.1f}", f"{p.peak_mb:.0f}"

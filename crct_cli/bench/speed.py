@@ -1,24 +1,31 @@
-"""``crct benchmark --speed VIDEO...``: where the time of ``crct track`` goes.
+"""``crct benchmark --speed VIDEO...``: where the time of ``crct track`` goes, per backend.
 
-Three figures per video, method and device:
+For every video, method and engine (``--backend`` x ``--device``; auto: every backend that
+runs here, on the CPU and on CUDA when present):
 
-* **decode fps**: PyAV decoding to RGB alone, the floor no tracker can beat (CPU, once per
-  video);
-* **ms per call** of each network, measured in isolation on the first frames of the video
-  (one warm-up call left out, the median reported): detection (MTCNN), BT, FV, FLL; plus the
-  mean ms per call of every network timed inside the end-to-end run (so a denoiser shows up
-  there as soon as the networks time it);
-* **end-to-end fps**: the very code path of ``crct track`` (:func:`track_video`: decode,
-  track, write ``annot/*.pts`` and ``track.json``), writing into a temporary folder that is
-  deleted afterwards; model loading is not counted.
-
-On the CPU always, and on CUDA when present (``--device auto``).
+* **decode fps**: PyAV decoding to RGB alone, the floor no tracker can beat (once per video);
+* **ms per call** of each network on one face, measured in isolation on the first frames of
+  the video (one warm-up call left out, the median reported) straight on the
+  :class:`crct_cli.runtime.Runtime` of that engine, with the crops the tracker cuts: detection
+  (MTCNN on the frame), BT (two crops + the step), FV (crop + score), FLL (both stages, as the
+  tracker runs them); plus the mean ms per call of every network timed inside the in-process run
+  (so a denoiser shows up there);
+* **in-process fps**: the code path of ``crct track`` (:func:`track_video` over a
+  :class:`crct_cli.api.Tracker`), writing into a temporary folder, model loading not counted;
+* **whole process**: ``crct track VIDEO`` run as a command (``python -m crct_cli``), its wall
+  time, frames per second and peak memory (the child's maximum resident set size), and its
+  start-up: the same command on a one-frame copy of the video;
+* **dlib**: when dlib and its 68-point model (``face_recognition_models``) are installed, dlib's
+  per-frame HOG detector + ERT as a whole process (:mod:`crct_cli.bench.dlib_peer`) on the
+  same video in the same run, the tool crct is compared with on a CPU.
 """
 
 from __future__ import annotations
 
 import os
 import platform
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -28,39 +35,62 @@ from typing import Any
 
 import numpy as np
 
+from crct_cli import geometry
 from crct_cli.bench.methods import MethodSpec, build_networks, weight_files_of
 from crct_cli.errors import CrctError
 from crct_cli.io.video import iter_frames, probe_video
-from crct_cli.tracking.tracker import TrackerConfig
+from crct_cli.runtime.backend import (
+    Engine,
+    cuda_available,
+    onnx_cuda_provider_available,
+    onnxruntime_available,
+    resolve_engine,
+)
 
 #: Frames (after one warm-up) on which each network is timed in isolation.
 PROBE_FRAMES = 20
 #: Networks timed in isolation, in table order.
 NETWORKS: tuple[str, ...] = ("detect", "bt", "fv", "fll")
-END_TO_END = "crct track code path, writing annot/*.pts + track.json to a temporary folder"
+IN_PROCESS = "crct track code path in this process, writing .pts + track.json to a temp dir"
+WHOLE_PROCESS = "python -m crct_cli track VIDEO --out TMP (no overlay): wall time, peak RSS"
+STARTUP = "the same command on a one-frame copy of the video"
+DLIB = "dlib HOG + ERT"
 
-NetsFactory = Callable[[MethodSpec, str], Any]
+#: (method, engine) -> networks with the tracker's calls (``detect``, ``localize``, ...).
+NetsFactory = Callable[[MethodSpec, Engine], Any]
 
 
 def speed_devices(device: str) -> list[str]:
     """``auto``: the CPU, and CUDA when present; ``cpu`` or ``cuda``: that one only."""
-    import torch
-
-    from crct_cli.tracking.networks import resolve_device
-
     if device == "auto":
-        return ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
-    return [resolve_device(device).type]
+        return ["cpu", "cuda"] if cuda_available() else ["cpu"]
+    return [resolve_engine("torch" if device == "cuda" else "auto", device).device]
+
+
+def speed_engines(device: str = "auto", backend: str = "auto") -> list[Engine]:
+    """Every engine to time: ``backend`` auto gives each backend that runs on each device
+    (torch and ONNX Runtime on the CPU; torch, and ONNX Runtime's CUDA provider if installed,
+    on CUDA); a named backend gives that one."""
+    engines = []
+    for dev in speed_devices(device):
+        if backend != "auto":
+            engines.append(resolve_engine(backend, dev))
+            continue
+        engines.append(Engine("torch", dev))
+        onnx_here = onnx_cuda_provider_available() if dev == "cuda" else onnxruntime_available()
+        if onnx_here:
+            engines.append(Engine("onnx", dev))
+    return engines
 
 
 def describe_device(device: str) -> str:
     """A human description: the GPU's name, or the CPU and its core count."""
-    import torch
+    if device == "cuda" and cuda_available():
+        import torch
 
-    if device == "cuda" and torch.cuda.is_available():
         return torch.cuda.get_device_name(0)
     cpu = platform.processor() or platform.machine()
-    return f"{cpu} CPU, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
+    return f"{cpu} CPU, {os.cpu_count()} cores"
 
 
 @dataclass
@@ -79,25 +109,66 @@ def _timing(seconds: list[float]) -> Timing:
 
 
 @dataclass
+class ProcessRun:
+    """A whole command: wall seconds, frames, peak resident memory (MB), and for crct the
+    start-up (the same command on one frame)."""
+
+    tool: str
+    command: list[str]
+    seconds: float
+    frames: int
+    peak_mb: float
+    startup_seconds: float | None = None
+    startup_peak_mb: float | None = None
+    error: str | None = None
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 and not self.error else 0.0
+
+    def to_json(self) -> dict[str, object]:
+        out: dict[str, object] = {
+            "tool": self.tool,
+            "command": self.command,
+            "seconds": round(self.seconds, 3),
+            "frames": self.frames,
+            "fps": round(self.fps, 3),
+            "peak_mb": round(self.peak_mb, 1),
+        }
+        if self.startup_seconds is not None:
+            out["startup"] = {
+                "seconds": round(self.startup_seconds, 3),
+                "peak_mb": round(self.startup_peak_mb or 0.0, 1),
+                "measures": STARTUP,
+            }
+        if self.error:
+            out["error"] = self.error
+        return out
+
+
+@dataclass
 class DeviceSpeed:
-    """One method on one device for one video."""
+    """One method on one engine for one video."""
 
     method: str
     device: str
     description: str
     networks: dict[str, Timing]  #: isolated, per network
-    in_run: dict[str, Timing]  #: as timed by the networks during the end-to-end run
+    in_run: dict[str, Timing]  #: as timed by the networks during the in-process run
     frames: int
     seconds: float
     weight_files: dict[str, str] = field(default_factory=dict)  #: role -> path (hashed in JSON)
+    backend: str = "torch"
+    process: ProcessRun | None = None
 
     @property
     def fps(self) -> float:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
 
     def to_json(self) -> dict[str, object]:
-        return {
+        out: dict[str, object] = {
             "method": self.method,
+            "backend": self.backend,
             "device": self.device,
             "description": self.description,
             "ms_per_call": {k: v.to_json() for k, v in self.networks.items()},
@@ -106,9 +177,12 @@ class DeviceSpeed:
                 "fps": round(self.fps, 3),
                 "frames": self.frames,
                 "seconds": round(self.seconds, 3),
-                "measures": END_TO_END,
+                "measures": IN_PROCESS,
             },
         }
+        if self.process is not None:
+            out["whole_process"] = {**self.process.to_json(), "measures": WHOLE_PROCESS}
+        return out
 
 
 @dataclass
@@ -119,6 +193,7 @@ class VideoSpeed:
     frames: int
     decode_seconds: float
     runs: list[DeviceSpeed] = field(default_factory=list)
+    peers: list[ProcessRun] = field(default_factory=list)  #: dlib, when installed
 
     @property
     def decode_fps(self) -> float:
@@ -132,6 +207,7 @@ class VideoSpeed:
             "frames": self.frames,
             "decode_fps": round(self.decode_fps, 3),
             "runs": [r.to_json() for r in self.runs],
+            "peers": [p.to_json() for p in self.peers],
         }
 
 
@@ -153,6 +229,48 @@ def _timed(sink: list[float], call: Callable[[], Any]) -> Any:
 
 def _first_frames(video: Path, n: int) -> list[np.ndarray]:
     return [f.image for f in iter_frames(video, n)]
+
+
+class RuntimeProbe:
+    """The tracker's four calls on one face, straight on a :class:`~crct_cli.runtime.Runtime`:
+    the same crops and networks ``crct track`` uses, without the tracker around them."""
+
+    def __init__(self, engine: Engine, mode: str = "crct", denoise: str | None = None) -> None:
+        from crct_cli.aligner import AlignConfig
+        from crct_cli.runtime import Runtime
+        from crct_cli.runtime.iid import ClassSmoother
+
+        rt = Runtime.for_engine(engine)
+        self.detector = rt.detector()
+        self.aligner, denoiser, _ = rt.aligner(denoise or "none", AlignConfig())
+        if denoiser is not None:
+            denoiser.smoother = ClassSmoother(0.8)
+        self.bt = rt.tracker() if mode in ("crct", "bt") else None
+        self.fv = rt.validator() if mode == "crct" else None
+
+    def detect(self, image: np.ndarray) -> list:
+        return self.detector(image)
+
+    def localize(self, image: np.ndarray, box: np.ndarray) -> np.ndarray:
+        return self.aligner(image, box[None])[0]
+
+    def bt_step(
+        self, prev: np.ndarray, cur: np.ndarray, box: np.ndarray, state: Any
+    ) -> tuple[np.ndarray, Any]:
+        assert self.bt is not None
+        size, context = self.bt.config.input_size, self.bt.config.context
+        center, side = geometry.box_center_size(box)
+        m = geometry.crop_matrix(center, side * context, size)
+        crops = [geometry.warp(image, m, size)[None] for image in (prev, cur)]
+        units, state = self.bt(crops[0], crops[1], state)
+        return geometry.apply(geometry.invert(m), (units[0] + 0.5) * size), state
+
+    def validate(self, image: np.ndarray, points: np.ndarray) -> float:
+        from crct_cli.runtime.nets import fv_crop
+
+        assert self.fv is not None
+        crop, pts = fv_crop(image, points, self.fv.config)
+        return float(self.fv.probabilities(crop[None], pts[None])[0])
 
 
 def probe_networks(nets: Any, mode: str, images: list[np.ndarray]) -> dict[str, Timing]:
@@ -183,26 +301,133 @@ def probe_networks(nets: Any, mode: str, images: list[np.ndarray]) -> dict[str, 
     return {name: _timing(v) for name, v in samples.items() if v}
 
 
-def _iter_devices(devices: list[str], specs: list[MethodSpec]) -> Iterator[tuple[str, MethodSpec]]:
-    for device in devices:
+# ------------------------------------------------------------------------- whole processes
+
+
+#: Runs a command from a small process and prints its wall time, peak RSS (KB) and exit code.
+#: Measured from the benchmark itself, a fork of a process that holds PyTorch would report the
+#: parent's size: Linux counts the memory a child had before ``exec`` in its maximum RSS.
+_LAUNCHER = """
+import os, sys, time
+t0 = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 1)
+    os.execv(sys.argv[1], sys.argv[1:])
+_, status, usage = os.wait4(pid, 0)
+print(time.perf_counter() - t0, usage.ru_maxrss, os.waitstatus_to_exitcode(status))
+"""
+
+
+def run_measured(command: list[str], cwd: Path | None = None) -> tuple[float, float, str | None]:
+    """Run a command; (wall seconds, peak resident MB of the command, error line or None)."""
+    launcher = [sys.executable, "-S", "-c", _LAUNCHER, *command]
+    done = subprocess.run(launcher, cwd=cwd, capture_output=True, text=True)
+    try:
+        seconds, max_kb, code = done.stdout.split()
+    except ValueError:
+        return 0.0, 0.0, (done.stderr.strip().splitlines() or ["could not run"])[-1]
+    if int(code) != 0:
+        lines = [ln for ln in done.stderr.strip().splitlines() if ln.strip()]
+        return float(seconds), int(max_kb) / 1024.0, (lines[-1] if lines else f"exit {code}")
+    return float(seconds), int(max_kb) / 1024.0, None
+
+
+def one_frame_copy(video: Path, target: Path) -> Path:
+    """The first frame of ``video`` as a one-frame video (for the start-up time)."""
+    from crct_cli.io.video import VideoWriter
+
+    info = probe_video(video)
+    frame = next(iter(iter_frames(video, 1)))
+    with VideoWriter(target, info.fps, frame.image.shape[1], frame.image.shape[0]) as writer:
+        writer.write(frame.image)
+    return target
+
+
+def crct_command(video: Path, out: Path, spec: MethodSpec, engine: Engine, seq_bt: int) -> list:
+    return [
+        sys.executable,
+        "-m",
+        "crct_cli",
+        "track",
+        str(video),
+        "--out",
+        str(out),
+        "--mode",
+        spec.mode,
+        "--denoise",
+        spec.denoise or "none",
+        "--seq-bt",
+        str(seq_bt),
+        "--backend",
+        engine.backend,
+        "--device",
+        engine.device,
+    ]
+
+
+def measure_crct_process(
+    video: Path, frames: int, spec: MethodSpec, engine: Engine, seq_bt: int
+) -> ProcessRun:
+    """``crct track`` on the whole video and on its first frame, as separate processes."""
+    with tempfile.TemporaryDirectory(prefix="crct-speed-") as tmp:
+        one = one_frame_copy(video, Path(tmp) / f"first{video.suffix or '.mp4'}")
+        start_s, start_mb, err = run_measured(
+            crct_command(one, Path(tmp) / "one", spec, engine, seq_bt)
+        )
+        command = crct_command(video, Path(tmp) / "out", spec, engine, seq_bt)
+        seconds, peak_mb, err2 = run_measured(command)
+    shown = ["crct", *crct_command(video, Path("TMP"), spec, engine, seq_bt)[3:]]
+    return ProcessRun("crct track", shown, seconds, frames, peak_mb, start_s, start_mb, err2 or err)
+
+
+def measure_dlib_process(video: Path, frames: int) -> ProcessRun | None:
+    """dlib's HOG + ERT on every frame (:mod:`crct_cli.bench.dlib_peer`), or None without dlib."""
+    from crct_cli.bench import dlib_peer
+
+    if not dlib_peer.available():
+        return None
+    with tempfile.TemporaryDirectory(prefix="crct-dlib-") as tmp:
+        command = [sys.executable, "-m", "crct_cli.bench.dlib_peer", str(video), tmp]
+        seconds, peak_mb, err = run_measured(command)
+    shown = ["python", "-m", "crct_cli.bench.dlib_peer", str(video), "TMP"]
+    return ProcessRun(DLIB, shown, seconds, frames, peak_mb, error=err)
+
+
+# ------------------------------------------------------------------------------ the run
+
+
+def _iter_runs(
+    engines: list[Engine], specs: list[MethodSpec]
+) -> Iterator[tuple[Engine, MethodSpec]]:
+    for engine in engines:
         for spec in specs:
-            yield device, spec
+            yield engine, spec
+
+
+def default_factory(spec: MethodSpec, engine: Engine) -> Any:
+    """The shipped networks of ``crct track`` for a method on an engine."""
+    return build_networks(spec, engine.device, backend=engine.backend)
 
 
 def measure_speed(
     videos: list[Path],
-    devices: list[str],
+    engines: list[Engine],
     specs: list[MethodSpec],
     nets_factory: NetsFactory | None = None,
     seq_bt: int = 2,
     probe_frames: int = PROBE_FRAMES,
     log: Callable[[str], None] | None = None,
+    processes: bool = True,
 ) -> list[VideoSpeed]:
-    """Decode fps, isolated per-network ms and end-to-end fps for every video/method/device.
+    """Decode fps, per-network ms, in-process fps and (``processes``) whole-command time,
+    start-up and peak memory, for every video, method and engine; dlib beside them.
 
-    Networks are built once per (method, device) by ``nets_factory`` (default: the shipped
-    networks through :func:`build_networks`).
+    The isolated network times use a :class:`RuntimeProbe` on the engine; the in-process run
+    uses networks built by ``nets_factory`` (default: the shipped networks of ``crct track``).
     """
+    from crct_cli.api import Tracker
     from crct_cli.tracking.pipeline import track_video
 
     if not videos:
@@ -210,37 +435,56 @@ def measure_speed(
     for video in videos:
         if not video.is_file():
             raise CrctError(f"{video}: no such video file")
-    factory = nets_factory or (lambda spec, device: build_networks(spec, device))
+    factory = nets_factory or default_factory
+    say = log or (lambda _: None)
     results = []
     for video in videos:
         info = probe_video(video)
         frames, seconds = measure_decode(video)
         results.append(VideoSpeed(str(video), info.width, info.height, frames, seconds))
     images = {str(v): _first_frames(v, probe_frames + 1) for v in videos}
-    for device, spec in _iter_devices(devices, specs):
-        nets = factory(spec, device)
-        description = describe_device(device)
+    if processes:
         for result in results:
-            if log is not None:
-                log(f"speed: {Path(result.video).name} {spec.name} on {device}")
-            networks = probe_networks(nets, spec.mode, images[result.video])
+            say(f"speed: {Path(result.video).name} dlib (whole process)")
+            peer = measure_dlib_process(Path(result.video), result.frames)
+            if peer is not None:
+                result.peers.append(peer)
+    for engine, spec in _iter_runs(engines, specs):
+        nets = factory(spec, engine)
+        probe = RuntimeProbe(engine, spec.mode, spec.denoise) if nets_factory is None else nets
+        description = describe_device(engine.device)
+        for result in results:
+            name = Path(result.video).name
+            say(f"speed: {name} {spec.name} on {engine}")
+            networks = probe_networks(probe, spec.mode, images[result.video])
             timings = getattr(nets, "timings", None)
             if isinstance(timings, dict):
                 timings.clear()
-            config = TrackerConfig(seq_bt=seq_bt, mode=spec.mode)
+            tracker = Tracker(
+                1, engine.device, mode=spec.mode, denoise=spec.denoise or "none",
+                seq_bt=seq_bt, backend=engine.backend, networks=nets,
+            )  # fmt: skip
             with tempfile.TemporaryDirectory(prefix="crct-speed-") as tmp:
-                summary = track_video(Path(result.video), Path(tmp) / "out", nets, config)
+                summary = track_video(Path(result.video), Path(tmp) / "out", tracker)
             in_run = {k: _timing(v) for k, v in (getattr(nets, "timings", None) or {}).items() if v}
+            process = None
+            if processes:
+                say(f"speed: {name} {spec.name} on {engine} (whole process)")
+                process = measure_crct_process(
+                    Path(result.video), result.frames, spec, engine, seq_bt
+                )
             result.runs.append(
                 DeviceSpeed(
                     method=spec.name,
-                    device=device,
+                    device=engine.device,
                     description=description,
                     networks=networks,
                     in_run=in_run,
                     frames=summary.frames,
                     seconds=summary.seconds,
                     weight_files=weight_files_of(nets),
+                    backend=engine.backend,
+                    process=process,
                 )
             )
     return results

@@ -18,6 +18,7 @@ PyTorch on its own sample input before it is stored (:func:`check_graph`).
 
 from __future__ import annotations
 
+import inspect
 import io
 import warnings
 from pathlib import Path
@@ -150,18 +151,22 @@ def to_onnx(
 ) -> bytes:
     """Serialized ONNX graph of ``module`` traced on ``args``."""
     buffer = io.BytesIO()
+    # the TorchScript exporter: the default before torch 2.9 (no ``dynamo`` argument before 2.5)
+    legacy = (
+        {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
+    )
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and trace notes
         torch.onnx.export(
             module.eval(),
             args,
             buffer,
-            dynamo=False,
             opset_version=OPSET,
             input_names=inputs,
             output_names=outputs,
             dynamic_axes=dynamic,
             do_constant_folding=True,
+            **legacy,
         )
     return buffer.getvalue()
 
