@@ -30,14 +30,17 @@ from crct_cli.runtime.nets import (
 
 
 def session_options(threads: int | None = None) -> onnxruntime.SessionOptions:
-    """Sequential execution, every graph optimisation; ``threads`` per session (None:
-    ``$CRCT_THREADS``, else ONNX Runtime's default, the physical cores)."""
+    """Sequential execution, every graph optimisation, no spinning; ``threads`` per session
+    (None: ``$CRCT_THREADS``, else ONNX Runtime's default, the physical cores)."""
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = onnx_threads() if threads is None else threads
     options.inter_op_num_threads = 1
     options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3  # errors only
+    # crct calls several small graphs in turn: a worker still spinning after one graph's run
+    # takes a core from the next graph's (each session has its own pool), so workers sleep
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return options
 
 
