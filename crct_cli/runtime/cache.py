@@ -119,10 +119,18 @@ def read_entry(sha: str) -> GraphSet | None:
         return None
 
 
+def _remove_other_formats(sha: str) -> None:
+    """Graphs of the same weights made by another crct version's exporter are dead weight."""
+    for path in onnx_dir().glob(f"{sha}.*"):
+        if not path.name.endswith((f".v{FORMAT}.onnx", f".v{FORMAT}.json")):
+            path.unlink(missing_ok=True)
+
+
 def write_entry(sha: str, exported: Exported, source: str) -> GraphSet:
     """Store an export (graphs first, index last); bytes are kept in memory if writing fails."""
     entry = GraphSet(exported.kind, exported.config, sha, dict(exported.parts), exported=True)
     try:
+        _remove_other_formats(sha)
         parts = {}
         for part, data in exported.parts.items():
             write_bytes_atomic(graph_path(sha, part), data)
