@@ -34,14 +34,17 @@ crops RGB uint8 (N, S, S, 3), one row per face; every call takes any N >= 1)::
 
     # FV, exactly what CRCTNetworks.validate computed:
     fv = rt.validator()
-    crop_i, pts_i = fv_crop(image, points_i, fv.config)   # crct_cli.models.fv.fv_crop
+    crop_i, pts_i = fv_crop(image, points_i, fv.config)   # crct_cli.runtime.nets.fv_crop
     p = fv.probabilities(np.stack(crops), np.stack(pts))  # (N,) float32 p(face)
     # fv.logits(...) gives the logits
 
     # MTCNN (facenet-pytorch on torch; numpy + ONNX graphs on onnx):
     detect = rt.detector()                   # detect(image) -> list[Detection], best first
 
-``rt.weight_files`` maps each loaded network's role to its weight file (for results.json).
+``rt.weight_files`` maps each loaded network's role to its weight file (for results.json);
+``Runtime(..., threads=T)`` sets ONNX Runtime's threads per network (default ``$CRCT_THREADS``,
+else one per physical core); ``rt.exported`` lists the weight files whose graphs had to be
+exported by this runtime (a cold cache).
 """
 
 from __future__ import annotations
