@@ -229,13 +229,16 @@ def test_speed_reports_every_stage(
     video = make_video("clip.mp4", n_frames=6, width=32, height=24)
     built: list[tuple[str, str]] = []
 
-    def fake_build(spec: MethodSpec, device: str) -> SlowNets:
+    def fake_build(spec: MethodSpec, device: str, backend: str) -> SlowNets:
         built.append((spec.name, device))
         return SlowNets()
 
     monkeypatch.setattr(bench_speed, "build_networks", fake_build)
+    monkeypatch.setattr(bench_speed, "WHOLE_PROCESSES", False)  # no real crct track, no dlib
     out = tmp_path / "res"
-    result = crct("benchmark", "--speed", video, "--device", "cpu", "--out", out)
+    result = crct(
+        "benchmark", "--speed", video, "--device", "cpu", "--backend", "onnx", "--out", out
+    )
     assert result.exit_code == 0, result.output
     assert built == [("crct", "cpu")]
     for column in ("decode fps", "detect ms", "BT ms", "FV ms", "FLL ms", "denoise ms"):

@@ -51,11 +51,39 @@ def engines(onnx_cache: Path) -> tuple[Runtime, Runtime]:
     return Runtime("onnx", "cpu"), Runtime("torch", "cpu")
 
 
-@pytest.fixture(scope="session")
-def probes(engines: tuple[Runtime, Runtime]) -> tuple:
-    """(torch, onnx) :class:`RuntimeProbe`: the tracker's calls on one face."""
-    from crct_cli.bench.speed import RuntimeProbe
+class RuntimeProbe:
+    """The tracker's four calls on one face (detect, localize, bt_step, validate), straight on
+    a :class:`Runtime`: the crops ``crct track`` cuts and the networks it runs, no tracker."""
 
+    def __init__(self, engine: Engine) -> None:
+        from crct_cli.aligner import AlignConfig
+
+        rt = Runtime.for_engine(engine)
+        self.detector, self.bt, self.fv = rt.detector(), rt.tracker(), rt.validator()
+        self.aligner, _, _ = rt.aligner("none", AlignConfig())
+
+    def detect(self, image: np.ndarray) -> list:
+        return self.detector(image)
+
+    def localize(self, image: np.ndarray, box: np.ndarray) -> np.ndarray:
+        return self.aligner(image, box[None])[0]
+
+    def bt_step(self, prev: np.ndarray, cur: np.ndarray, box: np.ndarray, state):
+        size, context = self.bt.config.input_size, self.bt.config.context
+        center, side = geometry.box_center_size(box)
+        m = geometry.crop_matrix(center, side * context, size)
+        crops = [geometry.warp(image, m, size)[None] for image in (prev, cur)]
+        units, state = self.bt(crops[0], crops[1], state)
+        return geometry.apply(geometry.invert(m), (units[0] + 0.5) * size), state
+
+    def validate(self, image: np.ndarray, points: np.ndarray) -> float:
+        crop, pts = fv_crop(image, points, self.fv.config)
+        return float(self.fv.probabilities(crop[None], pts[None])[0])
+
+
+@pytest.fixture(scope="session")
+def probes(engines: tuple[Runtime, Runtime]) -> tuple[RuntimeProbe, RuntimeProbe]:
+    """(torch, onnx): the tracker's calls on one face."""
     return RuntimeProbe(Engine("torch", "cpu")), RuntimeProbe(Engine("onnx", "cpu"))
 
 

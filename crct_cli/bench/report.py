@@ -425,15 +425,15 @@ def still_tables(result: StillBenchResult) -> list[Table]:
 
 
 def speed_tables(videos: Iterable[VideoSpeed]) -> list[Table]:
-    """Decode fps, ms per network call and in-process fps per video, method and engine; then
+    """Decode fps, ms per network call and end-to-end fps per video, method and engine; then
     the whole commands (crct track per engine, dlib when installed): start-up, fps, peak memory."""
     videos = list(videos)
     extra = sorted(
         {k for v in videos for r in v.runs for k in r.in_run if k not in NETWORKS}
     )  # e.g. the denoiser, timed by the networks during the run
     table = _titled(
-        "speed: ms = median per call on one face, isolated; in-process = crct track's code path "
-        "incl. writing to a temp dir"
+        "speed: ms = median per call on one face, isolated; end-to-end = crct track's code path "
+        "in this process incl. writing to a temp dir"
     )
     for name in ("video", "method", "backend", "device"):
         table.add_column(name, justify="left")
@@ -442,7 +442,7 @@ def speed_tables(videos: Iterable[VideoSpeed]) -> list[Table]:
         table.add_column(f"{NETWORK_LABELS[name]} ms", justify="right")
     for name in extra:
         table.add_column(f"{NETWORK_LABELS.get(name, name)} ms", justify="right")
-    table.add_column("in-process fps", justify="right")
+    table.add_column("end-to-end fps", justify="right")
     for v in videos:
         for r in v.runs:
             table.add_row(

@@ -5,13 +5,13 @@ runs here, on the CPU and on CUDA when present):
 
 * **decode fps**: PyAV decoding to RGB alone, the floor no tracker can beat (once per video);
 * **ms per call** of each network on one face, measured in isolation on the first frames of
-  the video (one warm-up call left out, the median reported) straight on the
-  :class:`crct_cli.runtime.Runtime` of that engine, with the crops the tracker cuts: detection
-  (MTCNN on the frame), BT (two crops + the step), FV (crop + score), FLL (both stages, as the
-  tracker runs them); plus the mean ms per call of every network timed inside the in-process run
-  (so a denoiser shows up there);
-* **in-process fps**: the code path of ``crct track`` (:func:`track_video` over a
-  :class:`crct_cli.api.Tracker`), writing into a temporary folder, model loading not counted;
+  the video (one warm-up call left out, the median reported), with the crops the tracker cuts:
+  detection (MTCNN on the frame), BT (two crops + the step), FV (crop + score), FLL (both
+  stages, as the tracker runs them); plus the mean ms per call of every network timed inside
+  the end-to-end run (so a denoiser shows up there);
+* **end-to-end fps**: the code path of ``crct track`` (:func:`track_video` over a
+  :class:`crct_cli.api.Tracker`) in the benchmark's process, writing into a temporary folder,
+  model loading not counted;
 * **whole process**: ``crct track VIDEO`` run as a command (``python -m crct_cli``), its wall
   time, frames per second and peak memory (the child's maximum resident set size), and its
   start-up: the same command on a one-frame copy of the video;
@@ -35,7 +35,6 @@ from typing import Any
 
 import numpy as np
 
-from crct_cli import geometry
 from crct_cli.bench.methods import MethodSpec, build_networks, weight_files_of
 from crct_cli.errors import CrctError
 from crct_cli.io.video import iter_frames, probe_video
@@ -51,13 +50,15 @@ from crct_cli.runtime.backend import (
 PROBE_FRAMES = 20
 #: Networks timed in isolation, in table order.
 NETWORKS: tuple[str, ...] = ("detect", "bt", "fv", "fll")
-IN_PROCESS = "crct track code path in this process, writing .pts + track.json to a temp dir"
+END_TO_END = "crct track code path, writing annot/*.pts + track.json to a temporary folder"
 WHOLE_PROCESS = "python -m crct_cli track VIDEO --out TMP (no overlay): wall time, peak RSS"
 STARTUP = "the same command on a one-frame copy of the video"
 DLIB = "dlib HOG + ERT"
 
 #: (method, engine) -> networks with the tracker's calls (``detect``, ``localize``, ...).
 NetsFactory = Callable[[MethodSpec, Engine], Any]
+#: Time ``crct track`` and dlib as whole commands too (tests with fake networks turn it off).
+WHOLE_PROCESSES = True
 
 
 def speed_devices(device: str) -> list[str]:
@@ -177,7 +178,7 @@ class DeviceSpeed:
                 "fps": round(self.fps, 3),
                 "frames": self.frames,
                 "seconds": round(self.seconds, 3),
-                "measures": IN_PROCESS,
+                "measures": END_TO_END,
             },
         }
         if self.process is not None:
@@ -229,48 +230,6 @@ def _timed(sink: list[float], call: Callable[[], Any]) -> Any:
 
 def _first_frames(video: Path, n: int) -> list[np.ndarray]:
     return [f.image for f in iter_frames(video, n)]
-
-
-class RuntimeProbe:
-    """The tracker's four calls on one face, straight on a :class:`~crct_cli.runtime.Runtime`:
-    the same crops and networks ``crct track`` uses, without the tracker around them."""
-
-    def __init__(self, engine: Engine, mode: str = "crct", denoise: str | None = None) -> None:
-        from crct_cli.aligner import AlignConfig
-        from crct_cli.runtime import Runtime
-        from crct_cli.runtime.iid import ClassSmoother
-
-        rt = Runtime.for_engine(engine)
-        self.detector = rt.detector()
-        self.aligner, denoiser, _ = rt.aligner(denoise or "none", AlignConfig())
-        if denoiser is not None:
-            denoiser.smoother = ClassSmoother(0.8)
-        self.bt = rt.tracker() if mode in ("crct", "bt") else None
-        self.fv = rt.validator() if mode == "crct" else None
-
-    def detect(self, image: np.ndarray) -> list:
-        return self.detector(image)
-
-    def localize(self, image: np.ndarray, box: np.ndarray) -> np.ndarray:
-        return self.aligner(image, box[None])[0]
-
-    def bt_step(
-        self, prev: np.ndarray, cur: np.ndarray, box: np.ndarray, state: Any
-    ) -> tuple[np.ndarray, Any]:
-        assert self.bt is not None
-        size, context = self.bt.config.input_size, self.bt.config.context
-        center, side = geometry.box_center_size(box)
-        m = geometry.crop_matrix(center, side * context, size)
-        crops = [geometry.warp(image, m, size)[None] for image in (prev, cur)]
-        units, state = self.bt(crops[0], crops[1], state)
-        return geometry.apply(geometry.invert(m), (units[0] + 0.5) * size), state
-
-    def validate(self, image: np.ndarray, points: np.ndarray) -> float:
-        from crct_cli.runtime.nets import fv_crop
-
-        assert self.fv is not None
-        crop, pts = fv_crop(image, points, self.fv.config)
-        return float(self.fv.probabilities(crop[None], pts[None])[0])
 
 
 def probe_networks(nets: Any, mode: str, images: list[np.ndarray]) -> dict[str, Timing]:
@@ -419,13 +378,14 @@ def measure_speed(
     seq_bt: int = 2,
     probe_frames: int = PROBE_FRAMES,
     log: Callable[[str], None] | None = None,
-    processes: bool = True,
+    processes: bool | None = None,
 ) -> list[VideoSpeed]:
-    """Decode fps, per-network ms, in-process fps and (``processes``) whole-command time,
-    start-up and peak memory, for every video, method and engine; dlib beside them.
+    """Decode fps, per-network ms, end-to-end fps and (``processes``, default
+    :data:`WHOLE_PROCESSES`) whole-command time, start-up and peak memory, for every video,
+    method and engine; dlib beside them.
 
-    The isolated network times use a :class:`RuntimeProbe` on the engine; the in-process run
-    uses networks built by ``nets_factory`` (default: the shipped networks of ``crct track``).
+    Networks are built once per (method, engine) by ``nets_factory`` (default: the shipped
+    networks of ``crct track`` through :func:`build_networks`).
     """
     from crct_cli.api import Tracker
     from crct_cli.tracking.pipeline import track_video
@@ -437,6 +397,7 @@ def measure_speed(
             raise CrctError(f"{video}: no such video file")
     factory = nets_factory or default_factory
     say = log or (lambda _: None)
+    processes = WHOLE_PROCESSES if processes is None else processes
     results = []
     for video in videos:
         info = probe_video(video)
@@ -451,12 +412,11 @@ def measure_speed(
                 result.peers.append(peer)
     for engine, spec in _iter_runs(engines, specs):
         nets = factory(spec, engine)
-        probe = RuntimeProbe(engine, spec.mode, spec.denoise) if nets_factory is None else nets
         description = describe_device(engine.device)
         for result in results:
             name = Path(result.video).name
             say(f"speed: {name} {spec.name} on {engine}")
-            networks = probe_networks(probe, spec.mode, images[result.video])
+            networks = probe_networks(nets, spec.mode, images[result.video])
             timings = getattr(nets, "timings", None)
             if isinstance(timings, dict):
                 timings.clear()
