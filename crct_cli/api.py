@@ -97,10 +97,10 @@ class Tracker:
         self.init_box = None if init_box is None else np.asarray(init_box, dtype=np.float64)
         self.denoise = denoise
         if networks is None:
-            from crct_cli.tracking.networks import CRCTNetworks, resolve_device
+            from crct_cli.tracking.networks import CRCTNetworks
 
             networks = CRCTNetworks(
-                resolve_device(device),
+                device,
                 mode,
                 weights_dir=_weights_dir(weights_dir),
                 denoise=denoise,
@@ -204,14 +204,13 @@ class Tracker:
 
     def _aligner(self) -> Any:
         if self._still_aligner is None:
-            if not hasattr(self.networks, "weights_dir"):  # injected networks: their own FLL
+            runtime = getattr(self.networks, "runtime", None)
+            if runtime is None:  # injected networks: their own FLL
                 self._still_aligner = self._engine.batch.localize_batch
             else:
-                from crct_cli.aligner import STILL_ALIGN, build_aligner
+                from crct_cli.aligner import STILL_ALIGN
 
-                self._still_aligner, _, _ = build_aligner(
-                    self.denoise, self.networks.device, STILL_ALIGN, self.networks.weights_dir
-                )
+                self._still_aligner, _, _ = runtime.aligner(self.denoise, STILL_ALIGN)
         return self._still_aligner
 
 

@@ -1,8 +1,10 @@
-"""The shipped networks behind :class:`crct_cli.tracking.tracker.Networks`.
+"""The shipped networks behind :class:`crct_cli.tracking.tracker.Networks` and the batched
+calls of :class:`crct_cli.tracking.multi.BatchNetworks`.
 
 Loads only what a mode needs (MTCNN for detection, BT, FV, FLL), checks every weight file
-against the manifest, runs on the CPU or CUDA, and keeps per-network timings for the
-closing summary and ``crct benchmark --speed``.
+against the manifest, runs through :class:`crct_cli.runtime.Runtime` (PyTorch or ONNX Runtime,
+CPU or CUDA: decided there, never here), and keeps per-network timings for the closing summary
+and ``crct benchmark --speed``. Nothing here imports torch: on the ONNX backend it never loads.
 """
 
 from __future__ import annotations
@@ -14,21 +16,23 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from crct_cli import geometry
-from crct_cli.aligner import AlignConfig, build_aligner
+from crct_cli.aligner import AlignConfig
 from crct_cli.errors import CrctError
-from crct_cli.models.backbone import fuse_batchnorm
-from crct_cli.models.bt import load_tracker
-from crct_cli.models.fadenn import ClassSmoother
-from crct_cli.models.fv import fv_crop, load_validator
-from crct_cli.models.weights import WEIGHTS_DIR, load_weights
-from crct_cli.tracking.detector import Detection, FaceDetector
+from crct_cli.models.weights import WEIGHTS_DIR
+from crct_cli.runtime import Runtime, split_state, stack_states
+from crct_cli.runtime.nets import fv_crop
+from crct_cli.tracking.detector import Detection
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` picks CUDA when present; asking for CUDA without it is a clear error."""
+def resolve_device(name: str) -> Any:
+    """``auto`` picks CUDA when present; asking for CUDA without it is a clear error.
+
+    Returns a ``torch.device`` (for the training and torch-only code paths).
+    """
+    import torch
+
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
@@ -54,44 +58,47 @@ TRACK_SMOOTHING = 0.8
 
 
 class CRCTNetworks:
-    """MTCNN + BT + FV + FLL on one device; with ``denoise`` d, s or m, FADeNN in FLL's place."""
+    """MTCNN + BT + FV + FLL on one engine; with ``denoise`` d, s or m, FADeNN in FLL's place.
+
+    ``backend`` auto|torch|onnx and ``device`` auto|cpu|cuda are resolved by the runtime (auto:
+    ONNX Runtime on the CPU, PyTorch on CUDA); ``threads`` caps ONNX Runtime's threads.
+    """
 
     def __init__(
         self,
-        device: torch.device | str = "cpu",
+        device: Any = "auto",
         mode: str = "crct",
         weights_dir: Path = WEIGHTS_DIR,
         align: AlignConfig | None = None,
         denoise: str = "none",
         denoise_smoothing: float = TRACK_SMOOTHING,
         backend: str = "auto",
+        threads: int | None = None,
     ) -> None:
-        self.device = torch.device(device)
+        self.runtime = Runtime(backend, device, weights_dir, threads)
+        self.engine = self.runtime.engine
+        self.device = self.engine.device
+        self.backend = self.engine.backend
         self.weights_dir = weights_dir
-        self.backend = backend
         self.timings: dict[str, list[float]] = defaultdict(list)
-        self.weight_files: dict[str, str] = {}
         # FLL (with its second stage when shipped), or FADeNN: its IID is timed apart as "iid"
-        self.aligner, denoiser, files = build_aligner(
-            denoise, self.device, align or AlignConfig(), weights_dir
-        )
-        self.weight_files.update(files)
+        self.aligner, denoiser, _ = self.runtime.aligner(denoise, align or AlignConfig())
         if denoiser is not None:
             # one tracked face: its noise class is decided over frames, so it does not flicker
             # (0 for unrelated images, as in the still-image benchmark)
             if denoise_smoothing > 0:
+                from crct_cli.runtime.iid import ClassSmoother
+
                 denoiser.smoother = ClassSmoother(denoise_smoothing)
             self.aligner.denoiser = self._timed(denoiser, "iid")
-        self.bt = self.fv = None
-        if mode in ("crct", "bt"):
-            blob = load_weights(weights_dir / "bt.pt", "bt")
-            self.weight_files["bt"] = blob["path"]
-            self.bt = fuse_batchnorm(load_tracker(blob)).to(self.device)
-        if mode == "crct":
-            blob = load_weights(weights_dir / "fv.pt", "fv")
-            self.weight_files["fv"] = blob["path"]
-            self.fv = load_validator(blob).to(self.device)
-        self.detector = FaceDetector(self.device)
+        self.bt = self.runtime.tracker() if mode in ("crct", "bt") else None
+        self.fv = self.runtime.validator() if mode == "crct" else None
+        self.detector = self.runtime.detector()
+
+    @property
+    def weight_files(self) -> dict[str, str]:
+        """Role -> path of crct's own weight files loaded (MTCNN's ship with its package)."""
+        return {k: v for k, v in self.runtime.weight_files.items() if not k.startswith("mtcnn")}
 
     def _timed(self, fn: Callable[[np.ndarray], np.ndarray], name: str) -> Callable:
         def timed(x: np.ndarray) -> np.ndarray:
@@ -124,16 +131,13 @@ class CRCTNetworks:
         with _Timer(self.timings, "fll"):
             return self.aligner(image, boxes)
 
-    @torch.inference_mode()
     def validate_batch(self, image: np.ndarray, points: np.ndarray) -> np.ndarray:
         assert self.fv is not None
         with _Timer(self.timings, "fv"):
             crops, pts = zip(*(fv_crop(image, p, self.fv.config) for p in points), strict=True)
-            x = torch.from_numpy(np.stack(crops)).to(self.device).permute(0, 3, 1, 2).float()
-            p = torch.from_numpy(np.stack(pts)).to(self.device).float()
-            return torch.sigmoid(self.fv(x / 255.0, p)).float().cpu().numpy().astype(np.float64)
+            probs = self.fv.probabilities(np.stack(crops), np.stack(pts).astype(np.float32))
+            return np.asarray(probs, dtype=np.float64)
 
-    @torch.inference_mode()
     def bt_batch(
         self, prev: np.ndarray, cur: np.ndarray, boxes: np.ndarray, states: list[Any]
     ) -> tuple[np.ndarray, list[Any]]:
@@ -145,25 +149,11 @@ class CRCTNetworks:
             for box in boxes:
                 center, side = geometry.box_center_size(box)
                 mats.append(geometry.crop_matrix(center, side * cfg.context, cfg.input_size))
-            crops = np.stack(
-                [geometry.warp(img, m, cfg.input_size) for img in (prev, cur) for m in mats]
-            )
-            x = torch.from_numpy(crops).to(self.device).permute(0, 3, 1, 2).float() / 255.0
-            n = len(mats)
-            pred, (h, c) = self.bt(x[:n], x[n:], self._stack_states(states))
-            pts = (pred.float().cpu().numpy() + 0.5) * cfg.input_size
+            prev_crops = np.stack([geometry.warp(prev, m, cfg.input_size) for m in mats])
+            cur_crops = np.stack([geometry.warp(cur, m, cfg.input_size) for m in mats])
+            units, state = self.bt(prev_crops, cur_crops, stack_states(states, cfg))
+            pts = (units + 0.5) * cfg.input_size  # float32, as the networks give it
             out = np.stack(
                 [geometry.apply(geometry.invert(m), p) for m, p in zip(mats, pts, strict=True)]
             )
-            return out, [(h[:, i : i + 1], c[:, i : i + 1]) for i in range(n)]
-
-    def _stack_states(self, states: list[Any]) -> Any:
-        """Per-track LSTM states as one batch; a reset track (None) starts from zeros."""
-        if all(s is None for s in states):
-            return None
-        assert self.bt is not None
-        shape = (self.bt.config.lstm_layers, 1, self.bt.config.hidden)
-        zeros = torch.zeros(shape, device=self.device)
-        h = torch.cat([zeros if s is None else s[0] for s in states], dim=1)
-        c = torch.cat([zeros if s is None else s[1] for s in states], dim=1)
-        return h, c
+            return out, split_state(state)
