@@ -290,13 +290,14 @@ def track(
     from crct_cli.batch.discover import discover
     from crct_cli.batch.runner import BatchOptions
     from crct_cli.batch.worker import WorkerSpec, settings_of
+    from crct_cli.runtime.backend import BACKENDS, DEVICES
 
     _check_mode(mode)
     check_denoise(denoise)
     parse_faces(faces)
-    if device not in ("auto", "cpu", "cuda"):  # before any worker starts and says it
+    if device not in DEVICES:  # before any worker starts and says it
         raise CrctError(f"--device must be auto, cpu or cuda, got {device!r}")
-    if backend not in ("auto", "torch", "onnx"):
+    if backend not in BACKENDS:
         raise CrctError(f"--backend must be auto, torch or onnx, got {backend!r}")
     options = BatchOptions(engine, workers, threads, overwrite, ray_address, gpus_per_worker)
     options.check()

@@ -149,8 +149,9 @@ def test_bad_batch_options_are_one_line(tmp_path: Path) -> None:
 def test_default_workers_and_thread_split() -> None:
     assert default_workers(cores=2, videos=10) == 2
     assert default_workers(cores=16, videos=3) == 3
-    assert default_workers(cores=16, videos=50, memory=4 * WORKER_BYTES + 1) == 4
-    assert default_workers(cores=16, videos=50, memory=WORKER_BYTES // 2) == 1
+    onnx = WORKER_BYTES["onnx"]
+    assert default_workers(cores=16, videos=50, memory=4 * onnx + 1, per_worker=onnx) == 4
+    assert default_workers(cores=16, videos=50, memory=onnx // 2, per_worker=onnx) == 1
     assert threads_per_worker(cores=16, workers=4) == 4
     assert threads_per_worker(cores=2, workers=3) == 1
 

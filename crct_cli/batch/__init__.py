@@ -30,9 +30,10 @@ def cpu_count() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-#: Peak memory of one worker with the shipped networks on the CPU (about 1.0 GB measured,
-#: docs/benchmarks.md), with some room: the default never starts more than memory holds.
-WORKER_BYTES = 1_300_000_000
+#: Peak memory of one worker, with some room, by the backend its networks run on (measured:
+#: 0.26 GB with ONNX Runtime, 1.0 GB with PyTorch; docs/benchmarks.md). The default worker
+#: count never starts more workers than available memory holds.
+WORKER_BYTES: dict[str, int] = {"onnx": 400_000_000, "torch": 1_300_000_000}
 
 
 def available_memory() -> int | None:
@@ -47,12 +48,15 @@ def available_memory() -> int | None:
     return None
 
 
-def default_workers(cores: int, videos: int, memory: int | None = None) -> int:
+def default_workers(
+    cores: int, videos: int, memory: int | None = None, per_worker: int = WORKER_BYTES["torch"]
+) -> int:
     """Local workers when ``--workers`` is not given: one per core, as measured fastest
-    (docs/benchmarks.md), no more than there are videos, nor than ``memory`` bytes hold."""
+    (docs/benchmarks.md), no more than there are videos, nor than ``memory`` bytes hold at
+    ``per_worker`` bytes each."""
     workers = min(cores, videos)
     if memory is not None:
-        workers = min(workers, memory // WORKER_BYTES)
+        workers = min(workers, memory // per_worker)
     return max(1, workers)
 
 

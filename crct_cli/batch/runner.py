@@ -207,11 +207,13 @@ class BatchOptions:
     ) -> Engine:
         """The engine that tracks ``videos`` videos with these options."""
         from crct_cli.batch import (
+            WORKER_BYTES,
             available_memory,
             cpu_count,
             default_workers,
             threads_per_worker,
         )
+        from crct_cli.runtime.backend import resolve_engine
 
         settings = settings_of(tracker_options)
         if self.engine == "ray":
@@ -225,7 +227,12 @@ class BatchOptions:
 
         cores = cpu_count()
         if self.workers is None:
-            workers = default_workers(cores, videos, available_memory())
+            # also refuses here, once, what every worker would refuse (no CUDA, no onnxruntime)
+            runtime = resolve_engine(
+                tracker_options.get("backend", "auto"), tracker_options.get("device", "auto")
+            )
+            per_worker = WORKER_BYTES.get(runtime.backend, WORKER_BYTES["torch"])
+            workers = default_workers(cores, videos, available_memory(), per_worker)
         else:
             workers = max(1, min(self.workers, videos))
         threads = self.threads or threads_per_worker(cores, workers)
