@@ -226,7 +226,8 @@ def track(
         int | None,
         typer.Option(
             help="Videos tracked at once, each worker a process that loads the networks once "
-            "[default: one per core; with --engine ray, one per --threads CPUs of the cluster].",
+            "(default: one per core, as memory allows; with --engine ray, one per --threads "
+            "CPUs of the cluster).",
             metavar="N",
             show_default=False,
         ),
@@ -234,8 +235,8 @@ def track(
     threads: Annotated[
         int | None,
         typer.Option(
-            help="Threads of each worker's networks [default: the cores / --workers; "
-            "with --engine ray, 1].",
+            help="Threads of each worker's networks (default: the cores / --workers; "
+            "with --engine ray, 1).",
             metavar="T",
             show_default=False,
         ),
@@ -252,15 +253,15 @@ def track(
         str,
         typer.Option(
             help="local (worker processes on this machine) or ray (Ray tasks, on a cluster: "
-            "OUT must be storage every node sees; pip install 'crct[ray]').",
+            "OUT must be storage every node sees; pip install 'crct\\[ray]').",
             metavar="local|ray",
         ),
     ] = "local",
     ray_address: Annotated[
         str | None,
         typer.Option(
-            help="The Ray cluster to use (what `ray start --head` prints) [default: "
-            "$RAY_ADDRESS, else a fresh local Ray instance].",
+            help="The Ray cluster to use, as `ray start --head` prints it (default: "
+            "$RAY_ADDRESS, else a fresh local Ray instance).",
             metavar="ADDR",
             show_default=False,
         ),
