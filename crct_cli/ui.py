@@ -23,6 +23,7 @@ from rich.table import Table
 from crct_cli.batch.discover import VideoJob
 from crct_cli.batch.runner import BatchReport
 from crct_cli.batch.summary import VideoResult
+from crct_cli.tables import print_tables
 from crct_cli.tracking.pipeline import TrackSummary
 
 
@@ -80,7 +81,7 @@ def print_track_summary(console: Console, s: TrackSummary, timings: dict[str, li
     )
     if per:
         table.add_row("per call", per)
-    console.print(table)
+    print_tables([table], console)
 
 
 class BatchProgress:

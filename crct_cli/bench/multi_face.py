@@ -789,7 +789,7 @@ def score_runs(
     cfg = MatchConfig(match_iou, norm, threshold)
     label = (pred.parent if pred.is_file() else pred).name or "pred"
     if is_multi_face_sequence(gt):
-        csv_path = pred if pred.is_file() else pred / LANDMARKS_CSV
+        csv_path = pred if pred.is_file() else _run_csv(pred)
         pairs = [(gt, csv_path)]
         root = gt
     else:
@@ -800,7 +800,7 @@ def score_runs(
                 f"{pred}: a single landmarks.csv needs --gt to be one sequence folder, "
                 f"not {gt} (a folder of sequences)"
             )
-        pairs = [(s.folder, pred / s.name / LANDMARKS_CSV) for s in sequences]
+        pairs = [(s.folder, _run_csv(pred / s.name)) for s in sequences]
     result = MultiBenchResult(
         dataset="multi",
         root=str(root),
@@ -824,6 +824,14 @@ def score_runs(
             result.missing.append((folder.name, f"no {csv_path}: scored as no prediction"))
         result.runs.append(score_sequence(preds, truth, label, cfg))
     return result.finish()
+
+
+def _run_csv(folder: Path) -> Path:
+    """A sequence's ``landmarks.csv`` in a run folder: ``folder/landmarks.csv``, or where
+    ``crct track SEQUENCES --out RUN`` puts it, ``folder/vid/landmarks.csv``."""
+    direct = folder / LANDMARKS_CSV
+    tracked = folder / Path(VIDEO_NAME).stem / LANDMARKS_CSV
+    return tracked if not direct.is_file() and tracked.is_file() else direct
 
 
 class _quiet(AbstractContextManager[OnFrame]):
