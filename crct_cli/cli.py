@@ -763,6 +763,14 @@ def benchmark(
             "(CPU, and CUDA when present)."
         ),
     ] = False,
+    faces: Annotated[
+        str,
+        typer.Option(
+            help="--speed: also time crct track with this many faces (N or all) beside one "
+            "face, on the same video: the cost of several faces per frame.",
+            metavar="N|all",
+        ),
+    ] = "1",
 ) -> None:
     """Score landmarks: .pts folders (--pred/--gt), datasets (--dataset), speed (--speed)."""
     dataset_only = {
@@ -783,10 +791,12 @@ def benchmark(
             raise CrctError("--speed needs at least one VIDEO argument")
         from crct_cli.bench.console import run_speed_command
 
-        run_speed_command(videos, device, methods, seq_bt, out, backend=backend)
+        run_speed_command(videos, device, methods, seq_bt, out, backend=backend, faces=faces)
         return
     if videos:
         raise CrctError(f"{videos[0]}: VIDEO arguments are for --speed")
+    if faces != "1":
+        raise CrctError("--faces: only with --speed (crct track takes --faces itself)")
     if backend != "auto":
         raise CrctError("--backend: only with --speed (other runs use auto: onnx on CPU)")
     if dataset is not None:

@@ -257,6 +257,24 @@ def test_speed_reports_every_stage(
     assert run["in_run_ms_per_call"]["bt"]["calls"] == 5  # frames 2..6 of the tracked video
 
 
+def test_speed_times_several_faces_beside_one(
+    tmp_path: Path, make_video: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    video = make_video("clip.mp4", n_frames=6, width=32, height=24)
+    monkeypatch.setattr(bench_speed, "build_networks", lambda spec, device, backend: SlowNets())
+    monkeypatch.setattr(bench_speed, "WHOLE_PROCESSES", False)
+    out = tmp_path / "res"
+    args = ("benchmark", "--speed", video, "--device", "cpu", "--backend", "onnx")
+    result = crct(*args, "--faces", "all", "--out", out)
+    assert result.exit_code == 0, result.output
+    assert "faces / frame" in result.stdout and "ms / frame" in result.stdout
+    [clip] = json.loads((out / "results.json").read_text())["speed"]["videos"]
+    one, every = (run["end_to_end"] for run in clip["runs"])
+    assert (one["faces"], every["faces"]) == ("1", "all")
+    assert one["frames"] == every["frames"] == 6 and one["face_frames"] == 6
+    assert crct("benchmark", "--pred", out, "--gt", out, "--faces", "2").exit_code == 2
+
+
 def test_tables_redirected_to_a_file_keep_every_digit(capsys: pytest.CaptureFixture[str]) -> None:
     from rich.table import Table
 

@@ -112,8 +112,10 @@ def run_speed_command(
     out: Path | None,
     argv: list[str] | None = None,
     backend: str = "auto",
+    faces: str = "1",
 ) -> None:
     """``crct benchmark --speed VIDEO...``: time decoding, each network and ``crct track``."""
+    from crct_cli.api import parse_faces
     from crct_cli.bench.methods import parse_methods
     from crct_cli.errors import CrctError
 
@@ -124,7 +126,12 @@ def run_speed_command(
     engines = speed_engines(device, backend)
     devices = sorted({e.device for e in engines}, key=("cpu", "cuda").index)
     results = measure_speed(
-        videos, engines, specs, seq_bt=2 if seq_bt is None else seq_bt, log=err.print
+        videos,
+        engines,
+        specs,
+        seq_bt=2 if seq_bt is None else seq_bt,
+        log=err.print,
+        faces=parse_faces(faces),
     )
     print_tables(speed_tables(results))
     if out is not None:

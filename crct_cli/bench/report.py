@@ -435,14 +435,16 @@ def speed_tables(videos: Iterable[VideoSpeed]) -> list[Table]:
         "speed: ms = median per call on one face, isolated; end-to-end = crct track's code path "
         "in this process incl. writing to a temp dir"
     )
-    for name in ("video", "method", "backend", "device"):
+    for name in ("video", "method", "backend", "device", "faces"):
         table.add_column(name, justify="left")
     table.add_column("decode fps", justify="right")
     for name in NETWORKS:
         table.add_column(f"{NETWORK_LABELS[name]} ms", justify="right")
     for name in extra:
         table.add_column(f"{NETWORK_LABELS.get(name, name)} ms", justify="right")
+    table.add_column("faces / frame", justify="right")
     table.add_column("end-to-end fps", justify="right")
+    table.add_column("ms / frame", justify="right")
     for v in videos:
         for r in v.runs:
             table.add_row(
@@ -450,10 +452,13 @@ def speed_tables(videos: Iterable[VideoSpeed]) -> list[Table]:
                 r.method,
                 r.backend,
                 r.device,
+                r.faces_label,
                 f"{v.decode_fps:.0f}",
                 *[f"{r.networks[n].ms:.1f}" if n in r.networks else "-" for n in NETWORKS],
                 *[f"{r.in_run[n].mean_ms:.1f}" if n in r.in_run else "-" for n in extra],
+                f"{r.face_frames / r.frames:.2f}" if r.frames else "-",
                 f"{r.fps:.1f}",
+                f"{1000 / r.fps:.1f}" if r.fps > 0 else "-",
             )
     tables = [table]
     if any(r.process is not None for v in videos for r in v.runs) or any(v.peers for v in videos):

@@ -161,10 +161,16 @@ class DeviceSpeed:
     weight_files: dict[str, str] = field(default_factory=dict)  #: role -> path (hashed in JSON)
     backend: str = "torch"
     process: ProcessRun | None = None
+    faces: int | None = 1  #: the run's ``--faces`` (None: all)
+    face_frames: int = 0  #: faces tracked, summed over frames
 
     @property
     def fps(self) -> float:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def faces_label(self) -> str:
+        return "all" if self.faces is None else str(self.faces)
 
     def to_json(self) -> dict[str, object]:
         out: dict[str, object] = {
@@ -178,6 +184,8 @@ class DeviceSpeed:
                 "fps": round(self.fps, 3),
                 "frames": self.frames,
                 "seconds": round(self.seconds, 3),
+                "faces": self.faces_label,
+                "face_frames": self.face_frames,
                 "measures": END_TO_END,
             },
         }
@@ -379,10 +387,13 @@ def measure_speed(
     probe_frames: int = PROBE_FRAMES,
     log: Callable[[str], None] | None = None,
     processes: bool | None = None,
+    faces: int | None = 1,
 ) -> list[VideoSpeed]:
     """Decode fps, per-network ms, end-to-end fps and (``processes``, default
     :data:`WHOLE_PROCESSES`) whole-command time, start-up and peak memory, for every video,
-    method and engine; dlib beside them.
+    method and engine; dlib beside them. With ``faces`` other than 1, the end-to-end run is
+    made once with one face and once with ``faces`` (None: all), so that the cost of several
+    faces per frame is read off the same run.
 
     Networks are built once per (method, engine) by ``nets_factory`` (default: the shipped
     networks of ``crct track`` through :func:`build_networks`).
@@ -417,34 +428,40 @@ def measure_speed(
             name = Path(result.video).name
             say(f"speed: {name} {spec.name} on {engine}")
             networks = probe_networks(nets, spec.mode, images[result.video])
-            timings = getattr(nets, "timings", None)
-            if isinstance(timings, dict):
-                timings.clear()
-            tracker = Tracker(
-                1, engine.device, mode=spec.mode, denoise=spec.denoise or "none",
-                seq_bt=seq_bt, backend=engine.backend, networks=nets,
-            )  # fmt: skip
-            with tempfile.TemporaryDirectory(prefix="crct-speed-") as tmp:
-                summary = track_video(Path(result.video), Path(tmp) / "out", tracker)
-            in_run = {k: _timing(v) for k, v in (getattr(nets, "timings", None) or {}).items() if v}
             process = None
             if processes:
                 say(f"speed: {name} {spec.name} on {engine} (whole process)")
                 process = measure_crct_process(
                     Path(result.video), result.frames, spec, engine, seq_bt
                 )
-            result.runs.append(
-                DeviceSpeed(
-                    method=spec.name,
-                    device=engine.device,
-                    description=description,
-                    networks=networks,
-                    in_run=in_run,
-                    frames=summary.frames,
-                    seconds=summary.seconds,
-                    weight_files=weight_files_of(nets),
-                    backend=engine.backend,
-                    process=process,
+            for n_faces in [1] if faces == 1 else [1, faces]:
+                timings = getattr(nets, "timings", None)
+                if isinstance(timings, dict):
+                    timings.clear()
+                tracker = Tracker(
+                    n_faces if n_faces is not None else "all", engine.device, mode=spec.mode,
+                    denoise=spec.denoise or "none", seq_bt=seq_bt, backend=engine.backend,
+                    networks=nets,
+                )  # fmt: skip
+                with tempfile.TemporaryDirectory(prefix="crct-speed-") as tmp:
+                    summary = track_video(Path(result.video), Path(tmp) / "out", tracker)
+                in_run = {
+                    k: _timing(v) for k, v in (getattr(nets, "timings", None) or {}).items() if v
+                }
+                result.runs.append(
+                    DeviceSpeed(
+                        method=spec.name,
+                        device=engine.device,
+                        description=description,
+                        networks=networks,
+                        in_run=in_run,
+                        frames=summary.frames,
+                        seconds=summary.seconds,
+                        weight_files=weight_files_of(nets),
+                        backend=engine.backend,
+                        process=process if n_faces == 1 else None,
+                        faces=n_faces,
+                        face_frames=summary.face_frames,
+                    )
                 )
-            )
     return results
