@@ -138,10 +138,10 @@ class Tracker:
         self, video: str | os.PathLike[str], max_frames: int | None = None
     ) -> Iterator[TrackedFrame]:
         """Every frame of ``video`` with its faces, decoded and tracked one at a time."""
-        from crct_cli.io.video import iter_frames
+        from crct_cli.io.video import iter_frames, prefetch_frames
 
         self.reset()
-        for decoded in iter_frames(Path(video), max_frames):
+        for decoded in prefetch_frames(iter_frames(Path(video), max_frames)):
             faces = self._engine.step(decoded.image)
             self._index = decoded.index + 1
             yield TrackedFrame(decoded.index, decoded.time, faces, decoded.image)

@@ -913,6 +913,14 @@ def _train_common(cfg: Any, steps: int | None, out: Path | None, checkpoint: Pat
         cfg.steps = steps
     if out is not None:
         cfg.out = out
+    else:
+        from crct_cli.models.weights import PACKAGED_WEIGHTS
+
+        if Path(cfg.out).parent.resolve() == PACKAGED_WEIGHTS.resolve():
+            raise CrctError(
+                "this crct was installed from a wheel, whose weights are part of the package: "
+                "give --out FILE.pt (or set CRCT_WEIGHTS to a folder of your own)"
+            )
     if checkpoint is not None:
         cfg.checkpoint = checkpoint
 

@@ -183,3 +183,22 @@ def test_this_checkout_reads_its_own_weights_folder():
         pytest.skip("no weights/manifest.json: not a crct checkout")
     assert resolve_weights_dir({}) == WEIGHTS
     assert not (ROOT / "crct_cli" / "_weights").exists()  # the build never writes a copy here
+
+
+def test_train_will_not_write_into_an_installed_package(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """From a wheel, the default output of crct train is inside site-packages: refused."""
+    from typer.testing import CliRunner
+
+    from crct_cli.cli import app
+    from crct_cli.models import weights
+
+    packaged = tmp_path / "site-packages" / "crct_cli" / "_weights"
+    packaged.mkdir(parents=True)
+    monkeypatch.setattr(weights, "WEIGHTS_DIR", packaged)
+    monkeypatch.setattr(weights, "PACKAGED_WEIGHTS", packaged)
+    result = CliRunner().invoke(app, ["train", "fv", "--steps", "1"])
+    assert result.exit_code == 2
+    assert "--out" in result.output and "Traceback" not in result.output
+    assert list(packaged.iterdir()) == []

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import av
 import av.error
@@ -290,6 +291,57 @@ def iter_frames(path: str | os.PathLike[str], max_frames: int | None = None) -> 
             raise CrctError(f"{path}: the video has no decodable frame (empty or corrupt)")
     finally:
         container.close()
+
+
+def prefetch_frames(frames: Iterator[Frame], depth: int = 4) -> Iterator[Frame]:
+    """``frames``, decoded ahead by a background thread (at most ``depth`` waiting).
+
+    PyAV decodes and converts to RGB outside the GIL, so the next frames are ready while the
+    networks run on this one. Errors of the decoder are raised here, in order; closing this
+    generator stops the thread.
+    """
+    import queue
+    import threading
+
+    done = object()
+    items: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                items.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def decode() -> None:
+        try:
+            for frame in frames:
+                if not put(frame):
+                    return
+            put(done)
+        except BaseException as exc:  # handed to the consumer, raised there
+            put(exc)
+        finally:
+            close = getattr(frames, "close", None)
+            if close is not None:
+                close()
+
+    thread = threading.Thread(target=decode, name="crct-decode", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = items.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join(timeout=5)
 
 
 # --------------------------------------------------------------------------------------------
