@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import weakref
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
@@ -445,3 +446,24 @@ def test_shipped_sample_clip() -> None:
     sharpness = [float(np.abs(np.diff(f.image.astype(np.int16), axis=1)).mean()) for f in frames]
     assert sharpness[38] < 0.7 * sharpness[30]
     assert (SAMPLES / "astronaut.jpg").stat().st_size < 200 * 1024
+
+
+def test_prefetched_frames_come_in_order_and_errors_reach_the_reader(
+    make_video: Callable[..., Path], tmp_path: Path
+) -> None:
+    import threading
+
+    from crct_cli.io.video import prefetch_frames
+
+    clip = make_video("pre.mp4", n_frames=9, width=32, height=24)
+    plain = list(iter_frames(clip))
+    ahead = list(prefetch_frames(iter_frames(clip), depth=2))
+    assert [f.index for f in ahead] == list(range(9))
+    assert all(np.array_equal(a.image, b.image) for a, b in zip(ahead, plain, strict=True))
+    with pytest.raises(CrctError, match="missing.mp4"):
+        list(prefetch_frames(iter_frames(tmp_path / "missing.mp4")))
+    # a reader that stops early stops the decoding thread too
+    reader = prefetch_frames(iter_frames(clip), depth=1)
+    next(reader)
+    reader.close()
+    assert not any(t.name == "crct-decode" and t.is_alive() for t in threading.enumerate())
