@@ -39,6 +39,7 @@ from crct_cli.errors import CrctError
 from crct_cli.io.atomic import atomic_path, write_text_atomic
 from crct_cli.io.images import read_image, write_image
 from crct_cli.models.fadenn import CLASS_NAMES, DAE, IID, ClassSmoother, to_tensor, to_uint8
+from crct_cli.runtime.iid import tiled
 
 CLASSES_JSON = "noise_classes.json"
 SCHEMA = "crct.noise_classes/1"
@@ -60,23 +61,6 @@ def vote_tiles(image: np.ndarray, tile: int = TILE, grid: int = 3) -> np.ndarray
         return [int(round(mid + (k - (n - 1) / 2) * tile)) for k in range(n)]
 
     return np.stack([image[y : y + tile, x : x + tile] for y in starts(h) for x in starts(w)])
-
-
-def _tiled(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, tile: int, pad: int):
-    """Apply a fully convolutional ``fn`` to (1, 3, H, W) in cores of ``tile`` px, each seen
-    with ``pad`` px of context around it (only the core is kept)."""
-    h, w = x.shape[-2:]
-    if h <= tile + 2 * pad and w <= tile + 2 * pad:
-        return fn(x)
-    out = torch.empty_like(x)
-    for y0 in range(0, h, tile):
-        for x0 in range(0, w, tile):
-            y1, x1 = min(h, y0 + tile), min(w, x0 + tile)
-            ey0, ex0 = max(0, y0 - pad), max(0, x0 - pad)
-            ey1, ex1 = min(h, y1 + pad), min(w, x1 + pad)
-            res = fn(x[..., ey0:ey1, ex0:ex1])
-            out[..., y0:y1, x0:x1] = res[..., y0 - ey0 : y1 - ey0, x0 - ex0 : x1 - ex0]
-    return out
 
 
 class ImageDenoiser:
@@ -105,7 +89,7 @@ class ImageDenoiser:
     def apply_dae(self, image: np.ndarray, dae: DAE) -> np.ndarray:
         """One DAE over the whole picture at full resolution; a gray picture stays gray."""
         x = to_tensor(image[None], self.device)
-        out = to_uint8(_tiled(dae, x, self.tile, self.pad))[0]
+        out = to_uint8(tiled(dae, x, self.tile, self.pad))[0]
         if is_gray(image):
             gray = np.round(out.astype(np.float32).mean(axis=2)).astype(np.uint8)
             out = np.repeat(gray[:, :, None], 3, axis=2)

@@ -33,17 +33,12 @@ def draw_landmarks(
         for x, y in points:
             cv2.circle(out, (int(round(x)), int(round(y))), scale + 1, colour, -1, cv2.LINE_AA)
     if label:
-        cv2.putText(
-            out,
-            label,
-            (8, 12 + 12 * scale),
-            cv2.FONT_HERSHEY_SIMPLEX,
-            0.45 * scale,
-            colour,
-            scale,
-            cv2.LINE_AA,
-        )
+        _text(out, label, (8, 12 + 12 * scale), colour, scale)
     return out
+
+
+def _text(out: np.ndarray, text: str, at: tuple[int, int], colour: tuple, scale: int) -> None:
+    cv2.putText(out, text, at, cv2.FONT_HERSHEY_SIMPLEX, 0.45 * scale, colour, scale, cv2.LINE_AA)
 
 
 #: RGB colours for face ids (cycled): distinct on dark and bright footage alike.
@@ -72,29 +67,11 @@ def draw_faces(image: np.ndarray, faces: Sequence[Any], label: str | None = None
             text = f"#{face.face_id} {face.state}"
             if face.score is not None:
                 text += f" p={face.score:.2f}"
-            cv2.putText(
-                out,
-                text,
-                (x, max(10 * scale, y - 4 * scale)),
-                cv2.FONT_HERSHEY_SIMPLEX,
-                0.4 * scale,
-                colour,
-                scale,
-                cv2.LINE_AA,
-            )
+            _text(out, text, (x, max(10 * scale, y - 4 * scale)), colour, scale)
         if face.points is not None:
             for px, py in face.points:
                 centre = (int(round(px)), int(round(py)))
                 cv2.circle(out, centre, scale + 1, colour, 1 if lost else -1, cv2.LINE_AA)
     if label:
-        cv2.putText(
-            out,
-            label,
-            (8, 12 + 12 * scale),
-            cv2.FONT_HERSHEY_SIMPLEX,
-            0.45 * scale,
-            (255, 255, 255),
-            scale,
-            cv2.LINE_AA,
-        )
+        _text(out, label, (8, 12 + 12 * scale), (255, 255, 255), scale)
     return out

@@ -221,14 +221,16 @@ def test_vote_tiles_cover_the_centre_at_full_resolution() -> None:
 
 
 def test_tiles_with_context_match_the_whole_picture() -> None:
-    from crct_cli.denoise import _tiled
+    from crct_cli.runtime.iid import tiled as tile_by_tile
 
     torch.manual_seed(5)
     conv = nn.Sequential(nn.Conv2d(3, 3, 3, padding=1), nn.Conv2d(3, 3, 3, padding=1)).eval()
     x = torch.rand(1, 3, 70, 95)
     with torch.no_grad():
-        whole, tiled = conv(x), _tiled(conv, x, tile=16, pad=2)  # 2 px covers the 5x5 support
+        whole, tiled = conv(x), tile_by_tile(conv, x, tile=16, pad=2)  # 2 px: the 5x5 support
+        on_numpy = tile_by_tile(lambda a: conv(torch.from_numpy(a)).numpy(), x.numpy(), 16, 2)
     assert torch.allclose(whole, tiled, atol=1e-6)
+    assert np.allclose(whole.numpy(), on_numpy, atol=1e-6)
 
 
 def _save_fadenn(folder: Path, variant: str, verdict: int, black: bool) -> None:

@@ -46,7 +46,7 @@ import numpy as np
 from crct_cli import geometry
 from crct_cli.bench.multi_face import FACES_DIR, FACES_JSON, VIDEO_NAME
 from crct_cli.errors import CrctError
-from crct_cli.io.atomic import write_text_atomic
+from crct_cli.io.atomic import replace_dir, write_text_atomic
 from crct_cli.io.landmarks import write_pts
 from crct_cli.io.video import VideoWriter
 from crct_cli.landmarks import box_from_points, flip_points
@@ -323,18 +323,6 @@ def render(plan: MultiPlan, t: int, visible_share: float = VISIBLE_SHARE) -> Ren
     return frame
 
 
-def _publish(tmp: Path, final: Path) -> None:
-    """Move a finished sequence folder into place, replacing an older one."""
-    if final.exists():
-        old = final.with_name(f".{final.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        final.rename(old)
-        tmp.rename(final)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        tmp.rename(final)
-
-
 def write_sequence(plan: MultiPlan, folder: Path, seed: int, visible_share: float) -> Path:
     """Render and write one sequence into ``folder`` (built aside, renamed when complete)."""
     tmp = folder.with_name(f".{folder.name}.partial")
@@ -387,7 +375,7 @@ def write_sequence(plan: MultiPlan, folder: Path, seed: int, visible_share: floa
         ],
     }
     write_text_atomic(tmp / FACES_JSON, json.dumps(doc, indent=1) + "\n")
-    _publish(tmp, folder)
+    replace_dir(tmp, folder)
     return folder
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,3 +25,16 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
 def write_text_atomic(target: str | os.PathLike[str], text: str) -> None:
     with atomic_path(target) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def replace_dir(tmp: Path, final: Path) -> None:
+    """Move the finished folder ``tmp`` onto ``final``, replacing an older one (kept aside
+    until the new one is in place, so ``final`` is never a half-written folder)."""
+    if final.exists():
+        old = final.with_name(f".{final.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        final.rename(old)
+        tmp.rename(final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        tmp.rename(final)

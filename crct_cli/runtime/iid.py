@@ -137,13 +137,14 @@ class CropIID:
         return images
 
 
-def tiled(fn: Callable[[np.ndarray], np.ndarray], x: np.ndarray, tile: int, pad: int) -> np.ndarray:
+def tiled(fn: Callable[[Any], Any], x: Any, tile: int, pad: int) -> Any:
     """Apply a fully convolutional ``fn`` to (1, 3, H, W) in cores of ``tile`` px, each seen with
-    ``pad`` px of context around it (``crct_cli.denoise``'s tiling, in numpy)."""
+    ``pad`` px of context around it (only the core is kept). ``x``: a numpy array or a torch
+    tensor (``crct denoise`` on either backend)."""
     h, w = x.shape[-2:]
     if h <= tile + 2 * pad and w <= tile + 2 * pad:
         return fn(x)
-    out = np.empty_like(x)
+    out = np.empty_like(x) if isinstance(x, np.ndarray) else x.new_empty(x.shape)
     for y0 in range(0, h, tile):
         for x0 in range(0, w, tile):
             y1, x1 = min(h, y0 + tile), min(w, x0 + tile)

@@ -24,6 +24,7 @@ from typing import Any
 
 from crct_cli.draw import draw_faces
 from crct_cli.errors import CrctError
+from crct_cli.io.atomic import replace_dir
 from crct_cli.io.landmarks import format_pts
 from crct_cli.io.openface_csv import LandmarksCsvWriter
 from crct_cli.io.track_json import SCHEMA_FACES, FaceRecord, FacesRecord, TrackJsonWriter
@@ -57,17 +58,6 @@ class TrackSummary:
         return "ok" if self.face_frames else "no_face"
 
 
-def _replace_dir(tmp: Path, final: Path) -> None:
-    if final.exists():
-        old = final.with_name(f".{final.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        final.rename(old)
-        tmp.rename(final)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        tmp.rename(final)
-
-
 class _PtsFolders:
     """``annot/`` for face 0 and, when asked, ``faces/<id>/annot/``, built under temporary
     names and swapped in at :meth:`commit`."""
@@ -92,9 +82,9 @@ class _PtsFolders:
             (folder / name).write_text(text, encoding="utf-8")
 
     def commit(self) -> None:
-        _replace_dir(self.annot, self.out_dir / "annot")
+        replace_dir(self.annot, self.out_dir / "annot")
         if self.per_face:
-            _replace_dir(self.faces, self.out_dir / "faces")
+            replace_dir(self.faces, self.out_dir / "faces")
         elif (self.out_dir / "faces").exists():  # per-face files of an earlier run
             shutil.rmtree(self.out_dir / "faces")
 
