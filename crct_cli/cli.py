@@ -328,6 +328,7 @@ def track(
 def _track_lone_video(console: Any, job: Any, spec: Any, overwrite: bool) -> None:
     """``crct track a.mp4 --out DIR``: in this process, the outputs in DIR itself, a table."""
     from crct_cli.batch.resume import Done, check_done
+    from crct_cli.batch.runner import exclusive_out
     from crct_cli.batch.worker import VideoWorker
     from crct_cli.ui import frame_progress, print_track_summary
 
@@ -339,8 +340,12 @@ def _track_lone_video(console: Any, job: Any, spec: Any, overwrite: bool) -> Non
                 f"({done.status}, {done.frames} frames); skipped (--overwrite tracks it again)"
             )
             return
+    try:
+        job.out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CrctError(f"{job.out_dir}: cannot create output folder ({exc.strerror})") from None
     worker = VideoWorker(spec)
-    with frame_progress(console, job.source.name) as on_frame:
+    with exclusive_out(job.out_dir), frame_progress(console, job.source.name) as on_frame:
         result = worker.run(job, on_frame)
     if result.status == "failed":
         _error_line(result.error)

@@ -333,6 +333,24 @@ def test_a_second_run_into_the_same_out_is_refused(archive: Path, tmp_path: Path
     assert sorted(p.name for p in out.iterdir()) == [LOCK_NAME]
 
 
+def test_a_second_run_into_the_same_lone_video_folder_is_refused(
+    archive: Path, tmp_path: Path
+) -> None:
+    """Two runs tracking one video into one folder would delete each other's partial files."""
+    fcntl = pytest.importorskip("fcntl", reason="file locks are POSIX")
+    video = next(p for p in sorted(archive.rglob("*.mp4")))
+    out = tmp_path / "lone"
+    out.mkdir()
+    with (out / LOCK_NAME).open("w") as held:
+        held.write("pid 1 on elsewhere\n")
+        held.flush()
+        fcntl.flock(held, fcntl.LOCK_EX)
+        result = crct("track", video, "--out", out)
+    assert result.exit_code == 2
+    assert "being written by another crct track run (pid 1 on elsewhere)" in result.stderr
+    assert sorted(p.name for p in out.iterdir()) == [LOCK_NAME]
+
+
 class _InterruptAfterFirst:
     """A display whose first finished video is followed by Ctrl-C."""
 
