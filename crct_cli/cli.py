@@ -1013,16 +1013,33 @@ def train_fv(
     steps: Steps = None,
     batch: Annotated[int, typer.Option(help="Candidate shapes per step.")] = 128,
     lr: Annotated[float, typer.Option(help="Peak learning rate (AdamW, cosine).")] = 2e-3,
+    degradation: Annotated[
+        float,
+        typer.Option(help="Share of training faces degraded as crct degrade does (any kind)."),
+    ] = 0.25,
+    stack: Annotated[
+        float,
+        typer.Option(
+            help="Chance that a degraded face gets one more degradation, again and again "
+            "(blur + noise + darkening at once, as on hard footage)."
+        ),
+    ] = 0.0,
     seed: Seed = 0,
     out: OutFile = None,
     checkpoint: Checkpoint = None,
     resume: Resume = False,
 ) -> None:
     """Train FV, the face validator, on true and displaced shapes."""
+    from crct_cli.train.data import AugmentConfig
     from crct_cli.train.fv import TrainFVConfig, train_fv
 
+    if not (0 <= degradation <= 1 and 0 <= stack < 1):
+        raise CrctError("--degradation must be in [0, 1] and --stack in [0, 1)")
     dirs, vals = _train_dirs(train, val)
-    cfg = TrainFVConfig(train=dirs, val=vals, batch=batch, lr=lr, seed=seed, resume=resume)
+    augment = AugmentConfig(shift_std=0.1, degradation=degradation, stack=stack)
+    cfg = TrainFVConfig(
+        train=dirs, val=vals, batch=batch, lr=lr, seed=seed, resume=resume, augment=augment
+    )
     _train_common(cfg, steps, out, checkpoint)
     train_fv(cfg, log=_log_line)
 

@@ -97,6 +97,7 @@ def image(tmp_path: Path) -> Path:
             "--untouched",
         ),
         (["train", "fll", "{tmp}", "--val", "{tmp}", "--freeze-global"], "--freeze-global"),
+        (["train", "fv", "{tmp}", "--val", "{tmp}", "--stack", "1.5"], "--stack"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(

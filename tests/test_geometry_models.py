@@ -424,3 +424,20 @@ def test_fused_batchnorm_gives_the_same_landmarks() -> None:
         assert torch.allclose(fused(x), model(x), atol=1e-5)
     with pytest.raises(AssertionError, match="eval"):
         fuse_batchnorm(LandmarkLocalizer(FLL_CFG).train())
+
+
+def test_stacked_degradations_degrade_more_and_keep_the_points() -> None:
+    """``stack``: a degraded face may be degraded again (blur, then noise, then darkening...)."""
+    face, _ = _marked_face()
+    once = dataclasses.replace(NO_AUGMENT, degradation=1.0)
+    again = dataclasses.replace(once, stack=0.9)
+    diffs = {}
+    for name, aug in (("once", once), ("again", again)):
+        errors = []
+        for seed in range(12):
+            crop, points = augmented_crop(face, np.random.default_rng(seed), 96, 1.35, aug)
+            clean, plain = augmented_crop(face, np.random.default_rng(seed), 96, 1.35, NO_AUGMENT)
+            assert np.allclose(points, plain)  # only the pixels change
+            errors.append(np.abs(crop.astype(int) - clean.astype(int)).mean())
+        diffs[name] = float(np.mean(errors))
+    assert diffs["again"] > diffs["once"] > 0

@@ -85,6 +85,7 @@ class AugmentConfig:
     degradation: float = 0.25
     color: float = 0.8
     grayscale: float = 0.1
+    stack: float = 0.0  # chance that a degraded picture gets another degradation, repeatedly
 
 
 NO_AUGMENT = AugmentConfig(0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
@@ -170,7 +171,9 @@ def framed_crop(
     matrix = geometry.crop_matrix(center, side, out_size, angle, flip)
     image = face.image
     if aug.degradation > 0:
-        image, _, _ = random_degradation(image, rng, aug.degradation)
+        image, kind, _ = random_degradation(image, rng, aug.degradation)
+        while kind is not None and aug.stack > 0 and rng.random() < aug.stack:
+            image, kind, _ = random_degradation(image, rng, 1.0)  # blur + noise + dark, say
     crop = geometry.warp(image, matrix, out_size)
     points = geometry.apply(matrix, face.points)
     if flip:

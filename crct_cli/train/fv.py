@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import ClassVar
 
 import numpy as np
@@ -46,7 +46,12 @@ class TrainFVConfig(TrainRun):
         return 1500
 
     def options(self) -> list[str]:
-        return ["--batch", str(self.batch)]
+        opts = ["--batch", str(self.batch)]
+        default = AugmentConfig(shift_std=0.1)
+        if (self.augment.degradation, self.augment.stack) != (default.degradation, default.stack):
+            opts += ["--degradation", str(self.augment.degradation)]
+            opts += ["--stack", str(self.augment.stack)]
+        return opts
 
 
 def _similar(
@@ -113,14 +118,24 @@ def make_fv_batch(
     )
 
 
+#: The validation protocols: the training augmentation of the first FV (so that every FV is
+#: scored on the same candidates), and the same on faces all degraded, often several times.
+VAL_AUGMENT = AugmentConfig(shift_std=0.1)
+VAL_AUGMENT_DEGRADED = AugmentConfig(shift_std=0.1, degradation=1.0, stack=0.5)
+
+
 @torch.inference_mode()
 def validate_fv(
-    model: FaceValidator, faces: Sequence[Face], cfg: TrainFVConfig, n: int = 2000
+    model: FaceValidator,
+    faces: Sequence[Face],
+    cfg: TrainFVConfig,
+    n: int = 2000,
+    augment: AugmentConfig = VAL_AUGMENT,
 ) -> dict:
     """Accuracy on a fixed set of candidates from the validation faces, at TC = 0.5."""
     model.eval()
     rng = np.random.default_rng(12345)
-    x, p, y = make_fv_batch(faces, cfg, rng, n)
+    x, p, y = make_fv_batch(faces, replace(cfg, augment=augment), rng, n)
     prob = torch.sigmoid(model(x, p))
     pred = prob >= 0.5
     pos, neg = y == 1, y == 0
@@ -161,12 +176,14 @@ def train_fv(cfg: TrainFVConfig, log=print) -> dict:
     ema = run_loop(model, batches, loss_fn, loop, log=log)
     minutes = (time.time() - t0) / 60
     metrics = validate_fv(ema.model, val_faces, cfg)
+    metrics["degraded"] = validate_fv(ema.model, val_faces, cfg, augment=VAL_AUGMENT_DEGRADED)
     cfg.publish(
         "fv",
         {"model": asdict(cfg.model)},
         ema.model.state_dict(),
         "2000 candidate shapes from the validation faces (half true, half "
-        "displaced), threshold TC = 0.5",
+        "displaced), threshold TC = 0.5; 'degraded': the same faces all degraded as crct "
+        "degrade does, half of them more than once",
         metrics,
         minutes,
         log=log,
