@@ -33,7 +33,7 @@ N_FRAMES = 30
 
 @pytest.fixture(scope="module")
 def tracker() -> Tracker:
-    return Tracker(faces=1, device="cpu", backend="torch")
+    return Tracker(faces=1, device="cpu", backend="onnx")
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +92,7 @@ def test_batched_calls_equal_one_face_calls(tracker: Tracker) -> None:
 
 def test_the_command_line_writes_the_api_points(tracker: Tracker, tmp_path: Path) -> None:
     result = CliRunner().invoke(
-        app, ["track", str(VIDEO), "--out", str(tmp_path), "--device", "cpu", "--backend", "torch"]
+        app, ["track", str(VIDEO), "--out", str(tmp_path), "--device", "cpu", "--backend", "onnx"]
     )
     assert result.exit_code == 0, result.output
     api = {f.index: f.faces[0] for f in tracker.track(VIDEO) if f.faces}
@@ -110,7 +110,7 @@ def test_the_command_line_writes_the_api_points(tracker: Tracker, tmp_path: Path
 
 
 def test_every_face_of_a_two_face_clip(two_faces: Path, tmp_path: Path) -> None:
-    tracker = Tracker(faces="all", device="cpu", backend="torch")
+    tracker = Tracker(faces="all", device="cpu", backend="onnx")
     frames = list(tracker.track(two_faces))
     assert len(frames) == 20
     for frame in frames[1:]:
