@@ -296,3 +296,14 @@ def test_config_refuses_nonsense() -> None:
         MultiConfig(faces=0)
     with pytest.raises(ValueError, match="detect_every"):
         MultiConfig(detect_every=0)
+
+
+def test_one_face_starts_on_the_most_confident_detection_in_any_order() -> None:
+    class Reversed(World):
+        def detect(self, image: np.ndarray) -> list[Detection]:
+            return list(reversed(super().detect(image)))  # weakest first
+
+    world = Reversed({"a": steady(50), "b": steady(300)})
+    results = run(world, 3, faces=1)
+    assert all(len(faces) == 1 for faces in results)
+    assert ids_on(results, world, "a") == [0, 0, 0]  # a is detected first, hence scored higher

@@ -250,10 +250,10 @@ class MultiTracker:
                 claimed.add(i)
         for k, u in enumerate(wanting):
             if u.previous_box is None:  # a track not yet started: every free detection
-                free = [d for i, d in enumerate(detections) if i not in claimed]
-                given[k] = free
+                free = [i for i in range(len(detections)) if i not in claimed]
+                given[k] = [detections[i] for i in free]
                 if free:
-                    claimed.add(detections.index(max(free, key=lambda d: d.score)))
+                    claimed.add(max(free, key=lambda i: detections[i].score))
             u.advance(given.get(k, []))
         return claimed
 
