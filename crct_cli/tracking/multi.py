@@ -136,7 +136,7 @@ class Face:
     state: str
 
 
-@dataclass
+@dataclass(eq=False)  # compared by identity: two tracks are never "equal"
 class Track:
     """A live track: its id, its Algorithm 1 state, and how long it has been lost."""
 
@@ -145,7 +145,7 @@ class Track:
     lost_run: int = 0
 
 
-@dataclass
+@dataclass(eq=False)
 class _Turn:
     """One track's plan for the current frame, and where it stands."""
 
