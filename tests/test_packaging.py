@@ -198,7 +198,8 @@ def test_train_will_not_write_into_an_installed_package(
     packaged.mkdir(parents=True)
     monkeypatch.setattr(weights, "WEIGHTS_DIR", packaged)
     monkeypatch.setattr(weights, "PACKAGED_WEIGHTS", packaged)
-    result = CliRunner().invoke(app, ["train", "fv", "--steps", "1"])
+    data = str(tmp_path)  # any folder: the output is checked before faces are read
+    result = CliRunner().invoke(app, ["train", "fv", data, "--val", data, "--steps", "1"])
     assert result.exit_code == 2
     assert "--out" in result.output and "Traceback" not in result.output
     assert list(packaged.iterdir()) == []
