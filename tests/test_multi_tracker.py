@@ -307,3 +307,15 @@ def test_one_face_starts_on_the_most_confident_detection_in_any_order() -> None:
     results = run(world, 3, faces=1)
     assert all(len(faces) == 1 for faces in results)
     assert ids_on(results, world, "a") == [0, 0, 0]  # a is detected first, hence scored higher
+
+
+def test_a_new_face_starts_while_another_is_lost() -> None:
+    """A lost track takes only detections within its gate: a face far away is a new face."""
+    world = World(
+        {
+            "a": lambda t: None if 5 <= t < 30 else box_at(50),  # lost from frame 5
+            "b": lambda t: box_at(450) if t >= 8 else None,  # enters far from a's box
+        }
+    )
+    results = run(world, 12, detect_every=100)  # no periodic look: only a's re-detection
+    assert ids_on(results, world, "b")[8:] == [1] * 4  # found on its first frame

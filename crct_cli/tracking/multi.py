@@ -226,7 +226,8 @@ class MultiTracker:
         """Give each re-detecting track the nearest free detection (eq. 8 still gates it).
 
         A detection on a track that is not re-detecting belongs to that track; the others go
-        to the re-detecting tracks nearest first. Returns the indices of detections taken.
+        to the re-detecting tracks nearest first, each only within its gate, so a face far
+        from every lost track can start a track of its own. Returns the detections taken.
         """
         claimed = {
             i
@@ -237,11 +238,12 @@ class MultiTracker:
             and iou(d.box, u.previous_box) >= self.multi.overlap_iou
         }
         pairs = sorted(
-            (box_distance_ratio(u.previous_box, d.box), k, i)
+            (ratio, k, i)
             for k, u in enumerate(wanting)
             if u.previous_box is not None
             for i, d in enumerate(detections)
             if i not in claimed
+            and (ratio := box_distance_ratio(u.previous_box, d.box)) < self.config.tb
         )
         given: dict[int, list[Detection]] = {}
         for _, k, i in pairs:
