@@ -39,7 +39,7 @@ from crct_cli.errors import CrctError
 from crct_cli.io.atomic import atomic_path, write_text_atomic
 from crct_cli.io.images import read_image, write_image
 from crct_cli.models.fadenn import CLASS_NAMES, DAE, IID, ClassSmoother, to_tensor, to_uint8
-from crct_cli.runtime.iid import tiled
+from crct_cli.runtime.iid import as_gray_as, tiled
 
 CLASSES_JSON = "noise_classes.json"
 SCHEMA = "crct.noise_classes/1"
@@ -89,11 +89,7 @@ class ImageDenoiser:
     def apply_dae(self, image: np.ndarray, dae: DAE) -> np.ndarray:
         """One DAE over the whole picture at full resolution; a gray picture stays gray."""
         x = to_tensor(image[None], self.device)
-        out = to_uint8(tiled(dae, x, self.tile, self.pad))[0]
-        if is_gray(image):
-            gray = np.round(out.astype(np.float32).mean(axis=2)).astype(np.uint8)
-            out = np.repeat(gray[:, :, None], 3, axis=2)
-        return out
+        return as_gray_as(image, to_uint8(tiled(dae, x, self.tile, self.pad))[0])
 
     def __call__(
         self, image: np.ndarray, smoother: ClassSmoother | None = None

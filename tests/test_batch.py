@@ -319,33 +319,21 @@ def test_networks_that_cannot_load_stop_the_run_in_one_line(
     assert {r["status"] for r in summary_rows(tmp_path / "out").values()} == {"pending"}
 
 
-def test_a_second_run_into_the_same_out_is_refused(archive: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("lone", [False, True], ids=["folder", "one video"])
+def test_a_second_run_into_the_same_out_is_refused(
+    archive: Path, tmp_path: Path, lone: bool
+) -> None:
+    """Two runs into one folder would delete each other's partial files: the second stops.
+    Also for one video alone, which is tracked in the calling process."""
     fcntl = pytest.importorskip("fcntl", reason="file locks are POSIX")
+    source = next(p for p in sorted(archive.rglob("*.mp4"))) if lone else archive
     out = tmp_path / "out"
     out.mkdir()
     with (out / LOCK_NAME).open("w") as held:
         held.write("pid 1 on elsewhere\n")
         held.flush()
         fcntl.flock(held, fcntl.LOCK_EX)
-        result = crct("track", archive, "--out", out)
-    assert result.exit_code == 2
-    assert "being written by another crct track run (pid 1 on elsewhere)" in result.stderr
-    assert sorted(p.name for p in out.iterdir()) == [LOCK_NAME]
-
-
-def test_a_second_run_into_the_same_lone_video_folder_is_refused(
-    archive: Path, tmp_path: Path
-) -> None:
-    """Two runs tracking one video into one folder would delete each other's partial files."""
-    fcntl = pytest.importorskip("fcntl", reason="file locks are POSIX")
-    video = next(p for p in sorted(archive.rglob("*.mp4")))
-    out = tmp_path / "lone"
-    out.mkdir()
-    with (out / LOCK_NAME).open("w") as held:
-        held.write("pid 1 on elsewhere\n")
-        held.flush()
-        fcntl.flock(held, fcntl.LOCK_EX)
-        result = crct("track", video, "--out", out)
+        result = crct("track", source, "--out", out)
     assert result.exit_code == 2
     assert "being written by another crct track run (pid 1 on elsewhere)" in result.stderr
     assert sorted(p.name for p in out.iterdir()) == [LOCK_NAME]

@@ -137,6 +137,16 @@ class CropIID:
         return images
 
 
+def as_gray_as(image: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``out``, made gray again when ``image`` was a gray picture (a DAE may tint it)."""
+    from crct_cli.degrade import is_gray
+
+    if not is_gray(image):
+        return out
+    gray = np.round(out.astype(np.float32).mean(axis=2)).astype(np.uint8)
+    return np.repeat(gray[:, :, None], 3, axis=2)
+
+
 def tiled(fn: Callable[[Any], Any], x: Any, tile: int, pad: int) -> Any:
     """Apply a fully convolutional ``fn`` to (1, 3, H, W) in cores of ``tile`` px, each seen with
     ``pad`` px of context around it (only the core is kept). ``x``: a numpy array or a torch
@@ -176,14 +186,9 @@ class OnnxImageDenoiser:
 
     def apply_dae(self, image: np.ndarray, cls: int) -> np.ndarray:
         """One DAE over the whole picture at full resolution; a gray picture stays gray."""
-        from crct_cli.degrade import is_gray
-
         x = to_float(image[None])
         out = to_uint8(tiled(lambda t: run_dae(self.iid, cls, t), x, self.tile, self.pad))[0]
-        if is_gray(image):
-            gray = np.round(out.astype(np.float32).mean(axis=2)).astype(np.uint8)
-            out = np.repeat(gray[:, :, None], 3, axis=2)
-        return out
+        return as_gray_as(image, out)
 
     def __call__(
         self, image: np.ndarray, smoother: ClassSmoother | None = None
