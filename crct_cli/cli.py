@@ -123,6 +123,27 @@ def main(
     """Robust 68-point facial landmark tracking in video (CRCT tracker, FADeNN aligner)."""
 
 
+#: Options several commands share, declared once.
+DeviceOption = Annotated[str, typer.Option(help="auto, cpu or cuda.")]
+BackendOption = Annotated[
+    str,
+    typer.Option(
+        help="How the networks run: auto (ONNX Runtime on the CPU, PyTorch on CUDA), "
+        "torch or onnx.",
+        metavar="auto|torch|onnx",
+    ),
+]
+DenoiseOption = Annotated[
+    str,
+    typer.Option(
+        help="FADeNN: clean the crop FLL sees with the internal denoiser d (one DAE), "
+        "s (classifier + a DAE per noise type) or m (multi-task classifier + DAEs), using "
+        "weights/fadenn_<v>.pt (denoiser and FLL fine-tuned together); none: plain FLL.",
+        metavar="none|d|s|m",
+    ),
+]
+
+
 def _parse_box(text: str | None) -> Any:
     if text is None:
         return None
@@ -204,24 +225,9 @@ def track(
     tb: Annotated[float, typer.Option(help="TB: re-detection gate of eq. 8.")] = 1.0,
     tc: Annotated[float, typer.Option(help="TC: face-validator threshold.")] = 0.5,
     seq_bt: Annotated[int, typer.Option(help="SeqBT: frames between LSTM resets.")] = 2,
-    denoise: Annotated[
-        str,
-        typer.Option(
-            help="FADeNN: clean the crop FLL sees with the internal denoiser d (one DAE), "
-            "s (classifier + a DAE per noise type) or m (multi-task classifier + DAEs), using "
-            "weights/fadenn_<v>.pt (denoiser and FLL fine-tuned together); none: plain FLL.",
-            metavar="none|d|s|m",
-        ),
-    ] = "none",
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-    backend: Annotated[
-        str,
-        typer.Option(
-            help="How the networks run: auto (ONNX Runtime on the CPU, PyTorch on CUDA), "
-            "torch or onnx.",
-            metavar="auto|torch|onnx",
-        ),
-    ] = "auto",
+    denoise: DenoiseOption = "none",
+    device: DeviceOption = "auto",
+    backend: BackendOption = "auto",
     workers: Annotated[
         int | None,
         typer.Option(
@@ -420,24 +426,9 @@ def align(
             "at no extra cost); --no-blend keeps the second stage's answer alone."
         ),
     ] = True,
-    denoise: Annotated[
-        str,
-        typer.Option(
-            help="FADeNN: clean the crop FLL sees with the internal denoiser d (one DAE), "
-            "s (classifier + a DAE per noise type) or m (multi-task classifier + DAEs), using "
-            "weights/fadenn_<v>.pt (denoiser and FLL fine-tuned together); none: plain FLL.",
-            metavar="none|d|s|m",
-        ),
-    ] = "none",
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-    backend: Annotated[
-        str,
-        typer.Option(
-            help="How the networks run: auto (ONNX Runtime on the CPU, PyTorch on CUDA), "
-            "torch or onnx.",
-            metavar="auto|torch|onnx",
-        ),
-    ] = "auto",
+    denoise: DenoiseOption = "none",
+    device: DeviceOption = "auto",
+    backend: BackendOption = "auto",
 ) -> None:
     """Find 68 landmarks in still images: DIR/NAME.pts (NAME_1.pts... for more faces)."""
     from rich.console import Console
@@ -534,15 +525,8 @@ def denoise(
             max=0.99,
         ),
     ] = 0.8,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-    backend: Annotated[
-        str,
-        typer.Option(
-            help="How the networks run: auto (ONNX Runtime on the CPU, PyTorch on CUDA), "
-            "torch or onnx.",
-            metavar="auto|torch|onnx",
-        ),
-    ] = "auto",
+    device: DeviceOption = "auto",
+    backend: BackendOption = "auto",
 ) -> None:
     """Remove blur, noise, low resolution and darkening with FADeNN's internal denoiser."""
     from rich.console import Console
@@ -726,7 +710,7 @@ def benchmark(
             show_default=False,
         ),
     ] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    device: DeviceOption = "auto",
     backend: Annotated[
         str,
         typer.Option(
