@@ -39,7 +39,7 @@ from crct_cli.errors import CrctError
 from crct_cli.io.atomic import atomic_path, write_text_atomic
 from crct_cli.io.images import read_image, write_image
 from crct_cli.models.fadenn import CLASS_NAMES, DAE, IID, ClassSmoother, to_tensor, to_uint8
-from crct_cli.runtime.iid import as_gray_as, tiled
+from crct_cli.runtime.iid import PictureDenoiser, as_gray_as, tiled
 
 CLASSES_JSON = "noise_classes.json"
 SCHEMA = "crct.noise_classes/1"
@@ -63,8 +63,8 @@ def vote_tiles(image: np.ndarray, tile: int = TILE, grid: int = 3) -> np.ndarray
     return np.stack([image[y : y + tile, x : x + tile] for y in starts(h) for x in starts(w)])
 
 
-class ImageDenoiser:
-    """An IID on whole RGB uint8 pictures of any size (see the module docstring)."""
+class ImageDenoiser(PictureDenoiser):
+    """An IID on whole RGB uint8 pictures of any size, in PyTorch (see the module docstring)."""
 
     def __init__(
         self, iid: IID, device: torch.device | str = "cpu", tile: int = 384, pad: int = 48
@@ -77,6 +77,9 @@ class ImageDenoiser:
     def variant(self) -> str:
         return self.iid.variant
 
+    def pass_through(self) -> tuple[int, ...]:
+        return self.iid.pass_through
+
     @torch.inference_mode()
     def class_probabilities(self, image: np.ndarray) -> np.ndarray:
         """Mean class probabilities over the centre tiles, (5,)."""
@@ -86,31 +89,12 @@ class ImageDenoiser:
         return torch.softmax(logits.float(), dim=1).mean(0).cpu().numpy()
 
     @torch.inference_mode()
-    def apply_dae(self, image: np.ndarray, dae: DAE) -> np.ndarray:
+    def apply_class(self, image: np.ndarray, cls: int) -> np.ndarray:
         """One DAE over the whole picture at full resolution; a gray picture stays gray."""
+        dae = self.iid.dae if cls == 0 else self.iid.daes[cls - 1]
+        assert isinstance(dae, DAE)
         x = to_tensor(image[None], self.device)
         return as_gray_as(image, to_uint8(tiled(dae, x, self.tile, self.pad))[0])
-
-    def __call__(
-        self, image: np.ndarray, smoother: ClassSmoother | None = None
-    ) -> tuple[np.ndarray, int | None, np.ndarray | None]:
-        """(cleaned picture, class or None for D, class probabilities or None).
-
-        A picture classed clean is returned as the same array, untouched. With a ``smoother``
-        (video frames) the class is decided on the probabilities averaged over frames.
-        """
-        if self.iid.dae is not None:
-            return self.apply_dae(image, self.iid.dae), None, None
-        assert self.iid.daes is not None
-        probs = self.class_probabilities(image)
-        if smoother is not None:
-            probs = smoother(probs)
-        cls = int(np.argmax(probs))
-        if cls in self.iid.pass_through:
-            return image, cls, probs
-        dae = self.iid.daes[cls - 1]
-        assert isinstance(dae, DAE)
-        return self.apply_dae(image, dae), cls, probs
 
 
 @dataclass

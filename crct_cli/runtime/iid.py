@@ -165,9 +165,50 @@ def tiled(fn: Callable[[Any], Any], x: Any, tile: int, pad: int) -> Any:
     return out
 
 
-class OnnxImageDenoiser:
-    """``crct denoise`` on the ONNX backend: an IID on whole RGB uint8 pictures of any size,
-    with the decisions of :class:`crct_cli.denoise.ImageDenoiser`."""
+class PictureDenoiser:
+    """``crct denoise``'s decision on a whole picture, the same on both backends: variant D
+    cleans every picture with its one DAE; S and M classify (the mean vote of the centre
+    tiles, averaged over frames by a ``smoother``) and leave a pass-through class untouched.
+    Subclasses say how the classifier and the DAEs run."""
+
+    tile: int = 384
+    pad: int = 48
+
+    @property
+    def variant(self) -> str:
+        raise NotImplementedError
+
+    def class_probabilities(self, image: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def apply_class(self, image: np.ndarray, cls: int) -> np.ndarray:
+        """The DAE of class ``cls`` (0 for D's one DAE) over the whole picture."""
+        raise NotImplementedError
+
+    def pass_through(self) -> tuple[int, ...]:
+        raise NotImplementedError
+
+    def __call__(
+        self, image: np.ndarray, smoother: ClassSmoother | None = None
+    ) -> tuple[np.ndarray, int | None, np.ndarray | None]:
+        """(cleaned picture, class or None for D, class probabilities or None).
+
+        A picture classed clean is returned as the same array, untouched. With a ``smoother``
+        (video frames) the class is decided on the probabilities averaged over frames.
+        """
+        if self.variant == "d":
+            return self.apply_class(image, 0), None, None
+        probs = self.class_probabilities(image)
+        if smoother is not None:
+            probs = smoother(probs)
+        cls = int(np.argmax(probs))
+        if cls in self.pass_through():
+            return image, cls, probs
+        return self.apply_class(image, cls), cls, probs
+
+
+class OnnxImageDenoiser(PictureDenoiser):
+    """``crct denoise`` on the ONNX backend: an IID on whole RGB uint8 pictures of any size."""
 
     def __init__(self, graphs: IIDGraphs, tile: int = 384, pad: int = 48) -> None:
         self.iid = graphs
@@ -177,6 +218,9 @@ class OnnxImageDenoiser:
     def variant(self) -> str:
         return self.iid.variant
 
+    def pass_through(self) -> tuple[int, ...]:
+        return self.iid.pass_through
+
     def class_probabilities(self, image: np.ndarray) -> np.ndarray:
         """Mean class probabilities over the centre tiles, (5,)."""
         from crct_cli.denoise import vote_tiles
@@ -184,22 +228,8 @@ class OnnxImageDenoiser:
         tiles = pad_images(vote_tiles(image), channels_last=True)
         return softmax(self.iid.logits(tiles)).mean(0)
 
-    def apply_dae(self, image: np.ndarray, cls: int) -> np.ndarray:
+    def apply_class(self, image: np.ndarray, cls: int) -> np.ndarray:
         """One DAE over the whole picture at full resolution; a gray picture stays gray."""
         x = to_float(image[None])
         out = to_uint8(tiled(lambda t: run_dae(self.iid, cls, t), x, self.tile, self.pad))[0]
         return as_gray_as(image, out)
-
-    def __call__(
-        self, image: np.ndarray, smoother: ClassSmoother | None = None
-    ) -> tuple[np.ndarray, int | None, np.ndarray | None]:
-        """(cleaned picture, class or None for D, class probabilities or None)."""
-        if self.iid.variant == "d":
-            return self.apply_dae(image, 0), None, None
-        probs = self.class_probabilities(image)
-        if smoother is not None:
-            probs = smoother(probs)
-        cls = int(np.argmax(probs))
-        if cls in self.iid.pass_through:
-            return image, cls, probs
-        return self.apply_dae(image, cls), cls, probs
