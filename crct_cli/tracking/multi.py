@@ -289,13 +289,16 @@ class MultiTracker:
     # -- the networks, batched ------------------------------------------------------------
 
     def _answer_in_batches(self, image: np.ndarray, turns: list[_Turn]) -> None:
-        """Answer the plans' requests one kind at a time, in Algorithm 1's order."""
+        """Answer the plans' requests one kind at a time, in Algorithm 1's order. Detection
+        was answered before (a plan asks for it first, if at all)."""
         while any(u.pending is not None for u in turns):
-            for kind in (TrackBox, Validate, Localize, Detect):
+            for kind in (TrackBox, Validate, Localize):
                 group = [u for u in turns if isinstance(u.pending, kind)]
                 if group:
                     for u, value in zip(group, self._call(kind, group), strict=True):
                         u.advance(value)
+            if any(isinstance(u.pending, Detect) for u in turns):
+                raise RuntimeError("a tracking plan asked for detection after its first request")
 
     def _call(self, kind: type, group: list[_Turn]) -> Iterable[Any]:
         requests: list[Any] = [u.pending for u in group]
@@ -312,11 +315,9 @@ class MultiTracker:
                 requests[0].image, np.stack([r.points for r in requests])
             )
             return [float(s) for s in scores]
-        if kind is Localize:
-            return list(
-                self.batch.localize_batch(requests[0].image, np.stack([r.box for r in requests]))
-            )
-        return [[] for _ in requests]  # a second detection in one frame: none is run
+        return list(
+            self.batch.localize_batch(requests[0].image, np.stack([r.box for r in requests]))
+        )
 
     def _score_fresh(self, image: np.ndarray, turns: list[_Turn]) -> None:
         """FV on the first frame of each new track; with several faces, a reject drops it."""
