@@ -65,8 +65,11 @@ class Tracker:
     ``mode``: ``crct`` (BT + FV + FLL, Algorithm 1), ``fll-mt`` (MTCNN every frame + FLL) or
     ``bt`` (BT alone). ``denoise``: ``none`` or FADeNN's ``d``, ``s``, ``m``. ``tb``, ``tc``
     and ``seq_bt`` are the paper's TB, TC and SeqBT; ``detect_every`` and ``max_lost`` (frames)
-    govern how faces are found and ended when there can be several. ``networks`` replaces the
-    shipped networks (anything with the one-face ``Networks`` or the batched calls).
+    govern how faces are found and ended when there can be several. ``int8``: on the CPU, BT
+    and FLL's first stage run on int8 graphs (about 1.3x faster tracking, the points written
+    are still FLL's float32 second stage's); ``align`` is always float32. ``networks``
+    replaces the shipped networks (anything with the one-face ``Networks`` or the batched
+    calls).
     """
 
     def __init__(
@@ -83,6 +86,7 @@ class Tracker:
         max_lost: int = 40,
         init_box: Any = None,
         backend: str = "auto",
+        int8: bool = True,
         weights_dir: str | os.PathLike[str] | None = None,
         networks: Any = None,
     ) -> None:
@@ -105,6 +109,7 @@ class Tracker:
                 weights_dir=_weights_dir(weights_dir),
                 denoise=denoise,
                 backend=backend,
+                int8=int8,
             )
         self.networks = networks
         self._engine = MultiTracker(networks, self.config, self.multi, self.init_box)

@@ -104,8 +104,12 @@ def test_an_installed_wheel_finds_and_checks_its_own_weights(wheel: Path, tmp_pa
         "import json, sys\n"
         "from crct_cli.models import weights\n"
         "names = json.loads((weights.WEIGHTS_DIR / weights.MANIFEST).read_text())['weights']\n"
+        "from crct_cli.runtime.int8 import read_ranges\n"
         "for name, entry in names.items():\n"
-        "    weights.load_weights(name, entry['kind'])\n"
+        "    if entry['kind'] == 'int8':\n"
+        "        assert read_ranges(weights.WEIGHTS_DIR) is not None\n"
+        "    else:\n"
+        "        weights.load_weights(name, entry['kind'])\n"
         "print(weights.WEIGHTS_DIR)\n"
         "print(len(names))\n"
     )

@@ -128,6 +128,42 @@ def test_threads_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> N
         onnx_threads()
 
 
+@pytest.mark.parametrize("owned", [True, False])
+def test_a_crct_process_shares_one_pool_others_keep_theirs(
+    owned: bool, engines, frames, face_box, tmp_path: Path
+) -> None:
+    """The crct command's process runs every session on one shared pool, sized by the first
+    engine (a later size is ignored, never an error); a program that did not hand the process
+    to crct keeps a pool per session, so its own sessions still work. Same points both ways."""
+    crop = _crops(frames[0], [face_box], 1.35, 112)
+    np.save(tmp_path / "crop.npy", crop)
+    script = f"""
+import numpy as np, onnxruntime
+from crct_cli.runtime import Runtime, onnx_nets
+from crct_cli.runtime.backend import share_threads
+if {owned}:
+    share_threads()
+a = Runtime("onnx", "cpu", threads=2).localizer()
+b = Runtime("onnx", "cpu", threads=1).localizer()
+crop = np.load({str(tmp_path / "crop.npy")!r})
+if not {owned}:  # the program's own session, made the default way
+    from crct_cli.runtime.cache import onnx_dir
+    graph = str(next(onnx_dir().glob("*.onnx")))
+    onnxruntime.InferenceSession(graph, providers=["CPUExecutionProvider"])
+print(onnx_nets._pool_made, float(np.abs(a(crop) - b(crop)).max()), a(crop)[0, 30].tolist())
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=dict(os.environ)
+    )
+    assert done.returncode == 0, done.stderr
+    made, diff, point = done.stdout.split(" ", 2)
+    assert made == ("[2]" if owned else "[]")
+    assert float(diff) < 1e-4
+    want = engines[0].localizer()(crop)[0, 30]
+    assert np.allclose(eval(point), want, atol=1e-4)
+    assert "global thread pool" not in done.stderr
+
+
 # ------------------------------------------------------------------------------ networks
 
 

@@ -37,6 +37,7 @@ SETTINGS_KEYS: tuple[str, ...] = (
     "seq_bt",
     "detect_every",
     "max_lost",
+    "int8",
     "init_box",
 )
 
@@ -99,7 +100,9 @@ class VideoWorker:
 
     def __init__(self, spec: WorkerSpec) -> None:
         from crct_cli.api import Tracker
+        from crct_cli.runtime.backend import share_threads
 
+        share_threads()  # a worker process is crct's alone
         limit_threads(spec.threads)
         self.spec = spec
         self.last_summary: Any = None  # the TrackSummary of the last video tracked

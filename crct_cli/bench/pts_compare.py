@@ -99,13 +99,48 @@ def find_pts(root: Path) -> dict[str, Path]:
     return found
 
 
+def face_candidates(pred_files: dict[str, Path], gt_files: dict[str, Path]) -> dict[str, list[str]]:
+    """Ground truth -> its predictions when a tool writes one file per face found: ``NAME.pts``
+    and ``NAME_1.pts``, ``NAME_2.pts``... (``crct align``), leaving out names that are ground
+    truth of their own (afw's ``IMG_1``, ``IMG_2``)."""
+    extra: dict[str, list[str]] = {}
+    for rel in pred_files:
+        if rel in gt_files:
+            continue
+        path = PurePosixPath(rel)
+        base, _, number = path.stem.rpartition("_")
+        if base and number.isdigit():
+            extra.setdefault((path.parent / (base + path.suffix)).as_posix(), []).append(rel)
+    return {
+        rel: ([rel] if rel in pred_files else []) + sorted(extra.get(rel, [])) for rel in gt_files
+    }
+
+
+def nearest_face(candidates: list[np.ndarray], truth: np.ndarray) -> np.ndarray:
+    """The candidate whose landmark-box centre lies nearest the ground truth's."""
+
+    def centre(points: np.ndarray) -> np.ndarray:
+        return 0.5 * (points.min(0) + points.max(0))
+
+    target = centre(truth)
+    return min(candidates, key=lambda p: float(np.linalg.norm(centre(p) - target)))
+
+
 def compare_pts_folders(
     pred_dir: str | os.PathLike[str],
     gt_dir: str | os.PathLike[str],
     norm: Normalization = "diagonal",
     threshold: float = DEFAULT_THRESHOLD,
+    nearest: bool = False,
+    common_with: str | os.PathLike[str] | None = None,
 ) -> PtsComparison:
     """Pair ``.pts`` files by relative path and score them.
+
+    ``nearest``: where the tool wrote one file per face (``NAME.pts``, ``NAME_1.pts``...), score
+    the face nearest the ground truth's centre, so that a picture of several people measures
+    the landmarks, not which face the tool listed first. ``common_with``: score only the
+    ground-truth files that this other folder of predictions (a peer's) answered, so that two
+    tools are compared on the same faces.
 
     Raises :class:`CrctError` for a missing folder, no ground truth, no pair at all, a
     malformed file (naming it) or degenerate ground truth.
@@ -123,7 +158,17 @@ def compare_pts_folders(
     if not gt_files:
         raise CrctError(f"{gt_root}: no .pts files in the ground-truth folder")
     pred_files = find_pts(pred_root)
-    paired = [rel for rel in gt_files if rel in pred_files]
+    all_gt = gt_files
+    if common_with is not None:
+        peer_root = Path(common_with)
+        if not peer_root.is_dir():
+            raise CrctError(f"{peer_root}: no such folder (--common-with)")
+        peer = find_pts(peer_root)
+        gt_files = {rel: path for rel, path in gt_files.items() if rel in peer}
+        if not gt_files:
+            raise CrctError(f"{peer_root}: none of its .pts files matches one in {gt_root}")
+    choices = face_candidates(pred_files, all_gt) if nearest else {rel: [rel] for rel in all_gt}
+    paired = [rel for rel in gt_files if any(c in pred_files for c in choices[rel])]
     if not paired:
         raise CrctError(
             f"no .pts file in {pred_root} matches one in {gt_root} by relative path "
@@ -132,9 +177,12 @@ def compare_pts_folders(
     rels = list(gt_files)
     gt = np.stack([read_pts(gt_files[rel]) for rel in rels])
     pred = np.full_like(gt, np.nan)
+    answered: set[str] = set()
     for i, rel in enumerate(rels):
-        if rel in pred_files:
-            pred[i] = read_pts(pred_files[rel])
+        found = [read_pts(pred_files[c]) for c in choices[rel] if c in pred_files]
+        if found:
+            pred[i] = nearest_face(found, gt[i])
+            answered.add(rel)
     lengths = normalizer(gt, norm)
     bad = np.flatnonzero(~(lengths > 0))
     if bad.size:
@@ -146,14 +194,15 @@ def compare_pts_folders(
         moves = point_jitter(pred[a], pred[b], gt[a], gt[b], norm)
         jitter = summarize_jitter(moves, np.maximum(errors[a], errors[b]), threshold)
     per_file = [
-        FileScore(rel, float(e), rel not in pred_files) for rel, e in zip(rels, errors, strict=True)
+        FileScore(rel, float(e), rel not in answered) for rel, e in zip(rels, errors, strict=True)
     ]
+    used = {c for names in choices.values() for c in names}
     return PtsComparison(
         pred_dir=str(pred_root),
         gt_dir=str(gt_root),
         norm=norm,
         summary=summarize(errors, threshold),
-        unmatched_predictions=len(set(pred_files) - set(gt_files)),
+        unmatched_predictions=len(set(pred_files) - used),
         per_file=per_file,
         jitter=jitter,
     )

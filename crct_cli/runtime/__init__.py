@@ -94,6 +94,7 @@ class Runtime:
         self.threads = threads
         self._weights_dir = None if weights_dir is None else Path(weights_dir)
         self.weight_files: dict[str, str] = {}
+        self.int8: list[str] = []  #: roles running int8 graphs (crct_cli.runtime.int8)
         self._loader: Any = None
 
     @classmethod
@@ -128,8 +129,13 @@ class Runtime:
             self._loader = GraphLoader(self.engine, self.weights_dir, self.threads)
         return self._loader
 
-    def _onnx(self, name: str | Path, kind: str, role: str) -> tuple[dict[str, Any], dict]:
-        sessions, config, path = self._graphs().weight_file(name, kind)
+    def _onnx(
+        self, name: str | Path, kind: str, role: str, int8: bool = False
+    ) -> tuple[dict[str, Any], dict]:
+        found = self._graphs().int8_weight_file(name, kind) if int8 else None
+        if found is not None:
+            self.int8.append(role)
+        sessions, config, path = found or self._graphs().weight_file(name, kind)
         self.weight_files[role] = path
         return sessions, config
 
@@ -142,12 +148,13 @@ class Runtime:
 
     # ----------------------------------------------------------------------- networks
 
-    def localizer(self, name: str | Path = "fll.pt", role: str = "fll") -> Any:
-        """FLL (or any ``fll`` weight file): uint8 crops -> (N, 68, 2) crop units."""
+    def localizer(self, name: str | Path = "fll.pt", role: str = "fll", int8: bool = False) -> Any:
+        """FLL (or any ``fll`` weight file): uint8 crops -> (N, 68, 2) crop units. ``int8``: its
+        int8 graph where there is one (ONNX Runtime on the CPU, :mod:`crct_cli.runtime.int8`)."""
         if self.backend == "onnx":
             from crct_cli.runtime.onnx_nets import OnnxLocalizer
 
-            sessions, config = self._onnx(name, "fll", role)
+            sessions, config = self._onnx(name, "fll", role, int8)
             return OnnxLocalizer(sessions["fll"], LocalizerSpec.from_config(config))
         from crct_cli.models.backbone import fuse_batchnorm
         from crct_cli.models.fll import load_localizer
@@ -204,12 +211,13 @@ class Runtime:
             cfg["variant"], pass_through_classes(cfg), sessions.get("classifier"), daes
         )
 
-    def tracker(self, name: str | Path = "bt.pt") -> Any:
-        """BT: (prev crops, cur crops, (h, c) or None) -> (crop units, (h, c))."""
+    def tracker(self, name: str | Path = "bt.pt", int8: bool = False) -> Any:
+        """BT: (prev crops, cur crops, (h, c) or None) -> (crop units, (h, c)). ``int8``: its
+        int8 graph where there is one (as :meth:`localizer`)."""
         if self.backend == "onnx":
             from crct_cli.runtime.onnx_nets import OnnxTracker
 
-            sessions, config = self._onnx(name, "bt", "bt")
+            sessions, config = self._onnx(name, "bt", "bt", int8)
             return OnnxTracker(sessions["bt"], TrackerSpec.from_config(config))
         from crct_cli.models.backbone import fuse_batchnorm
         from crct_cli.models.bt import load_tracker
@@ -249,15 +257,19 @@ class Runtime:
             sessions.append(session)
         return MTCNNDetector(OnnxMTCNNNets(*sessions), min_face)
 
-    def aligner(self, denoise: str = "none", config: Any = None) -> tuple[Any, Any, dict]:
+    def aligner(
+        self, denoise: str = "none", config: Any = None, int8: bool = False
+    ) -> tuple[Any, Any, dict]:
         """The shipped aligner (FLL, or FADeNN's with ``denoise`` d, s or m; with the second
-        stage when shipped), its crop denoiser (or None) and the weight files by role."""
+        stage when shipped), its crop denoiser (or None) and the weight files by role.
+        ``int8``: FLL's first stage on its int8 graph where there is one (the tracker's use:
+        its points only place the second stage's crop)."""
         from crct_cli.aligner import Aligner, check_denoise
 
         check_denoise(denoise)
         refiner = self.stage2()
         if denoise == "none":
-            model, denoiser = self.localizer(), None
+            model, denoiser = self.localizer(int8=int8), None
         else:
             model, denoiser = self.fadenn(denoise)
         aligner = Aligner(model, self.device, config, denoiser=denoiser, refiner=refiner)

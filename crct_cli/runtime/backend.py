@@ -110,3 +110,24 @@ def onnx_threads() -> int:
     if threads < 0:
         raise CrctError(f"${THREADS_ENV} must be 0 (automatic) or more, got {threads}")
     return threads
+
+
+#: Set once the process is crct's own (:func:`share_threads`).
+_owned: list[bool] = []
+
+
+def share_threads() -> None:
+    """Let crct run all its ONNX Runtime sessions in this process on one shared pool of threads
+    (:func:`crct_cli.runtime.onnx_nets.shared_pool`), sized by the first CPU engine made.
+
+    For a process that is crct's alone (the ``crct`` command, a batch worker): ONNX Runtime
+    then requires every session of the process, crct's or not, to use that pool, so a program
+    that makes sessions of its own leaves this off and crct keeps a pool per session.
+    """
+    if not _owned:
+        _owned.append(True)
+
+
+def threads_shared() -> bool:
+    """Whether :func:`share_threads` was called in this process."""
+    return bool(_owned)

@@ -215,7 +215,10 @@ def check_graph(
     error (an exporter that changed what it writes must not go unnoticed)."""
     import onnxruntime
 
-    session = onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"])
+    from crct_cli.runtime.onnx_nets import session_options, shared_pool
+
+    options = session_options(1, shared=shared_pool())
+    session = onnxruntime.InferenceSession(data, options, providers=["CPUExecutionProvider"])
     got = session.run(None, {k: a.numpy() for k, a in zip(inputs, args, strict=True)})
     with torch.no_grad():
         want = module(*args)

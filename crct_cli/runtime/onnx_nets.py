@@ -16,7 +16,7 @@ import numpy as np
 import onnxruntime
 
 from crct_cli.errors import CrctError
-from crct_cli.runtime.backend import Engine, onnx_threads
+from crct_cli.runtime.backend import Engine, onnx_threads, threads_shared
 from crct_cli.runtime.cache import GraphSet, cached_graphs
 from crct_cli.runtime.nets import (
     LocalizerSpec,
@@ -29,19 +29,48 @@ from crct_cli.runtime.nets import (
 )
 
 
-def session_options(threads: int | None = None) -> onnxruntime.SessionOptions:
-    """Sequential execution, every graph optimisation, no spinning; ``threads`` per session
-    (None: ``$CRCT_THREADS``, else ONNX Runtime's default, the physical cores)."""
+def session_options(threads: int | None = None, shared: bool = False) -> onnxruntime.SessionOptions:
+    """Sequential execution, every graph optimisation; ``threads`` per session (None:
+    ``$CRCT_THREADS``, else ONNX Runtime's default, the physical cores). ``shared``: the session
+    runs on the process's shared pool (:func:`shared_pool`), whose workers may spin."""
     options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = onnx_threads() if threads is None else threads
-    options.inter_op_num_threads = 1
     options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3  # errors only
-    # crct calls several small graphs in turn: a worker still spinning after one graph's run
-    # takes a core from the next graph's (each session has its own pool), so workers sleep
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    if shared:  # the pool's size was set once for the process
+        options.use_per_session_threads = False
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1")
+    else:
+        options.intra_op_num_threads = onnx_threads() if threads is None else threads
+        options.inter_op_num_threads = 1
+        # with a pool per session, a worker still spinning after one graph's run takes a core
+        # from the next graph's, so these workers sleep
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return options
+
+
+def shared_pool(threads: int | None = None) -> bool:
+    """Whether crct's sessions in this process run on one shared pool: once the process is
+    crct's own (:func:`crct_cli.runtime.backend.share_threads`), made on first use with
+    ``threads`` (None: ``$CRCT_THREADS``, else the physical cores); later sizes are ignored.
+
+    Why: the tracker runs BT, FV and FLL in turn, a few milliseconds each. With a pool per
+    session the workers must sleep between graphs (spinning pools take each other's cores), and
+    waking them costs something on each of a graph's ~100 operators; one shared pool can spin.
+    The whole ``crct track`` command ran 10-20% faster here that way (docs/benchmarks.md).
+    ONNX Runtime reads the size when it creates its environment, and from then on every session
+    of the process must use that pool.
+    """
+    if not threads_shared():
+        return False
+    if not _pool_made:
+        size = onnx_threads() if threads is None else threads
+        onnxruntime.set_global_thread_pool_sizes(size, 1)
+        _pool_made.append(size)
+    return True
+
+
+_pool_made: list[int] = []
 
 
 def providers(engine: Engine) -> list[str]:
@@ -84,6 +113,7 @@ class GraphLoader:
         self.weights_dir = weights_dir
         self.threads = threads
         self.exported: list[str] = []  #: weight files exported by this loader (cache misses)
+        shared_pool(threads)  # sized by this engine's threads, before an export makes sessions
 
     def weight_file(
         self, name_or_path: str | Path, kind: str
@@ -101,6 +131,46 @@ class GraphLoader:
         sessions, graphs = self._sessions(sha, str(path), export)
         if graphs.kind != kind:
             raise CrctError(f"weight file {path} holds '{graphs.kind}' weights, expected '{kind}'")
+        return sessions, graphs.config, str(path)
+
+    def int8_weight_file(
+        self, name_or_path: str | Path, kind: str
+    ) -> tuple[dict[str, onnxruntime.InferenceSession], dict[str, Any], str] | None:
+        """Sessions on the int8 graph of a weight file (:mod:`crct_cli.runtime.int8`), its
+        configuration and path; None when there is none for it: not BT or FLL's first stage,
+        not the CPU, no ranges shipped for this very file, or an ONNX Runtime too old."""
+        from crct_cli.runtime import int8
+        from crct_cli.runtime.cache import Exported, sha256_bytes
+
+        path = resolve_weight_file(name_or_path, self.weights_dir)
+        part = int8.INT8_PARTS.get(path.name)
+        if part is None or self.engine.device != "cpu":
+            return None
+        found = int8.read_ranges(path.parent)
+        if found is None:
+            return None
+        doc, ranges_sha = found
+        sha = verified_sha256(path, kind)
+        net = doc.get("networks", {}).get(path.name)
+        if net is None or net.get("weights_sha256") != sha:
+            return None  # ranges of another version of this file
+
+        def export_fp32() -> Any:
+            from crct_cli.runtime.export import export_weight_file
+
+            return export_weight_file(path, kind, self.weights_dir)
+
+        def export() -> Any:
+            fp32 = cached_graphs(sha, str(path), export_fp32)  # what the int8 graph is made from
+            source = fp32.graphs[part]
+            data = source if isinstance(source, bytes) else Path(source).read_bytes()
+            return Exported(kind, fp32.config, {part: int8.quantize(data, net["ranges"])})
+
+        key = sha256_bytes(f"{sha}:{ranges_sha}:int8".encode())
+        try:
+            sessions, graphs = self._sessions(key, f"{path} (int8)", export)
+        except int8.Unsupported:  # an ONNX Runtime that cannot quantize: float32 it is
+            return None
         return sessions, graphs.config, str(path)
 
     def mtcnn(self, net: str) -> tuple[onnxruntime.InferenceSession, str]:
@@ -136,7 +206,9 @@ class GraphLoader:
     def _open(self, source: Path | bytes) -> onnxruntime.InferenceSession:
         model = source if isinstance(source, bytes) else str(source)
         return onnxruntime.InferenceSession(
-            model, session_options(self.threads), providers=providers(self.engine)
+            model,
+            session_options(self.threads, shared_pool(self.threads)),
+            providers=providers(self.engine),
         )
 
 

@@ -61,7 +61,9 @@ class CRCTNetworks:
     """MTCNN + BT + FV + FLL on one engine; with ``denoise`` d, s or m, FADeNN in FLL's place.
 
     ``backend`` auto|torch|onnx and ``device`` auto|cpu|cuda are resolved by the runtime (auto:
-    ONNX Runtime on the CPU, PyTorch on CUDA); ``threads`` caps ONNX Runtime's threads.
+    ONNX Runtime on the CPU, PyTorch on CUDA); ``threads`` caps ONNX Runtime's threads;
+    ``int8`` runs BT and FLL's first stage on their int8 graphs where there are some (ONNX
+    Runtime on the CPU, :mod:`crct_cli.runtime.int8`).
     """
 
     def __init__(
@@ -74,6 +76,7 @@ class CRCTNetworks:
         denoise_smoothing: float = TRACK_SMOOTHING,
         backend: str = "auto",
         threads: int | None = None,
+        int8: bool = False,
     ) -> None:
         self.runtime = Runtime(backend, device, weights_dir, threads)
         self.engine = self.runtime.engine
@@ -82,7 +85,7 @@ class CRCTNetworks:
         self.weights_dir = weights_dir
         self.timings: dict[str, list[float]] = defaultdict(list)
         # FLL (with its second stage when shipped), or FADeNN: its IID is timed apart as "iid"
-        self.aligner, denoiser, _ = self.runtime.aligner(denoise, align or AlignConfig())
+        self.aligner, denoiser, _ = self.runtime.aligner(denoise, align or AlignConfig(), int8)
         if denoiser is not None:
             # one tracked face: its noise class is decided over frames, so it does not flicker
             # (0 for unrelated images, as in the still-image benchmark)
@@ -91,7 +94,7 @@ class CRCTNetworks:
 
                 denoiser.smoother = ClassSmoother(denoise_smoothing)
             self.aligner.denoiser = self._timed(denoiser, "iid")
-        self.bt = self.runtime.tracker() if mode in ("crct", "bt") else None
+        self.bt = self.runtime.tracker(int8=int8) if mode in ("crct", "bt") else None
         self.fv = self.runtime.validator() if mode == "crct" else None
         self.detector = self.runtime.detector()
 

@@ -52,7 +52,9 @@ class TrainBTConfig(TrainRun):
 
     def options(self) -> list[str]:
         init = ["--init", display_path(self.init)] if self.init is not None else []
-        return ["--crops-per-step", str(self.crops_per_step), *init]
+        size = self.model.input_size
+        sized = ["--input-size", str(size)] if size != BTConfig().input_size else []
+        return ["--crops-per-step", str(self.crops_per_step), *init, *sized]
 
 
 @dataclass

@@ -58,8 +58,15 @@ def load_faces(
     roots: Sequence[str | Path], max_face: float = 160.0, desc: str = "loading faces"
 ) -> list[Face]:
     """Read every pair into memory, downscaled so that the landmark box is at most ``max_face``."""
+    return load_pairs(list_pairs(roots), max_face, desc)
+
+
+def load_pairs(
+    pairs: Sequence[tuple[Path, Path]], max_face: float = 160.0, desc: str = "loading faces"
+) -> list[Face]:
+    """:func:`load_faces` for the given (image, .pts) pairs."""
     faces = []
-    for image_path, pts_path in tqdm(list_pairs(roots), desc=desc, leave=False):
+    for image_path, pts_path in tqdm(pairs, desc=desc, leave=False):
         image = read_image(image_path)
         points = read_pts(pts_path)
         side = float(max(box_from_points(points)[2:]))

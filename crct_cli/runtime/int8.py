@@ -1,0 +1,149 @@
+"""int8 graphs of BT and FLL's first stage for ``crct track`` on the CPU.
+
+ONNX Runtime runs a convolution on int8 (QDQ, weights per channel) in about half the time of
+float32 on a CPU with VNNI. Only the tracker's inner networks get it: BT, whose box FLL then
+refines, and FLL's first stage, whose points only place the second stage's crop; the second
+stage, whose points ``crct track`` writes, and ``crct align`` stay float32. Only convolutions are
+quantized: quantizing the additions and concatenations between them too was 10% faster and lost
+a synthetic sequence in five (docs/benchmarks.md).
+
+A static quantization needs the range of every activation, measured on real inputs. Those
+ranges are measured once, on training faces, by ``crct train int8`` and shipped in
+``weights/int8.json`` (24 KB a network, listed in the manifest like every weight file); the
+int8 graph is then made by crct on the user's machine from the float32 graph it exported and
+those ranges, once, into the graph cache. Nothing else is needed at run time: no data, no
+download.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from crct_cli.errors import CrctError
+
+#: The file of activation ranges, in the weights folder.
+RANGES_FILE = "int8.json"
+#: Its format name, checked on reading.
+RANGES_FORMAT = "crct.int8/1"
+#: Which weight files get int8 graphs, and the graph part of each.
+INT8_PARTS: dict[str, str] = {"bt.pt": "bt", "fll.pt": "fll"}
+#: Operators quantized: convolutions only (see the module docstring).
+QUANTIZED_OPS: tuple[str, ...] = ("Conv",)
+
+
+class Unsupported(CrctError):
+    """This ONNX Runtime cannot make int8 graphs from stored ranges."""
+
+
+def supported() -> bool:
+    """Whether this ONNX Runtime can quantize from stored ranges (1.2x and later)."""
+    try:
+        from onnxruntime.quantization import quantize_static
+    except ImportError:  # pragma: no cover - onnxruntime without its quantization tools
+        return False
+    return "calibration_cache_path" in inspect.signature(quantize_static).parameters
+
+
+def _quantize(graph: bytes, ranges_path: Path, feeds: Iterable[dict[str, Any]] | None) -> bytes:
+    """``quantize_static`` on ``graph``: calibrated on ``feeds`` into ``ranges_path`` when given,
+    else from the ranges already there."""
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    class Reader(CalibrationDataReader):
+        def __init__(self, items: Iterable[dict[str, Any]]) -> None:
+            self.items = iter(items)
+
+        def get_next(self) -> dict[str, Any] | None:
+            return next(self.items, None)
+
+    with tempfile.TemporaryDirectory(prefix="crct-int8-") as tmp:
+        source, target = Path(tmp, "fp32.onnx"), Path(tmp, "int8.onnx")
+        source.write_bytes(graph)
+        quantize_static(
+            str(source),
+            str(target),
+            None if feeds is None else Reader(feeds),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            op_types_to_quantize=list(QUANTIZED_OPS),
+            calibration_cache_path=str(ranges_path),
+        )
+        return target.read_bytes()
+
+
+def calibrate(graph: bytes, feeds: Iterable[dict[str, Any]]) -> tuple[dict[str, Any], bytes]:
+    """Measure the activation ranges of ``graph`` on ``feeds`` (its input dicts); returns the
+    ranges (ONNX Runtime's calibration format) and the int8 graph made from them."""
+    with tempfile.TemporaryDirectory(prefix="crct-int8-") as tmp:
+        ranges_path = Path(tmp, "ranges.json")
+        data = _quantize(graph, ranges_path, feeds)
+        return json.loads(ranges_path.read_text(encoding="utf-8")), data
+
+
+def quantize(graph: bytes, ranges: dict[str, Any]) -> bytes:
+    """The int8 graph of ``graph`` from stored ``ranges``; a graph whose tensors the ranges do
+    not name (another exporter) is a :class:`CrctError`, never a silently worse graph."""
+    if not supported():
+        raise Unsupported("this onnxruntime cannot quantize from stored ranges; float32 is used")
+    names = set(ranges.get("data", {}))
+    missing = _conv_inputs(graph) - names
+    if not names or missing:
+        raise CrctError(
+            f"int8 ranges do not match this graph ({len(missing)} activations without a range)"
+        )
+    fd, path = tempfile.mkstemp(prefix="crct-int8-", suffix=".json")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(ranges, fh)
+        return _quantize(graph, Path(path), None)
+    finally:
+        os.unlink(path)
+
+
+def _conv_inputs(graph: bytes) -> set[str]:
+    """Names of the activations that feed the graph's convolutions (what needs a range)."""
+    import onnx
+
+    model = onnx.load_from_string(graph)
+    weights = {init.name for init in model.graph.initializer}
+    return {
+        node.input[0]
+        for node in model.graph.node
+        if node.op_type in QUANTIZED_OPS and node.input[0] not in weights
+    }
+
+
+def read_ranges(weights_dir: Path) -> tuple[dict[str, Any], str] | None:
+    """The shipped ranges and the file's sha256, when the manifest lists the file; None when it
+    does not. A listed file that is missing, altered or unreadable is a :class:`CrctError`."""
+    from crct_cli.models.weights import MANIFEST, read_manifest, sha256_file
+
+    entry = read_manifest(weights_dir).get("weights", {}).get(RANGES_FILE)
+    if entry is None:
+        return None
+    path = weights_dir / RANGES_FILE
+    if not path.is_file():
+        raise CrctError(f"{path} is listed in {weights_dir / MANIFEST} but missing")
+    sha = sha256_file(path)
+    if sha != entry.get("sha256"):
+        raise CrctError(f"{path} is corrupt (sha256 differs from {weights_dir / MANIFEST})")
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CrctError(f"{path}: unreadable ({exc})") from None
+    if doc.get("format") != RANGES_FORMAT:
+        raise CrctError(f"{path}: not a {RANGES_FORMAT} file")
+    return doc, sha

@@ -1,0 +1,169 @@
+"""``crct train int8``: the activation ranges of BT's and FLL's int8 graphs (``weights/int8.json``).
+
+The crops are cut as ``crct track`` cuts them (BT: twice the box, 128 px, the previous and the
+current crop at one box while the face moves; FLL: 1.35 times the box, 112 px), from a sample
+of training faces, and half of them are degraded and relit: blur, noise, low resolution and
+darkening as ``crct degrade`` makes them, colour casts and gains from 0.2 to 1.3. Ranges
+measured on clean faces only cut off the activations of dark, low-contrast frames: a tracker
+with them lost a lighting-drift sequence that the float32 one kept (docs/benchmarks.md).
+
+Validation: on crops of the validation faces, cut and degraded the same way, how far the int8
+graphs' points lie from the float32 graphs' (crop pixels).
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from crct_cli import geometry
+from crct_cli.io.atomic import write_text_atomic
+from crct_cli.landmarks import box_from_points
+from crct_cli.models import weights
+from crct_cli.models.weights import WEIGHTS_DIR
+from crct_cli.noise import random_degradation
+from crct_cli.runtime.int8 import INT8_PARTS, QUANTIZED_OPS, RANGES_FILE, RANGES_FORMAT
+from crct_cli.train.data import AugmentConfig, Face, data_name, list_pairs, load_pairs, photometric
+from crct_cli.train.run import display_path
+
+#: Relighting of the calibration crops: colour jitter always, some grey, some strips.
+RELIGHT = AugmentConfig(color=1.0, grayscale=0.1, occlusion=0.2)
+
+
+@dataclass
+class TrainInt8Config:
+    train: list[Path]
+    val: list[Path]
+    faces: int = 192  #: training faces sampled (two crops per network each)
+    val_faces: int = 100
+    seed: int = 0
+    #: beside the bt.pt and fll.pt it is made for, which is where crct looks for it
+    out: Path = field(default_factory=lambda: WEIGHTS_DIR / RANGES_FILE)
+
+    def command(self) -> str:
+        args = ["crct", "train", "int8", *map(str, self.train)]
+        args += ["--val", ",".join(map(str, self.val)), "--faces", str(self.faces)]
+        args += ["--seed", str(self.seed), "--out", display_path(self.out)]
+        return shlex.join(args)
+
+
+def sample_faces(roots: Sequence[Path], n: int, rng: np.random.Generator, desc: str) -> list[Face]:
+    pairs = list_pairs(roots)
+    pick = rng.choice(len(pairs), size=min(n, len(pairs)), replace=False)
+    return load_pairs([pairs[int(i)] for i in sorted(pick)], desc=desc)
+
+
+def relit(crop: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Half the crops: colour cast, grey or a strip, and an overall gain of 0.2 to 1.3."""
+    if rng.random() < 0.5:
+        return crop
+    out = photometric(crop, rng, RELIGHT).astype(np.float32) * rng.uniform(0.2, 1.3)
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def tracker_inputs(
+    faces: Sequence[Face], rng: np.random.Generator, per_face: int = 2
+) -> tuple[list[dict[str, np.ndarray]], list[dict[str, np.ndarray]]]:
+    """(BT feeds, FLL feeds): the crops ``crct track`` gives each network, from still faces."""
+    bt, fll = [], []
+    zero = np.zeros((2, 1, 256), np.float32)
+    for face in faces:
+        image, _, _ = random_degradation(face.image, rng, 0.5)
+        center, side = geometry.box_center_size(box_from_points(face.points))
+        for _ in range(per_face):
+            moved = center + rng.normal(0, 0.05, 2) * side  # the face in the current frame
+            scale = float(np.exp(rng.normal(0, 0.05)))
+            prev_m = geometry.crop_matrix(center, side * 2.0, 128)
+            cur_m = geometry.crop_matrix(moved, side * 2.0 * scale, 128)
+            prev = relit(geometry.warp(image, prev_m, 128), rng)
+            cur = relit(geometry.warp(image, cur_m, 128), rng)
+            bt.append({"prev": prev[None], "cur": cur[None], "h0": zero, "c0": zero})
+            box_m = geometry.crop_matrix(center + 0.5 * (moved - center), side * 1.35 * scale, 112)
+            fll.append({"crops": relit(geometry.warp(image, box_m, 112), rng)[None]})
+    return bt, fll
+
+
+def _difference(
+    fp32: bytes, int8: bytes, feeds: Sequence[dict[str, np.ndarray]], size: int
+) -> dict[str, float]:
+    """How far the int8 graph's points lie from the float32 graph's, in crop pixels."""
+    import onnxruntime
+
+    from crct_cli.runtime.onnx_nets import session_options, shared_pool
+
+    options = session_options(1, shared=shared_pool())
+    a = onnxruntime.InferenceSession(fp32, options, providers=["CPUExecutionProvider"])
+    b = onnxruntime.InferenceSession(int8, options, providers=["CPUExecutionProvider"])
+    moved = np.concatenate(
+        [np.linalg.norm(a.run(None, f)[0][0] - b.run(None, f)[0][0], axis=-1) * size for f in feeds]
+    )
+    return {
+        "crops": len(feeds),
+        "mean_px": round(float(moved.mean()), 4),
+        "p99_px": round(float(np.percentile(moved, 99)), 4),
+        "max_px": round(float(moved.max()), 4),
+    }
+
+
+def train_int8(cfg: TrainInt8Config, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Measure the ranges, check the int8 graphs against float32, write the file and its
+    manifest entry; returns the validation metrics."""
+    from crct_cli.runtime.export import export_weight_file
+    from crct_cli.runtime.int8 import calibrate
+
+    t0 = time.time()
+    rng = np.random.default_rng(cfg.seed)
+    train_bt, train_fll = tracker_inputs(
+        sample_faces(cfg.train, cfg.faces, rng, "train faces"), rng
+    )
+    val_bt, val_fll = tracker_inputs(
+        sample_faces(cfg.val, cfg.val_faces, rng, "val faces"), rng, per_face=1
+    )
+    log(f"int8: {len(train_bt)} calibration crops per network, {len(val_bt)} validation")
+    feeds = {"bt.pt": (train_bt, val_bt, 128), "fll.pt": (train_fll, val_fll, 112)}
+    networks, metrics, inputs = {}, {}, {}
+    for name, part in INT8_PARTS.items():
+        path = cfg.out.parent / name
+        kind = part  # bt.pt holds 'bt' weights, fll.pt 'fll'
+        graph = export_weight_file(path, kind, cfg.out.parent).parts[part]
+        train_feeds, val_feeds, size = feeds[name]
+        ranges, quantized = calibrate(graph, train_feeds)
+        sha = weights.sha256_file(path)
+        networks[name] = {"weights_sha256": sha, "part": part, "ranges": ranges}
+        metrics[part] = _difference(graph, quantized, val_feeds, size)
+        inputs[name] = {"path": display_path(path), "sha256": sha}
+        log(f"{name}: int8 points {metrics[part]['mean_px']} px from float32 on average")
+    doc = {
+        "format": RANGES_FORMAT,
+        "quantization": {
+            "format": "QDQ",
+            "operators": list(QUANTIZED_OPS),
+            "activations": "uint8, per tensor",
+            "weights": "int8, per channel",
+        },
+        "networks": networks,
+    }
+    log(json.dumps(metrics, indent=2))
+    cfg.out.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(cfg.out, json.dumps(doc, indent=1) + "\n")
+    entry = {
+        "kind": "int8",
+        "sha256": weights.sha256_file(cfg.out),
+        "command": cfg.command(),
+        "inputs": inputs,
+        "train_split": [data_name(d) for d in cfg.train],
+        "val_split": [data_name(d) for d in cfg.val],
+        "protocol": "crops as crct track cuts them (half degraded and relit), int8 graph "
+        "against float32 graph of the same weights: point distance in crop pixels",
+        "val_metrics": metrics,
+        "train_minutes": round((time.time() - t0) / 60, 1),
+    }
+    weights.update_manifest(cfg.out.name, entry, cfg.out.parent)
+    return metrics

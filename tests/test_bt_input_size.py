@@ -1,0 +1,57 @@
+"""``crct train bt --input-size``: a BT on smaller crops, recorded in its manifest command and run
+at its own size by both backends."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from test_geometry_models import FLL_CFG
+from test_stage2 import write_generated_faces
+from typer.testing import CliRunner
+
+from crct_cli.cli import app
+from crct_cli.models.fll import LandmarkLocalizer
+from crct_cli.models.weights import read_manifest, save_weights
+from crct_cli.runtime import Runtime
+
+
+@pytest.fixture(scope="module")
+def small_bt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A BT trained for two steps on 48-px crops from a small FLL's trunk."""
+    tmp = tmp_path_factory.mktemp("bt48")
+    data = write_generated_faces(tmp / "faces")
+    torch.manual_seed(0)
+    init = tmp / "fll.pt"
+    save_weights(
+        init, "fll", {"model": dataclasses.asdict(FLL_CFG)}, LandmarkLocalizer(FLL_CFG).state_dict()
+    )
+    out = tmp / "w" / "bt.pt"
+    args = ["train", "bt", str(data), "--val", str(data), "--input-size", "48", "--steps", "2"]
+    args += ["--crops-per-step", "4", "--init", str(init), "--out", str(out)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_the_size_is_in_the_weights_and_the_manifest_command(small_bt: Path) -> None:
+    entry = read_manifest(small_bt.parent)["weights"]["bt.pt"]
+    assert "--input-size 48" in entry["command"]
+    blob = torch.load(small_bt, map_location="cpu", weights_only=False)
+    assert blob["config"]["model"]["input_size"] == 48
+
+
+def test_both_backends_run_it_at_its_size(small_bt: Path) -> None:
+    rng = np.random.default_rng(0)
+    prev, cur = (rng.integers(0, 256, (2, 48, 48, 3), dtype=np.uint8) for _ in range(2))
+    outs = []
+    for backend in ("onnx", "torch"):
+        bt = Runtime(backend, "cpu", small_bt.parent).tracker(small_bt)
+        assert bt.config.input_size == 48
+        points, (h, c) = bt(prev, cur)
+        assert points.shape == (2, 68, 2) and h.shape[1] == 2
+        outs.append(points)
+    assert np.abs(outs[0] - outs[1]).max() < 1e-4

@@ -1,0 +1,125 @@
+"""int8 graphs of BT and FLL's first stage (``crct track`` on the CPU): made by crct from the
+shipped ranges, close to float32, off where they do not apply, and ``crct train int8``."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_stage2 import write_generated_faces
+from typer.testing import CliRunner
+
+from crct_cli import Tracker, geometry
+from crct_cli.cli import app
+from crct_cli.errors import CrctError
+from crct_cli.io.video import iter_frames
+from crct_cli.models.weights import WEIGHTS_DIR, read_manifest, sha256_file, update_manifest
+from crct_cli.runtime import Runtime
+from crct_cli.runtime.int8 import RANGES_FILE
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE_VIDEO = REPO / "samples" / "astronaut.mp4"
+
+
+@pytest.fixture(scope="module")
+def frames() -> list[np.ndarray]:
+    return [f.image for f in iter_frames(SAMPLE_VIDEO, 12)]
+
+
+def bt_crops(frames: list[np.ndarray], box: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    center, side = geometry.box_center_size(box)
+    m = geometry.crop_matrix(center, side * 2.0, 128)
+    prev = np.stack([geometry.warp(f, m, 128) for f in frames[:-1]])
+    cur = np.stack([geometry.warp(f, m, 128) for f in frames[1:]])
+    return prev, cur
+
+
+@pytest.fixture(scope="module")
+def face_box(frames: list[np.ndarray]) -> np.ndarray:
+    return Runtime("onnx", "cpu").detector()(frames[0])[0].box
+
+
+def test_shipped_ranges_give_int8_graphs_close_to_float32(frames, face_box) -> None:
+    rt = Runtime("onnx", "cpu")
+    fp32, q8 = rt.tracker(), rt.tracker(int8=True)
+    assert rt.int8 == ["bt"]
+    prev, cur = bt_crops(frames, face_box)
+    a, b = fp32(prev, cur)[0] * 128, q8(prev, cur)[0] * 128
+    moved = np.linalg.norm(a - b, axis=-1)
+    assert 0 < moved.mean() < 0.5 and moved.max() < 3.0  # int8, yet the same face points
+
+    center, side = geometry.box_center_size(face_box)
+    m = geometry.crop_matrix(center, side * 1.35, 112)
+    crops = np.stack([geometry.warp(f, m, 112) for f in frames])
+    fll32, fll8 = rt.localizer(), rt.localizer(int8=True)
+    moved = np.linalg.norm(fll32(crops) - fll8(crops), axis=-1) * 112
+    assert 0 < moved.mean() < 0.5 and moved.max() < 3.0
+    assert rt.int8 == ["bt", "fll"]
+
+
+def test_only_the_tracker_s_inner_networks_and_only_on_the_cpu() -> None:
+    rt = Runtime("onnx", "cpu")
+    rt.stage2(), rt.validator(), rt.aligner("none")  # float32: the points written, crct align
+    rt.aligner("m", int8=True)  # FADeNN's FLL has no int8 graph
+    assert rt.int8 == []
+    torch_rt = Runtime("torch", "cpu")
+    torch_rt.tracker(int8=True)
+    assert torch_rt.int8 == []
+
+
+def test_tracking_with_int8_stays_on_the_float32_track(tmp_path: Path) -> None:
+    tracks = {}
+    for int8 in (True, False):
+        tracker = Tracker(device="cpu", backend="onnx", int8=int8)
+        assert tracker.networks.runtime.int8 == (["fll", "bt"] if int8 else [])
+        tracks[int8] = np.stack([f.faces[0].points for f in tracker.track(SAMPLE_VIDEO)])
+    moved = np.linalg.norm(tracks[True] - tracks[False], axis=-1)
+    assert moved.mean() < 0.5, moved.mean()
+
+
+def weights_copy(folder: Path) -> Path:
+    folder.mkdir()
+    for name in ("bt.pt", "fll.pt", "manifest.json"):
+        shutil.copy(WEIGHTS_DIR / name, folder / name)
+    return folder
+
+
+def test_ranges_of_other_weights_are_not_used_and_an_altered_file_is_refused(
+    tmp_path: Path,
+) -> None:
+    folder = weights_copy(tmp_path / "w")
+    doc = json.loads((WEIGHTS_DIR / RANGES_FILE).read_text())
+    doc["networks"]["bt.pt"]["weights_sha256"] = "0" * 64  # made for another bt.pt
+    (folder / RANGES_FILE).write_text(json.dumps(doc))
+    update_manifest(
+        RANGES_FILE, {"kind": "int8", "sha256": sha256_file(folder / RANGES_FILE)}, folder
+    )
+    rt = Runtime("onnx", "cpu", folder)
+    rt.tracker(int8=True), rt.localizer(int8=True)
+    assert rt.int8 == ["fll"]
+    (folder / RANGES_FILE).write_text(json.dumps(doc) + " ")
+    with pytest.raises(CrctError, match="corrupt"):
+        Runtime("onnx", "cpu", folder).tracker(int8=True)
+
+
+def test_train_int8_writes_ranges_and_their_manifest_entry(tmp_path: Path) -> None:
+    folder = weights_copy(tmp_path / "w")
+    data = write_generated_faces(tmp_path / "faces")
+    out = folder / RANGES_FILE
+    args = ["train", "int8", str(data), "--val", str(data), "--faces", "3", "--out", str(out)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    entry = read_manifest(folder)["weights"][RANGES_FILE]
+    assert entry["sha256"] == sha256_file(out) and "--faces 3" in entry["command"]
+    assert entry["inputs"]["bt.pt"]["sha256"] == sha256_file(folder / "bt.pt")
+    for part in ("bt", "fll"):
+        assert entry["val_metrics"][part]["crops"] == 3
+        assert 0 < entry["val_metrics"][part]["mean_px"] < 5
+    rt = Runtime("onnx", "cpu", folder)
+    rt.tracker(int8=True)
+    assert rt.int8 == ["bt"]
+    missing = CliRunner().invoke(app, [*args[:-1], str(tmp_path / "elsewhere" / RANGES_FILE)])
+    assert missing.exit_code == 2 and "no such weight file" in missing.output
