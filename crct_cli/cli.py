@@ -782,6 +782,13 @@ def benchmark(
             "(CPU, and CUDA when present)."
         ),
     ] = False,
+    int8: Annotated[
+        bool,
+        typer.Option(
+            help="Videos and --speed: track as crct track does by default, with BT and FLL's "
+            "first stage on int8 graphs on the CPU; --no-int8: float32 throughout.",
+        ),
+    ] = True,
     faces: Annotated[
         str,
         typer.Option(
@@ -814,7 +821,9 @@ def benchmark(
             raise CrctError("--speed needs at least one VIDEO argument")
         from crct_cli.bench.console import run_speed_command
 
-        run_speed_command(videos, device, methods, seq_bt, out, backend=backend, faces=faces)
+        run_speed_command(
+            videos, device, methods, seq_bt, out, backend=backend, faces=faces, int8=int8
+        )
         return
     if videos:
         raise CrctError(f"{videos[0]}: VIDEO arguments are for --speed")
@@ -841,6 +850,7 @@ def benchmark(
             norm=norm,
             threshold=threshold,
             max_frames=max_frames,
+            int8=int8,
         )
         run_dataset_command(request, out)
         return

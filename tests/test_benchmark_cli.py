@@ -51,7 +51,7 @@ def vw(tmp_path: Path, make_video: Callable[..., Path], monkeypatch: pytest.Monk
     weight.write_bytes(b"fake weights")
     offsets = {"crct": {("410", k): (0.0, 1.0) for k in range(1, 6)}}
     factory, _ = tracker_factory(offsets, {"410": 1}, weight)
-    monkeypatch.setattr(bench_runner, "make_video_factory", lambda device, seq_bt: factory)
+    monkeypatch.setattr(bench_runner, "make_video_factory", lambda device, seq_bt, int8: factory)
     return root
 
 
@@ -229,7 +229,8 @@ def test_speed_reports_every_stage(
     video = make_video("clip.mp4", n_frames=6, width=32, height=24)
     built: list[tuple[str, str]] = []
 
-    def fake_build(spec: MethodSpec, device: str, backend: str) -> SlowNets:
+    def fake_build(spec: MethodSpec, device: str, backend: str, int8: bool) -> SlowNets:
+        assert int8  # crct track's default
         built.append((spec.name, device))
         return SlowNets()
 
@@ -261,7 +262,9 @@ def test_speed_times_several_faces_beside_one(
     tmp_path: Path, make_video: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     video = make_video("clip.mp4", n_frames=6, width=32, height=24)
-    monkeypatch.setattr(bench_speed, "build_networks", lambda spec, device, backend: SlowNets())
+    monkeypatch.setattr(
+        bench_speed, "build_networks", lambda spec, device, backend, int8: SlowNets()
+    )
     monkeypatch.setattr(bench_speed, "WHOLE_PROCESSES", False)
     out = tmp_path / "res"
     args = ("benchmark", "--speed", video, "--device", "cpu", "--backend", "onnx")

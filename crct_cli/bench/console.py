@@ -113,6 +113,7 @@ def run_speed_command(
     argv: list[str] | None = None,
     backend: str = "auto",
     faces: str = "1",
+    int8: bool = True,
 ) -> None:
     """``crct benchmark --speed VIDEO...``: time decoding, each network and ``crct track``."""
     from crct_cli.api import parse_faces
@@ -132,6 +133,7 @@ def run_speed_command(
         seq_bt=2 if seq_bt is None else seq_bt,
         log=err.print,
         faces=parse_faces(faces),
+        int8=int8,
     )
     print_tables(speed_tables(results))
     if out is not None:

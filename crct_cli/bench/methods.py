@@ -184,12 +184,15 @@ def build_networks(spec: MethodSpec, device: Any, **options: Any) -> Any:
     return CRCTNetworks(device, mode, denoise=spec.denoise or "none", **options)
 
 
-def video_factory(device: Any, seq_bt: int = 2, tb: float = 1.0, tc: float = 0.5) -> VideoFactory:
-    """Real video methods on ``device``, with the papers' thresholds and ``SeqBT``."""
+def video_factory(
+    device: Any, seq_bt: int = 2, tb: float = 1.0, tc: float = 0.5, int8: bool = True
+) -> VideoFactory:
+    """Real video methods on ``device``, with the papers' thresholds and ``SeqBT``; ``int8``
+    as ``crct track --int8`` (its default)."""
 
     def make(spec: MethodSpec) -> VideoMethod:
         config = TrackerConfig(tb=tb, tc=tc, seq_bt=seq_bt, mode=spec.mode)
-        return TrackerMethod(build_networks(spec, device), config)
+        return TrackerMethod(build_networks(spec, device, int8=int8), config)
 
     return make
 

@@ -679,7 +679,7 @@ OnFrame = Callable[[int, int | None], None]
 Progress = Callable[[str], AbstractContextManager[OnFrame]]
 
 
-def multi_factory(device: str, seq_bt: int = 2) -> MultiFactory:
+def multi_factory(device: str, seq_bt: int = 2, int8: bool = True) -> MultiFactory:
     """The real trackers: :class:`crct_cli.api.Tracker` with ``faces="all"`` per method spec."""
 
     def make(spec: MethodSpec) -> MultiMethod:
@@ -691,6 +691,7 @@ def multi_factory(device: str, seq_bt: int = 2) -> MultiFactory:
             mode=spec.mode,
             denoise=spec.denoise or "none",
             seq_bt=seq_bt,
+            int8=int8,
         )
 
     return make

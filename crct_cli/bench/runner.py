@@ -80,6 +80,7 @@ class DatasetRequest:
     norm: str = "diagonal"
     threshold: float = 0.08
     max_frames: int | None = None
+    int8: bool = True  #: video methods: BT and FLL's first stage on int8 graphs (crct track's)
 
 
 @dataclass
@@ -89,9 +90,9 @@ class DatasetOutcome:
     device_description: str
 
 
-def make_video_factory(device: str, seq_bt: int) -> VideoFactory:
+def make_video_factory(device: str, seq_bt: int, int8: bool = True) -> VideoFactory:
     """The real trackers (replaced by tests with fakes)."""
-    return _methods.video_factory(device, seq_bt)
+    return _methods.video_factory(device, seq_bt, int8=int8)
 
 
 def make_image_factory(device: str) -> ImageFactory:
@@ -99,9 +100,9 @@ def make_image_factory(device: str) -> ImageFactory:
     return _methods.image_factory(device)
 
 
-def make_multi_factory(device: str, seq_bt: int) -> MultiFactory:
+def make_multi_factory(device: str, seq_bt: int, int8: bool = True) -> MultiFactory:
     """The real multi-face trackers, ``crct_cli.Tracker(faces="all")`` (tests use fakes)."""
-    return multi_factory(device, seq_bt)
+    return multi_factory(device, seq_bt, int8)
 
 
 def _check_common(req: DatasetRequest) -> None:
@@ -256,7 +257,7 @@ def execute(
             prepared.root,
             prepared.multi,
             prepared.specs,
-            multi_factory or make_multi_factory(prepared.device, prepared.seq_bt),
+            multi_factory or make_multi_factory(prepared.device, prepared.seq_bt, req.int8),
             norm=req.norm,  # type: ignore[arg-type]
             threshold=req.threshold,
             max_frames=req.max_frames,
@@ -264,7 +265,7 @@ def execute(
             progress=progress,
         )
     elif prepared.sequences is not None:
-        factory = video_factory or make_video_factory(prepared.device, prepared.seq_bt)
+        factory = video_factory or make_video_factory(prepared.device, prepared.seq_bt, req.int8)
         result = run_video_benchmark(
             prepared.sequences,
             prepared.specs,

@@ -312,7 +312,9 @@ def one_frame_copy(video: Path, target: Path) -> Path:
     return target
 
 
-def crct_command(video: Path, out: Path, spec: MethodSpec, engine: Engine, seq_bt: int) -> list:
+def crct_command(
+    video: Path, out: Path, spec: MethodSpec, engine: Engine, seq_bt: int, int8: bool = True
+) -> list:
     return [
         sys.executable,
         "-m",
@@ -331,21 +333,22 @@ def crct_command(video: Path, out: Path, spec: MethodSpec, engine: Engine, seq_b
         engine.backend,
         "--device",
         engine.device,
+        "--int8" if int8 else "--no-int8",
     ]
 
 
 def measure_crct_process(
-    video: Path, frames: int, spec: MethodSpec, engine: Engine, seq_bt: int
+    video: Path, frames: int, spec: MethodSpec, engine: Engine, seq_bt: int, int8: bool = True
 ) -> ProcessRun:
     """``crct track`` on the whole video and on its first frame, as separate processes."""
     with tempfile.TemporaryDirectory(prefix="crct-speed-") as tmp:
         one = one_frame_copy(video, Path(tmp) / f"first{video.suffix or '.mp4'}")
         start_s, start_mb, err = run_measured(
-            crct_command(one, Path(tmp) / "one", spec, engine, seq_bt)
+            crct_command(one, Path(tmp) / "one", spec, engine, seq_bt, int8)
         )
-        command = crct_command(video, Path(tmp) / "out", spec, engine, seq_bt)
+        command = crct_command(video, Path(tmp) / "out", spec, engine, seq_bt, int8)
         seconds, peak_mb, err2 = run_measured(command)
-    shown = ["crct", *crct_command(video, Path("TMP"), spec, engine, seq_bt)[3:]]
+    shown = ["crct", *crct_command(video, Path("TMP"), spec, engine, seq_bt, int8)[3:]]
     return ProcessRun("crct track", shown, seconds, frames, peak_mb, start_s, start_mb, err2 or err)
 
 
@@ -373,9 +376,9 @@ def _iter_runs(
             yield engine, spec
 
 
-def default_factory(spec: MethodSpec, engine: Engine) -> Any:
+def default_factory(spec: MethodSpec, engine: Engine, int8: bool = True) -> Any:
     """The shipped networks of ``crct track`` for a method on an engine."""
-    return build_networks(spec, engine.device, backend=engine.backend)
+    return build_networks(spec, engine.device, backend=engine.backend, int8=int8)
 
 
 def measure_speed(
@@ -388,6 +391,7 @@ def measure_speed(
     log: Callable[[str], None] | None = None,
     processes: bool | None = None,
     faces: int | None = 1,
+    int8: bool = True,
 ) -> list[VideoSpeed]:
     """Decode fps, per-network ms, end-to-end fps and (``processes``, default
     :data:`WHOLE_PROCESSES`) whole-command time, start-up and peak memory, for every video,
@@ -406,7 +410,7 @@ def measure_speed(
     for video in videos:
         if not video.is_file():
             raise CrctError(f"{video}: no such video file")
-    factory = nets_factory or default_factory
+    factory = nets_factory or (lambda spec, engine: default_factory(spec, engine, int8))
     say = log or (lambda _: None)
     processes = WHOLE_PROCESSES if processes is None else processes
     results = []
@@ -432,7 +436,7 @@ def measure_speed(
             if processes:
                 say(f"speed: {name} {spec.name} on {engine} (whole process)")
                 process = measure_crct_process(
-                    Path(result.video), result.frames, spec, engine, seq_bt
+                    Path(result.video), result.frames, spec, engine, seq_bt, int8
                 )
             for n_faces in [1] if faces == 1 else [1, faces]:
                 timings = getattr(nets, "timings", None)
