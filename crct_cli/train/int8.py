@@ -2,8 +2,8 @@
 
 The crops are cut as ``crct track`` cuts them (BT: twice the box, 128 px, the previous and the
 current crop at one box while the face moves; FLL: 1.35 times the box, 112 px), from a sample
-of training faces, and half of them are degraded and relit: blur, noise, low resolution and
-darkening as ``crct degrade`` makes them, colour casts and gains from 0.2 to 1.3. Ranges
+of training faces, half of them degraded (blur, noise, low resolution and darkening as
+``crct degrade`` makes them) and all relit (colour casts, gains from 0.2 to 1.3). Ranges
 measured on clean faces only cut off the activations of dark, low-contrast frames: a tracker
 with them lost a lighting-drift sequence that the float32 one kept (docs/benchmarks.md).
 
@@ -61,9 +61,7 @@ def sample_faces(roots: Sequence[Path], n: int, rng: np.random.Generator, desc: 
 
 
 def relit(crop: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Half the crops: colour cast, grey or a strip, and an overall gain of 0.2 to 1.3."""
-    if rng.random() < 0.5:
-        return crop
+    """A colour cast (a grey picture or a strip now and then) and an overall gain of 0.2 to 1.3."""
     out = photometric(crop, rng, RELIGHT).astype(np.float32) * rng.uniform(0.2, 1.3)
     return np.clip(out, 0, 255).astype(np.uint8)
 
@@ -160,7 +158,7 @@ def train_int8(cfg: TrainInt8Config, log: Callable[[str], None] = print) -> dict
         "inputs": inputs,
         "train_split": [data_name(d) for d in cfg.train],
         "val_split": [data_name(d) for d in cfg.val],
-        "protocol": "crops as crct track cuts them (half degraded and relit), int8 graph "
+        "protocol": "crops as crct track cuts them (half degraded, all relit), int8 graph "
         "against float32 graph of the same weights: point distance in crop pixels",
         "val_metrics": metrics,
         "train_minutes": round((time.time() - t0) / 60, 1),
