@@ -376,6 +376,12 @@ def _iter_runs(
             yield engine, spec
 
 
+def backend_label(engine: Engine, nets: Any) -> str:
+    """``onnx``, or ``onnx+int8`` when some of the networks run int8 graphs."""
+    runtime = getattr(nets, "runtime", None)
+    return engine.backend + ("+int8" if getattr(runtime, "int8", None) else "")
+
+
 def default_factory(spec: MethodSpec, engine: Engine, int8: bool = True) -> Any:
     """The shipped networks of ``crct track`` for a method on an engine."""
     return build_networks(spec, engine.device, backend=engine.backend, int8=int8)
@@ -462,7 +468,7 @@ def measure_speed(
                         frames=summary.frames,
                         seconds=summary.seconds,
                         weight_files=weight_files_of(nets),
-                        backend=engine.backend,
+                        backend=backend_label(engine, nets),
                         process=process if n_faces == 1 else None,
                         faces=n_faces,
                         face_frames=summary.face_frames,
