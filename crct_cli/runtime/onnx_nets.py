@@ -73,6 +73,12 @@ def shared_pool(threads: int | None = None) -> bool:
 _pool_made: list[int] = []
 
 
+def pool_made() -> bool:
+    """Whether this process already runs ONNX Runtime on the shared pool (see
+    :func:`shared_pool`): then no session with a pool of its own can be made in it."""
+    return bool(_pool_made)
+
+
 def providers(engine: Engine) -> list[str]:
     if engine.device == "cuda":
         return ["CUDAExecutionProvider", "CPUExecutionProvider"]

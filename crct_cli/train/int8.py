@@ -113,9 +113,16 @@ def _difference(
 def train_int8(cfg: TrainInt8Config, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Measure the ranges, check the int8 graphs against float32, write the file and its
     manifest entry; returns the validation metrics."""
+    from crct_cli.errors import CrctError
     from crct_cli.runtime.export import export_weight_file
     from crct_cli.runtime.int8 import calibrate
+    from crct_cli.runtime.onnx_nets import pool_made
 
+    if pool_made():  # ONNX Runtime's calibrator makes sessions with pools of their own
+        raise CrctError(
+            "crct train int8 needs a process of its own: this one already runs crct's networks "
+            "on a shared thread pool"
+        )
     t0 = time.time()
     rng = np.random.default_rng(cfg.seed)
     train_bt, train_fll = tracker_inputs(
