@@ -1,7 +1,7 @@
 """``crct train int8``: the activation ranges of BT's and FLL's int8 graphs (``weights/int8.json``).
 
-The crops are cut as ``crct track`` cuts them (BT: twice the box, 128 px, the previous and the
-current crop at one box while the face moves; FLL: 1.35 times the box, 112 px), from a sample
+The crops are cut as ``crct track`` cuts them, at each network's own size and context (BT: the
+previous and the current crop at one box while the face moves; FLL: around the box), from a sample
 of training faces, half of them degraded (blur, noise, low resolution and darkening as
 ``crct degrade`` makes them) and all relit (colour casts, gains from 0.2 to 1.3). Ranges
 measured on clean faces only cut off the activations of dark, low-contrast frames: a tracker
@@ -30,6 +30,7 @@ from crct_cli.models import weights
 from crct_cli.models.weights import WEIGHTS_DIR
 from crct_cli.noise import random_degradation
 from crct_cli.runtime.int8 import INT8_PARTS, QUANTIZED_OPS, RANGES_FILE, RANGES_FORMAT
+from crct_cli.runtime.nets import LocalizerSpec, TrackerSpec
 from crct_cli.train.data import AugmentConfig, Face, data_name, list_pairs, load_pairs, photometric
 from crct_cli.train.run import display_path
 
@@ -67,25 +68,31 @@ def relit(crop: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def tracker_inputs(
-    faces: Sequence[Face], rng: np.random.Generator, per_face: int = 2
+    faces: Sequence[Face],
+    rng: np.random.Generator,
+    bt: TrackerSpec,
+    fll: LocalizerSpec,
+    per_face: int = 2,
 ) -> tuple[list[dict[str, np.ndarray]], list[dict[str, np.ndarray]]]:
     """(BT feeds, FLL feeds): the crops ``crct track`` gives each network, from still faces."""
-    bt, fll = [], []
-    zero = np.zeros((2, 1, 256), np.float32)
+    bt_feeds, fll_feeds = [], []
+    zero = np.zeros((bt.lstm_layers, 1, bt.hidden), np.float32)
+    size, fsize = bt.input_size, fll.input_size
     for face in faces:
         image, _, _ = random_degradation(face.image, rng, 0.5)
         center, side = geometry.box_center_size(box_from_points(face.points))
         for _ in range(per_face):
             moved = center + rng.normal(0, 0.05, 2) * side  # the face in the current frame
             scale = float(np.exp(rng.normal(0, 0.05)))
-            prev_m = geometry.crop_matrix(center, side * 2.0, 128)
-            cur_m = geometry.crop_matrix(moved, side * 2.0 * scale, 128)
-            prev = relit(geometry.warp(image, prev_m, 128), rng)
-            cur = relit(geometry.warp(image, cur_m, 128), rng)
-            bt.append({"prev": prev[None], "cur": cur[None], "h0": zero, "c0": zero})
-            box_m = geometry.crop_matrix(center + 0.5 * (moved - center), side * 1.35 * scale, 112)
-            fll.append({"crops": relit(geometry.warp(image, box_m, 112), rng)[None]})
-    return bt, fll
+            prev_m = geometry.crop_matrix(center, side * bt.context, size)
+            cur_m = geometry.crop_matrix(moved, side * bt.context * scale, size)
+            prev = relit(geometry.warp(image, prev_m, size), rng)
+            cur = relit(geometry.warp(image, cur_m, size), rng)
+            bt_feeds.append({"prev": prev[None], "cur": cur[None], "h0": zero, "c0": zero})
+            centre = center + 0.5 * (moved - center)
+            box_m = geometry.crop_matrix(centre, side * fll.context * scale, fsize)
+            fll_feeds.append({"crops": relit(geometry.warp(image, box_m, fsize), rng)[None]})
+    return bt_feeds, fll_feeds
 
 
 def _difference(
@@ -124,20 +131,26 @@ def train_int8(cfg: TrainInt8Config, log: Callable[[str], None] = print) -> dict
             "on a shared thread pool"
         )
     t0 = time.time()
+    exported = {
+        name: export_weight_file(cfg.out.parent / name, part, cfg.out.parent)
+        for name, part in INT8_PARTS.items()  # bt.pt holds 'bt' weights, fll.pt 'fll'
+    }
+    bt_spec = TrackerSpec.from_config(exported["bt.pt"].config)
+    fll_spec = LocalizerSpec.from_config(exported["fll.pt"].config)
     rng = np.random.default_rng(cfg.seed)
-    train_bt, train_fll = tracker_inputs(
-        sample_faces(cfg.train, cfg.faces, rng, "train faces"), rng
-    )
-    val_bt, val_fll = tracker_inputs(
-        sample_faces(cfg.val, cfg.val_faces, rng, "val faces"), rng, per_face=1
-    )
+    train_faces = sample_faces(cfg.train, cfg.faces, rng, "train faces")
+    train_bt, train_fll = tracker_inputs(train_faces, rng, bt_spec, fll_spec)
+    val_faces = sample_faces(cfg.val, cfg.val_faces, rng, "val faces")
+    val_bt, val_fll = tracker_inputs(val_faces, rng, bt_spec, fll_spec, per_face=1)
     log(f"int8: {len(train_bt)} calibration crops per network, {len(val_bt)} validation")
-    feeds = {"bt.pt": (train_bt, val_bt, 128), "fll.pt": (train_fll, val_fll, 112)}
+    feeds = {
+        "bt.pt": (train_bt, val_bt, bt_spec.input_size),
+        "fll.pt": (train_fll, val_fll, fll_spec.input_size),
+    }
     networks, metrics, inputs = {}, {}, {}
     for name, part in INT8_PARTS.items():
         path = cfg.out.parent / name
-        kind = part  # bt.pt holds 'bt' weights, fll.pt 'fll'
-        graph = export_weight_file(path, kind, cfg.out.parent).parts[part]
+        graph = exported[name].parts[part]
         train_feeds, val_feeds, size = feeds[name]
         ranges, quantized = calibrate(graph, train_feeds)
         sha = weights.sha256_file(path)
@@ -157,7 +170,8 @@ def train_int8(cfg: TrainInt8Config, log: Callable[[str], None] = print) -> dict
     }
     log(json.dumps(metrics, indent=2))
     cfg.out.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(cfg.out, json.dumps(doc, indent=1) + "\n")
+    # sorted: ONNX Runtime lists the tensors in set order, which varies from run to run
+    write_text_atomic(cfg.out, json.dumps(doc, indent=1, sort_keys=True) + "\n")
     entry = {
         "kind": "int8",
         "sha256": weights.sha256_file(cfg.out),
