@@ -66,10 +66,10 @@ class Tracker:
     ``bt`` (BT alone). ``denoise``: ``none`` or FADeNN's ``d``, ``s``, ``m``. ``tb``, ``tc``
     and ``seq_bt`` are the paper's TB, TC and SeqBT; ``detect_every`` and ``max_lost`` (frames)
     govern how faces are found and ended when there can be several. ``int8``: on the CPU, BT
-    and FLL's first stage run on int8 graphs (about 1.3x faster tracking, the points written
-    are still FLL's float32 second stage's); ``align`` is always float32. ``networks``
-    replaces the shipped networks (anything with the one-face ``Networks`` or the batched
-    calls).
+    and FLL's first stage run on int8 graphs (a frame's networks about 1.3x faster; the
+    points written are still FLL's float32 second stage's); ``align`` is always float32.
+    ``networks`` replaces the shipped networks (anything with the one-face ``Networks`` or
+    the batched calls).
     """
 
     def __init__(

@@ -236,9 +236,9 @@ def track(
     int8: Annotated[
         bool,
         typer.Option(
-            help="On the CPU (ONNX Runtime): run BT and FLL's first stage on int8 graphs, "
-            "about 1.3x faster; the points written still come from FLL's float32 second "
-            "stage. --no-int8: float32 throughout.",
+            help="On the CPU (ONNX Runtime): run BT and FLL's first stage on int8 graphs "
+            "(a frame's networks about 1.3x faster); the points written still come from "
+            "FLL's float32 second stage. --no-int8: float32 throughout.",
         ),
     ] = True,
     workers: Annotated[
