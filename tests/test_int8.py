@@ -126,3 +126,15 @@ def test_train_int8_writes_ranges_and_their_manifest_entry(tmp_path: Path) -> No
     assert rt.int8 == ["bt"]
     missing = CliRunner().invoke(app, [*args[:-1], str(tmp_path / "elsewhere" / RANGES_FILE)])
     assert missing.exit_code == 2 and "no such weight file" in missing.output
+
+
+def test_ranges_that_do_not_name_a_graph_s_tensors_are_refused() -> None:
+    """Another exporter's tensor names: the int8 graph is not made (the caller runs float32)."""
+    from crct_cli.runtime.export import export_weight_file
+    from crct_cli.runtime.int8 import Unsupported, quantize
+
+    graph = export_weight_file(WEIGHTS_DIR / "fll.pt", "fll", WEIGHTS_DIR).parts["fll"]
+    doc = json.loads((WEIGHTS_DIR / RANGES_FILE).read_text())
+    with pytest.raises(Unsupported, match="do not match"):
+        quantize(graph, doc["networks"]["bt.pt"]["ranges"])  # BT's tensors, not FLL's
+    assert b"QuantizeLinear" in quantize(graph, doc["networks"]["fll.pt"]["ranges"])  # its own

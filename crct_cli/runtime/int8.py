@@ -94,14 +94,15 @@ def calibrate(graph: bytes, feeds: Iterable[dict[str, Any]]) -> tuple[dict[str, 
 
 
 def quantize(graph: bytes, ranges: dict[str, Any]) -> bytes:
-    """The int8 graph of ``graph`` from stored ``ranges``; a graph whose tensors the ranges do
-    not name (another exporter) is a :class:`CrctError`, never a silently worse graph."""
+    """The int8 graph of ``graph`` from stored ``ranges``. A graph whose tensors the ranges do
+    not name (another exporter) raises :class:`Unsupported`, never gives a silently worse
+    graph: the caller runs float32."""
     if not supported():
         raise Unsupported("this onnxruntime cannot quantize from stored ranges; float32 is used")
     names = set(ranges.get("data", {}))
     missing = _conv_inputs(graph) - names
     if not names or missing:
-        raise CrctError(
+        raise Unsupported(
             f"int8 ranges do not match this graph ({len(missing)} activations without a range)"
         )
     fd, path = tempfile.mkstemp(prefix="crct-int8-", suffix=".json")
