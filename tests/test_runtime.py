@@ -138,7 +138,7 @@ def test_a_crct_process_shares_one_pool_others_keep_theirs(
     crop = _crops(frames[0], [face_box], 1.35, 112)
     np.save(tmp_path / "crop.npy", crop)
     script = f"""
-import numpy as np, onnxruntime
+import json, numpy as np, onnxruntime
 from crct_cli.runtime import Runtime, onnx_nets
 from crct_cli.runtime.backend import share_threads
 if {owned}:
@@ -150,7 +150,8 @@ if not {owned}:  # the program's own session, made the default way
     from crct_cli.runtime.cache import onnx_dir
     graph = str(next(onnx_dir().glob("*.onnx")))
     onnxruntime.InferenceSession(graph, providers=["CPUExecutionProvider"])
-print(onnx_nets._pool_made, float(np.abs(a(crop) - b(crop)).max()), a(crop)[0, 30].tolist())
+point = json.dumps(a(crop)[0, 30].tolist())
+print(onnx_nets._pool_made, float(np.abs(a(crop) - b(crop)).max()), point)
 """
     done = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, env=dict(os.environ)
@@ -160,7 +161,7 @@ print(onnx_nets._pool_made, float(np.abs(a(crop) - b(crop)).max()), a(crop)[0, 3
     assert made == ("[2]" if owned else "[]")
     assert float(diff) < 1e-4
     want = engines[0].localizer()(crop)[0, 30]
-    assert np.allclose(eval(point), want, atol=1e-4)
+    assert np.allclose(json.loads(point), want, atol=1e-4)
     assert "global thread pool" not in done.stderr
 
 

@@ -1,15 +1,16 @@
 """int8 graphs of BT and FLL's first stage for ``crct track`` on the CPU.
 
-ONNX Runtime runs a convolution on int8 (QDQ, weights per channel) in about half the time of
-float32 on a CPU with VNNI. Only the tracker's inner networks get it: BT, whose box FLL then
-refines, and FLL's first stage, whose points only place the second stage's crop; the second
-stage, whose points ``crct track`` writes, and ``crct align`` stay float32. Only convolutions are
-quantized: quantizing the additions and concatenations between them too was 10% faster and lost
-a synthetic sequence in five (docs/benchmarks.md).
+ONNX Runtime runs BT and FLL's first stage with int8 convolutions (QDQ, weights per channel)
+in 0.55-0.75 of their float32 time here. Only the tracker's inner networks get it: BT, whose box
+FLL then refines, and FLL's first stage, whose points only place the second stage's crop; the
+second stage, whose points ``crct track`` writes, and ``crct align`` stay float32. Only
+convolutions are quantized: quantizing the additions and concatenations between them too was
+about 10% faster but lowered category 1 of the synthetic sequences from 0.712 to 0.687 AUC
+(docs/benchmarks.md).
 
 A static quantization needs the range of every activation, measured on real inputs. Those
 ranges are measured once, on training faces, by ``crct train int8`` and shipped in
-``weights/int8.json`` (24 KB a network, listed in the manifest like every weight file); the
+``weights/int8.json`` (about 35 KB a network, listed in the manifest like every weight file); the
 int8 graph is then made by crct on the user's machine from the float32 graph it exported and
 those ranges, once, into the graph cache. Nothing else is needed at run time: no data, no
 download.

@@ -57,7 +57,7 @@ def shared_pool(threads: int | None = None) -> bool:
     Why: the tracker runs BT, FV and FLL in turn, a few milliseconds each. With a pool per
     session the workers must sleep between graphs (spinning pools take each other's cores), and
     waking them costs something on each of a graph's ~100 operators; one shared pool can spin.
-    The whole ``crct track`` command ran 10-20% faster here that way (docs/benchmarks.md).
+    The whole ``crct track`` command ran about 10% faster here that way (docs/benchmarks.md).
     ONNX Runtime reads the size when it creates its environment, and from then on every session
     of the process must use that pool.
     """

@@ -101,9 +101,9 @@ def _difference(
     """How far the int8 graph's points lie from the float32 graph's, in crop pixels."""
     import onnxruntime
 
-    from crct_cli.runtime.onnx_nets import session_options, shared_pool
+    from crct_cli.runtime.onnx_nets import session_options
 
-    options = session_options(1, shared=shared_pool())
+    options = session_options(1)  # crct train never runs on the shared pool (see train_int8)
     a = onnxruntime.InferenceSession(fp32, options, providers=["CPUExecutionProvider"])
     b = onnxruntime.InferenceSession(int8, options, providers=["CPUExecutionProvider"])
     moved = np.concatenate(
