@@ -68,6 +68,12 @@ class Tracker:
     govern how faces are found and ended when there can be several. ``int8``: on the CPU, BT
     and FLL's first stage run on int8 graphs (a frame's networks about 1.3x faster; the
     points written are still FLL's float32 second stage's); ``align`` is always float32.
+    ``relaxed_redetect``: a lost face that MTCNN does not find again is looked for once more
+    with MTCNN's more sensitive settings (degraded footage; still gated by eq. 8 and FV).
+    ``reacquire``: after this many lost frames in a row, the single target takes the detection
+    nearest its held box wherever it is (0 or None: eq. 8's gate always, as in the paper).
+    ``redetect_fallback``: when FV rejects BT's estimate from a fresh detection, FLL in the
+    detection box gets a chance, checked by FV in turn.
     ``networks`` replaces the shipped networks (anything with the one-face ``Networks`` or
     the batched calls).
     """
@@ -87,6 +93,9 @@ class Tracker:
         init_box: Any = None,
         backend: str = "auto",
         int8: bool = True,
+        relaxed_redetect: bool = True,
+        reacquire: int | None = 25,
+        redetect_fallback: bool = True,
         weights_dir: str | os.PathLike[str] | None = None,
         networks: Any = None,
     ) -> None:
@@ -96,7 +105,17 @@ class Tracker:
             raise CrctError(f"--detect-every must be >= 1, got {detect_every}")
         if max_lost < 0:
             raise CrctError(f"--max-lost must be >= 0, got {max_lost}")
-        self.config = TrackerConfig(tb=tb, tc=tc, seq_bt=seq_bt, mode=mode)
+        if reacquire is not None and reacquire < 0:
+            raise CrctError(f"--reacquire must be >= 0 frames (0: never), got {reacquire}")
+        self.config = TrackerConfig(
+            tb=tb,
+            tc=tc,
+            seq_bt=seq_bt,
+            mode=mode,
+            relaxed_redetect=relaxed_redetect,
+            reacquire=reacquire or None,
+            redetect_fallback=redetect_fallback,
+        )
         self.multi = MultiConfig(parse_faces(faces), detect_every, max_lost)
         self.init_box = None if init_box is None else np.asarray(init_box, dtype=np.float64)
         self.denoise = denoise

@@ -241,6 +241,29 @@ def track(
             "FLL's float32 second stage. --no-int8: float32 throughout.",
         ),
     ] = True,
+    relaxed_redetect: Annotated[
+        bool,
+        typer.Option(
+            help="When a lost face is not found again, look once more with MTCNN's more "
+            "sensitive thresholds (blurred, noisy or dark footage); eq. 8 and FV still "
+            "guard the result. --no-relaxed-redetect: the paper's re-detection alone.",
+        ),
+    ] = True,
+    reacquire: Annotated[
+        int,
+        typer.Option(
+            help="One face: after this many lost frames in a row, take the detection nearest "
+            "the held box wherever it is (eq. 8's gate opens); 0: never, as in the paper.",
+            metavar="FRAMES",
+        ),
+    ] = 25,
+    redetect_fallback: Annotated[
+        bool,
+        typer.Option(
+            help="When the face validator rejects BT's estimate from a fresh detection, try "
+            "FLL in the detection box itself (kept if the validator accepts it).",
+        ),
+    ] = True,
     workers: Annotated[
         int | None,
         typer.Option(
@@ -334,6 +357,9 @@ def track(
         "init_box": _parse_box(init_box),
         "backend": backend,
         "int8": int8,
+        "relaxed_redetect": relaxed_redetect,
+        "reacquire": reacquire,
+        "redetect_fallback": redetect_fallback,
     }
     jobs = discover(videos, out)
     console = Console(stderr=True, highlight=False)
@@ -789,6 +815,24 @@ def benchmark(
             "first stage on int8 graphs on the CPU; --no-int8: float32 throughout.",
         ),
     ] = True,
+    relaxed_redetect: Annotated[
+        bool,
+        typer.Option(
+            help="--dataset videos: re-find a lost face as crct track does by default, with "
+            "a second, more sensitive MTCNN look; --no-relaxed-redetect: the paper's alone.",
+        ),
+    ] = True,
+    reacquire: Annotated[
+        int,
+        typer.Option(
+            help="--dataset videos: as crct track --reacquire (0: eq. 8's gate always).",
+            metavar="FRAMES",
+        ),
+    ] = 25,
+    redetect_fallback: Annotated[
+        bool,
+        typer.Option(help="--dataset videos: as crct track --redetect-fallback."),
+    ] = True,
     faces: Annotated[
         str,
         typer.Option(
@@ -851,6 +895,9 @@ def benchmark(
             threshold=threshold,
             max_frames=max_frames,
             int8=int8,
+            relaxed_redetect=relaxed_redetect,
+            reacquire=reacquire,
+            redetect_fallback=redetect_fallback,
         )
         run_dataset_command(request, out)
         return

@@ -41,7 +41,7 @@ KILL_W = 80  # the fakes SIGKILL their own process on clips this wide
 class ScriptedNets(FaceNets):
     """FaceNets that read an instruction in the frame width (see the module docstring)."""
 
-    def detect(self, image: np.ndarray) -> list:
+    def detect(self, image: np.ndarray, relaxed: bool = False) -> list:
         if image.shape[1] == KILL_W:
             os.kill(os.getpid(), signal.SIGKILL)
         if image.shape[1] == NO_FACE_W:

@@ -258,7 +258,7 @@ class DriftingNets:
     def __init__(self, face: np.ndarray) -> None:
         self.face = face
 
-    def detect(self, image: np.ndarray) -> list[Detection]:
+    def detect(self, image: np.ndarray, relaxed: bool = False) -> list[Detection]:
         box = box_from_points(self.face)
         return [Detection(box, box, 0.99)]
 

@@ -58,7 +58,7 @@ class FaceNets:
         self.find_faces = find_faces
         self.n_detect = self.n_bt = 0
 
-    def detect(self, image: np.ndarray) -> list[Detection]:
+    def detect(self, image: np.ndarray, relaxed: bool = False) -> list[Detection]:
         self.n_detect += 1
         if not self.find_faces or self.n_detect <= self.face_from:
             return []

@@ -62,7 +62,7 @@ class RuntimeProbe:
         self.detector, self.bt, self.fv = rt.detector(), rt.tracker(), rt.validator()
         self.aligner, _, _ = rt.aligner("none", AlignConfig())
 
-    def detect(self, image: np.ndarray) -> list:
+    def detect(self, image: np.ndarray, relaxed: bool = False) -> list:
         return self.detector(image)
 
     def localize(self, image: np.ndarray, box: np.ndarray) -> np.ndarray:
@@ -267,6 +267,27 @@ def test_mtcnn_in_numpy_gives_facenet_pytorch_s_boxes(engines, frames) -> None:
             assert abs(x.score - y.score) < 1e-5
     assert ours(np.zeros((120, 160, 3), np.uint8)) == []  # nothing in a black frame
     assert ours(np.zeros((15, 15, 3), np.uint8)) == []  # smaller than the smallest face
+
+
+def test_relaxed_thresholds_reach_both_detectors_and_find_a_faint_face(engines, frames) -> None:
+    from crct_cli.noise import degrade
+    from crct_cli.tracking.detector import RELAXED_MIN_SCORE, RELAXED_THRESHOLDS
+    from crct_cli.tracking.multi import iou
+
+    onnx, torch_rt = engines
+    ours, facenet = onnx.detector(), torch_rt.detector()
+    strict = ours(frames[0])
+    # blurred, darkened to a fifth, noisy: MTCNN's usual thresholds no longer find the face
+    rng = np.random.default_rng(0)
+    dim = (degrade(frames[0], "blur", 2, rng) * 0.2).astype(np.uint8)
+    faint = degrade(dim, "noise", 2, rng)
+    assert ours(faint) == [] and facenet(faint) == []
+    weak = ours(faint, RELAXED_MIN_SCORE, RELAXED_THRESHOLDS)
+    assert len(weak) == 1 and iou(weak[0].box, strict[0].box) > 0.5  # still the astronaut
+    theirs = facenet(faint, RELAXED_MIN_SCORE, RELAXED_THRESHOLDS)
+    assert [d.score for d in theirs] == pytest.approx([d.score for d in weak], abs=1e-5)
+    # facenet-pytorch's own thresholds are back for the next call
+    assert facenet(faint) == [] and facenet(frames[0])[0].score == pytest.approx(strict[0].score)
 
 
 def test_area_resampling_is_torch_interpolate_area_bit_for_bit() -> None:

@@ -60,17 +60,22 @@ def moved_det(d: Detection, dx: float) -> Detection:
 
 @dataclass
 class FakeNets:
-    """Scripted Networks: detections and FV scores per frame; every call recorded."""
+    """Scripted Networks: detections (strict and relaxed) and FV scores per frame; every call
+    recorded."""
 
     detections: dict[int, list[Detection]] = field(default_factory=dict)
-    scores: dict[int, float] = field(default_factory=dict)
+    relaxed: dict[int, list[Detection]] = field(default_factory=dict)
+    scores: dict[int, float | list[float]] = field(default_factory=dict)  # a list: per call
     calls: list[tuple[str, int]] = field(default_factory=list)
     bt_calls: list[dict[str, Any]] = field(default_factory=list)
     fll_boxes: dict[int, np.ndarray] = field(default_factory=dict)
     bt_points: dict[int, np.ndarray] = field(default_factory=dict)
     fll_points: dict[int, np.ndarray] = field(default_factory=dict)
 
-    def detect(self, image: np.ndarray) -> list[Detection]:
+    def detect(self, image: np.ndarray, relaxed: bool = False) -> list[Detection]:
+        if relaxed:
+            self.calls.append(("relaxed", fid(image)))
+            return list(self.relaxed.get(fid(image), []))
         self.calls.append(("detect", fid(image)))
         return list(self.detections.get(fid(image), []))
 
@@ -85,7 +90,8 @@ class FakeNets:
 
     def validate(self, image: np.ndarray, points: np.ndarray) -> float:
         self.calls.append(("fv", fid(image)))
-        return self.scores.get(fid(image), 0.9)
+        score = self.scores.get(fid(image), 0.9)
+        return score.pop(0) if isinstance(score, list) else score
 
     def localize(self, image: np.ndarray, box: np.ndarray) -> np.ndarray:
         t = fid(image)
@@ -268,6 +274,96 @@ def test_tb_changes_behaviour() -> None:
     assert np.array_equal(nets.bt_at(4)["box"], mid.box) and tracker.redetections == 1
     nets, tracker, _ = _lost_at_3([mid], TrackerConfig(tb=0.5))
     assert np.allclose(nets.bt_at(4)["box"], prev) and tracker.redetections == 0
+
+
+def _relaxed_at_4(
+    strict: list[Detection], relaxed: list[Detection], config: TrackerConfig | None = None
+) -> tuple:
+    """Frame 3 is lost; at frame 4 MTCNN finds ``strict``, its sensitive look ``relaxed``."""
+    nets = FakeNets(scores={3: 0.1}, detections={4: strict}, relaxed={4: relaxed})
+    tracker = CRCTTracker(nets, config or TrackerConfig(), init_box=BOX)
+    return nets, tracker, run(tracker, 6)
+
+
+def test_relaxed_look_refinds_a_face_the_strict_detection_missed() -> None:
+    prev = BOX + 2 * (BT_SHIFT + FLL_SHIFT) + FLL_SHIFT
+    faint = det(moved(prev, 15.0), 0.75)  # ratio 0.3, a score only the sensitive look keeps
+    nets, tracker, results = _relaxed_at_4([], [faint])
+    assert [(n, t) for n, t in nets.calls if n in ("detect", "relaxed")] == [
+        ("detect", 4),
+        ("relaxed", 4),
+    ]
+    assert np.array_equal(nets.bt_at(4)["box"], faint.box)
+    assert results[4].state == "redetected" and tracker.redetections == 1
+    # the paper's re-detection alone holds the last valid box and never asks again
+    nets, tracker, results = _relaxed_at_4([], [faint], TrackerConfig(relaxed_redetect=False))
+    assert nets.frames_of("relaxed") == []
+    assert np.allclose(nets.bt_at(4)["box"], prev) and tracker.redetections == 0
+
+
+def test_relaxed_look_is_gated_by_eq8_and_skipped_when_detection_succeeds() -> None:
+    prev = BOX + 2 * (BT_SHIFT + FLL_SHIFT) + FLL_SHIFT
+    far = det(moved(prev, 60.0), 0.8)  # ratio 1.2: not this face
+    nets, tracker, results = _relaxed_at_4([], [far])
+    assert nets.frames_of("relaxed") == [4]
+    assert np.allclose(nets.bt_at(4)["box"], prev) and tracker.redetections == 0
+    near = det(moved(prev, 10.0))
+    nets, tracker, _ = _relaxed_at_4([near], [far])
+    assert nets.frames_of("relaxed") == []  # the strict detection answered
+    assert np.array_equal(nets.bt_at(4)["box"], near.box)
+    # a strict detection beyond the gate does not stop the sensitive look
+    nets, tracker, _ = _relaxed_at_4([far], [det(moved(prev, -5.0), 0.72)])
+    assert nets.frames_of("relaxed") == [4] and tracker.redetections == 1
+
+
+def test_a_track_lost_for_reacquire_frames_takes_the_nearest_detection_wherever() -> None:
+    """FV low for frames 3-4 and 6-8, the face seen far from the held box; reacquire 4."""
+    valid = BOX + 2 * (BT_SHIFT + FLL_SHIFT) + FLL_SHIFT  # after frame 2
+    there = det(moved(valid, 200.0))  # ratio 4: beyond eq. 8's gate
+    further = det(moved(valid, 400.0), 0.999)
+    scores = {t: 0.05 for t in (3, 4, 6, 7, 8)}
+    detections = {t: [further, there] for t in range(4, 12)}
+    nets = FakeNets(scores=scores, detections=detections)
+    tracker = CRCTTracker(nets, TrackerConfig(reacquire=4), init_box=BOX)
+    results = run(tracker, 11)
+    # lost 3, 4; valid 5 (takes one off); lost 6, 7, 8: four net, so frame 9's gate is open
+    assert [r.state for r in results[3:9]] == ["lost", "lost", "tracked"] + ["lost"] * 3
+    for t, held in ((4, valid), (5, valid), (7, results[5].box), (8, results[5].box)):
+        assert np.allclose(nets.bt_at(t)["box"], held)
+    assert np.array_equal(nets.bt_at(9)["box"], there.box)  # nearest, not most confident
+    assert results[9].state == "redetected" and tracker.redetections == 1
+    assert tracker.lost_run == 0 and tracker.gate == 1.0
+    # the paper's gate alone holds the box for good
+    nets = FakeNets(scores=scores, detections=detections)
+    tracker = CRCTTracker(nets, TrackerConfig(reacquire=None), init_box=BOX)
+    results = run(tracker, 11)
+    assert not np.allclose(nets.bt_at(9)["box"], there.box) and tracker.redetections == 0
+    with pytest.raises(ValueError, match="reacquire"):
+        CRCTTracker(nets, TrackerConfig(reacquire=0))
+
+
+def test_a_rejected_redetection_falls_back_to_fll_in_the_detection_box() -> None:
+    prev = BOX + 2 * (BT_SHIFT + FLL_SHIFT) + FLL_SHIFT
+    found = det(moved(prev, 20.0))
+    # frame 4: FV rejects BT's estimate from the detection, then accepts FLL's in it
+    nets = FakeNets(scores={3: 0.1, 4: [0.2, 0.8]}, detections={4: [found]})
+    tracker = CRCTTracker(nets, init_box=BOX)
+    results = run(tracker, 6)
+    assert [n for n, t in nets.calls if t == 4] == ["detect", "bt", "fv", "fll", "fv"]
+    assert np.array_equal(nets.fll_boxes[4], found.box)
+    assert results[4].state == "redetected" and results[4].score == pytest.approx(0.8)
+    assert np.allclose(results[4].box, found.box + FLL_SHIFT)
+    assert nets.bt_at(5)["state"] is None and np.allclose(nets.bt_at(5)["box"], results[4].box)
+    assert results[5].state == "tracked"
+    # both rejected: lost, with BT's estimate; and the paper's rule never asks FLL
+    nets = FakeNets(scores={3: 0.1, 4: [0.2, 0.3]}, detections={4: [found]})
+    results = run(CRCTTracker(nets, init_box=BOX), 6)
+    assert results[4].state == "lost" and np.allclose(results[4].points, nets.bt_points[4])
+    nets = FakeNets(scores={3: 0.1, 4: [0.2, 0.8]}, detections={4: [found]})
+    config = TrackerConfig(redetect_fallback=False)
+    results = run(CRCTTracker(nets, config, init_box=BOX), 6)
+    assert [n for n, t in nets.calls if t == 4] == ["detect", "bt", "fv"]
+    assert results[4].state == "lost"
 
 
 def test_face_leaving_view_is_awaited_where_it_was() -> None:

@@ -38,6 +38,9 @@ SETTINGS_KEYS: tuple[str, ...] = (
     "detect_every",
     "max_lost",
     "int8",
+    "relaxed_redetect",
+    "reacquire",
+    "redetect_fallback",
     "init_box",
 )
 

@@ -185,13 +185,29 @@ def build_networks(spec: MethodSpec, device: Any, **options: Any) -> Any:
 
 
 def video_factory(
-    device: Any, seq_bt: int = 2, tb: float = 1.0, tc: float = 0.5, int8: bool = True
+    device: Any,
+    seq_bt: int = 2,
+    tb: float = 1.0,
+    tc: float = 0.5,
+    int8: bool = True,
+    relaxed_redetect: bool = True,
+    reacquire: int = 25,
+    redetect_fallback: bool = True,
 ) -> VideoFactory:
-    """Real video methods on ``device``, with the papers' thresholds and ``SeqBT``; ``int8``
-    as ``crct track --int8`` (its default)."""
+    """Real video methods on ``device``, with the papers' thresholds and ``SeqBT``; ``int8``,
+    ``relaxed_redetect``, ``reacquire`` (0: never) and ``redetect_fallback`` as ``crct track``
+    (its defaults)."""
 
     def make(spec: MethodSpec) -> VideoMethod:
-        config = TrackerConfig(tb=tb, tc=tc, seq_bt=seq_bt, mode=spec.mode)
+        config = TrackerConfig(
+            tb=tb,
+            tc=tc,
+            seq_bt=seq_bt,
+            mode=spec.mode,
+            relaxed_redetect=relaxed_redetect,
+            reacquire=reacquire or None,
+            redetect_fallback=redetect_fallback,
+        )
         return TrackerMethod(build_networks(spec, device, int8=int8), config)
 
     return make

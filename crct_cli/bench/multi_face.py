@@ -679,7 +679,9 @@ OnFrame = Callable[[int, int | None], None]
 Progress = Callable[[str], AbstractContextManager[OnFrame]]
 
 
-def multi_factory(device: str, seq_bt: int = 2, int8: bool = True) -> MultiFactory:
+def multi_factory(
+    device: str, seq_bt: int = 2, int8: bool = True, relaxed_redetect: bool = True
+) -> MultiFactory:
     """The real trackers: :class:`crct_cli.api.Tracker` with ``faces="all"`` per method spec."""
 
     def make(spec: MethodSpec) -> MultiMethod:
@@ -692,6 +694,7 @@ def multi_factory(device: str, seq_bt: int = 2, int8: bool = True) -> MultiFacto
             denoise=spec.denoise or "none",
             seq_bt=seq_bt,
             int8=int8,
+            relaxed_redetect=relaxed_redetect,
         )
 
     return make

@@ -81,6 +81,9 @@ class DatasetRequest:
     threshold: float = 0.08
     max_frames: int | None = None
     int8: bool = True  #: video methods: BT and FLL's first stage on int8 graphs (crct track's)
+    relaxed_redetect: bool = True  #: video methods: crct track's second, more sensitive look
+    reacquire: int = 25  #: video methods: crct track's --reacquire (0: never)
+    redetect_fallback: bool = True  #: video methods: crct track's --redetect-fallback
 
 
 @dataclass
@@ -90,9 +93,23 @@ class DatasetOutcome:
     device_description: str
 
 
-def make_video_factory(device: str, seq_bt: int, int8: bool = True) -> VideoFactory:
+def make_video_factory(
+    device: str,
+    seq_bt: int,
+    int8: bool = True,
+    relaxed_redetect: bool = True,
+    reacquire: int = 25,
+    redetect_fallback: bool = True,
+) -> VideoFactory:
     """The real trackers (replaced by tests with fakes)."""
-    return _methods.video_factory(device, seq_bt, int8=int8)
+    return _methods.video_factory(
+        device,
+        seq_bt,
+        int8=int8,
+        relaxed_redetect=relaxed_redetect,
+        reacquire=reacquire,
+        redetect_fallback=redetect_fallback,
+    )
 
 
 def make_image_factory(device: str) -> ImageFactory:
@@ -100,9 +117,11 @@ def make_image_factory(device: str) -> ImageFactory:
     return _methods.image_factory(device)
 
 
-def make_multi_factory(device: str, seq_bt: int, int8: bool = True) -> MultiFactory:
+def make_multi_factory(
+    device: str, seq_bt: int, int8: bool = True, relaxed_redetect: bool = True
+) -> MultiFactory:
     """The real multi-face trackers, ``crct_cli.Tracker(faces="all")`` (tests use fakes)."""
-    return multi_factory(device, seq_bt, int8)
+    return multi_factory(device, seq_bt, int8, relaxed_redetect)
 
 
 def _check_common(req: DatasetRequest) -> None:
@@ -112,6 +131,8 @@ def _check_common(req: DatasetRequest) -> None:
         )
     if not req.threshold > 0:
         raise CrctError(f"--threshold must be positive, got {req.threshold}")
+    if req.reacquire < 0:
+        raise CrctError(f"--reacquire must be >= 0 frames (0: never), got {req.reacquire}")
 
 
 def _check_video_options(req: DatasetRequest) -> tuple[str, int]:
@@ -257,7 +278,8 @@ def execute(
             prepared.root,
             prepared.multi,
             prepared.specs,
-            multi_factory or make_multi_factory(prepared.device, prepared.seq_bt, req.int8),
+            multi_factory
+            or make_multi_factory(prepared.device, prepared.seq_bt, req.int8, req.relaxed_redetect),
             norm=req.norm,  # type: ignore[arg-type]
             threshold=req.threshold,
             max_frames=req.max_frames,
@@ -265,7 +287,14 @@ def execute(
             progress=progress,
         )
     elif prepared.sequences is not None:
-        factory = video_factory or make_video_factory(prepared.device, prepared.seq_bt, req.int8)
+        factory = video_factory or make_video_factory(
+            prepared.device,
+            prepared.seq_bt,
+            req.int8,
+            req.relaxed_redetect,
+            req.reacquire,
+            req.redetect_fallback,
+        )
         result = run_video_benchmark(
             prepared.sequences,
             prepared.specs,

@@ -32,6 +32,13 @@ if TYPE_CHECKING:
 MTCNN_TO_LANDMARK_BOX = (0.003, 0.2564, 1.0224, 0.7606)  # 416 of 419 faces matched
 #: facenet-pytorch's defaults, which crct uses.
 THRESHOLDS = (0.6, 0.7, 0.7)
+#: The most confident detections kept (facenet-pytorch's examples keep 0.9 and above).
+MIN_SCORE = 0.9
+#: A second, more sensitive look used only to re-find a lost face (``Detect(relaxed=True)``):
+#: blur, noise and darkness lower MTCNN's scores on a real face long before they lower them
+#: on background, and a re-detection is still gated by eq. 8 and checked by FV.
+RELAXED_THRESHOLDS = (0.5, 0.6, 0.6)
+RELAXED_MIN_SCORE = 0.7
 PYRAMID_FACTOR = 0.709
 MIN_FACE = 20
 
@@ -71,9 +78,15 @@ class FaceDetector:
 
         self.mtcnn = MTCNN(keep_all=True, device=torch.device(device), min_face_size=min_face)
 
-    def __call__(self, image: np.ndarray, min_score: float = 0.9) -> list[Detection]:
+    def __call__(
+        self,
+        image: np.ndarray,
+        min_score: float = MIN_SCORE,
+        thresholds: tuple[float, float, float] = THRESHOLDS,
+    ) -> list[Detection]:
         import torch
 
+        self.mtcnn.thresholds = list(thresholds)
         with torch.inference_mode():
             boxes, probs = self.mtcnn.detect(np.ascontiguousarray(image))
         if boxes is None:
@@ -315,6 +328,13 @@ class MTCNNDetector:
         self.nets = nets
         self.min_face = min_face
 
-    def __call__(self, image: np.ndarray, min_score: float = 0.9) -> list[Detection]:
-        boxes, probs = detect_faces(np.ascontiguousarray(image), self.nets, self.min_face)
+    def __call__(
+        self,
+        image: np.ndarray,
+        min_score: float = MIN_SCORE,
+        thresholds: tuple[float, float, float] = THRESHOLDS,
+    ) -> list[Detection]:
+        boxes, probs = detect_faces(
+            np.ascontiguousarray(image), self.nets, self.min_face, thresholds
+        )
         return to_detections(boxes.astype(np.float64), probs.astype(np.float64), min_score)

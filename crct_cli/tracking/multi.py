@@ -14,7 +14,9 @@ Choices where the papers are silent (they track one face):
   another face, and on every frame on which a track is lost (Algorithm 1's re-detection). A
   detection that overlaps a track's box (IoU >= ``overlap_iou``) or that a lost track takes
   (eq. 8, nearest first) starts nothing; any other starts a track, FLL in its box, kept only
-  if FV accepts the points (``p >= TC``), so a false detection never becomes a face.
+  if FV accepts the points (``p >= TC``), so a false detection never becomes a face. Lost
+  tracks that this leaves without a detection ask for the detector's more sensitive look
+  (``TrackerConfig.relaxed_redetect``): it runs once for all of them and starts no track.
 - Ids are integers from 0 in order of appearance (left to right within a frame). A face keeps
   its id while its track lives; a track lost for more than ``max_lost`` frames in a row ends,
   and a face that comes back after that gets a new id.
@@ -29,6 +31,7 @@ Choices where the papers are silent (they track one face):
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -78,7 +81,7 @@ class MultiConfig:
 class BatchNetworks(Protocol):
     """The networks on batches: ``boxes`` (N, 4), ``points`` (N, 68, 2), one call per frame."""
 
-    def detect(self, image: np.ndarray) -> list[Detection]: ...
+    def detect(self, image: np.ndarray, relaxed: bool = False) -> list[Detection]: ...
 
     def bt_batch(
         self, prev: np.ndarray, cur: np.ndarray, boxes: np.ndarray, states: list[Any]
@@ -95,7 +98,9 @@ class PerFaceBatch:
     def __init__(self, nets: Networks) -> None:
         self.nets = nets
 
-    def detect(self, image: np.ndarray) -> list[Detection]:
+    def detect(self, image: np.ndarray, relaxed: bool = False) -> list[Detection]:
+        if relaxed:
+            return self.nets.detect(image, relaxed=True)
         return self.nets.detect(image)
 
     def bt_batch(
@@ -184,8 +189,17 @@ class MultiTracker:
         """Forget every track and id: the next frame starts a new video."""
         self.tracks, self.frame_no, self.next_id, self.redetections = [], 0, 0, 0
         if self.multi.single or self.init_box is not None:
-            self.tracks.append(Track(0, CRCTTracker(None, self.config, self.init_box)))
+            self.tracks.append(Track(0, CRCTTracker(None, self._track_config, self.init_box)))
             self.next_id = 1
+
+    @property
+    def _track_config(self) -> TrackerConfig:
+        """Each track's Algorithm 1; with several faces, a long-lost track never opens its gate
+        (``reacquire``): the face it lost is found again as a new track, and ``reattach``
+        gives it back its id, while a stranger gets an id of its own."""
+        if self.multi.single:
+            return self.config
+        return dataclasses.replace(self.config, reacquire=None)
 
     @property
     def _validates(self) -> bool:
@@ -204,6 +218,15 @@ class MultiTracker:
             detections = self.batch.detect(image)
             claimed = self._answer_detections(wanting, turns, detections)
             turns += self._start_tracks(image, detections, claimed)
+        relaxed = [u for u in turns if isinstance(u.pending, Detect)]
+        if relaxed:  # lost tracks that found nothing: one more sensitive look for all of them
+            started = [u.track.tracker.b0 for u in turns if u.fresh and u.track.tracker.started]
+            found = [
+                d
+                for d in self.batch.detect(image, relaxed=True)
+                if all(iou(d.box, b) < self.multi.overlap_iou for b in started)
+            ]
+            self._answer_detections(relaxed, turns, found)
         self._answer_in_batches(image, turns)
         self._score_fresh(image, turns)
         self._resolve_duplicates(turns)
@@ -243,7 +266,7 @@ class MultiTracker:
             if u.previous_box is not None
             for i, d in enumerate(detections)
             if i not in claimed
-            and (ratio := box_distance_ratio(u.previous_box, d.box)) < self.config.tb
+            and (ratio := box_distance_ratio(u.previous_box, d.box)) < u.track.tracker.gate
         )
         given: dict[int, list[Detection]] = {}
         for _, k, i in pairs:
@@ -280,7 +303,7 @@ class MultiTracker:
                 chosen.append(d)
         turns = []
         for d in sorted(chosen, key=lambda d: d.box[0]):  # ids left to right
-            track = Track(-1, CRCTTracker(None, self.config, d.box))  # id once FV accepts it
+            track = Track(-1, CRCTTracker(None, self._track_config, d.box))  # id once FV accepts
             turn = _Turn(track, track.tracker.plan(image), True, None)
             turn.advance(first=True)
             turns.append(turn)

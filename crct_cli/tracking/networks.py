@@ -23,7 +23,7 @@ from crct_cli.errors import CrctError
 from crct_cli.models.weights import WEIGHTS_DIR
 from crct_cli.runtime import Runtime, split_state, stack_states
 from crct_cli.runtime.nets import fv_crop
-from crct_cli.tracking.detector import Detection
+from crct_cli.tracking.detector import RELAXED_MIN_SCORE, RELAXED_THRESHOLDS, Detection
 
 
 def resolve_device(name: str) -> Any:
@@ -110,8 +110,11 @@ class CRCTNetworks:
 
         return timed
 
-    def detect(self, image: np.ndarray) -> list[Detection]:
+    def detect(self, image: np.ndarray, relaxed: bool = False) -> list[Detection]:
+        """MTCNN's faces; ``relaxed``: its more sensitive settings, to re-find a lost face."""
         with _Timer(self.timings, "detect"):
+            if relaxed:
+                return self.detector(image, RELAXED_MIN_SCORE, RELAXED_THRESHOLDS)
             return self.detector(image)
 
     # One face (the ``Networks`` protocol): a batch of one, so both paths give the same points.

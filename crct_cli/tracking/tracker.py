@@ -11,6 +11,21 @@ paper's and can be tested with scripted fakes:
   relative to that box's size, and only if that ratio is below ``TB`` (eq. 8); otherwise the
   last valid box is held, so a face that left the view is awaited where it was rather than
   swapped for another face.
+- Not in the paper (``relaxed_redetect``, on by default): when that finds nothing within TB,
+  a second, more sensitive detection is asked for (``Detect(relaxed=True)``), gated the same
+  way. On degraded footage MTCNN's scores on the face fall below its usual thresholds, and
+  the track otherwise stays lost while BT slides from the held box; eq. 8 and FV still guard
+  against taking something else.
+- Not in the paper (``reacquire``, 25 frames by default): once the track has been lost that
+  many frames (net of the valid frames in between: each one takes one off), eq. 8's gate
+  opens and the detection nearest the held box is taken wherever it is. The held box is the
+  last one FV accepted, and on hard footage FV sometimes accepts a box that has slid off the
+  face, now and then, again and again; the face is then found frame after frame beyond TB and
+  refused for the rest of the video. FV still checks what BT makes of the new box.
+- Not in the paper (``redetect_fallback``, on by default): when FV rejects what BT made of a
+  fresh detection, FLL runs in the detection box itself, as when a track starts, and its points
+  are kept if FV accepts them (the BT state starts afresh on the next frame). On degraded
+  frames BT from a cold start is the weaker of the two; the frame is lost only if both fail.
 - Validated frames are refined by FLL in BT's box; the new valid box is the box of FLL's
   points (line 19).
 
@@ -51,12 +66,15 @@ class TrackerConfig:
     tc: float = 0.5
     seq_bt: int = 2
     mode: str = "crct"
+    relaxed_redetect: bool = True
+    reacquire: int | None = 25
+    redetect_fallback: bool = True
 
 
 class Networks(Protocol):
     """What the tracker needs from the networks; boxes are (x, y, w, h) landmark boxes."""
 
-    def detect(self, image: np.ndarray) -> list[Detection]: ...
+    def detect(self, image: np.ndarray, relaxed: bool = False) -> list[Detection]: ...
 
     def bt_step(
         self, prev: np.ndarray, cur: np.ndarray, box: np.ndarray, state: Any
@@ -97,9 +115,11 @@ def gate_detections(
 
 @dataclass(frozen=True)
 class Detect:
-    """Algorithm 1 asks for face detections in ``image`` (answer: ``list[Detection]``)."""
+    """Algorithm 1 asks for face detections in ``image`` (answer: ``list[Detection]``);
+    ``relaxed``: the detector's more sensitive settings, to re-find a lost face."""
 
     image: np.ndarray
+    relaxed: bool = False
 
 
 @dataclass(frozen=True)
@@ -136,6 +156,8 @@ Plan = Generator[Request, Any, TrackResult]
 def answer(nets: Networks, request: Request) -> Any:
     """Answer one request from one face's networks."""
     if isinstance(request, Detect):
+        if request.relaxed:
+            return nets.detect(request.image, relaxed=True)
         return nets.detect(request.image)
     if isinstance(request, TrackBox):
         return nets.bt_step(request.prev, request.cur, request.box, request.state)
@@ -167,10 +189,22 @@ class CRCTTracker:
     hidden: Any = field(default=None, init=False)
     prev_image: np.ndarray | None = field(default=None, init=False)
     redetections: int = field(default=0, init=False)
+    lost_run: int = field(default=0, init=False)  # lost frames, less the valid ones since
 
     def __post_init__(self) -> None:
         if self.config.mode not in MODES:
             raise ValueError(f"unknown mode {self.config.mode!r}")
+        if self.config.reacquire is not None and self.config.reacquire < 1:
+            raise ValueError(f"reacquire must be >= 1 frame or None, got {self.config.reacquire}")
+
+    @property
+    def gate(self) -> float:
+        """Eq. 8's TB for this frame's re-detection: open (infinite) once the track has been
+        lost ``reacquire`` frames, net of the valid frames in between."""
+        reacquire = self.config.reacquire
+        if reacquire is not None and self.lost_run >= reacquire:
+            return float("inf")
+        return self.config.tb
 
     @property
     def started(self) -> bool:
@@ -225,7 +259,9 @@ class CRCTTracker:
         redetected_now = False
         pb = self.box
         if self.redetect:  # lines 3-8
-            found = gate_detections((yield Detect(image)), self.box, cfg.tb)
+            found = gate_detections((yield Detect(image)), self.box, self.gate)
+            if found is None and cfg.relaxed_redetect and self.box is not None:
+                found = gate_detections((yield Detect(image, relaxed=True)), self.box, self.gate)
             if found is not None:
                 pb, redetected_now = found, True
                 self.redetections += 1
@@ -241,10 +277,19 @@ class CRCTTracker:
             return TrackResult(points_bt, box_bt, None, "tracked")
         score = float((yield Validate(image, points_bt)))
         if score < cfg.tc:  # lines 15-16
+            if redetected_now and cfg.redetect_fallback:  # FLL in the detection instead
+                points = yield Localize(image, pb)
+                score = float((yield Validate(image, points)))
+                if score >= cfg.tc:
+                    self.box = box_from_points(points)
+                    self.hidden, self.seq_t, self.redetect, self.lost_run = None, 0, False, 0
+                    return TrackResult(points, self.box, score, "redetected")
             self.redetect = True
+            self.lost_run += 1
             return TrackResult(points_bt, box_bt, score, "lost")
         points = yield Localize(image, box_bt)  # lines 18-21
         self.box = box_from_points(points)
         self.seq_t += 1
         self.redetect = False
+        self.lost_run = 0 if redetected_now else max(0, self.lost_run - 1)
         return TrackResult(points, self.box, score, "redetected" if redetected_now else "tracked")
