@@ -70,8 +70,9 @@ class Tracker:
     points written are still FLL's float32 second stage's); ``align`` is always float32.
     ``relaxed_redetect``: a lost face that MTCNN does not find again is looked for once more
     with MTCNN's more sensitive settings (degraded footage; still gated by eq. 8 and FV).
-    ``reacquire``: after this many lost frames in a row, the single target takes the detection
-    nearest its held box wherever it is (0 or None: eq. 8's gate always, as in the paper).
+    ``reacquire``: once lost this many frames (each valid frame between takes one off), the
+    single target takes the detection nearest its held box wherever it is (0 or None: eq. 8's
+    gate always, as in the paper).
     ``redetect_fallback``: when FV rejects BT's estimate from a fresh detection, FLL in the
     detection box gets a chance, checked by FV in turn.
     ``networks`` replaces the shipped networks (anything with the one-face ``Networks`` or

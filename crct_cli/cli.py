@@ -252,8 +252,9 @@ def track(
     reacquire: Annotated[
         int,
         typer.Option(
-            help="One face: after this many lost frames in a row, take the detection nearest "
-            "the held box wherever it is (eq. 8's gate opens); 0: never, as in the paper.",
+            help="One face: once lost this many frames (each valid frame between takes one "
+            "off), take the detection nearest the held box wherever it is (eq. 8's gate "
+            "opens); 0: never, as in the paper.",
             metavar="FRAMES",
         ),
     ] = 25,
@@ -342,6 +343,8 @@ def track(
         raise CrctError(f"--device must be auto, cpu or cuda, got {device!r}")
     if backend not in BACKENDS:
         raise CrctError(f"--backend must be auto, torch or onnx, got {backend!r}")
+    if reacquire < 0:
+        raise CrctError(f"--reacquire must be >= 0 frames (0: never), got {reacquire}")
     options = BatchOptions(engine, workers, threads, overwrite, ray_address, gpus_per_worker)
     options.check()
     tracker_options: dict[str, Any] = {

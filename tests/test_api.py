@@ -167,6 +167,20 @@ def test_bad_frames_and_options_are_clear_errors(tracker: Tracker) -> None:
         Tracker(faces="some", networks=object())
     with pytest.raises(CrctError, match="--faces"):
         Tracker(faces=0, networks=object())
+    with pytest.raises(CrctError, match="--reacquire"):
+        Tracker(reacquire=-1, networks=object())
+
+
+def test_re_detection_options_reach_algorithm_1_and_track_json() -> None:
+    paper = Tracker(
+        networks=object(), relaxed_redetect=False, reacquire=0, redetect_fallback=False
+    )
+    assert paper.config == TrackerConfig(
+        relaxed_redetect=False, reacquire=None, redetect_fallback=False
+    )
+    described = Tracker(networks=object(), reacquire=12).describe()
+    assert described["reacquire"] == 12 and described["relaxed_redetect"] is True
+    assert described["redetect_fallback"] is True
 
 
 def test_the_readme_example_runs(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
