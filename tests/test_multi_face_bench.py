@@ -299,7 +299,9 @@ def test_dataset_multi_runs_every_method_and_rescoring_its_csv_agrees(
     root = multi_root(tmp_path, make_video)
     made: list[str] = []
 
-    def factory(device: str, seq_bt: int, int8: bool) -> Callable[[MethodSpec], ScriptedTracker]:
+    def factory(
+        device: str, seq_bt: int, int8: bool, relaxed_redetect: bool
+    ) -> Callable[[MethodSpec], ScriptedTracker]:
         def make(spec: MethodSpec) -> ScriptedTracker:
             made.append(spec.name)
             return ScriptedTracker(spec.mode)
