@@ -71,8 +71,8 @@ class Tracker:
     ``relaxed_redetect``: a lost face that MTCNN does not find again is looked for once more
     with MTCNN's more sensitive settings (degraded footage; still gated by eq. 8 and FV).
     ``reacquire``: once lost this many frames (each valid frame between takes one off), the
-    single target takes the detection nearest its held box wherever it is (0 or None: eq. 8's
-    gate always, as in the paper).
+    single target takes the detection nearest its held box wherever it is (0: eq. 8's gate
+    always, as in the paper).
     ``redetect_fallback``: when FV rejects BT's estimate from a fresh detection, FLL in the
     detection box gets a chance, checked by FV in turn.
     ``networks`` replaces the shipped networks (anything with the one-face ``Networks`` or
@@ -95,7 +95,7 @@ class Tracker:
         backend: str = "auto",
         int8: bool = True,
         relaxed_redetect: bool = True,
-        reacquire: int | None = 25,
+        reacquire: int = 25,
         redetect_fallback: bool = True,
         weights_dir: str | os.PathLike[str] | None = None,
         networks: Any = None,
@@ -106,7 +106,7 @@ class Tracker:
             raise CrctError(f"--detect-every must be >= 1, got {detect_every}")
         if max_lost < 0:
             raise CrctError(f"--max-lost must be >= 0, got {max_lost}")
-        if reacquire is not None and reacquire < 0:
+        if reacquire < 0:
             raise CrctError(f"--reacquire must be >= 0 frames (0: never), got {reacquire}")
         self.config = TrackerConfig(
             tb=tb,
@@ -114,7 +114,7 @@ class Tracker:
             seq_bt=seq_bt,
             mode=mode,
             relaxed_redetect=relaxed_redetect,
-            reacquire=reacquire or None,
+            reacquire=reacquire,
             redetect_fallback=redetect_fallback,
         )
         self.multi = MultiConfig(parse_faces(faces), detect_every, max_lost)

@@ -174,7 +174,7 @@ def test_bad_frames_and_options_are_clear_errors(tracker: Tracker) -> None:
 def test_re_detection_options_reach_algorithm_1_and_track_json() -> None:
     paper = Tracker(networks=object(), relaxed_redetect=False, reacquire=0, redetect_fallback=False)
     assert paper.config == TrackerConfig(
-        relaxed_redetect=False, reacquire=None, redetect_fallback=False
+        relaxed_redetect=False, reacquire=0, redetect_fallback=False
     )
     described = Tracker(networks=object(), reacquire=12).describe()
     assert described["reacquire"] == 12 and described["relaxed_redetect"] is True

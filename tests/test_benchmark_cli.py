@@ -51,7 +51,7 @@ def vw(tmp_path: Path, make_video: Callable[..., Path], monkeypatch: pytest.Monk
     weight.write_bytes(b"fake weights")
     offsets = {"crct": {("410", k): (0.0, 1.0) for k in range(1, 6)}}
     factory, _ = tracker_factory(offsets, {"410": 1}, weight)
-    monkeypatch.setattr(bench_runner, "make_video_factory", lambda *args: factory)
+    monkeypatch.setattr(bench_runner, "make_video_factory", lambda *args, **options: factory)
     return root
 
 

@@ -335,11 +335,11 @@ def test_a_track_lost_for_reacquire_frames_takes_the_nearest_detection_wherever(
     assert tracker.lost_run == 0 and tracker.gate == 1.0
     # the paper's gate alone holds the box for good
     nets = FakeNets(scores=scores, detections=detections)
-    tracker = CRCTTracker(nets, TrackerConfig(reacquire=None), init_box=BOX)
+    tracker = CRCTTracker(nets, TrackerConfig(reacquire=0), init_box=BOX)
     results = run(tracker, 11)
     assert not np.allclose(nets.bt_at(9)["box"], there.box) and tracker.redetections == 0
     with pytest.raises(ValueError, match="reacquire"):
-        CRCTTracker(nets, TrackerConfig(reacquire=0))
+        CRCTTracker(nets, TrackerConfig(reacquire=-1))
 
 
 def test_a_rejected_redetection_falls_back_to_fll_in_the_detection_box() -> None:

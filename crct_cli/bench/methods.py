@@ -190,24 +190,13 @@ def video_factory(
     tb: float = 1.0,
     tc: float = 0.5,
     int8: bool = True,
-    relaxed_redetect: bool = True,
-    reacquire: int = 25,
-    redetect_fallback: bool = True,
+    **redetection: Any,
 ) -> VideoFactory:
-    """Real video methods on ``device``, with the papers' thresholds and ``SeqBT``; ``int8``,
-    ``relaxed_redetect``, ``reacquire`` (0: never) and ``redetect_fallback`` as ``crct track``
-    (its defaults)."""
+    """Real video methods on ``device``, with the papers' thresholds and ``SeqBT``; ``int8``
+    and the re-detection options (``TrackerConfig``'s names) as ``crct track`` (its defaults)."""
 
     def make(spec: MethodSpec) -> VideoMethod:
-        config = TrackerConfig(
-            tb=tb,
-            tc=tc,
-            seq_bt=seq_bt,
-            mode=spec.mode,
-            relaxed_redetect=relaxed_redetect,
-            reacquire=reacquire or None,
-            redetect_fallback=redetect_fallback,
-        )
+        config = TrackerConfig(tb=tb, tc=tc, seq_bt=seq_bt, mode=spec.mode, **redetection)
         return TrackerMethod(build_networks(spec, device, int8=int8), config)
 
     return make

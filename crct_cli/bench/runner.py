@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from crct_cli.bench import methods as _methods
 from crct_cli.bench.catalog import (
@@ -85,6 +86,15 @@ class DatasetRequest:
     reacquire: int = 25  #: video methods: crct track's --reacquire (0: never)
     redetect_fallback: bool = True  #: video methods: crct track's --redetect-fallback
 
+    @property
+    def redetection(self) -> dict[str, Any]:
+        """The re-detection options, as ``TrackerConfig`` and ``crct_cli.Tracker`` name them."""
+        return {
+            "relaxed_redetect": self.relaxed_redetect,
+            "reacquire": self.reacquire,
+            "redetect_fallback": self.redetect_fallback,
+        }
+
 
 @dataclass
 class DatasetOutcome:
@@ -94,22 +104,10 @@ class DatasetOutcome:
 
 
 def make_video_factory(
-    device: str,
-    seq_bt: int,
-    int8: bool = True,
-    relaxed_redetect: bool = True,
-    reacquire: int = 25,
-    redetect_fallback: bool = True,
+    device: str, seq_bt: int, int8: bool = True, **redetection: Any
 ) -> VideoFactory:
     """The real trackers (replaced by tests with fakes)."""
-    return _methods.video_factory(
-        device,
-        seq_bt,
-        int8=int8,
-        relaxed_redetect=relaxed_redetect,
-        reacquire=reacquire,
-        redetect_fallback=redetect_fallback,
-    )
+    return _methods.video_factory(device, seq_bt, int8=int8, **redetection)
 
 
 def make_image_factory(device: str) -> ImageFactory:
@@ -118,10 +116,10 @@ def make_image_factory(device: str) -> ImageFactory:
 
 
 def make_multi_factory(
-    device: str, seq_bt: int, int8: bool = True, relaxed_redetect: bool = True
+    device: str, seq_bt: int, int8: bool = True, **redetection: Any
 ) -> MultiFactory:
     """The real multi-face trackers, ``crct_cli.Tracker(faces="all")`` (tests use fakes)."""
-    return multi_factory(device, seq_bt, int8, relaxed_redetect)
+    return multi_factory(device, seq_bt, int8, **redetection)
 
 
 def _check_common(req: DatasetRequest) -> None:
@@ -279,7 +277,7 @@ def execute(
             prepared.multi,
             prepared.specs,
             multi_factory
-            or make_multi_factory(prepared.device, prepared.seq_bt, req.int8, req.relaxed_redetect),
+            or make_multi_factory(prepared.device, prepared.seq_bt, req.int8, **req.redetection),
             norm=req.norm,  # type: ignore[arg-type]
             threshold=req.threshold,
             max_frames=req.max_frames,
@@ -288,12 +286,7 @@ def execute(
         )
     elif prepared.sequences is not None:
         factory = video_factory or make_video_factory(
-            prepared.device,
-            prepared.seq_bt,
-            req.int8,
-            req.relaxed_redetect,
-            req.reacquire,
-            req.redetect_fallback,
+            prepared.device, prepared.seq_bt, req.int8, **req.redetection
         )
         result = run_video_benchmark(
             prepared.sequences,

@@ -199,7 +199,7 @@ class MultiTracker:
         gives it back its id, while a stranger gets an id of its own."""
         if self.multi.single:
             return self.config
-        return dataclasses.replace(self.config, reacquire=None)
+        return dataclasses.replace(self.config, reacquire=0)
 
     @property
     def _validates(self) -> bool:

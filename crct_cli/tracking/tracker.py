@@ -67,7 +67,7 @@ class TrackerConfig:
     seq_bt: int = 2
     mode: str = "crct"
     relaxed_redetect: bool = True
-    reacquire: int | None = 25
+    reacquire: int = 25  #: 0: never (the paper's gate always)
     redetect_fallback: bool = True
 
 
@@ -194,15 +194,15 @@ class CRCTTracker:
     def __post_init__(self) -> None:
         if self.config.mode not in MODES:
             raise ValueError(f"unknown mode {self.config.mode!r}")
-        if self.config.reacquire is not None and self.config.reacquire < 1:
-            raise ValueError(f"reacquire must be >= 1 frame or None, got {self.config.reacquire}")
+        if (reacquire := self.config.reacquire) < 0:
+            raise ValueError(f"reacquire must be >= 0 frames (0: never), got {reacquire}")
 
     @property
     def gate(self) -> float:
         """Eq. 8's TB for this frame's re-detection: open (infinite) once the track has been
         lost ``reacquire`` frames, net of the valid frames in between."""
         reacquire = self.config.reacquire
-        if reacquire is not None and self.lost_run >= reacquire:
+        if reacquire and self.lost_run >= reacquire:
             return float("inf")
         return self.config.tb
 
