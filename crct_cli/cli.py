@@ -996,6 +996,24 @@ Loss = Annotated[
 ]
 
 
+Degradation = Annotated[
+    float,
+    typer.Option(help="Share of training faces degraded as crct degrade does (any kind)."),
+]
+Stack = Annotated[
+    float,
+    typer.Option(
+        help="Chance that a degraded face gets one more degradation, again and again "
+        "(blur + noise + darkening at once, as on hard footage)."
+    ),
+]
+
+
+def _check_degradation(degradation: float, stack: float) -> None:
+    if not (0 <= degradation <= 1 and 0 <= stack < 1):
+        raise CrctError("--degradation must be in [0, 1] and --stack in [0, 1)")
+
+
 def _log_line(message: str) -> None:
     typer.echo(message, err=True)
 
@@ -1066,14 +1084,18 @@ def train_fll(
             "exactly that of --init.",
         ),
     ] = False,
+    degradation: Degradation = 0.25,
+    stack: Stack = 0.0,
     seed: Seed = 0,
     out: OutFile = None,
     checkpoint: Checkpoint = None,
     resume: Resume = False,
 ) -> None:
     """Train FLL, the landmark localiser, with the papers' augmentation."""
+    from crct_cli.train.data import AugmentConfig
     from crct_cli.train.fll import TrainFLLConfig, train_fll
 
+    _check_degradation(degradation, stack)
     dirs, vals = _train_dirs(train, val)
     cfg = TrainFLLConfig(
         train=dirs,
@@ -1088,6 +1110,7 @@ def train_fll(
         loss=loss,
         local=local,
         freeze_global=freeze_global,
+        augment=AugmentConfig(degradation=degradation, stack=stack),
     )
     _train_common(cfg, steps, out, checkpoint)
     train_fll(cfg, log=_log_line)
@@ -1100,17 +1123,8 @@ def train_fv(
     steps: Steps = None,
     batch: Annotated[int, typer.Option(help="Candidate shapes per step.")] = 128,
     lr: Annotated[float, typer.Option(help="Peak learning rate (AdamW, cosine).")] = 2e-3,
-    degradation: Annotated[
-        float,
-        typer.Option(help="Share of training faces degraded as crct degrade does (any kind)."),
-    ] = 0.25,
-    stack: Annotated[
-        float,
-        typer.Option(
-            help="Chance that a degraded face gets one more degradation, again and again "
-            "(blur + noise + darkening at once, as on hard footage)."
-        ),
-    ] = 0.0,
+    degradation: Degradation = 0.25,
+    stack: Stack = 0.0,
     seed: Seed = 0,
     out: OutFile = None,
     checkpoint: Checkpoint = None,
@@ -1120,8 +1134,7 @@ def train_fv(
     from crct_cli.train.data import AugmentConfig
     from crct_cli.train.fv import TrainFVConfig, train_fv
 
-    if not (0 <= degradation <= 1 and 0 <= stack < 1):
-        raise CrctError("--degradation must be in [0, 1] and --stack in [0, 1)")
+    _check_degradation(degradation, stack)
     dirs, vals = _train_dirs(train, val)
     augment = AugmentConfig(shift_std=0.1, degradation=degradation, stack=stack)
     cfg = TrainFVConfig(

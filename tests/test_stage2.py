@@ -155,6 +155,36 @@ def test_second_stage_batches_jitter_and_keep_points_in_the_crop() -> None:
     assert torch.equal(again_x, x) and torch.equal(again_y, y)
 
 
+def test_harsher_degradation_is_recorded_in_the_command_and_stacks_degradations(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import crct_cli.train.data as data
+    from crct_cli.train.data import AugmentConfig
+
+    faces = [_generated_face(a) for a in (0.0, 20.0)]
+    plain = TrainFLLConfig(train=[Path("t")], val=[Path("v")], batch=64, out=Path("x/fll.pt"))
+    assert "--degradation" not in plain.command() and "--stack" not in plain.command()
+    harsh = dataclasses.replace(plain, augment=AugmentConfig(degradation=1.0, stack=0.5))
+    assert "--degradation 1.0 --stack 0.5" in harsh.command()
+
+    applied: list[str] = []
+    real = data.random_degradation
+
+    def counted(image: np.ndarray, rng: np.random.Generator, p: float = 0.5):  # type: ignore[no-untyped-def]
+        out = real(image, rng, p)
+        if out[1] is not None:
+            applied.append(out[1])
+        return out
+
+    monkeypatch.setattr(data, "random_degradation", counted)
+    make_batch(faces, plain, 0)
+    few = len(applied)
+    applied.clear()
+    make_batch(faces, harsh, 0)
+    # every harsh crop is degraded, about half of them more than once; plain: about a quarter
+    assert few < 64 * 0.45 and 64 * 1.5 < len(applied) < 64 * 2.6
+
+
 def test_invisible_degradation_is_labelled_clean() -> None:
     rng = np.random.default_rng(0)
     clean = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)

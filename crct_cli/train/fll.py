@@ -100,6 +100,10 @@ class TrainFLLConfig(TrainRun):
             args += ["--first", display_path(self.first)]
         args += ["--local"] if self.local else []
         args += ["--freeze-global"] if self.freeze_global else []
+        default = AugmentConfig()
+        if (self.augment.degradation, self.augment.stack) != (default.degradation, default.stack):
+            args += ["--degradation", str(self.augment.degradation)]
+            args += ["--stack", str(self.augment.stack)]
         return args + ["--loss", self.loss]
 
 
