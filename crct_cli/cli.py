@@ -1164,14 +1164,17 @@ def train_bt(
             min=32,
         ),
     ] = 128,
+    degradation: Degradation = 0.25,
+    stack: Stack = 0.0,
     out: OutFile = None,
     checkpoint: Checkpoint = None,
     resume: Resume = False,
 ) -> None:
     """Train BT, the recurrent tracker, on sequences synthesised from still faces."""
     from crct_cli.models.bt import BTConfig
-    from crct_cli.train.bt import TrainBTConfig, train_bt
+    from crct_cli.train.bt import BT_AUGMENT, TrainBTConfig, train_bt
 
+    _check_degradation(degradation, stack)
     dirs, vals = _train_dirs(train, val)
     cfg = TrainBTConfig(
         train=dirs,
@@ -1182,6 +1185,7 @@ def train_bt(
         init=init,
         resume=resume,
         model=BTConfig(input_size=input_size),
+        augment=dataclasses.replace(BT_AUGMENT, degradation=degradation, stack=stack),
     )
     _train_common(cfg, steps, out, checkpoint)
     train_bt(cfg, log=_log_line)

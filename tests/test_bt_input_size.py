@@ -21,7 +21,8 @@ from crct_cli.runtime import Runtime
 
 @pytest.fixture(scope="module")
 def small_bt(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A BT trained for two steps on 48-px crops from a small FLL's trunk."""
+    """A BT trained for two steps on 48-px crops from a small FLL's trunk, on harsher
+    degradation than the default."""
     tmp = tmp_path_factory.mktemp("bt48")
     data = write_generated_faces(tmp / "faces")
     torch.manual_seed(0)
@@ -32,6 +33,7 @@ def small_bt(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp / "w" / "bt.pt"
     args = ["train", "bt", str(data), "--val", str(data), "--input-size", "48", "--steps", "2"]
     args += ["--crops-per-step", "4", "--init", str(init), "--out", str(out)]
+    args += ["--degradation", "0.6", "--stack", "0.3"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     return out
@@ -40,6 +42,7 @@ def small_bt(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_the_size_is_in_the_weights_and_the_manifest_command(small_bt: Path) -> None:
     entry = read_manifest(small_bt.parent)["weights"]["bt.pt"]
     assert "--input-size 48" in entry["command"]
+    assert "--degradation 0.6 --stack 0.3" in entry["command"]  # harsher footage, recorded
     blob = torch.load(small_bt, map_location="cpu", weights_only=False)
     assert blob["config"]["model"]["input_size"] == 48
 

@@ -26,16 +26,19 @@ from crct_cli.landmarks import FLIP_PERMUTATION, box_from_points
 from crct_cli.models.bt import BTConfig, RecurrentTracker
 from crct_cli.models.fll import fll_config_from_dict
 from crct_cli.models.weights import WEIGHTS_DIR, load_weights
-from crct_cli.noise import random_degradation
 from crct_cli.train.data import (
     AugmentConfig,
     Face,
     load_faces,
     occluding_strip,
     photometric,
+    training_degradation,
 )
 from crct_cli.train.loop import LoopConfig, prefetch, run_loop
 from crct_cli.train.run import TrainRun, display_path
+
+#: BT's default augmentation: strips are drawn per frame by the sequence, not on the still.
+BT_AUGMENT = AugmentConfig(occlusion=0.0)
 
 
 @dataclass
@@ -45,7 +48,7 @@ class TrainBTConfig(TrainRun):
     max_unroll: int = 32
     init: Path | None = WEIGHTS_DIR / "fll.pt"  # CRCT III-E: the trunk starts from FLL's
     model: BTConfig = field(default_factory=BTConfig)
-    augment: AugmentConfig = field(default_factory=lambda: AugmentConfig(occlusion=0.0))
+    augment: AugmentConfig = field(default_factory=lambda: BT_AUGMENT)
 
     def default_steps(self) -> int:
         return 1500
@@ -54,7 +57,12 @@ class TrainBTConfig(TrainRun):
         init = ["--init", display_path(self.init)] if self.init is not None else []
         size = self.model.input_size
         sized = ["--input-size", str(size)] if size != BTConfig().input_size else []
-        return ["--crops-per-step", str(self.crops_per_step), *init, *sized]
+        harsh = []
+        default = BT_AUGMENT
+        if (self.augment.degradation, self.augment.stack) != (default.degradation, default.stack):
+            harsh = ["--degradation", str(self.augment.degradation)]
+            harsh += ["--stack", str(self.augment.stack)]
+        return ["--crops-per-step", str(self.crops_per_step), *init, *sized, *harsh]
 
 
 @dataclass
@@ -88,7 +96,7 @@ def synth_sequence(
         points = points.copy()
         points[:, 0] = image.shape[1] - 1 - points[:, 0]
         points = points[list(FLIP_PERMUTATION)]
-    image, _, _ = random_degradation(image, rng, aug.degradation)
+    image = training_degradation(image, rng, aug)
     image = photometric(image, rng, AugmentConfig(occlusion=0.0, grayscale=aug.grayscale))
     box = box_from_points(points)
     side = float(max(box[2:]))

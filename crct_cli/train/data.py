@@ -148,6 +148,18 @@ def occluding_strip(crop: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
+def training_degradation(
+    image: np.ndarray, rng: np.random.Generator, aug: AugmentConfig
+) -> np.ndarray:
+    """With probability ``aug.degradation`` one degradation of ``crct degrade`` (any type and
+    level); then, with probability ``aug.stack`` each time, one more (blur + noise + dark, say,
+    as on hard footage). Draws nothing more from ``rng`` when ``stack`` is 0."""
+    image, kind, _ = random_degradation(image, rng, aug.degradation)
+    while kind is not None and aug.stack > 0 and rng.random() < aug.stack:
+        image, kind, _ = random_degradation(image, rng, 1.0)
+    return image
+
+
 def augmented_crop(
     face: Face,
     rng: np.random.Generator,
@@ -178,9 +190,7 @@ def framed_crop(
     matrix = geometry.crop_matrix(center, side, out_size, angle, flip)
     image = face.image
     if aug.degradation > 0:
-        image, kind, _ = random_degradation(image, rng, aug.degradation)
-        while kind is not None and aug.stack > 0 and rng.random() < aug.stack:
-            image, kind, _ = random_degradation(image, rng, 1.0)  # blur + noise + dark, say
+        image = training_degradation(image, rng, aug)
     crop = geometry.warp(image, matrix, out_size)
     points = geometry.apply(matrix, face.points)
     if flip:
