@@ -29,6 +29,7 @@ from crct_cli.models.weights import WEIGHTS_DIR, load_weights
 from crct_cli.train.data import (
     AugmentConfig,
     Face,
+    degradation_options,
     load_faces,
     occluding_strip,
     photometric,
@@ -57,11 +58,7 @@ class TrainBTConfig(TrainRun):
         init = ["--init", display_path(self.init)] if self.init is not None else []
         size = self.model.input_size
         sized = ["--input-size", str(size)] if size != BTConfig().input_size else []
-        harsh = []
-        default = BT_AUGMENT
-        if (self.augment.degradation, self.augment.stack) != (default.degradation, default.stack):
-            harsh = ["--degradation", str(self.augment.degradation)]
-            harsh += ["--stack", str(self.augment.stack)]
+        harsh = degradation_options(self.augment)
         return ["--crops-per-step", str(self.crops_per_step), *init, *sized, *harsh]
 
 

@@ -160,6 +160,15 @@ def training_degradation(
     return image
 
 
+def degradation_options(aug: AugmentConfig) -> list[str]:
+    """``--degradation P --stack Q`` for a recorded ``crct train`` command, when they are not
+    the defaults (so the commands of earlier weight files read as they did)."""
+    default = AugmentConfig()
+    if (aug.degradation, aug.stack) == (default.degradation, default.stack):
+        return []
+    return ["--degradation", str(aug.degradation), "--stack", str(aug.stack)]
+
+
 def augmented_crop(
     face: Face,
     rng: np.random.Generator,

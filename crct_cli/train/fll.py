@@ -32,6 +32,7 @@ from crct_cli.train.data import (
     AugmentConfig,
     Face,
     augmented_crop,
+    degradation_options,
     framed_crop,
     load_faces,
     to_tensor_batch,
@@ -100,11 +101,7 @@ class TrainFLLConfig(TrainRun):
             args += ["--first", display_path(self.first)]
         args += ["--local"] if self.local else []
         args += ["--freeze-global"] if self.freeze_global else []
-        default = AugmentConfig()
-        if (self.augment.degradation, self.augment.stack) != (default.degradation, default.stack):
-            args += ["--degradation", str(self.augment.degradation)]
-            args += ["--stack", str(self.augment.stack)]
-        return args + ["--loss", self.loss]
+        return args + degradation_options(self.augment) + ["--loss", self.loss]
 
 
 def upright_crop(

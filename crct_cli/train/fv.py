@@ -24,6 +24,7 @@ from crct_cli.train.data import (
     AugmentConfig,
     Face,
     augmented_crop,
+    degradation_options,
     load_faces,
     to_tensor_batch,
 )
@@ -47,11 +48,7 @@ class TrainFVConfig(TrainRun):
 
     def options(self) -> list[str]:
         opts = ["--batch", str(self.batch)]
-        default = AugmentConfig(shift_std=0.1)
-        if (self.augment.degradation, self.augment.stack) != (default.degradation, default.stack):
-            opts += ["--degradation", str(self.augment.degradation)]
-            opts += ["--stack", str(self.augment.stack)]
-        return opts
+        return opts + degradation_options(self.augment)
 
 
 def _similar(
