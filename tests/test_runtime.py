@@ -420,7 +420,14 @@ def _tracked_differences(
     from crct_cli.landmarks import box_from_points
 
     ref, onnx = probes
-    diffs: dict[str, list[float]] = {"bt": [], "fv": [], "fll_stage1": [], "fll": []}
+    diffs: dict[str, list[float]] = {
+        "bt": [],
+        "fv": [],
+        "fll_stage1": [],
+        "fll_stage2": [],
+        "fll": [],
+        "fll_self": [],
+    }
     points, state = ref.localize(images[0], ref.detect(images[0])[0].box), None
     for k in range(1, len(images)):
         state = None if (k - 1) % seq_bt == 0 else state
@@ -434,8 +441,12 @@ def _tracked_differences(
             box = box_from_points(guess)[None]
             first = ref.aligner._once(images[k], box)
             diffs["fll_stage1"].append(np.abs(first - onnx.aligner._once(images[k], box)))
+            second = ref.aligner._upright(images[k], first)
+            diffs["fll_stage2"].append(np.abs(second - onnx.aligner._upright(images[k], first)))
             guess = ref.localize(images[k], box[0])
             diffs["fll"].append(np.abs(guess - onnx.localize(images[k], box[0])))
+            nudged = ref.localize(images[k], box[0] + 1e-5)
+            diffs["fll_self"].append(np.abs(guess - nudged))
         points = guess
     return {k: np.array([np.max(d) for d in v]) for k, v in diffs.items()}
 
@@ -460,22 +471,26 @@ def test_tracking_calls_match_the_torch_path_on_the_sample(probes, frames) -> No
     """Every call of a tracked clip, given the same inputs: the same points within 0.01 px."""
     diffs = _tracked_differences(probes, frames[:20])
     assert len(diffs["fll"]) >= 15  # FV accepted most frames
-    assert max(diffs["bt"].max(), diffs["fll_stage1"].max(), diffs["fll"].max()) < 0.01
+    networks = ("bt", "fll_stage1", "fll_stage2")
+    assert max(diffs[k].max() for k in networks) < 1e-3 and diffs["fll"].max() < 0.01
     assert diffs["fv"].max() < 1e-5
 
 
 @pytest.mark.shared
 @pytest.mark.skipif(not SHARED_VIDEO.is_file(), reason=f"needs {SHARED_VIDEO} (../shared)")
 def test_tracking_calls_match_the_torch_path_on_a_shared_video(probes) -> None:
-    """Each network within 0.001 px. FLL's second stage crops around the first stage's answer,
-    and cv2's warp places its samples on a 1/32-px grid, so a 1e-4 px difference there now and
-    then moves a few crop pixels by a grey level: the two-stage answer stays within 0.01 px on
-    nearly every frame and 0.03 px on all (the torch path itself moves by up to 0.03 px, 0.008
-    in the median, when its box moves by 1e-5 px)."""
+    """Each network, given the same inputs, within 0.001 px: BT, FLL's first stage, and FLL's
+    second stage on the first stage's torch answer. The two stages chained are chaotic: the
+    second crops around the first's answer, and cv2's warp places its samples on a 1/32-px grid,
+    so a 1e-4 px difference there now and then moves a few crop pixels by a grey level. So the
+    chained answers are held to the torch path's own sensitivity, measured here by nudging its
+    box by 1e-5 px: the backends part by less than that in the median (about a quarter of it on
+    this video), by under 0.01 px on nearly every frame and 0.03 px on all."""
     diffs = _tracked_differences(probes, [f.image for f in iter_frames(SHARED_VIDEO, 40)])
-    assert max(diffs["bt"].max(), diffs["fll_stage1"].max()) < 1e-3 and diffs["fv"].max() < 1e-5
-    assert np.median(diffs["fll"]) < 0.002 and np.mean(diffs["fll"] < 0.01) > 0.9
-    assert diffs["fll"].max() < 0.03
+    networks = ("bt", "fll_stage1", "fll_stage2")
+    assert max(diffs[k].max() for k in networks) < 1e-3 and diffs["fv"].max() < 1e-5
+    assert np.median(diffs["fll"]) < np.median(diffs["fll_self"])
+    assert np.mean(diffs["fll"] < 0.01) > 0.9 and diffs["fll"].max() < 0.03
 
 
 def test_free_running_tracks_stay_together(probes, frames) -> None:
