@@ -27,7 +27,7 @@ import numpy as np
 
 from crct_cli.errors import CrctError
 from crct_cli.tracking.multi import Face, MultiConfig, MultiTracker
-from crct_cli.tracking.tracker import MODES, TrackerConfig
+from crct_cli.tracking.tracker import LOST_POINTS, MODES, TrackerConfig
 
 __all__ = ["Face", "TrackedFrame", "Tracker", "parse_faces"]
 
@@ -75,6 +75,9 @@ class Tracker:
     always, as in the paper).
     ``redetect_fallback``: when FV rejects BT's estimate from a fresh detection, FLL in the
     detection box gets a chance, checked by FV in turn.
+    ``lost_points``: what a lost frame's points are: ``fll``, FLL's in the last box FV accepted
+    (a face that is only hard to see has seldom moved far), or ``bt``, BT's rejected estimate
+    (the paper's).
     ``networks`` replaces the shipped networks (anything with the one-face ``Networks`` or
     the batched calls).
     """
@@ -97,6 +100,7 @@ class Tracker:
         relaxed_redetect: bool = True,
         reacquire: int = 25,
         redetect_fallback: bool = True,
+        lost_points: str = "fll",
         weights_dir: str | os.PathLike[str] | None = None,
         networks: Any = None,
     ) -> None:
@@ -108,6 +112,8 @@ class Tracker:
             raise CrctError(f"--max-lost must be >= 0, got {max_lost}")
         if reacquire < 0:
             raise CrctError(f"--reacquire must be >= 0 frames (0: never), got {reacquire}")
+        if lost_points not in LOST_POINTS:
+            raise CrctError(f"--lost-points must be fll or bt, got {lost_points!r}")
         self.config = TrackerConfig(
             tb=tb,
             tc=tc,
@@ -116,6 +122,7 @@ class Tracker:
             relaxed_redetect=relaxed_redetect,
             reacquire=reacquire,
             redetect_fallback=redetect_fallback,
+            lost_points=lost_points,
         )
         self.multi = MultiConfig(parse_faces(faces), detect_every, max_lost)
         self.init_box = None if init_box is None else np.asarray(init_box, dtype=np.float64)

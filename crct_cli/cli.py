@@ -170,6 +170,13 @@ def _check_mode(mode: str) -> None:
         raise CrctError(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
 
 
+def _check_lost_points(lost_points: str) -> None:
+    from crct_cli.tracking.tracker import LOST_POINTS
+
+    if lost_points not in LOST_POINTS:
+        raise CrctError(f"--lost-points must be fll or bt, got {lost_points!r}")
+
+
 @app.command()
 def track(
     videos: Annotated[
@@ -265,6 +272,15 @@ def track(
             "FLL in the detection box itself (kept if the validator accepts it).",
         ),
     ] = True,
+    lost_points: Annotated[
+        str,
+        typer.Option(
+            help="The points written for a lost frame: fll (FLL in the last box the validator "
+            "accepted, where a face that is only hard to see still is) or bt (BT's rejected "
+            "estimate, as in the paper). The frame is marked lost either way.",
+            metavar="fll|bt",
+        ),
+    ] = "fll",
     workers: Annotated[
         int | None,
         typer.Option(
@@ -345,6 +361,7 @@ def track(
         raise CrctError(f"--backend must be auto, torch or onnx, got {backend!r}")
     if reacquire < 0:
         raise CrctError(f"--reacquire must be >= 0 frames (0: never), got {reacquire}")
+    _check_lost_points(lost_points)
     options = BatchOptions(engine, workers, threads, overwrite, ray_address, gpus_per_worker)
     options.check()
     tracker_options: dict[str, Any] = {
@@ -363,6 +380,7 @@ def track(
         "relaxed_redetect": relaxed_redetect,
         "reacquire": reacquire,
         "redetect_fallback": redetect_fallback,
+        "lost_points": lost_points,
     }
     jobs = discover(videos, out)
     console = Console(stderr=True, highlight=False)
@@ -836,6 +854,10 @@ def benchmark(
         bool,
         typer.Option(help="--dataset videos: as crct track --redetect-fallback."),
     ] = True,
+    lost_points: Annotated[
+        str,
+        typer.Option(help="--dataset videos: as crct track --lost-points.", metavar="fll|bt"),
+    ] = "fll",
     faces: Annotated[
         str,
         typer.Option(
@@ -901,7 +923,9 @@ def benchmark(
             relaxed_redetect=relaxed_redetect,
             reacquire=reacquire,
             redetect_fallback=redetect_fallback,
+            lost_points=lost_points,
         )
+        _check_lost_points(lost_points)
         run_dataset_command(request, out)
         return
     dataset_only.update({"--methods": methods, "--seq-bt": seq_bt})

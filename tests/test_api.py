@@ -169,6 +169,8 @@ def test_bad_frames_and_options_are_clear_errors(tracker: Tracker) -> None:
         Tracker(faces=0, networks=object())
     with pytest.raises(CrctError, match="--reacquire"):
         Tracker(reacquire=-1, networks=object())
+    with pytest.raises(CrctError, match="--lost-points"):
+        Tracker(lost_points="held", networks=object())
 
 
 def test_re_detection_options_reach_algorithm_1_and_track_json() -> None:
@@ -178,7 +180,8 @@ def test_re_detection_options_reach_algorithm_1_and_track_json() -> None:
     )
     described = Tracker(networks=object(), reacquire=12).describe()
     assert described["reacquire"] == 12 and described["relaxed_redetect"] is True
-    assert described["redetect_fallback"] is True
+    assert described["redetect_fallback"] is True and described["lost_points"] == "fll"
+    assert Tracker(networks=object(), lost_points="bt").config.lost_points == "bt"
 
 
 def test_the_readme_example_runs(monkeypatch: pytest.MonkeyPatch, capsys) -> None:

@@ -202,8 +202,9 @@ def test_fll_runs_in_bt_box_and_new_valid_box_is_fll_box() -> None:
 
 
 def test_low_fv_score_marks_lost_and_only_the_next_frame_detects() -> None:
+    """The paper's lost frame (``lost_points="bt"``): BT's rejected estimate is kept."""
     nets = FakeNets(scores={3: 0.2})
-    results = run(CRCTTracker(nets, init_box=BOX), 7)
+    results = run(CRCTTracker(nets, TrackerConfig(lost_points="bt"), init_box=BOX), 7)
     lost = results[3]
     assert lost.state == "lost" and lost.score == pytest.approx(0.2)
     assert np.allclose(lost.points, nets.bt_points[3])  # BT's rejected estimate is kept
@@ -213,6 +214,34 @@ def test_low_fv_score_marks_lost_and_only_the_next_frame_detects() -> None:
     # no detection at frame 4: BT gets the last valid box (frame 2's), not BT's lost box
     assert np.allclose(nets.bt_at(4)["box"], results[2].box)
     assert [r.state for r in results[4:]] == ["tracked"] * 3
+
+
+def test_a_lost_frame_carries_fll_in_the_held_box_by_default() -> None:
+    """FLL in the last valid box answers the lost frame, with FV's score on its points; the
+    frame stays lost (even when FV would accept FLL's points) and the next one re-detects, BT
+    starting from the same held box as with BT's points."""
+    for fll_score in (0.3, 0.8):
+        nets = FakeNets(scores={3: [0.2, fll_score]})
+        results = run(CRCTTracker(nets, init_box=BOX), 7)
+        lost = results[3]
+        assert lost.state == "lost" and lost.score == pytest.approx(fll_score)
+        assert np.allclose(nets.fll_boxes[3], results[2].box)  # the held box, not BT's
+        assert np.allclose(lost.points, nets.fll_points[3])
+        assert np.allclose(lost.box, box_from_points(nets.fll_points[3]))
+        assert nets.calls[nets.calls.index(("bt", 3)) :][:4] == [
+            ("bt", 3),
+            ("fv", 3),
+            ("fll", 3),
+            ("fv", 3),
+        ]
+        assert nets.frames_of("detect") == [4]
+        assert np.allclose(nets.bt_at(4)["box"], results[2].box)
+        assert [r.state for r in results[4:]] == ["tracked"] * 3
+
+
+def test_lost_points_is_checked() -> None:
+    with pytest.raises(ValueError, match="lost_points"):
+        CRCTTracker(FakeNets(), TrackerConfig(lost_points="held"))
 
 
 def test_score_exactly_tc_is_valid_and_tc_changes_behaviour() -> None:
@@ -355,12 +384,22 @@ def test_a_rejected_redetection_falls_back_to_fll_in_the_detection_box() -> None
     assert np.allclose(results[4].box, found.box + FLL_SHIFT)
     assert nets.bt_at(5)["state"] is None and np.allclose(nets.bt_at(5)["box"], results[4].box)
     assert results[5].state == "tracked"
-    # both rejected: lost, with BT's estimate; and the paper's rule never asks FLL
+    # both rejected: lost, with FLL's points in the detection (or BT's estimate)
     nets = FakeNets(scores={3: 0.1, 4: [0.2, 0.3]}, detections={4: [found]})
     results = run(CRCTTracker(nets, init_box=BOX), 6)
+    assert results[4].state == "lost" and np.allclose(results[4].points, nets.fll_points[4])
+    assert np.array_equal(nets.fll_boxes[4], found.box)
+    nets = FakeNets(scores={3: 0.1, 4: [0.2, 0.3]}, detections={4: [found]})
+    results = run(CRCTTracker(nets, TrackerConfig(lost_points="bt"), init_box=BOX), 6)
     assert results[4].state == "lost" and np.allclose(results[4].points, nets.bt_points[4])
+    # without the fallback FV's verdict on FLL's points is not taken: the frame stays lost
     nets = FakeNets(scores={3: 0.1, 4: [0.2, 0.8]}, detections={4: [found]})
-    config = TrackerConfig(redetect_fallback=False)
+    results = run(CRCTTracker(nets, TrackerConfig(redetect_fallback=False), init_box=BOX), 6)
+    assert [n for n, t in nets.calls if t == 4] == ["detect", "bt", "fv", "fll", "fv"]
+    assert results[4].state == "lost" and np.allclose(results[4].points, nets.fll_points[4])
+    # and the paper's rule never asks FLL
+    nets = FakeNets(scores={3: 0.1, 4: [0.2, 0.8]}, detections={4: [found]})
+    config = TrackerConfig(redetect_fallback=False, lost_points="bt")
     results = run(CRCTTracker(nets, config, init_box=BOX), 6)
     assert [n for n, t in nets.calls if t == 4] == ["detect", "bt", "fv"]
     assert results[4].state == "lost"

@@ -41,6 +41,7 @@ SETTINGS_KEYS: tuple[str, ...] = (
     "relaxed_redetect",
     "reacquire",
     "redetect_fallback",
+    "lost_points",
     "init_box",
 )
 

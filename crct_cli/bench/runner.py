@@ -85,6 +85,7 @@ class DatasetRequest:
     relaxed_redetect: bool = True  #: video methods: crct track's second, more sensitive look
     reacquire: int = 25  #: video methods: crct track's --reacquire (0: never)
     redetect_fallback: bool = True  #: video methods: crct track's --redetect-fallback
+    lost_points: str = "fll"  #: video methods: crct track's --lost-points
 
     @property
     def redetection(self) -> dict[str, Any]:
@@ -93,6 +94,7 @@ class DatasetRequest:
             "relaxed_redetect": self.relaxed_redetect,
             "reacquire": self.reacquire,
             "redetect_fallback": self.redetect_fallback,
+            "lost_points": self.lost_points,
         }
 
 

@@ -29,10 +29,18 @@ paper's and can be tested with scripted fakes:
 - Validated frames are refined by FLL in BT's box; the new valid box is the box of FLL's
   points (line 19).
 
+- Not in the paper (``lost_points``, ``fll`` by default): a lost frame's points are FLL's in
+  ``Pb`` (the held box: the last one FV accepted, or the fresh detection), checked by FV for
+  the score written with them, rather than BT's rejected estimate. On hard footage FV rejects
+  whole runs of frames where the face is only hard to see and has hardly moved; BT from a cold
+  start then slides off it, while FLL in the held box stays on it (the hard webcam set: 25% of
+  frames failed with BT's points, 10% with FLL's). The tracker's state is the same either way:
+  the frame is still lost, and the next one re-detects. ``bt``: the paper's points.
+
 Choices where the paper is silent: the initial box ``b0`` comes from ``--init-box`` or the
 most confident detection of the first frame that has one, and that frame is answered by FLL in
 ``b0`` (state ``redetected``); frames before it are ``lost`` with no points. A lost frame
-carries BT's rejected estimate, so that every frame after initialisation has points.
+carries points too (``lost_points``), so that every frame after initialisation has some.
 
 The algorithm is written once, as :meth:`CRCTTracker.plan`: a generator that yields what it
 needs from the networks (a :class:`Detect`, :class:`TrackBox`, :class:`Validate` or
@@ -55,6 +63,7 @@ from crct_cli.tracking.detector import Detection
 
 Mode = Literal["crct", "fll-mt", "bt"]
 MODES: tuple[str, ...] = ("crct", "fll-mt", "bt")
+LOST_POINTS: tuple[str, ...] = ("fll", "bt")
 State = Literal["tracked", "redetected", "lost"]
 
 
@@ -69,6 +78,7 @@ class TrackerConfig:
     relaxed_redetect: bool = True
     reacquire: int = 25  #: 0: never (the paper's gate always)
     redetect_fallback: bool = True
+    lost_points: str = "fll"  #: a lost frame's points: "fll" in the held box, or "bt" (BT's)
 
 
 class Networks(Protocol):
@@ -194,6 +204,8 @@ class CRCTTracker:
     def __post_init__(self) -> None:
         if self.config.mode not in MODES:
             raise ValueError(f"unknown mode {self.config.mode!r}")
+        if self.config.lost_points not in LOST_POINTS:
+            raise ValueError(f"lost_points must be fll or bt, got {self.config.lost_points!r}")
         if (reacquire := self.config.reacquire) < 0:
             raise ValueError(f"reacquire must be >= 0 frames (0: never), got {reacquire}")
 
@@ -277,16 +289,20 @@ class CRCTTracker:
             return TrackResult(points_bt, box_bt, None, "tracked")
         score = float((yield Validate(image, points_bt)))
         if score < cfg.tc:  # lines 15-16
-            if redetected_now and cfg.redetect_fallback:  # FLL in the detection instead
-                points = yield Localize(image, pb)
-                score = float((yield Validate(image, points)))
-                if score >= cfg.tc:
-                    self.box = box_from_points(points)
+            fallback = redetected_now and cfg.redetect_fallback
+            points, lost_score = points_bt, score
+            if fallback or cfg.lost_points == "fll":  # FLL in Pb: the detection, or held box
+                fll_points = yield Localize(image, pb)
+                fll_score = float((yield Validate(image, fll_points)))
+                if fallback and fll_score >= cfg.tc:
+                    self.box = box_from_points(fll_points)
                     self.hidden, self.seq_t, self.redetect, self.lost_run = None, 0, False, 0
-                    return TrackResult(points, self.box, score, "redetected")
+                    return TrackResult(fll_points, self.box, fll_score, "redetected")
+                if cfg.lost_points == "fll":
+                    points, lost_score = fll_points, fll_score
             self.redetect = True
             self.lost_run += 1
-            return TrackResult(points_bt, box_bt, score, "lost")
+            return TrackResult(points, box_from_points(points), lost_score, "lost")
         points = yield Localize(image, box_bt)  # lines 18-21
         self.box = box_from_points(points)
         self.seq_t += 1
