@@ -1178,7 +1178,11 @@ def train_bt(
     seed: Seed = 0,
     init: Annotated[
         Path | None,
-        typer.Option(help="FLL weights whose trunk BT starts from (CRCT III-E).", metavar="PT"),
+        typer.Option(
+            help="FLL weights whose trunk BT starts from (CRCT III-E), or BT weights to go on "
+            "training from (all of them: a fine-tune).",
+            metavar="PT",
+        ),
     ] = Path("weights/fll.pt"),
     input_size: Annotated[
         int,

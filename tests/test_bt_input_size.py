@@ -58,3 +58,26 @@ def test_both_backends_run_it_at_its_size(small_bt: Path) -> None:
         assert points.shape == (2, 68, 2) and h.shape[1] == 2
         outs.append(points)
     assert np.abs(outs[0] - outs[1]).max() < 1e-4
+
+
+def test_training_goes_on_from_a_bt_of_its_own(small_bt: Path, tmp_path: Path) -> None:
+    """``--init`` a BT file: every weight starts from it (a fine-tune), at its own size; the
+    command records it; a BT of another size, or weights of another kind, are one-line errors."""
+    data = write_generated_faces(tmp_path / "faces")
+    out = tmp_path / "w" / "bt.pt"
+    args = ["train", "bt", str(data), "--val", str(data), "--steps", "1", "--lr", "1e-12"]
+    args += ["--crops-per-step", "4", "--init", str(small_bt), "--out", str(out)]
+    result = CliRunner().invoke(app, [*args, "--input-size", "48"])
+    assert result.exit_code == 0, result.output
+    before, after = (torch.load(p, map_location="cpu", weights_only=False) for p in (small_bt, out))
+    assert after["config"]["model"] == before["config"]["model"]
+    learned = [n for n in before["state_dict"] if "running_" not in n and "num_batches" not in n]
+    for name in learned:  # batch norm's running statistics move with any step; weights do not
+        assert torch.equal(after["state_dict"][name], before["state_dict"][name]), name
+    assert f"--init {small_bt}" in read_manifest(out.parent)["weights"]["bt.pt"]["command"]
+    result = CliRunner().invoke(app, args)  # 128-px crops asked of a 48-px BT
+    assert result.exit_code != 0 and "48-px" in result.output
+    fv = tmp_path / "fv.pt"
+    save_weights(fv, "fv", {"model": {}}, {"w": torch.zeros(1)})
+    result = CliRunner().invoke(app, [*args[:-2], "--init", str(fv), "--out", str(out)])
+    assert result.exit_code != 0 and "expected 'fll' or 'bt'" in result.output

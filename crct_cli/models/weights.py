@@ -101,9 +101,12 @@ def update_manifest(name: str, entry: dict[str, Any], weights_dir: Path = WEIGHT
 
 
 def load_weights(
-    name_or_path: str | os.PathLike[str], kind: str, weights_dir: Path = WEIGHTS_DIR
+    name_or_path: str | os.PathLike[str],
+    kind: str | tuple[str, ...],
+    weights_dir: Path = WEIGHTS_DIR,
 ) -> dict[str, Any]:
-    """Load a weight file by manifest name (``fll.pt``) or path, verifying kind and sha256.
+    """Load a weight file by manifest name (``fll.pt``) or path, verifying kind (one, or any of
+    several) and sha256.
 
     A file named in the manifest must match its recorded hash; a path outside the manifest (a
     user's own training run) is loaded as is, after a kind check.
@@ -126,9 +129,11 @@ def load_weights(
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a damaged file
         raise CrctError(f"weight file {path} cannot be read ({type(exc).__name__})") from None
-    if not isinstance(blob, dict) or blob.get("kind") != kind:
+    kinds = (kind,) if isinstance(kind, str) else kind
+    if not isinstance(blob, dict) or blob.get("kind") not in kinds:
         found = blob.get("kind") if isinstance(blob, dict) else "?"
-        raise CrctError(f"weight file {path} holds '{found}' weights, expected '{kind}'")
+        expected = " or ".join(f"'{k}'" for k in kinds)
+        raise CrctError(f"weight file {path} holds '{found}' weights, expected {expected}")
     blob["state_dict"] = {
         k: v.float() if v.is_floating_point() else v for k, v in blob["state_dict"].items()
     }

@@ -22,8 +22,9 @@ import numpy as np
 import torch
 
 from crct_cli import geometry
+from crct_cli.errors import CrctError
 from crct_cli.landmarks import FLIP_PERMUTATION, box_from_points
-from crct_cli.models.bt import BTConfig, RecurrentTracker
+from crct_cli.models.bt import BTConfig, RecurrentTracker, bt_config_from_dict
 from crct_cli.models.fll import fll_config_from_dict
 from crct_cli.models.weights import WEIGHTS_DIR, load_weights
 from crct_cli.train.data import (
@@ -236,17 +237,31 @@ def train_bt(cfg: TrainBTConfig, log=print) -> dict:
     train_faces = load_faces(cfg.train, desc="train faces")
     val_faces = load_faces(cfg.val, desc="val faces")
     log(f"BT: {len(train_faces)} training faces, {len(val_faces)} validation")
-    if cfg.init is not None:
-        blob = load_weights(cfg.init, "fll")
-        backbone = fll_config_from_dict(blob["config"]["model"]).backbone
-        cfg.model = dataclasses.replace(cfg.model, backbone=backbone)
-    model = RecurrentTracker(cfg.model, fll_mean_shape(cfg.model, train_faces))
-    if cfg.init is not None:
-        trunk = {
-            k[len("trunk.") :]: v for k, v in blob["state_dict"].items() if k.startswith("trunk.")
-        }
-        model.trunk.load_state_dict(trunk)
-        log(f"trunk initialised from {cfg.init}")
+    blob = None if cfg.init is None else load_weights(cfg.init, ("fll", "bt"))
+    if blob is not None and blob["kind"] == "bt":  # training goes on from a BT of its own
+        given = bt_config_from_dict(blob["config"]["model"])
+        if given.input_size != cfg.model.input_size:
+            raise CrctError(
+                f"--init {cfg.init} is a BT for {given.input_size}-px crops; "
+                f"--input-size is {cfg.model.input_size}"
+            )
+        cfg.model = given
+        model = RecurrentTracker(cfg.model)
+        model.load_state_dict(blob["state_dict"])
+        log(f"BT initialised from {cfg.init} (all its weights)")
+    else:
+        if blob is not None:
+            backbone = fll_config_from_dict(blob["config"]["model"]).backbone
+            cfg.model = dataclasses.replace(cfg.model, backbone=backbone)
+        model = RecurrentTracker(cfg.model, fll_mean_shape(cfg.model, train_faces))
+        if blob is not None:
+            trunk = {
+                k[len("trunk.") :]: v
+                for k, v in blob["state_dict"].items()
+                if k.startswith("trunk.")
+            }
+            model.trunk.load_state_dict(trunk)
+            log(f"trunk initialised from {cfg.init}")
     # the stem at full resolution costs most and learns least here: keep FLL's
     for p in model.trunk.stem.parameters():
         p.requires_grad_(False)
