@@ -9,7 +9,7 @@ face is visible, and optionally ``faces.json`` with every face's box on every fr
 Protocol, per frame:
 
 1. **Predictions** are the rows with ``success`` 1. A row with ``success`` 0 is the tracker
-   saying "this is not a face any more" (a lost track's rejected estimate): like OpenFace's
+   saying "this is not a face any more" (a lost track's unaccepted estimate): like OpenFace's
    consumers, the scorer does not take it as an answer. It is neither scored nor a ghost; the
    ``*_all_rows`` numbers score those rows as well, the way the one-face video benchmark scores
    every frame's points whatever its state.

@@ -10,7 +10,7 @@ packages, lab scripts), so crct writes the same columns for what it measures::
 - ``confidence``: the face validator's p(face), empty where the method has no validator
   (``--mode fll-mt`` and ``bt``);
 - ``success``: 1 for tracked and re-detected frames, 0 for lost ones (the points are then the
-  tracker's rejected estimate, as in ``track.json``).
+  tracker's unaccepted estimate, as in ``track.json``).
 
 OpenFace separates its header names with ", "; crct writes plain commas, so ``pandas.read_csv``
 gives the bare names (py-feat strips the spaces of OpenFace's own files to the same names).
