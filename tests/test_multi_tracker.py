@@ -364,3 +364,22 @@ def test_a_new_face_starts_while_another_is_lost() -> None:
     )
     results = run(world, 12, detect_every=100)  # no periodic look: only a's re-detection
     assert ids_on(results, world, "b")[8:] == [1] * 4  # found on its first frame
+
+
+def test_a_lost_face_s_fll_joins_the_frame_s_batch() -> None:
+    """With ``lost_points="fll"`` a lost track's FLL in its held box rides in the same FLL call
+    as the tracked faces', and FV runs once more on the lost faces' points alone; with ``bt``
+    a lost face costs no FLL and no second FV."""
+    paths = {"a": steady(50), "b": lambda t: None if 10 <= t < 14 else box_at(300)}
+    world = World(dict(paths))
+    results = run(world, 12)
+    held = next(f for f in results[9] if f.face_id == 1).box
+    lost = next(f for f in results[10] if f.face_id == 1)
+    assert lost.state == "lost" and np.allclose(lost.box, held)  # FLL in the held box
+    assert lost.score == pytest.approx(0.1)  # FV's score on those points
+    frame_10 = [(n, b) for n, t, b in world.calls if t == 10 and n in ("bt", "fv", "fll")]
+    assert frame_10 == [("bt", 2), ("fv", 2), ("fll", 2), ("fv", 1)]
+    world = World(dict(paths))
+    run(world, 12, TrackerConfig(lost_points="bt"))
+    frame_10 = [(n, b) for n, t, b in world.calls if t == 10 and n in ("bt", "fv", "fll")]
+    assert frame_10 == [("bt", 2), ("fv", 2), ("fll", 1)]
