@@ -45,6 +45,12 @@ class TrackedFrame:
         return next((f for f in self.faces if f.face_id == face_id), None)
 
 
+def check_lost_points(lost_points: str) -> None:
+    """``--lost-points`` / ``lost_points`` is one of :data:`LOST_POINTS`, or a clear error."""
+    if lost_points not in LOST_POINTS:
+        raise CrctError(f"--lost-points must be fll or bt, got {lost_points!r}")
+
+
 def parse_faces(value: int | str | None) -> int | None:
     """``--faces``: a positive count, or ``all`` (None)."""
     if value is None or (isinstance(value, str) and value.strip().lower() == "all"):
@@ -112,8 +118,7 @@ class Tracker:
             raise CrctError(f"--max-lost must be >= 0, got {max_lost}")
         if reacquire < 0:
             raise CrctError(f"--reacquire must be >= 0 frames (0: never), got {reacquire}")
-        if lost_points not in LOST_POINTS:
-            raise CrctError(f"--lost-points must be fll or bt, got {lost_points!r}")
+        check_lost_points(lost_points)
         self.config = TrackerConfig(
             tb=tb,
             tc=tc,

@@ -170,13 +170,6 @@ def _check_mode(mode: str) -> None:
         raise CrctError(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
 
 
-def _check_lost_points(lost_points: str) -> None:
-    from crct_cli.tracking.tracker import LOST_POINTS
-
-    if lost_points not in LOST_POINTS:
-        raise CrctError(f"--lost-points must be fll or bt, got {lost_points!r}")
-
-
 @app.command()
 def track(
     videos: Annotated[
@@ -346,7 +339,7 @@ def track(
 
     from crct_cli import batch
     from crct_cli.aligner import check_denoise
-    from crct_cli.api import parse_faces
+    from crct_cli.api import check_lost_points, parse_faces
     from crct_cli.batch.discover import discover
     from crct_cli.batch.runner import BatchOptions
     from crct_cli.batch.worker import WorkerSpec, settings_of
@@ -361,7 +354,7 @@ def track(
         raise CrctError(f"--backend must be auto, torch or onnx, got {backend!r}")
     if reacquire < 0:
         raise CrctError(f"--reacquire must be >= 0 frames (0: never), got {reacquire}")
-    _check_lost_points(lost_points)
+    check_lost_points(lost_points)
     options = BatchOptions(engine, workers, threads, overwrite, ray_address, gpus_per_worker)
     options.check()
     tracker_options: dict[str, Any] = {
@@ -925,7 +918,9 @@ def benchmark(
             redetect_fallback=redetect_fallback,
             lost_points=lost_points,
         )
-        _check_lost_points(lost_points)
+        from crct_cli.api import check_lost_points
+
+        check_lost_points(lost_points)
         run_dataset_command(request, out)
         return
     dataset_only.update({"--methods": methods, "--seq-bt": seq_bt})

@@ -290,3 +290,8 @@ def test_tables_redirected_to_a_file_keep_every_digit(capsys: pytest.CaptureFixt
     print_tables([table])  # captured stdout is not a terminal, as with `> table.txt`
     out = capsys.readouterr().out
     assert "…" not in out and all(f"0.{7000 + i}" in out for i in range(14))
+
+
+def test_lost_points_for_video_datasets_is_checked(tmp_path: Path) -> None:
+    args = ("benchmark", "--dataset", "300vw", "--root", tmp_path, "--lost-points", "held")
+    assert "--lost-points must be fll or bt" in one_line_error(crct(*args))
