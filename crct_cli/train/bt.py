@@ -232,35 +232,48 @@ def validate_bt(
     return out
 
 
+def _tracker_to_go_on_from(cfg: TrainBTConfig, blob: dict) -> RecurrentTracker:
+    """A BT weight file as ``--init``: every weight starts from it (a fine-tune), at its size."""
+    given = bt_config_from_dict(blob["config"]["model"])
+    if given.input_size != cfg.model.input_size:
+        raise CrctError(
+            f"--init {cfg.init} is a BT for {given.input_size}-px crops; "
+            f"--input-size is {cfg.model.input_size}"
+        )
+    cfg.model = given
+    model = RecurrentTracker(cfg.model)
+    model.load_state_dict(blob["state_dict"])
+    return model
+
+
+def _tracker_from_fll(
+    cfg: TrainBTConfig, blob: dict | None, train_faces: list[Face]
+) -> RecurrentTracker:
+    """A new BT, its trunk FLL's when an FLL weight file is given (CRCT III-E)."""
+    if blob is not None:
+        backbone = fll_config_from_dict(blob["config"]["model"]).backbone
+        cfg.model = dataclasses.replace(cfg.model, backbone=backbone)
+    model = RecurrentTracker(cfg.model, fll_mean_shape(cfg.model, train_faces))
+    if blob is not None:
+        trunk = {
+            k[len("trunk.") :]: v for k, v in blob["state_dict"].items() if k.startswith("trunk.")
+        }
+        model.trunk.load_state_dict(trunk)
+    return model
+
+
 def train_bt(cfg: TrainBTConfig, log=print) -> dict:
     torch.manual_seed(cfg.seed)
     train_faces = load_faces(cfg.train, desc="train faces")
     val_faces = load_faces(cfg.val, desc="val faces")
     log(f"BT: {len(train_faces)} training faces, {len(val_faces)} validation")
     blob = None if cfg.init is None else load_weights(cfg.init, ("fll", "bt"))
-    if blob is not None and blob["kind"] == "bt":  # training goes on from a BT of its own
-        given = bt_config_from_dict(blob["config"]["model"])
-        if given.input_size != cfg.model.input_size:
-            raise CrctError(
-                f"--init {cfg.init} is a BT for {given.input_size}-px crops; "
-                f"--input-size is {cfg.model.input_size}"
-            )
-        cfg.model = given
-        model = RecurrentTracker(cfg.model)
-        model.load_state_dict(blob["state_dict"])
+    if blob is not None and blob["kind"] == "bt":
+        model = _tracker_to_go_on_from(cfg, blob)
         log(f"BT initialised from {cfg.init} (all its weights)")
     else:
+        model = _tracker_from_fll(cfg, blob, train_faces)
         if blob is not None:
-            backbone = fll_config_from_dict(blob["config"]["model"]).backbone
-            cfg.model = dataclasses.replace(cfg.model, backbone=backbone)
-        model = RecurrentTracker(cfg.model, fll_mean_shape(cfg.model, train_faces))
-        if blob is not None:
-            trunk = {
-                k[len("trunk.") :]: v
-                for k, v in blob["state_dict"].items()
-                if k.startswith("trunk.")
-            }
-            model.trunk.load_state_dict(trunk)
             log(f"trunk initialised from {cfg.init}")
     # the stem at full resolution costs most and learns least here: keep FLL's
     for p in model.trunk.stem.parameters():
