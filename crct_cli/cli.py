@@ -1103,6 +1103,14 @@ def train_fll(
             "exactly that of --init.",
         ),
     ] = False,
+    input_size: Annotated[
+        int,
+        typer.Option(
+            help="Side of FLL's crop in pixels. The trunk and heads do not depend on it, so "
+            "--init may come from another size (a finer crop for the second stage).",
+            min=32,
+        ),
+    ] = 112,
     degradation: Degradation = 0.25,
     stack: Stack = 0.0,
     seed: Seed = 0,
@@ -1129,6 +1137,7 @@ def train_fll(
         loss=loss,
         local=local,
         freeze_global=freeze_global,
+        input_size=input_size,
         augment=AugmentConfig(degradation=degradation, stack=stack),
     )
     _train_common(cfg, steps, out, checkpoint)

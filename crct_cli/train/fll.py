@@ -69,6 +69,7 @@ class TrainFLLConfig(TrainRun):
     loss: str = "wing"
     local: bool = False  # add the shape-indexed head
     freeze_global: bool = False  # train the shape-indexed head alone
+    input_size: int | None = None  # crop side in pixels (default: the model's); weights carry over
     model: FLLConfig = field(default_factory=FLLConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     jitter: FrameJitter = field(default_factory=FrameJitter)
@@ -81,6 +82,8 @@ class TrainFLLConfig(TrainRun):
                 self.first = WEIGHTS_DIR / "fll.pt"
             if self.init is None:
                 self.init = self.first
+        if self.input_size is not None:
+            self.model = replace(self.model, input_size=self.input_size)
         if self.freeze_global and not (self.local and self.init is not None):
             raise CrctError("--freeze-global needs --local and --init (the FLL to keep)")
         super().__post_init__()
@@ -95,6 +98,8 @@ class TrainFLLConfig(TrainRun):
         args = ["--batch", str(self.batch)]
         if self.stage != 1:
             args += ["--stage", str(self.stage)]
+        if self.model.input_size != FLLConfig.input_size:
+            args += ["--input-size", str(self.model.input_size)]
         if self.init is not None:
             args += ["--init", display_path(self.init)]
         if self.first is not None and self.first != self.init:
