@@ -859,6 +859,14 @@ def benchmark(
             metavar="N|all",
         ),
     ] = "1",
+    pairs: Annotated[
+        int,
+        typer.Option(
+            help="--speed: alternating whole runs of dlib and crct track per video; medians "
+            "are shown, and crct's speed against dlib's pair by pair.",
+            min=1,
+        ),
+    ] = 3,
 ) -> None:
     """Score landmarks: .pts folders (--pred/--gt), datasets (--dataset), speed (--speed)."""
     dataset_only = {
@@ -884,13 +892,23 @@ def benchmark(
         from crct_cli.bench.console import run_speed_command
 
         run_speed_command(
-            videos, device, methods, seq_bt, out, backend=backend, faces=faces, int8=int8
+            videos,
+            device,
+            methods,
+            seq_bt,
+            out,
+            backend=backend,
+            faces=faces,
+            int8=int8,
+            pairs=pairs,
         )
         return
     if videos:
         raise CrctError(f"{videos[0]}: VIDEO arguments are for --speed")
     if faces != "1":
         raise CrctError("--faces: only with --speed (crct track takes --faces itself)")
+    if pairs != 3:
+        raise CrctError("--pairs: only with --speed")
     if backend != "auto":
         raise CrctError("--backend: only with --speed (other runs use auto: onnx on CPU)")
     if dataset is not None:

@@ -101,3 +101,66 @@ def test_dlib_s_peer_reads_every_frame_and_writes_pts(tmp_path: Path) -> None:
     assert done.stdout.strip() == "8"
     written = sorted(out.glob("*.pts"))
     assert written and all(p.read_text().count("\n") == 72 for p in written)
+
+
+def test_whole_commands_alternate_with_dlib_and_compare_pair_by_pair(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A load that comes and goes hits both tools of a pair alike: the ratio is taken pair by
+    pair, the seconds shown are medians, a failed run is reported rather than averaged away."""
+    from crct_cli.bench import speed
+
+    calls: list[str] = []
+    dlib_seconds = iter([12.0, 15.0, 11.0])
+    crct_seconds = iter([10.0, 14.0, 8.0])
+
+    def dlib(video: Path, frames: int) -> ProcessRun:
+        calls.append("dlib")
+        return ProcessRun(DLIB, ["python"], next(dlib_seconds), frames, 140)
+
+    def crct(video: Path, frames: int, *args: object) -> ProcessRun:
+        calls.append("crct")
+        peak = 270 + len(calls)
+        return ProcessRun("crct track", ["crct"], next(crct_seconds), frames, peak, 1.0, 220)
+
+    monkeypatch.setattr(speed, "measure_dlib_process", dlib)
+    monkeypatch.setattr(speed, "measure_crct_process", crct)
+    peers: list[ProcessRun] = []
+    run = speed.measure_pairs(Path("v.mp4"), 100, None, None, 2, True, 3, peers)  # type: ignore[arg-type]
+    assert calls == ["dlib", "crct"] * 3
+    assert run.runs == [10.0, 14.0, 8.0] and run.seconds == 10.0  # the median
+    assert run.x_dlib == pytest.approx([1.2, 15 / 14, 11 / 8])
+    assert run.peak_mb == 276  # the largest of the three
+    dlib_run = speed.combine_runs(peers)
+    assert dlib_run.seconds == 12.0 and dlib_run.runs == [12.0, 15.0, 11.0]
+    # pair by pair (median 1.2), not the medians' ratio (12 / 10)
+    assert run.speed_against(dlib_run) == pytest.approx(1.2)
+
+    from rich.console import Console
+
+    from crct_cli.bench.report import process_table
+
+    video = VideoSpeed("v.mp4", 640, 360, 100, 1.0, [_run("onnx", 10.0, 276)], [dlib_run])
+    video.runs[0].process = run
+    console = Console(width=250, record=True)
+    console.print(process_table([video]))
+    row = next(ln for ln in console.export_text().splitlines() if "crct track crct" in ln)
+    assert "1.20 (1.07-1.38)" in row and " 3 " in row
+    whole = video.to_json()["runs"][0]["whole_process"]  # type: ignore[index]
+    assert whole["runs_seconds"] == [10.0, 14.0, 8.0]
+    assert whole["x_dlib_speed"]["median"] == 1.2 and len(whole["x_dlib_speed"]["pairs"]) == 3
+
+    broken = ProcessRun("crct track", ["crct"], 3.0, 100, 200, error="crct: error: no face")
+    assert speed.combine_runs([run, broken]).error == "crct: error: no face"
+    assert broken.speed_against(dlib_run) is None
+
+
+def test_pairs_is_an_option_of_speed_alone() -> None:
+    from typer.testing import CliRunner
+
+    from crct_cli.cli import app
+
+    result = CliRunner().invoke(app, ["benchmark", "--pred", "a", "--gt", "b", "--pairs", "5"])
+    assert result.exit_code != 0 and "--pairs: only with --speed" in result.output
+    result = CliRunner().invoke(app, ["benchmark", "--speed", "v.mp4", "--pairs", "0"])
+    assert result.exit_code != 0

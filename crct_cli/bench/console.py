@@ -114,6 +114,7 @@ def run_speed_command(
     backend: str = "auto",
     faces: str = "1",
     int8: bool = True,
+    pairs: int = 3,
 ) -> None:
     """``crct benchmark --speed VIDEO...``: time decoding, each network and ``crct track``."""
     from crct_cli.api import parse_faces
@@ -134,6 +135,7 @@ def run_speed_command(
         log=err.print,
         faces=parse_faces(faces),
         int8=int8,
+        pairs=pairs,
     )
     print_tables(speed_tables(results))
     if out is not None:

@@ -470,18 +470,28 @@ def process_table(videos: list[VideoSpeed]) -> Table:
     """Whole commands as a user runs them: wall time, fps, peak memory, start-up; and how many
     times dlib's time each crct run is."""
     table = _titled(
-        "whole process: crct track (no overlay) and dlib HOG+ERT per frame, same run; "
-        "start-up = crct track on the first frame alone"
+        "whole process: crct track (no overlay) and dlib HOG+ERT per frame, alternating runs "
+        "(medians); start-up = crct track on the first frame alone; x dlib speed = the median "
+        "of the pairs (their range)"
     )
     for name in ("video", "command", "backend", "device"):
         table.add_column(name, justify="left")
-    for name in ("seconds", "fps", "peak MB", "start-up s", "start-up MB", "x dlib speed"):
+    for name in ("runs", "seconds", "fps", "peak MB", "start-up s", "start-up MB"):
         table.add_column(name, justify="right")
+    table.add_column("x dlib speed", justify="right")
     for v in videos:
         dlib = next((p for p in v.peers if not p.error), None)
         for p in v.peers:
             table.add_row(
-                Path(v.video).name, p.tool, "-", "cpu", *_process_cells(p), "-", "-", "1.00"
+                Path(v.video).name,
+                p.tool,
+                "-",
+                "cpu",
+                str(len(p.runs) or 1),
+                *_process_cells(p),
+                "-",
+                "-",
+                "1.00",
             )
         for r in v.runs:
             p = r.process
@@ -492,17 +502,26 @@ def process_table(videos: list[VideoSpeed]) -> Table:
                 if p.startup_seconds is None
                 else (f"{p.startup_seconds:.2f}", f"{p.startup_peak_mb or 0:.0f}")
             )
-            ratio = f"{dlib.seconds / p.seconds:.2f}" if dlib and not p.error else "-"
             table.add_row(
                 Path(v.video).name,
                 f"crct track {r.method}",
                 r.backend,
                 r.device,
+                str(len(p.runs) or 1),
                 *_process_cells(p),
                 *start,
-                ratio,
+                _ratio_cell(p, dlib),
             )
     return table
+
+
+def _ratio_cell(p: ProcessRun, dlib: ProcessRun | None) -> str:
+    ratio = p.speed_against(dlib)
+    if ratio is None:
+        return "-"
+    if len(p.x_dlib) > 1:
+        return f"{ratio:.2f} ({min(p.x_dlib):.2f}-{max(p.x_dlib):.2f})"
+    return f"{ratio:.2f}"
 
 
 def _process_cells(p: ProcessRun) -> tuple[str, str, str]:

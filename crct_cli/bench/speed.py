@@ -18,6 +18,11 @@ runs here, on the CPU and on CUDA when present):
 * **dlib**: when dlib and its 68-point model (``face_recognition_models``) are installed, dlib's
   per-frame HOG detector + ERT as a whole process (:mod:`crct_cli.bench.dlib_peer`) on the
   same video in the same run, the tool crct is compared with on a CPU.
+
+Whole commands are timed in ``pairs`` alternating runs (dlib, then crct track) and reported as
+medians, with crct's speed against dlib's taken pair by pair: on a shared machine a single run
+moves by 10-20% with the load, and the two tools feel it differently (dlib uses one core, crct
+all of them), so only runs made side by side are compared.
 """
 
 from __future__ import annotations
@@ -59,6 +64,8 @@ DLIB = "dlib HOG + ERT"
 NetsFactory = Callable[[MethodSpec, Engine], Any]
 #: Time ``crct track`` and dlib as whole commands too (tests with fake networks turn it off).
 WHOLE_PROCESSES = True
+#: Alternating whole-command runs of dlib and crct track (``crct benchmark --pairs``).
+PAIRS = 3
 
 
 def speed_devices(device: str) -> list[str]:
@@ -122,10 +129,19 @@ class ProcessRun:
     startup_seconds: float | None = None
     startup_peak_mb: float | None = None
     error: str | None = None
+    runs: list[float] = field(default_factory=list)  #: each run's seconds (``seconds``: median)
+    x_dlib: list[float] = field(default_factory=list)  #: dlib's seconds / this run's, per pair
 
     @property
     def fps(self) -> float:
         return self.frames / self.seconds if self.seconds > 0 and not self.error else 0.0
+
+    def speed_against(self, dlib: ProcessRun | None) -> float | None:
+        """How many times dlib's time this command took: the median of the pairs run side by
+        side, else the two medians' ratio; None when either failed."""
+        if self.error or dlib is None or dlib.error or self.seconds <= 0:
+            return None
+        return float(np.median(self.x_dlib)) if self.x_dlib else dlib.seconds / self.seconds
 
     def to_json(self) -> dict[str, object]:
         out: dict[str, object] = {
@@ -136,6 +152,13 @@ class ProcessRun:
             "fps": round(self.fps, 3),
             "peak_mb": round(self.peak_mb, 1),
         }
+        if len(self.runs) > 1:
+            out["runs_seconds"] = [round(t, 3) for t in self.runs]
+        if self.x_dlib:
+            out["x_dlib_speed"] = {
+                "median": round(float(np.median(self.x_dlib)), 3),
+                "pairs": [round(r, 3) for r in self.x_dlib],
+            }
         if self.startup_seconds is not None:
             out["startup"] = {
                 "seconds": round(self.startup_seconds, 3),
@@ -365,6 +388,52 @@ def measure_dlib_process(video: Path, frames: int) -> ProcessRun | None:
     return ProcessRun(DLIB, shown, seconds, frames, peak_mb, error=err)
 
 
+def combine_runs(runs: list[ProcessRun], x_dlib: list[float] | None = None) -> ProcessRun:
+    """Repeated runs of one command as one: median seconds and start-up, largest peak memory;
+    the first failure, if any run failed."""
+    failed = next((r for r in runs if r.error), None)
+    if failed is not None:
+        return failed
+    first = runs[0]
+    startups = [r.startup_seconds for r in runs if r.startup_seconds is not None]
+    startup_mb = [r.startup_peak_mb for r in runs if r.startup_peak_mb is not None]
+    return ProcessRun(
+        first.tool,
+        first.command,
+        float(np.median([r.seconds for r in runs])),
+        first.frames,
+        max(r.peak_mb for r in runs),
+        float(np.median(startups)) if startups else None,
+        max(startup_mb) if startup_mb else None,
+        runs=[r.seconds for r in runs],
+        x_dlib=list(x_dlib or []),
+    )
+
+
+def measure_pairs(
+    video: Path,
+    frames: int,
+    spec: MethodSpec,
+    engine: Engine,
+    seq_bt: int,
+    int8: bool,
+    pairs: int,
+    dlib_runs: list[ProcessRun],
+) -> ProcessRun:
+    """``pairs`` alternating whole runs of dlib (when installed; its runs are added to
+    ``dlib_runs``) and ``crct track``; crct's runs combined, with the ratio of each pair."""
+    runs, ratios = [], []
+    for _ in range(pairs):
+        peer = measure_dlib_process(video, frames)
+        run = measure_crct_process(video, frames, spec, engine, seq_bt, int8)
+        runs.append(run)
+        if peer is not None:
+            dlib_runs.append(peer)
+            if not peer.error and not run.error and run.seconds > 0:
+                ratios.append(peer.seconds / run.seconds)
+    return combine_runs(runs, ratios)
+
+
 # ------------------------------------------------------------------------------ the run
 
 
@@ -398,10 +467,12 @@ def measure_speed(
     processes: bool | None = None,
     faces: int | None = 1,
     int8: bool = True,
+    pairs: int = PAIRS,
 ) -> list[VideoSpeed]:
     """Decode fps, per-network ms, end-to-end fps and (``processes``, default
     :data:`WHOLE_PROCESSES`) whole-command time, start-up and peak memory, for every video,
-    method and engine; dlib beside them. With ``faces`` other than 1, the end-to-end run is
+    method and engine; dlib beside them, in ``pairs`` alternating runs (:func:`measure_pairs`).
+    With ``faces`` other than 1, the end-to-end run is
     made once with one face and once with ``faces`` (None: all), so that the cost of several
     faces per frame is read off the same run.
 
@@ -413,6 +484,8 @@ def measure_speed(
 
     if not videos:
         raise CrctError("--speed needs at least one VIDEO")
+    if pairs < 1:
+        raise CrctError(f"--pairs must be at least 1, got {pairs}")
     for video in videos:
         if not video.is_file():
             raise CrctError(f"{video}: no such video file")
@@ -425,12 +498,7 @@ def measure_speed(
         frames, seconds = measure_decode(video)
         results.append(VideoSpeed(str(video), info.width, info.height, frames, seconds))
     images = {str(v): _first_frames(v, probe_frames + 1) for v in videos}
-    if processes:
-        for result in results:
-            say(f"speed: {Path(result.video).name} dlib (whole process)")
-            peer = measure_dlib_process(Path(result.video), result.frames)
-            if peer is not None:
-                result.peers.append(peer)
+    dlib_runs: dict[str, list[ProcessRun]] = {r.video: [] for r in results}
     for engine, spec in _iter_runs(engines, specs):
         nets = factory(spec, engine)
         description = describe_device(engine.device)
@@ -440,9 +508,16 @@ def measure_speed(
             networks = probe_networks(nets, spec.mode, images[result.video])
             process = None
             if processes:
-                say(f"speed: {name} {spec.name} on {engine} (whole process)")
-                process = measure_crct_process(
-                    Path(result.video), result.frames, spec, engine, seq_bt, int8
+                say(f"speed: {name} {spec.name} on {engine}, dlib beside it ({pairs} x 2 runs)")
+                process = measure_pairs(
+                    Path(result.video),
+                    result.frames,
+                    spec,
+                    engine,
+                    seq_bt,
+                    int8,
+                    pairs,
+                    dlib_runs[result.video],
                 )
             for n_faces in [1] if faces == 1 else [1, faces]:
                 timings = getattr(nets, "timings", None)
@@ -474,4 +549,7 @@ def measure_speed(
                         face_frames=summary.face_frames,
                     )
                 )
+    for result in results:
+        if dlib_runs[result.video]:
+            result.peers.append(combine_runs(dlib_runs[result.video]))
     return results
