@@ -137,8 +137,9 @@ class ProcessRun:
         return self.frames / self.seconds if self.seconds > 0 and not self.error else 0.0
 
     def speed_against(self, dlib: ProcessRun | None) -> float | None:
-        """How many times dlib's time this command took: the median of the pairs run side by
-        side, else the two medians' ratio; None when either failed."""
+        """This command's speed as a multiple of dlib's (dlib's seconds over this one's): the
+        median over the pairs run side by side, else the two medians' ratio; None when either
+        failed."""
         if self.error or dlib is None or dlib.error or self.seconds <= 0:
             return None
         return float(np.median(self.x_dlib)) if self.x_dlib else dlib.seconds / self.seconds
@@ -472,9 +473,8 @@ def measure_speed(
     """Decode fps, per-network ms, end-to-end fps and (``processes``, default
     :data:`WHOLE_PROCESSES`) whole-command time, start-up and peak memory, for every video,
     method and engine; dlib beside them, in ``pairs`` alternating runs (:func:`measure_pairs`).
-    With ``faces`` other than 1, the end-to-end run is
-    made once with one face and once with ``faces`` (None: all), so that the cost of several
-    faces per frame is read off the same run.
+    With ``faces`` other than 1, the end-to-end run is made once with one face and once with
+    ``faces`` (None: all), so that the cost of several faces per frame is read off the same run.
 
     Networks are built once per (method, engine) by ``nets_factory`` (default: the shipped
     networks of ``crct track`` through :func:`build_networks`).
