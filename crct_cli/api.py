@@ -31,6 +31,9 @@ from crct_cli.tracking.tracker import LOST_POINTS, MODES, TrackerConfig
 
 __all__ = ["Face", "TrackedFrame", "Tracker", "parse_faces"]
 
+#: Memory the frames waiting for a video's first face may take (``Tracker(backfill=...)``).
+BACKFILL_MB = 200
+
 
 @dataclass(frozen=True)
 class TrackedFrame:
@@ -84,6 +87,10 @@ class Tracker:
     ``lost_points``: what a lost frame's points are: ``fll``, FLL's in the last box FV accepted
     (a face that is only hard to see has seldom moved far), or ``bt``, BT's rejected estimate
     (the paper's).
+    ``backfill``: :meth:`track` only: when a video's first frames show no face the detector
+    can find, up to this many of them (and :data:`BACKFILL_MB` of pixels) wait for the first
+    face, and then get FLL's points in that face's first box, marked ``lost`` (0: they stay
+    without a face, as in the paper).
     ``networks`` replaces the shipped networks (anything with the one-face ``Networks`` or
     the batched calls).
     """
@@ -107,6 +114,7 @@ class Tracker:
         reacquire: int = 25,
         redetect_fallback: bool = True,
         lost_points: str = "fll",
+        backfill: int = 50,
         weights_dir: str | os.PathLike[str] | None = None,
         networks: Any = None,
     ) -> None:
@@ -119,6 +127,9 @@ class Tracker:
         if reacquire < 0:
             raise CrctError(f"--reacquire must be >= 0 frames (0: never), got {reacquire}")
         check_lost_points(lost_points)
+        if backfill < 0:
+            raise CrctError(f"--backfill must be >= 0 frames (0: none), got {backfill}")
+        self.backfill = backfill
         self.config = TrackerConfig(
             tb=tb,
             tc=tc,
@@ -174,14 +185,32 @@ class Tracker:
     def track(
         self, video: str | os.PathLike[str], max_frames: int | None = None
     ) -> Iterator[TrackedFrame]:
-        """Every frame of ``video`` with its faces, decoded and tracked one at a time."""
+        """Every frame of ``video`` with its faces, decoded and tracked one at a time (frames
+        before the first face wait for it: ``backfill``)."""
         from crct_cli.io.video import iter_frames, prefetch_frames
 
         self.reset()
+        waiting: list[TrackedFrame] = []  # the first frames, faceless, while a face may come
+        found = self.backfill == 0
         for decoded in prefetch_frames(iter_frames(Path(video), max_frames)):
             faces = self._engine.step(decoded.image)
             self._index = decoded.index + 1
-            yield TrackedFrame(decoded.index, decoded.time, faces, decoded.image)
+            frame = TrackedFrame(decoded.index, decoded.time, faces, decoded.image)
+            if found:
+                yield frame
+            elif any(f.points is not None for f in faces):
+                found = True
+                for early in waiting:
+                    carried = self._engine.carry_back(early.image, faces)
+                    yield dataclasses.replace(early, faces=carried)
+                waiting.clear()
+                yield frame
+            else:
+                waiting.append(frame)
+                frame_mb = decoded.image.nbytes / 2**20
+                while len(waiting) > min(self.backfill, BACKFILL_MB // max(frame_mb, 1e-6)):
+                    yield waiting.pop(0)
+        yield from waiting  # no face in the whole video
 
     @property
     def redetections(self) -> int:
@@ -206,6 +235,7 @@ class Tracker:
             "max_lost": self.multi.max_lost,
             "denoise": self.denoise,
             "init_box": None if self.init_box is None else list(self.init_box),
+            "backfill": self.backfill,
         }
 
     # -- still images ---------------------------------------------------------------------

@@ -274,6 +274,15 @@ def track(
             metavar="fll|bt",
         ),
     ] = "fll",
+    backfill: Annotated[
+        int,
+        typer.Option(
+            help="When a video opens on frames where no face can be detected (dark, covered), "
+            "up to this many of them wait for the first face and get FLL's points in its "
+            "first box, marked lost; 0: they stay without a face, as in the paper.",
+            metavar="FRAMES",
+        ),
+    ] = 50,
     workers: Annotated[
         int | None,
         typer.Option(
@@ -355,6 +364,8 @@ def track(
     if reacquire < 0:
         raise CrctError(f"--reacquire must be >= 0 frames (0: never), got {reacquire}")
     check_lost_points(lost_points)
+    if backfill < 0:
+        raise CrctError(f"--backfill must be >= 0 frames (0: none), got {backfill}")
     options = BatchOptions(engine, workers, threads, overwrite, ray_address, gpus_per_worker)
     options.check()
     tracker_options: dict[str, Any] = {
@@ -374,6 +385,7 @@ def track(
         "reacquire": reacquire,
         "redetect_fallback": redetect_fallback,
         "lost_points": lost_points,
+        "backfill": backfill,
     }
     jobs = discover(videos, out)
     console = Console(stderr=True, highlight=False)

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from crct_cli.api import Tracker
+from crct_cli.batch.worker import settings_of
 from crct_cli.errors import CrctError
 from crct_cli.io.landmarks import read_pts
 from crct_cli.io.track_json import read_track_json
@@ -176,12 +177,42 @@ def test_track_json_validates_and_matches_pts(clip: Path, tmp_path: Path) -> Non
 
 def test_frames_before_the_face_are_lost_and_have_no_file(clip: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    summary = track_video(clip, out, FaceNets(face_from=2), TrackerConfig())
+    summary = track_video(clip, out, FaceNets(face_from=2), TrackerConfig(), backfill=0)
     assert listing(out / "annot") == [f"{k:06d}.pts" for k in range(3, N + 1)]
     track = read_track_json(out / "track.json")
     assert [f.state for f in track.frames[:3]] == ["lost", "lost", "redetected"]
     assert track.frames[0].points is None and track.frames[1].box is None
     assert summary.with_points == N - 2 and summary.lost == 2
+
+
+def test_the_first_face_is_carried_back_to_the_frames_before_it(clip: Path, tmp_path: Path) -> None:
+    """By default the frames before the first detection wait for it and get FLL's points in
+    its first box, marked lost, in order; ``backfill`` bounds how many wait."""
+    out = tmp_path / "out"
+    nets = FaceNets(face_from=3)
+    summary = track_video(clip, out, nets, TrackerConfig())
+    assert listing(out / "annot") == [f"{k:06d}.pts" for k in range(1, N + 1)]
+    track = read_track_json(out / "track.json")
+    assert [f.state for f in track.frames[:4]] == ["lost", "lost", "lost", "redetected"]
+    assert [f.index for f in track.frames] == list(range(N))
+    first_box = track.frames[3].box
+    for decoded, f in zip(iter_frames(clip, 3), track.frames[:3], strict=True):
+        expected = nets.localize(decoded.image, first_box)  # FLL in the first face's box
+        assert np.allclose(f.points, expected, atol=1e-3) and f.score == pytest.approx(0.9)
+    assert summary.with_points == N and summary.lost == 3
+    assert track.header["config"]["backfill"] == 50
+    # a run with another backfill is not taken for this one when resuming
+    assert settings_of({})["backfill"] == 50 and settings_of({"backfill": 0})["backfill"] == 0
+
+    # only the last two frames before the face wait; the first comes out without a face
+    frames = list(Tracker(networks=FaceNets(face_from=3), backfill=2).track(clip))
+    assert [f.index for f in frames] == list(range(N))
+    assert [bool(f.faces) for f in frames[:4]] == [False, True, True, True]
+    # a video without a face: every frame, in order, none with points
+    frames = list(Tracker(networks=FaceNets(find_faces=False)).track(clip))
+    assert [f.index for f in frames] == list(range(N)) and not any(f.faces for f in frames)
+    with pytest.raises(CrctError, match="--backfill"):
+        Tracker(networks=FaceNets(), backfill=-1)
 
 
 def test_overlay_has_the_source_frame_count_and_rate(clip: Path, tmp_path: Path) -> None:

@@ -42,6 +42,7 @@ SETTINGS_KEYS: tuple[str, ...] = (
     "reacquire",
     "redetect_fallback",
     "lost_points",
+    "backfill",
     "init_box",
 )
 

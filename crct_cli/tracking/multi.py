@@ -38,6 +38,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from crct_cli.landmarks import box_from_points
 from crct_cli.tracking.detector import Detection
 from crct_cli.tracking.tracker import (
     CRCTTracker,
@@ -191,6 +192,22 @@ class MultiTracker:
         if self.multi.single or self.init_box is not None:
             self.tracks.append(Track(0, CRCTTracker(None, self._track_config, self.init_box)))
             self.next_id = 1
+
+    def carry_back(self, image: np.ndarray, faces: list[Face]) -> list[Face]:
+        """``faces``, the first a video showed, read in an earlier ``image`` where no face was
+        found: FLL's points in each one's box, FV's score, state ``lost`` (as a lost frame's
+        ``lost_points="fll"``: a face the detector could not see yet has seldom moved far)."""
+        faces = [f for f in faces if f.box is not None]
+        if not faces or self.config.mode == "bt":
+            return []
+        points = self.batch.localize_batch(image, np.stack([f.box for f in faces]))
+        scores: list[float | None] = [None] * len(faces)
+        if self._validates:
+            scores = [float(s) for s in self.batch.validate_batch(image, points)]
+        return [
+            Face(f.face_id, p, box_from_points(p), s, "lost")
+            for f, p, s in zip(faces, points, scores, strict=True)
+        ]
 
     @property
     def _track_config(self) -> TrackerConfig:
