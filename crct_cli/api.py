@@ -207,8 +207,8 @@ class Tracker:
                 yield frame
             else:
                 waiting.append(frame)
-                frame_mb = decoded.image.nbytes / 2**20
-                while len(waiting) > min(self.backfill, BACKFILL_MB // max(frame_mb, 1e-6)):
+                room = min(self.backfill, BACKFILL_MB * 2**20 // decoded.image.nbytes)
+                while len(waiting) > room:
                     yield waiting.pop(0)
         yield from waiting  # no face in the whole video
 

@@ -23,6 +23,8 @@ _ClickException: type[Exception] = next(
 )
 
 EXIT_BAD_INPUT = 2
+#: ``crct benchmark --speed --pairs``: alternating whole runs of dlib and crct track.
+SPEED_PAIRS = 3
 EXIT_INTERRUPTED = 130
 
 
@@ -878,7 +880,7 @@ def benchmark(
             "are shown, and crct's speed against dlib's pair by pair.",
             min=1,
         ),
-    ] = 3,
+    ] = SPEED_PAIRS,
 ) -> None:
     """Score landmarks: .pts folders (--pred/--gt), datasets (--dataset), speed (--speed)."""
     dataset_only = {
@@ -919,7 +921,7 @@ def benchmark(
         raise CrctError(f"{videos[0]}: VIDEO arguments are for --speed")
     if faces != "1":
         raise CrctError("--faces: only with --speed (crct track takes --faces itself)")
-    if pairs != 3:
+    if pairs != SPEED_PAIRS:
         raise CrctError("--pairs: only with --speed")
     if backend != "auto":
         raise CrctError("--backend: only with --speed (other runs use auto: onnx on CPU)")

@@ -17,7 +17,7 @@ from rich.markup import escape
 from crct_cli.bench.multi_face import MultiBenchResult
 from crct_cli.bench.report import multi_tables, speed_tables, still_tables, video_tables
 from crct_cli.bench.runner import DatasetRequest, Prepared, execute, prepare, write_outputs
-from crct_cli.bench.speed import measure_speed, speed_engines
+from crct_cli.bench.speed import PAIRS, measure_speed, speed_engines
 from crct_cli.bench.still_bench import StillBenchResult
 from crct_cli.bench.video_bench import OnFrame
 from crct_cli.tables import print_tables
@@ -114,7 +114,7 @@ def run_speed_command(
     backend: str = "auto",
     faces: str = "1",
     int8: bool = True,
-    pairs: int = 3,
+    pairs: int = PAIRS,
 ) -> None:
     """``crct benchmark --speed VIDEO...``: time decoding, each network and ``crct track``."""
     from crct_cli.api import parse_faces

@@ -487,7 +487,6 @@ def process_table(videos: list[VideoSpeed]) -> Table:
                 p.tool,
                 "-",
                 "cpu",
-                str(len(p.runs) or 1),
                 *_process_cells(p),
                 "-",
                 "-",
@@ -507,7 +506,6 @@ def process_table(videos: list[VideoSpeed]) -> Table:
                 f"crct track {r.method}",
                 r.backend,
                 r.device,
-                str(len(p.runs) or 1),
                 *_process_cells(p),
                 *start,
                 _ratio_cell(p, dlib),
@@ -524,7 +522,9 @@ def _ratio_cell(p: ProcessRun, dlib: ProcessRun | None) -> str:
     return f"{ratio:.2f}"
 
 
-def _process_cells(p: ProcessRun) -> tuple[str, str, str]:
+def _process_cells(p: ProcessRun) -> tuple[str, str, str, str]:
+    """runs, seconds (median), fps, peak MB."""
+    runs = str(len(p.runs) or 1)
     if p.error:
-        return "failed", p.error[:60], "-"
-    return f"{p.seconds:.2f}", f"{p.fps:.1f}", f"{p.peak_mb:.0f}"
+        return runs, "failed", p.error[:60], "-"
+    return runs, f"{p.seconds:.2f}", f"{p.fps:.1f}", f"{p.peak_mb:.0f}"
