@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+import crct_cli.api
 from crct_cli.api import Tracker
 from crct_cli.batch.worker import settings_of
 from crct_cli.errors import CrctError
@@ -185,7 +186,9 @@ def test_frames_before_the_face_are_lost_and_have_no_file(clip: Path, tmp_path: 
     assert summary.with_points == N - 2 and summary.lost == 2
 
 
-def test_the_first_face_is_carried_back_to_the_frames_before_it(clip: Path, tmp_path: Path) -> None:
+def test_the_first_face_is_carried_back_to_the_frames_before_it(
+    clip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """By default the frames before the first detection wait for it and get FLL's points in
     its first box, marked lost, in order; ``backfill`` bounds how many wait."""
     out = tmp_path / "out"
@@ -208,6 +211,12 @@ def test_the_first_face_is_carried_back_to_the_frames_before_it(clip: Path, tmp_
     frames = list(Tracker(networks=FaceNets(face_from=3), backfill=2).track(clip))
     assert [f.index for f in frames] == list(range(N))
     assert [bool(f.faces) for f in frames[:4]] == [False, True, True, True]
+    # the memory cap counts too: room for one frame and a half, so one waits
+    frame_bytes = next(iter(iter_frames(clip, 1))).image.nbytes
+    monkeypatch.setattr(crct_cli.api, "BACKFILL_MB", 1.5 * frame_bytes / 2**20)
+    frames = list(Tracker(networks=FaceNets(face_from=3)).track(clip))
+    assert [bool(f.faces) for f in frames[:4]] == [False, False, True, True]
+    monkeypatch.undo()
     # a video without a face: every frame, in order, none with points
     frames = list(Tracker(networks=FaceNets(find_faces=False)).track(clip))
     assert [f.index for f in frames] == list(range(N)) and not any(f.faces for f in frames)
