@@ -87,12 +87,14 @@ class Tracker:
     ``lost_points``: what a lost frame's points are: ``fll``, FLL's in the last box FV accepted
     (a face that is only hard to see has seldom moved far), or ``bt``, BT's rejected estimate
     (the paper's).
+    ``blend``: the points are the mean of FLL's two stages (no extra cost; ``crct align``
+    blends them too), rather than the second stage's alone.
     ``backfill``: :meth:`track` only: when a video's first frames show no face the detector
     can find, up to this many of them (and :data:`BACKFILL_MB` of pixels) wait for the first
     face, and then get FLL's points in that face's first box, marked ``lost`` (0: they stay
     without a face, as in the paper).
     ``networks`` replaces the shipped networks (anything with the one-face ``Networks`` or
-    the batched calls).
+    the batched calls); ``blend`` is then theirs to decide.
     """
 
     def __init__(
@@ -115,6 +117,7 @@ class Tracker:
         redetect_fallback: bool = True,
         lost_points: str = "fll",
         backfill: int = 50,
+        blend: bool = True,
         weights_dir: str | os.PathLike[str] | None = None,
         networks: Any = None,
     ) -> None:
@@ -130,6 +133,7 @@ class Tracker:
         if backfill < 0:
             raise CrctError(f"--backfill must be >= 0 frames (0: none), got {backfill}")
         self.backfill = backfill
+        self.blend = blend
         self.config = TrackerConfig(
             tb=tb,
             tc=tc,
@@ -144,6 +148,7 @@ class Tracker:
         self.init_box = None if init_box is None else np.asarray(init_box, dtype=np.float64)
         self.denoise = denoise
         if networks is None:
+            from crct_cli.aligner import TRACK_ALIGN
             from crct_cli.tracking.networks import CRCTNetworks
 
             networks = CRCTNetworks(
@@ -153,6 +158,7 @@ class Tracker:
                 denoise=denoise,
                 backend=backend,
                 int8=int8,
+                align=dataclasses.replace(TRACK_ALIGN, blend=blend),
             )
         self.networks = networks
         self._engine = MultiTracker(networks, self.config, self.multi, self.init_box)
@@ -236,6 +242,7 @@ class Tracker:
             "denoise": self.denoise,
             "init_box": None if self.init_box is None else list(self.init_box),
             "backfill": self.backfill,
+            "blend": self.blend,
         }
 
     # -- still images ---------------------------------------------------------------------

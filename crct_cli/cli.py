@@ -285,6 +285,13 @@ def track(
             metavar="FRAMES",
         ),
     ] = 50,
+    blend: Annotated[
+        bool,
+        typer.Option(
+            help="Write the mean of FLL's two stages, as crct align does (no extra cost, "
+            "steadier and more accurate points); --no-blend: the second stage's alone.",
+        ),
+    ] = True,
     workers: Annotated[
         int | None,
         typer.Option(
@@ -388,6 +395,7 @@ def track(
         "redetect_fallback": redetect_fallback,
         "lost_points": lost_points,
         "backfill": backfill,
+        "blend": blend,
     }
     jobs = discover(videos, out)
     console = Console(stderr=True, highlight=False)
@@ -865,6 +873,10 @@ def benchmark(
         str,
         typer.Option(help="--dataset videos: as crct track --lost-points.", metavar="fll|bt"),
     ] = "fll",
+    blend: Annotated[
+        bool,
+        typer.Option(help="--dataset videos: as crct track --blend."),
+    ] = True,
     faces: Annotated[
         str,
         typer.Option(
@@ -949,6 +961,7 @@ def benchmark(
             reacquire=reacquire,
             redetect_fallback=redetect_fallback,
             lost_points=lost_points,
+            blend=blend,
         )
         from crct_cli.api import check_lost_points
 

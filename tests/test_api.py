@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -182,6 +183,35 @@ def test_re_detection_options_reach_algorithm_1_and_track_json() -> None:
     assert described["reacquire"] == 12 and described["relaxed_redetect"] is True
     assert described["redetect_fallback"] is True and described["lost_points"] == "fll"
     assert Tracker(networks=object(), lost_points="bt").config.lost_points == "bt"
+
+
+def test_blend_writes_the_mean_of_fll_s_two_stages(tracker: Tracker) -> None:
+    """By default the tracker's FLL answers with the mean of its first stage (in the box) and
+    its second (around the first's points), as ``crct align`` does; ``blend=False`` gives the
+    second stage's alone. The option reaches track.json and the resume settings."""
+    from crct_cli.batch.worker import settings_of
+
+    nets = tracker.networks
+    image = next(iter_frames(VIDEO)).image
+    box = nets.detect(image)[0].box
+    aligner = nets.aligner
+    assert aligner.config.blend and aligner.config.refine == 1
+    blended = nets.localize(image, box)
+    config = aligner.config
+    try:
+        aligner.config = dataclasses.replace(config, refine=0)
+        first = nets.localize(image, box)
+        aligner.config = dataclasses.replace(config, blend=False)
+        second = nets.localize(image, box)
+    finally:
+        aligner.config = config
+    assert np.abs(first - second).max() > 0.1  # two different answers...
+    assert np.abs(blended - 0.5 * (first + second)).max() < 1e-3  # ...and their mean
+    alone = Tracker(faces=1, device="cpu", backend="onnx", blend=False)
+    assert not alone.networks.aligner.config.blend
+    assert np.abs(alone.networks.localize(image, box) - second).max() < 1e-3
+    assert tracker.describe()["blend"] is True and alone.describe()["blend"] is False
+    assert settings_of({})["blend"] is True and settings_of({"blend": False})["blend"] is False
 
 
 def test_the_readme_example_runs(monkeypatch: pytest.MonkeyPatch, capsys) -> None:

@@ -285,6 +285,9 @@ def test_one_video_alone_writes_into_out_and_resumes_too(
     assert (out / "track.json").stat().st_mtime_ns == stamp
     overlay = crct("track", clip, "--out", out, "--overlay")  # asked for what is missing
     assert overlay.exit_code == 0 and (out / "overlay.mp4").is_file()
+    unblended = crct("track", clip, "--out", out, "--no-blend")  # another setting: again
+    assert unblended.exit_code == 0 and "already tracked" not in unblended.stderr
+    assert read_track_json(out / "track.json").header["config"]["blend"] is False
 
 
 def test_a_killed_worker_fails_its_video_and_a_rerun_completes_it(

@@ -43,6 +43,7 @@ SETTINGS_KEYS: tuple[str, ...] = (
     "redetect_fallback",
     "lost_points",
     "backfill",
+    "blend",
     "init_box",
 )
 

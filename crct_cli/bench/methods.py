@@ -13,6 +13,7 @@ checked exactly.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import re
 from collections.abc import Callable
@@ -22,7 +23,7 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
-from crct_cli.aligner import STILL_ALIGN
+from crct_cli.aligner import STILL_ALIGN, TRACK_ALIGN
 from crct_cli.errors import CrctError
 from crct_cli.io.datasets import VideoSequence
 from crct_cli.io.video import Frame
@@ -190,14 +191,17 @@ def video_factory(
     tb: float = 1.0,
     tc: float = 0.5,
     int8: bool = True,
+    blend: bool = True,
     **redetection: Any,
 ) -> VideoFactory:
-    """Real video methods on ``device``, with the papers' thresholds and ``SeqBT``; ``int8``
-    and the re-detection options (``TrackerConfig``'s names) as ``crct track`` (its defaults)."""
+    """Real video methods on ``device``, with the papers' thresholds and ``SeqBT``; ``int8``,
+    ``blend`` and the re-detection options (``TrackerConfig``'s names) as ``crct track`` (its
+    defaults)."""
 
     def make(spec: MethodSpec) -> VideoMethod:
         config = TrackerConfig(tb=tb, tc=tc, seq_bt=seq_bt, mode=spec.mode, **redetection)
-        return TrackerMethod(build_networks(spec, device, int8=int8), config)
+        align = dataclasses.replace(TRACK_ALIGN, blend=blend)
+        return TrackerMethod(build_networks(spec, device, int8=int8, align=align), config)
 
     return make
 

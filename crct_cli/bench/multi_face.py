@@ -680,10 +680,10 @@ Progress = Callable[[str], AbstractContextManager[OnFrame]]
 
 
 def multi_factory(
-    device: str, seq_bt: int = 2, int8: bool = True, **redetection: Any
+    device: str, seq_bt: int = 2, int8: bool = True, blend: bool = True, **redetection: Any
 ) -> MultiFactory:
     """The real trackers: :class:`crct_cli.api.Tracker` with ``faces="all"`` per method spec;
-    ``redetection``: its re-detection options (``crct track``'s defaults when left out)."""
+    ``blend`` and ``redetection``: its options (``crct track``'s defaults when left out)."""
 
     def make(spec: MethodSpec) -> MultiMethod:
         from crct_cli.api import Tracker
@@ -695,6 +695,7 @@ def multi_factory(
             denoise=spec.denoise or "none",
             seq_bt=seq_bt,
             int8=int8,
+            blend=blend,
             **redetection,
         )
 

@@ -86,6 +86,7 @@ class DatasetRequest:
     reacquire: int = 25  #: video methods: crct track's --reacquire (0: never)
     redetect_fallback: bool = True  #: video methods: crct track's --redetect-fallback
     lost_points: str = "fll"  #: video methods: crct track's --lost-points
+    blend: bool = True  #: video methods: crct track's --blend (FLL's two stages averaged)
 
     @property
     def redetection(self) -> dict[str, Any]:
@@ -106,10 +107,10 @@ class DatasetOutcome:
 
 
 def make_video_factory(
-    device: str, seq_bt: int, int8: bool = True, **redetection: Any
+    device: str, seq_bt: int, int8: bool = True, blend: bool = True, **redetection: Any
 ) -> VideoFactory:
     """The real trackers (replaced by tests with fakes)."""
-    return _methods.video_factory(device, seq_bt, int8=int8, **redetection)
+    return _methods.video_factory(device, seq_bt, int8=int8, blend=blend, **redetection)
 
 
 def make_image_factory(device: str) -> ImageFactory:
@@ -118,10 +119,10 @@ def make_image_factory(device: str) -> ImageFactory:
 
 
 def make_multi_factory(
-    device: str, seq_bt: int, int8: bool = True, **redetection: Any
+    device: str, seq_bt: int, int8: bool = True, blend: bool = True, **redetection: Any
 ) -> MultiFactory:
     """The real multi-face trackers, ``crct_cli.Tracker(faces="all")`` (tests use fakes)."""
-    return multi_factory(device, seq_bt, int8, **redetection)
+    return multi_factory(device, seq_bt, int8, blend=blend, **redetection)
 
 
 def _check_common(req: DatasetRequest) -> None:
@@ -279,7 +280,9 @@ def execute(
             prepared.multi,
             prepared.specs,
             multi_factory
-            or make_multi_factory(prepared.device, prepared.seq_bt, req.int8, **req.redetection),
+            or make_multi_factory(
+                prepared.device, prepared.seq_bt, req.int8, blend=req.blend, **req.redetection
+            ),
             norm=req.norm,  # type: ignore[arg-type]
             threshold=req.threshold,
             max_frames=req.max_frames,
@@ -288,7 +291,7 @@ def execute(
         )
     elif prepared.sequences is not None:
         factory = video_factory or make_video_factory(
-            prepared.device, prepared.seq_bt, req.int8, **req.redetection
+            prepared.device, prepared.seq_bt, req.int8, blend=req.blend, **req.redetection
         )
         result = run_video_benchmark(
             prepared.sequences,

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from crct_cli import geometry
-from crct_cli.aligner import AlignConfig
+from crct_cli.aligner import TRACK_ALIGN, AlignConfig
 from crct_cli.errors import CrctError
 from crct_cli.models.weights import WEIGHTS_DIR
 from crct_cli.runtime import Runtime, split_state, stack_states
@@ -63,7 +63,8 @@ class CRCTNetworks:
     ``backend`` auto|torch|onnx and ``device`` auto|cpu|cuda are resolved by the runtime (auto:
     ONNX Runtime on the CPU, PyTorch on CUDA); ``threads`` caps ONNX Runtime's threads;
     ``int8`` runs BT and FLL's first stage on their int8 graphs where there are some (ONNX
-    Runtime on the CPU, :mod:`crct_cli.runtime.int8`).
+    Runtime on the CPU, :mod:`crct_cli.runtime.int8`). ``align``: how FLL runs (default
+    :data:`~crct_cli.aligner.TRACK_ALIGN`, its two stages blended).
     """
 
     def __init__(
@@ -85,7 +86,7 @@ class CRCTNetworks:
         self.weights_dir = weights_dir
         self.timings: dict[str, list[float]] = defaultdict(list)
         # FLL (with its second stage when shipped), or FADeNN: its IID is timed apart as "iid"
-        self.aligner, denoiser, _ = self.runtime.aligner(denoise, align or AlignConfig(), int8)
+        self.aligner, denoiser, _ = self.runtime.aligner(denoise, align or TRACK_ALIGN, int8)
         if denoiser is not None:
             # one tracked face: its noise class is decided over frames, so it does not flicker
             # (0 for unrelated images, as in the still-image benchmark)
