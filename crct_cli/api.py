@@ -89,12 +89,14 @@ class Tracker:
     (the paper's).
     ``blend``: the points are the mean of FLL's two stages (no extra cost; ``crct align``
     blends them too), rather than the second stage's alone.
+    ``flip``: FLL also reads the mirrored crops and averages (``crct align``'s default): FLL
+    costs twice as much, for steadier points.
     ``backfill``: :meth:`track` only: when a video's first frames show no face the detector
     can find, up to this many of them (and :data:`BACKFILL_MB` of pixels) wait for the first
     face, and then get FLL's points in that face's first box, marked ``lost`` (0: they stay
     without a face, as in the paper).
     ``networks`` replaces the shipped networks (anything with the one-face ``Networks`` or
-    the batched calls); ``blend`` is then theirs to decide.
+    the batched calls); ``blend`` and ``flip`` are then theirs to decide.
     """
 
     def __init__(
@@ -118,6 +120,7 @@ class Tracker:
         lost_points: str = "fll",
         backfill: int = 50,
         blend: bool = True,
+        flip: bool = False,
         weights_dir: str | os.PathLike[str] | None = None,
         networks: Any = None,
     ) -> None:
@@ -133,7 +136,7 @@ class Tracker:
         if backfill < 0:
             raise CrctError(f"--backfill must be >= 0 frames (0: none), got {backfill}")
         self.backfill = backfill
-        self.blend = blend
+        self.blend, self.flip = blend, flip
         self.config = TrackerConfig(
             tb=tb,
             tc=tc,
@@ -158,7 +161,7 @@ class Tracker:
                 denoise=denoise,
                 backend=backend,
                 int8=int8,
-                align=dataclasses.replace(TRACK_ALIGN, blend=blend),
+                align=dataclasses.replace(TRACK_ALIGN, blend=blend, flip=flip),
             )
         self.networks = networks
         self._engine = MultiTracker(networks, self.config, self.multi, self.init_box)
@@ -243,6 +246,7 @@ class Tracker:
             "init_box": None if self.init_box is None else list(self.init_box),
             "backfill": self.backfill,
             "blend": self.blend,
+            "flip": self.flip,
         }
 
     # -- still images ---------------------------------------------------------------------

@@ -292,6 +292,13 @@ def track(
             "steadier and more accurate points); --no-blend: the second stage's alone.",
         ),
     ] = True,
+    flip: Annotated[
+        bool,
+        typer.Option(
+            help="FLL also reads each face mirrored and averages, as crct align does: "
+            "steadier points, FLL twice the cost (about 1.6x the time per frame).",
+        ),
+    ] = False,
     workers: Annotated[
         int | None,
         typer.Option(
@@ -396,6 +403,7 @@ def track(
         "lost_points": lost_points,
         "backfill": backfill,
         "blend": blend,
+        "flip": flip,
     }
     jobs = discover(videos, out)
     console = Console(stderr=True, highlight=False)
@@ -877,6 +885,10 @@ def benchmark(
         bool,
         typer.Option(help="--dataset videos: as crct track --blend."),
     ] = True,
+    flip: Annotated[
+        bool,
+        typer.Option(help="--dataset videos: as crct track --flip."),
+    ] = False,
     faces: Annotated[
         str,
         typer.Option(
@@ -962,6 +974,7 @@ def benchmark(
             redetect_fallback=redetect_fallback,
             lost_points=lost_points,
             blend=blend,
+            flip=flip,
         )
         from crct_cli.api import check_lost_points
 

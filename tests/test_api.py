@@ -188,7 +188,8 @@ def test_re_detection_options_reach_algorithm_1_and_track_json() -> None:
 def test_blend_writes_the_mean_of_fll_s_two_stages(tracker: Tracker) -> None:
     """By default the tracker's FLL answers with the mean of its first stage (in the box) and
     its second (around the first's points), as ``crct align`` does; ``blend=False`` gives the
-    second stage's alone. The option reaches track.json and the resume settings."""
+    second stage's alone, ``flip=True`` adds the mirrored pass. Both options reach track.json
+    and the resume settings."""
     from crct_cli.batch.worker import settings_of
 
     nets = tracker.networks
@@ -212,6 +213,13 @@ def test_blend_writes_the_mean_of_fll_s_two_stages(tracker: Tracker) -> None:
     assert np.abs(alone.networks.localize(image, box) - second).max() < 1e-3
     assert tracker.describe()["blend"] is True and alone.describe()["blend"] is False
     assert settings_of({})["blend"] is True and settings_of({"blend": False})["blend"] is False
+    # flip: the mirrored crops too (off by default): close to the plain answer, not equal
+    mirrored = Tracker(faces=1, device="cpu", backend="onnx", flip=True)
+    assert mirrored.networks.aligner.config.flip and not aligner.config.flip
+    shift = np.abs(mirrored.networks.localize(image, box) - blended)
+    assert 0.01 < shift.mean() < 2.0
+    assert mirrored.describe()["flip"] is True and tracker.describe()["flip"] is False
+    assert settings_of({})["flip"] is False and settings_of({"flip": True})["flip"] is True
 
 
 def test_the_readme_example_runs(monkeypatch: pytest.MonkeyPatch, capsys) -> None:

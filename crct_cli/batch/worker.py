@@ -44,6 +44,7 @@ SETTINGS_KEYS: tuple[str, ...] = (
     "lost_points",
     "backfill",
     "blend",
+    "flip",
     "init_box",
 )
 

@@ -192,15 +192,16 @@ def video_factory(
     tc: float = 0.5,
     int8: bool = True,
     blend: bool = True,
+    flip: bool = False,
     **redetection: Any,
 ) -> VideoFactory:
     """Real video methods on ``device``, with the papers' thresholds and ``SeqBT``; ``int8``,
-    ``blend`` and the re-detection options (``TrackerConfig``'s names) as ``crct track`` (its
-    defaults)."""
+    ``blend``, ``flip`` and the re-detection options (``TrackerConfig``'s names) as ``crct
+    track`` (its defaults)."""
 
     def make(spec: MethodSpec) -> VideoMethod:
         config = TrackerConfig(tb=tb, tc=tc, seq_bt=seq_bt, mode=spec.mode, **redetection)
-        align = dataclasses.replace(TRACK_ALIGN, blend=blend)
+        align = dataclasses.replace(TRACK_ALIGN, blend=blend, flip=flip)
         return TrackerMethod(build_networks(spec, device, int8=int8, align=align), config)
 
     return make

@@ -680,10 +680,16 @@ Progress = Callable[[str], AbstractContextManager[OnFrame]]
 
 
 def multi_factory(
-    device: str, seq_bt: int = 2, int8: bool = True, blend: bool = True, **redetection: Any
+    device: str,
+    seq_bt: int = 2,
+    int8: bool = True,
+    blend: bool = True,
+    flip: bool = False,
+    **redetection: Any,
 ) -> MultiFactory:
     """The real trackers: :class:`crct_cli.api.Tracker` with ``faces="all"`` per method spec;
-    ``blend`` and ``redetection``: its options (``crct track``'s defaults when left out)."""
+    ``blend``, ``flip`` and ``redetection``: its options (``crct track``'s defaults when left
+    out)."""
 
     def make(spec: MethodSpec) -> MultiMethod:
         from crct_cli.api import Tracker
@@ -696,6 +702,7 @@ def multi_factory(
             seq_bt=seq_bt,
             int8=int8,
             blend=blend,
+            flip=flip,
             **redetection,
         )
 

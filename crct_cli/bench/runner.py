@@ -87,6 +87,12 @@ class DatasetRequest:
     redetect_fallback: bool = True  #: video methods: crct track's --redetect-fallback
     lost_points: str = "fll"  #: video methods: crct track's --lost-points
     blend: bool = True  #: video methods: crct track's --blend (FLL's two stages averaged)
+    flip: bool = False  #: video methods: crct track's --flip (FLL's mirrored pass too)
+
+    @property
+    def fll(self) -> dict[str, Any]:
+        """How the video methods run FLL, as ``crct_cli.Tracker`` names the options."""
+        return {"blend": self.blend, "flip": self.flip}
 
     @property
     def redetection(self) -> dict[str, Any]:
@@ -107,10 +113,15 @@ class DatasetOutcome:
 
 
 def make_video_factory(
-    device: str, seq_bt: int, int8: bool = True, blend: bool = True, **redetection: Any
+    device: str,
+    seq_bt: int,
+    int8: bool = True,
+    blend: bool = True,
+    flip: bool = False,
+    **redetection: Any,
 ) -> VideoFactory:
     """The real trackers (replaced by tests with fakes)."""
-    return _methods.video_factory(device, seq_bt, int8=int8, blend=blend, **redetection)
+    return _methods.video_factory(device, seq_bt, int8=int8, blend=blend, flip=flip, **redetection)
 
 
 def make_image_factory(device: str) -> ImageFactory:
@@ -119,10 +130,15 @@ def make_image_factory(device: str) -> ImageFactory:
 
 
 def make_multi_factory(
-    device: str, seq_bt: int, int8: bool = True, blend: bool = True, **redetection: Any
+    device: str,
+    seq_bt: int,
+    int8: bool = True,
+    blend: bool = True,
+    flip: bool = False,
+    **redetection: Any,
 ) -> MultiFactory:
     """The real multi-face trackers, ``crct_cli.Tracker(faces="all")`` (tests use fakes)."""
-    return multi_factory(device, seq_bt, int8, blend=blend, **redetection)
+    return multi_factory(device, seq_bt, int8, blend=blend, flip=flip, **redetection)
 
 
 def _check_common(req: DatasetRequest) -> None:
@@ -281,7 +297,7 @@ def execute(
             prepared.specs,
             multi_factory
             or make_multi_factory(
-                prepared.device, prepared.seq_bt, req.int8, blend=req.blend, **req.redetection
+                prepared.device, prepared.seq_bt, req.int8, **req.fll, **req.redetection
             ),
             norm=req.norm,  # type: ignore[arg-type]
             threshold=req.threshold,
@@ -291,7 +307,7 @@ def execute(
         )
     elif prepared.sequences is not None:
         factory = video_factory or make_video_factory(
-            prepared.device, prepared.seq_bt, req.int8, blend=req.blend, **req.redetection
+            prepared.device, prepared.seq_bt, req.int8, **req.fll, **req.redetection
         )
         result = run_video_benchmark(
             prepared.sequences,
