@@ -1256,6 +1256,15 @@ def train_bt(
     ] = 128,
     degradation: Degradation = 0.25,
     stack: Stack = 0.0,
+    motion_blur: Annotated[
+        float,
+        typer.Option(
+            help="Share of training sequences filmed with the shutter open over 0.3-1 of each "
+            "frame interval: a fast face is smeared along its path, as on real video.",
+            min=0.0,
+            max=1.0,
+        ),
+    ] = 0.0,
     out: OutFile = None,
     checkpoint: Checkpoint = None,
     resume: Resume = False,
@@ -1276,6 +1285,7 @@ def train_bt(
         resume=resume,
         model=BTConfig(input_size=input_size),
         augment=dataclasses.replace(BT_AUGMENT, degradation=degradation, stack=stack),
+        motion_blur=motion_blur,
     )
     _train_common(cfg, steps, out, checkpoint)
     train_bt(cfg, log=_log_line)

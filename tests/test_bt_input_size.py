@@ -22,7 +22,7 @@ from crct_cli.runtime import Runtime
 @pytest.fixture(scope="module")
 def small_bt(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A BT trained for two steps on 48-px crops from a small FLL's trunk, on harsher
-    degradation than the default."""
+    degradation than the default, half its sequences motion-blurred."""
     tmp = tmp_path_factory.mktemp("bt48")
     data = write_generated_faces(tmp / "faces")
     torch.manual_seed(0)
@@ -33,7 +33,7 @@ def small_bt(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp / "w" / "bt.pt"
     args = ["train", "bt", str(data), "--val", str(data), "--input-size", "48", "--steps", "2"]
     args += ["--crops-per-step", "4", "--init", str(init), "--out", str(out)]
-    args += ["--degradation", "0.6", "--stack", "0.3"]
+    args += ["--degradation", "0.6", "--stack", "0.3", "--motion-blur", "0.5"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     return out
@@ -43,6 +43,7 @@ def test_the_size_is_in_the_weights_and_the_manifest_command(small_bt: Path) -> 
     entry = read_manifest(small_bt.parent)["weights"]["bt.pt"]
     assert "--input-size 48" in entry["command"]
     assert "--degradation 0.6 --stack 0.3" in entry["command"]  # harsher footage, recorded
+    assert "--motion-blur 0.5" in entry["command"]
     blob = torch.load(small_bt, map_location="cpu", weights_only=False)
     assert blob["config"]["model"]["input_size"] == 48
 

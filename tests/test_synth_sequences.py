@@ -24,7 +24,8 @@ from crct_cli.io.datasets import read_annotations
 from crct_cli.io.images import write_image
 from crct_cli.io.video import iter_frames
 from crct_cli.landmarks import box_from_points
-from crct_cli.train.bt import synth_sequence
+from crct_cli.models.bt import BTConfig
+from crct_cli.train.bt import MOTION_SHUTTER, crop_frame, synth_sequence
 from crct_cli.train.data import AugmentConfig, load_faces
 
 
@@ -193,3 +194,38 @@ def test_hard_plan_and_bursts_are_seeded() -> None:
 def test_bad_category_is_one_line(faces_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(CrctError, match="--category must be 1, 2 or 3"):
         synth_video.make_synthetic_videos(faces_dir, tmp_path / "x", category=4)
+
+
+def test_motion_blur_smears_fast_frames_along_the_path(faces_dir: Path) -> None:
+    """``crct train bt --motion-blur``: a blurred sequence's crop is the mean picture over its
+    exposure, so a still face is left as it is and a moving one loses detail. The shutter is
+    drawn after everything else, so the blurred sequence moves exactly as the sharp one."""
+    (face,) = load_faces([faces_dir])[:1]
+    clean = AugmentConfig(0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+    plain = synth_sequence(face, 8, np.random.default_rng(3), clean)
+    blurred = synth_sequence(face, 8, np.random.default_rng(3), clean, motion_blur=1.0)
+    assert plain.shutter == 0.0 and MOTION_SHUTTER[0] <= blurred.shutter <= MOTION_SHUTTER[1]
+    assert np.array_equal(plain.transforms, blurred.transforms)
+    assert np.array_equal(plain.points, blurred.points) and np.array_equal(
+        plain.image, blurred.image
+    )
+    cfg, rng = BTConfig(input_size=64), np.random.default_rng(0)
+    box = box_from_points(plain.points[4])
+    # the same path, moving fast to the right: the sharp and the smeared frame 4
+    for seq in (plain, blurred):
+        seq.transforms = np.stack([seq.transforms[0]] * 8)
+        seq.transforms[:, 0, 2] += 12.0 * np.arange(8)
+        seq.occlusion[:] = False
+    sharp, _ = crop_frame(plain, 4, box, cfg, rng)
+    smeared, _ = crop_frame(blurred, 4, box, cfg, rng)
+
+    def detail(crop: np.ndarray) -> float:  # horizontal gradient energy
+        return float(np.abs(np.diff(crop.astype(float), axis=1)).mean())
+
+    assert detail(smeared) < 0.8 * detail(sharp)
+    assert np.abs(smeared.astype(float) - sharp).mean() > 1.0
+    # a face that does not move is not smeared
+    plain.transforms = blurred.transforms = np.stack([plain.transforms[4]] * 8)
+    still_sharp, _ = crop_frame(plain, 4, box, cfg, None)
+    still_blurred, _ = crop_frame(blurred, 4, box, cfg, rng)
+    assert np.abs(still_blurred.astype(int) - still_sharp.astype(int)).max() <= 1

@@ -51,6 +51,7 @@ class TrainBTConfig(TrainRun):
     init: Path | None = WEIGHTS_DIR / "fll.pt"  # CRCT III-E: the trunk starts from FLL's
     model: BTConfig = field(default_factory=BTConfig)
     augment: AugmentConfig = field(default_factory=lambda: BT_AUGMENT)
+    motion_blur: float = 0.0  #: share of sequences filmed with an open shutter (see MOTION_SHUTTER)
 
     def default_steps(self) -> int:
         return 1500
@@ -60,7 +61,14 @@ class TrainBTConfig(TrainRun):
         size = self.model.input_size
         sized = ["--input-size", str(size)] if size != BTConfig().input_size else []
         harsh = degradation_options(self.augment)
-        return ["--crops-per-step", str(self.crops_per_step), *init, *sized, *harsh]
+        blur = ["--motion-blur", str(self.motion_blur)] if self.motion_blur > 0 else []
+        return ["--crops-per-step", str(self.crops_per_step), *init, *sized, *harsh, *blur]
+
+
+#: The range of a motion-blurred sequence's exposure, in frame intervals (``--motion-blur``).
+MOTION_SHUTTER: tuple[float, float] = (0.3, 1.0)
+#: Pictures averaged over one frame's exposure.
+MOTION_SAMPLES = 5
 
 
 @dataclass
@@ -70,6 +78,7 @@ class Sequence_:
     points: np.ndarray  # (T, 68, 2) in virtual-frame pixels
     occlusion: np.ndarray  # (T,) bool: an occluding strip on that frame
     init_box: np.ndarray  # jittered box of frame 0 (as a detector or FLL would give)
+    shutter: float = 0.0  # exposure in frame intervals: each frame smeared along the motion
 
 
 def _similarity(
@@ -81,12 +90,20 @@ def _similarity(
 
 
 def synth_sequence(
-    face: Face, length: int, rng: np.random.Generator, aug: AugmentConfig, pull: float = 0.0
+    face: Face,
+    length: int,
+    rng: np.random.Generator,
+    aug: AugmentConfig,
+    pull: float = 0.0,
+    motion_blur: float = 0.0,
 ) -> Sequence_:
     """``length`` frames of smooth random motion of one still face.
 
     ``pull`` draws the face back towards where it started each frame (a spring), so that long
-    sequences stay in view; training uses none, benchmark videos a little.
+    sequences stay in view; training uses none, benchmark videos a little. ``motion_blur``:
+    the chance that the sequence is filmed with the shutter open over part of each frame
+    interval (:data:`MOTION_SHUTTER`), so that a fast face is smeared along its path, as a
+    real camera smears a turning head; nothing more is drawn from ``rng`` when it is 0.
     """
     image, points = face.image, face.points
     if rng.random() < aug.flip:
@@ -120,7 +137,21 @@ def synth_sequence(
     b0 = box_from_points(pts_a[0])
     jitter = np.concatenate([rng.normal(0, 0.04, 2) * b0[2:], b0[2:] * rng.normal(0, 0.04, 2)])
     occlusion = rng.random(length) < (0.15 if rng.random() < 0.3 else 0.0)
-    return Sequence_(image, np.stack(transforms), pts_a, occlusion, b0 + jitter)
+    shutter = 0.0
+    if motion_blur > 0 and rng.random() < motion_blur:
+        shutter = float(rng.uniform(*MOTION_SHUTTER))
+    return Sequence_(image, np.stack(transforms), pts_a, occlusion, b0 + jitter, shutter)
+
+
+def _frame_transform(seq: Sequence_, t: float) -> np.ndarray:
+    """Still -> virtual frame at a time between frames (linear between the two around it)."""
+    last = len(seq.transforms) - 1
+    if last == 0:
+        return seq.transforms[0]
+    t = min(max(t, 0.0), float(last))
+    i = min(int(t), last - 1)
+    w = t - i
+    return (1 - w) * seq.transforms[i] + w * seq.transforms[i + 1]
 
 
 def crop_frame(
@@ -129,10 +160,17 @@ def crop_frame(
     """Crop virtual frame ``t`` of a sequence at ``box``; return (crop, frame->crop matrix)."""
     center, side = geometry.box_center_size(box)
     crop_m = geometry.crop_matrix(center, side * cfg.context, cfg.input_size)
-    a = seq.transforms[t]
-    full = np.vstack([a, [0, 0, 1]])
-    m = (np.vstack([crop_m, [0, 0, 1]]) @ full)[:2]
-    crop = geometry.warp(seq.image, m, cfg.input_size)
+    to_crop = np.vstack([crop_m, [0, 0, 1]])
+    if rng is not None and seq.shutter > 0:  # the mean picture over the exposure window
+        half = seq.shutter / 2
+        acc = np.zeros((cfg.input_size, cfg.input_size, 3), np.float32)
+        for when in np.linspace(t - half, t + half, MOTION_SAMPLES):
+            m = (to_crop @ np.vstack([_frame_transform(seq, when), [0, 0, 1]]))[:2]
+            acc += geometry.warp(seq.image, m, cfg.input_size)
+        crop = (acc / MOTION_SAMPLES + 0.5).astype(np.uint8)
+    else:
+        m = (to_crop @ np.vstack([seq.transforms[t], [0, 0, 1]]))[:2]
+        crop = geometry.warp(seq.image, m, cfg.input_size)
     if rng is not None and seq.occlusion[t]:
         crop = occluding_strip(crop, rng)
     return crop, crop_m
@@ -288,7 +326,11 @@ def train_bt(cfg: TrainBTConfig, log=print) -> dict:
         length = unroll_length(step, cfg, rng) + 1  # frames = BT steps + the initial frame
         n = max(2, cfg.crops_per_step // (length - 1))
         idx = rng.integers(len(train_faces), size=n)
-        return [synth_sequence(train_faces[int(i)], length, rng, cfg.augment) for i in idx], rng
+        seqs = [
+            synth_sequence(train_faces[int(i)], length, rng, cfg.augment, 0.0, cfg.motion_blur)
+            for i in idx
+        ]
+        return seqs, rng
 
     def batches(start: int) -> Iterator[tuple[int, object]]:
         return prefetch(make, start, cfg.steps)
