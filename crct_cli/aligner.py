@@ -148,8 +148,8 @@ class Aligner:
 #: from the face's own box, so it is worth blending with the second stage's.
 STILL_ALIGN = AlignConfig(flip=True, blend=True)
 #: How ``crct track`` runs FLL by default (``--blend``): no mirrored pass, for speed, but the
-#: blend of the two stages, which costs nothing and, measured on synthetic sequences and
-#: degraded real video, raised the tracker's accuracy and lowered its failures everywhere
+#: blend of the two stages, which costs nothing and brought the tracker's points closer to the
+#: truth, with fewer failures and less jitter, on the real videos and most synthetic sets
 #: (docs/benchmarks.md).
 TRACK_ALIGN = AlignConfig(blend=True)
 
