@@ -84,6 +84,8 @@ class Tracker:
     always, as in the paper).
     ``redetect_fallback``: when FV rejects BT's estimate from a fresh detection, FLL in the
     detection box gets a chance, checked by FV in turn.
+    ``check_refined``: FV also checks FLL's refined points; below ``tc`` the frame is lost
+    after all (one more FV call a frame; ``False``: the paper's single look, at BT's estimate).
     ``lost_points``: what a lost frame's points are: ``fll``, FLL's in the last box FV accepted
     (a face that is only hard to see has seldom moved far), or ``bt``, BT's rejected estimate
     (the paper's).
@@ -117,6 +119,7 @@ class Tracker:
         relaxed_redetect: bool = True,
         reacquire: int = 25,
         redetect_fallback: bool = True,
+        check_refined: bool = True,
         lost_points: str = "fll",
         backfill: int = 50,
         blend: bool = True,
@@ -145,6 +148,7 @@ class Tracker:
             relaxed_redetect=relaxed_redetect,
             reacquire=reacquire,
             redetect_fallback=redetect_fallback,
+            check_refined=check_refined,
             lost_points=lost_points,
         )
         self.multi = MultiConfig(parse_faces(faces), detect_every, max_lost)

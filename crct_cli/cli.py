@@ -267,6 +267,13 @@ def track(
             "FLL in the detection box itself (kept if the validator accepts it).",
         ),
     ] = True,
+    check_refined: Annotated[
+        bool,
+        typer.Option(
+            help="The face validator also checks FLL's refined points, and below --tc the "
+            "frame is lost after all; --no-check-refined: the paper's one look, at BT's.",
+        ),
+    ] = True,
     lost_points: Annotated[
         str,
         typer.Option(
@@ -400,6 +407,7 @@ def track(
         "relaxed_redetect": relaxed_redetect,
         "reacquire": reacquire,
         "redetect_fallback": redetect_fallback,
+        "check_refined": check_refined,
         "lost_points": lost_points,
         "backfill": backfill,
         "blend": blend,
@@ -877,6 +885,10 @@ def benchmark(
         bool,
         typer.Option(help="--dataset videos: as crct track --redetect-fallback."),
     ] = True,
+    check_refined: Annotated[
+        bool,
+        typer.Option(help="--dataset videos: as crct track --check-refined."),
+    ] = True,
     lost_points: Annotated[
         str,
         typer.Option(help="--dataset videos: as crct track --lost-points.", metavar="fll|bt"),
@@ -972,6 +984,7 @@ def benchmark(
             relaxed_redetect=relaxed_redetect,
             reacquire=reacquire,
             redetect_fallback=redetect_fallback,
+            check_refined=check_refined,
             lost_points=lost_points,
             blend=blend,
             flip=flip,

@@ -159,11 +159,22 @@ def test_faces_get_ids_in_order_of_appearance_and_keep_them() -> None:
 
 def test_each_network_runs_once_per_frame_on_the_batch_of_all_tracks() -> None:
     world = World({"a": steady(50), "b": steady(200), "c": steady(350)})
-    run(world, 8)
+    run(world, 8, TrackerConfig(check_refined=False))
     for network in ("bt", "fv", "fll"):
         assert max(world.per_frame(network).values()) == 1, network
     bt_batches = [b for n, t, b in world.calls if n == "bt"]
     assert bt_batches == [3] * 7  # frames 1-7, all three faces in one call
+    # by default FV looks twice a tracked frame, at BT's estimates and at FLL's refined
+    # points, each time on the batch of all tracks
+    world = World({"a": steady(50), "b": steady(200), "c": steady(350)})
+    run(world, 8)
+    for t in range(1, 8):
+        assert [(n, b) for n, u, b in world.calls if u == t and n != "detect"] == [
+            ("bt", 3),
+            ("fv", 3),
+            ("fll", 3),
+            ("fv", 3),
+        ]
     # frame 0: FLL once for the three new tracks, then FV once to accept them
     assert [(n, b) for n, t, b in world.calls if t == 0] == [
         ("detect", 1),
@@ -378,8 +389,14 @@ def test_a_lost_face_s_fll_joins_the_frame_s_batch() -> None:
     assert lost.state == "lost" and np.allclose(lost.box, held)  # FLL in the held box
     assert lost.score == pytest.approx(0.1)  # FV's score on those points
     frame_10 = [(n, b) for n, t, b in world.calls if t == 10 and n in ("bt", "fv", "fll")]
+    # the second FV call scores the lost face's points and checks the tracked face's refined
+    # ones (check_refined) in one batch
+    assert frame_10 == [("bt", 2), ("fv", 2), ("fll", 2), ("fv", 2)]
+    world = World(dict(paths))
+    run(world, 12, TrackerConfig(check_refined=False))
+    frame_10 = [(n, b) for n, t, b in world.calls if t == 10 and n in ("bt", "fv", "fll")]
     assert frame_10 == [("bt", 2), ("fv", 2), ("fll", 2), ("fv", 1)]
     world = World(dict(paths))
-    run(world, 12, TrackerConfig(lost_points="bt"))
+    run(world, 12, TrackerConfig(lost_points="bt", check_refined=False))
     frame_10 = [(n, b) for n, t, b in world.calls if t == 10 and n in ("bt", "fv", "fll")]
     assert frame_10 == [("bt", 2), ("fv", 2), ("fll", 1)]

@@ -181,8 +181,9 @@ def test_unknown_mode_raises() -> None:
 
 
 def test_fll_runs_in_bt_box_and_new_valid_box_is_fll_box() -> None:
+    """The paper's frame (``check_refined=False``): BT, FV on its estimate, FLL in its box."""
     nets = FakeNets()
-    tracker = CRCTTracker(nets, init_box=BOX)
+    tracker = CRCTTracker(nets, TrackerConfig(check_refined=False), init_box=BOX)
     results = run(tracker, 4)
     for t in (1, 2, 3):
         assert nets.frames_of("fv").count(t) == 1
@@ -242,6 +243,33 @@ def test_a_lost_frame_carries_fll_in_the_held_box_by_default() -> None:
 def test_lost_points_is_checked() -> None:
     with pytest.raises(ValueError, match="lost_points"):
         CRCTTracker(FakeNets(), TrackerConfig(lost_points="held"))
+
+
+def test_fv_also_checks_fll_s_refined_points_by_default() -> None:
+    """``check_refined``: after FLL, FV looks again, at FLL's points; below TC the frame is
+    lost with those points, the box held, and the next frame re-detects. Accepted, the frame
+    is the paper's (its score is FV's on BT's estimate)."""
+    nets = FakeNets(scores={3: [0.9, 0.2]})  # BT's estimate passes, FLL's points do not
+    results = run(CRCTTracker(nets, init_box=BOX), 6)
+    assert nets.calls[nets.calls.index(("bt", 2)) :][:4] == [
+        ("bt", 2),
+        ("fv", 2),
+        ("fll", 2),
+        ("fv", 2),
+    ]
+    assert [r.state for r in results] == ["redetected", "tracked", "tracked", "lost"] + [
+        "tracked"
+    ] * 2
+    lost = results[3]
+    assert lost.score == pytest.approx(0.2) and np.allclose(lost.points, nets.fll_points[3])
+    assert nets.frames_of("detect") == [4]  # re-detection on the next frame
+    assert np.allclose(nets.bt_at(4)["box"], results[2].box)  # from the held box
+    assert results[2].score == pytest.approx(0.9)
+    # without it, the same frame is tracked (the paper's)
+    nets = FakeNets(scores={3: [0.9, 0.2]})
+    results = run(CRCTTracker(nets, TrackerConfig(check_refined=False), init_box=BOX), 6)
+    assert results[3].state == "tracked" and nets.frames_of("fv").count(3) == 1
+    assert nets.frames_of("detect") == []
 
 
 def test_score_exactly_tc_is_valid_and_tc_changes_behaviour() -> None:

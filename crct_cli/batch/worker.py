@@ -41,6 +41,7 @@ SETTINGS_KEYS: tuple[str, ...] = (
     "relaxed_redetect",
     "reacquire",
     "redetect_fallback",
+    "check_refined",
     "lost_points",
     "backfill",
     "blend",

@@ -85,6 +85,7 @@ class DatasetRequest:
     relaxed_redetect: bool = True  #: video methods: crct track's second, more sensitive look
     reacquire: int = 25  #: video methods: crct track's --reacquire (0: never)
     redetect_fallback: bool = True  #: video methods: crct track's --redetect-fallback
+    check_refined: bool = True  #: video methods: crct track's --check-refined
     lost_points: str = "fll"  #: video methods: crct track's --lost-points
     blend: bool = True  #: video methods: crct track's --blend (FLL's two stages averaged)
     flip: bool = False  #: video methods: crct track's --flip (FLL's mirrored pass too)
@@ -101,6 +102,7 @@ class DatasetRequest:
             "relaxed_redetect": self.relaxed_redetect,
             "reacquire": self.reacquire,
             "redetect_fallback": self.redetect_fallback,
+            "check_refined": self.check_refined,
             "lost_points": self.lost_points,
         }
 
