@@ -32,7 +32,8 @@ paper's and can be tested with scripted fakes:
   and below ``TC`` the frame is lost after all (those points written, the box held, the next
   frame re-detects). FV accepted BT's estimate, but a box that has half slid off a hard-to-see
   face can still pass; what FLL makes of it then seldom does (the hard webcam set: 6.7% of
-  frames failed without this look, 5.0% with it; no other set moved). One more FV call a frame.
+  frames failed without this look, 5.0% with it; the synthetic sets gained a little, and the
+  other real sets did not move). One more FV call a frame.
 
 - Not in the paper (``lost_points``, ``fll`` by default): a lost frame's points are FLL's in
   ``Pb`` (the held box: the last one FV accepted, or the fresh detection), checked by FV for
