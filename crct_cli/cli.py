@@ -727,6 +727,11 @@ def degrade(
         console.print(f"skipped {len(plan.skipped)} file(s) that are not images, videos or .pts")
 
 
+def _as_track(flag: str, **extra: Any) -> Any:
+    """A ``crct benchmark`` option for video methods that means what ``crct track``'s does."""
+    return typer.Option(help=f"--dataset videos: as crct track {flag}.", **extra)
+
+
 @app.command()
 def benchmark(
     videos: Annotated[
@@ -881,26 +886,11 @@ def benchmark(
             metavar="FRAMES",
         ),
     ] = 25,
-    redetect_fallback: Annotated[
-        bool,
-        typer.Option(help="--dataset videos: as crct track --redetect-fallback."),
-    ] = True,
-    check_refined: Annotated[
-        bool,
-        typer.Option(help="--dataset videos: as crct track --check-refined."),
-    ] = True,
-    lost_points: Annotated[
-        str,
-        typer.Option(help="--dataset videos: as crct track --lost-points.", metavar="fll|bt"),
-    ] = "fll",
-    blend: Annotated[
-        bool,
-        typer.Option(help="--dataset videos: as crct track --blend."),
-    ] = True,
-    flip: Annotated[
-        bool,
-        typer.Option(help="--dataset videos: as crct track --flip."),
-    ] = False,
+    redetect_fallback: Annotated[bool, _as_track("--redetect-fallback")] = True,
+    check_refined: Annotated[bool, _as_track("--check-refined")] = True,
+    lost_points: Annotated[str, _as_track("--lost-points", metavar="fll|bt")] = "fll",
+    blend: Annotated[bool, _as_track("--blend")] = True,
+    flip: Annotated[bool, _as_track("--flip")] = False,
     faces: Annotated[
         str,
         typer.Option(
