@@ -27,7 +27,7 @@ import numpy as np
 
 from crct_cli.errors import CrctError
 from crct_cli.tracking.multi import Face, MultiConfig, MultiTracker
-from crct_cli.tracking.tracker import LOST_POINTS, MODES, TrackerConfig
+from crct_cli.tracking.tracker import BT_REUSE, LOST_POINTS, MODES, TrackerConfig, check_bt_reuse
 
 __all__ = ["Face", "TrackedFrame", "Tracker", "parse_faces"]
 
@@ -93,12 +93,16 @@ class Tracker:
     blends them too), rather than the second stage's alone.
     ``flip``: FLL also reads the mirrored crops and averages (``crct align``'s default): FLL
     costs twice as much, for steadier points.
+    ``bt_reuse``: when a face's box moved less than this share of its side since the last
+    frame, BT cuts this frame at the last frame's box and reuses that crop's features for its
+    previous crop: half of BT's work on most frames of real video (0: never, the paper's
+    crops; :class:`crct_cli.tracking.networks.CRCTNetworks`).
     ``backfill``: :meth:`track` only: when a video's first frames show no face the detector
     can find, up to this many of them (and :data:`BACKFILL_MB` of pixels) wait for the first
     face, and then get FLL's points in that face's first box, marked ``lost`` (0: they stay
     without a face, as in the paper).
     ``networks`` replaces the shipped networks (anything with the one-face ``Networks`` or
-    the batched calls); ``blend`` and ``flip`` are then theirs to decide.
+    the batched calls); ``blend``, ``flip`` and ``bt_reuse`` are then theirs to decide.
     """
 
     def __init__(
@@ -124,6 +128,7 @@ class Tracker:
         backfill: int = 50,
         blend: bool = True,
         flip: bool = False,
+        bt_reuse: float = BT_REUSE,
         weights_dir: str | os.PathLike[str] | None = None,
         networks: Any = None,
     ) -> None:
@@ -138,8 +143,9 @@ class Tracker:
         check_lost_points(lost_points)
         if backfill < 0:
             raise CrctError(f"--backfill must be >= 0 frames (0: none), got {backfill}")
+        check_bt_reuse(bt_reuse)
         self.backfill = backfill
-        self.blend, self.flip = blend, flip
+        self.blend, self.flip, self.bt_reuse = blend, flip, bt_reuse
         self.config = TrackerConfig(
             tb=tb,
             tc=tc,
@@ -166,6 +172,7 @@ class Tracker:
                 backend=backend,
                 int8=int8,
                 align=dataclasses.replace(TRACK_ALIGN, blend=blend, flip=flip),
+                bt_reuse=bt_reuse,
             )
         self.networks = networks
         self._engine = MultiTracker(networks, self.config, self.multi, self.init_box)
@@ -251,6 +258,7 @@ class Tracker:
             "backfill": self.backfill,
             "blend": self.blend,
             "flip": self.flip,
+            "bt_reuse": self.bt_reuse,
         }
 
     # -- still images ---------------------------------------------------------------------

@@ -306,6 +306,16 @@ def track(
             "steadier points, FLL twice the cost (about 1.6x the time per frame).",
         ),
     ] = False,
+    bt_reuse: Annotated[
+        float,
+        typer.Option(
+            help="When a face's box moved less than this share of its side since the last "
+            "frame, BT cuts both frames at the last frame's box and reuses that crop's "
+            "features: half of BT's work on most frames of real video; 0: never (the "
+            "paper's crops).",
+            metavar="SHARE",
+        ),
+    ] = 0.05,
     workers: Annotated[
         int | None,
         typer.Option(
@@ -376,6 +386,7 @@ def track(
     from crct_cli.batch.runner import BatchOptions
     from crct_cli.batch.worker import WorkerSpec, settings_of
     from crct_cli.runtime.backend import BACKENDS, DEVICES
+    from crct_cli.tracking.tracker import check_bt_reuse
 
     _check_mode(mode)
     check_denoise(denoise)
@@ -389,6 +400,7 @@ def track(
     check_lost_points(lost_points)
     if backfill < 0:
         raise CrctError(f"--backfill must be >= 0 frames (0: none), got {backfill}")
+    check_bt_reuse(bt_reuse)
     options = BatchOptions(engine, workers, threads, overwrite, ray_address, gpus_per_worker)
     options.check()
     tracker_options: dict[str, Any] = {
@@ -412,6 +424,7 @@ def track(
         "backfill": backfill,
         "blend": blend,
         "flip": flip,
+        "bt_reuse": bt_reuse,
     }
     jobs = discover(videos, out)
     console = Console(stderr=True, highlight=False)
@@ -891,6 +904,7 @@ def benchmark(
     lost_points: Annotated[str, _as_track("--lost-points", metavar="fll|bt")] = "fll",
     blend: Annotated[bool, _as_track("--blend")] = True,
     flip: Annotated[bool, _as_track("--flip")] = False,
+    bt_reuse: Annotated[float, _as_track("--bt-reuse", metavar="SHARE")] = 0.05,
     faces: Annotated[
         str,
         typer.Option(
@@ -978,10 +992,13 @@ def benchmark(
             lost_points=lost_points,
             blend=blend,
             flip=flip,
+            bt_reuse=bt_reuse,
         )
         from crct_cli.api import check_lost_points
+        from crct_cli.tracking.tracker import check_bt_reuse
 
         check_lost_points(lost_points)
+        check_bt_reuse(bt_reuse)
         run_dataset_command(request, out)
         return
     dataset_only.update({"--methods": methods, "--seq-bt": seq_bt})

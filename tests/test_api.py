@@ -172,6 +172,9 @@ def test_bad_frames_and_options_are_clear_errors(tracker: Tracker) -> None:
         Tracker(reacquire=-1, networks=object())
     with pytest.raises(CrctError, match="--lost-points"):
         Tracker(lost_points="held", networks=object())
+    for share in (-0.1, 0.6):
+        with pytest.raises(CrctError, match="--bt-reuse"):
+            Tracker(bt_reuse=share, networks=object())
 
 
 def test_re_detection_options_reach_algorithm_1_and_track_json() -> None:
@@ -220,6 +223,49 @@ def test_blend_writes_the_mean_of_fll_s_two_stages(tracker: Tracker) -> None:
     assert 0.01 < shift.mean() < 2.0
     assert mirrored.describe()["flip"] is True and tracker.describe()["flip"] is False
     assert settings_of({})["flip"] is False and settings_of({"flip": True})["flip"] is True
+
+
+def test_bt_reuse_cuts_at_the_last_box_and_runs_the_trunk_once(tracker: Tracker) -> None:
+    """With ``bt_reuse`` (on by default), a box within that share of its side of the box the
+    last frame was cut at is replaced by it: the last frame's current crop is then this frame's
+    previous crop, BT's trunk runs on one crop instead of two, and the answer is BT's own at
+    that box, as without reuse. A box that moved further, or another previous frame, is cut
+    afresh. The setting reaches track.json and the resume settings."""
+    from crct_cli.batch.worker import settings_of
+
+    nets = tracker.networks
+    plain = Tracker(faces=1, device="cpu", backend="onnx", bt_reuse=0.0).networks
+    assert nets.bt_reuse == 0.05 and plain.bt_reuse == 0.0
+    images = [f.image for f in iter_frames(VIDEO, 5)]
+    box = nets.detect(images[0])[0].box
+    side = max(box[2], box[3])
+    near, far = box + [0.02 * side, -0.01 * side, 0, 0], box + [0.2 * side, 0, 0, 0]
+    trunk = nets.bt.features
+    crops_seen: list[int] = []
+
+    def counted(crops: np.ndarray) -> np.ndarray:
+        crops_seen.append(len(crops))
+        return trunk(crops)
+
+    nets.bt.features = counted
+    try:
+        nets.cut = None
+        p1, s1 = nets.bt_step(images[0], images[1], box, None)
+        p2, s2 = nets.bt_step(images[1], images[2], near, s1)  # cut at `box` again
+        p3, _ = nets.bt_step(images[2], images[3], far, s2)  # moved too far: afresh
+        p4, _ = nets.bt_step(images[1], images[4], far, None)  # not the last frame: afresh
+    finally:
+        nets.bt.features = trunk
+    assert crops_seen == [2, 1, 2, 2]
+    q1, t1 = plain.bt_step(images[0], images[1], box, None)
+    q2, t2 = plain.bt_step(images[1], images[2], box, t1)
+    q3, _ = plain.bt_step(images[2], images[3], far, t2)
+    q4, _ = plain.bt_step(images[1], images[4], far, None)
+    for got, want in ((p1, q1), (p2, q2), (p3, q3), (p4, q4)):
+        assert np.abs(got - want).max() < 1e-3
+    assert np.abs(p2 - plain.bt_step(images[1], images[2], near, t1)[0]).max() > 0.01
+    assert tracker.describe()["bt_reuse"] == 0.05
+    assert settings_of({})["bt_reuse"] == 0.05 and settings_of({"bt_reuse": 0})["bt_reuse"] == 0
 
 
 def test_the_readme_example_runs(monkeypatch: pytest.MonkeyPatch, capsys) -> None:

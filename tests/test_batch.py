@@ -142,6 +142,7 @@ def test_bad_batch_options_are_one_line(tmp_path: Path) -> None:
         (["--reacquire", "-3"], "--reacquire"),
         (["--lost-points", "held"], "--lost-points"),
         (["--backfill", "-1"], "--backfill"),
+        (["--bt-reuse", "0.9"], "--bt-reuse"),
     ]:
         result = crct("track", tmp_path / "v", "--out", tmp_path / "out", *args)
         assert result.exit_code == 2 and message in result.stderr, (args, result.output)

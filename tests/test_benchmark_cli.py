@@ -295,3 +295,5 @@ def test_tables_redirected_to_a_file_keep_every_digit(capsys: pytest.CaptureFixt
 def test_lost_points_for_video_datasets_is_checked(tmp_path: Path) -> None:
     args = ("benchmark", "--dataset", "300vw", "--root", tmp_path, "--lost-points", "held")
     assert "--lost-points must be fll or bt" in one_line_error(crct(*args))
+    args = ("benchmark", "--dataset", "300vw", "--root", tmp_path, "--bt-reuse", "-1")
+    assert "--bt-reuse must be from 0 to 0.5" in one_line_error(crct(*args))

@@ -247,6 +247,12 @@ def test_recurrent_tracker_shapes_and_state() -> None:
         _, (h_fresh, _) = bt(prev, cur)
     assert torch.equal(h_fresh, h)  # no hidden state is kept inside the module
     assert not torch.allclose(h2, h)  # the state passed in is used
+    with torch.no_grad():  # the same in two steps: each crop's features, then the rest
+        fp, fc = bt.features(prev), bt.features(cur)
+        two_step, (h3, _) = bt.track_features(fp, fc, (h, c))
+        one_step, (h4, _) = bt(prev, cur, (h, c))
+    assert fp.shape == (2, BT_CFG.reduced * BT_CFG.backbone.out_grid**2)
+    assert torch.allclose(two_step, one_step, atol=1e-6) and torch.allclose(h3, h4, atol=1e-6)
 
 
 def test_region_heads_map_back_to_markup_order() -> None:

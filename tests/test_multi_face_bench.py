@@ -300,10 +300,16 @@ def test_dataset_multi_runs_every_method_and_rescoring_its_csv_agrees(
     made: list[str] = []
 
     def factory(
-        device: str, seq_bt: int, int8: bool, blend: bool, flip: bool, **redetection: Any
+        device: str,
+        seq_bt: int,
+        int8: bool,
+        blend: bool,
+        flip: bool,
+        bt_reuse: float,
+        **redetection: Any,
     ) -> Callable[[MethodSpec], ScriptedTracker]:
         assert redetection == bench_runner.DatasetRequest("multi").redetection  # the defaults
-        assert blend and not flip  # crct track's defaults
+        assert blend and not flip and bt_reuse == 0.05  # crct track's defaults
 
         def make(spec: MethodSpec) -> ScriptedTracker:
             made.append(spec.name)

@@ -239,6 +239,15 @@ def test_bt_equals_torch_with_and_without_state(engines, frames, face_box) -> No
     alone, _ = a(cur[1:], prev[1:], None)
     assert np.allclose(both[1], alone[0], atol=1e-6) and np.allclose(both[0], pa2[0], atol=1e-6)
     assert stack_states([None, None], c) is None
+    # in two steps, as the tracker runs it: each crop's features, then the head on both
+    for bt in (a, b):
+        fa = bt.features(np.concatenate([prev, cur]))
+        fp, fc = bt.features(prev), bt.features(cur)
+        assert fa.shape == (4, fp.shape[1]) and np.abs(fa - np.concatenate([fp, fc])).max() < 1e-5
+        two_step, state = bt.head(fp, fc, None)
+        assert np.abs(two_step - bt(prev, cur, None)[0]).max() * c.input_size < 1e-4
+        assert np.abs(state[0] - sa[0]).max() < 1e-4
+    assert np.abs(a.features(cur) - b.features(cur)).max() < 1e-3
 
 
 def test_fv_equals_torch(engines, frames, face_box) -> None:

@@ -46,6 +46,7 @@ SETTINGS_KEYS: tuple[str, ...] = (
     "backfill",
     "blend",
     "flip",
+    "bt_reuse",
     "init_box",
 )
 

@@ -70,6 +70,7 @@ from crct_cli.metrics import (
     nme,
     summarize,
 )
+from crct_cli.tracking.tracker import BT_REUSE
 
 if TYPE_CHECKING:  # the methods module loads the networks' code: only when running them
     from crct_cli.bench.methods import MethodSpec
@@ -685,11 +686,12 @@ def multi_factory(
     int8: bool = True,
     blend: bool = True,
     flip: bool = False,
+    bt_reuse: float = BT_REUSE,
     **redetection: Any,
 ) -> MultiFactory:
     """The real trackers: :class:`crct_cli.api.Tracker` with ``faces="all"`` per method spec;
-    ``blend``, ``flip`` and ``redetection``: its options (``crct track``'s defaults when left
-    out)."""
+    ``blend``, ``flip``, ``bt_reuse`` and ``redetection``: its options (``crct track``'s
+    defaults when left out)."""
 
     def make(spec: MethodSpec) -> MultiMethod:
         from crct_cli.api import Tracker
@@ -703,6 +705,7 @@ def multi_factory(
             int8=int8,
             blend=blend,
             flip=flip,
+            bt_reuse=bt_reuse,
             **redetection,
         )
 

@@ -58,6 +58,7 @@ from crct_cli.bench.video_bench import (
 )
 from crct_cli.errors import CrctError
 from crct_cli.metrics import NORMALIZATIONS
+from crct_cli.tracking.tracker import BT_REUSE
 
 #: The papers' SeqBT (CRCT IV: 2 and 4 scored best).
 DEFAULT_SEQ_BT = 2
@@ -89,11 +90,12 @@ class DatasetRequest:
     lost_points: str = "fll"  #: video methods: crct track's --lost-points
     blend: bool = True  #: video methods: crct track's --blend (FLL's two stages averaged)
     flip: bool = False  #: video methods: crct track's --flip (FLL's mirrored pass too)
+    bt_reuse: float = BT_REUSE  #: video methods: crct track's --bt-reuse
 
     @property
     def fll(self) -> dict[str, Any]:
-        """How the video methods run FLL, as ``crct_cli.Tracker`` names the options."""
-        return {"blend": self.blend, "flip": self.flip}
+        """How the video methods run FLL and BT, as ``crct_cli.Tracker`` names the options."""
+        return {"blend": self.blend, "flip": self.flip, "bt_reuse": self.bt_reuse}
 
     @property
     def redetection(self) -> dict[str, Any]:
@@ -120,10 +122,13 @@ def make_video_factory(
     int8: bool = True,
     blend: bool = True,
     flip: bool = False,
+    bt_reuse: float = BT_REUSE,
     **redetection: Any,
 ) -> VideoFactory:
     """The real trackers (replaced by tests with fakes)."""
-    return _methods.video_factory(device, seq_bt, int8=int8, blend=blend, flip=flip, **redetection)
+    return _methods.video_factory(
+        device, seq_bt, int8=int8, blend=blend, flip=flip, bt_reuse=bt_reuse, **redetection
+    )
 
 
 def make_image_factory(device: str) -> ImageFactory:
@@ -137,10 +142,13 @@ def make_multi_factory(
     int8: bool = True,
     blend: bool = True,
     flip: bool = False,
+    bt_reuse: float = BT_REUSE,
     **redetection: Any,
 ) -> MultiFactory:
     """The real multi-face trackers, ``crct_cli.Tracker(faces="all")`` (tests use fakes)."""
-    return multi_factory(device, seq_bt, int8, blend=blend, flip=flip, **redetection)
+    return multi_factory(
+        device, seq_bt, int8, blend=blend, flip=flip, bt_reuse=bt_reuse, **redetection
+    )
 
 
 def _check_common(req: DatasetRequest) -> None:

@@ -74,8 +74,22 @@ class RecurrentTracker(nn.Module):
         self, prev: torch.Tensor, cur: torch.Tensor, state: LSTMState | None = None
     ) -> tuple[torch.Tensor, LSTMState]:
         b = prev.shape[0]
-        feats = self.reduce(self.trunk(torch.cat([prev, cur], dim=0)))
-        joint = torch.cat([feats[:b], feats[b:]], dim=1)
+        feats = self.features(torch.cat([prev, cur], dim=0))
+        return self.track_features(feats[:b], feats[b:], state)
+
+    def features(self, crops: torch.Tensor) -> torch.Tensor:
+        """One crop's features (N, reduced * grid), the same for it as a previous or a current
+        crop: a frame's current crop, cut at the box the next frame is cut at too, is that
+        frame's previous crop, and its features need not be computed twice (the tracker's
+        ``--bt-reuse``)."""
+        return self.reduce(self.trunk(crops))
+
+    def track_features(
+        self, prev: torch.Tensor, cur: torch.Tensor, state: LSTMState | None = None
+    ) -> tuple[torch.Tensor, LSTMState]:
+        """The rest of :meth:`forward`, from both crops' :meth:`features`."""
+        b = prev.shape[0]
+        joint = torch.cat([prev, cur], dim=1)
         out, state = self.lstm(self.embedding(joint)[:, None], state)
         out = out[:, 0]
         regions = [self.heads[name](out).view(b, -1, 2) for name in REGIONS]

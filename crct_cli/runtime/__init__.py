@@ -218,7 +218,8 @@ class Runtime:
             from crct_cli.runtime.onnx_nets import OnnxTracker
 
             sessions, config = self._onnx(name, "bt", "bt", int8)
-            return OnnxTracker(sessions["bt"], TrackerSpec.from_config(config))
+            spec = TrackerSpec.from_config(config)
+            return OnnxTracker(sessions["features"], sessions["head"], spec)
         from crct_cli.models.backbone import fuse_batchnorm
         from crct_cli.models.bt import load_tracker
         from crct_cli.runtime.torch_nets import TorchTracker

@@ -28,7 +28,7 @@ from typing import Any
 #: Environment variable: the root of crct's cache (graphs go to its ``onnx`` folder).
 CACHE_ENV = "CRCT_CACHE"
 #: Version of the exported graphs; part of every cache name.
-FORMAT = 2
+FORMAT = 3
 
 
 def cache_root() -> Path:

@@ -128,8 +128,20 @@ class LocalizerGraph(nn.Module):
         return self.fll(_to_float(crops))
 
 
-class TrackerGraph(nn.Module):
-    """BT: previous and current uint8 crops + LSTM state -> points in crop units, new state."""
+class TrackerFeaturesGraph(nn.Module):
+    """BT's trunk: uint8 crops -> (N, F) features, as a previous or a current crop."""
+
+    def __init__(self, bt: nn.Module) -> None:
+        super().__init__()
+        self.bt = bt
+
+    def forward(self, crops: torch.Tensor) -> torch.Tensor:
+        return self.bt.features(_to_float(crops))
+
+
+class TrackerHeadGraph(nn.Module):
+    """The rest of BT: previous and current crops' features + LSTM state -> points in crop
+    units, new state."""
 
     def __init__(self, bt: nn.Module) -> None:
         super().__init__()
@@ -138,7 +150,7 @@ class TrackerGraph(nn.Module):
     def forward(
         self, prev: torch.Tensor, cur: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        points, (h1, c1) = self.bt(_to_float(prev), _to_float(cur), (h0, c0))
+        points, (h1, c1) = self.bt.track_features(prev, cur, (h0, c0))
         return points, h1, c1
 
 
@@ -261,19 +273,26 @@ def localizer_graph(fll: nn.Module) -> bytes:
     )
 
 
-def tracker_graph(bt: nn.Module) -> bytes:
+def tracker_graphs(bt: nn.Module) -> dict[str, bytes]:
+    """BT in two graphs, ``features`` (one per crop) and ``head``, so that a crop's features
+    can serve two frames (:class:`crct_cli.tracking.networks.CRCTNetworks`, ``bt_reuse``)."""
     c = bt.config
+    crops = torch.cat([_crops(2, c.input_size, 1), _crops(2, c.input_size, 2)])
+    features = _graph(
+        TrackerFeaturesGraph(bt), (crops,), ["crops"], ["features"], _batch("crops", "features")
+    )
+    with torch.no_grad():
+        feats = TrackerFeaturesGraph(bt).eval()(crops)
     state = torch.zeros(c.lstm_layers, 2, c.hidden)
-    args = (_crops(2, c.input_size, 1), _crops(2, c.input_size, 2), state, state + 0.1)
+    args = (feats[:2], feats[2:], state, state + 0.1)
     dynamic = {
-        "prev": {0: "n"},
-        "cur": {0: "n"},
-        "points": {0: "n"},
+        **_batch("prev", "cur", "points"),
         **{k: {1: "n"} for k in ("h0", "c0", "h1", "c1")},
     }
-    return _graph(
-        TrackerGraph(bt), args, ["prev", "cur", "h0", "c0"], ["points", "h1", "c1"], dynamic
+    head = _graph(
+        TrackerHeadGraph(bt), args, ["prev", "cur", "h0", "c0"], ["points", "h1", "c1"], dynamic
     )
+    return {"features": features, "head": head}
 
 
 def validator_graph(fv: nn.Module) -> bytes:
@@ -323,7 +342,7 @@ def export_weight_file(path: Path, kind: str, weights_dir: Path) -> Exported:
     elif kind == "bt":
         from crct_cli.models.bt import load_tracker
 
-        parts = {"bt": tracker_graph(fuse_batchnorm(load_tracker(blob)))}
+        parts = tracker_graphs(fuse_batchnorm(load_tracker(blob)))
     elif kind == "fv":
         from crct_cli.models.fv import load_validator
 

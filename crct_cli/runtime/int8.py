@@ -32,8 +32,9 @@ from crct_cli.errors import CrctError
 RANGES_FILE = "int8.json"
 #: Its format name, checked on reading.
 RANGES_FORMAT = "crct.int8/1"
-#: Which weight files get int8 graphs, and the graph part of each.
-INT8_PARTS: dict[str, str] = {"bt.pt": "bt", "fll.pt": "fll"}
+#: Which weight files get int8 graphs, and the graph part of each (BT: its trunk; its head,
+#: the LSTM and the fully-connected layers, has no convolution).
+INT8_PARTS: dict[str, str] = {"bt.pt": "features", "fll.pt": "fll"}
 #: Operators quantized: convolutions only (see the module docstring).
 QUANTIZED_OPS: tuple[str, ...] = ("Conv",)
 

@@ -168,9 +168,12 @@ class GraphLoader:
 
         def export() -> Any:
             fp32 = cached_graphs(sha, str(path), export_fp32)  # what the int8 graph is made from
-            source = fp32.graphs[part]
-            data = source if isinstance(source, bytes) else Path(source).read_bytes()
-            return Exported(kind, fp32.config, {part: int8.quantize(data, net["ranges"])})
+            parts = {
+                name: source if isinstance(source, bytes) else Path(source).read_bytes()
+                for name, source in fp32.graphs.items()
+            }
+            parts[part] = int8.quantize(parts[part], net["ranges"])  # the rest stays float32
+            return Exported(kind, fp32.config, parts)
 
         key = sha256_bytes(f"{sha}:{ranges_sha}:int8".encode())
         try:
@@ -235,26 +238,44 @@ class OnnxLocalizer:
 
 
 class OnnxTracker:
-    """BT: (prev crops, cur crops, state or None) -> (points in crop units, new state)."""
+    """BT: (prev crops, cur crops, state or None) -> (points in crop units, new state); or in
+    two steps, :meth:`features` of crops and :meth:`head` on two crops' features."""
 
-    def __init__(self, session: onnxruntime.InferenceSession, config: TrackerSpec) -> None:
-        self.session = session
+    def __init__(
+        self,
+        features: onnxruntime.InferenceSession,
+        head: onnxruntime.InferenceSession,
+        config: TrackerSpec,
+    ) -> None:
+        self.features_session, self.head_session = features, head
         self.config = config
 
-    def __call__(
+    def features(self, crops: np.ndarray) -> np.ndarray:
+        """uint8 crops (N, S, S, 3) -> (N, F) float32."""
+        feed = {"crops": np.ascontiguousarray(crops, np.uint8)}
+        return self.features_session.run(None, feed)[0]
+
+    def head(
         self, prev: np.ndarray, cur: np.ndarray, state: LSTMState | None = None
     ) -> tuple[np.ndarray, LSTMState]:
+        """Both crops' features -> (points in crop units, new state)."""
         h, c = zero_state(self.config, len(prev)) if state is None else state
-        points, h1, c1 = self.session.run(
+        points, h1, c1 = self.head_session.run(
             None,
             {
-                "prev": np.ascontiguousarray(prev, np.uint8),
-                "cur": np.ascontiguousarray(cur, np.uint8),
+                "prev": np.ascontiguousarray(prev, np.float32),
+                "cur": np.ascontiguousarray(cur, np.float32),
                 "h0": np.ascontiguousarray(h, np.float32),
                 "c0": np.ascontiguousarray(c, np.float32),
             },
         )
         return points, (h1, c1)
+
+    def __call__(
+        self, prev: np.ndarray, cur: np.ndarray, state: LSTMState | None = None
+    ) -> tuple[np.ndarray, LSTMState]:
+        feats = self.features(np.concatenate([prev, cur]))
+        return self.head(feats[: len(prev)], feats[len(prev) :], state)
 
 
 class OnnxValidator:

@@ -36,12 +36,31 @@ class TorchLocalizer:
 
 
 class TorchTracker:
-    """BT: (prev crops, cur crops, state or None) -> (points in crop units, new state)."""
+    """BT: (prev crops, cur crops, state or None) -> (points in crop units, new state); or in
+    two steps, :meth:`features` of crops and :meth:`head` on two crops' features."""
 
     def __init__(self, module: nn.Module, device: torch.device | str = "cpu") -> None:
         self.device = torch.device(device)
         self.module = module.eval().to(self.device)
         self.config: Any = module.config
+
+    @torch.inference_mode()
+    def features(self, crops: np.ndarray) -> np.ndarray:
+        """uint8 crops (N, S, S, 3) -> (N, F) float32."""
+        return self.module.features(_float_crops(crops, self.device)).float().cpu().numpy()
+
+    @torch.inference_mode()
+    def head(
+        self, prev: np.ndarray, cur: np.ndarray, state: LSTMState | None = None
+    ) -> tuple[np.ndarray, LSTMState]:
+        """Both crops' features -> (points in crop units, new state)."""
+
+        def tensor(a: np.ndarray) -> torch.Tensor:
+            return torch.from_numpy(np.ascontiguousarray(a, np.float32)).to(self.device)
+
+        given = None if state is None else (tensor(state[0]), tensor(state[1]))
+        points, (h, c) = self.module.track_features(tensor(prev), tensor(cur), given)
+        return points.float().cpu().numpy(), (h.float().cpu().numpy(), c.float().cpu().numpy())
 
     @torch.inference_mode()
     def __call__(

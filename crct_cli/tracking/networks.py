@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from crct_cli.models.weights import WEIGHTS_DIR
 from crct_cli.runtime import Runtime, split_state, stack_states
 from crct_cli.runtime.nets import fv_crop
 from crct_cli.tracking.detector import RELAXED_MIN_SCORE, RELAXED_THRESHOLDS, Detection
+from crct_cli.tracking.tracker import check_bt_reuse
 
 
 def resolve_device(name: str) -> Any:
@@ -57,6 +59,28 @@ class _Timer:
 TRACK_SMOOTHING = 0.8
 
 
+@dataclass
+class CutCrops:
+    """BT's current crops of the last frame: the frame, the box each was cut at (crop
+    units: Re3's context around it) and their features."""
+
+    image: np.ndarray
+    boxes: list[np.ndarray]
+    features: np.ndarray
+
+    def match(self, box: np.ndarray, tolerance: float) -> int | None:
+        """The crop cut at a box that differs from ``box`` by less than ``tolerance`` of its
+        side, in centre (either axis) and side; the closest such, or None."""
+        center, side = geometry.box_center_size(box)
+        best, best_gap = None, tolerance
+        for j, cut in enumerate(self.boxes):
+            c, s = geometry.box_center_size(cut)
+            gap = max(float(np.max(np.abs(center - c))), abs(side - s)) / s
+            if gap < best_gap:
+                best, best_gap = j, gap
+        return best
+
+
 class CRCTNetworks:
     """MTCNN + BT + FV + FLL on one engine; with ``denoise`` d, s or m, FADeNN in FLL's place.
 
@@ -65,6 +89,13 @@ class CRCTNetworks:
     ``int8`` runs BT and FLL's first stage on their int8 graphs where there are some (ONNX
     Runtime on the CPU, :mod:`crct_cli.runtime.int8`). ``align``: how FLL runs (default
     :data:`~crct_cli.aligner.TRACK_ALIGN`, its two stages blended).
+
+    ``bt_reuse``: BT cuts the previous and the current frame at one box, so the previous
+    frame's crop is usually cut twice, once as the current crop and once, at the box FLL then
+    found, as the next frame's previous crop. When that box differs from the one the current
+    crop was cut at by less than ``bt_reuse`` of its side (in centre and in size), BT cuts the
+    next frame at the earlier box instead and reuses that crop's features: half of BT's trunk
+    on most frames of real video (0: never; the paper's crops).
     """
 
     def __init__(
@@ -78,7 +109,11 @@ class CRCTNetworks:
         backend: str = "auto",
         threads: int | None = None,
         int8: bool = False,
+        bt_reuse: float = 0.0,
     ) -> None:
+        check_bt_reuse(bt_reuse)
+        self.bt_reuse = bt_reuse
+        self.cut: CutCrops | None = None  #: BT's current crops of the last frame
         self.runtime = Runtime(backend, device, weights_dir, threads)
         self.engine = self.runtime.engine
         self.device = self.engine.device
@@ -148,17 +183,37 @@ class CRCTNetworks:
     def bt_batch(
         self, prev: np.ndarray, cur: np.ndarray, boxes: np.ndarray, states: list[Any]
     ) -> tuple[np.ndarray, list[Any]]:
-        """BT for every track of a frame; ``states`` are per-track (h, c) pairs or None."""
+        """BT for every track of a frame; ``states`` are per-track (h, c) pairs or None.
+
+        With ``bt_reuse``, a box close enough to one of the last frame's crops is replaced by
+        that crop's box, whose features stand for the previous crop (see the class)."""
         assert self.bt is not None
         cfg = self.bt.config
         with _Timer(self.timings, "bt"):
+            last = self.cut if self.cut is not None and self.cut.image is prev else None
+            reused: list[int | None] = [
+                None if last is None or self.bt_reuse <= 0 else last.match(b, self.bt_reuse)
+                for b in boxes
+            ]
+            cut = [b if j is None else last.boxes[j] for b, j in zip(boxes, reused, strict=True)]
             mats = []
-            for box in boxes:
+            for box in cut:
                 center, side = geometry.box_center_size(box)
                 mats.append(geometry.crop_matrix(center, side * cfg.context, cfg.input_size))
-            prev_crops = np.stack([geometry.warp(prev, m, cfg.input_size) for m in mats])
-            cur_crops = np.stack([geometry.warp(cur, m, cfg.input_size) for m in mats])
-            units, state = self.bt(prev_crops, cur_crops, stack_states(states, cfg))
+            fresh = [i for i, j in enumerate(reused) if j is None]
+            crops = [geometry.warp(prev, mats[i], cfg.input_size) for i in fresh]
+            crops += [geometry.warp(cur, m, cfg.input_size) for m in mats]
+            feats = self.bt.features(np.stack(crops))
+            prev_feats = np.empty((len(boxes), feats.shape[1]), feats.dtype)
+            prev_feats[fresh] = feats[: len(fresh)]
+            for i, j in enumerate(reused):
+                if j is not None:
+                    assert last is not None
+                    prev_feats[i] = last.features[j]
+            cur_feats = feats[len(fresh) :]
+            units, state = self.bt.head(prev_feats, cur_feats, stack_states(states, cfg))
+            if self.bt_reuse > 0:
+                self.cut = CutCrops(cur, [np.asarray(b) for b in cut], cur_feats)
             pts = (units + 0.5) * cfg.input_size  # float32, as the networks give it
             out = np.stack(
                 [geometry.apply(geometry.invert(m), p) for m, p in zip(mats, pts, strict=True)]

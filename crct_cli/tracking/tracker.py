@@ -64,8 +64,21 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
+from crct_cli.errors import CrctError
 from crct_cli.landmarks import box_from_points
 from crct_cli.tracking.detector import Detection
+
+#: ``crct track --bt-reuse``'s default: how far (a share of its side) a face's box may have
+#: moved since the last frame for BT to reuse that frame's crop
+#: (:class:`crct_cli.tracking.networks.CRCTNetworks`; docs/benchmarks.md).
+BT_REUSE = 0.05
+
+
+def check_bt_reuse(value: float) -> None:
+    """``--bt-reuse`` is a share of the box side: 0 (never) up to 0.5."""
+    if not 0.0 <= value <= 0.5:
+        raise CrctError(f"--bt-reuse must be from 0 to 0.5 (a share of the box side), got {value}")
+
 
 Mode = Literal["crct", "fll-mt", "bt"]
 MODES: tuple[str, ...] = ("crct", "fll-mt", "bt")

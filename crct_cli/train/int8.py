@@ -95,20 +95,46 @@ def tracker_inputs(
     return bt_feeds, fll_feeds
 
 
-def _difference(
-    fp32: bytes, int8: bytes, feeds: Sequence[dict[str, np.ndarray]], size: int
-) -> dict[str, float]:
-    """How far the int8 graph's points lie from the float32 graph's, in crop pixels."""
+Points = Callable[[dict[str, np.ndarray]], np.ndarray]
+
+
+def _session(graph: bytes) -> Any:
     import onnxruntime
 
     from crct_cli.runtime.onnx_nets import session_options
 
     options = session_options(1)  # crct train never runs on the shared pool (see train_int8)
-    a = onnxruntime.InferenceSession(fp32, options, providers=["CPUExecutionProvider"])
-    b = onnxruntime.InferenceSession(int8, options, providers=["CPUExecutionProvider"])
-    moved = np.concatenate(
-        [np.linalg.norm(a.run(None, f)[0][0] - b.run(None, f)[0][0], axis=-1) * size for f in feeds]
-    )
+    return onnxruntime.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+
+
+def _localizer_points(graph: bytes) -> Points:
+    session = _session(graph)
+    return lambda feed: session.run(None, feed)[0]
+
+
+def _tracker_points(features: bytes, head: bytes) -> Points:
+    """BT's points on a (prev, cur, h0, c0) feed, through its two graphs."""
+    trunk, rest = _session(features), _session(head)
+
+    def points(feed: dict[str, np.ndarray]) -> np.ndarray:
+        feats = trunk.run(None, _crops_feed(feed))[0]
+        n = len(feed["prev"])
+        state = {"h0": feed["h0"], "c0": feed["c0"]}
+        return rest.run(None, {"prev": feats[:n], "cur": feats[n:], **state})[0]
+
+    return points
+
+
+def _crops_feed(feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """BT's features graph sees the previous and the current crops as one batch."""
+    return {"crops": np.concatenate([feed["prev"], feed["cur"]])}
+
+
+def _difference(
+    fp32: Points, int8: Points, feeds: Sequence[dict[str, np.ndarray]], size: int
+) -> dict[str, float]:
+    """How far the int8 graph's points lie from the float32 graph's, in crop pixels."""
+    moved = np.concatenate([np.linalg.norm(fp32(f)[0] - int8(f)[0], axis=-1) * size for f in feeds])
     return {
         "crops": len(feeds),
         "mean_px": round(float(moved.mean()), 4),
@@ -132,8 +158,8 @@ def train_int8(cfg: TrainInt8Config, log: Callable[[str], None] = print) -> dict
         )
     t0 = time.time()
     exported = {
-        name: export_weight_file(cfg.out.parent / name, part, cfg.out.parent)
-        for name, part in INT8_PARTS.items()  # bt.pt holds 'bt' weights, fll.pt 'fll'
+        name: export_weight_file(cfg.out.parent / name, name.removesuffix(".pt"), cfg.out.parent)
+        for name in INT8_PARTS  # bt.pt holds 'bt' weights, fll.pt 'fll'
     }
     bt_spec = TrackerSpec.from_config(exported["bt.pt"].config)
     fll_spec = LocalizerSpec.from_config(exported["fll.pt"].config)
@@ -150,14 +176,22 @@ def train_int8(cfg: TrainInt8Config, log: Callable[[str], None] = print) -> dict
     networks, metrics, inputs = {}, {}, {}
     for name, part in INT8_PARTS.items():
         path = cfg.out.parent / name
-        graph = exported[name].parts[part]
+        parts = exported[name].parts
+        graph = parts[part]
         train_feeds, val_feeds, size = feeds[name]
-        ranges, quantized = calibrate(graph, train_feeds)
+        if name == "bt.pt":
+            ranges, quantized = calibrate(graph, map(_crops_feed, train_feeds))
+            fp32 = _tracker_points(graph, parts["head"])
+            int8 = _tracker_points(quantized, parts["head"])
+        else:
+            ranges, quantized = calibrate(graph, train_feeds)
+            fp32, int8 = _localizer_points(graph), _localizer_points(quantized)
         sha = weights.sha256_file(path)
         networks[name] = {"weights_sha256": sha, "part": part, "ranges": ranges}
-        metrics[part] = _difference(graph, quantized, val_feeds, size)
+        key = name.removesuffix(".pt")  # "bt", "fll"
+        metrics[key] = _difference(fp32, int8, val_feeds, size)
         inputs[name] = {"path": display_path(path), "sha256": sha}
-        log(f"{name}: int8 points {metrics[part]['mean_px']} px from float32 on average")
+        log(f"{name}: int8 points {metrics[key]['mean_px']} px from float32 on average")
     doc = {
         "format": RANGES_FORMAT,
         "quantization": {
