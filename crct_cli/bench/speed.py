@@ -50,6 +50,7 @@ from crct_cli.runtime.backend import (
     onnxruntime_available,
     resolve_engine,
 )
+from crct_cli.tracking.tracker import BT_REUSE
 
 #: Frames (after one warm-up) on which each network is timed in isolation.
 PROBE_FRAMES = 20
@@ -282,8 +283,11 @@ def probe_networks(nets: Any, mode: str, images: list[np.ndarray]) -> dict[str, 
         state = None
         nets.bt_step(images[0], images[1 % len(images)], box, None)  # warm-up
         for prev, cur in zip(images, images[1:], strict=False):
+            # a copy of the previous frame is not the frame BT cut last: both crops are cut,
+            # as without --bt-reuse (the tracker's own calls are in the end-to-end run)
+            earlier = prev.copy()
             _, state = _timed(
-                samples["bt"], lambda p=prev, c=cur, s=state: nets.bt_step(p, c, box, s)
+                samples["bt"], lambda p=earlier, c=cur, s=state: nets.bt_step(p, c, box, s)
             )
     if mode == "crct":
         nets.validate(first, points)  # warm-up
@@ -453,8 +457,8 @@ def backend_label(engine: Engine, nets: Any) -> str:
 
 
 def default_factory(spec: MethodSpec, engine: Engine, int8: bool = True) -> Any:
-    """The shipped networks of ``crct track`` for a method on an engine."""
-    return build_networks(spec, engine.device, backend=engine.backend, int8=int8)
+    """The shipped networks of ``crct track`` for a method on an engine (its defaults)."""
+    return build_networks(spec, engine.device, backend=engine.backend, int8=int8, bt_reuse=BT_REUSE)
 
 
 def measure_speed(
