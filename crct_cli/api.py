@@ -190,9 +190,11 @@ class Tracker:
     def step(self, rgb: np.ndarray, time_s: float | None = None) -> TrackedFrame:
         """Track one RGB uint8 frame (H, W, 3) that follows the previous one.
 
-        ``time_s`` defaults to the seconds since the first frame after :meth:`reset`.
+        ``time_s`` defaults to the seconds since the first frame after :meth:`reset`. The
+        tracker keeps the frame until the next one (BT reads both), so it keeps a copy: a
+        capture loop may decode every frame into one buffer.
         """
-        image = _check_image(rgb)
+        image = _check_image(rgb).copy()
         now = time.perf_counter()
         if self._clock is None:
             self._clock = now
