@@ -61,8 +61,8 @@ TRACK_SMOOTHING = 0.8
 
 @dataclass
 class CutCrops:
-    """BT's current crops of the last frame: the frame, the box each was cut at (crop
-    units: Re3's context around it) and their features."""
+    """BT's current crops of the last frame: the frame, the box each was cut around (image
+    pixels, x y w h; the crop is Re3's square around it) and the crops' features."""
 
     image: np.ndarray
     boxes: list[np.ndarray]
