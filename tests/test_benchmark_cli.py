@@ -229,8 +229,10 @@ def test_speed_reports_every_stage(
     video = make_video("clip.mp4", n_frames=6, width=32, height=24)
     built: list[tuple[str, str]] = []
 
-    def fake_build(spec: MethodSpec, device: str, backend: str, int8: bool) -> SlowNets:
-        assert int8  # crct track's default
+    def fake_build(
+        spec: MethodSpec, device: str, backend: str, int8: bool, bt_reuse: float
+    ) -> SlowNets:
+        assert int8 and bt_reuse == 0.05  # crct track's defaults
         built.append((spec.name, device))
         return SlowNets()
 
@@ -263,7 +265,7 @@ def test_speed_times_several_faces_beside_one(
 ) -> None:
     video = make_video("clip.mp4", n_frames=6, width=32, height=24)
     monkeypatch.setattr(
-        bench_speed, "build_networks", lambda spec, device, backend, int8: SlowNets()
+        bench_speed, "build_networks", lambda spec, device, backend, int8, bt_reuse: SlowNets()
     )
     monkeypatch.setattr(bench_speed, "WHOLE_PROCESSES", False)
     out = tmp_path / "res"
