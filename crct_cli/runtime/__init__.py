@@ -28,6 +28,8 @@ crops RGB uint8 (N, S, S, 3), one row per face; every call takes any N >= 1)::
     prev = np.stack([geometry.warp(prev_image, m_i, bt.config.input_size) for i])
     cur = np.stack([geometry.warp(cur_image, m_i, bt.config.input_size) for i])
     units, state = bt(prev, cur, state)      # state: (h, c) or None (= zeros, a reset)
+    # or in two steps, as CRCTNetworks.bt_batch runs it (a crop's features can serve twice):
+    # units, state = bt.head(bt.features(prev), bt.features(cur), state)
     # h, c: float32 (layers 2, N, hidden 256), column i = face i; per-face states:
     # split_state(state) -> [(h_i, c_i)], stack_states([s_i or None], bt.config) -> (h, c)/None
     points_i = geometry.apply(geometry.invert(m_i), (units[i] + 0.5) * bt.config.input_size)
