@@ -62,6 +62,23 @@ def test_shipped_ranges_give_int8_graphs_close_to_float32(frames, face_box) -> N
     assert rt.int8 == ["bt", "fll"]
 
 
+def test_networks_loaded_together_equal_those_loaded_in_turn(frames, face_box) -> None:
+    """``Runtime.load_together`` opens the sessions in threads: the same networks, in the
+    order asked, and the int8 roles listed in the fixed order however the threads finished."""
+    rt = Runtime("onnx", "cpu")
+    bt, fll, fv = rt.load_together(
+        lambda: rt.tracker(int8=True), lambda: rt.localizer(int8=True), rt.validator
+    )
+    assert rt.int8 == ["fll", "bt"] and set(rt.weight_files) == {"bt", "fll", "fv"}
+    alone = Runtime("onnx", "cpu")
+    prev, cur = bt_crops(frames, face_box)
+    assert np.array_equal(bt(prev, cur)[0], alone.tracker(int8=True)(prev, cur)[0])
+    assert np.array_equal(
+        fll(cur[:, 8:120, 8:120]), alone.localizer(int8=True)(cur[:, 8:120, 8:120])
+    )
+    assert fv.config.crop_size == alone.validator().config.crop_size
+
+
 def test_only_the_tracker_s_inner_networks_and_only_on_the_cpu() -> None:
     rt = Runtime("onnx", "cpu")
     rt.stage2(), rt.validator(), rt.aligner("none")  # float32: the points written, crct align

@@ -7,6 +7,7 @@ only a graph that is not cached yet makes :mod:`crct_cli.runtime.export` import 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,6 +72,8 @@ def shared_pool(threads: int | None = None) -> bool:
 
 
 _pool_made: list[int] = []
+#: Held while a graph is exported (PyTorch's exporter is not made for threads).
+_EXPORTING = threading.RLock()
 
 
 def pool_made() -> bool:
@@ -199,14 +202,21 @@ class GraphLoader:
     def _sessions(
         self, sha: str, source: str, export: Callable[[], Any]
     ) -> tuple[dict[str, onnxruntime.InferenceSession], GraphSet]:
-        """Open every graph; a cached graph that ONNX Runtime cannot read is exported again."""
-        graphs = cached_graphs(sha, source, export)
+        """Open every graph; a cached graph that ONNX Runtime cannot read is exported again.
+        Sessions may open in several threads at once (``Runtime.load_together``), exports
+        one at a time."""
+
+        def one_export_at_a_time() -> Any:
+            with _EXPORTING:
+                return export()
+
+        graphs = cached_graphs(sha, source, one_export_at_a_time)
         try:
             sessions = {part: self._open(g) for part, g in graphs.graphs.items()}
         except Exception:  # ORT raises its own (unexported) error types for a bad model
             if graphs.exported:
                 raise
-            graphs = cached_graphs(sha, source, export, rebuild=True)
+            graphs = cached_graphs(sha, source, one_export_at_a_time, rebuild=True)
             sessions = {part: self._open(g) for part, g in graphs.graphs.items()}
         if graphs.exported:
             self.exported.append(source)

@@ -120,8 +120,15 @@ class CRCTNetworks:
         self.backend = self.engine.backend
         self.weights_dir = weights_dir
         self.timings: dict[str, list[float]] = defaultdict(list)
-        # FLL (with its second stage when shipped), or FADeNN: its IID is timed apart as "iid"
-        self.aligner, denoiser, _ = self.runtime.aligner(denoise, align or TRACK_ALIGN, int8)
+        rt = self.runtime
+        # FLL (with its second stage when shipped), or FADeNN: its IID is timed apart as "iid";
+        # every network at once (ONNX Runtime opens its sessions in threads)
+        (self.aligner, denoiser, _), self.bt, self.fv, self.detector = rt.load_together(
+            lambda: rt.aligner(denoise, align or TRACK_ALIGN, int8),
+            lambda: rt.tracker(int8=int8) if mode in ("crct", "bt") else None,
+            lambda: rt.validator() if mode == "crct" else None,
+            rt.detector,
+        )
         if denoiser is not None:
             # one tracked face: its noise class is decided over frames, so it does not flicker
             # (0 for unrelated images, as in the still-image benchmark)
@@ -130,9 +137,6 @@ class CRCTNetworks:
 
                 denoiser.smoother = ClassSmoother(denoise_smoothing)
             self.aligner.denoiser = self._timed(denoiser, "iid")
-        self.bt = self.runtime.tracker(int8=int8) if mode in ("crct", "bt") else None
-        self.fv = self.runtime.validator() if mode == "crct" else None
-        self.detector = self.runtime.detector()
 
     @property
     def weight_files(self) -> dict[str, str]:
