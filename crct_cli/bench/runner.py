@@ -116,19 +116,10 @@ class DatasetOutcome:
     device_description: str
 
 
-def make_video_factory(
-    device: str,
-    seq_bt: int,
-    int8: bool = True,
-    blend: bool = True,
-    flip: bool = False,
-    bt_reuse: float = BT_REUSE,
-    **redetection: Any,
-) -> VideoFactory:
-    """The real trackers (replaced by tests with fakes)."""
-    return _methods.video_factory(
-        device, seq_bt, int8=int8, blend=blend, flip=flip, bt_reuse=bt_reuse, **redetection
-    )
+def make_video_factory(device: str, seq_bt: int, int8: bool = True, **options: Any) -> VideoFactory:
+    """The real trackers (replaced by tests with fakes); ``options``: ``crct track``'s
+    (``DatasetRequest.fll`` and ``.redetection``), its defaults where left out."""
+    return _methods.video_factory(device, seq_bt, int8=int8, **options)
 
 
 def make_image_factory(device: str) -> ImageFactory:
@@ -136,19 +127,10 @@ def make_image_factory(device: str) -> ImageFactory:
     return _methods.image_factory(device)
 
 
-def make_multi_factory(
-    device: str,
-    seq_bt: int,
-    int8: bool = True,
-    blend: bool = True,
-    flip: bool = False,
-    bt_reuse: float = BT_REUSE,
-    **redetection: Any,
-) -> MultiFactory:
-    """The real multi-face trackers, ``crct_cli.Tracker(faces="all")`` (tests use fakes)."""
-    return multi_factory(
-        device, seq_bt, int8, blend=blend, flip=flip, bt_reuse=bt_reuse, **redetection
-    )
+def make_multi_factory(device: str, seq_bt: int, int8: bool = True, **options: Any) -> MultiFactory:
+    """The real multi-face trackers, ``crct_cli.Tracker(faces="all")`` (tests use fakes);
+    ``options`` as for :func:`make_video_factory`."""
+    return multi_factory(device, seq_bt, int8, **options)
 
 
 def _check_common(req: DatasetRequest) -> None:
