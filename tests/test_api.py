@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -192,6 +193,27 @@ def test_bad_frames_and_options_are_clear_errors(tracker: Tracker) -> None:
     for share in (-0.1, 0.6):
         with pytest.raises(CrctError, match="--bt-reuse"):
             Tracker(bt_reuse=share, networks=object())
+
+
+def test_the_command_line_s_defaults_are_the_tracker_s() -> None:
+    """Every option of ``crct track`` that is a keyword of ``Tracker`` has its default there
+    (``faces``, taken as text by the command, aside), and so has every ``crct benchmark``
+    option that means what ``crct track``'s does: the command line, the Python API, the
+    benchmark and the batch resume settings (read from ``Tracker``) cannot drift apart."""
+    import inspect
+
+    from crct_cli.cli import benchmark, track
+
+    def defaults(fn: Any) -> dict[str, Any]:
+        return {k: p.default for k, p in inspect.signature(fn).parameters.items()}
+
+    api, cli_track, cli_bench = defaults(Tracker), defaults(track), defaults(benchmark)
+    shared = (set(api) & set(cli_track)) - {"faces"}
+    assert {"bt_reuse", "blend", "flip", "check_refined", "backfill", "reacquire"} <= shared
+    assert {k: cli_track[k] for k in shared} == {k: api[k] for k in shared}
+    tracked = (set(api) & set(cli_bench)) - {"faces", "seq_bt"}  # per method in the benchmark
+    assert {"bt_reuse", "blend", "check_refined", "lost_points", "int8"} <= tracked
+    assert {k: cli_bench[k] for k in tracked} == {k: api[k] for k in tracked}
 
 
 def test_re_detection_options_reach_algorithm_1_and_track_json() -> None:

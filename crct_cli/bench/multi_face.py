@@ -70,7 +70,6 @@ from crct_cli.metrics import (
     nme,
     summarize,
 )
-from crct_cli.tracking.tracker import BT_REUSE
 
 if TYPE_CHECKING:  # the methods module loads the networks' code: only when running them
     from crct_cli.bench.methods import MethodSpec
@@ -680,18 +679,10 @@ OnFrame = Callable[[int, int | None], None]
 Progress = Callable[[str], AbstractContextManager[OnFrame]]
 
 
-def multi_factory(
-    device: str,
-    seq_bt: int = 2,
-    int8: bool = True,
-    blend: bool = True,
-    flip: bool = False,
-    bt_reuse: float = BT_REUSE,
-    **redetection: Any,
-) -> MultiFactory:
+def multi_factory(device: str, seq_bt: int = 2, int8: bool = True, **options: Any) -> MultiFactory:
     """The real trackers: :class:`crct_cli.api.Tracker` with ``faces="all"`` per method spec;
-    ``blend``, ``flip``, ``bt_reuse`` and ``redetection``: its options (``crct track``'s
-    defaults when left out)."""
+    ``options``: its keyword arguments (``blend``, ``bt_reuse``, the re-detection options...;
+    its defaults, ``crct track``'s, where left out)."""
 
     def make(spec: MethodSpec) -> MultiMethod:
         from crct_cli.api import Tracker
@@ -703,10 +694,7 @@ def multi_factory(
             denoise=spec.denoise or "none",
             seq_bt=seq_bt,
             int8=int8,
-            blend=blend,
-            flip=flip,
-            bt_reuse=bt_reuse,
-            **redetection,
+            **options,
         )
 
     return make

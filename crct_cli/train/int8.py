@@ -112,17 +112,13 @@ def _localizer_points(graph: bytes) -> Points:
     return lambda feed: session.run(None, feed)[0]
 
 
-def _tracker_points(features: bytes, head: bytes) -> Points:
-    """BT's points on a (prev, cur, h0, c0) feed, through its two graphs."""
-    trunk, rest = _session(features), _session(head)
+def _tracker_points(features: bytes, head: bytes, spec: TrackerSpec) -> Points:
+    """BT's points on a (prev, cur, h0, c0) feed, through its two graphs, as the tracker
+    runs them (:class:`crct_cli.runtime.onnx_nets.OnnxTracker`)."""
+    from crct_cli.runtime.onnx_nets import OnnxTracker
 
-    def points(feed: dict[str, np.ndarray]) -> np.ndarray:
-        feats = trunk.run(None, _crops_feed(feed))[0]
-        n = len(feed["prev"])
-        state = {"h0": feed["h0"], "c0": feed["c0"]}
-        return rest.run(None, {"prev": feats[:n], "cur": feats[n:], **state})[0]
-
-    return points
+    bt = OnnxTracker(_session(features), _session(head), spec)
+    return lambda feed: bt(feed["prev"], feed["cur"], (feed["h0"], feed["c0"]))[0]
 
 
 def _crops_feed(feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -181,8 +177,8 @@ def train_int8(cfg: TrainInt8Config, log: Callable[[str], None] = print) -> dict
         train_feeds, val_feeds, size = feeds[name]
         if name == "bt.pt":
             ranges, quantized = calibrate(graph, map(_crops_feed, train_feeds))
-            fp32 = _tracker_points(graph, parts["head"])
-            int8 = _tracker_points(quantized, parts["head"])
+            fp32 = _tracker_points(graph, parts["head"], bt_spec)
+            int8 = _tracker_points(quantized, parts["head"], bt_spec)
         else:
             ranges, quantized = calibrate(graph, train_feeds)
             fp32, int8 = _localizer_points(graph), _localizer_points(quantized)
