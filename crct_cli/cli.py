@@ -1326,15 +1326,31 @@ def train_int8(
             metavar="JSON",
         ),
     ] = Path("weights/int8.json"),
+    operators: Annotated[
+        str,
+        typer.Option(
+            help="Operators quantized, comma-separated: Conv, Relu (a ReLU then takes its "
+            "convolution's uint8 output as it is). 'Conv' alone: the float32 ReLUs of before.",
+            metavar="OPS",
+        ),
+    ] = "Conv,Relu",
 ) -> None:
     """Measure the activation ranges of BT's and FLL's int8 graphs (crct track on the CPU)."""
+    from crct_cli.runtime.int8 import KNOWN_OPS
     from crct_cli.train.int8 import TrainInt8Config, train_int8
 
+    ops = tuple(op.strip() for op in operators.split(",") if op.strip())
+    if "Conv" not in ops or not set(ops) <= set(KNOWN_OPS):
+        raise CrctError(
+            f"--operators {operators!r}: give Conv, optionally with Relu (known: "
+            f"{', '.join(KNOWN_OPS)})"
+        )
     dirs, vals = _train_dirs(train, val)
     for name in ("bt.pt", "fll.pt"):
         if not (out.parent / name).is_file():
             raise CrctError(f"{out.parent / name}: no such weight file (--out goes beside it)")
-    train_int8(TrainInt8Config(dirs, vals, faces=faces, seed=seed, out=out), log=_log_line)
+    cfg = TrainInt8Config(dirs, vals, faces=faces, seed=seed, out=out, operators=ops)
+    train_int8(cfg, log=_log_line)
 
 
 Variant = Annotated[

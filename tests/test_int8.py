@@ -134,6 +134,7 @@ def test_train_int8_writes_ranges_and_their_manifest_entry(tmp_path: Path) -> No
     assert done.returncode == 0, done.stderr
     entry = read_manifest(folder)["weights"][RANGES_FILE]
     assert entry["sha256"] == sha256_file(out) and "--faces 3" in entry["command"]
+    assert json.loads(out.read_text())["quantization"]["operators"] == ["Conv", "Relu"]
     assert entry["inputs"]["bt.pt"]["sha256"] == sha256_file(folder / "bt.pt")
     for part in ("bt", "fll"):
         assert entry["val_metrics"][part]["crops"] == 3
@@ -155,3 +156,40 @@ def test_ranges_that_do_not_name_a_graph_s_tensors_are_refused() -> None:
     with pytest.raises(Unsupported, match="do not match"):
         quantize(graph, doc["networks"]["bt.pt"]["ranges"])  # BT's tensors, not FLL's
     assert b"QuantizeLinear" in quantize(graph, doc["networks"]["fll.pt"]["ranges"])  # its own
+
+
+def test_the_ranges_file_says_which_operators_are_quantized() -> None:
+    """The shipped file quantizes the ReLUs with the convolutions: their graph keeps few float
+    ReLUs. A file from before operators were recorded means convolutions alone; a file naming
+    an operator this crct does not know is not used."""
+    import onnx
+
+    from crct_cli.runtime.export import export_weight_file
+    from crct_cli.runtime.int8 import Unsupported, operators, quantize
+
+    doc = json.loads((WEIGHTS_DIR / RANGES_FILE).read_text())
+    assert operators(doc) == ("Conv", "Relu")
+    graph = export_weight_file(WEIGHTS_DIR / "fll.pt", "fll", WEIGHTS_DIR).parts["fll"]
+
+    def relus(data: bytes) -> int:
+        return sum(node.op_type == "Relu" for node in onnx.load_from_string(data).graph.node)
+
+    ranges = doc["networks"]["fll.pt"]["ranges"]
+    assert relus(quantize(graph, ranges, operators(doc))) < relus(graph) / 2
+    assert relus(quantize(graph, ranges, ("Conv",))) == relus(graph)
+    legacy = {key: value for key, value in doc.items() if key != "quantization"}
+    assert operators(legacy) == ("Conv",)
+    with pytest.raises(Unsupported, match="Sigmoid"):
+        operators({"quantization": {"operators": ["Conv", "Sigmoid"]}})
+
+
+def test_train_int8_takes_known_operators_and_records_others_in_its_command() -> None:
+    from crct_cli.train.int8 import TrainInt8Config
+
+    cfg = TrainInt8Config([Path("a")], [Path("b")], out=Path("w/int8.json"))
+    assert "--operators" not in cfg.command()  # the default
+    cfg.operators = ("Conv",)
+    assert cfg.command().endswith("--operators Conv")
+    for bad in ("Relu", "Conv,Sigmoid"):
+        done = CliRunner().invoke(app, ["train", "int8", "--operators", bad, "--out", "x.json"])
+        assert done.exit_code == 2 and "--operators" in done.output, done.output

@@ -369,6 +369,41 @@ def test_cache_is_keyed_by_the_weights_sha256_and_a_broken_entry_is_rebuilt(
         assert np.array_equal(fv.logits(crop[None], pts[None]), want)
 
 
+def test_a_file_s_hash_is_remembered_until_the_file_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Weight files and graphs are hashed on every start unless their stat is unchanged since
+    a run that hashed them; any rewrite is hashed again, and a file just written is never
+    remembered."""
+    import hashlib
+    import time
+
+    from crct_cli.runtime import cache
+
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    hashed: list[Path] = []
+    real = cache._sha256_path
+    monkeypatch.setattr(cache, "_sha256_path", lambda p: hashed.append(p) or real(p))
+    path = tmp_path / "w.pt"
+    path.write_bytes(b"a" * 1000)
+    past = time.time() - 600
+    os.utime(path, (past, past))
+    sha_a, sha_b = (hashlib.sha256(c * 1000).hexdigest() for c in (b"a", b"b"))
+    assert cache.file_sha256(path) == sha_a and len(hashed) == 1
+    assert cache.file_sha256(path) == sha_a and len(hashed) == 1
+    cache._hashes.clear()  # as a new process: from hashes.json
+    assert cache.file_sha256(path) == sha_a and len(hashed) == 1
+
+    path.write_bytes(b"b" * 1000)  # the same size, rewritten just now
+    assert cache.file_sha256(path) == sha_b and len(hashed) == 2
+    assert cache.file_sha256(path) == sha_b and len(hashed) == 3  # too fresh to remember
+    os.utime(path, (past - 600, past - 600))
+    assert cache.file_sha256(path) == sha_b and len(hashed) == 4
+    assert cache.file_sha256(path) == sha_b and len(hashed) == 4
+    with pytest.raises(OSError):
+        cache.file_sha256(tmp_path / "missing.pt")
+
+
 def test_a_corrupt_weight_file_is_refused_before_any_export(tmp_path: Path, onnx_cache) -> None:
     from crct_cli.models.weights import MANIFEST
 

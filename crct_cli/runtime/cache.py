@@ -12,6 +12,12 @@ every graph; the index is written last, so an interrupted export leaves no entry
 finished. On reading, every graph's hash is checked: a missing, truncated or altered graph (or
 index) makes the whole entry be exported again. ``FORMAT`` changes whenever the export does,
 so graphs of an older crct are never mistaken for current ones.
+
+Hashing the weight files and the graphs (about 60 MB for ``crct track``) took a tenth of a second
+of every start here, so a file's sha256 is remembered in ``hashes.json`` beside the graphs,
+under its path, size, modification time and inode: a file rewritten in any way is hashed again,
+as git's index and make trust a file's stat. A file modified in the last seconds is not
+remembered (its time stamp could still be shared by a later change).
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ import hashlib
 import json
 import os
 import tempfile
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +63,51 @@ def _sha256_path(path: Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+#: The remembered hashes, in the graphs' folder.
+HASHES = "hashes.json"
+#: A file modified less than this long ago (ns) is hashed every time.
+SETTLED_NS = 2_000_000_000
+_hashes: dict[Path, dict[str, list[Any]]] = {}  #: per cache folder
+_hashes_lock = threading.Lock()
+
+
+def _stamp(stat: os.stat_result) -> list[int]:
+    return [stat.st_size, stat.st_mtime_ns, stat.st_ino]
+
+
+def _read_hashes(folder: Path) -> dict[str, list[Any]]:
+    try:
+        data = json.loads((folder / HASHES).read_text(encoding="utf-8"))
+        return {k: v for k, v in data.items() if isinstance(v, list) and len(v) == 4}
+    except (OSError, ValueError, AttributeError):
+        return {}
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """The sha256 of a file, remembered across runs by its stat (see the module docstring).
+    A missing file raises ``OSError`` as reading it would."""
+    path, folder = Path(path), onnx_dir()
+    stat = path.stat()
+    key, stamp = str(path.resolve()), _stamp(stat)
+    with _hashes_lock:
+        if folder not in _hashes:
+            _hashes[folder] = _read_hashes(folder)
+        known = _hashes[folder].get(key)
+    if known is not None and known[:3] == stamp:
+        return str(known[3])
+    sha = _sha256_path(path)
+    if time.time_ns() - stat.st_mtime_ns > SETTLED_NS:
+        with _hashes_lock:
+            hashes = {**_hashes[folder], **_read_hashes(folder), key: [*stamp, sha]}
+            hashes = {k: v for k, v in hashes.items() if os.path.exists(k)}
+            _hashes[folder] = hashes
+            try:
+                write_bytes_atomic(folder / HASHES, json.dumps(hashes, indent=0).encode())
+            except OSError:
+                pass  # a read-only cache: hashed again next time
+    return sha
 
 
 @dataclass
@@ -111,7 +164,7 @@ def read_entry(sha: str) -> GraphSet | None:
         graphs: dict[str, Path | bytes] = {}
         for part, entry in index["parts"].items():
             path = graph_path(sha, part)
-            if _sha256_path(path) != entry["sha256"]:
+            if file_sha256(path) != entry["sha256"]:
                 return None
             graphs[part] = path
         return GraphSet(index["kind"], index["config"], sha, graphs)

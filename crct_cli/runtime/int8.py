@@ -4,9 +4,11 @@ ONNX Runtime runs BT and FLL's first stage with int8 convolutions (QDQ, weights 
 in 0.55-0.75 of their float32 time here. Only the tracker's inner networks get it: BT, whose box
 FLL then refines, and FLL's first stage, whose points only place the second stage's crop; the
 second stage, whose points ``crct track`` writes, and ``crct align`` stay float32. Only
-convolutions are quantized: quantizing the additions and concatenations between them too was
-about 10% faster but lowered category 1 of the synthetic sequences from 0.712 to 0.687 AUC
-(docs/benchmarks.md).
+convolutions and their ReLUs are quantized (a ReLU's output is then the convolution's uint8
+output, with no float32 step between); quantizing the additions and concatenations between
+them too was about 10% faster but lowered category 1 of the synthetic sequences from 0.712 to
+0.687 AUC (docs/benchmarks.md). The operators are recorded in the ranges file, and a graph is
+quantized as its file says (files made before ReLUs were quantized say ``["Conv"]``).
 
 A static quantization needs the range of every activation, measured on real inputs. Those
 ranges are measured once, on training faces, by ``crct train int8`` and shipped in
@@ -35,8 +37,11 @@ RANGES_FORMAT = "crct.int8/1"
 #: Which weight files get int8 graphs, and the graph part of each (BT: its trunk; its head,
 #: the LSTM and the fully-connected layers, has no convolution).
 INT8_PARTS: dict[str, str] = {"bt.pt": "features", "fll.pt": "fll"}
-#: Operators quantized: convolutions only (see the module docstring).
-QUANTIZED_OPS: tuple[str, ...] = ("Conv",)
+#: Operators ``crct train int8`` quantizes: convolutions and ReLUs (see the module docstring).
+QUANTIZED_OPS: tuple[str, ...] = ("Conv", "Relu")
+#: Operators a ranges file may name; files that name none are from before this was recorded.
+KNOWN_OPS: tuple[str, ...] = ("Conv", "Relu")
+LEGACY_OPS: tuple[str, ...] = ("Conv",)
 
 
 class Unsupported(CrctError):
@@ -52,9 +57,23 @@ def supported() -> bool:
     return "calibration_cache_path" in inspect.signature(quantize_static).parameters
 
 
-def _quantize(graph: bytes, ranges_path: Path, feeds: Iterable[dict[str, Any]] | None) -> bytes:
-    """``quantize_static`` on ``graph``: calibrated on ``feeds`` into ``ranges_path`` when given,
-    else from the ranges already there."""
+def operators(doc: dict[str, Any]) -> tuple[str, ...]:
+    """The operators a ranges file (:func:`read_ranges`) was measured for."""
+    ops = tuple(doc.get("quantization", {}).get("operators", LEGACY_OPS))
+    unknown = sorted(set(ops) - set(KNOWN_OPS))
+    if not ops or unknown:
+        raise Unsupported(f"int8 ranges name operators this crct does not quantize: {unknown}")
+    return ops
+
+
+def _quantize(
+    graph: bytes,
+    ranges_path: Path,
+    feeds: Iterable[dict[str, Any]] | None,
+    ops: Iterable[str] = QUANTIZED_OPS,
+) -> bytes:
+    """``quantize_static`` of ``ops`` in ``graph``: calibrated on ``feeds`` into ``ranges_path``
+    when given, else from the ranges already there."""
     from onnxruntime.quantization import (
         CalibrationDataReader,
         QuantFormat,
@@ -80,25 +99,27 @@ def _quantize(graph: bytes, ranges_path: Path, feeds: Iterable[dict[str, Any]] |
             per_channel=True,
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
-            op_types_to_quantize=list(QUANTIZED_OPS),
+            op_types_to_quantize=list(ops),
             calibration_cache_path=str(ranges_path),
         )
         return target.read_bytes()
 
 
-def calibrate(graph: bytes, feeds: Iterable[dict[str, Any]]) -> tuple[dict[str, Any], bytes]:
+def calibrate(
+    graph: bytes, feeds: Iterable[dict[str, Any]], ops: Iterable[str] = QUANTIZED_OPS
+) -> tuple[dict[str, Any], bytes]:
     """Measure the activation ranges of ``graph`` on ``feeds`` (its input dicts); returns the
     ranges (ONNX Runtime's calibration format) and the int8 graph made from them."""
     with tempfile.TemporaryDirectory(prefix="crct-int8-") as tmp:
         ranges_path = Path(tmp, "ranges.json")
-        data = _quantize(graph, ranges_path, feeds)
+        data = _quantize(graph, ranges_path, feeds, ops)
         return json.loads(ranges_path.read_text(encoding="utf-8")), data
 
 
-def quantize(graph: bytes, ranges: dict[str, Any]) -> bytes:
-    """The int8 graph of ``graph`` from stored ``ranges``. A graph whose tensors the ranges do
-    not name (another exporter) raises :class:`Unsupported`, never gives a silently worse
-    graph: the caller runs float32."""
+def quantize(graph: bytes, ranges: dict[str, Any], ops: Iterable[str] = LEGACY_OPS) -> bytes:
+    """The int8 graph of ``graph`` from stored ``ranges``, measured for ``ops``. A graph whose
+    tensors the ranges do not name (another exporter) raises :class:`Unsupported`, never gives
+    a silently worse graph: the caller runs float32."""
     if not supported():
         raise Unsupported("this onnxruntime cannot quantize from stored ranges; float32 is used")
     names = set(ranges.get("data", {}))
@@ -111,7 +132,9 @@ def quantize(graph: bytes, ranges: dict[str, Any]) -> bytes:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(ranges, fh)
-        return _quantize(graph, Path(path), None)
+        return _quantize(graph, Path(path), None, ops)
+    except ValueError as exc:  # ONNX Runtime: a tensor to quantize without a range
+        raise Unsupported(f"int8 ranges do not match this graph ({exc})") from None
     finally:
         os.unlink(path)
 
@@ -125,14 +148,15 @@ def _conv_inputs(graph: bytes) -> set[str]:
     return {
         node.input[0]
         for node in model.graph.node
-        if node.op_type in QUANTIZED_OPS and node.input[0] not in weights
+        if node.op_type == "Conv" and node.input[0] not in weights
     }
 
 
 def read_ranges(weights_dir: Path) -> tuple[dict[str, Any], str] | None:
     """The shipped ranges and the file's sha256, when the manifest lists the file; None when it
     does not. A listed file that is missing, altered or unreadable is a :class:`CrctError`."""
-    from crct_cli.models.weights import MANIFEST, read_manifest, sha256_file
+    from crct_cli.models.weights import MANIFEST, read_manifest
+    from crct_cli.runtime.cache import file_sha256
 
     entry = read_manifest(weights_dir).get("weights", {}).get(RANGES_FILE)
     if entry is None:
@@ -140,7 +164,7 @@ def read_ranges(weights_dir: Path) -> tuple[dict[str, Any], str] | None:
     path = weights_dir / RANGES_FILE
     if not path.is_file():
         raise CrctError(f"{path} is listed in {weights_dir / MANIFEST} but missing")
-    sha = sha256_file(path)
+    sha = file_sha256(path)
     if sha != entry.get("sha256"):
         raise CrctError(f"{path} is corrupt (sha256 differs from {weights_dir / MANIFEST})")
     try:

@@ -99,13 +99,14 @@ def resolve_weight_file(name_or_path: str | Path, weights_dir: Path) -> Path:
 def verified_sha256(path: Path, kind: str) -> str:
     """The file's sha256, after the checks the torch path makes: it exists, and a file named in
     its folder's manifest has the hash recorded there."""
-    from crct_cli.models.weights import MANIFEST, read_manifest, sha256_file
+    from crct_cli.models.weights import MANIFEST, read_manifest
+    from crct_cli.runtime.cache import file_sha256
 
     if not path.is_file():
         raise CrctError(
             f"weight file {path} is missing; reinstall crct or rebuild it with 'crct train {kind}'"
         )
-    sha = sha256_file(path)
+    sha = file_sha256(path)
     entry = read_manifest(path.parent).get("weights", {}).get(path.name)
     if entry is not None and entry.get("sha256") != sha:
         raise CrctError(
@@ -175,7 +176,8 @@ class GraphLoader:
                 name: source if isinstance(source, bytes) else Path(source).read_bytes()
                 for name, source in fp32.graphs.items()
             }
-            parts[part] = int8.quantize(parts[part], net["ranges"])  # the rest stays float32
+            ops = int8.operators(doc)
+            parts[part] = int8.quantize(parts[part], net["ranges"], ops)  # the rest: float32
             return Exported(kind, fp32.config, parts)
 
         key = sha256_bytes(f"{sha}:{ranges_sha}:int8".encode())
@@ -187,7 +189,7 @@ class GraphLoader:
 
     def mtcnn(self, net: str) -> tuple[onnxruntime.InferenceSession, str]:
         """A session on one of MTCNN's networks (facenet-pytorch's weights) and the file's path."""
-        from crct_cli.models.weights import sha256_file
+        from crct_cli.runtime.cache import file_sha256
 
         path = mtcnn_weight_file(net)
 
@@ -196,7 +198,7 @@ class GraphLoader:
 
             return export_mtcnn(net)
 
-        sessions, _ = self._sessions(sha256_file(path), str(path), export)
+        sessions, _ = self._sessions(file_sha256(path), str(path), export)
         return sessions[net], str(path)
 
     def _sessions(

@@ -47,11 +47,14 @@ class TrainInt8Config:
     seed: int = 0
     #: beside the bt.pt and fll.pt it is made for, which is where crct looks for it
     out: Path = field(default_factory=lambda: WEIGHTS_DIR / RANGES_FILE)
+    operators: tuple[str, ...] = QUANTIZED_OPS  #: the operators quantized
 
     def command(self) -> str:
         args = ["crct", "train", "int8", *map(str, self.train)]
         args += ["--val", ",".join(map(str, self.val)), "--faces", str(self.faces)]
         args += ["--seed", str(self.seed), "--out", display_path(self.out)]
+        if self.operators != QUANTIZED_OPS:
+            args += ["--operators", ",".join(self.operators)]
         return shlex.join(args)
 
 
@@ -176,11 +179,11 @@ def train_int8(cfg: TrainInt8Config, log: Callable[[str], None] = print) -> dict
         graph = parts[part]
         train_feeds, val_feeds, size = feeds[name]
         if name == "bt.pt":
-            ranges, quantized = calibrate(graph, map(_crops_feed, train_feeds))
+            ranges, quantized = calibrate(graph, map(_crops_feed, train_feeds), cfg.operators)
             fp32 = _tracker_points(graph, parts["head"], bt_spec)
             int8 = _tracker_points(quantized, parts["head"], bt_spec)
         else:
-            ranges, quantized = calibrate(graph, train_feeds)
+            ranges, quantized = calibrate(graph, train_feeds, cfg.operators)
             fp32, int8 = _localizer_points(graph), _localizer_points(quantized)
         sha = weights.sha256_file(path)
         networks[name] = {"weights_sha256": sha, "part": part, "ranges": ranges}
@@ -192,7 +195,7 @@ def train_int8(cfg: TrainInt8Config, log: Callable[[str], None] = print) -> dict
         "format": RANGES_FORMAT,
         "quantization": {
             "format": "QDQ",
-            "operators": list(QUANTIZED_OPS),
+            "operators": list(cfg.operators),
             "activations": "uint8, per tensor",
             "weights": "int8, per channel",
         },
