@@ -117,9 +117,9 @@ def calibrate(
 
 
 def quantize(graph: bytes, ranges: dict[str, Any], ops: Iterable[str] = LEGACY_OPS) -> bytes:
-    """The int8 graph of ``graph`` from stored ``ranges``, measured for ``ops``. A graph whose
-    tensors the ranges do not name (another exporter) raises :class:`Unsupported`, never gives
-    a silently worse graph: the caller runs float32."""
+    """The int8 graph of ``graph`` from stored ``ranges``, measured for ``ops`` (what their file
+    names, :func:`operators`). A graph whose tensors the ranges do not name (another exporter)
+    raises :class:`Unsupported`, never gives a silently worse graph: the caller runs float32."""
     if not supported():
         raise Unsupported("this onnxruntime cannot quantize from stored ranges; float32 is used")
     names = set(ranges.get("data", {}))
