@@ -645,8 +645,8 @@ def denoise(
         write_classes_json,
     )
     from crct_cli.models import weights
-    from crct_cli.models.fadenn import VARIANTS, iid_file, load_iid
     from crct_cli.runtime import Runtime
+    from crct_cli.runtime.iid import VARIANTS, iid_file
     from crct_cli.tables import print_tables
 
     if variant not in VARIANTS:
@@ -661,6 +661,8 @@ def denoise(
         den = OnnxImageDenoiser(runtime.iid_graphs(source))
         found, iid_path = den.variant, runtime.weight_files["iid"]
     else:
+        from crct_cli.models.fadenn import load_iid
+
         blob = weights.load_weights(source, "iid", weights.WEIGHTS_DIR)
         den = ImageDenoiser(load_iid(blob), runtime.device)
         found, iid_path = den.variant, blob["path"]

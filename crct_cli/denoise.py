@@ -26,10 +26,10 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
-import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -38,8 +38,12 @@ from crct_cli.degrade import Item, collect_items, is_gray
 from crct_cli.errors import CrctError
 from crct_cli.io.atomic import atomic_path, write_text_atomic
 from crct_cli.io.images import read_image, write_image
-from crct_cli.models.fadenn import CLASS_NAMES, DAE, IID, ClassSmoother, to_tensor, to_uint8
-from crct_cli.runtime.iid import PictureDenoiser, as_gray_as, tiled
+from crct_cli.runtime.iid import CLASS_NAMES, ClassSmoother, PictureDenoiser, as_gray_as, tiled
+
+if TYPE_CHECKING:  # PyTorch is imported by the torch backend's denoiser alone
+    import torch
+
+    from crct_cli.models.fadenn import IID
 
 CLASSES_JSON = "noise_classes.json"
 SCHEMA = "crct.noise_classes/1"
@@ -69,6 +73,8 @@ class ImageDenoiser(PictureDenoiser):
     def __init__(
         self, iid: IID, device: torch.device | str = "cpu", tile: int = 384, pad: int = 48
     ) -> None:
+        import torch
+
         self.device = torch.device(device)
         self.iid = iid.eval().to(self.device)
         self.tile, self.pad = tile, pad
@@ -80,21 +86,29 @@ class ImageDenoiser(PictureDenoiser):
     def pass_through(self) -> tuple[int, ...]:
         return self.iid.pass_through
 
-    @torch.inference_mode()
     def class_probabilities(self, image: np.ndarray) -> np.ndarray:
         """Mean class probabilities over the centre tiles, (5,)."""
+        import torch
+
+        from crct_cli.models.fadenn import to_tensor
+
         if self.iid.classifier is None:
             raise ValueError("FADeNN-D has no noise classifier")
-        logits = self.iid.classifier(to_tensor(vote_tiles(image), self.device))[0]
-        return torch.softmax(logits.float(), dim=1).mean(0).cpu().numpy()
+        with torch.inference_mode():
+            logits = self.iid.classifier(to_tensor(vote_tiles(image), self.device))[0]
+            return torch.softmax(logits.float(), dim=1).mean(0).cpu().numpy()
 
-    @torch.inference_mode()
     def apply_class(self, image: np.ndarray, cls: int) -> np.ndarray:
         """One DAE over the whole picture at full resolution; a gray picture stays gray."""
+        import torch
+
+        from crct_cli.models.fadenn import DAE, to_tensor, to_uint8
+
         dae = self.iid.dae if cls == 0 else self.iid.daes[cls - 1]
         assert isinstance(dae, DAE)
-        x = to_tensor(image[None], self.device)
-        return as_gray_as(image, to_uint8(tiled(dae, x, self.tile, self.pad))[0])
+        with torch.inference_mode():
+            x = to_tensor(image[None], self.device)
+            return as_gray_as(image, to_uint8(tiled(dae, x, self.tile, self.pad))[0])
 
 
 @dataclass

@@ -451,6 +451,34 @@ print(",".join(m for m in {HEAVY!r} if m in sys.modules) or "none", rt.exported)
     assert (tmp_path / "out" / "astronaut.pts").is_file()
 
 
+def test_crct_denoise_on_the_onnx_backend_imports_no_torch(tmp_path: Path) -> None:
+    """``crct denoise --backend onnx``, its graphs cached (the first run exports them), imports
+    no PyTorch and writes what the first run wrote."""
+    args = ["denoise", str(SAMPLE_IMAGE), "--variant", "d", "--backend", "onnx", "--out"]
+    script = f"""
+import sys
+from crct_cli.cli import app
+try:
+    app({args!r} + [sys.argv[1]])
+except SystemExit as exit:
+    assert exit.code in (0, None), exit.code
+print(",".join(m for m in {HEAVY!r} if m in sys.modules) or "none")
+"""
+    runs = {}
+    for name in ("first", "again"):
+        done = subprocess.run(
+            [sys.executable, "-c", script, str(tmp_path / name)],
+            capture_output=True,
+            text=True,
+            env=dict(os.environ),
+        )
+        assert done.returncode == 0, done.stderr
+        runs[name] = done.stdout.split()[-1]
+    assert runs["again"] == "none", runs
+    first, again = (tmp_path / n / SAMPLE_IMAGE.name for n in ("first", "again"))
+    assert again.read_bytes() == first.read_bytes()
+
+
 # ---------------------------------------------------------------------------- tracking
 
 

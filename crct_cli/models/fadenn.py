@@ -37,12 +37,17 @@ from torch import nn
 
 from crct_cli.models.fll import LandmarkLocalizer, fll_config_from_dict
 from crct_cli.noise import NOISE_TYPES
-from crct_cli.runtime.iid import ClassSmoother  # noqa: F401  (its home before the runtime)
 
-#: Class names of the noise classifier, index = class.
-CLASS_NAMES: tuple[str, ...] = ("clean", *NOISE_TYPES)
+# defined without PyTorch, for the ONNX path; imported here, their home before the runtime
+from crct_cli.runtime.iid import (  # noqa: F401
+    CLASS_NAMES,
+    VARIANTS,
+    ClassSmoother,
+    fadenn_file,
+    iid_file,
+)
+
 N_CLASSES = len(CLASS_NAMES)
-VARIANTS: tuple[str, ...] = ("d", "s", "m")
 
 
 @dataclass(frozen=True)
@@ -385,13 +390,3 @@ def load_fadenn(blob: dict[str, Any]) -> FADeNN:
     model = FADeNN(iid, fll)
     model.load_state_dict(blob["state_dict"])
     return model.eval()
-
-
-def iid_file(variant: str) -> str:
-    """Shipped file of the stand-alone IID (``crct denoise``)."""
-    return f"iid_{variant}.pt"
-
-
-def fadenn_file(variant: str) -> str:
-    """Shipped file of IID + FLL fine-tuned together (``--denoise`` in align and track)."""
-    return f"fadenn_{variant}.pt"

@@ -205,7 +205,9 @@ class Runtime:
 
     def fadenn(self, variant: str) -> tuple[Any, Any]:
         """FADeNN-``variant`` (``fadenn_<v>.pt``): its FLL and its crop denoiser."""
-        name = f"fadenn_{variant}.pt"  # crct_cli.models.fadenn.fadenn_file
+        from crct_cli.runtime.iid import fadenn_file
+
+        name = fadenn_file(variant)
         if self.backend == "onnx":
             from crct_cli.runtime.iid import CropIID
             from crct_cli.runtime.onnx_nets import OnnxLocalizer

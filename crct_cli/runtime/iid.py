@@ -18,8 +18,22 @@ import numpy as np
 
 from crct_cli.noise import NOISE_TYPES
 
-#: Class names of the noise classifier, index = class (as ``crct_cli.models.fadenn``).
+#: Class names of the noise classifier, index = class (``crct_cli.models.fadenn`` uses these).
 CLASS_NAMES: tuple[str, ...] = ("clean", *NOISE_TYPES)
+#: FADeNN's variants: one DAE (d), single-task (s) or multi-task (m) classifier + a DAE per class.
+VARIANTS: tuple[str, ...] = ("d", "s", "m")
+
+
+def iid_file(variant: str) -> str:
+    """Shipped file of the stand-alone IID (``crct denoise``)."""
+    return f"iid_{variant}.pt"
+
+
+def fadenn_file(variant: str) -> str:
+    """Shipped file of IID + FLL fine-tuned together (``--denoise`` in align and track)."""
+    return f"fadenn_{variant}.pt"
+
+
 #: The DAEs' padding multiple: 2 ** (levels - 1) with the shipped five levels.
 PAD_FACTOR = 16
 
