@@ -27,11 +27,12 @@ from crct_cli.aligner import STILL_ALIGN, TRACK_ALIGN
 from crct_cli.errors import CrctError
 from crct_cli.io.datasets import VideoSequence
 from crct_cli.io.video import Frame
+from crct_cli.runtime.iid import VARIANTS
 from crct_cli.tracking.detector import Detection
 from crct_cli.tracking.tracker import BT_REUSE, MODES, CRCTTracker, Networks, TrackerConfig
 
 #: FADeNN's denoiser variants (issue 4): D (one DAE), S (single-task classifier), M (multi-task).
-DENOISE_VARIANTS: tuple[str, ...] = ("d", "s", "m")
+DENOISE_VARIANTS: tuple[str, ...] = VARIANTS
 #: The still-image method: FLL from a box.
 STILL_MODES: tuple[str, ...] = ("fll",)
 #: The module whose presence enables ``+denoise-VARIANT`` methods.

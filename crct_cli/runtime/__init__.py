@@ -205,11 +205,10 @@ class Runtime:
 
     def fadenn(self, variant: str) -> tuple[Any, Any]:
         """FADeNN-``variant`` (``fadenn_<v>.pt``): its FLL and its crop denoiser."""
-        from crct_cli.runtime.iid import fadenn_file
+        from crct_cli.runtime.iid import CropIID, fadenn_file
 
         name = fadenn_file(variant)
         if self.backend == "onnx":
-            from crct_cli.runtime.iid import CropIID
             from crct_cli.runtime.onnx_nets import OnnxLocalizer
 
             sessions, config = self._onnx(name, "fadenn", "fadenn")
