@@ -84,6 +84,9 @@ class Tracker:
     always, as in the paper).
     ``redetect_fallback``: when FV rejects BT's estimate from a fresh detection, FLL in the
     detection box gets a chance, checked by FV in turn.
+    ``redetect_on_loss``: when FV rejects BT's estimate on a frame that followed a valid one,
+    MTCNN looks for the face in that frame at once (not from the next), FLL in its box, FV
+    checking (``False``: the paper's re-detection from the next frame).
     ``check_refined``: FV also checks FLL's refined points; below ``tc`` the frame is lost
     after all (one more FV call a frame; ``False``: the paper's single look, at BT's estimate).
     ``lost_points``: what a lost frame's points are: ``fll``, FLL's in the last box FV accepted
@@ -124,6 +127,7 @@ class Tracker:
         reacquire: int = 25,
         redetect_fallback: bool = True,
         check_refined: bool = True,
+        redetect_on_loss: bool = True,
         lost_points: str = "fll",
         backfill: int = 50,
         blend: bool = True,
@@ -155,6 +159,7 @@ class Tracker:
             reacquire=reacquire,
             redetect_fallback=redetect_fallback,
             check_refined=check_refined,
+            redetect_on_loss=redetect_on_loss,
             lost_points=lost_points,
         )
         self.multi = MultiConfig(parse_faces(faces), detect_every, max_lost)

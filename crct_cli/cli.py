@@ -274,6 +274,14 @@ def track(
             "frame is lost after all; --no-check-refined: the paper's one look, at BT's.",
         ),
     ] = True,
+    redetect_on_loss: Annotated[
+        bool,
+        typer.Option(
+            help="When the face validator rejects BT's estimate on a frame after a valid one, "
+            "look for the face in that frame at once (FLL in the detection, kept if the "
+            "validator accepts it); --no-redetect-on-loss: from the next frame, as the paper.",
+        ),
+    ] = True,
     lost_points: Annotated[
         str,
         typer.Option(
@@ -420,6 +428,7 @@ def track(
         "reacquire": reacquire,
         "redetect_fallback": redetect_fallback,
         "check_refined": check_refined,
+        "redetect_on_loss": redetect_on_loss,
         "lost_points": lost_points,
         "backfill": backfill,
         "blend": blend,
@@ -903,6 +912,7 @@ def benchmark(
     ] = 25,
     redetect_fallback: Annotated[bool, _as_track("--redetect-fallback")] = True,
     check_refined: Annotated[bool, _as_track("--check-refined")] = True,
+    redetect_on_loss: Annotated[bool, _as_track("--redetect-on-loss")] = True,
     lost_points: Annotated[str, _as_track("--lost-points", metavar="fll|bt")] = "fll",
     blend: Annotated[bool, _as_track("--blend")] = True,
     flip: Annotated[bool, _as_track("--flip")] = False,
@@ -991,6 +1001,7 @@ def benchmark(
             reacquire=reacquire,
             redetect_fallback=redetect_fallback,
             check_refined=check_refined,
+            redetect_on_loss=redetect_on_loss,
             lost_points=lost_points,
             blend=blend,
             flip=flip,

@@ -210,9 +210,11 @@ def test_the_command_line_s_defaults_are_the_tracker_s() -> None:
     api, cli_track, cli_bench = defaults(Tracker), defaults(track), defaults(benchmark)
     shared = (set(api) & set(cli_track)) - {"faces"}
     assert {"bt_reuse", "blend", "flip", "check_refined", "backfill", "reacquire"} <= shared
+    assert "redetect_on_loss" in shared
     assert {k: cli_track[k] for k in shared} == {k: api[k] for k in shared}
     tracked = (set(api) & set(cli_bench)) - {"faces", "seq_bt"}  # per method in the benchmark
     assert {"bt_reuse", "blend", "check_refined", "lost_points", "int8"} <= tracked
+    assert "redetect_on_loss" in tracked
     assert {k: cli_bench[k] for k in tracked} == {k: api[k] for k in tracked}
 
 
@@ -225,6 +227,14 @@ def test_re_detection_options_reach_algorithm_1_and_track_json() -> None:
     assert described["reacquire"] == 12 and described["relaxed_redetect"] is True
     assert described["redetect_fallback"] is True and described["lost_points"] == "fll"
     assert Tracker(networks=object(), lost_points="bt").config.lost_points == "bt"
+    assert described["redetect_on_loss"] is True
+    paper_timing = Tracker(networks=object(), redetect_on_loss=False)
+    assert paper_timing.config.redetect_on_loss is False
+    assert paper_timing.describe()["redetect_on_loss"] is False
+    from crct_cli.batch.worker import settings_of  # a change of it re-runs a batch's videos
+
+    assert settings_of({})["redetect_on_loss"] is True
+    assert settings_of({"redetect_on_loss": False})["redetect_on_loss"] is False
 
 
 def test_blend_writes_the_mean_of_fll_s_two_stages(tracker: Tracker) -> None:

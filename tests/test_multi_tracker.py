@@ -400,3 +400,27 @@ def test_a_lost_face_s_fll_joins_the_frame_s_batch() -> None:
     run(world, 12, TrackerConfig(lost_points="bt", check_refined=False))
     frame_10 = [(n, b) for n, t, b in world.calls if t == 10 and n in ("bt", "fv", "fll")]
     assert frame_10 == [("bt", 2), ("fv", 2), ("fll", 1)]
+
+
+def test_a_track_lost_in_a_jump_takes_its_face_back_in_the_same_frame() -> None:
+    """Face b jumps at frame 10 (BT loses it, FV rejects): with ``redetect_on_loss`` the track
+    runs MTCNN on that frame and takes its face back at once, keeping its id, and its FLL
+    joins the other track's batch. Without it, frame 10 is lost and frame 11 re-detects."""
+    paths = {
+        "a": steady(50),
+        "b1": lambda t: box_at(300) if t < 10 else None,
+        "b2": lambda t: box_at(330) if t >= 10 else None,  # IoU with b1's box < 0.3
+    }
+    world = World(dict(paths))
+    results = run(world, 14, detect_every=7)  # no periodic detection on frame 10
+    b = next(f for f in results[10] if f.face_id == 1)
+    assert b.state == "redetected" and iou(b.box, box_at(330)) > 0.8
+    assert world.per_frame("detect")[10] == 1
+    frame_10 = [(n, k) for n, t, k in world.calls if t == 10 and n in ("bt", "fll")]
+    assert frame_10 == [("bt", 2), ("fll", 2)]
+    assert ids_on(results, world, "b2")[10:] == [1] * 4
+    world = World(dict(paths))
+    results = run(world, 14, TrackerConfig(redetect_on_loss=False), detect_every=7)
+    assert next(f for f in results[10] if f.face_id == 1).state == "lost"
+    assert next(f for f in results[11] if f.face_id == 1).state == "redetected"
+    assert world.per_frame("detect")[10] == 0

@@ -7,7 +7,7 @@ every box in the assertions can be traced back to the step that produced it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -26,6 +26,8 @@ from crct_cli.tracking.tracker import (
 BT_SHIFT = np.array([2.0, 0.0, 0.0, 0.0])
 FLL_SHIFT = np.array([0.0, 1.0, 0.0, 0.0])
 BOX = np.array([100.0, 100.0, 30.0, 40.0])  # diagonal 50: ratios are easy to reckon
+#: Re-detection from the frame after the loss, as in the paper (``redetect_on_loss`` off).
+PAPER_TIMING = TrackerConfig(redetect_on_loss=False)
 
 _UNIT = np.random.default_rng(7).uniform(0.0, 1.0, (68, 2))
 _UNIT = (_UNIT - _UNIT.min(axis=0)) / (_UNIT.max(axis=0) - _UNIT.min(axis=0))
@@ -203,9 +205,11 @@ def test_fll_runs_in_bt_box_and_new_valid_box_is_fll_box() -> None:
 
 
 def test_low_fv_score_marks_lost_and_only_the_next_frame_detects() -> None:
-    """The paper's lost frame (``lost_points="bt"``): BT's rejected estimate is kept."""
+    """The paper's lost frame (``lost_points="bt"``, re-detection from the next frame): BT's
+    rejected estimate is kept."""
     nets = FakeNets(scores={3: 0.2})
-    results = run(CRCTTracker(nets, TrackerConfig(lost_points="bt"), init_box=BOX), 7)
+    config = TrackerConfig(lost_points="bt", redetect_on_loss=False)
+    results = run(CRCTTracker(nets, config, init_box=BOX), 7)
     lost = results[3]
     assert lost.state == "lost" and lost.score == pytest.approx(0.2)
     assert np.allclose(lost.points, nets.bt_points[3])  # BT's rejected estimate is kept
@@ -220,10 +224,10 @@ def test_low_fv_score_marks_lost_and_only_the_next_frame_detects() -> None:
 def test_a_lost_frame_carries_fll_in_the_held_box_by_default() -> None:
     """FLL in the last valid box answers the lost frame, with FV's score on its points; the
     frame stays lost (even when FV would accept FLL's points) and the next one re-detects, BT
-    starting from the same held box as with BT's points."""
+    starting from the same held box as with BT's points (re-detection from the next frame)."""
     for fll_score in (0.3, 0.8):
         nets = FakeNets(scores={3: [0.2, fll_score]})
-        results = run(CRCTTracker(nets, init_box=BOX), 7)
+        results = run(CRCTTracker(nets, PAPER_TIMING, init_box=BOX), 7)
         lost = results[3]
         assert lost.state == "lost" and lost.score == pytest.approx(fll_score)
         assert np.allclose(nets.fll_boxes[3], results[2].box)  # the held box, not BT's
@@ -286,9 +290,11 @@ def test_score_exactly_tc_is_valid_and_tc_changes_behaviour() -> None:
 
 
 def _lost_at_3(detections: list[Detection], config: TrackerConfig | None = None) -> tuple:
-    """Frame 3 is lost; ``detections`` are what MTCNN finds at frame 4."""
+    """Frame 3 is lost; ``detections`` are what MTCNN finds at frame 4 (re-detection from the
+    next frame, the paper's timing: ``redetect_on_loss`` is tested on its own)."""
     nets = FakeNets(scores={3: 0.1}, detections={4: detections})
-    tracker = CRCTTracker(nets, config or TrackerConfig(), init_box=BOX)
+    config = replace(config or TrackerConfig(), redetect_on_loss=False)
+    tracker = CRCTTracker(nets, config, init_box=BOX)
     results = run(tracker, 6)
     return nets, tracker, results
 
@@ -336,9 +342,11 @@ def test_tb_changes_behaviour() -> None:
 def _relaxed_at_4(
     strict: list[Detection], relaxed: list[Detection], config: TrackerConfig | None = None
 ) -> tuple:
-    """Frame 3 is lost; at frame 4 MTCNN finds ``strict``, its sensitive look ``relaxed``."""
+    """Frame 3 is lost; at frame 4 MTCNN finds ``strict``, its sensitive look ``relaxed``
+    (re-detection from the next frame)."""
     nets = FakeNets(scores={3: 0.1}, detections={4: strict}, relaxed={4: relaxed})
-    tracker = CRCTTracker(nets, config or TrackerConfig(), init_box=BOX)
+    config = replace(config or TrackerConfig(), redetect_on_loss=False)
+    tracker = CRCTTracker(nets, config, init_box=BOX)
     return nets, tracker, run(tracker, 6)
 
 
@@ -441,7 +449,7 @@ def test_face_leaving_view_is_awaited_where_it_was() -> None:
     scores = {t: 0.05 for t in range(3, 9)}
     detections = {t: [other_face] for t in range(4, 9)} | {9: [other_face, back]}
     nets = FakeNets(scores=scores, detections=detections)
-    tracker = CRCTTracker(nets, init_box=BOX)
+    tracker = CRCTTracker(nets, PAPER_TIMING, init_box=BOX)
     results = run(tracker, 11)
 
     assert [r.state for r in results[3:9]] == ["lost"] * 6
@@ -525,3 +533,66 @@ def test_mode_fll_mt_detects_every_frame_and_holds_box_without_detection() -> No
         assert results[t].points is not None
     assert np.array_equal(nets.fll_boxes[4], moved(near.box, 5.0))
     assert results[4].state == "tracked"
+
+
+# ---------------------------------------------------------------------------------------------
+# redetect_on_loss: the frame where FV first rejects BT's estimate looks for the face at once
+
+
+def test_a_face_lost_in_a_fast_move_is_found_in_the_same_frame() -> None:
+    """FV rejects BT at frame 3; MTCNN runs on frame 3 itself, FLL reads the detection there
+    and FV accepts it: the frame is re-detected, not lost, and BT starts afresh from it."""
+    prev = BOX + 2 * (BT_SHIFT + FLL_SHIFT) + FLL_SHIFT  # valid box after frame 2
+    jumped = det(moved(prev, 20.0))  # ratio 0.4: within eq. 8's gate
+    nets = FakeNets(scores={3: [0.1, 0.9]}, detections={3: [jumped]})
+    tracker = CRCTTracker(nets, init_box=BOX)
+    results = run(tracker, 6)
+    assert nets.calls[nets.calls.index(("bt", 3)) :][:5] == [
+        ("bt", 3),
+        ("fv", 3),
+        ("detect", 3),
+        ("fll", 3),
+        ("fv", 3),
+    ]
+    assert np.allclose(nets.fll_boxes[3], jumped.box)
+    assert results[3].state == "redetected" and results[3].score == pytest.approx(0.9)
+    assert np.allclose(results[3].points, nets.fll_points[3])
+    assert tracker.redetections == 1
+    assert nets.frames_of("detect") == [3]  # nothing lost afterwards: no more detection
+    assert nets.bt_at(4)["state"] is None  # BT's state starts afresh
+    assert np.allclose(nets.bt_at(4)["box"], results[3].box)
+    assert [r.state for r in results[4:]] == ["tracked"] * 2
+    # the paper's timing: frame 3 is lost, frame 4 re-detects
+    nets = FakeNets(scores={3: 0.1}, detections={3: [jumped]})
+    results = run(CRCTTracker(nets, PAPER_TIMING, init_box=BOX), 6)
+    assert results[3].state == "lost" and nets.frames_of("detect") == [4]
+
+
+def test_a_detection_found_at_loss_must_pass_the_gate_and_fv() -> None:
+    """Beyond eq. 8's gate the detection is not read; read but rejected by FV, the frame is
+    lost with FLL's points in the held box, and the next frame re-detects as usual."""
+    prev = BOX + 2 * (BT_SHIFT + FLL_SHIFT) + FLL_SHIFT
+    far = det(moved(prev, 60.0))  # ratio 1.2
+    nets = FakeNets(scores={3: [0.1, 0.3]}, detections={3: [far]})
+    results = run(CRCTTracker(nets, init_box=BOX), 5)
+    assert results[3].state == "lost"
+    assert np.allclose(nets.fll_boxes[3], results[2].box)  # only the held box was read
+    assert nets.frames_of("detect") == [3, 4]
+    near = det(moved(prev, 20.0))
+    nets = FakeNets(scores={3: [0.1, 0.2, 0.3]}, detections={3: [near]})
+    tracker = CRCTTracker(nets, init_box=BOX)
+    results = run(tracker, 5)
+    assert results[3].state == "lost" and results[3].score == pytest.approx(0.3)
+    assert nets.frames_of("fll")[:4] == [0, 1, 2, 3]
+    assert [n for n, t in nets.calls if t == 3] == ["bt", "fv", "detect", "fll", "fv", "fll", "fv"]
+    assert np.allclose(results[3].points, nets.fll_points[3])  # the held box's, read last
+    assert np.allclose(nets.fll_boxes[3], results[2].box)
+    assert tracker.redetections == 0 and nets.frames_of("detect") == [3, 4]
+
+
+def test_a_lost_run_detects_once_per_frame() -> None:
+    """Only the first rejection looks at once: frames already re-detecting do not ask twice."""
+    nets = FakeNets(scores={t: 0.1 for t in range(3, 7)})
+    results = run(CRCTTracker(nets, init_box=BOX), 8)
+    assert [r.state for r in results[3:7]] == ["lost"] * 4
+    assert nets.frames_of("detect") == [3, 4, 5, 6, 7]

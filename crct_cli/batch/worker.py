@@ -42,6 +42,7 @@ SETTINGS_KEYS: tuple[str, ...] = (
     "reacquire",
     "redetect_fallback",
     "check_refined",
+    "redetect_on_loss",
     "lost_points",
     "backfill",
     "blend",

@@ -87,6 +87,7 @@ class DatasetRequest:
     reacquire: int = 25  #: video methods: crct track's --reacquire (0: never)
     redetect_fallback: bool = True  #: video methods: crct track's --redetect-fallback
     check_refined: bool = True  #: video methods: crct track's --check-refined
+    redetect_on_loss: bool = True  #: video methods: crct track's --redetect-on-loss
     lost_points: str = "fll"  #: video methods: crct track's --lost-points
     blend: bool = True  #: video methods: crct track's --blend (FLL's two stages averaged)
     flip: bool = False  #: video methods: crct track's --flip (FLL's mirrored pass too)
@@ -105,6 +106,7 @@ class DatasetRequest:
             "reacquire": self.reacquire,
             "redetect_fallback": self.redetect_fallback,
             "check_refined": self.check_refined,
+            "redetect_on_loss": self.redetect_on_loss,
             "lost_points": self.lost_points,
         }
 

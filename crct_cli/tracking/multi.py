@@ -231,6 +231,7 @@ class MultiTracker:
         for turn in turns:
             turn.advance(first=True)
         wanting = [u for u in turns if isinstance(u.pending, Detect)]
+        detections: list[Detection] | None = None
         if wanting or self._detection_due():
             detections = self.batch.detect(image)
             claimed = self._answer_detections(wanting, turns, detections)
@@ -244,7 +245,7 @@ class MultiTracker:
                 if all(iou(d.box, b) < self.multi.overlap_iou for b in started)
             ]
             self._answer_detections(relaxed, turns, found)
-        self._answer_in_batches(image, turns)
+        self._answer_in_batches(image, turns, detections)
         self._score_fresh(image, turns)
         self._resolve_duplicates(turns)
         self.frame_no += 1
@@ -328,17 +329,35 @@ class MultiTracker:
 
     # -- the networks, batched ------------------------------------------------------------
 
-    def _answer_in_batches(self, image: np.ndarray, turns: list[_Turn]) -> None:
+    def _answer_in_batches(
+        self, image: np.ndarray, turns: list[_Turn], detections: list[Detection] | None = None
+    ) -> None:
         """Answer the plans' requests one kind at a time, in Algorithm 1's order. Detection
-        was answered before (a plan asks for it first, if at all)."""
+        was answered before (a plan asks for it first), except for a track lost on this frame
+        that looks again at once (``TrackerConfig.redetect_on_loss``): it gets the frame's
+        ``detections`` (MTCNN runs now if it has not yet), less those on other tracks."""
         while any(u.pending is not None for u in turns):
             for kind in (TrackBox, Validate, Localize):
                 group = [u for u in turns if isinstance(u.pending, kind)]
                 if group:
                     for u, value in zip(group, self._call(kind, group), strict=True):
                         u.advance(value)
-            if any(isinstance(u.pending, Detect) for u in turns):
-                raise RuntimeError("a tracking plan asked for detection after its first request")
+                late = [u for u in turns if isinstance(u.pending, Detect)]
+                if late:  # answered at once, so that their FLL joins the others' batch
+                    if detections is None:
+                        detections = self.batch.detect(image)
+                    for u in late:
+                        u.advance(self._free_detections(u, turns, detections))
+
+    def _free_detections(
+        self, turn: _Turn, turns: list[_Turn], detections: list[Detection]
+    ) -> list[Detection]:
+        """The detections that lie on no other track's last box (eq. 8 then gates them; a
+        track started on one this frame is resolved as any duplicate is)."""
+        others = [v.previous_box for v in turns if v is not turn and v.previous_box is not None]
+        return [
+            d for d in detections if all(iou(d.box, b) < self.multi.overlap_iou for b in others)
+        ]
 
     def _call(self, kind: type, group: list[_Turn]) -> Iterable[Any]:
         requests: list[Any] = [u.pending for u in group]

@@ -26,6 +26,12 @@ paper's and can be tested with scripted fakes:
   fresh detection, FLL runs in the detection box itself, as when a track starts, and its points
   are kept if FV accepts them (the BT state starts afresh on the next frame). On degraded
   frames BT from a cold start is the weaker of the two; the frame is lost only if both fail.
+- Not in the paper (``redetect_on_loss``, on by default): when FV rejects BT's estimate on a
+  frame that followed a valid one, MTCNN looks for the face in that same frame (gated by eq. 8
+  around the last valid box), and FLL's points in the detection are kept if FV accepts them.
+  The paper re-detects only from the next frame, and lets the face move on meanwhile; in fast
+  bursts it has often moved beyond eq. 8's gate by then (synthetic category 3 and seed-1
+  category 1: docs/benchmarks.md). Costs one MTCNN call on the first frame of each loss.
 - Validated frames are refined by FLL in BT's box; the new valid box is the box of FLL's
   points (line 19).
 - Not in the paper (``check_refined``, on by default): FV also checks FLL's refined points,
@@ -99,6 +105,7 @@ class TrackerConfig:
     redetect_fallback: bool = True
     check_refined: bool = True  #: FV also checks FLL's refined points (see the module docstring)
     lost_points: str = "fll"  #: a lost frame's points: "fll" in the held box, or "bt" (BT's)
+    redetect_on_loss: bool = True  #: MTCNN in the frame where FV first rejects (module doc)
 
 
 class Networks(Protocol):
@@ -308,6 +315,19 @@ class CRCTTracker:
             self.seq_t += 1
             return TrackResult(points_bt, box_bt, None, "tracked")
         score = float((yield Validate(image, points_bt)))
+        if score < cfg.tc and cfg.redetect_on_loss and not self.redetect:
+            # not in the paper: the face was followed until this frame, so look for it in
+            # this frame rather than from the next one; FLL in the detection, checked by FV
+            found = gate_detections((yield Detect(image)), self.box, cfg.tb)
+            if found is not None:
+                fll_points = yield Localize(image, found)
+                fll_score = float((yield Validate(image, fll_points)))
+                if fll_score >= cfg.tc:
+                    self.box = box_from_points(fll_points)
+                    self.hidden, self.seq_t, self.redetect = None, 0, False
+                    self.redetections += 1
+                    self.lost_run = 0
+                    return TrackResult(fll_points, self.box, fll_score, "redetected")
         if score < cfg.tc:  # lines 15-16
             fallback = redetected_now and cfg.redetect_fallback
             points, lost_score = points_bt, score
