@@ -316,18 +316,9 @@ class CRCTTracker:
             return TrackResult(points_bt, box_bt, None, "tracked")
         score = float((yield Validate(image, points_bt)))
         if score < cfg.tc and cfg.redetect_on_loss and not self.redetect:
-            # not in the paper: the face was followed until this frame, so look for it in
-            # this frame rather than from the next one; FLL in the detection, checked by FV
-            found = gate_detections((yield Detect(image)), self.box, cfg.tb)
-            if found is not None:
-                fll_points = yield Localize(image, found)
-                fll_score = float((yield Validate(image, fll_points)))
-                if fll_score >= cfg.tc:
-                    self.box = box_from_points(fll_points)
-                    self.hidden, self.seq_t, self.redetect = None, 0, False
-                    self.redetections += 1
-                    self.lost_run = 0
-                    return TrackResult(fll_points, self.box, fll_score, "redetected")
+            found_now = yield from self._look_at_once(image)
+            if found_now is not None:
+                return found_now
         if score < cfg.tc:  # lines 15-16
             fallback = redetected_now and cfg.redetect_fallback
             points, lost_score = points_bt, score
@@ -355,3 +346,19 @@ class CRCTTracker:
         self.redetect = False
         self.lost_run = 0 if redetected_now else max(0, self.lost_run - 1)
         return TrackResult(points, self.box, score, "redetected" if redetected_now else "tracked")
+
+    def _look_at_once(self, image: np.ndarray) -> Generator[Request, Any, TrackResult | None]:
+        """Not in the paper (``redetect_on_loss``): the face was followed until this frame, so
+        it is looked for in this frame rather than from the next one; FLL in the detection
+        that eq. 8's gate keeps, checked by FV. None: nothing found, or FV rejects it."""
+        found = gate_detections((yield Detect(image)), self.box, self.config.tb)
+        if found is None:
+            return None
+        points = yield Localize(image, found)
+        score = float((yield Validate(image, points)))
+        if score < self.config.tc:
+            return None
+        self.box = box_from_points(points)
+        self.hidden, self.seq_t, self.redetect, self.lost_run = None, 0, False, 0
+        self.redetections += 1
+        return TrackResult(points, self.box, score, "redetected")
