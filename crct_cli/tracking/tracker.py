@@ -326,9 +326,7 @@ class CRCTTracker:
                 fll_points = yield Localize(image, pb)
                 fll_score = float((yield Validate(image, fll_points)))
                 if fallback and fll_score >= cfg.tc:
-                    self.box = box_from_points(fll_points)
-                    self.hidden, self.seq_t, self.redetect, self.lost_run = None, 0, False, 0
-                    return TrackResult(fll_points, self.box, fll_score, "redetected")
+                    return self._restart_from(fll_points, fll_score)
                 if cfg.lost_points == "fll":
                     points, lost_score = fll_points, fll_score
             self.redetect = True
@@ -358,7 +356,12 @@ class CRCTTracker:
         score = float((yield Validate(image, points)))
         if score < self.config.tc:
             return None
+        self.redetections += 1
+        return self._restart_from(points, score)
+
+    def _restart_from(self, points: np.ndarray, score: float) -> TrackResult:
+        """FLL's points in a fresh detection, accepted by FV: their box is the valid one, and
+        BT starts afresh on the next frame."""
         self.box = box_from_points(points)
         self.hidden, self.seq_t, self.redetect, self.lost_run = None, 0, False, 0
-        self.redetections += 1
         return TrackResult(points, self.box, score, "redetected")
