@@ -1119,6 +1119,17 @@ Stack = Annotated[
 ]
 
 
+Shadow = Annotated[
+    float,
+    typer.Option(
+        help="Share of training crops with a dark band across them at any angle (5-50% of "
+        "the light left, as under a shadow or a dark strip): FLL learns to read through it.",
+        min=0.0,
+        max=1.0,
+    ),
+]
+
+
 def _check_degradation(degradation: float, stack: float) -> None:
     if not (0 <= degradation <= 1 and 0 <= stack < 1):
         raise CrctError("--degradation must be in [0, 1] and --stack in [0, 1)")
@@ -1204,6 +1215,7 @@ def train_fll(
     ] = 112,
     degradation: Degradation = 0.25,
     stack: Stack = 0.0,
+    shadow: Shadow = 0.0,
     seed: Seed = 0,
     out: OutFile = None,
     checkpoint: Checkpoint = None,
@@ -1229,7 +1241,7 @@ def train_fll(
         local=local,
         freeze_global=freeze_global,
         input_size=input_size,
-        augment=AugmentConfig(degradation=degradation, stack=stack),
+        augment=AugmentConfig(degradation=degradation, stack=stack, shadow=shadow),
     )
     _train_common(cfg, steps, out, checkpoint)
     train_fll(cfg, log=_log_line)

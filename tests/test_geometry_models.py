@@ -31,7 +31,7 @@ from crct_cli.models.weights import (
     sha256_file,
     update_manifest,
 )
-from crct_cli.train.data import NO_AUGMENT, Face, augmented_crop
+from crct_cli.train.data import NO_AUGMENT, Face, augmented_crop, photometric, shadow_band
 
 SMALL = BackboneConfig(stem=(8, 8, 16), width_a=16, width_b=32, width_c=64)
 SMALL = dataclasses.replace(SMALL, blocks_a=1, blocks_b=1, blocks_c=1)
@@ -430,6 +430,30 @@ def test_fused_batchnorm_gives_the_same_landmarks() -> None:
         assert torch.allclose(fused(x), model(x), atol=1e-5)
     with pytest.raises(AssertionError, match="eval"):
         fuse_batchnorm(LandmarkLocalizer(FLL_CFG).train())
+
+
+def test_a_shadow_darkens_one_band_across_the_crop_and_keeps_what_lies_under_it() -> None:
+    """``--shadow``: a band at any angle, its pixels at 5-50% of their light, not flat."""
+    texture = np.random.default_rng(0).integers(60, 256, (96, 96, 3), dtype=np.uint8)
+    darkened = []
+    for seed in range(20):
+        out = shadow_band(texture, np.random.default_rng(seed))
+        inside = (out != texture).any(axis=2)
+        assert 0.02 < inside.mean() < 0.75  # a band, not the whole crop
+        ratio = out[inside].astype(float) / texture[inside]
+        assert ratio.max() <= 0.5 + 1e-6 and np.ptp(ratio.mean(axis=1)) < 0.05  # one gain
+        assert np.corrcoef(out[inside][:, 0], texture[inside][:, 0])[0, 1] > 0.95  # readable
+        darkened.append(inside)
+    assert not all(np.array_equal(darkened[0], d) for d in darkened[1:])  # placed at random
+    # photometric draws for the band only when asked: at 0 the random stream is the one
+    # earlier training commands drew; any chance above 0 draws once more
+    plain = dataclasses.replace(NO_AUGMENT, color=1.0)
+    a, b = np.random.default_rng(3), np.random.default_rng(3)
+    never = photometric(texture, a, plain)
+    rare = photometric(texture, b, dataclasses.replace(plain, shadow=1e-9))
+    assert np.array_equal(never, rare) and a.random() != b.random()
+    always = photometric(texture, np.random.default_rng(3), dataclasses.replace(plain, shadow=1))
+    assert (always < never).any() and (always <= never).all()
 
 
 def test_stacked_degradations_degrade_more_and_keep_the_points() -> None:

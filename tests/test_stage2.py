@@ -166,6 +166,11 @@ def test_harsher_degradation_is_recorded_in_the_command_and_stacks_degradations(
     assert "--degradation" not in plain.command() and "--stack" not in plain.command()
     harsh = dataclasses.replace(plain, augment=AugmentConfig(degradation=1.0, stack=0.5))
     assert "--degradation 1.0 --stack 0.5" in harsh.command()
+    shaded = dataclasses.replace(
+        harsh, augment=AugmentConfig(degradation=1.0, stack=0.5, shadow=0.25)
+    )
+    assert "--degradation 1.0 --stack 0.5 --shadow 0.25" in shaded.command()
+    assert "--shadow" not in harsh.command()
 
     applied: list[str] = []
     real = data.random_degradation

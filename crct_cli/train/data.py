@@ -93,6 +93,7 @@ class AugmentConfig:
     color: float = 0.8
     grayscale: float = 0.1
     stack: float = 0.0  # chance that a degraded picture gets another degradation, repeatedly
+    shadow: float = 0.0  # chance of a dark band across the crop (a shadow, a dark strip)
 
 
 NO_AUGMENT = AugmentConfig(0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
@@ -126,6 +127,25 @@ def photometric(crop: np.ndarray, rng: np.random.Generator, aug: AugmentConfig) 
         out = np.repeat(gray[:, :, None], 3, axis=2)
     if rng.random() < aug.occlusion:
         out = occluding_strip(out, rng)
+    if aug.shadow > 0 and rng.random() < aug.shadow:  # no draw at 0: old commands reproduce
+        out = shadow_band(out, rng)
+    return out
+
+
+def shadow_band(crop: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A band across the whole crop at any angle, its pixels darkened to 5-50% of their
+    intensity: unlike a flat strip, what lies under it is still faintly there, as under a
+    shadow or the dark strip of hard footage, and FLL should read through it."""
+    size = crop.shape[0]
+    thick = rng.uniform(0.1, 0.5) * size
+    angle = rng.uniform(0.0, np.pi)
+    centre = rng.uniform(0.2, 0.8, 2) * size
+    gain = rng.uniform(0.05, 0.5)
+    ys, xs = np.mgrid[0:size, 0:size].astype(np.float32)
+    distance = (xs - centre[0]) * np.sin(angle) - (ys - centre[1]) * np.cos(angle)
+    inside = np.abs(distance) < thick / 2
+    out = crop.copy()
+    out[inside] = (out[inside].astype(np.float32) * gain).astype(np.uint8)
     return out
 
 
@@ -161,12 +181,13 @@ def training_degradation(
 
 
 def degradation_options(aug: AugmentConfig) -> list[str]:
-    """``--degradation P --stack Q`` for a recorded ``crct train`` command, when they are not
-    the defaults (so the commands of earlier weight files read as they did)."""
+    """``--degradation P --stack Q [--shadow S]`` for a recorded ``crct train`` command, when
+    they are not the defaults (so the commands of earlier weight files read as they did)."""
     default = AugmentConfig()
+    shadow = ["--shadow", str(aug.shadow)] if aug.shadow else []
     if (aug.degradation, aug.stack) == (default.degradation, default.stack):
-        return []
-    return ["--degradation", str(aug.degradation), "--stack", str(aug.stack)]
+        return shadow
+    return ["--degradation", str(aug.degradation), "--stack", str(aug.stack), *shadow]
 
 
 def augmented_crop(
