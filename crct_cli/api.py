@@ -77,8 +77,9 @@ class Tracker:
     govern how faces are found and ended when there can be several. ``int8``: on the CPU, BT
     and FLL's first stage run on int8 graphs (a frame's networks about 1.3x faster; the
     points written are still FLL's float32 second stage's); ``align`` is always float32.
-    ``relaxed_redetect``: a lost face that MTCNN does not find again is looked for once more
-    with MTCNN's more sensitive settings (degraded footage; still gated by eq. 8 and FV).
+    ``relaxed_redetect``: a lost face that MTCNN does not find again (or at once, with
+    ``redetect_on_loss``) is looked for once more with MTCNN's more sensitive settings
+    (degraded footage; still gated by eq. 8 and FV).
     ``reacquire``: once lost this many frames (each valid frame between takes one off), the
     single target takes the detection nearest its held box wherever it is (0: eq. 8's gate
     always, as in the paper).

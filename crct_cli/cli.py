@@ -246,9 +246,10 @@ def track(
     relaxed_redetect: Annotated[
         bool,
         typer.Option(
-            help="When a lost face is not found again, look once more with MTCNN's more "
-            "sensitive thresholds (blurred, noisy or dark footage); eq. 8 and FV still "
-            "guard the result. --no-relaxed-redetect: the paper's re-detection alone.",
+            help="When a lost face is not found again (or at once, --redetect-on-loss), look "
+            "once more with MTCNN's more sensitive thresholds (blurred, noisy or dark "
+            "footage); eq. 8 and FV still guard the result. --no-relaxed-redetect: the "
+            "paper's re-detection alone.",
         ),
     ] = True,
     reacquire: Annotated[

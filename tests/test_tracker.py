@@ -590,6 +590,26 @@ def test_a_detection_found_at_loss_must_pass_the_gate_and_fv() -> None:
     assert tracker.redetections == 0 and nets.frames_of("detect") == [3, 4]
 
 
+def test_a_face_too_faint_for_the_usual_look_at_loss_is_found_by_the_sensitive_one() -> None:
+    """With ``relaxed_redetect`` the look at once asks for the detector's more sensitive look
+    when the usual one has nothing within the gate, as re-detection does; that look's
+    detections pass eq. 8's gate and FV the same way."""
+    prev = BOX + 2 * (BT_SHIFT + FLL_SHIFT) + FLL_SHIFT
+    faint = det(moved(prev, 20.0), 0.75)
+    nets = FakeNets(scores={3: [0.1, 0.9]}, relaxed={3: [faint]})
+    results = run(CRCTTracker(nets, init_box=BOX), 5)
+    assert [n for n, t in nets.calls if t == 3] == ["bt", "fv", "detect", "relaxed", "fll", "fv"]
+    assert results[3].state == "redetected" and np.allclose(nets.fll_boxes[3], faint.box)
+    assert nets.frames_of("relaxed") == [3]  # tracked again: no look after it
+    far = det(moved(prev, 60.0), 0.75)  # beyond the gate: not read, the frame is lost
+    nets = FakeNets(scores={3: [0.1, 0.3]}, relaxed={3: [far]})
+    results = run(CRCTTracker(nets, init_box=BOX), 4)
+    assert results[3].state == "lost" and np.allclose(nets.fll_boxes[3], results[2].box)
+    nets = FakeNets(scores={3: [0.1, 0.3]}, relaxed={3: [faint]})
+    results = run(CRCTTracker(nets, TrackerConfig(relaxed_redetect=False), init_box=BOX), 4)
+    assert results[3].state == "lost" and nets.frames_of("relaxed") == []
+
+
 def test_a_lost_run_detects_once_per_frame() -> None:
     """Only the first rejection looks at once: frames already re-detecting do not ask twice."""
     nets = FakeNets(scores={t: 0.1 for t in range(3, 7)})

@@ -237,15 +237,15 @@ class MultiTracker:
             claimed = self._answer_detections(wanting, turns, detections)
             turns += self._start_tracks(image, detections, claimed)
         relaxed = [u for u in turns if isinstance(u.pending, Detect)]
+        sensitive: list[Detection] | None = None
         if relaxed:  # lost tracks that found nothing: one more sensitive look for all of them
             started = [u.track.tracker.b0 for u in turns if u.fresh and u.track.tracker.started]
+            sensitive = self.batch.detect(image, relaxed=True)
             found = [
-                d
-                for d in self.batch.detect(image, relaxed=True)
-                if all(iou(d.box, b) < self.multi.overlap_iou for b in started)
+                d for d in sensitive if all(iou(d.box, b) < self.multi.overlap_iou for b in started)
             ]
             self._answer_detections(relaxed, turns, found)
-        self._answer_in_batches(image, turns, detections)
+        self._answer_in_batches(image, turns, detections, sensitive)
         self._score_fresh(image, turns)
         self._resolve_duplicates(turns)
         self.frame_no += 1
@@ -330,24 +330,36 @@ class MultiTracker:
     # -- the networks, batched ------------------------------------------------------------
 
     def _answer_in_batches(
-        self, image: np.ndarray, turns: list[_Turn], detections: list[Detection] | None = None
+        self,
+        image: np.ndarray,
+        turns: list[_Turn],
+        detections: list[Detection] | None = None,
+        sensitive: list[Detection] | None = None,
     ) -> None:
         """Answer the plans' requests one kind at a time, in Algorithm 1's order. Detection
         was answered before (a plan asks for it first), except for a track lost on this frame
         that looks again at once (``TrackerConfig.redetect_on_loss``): it gets the frame's
-        ``detections`` (MTCNN runs now if it has not yet), less those on other tracks."""
+        ``detections`` (MTCNN runs now if it has not yet), less those on other tracks, and if
+        it then asks for the more sensitive look, that runs once for all such tracks."""
+        looks: dict[bool, list[Detection] | None] = {False: detections, True: sensitive}
         while any(u.pending is not None for u in turns):
             for kind in (TrackBox, Validate, Localize):
                 group = [u for u in turns if isinstance(u.pending, kind)]
                 if group:
                     for u, value in zip(group, self._call(kind, group), strict=True):
                         u.advance(value)
-                late = [u for u in turns if isinstance(u.pending, Detect)]
-                if late:  # answered at once, so that their FLL joins the others' batch
-                    if detections is None:
-                        detections = self.batch.detect(image)
+                # answered at once (the usual look, then the sensitive one), so that these
+                # tracks' FLL joins the others' batch
+                for relaxed in (False, True):
+                    late = [
+                        u
+                        for u in turns
+                        if isinstance(u.pending, Detect) and u.pending.relaxed == relaxed
+                    ]
+                    if late and looks[relaxed] is None:
+                        looks[relaxed] = self.batch.detect(image, relaxed=relaxed)
                     for u in late:
-                        u.advance(self._free_detections(u, turns, detections))
+                        u.advance(self._free_detections(u, turns, looks[relaxed] or []))
 
     def _free_detections(
         self, turn: _Turn, turns: list[_Turn], detections: list[Detection]

@@ -28,7 +28,8 @@ paper's and can be tested with scripted fakes:
   frames BT from a cold start is the weaker of the two; the frame is lost only if both fail.
 - Not in the paper (``redetect_on_loss``, on by default): when FV rejects BT's estimate on a
   frame that followed a valid one, MTCNN looks for the face in that same frame (gated by eq. 8
-  around the last valid box), and FLL's points in the detection are kept if FV accepts them.
+  around the last valid box; with ``relaxed_redetect``, the more sensitive look when that
+  finds nothing), and FLL's points in the detection are kept if FV accepts them.
   The paper re-detects only from the next frame, and lets the face move on meanwhile; in fast
   bursts it has often moved beyond eq. 8's gate by then (synthetic category 3 and seed-1
   category 1: docs/benchmarks.md). Costs one MTCNN call on the first frame of each loss.
@@ -348,8 +349,11 @@ class CRCTTracker:
     def _look_at_once(self, image: np.ndarray) -> Generator[Request, Any, TrackResult | None]:
         """Not in the paper (``redetect_on_loss``): the face was followed until this frame, so
         it is looked for in this frame rather than from the next one; FLL in the detection
-        that eq. 8's gate keeps, checked by FV. None: nothing found, or FV rejects it."""
+        that eq. 8's gate keeps (with ``relaxed_redetect``, the more sensitive look's when the
+        usual one has none), checked by FV. None: nothing found, or FV rejects it."""
         found = gate_detections((yield Detect(image)), self.box, self.config.tb)
+        if found is None and self.config.relaxed_redetect:
+            found = gate_detections((yield Detect(image, relaxed=True)), self.box, self.config.tb)
         if found is None:
             return None
         points = yield Localize(image, found)
