@@ -11,7 +11,6 @@ module imports no backend.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,12 +49,21 @@ class AlignConfig:
 
 def as_localizer(model: Any, device: Any = "cpu") -> Any:
     """A runtime localizer as it is; a PyTorch ``LandmarkLocalizer`` wrapped into one."""
-    torch_module = sys.modules.get("torch")
-    if torch_module is not None and isinstance(model, torch_module.nn.Module):
+    if _is_torch_module(model):
         from crct_cli.runtime.torch_nets import TorchLocalizer
 
         return TorchLocalizer(model, device)
     return model
+
+
+def _is_torch_module(model: Any) -> bool:
+    """Whether ``model`` is a ``torch.nn.Module``, read from its class alone: the networks load
+    in threads, and one of them may be importing torch at this moment (half-initialised in
+    ``sys.modules``, without ``torch.nn`` yet) while this one holds an ONNX localizer."""
+    return any(
+        c.__name__ == "Module" and c.__module__ == "torch.nn.modules.module"
+        for c in type(model).__mro__
+    )
 
 
 class Aligner:

@@ -571,3 +571,28 @@ def test_free_running_tracks_stay_together(probes, frames) -> None:
     makes of 1e-4 px differences in the crop boxes: well under 0.2 px over the clip."""
     torch_pts, onnx = (_free_running(p, frames[:20]) for p in probes)
     assert max(float(np.abs(a - b).max()) for a, b in zip(onnx, torch_pts, strict=True)) < 0.2
+
+
+def test_a_localizer_is_told_apart_while_another_thread_is_importing_torch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The networks load in threads; on a first run one of them exports a graph and imports
+    torch while another hands its ONNX localizer to the aligner. A half-imported torch (in
+    ``sys.modules``, no ``torch.nn`` yet) once made that a traceback."""
+    import types
+
+    import torch
+
+    from crct_cli.aligner import as_localizer
+    from crct_cli.models.fll import FLLConfig, LandmarkLocalizer
+    from crct_cli.runtime.torch_nets import TorchLocalizer
+
+    class OnnxLike:
+        config = FLLConfig()
+
+    model = LandmarkLocalizer(FLLConfig())
+    monkeypatch.setitem(sys.modules, "torch", types.ModuleType("torch"))  # half-initialised
+    onnx_like = OnnxLike()
+    assert as_localizer(onnx_like) is onnx_like
+    monkeypatch.setitem(sys.modules, "torch", torch)
+    assert isinstance(as_localizer(model), TorchLocalizer)
