@@ -299,9 +299,7 @@ class CRCTTracker:
         redetected_now = False
         pb = self.box
         if self.redetect:  # lines 3-8
-            found = gate_detections((yield Detect(image)), self.box, self.gate)
-            if found is None and cfg.relaxed_redetect and self.box is not None:
-                found = gate_detections((yield Detect(image, relaxed=True)), self.box, self.gate)
+            found = yield from self._detect_near(image, self.gate)
             if found is not None:
                 pb, redetected_now = found, True
                 self.redetections += 1
@@ -346,14 +344,22 @@ class CRCTTracker:
         self.lost_run = 0 if redetected_now else max(0, self.lost_run - 1)
         return TrackResult(points, self.box, score, "redetected" if redetected_now else "tracked")
 
+    def _detect_near(
+        self, image: np.ndarray, gate: float
+    ) -> Generator[Request, Any, np.ndarray | None]:
+        """Eq. 8 within ``gate`` around the last valid box, on MTCNN's usual look and, when that
+        keeps nothing and ``relaxed_redetect`` is on, on its more sensitive look."""
+        found = gate_detections((yield Detect(image)), self.box, gate)
+        if found is None and self.config.relaxed_redetect and self.box is not None:
+            found = gate_detections((yield Detect(image, relaxed=True)), self.box, gate)
+        return found
+
     def _look_at_once(self, image: np.ndarray) -> Generator[Request, Any, TrackResult | None]:
         """Not in the paper (``redetect_on_loss``): the face was followed until this frame, so
         it is looked for in this frame rather than from the next one; FLL in the detection
         that eq. 8's gate keeps (with ``relaxed_redetect``, the more sensitive look's when the
         usual one has none), checked by FV. None: nothing found, or FV rejects it."""
-        found = gate_detections((yield Detect(image)), self.box, self.config.tb)
-        if found is None and self.config.relaxed_redetect:
-            found = gate_detections((yield Detect(image, relaxed=True)), self.box, self.config.tb)
+        found = yield from self._detect_near(image, self.config.tb)
         if found is None:
             return None
         points = yield Localize(image, found)
