@@ -796,7 +796,8 @@ def benchmark(
         Path | None,
         typer.Option(
             help="--pred/--gt: score only the files this folder also has (a peer's .pts), "
-            "so two tools are compared on the same faces.",
+            "so two tools are compared on the same faces; on video frames, also the jitter "
+            "over the frame pairs both tools have on the face.",
             metavar="DIR",
             show_default=False,
         ),

@@ -81,3 +81,35 @@ def test_pts_folders_of_video_frames_report_jitter(tmp_path: Path) -> None:
     assert result.to_json()["jitter"] == pytest.approx(0.04)
     write_pts(tmp_path / "stills" / "a.pts", gt_shape(0.0, 0.0))  # not frames: no jitter
     assert compare_pts_folders(tmp_path / "stills", tmp_path / "stills").jitter is None
+
+
+def test_a_peer_s_folder_gives_the_jitter_on_the_pairs_both_tools_have_on_the_face(
+    tmp_path: Path,
+) -> None:
+    """``--common-with PEER``: each tool's "on face" mean runs over its own pairs, so one that
+    keeps hard frames on the face adds hard pairs; the shared pairs compare like with like."""
+    from crct_cli.bench.pts_compare import compare_pts_folders, results_tables
+    from crct_cli.io.landmarks import write_pts
+
+    ours = {1: (0.0, 0.0), 2: (0.0, 1.0), 3: (0.0, 1.0), 4: (0.0, 1.0), 5: (0.0, 3.0)}
+    peer = {1: (30.0, 40.0), 2: (0.0, 0.0), 3: (0.0, 0.0), 4: (0.0, 0.0), 5: (30.0, 40.0)}
+    for name in ("gt", "ours", "peer"):
+        (tmp_path / name).mkdir()
+    for k in range(1, 6):
+        write_pts(tmp_path / "gt" / f"{k:06d}.pts", gt_shape(float(k), 0.0))
+        write_pts(tmp_path / "ours" / f"{k:06d}.pts", gt_shape(float(k), 0.0) + ours[k])
+        write_pts(tmp_path / "peer" / f"{k:06d}.pts", gt_shape(float(k), 0.0) + peer[k])
+    result = compare_pts_folders(tmp_path / "ours", tmp_path / "gt", common_with=tmp_path / "peer")
+    j = result.jitter
+    assert j is not None
+    # ours on the face everywhere: pairs 1-2 (0.02), 2-3, 3-4 (0), 4-5 (0.04)
+    assert j.pairs_ok == 4 and j.mean_ok == pytest.approx(0.015)
+    # the peer is off the face on frames 1 and 5: 2-3 and 3-4 remain
+    assert j.pairs_both == 2 and j.mean_both == pytest.approx(0.0)
+    doc = result.to_json()
+    assert doc["jitter_ok_both_pairs"] == 2 and doc["jitter_ok_both"] == pytest.approx(0.0)
+    assert "on face, both" in [c.header for c in results_tables(result)[1].columns]
+    alone = compare_pts_folders(tmp_path / "ours", tmp_path / "gt")
+    assert alone.jitter is not None and alone.jitter.pairs_both is None
+    assert "jitter_ok_both" not in alone.to_json()
+    assert "on face, both" not in [c.header for c in results_tables(alone)[1].columns]

@@ -140,7 +140,8 @@ def compare_pts_folders(
     the face nearest the ground truth's centre, so that a picture of several people measures
     the landmarks, not which face the tool listed first. ``common_with``: score only the
     ground-truth files that this other folder of predictions (a peer's) answered, so that two
-    tools are compared on the same faces.
+    tools are compared on the same faces; for video frames the jitter is also taken over the
+    pairs both tools have on the face (``jitter_ok_both``).
 
     Raises :class:`CrctError` for a missing folder, no ground truth, no pair at all, a
     malformed file (naming it) or degenerate ground truth.
@@ -159,6 +160,7 @@ def compare_pts_folders(
         raise CrctError(f"{gt_root}: no .pts files in the ground-truth folder")
     pred_files = find_pts(pred_root)
     all_gt = gt_files
+    peer: dict[str, Path] | None = None
     if common_with is not None:
         peer_root = Path(common_with)
         if not peer_root.is_dir():
@@ -176,13 +178,7 @@ def compare_pts_folders(
         )
     rels = list(gt_files)
     gt = np.stack([read_pts(gt_files[rel]) for rel in rels])
-    pred = np.full_like(gt, np.nan)
-    answered: set[str] = set()
-    for i, rel in enumerate(rels):
-        found = [read_pts(pred_files[c]) for c in choices[rel] if c in pred_files]
-        if found:
-            pred[i] = nearest_face(found, gt[i])
-            answered.add(rel)
+    pred, answered = _read_answers(pred_files, choices, rels, gt)
     lengths = normalizer(gt, norm)
     bad = np.flatnonzero(~(lengths > 0))
     if bad.size:
@@ -192,7 +188,12 @@ def compare_pts_folders(
     jitter = None
     if a.size:
         moves = point_jitter(pred[a], pred[b], gt[a], gt[b], norm)
-        jitter = summarize_jitter(moves, np.maximum(errors[a], errors[b]), threshold)
+        peer_worst = None
+        if peer is not None:
+            peer_choices = face_candidates(peer, all_gt) if nearest else choices
+            peer_errors = nme(_read_answers(peer, peer_choices, rels, gt)[0], gt, norm)
+            peer_worst = np.maximum(peer_errors[a], peer_errors[b])
+        jitter = summarize_jitter(moves, np.maximum(errors[a], errors[b]), threshold, peer_worst)
     per_file = [
         FileScore(rel, float(e), rel not in answered) for rel, e in zip(rels, errors, strict=True)
     ]
@@ -206,6 +207,21 @@ def compare_pts_folders(
         per_file=per_file,
         jitter=jitter,
     )
+
+
+def _read_answers(
+    files: dict[str, Path], choices: dict[str, list[str]], rels: list[str], gt: np.ndarray
+) -> tuple[np.ndarray, set[str]]:
+    """Each ground-truth file's prediction among ``files`` (NaN where none), the face nearest
+    the truth among its ``choices``; and the files answered."""
+    pred = np.full_like(gt, np.nan)
+    answered: set[str] = set()
+    for i, rel in enumerate(rels):
+        found = [read_pts(files[c]) for c in choices[rel] if c in files]
+        if found:
+            pred[i] = nearest_face(found, gt[i])
+            answered.add(rel)
+    return pred, answered
 
 
 def per_file_csv(result: PtsComparison) -> str:
@@ -258,9 +274,12 @@ def results_tables(result: PtsComparison) -> list[Table]:
     for name in ("files", "missing", "mean NME", "median NME", f"AUC@{t}", f"failure >{t}"):
         overall.add_column(name, justify="right")
     j = result.jitter
+    both = j is not None and j.pairs_both is not None
     if j is not None:  # consecutive video frames
         overall.add_column("jitter", justify="right")
         overall.add_column("jitter on face", justify="right")
+    if both:  # --common-with: the pairs both tools have on the face
+        overall.add_column("on face, both", justify="right")
     overall.add_row(
         str(s.count),
         str(s.missing),
@@ -276,5 +295,6 @@ def results_tables(result: PtsComparison) -> list[Table]:
                 f"{j.mean_ok:.4f}" if j.pairs_ok else "-",
             ]
         ),
+        *([f"{j.mean_both:.4f}" if j.pairs_both else "-"] if both and j is not None else []),
     )
     return [files, overall]

@@ -85,29 +85,55 @@ class JitterSummary:
     mean: float  #: NaN when there is no pair
     pairs_ok: int  #: of those, pairs whose two frames are within the failure threshold
     mean_ok: float
+    #: with a peer (``--common-with``): the pairs on the face for both tools, and the mean there
+    pairs_both: int | None = None
+    mean_both: float | None = None
 
     def to_json(self) -> dict[str, object]:
+        both = {}
+        if self.pairs_both is not None:
+            both = {
+                "jitter_ok_both": finite_or_none(self.mean_both),
+                "jitter_ok_both_pairs": self.pairs_both,
+            }
         return {
             "jitter": finite_or_none(self.mean),
             "jitter_pairs": self.pairs,
             "jitter_ok": finite_or_none(self.mean_ok),
             "jitter_ok_pairs": self.pairs_ok,
+            **both,
         }
 
 
 def summarize_jitter(
-    jitter: np.ndarray, worst_error: np.ndarray, threshold: float
+    jitter: np.ndarray,
+    worst_error: np.ndarray,
+    threshold: float,
+    peer_worst_error: np.ndarray | None = None,
 ) -> JitterSummary:
-    """``jitter`` per pair (NaN: not a pair) and the larger NME of each pair's two frames."""
+    """``jitter`` per pair (NaN: not a pair) and the larger NME of each pair's two frames.
+
+    ``peer_worst_error``: the same for another tool on the same pairs; the mean is then also
+    taken over the pairs both tools have on the face. Each tool's own "on the face" mean is
+    taken over a different set of pairs, and a tool that keeps hard frames on the face (that
+    another loses) adds hard pairs to its own mean: only the shared pairs compare steadiness.
+    """
     j = np.asarray(jitter, dtype=np.float64).ravel()
     w = np.asarray(worst_error, dtype=np.float64).ravel()
     present = np.isfinite(j)
     ok = present & (w <= threshold)
+    pairs_both, mean_both = None, None
+    if peer_worst_error is not None:
+        both = ok & (np.asarray(peer_worst_error, dtype=np.float64).ravel() <= threshold)
+        pairs_both = int(both.sum())
+        mean_both = float(j[both].mean()) if both.any() else float("nan")
     return JitterSummary(
         pairs=int(present.sum()),
         mean=float(j[present].mean()) if present.any() else float("nan"),
         pairs_ok=int(ok.sum()),
         mean_ok=float(j[ok].mean()) if ok.any() else float("nan"),
+        pairs_both=pairs_both,
+        mean_both=mean_both,
     )
 
 
