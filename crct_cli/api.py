@@ -27,7 +27,15 @@ import numpy as np
 
 from crct_cli.errors import CrctError
 from crct_cli.tracking.multi import Face, MultiConfig, MultiTracker
-from crct_cli.tracking.tracker import BT_REUSE, LOST_POINTS, MODES, TrackerConfig, check_bt_reuse
+from crct_cli.tracking.tracker import (
+    BT_REUSE,
+    GATE_GROWTH,
+    LOST_POINTS,
+    MODES,
+    TrackerConfig,
+    check_bt_reuse,
+    check_gate_growth,
+)
 
 __all__ = ["Face", "TrackedFrame", "Tracker", "parse_faces"]
 
@@ -93,6 +101,12 @@ class Tracker:
     ``lost_points``: what a lost frame's points are: ``fll``, FLL's in the last box FV accepted
     (a face that is only hard to see has seldom moved far), or ``bt``, BT's rejected estimate
     (the paper's).
+    ``lost_follow``: from a lost run's second frame, FLL also reads where the last lost frame's
+    points were, and FV's score picks between that answer and the held box's (a face moving
+    on under a shadow is followed; the held box, BT's start and eq. 8's centre, stays).
+    ``gate_growth``: eq. 8's TB widens by this much per lost frame (net of valid frames), so
+    that a face lost in a fast move is taken back where it went; one face only (0.2 by
+    default; 0: the paper's fixed gate).
     ``blend``: the points are the mean of FLL's two stages (no extra cost; ``crct align``
     blends them too), rather than the second stage's alone.
     ``flip``: FLL also reads the mirrored crops and averages (``crct align``'s default): FLL
@@ -130,6 +144,8 @@ class Tracker:
         check_refined: bool = True,
         redetect_on_loss: bool = True,
         lost_points: str = "fll",
+        lost_follow: bool = True,
+        gate_growth: float = GATE_GROWTH,
         backfill: int = 50,
         blend: bool = True,
         flip: bool = False,
@@ -146,6 +162,7 @@ class Tracker:
         if reacquire < 0:
             raise CrctError(f"--reacquire must be >= 0 frames (0: never), got {reacquire}")
         check_lost_points(lost_points)
+        check_gate_growth(gate_growth)
         if backfill < 0:
             raise CrctError(f"--backfill must be >= 0 frames (0: none), got {backfill}")
         check_bt_reuse(bt_reuse)
@@ -162,6 +179,8 @@ class Tracker:
             check_refined=check_refined,
             redetect_on_loss=redetect_on_loss,
             lost_points=lost_points,
+            lost_follow=lost_follow,
+            gate_growth=gate_growth,
         )
         self.multi = MultiConfig(parse_faces(faces), detect_every, max_lost)
         self.init_box = None if init_box is None else np.asarray(init_box, dtype=np.float64)

@@ -292,6 +292,23 @@ def track(
             metavar="fll|bt",
         ),
     ] = "fll",
+    lost_follow: Annotated[
+        bool,
+        typer.Option(
+            help="From a lost run's second frame, FLL also reads where the last lost frame's "
+            "points were, and the validator's score picks that or the held box's answer: a "
+            "face moving on under a shadow is followed. The held box stays where it was.",
+        ),
+    ] = True,
+    gate_growth: Annotated[
+        float,
+        typer.Option(
+            help="One face: eq. 8's gate (--tb) widens by this much for each frame the face "
+            "has been lost, so that a face lost in a fast move is taken back where it went; "
+            "0: the paper's fixed gate.",
+            metavar="TB",
+        ),
+    ] = 0.2,
     backfill: Annotated[
         int,
         typer.Option(
@@ -395,7 +412,7 @@ def track(
     from crct_cli.batch.runner import BatchOptions
     from crct_cli.batch.worker import WorkerSpec, settings_of
     from crct_cli.runtime.backend import BACKENDS, DEVICES
-    from crct_cli.tracking.tracker import check_bt_reuse
+    from crct_cli.tracking.tracker import check_bt_reuse, check_gate_growth
 
     _check_mode(mode)
     check_denoise(denoise)
@@ -410,6 +427,7 @@ def track(
     if backfill < 0:
         raise CrctError(f"--backfill must be >= 0 frames (0: none), got {backfill}")
     check_bt_reuse(bt_reuse)
+    check_gate_growth(gate_growth)
     options = BatchOptions(engine, workers, threads, overwrite, ray_address, gpus_per_worker)
     options.check()
     tracker_options: dict[str, Any] = {
@@ -431,6 +449,8 @@ def track(
         "check_refined": check_refined,
         "redetect_on_loss": redetect_on_loss,
         "lost_points": lost_points,
+        "lost_follow": lost_follow,
+        "gate_growth": gate_growth,
         "backfill": backfill,
         "blend": blend,
         "flip": flip,
@@ -916,6 +936,8 @@ def benchmark(
     check_refined: Annotated[bool, _as_track("--check-refined")] = True,
     redetect_on_loss: Annotated[bool, _as_track("--redetect-on-loss")] = True,
     lost_points: Annotated[str, _as_track("--lost-points", metavar="fll|bt")] = "fll",
+    lost_follow: Annotated[bool, _as_track("--lost-follow")] = True,
+    gate_growth: Annotated[float, _as_track("--gate-growth", metavar="TB")] = 0.2,
     blend: Annotated[bool, _as_track("--blend")] = True,
     flip: Annotated[bool, _as_track("--flip")] = False,
     bt_reuse: Annotated[float, _as_track("--bt-reuse", metavar="SHARE")] = 0.05,
@@ -1005,15 +1027,18 @@ def benchmark(
             check_refined=check_refined,
             redetect_on_loss=redetect_on_loss,
             lost_points=lost_points,
+            lost_follow=lost_follow,
+            gate_growth=gate_growth,
             blend=blend,
             flip=flip,
             bt_reuse=bt_reuse,
         )
         from crct_cli.api import check_lost_points
-        from crct_cli.tracking.tracker import check_bt_reuse
+        from crct_cli.tracking.tracker import check_bt_reuse, check_gate_growth
 
         check_lost_points(lost_points)
         check_bt_reuse(bt_reuse)
+        check_gate_growth(gate_growth)
         run_dataset_command(request, out)
         return
     dataset_only.update({"--methods": methods, "--seq-bt": seq_bt})

@@ -193,6 +193,9 @@ def test_bad_frames_and_options_are_clear_errors(tracker: Tracker) -> None:
     for share in (-0.1, 0.6):
         with pytest.raises(CrctError, match="--bt-reuse"):
             Tracker(bt_reuse=share, networks=object())
+    for growth in (-0.1, float("nan"), float("inf")):
+        with pytest.raises(CrctError, match="--gate-growth"):
+            Tracker(gate_growth=growth, networks=object())
 
 
 def test_the_command_line_s_defaults_are_the_tracker_s() -> None:
@@ -210,11 +213,11 @@ def test_the_command_line_s_defaults_are_the_tracker_s() -> None:
     api, cli_track, cli_bench = defaults(Tracker), defaults(track), defaults(benchmark)
     shared = (set(api) & set(cli_track)) - {"faces"}
     assert {"bt_reuse", "blend", "flip", "check_refined", "backfill", "reacquire"} <= shared
-    assert "redetect_on_loss" in shared
+    assert {"redetect_on_loss", "lost_follow", "gate_growth"} <= shared
     assert {k: cli_track[k] for k in shared} == {k: api[k] for k in shared}
     tracked = (set(api) & set(cli_bench)) - {"faces", "seq_bt"}  # per method in the benchmark
     assert {"bt_reuse", "blend", "check_refined", "lost_points", "int8"} <= tracked
-    assert "redetect_on_loss" in tracked
+    assert {"redetect_on_loss", "lost_follow", "gate_growth"} <= tracked
     assert {k: cli_bench[k] for k in tracked} == {k: api[k] for k in tracked}
 
 
@@ -235,6 +238,11 @@ def test_re_detection_options_reach_algorithm_1_and_track_json() -> None:
 
     assert settings_of({})["redetect_on_loss"] is True
     assert settings_of({"redetect_on_loss": False})["redetect_on_loss"] is False
+    held = Tracker(networks=object(), lost_follow=False, gate_growth=0.3)
+    assert held.config.lost_follow is False and held.config.gate_growth == 0.3
+    assert held.describe()["lost_follow"] is False and held.describe()["gate_growth"] == 0.3
+    assert settings_of({})["lost_follow"] is True
+    assert settings_of({"gate_growth": 0.3})["gate_growth"] == 0.3
 
 
 def test_blend_writes_the_mean_of_fll_s_two_stages(tracker: Tracker) -> None:

@@ -299,3 +299,5 @@ def test_lost_points_for_video_datasets_is_checked(tmp_path: Path) -> None:
     assert "--lost-points must be fll or bt" in one_line_error(crct(*args))
     args = ("benchmark", "--dataset", "300vw", "--root", tmp_path, "--bt-reuse", "-1")
     assert "--bt-reuse must be from 0 to 0.5" in one_line_error(crct(*args))
+    args = ("benchmark", "--dataset", "300vw", "--root", tmp_path, "--gate-growth", "-0.5")
+    assert "--gate-growth must be >= 0" in one_line_error(crct(*args))

@@ -70,7 +70,8 @@ class FakeNets:
     scores: dict[int, float | list[float]] = field(default_factory=dict)  # a list: per call
     calls: list[tuple[str, int]] = field(default_factory=list)
     bt_calls: list[dict[str, Any]] = field(default_factory=list)
-    fll_boxes: dict[int, np.ndarray] = field(default_factory=dict)
+    fll_boxes: dict[int, np.ndarray] = field(default_factory=dict)  # the frame's last FLL box
+    fll_calls: list[tuple[int, np.ndarray]] = field(default_factory=list)  # every one
     bt_points: dict[int, np.ndarray] = field(default_factory=dict)
     fll_points: dict[int, np.ndarray] = field(default_factory=dict)
 
@@ -99,6 +100,7 @@ class FakeNets:
         t = fid(image)
         self.calls.append(("fll", t))
         self.fll_boxes[t] = np.array(box)
+        self.fll_calls.append((t, np.array(box)))
         self.fll_points[t] = shape_in(np.asarray(box) + FLL_SHIFT)
         return self.fll_points[t]
 
@@ -242,6 +244,42 @@ def test_a_lost_frame_carries_fll_in_the_held_box_by_default() -> None:
         assert nets.frames_of("detect") == [4]
         assert np.allclose(nets.bt_at(4)["box"], results[2].box)
         assert [r.state for r in results[4:]] == ["tracked"] * 3
+
+
+def test_lost_follow_reads_a_lost_run_where_its_last_points_were() -> None:
+    """``lost_follow``: from a lost run's second frame FLL also reads the box of the last lost
+    frame's points, and FV's score picks between that and the held box. The held box itself,
+    BT's start and eq. 8's centre, does not move; a valid frame ends the run."""
+    held = BOX + 2 * (BT_SHIFT + FLL_SHIFT) + FLL_SHIFT  # after frame 2
+    scores = {3: [0.1, 0.2], 4: [0.1, 0.2, 0.3], 5: [0.1, 0.3, 0.2], 6: [0.1, 0.2, 0.3]}
+    scores[9] = [0.1, 0.2]
+    nets = FakeNets(scores=scores)
+    results = run(CRCTTracker(nets, PAPER_TIMING, init_box=BOX), 11)  # on by default
+    assert [r.state for r in results[3:8]] == ["lost"] * 4 + ["tracked"]
+
+    def fll_boxes(t: int) -> list[np.ndarray]:
+        return [box for f, box in nets.fll_calls if f == t]
+
+    assert len(fll_boxes(3)) == 1 and np.allclose(fll_boxes(3)[0], held)  # first: held box
+    # frame 4: the held box, then where frame 3's points were; FV prefers the second
+    assert np.allclose(fll_boxes(4), [held, held + FLL_SHIFT])
+    assert np.allclose(results[4].points, shape_in(held + 2 * FLL_SHIFT))
+    assert results[4].score == pytest.approx(0.3)
+    # frame 5: FV prefers the held box's answer, and frame 6 follows from there
+    assert np.allclose(fll_boxes(5), [held, held + 2 * FLL_SHIFT])
+    assert np.allclose(results[5].points, shape_in(held + FLL_SHIFT))
+    assert np.allclose(fll_boxes(6), [held, held + FLL_SHIFT])
+    for t in (4, 5, 6, 7):
+        assert np.allclose(nets.bt_at(t)["box"], held)
+    # a new lost run starts from the held box again, with one FLL call
+    assert results[9].state == "lost"
+    assert len(fll_boxes(9)) == 1 and np.allclose(fll_boxes(9)[0], results[8].box)
+    # off: one FLL call per lost frame, always in the held box
+    nets = FakeNets(scores={3: [0.1, 0.2], 4: [0.1, 0.2], 5: [0.1, 0.3]})
+    config = replace(PAPER_TIMING, lost_follow=False)
+    results = run(CRCTTracker(nets, config, init_box=BOX), 6)
+    assert [len([1 for f, _ in nets.fll_calls if f == t]) for t in (3, 4, 5)] == [1, 1, 1]
+    assert np.allclose(results[4].points, shape_in(held + FLL_SHIFT))
 
 
 def test_lost_points_is_checked() -> None:
@@ -405,6 +443,33 @@ def test_a_track_lost_for_reacquire_frames_takes_the_nearest_detection_wherever(
     assert not np.allclose(nets.bt_at(9)["box"], there.box) and tracker.redetections == 0
     with pytest.raises(ValueError, match="reacquire"):
         CRCTTracker(nets, TrackerConfig(reacquire=-1))
+
+
+def test_gate_growth_widens_eq8_per_lost_frame_and_a_valid_frame_narrows_it() -> None:
+    """``gate_growth``: TB + growth x the lost run; a face found at ratio 1.5 (beyond the
+    paper's gate) is taken from the third lost frame with growth 0.3, never without."""
+    valid = BOX + 2 * (BT_SHIFT + FLL_SHIFT) + FLL_SHIFT  # after frame 2
+    there = det(moved(valid, 75.0))  # ratio 1.5 of the held box's diagonal (50)
+    scores = {t: 0.05 for t in (3, 4)}
+    detections = {t: [there] for t in range(4, 9)}
+    nets = FakeNets(scores=scores, detections=detections)
+    config = replace(PAPER_TIMING, gate_growth=0.3, reacquire=0)
+    tracker = CRCTTracker(nets, config, init_box=BOX)
+    gates = []
+    for t in range(8):
+        gates.append(tracker.gate)
+        tracker.step(frame(t))
+    # lost at 3 and 4: frame 4 looks with 1.3, frame 5 with 1.6 and takes the face
+    assert gates[:6] == pytest.approx([1.0, 1.0, 1.0, 1.0, 1.3, 1.6])
+    assert not np.allclose(nets.bt_at(4)["box"], there.box)
+    assert np.array_equal(nets.bt_at(5)["box"], there.box) and tracker.redetections == 1
+    assert tracker.gate == 1.0 and tracker.lost_run == 0  # found again: the paper's gate
+    nets = FakeNets(scores=scores, detections=detections)
+    tracker = CRCTTracker(nets, replace(config, gate_growth=0.0), init_box=BOX)
+    run(tracker, 8)
+    assert tracker.redetections == 0
+    with pytest.raises(ValueError, match="gate-growth"):
+        CRCTTracker(nets, TrackerConfig(gate_growth=-1.0))
 
 
 def test_a_rejected_redetection_falls_back_to_fll_in_the_detection_box() -> None:

@@ -44,6 +44,8 @@ SETTINGS_KEYS: tuple[str, ...] = (
     "check_refined",
     "redetect_on_loss",
     "lost_points",
+    "lost_follow",
+    "gate_growth",
     "backfill",
     "blend",
     "flip",

@@ -58,7 +58,7 @@ from crct_cli.bench.video_bench import (
 )
 from crct_cli.errors import CrctError
 from crct_cli.metrics import NORMALIZATIONS
-from crct_cli.tracking.tracker import BT_REUSE
+from crct_cli.tracking.tracker import BT_REUSE, GATE_GROWTH
 
 #: The papers' SeqBT (CRCT IV: 2 and 4 scored best).
 DEFAULT_SEQ_BT = 2
@@ -89,6 +89,8 @@ class DatasetRequest:
     check_refined: bool = True  #: video methods: crct track's --check-refined
     redetect_on_loss: bool = True  #: video methods: crct track's --redetect-on-loss
     lost_points: str = "fll"  #: video methods: crct track's --lost-points
+    lost_follow: bool = True  #: video methods: crct track's --lost-follow
+    gate_growth: float = GATE_GROWTH  #: video methods: crct track's --gate-growth
     blend: bool = True  #: video methods: crct track's --blend (FLL's two stages averaged)
     flip: bool = False  #: video methods: crct track's --flip (FLL's mirrored pass too)
     bt_reuse: float = BT_REUSE  #: video methods: crct track's --bt-reuse
@@ -108,6 +110,8 @@ class DatasetRequest:
             "check_refined": self.check_refined,
             "redetect_on_loss": self.redetect_on_loss,
             "lost_points": self.lost_points,
+            "lost_follow": self.lost_follow,
+            "gate_growth": self.gate_growth,
         }
 
 

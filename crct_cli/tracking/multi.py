@@ -211,12 +211,12 @@ class MultiTracker:
 
     @property
     def _track_config(self) -> TrackerConfig:
-        """Each track's Algorithm 1; with several faces, a long-lost track never opens its gate
-        (``reacquire``): the face it lost is found again as a new track, and ``reattach``
-        gives it back its id, while a stranger gets an id of its own."""
+        """Each track's Algorithm 1; with several faces, a lost track's gate neither opens
+        (``reacquire``) nor widens (``gate_growth``): the face it lost is found again as a new
+        track, and ``reattach`` gives it back its id, while a stranger gets an id of its own."""
         if self.multi.single:
             return self.config
-        return dataclasses.replace(self.config, reacquire=0)
+        return dataclasses.replace(self.config, reacquire=0, gate_growth=0.0)
 
     @property
     def _validates(self) -> bool:
