@@ -61,6 +61,30 @@ def test_video_benchmark_reports_jitter(tmp_path: Path, make_video: Callable[...
     assert per_seq[("002", "crct")]["jitter_pairs"] == 3
 
 
+def test_a_run_of_several_methods_gives_the_jitter_on_the_pairs_all_have_on_the_face(
+    tmp_path: Path, make_video: Callable[..., Path]
+) -> None:
+    """Each method's "on face" mean runs over its own pairs; beside it, the mean over the pairs
+    every method of the run has on the face, where they compare like with like."""
+    from crct_cli.bench.report import video_tables
+
+    root = tmp_path / "300vw"
+    make_sequence(make_video, root, "001", 6, seq=1)
+    make_sequence(make_video, root, "002", 4, annotated=[1, 2, 3, 4, 5], seq=2)
+    factory, _ = tracker_factory({"crct": OFFSETS}, {"001": 1, "002": 2})
+    result = run_dataset(DatasetRequest("300vw", root=root, methods="crct,bt"), factory).result
+    crct, bt = (result.groups["all"][m].jitter for m in ("crct", "bt"))
+    # bt sits on the truth: every pair of its own is on the face, 4 of them for crct too
+    assert bt.pairs_ok == 8 and bt.pairs_shared == 4 and bt.mean_shared == pytest.approx(0.0)
+    assert crct.pairs_shared == 4 and crct.mean_shared == pytest.approx(crct.mean_ok)
+    assert result.to_json()["landmarks"]["all"]["crct"]["jitter_ok_shared_pairs"] == 4
+    headers = [c.header for c in video_tables(result)[-1].columns]
+    assert "all on face, shared" in headers
+    alone = run_dataset(DatasetRequest("300vw", root=root, methods="crct"), factory).result
+    assert alone.groups["all"]["crct"].jitter.pairs_shared is None
+    assert "all on face, shared" not in [c.header for c in video_tables(alone)[-1].columns]
+
+
 def test_pts_folders_of_video_frames_report_jitter(tmp_path: Path) -> None:
     """``crct benchmark --pred DIR --gt DIR`` on frame files (a per-frame tool's output)."""
     from crct_cli.bench.pts_compare import compare_pts_folders
@@ -105,11 +129,11 @@ def test_a_peer_s_folder_gives_the_jitter_on_the_pairs_both_tools_have_on_the_fa
     # ours on the face everywhere: pairs 1-2 (0.02), 2-3, 3-4 (0), 4-5 (0.04)
     assert j.pairs_ok == 4 and j.mean_ok == pytest.approx(0.015)
     # the peer is off the face on frames 1 and 5: 2-3 and 3-4 remain
-    assert j.pairs_both == 2 and j.mean_both == pytest.approx(0.0)
+    assert j.pairs_shared == 2 and j.mean_shared == pytest.approx(0.0)
     doc = result.to_json()
-    assert doc["jitter_ok_both_pairs"] == 2 and doc["jitter_ok_both"] == pytest.approx(0.0)
-    assert "on face, both" in [c.header for c in results_tables(result)[1].columns]
+    assert doc["jitter_ok_shared_pairs"] == 2 and doc["jitter_ok_shared"] == pytest.approx(0.0)
+    assert "on face, shared" in [c.header for c in results_tables(result)[1].columns]
     alone = compare_pts_folders(tmp_path / "ours", tmp_path / "gt")
-    assert alone.jitter is not None and alone.jitter.pairs_both is None
-    assert "jitter_ok_both" not in alone.to_json()
-    assert "on face, both" not in [c.header for c in results_tables(alone)[1].columns]
+    assert alone.jitter is not None and alone.jitter.pairs_shared is None
+    assert "jitter_ok_shared" not in alone.to_json()
+    assert "on face, shared" not in [c.header for c in results_tables(alone)[1].columns]

@@ -141,7 +141,7 @@ def compare_pts_folders(
     the landmarks, not which face the tool listed first. ``common_with``: score only the
     ground-truth files that this other folder of predictions (a peer's) answered, so that two
     tools are compared on the same faces; for video frames the jitter is also taken over the
-    pairs both tools have on the face (``jitter_ok_both``).
+    pairs both tools have on the face (``jitter_ok_shared``).
 
     Raises :class:`CrctError` for a missing folder, no ground truth, no pair at all, a
     malformed file (naming it) or degenerate ground truth.
@@ -274,12 +274,12 @@ def results_tables(result: PtsComparison) -> list[Table]:
     for name in ("files", "missing", "mean NME", "median NME", f"AUC@{t}", f"failure >{t}"):
         overall.add_column(name, justify="right")
     j = result.jitter
-    both = j is not None and j.pairs_both is not None
+    shared = j is not None and j.pairs_shared is not None
     if j is not None:  # consecutive video frames
         overall.add_column("jitter", justify="right")
         overall.add_column("jitter on face", justify="right")
-    if both:  # --common-with: the pairs both tools have on the face
-        overall.add_column("on face, both", justify="right")
+    if shared:  # --common-with: the pairs both tools have on the face
+        overall.add_column("on face, shared", justify="right")
     overall.add_row(
         str(s.count),
         str(s.missing),
@@ -295,6 +295,6 @@ def results_tables(result: PtsComparison) -> list[Table]:
                 f"{j.mean_ok:.4f}" if j.pairs_ok else "-",
             ]
         ),
-        *([f"{j.mean_both:.4f}" if j.pairs_both else "-"] if both and j is not None else []),
+        *([f"{j.mean_shared:.4f}" if j.pairs_shared else "-"] if shared and j else []),
     )
     return [files, overall]

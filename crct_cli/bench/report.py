@@ -285,19 +285,26 @@ def video_tables(result: VideoBenchResult) -> list[Table]:
             ],
         )
         boxes.add_row(m, *[f"{result.groups[g][m].success_auc:.4f}" for g in groups])
+    shared = len(result.methods) > 1  # and the pairs every method has on the face
     jitter = _titled(
         f"{result.dataset}: jitter, frame-to-frame point motion less the ground truth's, "
-        f"per box diagonal (all pairs / pairs within {t})"
+        f"per box diagonal (all pairs / pairs within {t}"
+        + (f" / pairs within {t} for every method)" if shared else ")")
     )
     jitter.add_column("method")
     for g in groups:
         jitter.add_column(f"{g} jitter", justify="right")
         jitter.add_column(f"{g} on face", justify="right")
+        if shared:
+            jitter.add_column(f"{g} on face, shared", justify="right")
     for m in result.methods:
-        jitter.add_row(
-            m,
-            *[c for g in groups for c in _jitter_cells(result.groups[g][m].jitter)],
-        )
+        cells = []
+        for g in groups:
+            j = result.groups[g][m].jitter
+            cells += _jitter_cells(j)
+            if shared:
+                cells.append(f"{j.mean_shared:.4f}" if j is not None and j.pairs_shared else "-")
+        jitter.add_row(m, *cells)
     return [landmarks, boxes, jitter]
 
 

@@ -85,23 +85,24 @@ class JitterSummary:
     mean: float  #: NaN when there is no pair
     pairs_ok: int  #: of those, pairs whose two frames are within the failure threshold
     mean_ok: float
-    #: with a peer (``--common-with``): the pairs on the face for both tools, and the mean there
-    pairs_both: int | None = None
-    mean_both: float | None = None
+    #: beside other tools (``--common-with``, or the other methods of a benchmark run): the
+    #: pairs every one of them has on the face, and this tool's mean there
+    pairs_shared: int | None = None
+    mean_shared: float | None = None
 
     def to_json(self) -> dict[str, object]:
-        both = {}
-        if self.pairs_both is not None:
-            both = {
-                "jitter_ok_both": finite_or_none(self.mean_both),
-                "jitter_ok_both_pairs": self.pairs_both,
+        shared = {}
+        if self.pairs_shared is not None:
+            shared = {
+                "jitter_ok_shared": finite_or_none(self.mean_shared),
+                "jitter_ok_shared_pairs": self.pairs_shared,
             }
         return {
             "jitter": finite_or_none(self.mean),
             "jitter_pairs": self.pairs,
             "jitter_ok": finite_or_none(self.mean_ok),
             "jitter_ok_pairs": self.pairs_ok,
-            **both,
+            **shared,
         }
 
 
@@ -109,31 +110,31 @@ def summarize_jitter(
     jitter: np.ndarray,
     worst_error: np.ndarray,
     threshold: float,
-    peer_worst_error: np.ndarray | None = None,
+    others_worst_error: np.ndarray | None = None,
 ) -> JitterSummary:
     """``jitter`` per pair (NaN: not a pair) and the larger NME of each pair's two frames.
 
-    ``peer_worst_error``: the same for another tool on the same pairs; the mean is then also
-    taken over the pairs both tools have on the face. Each tool's own "on the face" mean is
-    taken over a different set of pairs, and a tool that keeps hard frames on the face (that
-    another loses) adds hard pairs to its own mean: only the shared pairs compare steadiness.
+    ``others_worst_error``: the largest of the same for the other tools on the same pairs; the
+    mean is then also taken over the pairs every tool has on the face. Each tool's own "on the
+    face" mean runs over its own pairs, and a tool that keeps hard frames on the face (that
+    another loses) adds hard pairs to its mean: only the shared pairs compare steadiness.
     """
     j = np.asarray(jitter, dtype=np.float64).ravel()
     w = np.asarray(worst_error, dtype=np.float64).ravel()
     present = np.isfinite(j)
     ok = present & (w <= threshold)
-    pairs_both, mean_both = None, None
-    if peer_worst_error is not None:
-        both = ok & (np.asarray(peer_worst_error, dtype=np.float64).ravel() <= threshold)
-        pairs_both = int(both.sum())
-        mean_both = float(j[both].mean()) if both.any() else float("nan")
+    pairs_shared, mean_shared = None, None
+    if others_worst_error is not None:
+        shared = ok & (np.asarray(others_worst_error, dtype=np.float64).ravel() <= threshold)
+        pairs_shared = int(shared.sum())
+        mean_shared = float(j[shared].mean()) if shared.any() else float("nan")
     return JitterSummary(
         pairs=int(present.sum()),
         mean=float(j[present].mean()) if present.any() else float("nan"),
         pairs_ok=int(ok.sum()),
         mean_ok=float(j[ok].mean()) if ok.any() else float("nan"),
-        pairs_both=pairs_both,
-        mean_both=mean_both,
+        pairs_shared=pairs_shared,
+        mean_shared=mean_shared,
     )
 
 
@@ -173,10 +174,12 @@ def score_group(
     threshold: float,
     ious: np.ndarray | None = None,
     jitter: tuple[np.ndarray, np.ndarray] | None = None,
+    others_worst: np.ndarray | None = None,
 ) -> GroupScore:
     """Summarise the per-frame (or per-image) errors of a group; ``inf`` = missing = failure.
 
-    ``jitter`` is (jitter per pair, larger NME of the pair), see :func:`summarize_jitter`.
+    ``jitter`` is (jitter per pair, larger NME of the pair), and ``others_worst`` the largest
+    NME of the other methods on the same pairs: see :func:`summarize_jitter`.
     """
     score = GroupScore(
         group=group,
@@ -189,5 +192,5 @@ def score_group(
         score.success_auc = success_auc(ious)
         score.success = success_curve(ious)[1]
     if jitter is not None:
-        score.jitter = summarize_jitter(jitter[0], jitter[1], threshold)
+        score.jitter = summarize_jitter(jitter[0], jitter[1], threshold, others_worst)
     return score

@@ -300,6 +300,10 @@ def run_video_benchmark(
             continue
         result.groups[group] = {}
         result.group_members[group] = members
+        worst = {
+            spec.name: np.concatenate([runs[(n, spec.name)].jitter_worst for n in members])
+            for spec in specs
+        }
         for spec in specs:
             group_runs = [runs[(n, spec.name)] for n in members]
             result.groups[group][spec.name] = score_group(
@@ -313,5 +317,16 @@ def run_video_benchmark(
                     np.concatenate([r.jitter for r in group_runs]),
                     np.concatenate([r.jitter_worst for r in group_runs]),
                 ),
+                _others_worst(worst, spec.name),
             )
     return result
+
+
+def _others_worst(worst: dict[str, np.ndarray], method: str) -> np.ndarray | None:
+    """The largest NME of each pair over the methods other than ``method`` (the same pairs of
+    the same frames for every method), or None when it runs alone: the pairs all of them have
+    on the face, where their jitter compares like with like."""
+    others = [w for name, w in worst.items() if name != method]
+    if not others or any(w.shape != worst[method].shape for w in others):
+        return None
+    return np.maximum.reduce(others)
