@@ -313,10 +313,7 @@ def run_video_benchmark(
                 np.concatenate([r.errors for r in group_runs]),
                 threshold,
                 np.concatenate([r.ious for r in group_runs]),
-                (
-                    np.concatenate([r.jitter for r in group_runs]),
-                    np.concatenate([r.jitter_worst for r in group_runs]),
-                ),
+                (np.concatenate([r.jitter for r in group_runs]), worst[spec.name]),
                 _others_worst(worst, spec.name),
             )
     return result
