@@ -11,7 +11,7 @@ module imports no backend.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -107,10 +107,13 @@ class Aligner:
             out = 0.5 * (both[:n] + mirrored)
         return (out + 0.5) * size
 
-    def _through(self, image: np.ndarray, mats: list[np.ndarray], model: Any) -> np.ndarray:
-        """Warp the crops, clean them (FADeNN), localise, and map the points back."""
+    def _through(
+        self, images: Sequence[np.ndarray], mats: list[np.ndarray], model: Any
+    ) -> np.ndarray:
+        """Warp the crops (each from its own image), clean them (FADeNN), localise, and map
+        the points back."""
         size = model.config.input_size
-        batch = np.stack([geometry.warp(image, m, size) for m in mats])
+        batch = np.stack([geometry.warp(im, m, size) for im, m in zip(images, mats, strict=True)])
         if self.denoiser is not None:
             batch = self.denoiser(batch)
         pred = self._predict(batch, model)
@@ -118,14 +121,14 @@ class Aligner:
             [geometry.apply(geometry.invert(m), p) for m, p in zip(mats, pred, strict=True)]
         )
 
-    def _once(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    def _once(self, images: Sequence[np.ndarray], boxes: np.ndarray) -> np.ndarray:
         mats = []
         for box in boxes:
             center, side = geometry.box_center_size(box)
             mats.append(geometry.crop_matrix(center, side * self.context, self.size))
-        return self._through(image, mats, self.model)
+        return self._through(images, mats, self.model)
 
-    def _upright(self, image: np.ndarray, points: np.ndarray) -> np.ndarray:
+    def _upright(self, images: Sequence[np.ndarray], points: np.ndarray) -> np.ndarray:
         """The second stage: eye-levelled crops around the current estimates."""
         assert self.refiner is not None
         cfg = self.refiner.config
@@ -133,19 +136,25 @@ class Aligner:
         for p in points:
             center, side, angle = upright_frame(p)
             mats.append(geometry.crop_matrix(center, side * cfg.context, cfg.input_size, angle))
-        return self._through(image, mats, self.refiner)
+        return self._through(images, mats, self.refiner)
 
     def __call__(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         """(N, 4) boxes -> (N, 68, 2) points in image pixels."""
         boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        return self.align_many([image] * len(boxes), boxes)
+
+    def align_many(self, images: Sequence[np.ndarray], boxes: np.ndarray) -> np.ndarray:
+        """One box in each of N images -> (N, 68, 2) points: one batch through each stage
+        (``crct train fv --fll-answers`` reads many training frames at once)."""
+        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
         if len(boxes) == 0:
             return np.zeros((0, 68, 2))
-        first = points = self._once(image, boxes)
+        first = points = self._once(images, boxes)
         for _ in range(self.config.refine):
             if self.refiner is not None:
-                points = self._upright(image, points)
+                points = self._upright(images, points)
             else:
-                points = self._once(image, np.stack([box_from_points(p) for p in points]))
+                points = self._once(images, np.stack([box_from_points(p) for p in points]))
         if self.config.blend and self.config.refine > 0:
             points = 0.5 * (first + points)
         return points

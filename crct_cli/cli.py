@@ -1283,6 +1283,17 @@ def train_fv(
     lr: Annotated[float, typer.Option(help="Peak learning rate (AdamW, cosine).")] = 2e-3,
     degradation: Degradation = 0.25,
     stack: Stack = 0.0,
+    fll_answers: Annotated[
+        float,
+        typer.Option(
+            help="Share of each batch made of what FV is asked at run time: FLL's answers "
+            "(the shipped localiser, both stages) in boxes shifted off the face, labelled by "
+            "their error. 0: true and displaced shapes only (the papers').",
+            min=0.0,
+            max=1.0,
+            metavar="SHARE",
+        ),
+    ] = 0.0,
     seed: Seed = 0,
     out: OutFile = None,
     checkpoint: Checkpoint = None,
@@ -1296,7 +1307,14 @@ def train_fv(
     dirs, vals = _train_dirs(train, val)
     augment = AugmentConfig(shift_std=0.1, degradation=degradation, stack=stack)
     cfg = TrainFVConfig(
-        train=dirs, val=vals, batch=batch, lr=lr, seed=seed, resume=resume, augment=augment
+        train=dirs,
+        val=vals,
+        batch=batch,
+        lr=lr,
+        seed=seed,
+        resume=resume,
+        augment=augment,
+        fll_answers=fll_answers,
     )
     _train_common(cfg, steps, out, checkpoint)
     train_fv(cfg, log=_log_line)

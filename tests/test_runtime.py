@@ -512,10 +512,11 @@ def _tracked_differences(
         diffs["fv"].append(abs(score - onnx.validate(images[k], guess)))
         if score >= 0.5:
             box = box_from_points(guess)[None]
-            first = ref.aligner._once(images[k], box)
-            diffs["fll_stage1"].append(np.abs(first - onnx.aligner._once(images[k], box)))
-            second = ref.aligner._upright(images[k], first)
-            diffs["fll_stage2"].append(np.abs(second - onnx.aligner._upright(images[k], first)))
+            one = [images[k]]
+            first = ref.aligner._once(one, box)
+            diffs["fll_stage1"].append(np.abs(first - onnx.aligner._once(one, box)))
+            second = ref.aligner._upright(one, first)
+            diffs["fll_stage2"].append(np.abs(second - onnx.aligner._upright(one, first)))
             guess = ref.localize(images[k], box[0])
             diffs["fll"].append(np.abs(guess - onnx.localize(images[k], box[0])))
             nudged = ref.localize(images[k], box[0] + 1e-5)
