@@ -32,6 +32,7 @@ from crct_cli.tracking.tracker import (
     GATE_GROWTH,
     LOST_POINTS,
     MODES,
+    STRETCHED_LOOK,
     TrackerConfig,
     check_bt_reuse,
     check_gate_growth,
@@ -88,6 +89,9 @@ class Tracker:
     ``relaxed_redetect``: a lost face that MTCNN does not find again (or at once, with
     ``redetect_on_loss``) is looked for once more with MTCNN's more sensitive settings
     (degraded footage; still gated by eq. 8 and FV).
+    ``stretched_look``: when that more sensitive look finds nothing, it looks at the frame
+    once more with each colour channel stretched to the full range (a washed-out or
+    colour-cast face); gated and checked the same way.
     ``reacquire``: once lost this many frames (each valid frame between takes one off), the
     single target takes the detection nearest its held box wherever it is (0: eq. 8's gate
     always, as in the paper).
@@ -139,6 +143,7 @@ class Tracker:
         backend: str = "auto",
         int8: bool = True,
         relaxed_redetect: bool = True,
+        stretched_look: bool = STRETCHED_LOOK,
         reacquire: int = 25,
         redetect_fallback: bool = True,
         check_refined: bool = True,
@@ -168,6 +173,7 @@ class Tracker:
         check_bt_reuse(bt_reuse)
         self.backfill = backfill
         self.blend, self.flip, self.bt_reuse = blend, flip, bt_reuse
+        self.stretched_look = stretched_look
         self.config = TrackerConfig(
             tb=tb,
             tc=tc,
@@ -198,6 +204,7 @@ class Tracker:
                 int8=int8,
                 align=dataclasses.replace(TRACK_ALIGN, blend=blend, flip=flip),
                 bt_reuse=bt_reuse,
+                stretched_look=stretched_look,
             )
         self.networks = networks
         self._engine = MultiTracker(networks, self.config, self.multi, self.init_box)
@@ -286,6 +293,7 @@ class Tracker:
             "blend": self.blend,
             "flip": self.flip,
             "bt_reuse": self.bt_reuse,
+            "stretched_look": self.stretched_look,
         }
 
     # -- still images ---------------------------------------------------------------------

@@ -252,6 +252,14 @@ def track(
             "paper's re-detection alone.",
         ),
     ] = True,
+    stretched_look: Annotated[
+        bool,
+        typer.Option(
+            help="When that more sensitive look finds nothing, look at the frame once more "
+            "with each colour channel stretched to the full range (a washed-out or "
+            "colour-cast face); eq. 8 and FV still guard the result.",
+        ),
+    ] = False,
     reacquire: Annotated[
         int,
         typer.Option(
@@ -444,6 +452,7 @@ def track(
         "backend": backend,
         "int8": int8,
         "relaxed_redetect": relaxed_redetect,
+        "stretched_look": stretched_look,
         "reacquire": reacquire,
         "redetect_fallback": redetect_fallback,
         "check_refined": check_refined,
@@ -925,6 +934,7 @@ def benchmark(
             "a second, more sensitive MTCNN look; --no-relaxed-redetect: the paper's alone.",
         ),
     ] = True,
+    stretched_look: Annotated[bool, _as_track("--stretched-look")] = False,
     reacquire: Annotated[
         int,
         typer.Option(
@@ -1022,6 +1032,7 @@ def benchmark(
             max_frames=max_frames,
             int8=int8,
             relaxed_redetect=relaxed_redetect,
+            stretched_look=stretched_look,
             reacquire=reacquire,
             redetect_fallback=redetect_fallback,
             check_refined=check_refined,

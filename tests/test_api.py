@@ -213,11 +213,11 @@ def test_the_command_line_s_defaults_are_the_tracker_s() -> None:
     api, cli_track, cli_bench = defaults(Tracker), defaults(track), defaults(benchmark)
     shared = (set(api) & set(cli_track)) - {"faces"}
     assert {"bt_reuse", "blend", "flip", "check_refined", "backfill", "reacquire"} <= shared
-    assert {"redetect_on_loss", "lost_follow", "gate_growth"} <= shared
+    assert {"redetect_on_loss", "lost_follow", "gate_growth", "stretched_look"} <= shared
     assert {k: cli_track[k] for k in shared} == {k: api[k] for k in shared}
     tracked = (set(api) & set(cli_bench)) - {"faces", "seq_bt"}  # per method in the benchmark
     assert {"bt_reuse", "blend", "check_refined", "lost_points", "int8"} <= tracked
-    assert {"redetect_on_loss", "lost_follow", "gate_growth"} <= tracked
+    assert {"redetect_on_loss", "lost_follow", "gate_growth", "stretched_look"} <= tracked
     assert {k: cli_bench[k] for k in tracked} == {k: api[k] for k in tracked}
 
 
@@ -237,6 +237,8 @@ def test_re_detection_options_reach_algorithm_1_and_track_json() -> None:
     from crct_cli.batch.worker import settings_of  # a change of it re-runs a batch's videos
 
     assert settings_of({})["redetect_on_loss"] is True
+    assert settings_of({"stretched_look": True})["stretched_look"] is True
+    assert Tracker(networks=object(), stretched_look=True).describe()["stretched_look"] is True
     assert settings_of({"redetect_on_loss": False})["redetect_on_loss"] is False
     held = Tracker(networks=object(), lost_follow=False, gate_growth=0.3)
     assert held.config.lost_follow is False and held.config.gate_growth == 0.3

@@ -306,10 +306,12 @@ def test_dataset_multi_runs_every_method_and_rescoring_its_csv_agrees(
         blend: bool,
         flip: bool,
         bt_reuse: float,
+        stretched_look: bool,
         **redetection: Any,
     ) -> Callable[[MethodSpec], ScriptedTracker]:
         assert redetection == bench_runner.DatasetRequest("multi").redetection  # the defaults
         assert blend and not flip and bt_reuse == 0.05  # crct track's defaults
+        assert stretched_look is False
 
         def make(spec: MethodSpec) -> ScriptedTracker:
             made.append(spec.name)

@@ -39,6 +39,7 @@ SETTINGS_KEYS: tuple[str, ...] = (
     "max_lost",
     "int8",
     "relaxed_redetect",
+    "stretched_look",
     "reacquire",
     "redetect_fallback",
     "check_refined",

@@ -29,7 +29,14 @@ from crct_cli.io.datasets import VideoSequence
 from crct_cli.io.video import Frame
 from crct_cli.runtime.iid import VARIANTS
 from crct_cli.tracking.detector import Detection
-from crct_cli.tracking.tracker import BT_REUSE, MODES, CRCTTracker, Networks, TrackerConfig
+from crct_cli.tracking.tracker import (
+    BT_REUSE,
+    MODES,
+    STRETCHED_LOOK,
+    CRCTTracker,
+    Networks,
+    TrackerConfig,
+)
 
 #: FADeNN's denoiser variants (issue 4): D (one DAE), S (single-task classifier), M (multi-task).
 DENOISE_VARIANTS: tuple[str, ...] = VARIANTS
@@ -195,16 +202,19 @@ def video_factory(
     blend: bool = True,
     flip: bool = False,
     bt_reuse: float = BT_REUSE,
+    stretched_look: bool = STRETCHED_LOOK,
     **redetection: Any,
 ) -> VideoFactory:
     """Real video methods on ``device``, with the papers' thresholds and ``SeqBT``; ``int8``,
-    ``blend``, ``flip``, ``bt_reuse`` and the re-detection options (``TrackerConfig``'s names)
-    as ``crct track`` (its defaults)."""
+    ``blend``, ``flip``, ``bt_reuse``, ``stretched_look`` and the re-detection options
+    (``TrackerConfig``'s names) as ``crct track`` (its defaults)."""
 
     def make(spec: MethodSpec) -> VideoMethod:
         config = TrackerConfig(tb=tb, tc=tc, seq_bt=seq_bt, mode=spec.mode, **redetection)
         align = dataclasses.replace(TRACK_ALIGN, blend=blend, flip=flip)
-        nets = build_networks(spec, device, int8=int8, align=align, bt_reuse=bt_reuse)
+        nets = build_networks(
+            spec, device, int8=int8, align=align, bt_reuse=bt_reuse, stretched_look=stretched_look
+        )
         return TrackerMethod(nets, config)
 
     return make

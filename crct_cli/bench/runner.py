@@ -58,7 +58,7 @@ from crct_cli.bench.video_bench import (
 )
 from crct_cli.errors import CrctError
 from crct_cli.metrics import NORMALIZATIONS
-from crct_cli.tracking.tracker import BT_REUSE, GATE_GROWTH
+from crct_cli.tracking.tracker import BT_REUSE, GATE_GROWTH, STRETCHED_LOOK
 
 #: The papers' SeqBT (CRCT IV: 2 and 4 scored best).
 DEFAULT_SEQ_BT = 2
@@ -84,6 +84,7 @@ class DatasetRequest:
     max_frames: int | None = None
     int8: bool = True  #: video methods: BT and FLL's first stage on int8 graphs (crct track's)
     relaxed_redetect: bool = True  #: video methods: crct track's second, more sensitive look
+    stretched_look: bool = STRETCHED_LOOK  #: video methods: crct track's --stretched-look
     reacquire: int = 25  #: video methods: crct track's --reacquire (0: never)
     redetect_fallback: bool = True  #: video methods: crct track's --redetect-fallback
     check_refined: bool = True  #: video methods: crct track's --check-refined
@@ -98,7 +99,12 @@ class DatasetRequest:
     @property
     def fll(self) -> dict[str, Any]:
         """How the video methods run FLL and BT, as ``crct_cli.Tracker`` names the options."""
-        return {"blend": self.blend, "flip": self.flip, "bt_reuse": self.bt_reuse}
+        return {
+            "blend": self.blend,
+            "flip": self.flip,
+            "bt_reuse": self.bt_reuse,
+            "stretched_look": self.stretched_look,
+        }
 
     @property
     def redetection(self) -> dict[str, Any]:

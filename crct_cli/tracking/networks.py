@@ -24,8 +24,13 @@ from crct_cli.errors import CrctError
 from crct_cli.models.weights import WEIGHTS_DIR
 from crct_cli.runtime import Runtime, split_state, stack_states
 from crct_cli.runtime.nets import fv_crop
-from crct_cli.tracking.detector import RELAXED_MIN_SCORE, RELAXED_THRESHOLDS, Detection
-from crct_cli.tracking.tracker import check_bt_reuse
+from crct_cli.tracking.detector import (
+    RELAXED_MIN_SCORE,
+    RELAXED_THRESHOLDS,
+    Detection,
+    stretch_contrast,
+)
+from crct_cli.tracking.tracker import STRETCHED_LOOK, check_bt_reuse
 
 
 def resolve_device(name: str) -> Any:
@@ -96,6 +101,10 @@ class CRCTNetworks:
     crop was cut at by less than ``bt_reuse`` of its side (in centre and in size), BT cuts the
     next frame at the earlier box instead and reuses that crop's features: half of BT's trunk
     on most frames of real video (0: never; the paper's crops).
+
+    ``stretched_look``: the sensitive look (``detect(relaxed=True)``), when it finds nothing,
+    looks once more at the frame with its colours stretched
+    (:func:`~crct_cli.tracking.detector.stretch_contrast`): a washed-out or colour-cast face.
     """
 
     def __init__(
@@ -110,9 +119,11 @@ class CRCTNetworks:
         threads: int | None = None,
         int8: bool = False,
         bt_reuse: float = 0.0,
+        stretched_look: bool = STRETCHED_LOOK,
     ) -> None:
         check_bt_reuse(bt_reuse)
         self.bt_reuse = bt_reuse
+        self.stretched_look = stretched_look
         self.cut: CutCrops | None = None  #: BT's current crops of the last frame
         self.runtime = Runtime(backend, device, weights_dir, threads)
         self.engine = self.runtime.engine
@@ -151,11 +162,15 @@ class CRCTNetworks:
         return timed
 
     def detect(self, image: np.ndarray, relaxed: bool = False) -> list[Detection]:
-        """MTCNN's faces; ``relaxed``: its more sensitive settings, to re-find a lost face."""
+        """MTCNN's faces; ``relaxed``: its more sensitive settings, to re-find a lost face,
+        on the frame and then (``stretched_look``) on its colours stretched."""
         with _Timer(self.timings, "detect"):
-            if relaxed:
-                return self.detector(image, RELAXED_MIN_SCORE, RELAXED_THRESHOLDS)
-            return self.detector(image)
+            if not relaxed:
+                return self.detector(image)
+            found = self.detector(image, RELAXED_MIN_SCORE, RELAXED_THRESHOLDS)
+            if found or not self.stretched_look:
+                return found
+            return self.detector(stretch_contrast(image), RELAXED_MIN_SCORE, RELAXED_THRESHOLDS)
 
     # One face (the ``Networks`` protocol): a batch of one, so both paths give the same points.
 

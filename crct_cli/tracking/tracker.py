@@ -96,6 +96,11 @@ from crct_cli.tracking.detector import Detection
 #: (:class:`crct_cli.tracking.networks.CRCTNetworks`; docs/benchmarks.md).
 BT_REUSE = 0.05
 
+#: ``crct track --stretched-look``'s default: the sensitive re-detection also looks at the
+#: frame with its colours stretched (:class:`crct_cli.tracking.networks.CRCTNetworks`;
+#: docs/benchmarks.md, session 20).
+STRETCHED_LOOK = False
+
 
 def check_bt_reuse(value: float) -> None:
     """``--bt-reuse`` is a share of the box side: 0 (never) up to 0.5."""
