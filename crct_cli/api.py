@@ -124,7 +124,8 @@ class Tracker:
     face, and then get FLL's points in that face's first box, marked ``lost`` (0: they stay
     without a face, as in the paper).
     ``networks`` replaces the shipped networks (anything with the one-face ``Networks`` or
-    the batched calls); ``blend``, ``flip`` and ``bt_reuse`` are then theirs to decide.
+    the batched calls); ``blend``, ``flip``, ``bt_reuse`` and ``stretched_look`` are then
+    theirs to decide.
     """
 
     def __init__(
