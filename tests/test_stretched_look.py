@@ -1,7 +1,7 @@
 """The sensitive look's last try: MTCNN on the frame with its colours stretched.
 
-A washed-out, colour-cast frame (the sample photograph at a seventh of its contrast under a
-teal cast) hides the face from MTCNN's usual and sensitive looks; stretched, it is found, and
+A washed-out, colour-cast frame (the sample photograph at 15% of its contrast under a teal
+cast) hides the face from MTCNN's usual and sensitive looks; stretched, it is found, and
 only when ``stretched_look`` asks for it.
 """
 
@@ -24,7 +24,7 @@ from crct_cli.tracking.detector import (
 from crct_cli.tracking.networks import CRCTNetworks
 
 ROOT = Path(__file__).resolve().parents[1]
-#: The astronaut's face: the box of FLL's 68 points on the sample, rounded.
+#: The centre of the astronaut's face: of the box of FLL's 68 points on the sample, rounded.
 FACE_CENTRE = np.array([225.0, 133.0])
 
 
