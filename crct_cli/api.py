@@ -27,6 +27,7 @@ import numpy as np
 
 from crct_cli.errors import CrctError
 from crct_cli.tracking.multi import Face, MultiConfig, MultiTracker
+from crct_cli.tracking.smoothing import SMOOTH, FaceSmoother, SmoothConfig
 from crct_cli.tracking.tracker import (
     BT_REUSE,
     GATE_GROWTH,
@@ -119,6 +120,11 @@ class Tracker:
     frame, BT cuts this frame at the last frame's box and reuses that crop's features for its
     previous crop: half of BT's work on most frames of real video (0: never, the paper's
     crops; :class:`crct_cli.tracking.networks.CRCTNetworks`).
+    ``smooth``: each face's shape (its points once the pose is taken out) goes through a One
+    Euro filter while the track goes on, its pose never delayed: steadier points that still
+    follow a fast head and a fast mouth (:mod:`crct_cli.tracking.smoothing`); ``smooth_cutoff``
+    (Hz, lower is steadier) and ``smooth_beta`` (higher follows fast expressions more closely)
+    tune it; ``False``: every frame's points as the networks gave them.
     ``backfill``: :meth:`track` only: when a video's first frames show no face the detector
     can find, up to this many of them (and :data:`BACKFILL_MB` of pixels) wait for the first
     face, and then get FLL's points in that face's first box, marked ``lost`` (0: they stay
@@ -156,6 +162,9 @@ class Tracker:
         blend: bool = True,
         flip: bool = False,
         bt_reuse: float = BT_REUSE,
+        smooth: bool = SMOOTH,
+        smooth_cutoff: float = SmoothConfig.min_cutoff,
+        smooth_beta: float = SmoothConfig.beta,
         weights_dir: str | os.PathLike[str] | None = None,
         networks: Any = None,
     ) -> None:
@@ -172,6 +181,10 @@ class Tracker:
         if backfill < 0:
             raise CrctError(f"--backfill must be >= 0 frames (0: none), got {backfill}")
         check_bt_reuse(bt_reuse)
+        smoothing = SmoothConfig(min_cutoff=smooth_cutoff, beta=smooth_beta)
+        smoothing.check()
+        self.smooth = smooth
+        self.smoother = FaceSmoother(smoothing) if smooth else None
         self.backfill = backfill
         self.blend, self.flip, self.bt_reuse = blend, flip, bt_reuse
         self.stretched_look = stretched_look
@@ -218,6 +231,8 @@ class Tracker:
     def reset(self) -> None:
         """Forget every face: the next frame starts a new video (ids from 0 again)."""
         self._engine.reset()
+        if self.smoother is not None:
+            self.smoother.reset()
         self._index, self._clock = 0, None
 
     def step(self, rgb: np.ndarray, time_s: float | None = None) -> TrackedFrame:
@@ -232,7 +247,7 @@ class Tracker:
         if self._clock is None:
             self._clock = now
         t = now - self._clock if time_s is None else float(time_s)
-        faces = self._engine.step(image)
+        faces = self._smoothed(self._engine.step(image), t)
         frame = TrackedFrame(self._index, t, faces)
         self._index += 1
         return frame
@@ -248,7 +263,7 @@ class Tracker:
         waiting: list[TrackedFrame] = []  # the first frames, faceless, while a face may come
         found = self.backfill == 0
         for decoded in prefetch_frames(iter_frames(Path(video), max_frames)):
-            faces = self._engine.step(decoded.image)
+            faces = self._smoothed(self._engine.step(decoded.image), decoded.time)
             self._index = decoded.index + 1
             frame = TrackedFrame(decoded.index, decoded.time, faces, decoded.image)
             if found:
@@ -266,6 +281,9 @@ class Tracker:
                 while len(waiting) > room:
                     yield waiting.pop(0)
         yield from waiting  # no face in the whole video
+
+    def _smoothed(self, faces: list[Face], time_s: float) -> list[Face]:
+        return faces if self.smoother is None else self.smoother(faces, time_s)
 
     @property
     def redetections(self) -> int:
@@ -295,6 +313,9 @@ class Tracker:
             "flip": self.flip,
             "bt_reuse": self.bt_reuse,
             "stretched_look": self.stretched_look,
+            "smooth": self.smooth,
+            "smooth_cutoff": None if self.smoother is None else self.smoother.config.min_cutoff,
+            "smooth_beta": None if self.smoother is None else self.smoother.config.beta,
         }
 
     # -- still images ---------------------------------------------------------------------

@@ -350,6 +350,29 @@ def track(
             metavar="SHARE",
         ),
     ] = 0.05,
+    smooth: Annotated[
+        bool,
+        typer.Option(
+            help="Smooth each face's shape over the frames its track follows (a One Euro "
+            "filter on the points with the head's pose taken out, so a fast head is never "
+            "delayed): steadier points; --no-smooth: each frame's points as FLL gave them.",
+        ),
+    ] = True,
+    smooth_cutoff: Annotated[
+        float,
+        typer.Option(
+            help="--smooth: the filter's cutoff for a still face; lower is steadier.",
+            metavar="HZ",
+        ),
+    ] = 2.5,
+    smooth_beta: Annotated[
+        float,
+        typer.Option(
+            help="--smooth: how much faster points (a mouth opening) raise their cutoff; "
+            "higher follows fast expressions more closely.",
+            metavar="BETA",
+        ),
+    ] = 5.0,
     workers: Annotated[
         int | None,
         typer.Option(
@@ -420,6 +443,7 @@ def track(
     from crct_cli.batch.runner import BatchOptions
     from crct_cli.batch.worker import WorkerSpec, settings_of
     from crct_cli.runtime.backend import BACKENDS, DEVICES
+    from crct_cli.tracking.smoothing import SmoothConfig
     from crct_cli.tracking.tracker import check_bt_reuse, check_gate_growth
 
     _check_mode(mode)
@@ -436,6 +460,7 @@ def track(
         raise CrctError(f"--backfill must be >= 0 frames (0: none), got {backfill}")
     check_bt_reuse(bt_reuse)
     check_gate_growth(gate_growth)
+    SmoothConfig(min_cutoff=smooth_cutoff, beta=smooth_beta).check()
     options = BatchOptions(engine, workers, threads, overwrite, ray_address, gpus_per_worker)
     options.check()
     tracker_options: dict[str, Any] = {
@@ -464,6 +489,9 @@ def track(
         "blend": blend,
         "flip": flip,
         "bt_reuse": bt_reuse,
+        "smooth": smooth,
+        "smooth_cutoff": smooth_cutoff,
+        "smooth_beta": smooth_beta,
     }
     jobs = discover(videos, out)
     console = Console(stderr=True, highlight=False)
@@ -951,6 +979,9 @@ def benchmark(
     blend: Annotated[bool, _as_track("--blend")] = True,
     flip: Annotated[bool, _as_track("--flip")] = False,
     bt_reuse: Annotated[float, _as_track("--bt-reuse", metavar="SHARE")] = 0.05,
+    smooth: Annotated[bool, _as_track("--smooth")] = True,
+    smooth_cutoff: Annotated[float, _as_track("--smooth-cutoff", metavar="HZ")] = 2.5,
+    smooth_beta: Annotated[float, _as_track("--smooth-beta", metavar="BETA")] = 5.0,
     faces: Annotated[
         str,
         typer.Option(
@@ -1043,13 +1074,18 @@ def benchmark(
             blend=blend,
             flip=flip,
             bt_reuse=bt_reuse,
+            smooth=smooth,
+            smooth_cutoff=smooth_cutoff,
+            smooth_beta=smooth_beta,
         )
         from crct_cli.api import check_lost_points
+        from crct_cli.tracking.smoothing import SmoothConfig
         from crct_cli.tracking.tracker import check_bt_reuse, check_gate_growth
 
         check_lost_points(lost_points)
         check_bt_reuse(bt_reuse)
         check_gate_growth(gate_growth)
+        SmoothConfig(min_cutoff=smooth_cutoff, beta=smooth_beta).check()
         run_dataset_command(request, out)
         return
     dataset_only.update({"--methods": methods, "--seq-bt": seq_bt})

@@ -26,6 +26,7 @@ from crct_cli.io.openface_csv import COLUMNS, read_landmarks_csv
 from crct_cli.io.track_json import read_track_json
 from crct_cli.io.video import VideoWriter, iter_frames
 from crct_cli.landmarks import box_from_points
+from crct_cli.tracking.smoothing import ShapeFilter
 from crct_cli.tracking.tracker import CRCTTracker, TrackerConfig
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
@@ -56,8 +57,10 @@ def two_faces(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_one_face_gives_algorithm_1s_points_run_face_by_face(tracker: Tracker) -> None:
+    """... then smoothed (``smooth``, on by default) by the shape's filter, on tracked frames."""
     nets = tracker.networks
     reference = CRCTTracker(nets, TrackerConfig())
+    smoothing = ShapeFilter()
     frames = list(tracker.track(VIDEO, max_frames=N_FRAMES))
     assert [f.index for f in frames] == list(range(N_FRAMES))
     states = []
@@ -66,7 +69,9 @@ def test_one_face_gives_algorithm_1s_points_run_face_by_face(tracker: Tracker) -
         assert got.time == pytest.approx(decoded.time)
         (face,) = got.faces
         assert face.face_id == 0 and face.state == ref.state
-        assert np.abs(face.points - ref.points).max() < 1e-3
+        smoothed = smoothing(ref.points, decoded.time, ref.state == "tracked")
+        expected = smoothed if ref.state == "tracked" else ref.points
+        assert np.abs(face.points - expected).max() < 1e-3
         states.append(face.state)
     assert states[0] == "redetected" and states.count("tracked") > N_FRAMES // 2
 
@@ -144,12 +149,15 @@ def test_step_and_reset_for_frames_the_caller_decoded(tracker: Tracker) -> None:
     tracker.reset()
     first = [tracker.step(im, time_s=i / 10) for i, im in enumerate(images)]
     tracker.reset()
-    again = [tracker.step(im) for im in images]
+    again = [tracker.step(im, time_s=i / 10) for i, im in enumerate(images)]
     assert [f.index for f in first] == [f.index for f in again] == list(range(5))
     assert [f.time for f in first] == pytest.approx([0.0, 0.1, 0.2, 0.3, 0.4])
-    assert again[0].time == 0.0 and again[-1].time >= 0.0
     for a, b in zip(first, again, strict=True):
         assert np.array_equal(a.faces[0].points, b.faces[0].points)
+    tracker.reset()  # without times, the seconds since the first frame (and the smoothing's)
+    clocked = [tracker.step(im) for im in images[:2]]
+    assert clocked[0].time == 0.0 and clocked[1].time > 0.0
+    assert np.array_equal(clocked[0].faces[0].points, first[0].faces[0].points)
 
 
 def test_step_copies_a_frame_decoded_into_the_previous_frame_s_buffer(tracker: Tracker) -> None:
@@ -157,13 +165,13 @@ def test_step_copies_a_frame_decoded_into_the_previous_frame_s_buffer(tracker: T
     that hands over fresh arrays: the tracker keeps its own copy of the previous frame."""
     images = [f.image for f in iter_frames(VIDEO, 6)]
     tracker.reset()
-    fresh = [tracker.step(im.copy()) for im in images]
+    fresh = [tracker.step(im.copy(), time_s=i / 25) for i, im in enumerate(images)]
     tracker.reset()
     buffer = np.empty_like(images[0])
     reused = []
-    for im in images:
+    for i, im in enumerate(images):
         buffer[...] = im
-        reused.append(tracker.step(buffer))
+        reused.append(tracker.step(buffer, time_s=i / 25))
     assert [f.faces[0].state for f in fresh][1:].count("tracked") >= 3  # BT ran on them
     for a, b in zip(fresh, reused, strict=True):
         assert np.array_equal(a.faces[0].points, b.faces[0].points)
@@ -214,10 +222,12 @@ def test_the_command_line_s_defaults_are_the_tracker_s() -> None:
     shared = (set(api) & set(cli_track)) - {"faces"}
     assert {"bt_reuse", "blend", "flip", "check_refined", "backfill", "reacquire"} <= shared
     assert {"redetect_on_loss", "lost_follow", "gate_growth", "stretched_look"} <= shared
+    assert {"smooth", "smooth_cutoff", "smooth_beta"} <= shared
     assert {k: cli_track[k] for k in shared} == {k: api[k] for k in shared}
     tracked = (set(api) & set(cli_bench)) - {"faces", "seq_bt"}  # per method in the benchmark
     assert {"bt_reuse", "blend", "check_refined", "lost_points", "int8"} <= tracked
     assert {"redetect_on_loss", "lost_follow", "gate_growth", "stretched_look"} <= tracked
+    assert {"smooth", "smooth_cutoff", "smooth_beta"} <= tracked
     assert {k: cli_bench[k] for k in tracked} == {k: api[k] for k in tracked}
 
 

@@ -51,6 +51,9 @@ SETTINGS_KEYS: tuple[str, ...] = (
     "blend",
     "flip",
     "bt_reuse",
+    "smooth",
+    "smooth_cutoff",
+    "smooth_beta",
     "init_box",
 )
 

@@ -27,8 +27,10 @@ from crct_cli.aligner import STILL_ALIGN, TRACK_ALIGN
 from crct_cli.errors import CrctError
 from crct_cli.io.datasets import VideoSequence
 from crct_cli.io.video import Frame
+from crct_cli.landmarks import box_from_points
 from crct_cli.runtime.iid import VARIANTS
 from crct_cli.tracking.detector import Detection
+from crct_cli.tracking.smoothing import SMOOTH, ShapeFilter, SmoothConfig
 from crct_cli.tracking.tracker import (
     BT_REUSE,
     MODES,
@@ -162,10 +164,14 @@ ImageFactory = Callable[[MethodSpec], ImageMethod]
 class TrackerMethod:
     """The real video method: :class:`CRCTTracker` (Algorithm 1) over the given networks."""
 
-    def __init__(self, nets: Networks, config: TrackerConfig) -> None:
+    def __init__(
+        self, nets: Networks, config: TrackerConfig, smoothing: SmoothConfig | None = None
+    ) -> None:
         self.nets = nets
         self.config = config
         self.tracker: CRCTTracker | None = None
+        #: ``crct track --smooth``: the same filter over this one face's points
+        self.smoother = None if smoothing is None else ShapeFilter(smoothing)
 
     @property
     def weight_files(self) -> dict[str, str]:
@@ -173,11 +179,19 @@ class TrackerMethod:
 
     def start(self, sequence: VideoSequence, init_box: np.ndarray | None) -> None:
         self.tracker = CRCTTracker(self.nets, self.config, init_box)
+        if self.smoother is not None:
+            self.smoother.reset()
 
     def step(self, frame: Frame) -> FramePrediction:
         assert self.tracker is not None, "start() first"
         result = self.tracker.step(frame.image)
-        return FramePrediction(result.points, result.box)
+        if self.smoother is None or result.points is None:
+            return FramePrediction(result.points, result.box)
+        tracked = result.state == "tracked"
+        points = self.smoother(result.points, frame.time, tracked)
+        if not tracked:
+            return FramePrediction(result.points, result.box)
+        return FramePrediction(points, box_from_points(points))
 
 
 def build_networks(spec: MethodSpec, device: Any, **options: Any) -> Any:
@@ -203,11 +217,15 @@ def video_factory(
     flip: bool = False,
     bt_reuse: float = BT_REUSE,
     stretched_look: bool = STRETCHED_LOOK,
+    smooth: bool = SMOOTH,
+    smooth_cutoff: float = SmoothConfig.min_cutoff,
+    smooth_beta: float = SmoothConfig.beta,
     **redetection: Any,
 ) -> VideoFactory:
     """Real video methods on ``device``, with the papers' thresholds and ``SeqBT``; ``int8``,
-    ``blend``, ``flip``, ``bt_reuse``, ``stretched_look`` and the re-detection options
-    (``TrackerConfig``'s names) as ``crct track`` (its defaults)."""
+    ``blend``, ``flip``, ``bt_reuse``, ``stretched_look``, the smoothing and the re-detection
+    options (``TrackerConfig``'s names) as ``crct track`` (its defaults)."""
+    smoothing = SmoothConfig(min_cutoff=smooth_cutoff, beta=smooth_beta) if smooth else None
 
     def make(spec: MethodSpec) -> VideoMethod:
         config = TrackerConfig(tb=tb, tc=tc, seq_bt=seq_bt, mode=spec.mode, **redetection)
@@ -215,7 +233,7 @@ def video_factory(
         nets = build_networks(
             spec, device, int8=int8, align=align, bt_reuse=bt_reuse, stretched_look=stretched_look
         )
-        return TrackerMethod(nets, config)
+        return TrackerMethod(nets, config, smoothing)
 
     return make
 

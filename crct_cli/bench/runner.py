@@ -58,6 +58,7 @@ from crct_cli.bench.video_bench import (
 )
 from crct_cli.errors import CrctError
 from crct_cli.metrics import NORMALIZATIONS
+from crct_cli.tracking.smoothing import SMOOTH, SmoothConfig
 from crct_cli.tracking.tracker import BT_REUSE, GATE_GROWTH, STRETCHED_LOOK
 
 #: The papers' SeqBT (CRCT IV: 2 and 4 scored best).
@@ -95,15 +96,22 @@ class DatasetRequest:
     blend: bool = True  #: video methods: crct track's --blend (FLL's two stages averaged)
     flip: bool = False  #: video methods: crct track's --flip (FLL's mirrored pass too)
     bt_reuse: float = BT_REUSE  #: video methods: crct track's --bt-reuse
+    smooth: bool = SMOOTH  #: video methods: crct track's --smooth (the shape's One Euro filter)
+    smooth_cutoff: float = SmoothConfig.min_cutoff  #: video methods: crct track's --smooth-cutoff
+    smooth_beta: float = SmoothConfig.beta  #: video methods: crct track's --smooth-beta
 
     @property
     def fll(self) -> dict[str, Any]:
-        """How the video methods run FLL and BT, as ``crct_cli.Tracker`` names the options."""
+        """How the video methods run FLL and BT and smooth their points, as
+        ``crct_cli.Tracker`` names the options."""
         return {
             "blend": self.blend,
             "flip": self.flip,
             "bt_reuse": self.bt_reuse,
             "stretched_look": self.stretched_look,
+            "smooth": self.smooth,
+            "smooth_cutoff": self.smooth_cutoff,
+            "smooth_beta": self.smooth_beta,
         }
 
     @property
