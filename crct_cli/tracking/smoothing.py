@@ -22,11 +22,15 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from crct_cli.errors import CrctError
 from crct_cli.landmarks import box_from_points
+
+if TYPE_CHECKING:
+    from crct_cli.tracking.multi import Face
 
 #: ``crct track --smooth``'s default (docs/benchmarks.md, session 21).
 SMOOTH = True
@@ -123,10 +127,10 @@ class FaceSmoother:
     def reset(self) -> None:
         self.filters.clear()
 
-    def __call__(self, faces: list, time: float) -> list:
-        """``faces`` (:class:`crct_cli.tracking.multi.Face`) of one frame, their points
-        smoothed where their track went on; a face absent from a frame starts afresh."""
-        out = []
+    def __call__(self, faces: list[Face], time: float) -> list[Face]:
+        """One frame's faces, their points smoothed where their track went on; a face absent
+        from a frame starts afresh when it is back."""
+        out: list[Face] = []
         seen = set()
         for face in faces:
             if face.points is None:
