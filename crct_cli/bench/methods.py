@@ -27,10 +27,10 @@ from crct_cli.aligner import STILL_ALIGN, TRACK_ALIGN
 from crct_cli.errors import CrctError
 from crct_cli.io.datasets import VideoSequence
 from crct_cli.io.video import Frame
-from crct_cli.landmarks import box_from_points
 from crct_cli.runtime.iid import VARIANTS
 from crct_cli.tracking.detector import Detection
-from crct_cli.tracking.smoothing import SMOOTH, ShapeFilter, SmoothConfig
+from crct_cli.tracking.multi import Face
+from crct_cli.tracking.smoothing import SMOOTH, FaceSmoother, SmoothConfig
 from crct_cli.tracking.tracker import (
     BT_REUSE,
     MODES,
@@ -171,7 +171,7 @@ class TrackerMethod:
         self.config = config
         self.tracker: CRCTTracker | None = None
         #: ``crct track --smooth``: the same filter over this one face's points
-        self.smoother = None if smoothing is None else ShapeFilter(smoothing)
+        self.smoother = None if smoothing is None else FaceSmoother(smoothing)
 
     @property
     def weight_files(self) -> dict[str, str]:
@@ -185,13 +185,11 @@ class TrackerMethod:
     def step(self, frame: Frame) -> FramePrediction:
         assert self.tracker is not None, "start() first"
         result = self.tracker.step(frame.image)
-        if self.smoother is None or result.points is None:
+        if self.smoother is None:
             return FramePrediction(result.points, result.box)
-        tracked = result.state == "tracked"
-        points = self.smoother(result.points, frame.time, tracked)
-        if not tracked:
-            return FramePrediction(result.points, result.box)
-        return FramePrediction(points, box_from_points(points))
+        face = Face(0, result.points, result.box, result.score, result.state)
+        (face,) = self.smoother([face], frame.time)
+        return FramePrediction(face.points, face.box)
 
 
 def build_networks(spec: MethodSpec, device: Any, **options: Any) -> Any:
