@@ -79,9 +79,9 @@ class ShapeFilter:
         self.reset()
 
     def reset(self) -> None:
-        self._shape: np.ndarray | None = None  # filtered normalised shape (complex, 68)
-        self._speed: np.ndarray | None = None  # its filtered speed, radii per second
-        self._time: float | None = None
+        #: the filtered normalised shape (complex, one per point), its filtered speed (radii
+        #: per second) and the time of the last frame; None until a track starts
+        self._state: tuple[np.ndarray, np.ndarray, float] | None = None
 
     def __call__(self, points: np.ndarray, time: float, continued: bool) -> np.ndarray:
         """Smoothed ``points`` (N, 2) at ``time`` seconds; ``continued``: the same track went
@@ -93,17 +93,12 @@ class ShapeFilter:
         if not np.isfinite(radius) or radius < 1e-6:
             self.reset()
             return raw
-        dt = None if self._time is None else time - self._time
-        shape, speed = self._shape, self._speed
-        if (
-            not continued
-            or shape is None
-            or speed is None
-            or dt is None
-            or not 0.0 < dt <= self.config.max_gap
-        ):
-            self._shape, self._speed, self._time = z / radius, np.zeros(len(z)), time
+        state = self._state if continued else None
+        if state is None or not 0.0 < time - state[2] <= self.config.max_gap:
+            self._state = (z / radius, np.zeros(len(z)), time)  # the filter starts here
             return raw
+        shape, speed, last = state
+        dt = time - last
         # the rotation that lays this frame's shape best onto the filtered one
         turn = np.vdot(z, shape)
         rotation = turn / abs(turn) if abs(turn) > 0 else 1.0
@@ -112,7 +107,7 @@ class ShapeFilter:
         velocity = (current - shape) / dt
         speed = speed + _alpha(c.d_cutoff, dt) * (np.abs(velocity) - speed)
         shape = shape + _alpha(c.min_cutoff + c.beta * speed, dt) * (current - shape)
-        self._shape, self._speed, self._time = shape, speed, time
+        self._state = (shape, speed, time)
         out = shape / rotation * radius
         return np.stack([out.real, out.imag], axis=-1) + centre
 
