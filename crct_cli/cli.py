@@ -1204,6 +1204,18 @@ Shadow = Annotated[
 ]
 
 
+SmallFace = Annotated[
+    float,
+    typer.Option(
+        help="Share of training faces first brought down to a landmark box of 40-140 px "
+        "(log-uniform), as faces in video are, before the degradations: the same blur or "
+        "noise hides far more of a small face than of the photographs' 160-px one.",
+        min=0.0,
+        max=1.0,
+    ),
+]
+
+
 def _check_degradation(degradation: float, stack: float) -> None:
     if not (0 <= degradation <= 1 and 0 <= stack < 1):
         raise CrctError("--degradation must be in [0, 1] and --stack in [0, 1)")
@@ -1290,6 +1302,7 @@ def train_fll(
     degradation: Degradation = 0.25,
     stack: Stack = 0.0,
     shadow: Shadow = 0.0,
+    small_face: SmallFace = 0.0,
     seed: Seed = 0,
     out: OutFile = None,
     checkpoint: Checkpoint = None,
@@ -1315,7 +1328,9 @@ def train_fll(
         local=local,
         freeze_global=freeze_global,
         input_size=input_size,
-        augment=AugmentConfig(degradation=degradation, stack=stack, shadow=shadow),
+        augment=AugmentConfig(
+            degradation=degradation, stack=stack, shadow=shadow, small_face=small_face
+        ),
     )
     _train_common(cfg, steps, out, checkpoint)
     train_fll(cfg, log=_log_line)

@@ -31,7 +31,14 @@ from crct_cli.models.weights import (
     sha256_file,
     update_manifest,
 )
-from crct_cli.train.data import NO_AUGMENT, Face, augmented_crop, photometric, shadow_band
+from crct_cli.train.data import (
+    NO_AUGMENT,
+    Face,
+    augmented_crop,
+    photometric,
+    shadow_band,
+    small_face_scale,
+)
 
 SMALL = BackboneConfig(stem=(8, 8, 16), width_a=16, width_b=32, width_c=64)
 SMALL = dataclasses.replace(SMALL, blocks_a=1, blocks_b=1, blocks_c=1)
@@ -454,6 +461,41 @@ def test_a_shadow_darkens_one_band_across_the_crop_and_keeps_what_lies_under_it(
     assert np.array_equal(never, rare) and a.random() != b.random()
     always = photometric(texture, np.random.default_rng(3), dataclasses.replace(plain, shadow=1))
     assert (always < never).any() and (always <= never).all()
+
+
+def test_a_small_face_keeps_its_points_on_their_marks_and_loses_detail() -> None:
+    """``--small-face``: the picture is brought down to a 40-140 px face before the
+    degradations; the crop frames the same square and its points still sit on their marks."""
+    marked, colours = _marked_face()  # the photographs' size: brought down almost every draw
+    image = cv2.resize(marked.image, None, fx=2, fy=2, interpolation=cv2.INTER_NEAREST)
+    fine = (np.indices(image.shape[:2]).sum(axis=0) % 2 == 1) & (image == 90).all(axis=2)
+    image[fine] = 30  # a one-pixel texture on the grey: the detail a smaller face cannot keep
+    face = Face("marks", image, (marked.points + 0.5) * 2 - 0.5)
+    side = float(max(box_from_points(face.points)[2:]))
+    assert side > 160
+    small = dataclasses.replace(NO_AUGMENT, small_face=1.0)
+    detail = []
+    for seed in range(8):
+        crop, points = augmented_crop(face, np.random.default_rng(seed), 96, 1.35, small)
+        clean, plain = augmented_crop(face, np.random.default_rng(seed), 96, 1.35, NO_AUGMENT)
+        # the same square, up to the resized grid's rounding: well under a crop pixel
+        assert np.abs(points - plain).max() < 0.5
+        for j, colour in colours.items():
+            x, y = (int(round(v)) for v in points[j])
+            near = crop[y - 1 : y + 2, x - 1 : x + 2].astype(int)
+            assert np.abs(near - colour).max(axis=2).min() <= 24, (seed, j)
+        grey = [c[np.abs(c.astype(int) - 60).max(axis=2) <= 30] for c in (crop, clean)]
+        detail.append(grey[0].std() / grey[1].std())
+    assert max(detail) < 0.5  # the texture averaged away, as on a smaller face
+    # the drawn side lies in the range; a face already smaller is left as it is; at 0 nothing
+    # is drawn, so earlier training commands reproduce their batches
+    for seed in range(20):
+        scale = small_face_scale(face.points, np.random.default_rng(seed), small)
+        assert 40.0 - 1e-6 <= scale * side <= 140.0 + 1e-6
+    tiny = Face("tiny", face.image, face.points * 0.1)
+    assert small_face_scale(tiny.points, np.random.default_rng(0), small) == 1.0
+    a, b = np.random.default_rng(5), np.random.default_rng(5)
+    assert small_face_scale(face.points, a, NO_AUGMENT) == 1.0 and a.random() == b.random()
 
 
 def test_stacked_degradations_degrade_more_and_keep_the_points() -> None:

@@ -171,6 +171,11 @@ def test_harsher_degradation_is_recorded_in_the_command_and_stacks_degradations(
     )
     assert "--degradation 1.0 --stack 0.5 --shadow 0.25" in shaded.command()
     assert "--shadow" not in harsh.command()
+    small = dataclasses.replace(
+        harsh, augment=AugmentConfig(degradation=1.0, stack=0.5, shadow=0.25, small_face=0.5)
+    )
+    assert "--shadow 0.25 --small-face 0.5" in small.command()
+    assert "--small-face" not in shaded.command()
 
     applied: list[str] = []
     real = data.random_degradation

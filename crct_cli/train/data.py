@@ -94,9 +94,26 @@ class AugmentConfig:
     grayscale: float = 0.1
     stack: float = 0.0  # chance that a degraded picture gets another degradation, repeatedly
     shadow: float = 0.0  # chance of a dark band across the crop (a shadow, a dark strip)
+    small_face: float = 0.0  # chance the face is first brought down to video size (see below)
+    small_face_px: tuple[float, float] = (40.0, 140.0)  # landmark box side drawn in, log-uniform
 
 
 NO_AUGMENT = AugmentConfig(0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+
+
+def small_face_scale(points: np.ndarray, rng: np.random.Generator, aug: AugmentConfig) -> float:
+    """The factor (at most 1) that brings the face's landmark box to a side drawn log-uniformly
+    in ``aug.small_face_px``, with probability ``aug.small_face``; 1 otherwise.
+
+    The photographs are read with a 160-px box, while faces in video are often 60-120 px: the
+    same blur or noise, in pixels, hides far more of a small face. Shrinking first makes the
+    degradations that follow (and the crop's upsampling) what FLL meets on such footage. Draws
+    nothing from ``rng`` when the share is 0, so earlier commands reproduce their weights."""
+    if aug.small_face <= 0 or rng.random() >= aug.small_face:
+        return 1.0
+    low, high = np.log(aug.small_face_px)
+    side = float(max(box_from_points(points)[2:]))
+    return min(1.0, float(np.exp(rng.uniform(low, high))) / max(side, 1.0))
 
 
 def random_similarity(
@@ -184,10 +201,11 @@ def degradation_options(aug: AugmentConfig) -> list[str]:
     """``--degradation P --stack Q [--shadow S]`` for a recorded ``crct train`` command, when
     they are not the defaults (so the commands of earlier weight files read as they did)."""
     default = AugmentConfig()
-    shadow = ["--shadow", str(aug.shadow)] if aug.shadow else []
+    extra = ["--shadow", str(aug.shadow)] if aug.shadow else []
+    extra += ["--small-face", str(aug.small_face)] if aug.small_face else []
     if (aug.degradation, aug.stack) == (default.degradation, default.stack):
-        return shadow
-    return ["--degradation", str(aug.degradation), "--stack", str(aug.stack), *shadow]
+        return extra
+    return ["--degradation", str(aug.degradation), "--stack", str(aug.stack), *extra]
 
 
 def augmented_crop(
@@ -216,13 +234,23 @@ def framed_crop(
     aug: AugmentConfig,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The crop of a given square (centre, side, angle, flip) with the appearance augmentation
-    (degradation before cropping, photometric after), and its points in crop pixels."""
+    (a smaller face and degradation before cropping, photometric after), and its points in
+    crop pixels."""
+    image, face_points = face.image, face.points
+    scale = small_face_scale(face_points, rng, aug)
+    if scale < 1.0:
+        h, w = image.shape[:2]
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        # cv2.resize maps pixel centres as (x + 0.5) * f - 0.5: the points follow exactly
+        factor = np.array([size[0] / w, size[1] / h])
+        face_points = (face_points + 0.5) * factor - 0.5
+        center, side = (center + 0.5) * factor - 0.5, side * scale
     matrix = geometry.crop_matrix(center, side, out_size, angle, flip)
-    image = face.image
     if aug.degradation > 0:
         image = training_degradation(image, rng, aug)
     crop = geometry.warp(image, matrix, out_size)
-    points = geometry.apply(matrix, face.points)
+    points = geometry.apply(matrix, face_points)
     if flip:
         points = points[list(FLIP_PERMUTATION)]
     return photometric(crop, rng, aug), points
