@@ -198,8 +198,8 @@ def training_degradation(
 
 
 def degradation_options(aug: AugmentConfig) -> list[str]:
-    """``--degradation P --stack Q [--shadow S]`` for a recorded ``crct train`` command, when
-    they are not the defaults (so the commands of earlier weight files read as they did)."""
+    """``--degradation P --stack Q [--shadow S] [--small-face F]`` for a recorded ``crct train``
+    command, when they are not the defaults (so earlier weight files' commands read as they did)."""
     default = AugmentConfig()
     extra = ["--shadow", str(aug.shadow)] if aug.shadow else []
     extra += ["--small-face", str(aug.small_face)] if aug.small_face else []
