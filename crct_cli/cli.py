@@ -1216,6 +1216,18 @@ SmallFace = Annotated[
 ]
 
 
+MotionBlur = Annotated[
+    float,
+    typer.Option(
+        help="Share of training faces smeared along a straight path of 2-60% of the face's "
+        "side (log-uniform, any direction), as a camera smears a face that moves fast, before "
+        "the degradations.",
+        min=0.0,
+        max=1.0,
+    ),
+]
+
+
 def _check_degradation(degradation: float, stack: float) -> None:
     if not (0 <= degradation <= 1 and 0 <= stack < 1):
         raise CrctError("--degradation must be in [0, 1] and --stack in [0, 1)")
@@ -1303,6 +1315,7 @@ def train_fll(
     stack: Stack = 0.0,
     shadow: Shadow = 0.0,
     small_face: SmallFace = 0.0,
+    motion_blur: MotionBlur = 0.0,
     seed: Seed = 0,
     out: OutFile = None,
     checkpoint: Checkpoint = None,
@@ -1329,7 +1342,11 @@ def train_fll(
         freeze_global=freeze_global,
         input_size=input_size,
         augment=AugmentConfig(
-            degradation=degradation, stack=stack, shadow=shadow, small_face=small_face
+            degradation=degradation,
+            stack=stack,
+            shadow=shadow,
+            small_face=small_face,
+            motion_blur=motion_blur,
         ),
     )
     _train_common(cfg, steps, out, checkpoint)

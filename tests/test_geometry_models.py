@@ -35,6 +35,8 @@ from crct_cli.train.data import (
     NO_AUGMENT,
     Face,
     augmented_crop,
+    motion_blur_length,
+    motion_smear,
     photometric,
     shadow_band,
     small_face_scale,
@@ -496,6 +498,49 @@ def test_a_small_face_keeps_its_points_on_their_marks_and_loses_detail() -> None
     assert small_face_scale(tiny.points, np.random.default_rng(0), small) == 1.0
     a, b = np.random.default_rng(5), np.random.default_rng(5)
     assert small_face_scale(face.points, a, NO_AUGMENT) == 1.0 and a.random() == b.random()
+
+
+def test_a_motion_smear_spreads_a_dot_along_one_line_centred_where_it_was() -> None:
+    """``--motion-blur``: the exposure's path is a straight line of the drawn length, centred
+    on the face (the truth is the middle of the exposure), and no light is lost."""
+    dot = np.zeros((121, 121, 3), np.float32)  # float: no rounding of the spread light
+    dot[60, 60] = 255
+    directions = []
+    for length in (4.0, 12.0, 40.0):
+        for seed in range(4):
+            out = motion_smear(dot, length, np.random.default_rng(seed))[..., 0].astype(float)
+            ys, xs = np.nonzero(out > 1e-4)
+            w = out[ys, xs]
+            assert abs(w.sum() - 255) < 0.05 * 255  # the light is kept
+            centre = np.array([(xs * w).sum(), (ys * w).sum()]) / w.sum()
+            assert np.abs(centre - 60).max() < 0.05  # centred where the dot was
+            spread = np.linalg.eigh(np.cov(np.stack([xs, ys]), aweights=w))
+            extent = np.sqrt(12 * spread[0])  # a uniform segment's length from its variance
+            assert length - 1 < extent[1] < length + 3 and extent[0] < 2.5  # one thin line
+            directions.append(np.abs(spread[1][:, 1]))
+    assert np.ptp(np.array(directions)[:, 0]) > 0.5  # drawn in different directions
+
+
+def test_a_smeared_crop_keeps_its_points_and_loses_sharpness() -> None:
+    """A smeared face's crop frames the same square with the same points; the smear takes
+    away edges; its length is drawn in range; at share 0 nothing is drawn."""
+    face, _ = _marked_face()
+    side = float(max(box_from_points(face.points)[2:]))
+    smeared = dataclasses.replace(NO_AUGMENT, motion_blur=1.0, motion_blur_len=(0.1, 0.3))
+    for seed in range(6):
+        crop, points = augmented_crop(face, np.random.default_rng(seed), 96, 1.35, smeared)
+        clean, plain = augmented_crop(face, np.random.default_rng(seed), 96, 1.35, NO_AUGMENT)
+        assert np.array_equal(points, plain)
+
+        def edges(c: np.ndarray) -> float:  # gradient energy: any blur lowers it
+            c = c.astype(float)
+            return float((np.diff(c, axis=0) ** 2).sum() + (np.diff(c, axis=1) ** 2).sum())
+
+        assert edges(crop) < 0.6 * edges(clean)
+        length = motion_blur_length(face.points, np.random.default_rng(seed), smeared)
+        assert 0.1 * side - 1e-6 <= length <= 0.3 * side + 1e-6
+    a, b = np.random.default_rng(5), np.random.default_rng(5)
+    assert motion_blur_length(face.points, a, NO_AUGMENT) == 0.0 and a.random() == b.random()
 
 
 def test_stacked_degradations_degrade_more_and_keep_the_points() -> None:

@@ -176,6 +176,11 @@ def test_harsher_degradation_is_recorded_in_the_command_and_stacks_degradations(
     )
     assert "--shadow 0.25 --small-face 0.5" in small.command()
     assert "--small-face" not in shaded.command()
+    smeared = dataclasses.replace(
+        harsh, augment=dataclasses.replace(small.augment, motion_blur=0.5)
+    )
+    assert "--small-face 0.5 --motion-blur 0.5" in smeared.command()
+    assert "--motion-blur" not in small.command()
 
     applied: list[str] = []
     real = data.random_degradation

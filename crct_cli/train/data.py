@@ -96,6 +96,8 @@ class AugmentConfig:
     shadow: float = 0.0  # chance of a dark band across the crop (a shadow, a dark strip)
     small_face: float = 0.0  # chance the face is first brought down to video size (see below)
     small_face_px: tuple[float, float] = (40.0, 140.0)  # landmark box side drawn in, log-uniform
+    motion_blur: float = 0.0  # chance the face is smeared along a straight path (see below)
+    motion_blur_len: tuple[float, float] = (0.02, 0.6)  # its length in box sides, log-uniform
 
 
 NO_AUGMENT = AugmentConfig(0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
@@ -114,6 +116,40 @@ def small_face_scale(points: np.ndarray, rng: np.random.Generator, aug: AugmentC
     low, high = np.log(aug.small_face_px)
     side = float(max(box_from_points(points)[2:]))
     return min(1.0, float(np.exp(rng.uniform(low, high))) / max(side, 1.0))
+
+
+def motion_smear(image: np.ndarray, length: float, rng: np.random.Generator) -> np.ndarray:
+    """The picture averaged along a straight path of ``length`` pixels in a random direction,
+    centred on where it was: what a camera records of a face that moves while the shutter is
+    open, with the points (the truth) at the middle of the exposure."""
+    angle = rng.uniform(0.0, np.pi)
+    half = np.array([np.cos(angle), np.sin(angle)]) * length / 2
+    size = 2 * int(np.ceil(length / 2)) + 3
+    kernel = np.zeros((size, size), np.float32)
+    c = (size - 1) / 2
+    # the path as a line drawn with 8 bits of sub-pixel precision, anti-aliased
+    a = np.round((c - half) * 256).astype(int)
+    b = np.round((c + half) * 256).astype(int)
+    cv2.line(kernel, (int(a[0]), int(a[1])), (int(b[0]), int(b[1])), 1.0, 1, cv2.LINE_AA, 8)
+    kernel = kernel + kernel[::-1, ::-1]  # symmetric about the centre: no shift of the face
+    if kernel.sum() <= 0:
+        return image
+    kernel /= kernel.sum()
+    return cv2.filter2D(image, -1, kernel, borderType=cv2.BORDER_REPLICATE)
+
+
+def motion_blur_length(points: np.ndarray, rng: np.random.Generator, aug: AugmentConfig) -> float:
+    """With probability ``aug.motion_blur``, a smear length in pixels: a share of the face's
+    landmark-box side drawn log-uniformly in ``aug.motion_blur_len``; 0 otherwise.
+
+    The photographs are sharp, while a face in video is smeared whenever it moves fast (a
+    head turning, a camera shaking); FLL that never saw a smear reads one badly even in the
+    right box. Draws nothing from ``rng`` when the share is 0, so earlier commands reproduce
+    their weights."""
+    if aug.motion_blur <= 0 or rng.random() >= aug.motion_blur:
+        return 0.0
+    low, high = np.log(aug.motion_blur_len)
+    return float(np.exp(rng.uniform(low, high))) * float(max(box_from_points(points)[2:]))
 
 
 def random_similarity(
@@ -198,11 +234,13 @@ def training_degradation(
 
 
 def degradation_options(aug: AugmentConfig) -> list[str]:
-    """``--degradation P --stack Q [--shadow S] [--small-face F]`` for a recorded ``crct train``
-    command, when they are not the defaults (so earlier weight files' commands read as they did)."""
+    """``--degradation P --stack Q [--shadow S] [--small-face F] [--motion-blur M]`` for a
+    recorded ``crct train`` command, when they are not the defaults (so earlier weight files'
+    commands read as they did)."""
     default = AugmentConfig()
     extra = ["--shadow", str(aug.shadow)] if aug.shadow else []
     extra += ["--small-face", str(aug.small_face)] if aug.small_face else []
+    extra += ["--motion-blur", str(aug.motion_blur)] if aug.motion_blur else []
     if (aug.degradation, aug.stack) == (default.degradation, default.stack):
         return extra
     return ["--degradation", str(aug.degradation), "--stack", str(aug.stack), *extra]
@@ -234,8 +272,8 @@ def framed_crop(
     aug: AugmentConfig,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The crop of a given square (centre, side, angle, flip) with the appearance augmentation
-    (a smaller face and degradation before cropping, photometric after), and its points in
-    crop pixels."""
+    (a smaller face, a motion smear and degradation before cropping, photometric after), and
+    its points in crop pixels."""
     image, face_points = face.image, face.points
     scale = small_face_scale(face_points, rng, aug)
     if scale < 1.0:
@@ -246,6 +284,9 @@ def framed_crop(
         factor = np.array([size[0] / w, size[1] / h])
         face_points = (face_points + 0.5) * factor - 0.5
         center, side = (center + 0.5) * factor - 0.5, side * scale
+    smear = motion_blur_length(face_points, rng, aug)
+    if smear > 0:
+        image = motion_smear(image, smear, rng)
     matrix = geometry.crop_matrix(center, side, out_size, angle, flip)
     if aug.degradation > 0:
         image = training_degradation(image, rng, aug)
