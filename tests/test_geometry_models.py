@@ -527,15 +527,15 @@ def test_a_smeared_crop_keeps_its_points_and_loses_sharpness() -> None:
     face, _ = _marked_face()
     side = float(max(box_from_points(face.points)[2:]))
     smeared = dataclasses.replace(NO_AUGMENT, motion_blur=1.0, motion_blur_len=(0.1, 0.3))
+
+    def edges(c: np.ndarray) -> float:  # gradient energy: any blur lowers it
+        c = c.astype(float)
+        return float((np.diff(c, axis=0) ** 2).sum() + (np.diff(c, axis=1) ** 2).sum())
+
     for seed in range(6):
         crop, points = augmented_crop(face, np.random.default_rng(seed), 96, 1.35, smeared)
         clean, plain = augmented_crop(face, np.random.default_rng(seed), 96, 1.35, NO_AUGMENT)
         assert np.array_equal(points, plain)
-
-        def edges(c: np.ndarray) -> float:  # gradient energy: any blur lowers it
-            c = c.astype(float)
-            return float((np.diff(c, axis=0) ** 2).sum() + (np.diff(c, axis=1) ** 2).sum())
-
         assert edges(crop) < 0.6 * edges(clean)
         length = motion_blur_length(face.points, np.random.default_rng(seed), smeared)
         assert 0.1 * side - 1e-6 <= length <= 0.3 * side + 1e-6
