@@ -181,6 +181,12 @@ def test_harsher_degradation_is_recorded_in_the_command_and_stacks_degradations(
     )
     assert "--small-face 0.5 --motion-blur 0.5" in smeared.command()
     assert "--motion-blur" not in small.command()
+    from crct_cli.train.bt import TrainBTConfig
+
+    bt = TrainBTConfig(train=[Path("t")], val=[Path("v")], out=Path("x/bt.pt"))
+    bt = dataclasses.replace(bt, augment=dataclasses.replace(bt.augment, motion_blur=0.5))
+    assert "--motion-blur" not in bt.command()  # BT's flag is its own shutter, not the smear
+    assert dataclasses.replace(bt, motion_blur=0.5).command().count("--motion-blur 0.5") == 1
 
     applied: list[str] = []
     real = data.random_degradation

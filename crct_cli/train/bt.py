@@ -60,7 +60,9 @@ class TrainBTConfig(TrainRun):
         init = ["--init", display_path(self.init)] if self.init is not None else []
         size = self.model.input_size
         sized = ["--input-size", str(size)] if size != BTConfig().input_size else []
-        harsh = degradation_options(self.augment)
+        # BT's sequences are cut from the still by their own code, which never reads the
+        # crop smear (``augment.motion_blur``); its --motion-blur is the sequences' shutter
+        harsh = degradation_options(dataclasses.replace(self.augment, motion_blur=0.0))
         blur = ["--motion-blur", str(self.motion_blur)] if self.motion_blur > 0 else []
         return ["--crops-per-step", str(self.crops_per_step), *init, *sized, *harsh, *blur]
 
