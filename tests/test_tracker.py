@@ -485,25 +485,51 @@ def test_a_rejected_redetection_falls_back_to_fll_in_the_detection_box() -> None
     assert np.allclose(results[4].box, found.box + FLL_SHIFT)
     assert nets.bt_at(5)["state"] is None and np.allclose(nets.bt_at(5)["box"], results[4].box)
     assert results[5].state == "tracked"
-    # both rejected: lost, with FLL's points in the detection (or BT's estimate)
-    nets = FakeNets(scores={3: 0.1, 4: [0.2, 0.3]}, detections={4: [found]})
+    # both rejected: lost, with FLL's points in the detection when FV scores them above
+    # FLL's in the held box and in the last lost points' box (or BT's estimate)
+    nets = FakeNets(scores={3: 0.1, 4: [0.2, 0.3, 0.25, 0.1]}, detections={4: [found]})
     results = run(CRCTTracker(nets, init_box=BOX), 6)
-    assert results[4].state == "lost" and np.allclose(results[4].points, nets.fll_points[4])
-    assert np.array_equal(nets.fll_boxes[4], found.box)
+    assert [n for n, t in nets.calls if t == 4] == ["detect", "bt"] + ["fv", "fll"] * 3 + ["fv"]
+    assert results[4].state == "lost" and results[4].score == pytest.approx(0.3)
+    assert np.allclose(results[4].points, shape_in(found.box + FLL_SHIFT))
     nets = FakeNets(scores={3: 0.1, 4: [0.2, 0.3]}, detections={4: [found]})
     results = run(CRCTTracker(nets, TrackerConfig(lost_points="bt"), init_box=BOX), 6)
+    assert [n for n, t in nets.calls if t == 4] == ["detect", "bt", "fv", "fll", "fv"]
     assert results[4].state == "lost" and np.allclose(results[4].points, nets.bt_points[4])
     # without the fallback FV's verdict on FLL's points is not taken: the frame stays lost
-    nets = FakeNets(scores={3: 0.1, 4: [0.2, 0.8]}, detections={4: [found]})
+    nets = FakeNets(scores={3: 0.1, 4: [0.2, 0.8, 0.3, 0.1]}, detections={4: [found]})
     results = run(CRCTTracker(nets, TrackerConfig(redetect_fallback=False), init_box=BOX), 6)
-    assert [n for n, t in nets.calls if t == 4] == ["detect", "bt", "fv", "fll", "fv"]
-    assert results[4].state == "lost" and np.allclose(results[4].points, nets.fll_points[4])
+    assert [n for n, t in nets.calls if t == 4] == ["detect", "bt"] + ["fv", "fll"] * 3 + ["fv"]
+    assert results[4].state == "lost" and results[4].score == pytest.approx(0.8)
+    assert np.allclose(results[4].points, shape_in(found.box + FLL_SHIFT))
     # and the paper's rule never asks FLL
     nets = FakeNets(scores={3: 0.1, 4: [0.2, 0.8]}, detections={4: [found]})
     config = TrackerConfig(redetect_fallback=False, lost_points="bt")
     results = run(CRCTTracker(nets, config, init_box=BOX), 6)
     assert [n for n, t in nets.calls if t == 4] == ["detect", "bt", "fv"]
     assert results[4].state == "lost"
+
+
+def test_a_rejected_redetection_writes_the_held_boxs_answer_when_fv_prefers_it() -> None:
+    """FV turns down both BT's estimate from a detection and FLL's points in it: a false
+    detection near a face that is only hard to see. The lost frame's points are FLL's in the
+    held box (the last valid one) if FV scores them higher, and the held box stays."""
+    held = BOX + 2 * (BT_SHIFT + FLL_SHIFT) + FLL_SHIFT  # the valid box after frame 2
+    found = det(moved(held, 20.0))
+    # frame 3 lost; frame 4: BT from the detection 0.2, FLL in it 0.3, in the held box 0.45,
+    # in the box of frame 3's lost points 0.1
+    nets = FakeNets(scores={3: 0.1, 4: [0.2, 0.3, 0.45, 0.1]}, detections={4: [found]})
+    tracker = CRCTTracker(nets, init_box=BOX)
+    results = run(tracker, 5)
+    fll_boxes_4 = [b for t, b in nets.fll_calls if t == 4]
+    assert np.array_equal(fll_boxes_4[0], found.box) and np.allclose(fll_boxes_4[1], held)
+    assert results[4].state == "lost" and results[4].score == pytest.approx(0.45)
+    assert np.allclose(results[4].points, shape_in(held + FLL_SHIFT))
+    # a lost frame, even one FV would pass: the held box is still the last valid one, and
+    # the next frame re-detects around it
+    assert np.allclose(tracker.box, held) and tracker.redetect
+    # the box of the points written is where the next lost frame's FLL also reads
+    assert np.allclose(tracker.lost_box, box_from_points(results[4].points))
 
 
 def test_face_leaving_view_is_awaited_where_it_was() -> None:
