@@ -516,17 +516,17 @@ def test_a_rejected_redetection_writes_the_held_boxs_answer_when_fv_prefers_it()
     held box (the last valid one) if FV scores them higher, and the held box stays."""
     held = BOX + 2 * (BT_SHIFT + FLL_SHIFT) + FLL_SHIFT  # the valid box after frame 2
     found = det(moved(held, 20.0))
-    # frame 3 lost; frame 4: BT from the detection 0.2, FLL in it 0.3, in the held box 0.45,
+    # frame 3 lost; frame 4: BT from the detection 0.2, FLL in it 0.3, in the held box 0.7,
     # in the box of frame 3's lost points 0.1
-    nets = FakeNets(scores={3: 0.1, 4: [0.2, 0.3, 0.45, 0.1]}, detections={4: [found]})
+    nets = FakeNets(scores={3: 0.1, 4: [0.2, 0.3, 0.7, 0.1]}, detections={4: [found]})
     tracker = CRCTTracker(nets, init_box=BOX)
     results = run(tracker, 5)
     fll_boxes_4 = [b for t, b in nets.fll_calls if t == 4]
     assert np.array_equal(fll_boxes_4[0], found.box) and np.allclose(fll_boxes_4[1], held)
-    assert results[4].state == "lost" and results[4].score == pytest.approx(0.45)
+    assert results[4].state == "lost" and results[4].score == pytest.approx(0.7)
     assert np.allclose(results[4].points, shape_in(held + FLL_SHIFT))
-    # a lost frame, even one FV would pass: the held box is still the last valid one, and
-    # the next frame re-detects around it
+    # still a lost frame, though FV passes the held box's answer: the held box is still the
+    # last valid one, and the next frame re-detects around it
     assert np.allclose(tracker.box, held) and tracker.redetect
     # the box of the points written is where the next lost frame's FLL also reads
     assert np.allclose(tracker.lost_box, box_from_points(results[4].points))
