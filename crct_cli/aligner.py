@@ -92,11 +92,11 @@ class Aligner:
         self.size = self.model.config.input_size
         self.context = self.model.config.context
 
-    def _predict(self, crops: np.ndarray, model: Any) -> np.ndarray:
-        """Crops -> points in crop pixels; with ``flip``, averaged with the mirrored crops'
-        (one batch of 2N)."""
+    def _predict(self, crops: np.ndarray, model: Any, flip: bool | None = None) -> np.ndarray:
+        """Crops -> points in crop pixels; with ``flip`` (None: the config's), averaged with
+        the mirrored crops' (one batch of 2N)."""
         size = model.config.input_size
-        if not self.config.flip:
+        if not (self.config.flip if flip is None else flip):
             out = model(crops)
         else:
             n = len(crops)
@@ -108,7 +108,11 @@ class Aligner:
         return (out + 0.5) * size
 
     def _through(
-        self, images: Sequence[np.ndarray], mats: list[np.ndarray], model: Any
+        self,
+        images: Sequence[np.ndarray],
+        mats: list[np.ndarray],
+        model: Any,
+        flip: bool | None = None,
     ) -> np.ndarray:
         """Warp the crops (each from its own image), clean them (FADeNN), localise, and map
         the points back."""
@@ -116,19 +120,23 @@ class Aligner:
         batch = np.stack([geometry.warp(im, m, size) for im, m in zip(images, mats, strict=True)])
         if self.denoiser is not None:
             batch = self.denoiser(batch)
-        pred = self._predict(batch, model)
+        pred = self._predict(batch, model, flip)
         return np.stack(
             [geometry.apply(geometry.invert(m), p) for m, p in zip(mats, pred, strict=True)]
         )
 
-    def _once(self, images: Sequence[np.ndarray], boxes: np.ndarray) -> np.ndarray:
+    def _once(
+        self, images: Sequence[np.ndarray], boxes: np.ndarray, flip: bool | None = None
+    ) -> np.ndarray:
         mats = []
         for box in boxes:
             center, side = geometry.box_center_size(box)
             mats.append(geometry.crop_matrix(center, side * self.context, self.size))
-        return self._through(images, mats, self.model)
+        return self._through(images, mats, self.model, flip)
 
-    def _upright(self, images: Sequence[np.ndarray], points: np.ndarray) -> np.ndarray:
+    def _upright(
+        self, images: Sequence[np.ndarray], points: np.ndarray, flip: bool | None = None
+    ) -> np.ndarray:
         """The second stage: eye-levelled crops around the current estimates."""
         assert self.refiner is not None
         cfg = self.refiner.config
@@ -136,25 +144,31 @@ class Aligner:
         for p in points:
             center, side, angle = upright_frame(p)
             mats.append(geometry.crop_matrix(center, side * cfg.context, cfg.input_size, angle))
-        return self._through(images, mats, self.refiner)
+        return self._through(images, mats, self.refiner, flip)
 
-    def __call__(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-        """(N, 4) boxes -> (N, 68, 2) points in image pixels."""
+    def __call__(
+        self, image: np.ndarray, boxes: np.ndarray, flip: bool | None = None
+    ) -> np.ndarray:
+        """(N, 4) boxes -> (N, 68, 2) points in image pixels; ``flip`` overrides the
+        config's mirrored pass for this call (the tracker asks for it on hard frames)."""
         boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-        return self.align_many([image] * len(boxes), boxes)
+        return self.align_many([image] * len(boxes), boxes, flip)
 
-    def align_many(self, images: Sequence[np.ndarray], boxes: np.ndarray) -> np.ndarray:
+    def align_many(
+        self, images: Sequence[np.ndarray], boxes: np.ndarray, flip: bool | None = None
+    ) -> np.ndarray:
         """One box in each of N images -> (N, 68, 2) points: one batch through each stage
         (``crct train fv --fll-answers`` reads many training frames at once)."""
         boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
         if len(boxes) == 0:
             return np.zeros((0, 68, 2))
-        first = points = self._once(images, boxes)
+        first = points = self._once(images, boxes, flip)
         for _ in range(self.config.refine):
             if self.refiner is not None:
-                points = self._upright(images, points)
+                points = self._upright(images, points, flip)
             else:
-                points = self._once(images, np.stack([box_from_points(p) for p in points]))
+                boxes = np.stack([box_from_points(p) for p in points])
+                points = self._once(images, boxes, flip)
         if self.config.blend and self.config.refine > 0:
             points = 0.5 * (first + points)
         return points

@@ -31,6 +31,7 @@ from crct_cli.tracking.smoothing import SMOOTH, FaceSmoother, SmoothConfig
 from crct_cli.tracking.tracker import (
     BT_REUSE,
     GATE_GROWTH,
+    LOST_FLIP,
     LOST_POINTS,
     MODES,
     STRETCHED_LOOK,
@@ -109,6 +110,8 @@ class Tracker:
     ``lost_follow``: from a lost run's second frame, FLL also reads where the last lost frame's
     points were, and FV's score picks between that answer and the held box's (a face moving
     on under a shadow is followed; the held box, BT's start and eq. 8's centre, stays).
+    ``lost_flip``: on a frame where FV rejects BT's estimate, FLL also reads the mirrored face
+    and averages (``flip`` on those frames only; one more FLL pass there).
     ``gate_growth``: eq. 8's TB widens by this much per lost frame (net of valid frames), so
     that a face lost in a fast move is taken back where it went; one face only (0.2 by
     default; 0: the paper's fixed gate).
@@ -157,6 +160,7 @@ class Tracker:
         redetect_on_loss: bool = True,
         lost_points: str = "fll",
         lost_follow: bool = True,
+        lost_flip: bool = LOST_FLIP,
         gate_growth: float = GATE_GROWTH,
         backfill: int = 50,
         blend: bool = True,
@@ -200,6 +204,7 @@ class Tracker:
             redetect_on_loss=redetect_on_loss,
             lost_points=lost_points,
             lost_follow=lost_follow,
+            lost_flip=lost_flip,
             gate_growth=gate_growth,
         )
         self.multi = MultiConfig(parse_faces(faces), detect_every, max_lost)

@@ -308,6 +308,14 @@ def track(
             "face moving on under a shadow is followed. The held box stays where it was.",
         ),
     ] = True,
+    lost_flip: Annotated[
+        bool,
+        typer.Option(
+            help="On a frame where the validator rejects BT's estimate, FLL also reads the "
+            "face mirrored and averages (as --flip does on every frame): steadier points where "
+            "the face is hard to see, one more FLL pass on those frames only.",
+        ),
+    ] = True,
     gate_growth: Annotated[
         float,
         typer.Option(
@@ -484,6 +492,7 @@ def track(
         "redetect_on_loss": redetect_on_loss,
         "lost_points": lost_points,
         "lost_follow": lost_follow,
+        "lost_flip": lost_flip,
         "gate_growth": gate_growth,
         "backfill": backfill,
         "blend": blend,
@@ -975,6 +984,7 @@ def benchmark(
     redetect_on_loss: Annotated[bool, _as_track("--redetect-on-loss")] = True,
     lost_points: Annotated[str, _as_track("--lost-points", metavar="fll|bt")] = "fll",
     lost_follow: Annotated[bool, _as_track("--lost-follow")] = True,
+    lost_flip: Annotated[bool, _as_track("--lost-flip")] = True,
     gate_growth: Annotated[float, _as_track("--gate-growth", metavar="TB")] = 0.2,
     blend: Annotated[bool, _as_track("--blend")] = True,
     flip: Annotated[bool, _as_track("--flip")] = False,
@@ -1070,6 +1080,7 @@ def benchmark(
             redetect_on_loss=redetect_on_loss,
             lost_points=lost_points,
             lost_follow=lost_follow,
+            lost_flip=lost_flip,
             gate_growth=gate_growth,
             blend=blend,
             flip=flip,

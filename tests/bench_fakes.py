@@ -143,7 +143,7 @@ class OffsetAligner:
         self.n_detect += 1
         return [] if box is None else [Detection(box, box, 0.99)]
 
-    def localize(self, image: np.ndarray, box: np.ndarray) -> np.ndarray:
+    def localize(self, image: np.ndarray, box: np.ndarray, mirrored: bool = False) -> np.ndarray:
         self.boxes.append(np.asarray(box).copy())
         dx, dy = self.offsets.get(int(round(box[0])), (0.0, 0.0))
         dx += self.darkness * (GRAY - float(image.mean()))

@@ -218,7 +218,7 @@ class SlowNets:
     def validate(self, image: np.ndarray, points: np.ndarray) -> float:
         return 0.9
 
-    def localize(self, image: np.ndarray, box: np.ndarray) -> np.ndarray:
+    def localize(self, image: np.ndarray, box: np.ndarray, mirrored: bool = False) -> np.ndarray:
         self.timings["denoise"].append(0.002)
         return shape_in(box)
 

@@ -268,7 +268,7 @@ class DriftingNets:
     def validate(self, image: np.ndarray, points: np.ndarray) -> float:
         return 0.9
 
-    def localize(self, image: np.ndarray, box: np.ndarray) -> np.ndarray:
+    def localize(self, image: np.ndarray, box: np.ndarray, mirrored: bool = False) -> np.ndarray:
         return shape_in(box)
 
 

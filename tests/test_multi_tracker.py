@@ -100,9 +100,11 @@ class World:
             [0.9 if self._on(t, box_from_points(p), 0.5) is not None else 0.1 for p in points]
         )
 
-    def localize_batch(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    def localize_batch(
+        self, image: np.ndarray, boxes: np.ndarray, mirrored: bool = False
+    ) -> np.ndarray:
         t = fid(image)
-        self.calls.append(("fll", t, len(boxes)))
+        self.calls.append(("fll-mirrored" if mirrored else "fll", t, len(boxes)))
         out = []
         for box in boxes:
             face = self._on(t, box)
@@ -320,7 +322,7 @@ def test_one_face_follows_algorithm_1_exactly() -> None:
         def validate(self, image: Any, points: Any) -> float:
             return float(world.validate_batch(image, points[None])[0])
 
-        def localize(self, image: Any, box: Any) -> Any:
+        def localize(self, image: Any, box: Any, mirrored: bool = False) -> Any:
             return world.localize_batch(image, box[None])[0]
 
     single = CRCTTracker(OneFace(), TrackerConfig())
@@ -381,10 +383,19 @@ def test_a_new_face_starts_while_another_is_lost() -> None:
 def test_a_lost_face_s_fll_joins_the_frame_s_batch() -> None:
     """With ``lost_points="fll"`` a lost track's FLL in its held box rides in the same FLL call
     as the tracked faces', and FV runs once more on the lost faces' points alone; with ``bt``
-    a lost face costs no FLL and no second FV."""
+    a lost face costs no FLL and no second FV. With ``lost_flip`` (the default) the lost
+    track's FLL reads mirrored too, in a call of its own."""
     paths = {"a": steady(50), "b": lambda t: None if 10 <= t < 14 else box_at(300)}
     world = World(dict(paths))
-    results = run(world, 12)
+    run(world, 12)
+    frame_10 = [
+        (n, b) for n, t, b in world.calls if t == 10 and n in ("bt", "fv", "fll", "fll-mirrored")
+    ]
+    assert frame_10 == [("bt", 2), ("fv", 2), ("fll", 1), ("fll-mirrored", 1), ("fv", 2)]
+    assert {t for n, t, _ in world.calls if n == "fll-mirrored"} == {10, 11}  # b's lost frames
+    no_flip = TrackerConfig(lost_flip=False)
+    world = World(dict(paths))
+    results = run(world, 12, no_flip)
     held = next(f for f in results[9] if f.face_id == 1).box
     lost = next(f for f in results[10] if f.face_id == 1)
     assert lost.state == "lost" and np.allclose(lost.box, held)  # FLL in the held box
@@ -394,11 +405,11 @@ def test_a_lost_face_s_fll_joins_the_frame_s_batch() -> None:
     # ones (check_refined) in one batch
     assert frame_10 == [("bt", 2), ("fv", 2), ("fll", 2), ("fv", 2)]
     world = World(dict(paths))
-    run(world, 12, TrackerConfig(check_refined=False))
+    run(world, 12, TrackerConfig(check_refined=False, lost_flip=False))
     frame_10 = [(n, b) for n, t, b in world.calls if t == 10 and n in ("bt", "fv", "fll")]
     assert frame_10 == [("bt", 2), ("fv", 2), ("fll", 2), ("fv", 1)]
     world = World(dict(paths))
-    run(world, 12, TrackerConfig(lost_points="bt", check_refined=False))
+    run(world, 12, TrackerConfig(lost_points="bt", check_refined=False, lost_flip=False))
     frame_10 = [(n, b) for n, t, b in world.calls if t == 10 and n in ("bt", "fv", "fll")]
     assert frame_10 == [("bt", 2), ("fv", 2), ("fll", 1)]
 
@@ -406,14 +417,19 @@ def test_a_lost_face_s_fll_joins_the_frame_s_batch() -> None:
 def test_a_track_lost_in_a_jump_takes_its_face_back_in_the_same_frame() -> None:
     """Face b jumps at frame 10 (BT loses it, FV rejects): with ``redetect_on_loss`` the track
     runs MTCNN on that frame and takes its face back at once, keeping its id, and its FLL
-    joins the other track's batch. Without it, frame 10 is lost and frame 11 re-detects."""
+    joins the other track's batch (a batch of its own when it reads mirrored, ``lost_flip``).
+    Without it, frame 10 is lost and frame 11 re-detects."""
     paths = {
         "a": steady(50),
         "b1": lambda t: box_at(300) if t < 10 else None,
         "b2": lambda t: box_at(330) if t >= 10 else None,  # IoU with b1's box < 0.3
     }
     world = World(dict(paths))
-    results = run(world, 14, detect_every=7)  # no periodic detection on frame 10
+    run(world, 14, detect_every=7)
+    frame_10 = [(n, k) for n, t, k in world.calls if t == 10 and n in ("bt", "fll", "fll-mirrored")]
+    assert frame_10 == [("bt", 2), ("fll", 1), ("fll-mirrored", 1)]
+    world = World(dict(paths))
+    results = run(world, 14, TrackerConfig(lost_flip=False), detect_every=7)  # none periodic at 10
     b = next(f for f in results[10] if f.face_id == 1)
     assert b.state == "redetected" and iou(b.box, box_at(330)) > 0.8
     assert world.per_frame("detect")[10] == 1

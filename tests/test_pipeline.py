@@ -76,7 +76,7 @@ class FaceNets:
     def validate(self, image: np.ndarray, points: np.ndarray) -> float:
         return 0.9
 
-    def localize(self, image: np.ndarray, box: np.ndarray) -> np.ndarray:
+    def localize(self, image: np.ndarray, box: np.ndarray, mirrored: bool = False) -> np.ndarray:
         return shape_in(box_at(skin_centre(image), tuple(box[2:])))
 
 

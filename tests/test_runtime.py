@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from crct_cli import geometry
+from crct_cli.aligner import AlignConfig
 from crct_cli.errors import CrctError
 from crct_cli.io.images import read_image
 from crct_cli.io.video import iter_frames
@@ -65,7 +66,7 @@ class RuntimeProbe:
     def detect(self, image: np.ndarray, relaxed: bool = False) -> list:
         return self.detector(image)
 
-    def localize(self, image: np.ndarray, box: np.ndarray) -> np.ndarray:
+    def localize(self, image: np.ndarray, box: np.ndarray, mirrored: bool = False) -> np.ndarray:
         return self.aligner(image, box[None])[0]
 
     def bt_step(self, prev: np.ndarray, cur: np.ndarray, box: np.ndarray, state):
@@ -597,3 +598,17 @@ def test_a_localizer_is_told_apart_while_another_thread_is_importing_torch(
     assert as_localizer(onnx_like) is onnx_like
     monkeypatch.setitem(sys.modules, "torch", torch)
     assert isinstance(as_localizer(model), TorchLocalizer)
+
+
+def test_a_call_can_ask_for_the_mirrored_pass(engines, frames, face_box) -> None:
+    """``Aligner(image, boxes, flip=True)`` (the tracker's ``lost_flip``) is the aligner built
+    with ``flip`` on, for that call only; ``flip=None`` keeps the config's."""
+    _, torch_rt = engines
+    plain, _, _ = torch_rt.aligner("none", AlignConfig(blend=True))
+    mirrored, _, _ = torch_rt.aligner("none", AlignConfig(blend=True, flip=True))
+    boxes = face_box[None]
+    asked = plain(frames[3], boxes, flip=True)
+    assert np.abs(asked - mirrored(frames[3], boxes)).max() < 1e-4
+    assert np.abs(plain(frames[3], boxes) - asked).max() > 0.05  # the mirror reads differently
+    assert np.array_equal(plain(frames[3], boxes), plain(frames[3], boxes, flip=None))
+    assert np.array_equal(mirrored(frames[3], boxes, flip=False), plain(frames[3], boxes))

@@ -148,7 +148,7 @@ class NoisyNets:
     def validate(self, image: np.ndarray, points: np.ndarray) -> float:
         return 0.9
 
-    def localize(self, image: np.ndarray, box: np.ndarray) -> np.ndarray:
+    def localize(self, image: np.ndarray, box: np.ndarray, mirrored: bool = False) -> np.ndarray:
         return SHAPE + 300 + self.rng.normal(0, 0.5, SHAPE.shape)
 
 

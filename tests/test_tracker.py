@@ -74,6 +74,7 @@ class FakeNets:
     fll_calls: list[tuple[int, np.ndarray]] = field(default_factory=list)  # every one
     bt_points: dict[int, np.ndarray] = field(default_factory=dict)
     fll_points: dict[int, np.ndarray] = field(default_factory=dict)
+    mirrored: list[tuple[int, bool]] = field(default_factory=list)  # (frame, mirrored) per FLL
 
     def detect(self, image: np.ndarray, relaxed: bool = False) -> list[Detection]:
         if relaxed:
@@ -96,9 +97,10 @@ class FakeNets:
         score = self.scores.get(fid(image), 0.9)
         return score.pop(0) if isinstance(score, list) else score
 
-    def localize(self, image: np.ndarray, box: np.ndarray) -> np.ndarray:
+    def localize(self, image: np.ndarray, box: np.ndarray, mirrored: bool = False) -> np.ndarray:
         t = fid(image)
         self.calls.append(("fll", t))
+        self.mirrored.append((t, mirrored))
         self.fll_boxes[t] = np.array(box)
         self.fll_calls.append((t, np.array(box)))
         self.fll_points[t] = shape_in(np.asarray(box) + FLL_SHIFT)
@@ -707,3 +709,25 @@ def test_a_lost_run_detects_once_per_frame() -> None:
     results = run(CRCTTracker(nets, init_box=BOX), 8)
     assert [r.state for r in results[3:7]] == ["lost"] * 4
     assert nets.frames_of("detect") == [3, 4, 5, 6, 7]
+
+
+def test_lost_flip_reads_mirrored_where_fv_rejects_bts_estimate() -> None:
+    """``lost_flip`` (on by default): on a frame where FV rejects BT's estimate, every FLL read
+    is asked mirrored (the look at once, the held box, the follow box); frames FV accepts are
+    read once, plainly; off, nothing is mirrored."""
+    held = BOX + 2 * (BT_SHIFT + FLL_SHIFT) + FLL_SHIFT
+    found = det(moved(held, 10.0))
+    # frame 3: FV rejects BT, the look at once finds a detection FV turns down, the held box
+    # is read; frame 4: rejected again, held and follow boxes read; frame 5 back
+    scores = {3: [0.1, 0.2, 0.3], 4: [0.1, 0.2, 0.3]}
+    nets = FakeNets(scores=scores, detections={3: [found]})
+    results = run(CRCTTracker(nets, init_box=BOX), 7)
+    states = ["redetected", "tracked", "tracked", "lost", "lost", "tracked", "tracked"]
+    assert [r.state for r in results] == states
+    flags = {t: {m for u, m in nets.mirrored if u == t} for t in range(7)}
+    assert flags[3] == flags[4] == {True} and len([u for u, _ in nets.mirrored if u == 4]) == 2
+    assert all(flags[t] == {False} for t in (0, 1, 2, 5, 6))
+    scores = {3: [0.1, 0.2, 0.3], 4: [0.1, 0.2, 0.3]}
+    nets = FakeNets(scores=scores, detections={3: [found]})
+    run(CRCTTracker(nets, TrackerConfig(lost_flip=False), init_box=BOX), 7)
+    assert not any(m for _, m in nets.mirrored)

@@ -46,6 +46,7 @@ SETTINGS_KEYS: tuple[str, ...] = (
     "redetect_on_loss",
     "lost_points",
     "lost_follow",
+    "lost_flip",
     "gate_growth",
     "backfill",
     "blend",

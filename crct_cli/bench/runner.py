@@ -59,7 +59,7 @@ from crct_cli.bench.video_bench import (
 from crct_cli.errors import CrctError
 from crct_cli.metrics import NORMALIZATIONS
 from crct_cli.tracking.smoothing import SMOOTH, SmoothConfig
-from crct_cli.tracking.tracker import BT_REUSE, GATE_GROWTH, STRETCHED_LOOK
+from crct_cli.tracking.tracker import BT_REUSE, GATE_GROWTH, LOST_FLIP, STRETCHED_LOOK
 
 #: The papers' SeqBT (CRCT IV: 2 and 4 scored best).
 DEFAULT_SEQ_BT = 2
@@ -92,6 +92,7 @@ class DatasetRequest:
     redetect_on_loss: bool = True  #: video methods: crct track's --redetect-on-loss
     lost_points: str = "fll"  #: video methods: crct track's --lost-points
     lost_follow: bool = True  #: video methods: crct track's --lost-follow
+    lost_flip: bool = LOST_FLIP  #: video methods: crct track's --lost-flip
     gate_growth: float = GATE_GROWTH  #: video methods: crct track's --gate-growth
     blend: bool = True  #: video methods: crct track's --blend (FLL's two stages averaged)
     flip: bool = False  #: video methods: crct track's --flip (FLL's mirrored pass too)
@@ -125,6 +126,7 @@ class DatasetRequest:
             "redetect_on_loss": self.redetect_on_loss,
             "lost_points": self.lost_points,
             "lost_follow": self.lost_follow,
+            "lost_flip": self.lost_flip,
             "gate_growth": self.gate_growth,
         }
 

@@ -90,7 +90,9 @@ class BatchNetworks(Protocol):
 
     def validate_batch(self, image: np.ndarray, points: np.ndarray) -> np.ndarray: ...
 
-    def localize_batch(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray: ...
+    def localize_batch(
+        self, image: np.ndarray, boxes: np.ndarray, mirrored: bool = False
+    ) -> np.ndarray: ...
 
 
 class PerFaceBatch:
@@ -113,7 +115,11 @@ class PerFaceBatch:
     def validate_batch(self, image: np.ndarray, points: np.ndarray) -> np.ndarray:
         return np.array([self.nets.validate(image, p) for p in points], dtype=np.float64)
 
-    def localize_batch(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    def localize_batch(
+        self, image: np.ndarray, boxes: np.ndarray, mirrored: bool = False
+    ) -> np.ndarray:
+        if mirrored:
+            return np.stack([self.nets.localize(image, b, mirrored=True) for b in boxes])
         return np.stack([self.nets.localize(image, b) for b in boxes])
 
 
@@ -386,9 +392,20 @@ class MultiTracker:
                 requests[0].image, np.stack([r.points for r in requests])
             )
             return [float(s) for s in scores]
-        return list(
-            self.batch.localize_batch(requests[0].image, np.stack([r.box for r in requests]))
-        )
+        # one batch for the plain reads and one for the mirrored ones (tracks FV doubts)
+        out: list[Any] = [None] * len(requests)
+        for mirrored in (False, True):
+            idx = [i for i, r in enumerate(requests) if r.mirrored == mirrored]
+            if not idx:
+                continue
+            boxes = np.stack([requests[i].box for i in idx])
+            if mirrored:
+                points = self.batch.localize_batch(requests[0].image, boxes, mirrored=True)
+            else:
+                points = self.batch.localize_batch(requests[0].image, boxes)
+            for i, p in zip(idx, points, strict=True):
+                out[i] = p
+        return out
 
     def _score_fresh(self, image: np.ndarray, turns: list[_Turn]) -> None:
         """FV on the first frame of each new track; with several faces, a reject drops it."""

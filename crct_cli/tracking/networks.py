@@ -174,8 +174,8 @@ class CRCTNetworks:
 
     # One face (the ``Networks`` protocol): a batch of one, so both paths give the same points.
 
-    def localize(self, image: np.ndarray, box: np.ndarray) -> np.ndarray:
-        return self.localize_batch(image, box[None])[0]
+    def localize(self, image: np.ndarray, box: np.ndarray, mirrored: bool = False) -> np.ndarray:
+        return self.localize_batch(image, box[None], mirrored)[0]
 
     def validate(self, image: np.ndarray, points: np.ndarray) -> float:
         return float(self.validate_batch(image, points[None])[0])
@@ -188,9 +188,13 @@ class CRCTNetworks:
 
     # Every face of a frame at once (``crct_cli.tracking.multi.BatchNetworks``).
 
-    def localize_batch(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    def localize_batch(
+        self, image: np.ndarray, boxes: np.ndarray, mirrored: bool = False
+    ) -> np.ndarray:
+        """FLL in each box; ``mirrored``: with its mirrored pass too, whatever ``--flip`` says
+        (``TrackerConfig.lost_flip``)."""
         with _Timer(self.timings, "fll"):
-            return self.aligner(image, boxes)
+            return self.aligner(image, boxes, True if mirrored else None)
 
     def validate_batch(self, image: np.ndarray, points: np.ndarray) -> np.ndarray:
         assert self.fv is not None

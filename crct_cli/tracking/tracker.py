@@ -113,6 +113,10 @@ def check_bt_reuse(value: float) -> None:
         raise CrctError(f"--bt-reuse must be from 0 to 0.5 (a share of the box side), got {value}")
 
 
+#: ``crct track --lost-flip``'s default: FLL's mirrored pass on the frames where FV rejects BT's
+#: estimate (docs/benchmarks.md, session 24).
+LOST_FLIP = True
+
 #: ``crct track --gate-growth``'s default: how much eq. 8's TB widens per lost frame of one face
 #: (docs/benchmarks.md, session 17).
 GATE_GROWTH = 0.2
@@ -146,6 +150,7 @@ class TrackerConfig:
     redetect_on_loss: bool = True  #: MTCNN in the frame where FV first rejects (module doc)
     lost_follow: bool = True  #: a lost run's FLL follows its own last points (module doc)
     gate_growth: float = GATE_GROWTH  #: eq. 8's TB widens per lost frame (module doc)
+    lost_flip: bool = LOST_FLIP  #: FLL's mirrored pass where FV rejected BT (module doc)
 
 
 class Networks(Protocol):
@@ -159,7 +164,10 @@ class Networks(Protocol):
 
     def validate(self, image: np.ndarray, points: np.ndarray) -> float: ...
 
-    def localize(self, image: np.ndarray, box: np.ndarray) -> np.ndarray: ...
+    def localize(self, image: np.ndarray, box: np.ndarray, mirrored: bool = False) -> np.ndarray:
+        """FLL's points in ``box``; ``mirrored`` (asked only with ``TrackerConfig.lost_flip``):
+        averaged with its reading of the mirrored crop."""
+        ...
 
 
 @dataclass
@@ -219,10 +227,12 @@ class Validate:
 
 @dataclass(frozen=True)
 class Localize:
-    """FLL's 68 points in ``box`` of ``image`` (answer: ``(68, 2)`` array)."""
+    """FLL's 68 points in ``box`` of ``image`` (answer: ``(68, 2)`` array); ``mirrored``:
+    averaged with its reading of the mirrored crop (``TrackerConfig.lost_flip``)."""
 
     image: np.ndarray
     box: np.ndarray
+    mirrored: bool = False
 
 
 Request = Detect | TrackBox | Validate | Localize
@@ -240,6 +250,8 @@ def answer(nets: Networks, request: Request) -> Any:
         return nets.bt_step(request.prev, request.cur, request.box, request.state)
     if isinstance(request, Validate):
         return nets.validate(request.image, request.points)
+    if request.mirrored:
+        return nets.localize(request.image, request.box, mirrored=True)
     return nets.localize(request.image, request.box)
 
 
@@ -355,26 +367,28 @@ class CRCTTracker:
             self.seq_t += 1
             return TrackResult(points_bt, box_bt, None, "tracked")
         score = float((yield Validate(image, points_bt)))
+        # a frame whose face FV doubts: FLL reads it mirrored too (not in the paper)
+        mirrored = cfg.lost_flip and score < cfg.tc
         if score < cfg.tc and cfg.redetect_on_loss and not self.redetect:
-            found_now = yield from self._look_at_once(image)
+            found_now = yield from self._look_at_once(image, mirrored)
             if found_now is not None:
                 return found_now
         if score < cfg.tc:  # lines 15-16
             fallback = redetected_now and cfg.redetect_fallback
             points, lost_score = points_bt, score
             if fallback or cfg.lost_points == "fll":  # FLL in Pb: the detection, or held box
-                fll_points = yield Localize(image, pb)
+                fll_points = yield Localize(image, pb, mirrored)
                 fll_score = float((yield Validate(image, fll_points)))
                 if fallback and fll_score >= cfg.tc:
                     return self._restart_from(fll_points, fll_score)
                 if redetected_now and cfg.lost_points == "fll" and self.box is not None:
                     # FV turned the detection down: the held box may still hold the face
-                    held_points = yield Localize(image, self.box)
+                    held_points = yield Localize(image, self.box, mirrored)
                     held_score = float((yield Validate(image, held_points)))
                     if held_score > fll_score:
                         fll_points, fll_score = held_points, held_score
                 if cfg.lost_follow and self.lost_box is not None:
-                    follow_points = yield Localize(image, self.lost_box)
+                    follow_points = yield Localize(image, self.lost_box, mirrored)
                     follow_score = float((yield Validate(image, follow_points)))
                     if follow_score > fll_score:
                         fll_points, fll_score = follow_points, follow_score
@@ -403,7 +417,9 @@ class CRCTTracker:
             found = gate_detections((yield Detect(image, relaxed=True)), self.box, gate)
         return found
 
-    def _look_at_once(self, image: np.ndarray) -> Generator[Request, Any, TrackResult | None]:
+    def _look_at_once(
+        self, image: np.ndarray, mirrored: bool = False
+    ) -> Generator[Request, Any, TrackResult | None]:
         """Not in the paper (``redetect_on_loss``): the face was followed until this frame, so
         it is looked for in this frame rather than from the next one; FLL in the detection
         that eq. 8's gate keeps (with ``relaxed_redetect``, the more sensitive look's when the
@@ -411,7 +427,7 @@ class CRCTTracker:
         found = yield from self._detect_near(image, self.config.tb)
         if found is None:
             return None
-        points = yield Localize(image, found)
+        points = yield Localize(image, found, mirrored)
         score = float((yield Validate(image, points)))
         if score < self.config.tc:
             return None
