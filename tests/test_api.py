@@ -221,12 +221,24 @@ def test_the_command_line_s_defaults_are_the_tracker_s() -> None:
     api, cli_track, cli_bench = defaults(Tracker), defaults(track), defaults(benchmark)
     shared = (set(api) & set(cli_track)) - {"faces"}
     assert {"bt_reuse", "blend", "flip", "check_refined", "backfill", "reacquire"} <= shared
-    assert {"redetect_on_loss", "lost_follow", "gate_growth", "stretched_look"} <= shared
+    assert {
+        "redetect_on_loss",
+        "lost_follow",
+        "lost_flip",
+        "gate_growth",
+        "stretched_look",
+    } <= shared
     assert {"smooth", "smooth_cutoff", "smooth_beta"} <= shared
     assert {k: cli_track[k] for k in shared} == {k: api[k] for k in shared}
     tracked = (set(api) & set(cli_bench)) - {"faces", "seq_bt"}  # per method in the benchmark
     assert {"bt_reuse", "blend", "check_refined", "lost_points", "int8"} <= tracked
-    assert {"redetect_on_loss", "lost_follow", "gate_growth", "stretched_look"} <= tracked
+    assert {
+        "redetect_on_loss",
+        "lost_follow",
+        "lost_flip",
+        "gate_growth",
+        "stretched_look",
+    } <= tracked
     assert {"smooth", "smooth_cutoff", "smooth_beta"} <= tracked
     assert {k: cli_bench[k] for k in tracked} == {k: api[k] for k in tracked}
 
@@ -255,6 +267,10 @@ def test_re_detection_options_reach_algorithm_1_and_track_json() -> None:
     assert held.describe()["lost_follow"] is False and held.describe()["gate_growth"] == 0.3
     assert settings_of({})["lost_follow"] is True
     assert settings_of({"gate_growth": 0.3})["gate_growth"] == 0.3
+    plain = Tracker(networks=object(), lost_flip=False)
+    assert plain.config.lost_flip is False and plain.describe()["lost_flip"] is False
+    assert settings_of({})["lost_flip"] is True
+    assert settings_of({"lost_flip": False})["lost_flip"] is False
 
 
 def test_blend_writes_the_mean_of_fll_s_two_stages(tracker: Tracker) -> None:
