@@ -65,9 +65,9 @@ paper's and can be tested with scripted fakes:
 - Not in the paper (``lost_flip``, on by default): on a frame where FV rejects BT's estimate,
   every FLL read of that frame (the look at once, the fallback in a detection, the held and
   the follow box) also reads the mirrored crop and averages, as ``--flip`` does on every frame.
-  These are the frames FLL reads worst (a dark, blurred or half-covered face), where the mirror's
-  independent errors cancel most; a followed face costs nothing more (docs/benchmarks.md,
-  session 24).
+  These are the frames FLL reads worst (a dark, blurred or half-covered face); a followed face
+  costs nothing more (eight of the nine hard sets gain, category 3 fails on 16.0% of frames
+  rather than 16.4%; docs/benchmarks.md, session 24).
 - Not in the paper (``gate_growth``, 0.2 by default): eq. 8's TB widens by this much per lost
   frame (net of the valid ones, as ``reacquire`` counts them), a gradual ``reacquire``. A face
   lost in a fast move has often gone beyond TB by the time it is seen again, and was refused
