@@ -219,27 +219,16 @@ def test_the_command_line_s_defaults_are_the_tracker_s() -> None:
         return {k: p.default for k, p in inspect.signature(fn).parameters.items()}
 
     api, cli_track, cli_bench = defaults(Tracker), defaults(track), defaults(benchmark)
+    # the options both the command and the benchmark's methods must carry
+    lost = {"redetect_on_loss", "lost_follow", "lost_flip", "gate_growth", "stretched_look"}
+    smoothing = {"smooth", "smooth_cutoff", "smooth_beta"}
     shared = (set(api) & set(cli_track)) - {"faces"}
     assert {"bt_reuse", "blend", "flip", "check_refined", "backfill", "reacquire"} <= shared
-    assert {
-        "redetect_on_loss",
-        "lost_follow",
-        "lost_flip",
-        "gate_growth",
-        "stretched_look",
-    } <= shared
-    assert {"smooth", "smooth_cutoff", "smooth_beta"} <= shared
+    assert lost | smoothing <= shared
     assert {k: cli_track[k] for k in shared} == {k: api[k] for k in shared}
     tracked = (set(api) & set(cli_bench)) - {"faces", "seq_bt"}  # per method in the benchmark
     assert {"bt_reuse", "blend", "check_refined", "lost_points", "int8"} <= tracked
-    assert {
-        "redetect_on_loss",
-        "lost_follow",
-        "lost_flip",
-        "gate_growth",
-        "stretched_look",
-    } <= tracked
-    assert {"smooth", "smooth_cutoff", "smooth_beta"} <= tracked
+    assert lost | smoothing <= tracked
     assert {k: cli_bench[k] for k in tracked} == {k: api[k] for k in tracked}
 
 
