@@ -43,7 +43,7 @@ class Fakes:
         self.detected.append(image.shape[1])
         return list(self.by_width.get(image.shape[1], [det([5, 5, 20, 20], 0.99)]))
 
-    def localize(self, image: np.ndarray, box: np.ndarray, mirrored: bool = False) -> np.ndarray:
+    def localize(self, image: np.ndarray, box: np.ndarray) -> np.ndarray:
         self.localized.append((image.shape[1], np.array(box)))
         return shape_in(box)
 

@@ -118,9 +118,8 @@ class PerFaceBatch:
     def localize_batch(
         self, image: np.ndarray, boxes: np.ndarray, mirrored: bool = False
     ) -> np.ndarray:
-        if mirrored:
-            return np.stack([self.nets.localize(image, b, mirrored=True) for b in boxes])
-        return np.stack([self.nets.localize(image, b) for b in boxes])
+        asked = {"mirrored": True} if mirrored else {}  # plain reads: the protocol's old call
+        return np.stack([self.nets.localize(image, b, **asked) for b in boxes])
 
 
 def as_batch(nets: Any) -> BatchNetworks:
@@ -399,10 +398,8 @@ class MultiTracker:
             if not idx:
                 continue
             boxes = np.stack([requests[i].box for i in idx])
-            if mirrored:
-                points = self.batch.localize_batch(requests[0].image, boxes, mirrored=True)
-            else:
-                points = self.batch.localize_batch(requests[0].image, boxes)
+            asked = {"mirrored": True} if mirrored else {}
+            points = self.batch.localize_batch(requests[0].image, boxes, **asked)
             for i, p in zip(idx, points, strict=True):
                 out[i] = p
         return out
