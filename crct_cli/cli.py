@@ -1306,6 +1306,15 @@ def train_fll(
             "feature maps around the global estimate.",
         ),
     ] = False,
+    local_steps: Annotated[
+        int,
+        typer.Option(
+            help="With --local: shape-indexed heads run in turn, each after the first "
+            "sampling half as far around the points the one before placed.",
+            min=1,
+            max=3,
+        ),
+    ] = 1,
     freeze_global: Annotated[
         bool,
         typer.Option(
@@ -1350,6 +1359,7 @@ def train_fll(
         first=first,
         loss=loss,
         local=local,
+        local_steps=local_steps,
         freeze_global=freeze_global,
         input_size=input_size,
         augment=AugmentConfig(

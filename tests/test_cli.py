@@ -103,6 +103,7 @@ def image(tmp_path: Path) -> Path:
         (["train", "fv", "{tmp}", "--val", "{tmp}", "--stack", "1.5"], "--stack"),
         (["train", "fll", "{tmp}", "--val", "{tmp}", "--degradation", "2"], "--degradation"),
         (["train", "fll", "{tmp}", "--val", "{tmp}", "--motion-blur", "1.5"], "--motion-blur"),
+        (["train", "fll", "{tmp}", "--val", "{tmp}", "--local-steps", "2"], "--local-steps"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(

@@ -101,3 +101,74 @@ def test_freeze_global_needs_local_and_init() -> None:
         TrainFLLConfig([Path("t")], [Path("v")], freeze_global=True, init=Path("a.pt"))
     with pytest.raises(CrctError, match="--freeze-global"):
         TrainFLLConfig([Path("t")], [Path("v")], freeze_global=True, local=True)
+
+
+def test_further_local_steps_start_as_the_identity_and_look_closer() -> None:
+    """A second step added to a trained one-step FLL leaves its answer as it was, samples half
+    as far around the points, and then refines what the first step placed."""
+    torch.manual_seed(0)
+    one = LandmarkLocalizer(LOCAL_CFG).eval()
+    assert one.local is not None
+    with torch.no_grad():
+        one.local.out_bias.normal_(0.0, 0.01)  # a first step that does something
+    two = LandmarkLocalizer(dataclasses.replace(LOCAL_CFG, local_steps=2)).eval()
+    missing, unexpected = two.load_state_dict(one.state_dict(), strict=False)
+    assert not unexpected and missing and all(k.startswith("local_more.0.") for k in missing)
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        stages = two.stages(x)
+        assert len(stages) == 3 and torch.equal(stages[2], one(x))
+        second = two.local_more[0]
+        assert isinstance(second, ShapeIndexedHead)
+        assert float(second.cells_a.abs().max()) == 0.5 * float(one.local.cells_a.abs().max())
+        second.out_bias[7] = torch.tensor([0.02, 0.0])
+        moved = two.stages(x)
+    assert torch.equal(moved[1], stages[1])  # the first step is untouched
+    assert torch.allclose(moved[2][:, 7] - moved[1][:, 7], torch.tensor([0.02, 0.0]).expand(2, 2))
+
+
+def test_train_a_second_local_step_on_a_one_step_fll(tmp_path: Path) -> None:
+    data = write_generated_faces(tmp_path / "faces")
+    torch.manual_seed(0)
+    start = tmp_path / "start.pt"
+    save_weights(
+        start,
+        "fll",
+        {"model": dataclasses.asdict(LOCAL_CFG)},
+        LandmarkLocalizer(LOCAL_CFG).state_dict(),
+    )
+    out = tmp_path / "w" / "fll.pt"
+    cfg = TrainFLLConfig(
+        [data], [data], steps=2, batch=4, init=start, out=out, local=True, local_steps=2
+    )
+    cfg.model, cfg.checkpoint = FLL_CFG, tmp_path / "ckpt" / "a.ckpt"
+    train_fll(cfg, log=lambda _m: None)
+    assert "--local --local-steps 2" in read_manifest(out.parent)["weights"]["fll.pt"]["command"]
+    trained = load_localizer(load_weights(out, "fll"))
+    assert trained.config.local_steps == 2 and len(trained.local_more) == 1
+    assert float(trained.local_more[0].out_weight.detach().abs().sum()) > 0  # it learned
+
+    # fewer steps cannot continue from it (the second would be dropped silently)
+    again = TrainFLLConfig([data], [data], steps=1, batch=4, init=out, local=True)
+    again.model = FLL_CFG
+    with pytest.raises(CrctError, match="--local-steps 2"):
+        train_fll(again, log=lambda _m: None)
+    with pytest.raises(CrctError, match="--local-steps"):
+        TrainFLLConfig([Path("t")], [Path("v")], local_steps=2)
+
+
+def test_a_two_step_fll_exports_to_onnx_as_torch_runs_it() -> None:
+    """The ONNX path swaps each head's sampling for gathers; the second step must get its own
+    (``localizer_graph`` runs the graph and fails on any difference from PyTorch)."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    from crct_cli.runtime.export import gather_sample, localizer_graph
+
+    torch.manual_seed(0)
+    model = LandmarkLocalizer(dataclasses.replace(LOCAL_CFG, local_steps=2)).eval()
+    with torch.no_grad():
+        for head in (model.local, *model.local_more):
+            assert isinstance(head, ShapeIndexedHead)
+            head.out_weight.normal_(0.0, 0.01)  # both steps move the points
+    assert localizer_graph(model)
+    assert all(h.sample is gather_sample for h in (model.local, *model.local_more))

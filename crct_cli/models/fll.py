@@ -26,7 +26,9 @@ class FLLConfig:
 
     ``upright``: the crop is eye-levelled around a first estimate of the points
     (:func:`crct_cli.landmarks.upright_frame`), as FLL's second stage sees it.
-    ``local``: add the shape-indexed head (:class:`ShapeIndexedHead`).
+    ``local``: add the shape-indexed head (:class:`ShapeIndexedHead`); ``local_steps`` > 1
+    runs that many heads in turn, each after the first sampling half as far around the points
+    the one before placed (the iterations of cascaded shape regression).
     """
 
     input_size: int = 112
@@ -34,6 +36,7 @@ class FLLConfig:
     upright: bool = False
     hidden: int = 256
     local: bool = False
+    local_steps: int = 1
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
 
 
@@ -47,14 +50,19 @@ class ShapeIndexedHead(nn.Module):
     """
 
     def __init__(
-        self, channels_a: int, channels_b: int, width: int = 32, hidden: int = 256
+        self,
+        channels_a: int,
+        channels_b: int,
+        width: int = 32,
+        hidden: int = 256,
+        spacing: float = 1.0,
     ) -> None:
         super().__init__()
-        # patch offsets, built once rather than per frame; not saved with the weights
+        # patch offsets (``spacing`` cells apart), built once rather than per frame; not saved
         self.cells_a: torch.Tensor
         self.cells_b: torch.Tensor
-        self.register_buffer("cells_a", self.patch_cells(5), persistent=False)
-        self.register_buffer("cells_b", self.patch_cells(3), persistent=False)
+        self.register_buffer("cells_a", self.patch_cells(5) * spacing, persistent=False)
+        self.register_buffer("cells_b", self.patch_cells(3) * spacing, persistent=False)
         self.reduce_a = nn.Sequential(nn.Conv2d(channels_a, width, 1), nn.ReLU(inplace=True))
         self.reduce_b = nn.Sequential(nn.Conv2d(channels_b, width, 1), nn.ReLU(inplace=True))
         self.mix = nn.Linear(width * (len(self.cells_a) + len(self.cells_b)), hidden)
@@ -114,21 +122,28 @@ class LandmarkLocalizer(nn.Module):
         else:
             nn.init.zeros_(last.bias)
         self.local: ShapeIndexedHead | None = None
+        # further shape-indexed steps, each reading a finer patch around the last step's points
+        self.local_more = nn.ModuleList()
         if self.config.local:
             bc = self.config.backbone
             self.local = ShapeIndexedHead(bc.width_a, bc.width_b)
+            for step in range(1, self.config.local_steps):
+                spacing = 0.5**step
+                self.local_more.append(ShapeIndexedHead(bc.width_a, bc.width_b, spacing=spacing))
         self.global_frozen = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.stages(x)[-1]
 
     def stages(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """The global estimate, then (with the local head) the corrected one; (B, 68, 2) each."""
+        """The global estimate, then (with the local heads) each corrected one; (B, 68, 2) each."""
         map_a, map_b, pooled = self.trunk.feature_maps(x)
-        first = self.head(pooled).view(-1, N_POINTS, 2)
-        if self.local is None:
-            return (first,)
-        return first, self.local(map_a, map_b, first)
+        points = [self.head(pooled).view(-1, N_POINTS, 2)]
+        if self.local is not None:
+            points.append(self.local(map_a, map_b, points[-1]))
+            for head in self.local_more:
+                points.append(head(map_a, map_b, points[-1]))
+        return tuple(points)
 
     def freeze_global(self) -> None:
         """Train only the local head: the trunk and the global regression keep their weights

@@ -9,6 +9,8 @@ protocol.
 ``--local`` adds FLL's shape-indexed head (:class:`crct_cli.models.fll.ShapeIndexedHead`); from an
 ``--init`` without one, the head starts as the identity and everything else carries over.
 ``--freeze-global`` then trains the head alone, leaving the global estimate exactly as it was.
+``--local-steps N`` runs N such heads in turn (the iterations of cascaded shape regression);
+from an ``--init`` with fewer, the new ones start as the identity.
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ class TrainFLLConfig(TrainRun):
     first: Path | None = None  # stage 2: the first stage it is validated behind
     loss: str = "wing"
     local: bool = False  # add the shape-indexed head
+    local_steps: int = 1  # shape-indexed heads run in turn (with --local)
     freeze_global: bool = False  # train the shape-indexed head alone
     input_size: int | None = None  # crop side in pixels (default: the model's); weights carry over
     model: FLLConfig = field(default_factory=FLLConfig)
@@ -84,6 +87,8 @@ class TrainFLLConfig(TrainRun):
                 self.init = self.first
         if self.input_size is not None:
             self.model = replace(self.model, input_size=self.input_size)
+        if self.local_steps < 1 or (self.local_steps > 1 and not self.local):
+            raise CrctError("--local-steps needs --local and is at least 1")
         if self.freeze_global and not (self.local and self.init is not None):
             raise CrctError("--freeze-global needs --local and --init (the FLL to keep)")
         super().__post_init__()
@@ -105,6 +110,7 @@ class TrainFLLConfig(TrainRun):
         if self.first is not None and self.first != self.init:
             args += ["--first", display_path(self.first)]
         args += ["--local"] if self.local else []
+        args += ["--local-steps", str(self.local_steps)] if self.local_steps != 1 else []
         args += ["--freeze-global"] if self.freeze_global else []
         return args + degradation_options(self.augment) + ["--loss", self.loss]
 
@@ -186,10 +192,17 @@ def validate_fll(
 
 def train_fll(cfg: TrainFLLConfig, log=print) -> dict:
     torch.manual_seed(cfg.seed)
-    model_cfg = replace(cfg.model, local=True) if cfg.local else cfg.model
+    model_cfg = (
+        replace(cfg.model, local=True, local_steps=cfg.local_steps) if cfg.local else cfg.model
+    )
     warm = load_localizer(load_weights(cfg.init, "fll")) if cfg.init is not None else None
     if warm is not None and warm.local is not None and not model_cfg.local:
         raise CrctError(f"{cfg.init} has the shape-indexed head: train it with --local")
+    if warm is not None and warm.config.local_steps > model_cfg.local_steps:
+        raise CrctError(
+            f"{cfg.init} has {warm.config.local_steps} shape-indexed steps: "
+            f"train it with --local-steps {warm.config.local_steps}"
+        )
     first = None  # stage 2: by default the very file it starts from, loaded once
     if cfg.first is not None:
         same = cfg.first == cfg.init
@@ -220,7 +233,10 @@ def train_fll(cfg: TrainFLLConfig, log=print) -> dict:
     )
     model = LandmarkLocalizer(model_cfg, mean_shape)
     if warm is not None:  # warm start: every weight the two networks share carries over
-        model.load_state_dict(warm.state_dict(), strict=warm.local is not None)
+        missing, unexpected = model.load_state_dict(warm.state_dict(), strict=False)
+        # only the shape-indexed heads that the warm start lacks start fresh (as the identity)
+        if unexpected or not all(k.startswith("local") for k in missing):
+            raise CrctError(f"{cfg.init} does not fit this FLL: {(missing + unexpected)[:3]}")
     if cfg.freeze_global:
         model.freeze_global()
     loop = LoopConfig(steps=cfg.steps, lr=cfg.lr, checkpoint=cfg.checkpoint, resume=cfg.resume)
@@ -238,6 +254,8 @@ def train_fll(cfg: TrainFLLConfig, log=print) -> dict:
         if len(stages) > 1 and not cfg.freeze_global:
             # the global estimate stays supervised: the local head samples around it
             loss = loss + landmark_loss(cfg.loss, stages[0], y)
+        for middle in stages[1:-1]:  # so does each local step that a later one refines
+            loss = loss + landmark_loss(cfg.loss, middle, y)
         # mean point error in units of the crop side, for the log
         err = (pred - y).norm(dim=-1).mean()
         return loss, {cfg.loss: float(loss.detach()), "err": float(err.detach())}
