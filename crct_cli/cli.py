@@ -1215,6 +1215,15 @@ Shadow = Annotated[
 ]
 
 
+ShadowDark = Annotated[
+    float,
+    typer.Option(
+        help="With --shadow: share of the bands left with only 5-15% of their light, as dark "
+        "as the strip of hard footage, rather than 5-50%.",
+        min=0.0,
+        max=1.0,
+    ),
+]
 SmallFace = Annotated[
     float,
     typer.Option(
@@ -1334,6 +1343,7 @@ def train_fll(
     degradation: Degradation = 0.25,
     stack: Stack = 0.0,
     shadow: Shadow = 0.0,
+    shadow_dark: ShadowDark = 0.0,
     small_face: SmallFace = 0.0,
     motion_blur: MotionBlur = 0.0,
     seed: Seed = 0,
@@ -1346,6 +1356,8 @@ def train_fll(
     from crct_cli.train.fll import TrainFLLConfig, train_fll
 
     _check_degradation(degradation, stack)
+    if shadow_dark and not shadow:
+        raise CrctError("--shadow-dark needs --shadow (the share of crops with a band)")
     dirs, vals = _train_dirs(train, val)
     cfg = TrainFLLConfig(
         train=dirs,
@@ -1366,6 +1378,7 @@ def train_fll(
             degradation=degradation,
             stack=stack,
             shadow=shadow,
+            shadow_dark=shadow_dark,
             small_face=small_face,
             motion_blur=motion_blur,
         ),

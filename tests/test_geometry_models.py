@@ -465,6 +465,25 @@ def test_a_shadow_darkens_one_band_across_the_crop_and_keeps_what_lies_under_it(
     assert (always < never).any() and (always <= never).all()
 
 
+def test_a_dark_share_of_shadows_is_as_deep_as_the_strip_of_hard_footage() -> None:
+    """``--shadow-dark``: that share of bands keeps 5-15% of the light; the others 5-50%, drawn
+    from the same stream as before when the share is 0."""
+    texture = np.random.default_rng(0).integers(60, 256, (96, 96, 3), dtype=np.uint8)
+
+    def gain(out: np.ndarray) -> float:
+        inside = (out != texture).any(axis=2)
+        return float((out[inside].astype(float) / texture[inside]).mean())
+
+    plain = [gain(shadow_band(texture, np.random.default_rng(s))) for s in range(40)]
+    zero = [gain(shadow_band(texture, np.random.default_rng(s), 0.0)) for s in range(40)]
+    deep = [gain(shadow_band(texture, np.random.default_rng(s), 1.0)) for s in range(40)]
+    half = [gain(shadow_band(texture, np.random.default_rng(s), 0.5)) for s in range(200)]
+    assert plain == zero and max(plain) > 0.3  # 0 is the old draw, bright bands included
+    assert max(deep) <= 0.15 + 0.01 and min(deep) >= 0.05 - 0.01
+    share = np.mean(np.array(half) <= 0.15 + 0.01)
+    assert 0.5 < share < 0.7  # half drawn dark, and a fifth of the rest falls there too
+
+
 def test_a_small_face_keeps_its_points_on_their_marks_and_loses_detail() -> None:
     """``--small-face``: the picture is brought down to a 40-140 px face before the
     degradations; the crop frames the same square and its points still sit on their marks."""

@@ -94,6 +94,7 @@ class AugmentConfig:
     grayscale: float = 0.1
     stack: float = 0.0  # chance that a degraded picture gets another degradation, repeatedly
     shadow: float = 0.0  # chance of a dark band across the crop (a shadow, a dark strip)
+    shadow_dark: float = 0.0  # share of those bands as dark as hard footage's strip (see below)
     small_face: float = 0.0  # chance the face is first brought down to video size (see below)
     small_face_px: tuple[float, float] = (40.0, 140.0)  # landmark box side drawn in, log-uniform
     motion_blur: float = 0.0  # chance the face is smeared along a straight path (see below)
@@ -181,19 +182,27 @@ def photometric(crop: np.ndarray, rng: np.random.Generator, aug: AugmentConfig) 
     if rng.random() < aug.occlusion:
         out = occluding_strip(out, rng)
     if aug.shadow > 0 and rng.random() < aug.shadow:  # no draw at 0: old commands reproduce
-        out = shadow_band(out, rng)
+        out = shadow_band(out, rng, aug.shadow_dark)
     return out
 
 
-def shadow_band(crop: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+#: The light a dark band leaves: any shadow, and (``shadow_dark``) the darkest, as deep as
+#: the strip of hard footage (``crct_cli.bench.hard_video``, 10% of an already dimmed frame).
+SHADOW_GAIN = (0.05, 0.5)
+DARK_SHADOW_GAIN = (0.05, 0.15)
+
+
+def shadow_band(crop: np.ndarray, rng: np.random.Generator, dark: float = 0.0) -> np.ndarray:
     """A band across the whole crop at any angle, its pixels darkened to 5-50% of their
-    intensity: unlike a flat strip, what lies under it is still faintly there, as under a
-    shadow or the dark strip of hard footage, and FLL should read through it."""
+    intensity (5-15% for a share ``dark`` of bands): unlike a flat strip, what lies under it is
+    still faintly there, as under a shadow or the dark strip of hard footage, and FLL should
+    read through it. Draws nothing more at ``dark`` 0, so earlier commands reproduce."""
     size = crop.shape[0]
     thick = rng.uniform(0.1, 0.5) * size
     angle = rng.uniform(0.0, np.pi)
     centre = rng.uniform(0.2, 0.8, 2) * size
-    gain = rng.uniform(0.05, 0.5)
+    deep = dark > 0 and rng.random() < dark
+    gain = rng.uniform(*(DARK_SHADOW_GAIN if deep else SHADOW_GAIN))
     ys, xs = np.mgrid[0:size, 0:size].astype(np.float32)
     distance = (xs - centre[0]) * np.sin(angle) - (ys - centre[1]) * np.cos(angle)
     inside = np.abs(distance) < thick / 2
@@ -234,11 +243,12 @@ def training_degradation(
 
 
 def degradation_options(aug: AugmentConfig) -> list[str]:
-    """``--degradation P --stack Q [--shadow S] [--small-face F] [--motion-blur M]`` for a
-    recorded ``crct train`` command, when they are not the defaults (so earlier weight files'
-    commands read as they did)."""
+    """``--degradation P --stack Q [--shadow S [--shadow-dark D]] [--small-face F]
+    [--motion-blur M]`` for a recorded ``crct train`` command, when they are not the defaults
+    (so earlier weight files' commands read as they did)."""
     default = AugmentConfig()
     extra = ["--shadow", str(aug.shadow)] if aug.shadow else []
+    extra += ["--shadow-dark", str(aug.shadow_dark)] if aug.shadow_dark else []
     extra += ["--small-face", str(aug.small_face)] if aug.small_face else []
     extra += ["--motion-blur", str(aug.motion_blur)] if aug.motion_blur else []
     if (aug.degradation, aug.stack) == (default.degradation, default.stack):
