@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 from test_geometry_models import FLL_CFG
-from test_stage2 import write_generated_faces
+from test_stage2 import save_fresh_fll, write_generated_faces
 
 from crct_cli.errors import CrctError
 from crct_cli.models.fll import LandmarkLocalizer, ShapeIndexedHead, load_localizer
-from crct_cli.models.weights import load_weights, read_manifest, save_weights
+from crct_cli.models.weights import load_weights, read_manifest
 from crct_cli.train.fll import TrainFLLConfig, train_fll
 
 LOCAL_CFG = dataclasses.replace(FLL_CFG, local=True)
@@ -72,8 +72,7 @@ def test_train_local_head_on_a_frozen_fll(tmp_path: Path) -> None:
     data = write_generated_faces(tmp_path / "faces")
     torch.manual_seed(0)
     start = tmp_path / "start.pt"
-    plain = LandmarkLocalizer(FLL_CFG)
-    save_weights(start, "fll", {"model": dataclasses.asdict(FLL_CFG)}, plain.state_dict())
+    plain = save_fresh_fll(start)
     out = tmp_path / "w" / "fll.pt"
     cfg = TrainFLLConfig(
         [data], [data], steps=3, batch=4, init=start, out=out, local=True, freeze_global=True
@@ -131,12 +130,7 @@ def test_train_a_second_local_step_on_a_one_step_fll(tmp_path: Path) -> None:
     data = write_generated_faces(tmp_path / "faces")
     torch.manual_seed(0)
     start = tmp_path / "start.pt"
-    save_weights(
-        start,
-        "fll",
-        {"model": dataclasses.asdict(LOCAL_CFG)},
-        LandmarkLocalizer(LOCAL_CFG).state_dict(),
-    )
+    save_fresh_fll(start, LOCAL_CFG)
     out = tmp_path / "w" / "fll.pt"
     cfg = TrainFLLConfig(
         [data], [data], steps=2, batch=4, init=start, out=out, local=True, local_steps=2

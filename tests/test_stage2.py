@@ -21,7 +21,7 @@ from crct_cli.errors import CrctError
 from crct_cli.io.images import write_image
 from crct_cli.io.landmarks import write_pts
 from crct_cli.landmarks import box_from_points, upright_frame
-from crct_cli.models.fll import LandmarkLocalizer
+from crct_cli.models.fll import FLLConfig, LandmarkLocalizer
 from crct_cli.models.weights import read_manifest, save_weights, sha256_file, update_manifest
 from crct_cli.train.data import NO_AUGMENT, Face
 from crct_cli.train.fll import FrameJitter, TrainFLLConfig, make_batch, train_fll, upright_crop
@@ -242,18 +242,20 @@ def write_generated_faces(folder: Path) -> Path:
     return folder
 
 
+def save_fresh_fll(path: Path, config: FLLConfig = FLL_CFG) -> LandmarkLocalizer:
+    """An untrained FLL of ``config`` written as a weight file to start training from."""
+    model = LandmarkLocalizer(config)
+    save_weights(path, "fll", {"model": dataclasses.asdict(config)}, model.state_dict())
+    return model
+
+
 def test_train_fll_continues_from_init_and_the_second_stage_records_its_first(
     tmp_path: Path,
 ) -> None:
     data = write_generated_faces(tmp_path / "faces")
     torch.manual_seed(0)
     start = tmp_path / "start.pt"
-    save_weights(
-        start,
-        "fll",
-        {"model": dataclasses.asdict(FLL_CFG)},
-        LandmarkLocalizer(FLL_CFG).state_dict(),
-    )
+    save_fresh_fll(start)
     out = tmp_path / "w" / "fll.pt"
     cfg = TrainFLLConfig([data], [data], steps=2, batch=4, init=start, out=out, loss="wing")
     cfg.model, cfg.checkpoint = FLL_CFG, tmp_path / "ckpt" / "a.ckpt"
