@@ -1224,6 +1224,8 @@ ShadowDark = Annotated[
         max=1.0,
     ),
 ]
+
+
 SmallFace = Annotated[
     float,
     typer.Option(
