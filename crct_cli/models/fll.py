@@ -43,8 +43,9 @@ class FLLConfig:
 class ShapeIndexedHead(nn.Module):
     """Per-point corrections from features sampled around the current points.
 
-    Around each point it samples a 5x5 grid from the A-block map (stride 4, one cell apart) and
-    a 3x3 grid from the B-block map (stride 8), both reduced to ``width`` channels; one shared
+    Around each point it samples a 5x5 grid from the A-block map (stride 4) and a 3x3 grid from
+    the B-block map (stride 8), ``spacing`` cells apart (a later step of ``local_steps`` looks
+    closer), both reduced to ``width`` channels; one shared
     layer mixes them with a learned per-point code, and a per-point linear layer gives the
     offset. Starts as the identity (zero output layer): a fresh head leaves FLL's answer as it was.
     """
