@@ -1250,6 +1250,17 @@ MotionBlur = Annotated[
 ]
 
 
+Compression = Annotated[
+    float,
+    typer.Option(
+        help="Share of training crops compressed last as one H.264 frame at a random quality "
+        "(CRF 18-36), as every video is: a dim, noisy face loses its faint detail there first.",
+        min=0.0,
+        max=1.0,
+    ),
+]
+
+
 def _check_degradation(degradation: float, stack: float) -> None:
     if not (0 <= degradation <= 1 and 0 <= stack < 1):
         raise CrctError("--degradation must be in [0, 1] and --stack in [0, 1)")
@@ -1348,6 +1359,7 @@ def train_fll(
     shadow_dark: ShadowDark = 0.0,
     small_face: SmallFace = 0.0,
     motion_blur: MotionBlur = 0.0,
+    compression: Compression = 0.0,
     seed: Seed = 0,
     out: OutFile = None,
     checkpoint: Checkpoint = None,
@@ -1383,6 +1395,7 @@ def train_fll(
             shadow_dark=shadow_dark,
             small_face=small_face,
             motion_blur=motion_blur,
+            compression=compression,
         ),
     )
     _train_common(cfg, steps, out, checkpoint)

@@ -19,6 +19,7 @@ import torch
 from crct_cli import geometry
 from crct_cli.aligner import AlignConfig, Aligner
 from crct_cli.errors import CrctError
+from crct_cli.io.video import has_encoder
 from crct_cli.landmarks import FLIP_PERMUTATION, REGIONS, box_from_points
 from crct_cli.models.backbone import BackboneConfig
 from crct_cli.models.bt import BTConfig, RecurrentTracker
@@ -32,6 +33,7 @@ from crct_cli.models.weights import (
     update_manifest,
 )
 from crct_cli.train.data import (
+    COMPRESSION_CRF,
     NO_AUGMENT,
     Face,
     augmented_crop,
@@ -482,6 +484,27 @@ def test_a_dark_share_of_shadows_is_as_deep_as_the_strip_of_hard_footage() -> No
     assert max(deep) <= 0.15 + 0.01 and min(deep) >= 0.05 - 0.01
     share = np.mean(np.array(half) <= 0.15 + 0.01)
     assert 0.5 < share < 0.7  # half drawn dark, and a fifth of the rest falls there too
+
+
+@pytest.mark.skipif(not has_encoder("libx264"), reason="this PyAV build has no libx264")
+def test_compression_comes_last_and_draws_nothing_when_off() -> None:
+    """``--compression``: the crop, its band included, goes through one H.264 frame at a CRF
+    drawn in range; at 0 the random stream and the crop are those of earlier commands."""
+    texture = np.random.default_rng(0).integers(60, 256, (96, 96, 3), dtype=np.uint8)
+    plain = dataclasses.replace(NO_AUGMENT, shadow=1.0)
+    a, b = np.random.default_rng(3), np.random.default_rng(3)
+    never = photometric(texture, a, plain)
+    rare = photometric(texture, b, dataclasses.replace(plain, compression=1e-9))
+    assert np.array_equal(never, rare) and a.random() != b.random()
+    squeezed = dataclasses.replace(plain, compression=1.0)
+    always = photometric(texture, np.random.default_rng(3), squeezed)
+    assert np.array_equal(always, photometric(texture, np.random.default_rng(3), squeezed))
+    assert always.shape == never.shape and not np.array_equal(always, never)
+    # the same band, what the codec keeps of it: close to the picture, never the same
+    band = (never != texture).any(axis=2)
+    assert np.abs(always[~band].astype(float) - never[~band]).mean() < 40
+    assert np.abs(always[band].astype(float).mean() - never[band].mean()) < 10
+    assert 10 <= COMPRESSION_CRF[0] < COMPRESSION_CRF[1] <= 51  # H.264's CRF scale
 
 
 def test_a_small_face_keeps_its_points_on_their_marks_and_loses_detail() -> None:

@@ -174,6 +174,11 @@ def test_harsher_degradation_is_recorded_in_the_command_and_stacks_degradations(
     deep = dataclasses.replace(shaded, augment=dataclasses.replace(shaded.augment, shadow_dark=0.5))
     assert "--shadow 0.25 --shadow-dark 0.5" in deep.command()
     assert "--shadow-dark" not in shaded.command()
+    squeezed = dataclasses.replace(
+        shaded, augment=dataclasses.replace(shaded.augment, compression=0.5)
+    )
+    assert "--shadow 0.25 --compression 0.5" in squeezed.command()
+    assert "--compression" not in shaded.command()
     small = dataclasses.replace(
         harsh, augment=AugmentConfig(degradation=1.0, stack=0.5, shadow=0.25, small_face=0.5)
     )

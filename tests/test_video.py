@@ -12,6 +12,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 import pytest
 
@@ -20,6 +21,7 @@ from crct_cli.io import video
 from crct_cli.io.video import (
     VideoWriter,
     apply_rotation,
+    h264_roundtrip,
     has_encoder,
     is_video,
     iter_frames,
@@ -325,6 +327,37 @@ def test_writer_round_trip_pixels_and_h264_by_default(tmp_path, face_image) -> N
     decoded = [f.image for f in iter_frames(path)]
     assert len(decoded) == 8
     assert max(_mad(a, b) for a, b in zip(decoded, images, strict=True)) < 6
+
+
+@pytest.mark.skipif(not has_encoder("libx264"), reason="this PyAV build has no libx264")
+def test_h264_roundtrip_keeps_a_picture_and_loses_a_dim_faces_detail_first(face_image) -> None:
+    """``--compression``'s picture: one H.264 frame, any size, the same every time; at a
+    high CRF a dim, noisy face keeps far less of its detail than a bright one does."""
+    face = face_image(65, 47)
+    once = h264_roundtrip(face, 18.0)
+    assert once.shape == face.shape and once.dtype == np.uint8  # odd sides cut back
+    assert np.array_equal(once, h264_roundtrip(face, 18.0))
+    assert _mad(once, face) < 6
+    rng = np.random.default_rng(0)
+    noisy = np.clip(face_image(96, 96).astype(np.float32) + rng.normal(0, 20, (96, 96, 3)), 0, 255)
+    dim = (noisy * 0.05).astype(np.uint8)  # the dark strip of hard footage: 5% of the light
+    bright = noisy.astype(np.uint8)
+
+    def kept(picture: np.ndarray, crf: float) -> float:
+        """Correlation of the picture's detail (minus its blur) before and after."""
+        out = h264_roundtrip(picture, crf).astype(np.float32)
+        ref = picture.astype(np.float32)
+        detail = ref - cv2.blur(ref, (5, 5))
+        return float(np.corrcoef(detail.ravel(), (out - cv2.blur(out, (5, 5))).ravel())[0, 1])
+
+    assert kept(bright, 18.0) > 0.7 and kept(bright, 36.0) > kept(dim, 36.0) + 0.3
+    assert kept(dim, 18.0) > kept(dim, 36.0)
+
+
+def test_h264_roundtrip_without_an_encoder_is_one_clear_error(monkeypatch, face_image) -> None:
+    monkeypatch.setattr(video, "has_encoder", lambda name: False)
+    with pytest.raises(CrctError, match="no libx264 encoder"):
+        h264_roundtrip(face_image(32, 32), 20.0)
 
 
 def test_writer_pads_odd_sizes(tmp_path, face_image) -> None:

@@ -11,6 +11,7 @@ build has an encoder for it, else MPEG-4) to a temporary name and renames it on 
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 from collections.abc import Iterator
@@ -374,6 +375,38 @@ def has_encoder(name: str) -> bool:
     except (av.error.FFmpegError, ValueError):  # UnknownCodecError is a ValueError
         return False
     return True
+
+
+def h264_roundtrip(image: np.ndarray, crf: float) -> np.ndarray:
+    """``image`` (H, W, 3) RGB uint8 as one H.264 frame (yuv420p, ``crf``) decodes: what a
+    video's compression leaves of a picture, above all of a dim, noisy one, whose faint
+    detail goes first. Odd sides are padded by their last row or column and cut back.
+    Raises :class:`CrctError` where PyAV has no libx264 encoder."""
+    if not has_encoder("libx264"):
+        raise CrctError("this PyAV build has no libx264 encoder to compress frames with")
+    h, w = image.shape[:2]
+    even = np.pad(image, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format="h264") as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height = even.shape[1], even.shape[0]
+        stream.pix_fmt = "yuv420p"
+        # one thread and no look-ahead: a picture this small is encoded at once, the same
+        # every time
+        stream.codec_context.options = {
+            "crf": f"{crf:.1f}",
+            "preset": "veryfast",
+            "tune": "zerolatency",
+            "threads": "1",
+        }
+        for packet in stream.encode(VideoFrame.from_ndarray(np.ascontiguousarray(even), "rgb24")):
+            out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    buffer.seek(0)
+    with av.open(buffer, "r", format="h264") as back:
+        frame = next(back.decode(video=0))
+        return frame.to_ndarray(format="rgb24")[:h, :w]
 
 
 def _temp_name(target: Path) -> Path:

@@ -19,6 +19,7 @@ from crct_cli import geometry
 from crct_cli.errors import CrctError
 from crct_cli.io.images import IMAGE_SUFFIXES, read_image
 from crct_cli.io.landmarks import read_pts
+from crct_cli.io.video import h264_roundtrip
 from crct_cli.landmarks import FLIP_PERMUTATION, box_from_points
 from crct_cli.noise import random_degradation
 
@@ -99,6 +100,7 @@ class AugmentConfig:
     small_face_px: tuple[float, float] = (40.0, 140.0)  # landmark box side drawn in, log-uniform
     motion_blur: float = 0.0  # chance the face is smeared along a straight path (see below)
     motion_blur_len: tuple[float, float] = (0.02, 0.6)  # its length in box sides, log-uniform
+    compression: float = 0.0  # chance the crop is last compressed as a video frame (see below)
 
 
 NO_AUGMENT = AugmentConfig(0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
@@ -170,7 +172,8 @@ def random_similarity(
 
 
 def photometric(crop: np.ndarray, rng: np.random.Generator, aug: AugmentConfig) -> np.ndarray:
-    """Colour jitter, grayscale and occluding strips on a uint8 crop."""
+    """Colour jitter, grayscale, occluding strips, a dark band and (last, as a video would)
+    compression, on a uint8 crop."""
     out = crop
     if rng.random() < aug.color:
         gain = rng.uniform(0.7, 1.3, 3) * rng.uniform(0.7, 1.3)
@@ -183,7 +186,15 @@ def photometric(crop: np.ndarray, rng: np.random.Generator, aug: AugmentConfig) 
         out = occluding_strip(out, rng)
     if aug.shadow > 0 and rng.random() < aug.shadow:  # no draw at 0: old commands reproduce
         out = shadow_band(out, rng, aug.shadow_dark)
+    if aug.compression > 0 and rng.random() < aug.compression:  # no draw at 0, as above
+        out = h264_roundtrip(out, rng.uniform(*COMPRESSION_CRF))
     return out
+
+
+#: The H.264 quality a compressed crop is drawn at (CRF, uniform): from what ``crct``'s own
+#: videos are written at (20) to what streaming and archives settle for. Video frames lose
+#: more than a single intra frame does at the same CRF, so the range reaches past them.
+COMPRESSION_CRF = (18.0, 36.0)
 
 
 #: The light a dark band leaves: any shadow, and (``shadow_dark``) the darkest, as deep as
@@ -244,13 +255,14 @@ def training_degradation(
 
 def degradation_options(aug: AugmentConfig) -> list[str]:
     """``--degradation P --stack Q [--shadow S [--shadow-dark D]] [--small-face F]
-    [--motion-blur M]`` for a recorded ``crct train`` command, when they are not the defaults
-    (so earlier weight files' commands read as they did)."""
+    [--motion-blur M] [--compression C]`` for a recorded ``crct train`` command, when they are
+    not the defaults (so earlier weight files' commands read as they did)."""
     default = AugmentConfig()
     extra = ["--shadow", str(aug.shadow)] if aug.shadow else []
     extra += ["--shadow-dark", str(aug.shadow_dark)] if aug.shadow_dark else []
     extra += ["--small-face", str(aug.small_face)] if aug.small_face else []
     extra += ["--motion-blur", str(aug.motion_blur)] if aug.motion_blur else []
+    extra += ["--compression", str(aug.compression)] if aug.compression else []
     if (aug.degradation, aug.stack) == (default.degradation, default.stack):
         return extra
     return ["--degradation", str(aug.degradation), "--stack", str(aug.stack), *extra]
