@@ -1422,6 +1422,7 @@ def train_fv(
             metavar="SHARE",
         ),
     ] = 0.0,
+    compression: Compression = 0.0,
     seed: Seed = 0,
     out: OutFile = None,
     checkpoint: Checkpoint = None,
@@ -1433,7 +1434,9 @@ def train_fv(
 
     _check_degradation(degradation, stack)
     dirs, vals = _train_dirs(train, val)
-    augment = AugmentConfig(shift_std=0.1, degradation=degradation, stack=stack)
+    augment = AugmentConfig(
+        shift_std=0.1, degradation=degradation, stack=stack, compression=compression
+    )
     cfg = TrainFVConfig(
         train=dirs,
         val=vals,

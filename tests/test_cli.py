@@ -223,3 +223,21 @@ def test_ci_runs_the_readme_commands() -> None:
     ci = (root / ".ci" / "run").read_text().replace("$VENV", ".venv")
     assert "set -euo pipefail" in ci
     assert f"\n{install}\n" in ci and f"\n{test}\n" in ci
+
+
+@pytest.mark.parametrize("model", ["fll", "fv"])
+def test_compression_reaches_the_trainer_and_its_recorded_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model: str
+) -> None:
+    """``crct train fll|fv --compression``: the share reaches the augmentation, and the
+    command recorded in the manifest carries it."""
+    import importlib
+
+    trainer = importlib.import_module(f"crct_cli.train.{model}")
+    seen = []
+    monkeypatch.setattr(trainer, f"train_{model}", lambda cfg, log=None: seen.append(cfg))
+    out = tmp_path / f"{model}.pt"
+    result = crct("train", model, tmp_path, "--val", tmp_path, "--compression", "0.5", "--out", out)
+    assert result.exit_code == 0, result.output
+    (cfg,) = seen
+    assert cfg.augment.compression == 0.5 and "--compression 0.5" in cfg.command()
