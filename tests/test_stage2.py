@@ -166,29 +166,26 @@ def test_harsher_degradation_is_recorded_in_the_command_and_stacks_degradations(
     assert "--degradation" not in plain.command() and "--stack" not in plain.command()
     harsh = dataclasses.replace(plain, augment=AugmentConfig(degradation=1.0, stack=0.5))
     assert "--degradation 1.0 --stack 0.5" in harsh.command()
-    shaded = dataclasses.replace(
-        harsh, augment=AugmentConfig(degradation=1.0, stack=0.5, shadow=0.25)
-    )
-    assert "--degradation 1.0 --stack 0.5 --shadow 0.25" in shaded.command()
-    assert "--shadow" not in harsh.command()
-    deep = dataclasses.replace(shaded, augment=dataclasses.replace(shaded.augment, shadow_dark=0.5))
-    assert "--shadow 0.25 --shadow-dark 0.5" in deep.command()
-    assert "--shadow-dark" not in shaded.command()
-    squeezed = dataclasses.replace(
-        shaded, augment=dataclasses.replace(shaded.augment, compression=0.5)
-    )
-    assert "--shadow 0.25 --compression 0.5" in squeezed.command()
-    assert "--compression" not in shaded.command()
-    small = dataclasses.replace(
-        harsh, augment=AugmentConfig(degradation=1.0, stack=0.5, shadow=0.25, small_face=0.5)
-    )
-    assert "--shadow 0.25 --small-face 0.5" in small.command()
-    assert "--small-face" not in shaded.command()
-    smeared = dataclasses.replace(
-        harsh, augment=dataclasses.replace(small.augment, motion_blur=0.5)
-    )
-    assert "--small-face 0.5 --motion-blur 0.5" in smeared.command()
-    assert "--motion-blur" not in small.command()
+
+    def more(cfg: TrainFLLConfig, **changes: float) -> TrainFLLConfig:
+        """``cfg`` with these augmentation options changed."""
+        return dataclasses.replace(cfg, augment=dataclasses.replace(cfg.augment, **changes))
+
+    # each option is recorded after the ones before it, and only when it is used
+    shaded = more(harsh, shadow=0.25)
+    deep = more(shaded, shadow_dark=0.5)
+    squeezed = more(shaded, compression=0.5)
+    small = more(shaded, small_face=0.5)
+    smeared = more(small, motion_blur=0.5)
+    for cfg, base, flag, expected in [
+        (shaded, harsh, "--shadow", "--degradation 1.0 --stack 0.5 --shadow 0.25"),
+        (deep, shaded, "--shadow-dark", "--shadow 0.25 --shadow-dark 0.5"),
+        (squeezed, shaded, "--compression", "--shadow 0.25 --compression 0.5"),
+        (small, shaded, "--small-face", "--shadow 0.25 --small-face 0.5"),
+        (smeared, small, "--motion-blur", "--small-face 0.5 --motion-blur 0.5"),
+    ]:
+        assert expected in cfg.command()
+        assert flag not in base.command()
     from crct_cli.train.bt import TrainBTConfig
 
     bt = TrainBTConfig(train=[Path("t")], val=[Path("v")], out=Path("x/bt.pt"))
