@@ -1486,6 +1486,15 @@ def train_bt(
             max=1.0,
         ),
     ] = 0.0,
+    fast_motion: Annotated[
+        float,
+        typer.Option(
+            help="Share of training sequences that move in bursts of 2-4 steps of their random "
+            "walk per frame, 2-8 frames at a time: a quickly turned head or a shaken camera.",
+            min=0.0,
+            max=1.0,
+        ),
+    ] = 0.0,
     out: OutFile = None,
     checkpoint: Checkpoint = None,
     resume: Resume = False,
@@ -1507,6 +1516,7 @@ def train_bt(
         model=BTConfig(input_size=input_size),
         augment=dataclasses.replace(BT_AUGMENT, degradation=degradation, stack=stack),
         motion_blur=motion_blur,
+        fast_motion=fast_motion,
     )
     _train_common(cfg, steps, out, checkpoint)
     train_bt(cfg, log=_log_line)

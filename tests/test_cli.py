@@ -104,6 +104,7 @@ def image(tmp_path: Path) -> Path:
         (["train", "fll", "{tmp}", "--val", "{tmp}", "--degradation", "2"], "--degradation"),
         (["train", "fll", "{tmp}", "--val", "{tmp}", "--motion-blur", "1.5"], "--motion-blur"),
         (["train", "fll", "{tmp}", "--val", "{tmp}", "--local-steps", "2"], "--local-steps"),
+        (["train", "bt", "{tmp}", "--val", "{tmp}", "--fast-motion", "2"], "--fast-motion"),
         (["train", "fll", "{tmp}", "--val", "{tmp}", "--shadow-dark", "0.5"], "--shadow-dark"),
     ],
 )

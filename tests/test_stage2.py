@@ -192,6 +192,9 @@ def test_harsher_degradation_is_recorded_in_the_command_and_stacks_degradations(
     bt = dataclasses.replace(bt, augment=dataclasses.replace(bt.augment, motion_blur=0.5))
     assert "--motion-blur" not in bt.command()  # BT's flag is its own shutter, not the smear
     assert dataclasses.replace(bt, motion_blur=0.5).command().count("--motion-blur 0.5") == 1
+    assert "--fast-motion" not in bt.command()
+    fast = dataclasses.replace(bt, motion_blur=0.5, fast_motion=0.5).command()
+    assert "--motion-blur 0.5 --fast-motion 0.5" in fast
 
     applied: list[str] = []
     real = data.random_degradation

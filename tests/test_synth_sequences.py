@@ -25,7 +25,14 @@ from crct_cli.io.images import write_image
 from crct_cli.io.video import iter_frames
 from crct_cli.landmarks import box_from_points
 from crct_cli.models.bt import BTConfig
-from crct_cli.train.bt import MOTION_SHUTTER, crop_frame, synth_sequence
+from crct_cli.train.bt import (
+    FAST_BURST,
+    FAST_STEPS,
+    MOTION_SHUTTER,
+    crop_frame,
+    fast_walk,
+    synth_sequence,
+)
 from crct_cli.train.data import AugmentConfig, load_faces
 
 
@@ -229,3 +236,49 @@ def test_motion_blur_smears_fast_frames_along_the_path(faces_dir: Path) -> None:
     still_sharp, _ = crop_frame(plain, 4, box, cfg, None)
     still_blurred, _ = crop_frame(blurred, 4, box, cfg, rng)
     assert np.abs(still_blurred.astype(int) - still_sharp.astype(int)).max() <= 1
+
+
+def test_fast_walk_moves_in_bursts_of_several_steps() -> None:
+    """``fast_walk``: every frame advances one step except in bursts, whose frames each take
+    the same 2-4 steps for 2-8 frames; over many sequences about two fifths of the frames are
+    fast, and no two seeds give the same plan."""
+    plans = [fast_walk(40, np.random.default_rng(seed)) for seed in range(200)]
+    for steps in plans:
+        assert steps[0] == 0 and steps[1:].min() >= 1
+        assert steps.max() <= FAST_STEPS[1]
+        fast = np.flatnonzero(steps > 1)
+        # a burst is a run of equal steps; runs may touch, so only the longest bound holds
+        runs = np.split(fast, np.flatnonzero(np.diff(fast) > 1) + 1) if fast.size else []
+        for run in runs:
+            assert run.size >= min(FAST_BURST[0], 40 - run[0])
+    share = np.mean([(p[1:] > 1).mean() for p in plans])
+    assert 0.25 < share < 0.6
+    assert len({p.tobytes() for p in plans}) > 150
+
+
+def test_fast_motion_sequence_moves_further_per_frame(faces_dir: Path) -> None:
+    """``crct train bt --fast-motion``: with share 0 nothing more is drawn (the recorded BT
+    command still makes its sequences); with share 1 every sequence follows a fast walk, its
+    frames the walk's positions after each frame's steps, so the face moves further between
+    frames than in the plain sequences of the same seeds."""
+    (face,) = load_faces([faces_dir])[:1]
+    clean = AugmentConfig(0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+    a, b = np.random.default_rng(5), np.random.default_rng(5)
+    plain = synth_sequence(face, 12, a, clean)
+    same = synth_sequence(face, 12, b, clean, fast_motion=0.0)
+    assert np.array_equal(plain.points, same.points) and a.random() == b.random()
+
+    def moves(fast: float) -> np.ndarray:
+        out = []
+        for seed in range(30):
+            seq = synth_sequence(face, 12, np.random.default_rng(seed), clean, fast_motion=fast)
+            assert seq.points.shape == (12, 68, 2) and seq.transforms.shape == (12, 2, 3)
+            centres = np.stack(
+                [box_from_points(p)[:2] + box_from_points(p)[2:] / 2 for p in seq.points]
+            )
+            out.append(np.linalg.norm(np.diff(centres, axis=0), axis=1))
+        return np.concatenate(out)
+
+    slow, fast = moves(0.0), moves(1.0)
+    assert np.percentile(fast, 95) > 1.3 * np.percentile(slow, 95)
+    assert fast.mean() > slow.mean()

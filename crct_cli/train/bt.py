@@ -52,6 +52,7 @@ class TrainBTConfig(TrainRun):
     model: BTConfig = field(default_factory=BTConfig)
     augment: AugmentConfig = field(default_factory=lambda: BT_AUGMENT)
     motion_blur: float = 0.0  #: share of sequences filmed with an open shutter (see MOTION_SHUTTER)
+    fast_motion: float = 0.0  #: share of sequences with bursts of fast motion (see fast_walk)
 
     def default_steps(self) -> int:
         return 1500
@@ -64,13 +65,18 @@ class TrainBTConfig(TrainRun):
         # crop smear (``augment.motion_blur``); its --motion-blur is the sequences' shutter
         harsh = degradation_options(dataclasses.replace(self.augment, motion_blur=0.0))
         blur = ["--motion-blur", str(self.motion_blur)] if self.motion_blur > 0 else []
-        return ["--crops-per-step", str(self.crops_per_step), *init, *sized, *harsh, *blur]
+        fast = ["--fast-motion", str(self.fast_motion)] if self.fast_motion > 0 else []
+        return ["--crops-per-step", str(self.crops_per_step), *init, *sized, *harsh, *blur, *fast]
 
 
 #: The range of a motion-blurred sequence's exposure, in frame intervals (``--motion-blur``).
 MOTION_SHUTTER: tuple[float, float] = (0.3, 1.0)
 #: Pictures averaged over one frame's exposure.
 MOTION_SAMPLES = 5
+#: ``--fast-motion``: chance per frame that a burst starts, its frames, walk steps per frame.
+FAST_START = 0.15
+FAST_BURST: tuple[int, int] = (2, 8)
+FAST_STEPS: tuple[int, int] = (2, 4)
 
 
 @dataclass
@@ -91,6 +97,28 @@ def _similarity(
     return np.hstack([lin, (center + shift - lin @ center)[:, None]])
 
 
+def fast_walk(length: int, rng: np.random.Generator) -> np.ndarray:
+    """Walk steps between frames (``steps[0] = 0``) with bursts of fast motion.
+
+    A burst starts at any frame with chance :data:`FAST_START`, lasts :data:`FAST_BURST`
+    frames and advances the walk :data:`FAST_STEPS` steps per frame: a head turned quickly or
+    a shaken camera, which moves the face up to a box side or more between two frames, where
+    BT's crop (twice the box) only just holds it. Category 3 of ``crct_cli.bench.synth_video``
+    moves faces the same way, 2-3 steps at a time.
+    """
+    steps = np.ones(length, int)
+    steps[0] = 0
+    t = 1
+    while t < length:
+        if rng.random() < FAST_START:
+            n = int(rng.integers(FAST_BURST[0], FAST_BURST[1] + 1))
+            steps[t : t + n] = int(rng.integers(FAST_STEPS[0], FAST_STEPS[1] + 1))
+            t += n
+        else:
+            t += 1
+    return steps
+
+
 def synth_sequence(
     face: Face,
     length: int,
@@ -98,6 +126,7 @@ def synth_sequence(
     aug: AugmentConfig,
     pull: float = 0.0,
     motion_blur: float = 0.0,
+    fast_motion: float = 0.0,
 ) -> Sequence_:
     """``length`` frames of smooth random motion of one still face.
 
@@ -106,6 +135,8 @@ def synth_sequence(
     the chance that the sequence is filmed with the shutter open over part of each frame
     interval (:data:`MOTION_SHUTTER`), so that a fast face is smeared along its path, as a
     real camera smears a turning head; nothing more is drawn from ``rng`` when it is 0.
+    ``fast_motion``: the chance that the walk moves in bursts of several steps per frame
+    (:func:`fast_walk`); likewise nothing is drawn for it when it is 0.
     """
     image, points = face.image, face.points
     if rng.random() < aug.flip:
@@ -123,8 +154,12 @@ def synth_sequence(
     log_s, angle = 0.0, float(rng.normal(0, 10))
     vs, va = 0.0, 0.0
     shift = np.zeros(2)
+    steps = None
+    if fast_motion > 0 and rng.random() < fast_motion:
+        steps = fast_walk(length, rng)
+    walk = length if steps is None else int(steps.sum()) + 1
     transforms, pts = [], []
-    for _ in range(length):
+    for _ in range(walk):
         transforms.append(_similarity(np.exp(log_s), angle, center, shift))
         pts.append(geometry.apply(transforms[-1], points))
         v = 0.8 * v + rng.normal(0, speed, 2) * side - pull * shift
@@ -135,6 +170,9 @@ def synth_sequence(
         shift = shift + v
         log_s = float(np.clip(log_s + vs, -0.5, 0.5))
         angle = float(np.clip(angle + va, -50, 50))
+    if steps is not None:  # the frames are the walk's positions after each frame's steps
+        keep = np.cumsum(steps)
+        transforms, pts = [transforms[i] for i in keep], [pts[i] for i in keep]
     pts_a = np.stack(pts)
     b0 = box_from_points(pts_a[0])
     jitter = np.concatenate([rng.normal(0, 0.04, 2) * b0[2:], b0[2:] * rng.normal(0, 0.04, 2)])
@@ -329,7 +367,9 @@ def train_bt(cfg: TrainBTConfig, log=print) -> dict:
         n = max(2, cfg.crops_per_step // (length - 1))
         idx = rng.integers(len(train_faces), size=n)
         seqs = [
-            synth_sequence(train_faces[int(i)], length, rng, cfg.augment, 0.0, cfg.motion_blur)
+            synth_sequence(
+                train_faces[int(i)], length, rng, cfg.augment, 0.0, cfg.motion_blur, cfg.fast_motion
+            )
             for i in idx
         ]
         return seqs, rng
