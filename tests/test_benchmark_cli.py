@@ -301,3 +301,27 @@ def test_lost_points_for_video_datasets_is_checked(tmp_path: Path) -> None:
     assert "--bt-reuse must be from 0 to 0.5" in one_line_error(crct(*args))
     args = ("benchmark", "--dataset", "300vw", "--root", tmp_path, "--gate-growth", "-0.5")
     assert "--gate-growth must be >= 0" in one_line_error(crct(*args))
+
+
+def test_video_methods_take_the_papers_thresholds_as_crct_track_does(
+    vw: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--tb`` and ``--tc`` reach the video methods' trackers as ``crct track``'s do (the
+    papers' 1.0 and 0.5 when left out), beside the re-detection options."""
+    asked: list[dict[str, Any]] = []
+    factory = bench_runner.make_video_factory  # the vw fixture's fake
+
+    def recording(*args: Any, **options: Any) -> Any:
+        asked.append(options)
+        return factory(*args, **options)
+
+    monkeypatch.setattr(bench_runner, "make_video_factory", recording)
+    base = ("benchmark", "--dataset", "300vw-cat3", "--root", vw, "--methods", "crct")
+    result = crct(
+        *base, "--tb", "0.4", "--tc", "0.7", "--gate-growth", "0.3", "--out", tmp_path / "a"
+    )
+    assert result.exit_code == 0, result.output
+    assert (asked[-1]["tb"], asked[-1]["tc"], asked[-1]["gate_growth"]) == (0.4, 0.7, 0.3)
+    result = crct(*base, "--out", tmp_path / "b")
+    assert result.exit_code == 0, result.output
+    assert (asked[-1]["tb"], asked[-1]["tc"]) == (1.0, 0.5)

@@ -84,6 +84,8 @@ class DatasetRequest:
     threshold: float = 0.08
     max_frames: int | None = None
     int8: bool = True  #: video methods: BT and FLL's first stage on int8 graphs (crct track's)
+    tb: float = 1.0  #: video methods: crct track's --tb (eq. 8's gate)
+    tc: float = 0.5  #: video methods: crct track's --tc (the validator's threshold)
     relaxed_redetect: bool = True  #: video methods: crct track's second, more sensitive look
     stretched_look: bool = STRETCHED_LOOK  #: video methods: crct track's --stretched-look
     reacquire: int = 25  #: video methods: crct track's --reacquire (0: never)
@@ -117,8 +119,11 @@ class DatasetRequest:
 
     @property
     def redetection(self) -> dict[str, Any]:
-        """The re-detection options, as ``TrackerConfig`` and ``crct_cli.Tracker`` name them."""
+        """The papers' thresholds and the re-detection options, as ``TrackerConfig`` and
+        ``crct_cli.Tracker`` name them."""
         return {
+            "tb": self.tb,
+            "tc": self.tc,
             "relaxed_redetect": self.relaxed_redetect,
             "reacquire": self.reacquire,
             "redetect_fallback": self.redetect_fallback,
