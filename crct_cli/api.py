@@ -27,7 +27,14 @@ import numpy as np
 
 from crct_cli.errors import CrctError
 from crct_cli.tracking.multi import Face, MultiConfig, MultiTracker
-from crct_cli.tracking.smoothing import SMOOTH, FaceSmoother, SmoothConfig
+from crct_cli.tracking.smoothing import (
+    LOOKAHEAD,
+    SMOOTH,
+    FaceSmoother,
+    SmoothConfig,
+    TwoSidedConfig,
+    TwoSidedSmoother,
+)
 from crct_cli.tracking.tracker import (
     BT_REUSE,
     GATE_GROWTH,
@@ -128,6 +135,10 @@ class Tracker:
     follow a fast head and a fast mouth (:mod:`crct_cli.tracking.smoothing`); ``smooth_cutoff``
     (Hz, lower is steadier) and ``smooth_beta`` (higher follows fast expressions more closely)
     tune it; ``False``: every frame's points as the networks gave them.
+    ``lookahead``: with ``smooth``, :meth:`track` (a video file, where the frames after each
+    one are there to read) smooths each face's shape and its steady pose over the frames on
+    both sides instead, a third of a second each way, with no lag (``TwoSidedConfig`` in
+    :mod:`crct_cli.tracking.smoothing`); :meth:`step`, a live stream, has the causal filter.
     ``backfill``: :meth:`track` only: when a video's first frames show no face the detector
     can find, up to this many of them (and :data:`BACKFILL_MB` of pixels) wait for the first
     face, and then get FLL's points in that face's first box, marked ``lost`` (0: they stay
@@ -169,6 +180,7 @@ class Tracker:
         smooth: bool = SMOOTH,
         smooth_cutoff: float = SmoothConfig.min_cutoff,
         smooth_beta: float = SmoothConfig.beta,
+        lookahead: bool = LOOKAHEAD,
         weights_dir: str | os.PathLike[str] | None = None,
         networks: Any = None,
     ) -> None:
@@ -189,6 +201,8 @@ class Tracker:
         smoothing.check()
         self.smooth = smooth
         self.smoother = FaceSmoother(smoothing) if smooth else None
+        #: :meth:`track`'s two-sided filter (None: the causal one, as :meth:`step` has)
+        self.two_sided = TwoSidedConfig() if smooth and lookahead else None
         self.backfill = backfill
         self.blend, self.flip, self.bt_reuse = blend, flip, bt_reuse
         self.stretched_look = stretched_look
@@ -261,14 +275,33 @@ class Tracker:
         self, video: str | os.PathLike[str], max_frames: int | None = None
     ) -> Iterator[TrackedFrame]:
         """Every frame of ``video`` with its faces, decoded and tracked one at a time (frames
-        before the first face wait for it: ``backfill``)."""
+        before the first face wait for it: ``backfill``). With ``lookahead`` each frame comes
+        out once the frames a third of a second after it are tracked too (the two-sided filter
+        reads them)."""
+        if self.two_sided is None:
+            yield from self._track(video, max_frames, causal=True)
+            return
+        smoother: TwoSidedSmoother[TrackedFrame] = TwoSidedSmoother(self.two_sided)
+        for frame in self._track(video, max_frames, causal=False):
+            for done, faces in smoother.push(frame, frame.time, frame.faces):
+                yield dataclasses.replace(done, faces=faces)
+        for done, faces in smoother.flush():
+            yield dataclasses.replace(done, faces=faces)
+
+    def _track(
+        self, video: str | os.PathLike[str], max_frames: int | None, causal: bool
+    ) -> Iterator[TrackedFrame]:
+        """:meth:`track`'s frames before any two-sided filter (``causal``: the One Euro
+        filter's points, as :meth:`step` gives)."""
         from crct_cli.io.video import iter_frames, prefetch_frames
 
         self.reset()
         waiting: list[TrackedFrame] = []  # the first frames, faceless, while a face may come
         found = self.backfill == 0
         for decoded in prefetch_frames(iter_frames(Path(video), max_frames)):
-            faces = self._smoothed(self._engine.step(decoded.image), decoded.time)
+            faces = self._engine.step(decoded.image)
+            if causal:
+                faces = self._smoothed(faces, decoded.time)
             self._index = decoded.index + 1
             frame = TrackedFrame(decoded.index, decoded.time, faces, decoded.image)
             if found:
@@ -321,6 +354,7 @@ class Tracker:
             "smooth": self.smooth,
             "smooth_cutoff": None if self.smoother is None else self.smoother.config.min_cutoff,
             "smooth_beta": None if self.smoother is None else self.smoother.config.beta,
+            "lookahead": self.two_sided is not None,
         }
 
     # -- still images ---------------------------------------------------------------------

@@ -381,6 +381,15 @@ def track(
             metavar="BETA",
         ),
     ] = 5.0,
+    lookahead: Annotated[
+        bool,
+        typer.Option(
+            help="--smooth: read a third of a second of the video after each frame too, and "
+            "average each face's shape and, where the head keeps still, its pose over the "
+            "frames on both sides (no lag; --smooth-cutoff and --smooth-beta then unused); "
+            "--no-lookahead: the causal filter, as for a live stream.",
+        ),
+    ] = True,
     workers: Annotated[
         int | None,
         typer.Option(
@@ -501,6 +510,7 @@ def track(
         "smooth": smooth,
         "smooth_cutoff": smooth_cutoff,
         "smooth_beta": smooth_beta,
+        "lookahead": lookahead,
     }
     jobs = discover(videos, out)
     console = Console(stderr=True, highlight=False)
@@ -994,6 +1004,7 @@ def benchmark(
     smooth: Annotated[bool, _as_track("--smooth")] = True,
     smooth_cutoff: Annotated[float, _as_track("--smooth-cutoff", metavar="HZ")] = 2.5,
     smooth_beta: Annotated[float, _as_track("--smooth-beta", metavar="BETA")] = 5.0,
+    lookahead: Annotated[bool, _as_track("--lookahead")] = True,
     faces: Annotated[
         str,
         typer.Option(
@@ -1092,6 +1103,7 @@ def benchmark(
             smooth=smooth,
             smooth_cutoff=smooth_cutoff,
             smooth_beta=smooth_beta,
+            lookahead=lookahead,
         )
         from crct_cli.api import check_lost_points
         from crct_cli.tracking.smoothing import SmoothConfig

@@ -26,7 +26,8 @@ from crct_cli.io.openface_csv import COLUMNS, read_landmarks_csv
 from crct_cli.io.track_json import read_track_json
 from crct_cli.io.video import VideoWriter, iter_frames
 from crct_cli.landmarks import box_from_points
-from crct_cli.tracking.smoothing import ShapeFilter
+from crct_cli.tracking.multi import Face
+from crct_cli.tracking.smoothing import ShapeFilter, TwoSidedSmoother
 from crct_cli.tracking.tracker import CRCTTracker, TrackerConfig
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
@@ -57,22 +58,34 @@ def two_faces(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_one_face_gives_algorithm_1s_points_run_face_by_face(tracker: Tracker) -> None:
-    """... then smoothed (``smooth``, on by default) by the shape's filter, on tracked frames."""
+    """... then smoothed (``smooth``, on by default): over the frames on both sides by
+    ``track`` (``lookahead``, its default), by the shape's causal filter with ``lookahead=False``
+    (as ``step`` always is)."""
     nets = tracker.networks
     reference = CRCTTracker(nets, TrackerConfig())
+    causal = Tracker(networks=nets, lookahead=False)
     smoothing = ShapeFilter()
+    two_sided: TwoSidedSmoother[int] = TwoSidedSmoother()
     frames = list(tracker.track(VIDEO, max_frames=N_FRAMES))
+    causal_frames = list(causal.track(VIDEO, max_frames=N_FRAMES))
     assert [f.index for f in frames] == list(range(N_FRAMES))
-    states = []
-    for decoded, got in zip(iter_frames(VIDEO, N_FRAMES), frames, strict=True):
+    states, expected_ahead = [], []
+    for decoded, got, got_causal in zip(
+        iter_frames(VIDEO, N_FRAMES), frames, causal_frames, strict=True
+    ):
         ref = reference.step(decoded.image)
         assert got.time == pytest.approx(decoded.time)
         (face,) = got.faces
         assert face.face_id == 0 and face.state == ref.state
         smoothed = smoothing(ref.points, decoded.time, ref.state == "tracked")
         expected = smoothed if ref.state == "tracked" else ref.points
-        assert np.abs(face.points - expected).max() < 1e-3
+        assert np.abs(got_causal.faces[0].points - expected).max() < 1e-3
+        raw = Face(0, ref.points, ref.box, ref.score, ref.state)
+        expected_ahead += two_sided.push(decoded.index, decoded.time, [raw])
         states.append(face.state)
+    expected_ahead += two_sided.flush()
+    for got, (index, (want,)) in zip(frames, expected_ahead, strict=True):
+        assert got.index == index and np.abs(got.faces[0].points - want.points).max() < 1e-3
     assert states[0] == "redetected" and states.count("tracked") > N_FRAMES // 2
 
 

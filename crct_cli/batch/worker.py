@@ -55,6 +55,7 @@ SETTINGS_KEYS: tuple[str, ...] = (
     "smooth",
     "smooth_cutoff",
     "smooth_beta",
+    "lookahead",
     "init_box",
 )
 

@@ -30,7 +30,14 @@ from crct_cli.io.video import Frame
 from crct_cli.runtime.iid import VARIANTS
 from crct_cli.tracking.detector import Detection
 from crct_cli.tracking.multi import Face
-from crct_cli.tracking.smoothing import SMOOTH, FaceSmoother, SmoothConfig
+from crct_cli.tracking.smoothing import (
+    LOOKAHEAD,
+    SMOOTH,
+    FaceSmoother,
+    SmoothConfig,
+    TwoSidedConfig,
+    TwoSidedSmoother,
+)
 from crct_cli.tracking.tracker import (
     BT_REUSE,
     MODES,
@@ -149,6 +156,14 @@ class VideoMethod(Protocol):
     def step(self, frame: Frame) -> FramePrediction: ...
 
 
+def finish_sequence(method: VideoMethod) -> dict[int, FramePrediction]:
+    """A method's revised answers once a sequence's frames are all in (frame index ->
+    prediction): a method with a ``finish()`` (crct's two-sided filter, which reads the frames
+    after each one) gives them; any other answered every frame as it came."""
+    finish = getattr(method, "finish", None)
+    return {} if finish is None else dict(finish())
+
+
 class ImageMethod(Protocol):
     """A still-image aligner: faces from a detector or a given box, then 68 points."""
 
@@ -162,16 +177,27 @@ ImageFactory = Callable[[MethodSpec], ImageMethod]
 
 
 class TrackerMethod:
-    """The real video method: :class:`CRCTTracker` (Algorithm 1) over the given networks."""
+    """The real video method: :class:`CRCTTracker` (Algorithm 1) over the given networks.
+
+    With ``two_sided`` (``crct track --lookahead``) it answers each frame unsmoothed as it
+    comes and gives the filtered answers at :meth:`finish`, as ``crct track`` writes them.
+    """
 
     def __init__(
-        self, nets: Networks, config: TrackerConfig, smoothing: SmoothConfig | None = None
+        self,
+        nets: Networks,
+        config: TrackerConfig,
+        smoothing: SmoothConfig | None = None,
+        two_sided: TwoSidedConfig | None = None,
     ) -> None:
         self.nets = nets
         self.config = config
         self.tracker: CRCTTracker | None = None
         #: ``crct track --smooth``: the same filter over this one face's points
-        self.smoother = None if smoothing is None else FaceSmoother(smoothing)
+        causal = smoothing is not None and two_sided is None
+        self.smoother = FaceSmoother(smoothing) if causal and smoothing else None
+        self.two_sided = two_sided
+        self._frames: list[tuple[int, float, list[Face]]] = []
 
     @property
     def weight_files(self) -> dict[str, str]:
@@ -181,15 +207,30 @@ class TrackerMethod:
         self.tracker = CRCTTracker(self.nets, self.config, init_box)
         if self.smoother is not None:
             self.smoother.reset()
+        self._frames = []
 
     def step(self, frame: Frame) -> FramePrediction:
         assert self.tracker is not None, "start() first"
         result = self.tracker.step(frame.image)
+        if self.two_sided is not None:
+            face = Face(0, result.points, result.box, result.score, result.state)
+            self._frames.append((frame.index, frame.time, [face]))
+            return FramePrediction(result.points, result.box)
         if self.smoother is None:
             return FramePrediction(result.points, result.box)
         face = Face(0, result.points, result.box, result.score, result.state)
         (face,) = self.smoother([face], frame.time)
         return FramePrediction(face.points, face.box)
+
+    def finish(self) -> dict[int, FramePrediction]:
+        """The two-sided filter's answers for the sequence's frames (none without it)."""
+        if self.two_sided is None:
+            return {}
+        smoother: TwoSidedSmoother[int] = TwoSidedSmoother(self.two_sided)
+        done = [d for index, t, faces in self._frames for d in smoother.push(index, t, faces)]
+        done += smoother.flush()
+        self._frames = []
+        return {index: FramePrediction(f[0].points, f[0].box) for index, f in done}
 
 
 def build_networks(spec: MethodSpec, device: Any, **options: Any) -> Any:
@@ -218,12 +259,14 @@ def video_factory(
     smooth: bool = SMOOTH,
     smooth_cutoff: float = SmoothConfig.min_cutoff,
     smooth_beta: float = SmoothConfig.beta,
+    lookahead: bool = LOOKAHEAD,
     **redetection: Any,
 ) -> VideoFactory:
     """Real video methods on ``device``, with the papers' thresholds and ``SeqBT``; ``int8``,
     ``blend``, ``flip``, ``bt_reuse``, ``stretched_look``, the smoothing and the re-detection
     options (``TrackerConfig``'s names) as ``crct track`` (its defaults)."""
     smoothing = SmoothConfig(min_cutoff=smooth_cutoff, beta=smooth_beta) if smooth else None
+    two_sided = TwoSidedConfig() if smooth and lookahead else None
 
     def make(spec: MethodSpec) -> VideoMethod:
         config = TrackerConfig(tb=tb, tc=tc, seq_bt=seq_bt, mode=spec.mode, **redetection)
@@ -231,7 +274,7 @@ def video_factory(
         nets = build_networks(
             spec, device, int8=int8, align=align, bt_reuse=bt_reuse, stretched_look=stretched_look
         )
-        return TrackerMethod(nets, config, smoothing)
+        return TrackerMethod(nets, config, smoothing, two_sided)
 
     return make
 

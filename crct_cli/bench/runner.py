@@ -58,7 +58,7 @@ from crct_cli.bench.video_bench import (
 )
 from crct_cli.errors import CrctError
 from crct_cli.metrics import NORMALIZATIONS
-from crct_cli.tracking.smoothing import SMOOTH, SmoothConfig
+from crct_cli.tracking.smoothing import LOOKAHEAD, SMOOTH, SmoothConfig
 from crct_cli.tracking.tracker import BT_REUSE, GATE_GROWTH, LOST_FLIP, STRETCHED_LOOK
 
 #: The papers' SeqBT (CRCT IV: 2 and 4 scored best).
@@ -102,6 +102,7 @@ class DatasetRequest:
     smooth: bool = SMOOTH  #: video methods: crct track's --smooth (the shape's One Euro filter)
     smooth_cutoff: float = SmoothConfig.min_cutoff  #: video methods: crct track's --smooth-cutoff
     smooth_beta: float = SmoothConfig.beta  #: video methods: crct track's --smooth-beta
+    lookahead: bool = LOOKAHEAD  #: video methods: crct track's --lookahead (two-sided filter)
 
     @property
     def fll(self) -> dict[str, Any]:
@@ -115,6 +116,7 @@ class DatasetRequest:
             "smooth": self.smooth,
             "smooth_cutoff": self.smooth_cutoff,
             "smooth_beta": self.smooth_beta,
+            "lookahead": self.lookahead,
         }
 
     @property

@@ -28,7 +28,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from crct_cli.bench.catalog import MissingSequence, SequenceSelection
-from crct_cli.bench.methods import MethodSpec, VideoFactory, VideoMethod, weight_files_of
+from crct_cli.bench.methods import (
+    MethodSpec,
+    VideoFactory,
+    VideoMethod,
+    finish_sequence,
+    weight_files_of,
+)
 from crct_cli.bench.scores import (
     GroupScore,
     finite_or_none,
@@ -130,6 +136,12 @@ def run_sequence(
             on_frame(fed, None)
         if number >= numbers[-1]:  # nothing after the last annotated frame is scored
             break
+    for index, revised in finish_sequence(method).items():  # a two-sided filter's answers
+        number = index + 1
+        if number in wanted and revised.points is not None:
+            points[number] = np.asarray(revised.points, dtype=np.float64)
+            box = revised.box if revised.box is not None else box_from_points(points[number])
+            boxes[number] = np.asarray(box, dtype=np.float64)
     seconds = time.perf_counter() - t0
     gt = np.stack([annotations[k] for k in numbers])
     pred = np.full_like(gt, np.nan)

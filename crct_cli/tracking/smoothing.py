@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 import numpy as np
 
@@ -140,3 +140,185 @@ class FaceSmoother:
         for gone in set(self.filters) - seen:
             del self.filters[gone]
         return out
+
+
+# ------------------------------------------------------------------------------------------
+# Two-sided smoothing of a recorded video (``crct track --lookahead``, on by default)
+
+#: ``crct track --lookahead``'s default: a video file has the frames after each one too.
+LOOKAHEAD = True
+T = TypeVar("T")
+#: States whose points the two-sided filter smooths (a lost frame's points stay as found).
+_FOLLOWED = ("tracked", "redetected")
+
+
+@dataclass(frozen=True)
+class TwoSidedConfig:
+    """Settings of the two-sided filter that a recorded video affords (seconds, face radii).
+
+    A causal filter can only average a frame with the frames before it, so it lags, and the
+    pose (where the head is, how large, how turned) is left alone for that reason. With the
+    frames after it in hand, a frame's average has no lag. ``shape_sigma``: the Gaussian over
+    time of the normalised shape. ``pose_sigma``: that of the pose; but a neighbour's pose
+    counts with weight ``exp(-d^2 / 2 pose_range^2)`` of its distance ``d`` from this frame's
+    (centre in face radii, log size, angle in radians), a bilateral filter: a still or slowly
+    moving head's pose is steadied, a move well beyond the localiser's noise (a jerk, a turn)
+    is kept as found (docs/benchmarks.md, session 29). ``max_gap``: a pause longer than this
+    ends the track's run, as for the causal filter.
+    """
+
+    shape_sigma: float = 0.12
+    pose_sigma: float = 0.08
+    pose_range: float = 0.03
+    max_gap: float = 0.5
+
+    @property
+    def reach(self) -> float:
+        """How far (s) from a frame the filter reads: three of its widest Gaussian's sigmas."""
+        return 3.0 * max(self.shape_sigma, self.pose_sigma)
+
+    def check(self) -> None:
+        values = (self.shape_sigma, self.pose_sigma, self.pose_range)
+        if not all(v >= 0 and math.isfinite(v) for v in values) or not self.max_gap > 0:
+            raise CrctError("the two-sided filter's sigmas and pose range must be >= 0")
+
+
+def _gaussian(offsets: np.ndarray, sigma: float) -> np.ndarray:
+    """Weights of a Gaussian of ``sigma`` at ``offsets``; sigma 0 keeps only offset 0."""
+    if sigma <= 0:
+        return (offsets == 0).astype(np.float64)
+    return np.exp(-0.5 * (offsets / sigma) ** 2)
+
+
+def smooth_run(
+    points: np.ndarray, times: np.ndarray, centre: int, config: TwoSidedConfig
+) -> np.ndarray:
+    """Frame ``centre``'s points, smoothed over one face's run ``points`` (K, N, 2) at
+    ``times`` (K,): consecutive frames its track followed around it."""
+    z = points[..., 0] + 1j * points[..., 1]
+    middle = z.mean(axis=1)
+    z0 = z - middle[:, None]
+    radius = np.sqrt(np.mean(np.abs(z0) ** 2, axis=1))
+    if not np.all(np.isfinite(radius)) or radius.min() < 1e-6:
+        return points[centre]
+    unit = z0 / radius[:, None]
+    # each frame's shape laid onto the centre frame's by the rotation that fits it best
+    turn = np.sum(np.conj(unit) * unit[centre], axis=1)
+    rotation = np.where(np.abs(turn) > 0, turn / np.maximum(np.abs(turn), 1e-12), 1.0)
+    shape = unit * rotation[:, None]
+    offsets = times - times[centre]
+    w = _gaussian(offsets, config.shape_sigma)
+    mean_shape = (w[:, None] * shape).sum(axis=0) / w.sum()
+    pose = np.stack(
+        [
+            middle.real / radius[centre],
+            middle.imag / radius[centre],
+            np.log(radius),
+            -np.angle(rotation),  # each frame's turn from the centre frame's
+        ],
+        axis=1,
+    )
+    w = _gaussian(offsets, config.pose_sigma)
+    distance = np.linalg.norm(pose - pose[centre], axis=1)
+    w = w * _gaussian(distance, config.pose_range)
+    x, y, log_size, angle = (w[:, None] * pose).sum(axis=0) / w.sum()
+    out = mean_shape * np.exp(1j * angle + log_size) + (x + 1j * y) * radius[centre]
+    return np.stack([out.real, out.imag], axis=-1)
+
+
+class TwoSidedSmoother(Generic[T]):
+    """Every face's points smoothed with the frames around it, for a recorded video.
+
+    Frames go in with :meth:`push` and come out in the same order, each once the frames
+    ``config.reach`` seconds after it are in (at most ``max_pending`` frames later), the rest
+    at :meth:`flush`. A face's run is the frames its track followed without a break: a
+    re-detection starts one, a lost frame or a pause of over ``max_gap`` ends it; lost frames
+    keep their points. ``item`` is whatever the caller wants back with each frame's faces.
+    """
+
+    def __init__(self, config: TwoSidedConfig | None = None, max_pending: int = 256) -> None:
+        self.config = config or TwoSidedConfig()
+        self.config.check()
+        self.max_pending = max_pending
+        self._items: list[T] = []
+        self._times: list[float] = []
+        self._faces: list[dict[int, Face]] = []
+        self._order: list[list[Face]] = []
+        self._next = 0  # the first kept frame not given out yet
+
+    def push(self, item: T, time: float, faces: list[Face]) -> list[tuple[T, list[Face]]]:
+        """Take one frame; returns the frames now ready, oldest first."""
+        out = self.flush() if self._times and time < self._times[-1] else []
+        self._items.append(item)
+        self._times.append(float(time))
+        self._faces.append({f.face_id: f for f in faces})
+        self._order.append(list(faces))
+        reach = self.config.reach
+        while self._next < len(self._times) and (
+            time - self._times[self._next] >= reach
+            or len(self._times) - self._next > self.max_pending
+        ):
+            out.append(self._emit(self._next))
+            self._next += 1
+        self._forget()
+        return out
+
+    def flush(self) -> list[tuple[T, list[Face]]]:
+        """Every frame not given out yet; the smoother then starts afresh."""
+        out = [self._emit(i) for i in range(self._next, len(self._times))]
+        self._items, self._times, self._faces, self._order = [], [], [], []
+        self._next = 0
+        return out
+
+    def _forget(self) -> None:
+        """Drop the frames given out that no frame still to come will read."""
+        if self._next == 0:
+            return
+        now = self._times[self._next] if self._next < len(self._times) else self._times[-1]
+        drop = 0
+        while drop < self._next and (
+            now - self._times[drop] > self.config.reach or self._next - drop > self.max_pending
+        ):
+            drop += 1
+        if drop:
+            del self._items[:drop], self._times[:drop], self._faces[:drop], self._order[:drop]
+            self._next -= drop
+
+    def _continues(self, k: int, face_id: int) -> bool:
+        """Whether frame ``k``'s face ``face_id`` goes on the run of frame ``k - 1``'s."""
+        if k <= 0 or k >= len(self._times):
+            return False
+        now, before = self._faces[k].get(face_id), self._faces[k - 1].get(face_id)
+        return (
+            now is not None
+            and before is not None
+            and now.points is not None
+            and before.points is not None
+            and now.state == "tracked"
+            and before.state in _FOLLOWED
+            and 0.0 < self._times[k] - self._times[k - 1] <= self.config.max_gap
+        )
+
+    def _emit(self, i: int) -> tuple[T, list[Face]]:
+        faces = []
+        reach = self.config.reach
+        t = self._times[i]
+        for face in self._order[i]:
+            if face.points is None or face.state not in _FOLLOWED:
+                faces.append(face)
+                continue
+            first = i
+            while self._continues(first, face.face_id) and t - self._times[first - 1] <= reach:
+                first -= 1
+            last = i
+            while self._continues(last + 1, face.face_id) and self._times[last + 1] - t <= reach:
+                last += 1
+            if last > first:
+                run = np.stack(
+                    [self._faces[k][face.face_id].points for k in range(first, last + 1)]
+                ).astype(np.float64)
+                times = np.array(self._times[first : last + 1])
+                points = smooth_run(run, times, i - first, self.config)
+                face = dataclasses.replace(face, points=points, box=box_from_points(points))
+            faces.append(face)
+        return self._items[i], faces
