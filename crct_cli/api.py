@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from crct_cli.errors import CrctError
+from crct_cli.tracking.backtrack import BACKTRACK, Backtracker, check_backtrack
 from crct_cli.tracking.multi import Face, MultiConfig, MultiTracker
 from crct_cli.tracking.smoothing import (
     LOOKAHEAD,
@@ -139,6 +140,10 @@ class Tracker:
     one are there to read) smooths each face's shape and its steady pose over the frames on
     both sides instead, a third of a second each way, with no lag (``TwoSidedConfig`` in
     :mod:`crct_cli.tracking.smoothing`); :meth:`step`, a live stream, has the causal filter.
+    ``backtrack``: with ``lookahead``, when a lost face is found again, :meth:`track` follows it
+    backwards (Algorithm 1 run back in time from the re-found face) into up to this many of the
+    frames it was lost in, and those the validator accepts get its points, state ``tracked``
+    (:mod:`crct_cli.tracking.backtrack`; 0: never).
     ``backfill``: :meth:`track` only: when a video's first frames show no face the detector
     can find, up to this many of them (and :data:`BACKFILL_MB` of pixels) wait for the first
     face, and then get FLL's points in that face's first box, marked ``lost`` (0: they stay
@@ -181,6 +186,7 @@ class Tracker:
         smooth_cutoff: float = SmoothConfig.min_cutoff,
         smooth_beta: float = SmoothConfig.beta,
         lookahead: bool = LOOKAHEAD,
+        backtrack: int = BACKTRACK,
         weights_dir: str | os.PathLike[str] | None = None,
         networks: Any = None,
     ) -> None:
@@ -201,8 +207,12 @@ class Tracker:
         smoothing.check()
         self.smooth = smooth
         self.smoother = FaceSmoother(smoothing) if smooth else None
+        check_backtrack(backtrack)
+        self.lookahead = lookahead
         #: :meth:`track`'s two-sided filter (None: the causal one, as :meth:`step` has)
         self.two_sided = TwoSidedConfig() if smooth and lookahead else None
+        #: :meth:`track`: lost frames a re-found face may be followed back into
+        self.backtrack = backtrack if lookahead else 0
         self.backfill = backfill
         self.blend, self.flip, self.bt_reuse = blend, flip, bt_reuse
         self.stretched_look = stretched_look
@@ -277,12 +287,33 @@ class Tracker:
         """Every frame of ``video`` with its faces, decoded and tracked one at a time (frames
         before the first face wait for it: ``backfill``). With ``lookahead`` each frame comes
         out once the frames a third of a second after it are tracked too (the two-sided filter
-        reads them)."""
-        if self.two_sided is None:
+        reads them), and while a face is lost, once it is found again (``backtrack``)."""
+        if not self.lookahead:
             yield from self._track(video, max_frames, causal=True)
             return
-        smoother: TwoSidedSmoother[TrackedFrame] = TwoSidedSmoother(self.two_sided)
-        for frame in self._track(video, max_frames, causal=False):
+        frames = self._track(video, max_frames, causal=False)
+        if self.backtrack:
+            frames = self._backtracked(frames)
+        if self.two_sided is not None:
+            frames = self._two_sided(frames, self.two_sided)
+        yield from frames
+
+    def _backtracked(self, frames: Iterator[TrackedFrame]) -> Iterator[TrackedFrame]:
+        """``backtrack``: a re-found face followed back into the frames it was lost in."""
+        back: Backtracker[TrackedFrame] = Backtracker(self.networks, self.config, self.backtrack)
+        for frame in frames:
+            assert frame.image is not None
+            for done, faces in back.push(frame, frame.image, frame.faces):
+                yield dataclasses.replace(done, faces=faces)
+        for done, faces in back.flush():
+            yield dataclasses.replace(done, faces=faces)
+
+    @staticmethod
+    def _two_sided(
+        frames: Iterator[TrackedFrame], config: TwoSidedConfig
+    ) -> Iterator[TrackedFrame]:
+        smoother: TwoSidedSmoother[TrackedFrame] = TwoSidedSmoother(config)
+        for frame in frames:
             for done, faces in smoother.push(frame, frame.time, frame.faces):
                 yield dataclasses.replace(done, faces=faces)
         for done, faces in smoother.flush():
@@ -354,7 +385,8 @@ class Tracker:
             "smooth": self.smooth,
             "smooth_cutoff": None if self.smoother is None else self.smoother.config.min_cutoff,
             "smooth_beta": None if self.smoother is None else self.smoother.config.beta,
-            "lookahead": self.two_sided is not None,
+            "lookahead": self.lookahead,
+            "backtrack": self.backtrack,
         }
 
     # -- still images ---------------------------------------------------------------------

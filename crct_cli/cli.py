@@ -390,6 +390,15 @@ def track(
             "--no-lookahead: the causal filter, as for a live stream.",
         ),
     ] = True,
+    backtrack: Annotated[
+        int,
+        typer.Option(
+            help="--lookahead: when a lost face is found again, follow it backwards (Algorithm "
+            "1 run back in time from the re-found face) into up to this many of the frames it "
+            "was lost in; those the validator accepts get its points, state tracked. 0: never.",
+            metavar="FRAMES",
+        ),
+    ] = 10,
     workers: Annotated[
         int | None,
         typer.Option(
@@ -460,6 +469,7 @@ def track(
     from crct_cli.batch.runner import BatchOptions
     from crct_cli.batch.worker import WorkerSpec, settings_of
     from crct_cli.runtime.backend import BACKENDS, DEVICES
+    from crct_cli.tracking.backtrack import check_backtrack
     from crct_cli.tracking.smoothing import SmoothConfig
     from crct_cli.tracking.tracker import check_bt_reuse, check_gate_growth
 
@@ -477,6 +487,7 @@ def track(
         raise CrctError(f"--backfill must be >= 0 frames (0: none), got {backfill}")
     check_bt_reuse(bt_reuse)
     check_gate_growth(gate_growth)
+    check_backtrack(backtrack)
     SmoothConfig(min_cutoff=smooth_cutoff, beta=smooth_beta).check()
     options = BatchOptions(engine, workers, threads, overwrite, ray_address, gpus_per_worker)
     options.check()
@@ -511,6 +522,7 @@ def track(
         "smooth_cutoff": smooth_cutoff,
         "smooth_beta": smooth_beta,
         "lookahead": lookahead,
+        "backtrack": backtrack,
     }
     jobs = discover(videos, out)
     console = Console(stderr=True, highlight=False)
@@ -1005,6 +1017,7 @@ def benchmark(
     smooth_cutoff: Annotated[float, _as_track("--smooth-cutoff", metavar="HZ")] = 2.5,
     smooth_beta: Annotated[float, _as_track("--smooth-beta", metavar="BETA")] = 5.0,
     lookahead: Annotated[bool, _as_track("--lookahead")] = True,
+    backtrack: Annotated[int, _as_track("--backtrack", metavar="FRAMES")] = 10,
     faces: Annotated[
         str,
         typer.Option(
@@ -1104,14 +1117,17 @@ def benchmark(
             smooth_cutoff=smooth_cutoff,
             smooth_beta=smooth_beta,
             lookahead=lookahead,
+            backtrack=backtrack,
         )
         from crct_cli.api import check_lost_points
+        from crct_cli.tracking.backtrack import check_backtrack
         from crct_cli.tracking.smoothing import SmoothConfig
         from crct_cli.tracking.tracker import check_bt_reuse, check_gate_growth
 
         check_lost_points(lost_points)
         check_bt_reuse(bt_reuse)
         check_gate_growth(gate_growth)
+        check_backtrack(backtrack)
         SmoothConfig(min_cutoff=smooth_cutoff, beta=smooth_beta).check()
         run_dataset_command(request, out)
         return

@@ -89,6 +89,41 @@ def test_one_face_gives_algorithm_1s_points_run_face_by_face(tracker: Tracker) -
     assert states[0] == "redetected" and states.count("tracked") > N_FRAMES // 2
 
 
+def test_following_back_changes_no_frame_but_those_it_revises(
+    tracker: Tracker, tmp_path: Path
+) -> None:
+    """The astronaut clip with four black frames: the face is lost there and found again
+    after. The backward pass from the re-found face runs the same networks over frames already
+    tracked; it must leave the forward run as it was (BT's reusable crops, ``aside``), so every
+    frame it does not revise has the points of a run without it, to the last digit."""
+    clip = tmp_path / "dark.mp4"
+    frames = [f.image for f in iter_frames(VIDEO, 24)]
+    with VideoWriter(clip, 25.0, frames[0].shape[1], frames[0].shape[0]) as w:
+        for k, image in enumerate(frames):
+            w.write(np.zeros_like(image) if 8 <= k < 12 else image)
+    nets = tracker.networks
+    with_back = list(Tracker(networks=nets, smooth=False).track(clip))
+    without = list(Tracker(networks=nets, smooth=False, backtrack=0).track(clip))
+    states = [f.faces[0].state if f.faces else None for f in without]
+    assert {states[k] for k in range(8, 12)} == {"lost"} and "redetected" in states[12:]
+    for a, b in zip(with_back, without, strict=True):
+        if a.faces and b.faces and a.faces[0].state == b.faces[0].state:
+            assert np.array_equal(a.faces[0].points, b.faces[0].points)
+
+
+def test_aside_puts_back_bt_s_reusable_crops(tracker: Tracker) -> None:
+    nets = tracker.networks
+    a, b = (f.image for f in iter_frames(VIDEO, 2))
+    box = np.array([[150.0, 150.0, 200.0, 200.0]])
+    nets.bt_batch(a, b, box, [None])
+    forward = nets.cut
+    assert forward is not None and forward.image is b
+    with nets.aside():
+        nets.bt_batch(b, a, box, [None])  # a backward step
+        assert nets.cut is not forward and nets.cut.image is a
+    assert nets.cut is forward
+
+
 def test_batched_calls_equal_one_face_calls(tracker: Tracker) -> None:
     nets = tracker.networks
     image = next(iter_frames(VIDEO)).image

@@ -190,10 +190,11 @@ def test_the_first_face_is_carried_back_to_the_frames_before_it(
     clip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """By default the frames before the first detection wait for it and get FLL's points in
-    its first box, marked lost, in order; ``backfill`` bounds how many wait."""
+    its first box, marked lost, in order; ``backfill`` bounds how many wait. (Without
+    ``backtrack``: with it, the face is then followed back into them, below.)"""
     out = tmp_path / "out"
     nets = FaceNets(face_from=3)
-    summary = track_video(clip, out, nets, TrackerConfig())
+    summary = track_video(clip, out, nets, TrackerConfig(), backtrack=0)
     assert listing(out / "annot") == [f"{k:06d}.pts" for k in range(1, N + 1)]
     track = read_track_json(out / "track.json")
     assert [f.state for f in track.frames[:4]] == ["lost", "lost", "lost", "redetected"]
@@ -206,6 +207,10 @@ def test_the_first_face_is_carried_back_to_the_frames_before_it(
     assert track.header["config"]["backfill"] == 50
     # a run with another backfill is not taken for this one when resuming
     assert settings_of({})["backfill"] == 50 and settings_of({"backfill": 0})["backfill"] == 0
+    # by default the first face is followed back into them too (these networks' validator
+    # accepts every face): tracked, with BT's and FLL's points
+    frames = list(Tracker(networks=FaceNets(face_from=3)).track(clip))
+    assert [f.faces[0].state for f in frames[:4]] == ["tracked", "tracked", "tracked", "redetected"]
 
     # only the last two frames before the face wait; the first comes out without a face
     frames = list(Tracker(networks=FaceNets(face_from=3), backfill=2).track(clip))

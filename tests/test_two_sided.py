@@ -177,7 +177,8 @@ def test_tracker_track_looks_ahead_by_default_and_step_never_does(make_video: An
     expected = smooth_all(list(raw))  # the same filter over the raw points
     assert all(np.allclose(e, a) for e, a in zip(expected, ahead, strict=True))  # type: ignore[arg-type]
     assert Tracker(networks=object()).describe()["lookahead"] is True
-    assert Tracker(networks=object(), smooth=False).describe()["lookahead"] is False
+    assert Tracker(networks=object(), lookahead=False).describe()["lookahead"] is False
+    assert Tracker(networks=object(), smooth=False).two_sided is None
     from crct_cli.batch.worker import settings_of  # a change of it re-runs a batch's videos
 
     assert settings_of({})["lookahead"] is True

@@ -56,6 +56,7 @@ SETTINGS_KEYS: tuple[str, ...] = (
     "smooth_cutoff",
     "smooth_beta",
     "lookahead",
+    "backtrack",
     "init_box",
 )
 

@@ -28,6 +28,7 @@ from crct_cli.errors import CrctError
 from crct_cli.io.datasets import VideoSequence
 from crct_cli.io.video import Frame
 from crct_cli.runtime.iid import VARIANTS
+from crct_cli.tracking.backtrack import BACKTRACK, Backtracker
 from crct_cli.tracking.detector import Detection
 from crct_cli.tracking.multi import Face
 from crct_cli.tracking.smoothing import (
@@ -179,8 +180,8 @@ ImageFactory = Callable[[MethodSpec], ImageMethod]
 class TrackerMethod:
     """The real video method: :class:`CRCTTracker` (Algorithm 1) over the given networks.
 
-    With ``two_sided`` (``crct track --lookahead``) it answers each frame unsmoothed as it
-    comes and gives the filtered answers at :meth:`finish`, as ``crct track`` writes them.
+    With ``two_sided`` or ``backtrack`` (``crct track --lookahead``) it answers each frame
+    unsmoothed as it comes and gives the answers ``crct track`` writes at :meth:`finish`.
     """
 
     def __init__(
@@ -189,15 +190,19 @@ class TrackerMethod:
         config: TrackerConfig,
         smoothing: SmoothConfig | None = None,
         two_sided: TwoSidedConfig | None = None,
+        backtrack: int = 0,
     ) -> None:
         self.nets = nets
         self.config = config
         self.tracker: CRCTTracker | None = None
-        #: ``crct track --smooth``: the same filter over this one face's points
-        causal = smoothing is not None and two_sided is None
-        self.smoother = FaceSmoother(smoothing) if causal and smoothing else None
         self.two_sided = two_sided
-        self._frames: list[tuple[int, float, list[Face]]] = []
+        self.backtrack = backtrack
+        self.lookahead = two_sided is not None or backtrack > 0
+        #: ``crct track --smooth --no-lookahead``: the same filter over this face's points
+        causal = smoothing is not None and not self.lookahead
+        self.smoother = FaceSmoother(smoothing) if causal and smoothing else None
+        self._back: Backtracker[tuple[int, float]] | None = None
+        self._frames: list[tuple[tuple[int, float], list[Face]]] = []
 
     @property
     def weight_files(self) -> dict[str, str]:
@@ -208,29 +213,35 @@ class TrackerMethod:
         if self.smoother is not None:
             self.smoother.reset()
         self._frames = []
+        self._back = Backtracker(self.nets, self.config, self.backtrack) if self.backtrack else None
 
     def step(self, frame: Frame) -> FramePrediction:
         assert self.tracker is not None, "start() first"
         result = self.tracker.step(frame.image)
-        if self.two_sided is not None:
-            face = Face(0, result.points, result.box, result.score, result.state)
-            self._frames.append((frame.index, frame.time, [face]))
+        face = Face(0, result.points, result.box, result.score, result.state)
+        if self.lookahead:
+            key = (frame.index, frame.time)
+            if self._back is None:
+                self._frames.append((key, [face]))
+            else:
+                self._frames += self._back.push(key, frame.image, [face])
             return FramePrediction(result.points, result.box)
         if self.smoother is None:
             return FramePrediction(result.points, result.box)
-        face = Face(0, result.points, result.box, result.score, result.state)
         (face,) = self.smoother([face], frame.time)
         return FramePrediction(face.points, face.box)
 
     def finish(self) -> dict[int, FramePrediction]:
-        """The two-sided filter's answers for the sequence's frames (none without it)."""
-        if self.two_sided is None:
-            return {}
-        smoother: TwoSidedSmoother[int] = TwoSidedSmoother(self.two_sided)
-        done = [d for index, t, faces in self._frames for d in smoother.push(index, t, faces)]
-        done += smoother.flush()
-        self._frames = []
-        return {index: FramePrediction(f[0].points, f[0].box) for index, f in done}
+        """The answers of the frames since :meth:`start` as ``crct track --lookahead`` writes
+        them: a re-found face followed back, then the two-sided filter (none without it)."""
+        if self._back is not None:
+            self._frames += self._back.flush()
+        frames, self._frames = self._frames, []
+        if self.two_sided is not None:
+            smoother: TwoSidedSmoother[tuple[int, float]] = TwoSidedSmoother(self.two_sided)
+            done = [d for key, faces in frames for d in smoother.push(key, key[1], faces)]
+            frames = done + smoother.flush()
+        return {key[0]: FramePrediction(f[0].points, f[0].box) for key, f in frames}
 
 
 def build_networks(spec: MethodSpec, device: Any, **options: Any) -> Any:
@@ -260,6 +271,7 @@ def video_factory(
     smooth_cutoff: float = SmoothConfig.min_cutoff,
     smooth_beta: float = SmoothConfig.beta,
     lookahead: bool = LOOKAHEAD,
+    backtrack: int = BACKTRACK,
     **redetection: Any,
 ) -> VideoFactory:
     """Real video methods on ``device``, with the papers' thresholds and ``SeqBT``; ``int8``,
@@ -274,7 +286,7 @@ def video_factory(
         nets = build_networks(
             spec, device, int8=int8, align=align, bt_reuse=bt_reuse, stretched_look=stretched_look
         )
-        return TrackerMethod(nets, config, smoothing, two_sided)
+        return TrackerMethod(nets, config, smoothing, two_sided, backtrack if lookahead else 0)
 
     return make
 

@@ -58,6 +58,7 @@ from crct_cli.bench.video_bench import (
 )
 from crct_cli.errors import CrctError
 from crct_cli.metrics import NORMALIZATIONS
+from crct_cli.tracking.backtrack import BACKTRACK
 from crct_cli.tracking.smoothing import LOOKAHEAD, SMOOTH, SmoothConfig
 from crct_cli.tracking.tracker import BT_REUSE, GATE_GROWTH, LOST_FLIP, STRETCHED_LOOK
 
@@ -103,6 +104,7 @@ class DatasetRequest:
     smooth_cutoff: float = SmoothConfig.min_cutoff  #: video methods: crct track's --smooth-cutoff
     smooth_beta: float = SmoothConfig.beta  #: video methods: crct track's --smooth-beta
     lookahead: bool = LOOKAHEAD  #: video methods: crct track's --lookahead (two-sided filter)
+    backtrack: int = BACKTRACK  #: video methods: crct track's --backtrack (with --lookahead)
 
     @property
     def fll(self) -> dict[str, Any]:
@@ -117,6 +119,7 @@ class DatasetRequest:
             "smooth_cutoff": self.smooth_cutoff,
             "smooth_beta": self.smooth_beta,
             "lookahead": self.lookahead,
+            "backtrack": self.backtrack,
         }
 
     @property

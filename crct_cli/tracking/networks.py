@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -140,6 +141,7 @@ class CRCTNetworks:
             lambda: rt.validator() if mode == "crct" else None,
             rt.detector,
         )
+        self._denoiser = denoiser
         if denoiser is not None:
             # one tracked face: its noise class is decided over frames, so it does not flicker
             # (0 for unrelated images, as in the still-image benchmark)
@@ -187,6 +189,21 @@ class CRCTNetworks:
         return points[0], states[0]
 
     # Every face of a frame at once (``crct_cli.tracking.multi.BatchNetworks``).
+
+    @contextmanager
+    def aside(self) -> Iterator[None]:
+        """Calls that must leave the video's own run as it was (``--backtrack``'s backward
+        pass over frames already tracked): BT's reusable crops of the last frame and the
+        denoiser's class average over frames are put back afterwards."""
+        cut = self.cut
+        smoother = getattr(self._denoiser, "smoother", None)
+        state = None if smoother is None else smoother.state
+        try:
+            yield
+        finally:
+            self.cut = cut
+            if smoother is not None:
+                smoother.state = state
 
     def localize_batch(
         self, image: np.ndarray, boxes: np.ndarray, mirrored: bool = False
