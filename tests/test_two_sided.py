@@ -104,17 +104,28 @@ def test_a_jerk_is_kept_where_it_is() -> None:
     assert np.abs(smeared[19] - truth[19]).max() > 5  # type: ignore[operator]
 
 
-def test_each_run_of_the_track_is_smoothed_apart_and_lost_frames_keep_their_points() -> None:
+def test_each_run_of_the_track_and_each_lost_run_is_smoothed_apart() -> None:
     rng = np.random.default_rng(2)
     before = [SHAPE + 300 + rng.normal(0.0, 1.0, SHAPE.shape) for _ in range(15)]
-    lost = SHAPE + 280
+    # a lost run: FLL in the held box, another mouth (5 px lower), its own noise
+    mouth = np.zeros_like(SHAPE)
+    mouth[48:68, 1] = 5.0
+    lost_run = [SHAPE + 300 + mouth + rng.normal(0.0, 1.0, SHAPE.shape) for _ in range(6)]
+    lone = SHAPE + 280  # a lost frame on its own
     after = [SHAPE + 300.5 for _ in range(15)]  # a re-detection half a pixel away, no noise
-    frames: list[np.ndarray | None] = [*before, lost, None, *after]
-    states = ["redetected"] + ["tracked"] * 14 + ["lost", "lost", "redetected"] + ["tracked"] * 14
+    frames: list[np.ndarray | None] = [*before, *lost_run, None, lone, *after]
+    states = ["redetected"] + ["tracked"] * 14 + ["lost"] * 8 + ["redetected"] + ["tracked"] * 14
     out = smooth_all(frames, states)
-    assert out[15] is lost and out[16] is None
+    # the lost run is steadied among its own frames, its mouth kept, nothing pulled across
+    smoothed_lost = [p for p in out[15:21] if p is not None]
+    assert error(smoothed_lost, [SHAPE + 300 + mouth] * 6) < 0.8 * error(
+        lost_run, [SHAPE + 300 + mouth] * 6
+    )
+    assert all(abs((p - SHAPE - 300)[48:68, 1].mean() - 5.0) < 0.5 for p in smoothed_lost)
+    assert abs((out[14] - SHAPE - 300)[48:68, 1].mean()) < 0.5  # type: ignore[operator]
+    assert out[21] is None and out[22] is lone  # a lost frame on its own keeps its points
     # the frames after the re-detection only read each other: exactly their own points
-    assert all(np.abs(o - a).max() < 1e-9 for o, a in zip(out[17:], after, strict=True))  # type: ignore[operator]
+    assert all(np.abs(o - a).max() < 1e-9 for o, a in zip(out[23:], after, strict=True))  # type: ignore[operator]
     # without the break they would have read the noisy run before
     joined = smooth_all([*before, *after], ["redetected"] + ["tracked"] * 29)
     assert np.abs(joined[15] - after[0]).max() > 1e-3  # type: ignore[operator]

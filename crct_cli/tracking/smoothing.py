@@ -148,7 +148,7 @@ class FaceSmoother:
 #: ``crct track --lookahead``'s default: a video file has the frames after each one too.
 LOOKAHEAD = True
 T = TypeVar("T")
-#: States whose points the two-sided filter smooths (a lost frame's points stay as found).
+#: States that go on a run of frames the track followed (a lost run is a run of its own).
 _FOLLOWED = ("tracked", "redetected")
 
 
@@ -232,8 +232,10 @@ class TwoSidedSmoother(Generic[T]):
     Frames go in with :meth:`push` and come out in the same order, each once the frames
     ``config.reach`` seconds after it are in (at most ``max_pending`` frames later), the rest
     at :meth:`flush`. A face's run is the frames its track followed without a break: a
-    re-detection starts one, a lost frame or a pause of over ``max_gap`` ends it; lost frames
-    keep their points. ``item`` is whatever the caller wants back with each frame's faces.
+    re-detection starts one, a lost frame or a pause of over ``max_gap`` ends it. A lost run
+    (FLL in the held box, frame after frame) is smoothed as a run of its own, never with the
+    followed frames around it. ``item`` is whatever the caller wants back with each frame's
+    faces.
     """
 
     def __init__(self, config: TwoSidedConfig | None = None, max_pending: int = 256) -> None:
@@ -285,26 +287,25 @@ class TwoSidedSmoother(Generic[T]):
             self._next -= drop
 
     def _continues(self, k: int, face_id: int) -> bool:
-        """Whether frame ``k``'s face ``face_id`` goes on the run of frame ``k - 1``'s."""
+        """Whether frame ``k``'s face ``face_id`` goes on the run of frame ``k - 1``'s: a
+        followed frame after a followed one, a lost frame after a lost one."""
         if k <= 0 or k >= len(self._times):
             return False
         now, before = self._faces[k].get(face_id), self._faces[k - 1].get(face_id)
-        return (
-            now is not None
-            and before is not None
-            and now.points is not None
-            and before.points is not None
-            and now.state == "tracked"
-            and before.state in _FOLLOWED
-            and 0.0 < self._times[k] - self._times[k - 1] <= self.config.max_gap
-        )
+        if now is None or before is None or now.points is None or before.points is None:
+            return False
+        if not 0.0 < self._times[k] - self._times[k - 1] <= self.config.max_gap:
+            return False
+        if now.state == "lost":
+            return before.state == "lost"
+        return now.state == "tracked" and before.state in _FOLLOWED
 
     def _emit(self, i: int) -> tuple[T, list[Face]]:
         faces = []
         reach = self.config.reach
         t = self._times[i]
         for face in self._order[i]:
-            if face.points is None or face.state not in _FOLLOWED:
+            if face.points is None:
                 faces.append(face)
                 continue
             first = i
