@@ -385,9 +385,9 @@ def track(
         bool,
         typer.Option(
             help="--smooth: read a third of a second of the video after each frame too, and "
-            "average each face's shape and, where the head keeps still, its pose over the "
-            "frames on both sides (no lag; --smooth-cutoff and --smooth-beta then unused); "
-            "--no-lookahead: the causal filter, as for a live stream.",
+            "average each face's shape and pose over the frames on both sides where they "
+            "differ by no more than the localiser's noise (no lag; --smooth-cutoff and "
+            "--smooth-beta then unused); --no-lookahead: the causal filter of a live stream.",
         ),
     ] = True,
     backtrack: Annotated[

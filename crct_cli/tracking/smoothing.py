@@ -159,15 +159,18 @@ class TwoSidedConfig:
     A causal filter can only average a frame with the frames before it, so it lags, and the
     pose (where the head is, how large, how turned) is left alone for that reason. With the
     frames after it in hand, a frame's average has no lag. ``shape_sigma``: the Gaussian over
-    time of the normalised shape. ``pose_sigma``: that of the pose; but a neighbour's pose
-    counts with weight ``exp(-d^2 / 2 pose_range^2)`` of its distance ``d`` from this frame's
-    (centre in face radii, log size, angle in radians), a bilateral filter: a still or slowly
-    moving head's pose is steadied, a move well beyond the localiser's noise (a jerk, a turn)
-    is kept as found (docs/benchmarks.md, session 29). ``max_gap``: a pause longer than this
-    ends the track's run, as for the causal filter.
+    time of the normalised shape (unit RMS radius); a neighbour's shape counts with weight
+    ``exp(-d^2 / 2 shape_range^2)`` of its RMS distance ``d`` from this frame's, a bilateral
+    filter: the localiser's noise is averaged out, an expression that changes by more (a mouth
+    opening) is not smeared over its neighbours. ``pose_sigma`` and ``pose_range``: the same
+    for the pose (centre in face radii, log size, angle in radians): a still or slowly moving
+    head is steadied, a move well beyond the localiser's noise (a jerk, a turn) is kept as found
+    (docs/benchmarks.md, session 29). ``max_gap``: a pause longer than this ends the track's
+    run, as for the causal filter.
     """
 
     shape_sigma: float = 0.12
+    shape_range: float = 0.03
     pose_sigma: float = 0.08
     pose_range: float = 0.03
     max_gap: float = 0.5
@@ -178,7 +181,7 @@ class TwoSidedConfig:
         return 3.0 * max(self.shape_sigma, self.pose_sigma)
 
     def check(self) -> None:
-        values = (self.shape_sigma, self.pose_sigma, self.pose_range)
+        values = (self.shape_sigma, self.shape_range, self.pose_sigma, self.pose_range)
         if not all(v >= 0 and math.isfinite(v) for v in values) or not self.max_gap > 0:
             raise CrctError("the two-sided filter's sigmas and pose range must be >= 0")
 
@@ -207,7 +210,8 @@ def smooth_run(
     rotation = np.where(np.abs(turn) > 0, turn / np.maximum(np.abs(turn), 1e-12), 1.0)
     shape = unit * rotation[:, None]
     offsets = times - times[centre]
-    w = _gaussian(offsets, config.shape_sigma)
+    change = np.sqrt(np.mean(np.abs(shape - shape[centre]) ** 2, axis=1))
+    w = _gaussian(offsets, config.shape_sigma) * _gaussian(change, config.shape_range)
     mean_shape = (w[:, None] * shape).sum(axis=0) / w.sum()
     pose = np.stack(
         [
