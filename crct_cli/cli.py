@@ -384,10 +384,12 @@ def track(
     lookahead: Annotated[
         bool,
         typer.Option(
-            help="--smooth: read a third of a second of the video after each frame too, and "
-            "average each face's shape and pose over the frames on both sides where they "
-            "differ by no more than the localiser's noise (no lag; --smooth-cutoff and "
-            "--smooth-beta then unused); --no-lookahead: the causal filter of a live stream.",
+            help="Read on in the video past each frame (a file, not a live stream): --smooth "
+            "averages each face's shape and pose over the frames on both sides where they "
+            "differ by no more than the localiser's noise (a third of a second each way, no "
+            "lag; --smooth-cutoff and --smooth-beta then unused), and --backtrack follows a "
+            "re-found face back into the frames it was lost in. --no-lookahead: neither, the "
+            "causal filter of a live stream.",
         ),
     ] = True,
     backtrack: Annotated[
