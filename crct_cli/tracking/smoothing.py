@@ -234,7 +234,8 @@ class TwoSidedSmoother(Generic[T]):
     """Every face's points smoothed with the frames around it, for a recorded video.
 
     Frames go in with :meth:`push` and come out in the same order, each once the frames
-    ``config.reach`` seconds after it are in (at most ``max_pending`` frames later), the rest
+    ``config.reach`` seconds after it are in (at most ``max_pending`` frames later: at over
+    175 fps the window is cut short rather than holding more frames' pictures), the rest
     at :meth:`flush`. A face's run is the frames its track followed without a break: a
     re-detection starts one, a lost frame or a pause of over ``max_gap`` ends it. A lost run
     (FLL in the held box, frame after frame) is smoothed as a run of its own, never with the
@@ -242,7 +243,7 @@ class TwoSidedSmoother(Generic[T]):
     faces.
     """
 
-    def __init__(self, config: TwoSidedConfig | None = None, max_pending: int = 256) -> None:
+    def __init__(self, config: TwoSidedConfig | None = None, max_pending: int = 64) -> None:
         self.config = config or TwoSidedConfig()
         self.config.check()
         self.max_pending = max_pending
