@@ -11,12 +11,14 @@ benchmark give by default.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+
+# the same generated face, its moves and noisy networks as the causal filter's tests
+from test_smoothing import FPS, SHAPE, NoisyNets, similarity
 
 from crct_cli import Tracker
 from crct_cli.bench.methods import FramePrediction, TrackerMethod
@@ -27,14 +29,6 @@ from crct_cli.landmarks import box_from_points
 from crct_cli.tracking.multi import Face
 from crct_cli.tracking.smoothing import TwoSidedConfig, TwoSidedSmoother
 from crct_cli.tracking.tracker import TrackerConfig
-
-FPS = 25.0
-SHAPE = np.random.default_rng(0).normal(0.0, 35.0, (68, 2))
-
-
-def similarity(points: np.ndarray, angle: float, scale: float, shift: np.ndarray) -> np.ndarray:
-    c, s = np.cos(angle), np.sin(angle)
-    return scale * points @ np.array([[c, s], [-s, c]]) + shift
 
 
 def smooth_all(
@@ -172,28 +166,6 @@ def test_frames_come_back_in_order_at_most_the_reach_late() -> None:
 def test_bad_settings_are_clear_errors() -> None:
     with pytest.raises(CrctError, match="two-sided"):
         TwoSidedSmoother(TwoSidedConfig(shape_sigma=-1.0))
-
-
-@dataclass
-class NoisyNets:
-    """A still face whose every FLL answer is the truth plus fresh noise; FV always accepts."""
-
-    rng: np.random.Generator
-
-    def detect(self, image: np.ndarray, relaxed: bool = False) -> list[Any]:
-        from crct_cli.tracking.detector import Detection
-
-        box = box_from_points(SHAPE + 300)
-        return [Detection(box, box.copy(), 0.99)]
-
-    def bt_step(self, prev: Any, cur: Any, box: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
-        return SHAPE + 300 + self.rng.normal(0, 0.5, SHAPE.shape), state
-
-    def validate(self, image: np.ndarray, points: np.ndarray) -> float:
-        return 0.9
-
-    def localize(self, image: np.ndarray, box: np.ndarray, mirrored: bool = False) -> np.ndarray:
-        return SHAPE + 300 + self.rng.normal(0, 0.5, SHAPE.shape)
 
 
 def test_tracker_track_looks_ahead_by_default_and_step_never_does(make_video: Any) -> None:
