@@ -159,6 +159,20 @@ def test_the_backward_run_keeps_the_networks_forward_state_aside() -> None:
     assert nets.backward_calls == len(SMEARED) and not nets.inside
 
 
+def test_networks_with_only_batch_calls_are_followed_back_the_same() -> None:
+    from crct_cli.tracking.multi import PerFaceBatch
+
+    batch_only = PerFaceBatch(ScriptedNets())
+    assert not hasattr(batch_only, "bt_step")
+    back: Backtracker[int] = Backtracker(batch_only, TrackerConfig(), 10)
+    done = []
+    for k, faces in enumerate(forward_faces()):
+        done += back.push(k, frame(k), faces)
+    done += back.flush()
+    assert [done[k][1][0].state for k in SMEARED] == ["tracked"] * len(SMEARED)
+    assert all(np.abs(done[k][1][0].points - SHAPE).max() < 1e-9 for k in SMEARED)
+
+
 def test_bad_backtrack_is_a_clear_error() -> None:
     with pytest.raises(CrctError, match="--backtrack"):
         Tracker(networks=object(), backtrack=-1)

@@ -77,10 +77,10 @@ class Backtracker(Generic[T]):
                 self._follow_back(face)
         if not any(f.state == "lost" for f in faces) or self.max_frames == 0:
             return self.flush()
+        # keep the frames a face found again next may be followed back into, no more
         out = []
         limit = max(1, self.max_bytes // max(1, image.nbytes))
-        while len(self._held) > min(self.max_frames, limit):  # the lost frames a re-found
-            # face may be followed back into
+        while len(self._held) > min(self.max_frames, limit):
             held = self._held.pop(0)
             out.append((held.item, held.faces))
         return out
