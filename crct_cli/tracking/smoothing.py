@@ -183,7 +183,7 @@ class TwoSidedConfig:
     def check(self) -> None:
         values = (self.shape_sigma, self.shape_range, self.pose_sigma, self.pose_range)
         if not all(v >= 0 and math.isfinite(v) for v in values) or not self.max_gap > 0:
-            raise CrctError("the two-sided filter's sigmas and pose range must be >= 0")
+            raise CrctError("the two-sided filter's sigmas and ranges must be >= 0")
 
 
 def _gaussian(offsets: np.ndarray, sigma: float) -> np.ndarray:
@@ -196,8 +196,8 @@ def _gaussian(offsets: np.ndarray, sigma: float) -> np.ndarray:
 def smooth_run(
     points: np.ndarray, times: np.ndarray, centre: int, config: TwoSidedConfig
 ) -> np.ndarray:
-    """Frame ``centre``'s points, smoothed over one face's run ``points`` (K, N, 2) at
-    ``times`` (K,): consecutive frames its track followed around it."""
+    """Frame ``centre``'s points, smoothed over one run of a face's frames around it,
+    ``points`` (K, N, 2) at ``times`` (K,): frames its track followed, or one lost run."""
     z = points[..., 0] + 1j * points[..., 1]
     middle = z.mean(axis=1)
     z0 = z - middle[:, None]
