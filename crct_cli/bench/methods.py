@@ -200,7 +200,7 @@ class TrackerMethod:
         self.lookahead = two_sided is not None or backtrack > 0
         #: ``crct track --smooth --no-lookahead``: the same filter over this face's points
         causal = smoothing is not None and not self.lookahead
-        self.smoother = FaceSmoother(smoothing) if causal and smoothing else None
+        self.smoother = FaceSmoother(smoothing) if causal else None
         self._back: Backtracker[tuple[int, float]] | None = None
         self._frames: list[tuple[tuple[int, float], list[Face]]] = []
 
