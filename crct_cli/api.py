@@ -26,7 +26,8 @@ from typing import Any
 import numpy as np
 
 from crct_cli.errors import CrctError
-from crct_cli.tracking.backtrack import BACKTRACK, Backtracker, check_backtrack
+from crct_cli.tracking.backtrack import BACKTRACK, check_backtrack
+from crct_cli.tracking.lookahead import LookAhead
 from crct_cli.tracking.multi import Face, MultiConfig, MultiTracker
 from crct_cli.tracking.smoothing import (
     LOOKAHEAD,
@@ -34,7 +35,6 @@ from crct_cli.tracking.smoothing import (
     FaceSmoother,
     SmoothConfig,
     TwoSidedConfig,
-    TwoSidedSmoother,
 )
 from crct_cli.tracking.tracker import (
     BT_REUSE,
@@ -291,32 +291,14 @@ class Tracker:
         if not self.lookahead:
             yield from self._track(video, max_frames, causal=True)
             return
-        frames = self._track(video, max_frames, causal=False)
-        if self.backtrack:
-            frames = self._backtracked(frames)
-        if self.two_sided is not None:
-            frames = self._two_sided(frames, self.two_sided)
-        yield from frames
-
-    def _backtracked(self, frames: Iterator[TrackedFrame]) -> Iterator[TrackedFrame]:
-        """``backtrack``: a re-found face followed back into the frames it was lost in."""
-        back: Backtracker[TrackedFrame] = Backtracker(self.networks, self.config, self.backtrack)
-        for frame in frames:
+        ahead: LookAhead[TrackedFrame] = LookAhead(
+            self.networks, self.config, self.backtrack, self.two_sided
+        )
+        for frame in self._track(video, max_frames, causal=False):
             assert frame.image is not None
-            for done, faces in back.push(frame, frame.image, frame.faces):
+            for done, faces in ahead.push(frame, frame.time, frame.image, frame.faces):
                 yield dataclasses.replace(done, faces=faces)
-        for done, faces in back.flush():
-            yield dataclasses.replace(done, faces=faces)
-
-    @staticmethod
-    def _two_sided(
-        frames: Iterator[TrackedFrame], config: TwoSidedConfig
-    ) -> Iterator[TrackedFrame]:
-        smoother: TwoSidedSmoother[TrackedFrame] = TwoSidedSmoother(config)
-        for frame in frames:
-            for done, faces in smoother.push(frame, frame.time, frame.faces):
-                yield dataclasses.replace(done, faces=faces)
-        for done, faces in smoother.flush():
+        for done, faces in ahead.flush():
             yield dataclasses.replace(done, faces=faces)
 
     def _track(

@@ -28,8 +28,9 @@ from crct_cli.errors import CrctError
 from crct_cli.io.datasets import VideoSequence
 from crct_cli.io.video import Frame
 from crct_cli.runtime.iid import VARIANTS
-from crct_cli.tracking.backtrack import BACKTRACK, Backtracker
+from crct_cli.tracking.backtrack import BACKTRACK
 from crct_cli.tracking.detector import Detection
+from crct_cli.tracking.lookahead import LookAhead
 from crct_cli.tracking.multi import Face
 from crct_cli.tracking.smoothing import (
     LOOKAHEAD,
@@ -37,7 +38,6 @@ from crct_cli.tracking.smoothing import (
     FaceSmoother,
     SmoothConfig,
     TwoSidedConfig,
-    TwoSidedSmoother,
 )
 from crct_cli.tracking.tracker import (
     BT_REUSE,
@@ -201,8 +201,8 @@ class TrackerMethod:
         #: ``crct track --smooth --no-lookahead``: the same filter over this face's points
         causal = smoothing is not None and not self.lookahead
         self.smoother = FaceSmoother(smoothing) if causal else None
-        self._back: Backtracker[tuple[int, float]] | None = None
-        self._frames: list[tuple[tuple[int, float], list[Face]]] = []
+        self._ahead: LookAhead[int] | None = None
+        self._done: list[tuple[int, list[Face]]] = []
 
     @property
     def weight_files(self) -> dict[str, str]:
@@ -212,19 +212,16 @@ class TrackerMethod:
         self.tracker = CRCTTracker(self.nets, self.config, init_box)
         if self.smoother is not None:
             self.smoother.reset()
-        self._frames = []
-        self._back = Backtracker(self.nets, self.config, self.backtrack) if self.backtrack else None
+        self._done = []
+        if self.lookahead:
+            self._ahead = LookAhead(self.nets, self.config, self.backtrack, self.two_sided)
 
     def step(self, frame: Frame) -> FramePrediction:
         assert self.tracker is not None, "start() first"
         result = self.tracker.step(frame.image)
         face = Face(0, result.points, result.box, result.score, result.state)
-        if self.lookahead:
-            key = (frame.index, frame.time)
-            if self._back is None:
-                self._frames.append((key, [face]))
-            else:
-                self._frames += self._back.push(key, frame.image, [face])
+        if self._ahead is not None:
+            self._done += self._ahead.push(frame.index, frame.time, frame.image, [face])
             return FramePrediction(result.points, result.box)
         if self.smoother is None:
             return FramePrediction(result.points, result.box)
@@ -234,14 +231,9 @@ class TrackerMethod:
     def finish(self) -> dict[int, FramePrediction]:
         """The answers of the frames since :meth:`start` as ``crct track --lookahead`` writes
         them: a re-found face followed back, then the two-sided filter (none without it)."""
-        if self._back is not None:
-            self._frames += self._back.flush()
-        frames, self._frames = self._frames, []
-        if self.two_sided is not None:
-            smoother: TwoSidedSmoother[tuple[int, float]] = TwoSidedSmoother(self.two_sided)
-            done = [d for key, faces in frames for d in smoother.push(key, key[1], faces)]
-            frames = done + smoother.flush()
-        return {key[0]: FramePrediction(f[0].points, f[0].box) for key, f in frames}
+        done = self._done + ([] if self._ahead is None else self._ahead.flush())
+        self._done = []
+        return {index: FramePrediction(f[0].points, f[0].box) for index, f in done}
 
 
 def build_networks(spec: MethodSpec, device: Any, **options: Any) -> Any:

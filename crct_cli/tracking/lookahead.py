@@ -1,0 +1,61 @@
+"""What ``--lookahead`` does to a recorded video's frames, in one place for ``Tracker.track``
+and the benchmark: a re-found face followed back into the frames it was lost in
+(:mod:`crct_cli.tracking.backtrack`), then the two-sided filter
+(:mod:`crct_cli.tracking.smoothing`). Frames come out in order, each once both are done
+with it."""
+
+from __future__ import annotations
+
+from typing import Any, Generic, TypeVar
+
+import numpy as np
+
+from crct_cli.tracking.backtrack import Backtracker
+from crct_cli.tracking.multi import Face
+from crct_cli.tracking.smoothing import TwoSidedConfig, TwoSidedSmoother
+from crct_cli.tracking.tracker import TrackerConfig
+
+T = TypeVar("T")
+#: a frame as the stages pass it on: the caller's item with its time
+_Timed = tuple[Any, float]
+
+
+class LookAhead(Generic[T]):
+    """``backtrack`` lost frames (0: none) and the ``two_sided`` filter (None: none) over one
+    video's frames; ``networks`` and ``config`` are the tracker's (the backward run's)."""
+
+    def __init__(
+        self,
+        networks: Any,
+        config: TrackerConfig,
+        backtrack: int,
+        two_sided: TwoSidedConfig | None,
+    ) -> None:
+        self.back: Backtracker[_Timed] | None = (
+            Backtracker(networks, config, backtrack) if backtrack else None
+        )
+        self.smoother: TwoSidedSmoother[_Timed] | None = (
+            None if two_sided is None else TwoSidedSmoother(two_sided)
+        )
+
+    def push(
+        self, item: T, time: float, image: np.ndarray, faces: list[Face]
+    ) -> list[tuple[T, list[Face]]]:
+        """Take one frame; returns the frames now ready, oldest first."""
+        timed = (item, time)
+        ready = [(timed, faces)] if self.back is None else self.back.push(timed, image, faces)
+        return self._smoothed(ready, last=False)
+
+    def flush(self) -> list[tuple[T, list[Face]]]:
+        """Every frame not given out yet."""
+        return self._smoothed([] if self.back is None else self.back.flush(), last=True)
+
+    def _smoothed(
+        self, ready: list[tuple[_Timed, list[Face]]], last: bool
+    ) -> list[tuple[T, list[Face]]]:
+        smoother = self.smoother
+        if smoother is not None:
+            ready = [d for timed, faces in ready for d in smoother.push(timed, timed[1], faces)]
+            if last:
+                ready += smoother.flush()
+        return [(timed[0], faces) for timed, faces in ready]
