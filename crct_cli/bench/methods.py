@@ -159,8 +159,9 @@ class VideoMethod(Protocol):
 
 def finish_sequence(method: VideoMethod) -> dict[int, FramePrediction]:
     """A method's revised answers once a sequence's frames are all in (frame index ->
-    prediction): a method with a ``finish()`` (crct's two-sided filter, which reads the frames
-    after each one) gives them; any other answered every frame as it came."""
+    prediction): a method with a ``finish()`` (crct with ``--lookahead``, whose backtracking and
+    two-sided filter read the frames after each one) gives them; any other answered every frame
+    as it came."""
     finish = getattr(method, "finish", None)
     return {} if finish is None else dict(finish())
 

@@ -136,7 +136,7 @@ def run_sequence(
             on_frame(fed, None)
         if number >= numbers[-1]:  # nothing after the last annotated frame is scored
             break
-    for index, revised in finish_sequence(method).items():  # a two-sided filter's answers
+    for index, revised in finish_sequence(method).items():  # --lookahead's revised answers
         number = index + 1
         if number in wanted and revised.points is not None:
             points[number] = np.asarray(revised.points, dtype=np.float64)
