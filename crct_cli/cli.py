@@ -1321,6 +1321,17 @@ def _train_common(cfg: Any, steps: int | None, out: Path | None, checkpoint: Pat
         cfg.checkpoint = checkpoint
 
 
+def _train_device(device: str) -> str:
+    """``cpu`` or ``cuda[:N]``, checked before any data is read."""
+    import torch
+
+    if device != "cpu" and not device.startswith("cuda"):
+        raise CrctError(f"--device {device}: expected cpu or cuda")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise CrctError(f"--device {device}: this torch sees no CUDA GPU")
+    return device
+
+
 @train_app.command("fll")
 def train_fll(
     train: TrainDirs = None,
@@ -1353,6 +1364,13 @@ def train_fll(
             show_default=False,
         ),
     ] = None,
+    from_scratch: Annotated[
+        bool,
+        typer.Option(
+            "--from-scratch",
+            help="Start from random weights, --stage 2 too (which otherwise starts from --first).",
+        ),
+    ] = False,
     loss: Loss = "wing",
     local: Annotated[
         bool,
@@ -1387,6 +1405,14 @@ def train_fll(
             min=32,
         ),
     ] = 112,
+    max_face: Annotated[
+        float,
+        typer.Option(
+            help="Photographs are read downscaled so that the landmark box is at most this "
+            "side, in pixels (a smaller one travels lighter; FLL's crop holds ~85 px of box).",
+            min=32.0,
+        ),
+    ] = 160.0,
     degradation: Degradation = 0.25,
     stack: Stack = 0.0,
     shadow: Shadow = 0.0,
@@ -1398,6 +1424,28 @@ def train_fll(
     out: OutFile = None,
     checkpoint: Checkpoint = None,
     resume: Resume = False,
+    device: Annotated[
+        str,
+        typer.Option(help="Where the training steps run: cpu, or cuda for a GPU.", metavar="DEV"),
+    ] = "cpu",
+    workers: Annotated[
+        int,
+        typer.Option(
+            help="Processes that build the batches (0: one thread beside the steps). The same "
+            "batches either way; a GPU needs several to be kept busy.",
+            min=0,
+        ),
+    ] = 0,
+    minutes: Annotated[
+        float | None,
+        typer.Option(
+            help="Fit the run to this much training time: --steps becomes an upper bound, the "
+            "steps that fit are set from the speed of steps 20-100, and the recorded command "
+            "names them (it reproduces the run without a clock).",
+            min=0.1,
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Train FLL, the landmark localiser, with the papers' augmentation."""
     from crct_cli.train.data import AugmentConfig
@@ -1417,11 +1465,16 @@ def train_fll(
         stage=stage,
         init=init,
         first=first,
+        from_scratch=from_scratch,
         loss=loss,
         local=local,
         local_steps=local_steps,
         freeze_global=freeze_global,
         input_size=input_size,
+        max_face=max_face,
+        device=_train_device(device),
+        workers=workers,
+        minutes=minutes,
         augment=AugmentConfig(
             degradation=degradation,
             stack=stack,

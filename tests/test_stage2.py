@@ -283,3 +283,89 @@ def test_train_fll_continues_from_init_and_the_second_stage_records_its_first(
     assert entry2["inputs"] == {"init": recorded, "first": recorded}  # starts from its first
     assert "--first" not in entry2["command"] and "--loss l1" in entry2["command"]
     assert str(out) in entry2["protocol"] and metrics["refine1"]["n"] == 3
+
+
+def test_batches_built_in_worker_processes_are_those_of_one_thread(tmp_path: Path) -> None:
+    """``--workers`` spreads the batches over processes without changing one of them, so a run
+    with it trains to the same weights; ``--max-face`` and ``--device`` are recorded when used."""
+    from crct_cli.train.data import load_faces
+    from crct_cli.train.fll import BatchMaker, from_worker
+    from crct_cli.train.loop import prefetch_processes
+
+    data = write_generated_faces(tmp_path / "faces")
+    cfg = TrainFLLConfig([data], [data], steps=3, batch=4, out=tmp_path / "w" / "fll.pt")
+    cfg.model = FLL_CFG
+    faces = load_faces([data])
+    made = list(prefetch_processes(BatchMaker(cfg), 1, 4, workers=2, depth=2))
+    assert [step for step, _ in made] == [1, 2, 3]  # in order, from the step asked for
+    for step, batch in made:
+        x, y = from_worker(batch)  # type: ignore[arg-type]
+        want_x, want_y = make_batch(faces, cfg, step)
+        assert torch.equal(x, want_x) and torch.equal(y, want_y)
+
+    trained = {}
+    for workers in (0, 2):
+        out = tmp_path / f"w{workers}" / "fll.pt"
+        run = TrainFLLConfig([data], [data], steps=2, batch=4, out=out, workers=workers)
+        run.model, run.checkpoint = FLL_CFG, tmp_path / "ckpt" / f"{workers}.ckpt"
+        train_fll(run, log=lambda _m: None)
+        trained[workers] = sha256_file(out)
+        assert "--workers" not in read_manifest(out.parent)["weights"]["fll.pt"]["command"]
+    assert trained[0] == trained[2]
+
+    assert "--max-face" not in cfg.command() and "--device" not in cfg.command()
+    small = dataclasses.replace(cfg, max_face=112.0, device="cuda")
+    assert "--max-face 112 --device cuda" in small.command()
+    with pytest.raises(CrctError):
+        dataclasses.replace(cfg, max_face=10.0)
+
+
+def test_a_second_stage_from_scratch_starts_from_no_weight_file(tmp_path: Path) -> None:
+    data = write_generated_faces(tmp_path / "faces")
+    first = tmp_path / "first.pt"
+    save_fresh_fll(first)
+    out = tmp_path / "w" / "fll_stage2.pt"
+    cfg = TrainFLLConfig([data], [data], steps=2, batch=4, stage=2, first=first, out=out)
+    assert cfg.init == first and "--from-scratch" not in cfg.command()
+    fresh = TrainFLLConfig(
+        [data], [data], steps=2, batch=4, stage=2, first=first, out=out, from_scratch=True
+    )
+    assert fresh.init is None and "--from-scratch" in fresh.command()
+    fresh.model, fresh.checkpoint = STAGE2_CFG, tmp_path / "ckpt" / "s.ckpt"
+    metrics = train_fll(fresh, log=lambda _m: None)
+    entry = read_manifest(out.parent)["weights"]["fll_stage2.pt"]
+    assert entry["inputs"] == {"first": {"path": str(first), "sha256": sha256_file(first)}}
+    assert metrics["refine1"]["n"] == 3  # validated behind its first stage
+    with pytest.raises(CrctError):
+        TrainFLLConfig([data], [data], stage=2, init=first, from_scratch=True)
+
+
+def test_a_time_budget_fits_the_steps_once_and_records_them() -> None:
+    """``--minutes``: the steps that fit, set once from the probe's speed, never more than
+    ``--steps``; the run then stops there and reports them for the recorded command."""
+    from crct_cli.train.loop import PROBE, LoopConfig, fit_steps, run_loop
+
+    cfg = LoopConfig(steps=10_000, minutes=2.0)
+    # 0.005 s a step and 20 s gone: 100 s left fit 19,400 more steps -> the cap
+    assert fit_steps(cfg, 0.005, 20.0) == 10_000
+    assert fit_steps(cfg, 0.1, 20.0) == PROBE[1] + 970  # 100 s left at 0.1 s a step
+    assert fit_steps(cfg, 0.1, 500.0) == PROBE[1]  # out of time: stop after the probe
+
+    model = torch.nn.Linear(2, 1)
+
+    def batches(start: int):  # type: ignore[no-untyped-def]
+        return ((s, torch.ones(4, 2)) for s in range(start, 400))
+
+    def loss_fn(m, batch, step):  # type: ignore[no-untyped-def]
+        loss = m(batch).square().mean()
+        return loss, {"loss": float(loss)}
+
+    seen: list[str] = []
+    out_of_time = LoopConfig(steps=300, minutes=1e-6, log_every=1000)
+    run_loop(model, batches, loss_fn, out_of_time, log=seen.append)
+    assert out_of_time.steps == PROBE[1] and any("fit 100 steps" in m for m in seen)
+    plenty = LoopConfig(steps=130, minutes=60.0, log_every=1000)
+    run_loop(model, batches, loss_fn, plenty, log=lambda _m: None)
+    assert plenty.steps == 130
+    with pytest.raises(ValueError):
+        run_loop(model, batches, loss_fn, LoopConfig(steps=300, minutes=1.0, warmup=10))

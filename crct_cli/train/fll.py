@@ -39,7 +39,7 @@ from crct_cli.train.data import (
     load_faces,
     to_tensor_batch,
 )
-from crct_cli.train.loop import LoopConfig, prefetch, run_loop
+from crct_cli.train.loop import LoopConfig, prefetch, prefetch_processes, run_loop
 from crct_cli.train.losses import check_loss, landmark_loss
 from crct_cli.train.run import TrainRun, display_path
 
@@ -67,12 +67,17 @@ class TrainFLLConfig(TrainRun):
     batch: int = 64
     stage: int = 1
     init: Path | None = None  # warm start (stage 2 default: the first stage)
+    from_scratch: bool = False  # stage 2: random weights rather than the first stage's
     first: Path | None = None  # stage 2: the first stage it is validated behind
     loss: str = "wing"
     local: bool = False  # add the shape-indexed head
     local_steps: int = 1  # shape-indexed heads run in turn (with --local)
     freeze_global: bool = False  # train the shape-indexed head alone
     input_size: int | None = None  # crop side in pixels (default: the model's); weights carry over
+    max_face: float = 160.0  # photographs are read with the landmark box at most this side
+    device: str = "cpu"  # where the steps run (cuda: a GPU)
+    workers: int = 0  # processes that build the batches (0: one thread); the same batches
+    minutes: float | None = None  # fit --steps (an upper bound then) to this much training time
     model: FLLConfig = field(default_factory=FLLConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     jitter: FrameJitter = field(default_factory=FrameJitter)
@@ -83,10 +88,14 @@ class TrainFLLConfig(TrainRun):
             self.model = STAGE2_MODEL
             if self.first is None:
                 self.first = WEIGHTS_DIR / "fll.pt"
-            if self.init is None:
+            if self.init is None and not self.from_scratch:
                 self.init = self.first
         if self.input_size is not None:
             self.model = replace(self.model, input_size=self.input_size)
+        if self.from_scratch and self.init is not None:
+            raise CrctError("--from-scratch and --init exclude each other")
+        if self.workers < 0 or self.max_face < 32:
+            raise CrctError("--workers must be at least 0 and --max-face at least 32")
         if self.local_steps < 1 or (self.local_steps > 1 and not self.local):
             raise CrctError("--local-steps needs --local and is at least 1")
         if self.freeze_global and not (self.local and self.init is not None):
@@ -107,11 +116,15 @@ class TrainFLLConfig(TrainRun):
             args += ["--input-size", str(self.model.input_size)]
         if self.init is not None:
             args += ["--init", display_path(self.init)]
+        if self.from_scratch and self.stage != 1:
+            args += ["--from-scratch"]
         if self.first is not None and self.first != self.init:
             args += ["--first", display_path(self.first)]
         args += ["--local"] if self.local else []
         args += ["--local-steps", str(self.local_steps)] if self.local_steps != 1 else []
         args += ["--freeze-global"] if self.freeze_global else []
+        args += ["--max-face", f"{self.max_face:g}"] if self.max_face != 160.0 else []
+        args += ["--device", self.device] if self.device != "cpu" else []
         return args + degradation_options(self.augment) + ["--loss", self.loss]
 
 
@@ -152,6 +165,30 @@ def make_batch(
         crops.append(crop)
         targets.append(pts / size - 0.5)
     return torch.from_numpy(to_tensor_batch(crops)), torch.from_numpy(np.stack(targets)).float()
+
+
+class BatchMaker:
+    """``make_batch`` for a process of :func:`crct_cli.train.loop.prefetch_processes`: it
+    pickles as its settings alone and reads the training faces once per process, on its first
+    batch. Batches come back as uint8 crops (a quarter of float32's bytes to send)."""
+
+    _faces: ClassVar[dict[tuple, list[Face]]] = {}
+
+    def __init__(self, cfg: TrainFLLConfig) -> None:
+        self.cfg = cfg
+
+    def __call__(self, step: int) -> tuple[np.ndarray, np.ndarray]:
+        key = (tuple(map(str, self.cfg.train)), self.cfg.max_face)
+        if key not in self._faces:
+            self._faces[key] = load_faces(self.cfg.train, self.cfg.max_face, desc="worker faces")
+        x, y = make_batch(self._faces[key], self.cfg, step)
+        return (x * 255).round().to(torch.uint8).numpy(), y.numpy()
+
+
+def from_worker(batch: tuple[np.ndarray, np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    """A :class:`BatchMaker` batch as ``make_batch`` gives it (float crops in [0, 1])."""
+    crops, targets = batch
+    return torch.from_numpy(crops).float().div_(255.0), torch.from_numpy(targets)
 
 
 def validate_fll(
@@ -207,7 +244,7 @@ def train_fll(cfg: TrainFLLConfig, log=print) -> dict:
     if cfg.first is not None:
         same = cfg.first == cfg.init
         first = warm if same else load_localizer(load_weights(cfg.first, "fll"))
-    train_faces = load_faces(cfg.train, desc="train faces")
+    train_faces = load_faces(cfg.train, cfg.max_face, desc="train faces")
     val_faces = load_faces(cfg.val, desc="val faces")
     log(
         f"FLL: {len(train_faces)} training faces ({', '.join(map(str, cfg.train))}), "
@@ -239,9 +276,19 @@ def train_fll(cfg: TrainFLLConfig, log=print) -> dict:
             raise CrctError(f"{cfg.init} does not fit this FLL: {(missing + unexpected)[:3]}")
     if cfg.freeze_global:
         model.freeze_global()
-    loop = LoopConfig(steps=cfg.steps, lr=cfg.lr, checkpoint=cfg.checkpoint, resume=cfg.resume)
+    loop = LoopConfig(
+        steps=cfg.steps,
+        lr=cfg.lr,
+        checkpoint=cfg.checkpoint,
+        resume=cfg.resume,
+        device=cfg.device,
+        minutes=cfg.minutes,
+    )
 
     def batches(start: int) -> Iterator[tuple[int, object]]:
+        if cfg.workers:
+            made = prefetch_processes(BatchMaker(cfg), start, cfg.steps, cfg.workers)
+            return ((step, from_worker(b)) for step, b in made)  # type: ignore[arg-type]
         return prefetch(lambda step: make_batch(train_faces, cfg, step), start, cfg.steps)
 
     def loss_fn(
@@ -263,6 +310,7 @@ def train_fll(cfg: TrainFLLConfig, log=print) -> dict:
     t0 = time.time()
     trainable = [p for p in model.parameters() if p.requires_grad]
     ema = run_loop(model, batches, loss_fn, loop, log=log, param_groups=[{"params": trainable}])
+    cfg.steps = loop.steps  # with --minutes, the steps that fitted: the command records them
     minutes = (time.time() - t0) / 60
     trained = cast(LandmarkLocalizer, ema.model)
     if cfg.stage == 1:

@@ -27,6 +27,8 @@ class LoopConfig:
     log_every: int = 25
     clip_grad: float = 5.0
     resume: bool = False
+    device: str = "cpu"  # where the steps run; the returned EMA is always on the CPU
+    minutes: float | None = None  # fit ``steps`` to this much time (see ``fit_steps``)
 
 
 class EMA:
@@ -41,13 +43,18 @@ class EMA:
     @torch.no_grad()
     def update(self, model: nn.Module, step: int) -> None:
         d = min(self.decay, (1 + step) / (10 + step))
+        ours, theirs = [], []
         for ema_v, v in zip(
             self.model.state_dict().values(), model.state_dict().values(), strict=True
         ):
             if ema_v.is_floating_point():
-                ema_v.mul_(d).add_(v.detach(), alpha=1 - d)
+                ours.append(ema_v)
+                theirs.append(v.detach())
             else:
                 ema_v.copy_(v)
+        # the same arithmetic as a loop over the tensors, in a few kernels on a GPU
+        torch._foreach_mul_(ours, d)
+        torch._foreach_add_(ours, theirs, alpha=1 - d)
 
 
 def lr_at(step: int, cfg: LoopConfig) -> float:
@@ -55,6 +62,22 @@ def lr_at(step: int, cfg: LoopConfig) -> float:
         return cfg.lr * (step + 1) / cfg.warmup
     t = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
     return cfg.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
+
+
+#: ``fit_steps`` times the steps between these two, after the workers have started
+PROBE = (20, 100)
+
+
+def fit_steps(cfg: LoopConfig, seconds_per_step: float, elapsed: float) -> int:
+    """The steps that end the run within ``cfg.minutes``, at most ``cfg.steps``.
+
+    Called once, at step ``PROBE[1]`` (inside the warm-up, whose learning rates do not depend
+    on the total): the cosine schedule is then laid over the steps that fit, and the command
+    recorded with the weights names them, so it reproduces the run without a clock."""
+    assert cfg.minutes is not None
+    left = cfg.minutes * 60 - elapsed
+    fit = PROBE[1] + int(0.97 * left / max(seconds_per_step, 1e-9))
+    return max(PROBE[1], min(cfg.steps, fit))
 
 
 def run_loop(
@@ -68,11 +91,16 @@ def run_loop(
     """Train ``model`` for ``cfg.steps`` steps; resumes from ``cfg.checkpoint`` if present.
 
     ``batches(start_step)`` yields (step, batch); ``loss_fn(model, batch, step)`` returns the loss
-    and numbers to log. Returns the EMA of the weights (what gets shipped).
+    and numbers to log; a batch of tensors (or a tuple of them) reaches it on ``cfg.device``.
+    Returns the EMA of the weights (what gets shipped), on the CPU.
     """
     # tiny weights and Adam moments become denormal floats late in training, which slows CPU
     # arithmetic several-fold; flushing them to zero changes nothing measurable
     torch.set_flush_denormal(True)
+    device = torch.device(cfg.device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed crop sizes: pick the fastest kernels once
+    model.to(device)
     params = param_groups if param_groups is not None else [{"params": model.parameters()}]
     for g in params:
         g.setdefault("lr_scale", 1.0)
@@ -80,7 +108,7 @@ def run_loop(
     ema = EMA(model, cfg.ema_decay)
     start = 0
     if cfg.resume and cfg.checkpoint is not None and cfg.checkpoint.is_file():
-        state = torch.load(cfg.checkpoint, map_location="cpu", weights_only=False)
+        state = torch.load(cfg.checkpoint, map_location=device, weights_only=False)
         model.load_state_dict(state["model"])
         ema.model.load_state_dict(state["ema"])
         opt.load_state_dict(state["opt"])
@@ -89,6 +117,9 @@ def run_loop(
     model.train()
     running: dict[str, float] = {}
     t0 = time.time()
+    probe_start = t0
+    if cfg.minutes is not None and (start > PROBE[0] or cfg.warmup < PROBE[1]):
+        raise ValueError("minutes: needs a fresh run and a warm-up of at least 100 steps")
     with Progress(
         TextColumn("[bold]train"),
         BarColumn(),
@@ -104,7 +135,7 @@ def run_loop(
             lr = lr_at(step, cfg)
             for g in opt.param_groups:
                 g["lr"] = lr * g["lr_scale"]
-            loss, info = loss_fn(model, batch, step)
+            loss, info = loss_fn(model, to_device(batch, device), step)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.clip_grad:
@@ -115,6 +146,14 @@ def run_loop(
                 running[k] = 0.9 * running.get(k, v) + 0.1 * v
             text = " ".join(f"{k}={v:.4f}" for k, v in running.items())
             progress.update(task, completed=step + 1, info=text)
+            if cfg.minutes is not None and step + 1 in PROBE:
+                if step + 1 == PROBE[0]:
+                    probe_start = time.time()
+                else:
+                    per_step = (time.time() - probe_start) / (PROBE[1] - PROBE[0])
+                    cfg.steps = fit_steps(cfg, per_step, time.time() - t0)
+                    progress.update(task, total=cfg.steps)
+                    log(f"{cfg.minutes:g} minutes fit {cfg.steps} steps ({per_step:.3f} s each)")
             if (step + 1) % cfg.log_every == 0:
                 rate = (step + 1 - start) / max(1e-6, time.time() - t0)
                 log(f"step {step + 1}/{cfg.steps} lr={lr:.2e} {text} ({rate:.2f} steps/s)")
@@ -134,7 +173,17 @@ def run_loop(
                 )
                 tmp.replace(cfg.checkpoint)
     model.eval()
+    ema.model.cpu()
     return ema
+
+
+def to_device(batch: object, device: torch.device) -> object:
+    """A tensor, or a tuple or list of them, on ``device`` (anything else as it is)."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, tuple | list):
+        return type(batch)(to_device(b, device) for b in batch)
+    return batch
 
 
 def prefetch(
@@ -172,3 +221,41 @@ def prefetch(
             yield item  # type: ignore[misc]
     finally:
         stop_flag.set()
+
+
+def _quiet_worker() -> None:
+    """A batch-building process: one OpenCV and torch thread (the processes are the
+    parallelism), and Ctrl-C left to the parent, which ends the pool."""
+    import signal
+
+    import cv2
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    cv2.setNumThreads(1)
+    torch.set_num_threads(1)
+
+
+def prefetch_processes(
+    make: Callable[[int], object], start: int, stop: int, workers: int, depth: int = 0
+) -> Iterator[tuple[int, object]]:
+    """:func:`prefetch` with the batches built in ``workers`` processes, yielded in step order.
+
+    For a GPU, which one thread cannot feed. ``make`` must pickle (it is sent to each process
+    once per batch, so it should load its faces lazily, once per process); each batch depends
+    only on its step, so the batches are those one thread would build. Processes are spawned,
+    not forked: OpenCV's thread pool deadlocks in forked children. At most ``depth`` (default
+    twice ``workers``) batches are built ahead.
+    """
+    import multiprocessing
+    from collections import deque
+
+    depth = depth or 2 * workers
+    with multiprocessing.get_context("spawn").Pool(workers, initializer=_quiet_worker) as pool:
+        pending: deque = deque()
+        step = start
+        while step < stop or pending:
+            while step < stop and len(pending) < depth:
+                pending.append((step, pool.apply_async(make, (step,))))
+                step += 1
+            done, result = pending.popleft()
+            yield done, result.get()
