@@ -500,3 +500,34 @@ def test_prefetched_frames_come_in_order_and_errors_reach_the_reader(
     next(reader)
     reader.close()
     assert not any(t.name == "crct-decode" and t.is_alive() for t in threading.enumerate())
+
+
+def test_videos_open_with_pyav_releases_that_dropped_metadata_errors(
+    make_video: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PyAV 19 refuses ``av.open(..., metadata_errors=...)`` (found on a fresh GPU machine);
+    crct reads the video all the same, and a broken file is still one CrctError line."""
+    import av
+
+    import crct_cli.io.video as video
+
+    clip = make_video("new_pyav.mp4", n_frames=5, width=32, height=24)
+    before = [f.image for f in iter_frames(clip)]
+    real_open = av.open
+    calls: list[dict] = []
+
+    def open_without_the_word(*args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+        calls.append(kwargs)
+        if "metadata_errors" in kwargs:
+            raise TypeError("open() got an unexpected keyword argument 'metadata_errors'")
+        return real_open(*args, **kwargs)
+
+    monkeypatch.setattr(video.av, "open", open_without_the_word)
+    after = [f.image for f in iter_frames(clip)]
+    assert len(after) == 5 and all(np.array_equal(a, b) for a, b in zip(before, after, strict=True))
+    assert any("metadata_errors" not in c for c in calls)  # the second, plain call read it
+    assert probe_video(clip).n_frames == 5
+    broken = clip.with_name("broken.mp4")
+    broken.write_bytes(b"not a video at all" * 10)
+    with pytest.raises(CrctError, match="broken.mp4"):
+        list(iter_frames(broken))

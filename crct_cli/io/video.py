@@ -101,6 +101,15 @@ class Frame:
 # Reading
 
 
+def _open_for_reading(path: Path) -> InputContainer:
+    """``av.open`` for reading, metadata in broken encodings tolerated: PyAV before 15 needs
+    ``metadata_errors="ignore"`` for it, later releases do it always and refuse the word."""
+    try:
+        return av.open(str(path), mode="r", metadata_errors="ignore")
+    except TypeError:
+        return av.open(str(path), mode="r")
+
+
 def _open_input(path: Path) -> InputContainer:
     """Open ``path`` for reading, turning every failure into one CrctError line."""
     if not path.exists():
@@ -110,7 +119,7 @@ def _open_input(path: Path) -> InputContainer:
     if path.stat().st_size == 0:
         raise CrctError(f"{path}: empty file, not a video")
     try:
-        return av.open(str(path), mode="r", metadata_errors="ignore")
+        return _open_for_reading(path)
     except PermissionError:
         raise CrctError(f"{path}: cannot read (permission denied)") from None
     except (av.error.FFmpegError, OSError, ValueError) as exc:
