@@ -27,6 +27,7 @@ import numpy as np
 
 from crct_cli.errors import CrctError
 from crct_cli.tracking.backtrack import BACKTRACK, check_backtrack
+from crct_cli.tracking.likeness import LIKENESS
 from crct_cli.tracking.lookahead import LookAhead
 from crct_cli.tracking.multi import Face, MultiConfig, MultiTracker
 from crct_cli.tracking.smoothing import (
@@ -46,6 +47,7 @@ from crct_cli.tracking.tracker import (
     TrackerConfig,
     check_bt_reuse,
     check_gate_growth,
+    check_likeness,
 )
 
 __all__ = ["Face", "TrackedFrame", "Tracker", "parse_faces"]
@@ -123,6 +125,10 @@ class Tracker:
     ``gate_growth``: eq. 8's TB widens by this much per lost frame (net of valid frames), so
     that a face lost in a fast move is taken back where it went; one face only (0.2 by
     default; 0: the paper's fixed gate).
+    ``likeness``: a face re-found near where the one followed was lost must look like it (the
+    correlation of their small eye-levelled grey thumbnails at least this), or it is taken
+    for a neighbour and turned down as FV's rejection would be; not asked once ``reacquire``
+    has opened the gate (0: no check; :mod:`crct_cli.tracking.likeness`).
     ``blend``: the points are the mean of FLL's two stages (no extra cost; ``crct align``
     blends them too), rather than the second stage's alone.
     ``flip``: FLL also reads the mirrored crops and averages (``crct align``'s default): FLL
@@ -178,6 +184,7 @@ class Tracker:
         lost_follow: bool = True,
         lost_flip: bool = LOST_FLIP,
         gate_growth: float = GATE_GROWTH,
+        likeness: float = LIKENESS,
         backfill: int = 50,
         blend: bool = True,
         flip: bool = False,
@@ -200,6 +207,7 @@ class Tracker:
             raise CrctError(f"--reacquire must be >= 0 frames (0: never), got {reacquire}")
         check_lost_points(lost_points)
         check_gate_growth(gate_growth)
+        check_likeness(likeness)
         if backfill < 0:
             raise CrctError(f"--backfill must be >= 0 frames (0: none), got {backfill}")
         check_bt_reuse(bt_reuse)
@@ -230,6 +238,7 @@ class Tracker:
             lost_follow=lost_follow,
             lost_flip=lost_flip,
             gate_growth=gate_growth,
+            likeness=likeness,
         )
         self.multi = MultiConfig(parse_faces(faces), detect_every, max_lost)
         self.init_box = None if init_box is None else np.asarray(init_box, dtype=np.float64)

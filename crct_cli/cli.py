@@ -325,6 +325,15 @@ def track(
             metavar="TB",
         ),
     ] = 0.2,
+    likeness: Annotated[
+        float,
+        typer.Option(
+            help="A face re-found near where the one followed was lost must look like it: "
+            "the correlation of their small eye-levelled grey thumbnails at least this, or it "
+            "is taken for a neighbour and turned down (0.25 was tried); 0: no check.",
+            metavar="R",
+        ),
+    ] = 0.0,
     backfill: Annotated[
         int,
         typer.Option(
@@ -473,7 +482,7 @@ def track(
     from crct_cli.runtime.backend import BACKENDS, DEVICES
     from crct_cli.tracking.backtrack import check_backtrack
     from crct_cli.tracking.smoothing import SmoothConfig
-    from crct_cli.tracking.tracker import check_bt_reuse, check_gate_growth
+    from crct_cli.tracking.tracker import check_bt_reuse, check_gate_growth, check_likeness
 
     _check_mode(mode)
     check_denoise(denoise)
@@ -489,6 +498,7 @@ def track(
         raise CrctError(f"--backfill must be >= 0 frames (0: none), got {backfill}")
     check_bt_reuse(bt_reuse)
     check_gate_growth(gate_growth)
+    check_likeness(likeness)
     check_backtrack(backtrack)
     SmoothConfig(min_cutoff=smooth_cutoff, beta=smooth_beta).check()
     options = BatchOptions(engine, workers, threads, overwrite, ray_address, gpus_per_worker)
@@ -516,6 +526,7 @@ def track(
         "lost_follow": lost_follow,
         "lost_flip": lost_flip,
         "gate_growth": gate_growth,
+        "likeness": likeness,
         "backfill": backfill,
         "blend": blend,
         "flip": flip,
@@ -1012,6 +1023,7 @@ def benchmark(
     lost_follow: Annotated[bool, _as_track("--lost-follow")] = True,
     lost_flip: Annotated[bool, _as_track("--lost-flip")] = True,
     gate_growth: Annotated[float, _as_track("--gate-growth", metavar="TB")] = 0.2,
+    likeness: Annotated[float, _as_track("--likeness", metavar="R")] = 0.0,
     blend: Annotated[bool, _as_track("--blend")] = True,
     flip: Annotated[bool, _as_track("--flip")] = False,
     bt_reuse: Annotated[float, _as_track("--bt-reuse", metavar="SHARE")] = 0.05,
@@ -1112,6 +1124,7 @@ def benchmark(
             lost_follow=lost_follow,
             lost_flip=lost_flip,
             gate_growth=gate_growth,
+            likeness=likeness,
             blend=blend,
             flip=flip,
             bt_reuse=bt_reuse,
@@ -1124,11 +1137,12 @@ def benchmark(
         from crct_cli.api import check_lost_points
         from crct_cli.tracking.backtrack import check_backtrack
         from crct_cli.tracking.smoothing import SmoothConfig
-        from crct_cli.tracking.tracker import check_bt_reuse, check_gate_growth
+        from crct_cli.tracking.tracker import check_bt_reuse, check_gate_growth, check_likeness
 
         check_lost_points(lost_points)
         check_bt_reuse(bt_reuse)
         check_gate_growth(gate_growth)
+        check_likeness(likeness)
         check_backtrack(backtrack)
         SmoothConfig(min_cutoff=smooth_cutoff, beta=smooth_beta).check()
         run_dataset_command(request, out)

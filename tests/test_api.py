@@ -252,6 +252,9 @@ def test_bad_frames_and_options_are_clear_errors(tracker: Tracker) -> None:
     for growth in (-0.1, float("nan"), float("inf")):
         with pytest.raises(CrctError, match="--gate-growth"):
             Tracker(gate_growth=growth, networks=object())
+    for r in (-0.1, 1.5, float("nan")):
+        with pytest.raises(CrctError, match="--likeness"):
+            Tracker(likeness=r, networks=object())
 
 
 def test_the_command_line_s_defaults_are_the_tracker_s() -> None:
@@ -269,6 +272,7 @@ def test_the_command_line_s_defaults_are_the_tracker_s() -> None:
     api, cli_track, cli_bench = defaults(Tracker), defaults(track), defaults(benchmark)
     # the options both the command and the benchmark's methods must carry
     lost = {"redetect_on_loss", "lost_follow", "lost_flip", "gate_growth", "stretched_look"}
+    lost |= {"likeness"}
     smoothing = {"smooth", "smooth_cutoff", "smooth_beta"}
     shared = (set(api) & set(cli_track)) - {"faces"}
     assert {"bt_reuse", "blend", "flip", "check_refined", "backfill", "reacquire"} <= shared
@@ -304,6 +308,10 @@ def test_re_detection_options_reach_algorithm_1_and_track_json() -> None:
     assert held.describe()["lost_follow"] is False and held.describe()["gate_growth"] == 0.3
     assert settings_of({})["lost_follow"] is True
     assert settings_of({"gate_growth": 0.3})["gate_growth"] == 0.3
+    alike = Tracker(networks=object(), likeness=0.25)
+    assert alike.config.likeness == 0.25 and alike.describe()["likeness"] == 0.25
+    assert settings_of({})["likeness"] == 0.0
+    assert settings_of({"likeness": 0.25})["likeness"] == 0.25
     plain = Tracker(networks=object(), lost_flip=False)
     assert plain.config.lost_flip is False and plain.describe()["lost_flip"] is False
     assert settings_of({})["lost_flip"] is True

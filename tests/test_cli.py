@@ -106,6 +106,14 @@ def image(tmp_path: Path) -> Path:
         (["train", "fll", "{tmp}", "--val", "{tmp}", "--local-steps", "2"], "--local-steps"),
         (["train", "bt", "{tmp}", "--val", "{tmp}", "--fast-motion", "2"], "--fast-motion"),
         (["train", "fll", "{tmp}", "--val", "{tmp}", "--shadow-dark", "0.5"], "--shadow-dark"),
+        (["train", "fll", "{tmp}", "--val", "{tmp}", "--device", "tpu"], "--device"),
+        (["train", "fll", "{tmp}", "--val", "{tmp}", "--workers", "-1"], "--workers"),
+        (["train", "fll", "{tmp}", "--val", "{tmp}", "--max-face", "8"], "--max-face"),
+        (
+            ["train", "fll", "{tmp}", "--val", "{tmp}", "--stage", "2", "--from-scratch"]
+            + ["--init", "{tmp}/x.pt"],
+            "--from-scratch",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(

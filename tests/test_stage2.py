@@ -369,3 +369,22 @@ def test_a_time_budget_fits_the_steps_once_and_records_them() -> None:
     assert plenty.steps == 130
     with pytest.raises(ValueError):
         run_loop(model, batches, loss_fn, LoopConfig(steps=300, minutes=1.0, warmup=10))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (none here)")
+def test_training_on_a_gpu_lands_near_the_cpu_run(tmp_path: Path) -> None:
+    """The same two steps on CUDA and on the CPU: the same batches, weights apart only by the
+    GPU's rounding; the recorded command names the device."""
+    data = write_generated_faces(tmp_path / "faces")
+    states = {}
+    for device in ("cpu", "cuda"):
+        out = tmp_path / device / "fll.pt"
+        run = TrainFLLConfig([data], [data], steps=2, batch=4, out=out, device=device)
+        run.model, run.checkpoint = FLL_CFG, tmp_path / "ckpt" / f"{device}.ckpt"
+        train_fll(run, log=lambda _m: None)
+        states[device] = torch.load(out, map_location="cpu", weights_only=False)["state_dict"]
+        assert ("--device cuda" in run.command()) == (device == "cuda")
+    for name, cpu in states["cpu"].items():
+        if cpu.is_floating_point():
+            gpu = states["cuda"][name].float()
+            assert torch.allclose(cpu.float(), gpu, atol=1e-3, rtol=1e-2), name  # fp16 files

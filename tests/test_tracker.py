@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import cv2
 import numpy as np
 import pytest
 
@@ -731,3 +732,71 @@ def test_lost_flip_reads_mirrored_where_fv_rejects_bts_estimate() -> None:
     nets = FakeNets(scores=scores, detections={3: [found]})
     run(CRCTTracker(nets, TrackerConfig(lost_flip=False), init_box=BOX), 7)
     assert not any(m for _, m in nets.mirrored)
+
+
+# ---------------------------------------------------------------------------------------------
+# likeness: a re-found face must look like the one followed
+
+
+def _patch(seed: int, side: int) -> np.ndarray:
+    """A face-sized picture of its own: smooth random blobs, the same for the same seed."""
+    small = np.random.default_rng(seed).uniform(0, 255, (6, 6, 3)).astype(np.float32)
+    return cv2.resize(small, (side, side), interpolation=cv2.INTER_CUBIC).clip(0, 255)
+
+
+def scene(t: int, faces: list[tuple[np.ndarray, int]]) -> np.ndarray:
+    """Frame ``t`` (its first pixel, for the fakes) of grey with each (box, seed) face drawn
+    over twice its box, centred, so every crop around the box's points lies on it."""
+    image = np.full((320, 320, 3), 128.0, np.float32)
+    for box, seed in faces:
+        side = int(2 * max(box[2:]))
+        x0 = int(box[0] + box[2] / 2 - side / 2)
+        y0 = int(box[1] + box[3] / 2 - side / 2)
+        image[y0 : y0 + side, x0 : x0 + side] = _patch(seed, side)
+    out = image.astype(np.uint8)
+    out[0, 0, 0] = t
+    return out
+
+
+def _refound(neighbour_seed: int, likeness: float) -> tuple[FakeNets, list[TrackResult]]:
+    """Frames 0-2 follow face 1 at BOX; frame 3 is lost; at frame 4 MTCNN finds only a face
+    of picture ``neighbour_seed`` beside where face 1 was (face 1 itself now unseen)."""
+    prev = BOX + 2 * (BT_SHIFT + FLL_SHIFT) + FLL_SHIFT
+    other = moved(prev, 30.0)
+    nets = FakeNets(scores={3: 0.1}, detections={4: [det(other)]})
+    config = TrackerConfig(redetect_on_loss=False, likeness=likeness)
+    tracker = CRCTTracker(nets, config, init_box=BOX)
+    frames = []
+    for t in range(6):
+        box = BOX + t * (BT_SHIFT + FLL_SHIFT) + FLL_SHIFT
+        faces = [(box, 1)] if t < 4 else [(other + BT_SHIFT, neighbour_seed)]
+        frames.append(scene(t, faces))
+    return nets, [tracker.step(f) for f in frames]
+
+
+def test_a_re_detection_that_does_not_look_like_the_followed_face_is_turned_down() -> None:
+    from crct_cli.tracking.likeness import face_thumbnail, likeness
+
+    # the cue itself: the same picture moved and blurred keeps its likeness, another does not
+    box = np.array([100.0, 100.0, 40.0, 40.0])
+    pts = shape_in(box)
+    a = face_thumbnail(scene(0, [(box, 1)]), pts)
+    moved_face = scene(0, [(moved(box, 25.0), 1)])
+    blurred = cv2.GaussianBlur(moved_face, (0, 0), 2.0)
+    assert likeness(a, face_thumbnail(blurred, shape_in(moved(box, 25.0)))) > 0.8
+    assert likeness(a, face_thumbnail(scene(0, [(box, 2)]), pts)) < 0.25
+    assert face_thumbnail(np.zeros((64, 64, 3), np.uint8), pts) is None  # off the picture
+    assert likeness(None, a) == 1.0  # no evidence: no objection
+
+    # in Algorithm 1: a neighbour is turned down as FV's rejection would be, the same face
+    # (drawn where the detection is) is taken, and 0 switches the check off
+    nets, results = _refound(neighbour_seed=2, likeness=0.25)
+    assert results[4].state == "lost"
+    held = results[2].box  # the lost frame's points: FLL in the held box, not on the neighbour
+    assert box_distance_ratio(held, results[4].box) < box_distance_ratio(
+        moved(held, 30.0), results[4].box
+    )
+    _, same = _refound(neighbour_seed=1, likeness=0.25)
+    assert same[4].state == "redetected"
+    _, unchecked = _refound(neighbour_seed=2, likeness=0.0)
+    assert unchecked[4].state == "redetected"

@@ -48,6 +48,7 @@ SETTINGS_KEYS: tuple[str, ...] = (
     "lost_follow",
     "lost_flip",
     "gate_growth",
+    "likeness",
     "backfill",
     "blend",
     "flip",

@@ -59,6 +59,7 @@ from crct_cli.bench.video_bench import (
 from crct_cli.errors import CrctError
 from crct_cli.metrics import NORMALIZATIONS
 from crct_cli.tracking.backtrack import BACKTRACK
+from crct_cli.tracking.likeness import LIKENESS
 from crct_cli.tracking.smoothing import LOOKAHEAD, SMOOTH, SmoothConfig
 from crct_cli.tracking.tracker import BT_REUSE, GATE_GROWTH, LOST_FLIP, STRETCHED_LOOK
 
@@ -97,6 +98,7 @@ class DatasetRequest:
     lost_follow: bool = True  #: video methods: crct track's --lost-follow
     lost_flip: bool = LOST_FLIP  #: video methods: crct track's --lost-flip
     gate_growth: float = GATE_GROWTH  #: video methods: crct track's --gate-growth
+    likeness: float = LIKENESS  #: video methods: crct track's --likeness
     blend: bool = True  #: video methods: crct track's --blend (FLL's two stages averaged)
     flip: bool = False  #: video methods: crct track's --flip (FLL's mirrored pass too)
     bt_reuse: float = BT_REUSE  #: video methods: crct track's --bt-reuse
@@ -138,6 +140,7 @@ class DatasetRequest:
             "lost_follow": self.lost_follow,
             "lost_flip": self.lost_flip,
             "gate_growth": self.gate_growth,
+            "likeness": self.likeness,
         }
 
 

@@ -77,6 +77,12 @@ paper's and can be tested with scripted fakes:
   several faces the gate stays fixed: a face lost there comes back as a new track and
   ``reattach`` gives it its id.
 
+- Not in the paper (``likeness``, off by default): a re-found face whose small eye-levelled
+  thumbnail does not correlate with the last followed face's at least this much is taken for a
+  neighbour and turned down as FV's rejection would be (:mod:`crct_cli.tracking.likeness`; not
+  asked once ``reacquire`` has opened the gate). Tried and left off: it gained on category 3
+  at one threshold and lost at the next (docs/benchmarks.md, session 30).
+
 Choices where the paper is silent: the initial box ``b0`` comes from ``--init-box`` or the
 most confident detection of the first frame that has one, and that frame is answered by FLL in
 ``b0`` (state ``redetected``); frames before it are ``lost`` with no points. A lost frame
@@ -101,6 +107,7 @@ import numpy as np
 from crct_cli.errors import CrctError
 from crct_cli.landmarks import box_from_points
 from crct_cli.tracking.detector import Detection
+from crct_cli.tracking.likeness import LIKENESS, face_thumbnail, likeness
 
 #: ``crct track --bt-reuse``'s default: how far (a share of its side) a face's box may have
 #: moved since the last frame for BT to reuse that frame's crop
@@ -134,6 +141,12 @@ def check_gate_growth(value: float, error: type[Exception] = CrctError) -> None:
         raise error(f"--gate-growth must be >= 0 (0: the paper's fixed gate), got {value}")
 
 
+def check_likeness(value: float, error: type[Exception] = CrctError) -> None:
+    """``--likeness`` is a correlation: 0 (no check) up to 1."""
+    if not (0.0 <= value <= 1.0):
+        raise error(f"--likeness must be in [0, 1] (0: no check), got {value}")
+
+
 Mode = Literal["crct", "fll-mt", "bt"]
 MODES: tuple[str, ...] = ("crct", "fll-mt", "bt")
 LOST_POINTS: tuple[str, ...] = ("fll", "bt")
@@ -157,6 +170,7 @@ class TrackerConfig:
     lost_follow: bool = True  #: a lost run's FLL follows its own last points (module doc)
     gate_growth: float = GATE_GROWTH  #: eq. 8's TB widens per lost frame (module doc)
     lost_flip: bool = LOST_FLIP  #: FLL's mirrored pass where FV rejected BT (module doc)
+    likeness: float = LIKENESS  #: a re-found face must look like the followed one (0: off)
 
 
 class Networks(Protocol):
@@ -286,6 +300,7 @@ class CRCTTracker:
     redetections: int = field(default=0, init=False)
     lost_run: int = field(default=0, init=False)  # lost frames, less the valid ones since
     lost_box: np.ndarray | None = field(default=None, init=False)  # the last lost points' box
+    thumbnail: np.ndarray | None = field(default=None, init=False)  # the last followed face's
 
     def __post_init__(self) -> None:
         if self.config.mode not in MODES:
@@ -295,6 +310,7 @@ class CRCTTracker:
         if (reacquire := self.config.reacquire) < 0:
             raise ValueError(f"reacquire must be >= 0 frames (0: never), got {reacquire}")
         check_gate_growth(self.config.gate_growth, ValueError)
+        check_likeness(self.config.likeness, ValueError)
 
     @property
     def gate(self) -> float:
@@ -340,6 +356,7 @@ class CRCTTracker:
         points = yield Localize(image, b0)
         self.box = box_from_points(points)
         self.seq_t, self.hidden, self.redetect = 0, None, False
+        self._remember(image, points)
         return TrackResult(points, self.box, None, "redetected")
 
     def _step_fll_mt(self, image: np.ndarray) -> Plan:
@@ -373,6 +390,8 @@ class CRCTTracker:
             self.seq_t += 1
             return TrackResult(points_bt, box_bt, None, "tracked")
         score = float((yield Validate(image, points_bt)))
+        if redetected_now and score >= cfg.tc and self._unlike(image, points_bt):
+            score = 0.0  # a face, but not the one followed: as if FV had turned it down
         # a frame whose face FV doubts: FLL reads it mirrored too (not in the paper)
         mirrored = cfg.lost_flip and score < cfg.tc
         if score < cfg.tc and cfg.redetect_on_loss and not self.redetect:
@@ -386,7 +405,9 @@ class CRCTTracker:
                 fll_points = yield Localize(image, pb, mirrored)
                 fll_score = float((yield Validate(image, fll_points)))
                 if fallback and fll_score >= cfg.tc:
-                    return self._restart_from(fll_points, fll_score)
+                    if not self._unlike(image, fll_points):
+                        return self._restart_from(fll_points, fll_score, image)
+                    fll_score = -1.0  # another face: the held box's answer is written instead
                 if redetected_now and cfg.lost_points == "fll" and self.box is not None:
                     # FV turned the detection down: the held box may still hold the face
                     held_points = yield Localize(image, self.box, mirrored)
@@ -411,6 +432,7 @@ class CRCTTracker:
         self.redetect = False
         self.lost_box = None
         self.lost_run = 0 if redetected_now else max(0, self.lost_run - 1)
+        self._remember(image, points)
         return TrackResult(points, self.box, score, "redetected" if redetected_now else "tracked")
 
     def _detect_near(
@@ -435,10 +457,10 @@ class CRCTTracker:
             return None
         points = yield Localize(image, found, mirrored)
         score = float((yield Validate(image, points)))
-        if score < self.config.tc:
+        if score < self.config.tc or self._unlike(image, points):
             return None
         self.redetections += 1
-        return self._restart_from(points, score)
+        return self._restart_from(points, score, image)
 
     def _lost(self, points: np.ndarray, score: float) -> TrackResult:
         """A lost frame: the held box stays, the next frame re-detects."""
@@ -449,10 +471,24 @@ class CRCTTracker:
             self.lost_box = box
         return TrackResult(points, box, score, "lost")
 
-    def _restart_from(self, points: np.ndarray, score: float) -> TrackResult:
+    def _restart_from(self, points: np.ndarray, score: float, image: np.ndarray) -> TrackResult:
         """FLL's points in a fresh detection, accepted by FV: their box is the valid one, and
         BT starts afresh on the next frame."""
         self.box = box_from_points(points)
         self.hidden, self.seq_t, self.redetect, self.lost_run = None, 0, False, 0
         self.lost_box = None
+        self._remember(image, points)
         return TrackResult(points, self.box, score, "redetected")
+
+    def _remember(self, image: np.ndarray, points: np.ndarray) -> None:
+        """Keep the followed face's thumbnail (``likeness``), from each frame it is followed in."""
+        if self.config.likeness > 0:
+            self.thumbnail = face_thumbnail(image, points)
+
+    def _unlike(self, image: np.ndarray, points: np.ndarray) -> bool:
+        """Not in the paper (``likeness``): a re-found face that does not look like the one
+        followed. Not asked once ``reacquire`` has opened the gate: a face lost that long may
+        have turned, and is taken back wherever it is, as before."""
+        if self.config.likeness <= 0 or self.thumbnail is None or self.gate == float("inf"):
+            return False
+        return likeness(self.thumbnail, face_thumbnail(image, points)) < self.config.likeness
