@@ -388,3 +388,22 @@ def test_training_on_a_gpu_lands_near_the_cpu_run(tmp_path: Path) -> None:
         if cpu.is_floating_point():
             gpu = states["cuda"][name].float()
             assert torch.allclose(cpu.float(), gpu, atol=1e-3, rtol=1e-2), name  # fp16 files
+
+
+def test_to_device_moves_the_tensors_of_a_batch_and_leaves_the_rest() -> None:
+    from typing import NamedTuple
+
+    from crct_cli.train.loop import to_device
+
+    class Pair(NamedTuple):
+        crops: torch.Tensor
+        name: str
+
+    rng = np.random.default_rng(0)
+    batch = ([Pair(torch.ones(2), "a")], rng)
+    assert to_device(batch, torch.device("cpu")) is batch  # nothing to move: the same object
+    meta = torch.device("meta")  # a device every torch has, holding no data
+    moved = to_device(batch, meta)
+    assert isinstance(moved, tuple) and moved[1] is rng
+    pair = moved[0][0]
+    assert isinstance(pair, Pair) and pair.name == "a" and pair.crops.device.type == "meta"

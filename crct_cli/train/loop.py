@@ -178,11 +178,17 @@ def run_loop(
 
 
 def to_device(batch: object, device: torch.device) -> object:
-    """A tensor, or a tuple or list of them, on ``device`` (anything else as it is)."""
+    """The tensors of a batch (a tensor, or tuples and lists holding them) on ``device``;
+    anything else, and a batch with nothing to move, is given back as it is."""
     if isinstance(batch, torch.Tensor):
         return batch.to(device, non_blocking=True)
     if isinstance(batch, tuple | list):
-        return type(batch)(to_device(b, device) for b in batch)
+        moved = [to_device(b, device) for b in batch]
+        if all(m is b for m, b in zip(moved, batch, strict=True)):
+            return batch
+        if hasattr(batch, "_fields"):  # a named tuple
+            return type(batch)(*moved)
+        return type(batch)(moved)
     return batch
 
 
