@@ -109,6 +109,7 @@ def image(tmp_path: Path) -> Path:
         (["train", "fll", "{tmp}", "--val", "{tmp}", "--device", "tpu"], "--device"),
         (["train", "fll", "{tmp}", "--val", "{tmp}", "--workers", "-1"], "--workers"),
         (["train", "fll", "{tmp}", "--val", "{tmp}", "--max-face", "8"], "--max-face"),
+        (["train", "fll", "{tmp}", "--val", "{tmp}", "--minutes", "1", "--resume"], "--minutes"),
         (
             ["train", "fll", "{tmp}", "--val", "{tmp}", "--stage", "2", "--from-scratch"]
             + ["--init", "{tmp}/x.pt"],

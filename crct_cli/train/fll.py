@@ -94,6 +94,8 @@ class TrainFLLConfig(TrainRun):
             self.model = replace(self.model, input_size=self.input_size)
         if self.from_scratch and self.init is not None:
             raise CrctError("--from-scratch and --init exclude each other")
+        if self.minutes is not None and self.resume:
+            raise CrctError("--minutes fits the steps of a fresh run: not with --resume")
         if self.workers < 0 or self.max_face < 32:
             raise CrctError("--workers must be at least 0 and --max-face at least 32")
         if self.local_steps < 1 or (self.local_steps > 1 and not self.local):
