@@ -149,10 +149,11 @@ def upright_crop(
     return framed_crop(face, rng, size, center, side * context, angle, flip, aug)
 
 
-def make_batch(
+def batch_crops(
     faces: Sequence[Face], cfg: TrainFLLConfig, step: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Batch ``step`` is drawn from a generator seeded by (seed, step): reproducible, resumable."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """Batch ``step`` as uint8 crops (B, S, S, 3) and float32 targets (B, 68, 2) in crop units;
+    drawn from a generator seeded by (seed, step): reproducible, resumable."""
     rng = np.random.default_rng([cfg.seed, step])
     idx = rng.integers(len(faces), size=cfg.batch)
     size = cfg.model.input_size
@@ -166,13 +167,20 @@ def make_batch(
             crop, pts = augmented_crop(faces[j], rng, size, cfg.model.context, cfg.augment)
         crops.append(crop)
         targets.append(pts / size - 0.5)
-    return torch.from_numpy(to_tensor_batch(crops)), torch.from_numpy(np.stack(targets)).float()
+    return np.stack(crops), np.stack(targets).astype(np.float32)
+
+
+def make_batch(
+    faces: Sequence[Face], cfg: TrainFLLConfig, step: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`batch_crops` as the network takes it (float crops in [0, 1], channels first)."""
+    return from_worker(batch_crops(faces, cfg, step))
 
 
 class BatchMaker:
-    """``make_batch`` for a process of :func:`crct_cli.train.loop.prefetch_processes`: it
+    """:func:`batch_crops` for a process of :func:`crct_cli.train.loop.prefetch_processes`: it
     pickles as its settings alone and reads the training faces once per process, on its first
-    batch. Batches come back as uint8 crops (a quarter of float32's bytes to send)."""
+    batch. Batches travel as uint8 crops (a quarter of float32's bytes)."""
 
     _faces: ClassVar[dict[tuple, list[Face]]] = {}
 
@@ -183,14 +191,14 @@ class BatchMaker:
         key = (tuple(map(str, self.cfg.train)), self.cfg.max_face)
         if key not in self._faces:
             self._faces[key] = load_faces(self.cfg.train, self.cfg.max_face, desc="worker faces")
-        x, y = make_batch(self._faces[key], self.cfg, step)
-        return (x * 255).round().to(torch.uint8).numpy(), y.numpy()
+        return batch_crops(self._faces[key], self.cfg, step)
 
 
 def from_worker(batch: tuple[np.ndarray, np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
-    """A :class:`BatchMaker` batch as ``make_batch`` gives it (float crops in [0, 1])."""
+    """uint8 crops and targets (:func:`batch_crops`, :class:`BatchMaker`) as tensors: float
+    crops in [0, 1], channels first."""
     crops, targets = batch
-    return torch.from_numpy(crops).float().div_(255.0), torch.from_numpy(targets)
+    return torch.from_numpy(to_tensor_batch(crops)), torch.from_numpy(targets)
 
 
 def validate_fll(
