@@ -39,6 +39,7 @@ from crct_cli.tracking.smoothing import (
 )
 from crct_cli.tracking.tracker import (
     BT_REUSE,
+    FIND,
     GATE_GROWTH,
     LOST_FLIP,
     LOST_POINTS,
@@ -125,6 +126,10 @@ class Tracker:
     ``gate_growth``: eq. 8's TB widens by this much per lost frame (net of valid frames), so
     that a face lost in a fast move is taken back where it went; one face only (0.2 by
     default; 0: the paper's fixed gate).
+    ``find`` (on by default): when MTCNN does not find a lost face again, the face finder
+    (``weights/finder.pt``) looks for it around the box it was last seen in; eq. 8 and FV
+    check what it finds. Weights without a finder track without it (a warning).
+
     ``likeness``: a face re-found near where the one followed was lost must look like it (the
     correlation of their small eye-levelled grey thumbnails at least this), or it is taken
     for a neighbour and turned down as FV's rejection would be; not asked once ``reacquire``
@@ -185,6 +190,7 @@ class Tracker:
         lost_flip: bool = LOST_FLIP,
         gate_growth: float = GATE_GROWTH,
         likeness: float = LIKENESS,
+        find: bool = FIND,
         backfill: int = 50,
         blend: bool = True,
         flip: bool = False,
@@ -239,6 +245,7 @@ class Tracker:
             lost_flip=lost_flip,
             gate_growth=gate_growth,
             likeness=likeness,
+            find=find,
         )
         self.multi = MultiConfig(parse_faces(faces), detect_every, max_lost)
         self.init_box = None if init_box is None else np.asarray(init_box, dtype=np.float64)
@@ -257,7 +264,10 @@ class Tracker:
                 align=dataclasses.replace(TRACK_ALIGN, blend=blend, flip=flip),
                 bt_reuse=bt_reuse,
                 stretched_look=stretched_look,
+                find=find,
             )
+            if find and networks.finder is None:  # no finder in these weights (a warning)
+                self.config = dataclasses.replace(self.config, find=False)
         self.networks = networks
         self._engine = MultiTracker(networks, self.config, self.multi, self.init_box)
         self._index = 0

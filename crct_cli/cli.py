@@ -334,6 +334,15 @@ def track(
             metavar="R",
         ),
     ] = 0.0,
+    find: Annotated[
+        bool,
+        typer.Option(
+            help="When MTCNN does not find a lost face again, the face finder (weights/"
+            "finder.pt) looks for it around the box it was last seen in: a face smeared by a "
+            "fast move, turned or half out of the frame; eq. 8 and FV still guard the result. "
+            "--no-find: MTCNN alone.",
+        ),
+    ] = True,
     backfill: Annotated[
         int,
         typer.Option(
@@ -527,6 +536,7 @@ def track(
         "lost_flip": lost_flip,
         "gate_growth": gate_growth,
         "likeness": likeness,
+        "find": find,
         "backfill": backfill,
         "blend": blend,
         "flip": flip,
@@ -1024,6 +1034,7 @@ def benchmark(
     lost_flip: Annotated[bool, _as_track("--lost-flip")] = True,
     gate_growth: Annotated[float, _as_track("--gate-growth", metavar="TB")] = 0.2,
     likeness: Annotated[float, _as_track("--likeness", metavar="R")] = 0.0,
+    find: Annotated[bool, _as_track("--find")] = True,
     blend: Annotated[bool, _as_track("--blend")] = True,
     flip: Annotated[bool, _as_track("--flip")] = False,
     bt_reuse: Annotated[float, _as_track("--bt-reuse", metavar="SHARE")] = 0.05,
@@ -1125,6 +1136,7 @@ def benchmark(
             lost_flip=lost_flip,
             gate_growth=gate_growth,
             likeness=likeness,
+            find=find,
             blend=blend,
             flip=flip,
             bt_reuse=bt_reuse,
@@ -1550,6 +1562,27 @@ def train_fv(
     )
     _train_common(cfg, steps, out, checkpoint)
     train_fv(cfg, log=_log_line)
+
+
+@train_app.command("finder")
+def train_finder(
+    train: TrainDirs = None,
+    val: ValDirs = str(_DATA / "afw"),
+    steps: Steps = None,
+    batch: Annotated[int, typer.Option(help="Windows per step.")] = 64,
+    lr: Annotated[float, typer.Option(help="Peak learning rate (AdamW, cosine).")] = 2e-3,
+    seed: Seed = 0,
+    out: OutFile = None,
+    checkpoint: Checkpoint = None,
+    resume: Resume = False,
+) -> None:
+    """Train the face finder: where a lost face went, near the box it was last seen in."""
+    from crct_cli.train.finder import TrainFinderConfig, train_finder
+
+    dirs, vals = _train_dirs(train, val)
+    cfg = TrainFinderConfig(train=dirs, val=vals, batch=batch, lr=lr, seed=seed, resume=resume)
+    _train_common(cfg, steps, out, checkpoint)
+    train_finder(cfg, log=_log_line)
 
 
 @train_app.command("bt")

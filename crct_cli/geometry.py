@@ -49,14 +49,17 @@ def apply(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
     return points @ matrix[:, :2].T + matrix[:, 2]
 
 
-def warp(image: np.ndarray, matrix: np.ndarray, out_size: int) -> np.ndarray:
-    """Crop with bilinear sampling; outside the image is black (as at the frame border)."""
+def warp(
+    image: np.ndarray, matrix: np.ndarray, out_size: int, replicate: bool = False
+) -> np.ndarray:
+    """Crop with bilinear sampling; outside the image is black (as at the frame border), or
+    with ``replicate`` its edge pixels carried on (as a photograph moved through a frame)."""
     return cv2.warpAffine(
         image,
         matrix,
         (out_size, out_size),
         flags=cv2.INTER_LINEAR,
-        borderMode=cv2.BORDER_CONSTANT,
+        borderMode=cv2.BORDER_REPLICATE if replicate else cv2.BORDER_CONSTANT,
         borderValue=0,
     )
 

@@ -49,6 +49,7 @@ SETTINGS_KEYS: tuple[str, ...] = (
     "lost_flip",
     "gate_growth",
     "likeness",
+    "find",
     "backfill",
     "blend",
     "flip",

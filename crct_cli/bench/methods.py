@@ -277,7 +277,13 @@ def video_factory(
         config = TrackerConfig(tb=tb, tc=tc, seq_bt=seq_bt, mode=spec.mode, **redetection)
         align = dataclasses.replace(TRACK_ALIGN, blend=blend, flip=flip)
         nets = build_networks(
-            spec, device, int8=int8, align=align, bt_reuse=bt_reuse, stretched_look=stretched_look
+            spec,
+            device,
+            int8=int8,
+            align=align,
+            bt_reuse=bt_reuse,
+            stretched_look=stretched_look,
+            find=config.find,
         )
         return TrackerMethod(nets, config, smoothing, two_sided, backtrack if lookahead else 0)
 

@@ -61,7 +61,7 @@ from crct_cli.metrics import NORMALIZATIONS
 from crct_cli.tracking.backtrack import BACKTRACK
 from crct_cli.tracking.likeness import LIKENESS
 from crct_cli.tracking.smoothing import LOOKAHEAD, SMOOTH, SmoothConfig
-from crct_cli.tracking.tracker import BT_REUSE, GATE_GROWTH, LOST_FLIP, STRETCHED_LOOK
+from crct_cli.tracking.tracker import BT_REUSE, FIND, GATE_GROWTH, LOST_FLIP, STRETCHED_LOOK
 
 #: The papers' SeqBT (CRCT IV: 2 and 4 scored best).
 DEFAULT_SEQ_BT = 2
@@ -99,6 +99,7 @@ class DatasetRequest:
     lost_flip: bool = LOST_FLIP  #: video methods: crct track's --lost-flip
     gate_growth: float = GATE_GROWTH  #: video methods: crct track's --gate-growth
     likeness: float = LIKENESS  #: video methods: crct track's --likeness
+    find: bool = FIND  #: video methods: crct track's --find (the face finder)
     blend: bool = True  #: video methods: crct track's --blend (FLL's two stages averaged)
     flip: bool = False  #: video methods: crct track's --flip (FLL's mirrored pass too)
     bt_reuse: float = BT_REUSE  #: video methods: crct track's --bt-reuse
@@ -141,6 +142,7 @@ class DatasetRequest:
             "lost_flip": self.lost_flip,
             "gate_growth": self.gate_growth,
             "likeness": self.likeness,
+            "find": self.find,
         }
 
 

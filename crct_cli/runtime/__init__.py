@@ -57,6 +57,7 @@ from typing import Any
 
 from crct_cli.runtime.backend import BACKENDS, Engine, resolve_engine
 from crct_cli.runtime.nets import (
+    FinderSpec,
     LocalizerSpec,
     LSTMState,
     TrackerSpec,
@@ -82,7 +83,7 @@ __all__ = [
 
 
 #: Network roles (``Runtime.weight_files`` keys), in the order :attr:`Runtime.int8` lists them.
-ROLES: tuple[str, ...] = ("fll", "fll_stage2", "fadenn", "iid", "bt", "fv")
+ROLES: tuple[str, ...] = ("fll", "fll_stage2", "fadenn", "iid", "bt", "fv", "finder")
 
 
 class Runtime:
@@ -269,6 +270,19 @@ class Runtime:
         from crct_cli.runtime.torch_nets import TorchValidator
 
         return TorchValidator(load_validator(self._blob(name, "fv", "fv")), self.device)
+
+    def finder(self, name: str | Path = "finder.pt") -> Any:
+        """The face finder: uint8 windows -> (cell logits, cell boxes); see
+        :func:`crct_cli.runtime.nets.find_faces` for its use."""
+        if self.backend == "onnx":
+            from crct_cli.runtime.onnx_nets import OnnxFinder
+
+            sessions, config = self._onnx(name, "finder", "finder")
+            return OnnxFinder(sessions["finder"], FinderSpec.from_config(config))
+        from crct_cli.models.finder import load_finder
+        from crct_cli.runtime.torch_nets import TorchFinder
+
+        return TorchFinder(load_finder(self._blob(name, "finder", "finder")), self.device)
 
     def detector(self, min_face: int = 20) -> Any:
         """MTCNN: RGB uint8 image -> list of ``Detection``, most confident first."""

@@ -165,6 +165,17 @@ class ValidatorGraph(nn.Module):
         return self.fv(_to_float(crops), points)
 
 
+class FinderGraph(nn.Module):
+    """The face finder: uint8 windows -> (cell logits (N, G*G + 1), cell boxes (N, G*G, 4))."""
+
+    def __init__(self, finder: nn.Module) -> None:
+        super().__init__()
+        self.finder = finder
+
+    def forward(self, windows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.finder(_to_float(windows))
+
+
 class ClassifierGraph(nn.Module):
     """FADeNN's noise classifier: uint8 crops (sides multiples of 16) -> class logits (N, 5)."""
 
@@ -305,6 +316,14 @@ def validator_graph(fv: nn.Module) -> bytes:
     )
 
 
+def finder_graph(finder: nn.Module) -> bytes:
+    size = finder.config.input_size
+    dynamic = _batch("windows", "logits", "boxes")
+    return _graph(
+        FinderGraph(finder), (_crops(2, size, 6),), ["windows"], ["logits", "boxes"], dynamic
+    )
+
+
 def iid_graphs(iid: nn.Module) -> dict[str, bytes]:
     """``dae`` (variant d), or ``classifier`` and ``dae<k>`` for every class it routes."""
     spatial = {0: "n", 1: "h", 2: "w"}
@@ -328,7 +347,8 @@ def iid_graphs(iid: nn.Module) -> dict[str, bytes]:
 
 
 def export_weight_file(path: Path, kind: str, weights_dir: Path) -> Exported:
-    """Every graph of one crct weight file (kind ``fll``, ``bt``, ``fv``, ``fadenn`` or ``iid``),
+    """Every graph of one crct weight file (kind ``fll``, ``bt``, ``fv``, ``finder``, ``fadenn``
+    or ``iid``),
     after the same hash and kind checks as the torch path."""
     from crct_cli.models.backbone import fuse_batchnorm
     from crct_cli.models.weights import load_weights
@@ -347,6 +367,10 @@ def export_weight_file(path: Path, kind: str, weights_dir: Path) -> Exported:
         from crct_cli.models.fv import load_validator
 
         parts = {"fv": validator_graph(load_validator(blob))}
+    elif kind == "finder":
+        from crct_cli.models.finder import load_finder
+
+        parts = {"finder": finder_graph(load_finder(blob))}
     elif kind == "fadenn":
         from crct_cli.models.fadenn import load_fadenn
 

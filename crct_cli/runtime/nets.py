@@ -69,6 +69,93 @@ class ValidatorSpec:
         return cls(int(m["crop_size"]), float(m["context"]), int(m["patch"]))
 
 
+@dataclass(frozen=True)
+class FinderSpec:
+    """The face finder's window (``crct_cli.models.finder.FinderConfig``, without torch)."""
+
+    input_size: int = 96
+    window: float = 3.0
+    stride: int = 4
+
+    @property
+    def grid(self) -> int:
+        return self.input_size // self.stride
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> FinderSpec:
+        m = config["model"]
+        return cls(int(m["input_size"]), float(m["window"]))
+
+
+#: The finder's answer is kept at this score or more (its cell and the eight around it).
+FINDER_MIN_SCORE = 0.5
+
+
+class Finder(Protocol):
+    """The face finder on either backend."""
+
+    config: Any  #: has ``input_size``, ``window``, ``grid``
+
+    def __call__(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """uint8 windows (N, S, S, 3) -> (logits (N, G*G + 1), boxes (N, G*G, 4))."""
+        ...
+
+
+def finder_window(image: np.ndarray, box: np.ndarray, config: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The finder's input around a last box (x, y, w, h): ``config.window`` times its side
+    (sqrt(w * h)) about its centre, black beyond the frame; returns (uint8 window, matrix)."""
+    centre = box[:2] + box[2:] / 2
+    side = float(np.sqrt(max(float(box[2] * box[3]), 1e-6))) * config.window
+    m = geometry.crop_matrix(centre, side, config.input_size)
+    return geometry.warp(image, m, config.input_size), m
+
+
+def decode_finder(
+    logits: np.ndarray, boxes: np.ndarray, config: Any
+) -> tuple[float, np.ndarray, np.ndarray]:
+    """One window's answer -> (score, centre in window units 0-1, (w, h) in last-box sides).
+
+    The score is the probability of the best cell and its eight neighbours (a centre near a
+    cell's edge splits between cells); 0 when "not in this window" is likelier than that."""
+    g = config.grid
+    z = np.asarray(logits, np.float64)
+    p = np.exp(z - z.max())
+    p /= p.sum()
+    cells = p[:-1].reshape(g, g)
+    row, col = np.unravel_index(int(np.argmax(cells)), cells.shape)
+    score = float(cells[max(0, row - 1) : row + 2, max(0, col - 1) : col + 2].sum())
+    if p[-1] >= score:
+        score = 0.0
+    d = np.asarray(boxes[row * g + col], np.float64)
+    centre = (np.array([col, row], dtype=np.float64) + np.clip(d[:2], 0.0, 1.0)) / g
+    return score, centre, np.exp(np.clip(d[2:], -2.0, 2.0))
+
+
+def find_faces(
+    finder: Finder, image: np.ndarray, boxes: np.ndarray, min_score: float = FINDER_MIN_SCORE
+) -> list[list[Any]]:
+    """For each last box (N, 4), the face the finder sees around it: a list of at most one
+    :class:`~crct_cli.tracking.detector.Detection` (its landmark box, in frame pixels)."""
+    from crct_cli.tracking.detector import Detection
+
+    if len(boxes) == 0:
+        return []
+    cfg = finder.config
+    cut = [finder_window(image, np.asarray(b, np.float64), cfg) for b in boxes]
+    logits, cells = finder(np.stack([w for w, _ in cut]))
+    out: list[list[Any]] = []
+    for box, (_, m), lg, cl in zip(boxes, cut, logits, cells, strict=True):
+        score, centre, size = decode_finder(lg, cl, cfg)
+        if score < min_score:
+            out.append([])
+            continue
+        where = geometry.apply(geometry.invert(m), (centre * cfg.input_size)[None])[0]
+        wh = size * float(np.sqrt(max(float(box[2] * box[3]), 1e-6)))
+        found = np.array([*(where - wh / 2), *wh], dtype=np.float64)
+        out.append([Detection(found, found.copy(), score)])
+    return out
+
+
 class Localizer(Protocol):
     """FLL or its second stage on either backend."""
 

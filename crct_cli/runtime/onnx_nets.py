@@ -20,6 +20,7 @@ from crct_cli.errors import CrctError
 from crct_cli.runtime.backend import Engine, onnx_threads, threads_shared
 from crct_cli.runtime.cache import GraphSet, cached_graphs
 from crct_cli.runtime.nets import (
+    FinderSpec,
     LocalizerSpec,
     LSTMState,
     TrackerSpec,
@@ -247,6 +248,18 @@ class OnnxLocalizer:
         if len(crops) == 0:
             return np.zeros((0, 68, 2), np.float32)
         return self.session.run(None, {"crops": np.ascontiguousarray(crops, np.uint8)})[0]
+
+
+class OnnxFinder:
+    """The face finder: uint8 windows (N, S, S, 3) -> (logits, boxes), float32."""
+
+    def __init__(self, session: onnxruntime.InferenceSession, config: FinderSpec) -> None:
+        self.session = session
+        self.config = config
+
+    def __call__(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        logits, boxes = self.session.run(None, {"windows": np.ascontiguousarray(windows, np.uint8)})
+        return logits, boxes
 
 
 class OnnxTracker:

@@ -97,3 +97,17 @@ class TorchValidator:
         return torch.sigmoid(self._logits(crops, points)).float().cpu().numpy()
 
     __call__ = probabilities
+
+
+class TorchFinder:
+    """The face finder: uint8 windows (N, S, S, 3) -> (logits, boxes), float32 numpy."""
+
+    def __init__(self, module: nn.Module, device: torch.device | str = "cpu") -> None:
+        self.device = torch.device(device)
+        self.module = module.eval().to(self.device)
+        self.config: Any = module.config
+
+    @torch.inference_mode()
+    def __call__(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        logits, boxes = self.module(_float_crops(windows, self.device))
+        return logits.float().cpu().numpy(), boxes.float().cpu().numpy()

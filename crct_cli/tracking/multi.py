@@ -43,6 +43,7 @@ from crct_cli.tracking.detector import Detection
 from crct_cli.tracking.tracker import (
     CRCTTracker,
     Detect,
+    Find,
     Localize,
     Networks,
     Plan,
@@ -105,6 +106,10 @@ class PerFaceBatch:
         if relaxed:
             return self.nets.detect(image, relaxed=True)
         return self.nets.detect(image)
+
+    def find_batch(self, image: np.ndarray, boxes: np.ndarray) -> list[list[Detection]]:
+        find = getattr(self.nets, "find", None)
+        return [[] if find is None else find(image, b) for b in boxes]
 
     def bt_batch(
         self, prev: np.ndarray, cur: np.ndarray, boxes: np.ndarray, states: list[Any]
@@ -365,6 +370,17 @@ class MultiTracker:
                         looks[relaxed] = self.batch.detect(image, relaxed=relaxed)
                     for u in late:
                         u.advance(self._free_detections(u, turns, looks[relaxed] or []))
+                # the face finder, for lost tracks MTCNN did not find again: one batch
+                seeking = [u for u in turns if isinstance(u.pending, Find)]
+                if seeking:
+                    boxes = np.stack([u.pending.box for u in seeking])  # type: ignore[union-attr]
+                    for u, found in zip(seeking, self._find(image, boxes), strict=True):
+                        u.advance(self._free_detections(u, turns, found))
+
+    def _find(self, image: np.ndarray, boxes: np.ndarray) -> list[list[Detection]]:
+        """The finder's look around each box; nothing where the networks have no finder."""
+        find_batch = getattr(self.batch, "find_batch", None)
+        return [[] for _ in boxes] if find_batch is None else find_batch(image, boxes)
 
     def _free_detections(
         self, turn: _Turn, turns: list[_Turn], detections: list[Detection]

@@ -10,6 +10,7 @@ and ``crct benchmark --speed``. Nothing here imports torch: on the ONNX backend 
 from __future__ import annotations
 
 import time
+import warnings
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -24,14 +25,21 @@ from crct_cli.aligner import TRACK_ALIGN, AlignConfig
 from crct_cli.errors import CrctError
 from crct_cli.models.weights import WEIGHTS_DIR
 from crct_cli.runtime import Runtime, split_state, stack_states
-from crct_cli.runtime.nets import fv_crop
+from crct_cli.runtime.nets import find_faces, fv_crop
 from crct_cli.tracking.detector import (
     RELAXED_MIN_SCORE,
     RELAXED_THRESHOLDS,
     Detection,
     stretch_contrast,
 )
-from crct_cli.tracking.tracker import STRETCHED_LOOK, check_bt_reuse
+from crct_cli.tracking.tracker import FIND, STRETCHED_LOOK, check_bt_reuse
+
+
+def finder_shipped(weights_dir: Path) -> bool:
+    """Whether the manifest in ``weights_dir`` lists the face finder."""
+    from crct_cli.models.weights import read_manifest
+
+    return "finder.pt" in read_manifest(weights_dir).get("weights", {})
 
 
 def resolve_device(name: str) -> Any:
@@ -106,6 +114,9 @@ class CRCTNetworks:
     ``stretched_look``: the sensitive look (``detect(relaxed=True)``), when it finds nothing,
     looks once more at the frame with its colours stretched
     (:func:`~crct_cli.tracking.detector.stretch_contrast`): a washed-out or colour-cast face.
+
+    ``find``: load the face finder (``finder.pt``) for :meth:`find`; weights that have none
+    leave it off, with a warning.
     """
 
     def __init__(
@@ -121,8 +132,17 @@ class CRCTNetworks:
         int8: bool = False,
         bt_reuse: float = 0.0,
         stretched_look: bool = STRETCHED_LOOK,
+        find: bool = FIND,
     ) -> None:
         check_bt_reuse(bt_reuse)
+        if find and mode == "crct" and not finder_shipped(weights_dir):
+            # a weights folder from before the finder (or a user's own): track without it
+            warnings.warn(
+                f"no face finder in {weights_dir} (finder.pt, made by crct train finder): "
+                "lost faces are looked for with MTCNN alone",
+                stacklevel=2,
+            )
+            find = False
         self.bt_reuse = bt_reuse
         self.stretched_look = stretched_look
         self.cut: CutCrops | None = None  #: BT's current crops of the last frame
@@ -142,6 +162,8 @@ class CRCTNetworks:
             rt.detector,
         )
         self._denoiser = denoiser
+        #: the face finder (``find``)
+        self.finder = rt.finder() if find and mode == "crct" else None
         if denoiser is not None:
             # one tracked face: its noise class is decided over frames, so it does not flicker
             # (0 for unrelated images, as in the still-image benchmark)
@@ -173,6 +195,17 @@ class CRCTNetworks:
             if found or not self.stretched_look:
                 return found
             return self.detector(stretch_contrast(image), RELAXED_MIN_SCORE, RELAXED_THRESHOLDS)
+
+    def find(self, image: np.ndarray, box: np.ndarray) -> list[Detection]:
+        """The face finder's look around one last box (``[]`` without a finder)."""
+        return self.find_batch(image, np.asarray(box, np.float64)[None])[0]
+
+    def find_batch(self, image: np.ndarray, boxes: np.ndarray) -> list[list[Detection]]:
+        """The face finder's look around each last box, in one batch."""
+        if self.finder is None:
+            return [[] for _ in boxes]
+        with _Timer(self.timings, "find"):
+            return find_faces(self.finder, image, boxes)
 
     # One face (the ``Networks`` protocol): a batch of one, so both paths give the same points.
 

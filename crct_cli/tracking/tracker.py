@@ -77,6 +77,15 @@ paper's and can be tested with scripted fakes:
   several faces the gate stays fixed: a face lost there comes back as a new track and
   ``reattach`` gives it its id.
 
+- Not in the paper (``find``, on by default): when MTCNN's looks keep nothing within the gate
+  around a lost face, the face finder (:mod:`crct_cli.models.finder`) looks for it in a
+  window of three times the last valid box's side around that box (a request of its own,
+  :class:`Find`), and eq. 8 gates what it finds as it gates a detection. MTCNN misses a face
+  smeared by a fast move, turned or half out of the frame; the finder was trained on such
+  faces near where they were (synthetic category 3: 16.0% of frames failed over 24 sequences
+  without it, 14.5% with it; docs/benchmarks.md, session 31). It knows where the followed
+  face was, not whose it is: a track that slipped onto a neighbour stays there.
+
 - Not in the paper (``likeness``, off by default): a re-found face whose small eye-levelled
   thumbnail does not correlate with the last followed face's at least this much is taken for a
   neighbour and turned down as FV's rejection would be (:mod:`crct_cli.tracking.likeness`; not
@@ -118,6 +127,10 @@ BT_REUSE = 0.05
 #: frame with its colours stretched (:class:`crct_cli.tracking.networks.CRCTNetworks`;
 #: docs/benchmarks.md, session 20).
 STRETCHED_LOOK = False
+
+#: ``crct track --find``'s default: when MTCNN does not find a lost face again, the face
+#: finder looks for it around the last box FV accepted (:mod:`crct_cli.models.finder`).
+FIND = True
 
 
 def check_bt_reuse(value: float) -> None:
@@ -171,6 +184,7 @@ class TrackerConfig:
     gate_growth: float = GATE_GROWTH  #: eq. 8's TB widens per lost frame (module doc)
     lost_flip: bool = LOST_FLIP  #: FLL's mirrored pass where FV rejected BT (module doc)
     likeness: float = LIKENESS  #: a re-found face must look like the followed one (0: off)
+    find: bool = FIND  #: the face finder looks where MTCNN finds nothing (module doc)
 
 
 class Networks(Protocol):
@@ -228,6 +242,15 @@ class Detect:
 
 
 @dataclass(frozen=True)
+class Find:
+    """The face finder's look for a lost face around ``box``, the last box FV accepted
+    (answer: ``list[Detection]``, at most one; networks without a finder answer ``[]``)."""
+
+    image: np.ndarray
+    box: np.ndarray
+
+
+@dataclass(frozen=True)
 class TrackBox:
     """BT from ``box`` on (prev, cur) with LSTM ``state`` (answer: ``(points, state)``)."""
 
@@ -255,7 +278,7 @@ class Localize:
     mirrored: bool = False
 
 
-Request = Detect | TrackBox | Validate | Localize
+Request = Detect | Find | TrackBox | Validate | Localize
 #: One frame of Algorithm 1: yields requests, receives their answers, returns the result.
 Plan = Generator[Request, Any, TrackResult]
 
@@ -266,6 +289,9 @@ def answer(nets: Networks, request: Request) -> Any:
         if request.relaxed:
             return nets.detect(request.image, relaxed=True)
         return nets.detect(request.image)
+    if isinstance(request, Find):
+        find = getattr(nets, "find", None)
+        return [] if find is None else find(request.image, request.box)
     if isinstance(request, TrackBox):
         return nets.bt_step(request.prev, request.cur, request.box, request.state)
     if isinstance(request, Validate):
@@ -439,10 +465,13 @@ class CRCTTracker:
         self, image: np.ndarray, gate: float
     ) -> Generator[Request, Any, np.ndarray | None]:
         """Eq. 8 within ``gate`` around the last valid box, on MTCNN's usual look and, when that
-        keeps nothing and ``relaxed_redetect`` is on, on its more sensitive look."""
+        keeps nothing and ``relaxed_redetect`` is on, on its more sensitive look; then, with
+        ``find``, on the face finder's look around that box."""
         found = gate_detections((yield Detect(image)), self.box, gate)
         if found is None and self.config.relaxed_redetect and self.box is not None:
             found = gate_detections((yield Detect(image, relaxed=True)), self.box, gate)
+        if found is None and self.config.find and self.box is not None:
+            found = gate_detections((yield Find(image, self.box)), self.box, gate)
         return found
 
     def _look_at_once(

@@ -292,10 +292,11 @@ def framed_crop(
     angle: float,
     flip: bool,
     aug: AugmentConfig,
+    replicate: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The crop of a given square (centre, side, angle, flip) with the appearance augmentation
     (a smaller face, a motion smear and degradation before cropping, photometric after), and
-    its points in crop pixels."""
+    its points in crop pixels; ``replicate``: beyond the picture, its edge carried on."""
     image, face_points = face.image, face.points
     scale = small_face_scale(face_points, rng, aug)
     if scale < 1.0:
@@ -312,7 +313,7 @@ def framed_crop(
     matrix = geometry.crop_matrix(center, side, out_size, angle, flip)
     if aug.degradation > 0:
         image = training_degradation(image, rng, aug)
-    crop = geometry.warp(image, matrix, out_size)
+    crop = geometry.warp(image, matrix, out_size, replicate)
     points = geometry.apply(matrix, face_points)
     if flip:
         points = points[list(FLIP_PERMUTATION)]
