@@ -9,7 +9,8 @@ resized to ``input_size`` pixels, and answers with a score for each cell of a gr
 window (the face's centre is there) or for "not in this window", plus, per cell, the centre's
 place within the cell and the face's size against the last box. Trained on still faces moved,
 scaled, turned and degraded (``crct train finder``); eq. 8 and FV check what it finds, as they
-check MTCNN's detections.
+check MTCNN's detections. Its answer is read, without torch, by
+:func:`crct_cli.runtime.nets.decode_finder` and :func:`~crct_cli.runtime.nets.find_faces`.
 """
 
 from __future__ import annotations
@@ -19,8 +20,6 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-from crct_cli.runtime.nets import decode_finder  # noqa: F401  (torch-free, for the ONNX path)
 
 
 @dataclass(frozen=True)
