@@ -101,6 +101,7 @@ def image(tmp_path: Path) -> Path:
         ),
         (["train", "fll", "{tmp}", "--val", "{tmp}", "--freeze-global"], "--freeze-global"),
         (["train", "fv", "{tmp}", "--val", "{tmp}", "--stack", "1.5"], "--stack"),
+        (["train", "finder", "{tmp}/nowhere", "--val", "{tmp}"], "no such data folder"),
         (["train", "fll", "{tmp}", "--val", "{tmp}", "--degradation", "2"], "--degradation"),
         (["train", "fll", "{tmp}", "--val", "{tmp}", "--motion-blur", "1.5"], "--motion-blur"),
         (["train", "fll", "{tmp}", "--val", "{tmp}", "--local-steps", "2"], "--local-steps"),
