@@ -348,8 +348,7 @@ def iid_graphs(iid: nn.Module) -> dict[str, bytes]:
 
 def export_weight_file(path: Path, kind: str, weights_dir: Path) -> Exported:
     """Every graph of one crct weight file (kind ``fll``, ``bt``, ``fv``, ``finder``, ``fadenn``
-    or ``iid``),
-    after the same hash and kind checks as the torch path."""
+    or ``iid``), after the same hash and kind checks as the torch path."""
     from crct_cli.models.backbone import fuse_batchnorm
     from crct_cli.models.weights import load_weights
 

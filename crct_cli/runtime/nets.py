@@ -101,12 +101,17 @@ class Finder(Protocol):
         ...
 
 
+def last_box_side(box: np.ndarray) -> float:
+    """The side the finder measures a last box (x, y, w, h) by: sqrt(w * h)."""
+    return float(np.sqrt(max(float(box[2] * box[3]), 1e-6)))
+
+
 def finder_window(image: np.ndarray, box: np.ndarray, config: Any) -> tuple[np.ndarray, np.ndarray]:
     """The finder's input around a last box (x, y, w, h): ``config.window`` times its side
-    (sqrt(w * h)) about its centre, black beyond the frame; returns (uint8 window, matrix)."""
+    (:func:`last_box_side`) about its centre, black beyond the frame; returns (uint8 window,
+    matrix)."""
     centre = box[:2] + box[2:] / 2
-    side = float(np.sqrt(max(float(box[2] * box[3]), 1e-6))) * config.window
-    m = geometry.crop_matrix(centre, side, config.input_size)
+    m = geometry.crop_matrix(centre, last_box_side(box) * config.window, config.input_size)
     return geometry.warp(image, m, config.input_size), m
 
 
@@ -150,7 +155,7 @@ def find_faces(
             out.append([])
             continue
         where = geometry.apply(geometry.invert(m), (centre * cfg.input_size)[None])[0]
-        wh = size * float(np.sqrt(max(float(box[2] * box[3]), 1e-6)))
+        wh = size * last_box_side(box)
         found = np.array([*(where - wh / 2), *wh], dtype=np.float64)
         out.append([Detection(found, found.copy(), score)])
     return out

@@ -480,7 +480,8 @@ class CRCTTracker:
         """Not in the paper (``redetect_on_loss``): the face was followed until this frame, so
         it is looked for in this frame rather than from the next one; FLL in the detection
         that eq. 8's gate keeps (with ``relaxed_redetect``, the more sensitive look's when the
-        usual one has none), checked by FV. None: nothing found, or FV rejects it."""
+        usual one has none, then with ``find`` the face finder's), checked by FV. None: nothing
+        found, or FV rejects it."""
         found = yield from self._detect_near(image, self.config.tb)
         if found is None:
             return None

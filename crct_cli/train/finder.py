@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from crct_cli.landmarks import box_from_points
 from crct_cli.models.finder import FaceFinder, FinderConfig
-from crct_cli.runtime.nets import decode_finder
+from crct_cli.runtime.nets import decode_finder, last_box_side
 from crct_cli.train.data import (
     AugmentConfig,
     Face,
@@ -85,7 +85,7 @@ def finder_sample(
     degraded, and where the face's landmark box lies in it."""
     truth = box_from_points(face.points)
     centre = truth[:2] + truth[2:] / 2
-    side = float(np.sqrt(truth[2] * truth[3]))
+    side = last_box_side(truth)
     far = rng.random() < ABSENT
     reach = rng.uniform(1.7, 3.0) if far else MAX_MOVE * rng.random() ** 0.7
     direction = rng.uniform(0.0, 2 * np.pi)
