@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from crct_cli.errors import CrctError
+from crct_cli.runtime.nets import FINDER_WIDE, check_find_wide
 from crct_cli.tracking.backtrack import BACKTRACK, check_backtrack
 from crct_cli.tracking.likeness import LIKENESS
 from crct_cli.tracking.lookahead import LookAhead
@@ -123,12 +124,19 @@ class Tracker:
     on under a shadow is followed; the held box, BT's start and eq. 8's centre, stays).
     ``lost_flip``: on a frame where FV rejects BT's estimate, FLL also reads the mirrored face
     and averages (``flip`` on those frames only; one more FLL pass there).
+    ``lost_doubted``: when the look at once (``redetect_on_loss``) finds a face FV turns
+    down, FLL's points there may still be the lost frame's, if FV scores them above the held
+    box's answer (and a lost run follows them from there); the held box stays.
     ``gate_growth``: eq. 8's TB widens by this much per lost frame (net of valid frames), so
     that a face lost in a fast move is taken back where it went; one face only (0.2 by
     default; 0: the paper's fixed gate).
-    ``find`` (on by default): when MTCNN does not find a lost face again, the face finder
-    (``weights/finder.pt``) looks for it around the box it was last seen in; eq. 8 and FV
-    check what it finds. Weights without a finder track without it (a warning).
+    ``find`` (on by default): when a lost face is looked for, the face finder
+    (``weights/finder.pt``) looks for it around the box it was last seen in, beside MTCNN (of
+    two different faces found, eq. 8 takes the nearer); eq. 8 and FV check what it finds.
+    Weights without a finder track without it (a warning).
+    ``find_wide``: where the finder's window holds no face, it looks again at a window this
+    many times as wide, at the same scale (a face that went further in a fast burst; 0: no
+    second look).
 
     ``likeness``: a face re-found near where the one followed was lost must look like it (the
     correlation of their small eye-levelled grey thumbnails at least this), or it is taken
@@ -160,8 +168,8 @@ class Tracker:
     face, and then get FLL's points in that face's first box, marked ``lost`` (0: they stay
     without a face, as in the paper).
     ``networks`` replaces the shipped networks (anything with the one-face ``Networks`` or
-    the batched calls); ``blend``, ``flip``, ``bt_reuse`` and ``stretched_look`` are then
-    theirs to decide.
+    the batched calls); ``blend``, ``flip``, ``bt_reuse``, ``stretched_look`` and
+    ``find_wide`` are then theirs to decide.
     """
 
     def __init__(
@@ -188,9 +196,11 @@ class Tracker:
         lost_points: str = "fll",
         lost_follow: bool = True,
         lost_flip: bool = LOST_FLIP,
+        lost_doubted: bool = True,
         gate_growth: float = GATE_GROWTH,
         likeness: float = LIKENESS,
         find: bool = FIND,
+        find_wide: float = FINDER_WIDE,
         backfill: int = 50,
         blend: bool = True,
         flip: bool = False,
@@ -214,6 +224,7 @@ class Tracker:
         check_lost_points(lost_points)
         check_gate_growth(gate_growth)
         check_likeness(likeness)
+        check_find_wide(find_wide, CrctError)
         if backfill < 0:
             raise CrctError(f"--backfill must be >= 0 frames (0: none), got {backfill}")
         check_bt_reuse(bt_reuse)
@@ -230,6 +241,7 @@ class Tracker:
         self.backfill = backfill
         self.blend, self.flip, self.bt_reuse = blend, flip, bt_reuse
         self.stretched_look = stretched_look
+        self.find_wide = find_wide
         self.config = TrackerConfig(
             tb=tb,
             tc=tc,
@@ -243,6 +255,7 @@ class Tracker:
             lost_points=lost_points,
             lost_follow=lost_follow,
             lost_flip=lost_flip,
+            lost_doubted=lost_doubted,
             gate_growth=gate_growth,
             likeness=likeness,
             find=find,
@@ -265,6 +278,7 @@ class Tracker:
                 bt_reuse=bt_reuse,
                 stretched_look=stretched_look,
                 find=find,
+                find_wide=find_wide,
             )
             if find and networks.finder is None:  # no finder in these weights (a warning)
                 self.config = dataclasses.replace(self.config, find=False)
@@ -383,6 +397,7 @@ class Tracker:
             "flip": self.flip,
             "bt_reuse": self.bt_reuse,
             "stretched_look": self.stretched_look,
+            "find_wide": self.find_wide if self.config.find else 0.0,
             "smooth": self.smooth,
             "smooth_cutoff": None if self.smoother is None else self.smoother.config.min_cutoff,
             "smooth_beta": None if self.smoother is None else self.smoother.config.beta,

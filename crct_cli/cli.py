@@ -316,6 +316,14 @@ def track(
             "the face is hard to see, one more FLL pass on those frames only.",
         ),
     ] = True,
+    lost_doubted: Annotated[
+        bool,
+        typer.Option(
+            help="When the look for a face the moment it is lost finds one that the validator "
+            "turns down, FLL's points there may still be the lost frame's: the validator's "
+            "score picks them or the held box's answer. The frame stays lost.",
+        ),
+    ] = True,
     gate_growth: Annotated[
         float,
         typer.Option(
@@ -337,12 +345,21 @@ def track(
     find: Annotated[
         bool,
         typer.Option(
-            help="When MTCNN does not find a lost face again, the face finder (weights/"
-            "finder.pt) looks for it around the box it was last seen in: a face smeared by a "
-            "fast move, turned or half out of the frame; eq. 8 and FV still guard the result. "
-            "--no-find: MTCNN alone.",
+            help="When a lost face is looked for, the face finder (weights/finder.pt) looks "
+            "around the box it was last seen in, beside MTCNN: a face smeared by a fast move, "
+            "turned or half out of the frame; of two different faces found, the nearer is "
+            "taken; eq. 8 and FV still guard the result. --no-find: MTCNN alone.",
         ),
     ] = True,
+    find_wide: Annotated[
+        float,
+        typer.Option(
+            help="Where the face finder's window holds no face, it looks again at a window "
+            "this many times as wide, at the same scale: a face that went further in a fast "
+            "burst (1.25-4); 0: no second look.",
+            metavar="TIMES",
+        ),
+    ] = 2.0,
     backfill: Annotated[
         int,
         typer.Option(
@@ -489,6 +506,7 @@ def track(
     from crct_cli.batch.runner import BatchOptions
     from crct_cli.batch.worker import WorkerSpec, settings_of
     from crct_cli.runtime.backend import BACKENDS, DEVICES
+    from crct_cli.runtime.nets import check_find_wide
     from crct_cli.tracking.backtrack import check_backtrack
     from crct_cli.tracking.smoothing import SmoothConfig
     from crct_cli.tracking.tracker import check_bt_reuse, check_gate_growth, check_likeness
@@ -508,6 +526,7 @@ def track(
     check_bt_reuse(bt_reuse)
     check_gate_growth(gate_growth)
     check_likeness(likeness)
+    check_find_wide(find_wide, CrctError)
     check_backtrack(backtrack)
     SmoothConfig(min_cutoff=smooth_cutoff, beta=smooth_beta).check()
     options = BatchOptions(engine, workers, threads, overwrite, ray_address, gpus_per_worker)
@@ -534,9 +553,11 @@ def track(
         "lost_points": lost_points,
         "lost_follow": lost_follow,
         "lost_flip": lost_flip,
+        "lost_doubted": lost_doubted,
         "gate_growth": gate_growth,
         "likeness": likeness,
         "find": find,
+        "find_wide": find_wide,
         "backfill": backfill,
         "blend": blend,
         "flip": flip,
@@ -1032,9 +1053,11 @@ def benchmark(
     lost_points: Annotated[str, _as_track("--lost-points", metavar="fll|bt")] = "fll",
     lost_follow: Annotated[bool, _as_track("--lost-follow")] = True,
     lost_flip: Annotated[bool, _as_track("--lost-flip")] = True,
+    lost_doubted: Annotated[bool, _as_track("--lost-doubted")] = True,
     gate_growth: Annotated[float, _as_track("--gate-growth", metavar="TB")] = 0.2,
     likeness: Annotated[float, _as_track("--likeness", metavar="R")] = 0.0,
     find: Annotated[bool, _as_track("--find")] = True,
+    find_wide: Annotated[float, _as_track("--find-wide", metavar="TIMES")] = 2.0,
     blend: Annotated[bool, _as_track("--blend")] = True,
     flip: Annotated[bool, _as_track("--flip")] = False,
     bt_reuse: Annotated[float, _as_track("--bt-reuse", metavar="SHARE")] = 0.05,
@@ -1134,9 +1157,11 @@ def benchmark(
             lost_points=lost_points,
             lost_follow=lost_follow,
             lost_flip=lost_flip,
+            lost_doubted=lost_doubted,
             gate_growth=gate_growth,
             likeness=likeness,
             find=find,
+            find_wide=find_wide,
             blend=blend,
             flip=flip,
             bt_reuse=bt_reuse,
@@ -1147,6 +1172,7 @@ def benchmark(
             backtrack=backtrack,
         )
         from crct_cli.api import check_lost_points
+        from crct_cli.runtime.nets import check_find_wide
         from crct_cli.tracking.backtrack import check_backtrack
         from crct_cli.tracking.smoothing import SmoothConfig
         from crct_cli.tracking.tracker import check_bt_reuse, check_gate_growth, check_likeness
@@ -1155,6 +1181,7 @@ def benchmark(
         check_bt_reuse(bt_reuse)
         check_gate_growth(gate_growth)
         check_likeness(likeness)
+        check_find_wide(find_wide, CrctError)
         check_backtrack(backtrack)
         SmoothConfig(min_cutoff=smooth_cutoff, beta=smooth_beta).check()
         run_dataset_command(request, out)

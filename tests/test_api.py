@@ -255,6 +255,9 @@ def test_bad_frames_and_options_are_clear_errors(tracker: Tracker) -> None:
     for r in (-0.1, 1.5, float("nan")):
         with pytest.raises(CrctError, match="--likeness"):
             Tracker(likeness=r, networks=object())
+    for wide in (-1.0, 1.0, 5.0, float("nan")):
+        with pytest.raises(CrctError, match="--find-wide"):
+            Tracker(find_wide=wide, networks=object())
 
 
 def test_the_command_line_s_defaults_are_the_tracker_s() -> None:
@@ -272,7 +275,7 @@ def test_the_command_line_s_defaults_are_the_tracker_s() -> None:
     api, cli_track, cli_bench = defaults(Tracker), defaults(track), defaults(benchmark)
     # the options both the command and the benchmark's methods must carry
     lost = {"redetect_on_loss", "lost_follow", "lost_flip", "gate_growth", "stretched_look"}
-    lost |= {"likeness"}
+    lost |= {"likeness", "lost_doubted", "find_wide"}
     smoothing = {"smooth", "smooth_cutoff", "smooth_beta"}
     shared = (set(api) & set(cli_track)) - {"faces"}
     assert {"bt_reuse", "blend", "flip", "check_refined", "backfill", "reacquire"} <= shared
@@ -308,6 +311,10 @@ def test_re_detection_options_reach_algorithm_1_and_track_json() -> None:
     assert held.describe()["lost_follow"] is False and held.describe()["gate_growth"] == 0.3
     assert settings_of({})["lost_follow"] is True
     assert settings_of({"gate_growth": 0.3})["gate_growth"] == 0.3
+    doubted = Tracker(networks=object(), lost_doubted=False, find_wide=0.0)
+    assert doubted.config.lost_doubted is False and doubted.describe()["lost_doubted"] is False
+    assert doubted.describe()["find_wide"] == 0.0
+    assert settings_of({})["lost_doubted"] is True and settings_of({})["find_wide"] == 2.0
     alike = Tracker(networks=object(), likeness=0.25)
     assert alike.config.likeness == 0.25 and alike.describe()["likeness"] == 0.25
     assert settings_of({})["likeness"] == 0.0

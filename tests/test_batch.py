@@ -145,6 +145,7 @@ def test_bad_batch_options_are_one_line(tmp_path: Path) -> None:
         (["--bt-reuse", "0.9"], "--bt-reuse"),
         (["--gate-growth", "-1"], "--gate-growth"),
         (["--likeness", "2"], "--likeness"),
+        (["--find-wide", "1"], "--find-wide"),
     ]:
         result = crct("track", tmp_path / "v", "--out", tmp_path / "out", *args)
         assert result.exit_code == 2 and message in result.stderr, (args, result.output)

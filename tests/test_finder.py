@@ -14,11 +14,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from test_tracker import BOX, FakeNets, det, fid, frame, moved
+from test_tracker import BOX, FakeNets, det, fid, frame, moved, moved_det
 
 from crct_cli import geometry
 from crct_cli.models.finder import FaceFinder, FinderConfig
-from crct_cli.runtime.nets import FinderSpec, decode_finder, find_faces, finder_window
+from crct_cli.runtime.nets import (
+    FinderSpec,
+    check_find_wide,
+    decode_finder,
+    find_faces,
+    finder_window,
+    wide_size,
+)
 from crct_cli.tracking.detector import Detection
 from crct_cli.tracking.multi import MultiConfig, MultiTracker, PerFaceBatch
 from crct_cli.tracking.tracker import CRCTTracker, TrackerConfig
@@ -129,17 +136,21 @@ class HandFinder:
     target: np.ndarray
     config: FinderSpec = field(default_factory=FinderSpec)
     last: list[np.ndarray] = field(default_factory=list)  # the boxes it was given
+    sizes: list[int] = field(default_factory=list)  # the windows' sides, call by call
 
-    def window_points(self, box: np.ndarray) -> np.ndarray:
-        _, m = finder_window(np.zeros((8, 8, 3), np.uint8), box, self.config)
+    def window_points(self, box: np.ndarray, wide: float = 1.0) -> np.ndarray:
+        _, m = finder_window(np.zeros((8, 8, 3), np.uint8), box, self.config, wide)
         return geometry.apply(m, self.target[None])[0] / self.config.stride
 
     def __call__(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        g = self.config.grid
+        size = windows.shape[1]
+        self.sizes.append(size)
+        g = size // self.config.stride
         logits = np.zeros((len(windows), g * g + 1), np.float32)
         boxes = np.zeros((len(windows), g * g, 4), np.float32)
-        for i, box in enumerate(self.last):
-            at = self.window_points(box)
+        wide = size / self.config.input_size
+        for i, box in enumerate(self.last[: len(windows)]):
+            at = self.window_points(box, wide)
             if np.all((at >= 0) & (at < g)):
                 cell = int(at[1]) * g + int(at[0])
                 logits[i, cell] = 12.0
@@ -155,7 +166,7 @@ def test_find_faces_maps_the_answer_back_into_the_frame() -> None:
     boxes = np.array([[180.0, 100.0, 40.0, 60.0], [0.0, 0.0, 20.0, 20.0]])
     finder = HandFinder(target)
     finder.last = list(boxes)
-    found = find_faces(finder, image, boxes)
+    found = find_faces(finder, image, boxes, wide=0.0)
     assert len(found) == 2 and found[1] == []  # far away: not in the second window
     (d,) = found[0]
     centre = d.box[:2] + d.box[2:] / 2
@@ -163,6 +174,41 @@ def test_find_faces_maps_the_answer_back_into_the_frame() -> None:
     side = np.sqrt(40.0 * 60.0)
     assert np.allclose(d.box[2:], [0.8 * side, 1.2 * side])
     assert d.score > 0.99
+
+
+def test_a_wide_window_is_the_usual_one_widened_at_the_same_scale() -> None:
+    image = np.zeros((300, 400, 3), np.uint8)
+    box = np.array([180.0, 100.0, 40.0, 60.0])
+    usual, m1 = finder_window(image, box, SPEC)
+    wide, m2 = finder_window(image, box, SPEC, 2.0)
+    assert usual.shape == (96, 96, 3) and wide.shape == (192, 192, 3)
+    assert wide_size(SPEC, 2.0) == 192 and wide_size(SPEC, 1.3) % SPEC.stride == 0
+    assert np.allclose(m1[:, :2], m2[:, :2])  # pixels per frame pixel: the same
+    centre = (box[:2] + box[2:] / 2)[None]
+    assert np.allclose(geometry.apply(m1, centre), 47.5)  # pixel centres: (96 - 1) / 2
+    assert np.allclose(geometry.apply(m2, centre), 95.5)
+
+
+def test_where_the_window_holds_no_face_the_finder_looks_again_wider() -> None:
+    """A face 2.2 sides from the last box is outside the usual window (1.5 sides each way) and
+    inside one twice as wide: found there, mapped back exactly; a face in the usual window
+    costs no second look, and ``wide`` 0 never looks again."""
+    image = np.zeros((600, 800, 3), np.uint8)
+    box = np.array([300.0, 250.0, 40.0, 60.0])
+    side = np.sqrt(40.0 * 60.0)
+    target = box[:2] + box[2:] / 2 + [2.2 * side, 0.3 * side]
+    finder = HandFinder(target, last=[box])
+    assert find_faces(finder, image, box[None], wide=0.0) == [[]] and finder.sizes == [96]
+    finder = HandFinder(target, last=[box])
+    (d,) = find_faces(finder, image, box[None], wide=2.0)[0]
+    assert finder.sizes == [96, 192]
+    assert np.allclose(d.box[:2] + d.box[2:] / 2, target, atol=1e-6)
+    assert np.allclose(d.box[2:], [0.8 * side, 1.2 * side])
+    near = HandFinder(box[:2] + box[2:] / 2 + [0.5 * side, 0.0], last=[box])
+    assert len(find_faces(near, image, box[None], wide=2.0)[0]) == 1 and near.sizes == [96]
+    with pytest.raises(ValueError, match="find-wide"):
+        check_find_wide(1.1)
+    check_find_wide(0.0)
 
 
 def test_the_finder_is_a_network_of_the_declared_shape() -> None:
@@ -192,12 +238,12 @@ def _lost_at_3(nets: FakeNets, config: TrackerConfig) -> tuple[CRCTTracker, list
     return tracker, [tracker.step(frame(t)) for t in range(6)]
 
 
-def test_the_finder_refinds_a_face_mtcnn_misses_and_only_then() -> None:
+def test_the_finder_refinds_a_face_mtcnn_misses() -> None:
     prev = BOX + 2 * (np.array([2.0, 0, 0, 0]) + np.array([0, 1.0, 0, 0])) + [0, 1.0, 0, 0]
     there = det(moved(prev, 20.0), 0.8)
     nets = FindingNets(scores={3: 0.1}, finds={4: [there]})
     tracker, results = _lost_at_3(nets, TrackerConfig(find=True))
-    # frame 4 re-detects: MTCNN, its sensitive look, then the finder around the held box
+    # frame 4 re-detects: MTCNN, its sensitive look, and the finder around the held box
     assert [n for n, t in nets.calls if t == 4][:3] == ["detect", "relaxed", "find"]
     assert np.allclose(nets.find_boxes[0][1], prev)
     assert np.array_equal(nets.bt_at(4)["box"], there.box)
@@ -206,10 +252,27 @@ def test_the_finder_refinds_a_face_mtcnn_misses_and_only_then() -> None:
     nets = FindingNets(scores={3: 0.1}, finds={4: [there]})
     tracker, results = _lost_at_3(nets, TrackerConfig(find=False))
     assert nets.frames_of("find") == [] and tracker.redetections == 0
-    # MTCNN found it: the finder is not asked
-    nets = FindingNets(scores={3: 0.1}, detections={4: [there]}, finds={4: [det(BOX)]})
+    # MTCNN found it, and so did the finder (a little nearer): the same face, MTCNN's box read
+    nets = FindingNets(scores={3: 0.1}, detections={4: [there]}, finds={4: [moved_det(there, -4)]})
     _lost_at_3(nets, TrackerConfig(find=True))
-    assert nets.frames_of("find") == []
+    assert nets.frames_of("find") == [4] and np.array_equal(nets.bt_at(4)["box"], there.box)
+
+
+def test_eq8_takes_the_nearer_of_mtcnn_s_face_and_the_finder_s() -> None:
+    """MTCNN finds only a neighbour (a face it sees, the followed one smeared); the finder
+    finds a face nearer the held box: that one is taken. A finder's answer further away than
+    MTCNN's face is not."""
+    prev = BOX + 2 * (np.array([2.0, 0, 0, 0]) + np.array([0, 1.0, 0, 0])) + [0, 1.0, 0, 0]
+    neighbour, smeared = det(moved(prev, 40.0), 0.99), det(moved(prev, -15.0), 0.6)
+    nets = FindingNets(scores={3: 0.1}, detections={4: [neighbour]}, finds={4: [smeared]})
+    _, results = _lost_at_3(nets, TrackerConfig(find=True))
+    assert np.array_equal(nets.bt_at(4)["box"], smeared.box) and results[4].state == "redetected"
+    nets = FindingNets(scores={3: 0.1}, detections={4: [smeared]}, finds={4: [neighbour]})
+    _lost_at_3(nets, TrackerConfig(find=True))
+    assert np.array_equal(nets.bt_at(4)["box"], smeared.box)
+    nets = FindingNets(scores={3: 0.1}, detections={4: [neighbour]}, finds={4: [smeared]})
+    _lost_at_3(nets, TrackerConfig(find=False))  # without the finder: MTCNN's neighbour
+    assert np.array_equal(nets.bt_at(4)["box"], neighbour.box)
 
 
 def test_what_the_finder_finds_is_gated_and_networks_without_one_answer_nothing() -> None:
@@ -250,7 +313,8 @@ def test_a_doubtful_answer_is_no_detection(score: float) -> None:
         def __call__(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             return logits, np.zeros((1, g * g, 4), np.float32)
 
-    assert find_faces(Flat(), np.zeros((100, 100, 3), np.uint8), BOX[None]) == [[]]
+    image = np.zeros((100, 100, 3), np.uint8)
+    assert find_faces(Flat(), image, BOX[None], wide=0.0) == [[]]
 
 
 # ------------------------------------------------------------------------------- runtimes
@@ -276,6 +340,10 @@ def test_the_onnx_finder_answers_as_torch_does(
     windows = np.random.default_rng(4).integers(0, 256, (3, 96, 96, 3), dtype=np.uint8)
     (la, ba), (lb, bb) = onnx(windows), plain(windows)
     assert la.shape == (3, 577) and ba.shape == (3, 576, 4)
+    assert np.abs(la - lb).max() < 1e-3 and np.abs(ba - bb).max() < 1e-3
+    wide = np.random.default_rng(6).integers(0, 256, (2, 192, 192, 3), dtype=np.uint8)
+    (la, ba), (lb, bb) = onnx(wide), plain(wide)  # --find-wide's window: any whole grid
+    assert la.shape == (2, 48 * 48 + 1) and ba.shape == (2, 48 * 48, 4)
     assert np.abs(la - lb).max() < 1e-3 and np.abs(ba - bb).max() < 1e-3
     image = np.random.default_rng(5).integers(0, 256, (240, 320, 3), dtype=np.uint8)
     boxes = np.array([[100.0, 80.0, 50.0, 60.0]])

@@ -307,6 +307,7 @@ def test_dataset_multi_runs_every_method_and_rescoring_its_csv_agrees(
         flip: bool,
         bt_reuse: float,
         stretched_look: bool,
+        find_wide: float,
         smooth: bool,
         smooth_cutoff: float,
         smooth_beta: float,
@@ -316,7 +317,7 @@ def test_dataset_multi_runs_every_method_and_rescoring_its_csv_agrees(
     ) -> Callable[[MethodSpec], ScriptedTracker]:
         assert redetection == bench_runner.DatasetRequest("multi").redetection  # the defaults
         assert blend and not flip and bt_reuse == 0.05  # crct track's defaults
-        assert stretched_look is False
+        assert stretched_look is False and find_wide == 2.0
         assert smooth and (smooth_cutoff, smooth_beta) == (2.5, 5.0) and lookahead
         assert backtrack == 10
 

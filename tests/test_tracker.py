@@ -684,6 +684,28 @@ def test_a_detection_found_at_loss_must_pass_the_gate_and_fv() -> None:
     assert tracker.redetections == 0 and nets.frames_of("detect") == [3, 4]
 
 
+def test_a_look_at_once_fv_doubts_gives_the_lost_frame_its_points_when_it_scores_best() -> None:
+    """``lost_doubted``: FV turned the look at once down, but scored it above the held box's
+    answer: the lost frame's points are FLL's in the detection (and a lost run follows them
+    from there); the held box stays the one FV last accepted. Off: the held box's points."""
+    prev = BOX + 2 * (BT_SHIFT + FLL_SHIFT) + FLL_SHIFT
+    near = det(moved(prev, 20.0))
+    in_detection = shape_in(near.box + FLL_SHIFT)
+    nets = FakeNets(scores={3: [0.1, 0.3, 0.2]}, detections={3: [near]})
+    tracker = CRCTTracker(nets, init_box=BOX)
+    results = run(tracker, 3)
+    results.append(tracker.step(frame(3)))
+    assert results[3].state == "lost" and results[3].score == pytest.approx(0.3)
+    assert np.allclose(results[3].points, in_detection)
+    assert np.allclose(tracker.box, results[2].box)  # eq. 8's centre and BT's start
+    assert np.allclose(tracker.lost_box, box_from_points(in_detection))
+    assert tracker.redetections == 0
+    nets = FakeNets(scores={3: [0.1, 0.3, 0.2]}, detections={3: [near]})
+    results = run(CRCTTracker(nets, TrackerConfig(lost_doubted=False), init_box=BOX), 4)
+    assert results[3].score == pytest.approx(0.2)
+    assert np.allclose(results[3].points, shape_in(results[2].box + FLL_SHIFT))
+
+
 def test_a_face_too_faint_for_the_usual_look_at_loss_is_found_by_the_sensitive_one() -> None:
     """With ``relaxed_redetect`` the look at once asks for the detector's more sensitive look
     when the usual one has nothing within the gate, as re-detection does; that look's

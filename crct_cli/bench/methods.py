@@ -28,6 +28,7 @@ from crct_cli.errors import CrctError
 from crct_cli.io.datasets import VideoSequence
 from crct_cli.io.video import Frame
 from crct_cli.runtime.iid import VARIANTS
+from crct_cli.runtime.nets import FINDER_WIDE
 from crct_cli.tracking.backtrack import BACKTRACK
 from crct_cli.tracking.detector import Detection
 from crct_cli.tracking.lookahead import LookAhead
@@ -260,6 +261,7 @@ def video_factory(
     flip: bool = False,
     bt_reuse: float = BT_REUSE,
     stretched_look: bool = STRETCHED_LOOK,
+    find_wide: float = FINDER_WIDE,
     smooth: bool = SMOOTH,
     smooth_cutoff: float = SmoothConfig.min_cutoff,
     smooth_beta: float = SmoothConfig.beta,
@@ -268,8 +270,8 @@ def video_factory(
     **redetection: Any,
 ) -> VideoFactory:
     """Real video methods on ``device``, with the papers' thresholds and ``SeqBT``; ``int8``,
-    ``blend``, ``flip``, ``bt_reuse``, ``stretched_look``, the smoothing and the re-detection
-    options (``TrackerConfig``'s names) as ``crct track`` (its defaults)."""
+    ``blend``, ``flip``, ``bt_reuse``, ``stretched_look``, ``find_wide``, the smoothing and the
+    re-detection options (``TrackerConfig``'s names) as ``crct track`` (its defaults)."""
     smoothing = SmoothConfig(min_cutoff=smooth_cutoff, beta=smooth_beta) if smooth else None
     two_sided = TwoSidedConfig() if smooth and lookahead else None
 
@@ -284,6 +286,7 @@ def video_factory(
             bt_reuse=bt_reuse,
             stretched_look=stretched_look,
             find=config.find,
+            find_wide=find_wide,
         )
         return TrackerMethod(nets, config, smoothing, two_sided, backtrack if lookahead else 0)
 

@@ -58,6 +58,7 @@ from crct_cli.bench.video_bench import (
 )
 from crct_cli.errors import CrctError
 from crct_cli.metrics import NORMALIZATIONS
+from crct_cli.runtime.nets import FINDER_WIDE
 from crct_cli.tracking.backtrack import BACKTRACK
 from crct_cli.tracking.likeness import LIKENESS
 from crct_cli.tracking.smoothing import LOOKAHEAD, SMOOTH, SmoothConfig
@@ -97,9 +98,11 @@ class DatasetRequest:
     lost_points: str = "fll"  #: video methods: crct track's --lost-points
     lost_follow: bool = True  #: video methods: crct track's --lost-follow
     lost_flip: bool = LOST_FLIP  #: video methods: crct track's --lost-flip
+    lost_doubted: bool = True  #: video methods: crct track's --lost-doubted
     gate_growth: float = GATE_GROWTH  #: video methods: crct track's --gate-growth
     likeness: float = LIKENESS  #: video methods: crct track's --likeness
     find: bool = FIND  #: video methods: crct track's --find (the face finder)
+    find_wide: float = FINDER_WIDE  #: video methods: crct track's --find-wide
     blend: bool = True  #: video methods: crct track's --blend (FLL's two stages averaged)
     flip: bool = False  #: video methods: crct track's --flip (FLL's mirrored pass too)
     bt_reuse: float = BT_REUSE  #: video methods: crct track's --bt-reuse
@@ -118,6 +121,7 @@ class DatasetRequest:
             "flip": self.flip,
             "bt_reuse": self.bt_reuse,
             "stretched_look": self.stretched_look,
+            "find_wide": self.find_wide,
             "smooth": self.smooth,
             "smooth_cutoff": self.smooth_cutoff,
             "smooth_beta": self.smooth_beta,
@@ -140,6 +144,7 @@ class DatasetRequest:
             "lost_points": self.lost_points,
             "lost_follow": self.lost_follow,
             "lost_flip": self.lost_flip,
+            "lost_doubted": self.lost_doubted,
             "gate_growth": self.gate_growth,
             "likeness": self.likeness,
             "find": self.find,

@@ -36,7 +36,7 @@ from typing import Any
 #: Environment variable: the root of crct's cache (graphs go to its ``onnx`` folder).
 CACHE_ENV = "CRCT_CACHE"
 #: Version of the exported graphs; part of every cache name.
-FORMAT = 3
+FORMAT = 4
 
 
 def cache_root() -> Path:

@@ -317,8 +317,13 @@ def validator_graph(fv: nn.Module) -> bytes:
 
 
 def finder_graph(finder: nn.Module) -> bytes:
+    """Windows of any size (a whole number of cells): ``--find-wide`` reads a wider one."""
     size = finder.config.input_size
-    dynamic = _batch("windows", "logits", "boxes")
+    dynamic = {
+        "windows": {0: "n", 1: "side", 2: "side"},
+        "logits": {0: "n", 1: "cells"},
+        "boxes": {0: "n", 1: "cells"},
+    }
     return _graph(
         FinderGraph(finder), (_crops(2, size, 6),), ["windows"], ["logits", "boxes"], dynamic
     )

@@ -90,6 +90,16 @@ class FinderSpec:
 #: The finder's answer is kept at this score or more (its cell and the eight around it).
 FINDER_MIN_SCORE = 0.5
 
+#: ``crct track --find-wide``'s default: where the finder's window holds no face, it looks
+#: again at a window this many times as wide (docs/benchmarks.md, session 32); 0: no second look.
+FINDER_WIDE = 2.0
+
+
+def check_find_wide(value: float, error: type[Exception] = ValueError) -> None:
+    """``--find-wide`` is 0 (no second look) or a window from 1.25 to 4 times the usual."""
+    if not (value == 0.0 or 1.25 <= value <= 4.0):
+        raise error(f"--find-wide must be 0 (no second look) or from 1.25 to 4, got {value}")
+
 
 class Finder(Protocol):
     """The face finder on either backend."""
@@ -106,23 +116,36 @@ def last_box_side(box: np.ndarray) -> float:
     return float(np.sqrt(max(float(box[2] * box[3]), 1e-6)))
 
 
-def finder_window(image: np.ndarray, box: np.ndarray, config: Any) -> tuple[np.ndarray, np.ndarray]:
+def finder_window(
+    image: np.ndarray, box: np.ndarray, config: Any, wide: float = 1.0
+) -> tuple[np.ndarray, np.ndarray]:
     """The finder's input around a last box (x, y, w, h): ``config.window`` times its side
-    (:func:`last_box_side`) about its centre, black beyond the frame; returns (uint8 window,
-    matrix)."""
+    (:func:`last_box_side`) about its centre, black beyond the frame; ``wide`` times that
+    window at the same scale (:func:`wide_size` pixels; the network is convolutional).
+    Returns (uint8 window, matrix)."""
     centre = box[:2] + box[2:] / 2
-    m = geometry.crop_matrix(centre, last_box_side(box) * config.window, config.input_size)
-    return geometry.warp(image, m, config.input_size), m
+    size = wide_size(config, wide)
+    side = last_box_side(box) * config.window * size / config.input_size
+    m = geometry.crop_matrix(centre, side, size)
+    return geometry.warp(image, m, size), m
+
+
+def wide_size(config: Any, wide: float) -> int:
+    """Pixels of a window ``wide`` times the usual one, read at its scale: a whole number of
+    grid cells (``config.stride`` pixels each)."""
+    cells = max(1, round(config.input_size * wide / config.stride))
+    return int(cells * config.stride)
 
 
 def decode_finder(
-    logits: np.ndarray, boxes: np.ndarray, config: Any
+    logits: np.ndarray, boxes: np.ndarray, config: Any, grid: int | None = None
 ) -> tuple[float, np.ndarray, np.ndarray]:
     """One window's answer -> (score, centre in window units 0-1, (w, h) in last-box sides).
 
     The score is the probability of the best cell and its eight neighbours (a centre near a
-    cell's edge splits between cells); 0 when "not in this window" is likelier than that."""
-    g = config.grid
+    cell's edge splits between cells); 0 when "not in this window" is likelier than that.
+    ``grid``: cells along a side of a wider window than ``config``'s (``wide_size``)."""
+    g = config.grid if grid is None else grid
     z = np.asarray(logits, np.float64)
     p = np.exp(z - z.max())
     p /= p.sum()
@@ -137,25 +160,47 @@ def decode_finder(
 
 
 def find_faces(
-    finder: Finder, image: np.ndarray, boxes: np.ndarray, min_score: float = FINDER_MIN_SCORE
+    finder: Finder,
+    image: np.ndarray,
+    boxes: np.ndarray,
+    min_score: float = FINDER_MIN_SCORE,
+    wide: float = FINDER_WIDE,
 ) -> list[list[Any]]:
     """For each last box (N, 4), the face the finder sees around it: a list of at most one
-    :class:`~crct_cli.tracking.detector.Detection` (its landmark box, in frame pixels)."""
+    :class:`~crct_cli.tracking.detector.Detection` (its landmark box, in frame pixels).
+
+    ``wide`` (0: none): where the usual window holds no face, a second look at a window that
+    many times as wide, at the same scale (a face that went further in a fast burst)."""
+    out = _look(finder, image, boxes, min_score, 1.0)
+    if wide > 1.0:
+        empty = [i for i, found in enumerate(out) if not found]
+        if empty:
+            further = _look(finder, image, np.asarray(boxes)[empty], min_score, wide)
+            for i, found in zip(empty, further, strict=True):
+                out[i] = found
+    return out
+
+
+def _look(
+    finder: Finder, image: np.ndarray, boxes: np.ndarray, min_score: float, wide: float
+) -> list[list[Any]]:
+    """One look of the finder around each last box, at ``wide`` times its usual window."""
     from crct_cli.tracking.detector import Detection
 
     if len(boxes) == 0:
         return []
     cfg = finder.config
-    cut = [finder_window(image, np.asarray(b, np.float64), cfg) for b in boxes]
+    size = wide_size(cfg, wide)
+    cut = [finder_window(image, np.asarray(b, np.float64), cfg, wide) for b in boxes]
     logits, cells = finder(np.stack([w for w, _ in cut]))
     out: list[list[Any]] = []
     for box, (_, m), lg, cl in zip(boxes, cut, logits, cells, strict=True):
-        score, centre, size = decode_finder(lg, cl, cfg)
+        score, centre, size_wh = decode_finder(lg, cl, cfg, size // cfg.stride)
         if score < min_score:
             out.append([])
             continue
-        where = geometry.apply(geometry.invert(m), (centre * cfg.input_size)[None])[0]
-        wh = size * last_box_side(box)
+        where = geometry.apply(geometry.invert(m), (centre * size)[None])[0]
+        wh = size_wh * last_box_side(box)
         found = np.array([*(where - wh / 2), *wh], dtype=np.float64)
         out.append([Detection(found, found.copy(), score)])
     return out

@@ -25,7 +25,7 @@ from crct_cli.aligner import TRACK_ALIGN, AlignConfig
 from crct_cli.errors import CrctError
 from crct_cli.models.weights import WEIGHTS_DIR
 from crct_cli.runtime import Runtime, split_state, stack_states
-from crct_cli.runtime.nets import find_faces, fv_crop
+from crct_cli.runtime.nets import FINDER_WIDE, check_find_wide, find_faces, fv_crop
 from crct_cli.tracking.detector import (
     RELAXED_MIN_SCORE,
     RELAXED_THRESHOLDS,
@@ -116,7 +116,8 @@ class CRCTNetworks:
     (:func:`~crct_cli.tracking.detector.stretch_contrast`): a washed-out or colour-cast face.
 
     ``find``: load the face finder (``finder.pt``) for :meth:`find`; weights that have none
-    leave it off, with a warning.
+    leave it off, with a warning. ``find_wide``: where the finder's window holds no face, it
+    looks again at a window this many times as wide (0: no second look).
     """
 
     def __init__(
@@ -133,8 +134,10 @@ class CRCTNetworks:
         bt_reuse: float = 0.0,
         stretched_look: bool = STRETCHED_LOOK,
         find: bool = FIND,
+        find_wide: float = FINDER_WIDE,
     ) -> None:
         check_bt_reuse(bt_reuse)
+        check_find_wide(find_wide)
         if find and mode == "crct" and not finder_shipped(weights_dir):
             # a weights folder from before the finder (or a user's own): track without it
             warnings.warn(
@@ -145,6 +148,7 @@ class CRCTNetworks:
             find = False
         self.bt_reuse = bt_reuse
         self.stretched_look = stretched_look
+        self.find_wide = find_wide
         self.cut: CutCrops | None = None  #: BT's current crops of the last frame
         self.runtime = Runtime(backend, device, weights_dir, threads)
         self.engine = self.runtime.engine
@@ -205,7 +209,7 @@ class CRCTNetworks:
         if self.finder is None:
             return [[] for _ in boxes]
         with _Timer(self.timings, "find"):
-            return find_faces(self.finder, image, boxes)
+            return find_faces(self.finder, image, boxes, wide=self.find_wide)
 
     # One face (the ``Networks`` protocol): a batch of one, so both paths give the same points.
 

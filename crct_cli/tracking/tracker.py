@@ -68,6 +68,12 @@ paper's and can be tested with scripted fakes:
   These are the frames FLL reads worst (a dark, blurred or half-covered face); a followed face
   costs nothing more (eight of the nine hard sets gain, category 3 fails on 16.0% of frames
   rather than 16.4%; docs/benchmarks.md, session 24).
+- Not in the paper (``lost_doubted``, on by default, with ``lost_points="fll"``): when the
+  look at once (``redetect_on_loss``) finds a face whose FLL points FV turns down, those
+  points join the held box's (and the follow box's) as the lost frame's, FV's score picking:
+  a face found where it went but too smeared for FV's threshold is often still read better
+  there than in the box it left (docs/benchmarks.md, session 32). The frame stays lost and
+  the held box stays.
 - Not in the paper (``gate_growth``, 0.2 by default): eq. 8's TB widens by this much per lost
   frame (net of the valid ones, as ``reacquire`` counts them), a gradual ``reacquire``. A face
   lost in a fast move has often gone beyond TB by the time it is seen again, and was refused
@@ -77,14 +83,18 @@ paper's and can be tested with scripted fakes:
   several faces the gate stays fixed: a face lost there comes back as a new track and
   ``reattach`` gives it its id.
 
-- Not in the paper (``find``, on by default): when MTCNN's looks keep nothing within the gate
-  around a lost face, the face finder (:mod:`crct_cli.models.finder`) looks for it in a
-  window of three times the last valid box's side around that box (a request of its own,
-  :class:`Find`), and eq. 8 gates what it finds as it gates a detection. MTCNN misses a face
-  smeared by a fast move, turned or half out of the frame; the finder was trained on such
+- Not in the paper (``find``, on by default): whenever a lost face is looked for, the face
+  finder (:mod:`crct_cli.models.finder`) also looks for it in a window of three times the
+  last valid box's side around that box (a request of its own, :class:`Find`). MTCNN misses a
+  face smeared by a fast move, turned or half out of the frame; the finder was trained on such
   faces near where they were (synthetic category 3: 16.0% of frames failed over 24 sequences
-  without it, 14.5% with it; docs/benchmarks.md, session 31). It knows where the followed
-  face was, not whose it is: a track that slipped onto a neighbour stays there.
+  without it, 14.5% with it; docs/benchmarks.md, session 31). Where it and MTCNN found the
+  same face, MTCNN's box is read; where they found different faces, eq. 8 takes the nearer to
+  the last valid box: a neighbour MTCNN sees while the followed face is smeared no longer
+  takes the track (session 32). It knows where the followed face was, not whose it is: a track
+  that slipped onto a neighbour stays there. Where the window holds nothing, the networks
+  look again at a window twice as wide (``crct track --find-wide``,
+  :func:`crct_cli.runtime.nets.find_faces`).
 
 - Not in the paper (``likeness``, off by default): a re-found face whose small eye-levelled
   thumbnail does not correlate with the last followed face's at least this much is taken for a
@@ -183,6 +193,7 @@ class TrackerConfig:
     lost_follow: bool = True  #: a lost run's FLL follows its own last points (module doc)
     gate_growth: float = GATE_GROWTH  #: eq. 8's TB widens per lost frame (module doc)
     lost_flip: bool = LOST_FLIP  #: FLL's mirrored pass where FV rejected BT (module doc)
+    lost_doubted: bool = True  #: a look at once FV turned down may still give the points
     likeness: float = LIKENESS  #: a re-found face must look like the followed one (0: off)
     find: bool = FIND  #: the face finder looks where MTCNN finds nothing (module doc)
 
@@ -230,6 +241,12 @@ def gate_detections(
     ratios = [box_distance_ratio(previous, d.box) for d in detections]
     best = int(np.argmin(ratios))
     return detections[best].box if ratios[best] < tb else None
+
+
+def same_face(a: np.ndarray, b: np.ndarray) -> bool:
+    """Two boxes (x, y, w, h) on one face: centres closer than half the smaller one's side."""
+    side = min(float(np.sqrt(a[2] * a[3])), float(np.sqrt(b[2] * b[3])))
+    return bool(np.linalg.norm((a[:2] + a[2:] / 2) - (b[:2] + b[2:] / 2)) < 0.5 * side)
 
 
 @dataclass(frozen=True)
@@ -420,10 +437,12 @@ class CRCTTracker:
             score = 0.0  # a face, but not the one followed: as if FV had turned it down
         # a frame whose face FV doubts: FLL reads it mirrored too (not in the paper)
         mirrored = cfg.lost_flip and score < cfg.tc
+        doubted: tuple[np.ndarray, float] | None = None
         if score < cfg.tc and cfg.redetect_on_loss and not self.redetect:
             found_now = yield from self._look_at_once(image, mirrored)
-            if found_now is not None:
+            if isinstance(found_now, TrackResult):
                 return found_now
+            doubted = found_now
         if score < cfg.tc:  # lines 15-16
             fallback = redetected_now and cfg.redetect_fallback
             points, lost_score = points_bt, score
@@ -440,6 +459,8 @@ class CRCTTracker:
                     held_score = float((yield Validate(image, held_points)))
                     if held_score > fll_score:
                         fll_points, fll_score = held_points, held_score
+                if doubted is not None and doubted[1] > fll_score:
+                    fll_points, fll_score = doubted
                 if cfg.lost_follow and self.lost_box is not None:
                     follow_points = yield Localize(image, self.lost_box, mirrored)
                     follow_score = float((yield Validate(image, follow_points)))
@@ -465,29 +486,36 @@ class CRCTTracker:
         self, image: np.ndarray, gate: float
     ) -> Generator[Request, Any, np.ndarray | None]:
         """Eq. 8 within ``gate`` around the last valid box, on MTCNN's usual look and, when that
-        keeps nothing and ``relaxed_redetect`` is on, on its more sensitive look; then, with
-        ``find``, on the face finder's look around that box."""
+        keeps nothing and ``relaxed_redetect`` is on, on its more sensitive look; with
+        ``find``, the face finder's answer around that box joins MTCNN's pick, and eq. 8 takes
+        the nearer of the two."""
         found = gate_detections((yield Detect(image)), self.box, gate)
         if found is None and self.config.relaxed_redetect and self.box is not None:
             found = gate_detections((yield Detect(image, relaxed=True)), self.box, gate)
-        if found is None and self.config.find and self.box is not None:
-            found = gate_detections((yield Find(image, self.box)), self.box, gate)
+        if self.config.find and self.box is not None:
+            finds = yield Find(image, self.box)
+            candidates = [d for d in finds if found is None or not same_face(d.box, found)]
+            if found is not None:  # MTCNN's box, where both found the same face
+                candidates.append(Detection(found, found.copy(), 1.0))
+            found = gate_detections(candidates, self.box, gate)
         return found
 
     def _look_at_once(
         self, image: np.ndarray, mirrored: bool = False
-    ) -> Generator[Request, Any, TrackResult | None]:
+    ) -> Generator[Request, Any, TrackResult | tuple[np.ndarray, float] | None]:
         """Not in the paper (``redetect_on_loss``): the face was followed until this frame, so
         it is looked for in this frame rather than from the next one; FLL in the detection
-        that eq. 8's gate keeps (with ``relaxed_redetect``, the more sensitive look's when the
-        usual one has none, then with ``find`` the face finder's), checked by FV. None: nothing
-        found, or FV rejects it."""
+        that eq. 8's gate keeps (:meth:`_detect_near`), checked by FV. None: nothing found;
+        (points, score) when FV rejects them (``lost_doubted``: the lost frame may still take
+        them), else None."""
         found = yield from self._detect_near(image, self.config.tb)
         if found is None:
             return None
         points = yield Localize(image, found, mirrored)
         score = float((yield Validate(image, points)))
-        if score < self.config.tc or self._unlike(image, points):
+        if score < self.config.tc:  # the lost frame's points may still be these
+            return (points, score) if self.config.lost_doubted else None
+        if self._unlike(image, points):
             return None
         self.redetections += 1
         return self._restart_from(points, score, image)
