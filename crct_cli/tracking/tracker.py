@@ -244,7 +244,9 @@ def gate_detections(
 
 
 def same_face(a: np.ndarray, b: np.ndarray) -> bool:
-    """Two boxes (x, y, w, h) on one face: centres closer than half the smaller one's side."""
+    """Two boxes (x, y, w, h) on one face: centres closer than half the smaller one's side.
+    By centres, as eq. 8 compares boxes: the finder's size is rougher than MTCNN's, and a box
+    of the wrong size on the right face is still that face (an IoU test would part them)."""
     side = min(float(np.sqrt(a[2] * a[3])), float(np.sqrt(b[2] * b[3])))
     return bool(np.linalg.norm((a[:2] + a[2:] / 2) - (b[:2] + b[2:] / 2)) < 0.5 * side)
 
