@@ -64,10 +64,18 @@ Offsets = dict[tuple[str, int], tuple[float, float] | None]
 
 
 class OffsetTracker:
-    """A fake video method: ground truth of (sequence, frame) plus a known offset, or None."""
+    """A fake video method: ground truth of (sequence, frame) plus a known offset, or None;
+    with ``states``, the tracker state it says for each (sequence, frame)."""
 
-    def __init__(self, offsets: Offsets, seq_ids: dict[str, int], weight_file: Path | None = None):
+    def __init__(
+        self,
+        offsets: Offsets,
+        seq_ids: dict[str, int],
+        weight_file: Path | None = None,
+        states: dict[tuple[str, int], str] | None = None,
+    ):
         self.offsets = offsets
+        self.states = states or {}
         self.seq_ids = seq_ids
         self.starts: list[tuple[str, np.ndarray | None]] = []
         self.fed: list[tuple[str, int]] = []
@@ -83,20 +91,25 @@ class OffsetTracker:
         number = frame.index + 1
         self.fed.append((self.sequence, number))
         offset = self.offsets.get((self.sequence, number), (0.0, 0.0))
+        state = self.states.get((self.sequence, number))
         if offset is None:
-            return FramePrediction(None, None)
+            return FramePrediction(None, None, state)
         points = seq_gt(self.seq_ids[self.sequence], number) + np.asarray(offset)
-        return FramePrediction(points, box_from_points(points))
+        return FramePrediction(points, box_from_points(points), state)
 
 
 def tracker_factory(
-    per_method: dict[str, Offsets], seq_ids: dict[str, int], weight_file: Path | None = None
+    per_method: dict[str, Offsets],
+    seq_ids: dict[str, int],
+    weight_file: Path | None = None,
+    states: dict[str, dict[tuple[str, int], str]] | None = None,
 ) -> tuple[Callable[[MethodSpec], OffsetTracker], dict[str, OffsetTracker]]:
     """A factory for the benchmark and the fakes it made, by method name."""
     made: dict[str, OffsetTracker] = {}
 
     def factory(spec: MethodSpec) -> OffsetTracker:
-        made[spec.name] = OffsetTracker(per_method.get(spec.name, {}), seq_ids, weight_file)
+        said = (states or {}).get(spec.name)
+        made[spec.name] = OffsetTracker(per_method.get(spec.name, {}), seq_ids, weight_file, said)
         return made[spec.name]
 
     return factory, made

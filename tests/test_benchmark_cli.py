@@ -95,6 +95,51 @@ def test_dataset_run_prints_tables_and_writes_results(
     assert "wrote 2 plot(s)" in result.stderr
 
 
+def test_a_trackers_frames_are_scored_by_its_state_too(
+    tmp_path: Path, make_video: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Frames 1-3 followed 1 px off, frame 4 lost 5 px off (a failure), frame 5 found again on
+    the truth: each state's own AUC, in results.json per method and per sequence, and a table;
+    a method that says no state (bt) gets none."""
+    root = tmp_path / "300VW"
+    make_sequence(make_video, root, "410", 5, seq=1)
+    said = ["tracked"] * 3 + ["lost", "redetected"]
+    offsets = {("410", k): (0.0, 1.0) for k in (1, 2, 3)} | {("410", 4): (3.0, 4.0)}
+    offsets[("410", 5)] = (0.0, 0.0)
+    states = {"crct": {("410", k): s for k, s in enumerate(said, start=1)}}
+    factory, _ = tracker_factory({"crct": offsets}, {"410": 1}, states=states)
+    monkeypatch.setattr(bench_runner, "make_video_factory", lambda *args, **options: factory)
+    out = tmp_path / "res"
+    result = crct(
+        "benchmark",
+        "--dataset",
+        "300vw-cat3",
+        "--root",
+        root,
+        "--methods",
+        "crct,bt",
+        "--device",
+        "cpu",
+        "--out",
+        out,
+    )
+    assert result.exit_code == 0, result.output
+    doc = json.loads((out / "results.json").read_text())
+    crct_states = doc["by_state"]["crct"]
+    assert list(crct_states) == ["tracked", "redetected", "lost"]  # track.json's order
+    assert crct_states["tracked"]["frames"] == 3
+    assert crct_states["tracked"]["auc"] == pytest.approx((0.08 - 0.02) / 0.08)
+    assert crct_states["tracked"]["median_nme"] == pytest.approx(0.02)
+    assert crct_states["lost"]["frames"] == 1 and crct_states["lost"]["failure_rate"] == 1.0
+    assert crct_states["redetected"]["auc"] == pytest.approx(1.0)
+    assert "bt" not in doc["by_state"]
+    runs = {r["method"]: r for r in doc["sequences"]}
+    assert runs["crct"]["by_state"] == crct_states and "by_state" not in runs["bt"]
+    assert "by the tracker's state" in result.stdout
+    row = next(line for line in result.stdout.splitlines() if "lost" in line)
+    assert "100.0%" in row and "20.0%" in row  # all its frames failed; a fifth of the frames
+
+
 def test_plots_are_skipped_without_matplotlib(
     vw: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -17,6 +17,7 @@ from crct_cli.cli import app
 from crct_cli.models.fll import LandmarkLocalizer
 from crct_cli.models.weights import read_manifest, save_weights
 from crct_cli.runtime import Runtime
+from crct_cli.train.run import display_path
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +76,8 @@ def test_training_goes_on_from_a_bt_of_its_own(small_bt: Path, tmp_path: Path) -
     learned = [n for n in before["state_dict"] if "running_" not in n and "num_batches" not in n]
     for name in learned:  # batch norm's running statistics move with any step; weights do not
         assert torch.equal(after["state_dict"][name], before["state_dict"][name]), name
-    assert f"--init {small_bt}" in read_manifest(out.parent)["weights"]["bt.pt"]["command"]
+    command = read_manifest(out.parent)["weights"]["bt.pt"]["command"]
+    assert f"--init {display_path(small_bt)}" in command
     result = CliRunner().invoke(app, args)  # 128-px crops asked of a 48-px BT
     assert result.exit_code != 0 and "48-px" in result.output
     fv = tmp_path / "fv.pt"

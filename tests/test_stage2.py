@@ -27,6 +27,7 @@ from crct_cli.train.data import NO_AUGMENT, Face
 from crct_cli.train.fll import FrameJitter, TrainFLLConfig, make_batch, train_fll, upright_crop
 from crct_cli.train.iid import visible_class
 from crct_cli.train.losses import WING_WIDTH, wing_loss
+from crct_cli.train.run import display_path
 
 STAGE2_CFG = dataclasses.replace(FLL_CFG, context=1.3, upright=True)
 
@@ -268,7 +269,7 @@ def test_train_fll_continues_from_init_and_the_second_stage_records_its_first(
         f"refine{r}{f}" for r in ("0", "1", "1_blend") for f in ("", "_flip")
     }
     entry = read_manifest(out.parent)["weights"]["fll.pt"]
-    assert entry["inputs"] == {"init": {"path": str(start), "sha256": sha256_file(start)}}
+    assert entry["inputs"] == {"init": {"path": display_path(start), "sha256": sha256_file(start)}}
     assert "--loss wing" in entry["command"] and "--init" in entry["command"]
     assert sha256_file(out) != sha256_file(start)  # it trained
 
@@ -279,10 +280,10 @@ def test_train_fll_continues_from_init_and_the_second_stage_records_its_first(
     cfg2.model, cfg2.checkpoint = STAGE2_CFG, tmp_path / "ckpt" / "b.ckpt"
     metrics = train_fll(cfg2, log=lambda _m: None)
     entry2 = read_manifest(out.parent)["weights"]["fll_stage2.pt"]
-    recorded = {"path": str(out), "sha256": sha256_file(out)}
+    recorded = {"path": display_path(out), "sha256": sha256_file(out)}
     assert entry2["inputs"] == {"init": recorded, "first": recorded}  # starts from its first
     assert "--first" not in entry2["command"] and "--loss l1" in entry2["command"]
-    assert str(out) in entry2["protocol"] and metrics["refine1"]["n"] == 3
+    assert display_path(out) in entry2["protocol"] and metrics["refine1"]["n"] == 3
 
 
 def test_batches_built_in_worker_processes_are_those_of_one_thread(tmp_path: Path) -> None:
@@ -334,7 +335,7 @@ def test_a_second_stage_from_scratch_starts_from_no_weight_file(tmp_path: Path) 
     fresh.model, fresh.checkpoint = STAGE2_CFG, tmp_path / "ckpt" / "s.ckpt"
     metrics = train_fll(fresh, log=lambda _m: None)
     entry = read_manifest(out.parent)["weights"]["fll_stage2.pt"]
-    assert entry["inputs"] == {"first": {"path": str(first), "sha256": sha256_file(first)}}
+    assert entry["inputs"] == {"first": {"path": display_path(first), "sha256": sha256_file(first)}}
     assert metrics["refine1"]["n"] == 3  # validated behind its first stage
     with pytest.raises(CrctError):
         TrainFLLConfig([data], [data], stage=2, init=first, from_scratch=True)

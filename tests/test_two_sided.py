@@ -22,7 +22,7 @@ from test_smoothing import FPS, SHAPE, NoisyNets, similarity
 
 from crct_cli import Tracker
 from crct_cli.bench.methods import FramePrediction, TrackerMethod
-from crct_cli.bench.video_bench import run_sequence
+from crct_cli.bench.video_bench import STATE_ORDER, by_state, run_sequence
 from crct_cli.errors import CrctError
 from crct_cli.io.datasets import VideoSequence
 from crct_cli.landmarks import box_from_points
@@ -221,3 +221,34 @@ def test_the_benchmark_scores_the_two_sided_answers_as_crct_track_writes_them(
 
     run = run_sequence(sequence, Fixed(), "fixed", annotations)  # type: ignore[arg-type]
     assert run.errors[4] > 0.1 and np.nanmax(np.delete(run.errors, 4)) == 0.0
+
+
+def test_the_benchmark_keeps_the_trackers_states_and_their_revisions(
+    make_video: Any, tmp_path: Path
+) -> None:
+    video = make_video(n_frames=12)
+    annotations = {k: SHAPE + 300 for k in range(1, 13)}
+    sequence = VideoSequence("clip", video, tmp_path)
+    for two_sided in (None, TwoSidedConfig()):
+        nets = NoisyNets(np.random.default_rng(4))
+        method = TrackerMethod(nets, TrackerConfig(), None, two_sided)
+        run = run_sequence(sequence, method, "crct", annotations, init="detect")
+        assert len(run.states) == 12 and set(run.states) <= set(STATE_ORDER)
+        assert run.states[0] == "redetected" and run.states[1:] == ["tracked"] * 11
+
+    class Revised:
+        """Follows the truth, then says at the end that frame 5 (index 4) was lost, 30 px off."""
+
+        def start(self, sequence: Any, init_box: Any) -> None: ...
+
+        def step(self, frame: Any) -> FramePrediction:
+            return FramePrediction(SHAPE + 300, None, "tracked")
+
+        def finish(self) -> dict[int, FramePrediction]:
+            return {4: FramePrediction(SHAPE + 330, None, "lost")}
+
+    run = run_sequence(sequence, Revised(), "revised", annotations)  # type: ignore[arg-type]
+    assert run.states == ["tracked"] * 4 + ["lost"] + ["tracked"] * 7
+    states = by_state([run], 0.08)
+    assert states["tracked"].count == 11 and states["tracked"].auc == pytest.approx(1.0)
+    assert states["lost"].count == 1 and states["lost"].failure_rate == 1.0

@@ -140,10 +140,13 @@ def parse_methods(text: str, kind: Kind, denoise_ok: bool | None = None) -> list
 
 @dataclass(frozen=True)
 class FramePrediction:
-    """A method's answer for one frame: 68 points and a box, either ``None`` when it has none."""
+    """A method's answer for one frame: 68 points and a box, either ``None`` when it has none,
+    and, for a tracker that says so, how it came by them (``tracked``, ``redetected`` or
+    ``lost``, as in track.json), so the benchmark can tell how far each state is to be trusted."""
 
     points: np.ndarray | None
     box: np.ndarray | None
+    state: str | None = None
 
 
 class VideoMethod(Protocol):
@@ -224,18 +227,18 @@ class TrackerMethod:
         face = Face(0, result.points, result.box, result.score, result.state)
         if self._ahead is not None:
             self._done += self._ahead.push(frame.index, frame.time, frame.image, [face])
-            return FramePrediction(result.points, result.box)
+            return FramePrediction(result.points, result.box, result.state)
         if self.smoother is None:
-            return FramePrediction(result.points, result.box)
+            return FramePrediction(result.points, result.box, result.state)
         (face,) = self.smoother([face], frame.time)
-        return FramePrediction(face.points, face.box)
+        return FramePrediction(face.points, face.box, face.state)
 
     def finish(self) -> dict[int, FramePrediction]:
         """The answers of the frames since :meth:`start` as ``crct track --lookahead`` writes
         them: a re-found face followed back, then the two-sided filter (none without it)."""
         done = self._done + ([] if self._ahead is None else self._ahead.flush())
         self._done = []
-        return {index: FramePrediction(f[0].points, f[0].box) for index, f in done}
+        return {index: FramePrediction(f[0].points, f[0].box, f[0].state) for index, f in done}
 
 
 def build_networks(spec: MethodSpec, device: Any, **options: Any) -> Any:

@@ -305,7 +305,40 @@ def video_tables(result: VideoBenchResult) -> list[Table]:
             if shared:
                 cells.append(f"{j.mean_shared:.4f}" if j is not None and j.pairs_shared else "-")
         jitter.add_row(m, *cells)
-    return [landmarks, boxes, jitter]
+    return [landmarks, boxes, jitter, *_state_table(result)]
+
+
+def _state_table(result: VideoBenchResult) -> list[Table]:
+    """The frames of every sequence by the tracker's state (none for methods without one)."""
+    from crct_cli.bench.video_bench import by_state
+
+    with_states = result.runs_with_states()
+    if not with_states:
+        return []
+    t = f"{result.threshold:g}"
+    table = _titled(
+        f"{result.dataset}: landmarks by the tracker's state, all sequences "
+        f"(AUC@{t} / failure rate / median NME)"
+    )
+    table.add_column("method")
+    table.add_column("state")
+    for name in ("frames", "share", "AUC", "FR", "median NME"):
+        table.add_column(name, justify="right")
+    for m, runs in with_states.items():
+        summaries = by_state(runs, result.threshold)
+        total = sum(s.count for s in summaries.values())
+        for state, s in summaries.items():
+            median = f"{s.median_nme:.4f}" if s.missing < s.count else "-"
+            table.add_row(
+                m,
+                state,
+                str(s.count),
+                _pct(s.count / total),
+                f"{s.auc:.4f}",
+                _pct(s.failure_rate),
+                median,
+            )
+    return [table]
 
 
 def _jitter_cells(j: JitterSummary | None) -> tuple[str, str]:

@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from typing import get_args
 
 import numpy as np
 
@@ -48,14 +49,18 @@ from crct_cli.io.video import iter_frames, probe_video
 from crct_cli.landmarks import box_from_points
 from crct_cli.metrics import (
     DEFAULT_THRESHOLD,
+    ErrorSummary,
     Normalization,
     iou,
     nme,
     success_auc,
     summarize,
 )
+from crct_cli.tracking.tracker import State
 
 INITS: tuple[str, ...] = ("gt", "detect")
+#: The tracker's states in the order tables list them (track.json's).
+STATE_ORDER: tuple[str, ...] = get_args(State)
 
 OnFrame = Callable[[int, int | None], None]
 Progress = Callable[[str], AbstractContextManager[OnFrame]]
@@ -76,6 +81,8 @@ class SequenceRun:
     jitter: np.ndarray = field(default_factory=lambda: np.zeros(0))
     #: the larger NME of each pair's two frames (to keep the pairs on the face)
     jitter_worst: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    #: the tracker's state per scored frame (None where the method says none)
+    states: list[str | None] = field(default_factory=list)
 
     def to_json(self, threshold: float) -> dict[str, object]:
         s = summarize(self.errors, threshold)
@@ -93,7 +100,39 @@ class SequenceRun:
             **j.to_json(),
             "seconds": round(self.seconds, 3),
             "fps": round(self.frames / self.seconds, 2) if self.seconds > 0 else None,
+            **({"by_state": by_state_json([self], threshold)} if any(self.states) else {}),
         }
+
+
+def by_state(runs: list[SequenceRun], threshold: float) -> dict[str, ErrorSummary]:
+    """The scored frames of ``runs`` pooled by the tracker's state, in track.json's order: how
+    close the points are when the tracker says it followed the face, found it again, or lost it
+    (a lost frame's points are FLL's reading in the held box, to be trusted less)."""
+    pooled: dict[str, list[float]] = {}
+    for run in runs:
+        if not run.states:  # a method that says no state
+            continue
+        for state, error in zip(run.states, run.errors, strict=True):
+            if state is not None:
+                pooled.setdefault(state, []).append(float(error))
+    order = {s: i for i, s in enumerate(STATE_ORDER)}
+    return {
+        s: summarize(np.asarray(pooled[s]), threshold)
+        for s in sorted(pooled, key=lambda s: (order.get(s, len(order)), s))
+    }
+
+
+def by_state_json(runs: list[SequenceRun], threshold: float) -> dict[str, dict[str, object]]:
+    return {
+        state: {
+            "frames": s.count,
+            "missing": s.missing,
+            "median_nme": finite_or_none(s.median_nme),
+            "auc": s.auc,
+            "failure_rate": s.failure_rate,
+        }
+        for state, s in by_state(runs, threshold).items()
+    }
 
 
 def run_sequence(
@@ -119,6 +158,7 @@ def run_sequence(
     wanted = set(numbers)
     points: dict[int, np.ndarray] = {}
     boxes: dict[int, np.ndarray] = {}
+    states: dict[int, str | None] = {}
     fed = 0
     t0 = time.perf_counter()
     for frame in iter_frames(sequence.video, max_frames):
@@ -127,6 +167,8 @@ def run_sequence(
         prediction = method.step(frame)
         fed += 1
         number = frame.index + 1
+        if number in wanted:
+            states[number] = prediction.state
         if number in wanted and prediction.points is not None:
             pts = np.asarray(prediction.points, dtype=np.float64)
             points[number] = pts
@@ -138,6 +180,8 @@ def run_sequence(
             break
     for index, revised in finish_sequence(method).items():  # --lookahead's revised answers
         number = index + 1
+        if number in wanted:
+            states[number] = revised.state
         if number in wanted and revised.points is not None:
             points[number] = np.asarray(revised.points, dtype=np.float64)
             box = revised.box if revised.box is not None else box_from_points(points[number])
@@ -167,6 +211,7 @@ def run_sequence(
         seconds=seconds,
         jitter=jitter,
         jitter_worst=np.maximum(errors[pairs], errors[pairs + 1]),
+        states=[states.get(k) for k in numbers],
     )
 
 
@@ -190,6 +235,11 @@ class VideoBenchResult:
     group_members: dict[str, list[str]] = field(default_factory=dict)
     #: method -> role -> weight file path
     weight_files: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def runs_with_states(self) -> dict[str, list[SequenceRun]]:
+        """Method -> its runs, for the methods that said their state on some frame."""
+        out = {m: [r for r in self.runs if r.method == m] for m in self.methods}
+        return {m: runs for m, runs in out.items() if any(any(r.states) for r in runs)}
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -221,6 +271,10 @@ class VideoBenchResult:
             "boxes": {
                 group: {m: {"success_auc": s.success_auc} for m, s in scores.items()}
                 for group, scores in self.groups.items()
+            },
+            "by_state": {
+                m: by_state_json(runs, self.threshold)
+                for m, runs in self.runs_with_states().items()
             },
             "sequences": [run.to_json(self.threshold) for run in self.runs],
         }
