@@ -190,12 +190,19 @@ def test_tracker_track_looks_ahead_by_default_and_step_never_does(make_video: An
     assert settings_of({})["lookahead"] is True
 
 
+def still_face_clip(
+    make_video: Any, tmp_path: Path, n_frames: int
+) -> tuple[VideoSequence, dict[int, np.ndarray]]:
+    """A clip of ``n_frames`` and its truth: the fake networks' face, still, in every frame."""
+    video = make_video(n_frames=n_frames)
+    annotations = {k: SHAPE + 300 for k in range(1, n_frames + 1)}
+    return VideoSequence("clip", video, tmp_path), annotations
+
+
 def test_the_benchmark_scores_the_two_sided_answers_as_crct_track_writes_them(
     make_video: Any, tmp_path: Path
 ) -> None:
-    video = make_video(n_frames=30)
-    annotations = {k: SHAPE + 300 for k in range(1, 31)}
-    sequence = VideoSequence("clip", video, tmp_path)
+    sequence, annotations = still_face_clip(make_video, tmp_path, 30)
 
     def score(two_sided: TwoSidedConfig | None) -> tuple[float, TrackerMethod]:
         nets = NoisyNets(np.random.default_rng(4))
@@ -226,9 +233,7 @@ def test_the_benchmark_scores_the_two_sided_answers_as_crct_track_writes_them(
 def test_the_benchmark_keeps_the_trackers_states_and_their_revisions(
     make_video: Any, tmp_path: Path
 ) -> None:
-    video = make_video(n_frames=12)
-    annotations = {k: SHAPE + 300 for k in range(1, 13)}
-    sequence = VideoSequence("clip", video, tmp_path)
+    sequence, annotations = still_face_clip(make_video, tmp_path, 12)
     for two_sided in (None, TwoSidedConfig()):
         nets = NoisyNets(np.random.default_rng(4))
         method = TrackerMethod(nets, TrackerConfig(), None, two_sided)
