@@ -899,7 +899,8 @@ def benchmark(
         Path | None,
         typer.Option(
             help="Folder of predicted .pts files, or a multi-face run's landmarks.csv (or a "
-            "folder of <sequence>/landmarks.csv).",
+            "folder of <sequence>/landmarks.csv). A crct track run's annot/ folder is also "
+            "scored by the tracker's state, read from the track.json beside it.",
             metavar="DIR",
             show_default=False,
         ),
@@ -1204,9 +1205,19 @@ def benchmark(
             raise CrctError(f"{', '.join(given_pred)}: not for multi-face ground truth")
         run_multi_pred_command(pred, gt, norm, threshold, out)
         return
-    from crct_cli.bench.pts_compare import compare_pts_folders, results_tables, write_results
+    from crct_cli.bench.pts_compare import (
+        compare_pts_folders,
+        results_tables,
+        track_states,
+        write_results,
+    )
     from crct_cli.tables import print_tables
 
+    try:  # a crct track run's annot/: its frames by state too
+        states = track_states(pred)
+    except CrctError as exc:
+        Console(stderr=True).print(f"not split by state: {exc}", highlight=False, soft_wrap=True)
+        states = None
     result = compare_pts_folders(
         pred,
         gt,
@@ -1214,6 +1225,7 @@ def benchmark(
         threshold,
         nearest=nearest,
         common_with=common_with,
+        states=states,
     )
     print_tables(results_tables(result))
     if out is not None:

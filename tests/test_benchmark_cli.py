@@ -372,3 +372,77 @@ def test_video_methods_take_the_papers_thresholds_as_crct_track_does(
     result = crct(*base, "--out", tmp_path / "b")
     assert result.exit_code == 0, result.output
     assert (asked[-1]["tb"], asked[-1]["tc"]) == (1.0, 0.5)
+
+
+def test_a_track_runs_annot_folder_is_scored_by_its_state_too(tmp_path: Path) -> None:
+    """``--pred OUT/annot`` of a ``crct track`` run: its frames also by the state track.json
+    gives them (face 0 there, face 1 for ``OUT/faces/1/annot``); a folder without track.json
+    gets no split; an unreadable track.json is one line and the files are still scored."""
+    from bench_fakes import gt_shape
+
+    from crct_cli.io.landmarks import write_pts
+    from crct_cli.io.track_json import SCHEMA_FACES, FaceRecord, FacesRecord, TrackJsonWriter
+
+    gt, run = tmp_path / "gt", tmp_path / "run"
+    zero = ["tracked", "tracked", "redetected", "lost", "lost", "tracked"]
+    one = ["redetected", "lost", "tracked", "tracked", "tracked", "tracked"]
+    offsets = [(0.0, 1.0), (0.0, 2.0), (3.0, 4.0), (0.0, 0.0), None, (0.0, 1.0)]  # /50 each
+    header = {"video": "v.mp4", "width": 200, "height": 100, "fps": 25.0, "n_frames": 6}
+    header |= {"method": "crct", "faces": None, "config": {}}
+    for folder in (gt, run / "annot", run / "faces" / "1" / "annot"):
+        folder.mkdir(parents=True)
+    with TrackJsonWriter(run / "track.json", header, SCHEMA_FACES) as writer:
+        for k, offset in enumerate(offsets):
+            truth = gt_shape(10.0 + k, 20.0)
+            write_pts(gt / f"{k + 1:06d}.pts", truth)
+            faces = []
+            for face_id, states in ((0, zero), (1, one)):
+                folder = run / ("annot" if face_id == 0 else "faces/1/annot")
+                points = None if offset is None else truth + offset
+                if face_id == 1 and points is None:  # face 1 is always seen
+                    points = truth + (0.0, 2.0)
+                if points is not None:
+                    write_pts(folder / f"{k + 1:06d}.pts", points)
+                box = None if points is None else np.array([0.0, 0.0, 30.0, 40.0])
+                faces.append(FaceRecord(face_id, box, points, None, states[k]))
+            writer.add(FacesRecord(k, k / 25.0, faces))
+
+    def scored(pred: Path) -> tuple[dict[str, Any], Any]:
+        out = tmp_path / "res" / pred.relative_to(tmp_path).as_posix().replace("/", "-")
+        result = crct("benchmark", "--pred", pred, "--gt", gt, "--out", out)
+        assert result.exit_code == 0, result.output
+        return json.loads((out / "results.json").read_text()), result
+
+    doc, result = scored(run / "annot")
+    by_state = doc["by_state"]
+    assert list(by_state) == ["tracked", "redetected", "lost"]
+    assert by_state["tracked"]["frames"] == 3 and by_state["tracked"]["missing"] == 0
+    assert by_state["tracked"]["median_nme"] == pytest.approx(0.02)  # 0.02, 0.04, 0.02
+    assert by_state["tracked"]["auc"] == pytest.approx(1 - np.mean([0.02, 0.04, 0.02]) / 0.08)
+    assert by_state["redetected"]["auc"] == 0.0  # 5 px of 50: 0.1, a failure
+    assert by_state["redetected"]["failure_rate"] == 1.0
+    assert by_state["lost"] == {
+        "frames": 2,
+        "missing": 1,
+        "median_nme": 0.0,  # over the frames with points
+        "auc": pytest.approx(0.5),
+        "failure_rate": 0.5,
+    }
+    assert Path(doc["states_from"]) == (run / "track.json").resolve()
+    assert "by the tracker's state" in result.stdout
+    face_one = scored(run / "faces" / "1" / "annot")[0]["by_state"]
+    assert {s: v["frames"] for s, v in face_one.items()} == {
+        "tracked": 4,
+        "redetected": 1,
+        "lost": 1,
+    }
+    assert face_one["lost"]["failure_rate"] == 0.0  # frame 2: 2 px off
+    plain = tmp_path / "plain"
+    (run / "annot").rename(plain)
+    doc, result = scored(plain)
+    assert "by_state" not in doc and "by the tracker's state" not in result.stdout
+    plain.rename(run / "annot")
+    (run / "track.json").write_text("{not json", encoding="utf-8")
+    doc, result = scored(run / "annot")
+    assert "by_state" not in doc and doc["auc"] > 0
+    assert result.stderr.count("not split by state") == 1 and "Traceback" not in result.output

@@ -6,6 +6,10 @@ prediction: its error is ``inf`` (a failure, see :mod:`crct_cli.metrics`). Predi
 ground truth are counted and otherwise ignored. Where the files are video frames
 (``000001.pts``, ``000002.pts``... in one folder), the jitter of consecutive frames is reported
 too (:mod:`crct_cli.bench.scores`), so a per-frame tool's output compares with a tracker's.
+Where the folder is the ``annot/`` of a ``crct track`` run (``OUT/annot`` or
+``OUT/faces/<id>/annot``) and its ``track.json`` lies beside it, the frames are also scored by
+the state the tracker gave that face (:func:`track_states`), as ``crct benchmark --dataset``
+does for its tracker methods.
 """
 
 from __future__ import annotations
@@ -21,10 +25,17 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from crct_cli.bench.scores import JitterSummary, point_jitter, summarize_jitter
+from crct_cli.bench.scores import (
+    JitterSummary,
+    point_jitter,
+    state_summaries_json,
+    summaries_by_state,
+    summarize_jitter,
+)
 from crct_cli.errors import CrctError
 from crct_cli.io.atomic import write_text_atomic
 from crct_cli.io.landmarks import read_pts
+from crct_cli.io.track_json import STATES, read_track_json
 from crct_cli.metrics import (
     DEFAULT_THRESHOLD,
     NORMALIZATIONS,
@@ -55,6 +66,9 @@ class PtsComparison:
     unmatched_predictions: int  #: prediction files with no ground truth (ignored)
     per_file: list[FileScore]
     jitter: JitterSummary | None = None  #: when the files are consecutive video frames
+    #: the files' frames pooled by the tracker's state (from track.json), when it was given
+    by_state: dict[str, ErrorSummary] | None = None
+    states_from: str | None = None  #: the track.json the states were read from
 
     def to_json(self) -> dict[str, object]:
         """JSON-ready dict (``inf``/``NaN`` become ``null``); per-file rows go to the CSV."""
@@ -67,6 +81,11 @@ class PtsComparison:
             "evaluated": self.summary.count - self.summary.missing,
             "unmatched_predictions": self.unmatched_predictions,
             **(self.jitter.to_json() if self.jitter is not None else {}),
+            **(
+                {"states_from": self.states_from, "by_state": state_summaries_json(self.by_state)}
+                if self.by_state is not None
+                else {}
+            ),
         }
 
 
@@ -126,6 +145,30 @@ def nearest_face(candidates: list[np.ndarray], truth: np.ndarray) -> np.ndarray:
     return min(candidates, key=lambda p: float(np.linalg.norm(centre(p) - target)))
 
 
+def track_states(pred_dir: str | os.PathLike[str]) -> tuple[dict[str, str], Path] | None:
+    """The state ``crct track`` gave each frame of the face whose ``annot/`` folder this is,
+    keyed as its ``.pts`` files are (``000001.pts`` is frame 0), and the track.json read: face 0
+    for ``OUT/annot``, face ``id`` for ``OUT/faces/<id>/annot``. None when the folder is not
+    such a run's (no track.json where ``crct track`` puts it).
+
+    Raises :class:`CrctError` for a track.json that cannot be read, naming it."""
+    folder = Path(pred_dir).resolve()
+    if folder.name != "annot":
+        return None
+    parent = folder.parent
+    face_id = 0
+    if parent.parent.name == "faces" and parent.name.isdigit():
+        face_id, parent = int(parent.name), parent.parent.parent
+    path = parent / "track.json"
+    if not path.is_file():
+        return None
+    track = read_track_json(path)
+    states = {}
+    for frame in track.faces:
+        states[f"{frame.index + 1:06d}.pts"] = frame.face(face_id).state
+    return states, path
+
+
 def compare_pts_folders(
     pred_dir: str | os.PathLike[str],
     gt_dir: str | os.PathLike[str],
@@ -133,6 +176,7 @@ def compare_pts_folders(
     threshold: float = DEFAULT_THRESHOLD,
     nearest: bool = False,
     common_with: str | os.PathLike[str] | None = None,
+    states: tuple[dict[str, str], Path] | None = None,
 ) -> PtsComparison:
     """Pair ``.pts`` files by relative path and score them.
 
@@ -141,7 +185,9 @@ def compare_pts_folders(
     the landmarks, not which face the tool listed first. ``common_with``: score only the
     ground-truth files that this other folder of predictions (a peer's) answered, so that two
     tools are compared on the same faces; for video frames the jitter is also taken over the
-    pairs both tools have on the face (``jitter_ok_shared``).
+    pairs both tools have on the face (``jitter_ok_shared``). ``states``: each file's tracker
+    state and where it was read (:func:`track_states`): the files are also scored by state
+    (files without one are left out of that split).
 
     Raises :class:`CrctError` for a missing folder, no ground truth, no pair at all, a
     malformed file (naming it) or degenerate ground truth.
@@ -198,6 +244,11 @@ def compare_pts_folders(
         FileScore(rel, float(e), rel not in answered) for rel, e in zip(rels, errors, strict=True)
     ]
     used = {c for names in choices.values() for c in names}
+    by_state = None
+    if states is not None:
+        by_state = summaries_by_state(
+            [states[0].get(rel) for rel in rels], errors, threshold, STATES
+        )
     return PtsComparison(
         pred_dir=str(pred_root),
         gt_dir=str(gt_root),
@@ -206,6 +257,8 @@ def compare_pts_folders(
         unmatched_predictions=len(set(pred_files) - used),
         per_file=per_file,
         jitter=jitter,
+        by_state=by_state,
+        states_from=None if states is None else str(states[1]),
     )
 
 
@@ -297,4 +350,31 @@ def results_tables(result: PtsComparison) -> list[Table]:
         ),
         *([f"{j.mean_shared:.4f}" if j.pairs_shared else "-"] if shared and j else []),
     )
-    return [files, overall]
+    return [files, overall, *_state_table(result)]
+
+
+def _state_table(result: PtsComparison) -> list[Table]:
+    """The files by the tracker's state (when track.json gave them)."""
+    from rich.table import Table
+
+    if not result.by_state:
+        return []
+    t = f"{result.summary.threshold:g}"
+    table = Table(
+        title=f"by the tracker's state (track.json): AUC@{t} / failure rate / median NME",
+        title_justify="left",
+    )
+    for name in ("state", "files", "share", "missing", "median NME", f"AUC@{t}", f"failure >{t}"):
+        table.add_column(name, justify="left" if name == "state" else "right")
+    total = sum(s.count for s in result.by_state.values())
+    for state, s in result.by_state.items():
+        table.add_row(
+            state,
+            str(s.count),
+            f"{100 * s.count / total:.1f}%",
+            str(s.missing),
+            f"{s.median_nme:.4f}" if s.missing < s.count else "-",
+            f"{s.auc:.4f}",
+            f"{s.failure_rate:.4f}",
+        )
+    return [table]

@@ -24,6 +24,7 @@ so that it measures steadiness on the face rather than the jumps of failures and
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -49,6 +50,40 @@ def ced_grid(threshold: float) -> np.ndarray:
 def finite_or_none(value: float) -> float | None:
     """JSON has no inf/NaN: undefined numbers become ``null``."""
     return value if math.isfinite(value) else None
+
+
+def summaries_by_state(
+    states: Sequence[str | None],
+    errors: np.ndarray,
+    threshold: float,
+    order: Sequence[str],
+) -> dict[str, ErrorSummary]:
+    """Frames' errors pooled by the tracker's state (frames with none left out), in ``order``
+    and then by name: how close the points are when the tracker says it followed the face,
+    found it again, or lost it."""
+    pooled: dict[str, list[float]] = {}
+    for state, error in zip(states, errors, strict=True):
+        if state is not None:
+            pooled.setdefault(state, []).append(float(error))
+    rank = {s: i for i, s in enumerate(order)}
+    return {
+        s: summarize(np.asarray(pooled[s]), threshold)
+        for s in sorted(pooled, key=lambda s: (rank.get(s, len(rank)), s))
+    }
+
+
+def state_summaries_json(summaries: dict[str, ErrorSummary]) -> dict[str, dict[str, object]]:
+    """:func:`summaries_by_state` as results.json writes it."""
+    return {
+        state: {
+            "frames": s.count,
+            "missing": s.missing,
+            "median_nme": finite_or_none(s.median_nme),
+            "auc": s.auc,
+            "failure_rate": s.failure_rate,
+        }
+        for state, s in summaries.items()
+    }
 
 
 def point_jitter(

@@ -41,6 +41,8 @@ from crct_cli.bench.scores import (
     finite_or_none,
     point_jitter,
     score_group,
+    state_summaries_json,
+    summaries_by_state,
     summarize_jitter,
 )
 from crct_cli.errors import CrctError
@@ -105,34 +107,16 @@ class SequenceRun:
 
 
 def by_state(runs: list[SequenceRun], threshold: float) -> dict[str, ErrorSummary]:
-    """The scored frames of ``runs`` pooled by the tracker's state, in track.json's order: how
-    close the points are when the tracker says it followed the face, found it again, or lost it
-    (a lost frame's points are FLL's reading in the held box, to be trusted less)."""
-    pooled: dict[str, list[float]] = {}
-    for run in runs:
-        if not run.states:  # a method that says no state
-            continue
-        for state, error in zip(run.states, run.errors, strict=True):
-            if state is not None:
-                pooled.setdefault(state, []).append(float(error))
-    order = {s: i for i, s in enumerate(STATE_ORDER)}
-    return {
-        s: summarize(np.asarray(pooled[s]), threshold)
-        for s in sorted(pooled, key=lambda s: (order.get(s, len(order)), s))
-    }
+    """The scored frames of ``runs`` pooled by the tracker's state, in track.json's order (a
+    lost frame's points are FLL's reading in the held box, to be trusted less)."""
+    with_states = [run for run in runs if run.states]  # not a method that says no state
+    states = [s for run in with_states for s in run.states]
+    errors = np.concatenate([run.errors for run in with_states]) if with_states else np.zeros(0)
+    return summaries_by_state(states, errors, threshold, STATE_ORDER)
 
 
 def by_state_json(runs: list[SequenceRun], threshold: float) -> dict[str, dict[str, object]]:
-    return {
-        state: {
-            "frames": s.count,
-            "missing": s.missing,
-            "median_nme": finite_or_none(s.median_nme),
-            "auc": s.auc,
-            "failure_rate": s.failure_rate,
-        }
-        for state, s in by_state(runs, threshold).items()
-    }
+    return state_summaries_json(by_state(runs, threshold))
 
 
 def run_sequence(
