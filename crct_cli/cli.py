@@ -1360,6 +1360,18 @@ Compression = Annotated[
 ]
 
 
+ShapeWarp = Annotated[
+    float,
+    typer.Option(
+        help="Share of training crops bent by a smooth random warp (a 4x4 grid of control "
+        "points moved 3% of the crop, cubic between), the points moved with it: faces of "
+        "other shapes than the training faces' own.",
+        min=0.0,
+        max=1.0,
+    ),
+]
+
+
 def _check_degradation(degradation: float, stack: float) -> None:
     if not (0 <= degradation <= 1 and 0 <= stack < 1):
         raise CrctError("--degradation must be in [0, 1] and --stack in [0, 1)")
@@ -1485,6 +1497,7 @@ def train_fll(
     small_face: SmallFace = 0.0,
     motion_blur: MotionBlur = 0.0,
     compression: Compression = 0.0,
+    shape_warp: ShapeWarp = 0.0,
     seed: Seed = 0,
     out: OutFile = None,
     checkpoint: Checkpoint = None,
@@ -1548,6 +1561,7 @@ def train_fll(
             small_face=small_face,
             motion_blur=motion_blur,
             compression=compression,
+            shape_warp=shape_warp,
         ),
     )
     _train_common(cfg, steps, out, checkpoint)

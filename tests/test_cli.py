@@ -252,3 +252,21 @@ def test_compression_reaches_the_trainer_and_its_recorded_command(
     assert result.exit_code == 0, result.output
     (cfg,) = seen
     assert cfg.augment.compression == 0.5 and "--compression 0.5" in cfg.command()
+
+
+def test_shape_warp_reaches_the_trainer_and_a_bad_share_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``crct train fll --shape-warp``: the share reaches the augmentation and the recorded
+    command; a share outside [0, 1] is refused before any training starts."""
+    import crct_cli.train.fll as trainer
+
+    seen = []
+    monkeypatch.setattr(trainer, "train_fll", lambda cfg, log=None: seen.append(cfg))
+    out = tmp_path / "fll.pt"
+    result = crct("train", "fll", tmp_path, "--val", tmp_path, "--shape-warp", "0.5", "--out", out)
+    assert result.exit_code == 0, result.output
+    (cfg,) = seen
+    assert cfg.augment.shape_warp == 0.5 and "--shape-warp 0.5" in cfg.command()
+    bad = crct("train", "fll", tmp_path, "--val", tmp_path, "--shape-warp", "1.5", "--out", out)
+    assert bad.exit_code != 0 and len(seen) == 1 and "--shape-warp" in bad.output

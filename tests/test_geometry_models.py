@@ -41,6 +41,7 @@ from crct_cli.train.data import (
     motion_smear,
     photometric,
     shadow_band,
+    shape_warp,
     small_face_scale,
 )
 
@@ -398,6 +399,48 @@ def test_augmented_crop_points_sit_on_their_marks(flip: bool) -> None:
     assert np.allclose(points, plain, atol=1e-6)  # a symmetric face flips onto itself
     if flip:
         assert np.abs(crop.astype(int) - plain_crop[:, ::-1].astype(int)).max() <= 1
+
+
+@pytest.mark.parametrize("flip", [False, True])
+def test_a_bent_crop_moves_its_points_with_its_marks(flip: bool) -> None:
+    """``--shape-warp``: the crop is bent, every point goes where its mark went (not where
+    it was), the face's shape changes (not a similarity), and at share 0 nothing is drawn."""
+    face, colours = _marked_face()
+    flipped = dataclasses.replace(NO_AUGMENT, flip=1.0 if flip else 0.0)
+    bent = dataclasses.replace(flipped, shape_warp=1.0, shape_warp_std=0.04)
+    moves = []
+    for seed in range(4):
+        crop, points = augmented_crop(face, np.random.default_rng(seed), 96, 1.35, bent)
+        _, plain = augmented_crop(face, np.random.default_rng(seed), 96, 1.35, flipped)
+        for j, colour in colours.items():
+            i = PERM[j] if flip else j
+            x, y = (int(round(v)) for v in points[i])
+            assert np.abs(crop[y, x].astype(int) - colour).max() <= 12, (seed, j)
+        moved = points - plain
+        moves.append(np.linalg.norm(moved, axis=1).mean())
+        # not one shift, scale and turn of the whole shape: residual after the best similarity
+        similarity, _ = cv2.estimateAffinePartial2D(plain, points, method=cv2.LMEDS)
+        fitted = geometry.apply(similarity, plain)
+        assert np.linalg.norm(points - fitted, axis=1).mean() > 0.3
+    assert 1.0 < np.mean(moves) < 6.0
+    a, b = np.random.default_rng(7), np.random.default_rng(7)
+    off = augmented_crop(face, a, 96, 1.35, NO_AUGMENT)
+    same = augmented_crop(face, b, 96, 1.35, dataclasses.replace(NO_AUGMENT, shape_warp_std=0.1))
+    assert np.array_equal(off[0], same[0]) and a.random() == b.random()
+
+
+def test_the_bent_points_invert_the_field() -> None:
+    """A point's new place q satisfies q + d(q) = p: a bright dot drawn at p is found at q."""
+    rng = np.random.default_rng(3)
+    grid_y, grid_x = np.mgrid[0:112, 0:112]
+    for seed in range(10):
+        p = rng.uniform(20, 92, (1, 2)).astype(np.float32)
+        dot = np.exp(-((grid_x - p[0, 0]) ** 2 + (grid_y - p[0, 1]) ** 2) / 4.5)
+        image = np.repeat((dot * 255).astype(np.uint8)[:, :, None], 3, axis=2)
+        out, q = shape_warp(image, p, np.random.default_rng(seed), 0.03)
+        weight = out[:, :, 0].astype(float) / out[:, :, 0].sum()
+        found = np.array([(weight * grid_x).sum(), (weight * grid_y).sum()])
+        assert np.linalg.norm(found - q[0]) < 0.35, seed
 
 
 def test_basic_conv_is_facenet_pytorchs_unit() -> None:

@@ -178,12 +178,14 @@ def test_harsher_degradation_is_recorded_in_the_command_and_stacks_degradations(
     squeezed = more(shaded, compression=0.5)
     small = more(shaded, small_face=0.5)
     smeared = more(small, motion_blur=0.5)
+    bent = more(squeezed, shape_warp=0.5)
     for cfg, base, flag, expected in [
         (shaded, harsh, "--shadow", "--degradation 1.0 --stack 0.5 --shadow 0.25"),
         (deep, shaded, "--shadow-dark", "--shadow 0.25 --shadow-dark 0.5"),
         (squeezed, shaded, "--compression", "--shadow 0.25 --compression 0.5"),
         (small, shaded, "--small-face", "--shadow 0.25 --small-face 0.5"),
         (smeared, small, "--motion-blur", "--small-face 0.5 --motion-blur 0.5"),
+        (bent, squeezed, "--shape-warp", "--compression 0.5 --shape-warp 0.5"),
     ]:
         assert expected in cfg.command()
         assert flag not in base.command()

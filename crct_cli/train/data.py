@@ -101,6 +101,8 @@ class AugmentConfig:
     motion_blur: float = 0.0  # chance the face is smeared along a straight path (see below)
     motion_blur_len: tuple[float, float] = (0.02, 0.6)  # its length in box sides, log-uniform
     compression: float = 0.0  # chance the crop is last compressed as a video frame (see below)
+    shape_warp: float = 0.0  # chance the crop is bent by a smooth random warp (see below)
+    shape_warp_std: float = 0.03  # its control points' displacement, in crop sides
 
 
 NO_AUGMENT = AugmentConfig(0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
@@ -153,6 +155,54 @@ def motion_blur_length(points: np.ndarray, rng: np.random.Generator, aug: Augmen
         return 0.0
     low, high = np.log(aug.motion_blur_len)
     return float(np.exp(rng.uniform(low, high))) * float(max(box_from_points(points)[2:]))
+
+
+#: Control points of :func:`shape_warp` per side of the crop (corners included).
+SHAPE_WARP_GRID = 4
+
+
+def shape_warp(
+    crop: np.ndarray, points: np.ndarray, rng: np.random.Generator, std: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The crop bent by a smooth random field, and its points moved with it.
+
+    A similarity keeps a face's shape; with 1,675 training faces FLL sees few shapes and
+    may learn them. A field drawn on a coarse grid (``std`` crop sides per control point,
+    cubic in between) widens a jaw, moves an eye or lengthens a nose as other people's
+    faces differ, while the picture stays a face. Output pixel q shows input pixel
+    q + d(q); a point p goes to the q with q + d(q) = p, found by fixed-point steps (the
+    field is smooth and small, so a few suffice)."""
+    size = crop.shape[0]
+    control = rng.normal(0.0, std * size, (2, SHAPE_WARP_GRID, SHAPE_WARP_GRID))
+    field_x, field_y = (
+        cv2.resize(c.astype(np.float32), (size, size), interpolation=cv2.INTER_CUBIC)
+        for c in control
+    )
+    grid_y, grid_x = np.mgrid[0:size, 0:size].astype(np.float32)
+    out = cv2.remap(
+        crop,
+        grid_x + field_x,
+        grid_y + field_y,
+        cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REFLECT_101,
+    )
+    moved = points.astype(np.float64)
+    for _ in range(8):
+        moved = points - np.stack([_bilinear(field_x, moved), _bilinear(field_y, moved)], 1)
+    return out, moved.astype(points.dtype)
+
+
+def _bilinear(image: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """``image`` read at sub-pixel ``points`` (x, y), its edge carried on beyond it."""
+    h, w = image.shape
+    x = np.clip(points[:, 0], 0, w - 1)
+    y = np.clip(points[:, 1], 0, h - 1)
+    x0 = np.minimum(np.floor(x).astype(int), w - 2)
+    y0 = np.minimum(np.floor(y).astype(int), h - 2)
+    fx, fy = x - x0, y - y0
+    top = image[y0, x0] * (1 - fx) + image[y0, x0 + 1] * fx
+    bottom = image[y0 + 1, x0] * (1 - fx) + image[y0 + 1, x0 + 1] * fx
+    return top * (1 - fy) + bottom * fy
 
 
 def random_similarity(
@@ -255,14 +305,16 @@ def training_degradation(
 
 def degradation_options(aug: AugmentConfig) -> list[str]:
     """``--degradation P --stack Q [--shadow S [--shadow-dark D]] [--small-face F]
-    [--motion-blur M] [--compression C]`` for a recorded ``crct train`` command, when they are
-    not the defaults (so earlier weight files' commands read as they did)."""
+    [--motion-blur M] [--compression C] [--shape-warp W]`` for a recorded ``crct train``
+    command, when they are not the defaults (so earlier weight files' commands read as they
+    did)."""
     default = AugmentConfig()
     extra = ["--shadow", str(aug.shadow)] if aug.shadow else []
     extra += ["--shadow-dark", str(aug.shadow_dark)] if aug.shadow_dark else []
     extra += ["--small-face", str(aug.small_face)] if aug.small_face else []
     extra += ["--motion-blur", str(aug.motion_blur)] if aug.motion_blur else []
     extra += ["--compression", str(aug.compression)] if aug.compression else []
+    extra += ["--shape-warp", str(aug.shape_warp)] if aug.shape_warp else []
     if (aug.degradation, aug.stack) == (default.degradation, default.stack):
         return extra
     return ["--degradation", str(aug.degradation), "--stack", str(aug.stack), *extra]
@@ -315,6 +367,8 @@ def framed_crop(
         image = training_degradation(image, rng, aug)
     crop = geometry.warp(image, matrix, out_size, replicate)
     points = geometry.apply(matrix, face_points)
+    if aug.shape_warp > 0 and rng.random() < aug.shape_warp:  # no draw at 0, as below
+        crop, points = shape_warp(crop, points, rng, aug.shape_warp_std)
     if flip:
         points = points[list(FLIP_PERMUTATION)]
     return photometric(crop, rng, aug), points
