@@ -162,11 +162,8 @@ def track_states(pred_dir: str | os.PathLike[str]) -> tuple[dict[str, str], Path
     path = parent / "track.json"
     if not path.is_file():
         return None
-    track = read_track_json(path)
-    states = {}
-    for frame in track.faces:
-        states[f"{frame.index + 1:06d}.pts"] = frame.face(face_id).state
-    return states, path
+    faces = read_track_json(path).faces
+    return {f"{frame.index + 1:06d}.pts": frame.face(face_id).state for frame in faces}, path
 
 
 def compare_pts_folders(
