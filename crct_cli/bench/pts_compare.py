@@ -26,8 +26,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from crct_cli.bench.scores import (
+    STATE_COLUMNS,
     JitterSummary,
     point_jitter,
+    state_cells,
     state_summaries_json,
     summaries_by_state,
     summarize_jitter,
@@ -361,17 +363,9 @@ def _state_table(result: PtsComparison) -> list[Table]:
         title=f"by the tracker's state (track.json): AUC@{t} / failure rate / median NME",
         title_justify="left",
     )
-    for name in ("state", "files", "share", "missing", "median NME", f"AUC@{t}", f"failure >{t}"):
-        table.add_column(name, justify="left" if name == "state" else "right")
-    total = sum(s.count for s in result.by_state.values())
-    for state, s in result.by_state.items():
-        table.add_row(
-            state,
-            str(s.count),
-            f"{100 * s.count / total:.1f}%",
-            str(s.missing),
-            f"{s.median_nme:.4f}" if s.missing < s.count else "-",
-            f"{s.auc:.4f}",
-            f"{s.failure_rate:.4f}",
-        )
+    table.add_column("state")
+    for name in STATE_COLUMNS:
+        table.add_column(name, justify="right")
+    for row in state_cells(result.by_state):
+        table.add_row(*row)
     return [table]

@@ -22,7 +22,13 @@ import numpy as np
 
 from crct_cli import __version__
 from crct_cli.bench.multi_face import MultiBenchResult
-from crct_cli.bench.scores import JitterSummary, ced_grid, summarize_jitter
+from crct_cli.bench.scores import (
+    STATE_COLUMNS,
+    JitterSummary,
+    ced_grid,
+    state_cells,
+    summarize_jitter,
+)
 from crct_cli.bench.speed import NETWORKS, ProcessRun, VideoSpeed
 from crct_cli.bench.still_bench import StillBenchResult
 from crct_cli.bench.video_bench import VideoBenchResult
@@ -322,22 +328,11 @@ def _state_table(result: VideoBenchResult) -> list[Table]:
     )
     table.add_column("method")
     table.add_column("state")
-    for name in ("frames", "share", "AUC", "FR", "median NME"):
+    for name in STATE_COLUMNS:
         table.add_column(name, justify="right")
     for m, runs in with_states.items():
-        summaries = by_state(runs, result.threshold)
-        total = sum(s.count for s in summaries.values())
-        for state, s in summaries.items():
-            median = f"{s.median_nme:.4f}" if s.missing < s.count else "-"
-            table.add_row(
-                m,
-                state,
-                str(s.count),
-                _pct(s.count / total),
-                f"{s.auc:.4f}",
-                _pct(s.failure_rate),
-                median,
-            )
+        for row in state_cells(by_state(runs, result.threshold)):
+            table.add_row(m, *row)
     return [table]
 
 

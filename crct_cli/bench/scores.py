@@ -86,6 +86,27 @@ def state_summaries_json(summaries: dict[str, ErrorSummary]) -> dict[str, dict[s
     }
 
 
+#: The columns of :func:`state_cells`, as both benchmarks' tables head them.
+STATE_COLUMNS: tuple[str, ...] = ("frames", "share", "AUC", "FR", "median NME")
+
+
+def state_cells(summaries: dict[str, ErrorSummary]) -> list[tuple[str, ...]]:
+    """One table row per state of :func:`summaries_by_state`: the state, then
+    :data:`STATE_COLUMNS` (the share is of all the frames that have a state)."""
+    total = sum(s.count for s in summaries.values())
+    return [
+        (
+            state,
+            str(s.count),
+            f"{100 * s.count / total:.1f}%",
+            f"{s.auc:.4f}",
+            f"{100 * s.failure_rate:.1f}%",
+            f"{s.median_nme:.4f}" if s.missing < s.count else "-",
+        )
+        for state, s in summaries.items()
+    ]
+
+
 def point_jitter(
     pred_a: np.ndarray,
     pred_b: np.ndarray,
