@@ -1466,6 +1466,14 @@ def train_fll(
             max=3,
         ),
     ] = 1,
+    heatmap: Annotated[
+        bool,
+        typer.Option(
+            "--heatmap",
+            help="Add the heatmap head: 68 heatmaps on the trunk's stride-4 map, read by "
+            "soft-argmax and blended point by point with the regression's answer.",
+        ),
+    ] = False,
     freeze_global: Annotated[
         bool,
         typer.Option(
@@ -1547,6 +1555,7 @@ def train_fll(
         loss=loss,
         local=local,
         local_steps=local_steps,
+        heatmap=heatmap,
         freeze_global=freeze_global,
         input_size=input_size,
         max_face=max_face,

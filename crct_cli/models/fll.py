@@ -4,6 +4,11 @@ Optionally followed by a shape-indexed head: the global regression reads a 4x4 p
 it places the 68 points well but not to the last pixel; the head samples the trunk's finer maps
 around each first estimate and regresses a per-point correction (the local step of cascaded
 shape regression, learned end to end from the same features).
+
+Optionally (``heatmap``) also a heatmap head: 68 heatmaps on the stride-4 grid, read out by a
+soft-argmax (integral regression, Sun et al. 2018), blended point by point with the regression's
+answer. A heatmap places each point where the features say it is, with no shape to pull it; the
+regression holds the shape where the picture says little: the two err differently.
 """
 
 from __future__ import annotations
@@ -15,7 +20,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from crct_cli.models.backbone import BackboneConfig, InceptionResNetTrunk, backbone_from_dict
+from crct_cli.models.backbone import (
+    BackboneConfig,
+    BasicConv2d,
+    InceptionResNetTrunk,
+    backbone_from_dict,
+)
 
 N_POINTS = 68
 
@@ -29,6 +39,7 @@ class FLLConfig:
     ``local``: add the shape-indexed head (:class:`ShapeIndexedHead`); ``local_steps`` > 1
     runs that many heads in turn, each after the first sampling half as far around the points
     the one before placed (the iterations of cascaded shape regression).
+    ``heatmap``: add the heatmap head (:class:`HeatmapHead`) after them.
     """
 
     input_size: int = 112
@@ -37,6 +48,7 @@ class FLLConfig:
     hidden: int = 256
     local: bool = False
     local_steps: int = 1
+    heatmap: bool = False
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
 
 
@@ -100,6 +112,42 @@ class ShapeIndexedHead(nn.Module):
         return points + torch.einsum("bnh,nhc->bnc", h, self.out_weight) + self.out_bias
 
 
+class HeatmapHead(nn.Module):
+    """68 heatmaps on the A-block grid (stride 4; the B-block map upsampled and added), each
+    read out by a soft-argmax over the grid's cell centres, then blended with the points it is
+    given by a learned per-point weight (half and half at first).
+
+    ``forward`` returns the heatmap's own points and the blend; both are supervised in training.
+    """
+
+    def __init__(self, channels_a: int, channels_b: int, width: int = 64) -> None:
+        super().__init__()
+        self.from_a = BasicConv2d(channels_a, width, 1, 1)
+        self.from_b = BasicConv2d(channels_b, width, 1, 1)
+        self.refine = BasicConv2d(width, width, 3, 1, padding=1)
+        self.out = nn.Conv2d(width, N_POINTS, 1)
+        self.mix_logit = nn.Parameter(torch.zeros(N_POINTS))
+
+    @staticmethod
+    def soft_argmax(heat: torch.Tensor) -> torch.Tensor:
+        """(B, 68, H, W) logits -> (B, 68, 2) expected cell centre in crop units (centre 0)."""
+        b, n, h, w = heat.shape
+        prob = torch.softmax(heat.flatten(2), dim=-1).view(b, n, h, w)
+        xs = (torch.arange(w, dtype=heat.dtype, device=heat.device) + 0.5) / w - 0.5
+        ys = (torch.arange(h, dtype=heat.dtype, device=heat.device) + 0.5) / h - 0.5
+        return torch.stack([(prob.sum(2) * xs).sum(-1), (prob.sum(3) * ys).sum(-1)], dim=-1)
+
+    def forward(
+        self, map_a: torch.Tensor, map_b: torch.Tensor, points: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        up = F.interpolate(
+            self.from_b(map_b), size=map_a.shape[-2:], mode="bilinear", align_corners=False
+        )
+        heat_points = self.soft_argmax(self.out(self.refine(self.from_a(map_a) + up)))
+        weight = torch.sigmoid(self.mix_logit)[None, :, None]
+        return heat_points, weight * heat_points + (1.0 - weight) * points
+
+
 class LandmarkLocalizer(nn.Module):
     """Crop (B, 3, S, S) in [0, 1] -> 68 points (B, 68, 2) in crop units, centre 0, side 1."""
 
@@ -131,19 +179,26 @@ class LandmarkLocalizer(nn.Module):
             for step in range(1, self.config.local_steps):
                 spacing = 0.5**step
                 self.local_more.append(ShapeIndexedHead(bc.width_a, bc.width_b, spacing=spacing))
+        self.heatmap: HeatmapHead | None = None
+        if self.config.heatmap:
+            bc = self.config.backbone
+            self.heatmap = HeatmapHead(bc.width_a, bc.width_b)
         self.global_frozen = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.stages(x)[-1]
 
     def stages(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """The global estimate, then (with the local heads) each corrected one; (B, 68, 2) each."""
+        """The global estimate, then (with the local heads) each corrected one, then (with the
+        heatmap head) the heatmap's points and their blend with the last; (B, 68, 2) each."""
         map_a, map_b, pooled = self.trunk.feature_maps(x)
         points = [self.head(pooled).view(-1, N_POINTS, 2)]
         if self.local is not None:
             points.append(self.local(map_a, map_b, points[-1]))
             for head in self.local_more:
                 points.append(head(map_a, map_b, points[-1]))
+        if self.heatmap is not None:
+            points.extend(self.heatmap(map_a, map_b, points[-1]))
         return tuple(points)
 
     def freeze_global(self) -> None:

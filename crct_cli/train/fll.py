@@ -11,6 +11,8 @@ protocol.
 ``--freeze-global`` then trains the head alone, leaving the global estimate exactly as it was.
 ``--local-steps N`` runs N such heads in turn (the iterations of cascaded shape regression);
 from an ``--init`` with fewer, the new ones start as the identity.
+``--heatmap`` adds the heatmap head (:class:`crct_cli.models.fll.HeatmapHead`) after them; from an
+``--init`` without one it starts fresh, everything else carrying over.
 """
 
 from __future__ import annotations
@@ -72,6 +74,7 @@ class TrainFLLConfig(TrainRun):
     loss: str = "wing"
     local: bool = False  # add the shape-indexed head
     local_steps: int = 1  # shape-indexed heads run in turn (with --local)
+    heatmap: bool = False  # add the heatmap head after them
     freeze_global: bool = False  # train the shape-indexed head alone
     input_size: int | None = None  # crop side in pixels (default: the model's); weights carry over
     max_face: float = 160.0  # photographs are read with the landmark box at most this side
@@ -124,6 +127,7 @@ class TrainFLLConfig(TrainRun):
             args += ["--first", display_path(self.first)]
         args += ["--local"] if self.local else []
         args += ["--local-steps", str(self.local_steps)] if self.local_steps != 1 else []
+        args += ["--heatmap"] if self.heatmap else []
         args += ["--freeze-global"] if self.freeze_global else []
         args += ["--max-face", f"{self.max_face:g}"] if self.max_face != 160.0 else []
         args += ["--device", self.device] if self.device != "cpu" else []
@@ -242,9 +246,12 @@ def train_fll(cfg: TrainFLLConfig, log=print) -> dict:
     model_cfg = (
         replace(cfg.model, local=True, local_steps=cfg.local_steps) if cfg.local else cfg.model
     )
+    model_cfg = replace(model_cfg, heatmap=cfg.heatmap)
     warm = load_localizer(load_weights(cfg.init, "fll")) if cfg.init is not None else None
     if warm is not None and warm.local is not None and not model_cfg.local:
         raise CrctError(f"{cfg.init} has the shape-indexed head: train it with --local")
+    if warm is not None and warm.heatmap is not None and not model_cfg.heatmap:
+        raise CrctError(f"{cfg.init} has the heatmap head: train it with --heatmap")
     if warm is not None and warm.config.local_steps > model_cfg.local_steps:
         raise CrctError(
             f"{cfg.init} has {warm.config.local_steps} shape-indexed steps: "
@@ -281,8 +288,8 @@ def train_fll(cfg: TrainFLLConfig, log=print) -> dict:
     model = LandmarkLocalizer(model_cfg, mean_shape)
     if warm is not None:  # warm start: every weight the two networks share carries over
         missing, unexpected = model.load_state_dict(warm.state_dict(), strict=False)
-        # only the shape-indexed heads that the warm start lacks start fresh (as the identity)
-        if unexpected or not all(k.startswith("local") for k in missing):
+        # only the heads that the warm start lacks start fresh (shape-indexed: as the identity)
+        if unexpected or not all(k.startswith(("local", "heatmap")) for k in missing):
             raise CrctError(f"{cfg.init} does not fit this FLL: {(missing + unexpected)[:3]}")
     if cfg.freeze_global:
         model.freeze_global()
