@@ -28,6 +28,7 @@ import numpy as np
 from crct_cli.errors import CrctError
 from crct_cli.runtime.nets import FINDER_WIDE, check_find_wide
 from crct_cli.tracking.backtrack import BACKTRACK, check_backtrack
+from crct_cli.tracking.bridge import BRIDGE_LOST, BRIDGE_MAX_RUN
 from crct_cli.tracking.likeness import LIKENESS
 from crct_cli.tracking.lookahead import LookAhead
 from crct_cli.tracking.multi import Face, MultiConfig, MultiTracker
@@ -163,6 +164,10 @@ class Tracker:
     backwards (Algorithm 1 run back in time from the re-found face) into up to this many of the
     frames it was lost in, and those the validator accepts get its points, state ``tracked``
     (:mod:`crct_cli.tracking.backtrack`; 0: never).
+    ``bridge_lost``: with ``lookahead``, once a lost face is followed again, :meth:`track` gives
+    each frame of its lost run (up to :data:`~crct_cli.tracking.bridge.BRIDGE_MAX_RUN` frames)
+    the shape interpolated between the frames around the run, where the run's own points put
+    the face (:mod:`crct_cli.tracking.bridge`).
     ``backfill``: :meth:`track` only: when a video's first frames show no face the detector
     can find, up to this many of them (and :data:`BACKFILL_MB` of pixels) wait for the first
     face, and then get FLL's points in that face's first box, marked ``lost`` (0: they stay
@@ -210,6 +215,7 @@ class Tracker:
         smooth_beta: float = SmoothConfig.beta,
         lookahead: bool = LOOKAHEAD,
         backtrack: int = BACKTRACK,
+        bridge_lost: bool = BRIDGE_LOST,
         weights_dir: str | os.PathLike[str] | None = None,
         networks: Any = None,
     ) -> None:
@@ -238,6 +244,9 @@ class Tracker:
         self.two_sided = TwoSidedConfig() if smooth and lookahead else None
         #: :meth:`track`: lost frames a re-found face may be followed back into
         self.backtrack = backtrack if lookahead else 0
+        #: :meth:`track`: the longest lost run given the shape around it (0: none)
+        self.bridge_lost = bridge_lost and lookahead
+        self.bridge = BRIDGE_MAX_RUN if self.bridge_lost else 0
         self.backfill = backfill
         self.blend, self.flip, self.bt_reuse = blend, flip, bt_reuse
         self.stretched_look = stretched_look
@@ -325,7 +334,7 @@ class Tracker:
             yield from self._track(video, max_frames, causal=True)
             return
         ahead: LookAhead[TrackedFrame] = LookAhead(
-            self.networks, self.config, self.backtrack, self.two_sided
+            self.networks, self.config, self.backtrack, self.two_sided, self.bridge
         )
         for frame in self._track(video, max_frames, causal=False):
             assert frame.image is not None
@@ -403,6 +412,7 @@ class Tracker:
             "smooth_beta": None if self.smoother is None else self.smoother.config.beta,
             "lookahead": self.lookahead,
             "backtrack": self.backtrack,
+            "bridge_lost": self.bridge_lost,
         }
 
     # -- still images ---------------------------------------------------------------------

@@ -436,6 +436,15 @@ def track(
             metavar="FRAMES",
         ),
     ] = 10,
+    bridge_lost: Annotated[
+        bool,
+        typer.Option(
+            help="--lookahead: once a lost face is followed again, give each frame of its lost "
+            "run (up to 2 s) the shape between the frames around the run, where the run's own "
+            "points put the face: for faces FLL finds but reads poorly (a dark band across "
+            "them). --no-bridge-lost: lost frames keep FLL's shape.",
+        ),
+    ] = True,
     workers: Annotated[
         int | None,
         typer.Option(
@@ -567,6 +576,7 @@ def track(
         "smooth_beta": smooth_beta,
         "lookahead": lookahead,
         "backtrack": backtrack,
+        "bridge_lost": bridge_lost,
     }
     jobs = discover(videos, out)
     console = Console(stderr=True, highlight=False)
@@ -1067,6 +1077,7 @@ def benchmark(
     smooth_beta: Annotated[float, _as_track("--smooth-beta", metavar="BETA")] = 5.0,
     lookahead: Annotated[bool, _as_track("--lookahead")] = True,
     backtrack: Annotated[int, _as_track("--backtrack", metavar="FRAMES")] = 10,
+    bridge_lost: Annotated[bool, _as_track("--bridge-lost")] = True,
     faces: Annotated[
         str,
         typer.Option(
@@ -1171,6 +1182,7 @@ def benchmark(
             smooth_beta=smooth_beta,
             lookahead=lookahead,
             backtrack=backtrack,
+            bridge_lost=bridge_lost,
         )
         from crct_cli.api import check_lost_points
         from crct_cli.runtime.nets import check_find_wide

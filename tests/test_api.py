@@ -111,6 +111,32 @@ def test_following_back_changes_no_frame_but_those_it_revises(
             assert np.array_equal(a.faces[0].points, b.faces[0].points)
 
 
+def test_bridging_lost_frames_changes_only_their_points(tracker: Tracker, tmp_path: Path) -> None:
+    """The same clip: with ``bridge_lost`` the four black frames, lost, take the shape between
+    the frames around them, placed where their own points put the face; every other frame and
+    every state is as without it."""
+    clip = tmp_path / "dark.mp4"
+    frames = [f.image for f in iter_frames(VIDEO, 24)]
+    with VideoWriter(clip, 25.0, frames[0].shape[1], frames[0].shape[0]) as w:
+        for k, image in enumerate(frames):
+            w.write(np.zeros_like(image) if 8 <= k < 12 else image)
+    nets = tracker.networks
+    plain = list(Tracker(networks=nets, smooth=False, backtrack=0, bridge_lost=False).track(clip))
+    bridged_tracker = Tracker(networks=nets, smooth=False, backtrack=0)  # on by default
+    assert bridged_tracker.describe()["bridge_lost"] is True
+    bridged = list(bridged_tracker.track(clip))
+    states = [f.faces[0].state if f.faces else None for f in plain]
+    assert {states[k] for k in range(8, 12)} == {"lost"} and states[7] != "lost"
+    changed = []
+    for k, (a, b) in enumerate(zip(plain, bridged, strict=True)):
+        assert [f.state for f in a.faces] == [f.state for f in b.faces]
+        if a.faces and not np.array_equal(a.faces[0].points, b.faces[0].points):
+            changed.append(k)
+            assert np.allclose(a.faces[0].points.mean(0), b.faces[0].points.mean(0))
+    assert changed and set(changed) <= {k for k, s in enumerate(states) if s == "lost"}
+    assert not Tracker(networks=nets, bridge_lost=True, lookahead=False).bridge_lost
+
+
 def test_aside_puts_back_bt_s_reusable_crops(tracker: Tracker) -> None:
     nets = tracker.networks
     a, b = (f.image for f in iter_frames(VIDEO, 2))

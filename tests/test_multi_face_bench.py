@@ -313,13 +313,14 @@ def test_dataset_multi_runs_every_method_and_rescoring_its_csv_agrees(
         smooth_beta: float,
         lookahead: bool,
         backtrack: int,
+        bridge_lost: bool,
         **redetection: Any,
     ) -> Callable[[MethodSpec], ScriptedTracker]:
         assert redetection == bench_runner.DatasetRequest("multi").redetection  # the defaults
         assert blend and not flip and bt_reuse == 0.05  # crct track's defaults
         assert stretched_look is False and find_wide == 2.0
         assert smooth and (smooth_cutoff, smooth_beta) == (2.5, 5.0) and lookahead
-        assert backtrack == 10
+        assert backtrack == 10 and bridge_lost is True
 
         def make(spec: MethodSpec) -> ScriptedTracker:
             made.append(spec.name)

@@ -61,6 +61,7 @@ SETTINGS_KEYS: tuple[str, ...] = (
     "smooth_beta",
     "lookahead",
     "backtrack",
+    "bridge_lost",
     "init_box",
 )
 

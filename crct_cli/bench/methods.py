@@ -30,6 +30,7 @@ from crct_cli.io.video import Frame
 from crct_cli.runtime.iid import VARIANTS
 from crct_cli.runtime.nets import FINDER_WIDE
 from crct_cli.tracking.backtrack import BACKTRACK
+from crct_cli.tracking.bridge import BRIDGE_LOST, BRIDGE_MAX_RUN
 from crct_cli.tracking.detector import Detection
 from crct_cli.tracking.lookahead import LookAhead
 from crct_cli.tracking.multi import Face
@@ -196,13 +197,15 @@ class TrackerMethod:
         smoothing: SmoothConfig | None = None,
         two_sided: TwoSidedConfig | None = None,
         backtrack: int = 0,
+        bridge: int = 0,
     ) -> None:
         self.nets = nets
         self.config = config
         self.tracker: CRCTTracker | None = None
         self.two_sided = two_sided
         self.backtrack = backtrack
-        self.lookahead = two_sided is not None or backtrack > 0
+        self.bridge = bridge
+        self.lookahead = two_sided is not None or backtrack > 0 or bridge > 0
         #: ``crct track --smooth --no-lookahead``: the same filter over this face's points
         causal = smoothing is not None and not self.lookahead
         self.smoother = FaceSmoother(smoothing) if causal else None
@@ -219,7 +222,9 @@ class TrackerMethod:
             self.smoother.reset()
         self._done = []
         if self.lookahead:
-            self._ahead = LookAhead(self.nets, self.config, self.backtrack, self.two_sided)
+            self._ahead = LookAhead(
+                self.nets, self.config, self.backtrack, self.two_sided, self.bridge
+            )
 
     def step(self, frame: Frame) -> FramePrediction:
         assert self.tracker is not None, "start() first"
@@ -270,6 +275,7 @@ def video_factory(
     smooth_beta: float = SmoothConfig.beta,
     lookahead: bool = LOOKAHEAD,
     backtrack: int = BACKTRACK,
+    bridge_lost: bool = BRIDGE_LOST,
     **redetection: Any,
 ) -> VideoFactory:
     """Real video methods on ``device``, with the papers' thresholds and ``SeqBT``; ``int8``,
@@ -291,7 +297,10 @@ def video_factory(
             find=config.find,
             find_wide=find_wide,
         )
-        return TrackerMethod(nets, config, smoothing, two_sided, backtrack if lookahead else 0)
+        bridge = BRIDGE_MAX_RUN if bridge_lost and lookahead else 0
+        return TrackerMethod(
+            nets, config, smoothing, two_sided, backtrack if lookahead else 0, bridge
+        )
 
     return make
 

@@ -60,6 +60,7 @@ from crct_cli.errors import CrctError
 from crct_cli.metrics import NORMALIZATIONS
 from crct_cli.runtime.nets import FINDER_WIDE
 from crct_cli.tracking.backtrack import BACKTRACK
+from crct_cli.tracking.bridge import BRIDGE_LOST
 from crct_cli.tracking.likeness import LIKENESS
 from crct_cli.tracking.smoothing import LOOKAHEAD, SMOOTH, SmoothConfig
 from crct_cli.tracking.tracker import BT_REUSE, FIND, GATE_GROWTH, LOST_FLIP, STRETCHED_LOOK
@@ -111,6 +112,7 @@ class DatasetRequest:
     smooth_beta: float = SmoothConfig.beta  #: video methods: crct track's --smooth-beta
     lookahead: bool = LOOKAHEAD  #: video methods: crct track's --lookahead (two-sided filter)
     backtrack: int = BACKTRACK  #: video methods: crct track's --backtrack (with --lookahead)
+    bridge_lost: bool = BRIDGE_LOST  #: video methods: crct track's --bridge-lost (with --lookahead)
 
     @property
     def fll(self) -> dict[str, Any]:
@@ -127,6 +129,7 @@ class DatasetRequest:
             "smooth_beta": self.smooth_beta,
             "lookahead": self.lookahead,
             "backtrack": self.backtrack,
+            "bridge_lost": self.bridge_lost,
         }
 
     @property

@@ -1,8 +1,9 @@
 """What ``--lookahead`` does to a recorded video's frames, in one place for ``Tracker.track``
 and the benchmark: a re-found face followed back into the frames it was lost in
 (:mod:`crct_cli.tracking.backtrack`), then the two-sided filter
-(:mod:`crct_cli.tracking.smoothing`). Frames come out in order, each once both are done
-with it."""
+(:mod:`crct_cli.tracking.smoothing`), then, with ``bridge``, each lost run's shape from the
+frames around it (:mod:`crct_cli.tracking.bridge`). Frames come out in order, each once all of
+them are done with it."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any, Generic, TypeVar
 import numpy as np
 
 from crct_cli.tracking.backtrack import Backtracker
+from crct_cli.tracking.bridge import LostShapeBridge
 from crct_cli.tracking.multi import Face
 from crct_cli.tracking.smoothing import TwoSidedConfig, TwoSidedSmoother
 from crct_cli.tracking.tracker import TrackerConfig
@@ -21,8 +23,9 @@ _Timed = tuple[Any, float]
 
 
 class LookAhead(Generic[T]):
-    """``backtrack`` lost frames (0: none) and the ``two_sided`` filter (None: none) over one
-    video's frames; ``networks`` and ``config`` are the tracker's (the backward run's)."""
+    """``backtrack`` lost frames (0: none), the ``two_sided`` filter (None: none) and lost runs
+    of up to ``bridge`` frames given the shape around them (0: none) over one video's frames;
+    ``networks`` and ``config`` are the tracker's (the backward run's)."""
 
     def __init__(
         self,
@@ -30,6 +33,7 @@ class LookAhead(Generic[T]):
         config: TrackerConfig,
         backtrack: int,
         two_sided: TwoSidedConfig | None,
+        bridge: int = 0,
     ) -> None:
         self.back: Backtracker[_Timed] | None = (
             Backtracker(networks, config, backtrack) if backtrack else None
@@ -37,6 +41,7 @@ class LookAhead(Generic[T]):
         self.smoother: TwoSidedSmoother[_Timed] | None = (
             None if two_sided is None else TwoSidedSmoother(two_sided)
         )
+        self.bridge: LostShapeBridge[_Timed] | None = LostShapeBridge(bridge) if bridge else None
 
     def push(
         self, item: T, time: float, image: np.ndarray, faces: list[Face]
@@ -58,4 +63,9 @@ class LookAhead(Generic[T]):
             ready = [d for timed, faces in ready for d in smoother.push(timed, timed[1], faces)]
             if last:
                 ready += smoother.flush()
+        bridge = self.bridge
+        if bridge is not None:
+            ready = [d for timed, faces in ready for d in bridge.push(timed, faces)]
+            if last:
+                ready += bridge.flush()
         return [(timed[0], faces) for timed, faces in ready]
