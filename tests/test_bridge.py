@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from crct_cli.landmarks import box_from_points
-from crct_cli.tracking.bridge import LostShapeBridge, placed_like
+from crct_cli.tracking.bridge import BRIDGE_MAX_RUN, LostShapeBridge, max_run_for, placed_like
 from crct_cli.tracking.lookahead import LookAhead
 from crct_cli.tracking.multi import Face
 from crct_cli.tracking.tracker import TrackerConfig
@@ -108,3 +108,15 @@ def test_lookahead_bridges_after_its_other_stages() -> None:
         assert (not np.array_equal(out[1][1][0].points, MISREAD)) is changed
     with pytest.raises(ValueError, match="max_run"):
         LostShapeBridge(0)
+
+
+def test_large_frames_shorten_the_longest_run() -> None:
+    """The run's frames wait with their pictures: 2 s of small frames, fewer of large ones."""
+    small = np.zeros((360, 640, 3), np.uint8)
+    huge = np.zeros((2160, 3840, 3), np.uint8)
+    assert max_run_for(small) == BRIDGE_MAX_RUN
+    assert 1 <= max_run_for(huge) < BRIDGE_MAX_RUN
+    assert max_run_for(huge) * huge.nbytes <= 200 * 2**20
+    ahead: LookAhead[int] = LookAhead(None, TrackerConfig(), 0, None, BRIDGE_MAX_RUN)
+    ahead.push(0, 0.0, huge, [face(SHAPE_A, "tracked")])
+    assert ahead.bridge is not None and ahead.bridge.max_run == max_run_for(huge)

@@ -7,7 +7,8 @@ similarity are as far off as the raw ones are on the tracked frames (docs/benchm
 sessions 33 and 35). The frames on each side of the run, where the face was followed, know
 its shape. Once the face is followed again, each frame of the run takes the shape interpolated
 in time between the last frame before the run and the first after it, placed at the run
-frame's own centre and scale (where FLL put the face). A run longer than ``max_run`` frames,
+frame's own centre and scale (where FLL put the face). A run longer than ``max_run`` frames
+(:func:`max_run_for`: 2 s, and :data:`BRIDGE_MB` of the frames' pixels),
 or one the face never leaves before the video ends or the face is dropped, is left as it was:
 the face may have turned meanwhile. Frames come out in order, each once its runs are settled.
 """
@@ -28,8 +29,15 @@ T = TypeVar("T")
 #: ``crct track --bridge-lost``'s default (docs/benchmarks.md, session 35).
 BRIDGE_LOST = True
 
-#: ``crct track --bridge-lost``'s longest run, in frames (two seconds at 25 fps).
+#: ``crct track --bridge-lost``'s longest run, in frames (two seconds at 25 fps) ...
 BRIDGE_MAX_RUN = 50
+#: ... and in decoded pixels (the run's frames wait, with their pictures, until it ends).
+BRIDGE_MB = 200
+
+
+def max_run_for(image: np.ndarray, max_run: int = BRIDGE_MAX_RUN) -> int:
+    """The longest run bridged in a video of such frames: ``max_run``, fewer for large frames."""
+    return max(1, min(max_run, BRIDGE_MB * 2**20 // max(1, image.nbytes)))
 
 
 def placed_like(shape: np.ndarray, where: np.ndarray) -> np.ndarray:

@@ -12,7 +12,7 @@ from typing import Any, Generic, TypeVar
 import numpy as np
 
 from crct_cli.tracking.backtrack import Backtracker
-from crct_cli.tracking.bridge import LostShapeBridge
+from crct_cli.tracking.bridge import LostShapeBridge, max_run_for
 from crct_cli.tracking.multi import Face
 from crct_cli.tracking.smoothing import TwoSidedConfig, TwoSidedSmoother
 from crct_cli.tracking.tracker import TrackerConfig
@@ -42,12 +42,15 @@ class LookAhead(Generic[T]):
             None if two_sided is None else TwoSidedSmoother(two_sided)
         )
         self.bridge: LostShapeBridge[_Timed] | None = LostShapeBridge(bridge) if bridge else None
+        self._sized: int | None = None
 
     def push(
         self, item: T, time: float, image: np.ndarray, faces: list[Face]
     ) -> list[tuple[T, list[Face]]]:
         """Take one frame; returns the frames now ready, oldest first."""
         timed = (item, time)
+        if self.bridge is not None and self._sized is None:  # the frames' size caps the run
+            self._sized = self.bridge.max_run = max_run_for(image, self.bridge.max_run)
         ready = [(timed, faces)] if self.back is None else self.back.push(timed, image, faces)
         return self._smoothed(ready, last=False)
 
