@@ -89,6 +89,16 @@ def test_one_face_gives_algorithm_1s_points_run_face_by_face(tracker: Tracker) -
     assert states[0] == "redetected" and states.count("tracked") > N_FRAMES // 2
 
 
+def dark_clip(tmp_path: Path) -> Path:
+    """The astronaut clip's first 24 frames with frames 8-11 black: the face is lost there."""
+    clip = tmp_path / "dark.mp4"
+    frames = [f.image for f in iter_frames(VIDEO, 24)]
+    with VideoWriter(clip, 25.0, frames[0].shape[1], frames[0].shape[0]) as w:
+        for k, image in enumerate(frames):
+            w.write(np.zeros_like(image) if 8 <= k < 12 else image)
+    return clip
+
+
 def test_following_back_changes_no_frame_but_those_it_revises(
     tracker: Tracker, tmp_path: Path
 ) -> None:
@@ -96,11 +106,7 @@ def test_following_back_changes_no_frame_but_those_it_revises(
     after. The backward pass from the re-found face runs the same networks over frames already
     tracked; it must leave the forward run as it was (BT's reusable crops, ``aside``), so every
     frame it does not revise has the points of a run without it, to the last digit."""
-    clip = tmp_path / "dark.mp4"
-    frames = [f.image for f in iter_frames(VIDEO, 24)]
-    with VideoWriter(clip, 25.0, frames[0].shape[1], frames[0].shape[0]) as w:
-        for k, image in enumerate(frames):
-            w.write(np.zeros_like(image) if 8 <= k < 12 else image)
+    clip = dark_clip(tmp_path)
     nets = tracker.networks
     with_back = list(Tracker(networks=nets, smooth=False).track(clip))
     without = list(Tracker(networks=nets, smooth=False, backtrack=0).track(clip))
@@ -115,11 +121,7 @@ def test_bridging_lost_frames_changes_only_their_points(tracker: Tracker, tmp_pa
     """The same clip: with ``bridge_lost`` the four black frames, lost, take the shape between
     the frames around them, placed where their own points put the face; every other frame and
     every state is as without it."""
-    clip = tmp_path / "dark.mp4"
-    frames = [f.image for f in iter_frames(VIDEO, 24)]
-    with VideoWriter(clip, 25.0, frames[0].shape[1], frames[0].shape[0]) as w:
-        for k, image in enumerate(frames):
-            w.write(np.zeros_like(image) if 8 <= k < 12 else image)
+    clip = dark_clip(tmp_path)
     nets = tracker.networks
     plain = list(Tracker(networks=nets, smooth=False, backtrack=0, bridge_lost=False).track(clip))
     bridged_tracker = Tracker(networks=nets, smooth=False, backtrack=0)  # on by default
