@@ -42,23 +42,23 @@ class LookAhead(Generic[T]):
             None if two_sided is None else TwoSidedSmoother(two_sided)
         )
         self.bridge: LostShapeBridge[_Timed] | None = LostShapeBridge(bridge) if bridge else None
-        self._sized: int | None = None
+        self._bridge_frames = bridge
 
     def push(
         self, item: T, time: float, image: np.ndarray, faces: list[Face]
     ) -> list[tuple[T, list[Face]]]:
         """Take one frame; returns the frames now ready, oldest first."""
         timed = (item, time)
-        if self.bridge is not None and self._sized is None:  # the frames' size caps the run
-            self._sized = self.bridge.max_run = max_run_for(image, self.bridge.max_run)
+        if self.bridge is not None:  # the frames' size caps the run
+            self.bridge.max_run = max_run_for(image, self._bridge_frames)
         ready = [(timed, faces)] if self.back is None else self.back.push(timed, image, faces)
-        return self._smoothed(ready, last=False)
+        return self._finished(ready, last=False)
 
     def flush(self) -> list[tuple[T, list[Face]]]:
         """Every frame not given out yet."""
-        return self._smoothed([] if self.back is None else self.back.flush(), last=True)
+        return self._finished([] if self.back is None else self.back.flush(), last=True)
 
-    def _smoothed(
+    def _finished(
         self, ready: list[tuple[_Timed, list[Face]]], last: bool
     ) -> list[tuple[T, list[Face]]]:
         smoother = self.smoother
