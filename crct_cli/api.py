@@ -165,7 +165,8 @@ class Tracker:
     frames it was lost in, and those the validator accepts get its points, state ``tracked``
     (:mod:`crct_cli.tracking.backtrack`; 0: never).
     ``bridge_lost``: with ``lookahead``, once a lost face is followed again, :meth:`track` gives
-    each frame of its lost run (up to :data:`~crct_cli.tracking.bridge.BRIDGE_MAX_RUN` frames)
+    each frame of its lost run (up to :data:`~crct_cli.tracking.bridge.BRIDGE_MAX_RUN` frames,
+    fewer for large frames: :func:`~crct_cli.tracking.bridge.max_run_for`)
     the shape interpolated between the frames around the run, where the run's own points put
     the face (:mod:`crct_cli.tracking.bridge`).
     ``backfill``: :meth:`track` only: when a video's first frames show no face the detector

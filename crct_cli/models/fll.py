@@ -173,15 +173,14 @@ class LandmarkLocalizer(nn.Module):
         self.local: ShapeIndexedHead | None = None
         # further shape-indexed steps, each reading a finer patch around the last step's points
         self.local_more = nn.ModuleList()
+        bc = self.config.backbone
         if self.config.local:
-            bc = self.config.backbone
             self.local = ShapeIndexedHead(bc.width_a, bc.width_b)
             for step in range(1, self.config.local_steps):
                 spacing = 0.5**step
                 self.local_more.append(ShapeIndexedHead(bc.width_a, bc.width_b, spacing=spacing))
         self.heatmap: HeatmapHead | None = None
         if self.config.heatmap:
-            bc = self.config.backbone
             self.heatmap = HeatmapHead(bc.width_a, bc.width_b)
         self.global_frozen = False
 
