@@ -1510,6 +1510,16 @@ def train_fll(
             min=32.0,
         ),
     ] = 160.0,
+    label_origin: Annotated[
+        float | None,
+        typer.Option(
+            help="The coordinate the .pts files give the first pixel's centre (1 for 300-W, "
+            "which counts pixels from 1). FLL then learns true pixel centres, mirrored crops "
+            "included, and answers in the files' convention. Unset: the points as read "
+            "(mirroring then teaches x counted from 0 and y from the files' origin).",
+            show_default=False,
+        ),
+    ] = None,
     degradation: Degradation = 0.25,
     stack: Stack = 0.0,
     shadow: Shadow = 0.0,
@@ -1571,6 +1581,7 @@ def train_fll(
         freeze_global=freeze_global,
         input_size=input_size,
         max_face=max_face,
+        label_origin=label_origin,
         device=_train_device(device),
         workers=workers,
         minutes=minutes,

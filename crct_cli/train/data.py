@@ -56,25 +56,40 @@ def list_pairs(roots: Sequence[str | Path]) -> list[tuple[Path, Path]]:
 
 
 def load_faces(
-    roots: Sequence[str | Path], max_face: float = 160.0, desc: str = "loading faces"
+    roots: Sequence[str | Path],
+    max_face: float = 160.0,
+    desc: str = "loading faces",
+    origin: float | None = None,
 ) -> list[Face]:
-    """Read every pair into memory, downscaled so that the landmark box is at most ``max_face``."""
-    return load_pairs(list_pairs(roots), max_face, desc)
+    """Read every pair into memory, downscaled so that the landmark box is at most ``max_face``.
+
+    ``origin``: the coordinate the files give the first pixel's centre (300-W's .pts count
+    from 1). Given, the points become pixel centres counted from 0, as crops, flips and
+    rescales compute them, and a rescale maps them exactly. None keeps the points as read
+    and scales them with the image (how the shipped weights before it were trained).
+    """
+    return load_pairs(list_pairs(roots), max_face, desc, origin)
 
 
 def load_pairs(
-    pairs: Sequence[tuple[Path, Path]], max_face: float = 160.0, desc: str = "loading faces"
+    pairs: Sequence[tuple[Path, Path]],
+    max_face: float = 160.0,
+    desc: str = "loading faces",
+    origin: float | None = None,
 ) -> list[Face]:
     """:func:`load_faces` for the given (image, .pts) pairs."""
     faces = []
     for image_path, pts_path in tqdm(pairs, desc=desc, leave=False):
         image = read_image(image_path)
         points = read_pts(pts_path)
+        if origin is not None:
+            points = points - origin
         side = float(max(box_from_points(points)[2:]))
         if side > max_face:
             f = max_face / side
             image = cv2.resize(image, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
-            points = points * f
+            # cv2.resize maps pixel centres as (x + 0.5) * f - 0.5
+            points = points * f if origin is None else (points + 0.5) * f - 0.5
         faces.append(Face(str(image_path), image, points))
     return faces
 

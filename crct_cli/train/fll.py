@@ -78,6 +78,7 @@ class TrainFLLConfig(TrainRun):
     freeze_global: bool = False  # train the shape-indexed head alone
     input_size: int | None = None  # crop side in pixels (default: the model's); weights carry over
     max_face: float = 160.0  # photographs are read with the landmark box at most this side
+    label_origin: float | None = None  # the labels' first pixel centre (None: points as read)
     device: str = "cpu"  # where the steps run (cuda: a GPU)
     workers: int = 0  # processes that build the batches (0: one thread); the same batches
     minutes: float | None = None  # fit --steps (an upper bound then) to this much training time
@@ -130,6 +131,8 @@ class TrainFLLConfig(TrainRun):
         args += ["--heatmap"] if self.heatmap else []
         args += ["--freeze-global"] if self.freeze_global else []
         args += ["--max-face", f"{self.max_face:g}"] if self.max_face != 160.0 else []
+        if self.label_origin is not None:
+            args += ["--label-origin", f"{self.label_origin:g}"]
         args += ["--device", self.device] if self.device != "cpu" else []
         return args + degradation_options(self.augment) + ["--loss", self.loss]
 
@@ -192,9 +195,10 @@ class BatchMaker:
         self.cfg = cfg
 
     def __call__(self, step: int) -> tuple[np.ndarray, np.ndarray]:
-        key = (tuple(map(str, self.cfg.train)), self.cfg.max_face)
+        cfg = self.cfg
+        key = (tuple(map(str, cfg.train)), cfg.max_face, cfg.label_origin)
         if key not in self._faces:
-            self._faces[key] = load_faces(self.cfg.train, self.cfg.max_face, desc="worker faces")
+            self._faces[key] = load_faces(cfg.train, cfg.max_face, "worker faces", cfg.label_origin)
         return batch_crops(self._faces[key], self.cfg, step)
 
 
@@ -246,7 +250,7 @@ def train_fll(cfg: TrainFLLConfig, log=print) -> dict:
     model_cfg = (
         replace(cfg.model, local=True, local_steps=cfg.local_steps) if cfg.local else cfg.model
     )
-    model_cfg = replace(model_cfg, heatmap=cfg.heatmap)
+    model_cfg = replace(model_cfg, heatmap=cfg.heatmap, label_origin=cfg.label_origin or 0.0)
     warm = load_localizer(load_weights(cfg.init, "fll")) if cfg.init is not None else None
     if warm is not None and warm.local is not None and not model_cfg.local:
         raise CrctError(f"{cfg.init} has the shape-indexed head: train it with --local")
@@ -261,7 +265,8 @@ def train_fll(cfg: TrainFLLConfig, log=print) -> dict:
     if cfg.first is not None:
         same = cfg.first == cfg.init
         first = warm if same else load_localizer(load_weights(cfg.first, "fll"))
-    train_faces = load_faces(cfg.train, cfg.max_face, desc="train faces")
+    train_faces = load_faces(cfg.train, cfg.max_face, "train faces", cfg.label_origin)
+    # validated as the files give the points: the aligner answers in the labels' convention
     val_faces = load_faces(cfg.val, desc="val faces")
     log(
         f"FLL: {len(train_faces)} training faces ({', '.join(map(str, cfg.train))}), "

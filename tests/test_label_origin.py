@@ -1,0 +1,129 @@
+"""Label files that count pixels from 1 (300-W's .pts): ``--label-origin`` and the aligner.
+
+Crops, flips and rescales compute pixel centres counted from 0. Taken as read, a label counted
+from 1 sits one pixel right of and below its mark; a mirrored crop turns that into one pixel
+left, so FLL was taught x counted from 0 and y counted from 1. With the origin given, the
+points sit on their marks in every crop, and the aligner adds the origin back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_geometry_models import FLL_CFG, fixed_shape_model, ibug_template
+from test_stage2 import write_generated_faces
+
+from crct_cli.aligner import AlignConfig, Aligner
+from crct_cli.io.images import write_image
+from crct_cli.io.landmarks import write_pts
+from crct_cli.landmarks import FLIP_PERMUTATION
+from crct_cli.models.weights import read_manifest, save_weights
+from crct_cli.runtime.nets import LocalizerSpec
+from crct_cli.train.data import NO_AUGMENT, augmented_crop, load_faces
+from crct_cli.train.fll import TrainFLLConfig, train_fll
+
+#: landmarks at least 10 px apart: both jaw ends, the chin, the outer eye and mouth corners
+DOTS = (0, 16, 8, 36, 45, 48, 54)
+
+
+def dotted_face(folder: Path) -> np.ndarray:
+    """A black picture with a Gaussian dot on each of :data:`DOTS`, its .pts written counted
+    from 1 (the dot of a point at ``p`` lies at pixel centre ``p - 1``); the true centres."""
+    centres = ibug_template() * 1.6 + np.array([120.3, 110.7])
+    ys, xs = np.mgrid[0:240, 0:240].astype(np.float64)
+    image = np.zeros((240, 240), np.float64)
+    for j in DOTS:
+        x, y = centres[j]
+        image += 250 * np.exp(-((xs - x) ** 2 + (ys - y) ** 2) / (2 * 2.0**2))
+    folder.mkdir()
+    grey = image.clip(0, 255).astype(np.uint8)
+    write_image(folder / "dots.png", np.repeat(grey[..., None], 3, axis=2))
+    write_pts(folder / "dots.pts", centres + 1.0)
+    return centres
+
+
+def dot_centroid(crop: np.ndarray, near: np.ndarray, half: int = 5) -> np.ndarray:
+    """The intensity centroid of the dot around ``near`` (crop pixels)."""
+    x0, y0 = (int(round(v)) for v in near)
+    patch = crop[y0 - half : y0 + half + 1, x0 - half : x0 + half + 1, 0].astype(np.float64)
+    ys, xs = np.mgrid[y0 - half : y0 + half + 1, x0 - half : x0 + half + 1]
+    return np.array([(xs * patch).sum(), (ys * patch).sum()]) / patch.sum()
+
+
+def crop_errors(face, flip: bool) -> np.ndarray:
+    """Each dot's point minus its centroid, in a (mirrored) training crop."""
+    aug = dataclasses.replace(NO_AUGMENT, flip=1.0 if flip else 0.0)
+    crop, points = augmented_crop(face, np.random.default_rng(0), 96, 1.35, aug)
+    perm = list(FLIP_PERMUTATION)
+    rows = []
+    for j in DOTS:
+        p = points[perm[j]] if flip else points[j]  # after a flip, point perm[j] shows mark j
+        rows.append(p - dot_centroid(crop, p))
+    return np.array(rows)
+
+
+def test_points_counted_from_one_sit_on_their_marks_in_mirrored_and_rescaled_crops(
+    tmp_path: Path,
+) -> None:
+    centres = dotted_face(tmp_path / "faces")
+    # max_face below the face's side: the picture is also rescaled on reading
+    (given,) = load_faces([tmp_path / "faces"], max_face=100.0, desc="t", origin=1.0)
+    (as_read,) = load_faces([tmp_path / "faces"], max_face=100.0, desc="t")
+    f = 100.0 / max(np.ptp(centres, 0))
+    assert given.image.shape[0] == round(240 * f)  # rescaled
+    assert np.allclose(given.points, (centres + 0.5) * f - 0.5, atol=1e-3)
+    for flip in (False, True):
+        assert np.abs(crop_errors(given, flip)).max() < 0.15, flip
+    # as read, the label's extra pixel moves x to the other side of the mark once mirrored:
+    # the two crops teach different x conventions, and the same y
+    plain, mirrored = crop_errors(as_read, False), crop_errors(as_read, True)
+    assert plain[:, 0].mean() > 0.3 and mirrored[:, 0].mean() < -0.3
+    assert plain[:, 1].mean() > 0.3 and mirrored[:, 1].mean() > 0.3
+
+
+@pytest.mark.parametrize("blend", [False, True])
+def test_the_aligner_answers_in_each_networks_label_convention(blend: bool) -> None:
+    units = np.random.default_rng(3).uniform(-0.3, 0.3, (68, 2))
+    image = np.random.default_rng(4).integers(0, 256, (150, 200, 3), dtype=np.uint8)
+    box = np.array([30.0, 40.0, 60.0, 80.0])
+    config = AlignConfig(refine=1, blend=blend)
+
+    def aligned(first_origin: float, second_origin: float) -> np.ndarray:
+        first, second = fixed_shape_model(units), fixed_shape_model(units[::-1].copy())
+        first.config = dataclasses.replace(FLL_CFG, label_origin=first_origin)
+        second.config = dataclasses.replace(FLL_CFG, label_origin=second_origin)
+        return Aligner(first, "cpu", config, refiner=second)(image, box)[0]
+
+    base = aligned(0.0, 0.0)
+    # the crops are cut around pixel centres counted from 0: only the answer moves
+    assert np.allclose(aligned(1.0, 1.0), base + 1.0, atol=1e-5)
+    assert np.allclose(aligned(1.0, 0.0), base + (0.5 if blend else 0.0), atol=1e-5)
+    assert np.allclose(aligned(0.0, 1.0), base + (0.5 if blend else 1.0), atol=1e-5)
+
+
+def test_training_with_an_origin_records_it_in_the_command_and_the_weights(
+    tmp_path: Path,
+) -> None:
+    data = write_generated_faces(tmp_path / "faces")
+    out = tmp_path / "w" / "fll.pt"
+    cfg = TrainFLLConfig([data], [data], steps=2, batch=4, out=out, label_origin=1.0)
+    cfg.model, cfg.checkpoint = FLL_CFG, tmp_path / "ckpt" / "a.ckpt"
+    train_fll(cfg, log=lambda _m: None)
+    entry = read_manifest(out.parent)["weights"]["fll.pt"]
+    assert "--label-origin 1 " in entry["command"]
+    from crct_cli.models.fll import load_localizer
+    from crct_cli.models.weights import load_weights
+
+    blob = load_weights(out, "fll")
+    assert load_localizer(blob).config.label_origin == 1.0
+    assert LocalizerSpec.from_config(blob["config"]).label_origin == 1.0  # the ONNX side
+    # without the option nothing is recorded and older files read as 0
+    assert "--label-origin" not in " ".join(TrainFLLConfig([data], [data]).options())
+    old = {k: v for k, v in blob["config"]["model"].items() if k != "label_origin"}
+    save_weights(tmp_path / "old.pt", "fll", {"model": old}, blob["state_dict"])
+    old_blob = load_weights(tmp_path / "old.pt", "fll")
+    assert load_localizer(old_blob).config.label_origin == 0.0
+    assert LocalizerSpec.from_config(old_blob["config"]).label_origin == 0.0
