@@ -22,6 +22,7 @@ from crct_cli.bench.synth_multi import (
 from crct_cli.errors import CrctError
 from crct_cli.io.datasets import read_annotations
 from crct_cli.io.images import write_image
+from crct_cli.io.landmarks import PTS_ORIGIN
 from crct_cli.io.video import iter_frames
 from crct_cli.landmarks import box_from_points
 from crct_cli.models.bt import BTConfig
@@ -145,9 +146,10 @@ def _video_kwargs() -> dict[str, object]:
 
 
 def test_category_1_is_the_original_generator(faces_dir: Path, tmp_path: Path) -> None:
-    """The default draws faces and motion exactly as before categories existed."""
+    """The default draws faces and motion exactly as before categories existed (on pixel
+    centres counted from 0, the markup written back counting from the files' 1)."""
     synth_video.make_synthetic_videos(faces_dir, tmp_path / "c1", **_video_kwargs())  # type: ignore[arg-type]
-    faces = load_faces([faces_dir], max_face=400.0)
+    faces = load_faces([faces_dir], max_face=400.0, origin=PTS_ORIGIN)
     rng = np.random.default_rng(1)
     for k, i in enumerate(rng.choice(len(faces), size=2, replace=False)):
         clean = AugmentConfig(flip=0.5, degradation=0.0, color=0.0, grayscale=0.0)
@@ -158,7 +160,7 @@ def test_category_1_is_the_original_generator(faces_dir: Path, tmp_path: Path) -
         annot = read_annotations(tmp_path / "c1" / f"{k + 1:03d}" / "annot")
         for t in range(6):
             np.testing.assert_allclose(
-                annot[t + 1], geometry.apply(place, seq.points[t]), atol=1e-3
+                annot[t + 1], geometry.apply(place, seq.points[t]) + PTS_ORIGIN, atol=1e-3
             )
 
 

@@ -47,7 +47,7 @@ from crct_cli import geometry
 from crct_cli.bench.multi_face import FACES_DIR, FACES_JSON, VIDEO_NAME
 from crct_cli.errors import CrctError
 from crct_cli.io.atomic import replace_dir, write_text_atomic
-from crct_cli.io.landmarks import write_pts
+from crct_cli.io.landmarks import PTS_ORIGIN, write_pts
 from crct_cli.io.video import VideoWriter
 from crct_cli.landmarks import box_from_points, flip_points
 from crct_cli.train.data import Face, load_faces
@@ -62,13 +62,15 @@ ROLES = ("crossing", "crossing", "visitor")
 
 @dataclass(frozen=True)
 class MultiSynthConfig:
-    """Canvas and face sizes of the generated sequences."""
+    """Canvas and face sizes of the generated sequences; ``origin`` as in
+    :func:`crct_cli.bench.synth_video.make_synthetic_videos` (the faces' .pts count from it)."""
 
     width: int = 640
     height: int = 360
     fps: float = 25.0
     face_px: tuple[float, float] = (70.0, 95.0)  #: landmark box side on the canvas (range)
     visible_share: float = VISIBLE_SHARE
+    origin: float | None = PTS_ORIGIN
 
 
 @dataclass
@@ -323,7 +325,9 @@ def render(plan: MultiPlan, t: int, visible_share: float = VISIBLE_SHARE) -> Ren
     return frame
 
 
-def write_sequence(plan: MultiPlan, folder: Path, seed: int, visible_share: float) -> Path:
+def write_sequence(
+    plan: MultiPlan, folder: Path, seed: int, visible_share: float, origin: float | None = None
+) -> Path:
     """Render and write one sequence into ``folder`` (built aside, renamed when complete)."""
     tmp = folder.with_name(f".{folder.name}.partial")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -337,7 +341,8 @@ def write_sequence(plan: MultiPlan, folder: Path, seed: int, visible_share: floa
             for k, face in enumerate(plan.faces):
                 if frame.visible[k]:
                     write_pts(
-                        tmp / FACES_DIR / str(face.gt_id) / f"{t + 1:06d}.pts", frame.points[k]
+                        tmp / FACES_DIR / str(face.gt_id) / f"{t + 1:06d}.pts",
+                        frame.points[k] + (origin or 0.0),
                     )
                 per_face[k].append(
                     {
@@ -396,7 +401,7 @@ def make_multi_face_videos(
         raise CrctError(f"--videos must be at least 1, got {n_videos}")
     if n_frames < MIN_FRAMES:
         raise CrctError(f"--frames must be at least {MIN_FRAMES}, got {n_frames}")
-    faces = load_faces([faces_dir], max_face=400.0, desc="faces")
+    faces = load_faces([faces_dir], max_face=400.0, desc="faces", origin=cfg.origin)
     if len(faces) < len(ROLES):
         raise CrctError(f"{faces_dir}: {len(faces)} faces, a sequence needs {len(ROLES)}")
     rng = np.random.default_rng(seed)
@@ -410,7 +415,8 @@ def make_multi_face_videos(
     for k in range(n_videos):
         picked = [faces[int(i)] for i in chosen[len(ROLES) * k : len(ROLES) * (k + 1)]]
         plan = plan_sequence(rng, picked, n_frames, k + 1, cfg)
-        written.append(write_sequence(plan, out / f"{k + 1:03d}", seed, cfg.visible_share))
+        folder = out / f"{k + 1:03d}"
+        written.append(write_sequence(plan, folder, seed, cfg.visible_share, cfg.origin))
     return written
 
 
@@ -423,8 +429,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--height", type=int, default=360)
+    parser.add_argument(
+        "--origin",
+        type=float,
+        default=PTS_ORIGIN,
+        help="the coordinate the faces' .pts give the first pixel's centre (300-W: 1, the "
+        "default); the frames' .pts count from it too",
+    )
     args = parser.parse_args(argv)
-    cfg = MultiSynthConfig(width=args.width, height=args.height)
+    cfg = MultiSynthConfig(width=args.width, height=args.height, origin=args.origin)
     try:
         folders = make_multi_face_videos(
             args.faces, args.out, args.videos, args.frames, args.seed, cfg

@@ -40,7 +40,7 @@ import numpy as np
 
 from crct_cli import geometry
 from crct_cli.errors import CrctError
-from crct_cli.io.landmarks import write_pts
+from crct_cli.io.landmarks import PTS_ORIGIN, write_pts
 from crct_cli.io.video import VideoWriter
 from crct_cli.landmarks import box_from_points
 from crct_cli.noise import downsample, gaussian_noise
@@ -264,13 +264,20 @@ def make_synthetic_videos(
     seed: int = 0,
     fps: float = 25.0,
     category: int = 1,
+    origin: float | None = PTS_ORIGIN,
 ) -> list[Path]:
-    """Write ``n_videos`` sequences of ``category`` under ``out``; return their folders."""
+    """Write ``n_videos`` sequences of ``category`` under ``out``; return their folders.
+
+    ``origin``: the coordinate the faces' .pts give the first pixel's centre. The stills are
+    moved (and mirrored) on true pixel centres and the frames' points written back counting
+    from it, so a mirrored face's markup is as exact as an upright one's. None: the points
+    as read (sets written before it: a mirrored face's x was then 2 of its pixels off).
+    """
     if category not in CATEGORIES:
         raise CrctError(f"--category must be 1, 2 or 3, got {category}")
     if n_videos < 1 or n_frames < 2:
         raise CrctError("--videos must be at least 1 and --frames at least 2")
-    faces = load_faces([faces_dir], max_face=400.0, desc="faces")
+    faces = load_faces([faces_dir], max_face=400.0, desc="faces", origin=origin)
     if n_videos > len(faces):
         raise CrctError(f"{faces_dir}: {len(faces)} faces, fewer than --videos {n_videos}")
     rng = np.random.default_rng(seed)
@@ -297,7 +304,7 @@ def make_synthetic_videos(
         with VideoWriter(folder / "vid.mp4", fps, width, height) as writer:
             for t, (frame, points) in enumerate(frames):
                 writer.write(frame)
-                write_pts(folder / "annot" / f"{t + 1:06d}.pts", points)
+                write_pts(folder / "annot" / f"{t + 1:06d}.pts", points + (origin or 0.0))
         written.append(folder)
     return written
 
@@ -324,6 +331,13 @@ def main(argv: list[str] | None = None) -> None:
         help="1 gentle motion (default), 2 lighting drift, 3 fast motion, blur, strips, "
         "noise, low-resolution bursts",
     )
+    parser.add_argument(
+        "--origin",
+        type=float,
+        default=PTS_ORIGIN,
+        help="the coordinate the faces' .pts give the first pixel's centre (300-W: 1, the "
+        "default); the frames' .pts count from it too",
+    )
     args = parser.parse_args(argv)
     try:
         folders = make_synthetic_videos(
@@ -333,6 +347,7 @@ def main(argv: list[str] | None = None) -> None:
             args.frames,
             seed=args.seed,
             category=args.category,
+            origin=args.origin,
         )
     except CrctError as exc:
         print(f"synth_video: error: {exc}", file=sys.stderr)

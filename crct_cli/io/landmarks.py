@@ -11,6 +11,10 @@ from crct_cli.errors import CrctError
 from crct_cli.io.atomic import write_text_atomic
 from crct_cli.landmarks import N_POINTS
 
+#: The coordinate 300-W's (and 300-VW's) .pts files give the centre of the first pixel: they
+#: count from 1, as Matlab does. crct's geometry counts pixel centres from 0 (as OpenCV).
+PTS_ORIGIN = 1.0
+
 
 def read_pts(path: str | os.PathLike[str], n_points: int = N_POINTS) -> np.ndarray:
     """Read a ``.pts`` file into an (n_points, 2) float array of pixel coordinates.
