@@ -162,25 +162,16 @@ class Aligner:
         boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
         if len(boxes) == 0:
             return np.zeros((0, 68, 2))
-        # the passes crop around pixel centres counted from 0; each network's label origin is
-        # added to the answer it gives (FLLConfig.label_origin)
         first = points = self._once(images, boxes, flip)
-        first_origin = origin = label_origin(self.model)
         for _ in range(self.config.refine):
             if self.refiner is not None:
                 points = self._upright(images, points, flip)
-                origin = label_origin(self.refiner)
             else:
                 boxes = np.stack([box_from_points(p) for p in points])
                 points = self._once(images, boxes, flip)
         if self.config.blend and self.config.refine > 0:
-            return 0.5 * (first + points) + 0.5 * (first_origin + origin)
-        return points + origin
-
-
-def label_origin(localizer: Any) -> float:
-    """The coordinate the localizer's training labels gave the first pixel's centre."""
-    return float(getattr(localizer.config, "label_origin", 0.0))
+            points = 0.5 * (first + points)
+        return points
 
 
 #: How ``crct align`` (and the still-image benchmark) runs FLL by default: a still image can

@@ -1515,8 +1515,8 @@ def train_fll(
         typer.Option(
             help="The coordinate the .pts files give the first pixel's centre (1 for 300-W, "
             "which counts pixels from 1). FLL then learns true pixel centres, mirrored crops "
-            "included, and answers in the files' convention. Unset: the points as read "
-            "(mirroring then teaches x counted from 0 and y from the files' origin).",
+            "included, and answers counting from 0 as OpenCV and dlib do. Unset: the points as "
+            "read (mirroring then teaches x counted from 0 and y from the files' origin).",
             show_default=False,
         ),
     ] = None,

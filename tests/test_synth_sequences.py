@@ -147,7 +147,7 @@ def _video_kwargs() -> dict[str, object]:
 
 def test_category_1_is_the_original_generator(faces_dir: Path, tmp_path: Path) -> None:
     """The default draws faces and motion exactly as before categories existed (on pixel
-    centres counted from 0, the markup written back counting from the files' 1)."""
+    centres counted from 0: the files' 300-W origin taken off)."""
     synth_video.make_synthetic_videos(faces_dir, tmp_path / "c1", **_video_kwargs())  # type: ignore[arg-type]
     faces = load_faces([faces_dir], max_face=400.0, origin=PTS_ORIGIN)
     rng = np.random.default_rng(1)
@@ -160,7 +160,7 @@ def test_category_1_is_the_original_generator(faces_dir: Path, tmp_path: Path) -
         annot = read_annotations(tmp_path / "c1" / f"{k + 1:03d}" / "annot")
         for t in range(6):
             np.testing.assert_allclose(
-                annot[t + 1], geometry.apply(place, seq.points[t]) + PTS_ORIGIN, atol=1e-3
+                annot[t + 1], geometry.apply(place, seq.points[t]), atol=1e-3
             )
 
 

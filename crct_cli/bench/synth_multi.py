@@ -63,7 +63,8 @@ ROLES = ("crossing", "crossing", "visitor")
 @dataclass(frozen=True)
 class MultiSynthConfig:
     """Canvas and face sizes of the generated sequences; ``origin`` as in
-    :func:`crct_cli.bench.synth_video.make_synthetic_videos` (the faces' .pts count from it)."""
+    :func:`crct_cli.bench.synth_video.make_synthetic_videos` (the faces' .pts count from it;
+    the frames' from 0)."""
 
     width: int = 640
     height: int = 360
@@ -325,9 +326,7 @@ def render(plan: MultiPlan, t: int, visible_share: float = VISIBLE_SHARE) -> Ren
     return frame
 
 
-def write_sequence(
-    plan: MultiPlan, folder: Path, seed: int, visible_share: float, origin: float | None = None
-) -> Path:
+def write_sequence(plan: MultiPlan, folder: Path, seed: int, visible_share: float) -> Path:
     """Render and write one sequence into ``folder`` (built aside, renamed when complete)."""
     tmp = folder.with_name(f".{folder.name}.partial")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -341,8 +340,7 @@ def write_sequence(
             for k, face in enumerate(plan.faces):
                 if frame.visible[k]:
                     write_pts(
-                        tmp / FACES_DIR / str(face.gt_id) / f"{t + 1:06d}.pts",
-                        frame.points[k] + (origin or 0.0),
+                        tmp / FACES_DIR / str(face.gt_id) / f"{t + 1:06d}.pts", frame.points[k]
                     )
                 per_face[k].append(
                     {
@@ -415,8 +413,7 @@ def make_multi_face_videos(
     for k in range(n_videos):
         picked = [faces[int(i)] for i in chosen[len(ROLES) * k : len(ROLES) * (k + 1)]]
         plan = plan_sequence(rng, picked, n_frames, k + 1, cfg)
-        folder = out / f"{k + 1:03d}"
-        written.append(write_sequence(plan, folder, seed, cfg.visible_share, cfg.origin))
+        written.append(write_sequence(plan, out / f"{k + 1:03d}", seed, cfg.visible_share))
     return written
 
 
@@ -434,7 +431,7 @@ def main(argv: list[str] | None = None) -> None:
         type=float,
         default=PTS_ORIGIN,
         help="the coordinate the faces' .pts give the first pixel's centre (300-W: 1, the "
-        "default); the frames' .pts count from it too",
+        "default); the frames' .pts count pixel centres from 0",
     )
     args = parser.parse_args(argv)
     cfg = MultiSynthConfig(width=args.width, height=args.height, origin=args.origin)

@@ -269,9 +269,10 @@ def make_synthetic_videos(
     """Write ``n_videos`` sequences of ``category`` under ``out``; return their folders.
 
     ``origin``: the coordinate the faces' .pts give the first pixel's centre. The stills are
-    moved (and mirrored) on true pixel centres and the frames' points written back counting
-    from it, so a mirrored face's markup is as exact as an upright one's. None: the points
-    as read (sets written before it: a mirrored face's x was then 2 of its pixels off).
+    moved (and mirrored) on true pixel centres, and the frames' points are written counting
+    them from 0 as crct, OpenCV and dlib do, so a mirrored face's markup is as exact as an
+    upright one's. None: the points as read (sets written before it: a mirrored face's x was
+    then 2 of its pixels off).
     """
     if category not in CATEGORIES:
         raise CrctError(f"--category must be 1, 2 or 3, got {category}")
@@ -304,7 +305,7 @@ def make_synthetic_videos(
         with VideoWriter(folder / "vid.mp4", fps, width, height) as writer:
             for t, (frame, points) in enumerate(frames):
                 writer.write(frame)
-                write_pts(folder / "annot" / f"{t + 1:06d}.pts", points + (origin or 0.0))
+                write_pts(folder / "annot" / f"{t + 1:06d}.pts", points)
         written.append(folder)
     return written
 
@@ -336,7 +337,7 @@ def main(argv: list[str] | None = None) -> None:
         type=float,
         default=PTS_ORIGIN,
         help="the coordinate the faces' .pts give the first pixel's centre (300-W: 1, the "
-        "default); the frames' .pts count from it too",
+        "default); the frames' .pts count pixel centres from 0",
     )
     args = parser.parse_args(argv)
     try:

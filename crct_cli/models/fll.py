@@ -40,10 +40,10 @@ class FLLConfig:
     runs that many heads in turn, each after the first sampling half as far around the points
     the one before placed (the iterations of cascaded shape regression).
     ``heatmap``: add the heatmap head (:class:`HeatmapHead`) after them.
-    ``label_origin``: the coordinate the training labels gave the first pixel's centre (300-W's
-    .pts: 1). FLL answers in pixel centres counted from 0; the aligner adds this so that its
-    points read as the labels do. 0 for files trained before it: their labels were taken as
-    read, and the mirrored crops then taught x from 0 and y from the labels' origin.
+    ``label_origin``: a record of the coordinate the training labels gave the first pixel's
+    centre (300-W's .pts: 1), subtracted before training, so FLL answers in pixel centres
+    counted from 0 as OpenCV and dlib do. 0 for files trained before it: their labels were
+    taken as read, and the mirrored crops then taught x from 0 and y from the labels' origin.
     """
 
     input_size: int = 112

@@ -26,22 +26,16 @@ LSTMState = tuple[np.ndarray, np.ndarray]
 @dataclass(frozen=True)
 class LocalizerSpec:
     """FLL's crop: ``input_size`` px around ``context`` x the box side (eye-levelled when
-    ``upright``: the second stage); ``label_origin`` as ``FLLConfig``'s."""
+    ``upright``: the second stage)."""
 
     input_size: int = 112
     context: float = 1.35
     upright: bool = False
-    label_origin: float = 0.0
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> LocalizerSpec:
         m = config["model"]
-        return cls(
-            int(m["input_size"]),
-            float(m["context"]),
-            bool(m.get("upright", False)),
-            float(m.get("label_origin", 0.0)),
-        )
+        return cls(int(m["input_size"]), float(m["context"]), bool(m.get("upright", False)))
 
 
 @dataclass(frozen=True)

@@ -266,7 +266,7 @@ def train_fll(cfg: TrainFLLConfig, log=print) -> dict:
         same = cfg.first == cfg.init
         first = warm if same else load_localizer(load_weights(cfg.first, "fll"))
     train_faces = load_faces(cfg.train, cfg.max_face, "train faces", cfg.label_origin)
-    # validated as the files give the points: the aligner answers in the labels' convention
+    # validated on the points as the files give them (as crct benchmark scores against them)
     val_faces = load_faces(cfg.val, desc="val faces")
     log(
         f"FLL: {len(train_faces)} training faces ({', '.join(map(str, cfg.train))}), "
