@@ -945,6 +945,15 @@ def benchmark(
             show_default=False,
         ),
     ] = None,
+    gt_origin: Annotated[
+        float,
+        typer.Option(
+            help="--pred/--gt: the coordinate the ground-truth files give the first pixel's "
+            "centre, taken off before scoring: 1 for 300-W's and 300-VW's own files (crct, "
+            "OpenCV and dlib count from 0).",
+            metavar="X",
+        ),
+    ] = 0.0,
     out: Annotated[
         Path | None,
         typer.Option(
@@ -1104,7 +1113,11 @@ def benchmark(
         "--max-frames": max_frames,
         "--box-from-pts": box_from_pts or None,
     }
-    pred_only = {"--nearest": nearest or None, "--common-with": common_with}
+    pred_only = {
+        "--nearest": nearest or None,
+        "--common-with": common_with,
+        "--gt-origin": gt_origin or None,
+    }
     given_pred = [name for name, value in pred_only.items() if value is not None]
     if given_pred and (speed or dataset is not None):
         raise CrctError(f"{', '.join(given_pred)}: only with --pred/--gt")
@@ -1238,6 +1251,7 @@ def benchmark(
         nearest=nearest,
         common_with=common_with,
         states=states,
+        gt_origin=gt_origin,
     )
     print_tables(results_tables(result))
     if out is not None:

@@ -140,3 +140,33 @@ def test_synthetic_sequences_put_their_markup_on_the_face_mirrored_or_not(
     # the points as read: every sequence's markup a pixel off its marks (right and down as
     # written, and to the left once mirrored)
     assert min(as_read) > 0.8
+
+
+def test_the_benchmark_takes_a_ground_truths_origin_off_before_scoring(tmp_path: Path) -> None:
+    """``crct benchmark --gt-origin 1``: 300-W's own files against points counted from 0."""
+    import json
+
+    from test_benchmark_cli import crct, one_line_error
+
+    rng = np.random.default_rng(0)
+    (tmp_path / "gt").mkdir()
+    (tmp_path / "pred").mkdir()
+    for k in range(3):
+        truth = ibug_template() * (1.0 + 0.2 * k) + 100.0  # pixel centres counted from 0
+        write_pts(tmp_path / "gt" / f"f{k}.pts", truth + 1.0)  # as 300-W writes them
+        write_pts(tmp_path / "pred" / f"f{k}.pts", truth + rng.normal(0, 0.2, truth.shape))
+    scores = {}
+    for origin in ("0", "1"):
+        out = tmp_path / f"score{origin}"
+        args = ["--pred", tmp_path / "pred", "--gt", tmp_path / "gt", "--out", out]
+        result = crct("benchmark", *args, "--gt-origin", origin)
+        assert result.exit_code == 0, result.output
+        scores[origin] = json.loads((out / "results.json").read_text())
+    assert scores["1"]["gt_origin"] == 1.0 and scores["0"]["gt_origin"] == 0.0
+    diagonals = [np.hypot(*np.ptp(ibug_template() * (1.0 + 0.2 * k), 0)) for k in range(3)]
+    # the noise alone with the origin off (0.2 px per axis), the files' extra pixel without
+    assert scores["1"]["mean_nme"] < 0.3 / min(diagonals)
+    assert scores["0"]["mean_nme"] > 1.2 / max(diagonals)
+    assert "--gt-origin" in one_line_error(
+        crct("benchmark", "--dataset", "300w", "--root", tmp_path, "--gt-origin", "1")
+    )

@@ -71,6 +71,7 @@ class PtsComparison:
     #: the files' frames pooled by the tracker's state (from track.json), when it was given
     by_state: dict[str, ErrorSummary] | None = None
     states_from: str | None = None  #: the track.json the states were read from
+    gt_origin: float = 0.0  #: taken off the ground truth's coordinates before scoring
 
     def to_json(self) -> dict[str, object]:
         """JSON-ready dict (``inf``/``NaN`` become ``null``); per-file rows go to the CSV."""
@@ -79,6 +80,7 @@ class PtsComparison:
             "pred": self.pred_dir,
             "gt": self.gt_dir,
             "normalization": self.norm,
+            "gt_origin": self.gt_origin,
             **s,
             "evaluated": self.summary.count - self.summary.missing,
             "unmatched_predictions": self.unmatched_predictions,
@@ -176,6 +178,7 @@ def compare_pts_folders(
     nearest: bool = False,
     common_with: str | os.PathLike[str] | None = None,
     states: tuple[dict[str, str], Path] | None = None,
+    gt_origin: float = 0.0,
 ) -> PtsComparison:
     """Pair ``.pts`` files by relative path and score them.
 
@@ -186,7 +189,9 @@ def compare_pts_folders(
     tools are compared on the same faces; for video frames the jitter is also taken over the
     pairs both tools have on the face (``jitter_ok_shared``). ``states``: each file's tracker
     state and where it was read (:func:`track_states`): the files are also scored by state
-    (files without one are left out of that split).
+    (files without one are left out of that split). ``gt_origin``: the coordinate the
+    ground-truth files give the first pixel's centre (300-W's and 300-VW's own files: 1), taken
+    off them so that they count from 0 as crct, OpenCV and dlib answer.
 
     Raises :class:`CrctError` for a missing folder, no ground truth, no pair at all, a
     malformed file (naming it) or degenerate ground truth.
@@ -222,7 +227,7 @@ def compare_pts_folders(
             f"({len(pred_files)} predictions, {len(gt_files)} ground-truth files)"
         )
     rels = list(gt_files)
-    gt = np.stack([read_pts(gt_files[rel]) for rel in rels])
+    gt = np.stack([read_pts(gt_files[rel]) for rel in rels]) - gt_origin
     pred, answered = _read_answers(pred_files, choices, rels, gt)
     lengths = normalizer(gt, norm)
     bad = np.flatnonzero(~(lengths > 0))
@@ -258,6 +263,7 @@ def compare_pts_folders(
         jitter=jitter,
         by_state=by_state,
         states_from=None if states is None else str(states[1]),
+        gt_origin=gt_origin,
     )
 
 
