@@ -266,8 +266,8 @@ def train_fll(cfg: TrainFLLConfig, log=print) -> dict:
         same = cfg.first == cfg.init
         first = warm if same else load_localizer(load_weights(cfg.first, "fll"))
     train_faces = load_faces(cfg.train, cfg.max_face, "train faces", cfg.label_origin)
-    # validated on the points as the files give them (as crct benchmark scores against them)
-    val_faces = load_faces(cfg.val, desc="val faces")
+    # validated in the convention FLL learns: with --label-origin, the files' origin taken off
+    val_faces = load_faces(cfg.val, desc="val faces", origin=cfg.label_origin)
     log(
         f"FLL: {len(train_faces)} training faces ({', '.join(map(str, cfg.train))}), "
         f"{len(val_faces)} validation ({', '.join(map(str, cfg.val))})"
