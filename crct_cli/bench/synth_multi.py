@@ -45,6 +45,7 @@ import numpy as np
 
 from crct_cli import geometry
 from crct_cli.bench.multi_face import FACES_DIR, FACES_JSON, VIDEO_NAME
+from crct_cli.bench.synth_video import add_origin_argument
 from crct_cli.errors import CrctError
 from crct_cli.io.atomic import replace_dir, write_text_atomic
 from crct_cli.io.landmarks import PTS_ORIGIN, write_pts
@@ -426,13 +427,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--height", type=int, default=360)
-    parser.add_argument(
-        "--origin",
-        type=float,
-        default=PTS_ORIGIN,
-        help="the coordinate the faces' .pts give the first pixel's centre (300-W: 1, the "
-        "default); the frames' .pts count pixel centres from 0",
-    )
+    add_origin_argument(parser)
     args = parser.parse_args(argv)
     cfg = MultiSynthConfig(width=args.width, height=args.height, origin=args.origin)
     try:

@@ -310,6 +310,17 @@ def make_synthetic_videos(
     return written
 
 
+def add_origin_argument(parser: argparse.ArgumentParser) -> None:
+    """The generators' ``--origin`` (``make_synthetic_videos``'s ``origin``)."""
+    parser.add_argument(
+        "--origin",
+        type=float,
+        default=PTS_ORIGIN,
+        help="the coordinate the faces' .pts give the first pixel's centre (300-W: 1, the "
+        "default); the frames' .pts count pixel centres from 0",
+    )
+
+
 def cv2_warp(image: np.ndarray, m: np.ndarray, width: int, height: int) -> np.ndarray:
     import cv2
 
@@ -332,13 +343,7 @@ def main(argv: list[str] | None = None) -> None:
         help="1 gentle motion (default), 2 lighting drift, 3 fast motion, blur, strips, "
         "noise, low-resolution bursts",
     )
-    parser.add_argument(
-        "--origin",
-        type=float,
-        default=PTS_ORIGIN,
-        help="the coordinate the faces' .pts give the first pixel's centre (300-W: 1, the "
-        "default); the frames' .pts count pixel centres from 0",
-    )
+    add_origin_argument(parser)
     args = parser.parse_args(argv)
     try:
         folders = make_synthetic_videos(
