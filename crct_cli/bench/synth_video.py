@@ -271,8 +271,8 @@ def make_synthetic_videos(
     ``origin``: the coordinate the faces' .pts give the first pixel's centre. The stills are
     moved (and mirrored) on true pixel centres, and the frames' points are written counting
     them from 0 as crct, OpenCV and dlib do, so a mirrored face's markup is as exact as an
-    upright one's. None: the points as read (sets written before it: a mirrored face's x was
-    then 2 of its pixels off).
+    upright one's. None: the points as read (sets written before it: the markup a pixel of the
+    still right of and below its face, left of and below it once mirrored).
     """
     if category not in CATEGORIES:
         raise CrctError(f"--category must be 1, 2 or 3, got {category}")
