@@ -10,7 +10,8 @@
     faces = tracker.align("photo.jpg")               # still images: every face, FLL as crct align
 
 ``crct track`` and ``crct align`` are built on this class, so ``Tracker(faces=1)`` gives the
-command line's points exactly.
+command line's points exactly. Points are image pixels with pixel centres counted from 0, as
+OpenCV and dlib count them (300-W's .pts files count from 1: docs/formats.md).
 """
 
 from __future__ import annotations
