@@ -199,7 +199,7 @@ class BatchMaker:
         key = (tuple(map(str, cfg.train)), cfg.max_face, cfg.label_origin)
         if key not in self._faces:
             self._faces[key] = load_faces(cfg.train, cfg.max_face, "worker faces", cfg.label_origin)
-        return batch_crops(self._faces[key], self.cfg, step)
+        return batch_crops(self._faces[key], cfg, step)
 
 
 def from_worker(batch: tuple[np.ndarray, np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
