@@ -1896,6 +1896,15 @@ def train_fadenn(
             show_default=False,
         ),
     ] = None,
+    label_origin: Annotated[
+        float | None,
+        typer.Option(
+            help="The coordinate the .pts files give the first pixel's centre (1 for 300-W), "
+            "as crct train fll --label-origin: give the value the FLL of --fll was trained "
+            "with. Unset: the points as read.",
+            show_default=False,
+        ),
+    ] = None,
     val_limit: ValLimit = 0,
     out: OutFile = None,
     checkpoint: Checkpoint = None,
@@ -1919,6 +1928,7 @@ def train_fadenn(
         seed=seed,
         degrade_seed=degrade_seed,
         untouched=tuple(untouched or ()),
+        label_origin=label_origin,
         val_limit=val_limit,
         resume=resume,
     )

@@ -525,3 +525,41 @@ def test_train_fadenn_fine_tunes_from_fll_and_iid(tmp_path: Path, face_image) ->
     for variant, untouched, match in (("m", ("clean",), "noise classes"), ("d", ("scale",), "d")):
         with pytest.raises(CrctError, match=match):
             TrainFADeNNConfig([data], [data], variant=variant, untouched=untouched)
+
+
+def test_train_fadenn_with_a_label_origin_reads_and_records_it(tmp_path: Path, face_image) -> None:
+    """--label-origin 1 (300-W's .pts count pixels from 1): the validation points lose the
+    origin, FADeNN's FLL records it, and the command carries it; unset, nothing changes."""
+    from crct_cli.train.fadenn import load_val_images
+
+    data = _val_folder(tmp_path / "train", face_image, 2)
+    as_read = load_val_images([data])
+    shifted = load_val_images([data], origin=1.0)
+    for a, b in zip(as_read, shifted, strict=True):
+        np.testing.assert_allclose(a.face.points - 1.0, b.face.points)
+    fll_path, iid_path = tmp_path / "fll.pt", tmp_path / "iid_d.pt"
+    fll = LandmarkLocalizer(FLL_CFG)
+    save_weights(fll_path, "fll", {"model": dataclasses.asdict(FLL_CFG)}, fll.state_dict())
+    iid = IID(tiny_config("d"))
+    save_weights(iid_path, "iid", iid_weight_config(iid), iid.state_dict())
+    out = tmp_path / "w" / "fadenn_d.pt"
+    cfg = TrainFADeNNConfig(
+        [data],
+        [data],
+        variant="d",
+        fll=fll_path,
+        iid=iid_path,
+        steps=1,
+        batch=2,
+        out=out,
+        label_origin=1.0,
+    )
+    cfg.checkpoint = tmp_path / "ckpt" / "f.ckpt"
+    lines: list[str] = []
+    train_fadenn(cfg, log=lines.append)
+    entry = read_manifest(out.parent)["weights"]["fadenn_d.pt"]
+    assert "--label-origin 1 " in entry["command"]
+    assert load_fadenn(load_weights(out, "fadenn")).fll.config.label_origin == 1.0
+    # the FLL it started from learnt the points as read: the log says the two differ
+    assert any("origin 0" in line and "--label-origin" in line for line in lines)
+    assert "--label-origin" not in " ".join(TrainFADeNNConfig([data], [data]).options())

@@ -97,6 +97,7 @@ class TrainFADeNNConfig(TrainRun):
     val_limit: int = 0
     gray: float = 0.1
     untouched: tuple[str, ...] = ()
+    label_origin: float | None = None  # the labels' first pixel centre (None: points as read)
     augment: AugmentConfig = field(default_factory=lambda: JOINT_AUGMENT)
 
     def file_stem(self) -> str:
@@ -121,6 +122,8 @@ class TrainFADeNNConfig(TrainRun):
         args += ["--degrade-seed", str(self.degrade_seed)]
         for name in self.untouched:
             args += ["--untouched", name]
+        if self.label_origin is not None:
+            args += ["--label-origin", f"{self.label_origin:g}"]
         return args + (["--val-limit", str(self.val_limit)] if self.val_limit else [])
 
 
@@ -202,8 +205,11 @@ class ValImage:
     suffix: str
 
 
-def load_val_images(dirs: Sequence[Path], limit: int = 0) -> list[ValImage]:
-    """Image + .pts pairs at full size; ``rel`` is relative to the folder given (as degrade)."""
+def load_val_images(
+    dirs: Sequence[Path], limit: int = 0, origin: float | None = None
+) -> list[ValImage]:
+    """Image + .pts pairs at full size; ``rel`` is relative to the folder given (as degrade).
+    ``origin``: the files' first pixel centre, taken off the points (as ``load_faces``)."""
     from crct_cli.io.images import read_image
     from crct_cli.io.landmarks import read_pts
 
@@ -211,7 +217,10 @@ def load_val_images(dirs: Sequence[Path], limit: int = 0) -> list[ValImage]:
     for root in dirs:
         for image, pts in list_pairs([root]):
             rel = PurePosixPath(image.relative_to(root).as_posix())
-            face = Face(str(image), read_image(image), read_pts(pts))
+            points = read_pts(pts)
+            if origin is not None:
+                points = points - origin
+            face = Face(str(image), read_image(image), points)
             out.append(ValImage(face, rel, image.suffix.lower()))
             if limit and len(out) >= limit:
                 return out
@@ -326,11 +335,21 @@ def train_fadenn(cfg: TrainFADeNNConfig, log=print) -> dict:
         untouched = IID(replace(iid.config, untouched=cfg.untouched))
         untouched.load_state_dict(iid.state_dict())
         iid = untouched
-    model = FADeNN(iid, load_localizer(fll_blob))
+    fll = load_localizer(fll_blob)
+    learnt = fll.config.label_origin
+    if cfg.label_origin is not None:
+        fll.config = replace(fll.config, label_origin=cfg.label_origin)
+    model = FADeNN(iid, fll)
     baseline = load_localizer(fll_blob)
     torch.manual_seed(cfg.seed)
-    train_faces = load_faces(cfg.train, max_face=220.0, desc="train faces")
-    val_images = load_val_images(cfg.val, cfg.val_limit)
+    train_faces = load_faces(cfg.train, 220.0, "train faces", cfg.label_origin)
+    # validated in the convention FLL learns, as crct train fll does
+    val_images = load_val_images(cfg.val, cfg.val_limit, cfg.label_origin)
+    if (cfg.label_origin or 0.0) != learnt:
+        log(
+            f"note: {cfg.fll} learnt labels with origin {learnt:g}; this run reads them with "
+            f"origin {cfg.label_origin or 0.0:g} (--label-origin)"
+        )
     log(
         f"FADeNN-{cfg.variant.upper()}: {len(train_faces)} training faces "
         f"({', '.join(map(str, cfg.train))}), {len(val_images)} validation "
