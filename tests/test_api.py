@@ -119,8 +119,8 @@ def test_following_back_changes_no_frame_but_those_it_revises(
 
 def test_bridging_lost_frames_changes_only_their_points(tracker: Tracker, tmp_path: Path) -> None:
     """The same clip: with ``bridge_lost`` the four black frames, lost, take the shape between
-    the frames around them, placed where their own points put the face; every other frame and
-    every state is as without it."""
+    the frames around them, placed between where their own points put the face and where that
+    shape is; every other frame and every state is as without it."""
     clip = dark_clip(tmp_path)
     nets = tracker.networks
     plain = list(Tracker(networks=nets, smooth=False, backtrack=0, bridge_lost=False).track(clip))
@@ -134,7 +134,13 @@ def test_bridging_lost_frames_changes_only_their_points(tracker: Tracker, tmp_pa
         assert [f.state for f in a.faces] == [f.state for f in b.faces]
         if a.faces and not np.array_equal(a.faces[0].points, b.faces[0].points):
             changed.append(k)
-            assert np.allclose(a.faces[0].points.mean(0), b.faces[0].points.mean(0))
+            t = (k - 7) / 5  # the run is frames 8-11, followed at 7 and 12
+            between = (1 - t) * plain[7].faces[0].points + t * plain[12].faces[0].points
+            got = b.faces[0].points
+            assert np.allclose(got - got.mean(0), between - between.mean(0))
+            own, far = a.faces[0].points.mean(0), between.mean(0)
+            assert np.all(got.mean(0) >= np.minimum(own, far) - 1e-6)
+            assert np.all(got.mean(0) <= np.maximum(own, far) + 1e-6)
     assert changed and set(changed) <= {k for k, s in enumerate(states) if s == "lost"}
     assert not Tracker(networks=nets, bridge_lost=True, lookahead=False).bridge_lost
 

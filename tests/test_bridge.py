@@ -1,5 +1,5 @@
 """``--bridge-lost``: a lost run's shape from the frames around it, placed where the run's own
-points put the face (:mod:`crct_cli.tracking.bridge`)."""
+points put the face along the axes they read well (:mod:`crct_cli.tracking.bridge`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,13 @@ import numpy as np
 import pytest
 
 from crct_cli.landmarks import box_from_points
-from crct_cli.tracking.bridge import BRIDGE_MAX_RUN, LostShapeBridge, max_run_for, placed_like
+from crct_cli.tracking.bridge import (
+    BRIDGE_AXIS_TOLERANCE,
+    BRIDGE_MAX_RUN,
+    LostShapeBridge,
+    max_run_for,
+    placed_between,
+)
 from crct_cli.tracking.lookahead import LookAhead
 from crct_cli.tracking.multi import Face
 from crct_cli.tracking.tracker import TrackerConfig
@@ -27,14 +33,41 @@ def centre_size(points: np.ndarray) -> tuple[np.ndarray, float]:
     return c, float(np.sqrt(((points - c) ** 2).sum(1).mean()))
 
 
-def test_placed_like_keeps_the_shape_and_takes_the_centre_and_size() -> None:
-    where = MISREAD * 0.5 + np.array([300.0, 200.0])
-    placed = placed_like(SHAPE_A, where)
-    c, s = centre_size(placed)
-    cw, sw = centre_size(where)
-    assert np.allclose(c, cw) and s == pytest.approx(sw)
-    ca, sa = centre_size(SHAPE_A)
-    assert np.allclose((placed - c) / s, (SHAPE_A - ca) / sa)
+def placed(shape: np.ndarray, reading: np.ndarray) -> np.ndarray:
+    return placed_between(shape, reading, BRIDGE_AXIS_TOLERANCE)
+
+
+def test_a_reading_that_spreads_as_the_shape_gives_its_place_and_the_shape_its_size() -> None:
+    reading = SHAPE_A * 0.98 + np.array([300.0, 200.0])  # the same spread, 2% smaller
+    got = placed(SHAPE_A + 7.0, reading)
+    assert np.allclose(got - got.mean(0), SHAPE_A - SHAPE_A.mean(0))  # shape and size kept
+    # within 2% the reading's place counts almost fully (log ratio 0.02, t = 0.15)
+    assert np.allclose(got.mean(0), reading.mean(0), atol=0.01 * 300)
+    assert np.linalg.norm(got.mean(0) - reading.mean(0)) < 0.01 * np.linalg.norm(
+        reading.mean(0) - (SHAPE_A + 7.0).mean(0)
+    )
+
+
+def test_a_reading_squeezed_along_one_axis_gives_up_its_place_along_it() -> None:
+    """Under a horizontal band FLL reads the face squeezed in y: across the band (x) its place
+    still counts, along it (y) the shape's from the frames around the run does. A reading
+    spread wider (the face came nearer) keeps its place."""
+    shape = SHAPE_A + np.array([100.0, 100.0])
+    c = SHAPE_A.mean(0)
+    squeezed = (SHAPE_A - c) * np.array([1.0, 0.5]) + c + np.array([130.0, 80.0])
+    got = placed(shape, squeezed).mean(0)
+    assert got[0] == pytest.approx(squeezed.mean(0)[0], abs=1e-6)
+    assert got[1] == pytest.approx(shape.mean(0)[1], abs=0.01)
+    nearer = (SHAPE_A - c) * 1.5 + c + np.array([130.0, 80.0])
+    assert np.allclose(placed(shape, nearer).mean(0), nearer.mean(0))
+    # halfway in between for a log ratio of -t * sqrt(2 ln 2)
+    r = BRIDGE_AXIS_TOLERANCE * np.sqrt(2 * np.log(2))
+    half = (SHAPE_A - c) * np.array([1.0, np.exp(-r)]) + c + np.array([130.0, 80.0])
+    assert placed(shape, half).mean(0)[1] == pytest.approx(
+        0.5 * (shape.mean(0)[1] + half.mean(0)[1])
+    )
+    with pytest.raises(ValueError, match="axis_tolerance"):
+        LostShapeBridge(axis_tolerance=0.0)
 
 
 def test_a_lost_run_takes_the_shape_between_the_frames_around_it() -> None:
@@ -51,10 +84,11 @@ def test_a_lost_run_takes_the_shape_between_the_frames_around_it() -> None:
     for k in range(3):
         (got,) = out[1 + k][1]
         t = (k + 1) / 4
-        expected = placed_like((1 - t) * (SHAPE_A + 100) + t * (SHAPE_B + 120), where[k])
+        between = (1 - t) * (SHAPE_A + 100) + t * (SHAPE_B + 120)
+        expected = placed(between, where[k])
         assert np.allclose(got.points, expected)
         assert got.state == "lost" and np.allclose(got.box, box_from_points(expected))
-        assert np.allclose(centre_size(got.points)[0], centre_size(where[k])[0])
+        assert centre_size(got.points)[1] == pytest.approx(centre_size(between)[1])
     assert np.array_equal(out[4][1][0].points, SHAPE_B + 120)  # the frames around: as they were
     assert bridge.flush() == []
 
@@ -86,9 +120,7 @@ def test_only_the_lost_face_is_bridged_and_a_dropped_face_is_left() -> None:
     assert [n for n, _ in out] == [0, 1, 2, 3]
     frame1 = {f.face_id: f for f in out[1][1]}
     assert np.array_equal(frame1[0].points, SHAPE_A + 1)
-    assert np.allclose(
-        frame1[1].points, placed_like(0.5 * (SHAPE_A + SHAPE_B) + 300, MISREAD + 300)
-    )
+    assert np.allclose(frame1[1].points, placed(0.5 * (SHAPE_A + SHAPE_B) + 300, MISREAD + 300))
     assert np.array_equal(out[2][1][0].points, SHAPE_A + 2)  # dropped face: as it was
 
 

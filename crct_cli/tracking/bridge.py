@@ -5,9 +5,12 @@ Where a face is lost (a dark band across it, a smear), FLL still finds where it 
 its shape poorly: on the hard webcam set the lost frames' points fitted to the truth by a
 similarity are as far off as the raw ones are on the tracked frames (docs/benchmarks.md,
 sessions 33 and 35). The frames on each side of the run, where the face was followed, know
-its shape. Once the face is followed again, each frame of the run takes the shape interpolated
-in time between the last frame before the run and the first after it, placed at the run
-frame's own centre and scale (where FLL put the face). A run longer than ``max_run`` frames
+its shape and size. Once the face is followed again, each frame of the run takes the shape
+interpolated in time between the last frame before the run and the first after it, at that
+shape's size, placed where the run frame's own points put the face along each axis in which
+they spread at least as far as the shape does; along an axis in which they are squeezed (a
+band hid part of the face, session 37), the place slides toward the interpolated one
+(:func:`placed_between`). A run longer than ``max_run`` frames
 (:func:`max_run_for`: 2 s, and :data:`BRIDGE_MB` of the frames' pixels),
 or one the face never leaves before the video ends or the face is dropped, is left as it was:
 the face may have turned meanwhile. Frames come out in order, each once its runs are settled.
@@ -29,6 +32,11 @@ T = TypeVar("T")
 #: ``crct track --bridge-lost``'s default (docs/benchmarks.md, session 35).
 BRIDGE_LOST = True
 
+#: How far (natural log) a lost frame's spread of points along an axis may fall short of the
+#: interpolated shape's before its place along that axis is given up: the weight of its own
+#: place is exp(-r^2 / 2 t^2) for a log ratio r < 0 (docs/benchmarks.md, session 37).
+BRIDGE_AXIS_TOLERANCE = 0.15
+
 #: ``crct track --bridge-lost``'s longest run, in frames (two seconds at 25 fps) ...
 BRIDGE_MAX_RUN = 50
 #: ... and in decoded pixels (the run's frames wait, with their pictures, until it ends).
@@ -40,13 +48,18 @@ def max_run_for(image: np.ndarray, max_run: int = BRIDGE_MAX_RUN) -> int:
     return max(1, min(max_run, BRIDGE_MB * 2**20 // max(1, image.nbytes)))
 
 
-def placed_like(shape: np.ndarray, where: np.ndarray) -> np.ndarray:
-    """``shape`` moved and scaled so that its centre and size (RMS distance from the centre)
-    are those of ``where``."""
-    c_shape, c_where = shape.mean(0), where.mean(0)
-    size_shape = float(np.sqrt(((shape - c_shape) ** 2).sum(1).mean()))
-    size_where = float(np.sqrt(((where - c_where) ** 2).sum(1).mean()))
-    return c_where + (shape - c_shape) * (size_where / max(size_shape, 1e-6))
+def placed_between(shape: np.ndarray, reading: np.ndarray, tolerance: float) -> np.ndarray:
+    """``shape`` at its own size, centred where ``reading`` puts the face along each axis in
+    which ``reading``'s points spread at least as far as ``shape``'s; along an axis in which
+    they spread less, by a log ratio r < 0, the centre moves toward ``shape``'s own by
+    1 - exp(-r^2 / 2t^2) (``tolerance`` t). A face partly hidden (a dark band across it) is
+    read squeezed, and misplaced, along the axis the band hides; a face read larger than the
+    frames around the run suggest came nearer meanwhile, and is where it was read."""
+    c_shape, c_reading = shape.mean(0), reading.mean(0)
+    spread = np.maximum(shape.std(0), 1e-6)
+    squeeze = np.minimum(np.log(np.maximum(reading.std(0), 1e-6) / spread), 0.0)
+    trust = np.exp(-(squeeze**2) / (2.0 * tolerance**2))
+    return trust * c_reading + (1.0 - trust) * c_shape + (shape - c_shape)
 
 
 @dataclass
@@ -60,10 +73,15 @@ class _Run:
 class LostShapeBridge(Generic[T]):
     """Buffers frames while a face's lost run is open; see the module docstring."""
 
-    def __init__(self, max_run: int = BRIDGE_MAX_RUN) -> None:
+    def __init__(
+        self, max_run: int = BRIDGE_MAX_RUN, axis_tolerance: float = BRIDGE_AXIS_TOLERANCE
+    ) -> None:
         if max_run < 1:
             raise ValueError(f"max_run must be at least 1 frame, got {max_run}")
+        if axis_tolerance <= 0:
+            raise ValueError(f"axis_tolerance must be positive, got {axis_tolerance}")
         self.max_run = max_run
+        self.axis_tolerance = axis_tolerance
         self._pending: list[tuple[T, list[Face]]] = []
         self._first = 0  # frame number of self._pending[0]
         self._count = 0  # frames pushed
@@ -112,7 +130,7 @@ class LostShapeBridge(Generic[T]):
             shape = (1.0 - t) * run.before + t * after
             for j, face in enumerate(faces):
                 if face.face_id == face_id and face.points is not None:
-                    points = placed_like(shape, face.points)
+                    points = placed_between(shape, face.points, self.axis_tolerance)
                     faces[j] = dataclasses.replace(face, points=points, box=box_from_points(points))
 
     def _settled(self) -> list[tuple[T, list[Face]]]:
