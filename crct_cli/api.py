@@ -168,8 +168,9 @@ class Tracker:
     ``bridge_lost``: with ``lookahead``, once a lost face is followed again, :meth:`track` gives
     each frame of its lost run (up to :data:`~crct_cli.tracking.bridge.BRIDGE_MAX_RUN` frames,
     fewer for large frames: :func:`~crct_cli.tracking.bridge.max_run_for`)
-    the shape interpolated between the frames around the run, where the run's own points put
-    the face (:mod:`crct_cli.tracking.bridge`).
+    the shape interpolated between the frames around the run, at that shape's size, where the
+    run's own points put the face along each axis they are not squeezed in
+    (:mod:`crct_cli.tracking.bridge`).
     ``backfill``: :meth:`track` only: when a video's first frames show no face the detector
     can find, up to this many of them (and :data:`BACKFILL_MB` of pixels) wait for the first
     face, and then get FLL's points in that face's first box, marked ``lost`` (0: they stay

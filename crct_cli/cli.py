@@ -440,9 +440,10 @@ def track(
         bool,
         typer.Option(
             help="--lookahead: once a lost face is followed again, give each frame of its lost "
-            "run (up to 2 s) the shape between the frames around the run, where the run's own "
-            "points put the face: for faces FLL finds but reads poorly (a dark band across "
-            "them). --no-bridge-lost: lost frames keep FLL's shape.",
+            "run (up to 3 s) the shape between the frames around the run, where the run's own "
+            "points put the face (along an axis they are squeezed in, nearer the shape's own "
+            "place): for faces FLL finds but reads poorly (a dark band across them). "
+            "--no-bridge-lost: lost frames keep FLL's points.",
         ),
     ] = True,
     workers: Annotated[

@@ -11,7 +11,7 @@ shape's size, placed where the run frame's own points put the face along each ax
 they spread at least as far as the shape does; along an axis in which they are squeezed (a
 band hid part of the face, session 37), the place slides toward the interpolated one
 (:func:`placed_between`). A run longer than ``max_run`` frames
-(:func:`max_run_for`: 2 s, and :data:`BRIDGE_MB` of the frames' pixels),
+(:func:`max_run_for`: 3 s, and :data:`BRIDGE_MB` of the frames' pixels),
 or one the face never leaves before the video ends or the face is dropped, is left as it was:
 the face may have turned meanwhile. Frames come out in order, each once its runs are settled.
 """
@@ -37,8 +37,9 @@ BRIDGE_LOST = True
 #: place is exp(-r^2 / 2 t^2) for a log ratio r < 0 (docs/benchmarks.md, session 37).
 BRIDGE_AXIS_TOLERANCE = 0.15
 
-#: ``crct track --bridge-lost``'s longest run, in frames (two seconds at 25 fps) ...
-BRIDGE_MAX_RUN = 50
+#: ``crct track --bridge-lost``'s longest run, in frames (three seconds at 25 fps: two or three
+#: bursts of a dark band in a row, session 37) ...
+BRIDGE_MAX_RUN = 75
 #: ... and in decoded pixels (the run's frames wait, with their pictures, until it ends).
 BRIDGE_MB = 200
 
