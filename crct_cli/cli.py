@@ -949,9 +949,9 @@ def benchmark(
     gt_origin: Annotated[
         float,
         typer.Option(
-            help="--pred/--gt: the coordinate the ground-truth files give the first pixel's "
-            "centre, taken off before scoring: 1 for 300-W's and 300-VW's own files (crct, "
-            "OpenCV and dlib count from 0).",
+            help="--pred/--gt and --dataset: the coordinate the ground-truth files give the "
+            "first pixel's centre, taken off before scoring: 1 for 300-W's and 300-VW's own "
+            "files (crct, OpenCV and dlib count from 0).",
             metavar="X",
         ),
     ] = 0.0,
@@ -1117,7 +1117,6 @@ def benchmark(
     pred_only = {
         "--nearest": nearest or None,
         "--common-with": common_with,
-        "--gt-origin": gt_origin or None,
     }
     given_pred = [name for name, value in pred_only.items() if value is not None]
     if given_pred and (speed or dataset is not None):
@@ -1125,6 +1124,8 @@ def benchmark(
     if speed:
         if dataset is not None or pred is not None or gt is not None:
             raise CrctError("--speed times VIDEO arguments; leave out --dataset, --pred and --gt")
+        if gt_origin:
+            raise CrctError("--gt-origin: only with --pred/--gt or --dataset")
         given = [name for name, value in dataset_only.items() if value is not None]
         if given:
             raise CrctError(f"{', '.join(given)}: not for --speed (it takes --methods, --seq-bt)")
@@ -1171,6 +1172,7 @@ def benchmark(
             norm=norm,
             threshold=threshold,
             max_frames=max_frames,
+            gt_origin=gt_origin,
             int8=int8,
             tb=tb,
             tc=tc,
@@ -1227,8 +1229,11 @@ def benchmark(
     if is_multi_face_gt(gt):  # per-face ground truth: score landmarks.csv
         from crct_cli.bench.console import run_multi_pred_command
 
-        if given_pred:
-            raise CrctError(f"{', '.join(given_pred)}: not for multi-face ground truth")
+        if given_pred or gt_origin:
+            raise CrctError(
+                f"{', '.join(given_pred + (['--gt-origin'] if gt_origin else []))}: "
+                "not for multi-face ground truth"
+            )
         run_multi_pred_command(pred, gt, norm, threshold, out)
         return
     from crct_cli.bench.pts_compare import (

@@ -40,7 +40,7 @@ from crct_cli.bench.methods import (
 from crct_cli.bench.runner import DatasetRequest, run_dataset
 from crct_cli.bench.still_bench import ALL_SETS, parse_noise, select_images
 from crct_cli.errors import CrctError
-from crct_cli.io.landmarks import write_pts
+from crct_cli.io.landmarks import read_pts, write_pts
 from crct_cli.landmarks import box_from_points
 from crct_cli.metrics import iou, success_auc
 from crct_cli.tracking.detector import Detection
@@ -220,6 +220,24 @@ def test_300vw_scores_are_exact(vw_root: Path) -> None:
     assert per_seq[("001", "crct")].errors.tolist() == pytest.approx(CRCT_ERRORS_001)
 
 
+def test_300vw_ground_truth_counted_from_one_scores_alike_with_its_origin_off(
+    vw_root: Path,
+) -> None:
+    """300-VW's own files count pixels from 1: ``gt_origin=1`` takes that off every frame's
+    points (and the box the trackers start from) before scoring; recorded in the results."""
+    for annot in vw_root.glob("*/annot"):
+        for pts in annot.glob("*.pts"):
+            write_pts(pts, read_pts(pts) + 1.0)
+    factory, made = tracker_factory({"crct": CRCT_OFFSETS}, SEQ_IDS)
+    req = DatasetRequest("300vw", root=vw_root, methods="crct", gt_origin=1.0)
+    result = run_dataset(req, video_factory=factory).result
+    crct = result.groups["all"]["crct"]
+    assert crct.summary.auc == pytest.approx(expected_auc(CRCT_ERRORS_001 + CRCT_ERRORS_002))
+    for name, box in made["crct"].starts:
+        np.testing.assert_allclose(box, box_from_points(seq_gt(SEQ_IDS[name], 1)))
+    assert result.to_json()["protocol"]["gt_origin"] == 1.0
+
+
 def test_unreadable_video_is_listed_not_fatal(vw_root: Path) -> None:
     (vw_root / "002" / "vid.mp4").write_bytes(b"not a video")
     factory, made = tracker_factory({}, SEQ_IDS)
@@ -330,6 +348,20 @@ def test_still_images_from_the_ground_truth_box(tmp_path: Path) -> None:
     assert clean.failure_rate == pytest.approx(1 / 3)
     for box, (x, y) in zip(fake.boxes, POSITIONS, strict=True):  # the ground-truth box, exactly
         np.testing.assert_allclose(box, [x, y, 30.0, 40.0])
+
+
+def test_still_ground_truth_counted_from_one_scores_alike_with_its_origin_off(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "faces"
+    make_still_set(root, [(x + 1.0, y + 1.0) for x, y in POSITIONS])  # as 300-W writes them
+    fake = OffsetAligner(STILL_OFFSETS)
+    req = DatasetRequest("images", root=root, box_from_pts=True, gt_origin=1.0)
+    result = run_dataset(req, image_factory=lambda spec: fake).result
+    assert result.scores["clean"]["fll"].summary.auc == pytest.approx(expected_auc(STILL_ERRORS))
+    for box, (x, y) in zip(fake.boxes, POSITIONS, strict=True):
+        np.testing.assert_allclose(box, [x, y, 30.0, 40.0])
+    assert result.to_json()["protocol"]["gt_origin"] == 1.0
 
 
 def test_still_images_all_noise_sets_on_the_fly(tmp_path: Path) -> None:

@@ -87,6 +87,7 @@ class DatasetRequest:
     norm: str = "diagonal"
     threshold: float = 0.08
     max_frames: int | None = None
+    gt_origin: float = 0.0  #: taken off the ground truth (300-W's and 300-VW's files: 1)
     int8: bool = True  #: video methods: BT and FLL's first stage on int8 graphs (crct track's)
     tb: float = 1.0  #: video methods: crct track's --tb (eq. 8's gate)
     tc: float = 0.5  #: video methods: crct track's --tc (the validator's threshold)
@@ -221,6 +222,11 @@ def _check_multi_options(req: DatasetRequest) -> int:
         raise CrctError(
             f"{', '.join(given)}: not for --dataset multi (every tracker finds the faces itself)"
         )
+    if req.gt_origin:
+        raise CrctError(
+            "--gt-origin: not for --dataset multi (its faces/ files are crct's own, counted "
+            "from 0 as crct answers)"
+        )
     seq_bt = DEFAULT_SEQ_BT if req.seq_bt is None else req.seq_bt
     if seq_bt < 1:
         raise CrctError(f"--seq-bt must be at least 1, got {seq_bt}")
@@ -311,7 +317,7 @@ def prepare(req: DatasetRequest) -> Prepared:
     specs = parse_methods(req.methods or _methods.default_methods("still"), "still")
     sets = parse_noise(req.noise)
     root = resolve_root(req.dataset, req.root)
-    images = select_images(root, req.dataset)
+    images = select_images(root, req.dataset, req.gt_origin)
     device, description = _device(req.device)
     return Prepared(req, specs, root, device, description, images=images, sets=sets)
 
@@ -356,6 +362,7 @@ def execute(
             threshold=req.threshold,
             max_frames=req.max_frames,
             progress=progress,
+            gt_origin=req.gt_origin,
         )
     else:
         assert prepared.images is not None

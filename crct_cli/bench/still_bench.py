@@ -96,10 +96,13 @@ class StillSelection:
     items: list[StillItem]
     #: images left out, and why (e.g. Menpo's 39-point profile markup)
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    #: taken off the .pts files' points (their first pixel centre)
+    gt_origin: float = 0.0
 
 
-def select_images(root: Path, dataset: str = "images") -> StillSelection:
-    """Every image with a 68-point ``.pts`` beside it under ``root`` (recursively).
+def select_images(root: Path, dataset: str = "images", gt_origin: float = 0.0) -> StillSelection:
+    """Every image with a 68-point ``.pts`` beside it under ``root`` (recursively), with
+    ``gt_origin`` (the files' first pixel centre: 1 for 300-W's) taken off the points.
 
     Files with another markup (Menpo's profile faces have 39 points) are listed as skipped;
     any other malformed ``.pts`` is an error naming it. No pair at all is an error.
@@ -111,7 +114,7 @@ def select_images(root: Path, dataset: str = "images") -> StillSelection:
         source = SOURCES[dataset]
         where = f"; {source.label} is published at {source.url}" if source.url else ""
         raise CrctError(f"{root}: no image with a .pts beside it ({source.layout}){where}")
-    selection = StillSelection(root=root, items=[])
+    selection = StillSelection(root=root, items=[], gt_origin=gt_origin)
     for image, pts in pairs:
         rel = PurePosixPath(image.relative_to(root).as_posix())
         try:
@@ -123,7 +126,7 @@ def select_images(root: Path, dataset: str = "images") -> StillSelection:
                 raise exc from None
             selection.skipped.append((str(rel), f"{len(other)}-point markup, not 68"))
             continue
-        selection.items.append(StillItem(image, rel, gt))
+        selection.items.append(StillItem(image, rel, gt - gt_origin))
     if not selection.items:
         raise CrctError(f"{root}: no image with a 68-point .pts ({len(selection.skipped)} skipped)")
     return selection
@@ -143,6 +146,7 @@ class StillBenchResult:
     scores: dict[str, dict[str, GroupScore]] = field(default_factory=dict)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     weight_files: dict[str, dict[str, str]] = field(default_factory=dict)
+    gt_origin: float = 0.0  #: taken off the ground truth before scoring
 
     def mean_degraded(self) -> dict[str, dict[str, float]]:
         """Per method, the mean AUC and failure rate over the degraded sets present."""
@@ -171,6 +175,7 @@ class StillBenchResult:
                 "normalization": self.norm,
                 "threshold": self.threshold,
                 "missing_prediction": "failure (error inf)",
+                "gt_origin": self.gt_origin,
             },
             "skipped_images": [{"image": r, "reason": why} for r, why in self.skipped],
             "sets": {
@@ -238,6 +243,7 @@ def run_still_benchmark(
         threshold=threshold,
         skipped=list(selection.skipped),
         weight_files={name: weight_files_of(m) for name, m in methods.items()},
+        gt_origin=selection.gt_origin,
     )
     for noise in sets:
         result.scores[noise.name] = {

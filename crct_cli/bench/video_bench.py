@@ -212,6 +212,7 @@ class VideoBenchResult:
     threshold: float
     max_frames: int | None
     runs: list[SequenceRun] = field(default_factory=list)
+    gt_origin: float = 0.0  #: taken off the annotations before scoring
     #: group -> method -> score
     groups: dict[str, dict[str, GroupScore]] = field(default_factory=dict)
     missing: list[MissingSequence] = field(default_factory=list)
@@ -237,6 +238,7 @@ class VideoBenchResult:
                 "normalization": self.norm,
                 "threshold": self.threshold,
                 "max_frames": self.max_frames,
+                "gt_origin": self.gt_origin,
                 "frame_level": True,
                 "missing_prediction": "failure (error inf, IoU 0)",
                 "box": "IoU of the method's landmark box vs the ground-truth landmark box",
@@ -282,6 +284,7 @@ def run_video_benchmark(
     threshold: float = DEFAULT_THRESHOLD,
     max_frames: int | None = None,
     progress: Progress | None = None,
+    gt_origin: float = 0.0,
 ) -> VideoBenchResult:
     """Every method over every selected sequence; scores per group (category) and method.
 
@@ -303,6 +306,7 @@ def run_video_benchmark(
         threshold=threshold,
         max_frames=max_frames,
         missing=list(selection.missing),
+        gt_origin=gt_origin,
     )
     annotations: dict[str, dict[int, np.ndarray]] = {}
     scorable: list[VideoSequence] = []
@@ -313,7 +317,7 @@ def run_video_benchmark(
         except CrctError as exc:
             result.missing.append(MissingSequence(sequence.name, str(exc)))
             continue
-        annot = read_annotations(sequence.annot_dir)
+        annot = read_annotations(sequence.annot_dir, gt_origin)
         if max_frames is not None:
             annot = {k: v for k, v in annot.items() if k <= max_frames}
         if not annot:

@@ -177,7 +177,9 @@ def annotation_filename(frame_number: int) -> str:
     return f"{frame_number:06d}.pts"
 
 
-def read_annotations(annot_dir: str | os.PathLike[str]) -> dict[int, np.ndarray]:
+def read_annotations(
+    annot_dir: str | os.PathLike[str], origin: float = 0.0
+) -> dict[int, np.ndarray]:
     """Read every ``NNNNNN.pts`` of a 300-VW annot folder: frame number (from 1) -> (68, 2).
 
     Frames without a file are simply absent from the dict. Other files are ignored; a
@@ -199,6 +201,6 @@ def read_annotations(annot_dir: str | os.PathLike[str]) -> dict[int, np.ndarray]
             raise CrctError(f"{path}: 300-VW frames are numbered from 1")
         if number in result:
             raise CrctError(f"{path}: frame {number} is annotated twice (also {names[number]})")
-        result[number] = read_pts(path)
+        result[number] = read_pts(path) - origin
         names[number] = path.name
     return dict(sorted(result.items()))
