@@ -13,6 +13,7 @@ import dataclasses
 import json
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import numpy as np
 import pytest
@@ -493,26 +494,27 @@ def test_train_iid_s_can_reuse_the_specialised_daes_of_m(tmp_path: Path, face_im
         train_iid(d_cfg, log=lambda _m: None)
 
 
-def test_train_fadenn_fine_tunes_from_fll_and_iid(tmp_path: Path, face_image) -> None:
-    data = _val_folder(tmp_path / "train", face_image, 2)
+def fadenn_run(tmp_path: Path, data: Path, variant: str, **options: Any) -> TrainFADeNNConfig:
+    """A tiny FLL and IID-``variant`` saved under ``tmp_path``, and a training config from them
+    writing ``tmp_path/w/fadenn_<variant>.pt``."""
+    fll_path, iid_path = tmp_path / "fll.pt", tmp_path / f"iid_{variant}.pt"
     fll = LandmarkLocalizer(FLL_CFG)
-    fll_path, iid_path = tmp_path / "fll.pt", tmp_path / "iid_m.pt"
     save_weights(fll_path, "fll", {"model": dataclasses.asdict(FLL_CFG)}, fll.state_dict())
-    iid = IID(tiny_config("m"))
+    iid = IID(tiny_config(variant))
     save_weights(iid_path, "iid", iid_weight_config(iid), iid.state_dict())
-    out = tmp_path / "w" / "fadenn_m.pt"
+    out = tmp_path / "w" / f"fadenn_{variant}.pt"
     cfg = TrainFADeNNConfig(
-        [data],
-        [data],
-        variant="m",
-        fll=fll_path,
-        iid=iid_path,
-        steps=2,
-        batch=3,
-        out=out,
-        untouched=("scale",),
+        [data], [data], variant=variant, fll=fll_path, iid=iid_path, out=out, **options
     )
     cfg.checkpoint = tmp_path / "ckpt" / "f.ckpt"
+    return cfg
+
+
+def test_train_fadenn_fine_tunes_from_fll_and_iid(tmp_path: Path, face_image) -> None:
+    data = _val_folder(tmp_path / "train", face_image, 2)
+    cfg = fadenn_run(tmp_path, data, "m", steps=2, batch=3, untouched=("scale",))
+    fll_path, out = cfg.fll, cfg.out
+    assert out is not None
     metrics = train_fadenn(cfg, log=lambda _m: None)
     assert set(metrics) == {"fll", "fadenn_m", "fadenn_m_true_class", "gain_over_fll"}
     entry = read_manifest(out.parent)["weights"]["fadenn_m.pt"]
@@ -537,24 +539,9 @@ def test_train_fadenn_with_a_label_origin_reads_and_records_it(tmp_path: Path, f
     shifted = load_val_images([data], origin=1.0)
     for a, b in zip(as_read, shifted, strict=True):
         np.testing.assert_allclose(a.face.points - 1.0, b.face.points)
-    fll_path, iid_path = tmp_path / "fll.pt", tmp_path / "iid_d.pt"
-    fll = LandmarkLocalizer(FLL_CFG)
-    save_weights(fll_path, "fll", {"model": dataclasses.asdict(FLL_CFG)}, fll.state_dict())
-    iid = IID(tiny_config("d"))
-    save_weights(iid_path, "iid", iid_weight_config(iid), iid.state_dict())
-    out = tmp_path / "w" / "fadenn_d.pt"
-    cfg = TrainFADeNNConfig(
-        [data],
-        [data],
-        variant="d",
-        fll=fll_path,
-        iid=iid_path,
-        steps=1,
-        batch=2,
-        out=out,
-        label_origin=1.0,
-    )
-    cfg.checkpoint = tmp_path / "ckpt" / "f.ckpt"
+    cfg = fadenn_run(tmp_path, data, "d", steps=1, batch=2, label_origin=1.0)
+    out = cfg.out
+    assert out is not None
     lines: list[str] = []
     train_fadenn(cfg, log=lines.append)
     entry = read_manifest(out.parent)["weights"]["fadenn_d.pt"]
