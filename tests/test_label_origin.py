@@ -168,3 +168,5 @@ def test_the_benchmark_takes_a_ground_truths_origin_off_before_scoring(tmp_path:
     assert scores["1"]["mean_nme"] < 0.3 / min(diagonals)
     assert scores["0"]["mean_nme"] > 1.2 / max(diagonals)
     assert "--gt-origin" in one_line_error(crct("benchmark", "--speed", "--gt-origin", "1"))
+    multi = ["benchmark", "--dataset", "multi", "--root", tmp_path, "--gt-origin", "1"]
+    assert "--gt-origin" in one_line_error(crct(*multi))  # crct's own format, counted from 0
