@@ -30,6 +30,13 @@ from crct_cli.errors import CrctError
 from crct_cli.runtime.nets import FINDER_WIDE, check_find_wide
 from crct_cli.tracking.backtrack import BACKTRACK, check_backtrack
 from crct_cli.tracking.bridge import BRIDGE_LOST, BRIDGE_MAX_RUN
+from crct_cli.tracking.frame_denoise import (
+    TEMPORAL_DENOISE,
+    FrameDenoiseConfig,
+    FrameDenoiser,
+    denoise_frames,
+    frame_denoising,
+)
 from crct_cli.tracking.likeness import LIKENESS
 from crct_cli.tracking.lookahead import LookAhead
 from crct_cli.tracking.multi import Face, MultiConfig, MultiTracker
@@ -175,6 +182,13 @@ class Tracker:
     can find, up to this many of them (and :data:`BACKFILL_MB` of pixels) wait for the first
     face, and then get FLL's points in that face's first box, marked ``lost`` (0: they stay
     without a face, as in the paper).
+    ``temporal_denoise`` (on by default): frames whose own noise is ``noise_threshold`` grey
+    levels or more (a dim webcam, a dark room) are averaged, pixel by pixel, with the
+    ``temporal_radius`` frames on each side (:meth:`track`; :meth:`step` and a track without
+    ``lookahead``: the frames before) where those frames agree with them up to the noise
+    (``temporal_strength`` times it): the noise goes, a moving edge stays. Cleaner footage
+    passes untouched (:mod:`crct_cli.tracking.frame_denoise`). The networks and ``overlay.mp4``
+    see the denoised frames.
     ``networks`` replaces the shipped networks (anything with the one-face ``Networks`` or
     the batched calls); ``blend``, ``flip``, ``bt_reuse``, ``stretched_look`` and
     ``find_wide`` are then theirs to decide.
@@ -219,6 +233,10 @@ class Tracker:
         lookahead: bool = LOOKAHEAD,
         backtrack: int = BACKTRACK,
         bridge_lost: bool = BRIDGE_LOST,
+        temporal_denoise: bool = TEMPORAL_DENOISE,
+        temporal_radius: int = FrameDenoiseConfig.radius,
+        temporal_strength: float = FrameDenoiseConfig.strength,
+        noise_threshold: float = FrameDenoiseConfig.threshold,
         weights_dir: str | os.PathLike[str] | None = None,
         networks: Any = None,
     ) -> None:
@@ -251,6 +269,13 @@ class Tracker:
         self.bridge_lost = bridge_lost and lookahead
         self.bridge = BRIDGE_MAX_RUN if self.bridge_lost else 0
         self.backfill = backfill
+        #: the temporal filter's settings (None: ``temporal_denoise`` off)
+        self.frame_denoise = frame_denoising(
+            temporal_denoise, temporal_radius, temporal_strength, noise_threshold
+        )
+        self._step_denoiser = (
+            None if self.frame_denoise is None else FrameDenoiser(self.frame_denoise, False)
+        )
         self.blend, self.flip, self.bt_reuse = blend, flip, bt_reuse
         self.stretched_look = stretched_look
         self.find_wide = find_wide
@@ -307,6 +332,8 @@ class Tracker:
         self._engine.reset()
         if self.smoother is not None:
             self.smoother.reset()
+        if self._step_denoiser is not None:
+            self._step_denoiser.reset()
         self._index, self._clock = 0, None
 
     def step(self, rgb: np.ndarray, time_s: float | None = None) -> TrackedFrame:
@@ -321,6 +348,11 @@ class Tracker:
         if self._clock is None:
             self._clock = now
         t = now - self._clock if time_s is None else float(time_s)
+        if self._step_denoiser is not None:  # the frames before this one only: a live stream
+            from crct_cli.io.video import Frame
+
+            (done,) = self._step_denoiser.push(Frame(self._index, t, image))
+            image = done.image
         faces = self._smoothed(self._engine.step(image), t)
         frame = TrackedFrame(self._index, t, faces)
         self._index += 1
@@ -356,7 +388,10 @@ class Tracker:
         self.reset()
         waiting: list[TrackedFrame] = []  # the first frames, faceless, while a face may come
         found = self.backfill == 0
-        for decoded in prefetch_frames(iter_frames(Path(video), max_frames)):
+        frames = iter_frames(Path(video), max_frames)
+        if self.frame_denoise is not None:  # in the decoding thread, beside the networks
+            frames = denoise_frames(frames, self.frame_denoise, two_sided=not causal)
+        for decoded in prefetch_frames(frames):
             faces = self._engine.step(decoded.image)
             if causal:
                 faces = self._smoothed(faces, decoded.time)
@@ -416,6 +451,12 @@ class Tracker:
             "lookahead": self.lookahead,
             "backtrack": self.backtrack,
             "bridge_lost": self.bridge_lost,
+            "temporal_denoise": self.frame_denoise is not None,
+            "temporal_radius": None if self.frame_denoise is None else self.frame_denoise.radius,
+            "temporal_strength": (
+                None if self.frame_denoise is None else self.frame_denoise.strength
+            ),
+            "noise_threshold": None if self.frame_denoise is None else self.frame_denoise.threshold,
         }
 
     # -- still images ---------------------------------------------------------------------

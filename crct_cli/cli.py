@@ -446,6 +446,40 @@ def track(
             "--no-bridge-lost: lost frames keep FLL's points.",
         ),
     ] = True,
+    temporal_denoise: Annotated[
+        bool,
+        typer.Option(
+            help="On noisy footage (a dim webcam, a dark room: the frames' own noise at least "
+            "--noise-threshold), average each pixel with the same pixel of the frames around it "
+            "(with --lookahead, on both sides) where they agree up to that noise: the noise goes, "
+            "a moving edge stays. Cleaner video passes untouched. The overlay shows the frames "
+            "as the networks saw them. --no-temporal-denoise: every frame as decoded.",
+        ),
+    ] = True,
+    temporal_radius: Annotated[
+        int,
+        typer.Option(
+            help="--temporal-denoise: frames averaged on each side (before, without "
+            "--lookahead); 0: off.",
+            metavar="FRAMES",
+        ),
+    ] = 2,
+    temporal_strength: Annotated[
+        float,
+        typer.Option(
+            help="--temporal-denoise: how far frames may differ, in units of their noise, and "
+            "still be averaged; higher removes more noise and smears more motion.",
+            metavar="S",
+        ),
+    ] = 0.8,
+    noise_threshold: Annotated[
+        float,
+        typer.Option(
+            help="--temporal-denoise: the noise (standard deviation, grey levels of 255) from "
+            "which frames are filtered; clean video measures under 1.5.",
+            metavar="GREY",
+        ),
+    ] = 2.5,
     workers: Annotated[
         int | None,
         typer.Option(
@@ -518,6 +552,7 @@ def track(
     from crct_cli.runtime.backend import BACKENDS, DEVICES
     from crct_cli.runtime.nets import check_find_wide
     from crct_cli.tracking.backtrack import check_backtrack
+    from crct_cli.tracking.frame_denoise import FrameDenoiseConfig
     from crct_cli.tracking.smoothing import SmoothConfig
     from crct_cli.tracking.tracker import check_bt_reuse, check_gate_growth, check_likeness
 
@@ -539,6 +574,7 @@ def track(
     check_find_wide(find_wide, CrctError)
     check_backtrack(backtrack)
     SmoothConfig(min_cutoff=smooth_cutoff, beta=smooth_beta).check()
+    FrameDenoiseConfig(temporal_radius, temporal_strength, noise_threshold).check()
     options = BatchOptions(engine, workers, threads, overwrite, ray_address, gpus_per_worker)
     options.check()
     tracker_options: dict[str, Any] = {
@@ -578,6 +614,10 @@ def track(
         "lookahead": lookahead,
         "backtrack": backtrack,
         "bridge_lost": bridge_lost,
+        "temporal_denoise": temporal_denoise,
+        "temporal_radius": temporal_radius,
+        "temporal_strength": temporal_strength,
+        "noise_threshold": noise_threshold,
     }
     jobs = discover(videos, out)
     console = Console(stderr=True, highlight=False)
@@ -1088,6 +1128,10 @@ def benchmark(
     lookahead: Annotated[bool, _as_track("--lookahead")] = True,
     backtrack: Annotated[int, _as_track("--backtrack", metavar="FRAMES")] = 10,
     bridge_lost: Annotated[bool, _as_track("--bridge-lost")] = True,
+    temporal_denoise: Annotated[bool, _as_track("--temporal-denoise")] = True,
+    temporal_radius: Annotated[int, _as_track("--temporal-radius", metavar="FRAMES")] = 2,
+    temporal_strength: Annotated[float, _as_track("--temporal-strength", metavar="S")] = 0.8,
+    noise_threshold: Annotated[float, _as_track("--noise-threshold", metavar="GREY")] = 2.5,
     faces: Annotated[
         str,
         typer.Option(
@@ -1199,10 +1243,15 @@ def benchmark(
             lookahead=lookahead,
             backtrack=backtrack,
             bridge_lost=bridge_lost,
+            temporal_denoise=temporal_denoise,
+            temporal_radius=temporal_radius,
+            temporal_strength=temporal_strength,
+            noise_threshold=noise_threshold,
         )
         from crct_cli.api import check_lost_points
         from crct_cli.runtime.nets import check_find_wide
         from crct_cli.tracking.backtrack import check_backtrack
+        from crct_cli.tracking.frame_denoise import FrameDenoiseConfig
         from crct_cli.tracking.smoothing import SmoothConfig
         from crct_cli.tracking.tracker import check_bt_reuse, check_gate_growth, check_likeness
 
@@ -1213,6 +1262,7 @@ def benchmark(
         check_find_wide(find_wide, CrctError)
         check_backtrack(backtrack)
         SmoothConfig(min_cutoff=smooth_cutoff, beta=smooth_beta).check()
+        FrameDenoiseConfig(temporal_radius, temporal_strength, noise_threshold).check()
         run_dataset_command(request, out)
         return
     dataset_only.update({"--methods": methods, "--seq-bt": seq_bt})

@@ -311,6 +311,7 @@ def test_the_command_line_s_defaults_are_the_tracker_s() -> None:
     lost = {"redetect_on_loss", "lost_follow", "lost_flip", "gate_growth", "stretched_look"}
     lost |= {"likeness", "lost_doubted", "find_wide"}
     smoothing = {"smooth", "smooth_cutoff", "smooth_beta"}
+    smoothing |= {"temporal_denoise", "temporal_radius", "temporal_strength", "noise_threshold"}
     shared = (set(api) & set(cli_track)) - {"faces"}
     assert {"bt_reuse", "blend", "flip", "check_refined", "backfill", "reacquire"} <= shared
     assert lost | smoothing <= shared

@@ -146,6 +146,8 @@ def test_bad_batch_options_are_one_line(tmp_path: Path) -> None:
         (["--gate-growth", "-1"], "--gate-growth"),
         (["--likeness", "2"], "--likeness"),
         (["--find-wide", "1"], "--find-wide"),
+        (["--temporal-radius", "-1"], "--temporal-radius"),
+        (["--noise-threshold", "-2"], "--noise-threshold"),
     ]:
         result = crct("track", tmp_path / "v", "--out", tmp_path / "out", *args)
         assert result.exit_code == 2 and message in result.stderr, (args, result.output)

@@ -348,6 +348,8 @@ def test_lost_points_for_video_datasets_is_checked(tmp_path: Path) -> None:
     assert "--gate-growth must be >= 0" in one_line_error(crct(*args))
     args = ("benchmark", "--dataset", "300vw", "--root", tmp_path, "--find-wide", "9")
     assert "--find-wide must be 0" in one_line_error(crct(*args))
+    args = ("benchmark", "--dataset", "300vw", "--root", tmp_path, "--temporal-strength", "0")
+    assert "--temporal-strength must be > 0" in one_line_error(crct(*args))
 
 
 def test_video_methods_take_the_papers_thresholds_as_crct_track_does(

@@ -314,9 +314,15 @@ def test_dataset_multi_runs_every_method_and_rescoring_its_csv_agrees(
         lookahead: bool,
         backtrack: int,
         bridge_lost: bool,
+        temporal_denoise: bool,
+        temporal_radius: int,
+        temporal_strength: float,
+        noise_threshold: float,
         **redetection: Any,
     ) -> Callable[[MethodSpec], ScriptedTracker]:
         assert redetection == bench_runner.DatasetRequest("multi").redetection  # the defaults
+        assert temporal_denoise and (temporal_radius, temporal_strength) == (2, 0.8)
+        assert noise_threshold == 2.5
         assert blend and not flip and bt_reuse == 0.05  # crct track's defaults
         assert stretched_look is False and find_wide == 2.0
         assert smooth and (smooth_cutoff, smooth_beta) == (2.5, 5.0) and lookahead

@@ -62,6 +62,10 @@ SETTINGS_KEYS: tuple[str, ...] = (
     "lookahead",
     "backtrack",
     "bridge_lost",
+    "temporal_denoise",
+    "temporal_radius",
+    "temporal_strength",
+    "noise_threshold",
     "init_box",
 )
 

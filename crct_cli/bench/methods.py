@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -32,6 +32,12 @@ from crct_cli.runtime.nets import FINDER_WIDE
 from crct_cli.tracking.backtrack import BACKTRACK
 from crct_cli.tracking.bridge import BRIDGE_LOST, BRIDGE_MAX_RUN
 from crct_cli.tracking.detector import Detection
+from crct_cli.tracking.frame_denoise import (
+    TEMPORAL_DENOISE,
+    FrameDenoiseConfig,
+    denoise_frames,
+    frame_denoising,
+)
 from crct_cli.tracking.lookahead import LookAhead
 from crct_cli.tracking.multi import Face
 from crct_cli.tracking.smoothing import (
@@ -171,6 +177,14 @@ def finish_sequence(method: VideoMethod) -> dict[int, FramePrediction]:
     return {} if finish is None else dict(finish())
 
 
+def frames_for(method: VideoMethod, frames: Iterator[Frame]) -> Iterator[Frame]:
+    """A video's frames as ``method`` reads them: a method with a ``frames()`` (crct with
+    ``--temporal-denoise``, whose filter reads the frames around each one) transforms them;
+    any other reads them as decoded."""
+    transform = getattr(method, "frames", None)
+    return frames if transform is None else transform(frames)
+
+
 class ImageMethod(Protocol):
     """A still-image aligner: faces from a detector or a given box, then 68 points."""
 
@@ -198,8 +212,13 @@ class TrackerMethod:
         two_sided: TwoSidedConfig | None = None,
         backtrack: int = 0,
         bridge: int = 0,
+        frame_denoise: FrameDenoiseConfig | None = None,
+        read_ahead: bool = True,
     ) -> None:
         self.nets = nets
+        #: ``--temporal-denoise``: two-sided with ``read_ahead`` (``--lookahead``), else causal
+        self.frame_denoise = frame_denoise
+        self.read_ahead = read_ahead
         self.config = config
         self.tracker: CRCTTracker | None = None
         self.two_sided = two_sided
@@ -225,6 +244,13 @@ class TrackerMethod:
             self._ahead = LookAhead(
                 self.nets, self.config, self.backtrack, self.two_sided, self.bridge
             )
+
+    def frames(self, frames: Iterator[Frame]) -> Iterator[Frame]:
+        """The frames as ``crct track`` feeds them to the networks (``--temporal-denoise``:
+        averaged with those on both sides with ``--lookahead``, with those before without)."""
+        if self.frame_denoise is None:
+            return frames
+        return denoise_frames(frames, self.frame_denoise, two_sided=self.read_ahead)
 
     def step(self, frame: Frame) -> FramePrediction:
         assert self.tracker is not None, "start() first"
@@ -276,6 +302,10 @@ def video_factory(
     lookahead: bool = LOOKAHEAD,
     backtrack: int = BACKTRACK,
     bridge_lost: bool = BRIDGE_LOST,
+    temporal_denoise: bool = TEMPORAL_DENOISE,
+    temporal_radius: int = FrameDenoiseConfig.radius,
+    temporal_strength: float = FrameDenoiseConfig.strength,
+    noise_threshold: float = FrameDenoiseConfig.threshold,
     **redetection: Any,
 ) -> VideoFactory:
     """Real video methods on ``device``, with the papers' thresholds and ``SeqBT``; ``int8``,
@@ -283,6 +313,9 @@ def video_factory(
     re-detection options (``TrackerConfig``'s names) as ``crct track`` (its defaults)."""
     smoothing = SmoothConfig(min_cutoff=smooth_cutoff, beta=smooth_beta) if smooth else None
     two_sided = TwoSidedConfig() if smooth and lookahead else None
+    frame_denoise = frame_denoising(
+        temporal_denoise, temporal_radius, temporal_strength, noise_threshold
+    )
 
     def make(spec: MethodSpec) -> VideoMethod:
         config = TrackerConfig(tb=tb, tc=tc, seq_bt=seq_bt, mode=spec.mode, **redetection)
@@ -299,7 +332,14 @@ def video_factory(
         )
         bridge = BRIDGE_MAX_RUN if bridge_lost and lookahead else 0
         return TrackerMethod(
-            nets, config, smoothing, two_sided, backtrack if lookahead else 0, bridge
+            nets,
+            config,
+            smoothing,
+            two_sided,
+            backtrack if lookahead else 0,
+            bridge,
+            frame_denoise,
+            read_ahead=lookahead,
         )
 
     return make

@@ -61,6 +61,7 @@ from crct_cli.metrics import NORMALIZATIONS
 from crct_cli.runtime.nets import FINDER_WIDE
 from crct_cli.tracking.backtrack import BACKTRACK
 from crct_cli.tracking.bridge import BRIDGE_LOST
+from crct_cli.tracking.frame_denoise import TEMPORAL_DENOISE, FrameDenoiseConfig
 from crct_cli.tracking.likeness import LIKENESS
 from crct_cli.tracking.smoothing import LOOKAHEAD, SMOOTH, SmoothConfig
 from crct_cli.tracking.tracker import BT_REUSE, FIND, GATE_GROWTH, LOST_FLIP, STRETCHED_LOOK
@@ -114,6 +115,10 @@ class DatasetRequest:
     lookahead: bool = LOOKAHEAD  #: video methods: crct track's --lookahead (two-sided filter)
     backtrack: int = BACKTRACK  #: video methods: crct track's --backtrack (with --lookahead)
     bridge_lost: bool = BRIDGE_LOST  #: video methods: crct track's --bridge-lost (with --lookahead)
+    temporal_denoise: bool = TEMPORAL_DENOISE  #: video methods: crct track's --temporal-denoise
+    temporal_radius: int = FrameDenoiseConfig.radius  #: video methods: --temporal-radius
+    temporal_strength: float = FrameDenoiseConfig.strength  #: video methods: --temporal-strength
+    noise_threshold: float = FrameDenoiseConfig.threshold  #: video methods: --noise-threshold
 
     @property
     def fll(self) -> dict[str, Any]:
@@ -131,6 +136,10 @@ class DatasetRequest:
             "lookahead": self.lookahead,
             "backtrack": self.backtrack,
             "bridge_lost": self.bridge_lost,
+            "temporal_denoise": self.temporal_denoise,
+            "temporal_radius": self.temporal_radius,
+            "temporal_strength": self.temporal_strength,
+            "noise_threshold": self.noise_threshold,
         }
 
     @property

@@ -34,6 +34,7 @@ from crct_cli.bench.methods import (
     VideoFactory,
     VideoMethod,
     finish_sequence,
+    frames_for,
     weight_files_of,
 )
 from crct_cli.bench.scores import (
@@ -145,7 +146,7 @@ def run_sequence(
     states: dict[int, str | None] = {}
     fed = 0
     t0 = time.perf_counter()
-    for frame in iter_frames(sequence.video, max_frames):
+    for frame in frames_for(method, iter_frames(sequence.video, max_frames)):
         if frame.index < start:
             continue
         prediction = method.step(frame)
