@@ -182,13 +182,13 @@ class Tracker:
     can find, up to this many of them (and :data:`BACKFILL_MB` of pixels) wait for the first
     face, and then get FLL's points in that face's first box, marked ``lost`` (0: they stay
     without a face, as in the paper).
-    ``temporal_denoise`` (on by default): frames whose own noise is ``noise_threshold`` grey
-    levels or more (a dim webcam, a dark room) are averaged, pixel by pixel, with the
-    ``temporal_radius`` frames on each side (:meth:`track`; :meth:`step` and a track without
-    ``lookahead``: the frames before) where those frames agree with them up to the noise
-    (``temporal_strength`` times it): the noise goes, a moving edge stays. Cleaner footage
-    passes untouched (:mod:`crct_cli.tracking.frame_denoise`). The networks and ``overlay.mp4``
-    see the denoised frames.
+    ``temporal_denoise`` (on by default): footage noisy throughout (a dim webcam, a dark room:
+    each frame's noise ``noise_threshold`` grey levels or more for a second) is averaged, pixel
+    by pixel, with the ``temporal_radius`` frames on each side (:meth:`track`; :meth:`step` and
+    a track without ``lookahead``: the frames before) where those frames agree with it up to
+    the noise (``temporal_strength`` times it): the noise goes, a moving edge stays. Anything
+    else passes untouched (:mod:`crct_cli.tracking.frame_denoise`). The networks and
+    ``overlay.mp4`` see the filtered frames.
     ``networks`` replaces the shipped networks (anything with the one-face ``Networks`` or
     the batched calls); ``blend``, ``flip``, ``bt_reuse``, ``stretched_look`` and
     ``find_wide`` are then theirs to decide.

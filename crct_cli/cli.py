@@ -449,8 +449,9 @@ def track(
     temporal_denoise: Annotated[
         bool,
         typer.Option(
-            help="On noisy footage (a dim webcam, a dark room: the frames' own noise at least "
-            "--noise-threshold), average each pixel with the same pixel of the frames around it "
+            help="On footage noisy throughout (a dim webcam, a dark room: each frame's noise at "
+            "least --noise-threshold for a second), average each pixel with the same pixel of "
+            "the frames around it "
             "(with --lookahead, on both sides) where they agree up to that noise: the noise goes, "
             "a moving edge stays. Cleaner video passes untouched. The overlay shows the frames "
             "as the networks saw them. --no-temporal-denoise: every frame as decoded.",
@@ -476,7 +477,7 @@ def track(
         float,
         typer.Option(
             help="--temporal-denoise: the noise (standard deviation, grey levels of 255) from "
-            "which frames are filtered; clean video measures under 1.5.",
+            "which frames are filtered; clean video measures under 2.",
             metavar="GREY",
         ),
     ] = 2.5,

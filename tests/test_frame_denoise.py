@@ -89,6 +89,21 @@ def test_clean_video_passes_untouched() -> None:
     assert list(denoise_frames(iter(frames), FrameDenoiseConfig(radius=0))) == frames
 
 
+def test_a_moment_of_noise_between_clean_frames_is_left_as_it_is() -> None:
+    """The filter is for footage noisy throughout (a dim camera): a burst of noisy frames
+    in clean video passes untouched, and so does a noisy video's first second once it turns
+    clean; a video noisy from its start is filtered from its first frame."""
+    rng = np.random.default_rng(7)
+    clean = scene()
+    sigmas = [0.3] * 10 + [8.0] * 10 + [0.3] * 10
+    frames = [Frame(k, k / 25, noisy(clean, s, rng)) for k, s in enumerate(sigmas)]
+    out = list(denoise_frames(iter(frames), FrameDenoiseConfig()))
+    assert all(a is b for a, b in zip(out, frames, strict=True))
+    frames = [Frame(k, k / 25, noisy(clean, 8.0, rng)) for k in range(4)]
+    out = list(denoise_frames(iter(frames), FrameDenoiseConfig()))
+    assert rms(out[0].image, clean) < 0.75 * rms(frames[0].image, clean)
+
+
 def test_a_live_stream_gets_each_frame_at_once_from_the_frames_before() -> None:
     rng = np.random.default_rng(4)
     clean = scene()

@@ -8,10 +8,12 @@ differ by more than the noise explains: where the scene stood still the noise av
 moving edge keeps its own frame's pixels, and a frame that differs everywhere (a cut, a flash)
 keeps its own.
 
-The strength follows the video's own noise, estimated per frame (Immerkaer's fast estimator,
-the median over the last :data:`NOISE_WINDOW` frames): footage whose noise is below
-``threshold`` grey levels passes untouched, at no cost, so clean video tracks exactly as
-without the filter. Measured in docs/benchmarks.md (session 38).
+The strength follows each frame's own noise (Immerkaer's fast estimator). Only footage that
+is noisy throughout is filtered: a frame is averaged when it and the :data:`NOISE_WINDOW`
+frames before it all hold ``threshold`` grey levels of noise or more (a dim camera, not a
+moment's noise between clean frames); anything else passes untouched, so clean video tracks
+exactly as without the filter, at the cost of the estimate. Measured in docs/benchmarks.md
+(session 38).
 """
 
 from __future__ import annotations
@@ -36,8 +38,8 @@ TEMPORAL_DENOISE = True
 
 #: Immerkaer (1996): the difference of two Laplacians, blind to a picture's smooth parts.
 _NOISE_KERNEL = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=np.float32)
-#: frames whose noise estimates decide a frame's strength (their median)
-NOISE_WINDOW = 25
+#: a frame is filtered when it and this many frames before it are all noisy (a second at 25 fps)
+NOISE_WINDOW = 24
 #: the widest ``--temporal-radius``: half a second each way at 25 fps, 25 frames held
 MAX_RADIUS = 12
 
@@ -45,7 +47,7 @@ MAX_RADIUS = 12
 def noise_level(grey: np.ndarray) -> float:
     """The standard deviation of a picture's additive noise, in grey levels (Immerkaer, 1996).
 
-    Edges and texture raise it a little: clean video measures 0.2-1.5 here, the hard sets'
+    Edges and texture raise it a little: clean video measures 0.1-1.7 here, the hard sets'
     noise (level 2 of ``crct degrade``, halved in intensity, then H.264) about 4-5.
     """
     grey = np.asarray(grey)
@@ -104,8 +106,8 @@ class FrameDenoiser:
         #: each frame's grey picture, and that picture blurred once a comparison asks for it
         self._grey: deque[list[np.ndarray | None]] = deque()
 
-        self._noise: deque[float] = deque(maxlen=NOISE_WINDOW)
-        self._levels: deque[float] = deque()  # the window's median at each waiting frame
+        self._levels: deque[float] = deque()  # each waiting frame's noise (0: left as it is)
+        self._recent: deque[float] = deque(maxlen=NOISE_WINDOW + 1)  # the latest frames' noise
         self._next = 0  # position in _frames of the next frame to give out
 
     def push(self, frame: Frame) -> list[Frame]:
@@ -117,8 +119,10 @@ class FrameDenoiser:
         if self._frames and self._frames[0].image.shape != frame.image.shape:
             out = self.flush()
         grey = cv2.cvtColor(frame.image, cv2.COLOR_RGB2GRAY)
-        self._noise.append(noise_level(grey))
-        level = float(np.median(self._noise))
+        level = noise_level(grey)
+        self._recent.append(level)
+        if min(self._recent) < self.config.threshold:
+            level = 0.0
         self._frames.append(frame)
         self._levels.append(level)
         self._grey.append([grey, None])
