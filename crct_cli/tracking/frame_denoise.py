@@ -8,12 +8,13 @@ differ by more than the noise explains: where the scene stood still the noise av
 moving edge keeps its own frame's pixels, and a frame that differs everywhere (a cut, a flash)
 keeps its own.
 
-The strength follows each frame's own noise (Immerkaer's fast estimator). Only footage that
-is noisy throughout is filtered: a frame is averaged when it and the :data:`NOISE_WINDOW`
-frames before it all hold ``threshold`` grey levels of noise or more (a dim camera, not a
-moment's noise between clean frames); anything else passes untouched, so clean video tracks
-exactly as without the filter, at the cost of the estimate. Measured in docs/benchmarks.md
-(session 38).
+The noise is estimated in every frame (Immerkaer's fast estimator); the strength follows the
+median over the frame and the :data:`NOISE_WINDOW` frames before it, the camera's noise rather
+than one picture's (a dark band reads lower). Only footage that is noisy throughout is
+filtered: a frame is averaged when it and those frames before it all hold ``threshold`` grey
+levels of noise or more (a dim camera, not a moment's noise between clean frames); anything
+else passes untouched, so clean video tracks exactly as without the filter, at the cost of the
+estimate. Measured in docs/benchmarks.md (session 38).
 """
 
 from __future__ import annotations
@@ -106,7 +107,7 @@ class FrameDenoiser:
         #: each frame's grey picture, and that picture blurred once a comparison asks for it
         self._grey: deque[list[np.ndarray | None]] = deque()
 
-        self._levels: deque[float] = deque()  # each waiting frame's noise (0: left as it is)
+        self._levels: deque[float] = deque()  # each waiting frame's strength (0: left as it is)
         self._recent: deque[float] = deque(maxlen=NOISE_WINDOW + 1)  # the latest frames' noise
         self._next = 0  # position in _frames of the next frame to give out
 
@@ -119,8 +120,9 @@ class FrameDenoiser:
         if self._frames and self._frames[0].image.shape != frame.image.shape:
             out = self.flush()
         grey = cv2.cvtColor(frame.image, cv2.COLOR_RGB2GRAY)
-        level = noise_level(grey)
-        self._recent.append(level)
+        self._recent.append(noise_level(grey))
+        # the camera's noise, not the picture's: a dark band or a dark scene reads lower
+        level = float(np.median(self._recent))
         if min(self._recent) < self.config.threshold:
             level = 0.0
         self._frames.append(frame)
