@@ -108,7 +108,6 @@ class FrameDenoiser:
         self._frames: deque[Frame] = deque()
         #: each frame's grey picture, and that picture blurred once a comparison asks for it
         self._grey: deque[list[np.ndarray | None]] = deque()
-
         self._levels: deque[float] = deque()  # each waiting frame's strength (0: left as it is)
         self._recent: deque[float] = deque(maxlen=NOISE_WINDOW + 1)  # the latest frames' noise
         self._next = 0  # position in _frames of the next frame to give out
