@@ -175,9 +175,9 @@ class FrameDenoiser:
             picture = self._frames[j].image.astype(np.float32)
             cv2.accumulateProduct(picture, cv2.merge([w, w, w]), total)
             weights += w
-        total /= cv2.merge([weights, weights, weights])
-        image = np.clip(total + 0.5, 0, 255).astype(np.uint8)
-        return dataclasses.replace(frame, image=image)
+        cv2.divide(total, cv2.merge([weights, weights, weights]), dst=total)
+        total += 0.5  # a weighted mean of 0-255 values: rounded, it is a uint8 as it stands
+        return dataclasses.replace(frame, image=total.astype(np.uint8))
 
 
 def denoise_frames(
