@@ -91,6 +91,16 @@ def frame_denoising(
     return config if on and radius > 0 else None
 
 
+@dataclass
+class _Held:
+    """A frame the filter still holds: its strength and grey picture (blurred once asked)."""
+
+    frame: Frame
+    level: float  #: the noise the weights are scaled by (0: the frame is left as it is)
+    grey: np.ndarray
+    blurred: np.ndarray | None = None
+
+
 class FrameDenoiser:
     """Frames in, the same frames out denoised, in order.
 
@@ -105,12 +115,9 @@ class FrameDenoiser:
         self.reset()
 
     def reset(self) -> None:
-        self._frames: deque[Frame] = deque()
-        #: each frame's grey picture, and that picture blurred once a comparison asks for it
-        self._grey: deque[list[np.ndarray | None]] = deque()
-        self._levels: deque[float] = deque()  # each waiting frame's strength (0: left as it is)
+        self._held: deque[_Held] = deque()
         self._recent: deque[float] = deque(maxlen=NOISE_WINDOW + 1)  # the latest frames' noise
-        self._next = 0  # position in _frames of the next frame to give out
+        self._next = 0  # position in _held of the next frame to give out
 
     def push(self, frame: Frame) -> list[Frame]:
         """Take the next frame; returns the frames now ready (none, one, or, after a change
@@ -118,7 +125,7 @@ class FrameDenoiser:
         if self.config.radius == 0:
             return [frame]
         out: list[Frame] = []
-        if self._frames and self._frames[0].image.shape != frame.image.shape:
+        if self._held and self._held[0].frame.image.shape != frame.image.shape:
             out = self.flush()
         grey = cv2.cvtColor(frame.image, cv2.COLOR_RGB2GRAY)
         self._recent.append(noise_level(grey))
@@ -126,53 +133,45 @@ class FrameDenoiser:
         level = float(np.median(self._recent))
         if min(self._recent) < self.config.threshold:
             level = 0.0
-        self._frames.append(frame)
-        self._levels.append(level)
-        self._grey.append([grey, None])
+        self._held.append(_Held(frame, level, grey))
         wait = self.config.radius if self.two_sided else 0
-        while self._next < len(self._frames) - wait:
+        while self._next < len(self._held) - wait:
             out.append(self._denoised(self._next))
             self._next += 1
-            self._forget()
+            while self._next > self.config.radius:  # no later frame is averaged with it
+                self._held.popleft()
+                self._next -= 1
         return out
 
     def flush(self) -> list[Frame]:
         """The frames still waiting for the frames after them (the end of a video)."""
-        out = [self._denoised(i) for i in range(self._next, len(self._frames))]
+        out = [self._denoised(i) for i in range(self._next, len(self._held))]
         self.reset()
         return out
 
-    def _forget(self) -> None:
-        """Drop the frames no later frame will be averaged with."""
-        while self._next > self.config.radius:
-            self._frames.popleft()
-            self._grey.popleft()
-            self._levels.popleft()
-            self._next -= 1
-
-    def _compare(self, i: int) -> np.ndarray:
-        """Frame ``i``'s grey picture blurred, as frames are compared (made once, when asked)."""
-        pair = self._grey[i]
-        if pair[1] is None:
-            pair[1] = cv2.GaussianBlur(pair[0].astype(np.float32), (0, 0), self.config.blur)
-        return pair[1]
+    def _compare(self, held: _Held) -> np.ndarray:
+        """A frame's grey picture blurred, as frames are compared (made once, when asked)."""
+        if held.blurred is None:
+            held.blurred = cv2.GaussianBlur(held.grey.astype(np.float32), (0, 0), self.config.blur)
+        return held.blurred
 
     def _denoised(self, i: int) -> Frame:
-        frame, level = self._frames[i], self._levels[i]
+        this = self._held[i]
+        frame, level = this.frame, this.level
         if level < self.config.threshold:
             return frame
         r = self.config.radius
-        lo, hi = max(0, i - r), min(len(self._frames), i + r + 1)
         scale = -1.0 / (self.config.strength * level) ** 2
         total = frame.image.astype(np.float32)
         weights = np.ones(frame.image.shape[:2], dtype=np.float32)
-        here = self._compare(i)
-        for j in range(lo, hi):
+        here = self._compare(this)
+        for j in range(max(0, i - r), min(len(self._held), i + r + 1)):
             if j == i:
                 continue
-            diff = cv2.absdiff(self._compare(j), here)
+            other = self._held[j]
+            diff = cv2.absdiff(self._compare(other), here)
             w = cv2.exp(cv2.multiply(diff, diff, scale=scale))  # OpenCV: 5x numpy's time here
-            picture = self._frames[j].image.astype(np.float32)
+            picture = other.frame.image.astype(np.float32)
             cv2.accumulateProduct(picture, cv2.merge([w, w, w]), total)
             weights += w
         cv2.divide(total, cv2.merge([weights, weights, weights]), dst=total)
@@ -184,9 +183,6 @@ def denoise_frames(
     frames: Iterator[Frame], config: FrameDenoiseConfig, two_sided: bool = True
 ) -> Iterator[Frame]:
     """``frames`` through a :class:`FrameDenoiser` (untouched when ``config.radius`` is 0)."""
-    if config.radius == 0:
-        yield from frames
-        return
     denoiser = FrameDenoiser(config, two_sided)
     for frame in frames:
         yield from denoiser.push(frame)
