@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -78,6 +79,34 @@ def test_a_moving_square_keeps_its_edges() -> None:
     assert abs(grey[23:41, 28:41].mean() - 40) < 6  # where it was two frames before
     assert abs(grey[23:41, 71:82].mean() - 40) < 6  # where it will be two frames after
     assert rms(out[k].image[50:, :], np.full((14, 120, 3), 40.0)) < 4  # the ground, quieter
+
+
+def test_the_mean_is_within_a_grey_level_of_the_exact_weights() -> None:
+    """The filter keeps its weights in 1/255 steps; written out here in float64 from the
+    module's definition (blurred grey differences, exp(-(d / (s n))^2), the noise the median of
+    the frames' estimates), the mean it makes is at most one grey level away."""
+    rng = np.random.default_rng(4)
+    frames = []
+    for k in range(5):
+        picture = scene(60, 80)
+        picture[10:30, 10 + 6 * k : 30 + 6 * k] = 220.0  # a square moving 6 px a frame
+        frames.append(Frame(k, k / 25, noisy(picture, 7.0, rng)))
+    config = FrameDenoiseConfig(radius=2)
+    got = list(denoise_frames(iter(frames), config))[2].image.astype(np.float64)
+
+    greys = [cv2.cvtColor(f.image, cv2.COLOR_RGB2GRAY) for f in frames]
+    level = float(np.median([noise_level(g) for g in greys[:3]]))  # frame 2 and those before
+    blurred = [cv2.GaussianBlur(g.astype(np.float32), (0, 0), config.blur) for g in greys]
+    total = np.zeros(frames[2].image.shape)
+    weights = np.zeros(frames[2].image.shape[:2])
+    for k in range(5):
+        d = blurred[k].astype(np.float64) - blurred[2]
+        w = np.exp(-((d / (config.strength * level)) ** 2))
+        total += w[..., None] * frames[k].image
+        weights += w
+    exact = total / weights[..., None]
+    assert np.abs(got - exact).max() <= 1.0
+    assert np.abs(got - frames[2].image).max() > 5  # and it did filter the frame
 
 
 def test_clean_video_passes_untouched() -> None:
