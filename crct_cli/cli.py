@@ -130,11 +130,22 @@ def main(
         share_threads()  # the process is crct's: its ONNX Runtime sessions may share one pool
 
 
+#: Panels of the longer --help screens: the options most runs need stay under "Options".
+_PANEL_FACES = "Several faces"
+_PANEL_NETS = "Networks and speed"
+_PANEL_ALG = "Algorithm 1 (the paper's TB, TC, SeqBT) and what crct adds to it"
+_PANEL_FILE = "Whole video files: noisy footage, looking ahead, smoothing"
+_PANEL_MANY = "Many videos: workers, Ray"
+_PANEL_DATASETS = "Datasets (--dataset)"
+_PANEL_SPEED = "Speed (--speed)"
+_PANEL_AS_TRACK = "Video methods: crct track's options, the same defaults"
+
 #: Options several commands share, declared once.
-DeviceOption = Annotated[str, typer.Option(help="auto, cpu or cuda.")]
+DeviceOption = Annotated[str, typer.Option(help="auto, cpu or cuda.", rich_help_panel=_PANEL_NETS)]
 BackendOption = Annotated[
     str,
     typer.Option(
+        rich_help_panel=_PANEL_NETS,
         help="How the networks run: auto (ONNX Runtime on the CPU, PyTorch on CUDA), "
         "torch or onnx.",
         metavar="auto|torch|onnx",
@@ -143,6 +154,7 @@ BackendOption = Annotated[
 DenoiseOption = Annotated[
     str,
     typer.Option(
+        rich_help_panel=_PANEL_NETS,
         help="FADeNN: clean the crop FLL sees with the internal denoiser d (one DAE), "
         "s (classifier + a DAE per noise type) or m (multi-task classifier + DAEs), using "
         "weights/fadenn_<v>.pt (denoiser and FLL fine-tuned together); none: plain FLL.",
@@ -206,6 +218,7 @@ def track(
     detect_every: Annotated[
         int,
         typer.Option(
+            rich_help_panel=_PANEL_FACES,
             help="With several faces: look for new faces with MTCNN every K frames "
             "(and on every frame on which a face is lost).",
             metavar="K",
@@ -214,6 +227,7 @@ def track(
     max_lost: Annotated[
         int,
         typer.Option(
+            rich_help_panel=_PANEL_FACES,
             help="With several faces: end a face's track after this many lost frames in a row "
             "(a face that comes back later gets a new id).",
             metavar="FRAMES",
@@ -229,15 +243,22 @@ def track(
         str | None,
         typer.Option(help="Start from this box (pixels) instead of detecting.", metavar="X,Y,W,H"),
     ] = None,
-    tb: Annotated[float, typer.Option(help="TB: re-detection gate of eq. 8.")] = 1.0,
-    tc: Annotated[float, typer.Option(help="TC: face-validator threshold.")] = 0.5,
-    seq_bt: Annotated[int, typer.Option(help="SeqBT: frames between LSTM resets.")] = 2,
+    tb: Annotated[
+        float, typer.Option(rich_help_panel=_PANEL_ALG, help="TB: re-detection gate of eq. 8.")
+    ] = 1.0,
+    tc: Annotated[
+        float, typer.Option(rich_help_panel=_PANEL_ALG, help="TC: face-validator threshold.")
+    ] = 0.5,
+    seq_bt: Annotated[
+        int, typer.Option(rich_help_panel=_PANEL_ALG, help="SeqBT: frames between LSTM resets.")
+    ] = 2,
     denoise: DenoiseOption = "none",
     device: DeviceOption = "auto",
     backend: BackendOption = "auto",
     int8: Annotated[
         bool,
         typer.Option(
+            rich_help_panel=_PANEL_NETS,
             help="On the CPU (ONNX Runtime): run BT and FLL's first stage on int8 graphs "
             "(a frame's networks about 1.3x faster); the points written still come from "
             "FLL's float32 second stage. --no-int8: float32 throughout.",
@@ -246,6 +267,7 @@ def track(
     relaxed_redetect: Annotated[
         bool,
         typer.Option(
+            rich_help_panel=_PANEL_ALG,
             help="When a lost face is not found again (or at once, --redetect-on-loss), look "
             "once more with MTCNN's more sensitive thresholds (blurred, noisy or dark "
             "footage); eq. 8 and FV still guard the result. --no-relaxed-redetect: the "
@@ -255,6 +277,7 @@ def track(
     stretched_look: Annotated[
         bool,
         typer.Option(
+            rich_help_panel=_PANEL_ALG,
             help="When that more sensitive look finds nothing, look at the frame once more "
             "with each colour channel stretched to the full range (a washed-out or "
             "colour-cast face); eq. 8 and FV still guard the result.",
@@ -263,6 +286,7 @@ def track(
     reacquire: Annotated[
         int,
         typer.Option(
+            rich_help_panel=_PANEL_ALG,
             help="One face: once lost this many frames (each valid frame between takes one "
             "off), take the detection nearest the held box wherever it is (eq. 8's gate "
             "opens); 0: never, as in the paper.",
@@ -272,6 +296,7 @@ def track(
     redetect_fallback: Annotated[
         bool,
         typer.Option(
+            rich_help_panel=_PANEL_ALG,
             help="When the face validator rejects BT's estimate from a fresh detection, try "
             "FLL in the detection box itself (kept if the validator accepts it).",
         ),
@@ -279,6 +304,7 @@ def track(
     check_refined: Annotated[
         bool,
         typer.Option(
+            rich_help_panel=_PANEL_ALG,
             help="The face validator also checks FLL's refined points, and below --tc the "
             "frame is lost after all; --no-check-refined: the paper's one look, at BT's.",
         ),
@@ -286,6 +312,7 @@ def track(
     redetect_on_loss: Annotated[
         bool,
         typer.Option(
+            rich_help_panel=_PANEL_ALG,
             help="When the face validator rejects BT's estimate on a frame after a valid one, "
             "look for the face in that frame at once (FLL in the detection, kept if the "
             "validator accepts it); --no-redetect-on-loss: from the next frame, as the paper.",
@@ -294,6 +321,7 @@ def track(
     lost_points: Annotated[
         str,
         typer.Option(
+            rich_help_panel=_PANEL_ALG,
             help="The points written for a lost frame: fll (FLL in the last box the validator "
             "accepted, where a face that is only hard to see still is) or bt (BT's rejected "
             "estimate, as in the paper). The frame is marked lost either way.",
@@ -303,6 +331,7 @@ def track(
     lost_follow: Annotated[
         bool,
         typer.Option(
+            rich_help_panel=_PANEL_ALG,
             help="From a lost run's second frame, FLL also reads where the last lost frame's "
             "points were, and the validator's score picks that or the held box's answer: a "
             "face moving on under a shadow is followed. The held box stays where it was.",
@@ -311,6 +340,7 @@ def track(
     lost_flip: Annotated[
         bool,
         typer.Option(
+            rich_help_panel=_PANEL_ALG,
             help="On a frame where the validator rejects BT's estimate, FLL also reads the "
             "face mirrored and averages (as --flip does on every frame): steadier points where "
             "the face is hard to see, one more FLL pass on those frames only.",
@@ -319,6 +349,7 @@ def track(
     lost_doubted: Annotated[
         bool,
         typer.Option(
+            rich_help_panel=_PANEL_ALG,
             help="When the look for a face the moment it is lost finds one that the validator "
             "turns down, FLL's points there may still be the lost frame's: the validator's "
             "score picks them or the held box's answer. The frame stays lost.",
@@ -327,6 +358,7 @@ def track(
     gate_growth: Annotated[
         float,
         typer.Option(
+            rich_help_panel=_PANEL_ALG,
             help="One face: eq. 8's gate (--tb) widens by this much for each frame the face "
             "has been lost, so that a face lost in a fast move is taken back where it went; "
             "0: the paper's fixed gate.",
@@ -336,6 +368,7 @@ def track(
     likeness: Annotated[
         float,
         typer.Option(
+            rich_help_panel=_PANEL_ALG,
             help="A face re-found near where the one followed was lost must look like it: "
             "the correlation of their small eye-levelled grey thumbnails at least this, or it "
             "is taken for a neighbour and turned down (0.25 was tried); 0: no check.",
@@ -345,6 +378,7 @@ def track(
     find: Annotated[
         bool,
         typer.Option(
+            rich_help_panel=_PANEL_ALG,
             help="When a lost face is looked for, the face finder (weights/finder.pt) looks "
             "around the box it was last seen in, beside MTCNN: a face smeared by a fast move, "
             "turned or half out of the frame; of two different faces found, the nearer is "
@@ -354,6 +388,7 @@ def track(
     find_wide: Annotated[
         float,
         typer.Option(
+            rich_help_panel=_PANEL_ALG,
             help="Where the face finder's window holds no face, it looks again at a window "
             "this many times as wide, at the same scale: a face that went further in a fast "
             "burst (1.25-4); 0: no second look.",
@@ -363,6 +398,7 @@ def track(
     backfill: Annotated[
         int,
         typer.Option(
+            rich_help_panel=_PANEL_FILE,
             help="When a video opens on frames where no face can be detected (dark, covered), "
             "up to this many of them wait for the first face and get FLL's points in its "
             "first box, marked lost; 0: they stay without a face, as in the paper.",
@@ -372,6 +408,7 @@ def track(
     blend: Annotated[
         bool,
         typer.Option(
+            rich_help_panel=_PANEL_NETS,
             help="Write the mean of FLL's two stages, as crct align does (no extra cost, "
             "steadier and more accurate points); --no-blend: the second stage's alone.",
         ),
@@ -379,6 +416,7 @@ def track(
     flip: Annotated[
         bool,
         typer.Option(
+            rich_help_panel=_PANEL_NETS,
             help="FLL also reads each face mirrored and averages, as crct align does: "
             "steadier points, FLL twice the cost (about 1.6x the time per frame).",
         ),
@@ -386,6 +424,7 @@ def track(
     bt_reuse: Annotated[
         float,
         typer.Option(
+            rich_help_panel=_PANEL_NETS,
             help="When a face's box moved less than this share of its side since the last "
             "frame, BT cuts both frames at the last frame's box and reuses that crop's "
             "features: half of BT's work on most frames of real video; 0: never (the "
@@ -396,6 +435,7 @@ def track(
     smooth: Annotated[
         bool,
         typer.Option(
+            rich_help_panel=_PANEL_FILE,
             help="Smooth each face's shape over the frames its track follows (a One Euro "
             "filter on the points with the head's pose taken out, so a fast head is never "
             "delayed): steadier points; --no-smooth: each frame's points as FLL gave them.",
@@ -404,6 +444,7 @@ def track(
     smooth_cutoff: Annotated[
         float,
         typer.Option(
+            rich_help_panel=_PANEL_FILE,
             help="--smooth: the filter's cutoff for a still face; lower is steadier.",
             metavar="HZ",
         ),
@@ -411,6 +452,7 @@ def track(
     smooth_beta: Annotated[
         float,
         typer.Option(
+            rich_help_panel=_PANEL_FILE,
             help="--smooth: how much faster points (a mouth opening) raise their cutoff; "
             "higher follows fast expressions more closely.",
             metavar="BETA",
@@ -419,6 +461,7 @@ def track(
     lookahead: Annotated[
         bool,
         typer.Option(
+            rich_help_panel=_PANEL_FILE,
             help="Read on in the video past each frame (a file, not a live stream): --smooth "
             "averages each face's shape and pose over the frames on both sides where they "
             "differ by no more than the localiser's noise (a third of a second each way, no "
@@ -430,6 +473,7 @@ def track(
     backtrack: Annotated[
         int,
         typer.Option(
+            rich_help_panel=_PANEL_FILE,
             help="--lookahead: when a lost face is found again, follow it backwards (Algorithm "
             "1 run back in time from the re-found face) into up to this many of the frames it "
             "was lost in; those the validator accepts get its points, state tracked. 0: never.",
@@ -439,6 +483,7 @@ def track(
     bridge_lost: Annotated[
         bool,
         typer.Option(
+            rich_help_panel=_PANEL_FILE,
             help="--lookahead: once a lost face is followed again, give each frame of its lost "
             "run (up to 3 s) the shape between the frames around the run, where the run's own "
             "points put the face (along an axis they are squeezed in, nearer the shape's own "
@@ -449,6 +494,7 @@ def track(
     temporal_denoise: Annotated[
         bool,
         typer.Option(
+            rich_help_panel=_PANEL_FILE,
             help="On footage noisy throughout (a dim webcam, a dark room: each frame's noise at "
             "least --noise-threshold for a second), average each pixel with the same pixel of "
             "the frames around it "
@@ -460,6 +506,7 @@ def track(
     temporal_radius: Annotated[
         int,
         typer.Option(
+            rich_help_panel=_PANEL_FILE,
             help="--temporal-denoise: frames averaged on each side (before, without "
             "--lookahead); 0: off.",
             metavar="FRAMES",
@@ -468,6 +515,7 @@ def track(
     temporal_strength: Annotated[
         float,
         typer.Option(
+            rich_help_panel=_PANEL_FILE,
             help="--temporal-denoise: how far frames may differ, in units of their noise, and "
             "still be averaged; higher removes more noise and smears more motion.",
             metavar="S",
@@ -476,6 +524,7 @@ def track(
     noise_threshold: Annotated[
         float,
         typer.Option(
+            rich_help_panel=_PANEL_FILE,
             help="--temporal-denoise: the noise (standard deviation, grey levels of 255) from "
             "which frames are filtered; clean video measures under 2.",
             metavar="GREY",
@@ -484,6 +533,7 @@ def track(
     workers: Annotated[
         int | None,
         typer.Option(
+            rich_help_panel=_PANEL_MANY,
             help="Videos tracked at once, each worker a process that loads the networks once "
             "(default: one per core, as memory allows; with --engine ray, one per --threads "
             "CPUs of the cluster).",
@@ -494,6 +544,7 @@ def track(
     threads: Annotated[
         int | None,
         typer.Option(
+            rich_help_panel=_PANEL_NETS,
             help="Threads of each worker's networks (default: the cores / --workers; "
             "with --engine ray, 1).",
             metavar="T",
@@ -511,6 +562,7 @@ def track(
     engine: Annotated[
         str,
         typer.Option(
+            rich_help_panel=_PANEL_MANY,
             help="local (worker processes on this machine) or ray (Ray tasks, on a cluster: "
             "OUT must be storage every node sees; pip install 'crct\\[ray]').",
             metavar="local|ray",
@@ -519,6 +571,7 @@ def track(
     ray_address: Annotated[
         str | None,
         typer.Option(
+            rich_help_panel=_PANEL_MANY,
             help="The Ray cluster to use, as `ray start --head` prints it (default: "
             "$RAY_ADDRESS, else a fresh local Ray instance).",
             metavar="ADDR",
@@ -528,6 +581,7 @@ def track(
     gpus_per_worker: Annotated[
         float,
         typer.Option(
+            rich_help_panel=_PANEL_MANY,
             help="With --engine ray: GPUs each worker reserves (e.g. 0.25 puts four on a GPU; "
             "use with --device cuda).",
             metavar="G",
@@ -938,7 +992,9 @@ def degrade(
 
 def _as_track(flag: str, **extra: Any) -> Any:
     """A ``crct benchmark`` option for video methods that means what ``crct track``'s does."""
-    return typer.Option(help=f"--dataset videos: as crct track {flag}.", **extra)
+    return typer.Option(
+        help=f"--dataset videos: as crct track {flag}.", rich_help_panel=_PANEL_AS_TRACK, **extra
+    )
 
 
 @app.command()
@@ -1007,6 +1063,7 @@ def benchmark(
     dataset: Annotated[
         str | None,
         typer.Option(
+            rich_help_panel=_PANEL_DATASETS,
             help="300vw-cat1 | 300vw-cat2 | 300vw-cat3 | 300vw (every sequence under the root) "
             "| 300w | menpo | images | multi (several faces per video, per-face ground truth).",
             metavar="NAME",
@@ -1016,6 +1073,7 @@ def benchmark(
     root: Annotated[
         Path | None,
         typer.Option(
+            rich_help_panel=_PANEL_DATASETS,
             help="Dataset folder (default: $CRCT_DATA/300VW, $CRCT_DATA/300W, $CRCT_DATA/menpo).",
             metavar="DIR",
             show_default=False,
@@ -1024,6 +1082,7 @@ def benchmark(
     methods: Annotated[
         str | None,
         typer.Option(
+            rich_help_panel=_PANEL_DATASETS,
             help="Comma list of mode[+denoise-VARIANT] (default: crct,fll-mt,bt for videos, "
             "fll for images, crct for --speed).",
             metavar="LIST",
@@ -1032,11 +1091,16 @@ def benchmark(
     ] = None,
     seq_bt: Annotated[
         int | None,
-        typer.Option(help="SeqBT: frames between LSTM resets (default 2).", show_default=False),
+        typer.Option(
+            rich_help_panel=_PANEL_AS_TRACK,
+            help="SeqBT: frames between LSTM resets (default 2).",
+            show_default=False,
+        ),
     ] = None,
     init: Annotated[
         str | None,
         typer.Option(
+            rich_help_panel=_PANEL_DATASETS,
             help="Videos: gt (the first frame's ground-truth box, the papers' protocol; "
             "default) or detect (MTCNN).",
             metavar="gt|detect",
@@ -1047,6 +1111,7 @@ def benchmark(
     backend: Annotated[
         str,
         typer.Option(
+            rich_help_panel=_PANEL_SPEED,
             help="--speed: time this backend only (auto: every backend that runs here, "
             "torch and onnx on the CPU).",
             metavar="auto|torch|onnx",
@@ -1055,6 +1120,7 @@ def benchmark(
     noise: Annotated[
         str | None,
         typer.Option(
+            rich_help_panel=_PANEL_DATASETS,
             help="Still images: all (clean + the 12 degraded sets), none, or TYPE-LEVEL "
             "(e.g. blur-3); made on the fly.",
             metavar="all|none|TYPE-LEVEL",
@@ -1064,30 +1130,39 @@ def benchmark(
     box_from_pts: Annotated[
         bool,
         typer.Option(
+            rich_help_panel=_PANEL_DATASETS,
             help="Still images: start from the box of the ground-truth points (the papers' "
-            "protocol) instead of detecting."
+            "protocol) instead of detecting.",
         ),
     ] = False,
     seed: Annotated[
         int | None,
-        typer.Option(help="Seed of the Gaussian noise sets (default 0).", show_default=False),
+        typer.Option(
+            rich_help_panel=_PANEL_DATASETS,
+            help="Seed of the Gaussian noise sets (default 0).",
+            show_default=False,
+        ),
     ] = None,
     max_frames: Annotated[
         int | None,
         typer.Option(
-            help="Videos: score only the first N frames (quick runs).", show_default=False
+            rich_help_panel=_PANEL_DATASETS,
+            help="Videos: score only the first N frames (quick runs).",
+            show_default=False,
         ),
     ] = None,
     speed: Annotated[
         bool,
         typer.Option(
+            rich_help_panel=_PANEL_SPEED,
             help="Time decoding, each network and crct track on the VIDEO arguments "
-            "(CPU, and CUDA when present)."
+            "(CPU, and CUDA when present).",
         ),
     ] = False,
     int8: Annotated[
         bool,
         typer.Option(
+            rich_help_panel=_PANEL_NETS,
             help="Videos and --speed: track as crct track does by default, with BT and FLL's "
             "first stage on int8 graphs on the CPU; --no-int8: float32 throughout.",
         ),
@@ -1095,6 +1170,7 @@ def benchmark(
     relaxed_redetect: Annotated[
         bool,
         typer.Option(
+            rich_help_panel=_PANEL_AS_TRACK,
             help="--dataset videos: re-find a lost face as crct track does by default, with "
             "a second, more sensitive MTCNN look; --no-relaxed-redetect: the paper's alone.",
         ),
@@ -1103,6 +1179,7 @@ def benchmark(
     reacquire: Annotated[
         int,
         typer.Option(
+            rich_help_panel=_PANEL_AS_TRACK,
             help="--dataset videos: as crct track --reacquire (0: eq. 8's gate always).",
             metavar="FRAMES",
         ),
@@ -1136,6 +1213,7 @@ def benchmark(
     faces: Annotated[
         str,
         typer.Option(
+            rich_help_panel=_PANEL_DATASETS,
             help="--speed: also time crct track with this many faces (N or all) beside one "
             "face, on the same video: the cost of several faces per frame.",
             metavar="N|all",
@@ -1144,6 +1222,7 @@ def benchmark(
     pairs: Annotated[
         int,
         typer.Option(
+            rich_help_panel=_PANEL_SPEED,
             help="--speed: alternating whole runs of dlib and crct track per video; medians "
             "are shown, and crct's speed against dlib's pair by pair.",
             min=1,

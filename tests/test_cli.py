@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+import typer.main
 from typer.testing import CliRunner
 
 from crct_cli import __version__
@@ -39,6 +41,57 @@ def test_help_lists_the_six_commands() -> None:
     for name in COMMANDS:
         assert name in result.stdout
     assert crct("--version").stdout.strip() == f"crct {__version__}"
+
+
+def help_panels(command: str) -> dict[str, list[str]]:
+    """``crct COMMAND --help`` (wide, so no flag wraps) as {panel title: the flags it lists}."""
+    panels: dict[str, list[str]] = {}
+    title = ""
+    result = runner.invoke(app, [command, "--help"], env={"COLUMNS": "250"})
+    for line in result.stdout.splitlines():
+        head = re.match(r"\s*╭─ (.+?) ─", line)
+        if head:
+            title = head.group(1)
+            panels[title] = []
+        flag = re.match(r"│ [ *]? {0,4}(--[a-z0-9-]+)", line)
+        if flag and title:
+            panels[title].append(flag.group(1))
+    return panels
+
+
+@pytest.mark.parametrize(
+    ("command", "common", "grouped"),
+    [
+        (
+            "track",
+            ["--out", "--overlay", "--faces", "--mode", "--overwrite"],
+            {"--tb": "Algorithm 1", "--device": "Networks", "--workers": "Many videos"},
+        ),
+        (
+            "benchmark",
+            ["--pred", "--gt", "--out"],
+            {"--dataset": "Datasets", "--lost-follow": "Video methods", "--pairs": "Speed"},
+        ),
+    ],
+)
+def test_long_help_screens_group_their_options(
+    command: str, common: list[str], grouped: dict[str, str]
+) -> None:
+    """The options most runs need stay under "Options"; the tracker's many switches, the
+    speed settings and the batch engine get panels of their own, each option listed once."""
+    panels = help_panels(command)
+    listed = [flag for flags in panels.values() for flag in flags]
+    sub = typer.main.get_command(app).commands[command]  # type: ignore[attr-defined]
+    declared = {
+        name for p in sub.params for name in p.opts if name.startswith("--") and name != "--help"
+    }
+    assert set(listed) - {"--help"} == declared
+    assert len(listed) == len(set(listed))
+    assert set(common) <= set(panels["Options"])
+    for flag, panel in grouped.items():
+        (where,) = [title for title, flags in panels.items() if flag in flags]
+        assert where.startswith(panel), (flag, where)
+    assert len(panels) >= 4
 
 
 def test_python_dash_m_runs_the_same_app() -> None:
