@@ -440,6 +440,17 @@ def test_bt_reuse_cuts_at_the_last_box_and_runs_the_trunk_once(tracker: Tracker)
     assert settings_of({})["bt_reuse"] == 0.05 and settings_of({"bt_reuse": 0})["bt_reuse"] == 0
 
 
+def test_the_readme_names_every_keyword_of_tracker() -> None:
+    """The README's Python API section lists Tracker's settings: each one named there."""
+    import inspect
+
+    readme = (SAMPLES.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Python API", 1)[1].split("\n## ", 1)[0]
+    names = [p for p in inspect.signature(Tracker.__init__).parameters if p != "self"]
+    assert len(names) > 30
+    assert [name for name in names if f"`{name}`" not in section] == []
+
+
 def test_the_readme_example_runs(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     """The README's Python API block, run as written from the repository root."""
     readme = (SAMPLES.parent / "README.md").read_text(encoding="utf-8")
