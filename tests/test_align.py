@@ -192,3 +192,56 @@ def test_two_inputs_with_one_output_are_refused(tmp_path: Path, face_image: Draw
     with pytest.raises(CrctError, match=r"same\.pts"):
         align_images([x, y], tmp_path / "out", fakes.detect, fakes.localize)
     assert not (tmp_path / "out").exists() and fakes.detected == []
+
+
+def jpeg_with_orientation(rgb: np.ndarray, orientation: int) -> bytes:
+    """A JPEG of ``rgb`` as stored, with an EXIF orientation tag (1-8) as phones write it."""
+    import struct
+
+    import cv2
+
+    ok, encoded = cv2.imencode(".jpg", rgb[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 98])
+    assert ok
+    jpeg = encoded.tobytes()
+    ifd = struct.pack(">H", 1) + struct.pack(">HHIHH", 0x0112, 3, 1, orientation, 0)
+    tiff = b"MM\x00\x2a" + struct.pack(">I", 8) + ifd + struct.pack(">I", 0)
+    app1 = b"Exif\x00\x00" + tiff
+    segment = b"\xff\xe1" + struct.pack(">H", len(app1) + 2) + app1
+    assert jpeg[2:4] == b"\xff\xe0"  # after the JFIF header
+    at = 4 + struct.unpack(">H", jpeg[4:6])[0]
+    return jpeg[:at] + segment + jpeg[at:]
+
+
+def test_a_phones_sideways_jpeg_is_read_upright(tmp_path: Path) -> None:
+    """EXIF orientation 6 (stored turned a quarter anticlockwise, shown turned back) and 3
+    (upside down) are read as a viewer shows them; without the tag, as stored."""
+    upright = np.zeros((40, 60, 3), np.uint8)
+    upright[:10, :20] = (250, 30, 30)  # a red block at the top left
+    stored = np.rot90(upright).copy()  # a quarter turn anticlockwise: 60 high, 40 wide
+    (tmp_path / "six.jpg").write_bytes(jpeg_with_orientation(stored, 6))
+    (tmp_path / "three.jpg").write_bytes(jpeg_with_orientation(upright[::-1, ::-1].copy(), 3))
+    (tmp_path / "one.jpg").write_bytes(jpeg_with_orientation(stored, 1))
+    for name in ("six.jpg", "three.jpg"):
+        image = read_image(tmp_path / name)
+        assert image.shape == upright.shape, name
+        assert np.abs(image.astype(int) - upright).mean() < 3, name  # JPEG's own error
+        assert image[2:8, 2:18, 0].min() > 200 and image[20:, 30:].max() < 40, name
+    assert read_image(tmp_path / "one.jpg").shape == stored.shape
+
+
+def test_grey_sixteen_bit_and_alpha_pictures_are_read_as_rgb(tmp_path: Path) -> None:
+    import cv2
+
+    grey = np.tile(np.arange(0, 200, 4, dtype=np.uint8), (30, 1))
+    cv2.imwrite(str(tmp_path / "grey.png"), grey)
+    deep = (grey.astype(np.uint16) * 300).astype(np.uint16)
+    cv2.imwrite(str(tmp_path / "deep.png"), deep)
+    rgba = np.dstack(
+        [np.full((30, 50, 3), (10, 120, 240), np.uint8), np.full((30, 50), 7, np.uint8)]
+    )
+    cv2.imwrite(str(tmp_path / "alpha.png"), rgba)  # BGRA on disk
+    got = read_image(tmp_path / "grey.png")
+    assert got.shape == (30, 50, 3) and (got == grey[..., None]).all()
+    got = read_image(tmp_path / "deep.png")
+    assert got.dtype == np.uint8 and got.max() == 255 and (got[..., 0] == got[..., 2]).all()
+    assert (read_image(tmp_path / "alpha.png") == (240, 120, 10)).all()

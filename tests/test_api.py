@@ -267,6 +267,23 @@ def test_align_on_a_still(tracker: Tracker) -> None:
     assert np.abs(boxed[0].points - faces[0].points).max() < 5.0
 
 
+def test_a_sideways_phone_photo_gets_the_points_of_the_upright_one(
+    tracker: Tracker, tmp_path: Path
+) -> None:
+    """The astronaut stored a quarter turn anticlockwise with EXIF orientation 6, as a phone
+    writes a portrait photo: crct finds the face as a viewer sees it, where the upright file
+    has it (within the two JPEG encodings' difference)."""
+    from test_align import jpeg_with_orientation
+
+    upright = read_image(SAMPLES / "astronaut.jpg")
+    (tmp_path / "upright.jpg").write_bytes(jpeg_with_orientation(upright, 1))
+    (tmp_path / "sideways.jpg").write_bytes(jpeg_with_orientation(np.rot90(upright).copy(), 6))
+    (want,) = tracker.align(tmp_path / "upright.jpg")
+    (got,) = tracker.align(tmp_path / "sideways.jpg")
+    diagonal = float(np.hypot(*want.box[2:]))
+    assert np.abs(got.points - want.points).max() < 0.02 * diagonal
+
+
 def test_bad_frames_and_options_are_clear_errors(tracker: Tracker) -> None:
     from crct_cli.errors import CrctError
 

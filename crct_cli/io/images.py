@@ -19,12 +19,21 @@ def is_image(path: str | os.PathLike[str]) -> bool:
 
 
 def read_image(path: str | os.PathLike[str]) -> np.ndarray:
-    """Read an image as (H, W, 3) RGB uint8; grayscale and RGBA inputs are converted."""
+    """Read an image as (H, W, 3) RGB uint8, upright as a viewer shows it; grayscale and RGBA
+    inputs are converted, 16-bit ones scaled.
+
+    A phone's JPEG often stores the picture sideways with an EXIF orientation tag; it is turned
+    as the tag says (as the display matrix of a phone's video is), so its points are where a
+    viewer sees the face. Files without the tag (300-W's, every ground truth here) are read as
+    they are stored."""
     path = Path(path)
     if not path.is_file():
         raise CrctError(f"{path}: no such image file")
     data = np.fromfile(str(path), dtype=np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    # any depth and channel count, EXIF orientation applied (IMREAD_UNCHANGED would ignore it);
+    # an alpha channel is dropped, as it always was
+    flags = cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR
+    image = cv2.imdecode(data, flags) if data.size else None
     if image is None:
         raise CrctError(f"{path}: not a readable image (corrupt or unsupported format)")
     if image.dtype != np.uint8:
