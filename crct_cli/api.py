@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from crct_cli.errors import CrctError
+from crct_cli.io.sequence import SEQUENCE_FPS, check_fps
 from crct_cli.runtime.nets import FINDER_WIDE, check_find_wide
 from crct_cli.tracking.backtrack import BACKTRACK, check_backtrack
 from crct_cli.tracking.bridge import BRIDGE_LOST, BRIDGE_MAX_RUN
@@ -189,6 +190,9 @@ class Tracker:
     the noise (``temporal_strength`` times it): the noise goes, a moving edge stays. Anything
     else passes untouched (:mod:`crct_cli.tracking.frame_denoise`). The networks and
     ``overlay.mp4`` see the filtered frames.
+    ``sequence_fps``: :meth:`track` reads a folder of images as one video (an image
+    sequence, in the natural order of the file names: :mod:`crct_cli.io.sequence`), its
+    frames this many a second apart (the folder stores no rate; a video file has its own).
     ``networks`` replaces the shipped networks (anything with the one-face ``Networks`` or
     the batched calls); ``blend``, ``flip``, ``bt_reuse``, ``stretched_look`` and
     ``find_wide`` are then theirs to decide.
@@ -237,6 +241,7 @@ class Tracker:
         temporal_radius: int = FrameDenoiseConfig.radius,
         temporal_strength: float = FrameDenoiseConfig.strength,
         noise_threshold: float = FrameDenoiseConfig.threshold,
+        sequence_fps: float = SEQUENCE_FPS,
         weights_dir: str | os.PathLike[str] | None = None,
         networks: Any = None,
     ) -> None:
@@ -255,6 +260,9 @@ class Tracker:
         if backfill < 0:
             raise CrctError(f"--backfill must be >= 0 frames (0: none), got {backfill}")
         check_bt_reuse(bt_reuse)
+        check_fps(sequence_fps)
+        #: :meth:`track`: frames a second given to a folder of images (a video file has its own)
+        self.sequence_fps = float(sequence_fps)
         smoothing = SmoothConfig(min_cutoff=smooth_cutoff, beta=smooth_beta)
         smoothing.check()
         self.smooth = smooth
@@ -361,10 +369,11 @@ class Tracker:
     def track(
         self, video: str | os.PathLike[str], max_frames: int | None = None
     ) -> Iterator[TrackedFrame]:
-        """Every frame of ``video`` with its faces, decoded and tracked one at a time (frames
-        before the first face wait for it: ``backfill``). With ``lookahead`` each frame comes
-        out once the frames a third of a second after it are tracked too (the two-sided filter
-        reads them), and while a face is lost, once it is found again (``backtrack``)."""
+        """Every frame of ``video`` (a file, or a folder of images: ``sequence_fps``) with its
+        faces, decoded and tracked one at a time (frames before the first face wait for it:
+        ``backfill``). With ``lookahead`` each frame comes out once the frames a third of a
+        second after it are tracked too (the two-sided filter reads them), and while a face is
+        lost, once it is found again (``backtrack``)."""
         if not self.lookahead:
             yield from self._track(video, max_frames, causal=True)
             return
@@ -388,7 +397,7 @@ class Tracker:
         self.reset()
         waiting: list[TrackedFrame] = []  # the first frames, faceless, while a face may come
         found = self.backfill == 0
-        frames = iter_frames(Path(video), max_frames)
+        frames = iter_frames(Path(video), max_frames, self.sequence_fps)
         if self.frame_denoise is not None:  # in the decoding thread, beside the networks
             frames = denoise_frames(frames, self.frame_denoise, two_sided=not causal)
         for decoded in prefetch_frames(frames):
@@ -457,6 +466,7 @@ class Tracker:
                 None if self.frame_denoise is None else self.frame_denoise.strength
             ),
             "noise_threshold": None if self.frame_denoise is None else self.frame_denoise.threshold,
+            "sequence_fps": self.sequence_fps,
         }
 
     # -- still images ---------------------------------------------------------------------

@@ -189,7 +189,8 @@ def track(
     videos: Annotated[
         list[Path],
         typer.Argument(
-            help="Videos and folders to track (folders: every video under them, recursively).",
+            help="Videos and folders to track (folders: every video under them, recursively; "
+            "a folder of images with no video in it or below it is one image sequence).",
             metavar="VIDEO|FOLDER...",
             show_default=False,
         ),
@@ -530,6 +531,15 @@ def track(
             metavar="GREY",
         ),
     ] = 2.5,
+    sequence_fps: Annotated[
+        float,
+        typer.Option(
+            help="Image sequences (a folder of frames, in the natural order of their names): "
+            "frames a second, for the times written and the seconds the smoothing counts in "
+            "(a video file has its own).",
+            metavar="FPS",
+        ),
+    ] = 30.0,
     workers: Annotated[
         int | None,
         typer.Option(
@@ -604,6 +614,7 @@ def track(
     from crct_cli.batch.discover import discover
     from crct_cli.batch.runner import BatchOptions
     from crct_cli.batch.worker import WorkerSpec, settings_of
+    from crct_cli.io.sequence import check_fps
     from crct_cli.runtime.backend import BACKENDS, DEVICES
     from crct_cli.runtime.nets import check_find_wide
     from crct_cli.tracking.backtrack import check_backtrack
@@ -630,6 +641,7 @@ def track(
     check_backtrack(backtrack)
     SmoothConfig(min_cutoff=smooth_cutoff, beta=smooth_beta).check()
     FrameDenoiseConfig(temporal_radius, temporal_strength, noise_threshold).check()
+    check_fps(sequence_fps)
     options = BatchOptions(engine, workers, threads, overwrite, ray_address, gpus_per_worker)
     options.check()
     tracker_options: dict[str, Any] = {
@@ -673,6 +685,7 @@ def track(
         "temporal_radius": temporal_radius,
         "temporal_strength": temporal_strength,
         "noise_threshold": noise_threshold,
+        "sequence_fps": sequence_fps,
     }
     jobs = discover(videos, out)
     console = Console(stderr=True, highlight=False)

@@ -3,7 +3,11 @@
 - one video named alone writes to ``OUT`` itself (``crct track talk.mp4 --out lm/``);
 - several videos named directly write to ``OUT/<stem>/``;
 - a folder is walked recursively for the suffixes crct reads (:data:`VIDEO_SUFFIXES`), and
-  ``FOLDER/sub/a.mp4`` writes to ``OUT/sub/a/``.
+  ``FOLDER/sub/a.mp4`` writes to ``OUT/sub/a/``;
+- a folder that holds images and no video file is an image sequence, one video
+  (:mod:`crct_cli.io.sequence`): named alone it writes to ``OUT``, found in a walk
+  ``FOLDER/sub/seq/`` writes to ``OUT/sub/seq/`` (CK+'s ``S005/001/`` frames, 300-VW's
+  extracted ones).
 
 Two videos that would write to the same folder (``a.mp4`` and ``a.mov``; ``x/a.mp4`` in two
 folders), or one inside the other's, are refused before anything runs: nothing of one video
@@ -15,11 +19,13 @@ holding ``track.json`` or its temporary name), so an overlay.mp4 is never taken 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from crct_cli.errors import CrctError
+from crct_cli.io.images import IMAGE_SUFFIXES
+from crct_cli.io.sequence import sequence_images
 from crct_cli.io.video import VIDEO_SUFFIXES, is_video
 
 #: Files whose presence marks a folder as crct's own output (complete, running or killed).
@@ -41,10 +47,13 @@ class VideoJob:
 
     @property
     def size(self) -> int:
-        """Bytes, or 0 when the file cannot be read (tracking will then say why)."""
+        """Bytes (an image sequence's: its images'), or 0 when the input cannot be read
+        (tracking will then say why)."""
         try:
+            if self.source.is_dir():
+                return sum(p.stat().st_size for p in sequence_images(self.source))
             return self.source.stat().st_size
-        except OSError:
+        except (OSError, CrctError):
             return 0
 
 
@@ -56,16 +65,29 @@ def discover(inputs: Sequence[Path], out: Path) -> list[VideoJob]:
     """
     if not inputs:
         raise CrctError("name at least one video or folder to track")
-    lone_video = len(inputs) == 1 and not inputs[0].is_dir()
+    walks = {i: _walk(path, out) for i, path in enumerate(inputs) if path.is_dir()}
+    # a folder whose walk finds only itself is an image sequence, tracked as one video
+    sequence = {i for i, found in walks.items() if found == [inputs[i]]}
+    lone_video = len(inputs) == 1 and (not inputs[0].is_dir() or 0 in sequence)
     jobs: list[VideoJob] = []
-    for path in inputs:
-        if path.is_dir():
-            found = list(_walk(path, out))
+    for i, path in enumerate(inputs):
+        if i in sequence:
+            if lone_video:
+                jobs.append(VideoJob(path, out, str(path), "."))
+            else:
+                name = path.resolve().name
+                jobs.append(VideoJob(path, out / name, str(path), name))
+        elif path.is_dir():
+            found = walks[i]
             if not found:
                 suffixes = " ".join(VIDEO_SUFFIXES)
-                raise CrctError(f"{path}: no video files ({suffixes}) in this folder")
+                raise CrctError(
+                    f"{path}: no video files ({suffixes}) and no folder of images in this folder"
+                )
             for video in found:
-                rel = PurePosixPath(video.relative_to(path).as_posix()).with_suffix("")
+                rel = PurePosixPath(video.relative_to(path).as_posix())
+                if not video.is_dir():
+                    rel = rel.with_suffix("")
                 jobs.append(VideoJob(video, out / rel, str(video), rel.as_posix()))
         elif path.exists() or path.is_symlink():
             if not path.is_file():
@@ -116,15 +138,17 @@ def check_destinations(jobs: Sequence[VideoJob]) -> list[VideoJob]:
     return unique
 
 
-def _walk(folder: Path, out: Path) -> Iterator[Path]:
-    """Video files under ``folder``, sorted, following links once (no loops)."""
+def _walk(folder: Path, out: Path) -> list[Path]:
+    """Video files and image sequences (their folders) under ``folder``, sorted, following
+    links once (no loops). A folder holding images, no video and nothing to track in its
+    subfolders is a sequence; elsewhere loose images (a cover, a thumbnail) are left."""
     skip = os.path.realpath(out)
     seen: set[str] = set()
 
-    def visit(directory: Path) -> Iterator[Path]:
+    def visit(directory: Path) -> list[Path]:
         real = os.path.realpath(directory)
         if real in seen or (real == skip and directory != folder):
-            return
+            return []
         seen.add(real)
         try:
             entries = sorted(os.scandir(directory), key=lambda e: e.name)
@@ -132,8 +156,10 @@ def _walk(folder: Path, out: Path) -> Iterator[Path]:
             raise CrctError(f"{directory}: cannot list this folder ({exc.strerror})") from None
         names = {e.name for e in entries}
         if any(m in names for m in OUTPUT_MARKERS):
-            return  # a crct output folder: its overlay.mp4 is not an input
+            return []  # a crct output folder: its overlay.mp4 is not an input
         subdirs: list[Path] = []
+        videos: list[Path] = []
+        images = False
         for entry in entries:
             if entry.name.startswith("."):
                 continue
@@ -141,8 +167,12 @@ def _walk(folder: Path, out: Path) -> Iterator[Path]:
             if entry.is_dir():
                 subdirs.append(path)
             elif is_video(entry.name) and entry.is_file():
-                yield path
-        for sub in subdirs:
-            yield from visit(sub)
+                videos.append(path)
+            elif Path(entry.name).suffix.lower() in IMAGE_SUFFIXES and entry.is_file():
+                images = True
+        below = [found for sub in subdirs for found in visit(sub)]
+        if images and not videos and not below:
+            return [directory]  # an image sequence: images are all there is to track here
+        return videos + below
 
-    yield from visit(folder)
+    return visit(folder)

@@ -41,7 +41,12 @@ class Done:
 
 
 def input_stamp(video: Path) -> dict[str, int]:
-    """What tells an edited or replaced video from the one tracked: size and mtime (ns)."""
+    """What tells an edited or replaced video from the one tracked: size and mtime (ns); for
+    an image sequence, its images' (:func:`crct_cli.io.sequence.stamp`)."""
+    if video.is_dir():
+        from crct_cli.io.sequence import stamp
+
+        return stamp(video)
     st = video.stat()
     return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
 

@@ -67,6 +67,7 @@ SETTINGS_KEYS: tuple[str, ...] = (
     "temporal_strength",
     "noise_threshold",
     "init_box",
+    "sequence_fps",
 )
 
 
@@ -147,8 +148,8 @@ class VideoWorker:
         result = VideoResult(job.label, job.output)
         t0 = time.perf_counter()
         try:
-            if not job.source.is_file():
-                raise CrctError(f"{job.label}: no such video file")
+            if not (job.source.is_file() or job.source.is_dir()):
+                raise CrctError(f"{job.label}: no such video file or image sequence")
             stamp = input_stamp(job.source)
             clear_done(job.out_dir)
             self.last_summary = None

@@ -1,7 +1,8 @@
 """Video in and out with PyAV, as a stream: one decoded frame in memory at a time.
 
 Reading: :func:`probe_video` describes a file, :func:`iter_frames` yields RGB frames with
-their presentation time in seconds. Rotation metadata (the display matrix that phones write)
+their presentation time in seconds (a folder of images is read as a video:
+:mod:`crct_cli.io.sequence`). Rotation metadata (the display matrix that phones write)
 is applied, so frames come out the way a player shows them; grayscale, full-range (``yuvj``)
 and odd-sized sources all come out as (H, W, 3) RGB uint8.
 
@@ -196,13 +197,19 @@ def _to_rgb(frame: VideoFrame, rotation: int) -> np.ndarray:
     return apply_rotation(image, rotation)
 
 
-def probe_video(path: str | os.PathLike[str]) -> VideoInfo:
+def probe_video(path: str | os.PathLike[str], fps: float | None = None) -> VideoInfo:
     """Describe a video, decoding only its first frame (to check it really has one).
 
-    Raises :class:`CrctError` (one line naming the file) when the path is missing, not a
-    video, corrupt, has no video stream or no decodable frame.
+    A folder is an image sequence (:mod:`crct_cli.io.sequence`), given ``fps`` frames a
+    second (a video file's own rate is read from it). Raises :class:`CrctError` (one line
+    naming the file) when the path is missing, not a video, corrupt, has no video stream or
+    no decodable frame.
     """
     path = Path(path)
+    if path.is_dir():
+        from crct_cli.io.sequence import probe_sequence
+
+        return probe_sequence(path, fps)
     container = _open_input(path)
     try:
         stream = _video_stream(container, path)
@@ -268,14 +275,22 @@ def _decode(container: InputContainer, stream: VideoStream, path: Path) -> Itera
         raise CrctError(f"{path}: no decodable frame ({bad} corrupt packets)")
 
 
-def iter_frames(path: str | os.PathLike[str], max_frames: int | None = None) -> Iterator[Frame]:
+def iter_frames(
+    path: str | os.PathLike[str], max_frames: int | None = None, fps: float | None = None
+) -> Iterator[Frame]:
     """Yield the frames of ``path`` one by one, as RGB uint8 with rotation applied.
 
     A generator over a PyAV stream: memory stays flat however long the video. Stops after
-    ``max_frames`` frames when given. Raises :class:`CrctError` when the file is missing,
-    unreadable or yields no frame at all.
+    ``max_frames`` frames when given. A folder is an image sequence, its frames ``1 / fps``
+    seconds apart (:mod:`crct_cli.io.sequence`). Raises :class:`CrctError` when the file is
+    missing, unreadable or yields no frame at all.
     """
     path = Path(path)
+    if path.is_dir():
+        from crct_cli.io.sequence import iter_sequence
+
+        yield from iter_sequence(path, max_frames, fps)
+        return
     container = _open_input(path)
     if max_frames is not None and max_frames <= 0:
         container.close()

@@ -104,7 +104,7 @@ def track_video(
 
     ``on_frame(done, total)`` reports progress.
     """
-    info = probe_video(video)
+    info = probe_video(video, tracker.sequence_fps)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -119,6 +119,10 @@ def track_video(
         "faces": tracker.multi.faces,
         "config": tracker.describe(),
     }
+    if video.is_dir():  # an image sequence: which file each frame index is
+        from crct_cli.io.sequence import sequence_images
+
+        header["images"] = [p.name for p in sequence_images(video)]
     pts = _PtsFolders(out_dir, per_face=tracker.multi.faces != 1)
     counts = {"tracked": 0, "redetected": 0, "lost": 0}
     frames = with_points = face_frames = 0

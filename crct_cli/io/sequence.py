@@ -1,0 +1,132 @@
+"""Image sequences: a folder of frames read as one video (``crct track FRAMES/``).
+
+Face datasets often come as one image per frame (CK+, BP4D, 300-VW's extracted frames), and
+OpenFace reads such folders too. A folder that holds images and no video file is a sequence:
+its images, in the natural order of their names (``frame2.png`` before ``frame10.png``), are
+the frames, ``index`` counting from 0 in that order and ``time`` ``index / fps``. The folder
+stores no frame rate, so it is given one (:data:`SEQUENCE_FPS`, ``crct track --sequence-fps``); it
+sets the ``time`` written beside each frame and the seconds the smoothing and the look-ahead
+count in. Every frame must have the first one's size: an image of another size, or one that
+cannot be read, stops that sequence with one line naming the file.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from crct_cli.errors import CrctError
+from crct_cli.io.images import IMAGE_SUFFIXES, read_image
+
+if TYPE_CHECKING:  # PyAV stays unloaded until a video is read (``import crct_cli`` is light)
+    from crct_cli.io.video import Frame, VideoInfo
+
+#: Frames a second given to an image sequence when none is said (OpenFace's for image folders).
+SEQUENCE_FPS = 30.0
+
+
+def check_fps(fps: float, error: type[Exception] = CrctError) -> None:
+    """``--sequence-fps`` is a positive, finite number of frames a second."""
+    if not (0 < fps < math.inf):
+        raise error(f"--sequence-fps must be a positive number of frames a second, got {fps}")
+
+
+def _natural_key(name: str) -> list[int | str]:
+    """``frame10`` after ``frame9``: runs of digits compare as numbers."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name.casefold())]
+
+
+def _entries(folder: Path) -> list[os.DirEntry[str]]:
+    try:
+        return [e for e in os.scandir(folder) if not e.name.startswith(".")]
+    except OSError as exc:
+        raise CrctError(f"{folder}: cannot list this folder ({exc.strerror})") from None
+
+
+def sequence_images(folder: str | os.PathLike[str]) -> list[Path]:
+    """The images directly in ``folder`` (hidden files skipped), in natural name order."""
+    folder = Path(folder)
+    images = [
+        Path(e.path)
+        for e in _entries(folder)
+        if Path(e.name).suffix.lower() in IMAGE_SUFFIXES and e.is_file()
+    ]
+    return sorted(images, key=lambda p: _natural_key(p.name))
+
+
+def is_image_sequence(path: str | os.PathLike[str]) -> bool:
+    """A folder holding at least one image and no video file."""
+    path = Path(path)
+    if not path.is_dir():
+        return False
+    from crct_cli.io.video import is_video
+
+    names = [e.name for e in _entries(path) if e.is_file()]
+    has_image = any(Path(n).suffix.lower() in IMAGE_SUFFIXES for n in names)
+    return has_image and not any(is_video(n) for n in names)
+
+
+def _images_or_error(folder: Path) -> list[Path]:
+    images = sequence_images(folder)
+    if not images:
+        raise CrctError(f"{folder}: no images in this folder to read as an image sequence")
+    return images
+
+
+def probe_sequence(folder: str | os.PathLike[str], fps: float | None = None) -> VideoInfo:
+    """A sequence's :class:`VideoInfo`: the first image's size, the count of images."""
+    from crct_cli.io.video import VideoInfo
+
+    folder = Path(folder)
+    fps = SEQUENCE_FPS if fps is None else float(fps)
+    check_fps(fps)
+    images = _images_or_error(folder)
+    height, width = read_image(images[0]).shape[:2]
+    return VideoInfo(
+        path=folder,
+        width=int(width),
+        height=int(height),
+        fps=fps,
+        n_frames=len(images),
+        rotation=0,
+        duration=len(images) / fps,
+    )
+
+
+def iter_sequence(
+    folder: str | os.PathLike[str], max_frames: int | None = None, fps: float | None = None
+) -> Iterator[Frame]:
+    """The frames of an image sequence, one image read at a time."""
+    from crct_cli.io.video import Frame
+
+    folder = Path(folder)
+    fps = SEQUENCE_FPS if fps is None else float(fps)
+    check_fps(fps)
+    images = _images_or_error(folder)
+    if max_frames is not None:
+        images = images[: max(0, max_frames)]
+    size: tuple[int, ...] | None = None
+    for index, path in enumerate(images):
+        image = read_image(path)
+        if size is None:
+            size = image.shape
+        elif image.shape != size:
+            raise CrctError(
+                f"{path}: {image.shape[1]}x{image.shape[0]}, but the sequence's first image "
+                f"is {size[1]}x{size[0]} (the frames of one sequence share a size)"
+            )
+        yield Frame(index=index, time=index / fps, image=image)
+
+
+def stamp(folder: str | os.PathLike[str]) -> dict[str, int]:
+    """What tells an edited sequence from the one tracked: the images' count, total bytes,
+    and the newest modification time among them and the folder (an image added or removed)."""
+    folder = Path(folder)
+    images = sequence_images(folder)
+    stats = [p.stat() for p in images]
+    newest = max([folder.stat().st_mtime_ns, *(s.st_mtime_ns for s in stats)])
+    return {"size": sum(s.st_size for s in stats), "mtime_ns": newest, "images": len(images)}

@@ -1,0 +1,161 @@
+"""Image sequences (a folder of frames as one video): reading in natural name order, which
+folders are sequences, one-line errors, and ``crct track`` on a folder of a video's frames
+giving that video's points.
+
+The tracking tests run test_batch's fake networks (they find the cartoon face by its colour)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_batch import crct, fakes, touch  # noqa: F401  (fakes: a fixture)
+
+from crct_cli.batch.discover import discover
+from crct_cli.batch.resume import input_stamp
+from crct_cli.errors import CrctError
+from crct_cli.io.images import read_image, write_image
+from crct_cli.io.landmarks import read_pts
+from crct_cli.io.sequence import SEQUENCE_FPS, is_image_sequence, sequence_images
+from crct_cli.io.track_json import read_track_json
+from crct_cli.io.video import iter_frames, probe_video
+
+
+def frames_folder(video: Path, folder: Path, name: str = "frame{}.png") -> list[np.ndarray]:
+    """The decoded frames of ``video`` as lossless images ``frame0.png, frame1.png...``
+    (unpadded numbers, so that only a natural sort puts frame10 after frame9)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    frames = [f.image for f in iter_frames(video)]
+    for k, image in enumerate(frames):
+        write_image(folder / name.format(k), image)
+    return frames
+
+
+def test_the_frames_come_in_natural_name_order_at_the_given_rate(
+    make_video: Callable[..., Path], tmp_path: Path
+) -> None:
+    frames = frames_folder(make_video("clip.mp4", n_frames=12), tmp_path / "seq")
+    touch(tmp_path / "seq", ".hidden.png", "notes.txt")
+    assert [p.name for p in sequence_images(tmp_path / "seq")][9:] == [
+        "frame9.png",
+        "frame10.png",
+        "frame11.png",
+    ]
+    got = list(iter_frames(tmp_path / "seq", fps=20.0))
+    assert [f.index for f in got] == list(range(12))
+    assert [f.time for f in got] == pytest.approx([k / 20.0 for k in range(12)])
+    assert all(np.array_equal(f.image, want) for f, want in zip(got, frames, strict=True))
+    assert [f.time for f in iter_frames(tmp_path / "seq", max_frames=3)] == pytest.approx(
+        [0.0, 1 / SEQUENCE_FPS, 2 / SEQUENCE_FPS]
+    )
+    info = probe_video(tmp_path / "seq", fps=20.0)
+    assert (info.width, info.height, info.fps, info.n_frames) == (96, 72, 20.0, 12)
+    assert info.duration == pytest.approx(0.6)
+
+
+def test_a_frame_of_another_size_or_an_unreadable_one_is_one_clear_error(
+    tmp_path: Path,
+) -> None:
+    seq = tmp_path / "seq"
+    seq.mkdir()
+    for k in range(3):
+        write_image(seq / f"{k:03d}.png", np.full((20, 30, 3), 40 * k, np.uint8))
+    write_image(seq / "003.png", np.zeros((21, 30, 3), np.uint8))
+    with pytest.raises(
+        CrctError, match=r"003\.png: 30x21, but the sequence's first image is 30x20"
+    ):
+        list(iter_frames(seq))
+    (seq / "003.png").write_bytes(b"not a png")
+    with pytest.raises(CrctError, match=r"003\.png: not a readable image"):
+        list(iter_frames(seq))
+    assert len(list(iter_frames(seq, max_frames=3))) == 3  # up to the bad one, all is well
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CrctError, match="no images in this folder"):
+        probe_video(tmp_path / "empty")
+    with pytest.raises(CrctError, match="--sequence-fps must be a positive"):
+        list(iter_frames(seq, fps=0.0))
+
+
+def test_which_folders_are_sequences(tmp_path: Path) -> None:
+    """Images and no video, and nothing to track below: a sequence. Loose images beside
+    videos or sequences (a cover) are left; a video beside images makes the folder a video's."""
+    root, out = tmp_path / "data", tmp_path / "out"
+    touch(root, "cover.jpg", "S005/001/0001.png", "S005/001/0002.png", "S005/002/a.jpg")
+    touch(root, "S005/001/annot/0001.pts", "clips/talk.mp4", "clips/still.png")
+    touch(root, "mixed/x.png", "mixed/deeper/y.png")
+    jobs = discover([root], out)
+    assert [(j.output, j.source.is_dir()) for j in jobs] == [
+        ("S005/001", True),
+        ("S005/002", True),
+        ("clips/talk", False),
+        ("mixed/deeper", True),
+    ]
+    assert jobs[0].out_dir == out / "S005/001" and jobs[0].label == str(root / "S005/001")
+    lone = discover([root / "S005/001"], out)  # named alone: OUT itself, as a lone video
+    assert [(j.out_dir, j.output) for j in lone] == [(out, ".")]
+    two = discover([root / "S005/001", root / "clips/talk.mp4"], out)
+    assert [j.output for j in two] == ["001", "talk"]
+    assert is_image_sequence(root / "S005/002") and not is_image_sequence(root / "clips")
+    with pytest.raises(CrctError, match="no video files .* and no folder of images"):
+        discover([root / "S005/001/annot"], out)
+
+
+def test_an_added_image_changes_the_stamp(tmp_path: Path) -> None:
+    seq = tmp_path / "seq"
+    seq.mkdir()
+    for k in range(3):
+        write_image(seq / f"{k}.png", np.full((8, 8, 3), k, np.uint8))
+    first = input_stamp(seq)
+    assert first["images"] == 3 and first["size"] == sum(p.stat().st_size for p in seq.iterdir())
+    write_image(seq / "3.png", np.zeros((8, 8, 3), np.uint8))
+    assert input_stamp(seq) != first
+
+
+def test_crct_track_on_a_folder_of_a_videos_frames_gives_the_videos_points(
+    make_video: Callable[..., Path],
+    tmp_path: Path,
+    fakes: None,  # noqa: F811
+) -> None:
+    clip = make_video("clip.mp4", n_frames=14, width=128, height=96)
+    frames_folder(clip, tmp_path / "frames")
+    video_run = crct("track", clip, "--out", tmp_path / "v")
+    assert video_run.exit_code == 0, video_run.output
+    # the video's own 25 fps, so that the smoothing counts the same seconds
+    seq_run = crct("track", tmp_path / "frames", "--out", tmp_path / "s", "--sequence-fps", "25")
+    assert seq_run.exit_code == 0, seq_run.output
+    names = sorted(p.name for p in (tmp_path / "v/annot").glob("*.pts"))
+    assert len(names) == 14 and names == sorted(p.name for p in (tmp_path / "s/annot").iterdir())
+    for name in names:
+        assert np.array_equal(
+            read_pts(tmp_path / "v/annot" / name), read_pts(tmp_path / "s/annot" / name)
+        )
+    track = read_track_json(tmp_path / "s/track.json")
+    assert track.header["fps"] == 25.0 and track.header["n_frames"] == 14
+    assert track.header["images"][:3] == ["frame0.png", "frame1.png", "frame2.png"]
+    assert track.header["config"]["sequence_fps"] == 25.0
+    # done: a re-run skips it, until an image is added
+    again = crct("track", tmp_path / "frames", "--out", tmp_path / "s", "--sequence-fps", "25")
+    assert again.exit_code == 0 and "already tracked" in again.stderr
+    write_image(tmp_path / "frames/frame14.png", read_image(tmp_path / "frames/frame13.png"))
+    grown = crct("track", tmp_path / "frames", "--out", tmp_path / "s", "--sequence-fps", "25")
+    assert grown.exit_code == 0 and "already tracked" not in grown.stderr
+    assert len(list((tmp_path / "s/annot").glob("*.pts"))) == 15
+
+
+def test_a_bad_frame_fails_its_sequence_alone(
+    make_video: Callable[..., Path],
+    tmp_path: Path,
+    fakes: None,  # noqa: F811
+) -> None:
+    clip = make_video("clip.mp4", n_frames=6, width=128, height=96)
+    frames_folder(clip, tmp_path / "in/good")
+    frames_folder(clip, tmp_path / "in/bad")
+    (tmp_path / "in/bad/frame4.png").write_bytes(b"broken")
+    result = crct("track", tmp_path / "in", "--out", tmp_path / "out", "--workers", "1")
+    assert result.exit_code == 2
+    assert "frame4.png: not a readable image" in result.stderr
+    assert "Traceback" not in result.output
+    assert len(list((tmp_path / "out/good/annot").glob("*.pts"))) == 6
+    assert not (tmp_path / "out/bad/track.json").exists()
