@@ -361,7 +361,7 @@ def test_a_time_budget_fits_the_steps_once_and_records_them() -> None:
 
     def loss_fn(m, batch, step):  # type: ignore[no-untyped-def]
         loss = m(batch).square().mean()
-        return loss, {"loss": float(loss)}
+        return loss, {"loss": float(loss.detach())}
 
     seen: list[str] = []
     out_of_time = LoopConfig(steps=300, minutes=1e-6, log_every=1000)
