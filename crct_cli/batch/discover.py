@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from crct_cli.errors import CrctError
-from crct_cli.io.images import IMAGE_SUFFIXES
+from crct_cli.io.images import is_image
 from crct_cli.io.sequence import sequence_images
 from crct_cli.io.video import VIDEO_SUFFIXES, is_video
 
@@ -168,7 +168,7 @@ def _walk(folder: Path, out: Path) -> list[Path]:
                 subdirs.append(path)
             elif is_video(entry.name) and entry.is_file():
                 videos.append(path)
-            elif Path(entry.name).suffix.lower() in IMAGE_SUFFIXES and entry.is_file():
+            elif is_image(entry.name) and entry.is_file():
                 images = True
         below = [found for sub in subdirs for found in visit(sub)]
         if images and not videos and not below:

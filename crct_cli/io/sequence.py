@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from crct_cli.errors import CrctError
-from crct_cli.io.images import IMAGE_SUFFIXES, read_image
+from crct_cli.io.images import is_image, read_image
 
 if TYPE_CHECKING:  # PyAV stays unloaded until a video is read (``import crct_cli`` is light)
     from crct_cli.io.video import Frame, VideoInfo
@@ -50,24 +50,8 @@ def _entries(folder: Path) -> list[os.DirEntry[str]]:
 def sequence_images(folder: str | os.PathLike[str]) -> list[Path]:
     """The images directly in ``folder`` (hidden files skipped), in natural name order."""
     folder = Path(folder)
-    images = [
-        Path(e.path)
-        for e in _entries(folder)
-        if Path(e.name).suffix.lower() in IMAGE_SUFFIXES and e.is_file()
-    ]
+    images = [Path(e.path) for e in _entries(folder) if is_image(e.name) and e.is_file()]
     return sorted(images, key=lambda p: _natural_key(p.name))
-
-
-def is_image_sequence(path: str | os.PathLike[str]) -> bool:
-    """A folder holding at least one image and no video file."""
-    path = Path(path)
-    if not path.is_dir():
-        return False
-    from crct_cli.io.video import is_video
-
-    names = [e.name for e in _entries(path) if e.is_file()]
-    has_image = any(Path(n).suffix.lower() in IMAGE_SUFFIXES for n in names)
-    return has_image and not any(is_video(n) for n in names)
 
 
 def _images_or_error(folder: Path) -> list[Path]:
