@@ -1763,6 +1763,18 @@ def train_fll(
     train_fll(cfg, log=_log_line)
 
 
+#: ``crct train fv|bt|finder --label-origin``: their points only place boxes and shapes, in
+#: the convention ``crct train fll --label-origin`` gives FLL.
+LabelOrigin = Annotated[
+    float | None,
+    typer.Option(
+        help="The coordinate the .pts files give the first pixel's centre (1 for 300-W), taken "
+        "off before training, as crct train fll --label-origin. Unset: the points as read.",
+        show_default=False,
+    ),
+]
+
+
 @train_app.command("fv")
 def train_fv(
     train: TrainDirs = None,
@@ -1784,6 +1796,7 @@ def train_fv(
         ),
     ] = 0.0,
     compression: Compression = 0.0,
+    label_origin: LabelOrigin = None,
     seed: Seed = 0,
     out: OutFile = None,
     checkpoint: Checkpoint = None,
@@ -1807,6 +1820,7 @@ def train_fv(
         resume=resume,
         augment=augment,
         fll_answers=fll_answers,
+        label_origin=label_origin,
     )
     _train_common(cfg, steps, out, checkpoint)
     train_fv(cfg, log=_log_line)
@@ -1819,6 +1833,7 @@ def train_finder(
     steps: Steps = None,
     batch: Annotated[int, typer.Option(help="Windows per step.")] = 64,
     lr: Annotated[float, typer.Option(help="Peak learning rate (AdamW, cosine).")] = 2e-3,
+    label_origin: LabelOrigin = None,
     seed: Seed = 0,
     out: OutFile = None,
     checkpoint: Checkpoint = None,
@@ -1828,7 +1843,15 @@ def train_finder(
     from crct_cli.train.finder import TrainFinderConfig, train_finder
 
     dirs, vals = _train_dirs(train, val)
-    cfg = TrainFinderConfig(train=dirs, val=vals, batch=batch, lr=lr, seed=seed, resume=resume)
+    cfg = TrainFinderConfig(
+        train=dirs,
+        val=vals,
+        batch=batch,
+        lr=lr,
+        seed=seed,
+        resume=resume,
+        label_origin=label_origin,
+    )
     _train_common(cfg, steps, out, checkpoint)
     train_finder(cfg, log=_log_line)
 
@@ -1877,6 +1900,7 @@ def train_bt(
             max=1.0,
         ),
     ] = 0.0,
+    label_origin: LabelOrigin = None,
     out: OutFile = None,
     checkpoint: Checkpoint = None,
     resume: Resume = False,
@@ -1899,6 +1923,7 @@ def train_bt(
         augment=dataclasses.replace(BT_AUGMENT, degradation=degradation, stack=stack),
         motion_blur=motion_blur,
         fast_motion=fast_motion,
+        label_origin=label_origin,
     )
     _train_common(cfg, steps, out, checkpoint)
     train_bt(cfg, log=_log_line)

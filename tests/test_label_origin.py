@@ -12,6 +12,7 @@ import dataclasses
 from pathlib import Path
 
 import numpy as np
+import pytest
 from test_geometry_models import FLL_CFG, ibug_template
 from test_stage2 import write_generated_faces
 
@@ -170,3 +171,44 @@ def test_the_benchmark_takes_a_ground_truths_origin_off_before_scoring(tmp_path:
     assert "--gt-origin" in one_line_error(crct("benchmark", "--speed", "--gt-origin", "1"))
     multi = ["benchmark", "--dataset", "multi", "--root", tmp_path, "--gt-origin", "1"]
     assert "--gt-origin" in one_line_error(crct(*multi))  # crct's own format, counted from 0
+
+
+@pytest.mark.parametrize("kind", ["fv", "bt", "finder"])
+def test_fv_bt_and_the_finder_read_and_record_the_label_origin_as_fll_does(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``crct train fv|bt|finder --label-origin 1``: the faces are read with the files' origin
+    taken off (training and validation alike), and the recorded command carries it only when
+    given, so the shipped files' commands still make them."""
+    import importlib
+
+    from typer.testing import CliRunner
+
+    from crct_cli.cli import app
+    from crct_cli.errors import CrctError
+
+    module = importlib.import_module(f"crct_cli.train.{kind}")
+    origins: list[float | None] = []
+
+    def reading(*args: object, **kwargs: object) -> list:
+        origins.append(kwargs.get("origin"))  # type: ignore[arg-type]
+        if len(origins) == 2:
+            raise CrctError("stopped after reading the faces")
+        return []
+
+    monkeypatch.setattr(module, "load_faces", reading)
+    data = tmp_path / "faces"
+    data.mkdir()
+    for given, want in ((["--label-origin", "1"], 1.0), ([], None)):
+        origins.clear()
+        args = ["train", kind, str(data), "--val", str(data), *given, "--steps", "1"]
+        args += ["--out", str(tmp_path / f"{kind}.pt"), "--checkpoint", str(tmp_path / "c.ckpt")]
+        result = CliRunner().invoke(app, args)
+        assert "stopped after reading the faces" in result.stderr, result.output
+        assert origins == [want, want]
+    config = getattr(
+        module, {"fv": "TrainFVConfig", "bt": "TrainBTConfig"}.get(kind, "TrainFinderConfig")
+    )
+    with_origin = config([data], [data], label_origin=1.0).options()
+    assert with_origin[with_origin.index("--label-origin") + 1] == "1"
+    assert "--label-origin" not in config([data], [data]).options()

@@ -37,7 +37,7 @@ from crct_cli.train.data import (
     training_degradation,
 )
 from crct_cli.train.loop import LoopConfig, prefetch, run_loop
-from crct_cli.train.run import TrainRun, display_path
+from crct_cli.train.run import TrainRun, display_path, origin_options
 
 #: BT's default augmentation: strips are drawn per frame by the sequence, not on the still.
 BT_AUGMENT = AugmentConfig(occlusion=0.0)
@@ -53,6 +53,7 @@ class TrainBTConfig(TrainRun):
     augment: AugmentConfig = field(default_factory=lambda: BT_AUGMENT)
     motion_blur: float = 0.0  #: share of sequences filmed with an open shutter (see MOTION_SHUTTER)
     fast_motion: float = 0.0  #: share of sequences with bursts of fast motion (see fast_walk)
+    label_origin: float | None = None  #: the labels' first pixel centre (None: points as read)
 
     def default_steps(self) -> int:
         return 1500
@@ -66,7 +67,9 @@ class TrainBTConfig(TrainRun):
         harsh = degradation_options(dataclasses.replace(self.augment, motion_blur=0.0))
         blur = ["--motion-blur", str(self.motion_blur)] if self.motion_blur > 0 else []
         fast = ["--fast-motion", str(self.fast_motion)] if self.fast_motion > 0 else []
-        return ["--crops-per-step", str(self.crops_per_step), *init, *sized, *harsh, *blur, *fast]
+        origin = origin_options(self.label_origin)
+        steps = ["--crops-per-step", str(self.crops_per_step)]
+        return [*steps, *init, *sized, *origin, *harsh, *blur, *fast]
 
 
 #: The range of a motion-blurred sequence's exposure, in frame intervals (``--motion-blur``).
@@ -342,8 +345,8 @@ def _tracker_from_fll(
 
 def train_bt(cfg: TrainBTConfig, log=print) -> dict:
     torch.manual_seed(cfg.seed)
-    train_faces = load_faces(cfg.train, desc="train faces")
-    val_faces = load_faces(cfg.val, desc="val faces")
+    train_faces = load_faces(cfg.train, desc="train faces", origin=cfg.label_origin)
+    val_faces = load_faces(cfg.val, desc="val faces", origin=cfg.label_origin)
     log(f"BT: {len(train_faces)} training faces, {len(val_faces)} validation")
     blob = None if cfg.init is None else load_weights(cfg.init, ("fll", "bt"))
     if blob is not None and blob["kind"] == "bt":

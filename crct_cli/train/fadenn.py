@@ -60,7 +60,7 @@ from crct_cli.train.iid import (
 )
 from crct_cli.train.loop import LoopConfig, prefetch, run_loop
 from crct_cli.train.losses import check_loss, landmark_loss
-from crct_cli.train.run import TrainRun
+from crct_cli.train.run import TrainRun, origin_options
 
 #: FLL's geometric augmentation (flips, rotations up to 45 degrees, occluding strips); colour
 #: jitter is left out, as it would look like the intensity-scaling class.
@@ -122,8 +122,7 @@ class TrainFADeNNConfig(TrainRun):
         args += ["--degrade-seed", str(self.degrade_seed)]
         for name in self.untouched:
             args += ["--untouched", name]
-        if self.label_origin is not None:
-            args += ["--label-origin", f"{self.label_origin:g}"]
+        args += origin_options(self.label_origin)
         return args + (["--val-limit", str(self.val_limit)] if self.val_limit else [])
 
 

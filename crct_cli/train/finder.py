@@ -32,7 +32,7 @@ from crct_cli.train.data import (
     to_tensor_batch,
 )
 from crct_cli.train.loop import LoopConfig, prefetch, run_loop
-from crct_cli.train.run import TrainRun
+from crct_cli.train.run import TrainRun, origin_options
 
 #: How far the face has moved from the last box (in its own sides): the finder's range.
 MAX_MOVE = 1.3
@@ -61,13 +61,14 @@ class TrainFinderConfig(TrainRun):
     batch: int = 64
     model: FinderConfig = field(default_factory=FinderConfig)
     augment: AugmentConfig = field(default_factory=lambda: FINDER_AUGMENT)
+    label_origin: float | None = None  #: the labels' first pixel centre (None: points as read)
 
     def default_steps(self) -> int:
         return 2000
 
     def options(self) -> list[str]:
         # the augmentation is the finder's own (FINDER_AUGMENT), not a command-line choice
-        return ["--batch", str(self.batch)]
+        return ["--batch", str(self.batch), *origin_options(self.label_origin)]
 
 
 @dataclass(frozen=True)
@@ -202,8 +203,8 @@ def validate_finder(
 
 def train_finder(cfg: TrainFinderConfig, log=print) -> dict:
     torch.manual_seed(cfg.seed)
-    train_faces = load_faces(cfg.train, desc="train faces")
-    val_faces = load_faces(cfg.val, desc="val faces")
+    train_faces = load_faces(cfg.train, desc="train faces", origin=cfg.label_origin)
+    val_faces = load_faces(cfg.val, desc="val faces", origin=cfg.label_origin)
     log(f"finder: {len(train_faces)} training faces, {len(val_faces)} validation")
     model = FaceFinder(cfg.model)
     loop = LoopConfig(

@@ -43,7 +43,7 @@ from crct_cli.train.data import (
 )
 from crct_cli.train.loop import LoopConfig, prefetch, prefetch_processes, run_loop
 from crct_cli.train.losses import check_loss, landmark_loss
-from crct_cli.train.run import TrainRun, display_path
+from crct_cli.train.run import TrainRun, display_path, origin_options
 
 #: The second stage's crop: tighter than the first's axis-aligned box of a rotated face.
 STAGE2_MODEL = FLLConfig(context=1.3, upright=True)
@@ -131,8 +131,7 @@ class TrainFLLConfig(TrainRun):
         args += ["--heatmap"] if self.heatmap else []
         args += ["--freeze-global"] if self.freeze_global else []
         args += ["--max-face", f"{self.max_face:g}"] if self.max_face != 160.0 else []
-        if self.label_origin is not None:
-            args += ["--label-origin", f"{self.label_origin:g}"]
+        args += origin_options(self.label_origin)
         args += ["--device", self.device] if self.device != "cpu" else []
         return args + degradation_options(self.augment) + ["--loss", self.loss]
 

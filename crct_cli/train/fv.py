@@ -37,7 +37,7 @@ from crct_cli.train.data import (
     to_tensor_batch,
 )
 from crct_cli.train.loop import LoopConfig, prefetch, run_loop
-from crct_cli.train.run import TrainRun, display_path
+from crct_cli.train.run import TrainRun, display_path, origin_options
 
 FRAME_SIZE = 192
 FRAME_CONTEXT = 3.0
@@ -58,6 +58,7 @@ class TrainFVConfig(TrainRun):
     model: FVConfig = field(default_factory=FVConfig)
     augment: AugmentConfig = field(default_factory=lambda: AugmentConfig(shift_std=0.1))
     fll_answers: float = 0.0  #: share of each batch made of FLL's answers (module docstring)
+    label_origin: float | None = None  #: the labels' first pixel centre (None: points as read)
 
     def default_steps(self) -> int:
         return 1500
@@ -66,7 +67,7 @@ class TrainFVConfig(TrainRun):
         opts = ["--batch", str(self.batch)]
         if self.fll_answers:
             opts += ["--fll-answers", str(self.fll_answers)]
-        return opts + degradation_options(self.augment)
+        return opts + origin_options(self.label_origin) + degradation_options(self.augment)
 
 
 def _similar(
@@ -223,8 +224,8 @@ def validate_fv(
 
 def train_fv(cfg: TrainFVConfig, log=print) -> dict:
     torch.manual_seed(cfg.seed)
-    train_faces = load_faces(cfg.train, desc="train faces")
-    val_faces = load_faces(cfg.val, desc="val faces")
+    train_faces = load_faces(cfg.train, desc="train faces", origin=cfg.label_origin)
+    val_faces = load_faces(cfg.val, desc="val faces", origin=cfg.label_origin)
     log(f"FV: {len(train_faces)} training faces, {len(val_faces)} validation")
     answers, inputs = localiser_answers() if cfg.fll_answers else (None, {})
     model = FaceValidator(cfg.model)

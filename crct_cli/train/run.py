@@ -26,6 +26,11 @@ def display_path(path: Path) -> str:
         return str(path)
 
 
+def origin_options(label_origin: float | None) -> list[str]:
+    """``--label-origin X`` as a recorded command carries it (nothing when unset)."""
+    return [] if label_origin is None else ["--label-origin", f"{label_origin:g}"]
+
+
 @dataclass
 class TrainRun:
     train: list[Path]
