@@ -209,6 +209,15 @@ def track(
     overlay: Annotated[
         bool, typer.Option(help="Also write overlay.mp4: each face in its colour, with its id.")
     ] = False,
+    crops: Annotated[
+        int,
+        typer.Option(
+            help="Also write each face cut out, eyes level, SIZE px square: crops/000001.png "
+            "with its points in crop pixels, crops/000001.pts (faces/<id>/crops/ with several "
+            "faces), for models that read aligned faces. 0: none.",
+            metavar="SIZE",
+        ),
+    ] = 0,
     faces: Annotated[
         str,
         typer.Option(
@@ -619,6 +628,7 @@ def track(
     from crct_cli.runtime.nets import check_find_wide
     from crct_cli.tracking.backtrack import check_backtrack
     from crct_cli.tracking.frame_denoise import FrameDenoiseConfig
+    from crct_cli.tracking.pipeline import check_crops
     from crct_cli.tracking.smoothing import SmoothConfig
     from crct_cli.tracking.tracker import check_bt_reuse, check_gate_growth, check_likeness
 
@@ -642,6 +652,7 @@ def track(
     SmoothConfig(min_cutoff=smooth_cutoff, beta=smooth_beta).check()
     FrameDenoiseConfig(temporal_radius, temporal_strength, noise_threshold).check()
     check_fps(sequence_fps)
+    check_crops(crops)
     options = BatchOptions(engine, workers, threads, overwrite, ray_address, gpus_per_worker)
     options.check()
     tracker_options: dict[str, Any] = {
@@ -691,10 +702,12 @@ def track(
     console = Console(stderr=True, highlight=False)
     if len(jobs) == 1 and jobs[0].output == "." and engine == "local":
         settings = settings_of(tracker_options)
-        spec = WorkerSpec(tracker_options, settings, overlay, threads or 0, batch.NETWORKS_FACTORY)
+        spec = WorkerSpec(
+            tracker_options, settings, overlay, threads or 0, batch.NETWORKS_FACTORY, crops
+        )
         _track_lone_video(console, jobs[0], spec, overwrite)
     else:
-        _track_batch(console, jobs, out, tracker_options, overlay, options)
+        _track_batch(console, jobs, out, tracker_options, overlay, options, crops)
 
 
 def _track_lone_video(console: Any, job: Any, spec: Any, overwrite: bool) -> None:
@@ -705,7 +718,7 @@ def _track_lone_video(console: Any, job: Any, spec: Any, overwrite: bool) -> Non
     from crct_cli.ui import frame_progress, print_track_summary
 
     if not overwrite:
-        done = check_done(job, spec.settings, spec.overlay)
+        done = check_done(job, spec.settings, spec.overlay, spec.crops)
         if isinstance(done, Done):
             _warning_line(
                 f"{job.label}: already tracked into {job.out_dir} with these settings "
@@ -734,6 +747,7 @@ def _track_batch(
     tracker_options: dict[str, Any],
     overlay: bool,
     options: Any,
+    crops: int = 0,
 ) -> None:
     """Many videos: resume, the engine's workers, OUT/summary.csv, one last line."""
     from crct_cli import batch
@@ -748,9 +762,9 @@ def _track_batch(
         raise CrctError(f"{out}: cannot create output folder ({exc.strerror})") from None
     summary = out / SUMMARY_NAME
     with exclusive_out(out):
-        plan = plan_batch(jobs, settings_of(tracker_options), overlay, options.overwrite)
+        plan = plan_batch(jobs, settings_of(tracker_options), overlay, options.overwrite, crops)
         engine = options.engine_for(
-            tracker_options, overlay, max(1, len(plan.todo)), batch.NETWORKS_FACTORY
+            tracker_options, overlay, max(1, len(plan.todo)), batch.NETWORKS_FACTORY, crops
         )
         with BatchProgress(console, len(plan.todo)) as display:
             report = run_batch(plan, engine, display, summary)

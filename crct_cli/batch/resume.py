@@ -5,7 +5,8 @@ it, after it, a run writes ``.crct-input.json``: the input's path, size and modi
 the settings that change the points (``--mode``, ``--faces``, thresholds, ``--denoise``...),
 the size of the ``track.json`` it describes and the video's result. A folder counts as done
 only when both agree with the input on disk and the command being run; anything else (no
-marker, a killed run, an edited video, other settings, an overlay asked for and missing) is
+marker, a killed run, an edited video, other settings, an overlay or face crops asked for and
+missing) is
 tracked again. Before a video is tracked again its old ``track.json`` and marker are removed,
 so a run interrupted at any moment leaves nothing that looks finished.
 """
@@ -27,6 +28,7 @@ TRACK_JSON = "track.json"
 
 #: Why a video is (re)tracked, as :func:`check_done` reports it.
 NEW, CHANGED, OTHER_SETTINGS, NO_OVERLAY = "new", "changed", "other settings", "no overlay"
+NO_CROPS = "no crops of that size"
 
 
 @dataclass(frozen=True)
@@ -55,10 +57,13 @@ def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
 
-def check_done(job: VideoJob, settings: dict[str, Any], overlay: bool) -> Done | str:
+def check_done(
+    job: VideoJob, settings: dict[str, Any], overlay: bool, crops: int = 0
+) -> Done | str:
     """The earlier result when ``job``'s outputs are complete for this input and these
     settings, else why not (:data:`NEW`, :data:`CHANGED`, :data:`OTHER_SETTINGS`,
-    :data:`NO_OVERLAY`)."""
+    :data:`NO_OVERLAY`, :data:`NO_CROPS`: ``crops`` px face crops asked for, and the run wrote
+    none or another size)."""
     track_json = job.out_dir / TRACK_JSON
     try:
         marker = json.loads((job.out_dir / MARKER).read_text(encoding="utf-8"))
@@ -75,6 +80,8 @@ def check_done(job: VideoJob, settings: dict[str, Any], overlay: bool) -> Done |
             return OTHER_SETTINGS
         if overlay and not (job.out_dir / "overlay.mp4").is_file():
             return NO_OVERLAY
+        if crops and marker.get("crops", 0) != crops:
+            return NO_CROPS
         result = marker["result"]
         return Done(
             str(result["status"]),
@@ -96,12 +103,16 @@ def clear_done(out_dir: Path) -> None:
             pass
 
 
-def mark_done(job: VideoJob, stamp: dict[str, int], settings: dict[str, Any], result: Done) -> None:
-    """Write the marker after ``track.json``; ``stamp`` is the input as it was when read."""
+def mark_done(
+    job: VideoJob, stamp: dict[str, int], settings: dict[str, Any], result: Done, crops: int = 0
+) -> None:
+    """Write the marker after ``track.json``; ``stamp`` is the input as it was when read,
+    ``crops`` the size of the face crops written (0: none)."""
     marker = {
         "schema": SCHEMA,
         "input": {"path": job.label, **stamp},
         "settings": settings,
+        "crops": crops,
         "track_json_bytes": (job.out_dir / TRACK_JSON).stat().st_size,
         "result": {
             "status": result.status,

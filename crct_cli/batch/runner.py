@@ -51,14 +51,18 @@ class BatchPlan:
 
 
 def plan_batch(
-    jobs: Sequence[VideoJob], settings: dict[str, Any], overlay: bool, overwrite: bool
+    jobs: Sequence[VideoJob],
+    settings: dict[str, Any],
+    overlay: bool,
+    overwrite: bool,
+    crops: int = 0,
 ) -> BatchPlan:
     """Check every output folder; ``overwrite`` tracks every video again."""
     results: dict[str, VideoResult] = {}
     todo: list[VideoJob] = []
     reasons: Counter[str] = Counter()
     for job in jobs:
-        done = "overwrite" if overwrite else check_done(job, settings, overlay)
+        done = "overwrite" if overwrite else check_done(job, settings, overlay, crops)
         if isinstance(done, Done):
             results[job.output] = VideoResult(
                 job.label,
@@ -204,6 +208,7 @@ class BatchOptions:
         overlay: bool,
         videos: int,
         networks_factory: Callable[[], Any] | None = None,
+        crops: int = 0,
     ) -> Engine:
         """The engine that tracks ``videos`` videos with these options."""
         from crct_cli.batch import (
@@ -220,7 +225,7 @@ class BatchOptions:
             from crct_cli.batch.ray_engine import RayEngine
 
             spec = WorkerSpec(
-                tracker_options, settings, overlay, self.threads or 1, networks_factory
+                tracker_options, settings, overlay, self.threads or 1, networks_factory, crops
             )
             return RayEngine(spec, self.workers or 0, self.ray_address, self.gpus_per_worker)
         from crct_cli.batch.local import LocalEngine
@@ -236,7 +241,7 @@ class BatchOptions:
         else:
             workers = max(1, min(self.workers, videos))
         threads = self.threads or threads_per_worker(cores, workers)
-        spec = WorkerSpec(tracker_options, settings, overlay, threads, networks_factory)
+        spec = WorkerSpec(tracker_options, settings, overlay, threads, networks_factory, crops)
         return LocalEngine(spec, workers)
 
 

@@ -96,7 +96,8 @@ class WorkerSpec:
     ``tracker_options`` are :class:`crct_cli.api.Tracker` keyword arguments; ``settings`` are
     those that change the points (written into each folder's resume marker); ``threads`` is
     the thread count of each worker's libraries (0 leaves their defaults);
-    ``networks_factory`` builds replacement networks (tests), else the shipped ones load.
+    ``networks_factory`` builds replacement networks (tests), else the shipped ones load;
+    ``crops``: the side of the face crops written beside the points (0: none).
     """
 
     tracker_options: dict[str, Any]
@@ -104,6 +105,7 @@ class WorkerSpec:
     overlay: bool = False
     threads: int = 0
     networks_factory: Callable[[], Any] | None = field(default=None, compare=False)
+    crops: int = 0
 
 
 def limit_threads(threads: int) -> None:
@@ -154,12 +156,12 @@ class VideoWorker:
             clear_done(job.out_dir)
             self.last_summary = None
             summary = track_video(
-                job.source, job.out_dir, self.tracker, self.spec.overlay, on_frame
+                job.source, job.out_dir, self.tracker, self.spec.overlay, on_frame, self.spec.crops
             )
             done = Done(
                 summary.status, summary.frames, summary.faces, summary.face_frames, summary.seconds
             )
-            mark_done(job, stamp, self.spec.settings, done)
+            mark_done(job, stamp, self.spec.settings, done, self.spec.crops)
             self.last_summary = summary
         except CrctError as exc:
             result.status, result.error = "failed", str(exc)

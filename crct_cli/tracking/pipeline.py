@@ -6,7 +6,10 @@ Outputs under the video's output folder:
   decoded frame in which face 0 has points, numbered from 1 in decoding order;
 - ``faces/<face_id>/annot/000001.pts ...``: every face, when tracking other than one face;
 - ``landmarks.csv``: every face of every frame, OpenFace 2.x layout (crct_cli.io.openface_csv);
-- ``track.json``: the ``crct.track/2`` schema of docs/formats.md; ``overlay.mp4`` on request.
+- ``track.json``: the ``crct.track/2`` schema of docs/formats.md; ``overlay.mp4`` on request;
+- ``crops/000001.png`` and ``crops/000001.pts`` (``faces/<face_id>/crops/`` with several faces)
+  on request: each face cut out eye-levelled (:func:`face_crop`), its points in the crop's
+  pixels, for models that read aligned faces (expression, action units).
 
 Everything is written under temporary names and renamed when the video is complete, so an
 interrupted run leaves no folder that looks finished. A video in which no face is ever found
@@ -22,16 +25,40 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from crct_cli import geometry
 from crct_cli.draw import draw_faces
 from crct_cli.errors import CrctError
 from crct_cli.io.atomic import replace_dir
+from crct_cli.io.images import write_image
 from crct_cli.io.landmarks import format_pts
 from crct_cli.io.openface_csv import LandmarksCsvWriter
 from crct_cli.io.track_json import SCHEMA_FACES, FaceRecord, FacesRecord, TrackJsonWriter
 from crct_cli.io.video import VideoWriter, probe_video
+from crct_cli.landmarks import upright_frame
 
-#: The files a finished video folder holds (``overlay.mp4`` besides, on request).
+#: The files a finished video folder holds (``overlay.mp4`` and ``crops/`` besides, on request).
 OUTPUTS: tuple[str, ...] = ("annot", "track.json", "landmarks.csv")
+
+#: ``crct track --crops``: the crop's side around the eye-levelled tight square of the 68
+#: points (brows to chin), so the forehead and jaw line are in and the background mostly out.
+CROP_CONTEXT = 1.25
+
+
+def check_crops(size: int) -> None:
+    """``--crops`` is 0 (none) or a side of 16 to 1024 pixels."""
+    if size != 0 and not 16 <= size <= 1024:
+        raise CrctError(f"--crops must be 0 (none) or a side of 16 to 1024 pixels, got {size}")
+
+
+def face_crop(image: np.ndarray, points: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The face cut out as FLL's second stage sees it: rotated so the eyes are level, centred
+    on the tight square of its points, that square's side times :data:`CROP_CONTEXT` scaled to
+    ``size`` px (pixels outside the frame black). Returns (crop RGB, points in crop pixels)."""
+    center, side, angle = upright_frame(points)
+    matrix = geometry.crop_matrix(center, side * CROP_CONTEXT, size, angle)
+    return geometry.warp(image, matrix, size), geometry.apply(matrix, np.asarray(points))
 
 
 @dataclass
@@ -59,27 +86,42 @@ class TrackSummary:
 
 
 class _PtsFolders:
-    """``annot/`` for face 0 and, when asked, ``faces/<id>/annot/``, built under temporary
-    names and swapped in at :meth:`commit`."""
+    """``annot/`` for face 0 and, when asked, ``faces/<id>/annot/`` and the face crops
+    (``crops/``, ``faces/<id>/crops/``), built under temporary names and swapped in at
+    :meth:`commit`."""
 
-    def __init__(self, out_dir: Path, per_face: bool) -> None:
-        self.out_dir, self.per_face = out_dir, per_face
+    def __init__(self, out_dir: Path, per_face: bool, crops: int = 0) -> None:
+        self.out_dir, self.per_face, self.crops = out_dir, per_face, crops
         self.annot = out_dir / ".annot.partial"
         self.faces = out_dir / ".faces.partial"
+        self.crop_dir = out_dir / ".crops.partial"
         self.discard()
         self.annot.mkdir()
         if per_face:
             self.faces.mkdir()
+        if crops:
+            self.crop_dir.mkdir()
 
-    def write(self, frame_index: int, face_id: int, points: Any) -> None:
-        name = f"{frame_index + 1:06d}.pts"
+    def write(self, frame_index: int, face_id: int, points: Any, image: Any = None) -> None:
+        stem = f"{frame_index + 1:06d}"
         text = format_pts(points)
+        crop = None
+        if self.crops and image is not None:
+            crop = face_crop(image, points, self.crops)
         if face_id == 0:
-            (self.annot / name).write_text(text, encoding="utf-8")
+            self._put(self.annot, self.crop_dir, stem, text, crop)
         if self.per_face:
-            folder = self.faces / str(face_id) / "annot"
-            folder.mkdir(parents=True, exist_ok=True)
-            (folder / name).write_text(text, encoding="utf-8")
+            face = self.faces / str(face_id)
+            (face / "annot").mkdir(parents=True, exist_ok=True)
+            self._put(face / "annot", face / "crops", stem, text, crop)
+
+    @staticmethod
+    def _put(annot: Path, crops: Path, stem: str, text: str, crop: Any) -> None:
+        (annot / f"{stem}.pts").write_text(text, encoding="utf-8")
+        if crop is not None:
+            crops.mkdir(exist_ok=True)
+            write_image(crops / f"{stem}.png", crop[0])
+            (crops / f"{stem}.pts").write_text(format_pts(crop[1]), encoding="utf-8")
 
     def commit(self) -> None:
         replace_dir(self.annot, self.out_dir / "annot")
@@ -87,10 +129,14 @@ class _PtsFolders:
             replace_dir(self.faces, self.out_dir / "faces")
         elif (self.out_dir / "faces").exists():  # per-face files of an earlier run
             shutil.rmtree(self.out_dir / "faces")
+        if self.crops:
+            replace_dir(self.crop_dir, self.out_dir / "crops")
+        elif (self.out_dir / "crops").exists():  # crops of an earlier run
+            shutil.rmtree(self.out_dir / "crops")
 
     def discard(self) -> None:
-        shutil.rmtree(self.annot, ignore_errors=True)
-        shutil.rmtree(self.faces, ignore_errors=True)
+        for folder in (self.annot, self.faces, self.crop_dir):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def track_video(
@@ -99,10 +145,12 @@ def track_video(
     tracker: Any,
     overlay: bool = False,
     on_frame: Callable[[int, int | None], None] | None = None,
+    crops: int = 0,
 ) -> TrackSummary:
     """Track one video into ``out_dir`` with a :class:`crct_cli.api.Tracker`.
 
-    ``on_frame(done, total)`` reports progress.
+    ``on_frame(done, total)`` reports progress; ``crops``: each face's crop of that side is
+    written too (0: none).
     """
     info = probe_video(video, tracker.sequence_fps)
     try:
@@ -123,7 +171,8 @@ def track_video(
         from crct_cli.io.sequence import sequence_images
 
         header["images"] = [p.name for p in sequence_images(video)]
-    pts = _PtsFolders(out_dir, per_face=tracker.multi.faces != 1)
+    check_crops(crops)
+    pts = _PtsFolders(out_dir, per_face=tracker.multi.faces != 1, crops=crops)
     counts = {"tracked": 0, "redetected": 0, "lost": 0}
     frames = with_points = face_frames = 0
     ids: set[int] = set()
@@ -143,7 +192,7 @@ def track_video(
                     face_frames += 1
                     if face.face_id == 0:
                         with_points += 1
-                    pts.write(frame.index, face.face_id, face.points)
+                    pts.write(frame.index, face.face_id, face.points, frame.image)
                 csv.add(frame.index, frame.time, frame.faces)
                 track_json.add(
                     FacesRecord(
