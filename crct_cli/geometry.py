@@ -10,6 +10,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from crct_cli.landmarks import upright_frame
+
 
 def box_center_size(box: np.ndarray) -> tuple[np.ndarray, float]:
     """Centre and side of the square that a crop takes from box (x, y, w, h): max(w, h)."""
@@ -71,3 +73,17 @@ def crop_box(
     center, side = box_center_size(box)
     m = crop_matrix(center, side * context, out_size)
     return warp(image, m, out_size), m
+
+
+#: ``crct track --crops``: the crop's side around the eye-levelled tight square of the 68
+#: points (brows to chin), so the forehead and jaw line are in and the background mostly out.
+CROP_CONTEXT = 1.25
+
+
+def face_crop(image: np.ndarray, points: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The face cut out as FLL's second stage sees it: rotated so the eyes are level, centred
+    on the tight square of its points, that square's side times :data:`CROP_CONTEXT` scaled to
+    ``size`` px (pixels outside the frame black). Returns (crop RGB, points in crop pixels)."""
+    center, side, angle = upright_frame(points)
+    matrix = crop_matrix(center, side * CROP_CONTEXT, size, angle)
+    return warp(image, matrix, size), apply(matrix, np.asarray(points))

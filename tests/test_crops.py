@@ -14,9 +14,9 @@ import pytest
 from test_batch import crct, fakes  # noqa: F401  (fakes: a fixture)
 from test_geometry_models import ibug_template
 
+from crct_cli.geometry import face_crop
 from crct_cli.io.images import read_image
 from crct_cli.io.landmarks import read_pts
-from crct_cli.tracking.pipeline import face_crop
 
 
 def test_a_face_crop_levels_the_eyes_and_its_points_sit_on_the_face() -> None:

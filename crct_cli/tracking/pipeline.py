@@ -8,8 +8,8 @@ Outputs under the video's output folder:
 - ``landmarks.csv``: every face of every frame, OpenFace 2.x layout (crct_cli.io.openface_csv);
 - ``track.json``: the ``crct.track/2`` schema of docs/formats.md; ``overlay.mp4`` on request;
 - ``crops/000001.png`` and ``crops/000001.pts`` (``faces/<face_id>/crops/`` with several faces)
-  on request: each face cut out eye-levelled (:func:`face_crop`), its points in the crop's
-  pixels, for models that read aligned faces (expression, action units).
+  on request: each face cut out eye-levelled (:func:`crct_cli.geometry.face_crop`), its points
+  in the crop's pixels, for models that read aligned faces (expression, action units).
 
 Everything is written under temporary names and renamed when the video is complete, so an
 interrupted run leaves no folder that looks finished. A video in which no face is ever found
@@ -25,40 +25,24 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from crct_cli import geometry
 from crct_cli.draw import draw_faces
 from crct_cli.errors import CrctError
+from crct_cli.geometry import face_crop
 from crct_cli.io.atomic import replace_dir
 from crct_cli.io.images import write_image
 from crct_cli.io.landmarks import format_pts
 from crct_cli.io.openface_csv import LandmarksCsvWriter
 from crct_cli.io.track_json import SCHEMA_FACES, FaceRecord, FacesRecord, TrackJsonWriter
 from crct_cli.io.video import VideoWriter, probe_video
-from crct_cli.landmarks import upright_frame
 
 #: The files a finished video folder holds (``overlay.mp4`` and ``crops/`` besides, on request).
 OUTPUTS: tuple[str, ...] = ("annot", "track.json", "landmarks.csv")
-
-#: ``crct track --crops``: the crop's side around the eye-levelled tight square of the 68
-#: points (brows to chin), so the forehead and jaw line are in and the background mostly out.
-CROP_CONTEXT = 1.25
 
 
 def check_crops(size: int) -> None:
     """``--crops`` is 0 (none) or a side of 16 to 1024 pixels."""
     if size != 0 and not 16 <= size <= 1024:
         raise CrctError(f"--crops must be 0 (none) or a side of 16 to 1024 pixels, got {size}")
-
-
-def face_crop(image: np.ndarray, points: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """The face cut out as FLL's second stage sees it: rotated so the eyes are level, centred
-    on the tight square of its points, that square's side times :data:`CROP_CONTEXT` scaled to
-    ``size`` px (pixels outside the frame black). Returns (crop RGB, points in crop pixels)."""
-    center, side, angle = upright_frame(points)
-    matrix = geometry.crop_matrix(center, side * CROP_CONTEXT, size, angle)
-    return geometry.warp(image, matrix, size), geometry.apply(matrix, np.asarray(points))
 
 
 @dataclass
