@@ -101,7 +101,8 @@ def iter_sequence(
         elif image.shape != size:
             raise CrctError(
                 f"{path}: {image.shape[1]}x{image.shape[0]}, but the sequence's first image "
-                f"is {size[1]}x{size[0]} (the frames of one sequence share a size)"
+                f"is {size[1]}x{size[0]} (the frames of one sequence share a size; for "
+                "separate photographs, crct align)"
             )
         yield Frame(index=index, time=index / fps, image=image)
 
