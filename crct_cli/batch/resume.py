@@ -6,9 +6,8 @@ the settings that change the points (``--mode``, ``--faces``, thresholds, ``--de
 the size of the ``track.json`` it describes and the video's result. A folder counts as done
 only when both agree with the input on disk and the command being run; anything else (no
 marker, a killed run, an edited video, other settings, an overlay or face crops asked for and
-missing) is
-tracked again. Before a video is tracked again its old ``track.json`` and marker are removed,
-so a run interrupted at any moment leaves nothing that looks finished.
+missing) is tracked again. Before a video is tracked again its old ``track.json`` and marker
+are removed, so a run interrupted at any moment leaves nothing that looks finished.
 """
 
 from __future__ import annotations

@@ -35,6 +35,12 @@ def check_fps(fps: float, error: type[Exception] = CrctError) -> None:
         raise error(f"--sequence-fps must be a positive number of frames a second, got {fps}")
 
 
+def _rate(fps: float | None) -> float:
+    rate = SEQUENCE_FPS if fps is None else float(fps)
+    check_fps(rate)
+    return rate
+
+
 def _natural_key(name: str) -> list[int | str]:
     """``frame10`` after ``frame9``: runs of digits compare as numbers."""
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name.casefold())]
@@ -66,8 +72,7 @@ def probe_sequence(folder: str | os.PathLike[str], fps: float | None = None) -> 
     from crct_cli.io.video import VideoInfo
 
     folder = Path(folder)
-    fps = SEQUENCE_FPS if fps is None else float(fps)
-    check_fps(fps)
+    fps = _rate(fps)
     images = _images_or_error(folder)
     height, width = read_image(images[0]).shape[:2]
     return VideoInfo(
@@ -88,8 +93,7 @@ def iter_sequence(
     from crct_cli.io.video import Frame
 
     folder = Path(folder)
-    fps = SEQUENCE_FPS if fps is None else float(fps)
-    check_fps(fps)
+    fps = _rate(fps)
     images = _images_or_error(folder)
     if max_frames is not None:
         images = images[: max(0, max_frames)]
