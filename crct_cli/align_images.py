@@ -17,6 +17,7 @@ import numpy as np
 
 from crct_cli.draw import draw_landmarks
 from crct_cli.errors import CrctError
+from crct_cli.geometry import face_crop
 from crct_cli.io.images import is_image, read_image, write_image
 from crct_cli.io.landmarks import read_pts, write_pts
 from crct_cli.landmarks import box_from_points
@@ -64,6 +65,17 @@ def _face_names(rel: Path, n: int, owned: set[Path]) -> list[str]:
     return names
 
 
+def _crop_stem(rel: Path, name: str, owned: set[Path]) -> Path:
+    """``NAME_crop`` beside ``NAME.pts``, refused when it is another input image's own name."""
+    stem = rel.with_name(f"{name}_crop")
+    if stem in owned:
+        raise CrctError(
+            f"{stem}.pts: --crops would write over the landmarks of the image {stem.name}; "
+            "rename that image or align without --crops"
+        )
+    return stem
+
+
 def align_images(
     paths: Sequence[Path],
     out_dir: Path,
@@ -73,10 +85,13 @@ def align_images(
     overlay: bool = False,
     on_image: Callable[[Path], None] | None = None,
     items: list[tuple[Path, Path]] | None = None,
+    crops: int = 0,
 ) -> AlignSummary:
     """Write landmarks for every image; returns what was done (images without a face too).
 
-    ``items`` is ``collect_images(paths)`` when the caller already walked the folders.
+    ``items`` is ``collect_images(paths)`` when the caller already walked the folders;
+    ``crops``: each face is also written cut out with its eyes level, ``crops`` px square, as
+    ``NAME_crop.png`` with its points in the crop, ``NAME_crop.pts`` (0: none).
     """
     items = collect_images(paths) if items is None else items
     inputs = {p.resolve() for p, _ in items}
@@ -89,6 +104,9 @@ def align_images(
     except OSError as exc:
         raise CrctError(f"{out_dir}: cannot create output folder ({exc.strerror})") from None
     owned = {rel for _, rel in items}  # every image's own NAME.pts, reserved up front
+    if crops:  # NAME_crop.* must not be another image's NAME.pts
+        for _, rel in items:
+            _crop_stem(rel, rel.name, owned)
     summary = AlignSummary()
     for image_path, rel in items:
         image = read_image(image_path)
@@ -113,6 +131,11 @@ def align_images(
             points = localize(image, np.asarray(box))
             pts_file = target.with_name(f"{name}.pts")
             write_pts(pts_file, points)
+            if crops:
+                crop, inside = face_crop(image, points, crops)
+                stem = out_dir / _crop_stem(rel, name, owned)
+                write_image(stem.with_suffix(".png"), crop)
+                write_pts(stem.with_suffix(".pts"), inside)
             summary.written.append(str(pts_file))
             summary.faces += 1
             if overlay:

@@ -623,12 +623,12 @@ def track(
     from crct_cli.batch.discover import discover
     from crct_cli.batch.runner import BatchOptions
     from crct_cli.batch.worker import WorkerSpec, settings_of
+    from crct_cli.geometry import check_crops
     from crct_cli.io.sequence import check_fps
     from crct_cli.runtime.backend import BACKENDS, DEVICES
     from crct_cli.runtime.nets import check_find_wide
     from crct_cli.tracking.backtrack import check_backtrack
     from crct_cli.tracking.frame_denoise import FrameDenoiseConfig
-    from crct_cli.tracking.pipeline import check_crops
     from crct_cli.tracking.smoothing import SmoothConfig
     from crct_cli.tracking.tracker import check_bt_reuse, check_gate_growth, check_likeness
 
@@ -792,6 +792,14 @@ def align(
         ),
     ] = False,
     overlay: Annotated[bool, typer.Option(help="Also write NAME_overlay.jpg.")] = False,
+    crops: Annotated[
+        int,
+        typer.Option(
+            help="Also write each face cut out, eyes level, SIZE px square: NAME_crop.png, "
+            "with its points in crop pixels in NAME_crop.pts (as crct track --crops). 0: none.",
+            metavar="SIZE",
+        ),
+    ] = 0,
     flip: Annotated[
         bool,
         typer.Option(
@@ -815,10 +823,12 @@ def align(
 
     from crct_cli.align_images import align_images, collect_images
     from crct_cli.aligner import STILL_ALIGN, check_denoise
+    from crct_cli.geometry import check_crops
     from crct_cli.runtime import Runtime
     from crct_cli.ui import item_progress
 
     check_denoise(denoise)
+    check_crops(crops)
     items = collect_images(paths)
     runtime = Runtime(backend, device)
     config = dataclasses.replace(STILL_ALIGN, flip=flip, blend=blend)
@@ -841,6 +851,7 @@ def align(
             overlay,
             on_image,
             items,
+            crops,
         )
     for missed in summary.without_face:
         console.print(f"no face found in {missed}", style="yellow", markup=False)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from crct_cli.errors import CrctError
 from crct_cli.landmarks import upright_frame
 
 
@@ -78,6 +79,12 @@ def crop_box(
 #: ``crct track --crops``: the crop's side around the eye-levelled tight square of the 68
 #: points (brows to chin), so the forehead and jaw line are in and the background mostly out.
 CROP_CONTEXT = 1.25
+
+
+def check_crops(size: int) -> None:
+    """``--crops`` is 0 (none) or a side of 16 to 1024 pixels."""
+    if size != 0 and not 16 <= size <= 1024:
+        raise CrctError(f"--crops must be 0 (none) or a side of 16 to 1024 pixels, got {size}")
 
 
 def face_crop(image: np.ndarray, points: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:

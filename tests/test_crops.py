@@ -76,3 +76,37 @@ def test_a_bad_crop_size_is_one_line(size: str, tmp_path: Path) -> None:
     result = crct("track", tmp_path / "a.mp4", "--out", tmp_path / "o", "--crops", size)
     assert result.exit_code == 2
     assert "--crops must be 0 (none) or a side of 16 to 1024 pixels" in result.stderr
+
+
+def test_crct_align_writes_each_faces_crop_beside_its_points(
+    tmp_path: Path, face_image: Callable[..., np.ndarray]
+) -> None:
+    from test_align import Fakes, det, save
+
+    from crct_cli.align_images import align_images
+    from crct_cli.errors import CrctError
+
+    save(tmp_path / "in/a.png", face_image, 64, 48)
+    two = Fakes({64: [det([5, 5, 20, 20], 0.99), det([35, 10, 20, 24], 0.9)]})
+    out = tmp_path / "out"
+    align_images([tmp_path / "in"], out, two.detect, two.localize, crops=32)
+    assert sorted(p.name for p in out.iterdir()) == [
+        "a.pts",
+        "a_1.pts",
+        "a_1_crop.png",
+        "a_1_crop.pts",
+        "a_crop.png",
+        "a_crop.pts",
+    ]
+    assert read_image(out / "a_1_crop.png").shape == (32, 32, 3)
+    inside = read_pts(out / "a_1_crop.pts")
+    assert inside.min() > 0 and inside.max() < 32
+    # another image named like a crop: refused before anything is written
+    save(tmp_path / "clash/x.png", face_image, 64, 48)
+    save(tmp_path / "clash/x_crop.png", face_image, 64, 48)
+    with pytest.raises(CrctError, match="--crops would write over the landmarks of the image"):
+        align_images([tmp_path / "clash"], tmp_path / "o2", two.detect, two.localize, crops=32)
+    assert not any((tmp_path / "o2").glob("*.pts"))
+    assert (
+        "--crops must be 0" in crct("align", tmp_path / "in", "--out", out, "--crops", "3").stderr
+    )

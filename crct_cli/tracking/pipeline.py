@@ -27,7 +27,7 @@ from typing import Any
 
 from crct_cli.draw import draw_faces
 from crct_cli.errors import CrctError
-from crct_cli.geometry import face_crop
+from crct_cli.geometry import check_crops, face_crop
 from crct_cli.io.atomic import replace_dir
 from crct_cli.io.images import write_image
 from crct_cli.io.landmarks import format_pts
@@ -37,12 +37,6 @@ from crct_cli.io.video import VideoWriter, probe_video
 
 #: The files a finished video folder holds (``overlay.mp4`` and ``crops/`` besides, on request).
 OUTPUTS: tuple[str, ...] = ("annot", "track.json", "landmarks.csv")
-
-
-def check_crops(size: int) -> None:
-    """``--crops`` is 0 (none) or a side of 16 to 1024 pixels."""
-    if size != 0 and not 16 <= size <= 1024:
-        raise CrctError(f"--crops must be 0 (none) or a side of 16 to 1024 pixels, got {size}")
 
 
 @dataclass
