@@ -14,6 +14,7 @@ from crct_cli import Tracker
 from crct_cli.bench.methods import TrackerMethod, frames_for
 from crct_cli.errors import CrctError
 from crct_cli.io.video import Frame, VideoWriter, iter_frames
+from crct_cli.tracking import frame_denoise
 from crct_cli.tracking.frame_denoise import (
     FrameDenoiseConfig,
     FrameDenoiser,
@@ -120,8 +121,8 @@ def test_clean_video_passes_untouched() -> None:
 
 def test_a_moment_of_noise_between_clean_frames_is_left_as_it_is() -> None:
     """The filter is for footage noisy throughout (a dim camera): a burst of noisy frames
-    in clean video passes untouched, and so does a noisy video's first second once it turns
-    clean; a video noisy from its start is filtered from its first frame."""
+    in clean video passes untouched; a video noisy from its start is filtered from its first
+    frame."""
     rng = np.random.default_rng(7)
     clean = scene()
     sigmas = [0.3] * 10 + [8.0] * 10 + [0.3] * 10
@@ -131,6 +132,50 @@ def test_a_moment_of_noise_between_clean_frames_is_left_as_it_is() -> None:
     frames = [Frame(k, k / 25, noisy(clean, 8.0, rng)) for k in range(4)]
     out = list(denoise_frames(iter(frames), FrameDenoiseConfig()))
     assert rms(out[0].image, clean) < 0.75 * rms(frames[0].image, clean)
+
+
+def test_a_file_opening_on_a_noise_burst_is_left_as_it_is() -> None:
+    """A file's first frames have few frames before them: there the first second decides with
+    them, so a burst as the video opens passes untouched (before session 40 it was filtered),
+    while a file noisy throughout is filtered from its first frame at one strength, however
+    short it is; a live stream, which cannot wait, filters a noisy opening at once."""
+    rng = np.random.default_rng(8)
+    clean = scene()
+    sigmas = [8.0] * 10 + [0.3] * 20
+    frames = [Frame(k, k / 25, noisy(clean, s, rng)) for k, s in enumerate(sigmas)]
+    out = list(denoise_frames(iter(frames), FrameDenoiseConfig()))
+    assert all(a is b for a, b in zip(out, frames, strict=True))
+    live = list(denoise_frames(iter(frames), FrameDenoiseConfig(), two_sided=False))
+    assert sum(a is not b for a, b in zip(live, frames, strict=True)) >= 8
+
+    denoiser = FrameDenoiser(FrameDenoiseConfig())
+    frames = [Frame(k, k / 25, noisy(clean, 8.0, rng)) for k in range(40)]
+    ready = [len(denoiser.push(f)) for f in frames]
+    assert ready[:24] == [0] * 24  # held until the first second has been read
+    assert sum(ready) + len(denoiser.flush()) == 40
+    out = list(denoise_frames(iter(frames), FrameDenoiseConfig()))
+    assert [f.index for f in out] == list(range(40))
+    for k in (0, 1, 12, 23, 30):
+        assert rms(out[k].image, clean) < 0.75 * rms(frames[k].image, clean), k
+    short = list(denoise_frames(iter(frames[:5]), FrameDenoiseConfig()))
+    assert all(
+        rms(a.image, clean) < 0.8 * rms(b.image, clean)
+        for a, b in zip(short, frames[:5], strict=True)
+    )
+
+
+def test_a_large_noisy_opening_holds_no_more_than_its_share_of_memory(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rng = np.random.default_rng(9)
+    clean = scene()
+    monkeypatch.setattr(frame_denoise, "OPENING_MB", 4 * clean.size / 2**20)  # 3 frames' worth
+    denoiser = FrameDenoiser(FrameDenoiseConfig(radius=1))
+    frames = [Frame(k, k / 25, noisy(clean, 8.0, rng)) for k in range(6)]
+    ready = [[f.index for f in denoiser.push(frame)] for frame in frames]
+    assert ready == [[], [], [0, 1], [2], [3], [4]]
+    (last,) = denoiser.flush()
+    assert rms(last.image, clean) < 0.8 * rms(frames[5].image, clean)
 
 
 def test_a_live_stream_gets_each_frame_at_once_from_the_frames_before() -> None:

@@ -14,7 +14,10 @@ than one picture's (a dark band reads lower). Only footage that is noisy through
 filtered: a frame is averaged when it and those frames before it all hold ``threshold`` grey
 levels of noise or more (a dim camera, not a moment's noise between clean frames); anything
 else passes untouched, so clean video tracks exactly as without the filter, at the cost of the
-estimate. Measured in docs/benchmarks.md (session 38).
+estimate. A file's first frames have fewer frames before them, so there the video's first
+:data:`NOISE_WINDOW` + 1 frames decide together (a noise burst as a video opens is a burst,
+not a dim camera); a live stream cannot wait for them. Measured in docs/benchmarks.md
+(sessions 38 and 40).
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ TEMPORAL_DENOISE = True
 _NOISE_TAPS = np.array([1, -2, 1], dtype=np.float32)
 #: a frame is filtered when it and this many frames before it are all noisy (a second at 25 fps)
 NOISE_WINDOW = 24
+#: the most pixels a file's first frames may hold while the first second decides (as ``--backfill``)
+OPENING_MB = 200
 #: the widest ``--temporal-radius``: half a second each way at 25 fps, 25 frames held
 MAX_RADIUS = 12
 
@@ -118,6 +123,8 @@ class FrameDenoiser:
         self._held: deque[_Held] = deque()
         self._recent: deque[float] = deque(maxlen=NOISE_WINDOW + 1)  # the latest frames' noise
         self._next = 0  # position in _held of the next frame to give out
+        # a file's first frames, waiting until the frames after them decide the gate with them
+        self._opening: list[_Held] | None = [] if self.two_sided else None
 
     def push(self, frame: Frame) -> list[Frame]:
         """Take the next frame; returns the frames now ready (none, one, or, after a change
@@ -133,7 +140,15 @@ class FrameDenoiser:
         level = float(np.median(self._recent))
         if min(self._recent) < self.config.threshold:
             level = 0.0
-        self._held.append(_Held(frame, level, grey))
+        held = _Held(frame, level, grey)
+        self._held.append(held)
+        if self._opening is not None:
+            self._opening.append(held)
+            pixels = sum(h.frame.image.nbytes + h.grey.nbytes for h in self._opening)
+            full = len(self._recent) == self._recent.maxlen or pixels >= OPENING_MB * 2**20
+            if level > 0 and not full:
+                return out  # noisy so far: the frames after decide with them
+            self._settle_opening()
         wait = self.config.radius if self.two_sided else 0
         while self._next < len(self._held) - wait:
             out.append(self._denoised(self._next))
@@ -143,8 +158,17 @@ class FrameDenoiser:
                 self._next -= 1
         return out
 
+    def _settle_opening(self) -> None:
+        """The first frames take the gate of the latest, which has seen them all: filtered
+        at the strength of them all when every one is noisy, else left as they are."""
+        if self._opening:
+            for held in self._opening:
+                held.level = self._opening[-1].level
+        self._opening = None
+
     def flush(self) -> list[Frame]:
         """The frames still waiting for the frames after them (the end of a video)."""
+        self._settle_opening()
         out = [self._denoised(i) for i in range(self._next, len(self._held))]
         self.reset()
         return out
