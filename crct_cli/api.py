@@ -28,6 +28,7 @@ import numpy as np
 
 from crct_cli.errors import CrctError
 from crct_cli.io.sequence import SEQUENCE_FPS, check_fps
+from crct_cli.pose import HeadPoser
 from crct_cli.runtime.nets import FINDER_WIDE, check_find_wide
 from crct_cli.tracking.backtrack import BACKTRACK, check_backtrack
 from crct_cli.tracking.bridge import BRIDGE_LOST, BRIDGE_MAX_RUN
@@ -193,6 +194,10 @@ class Tracker:
     ``sequence_fps``: :meth:`track` reads a folder of images as one video (an image
     sequence, in the natural order of the file names: :mod:`crct_cli.io.sequence`), its
     frames this many a second apart (the folder stores no rate; a video file has its own).
+    ``pose``: each face with points also gets ``face.pose``, its head pose (Tx, Ty, Tz in mm,
+    Rx, Ry, Rz in radians: pitch, yaw, roll) from a rigid 3D face fitted to its 68 points
+    (``weights/face3d.json``; :mod:`crct_cli.pose`), for a camera of ``focal_length`` pixels
+    (None: 500 at 640x480, scaled with the frame, the guess for an uncalibrated webcam).
     ``networks`` replaces the shipped networks (anything with the one-face ``Networks`` or
     the batched calls); ``blend``, ``flip``, ``bt_reuse``, ``stretched_look`` and
     ``find_wide`` are then theirs to decide.
@@ -242,6 +247,8 @@ class Tracker:
         temporal_strength: float = FrameDenoiseConfig.strength,
         noise_threshold: float = FrameDenoiseConfig.threshold,
         sequence_fps: float = SEQUENCE_FPS,
+        pose: bool = False,
+        focal_length: float | None = None,
         weights_dir: str | os.PathLike[str] | None = None,
         networks: Any = None,
     ) -> None:
@@ -328,6 +335,8 @@ class Tracker:
             if find and networks.finder is None:  # no finder in these weights (a warning)
                 self.config = dataclasses.replace(self.config, find=False)
         self.networks = networks
+        #: each face's head pose from its points (None: not asked for)
+        self.pose = HeadPoser(_weights_dir(weights_dir), focal_length) if pose else None
         self._engine = MultiTracker(networks, self.config, self.multi, self.init_box)
         self._index = 0
         self._clock: float | None = None
@@ -362,7 +371,7 @@ class Tracker:
             (done,) = self._step_denoiser.push(Frame(self._index, t, image))
             image = done.image
         faces = self._smoothed(self._engine.step(image), t)
-        frame = TrackedFrame(self._index, t, faces)
+        frame = TrackedFrame(self._index, t, self._posed(faces, image.shape))
         self._index += 1
         return frame
 
@@ -374,6 +383,14 @@ class Tracker:
         ``backfill``). With ``lookahead`` each frame comes out once the frames a third of a
         second after it are tracked too (the two-sided filter reads them), and while a face is
         lost, once it is found again (``backtrack``)."""
+        for frame in self._finished(video, max_frames):
+            assert frame.image is not None
+            yield dataclasses.replace(frame, faces=self._posed(frame.faces, frame.image.shape))
+
+    def _finished(
+        self, video: str | os.PathLike[str], max_frames: int | None
+    ) -> Iterator[TrackedFrame]:
+        """:meth:`track`'s frames with their final points (the two-sided filter's, if on)."""
         if not self.lookahead:
             yield from self._track(video, max_frames, causal=True)
             return
@@ -425,6 +442,17 @@ class Tracker:
     def _smoothed(self, faces: list[Face], time_s: float) -> list[Face]:
         return faces if self.smoother is None else self.smoother(faces, time_s)
 
+    def _posed(self, faces: list[Face], shape: tuple[int, ...]) -> list[Face]:
+        """``faces`` with the head pose of those that have points (when ``pose`` is on)."""
+        head = self.pose
+        if head is None:
+            return faces
+        height, width = shape[:2]
+        return [
+            f if f.points is None else dataclasses.replace(f, pose=head(f.points, width, height))
+            for f in faces
+        ]
+
     @property
     def redetections(self) -> int:
         """Re-detections (Algorithm 1, lines 3-8) since the last reset, over all faces."""
@@ -467,6 +495,8 @@ class Tracker:
             ),
             "noise_threshold": None if self.frame_denoise is None else self.frame_denoise.threshold,
             "sequence_fps": self.sequence_fps,
+            "pose": self.pose is not None,
+            "focal_length": None if self.pose is None else self.pose.focal,
         }
 
     # -- still images ---------------------------------------------------------------------
@@ -495,10 +525,11 @@ class Tracker:
             scores = [float(s) for s in self._engine.batch.validate_batch(image, points)]
         from crct_cli.landmarks import box_from_points
 
-        return [
+        faces = [
             Face(i, p, box_from_points(p), s, "redetected")
             for i, (p, s) in enumerate(zip(points, scores, strict=True))
         ]
+        return self._posed(faces, image.shape)
 
     def _aligner(self) -> Any:
         if self._still_aligner is None:

@@ -218,6 +218,23 @@ def track(
             metavar="SIZE",
         ),
     ] = 0,
+    pose: Annotated[
+        bool,
+        typer.Option(
+            help="Also write each face's head pose from its points (a rigid 3D face fitted to "
+            "them): OpenFace's pose_Tx/Ty/Tz (mm) and pose_Rx/Ry/Rz (radians: pitch, yaw, "
+            "roll) in landmarks.csv, pose in track.json.",
+        ),
+    ] = False,
+    focal_length: Annotated[
+        float | None,
+        typer.Option(
+            help="With --pose: the camera's focal length in pixels (default: 500 at 640x480, "
+            "scaled with the frame, a webcam's guess). Sets the distance, barely the angles.",
+            metavar="PX",
+            show_default=False,
+        ),
+    ] = None,
     faces: Annotated[
         str,
         typer.Option(
@@ -625,6 +642,7 @@ def track(
     from crct_cli.batch.worker import WorkerSpec, settings_of
     from crct_cli.geometry import check_crops
     from crct_cli.io.sequence import check_fps
+    from crct_cli.pose import check_focal
     from crct_cli.runtime.backend import BACKENDS, DEVICES
     from crct_cli.runtime.nets import check_find_wide
     from crct_cli.tracking.backtrack import check_backtrack
@@ -653,6 +671,7 @@ def track(
     FrameDenoiseConfig(temporal_radius, temporal_strength, noise_threshold).check()
     check_fps(sequence_fps)
     check_crops(crops)
+    check_focal(focal_length)
     options = BatchOptions(engine, workers, threads, overwrite, ray_address, gpus_per_worker)
     options.check()
     tracker_options: dict[str, Any] = {
@@ -697,6 +716,8 @@ def track(
         "temporal_strength": temporal_strength,
         "noise_threshold": noise_threshold,
         "sequence_fps": sequence_fps,
+        "pose": pose,
+        "focal_length": focal_length,
     }
     jobs = discover(videos, out)
     console = Console(stderr=True, highlight=False)
@@ -1994,6 +2015,24 @@ def train_int8(
             raise CrctError(f"{out.parent / name}: no such weight file (--out goes beside it)")
     cfg = TrainInt8Config(dirs, vals, faces=faces, seed=seed, out=out, operators=ops)
     train_int8(cfg, log=_log_line)
+
+
+@train_app.command("face3d")
+def train_face3d(
+    train: TrainDirs = None,
+    val: ValDirs = str(_DATA / "afw"),
+    out: Annotated[
+        Path,
+        typer.Option(
+            help="The model file, beside the networks (crct looks there).", metavar="JSON"
+        ),
+    ] = Path("weights/face3d.json"),
+) -> None:
+    """Learn the rigid 3D face behind crct track --pose from the training markup (seconds)."""
+    from crct_cli.train.face3d import TrainFace3DConfig, train_face3d
+
+    dirs, vals = _train_dirs(train, val)
+    train_face3d(TrainFace3DConfig(dirs, vals, out=out), log=_log_line)
 
 
 Variant = Annotated[

@@ -68,6 +68,8 @@ SETTINGS_KEYS: tuple[str, ...] = (
     "noise_threshold",
     "init_box",
     "sequence_fps",
+    "pose",
+    "focal_length",
 )
 
 

@@ -10,7 +10,9 @@ packages, lab scripts), so crct writes the same columns for what it measures::
 - ``confidence``: the face validator's p(face), empty where the method has no validator
   (``--mode fll-mt`` and ``bt``);
 - ``success``: 1 for tracked and re-detected frames, 0 for lost ones (the points are then the
-  tracker's unaccepted estimate, as in ``track.json``).
+  tracker's unaccepted estimate, as in ``track.json``);
+- with ``crct track --pose``, OpenFace's ``pose_Tx, pose_Ty, pose_Tz`` (mm) and ``pose_Rx,
+  pose_Ry, pose_Rz`` (radians) after the points (:mod:`crct_cli.pose`).
 
 OpenFace separates its header names with ", "; crct writes plain commas, so ``pandas.read_csv``
 gives the bare names (py-feat strips the spaces of OpenFace's own files to the same names).
@@ -29,7 +31,9 @@ from typing import IO, Any, Protocol
 import numpy as np
 
 from crct_cli.errors import CrctError
+from crct_cli.io.track_json import pose_values
 from crct_cli.landmarks import N_POINTS
+from crct_cli.pose import POSE_COLUMNS
 
 COLUMNS: tuple[str, ...] = (
     "frame",
@@ -48,6 +52,7 @@ class FaceLike(Protocol):
     points: np.ndarray | None
     score: float | None
     state: str
+    pose: np.ndarray | None
 
 
 @dataclass(frozen=True)
@@ -67,17 +72,20 @@ def _temp_name(target: Path) -> Path:
 
 
 class LandmarksCsvWriter:
-    """Stream rows to a temporary file; :meth:`close` renames it, :meth:`abort` drops it."""
+    """Stream rows to a temporary file; :meth:`close` renames it, :meth:`abort` drops it.
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    ``pose``: OpenFace's six ``pose_*`` columns follow the points (``crct track --pose``)."""
+
+    def __init__(self, path: str | os.PathLike[str], pose: bool = False) -> None:
         self.path = Path(path)
+        self.pose = pose
         self._tmp = _temp_name(self.path)
         try:
             self._fh: IO[str] = open(self._tmp, "w", encoding="utf-8", newline="")
         except OSError as exc:
             raise CrctError(f"{self.path}: cannot write ({exc.strerror})") from None
         self._csv = csv.writer(self._fh, lineterminator="\n")
-        self._csv.writerow(COLUMNS)
+        self._csv.writerow(COLUMNS + POSE_COLUMNS if pose else COLUMNS)
         self.rows = 0
 
     def add(self, frame_index: int, time: float, faces: Iterable[FaceLike]) -> None:
@@ -86,17 +94,19 @@ class LandmarksCsvWriter:
             if face.points is None:
                 continue
             pts = np.asarray(face.points, dtype=np.float64)
-            self._csv.writerow(
-                [
-                    frame_index + 1,
-                    face.face_id,
-                    f"{time:.3f}",
-                    "" if face.score is None else f"{face.score:.4f}",
-                    int(face.state in SUCCESS_STATES),
-                    *(f"{v:.3f}" for v in pts[:, 0]),
-                    *(f"{v:.3f}" for v in pts[:, 1]),
-                ]
-            )
+            row = [
+                frame_index + 1,
+                face.face_id,
+                f"{time:.3f}",
+                "" if face.score is None else f"{face.score:.4f}",
+                int(face.state in SUCCESS_STATES),
+                *(f"{v:.3f}" for v in pts[:, 0]),
+                *(f"{v:.3f}" for v in pts[:, 1]),
+            ]
+            if self.pose:
+                pose = getattr(face, "pose", None)
+                row += [""] * 6 if pose is None else pose_values(pose)
+            self._csv.writerow(row)
             self.rows += 1
 
     def close(self) -> None:

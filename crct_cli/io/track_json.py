@@ -12,7 +12,8 @@ Layout of version 1 (both documented with an example in ``docs/formats.md``)::
      "summary": {...}}
 
 Version 2 has the same header plus ``faces`` (the face count asked for, ``null`` for all), and
-frames ``{"index", "time", "faces": [{"face_id": int, "box", "points", "score", "state"}]}``.
+frames ``{"index", "time", "faces": [{"face_id": int, "box", "points", "score", "state"}]}``
+(and each face's ``pose`` with ``crct track --pose``).
 
 :class:`TrackJsonWriter` streams frames to a temporary file as they come (memory stays flat
 for any video length) and renames it at :meth:`~TrackJsonWriter.close`;
@@ -21,6 +22,7 @@ for any video length) and renames it at :meth:`~TrackJsonWriter.close`;
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -99,6 +101,8 @@ class FaceRecord:
     points: np.ndarray | None = None
     score: float | None = None
     state: str = "lost"
+    #: ``(Tx, Ty, Tz, Rx, Ry, Rz)`` with ``crct track --pose`` (:mod:`crct_cli.pose`)
+    pose: np.ndarray | None = None
 
     def as_frame(self, index: int, time: float) -> FrameRecord:
         return FrameRecord(index, time, self.box, self.points, self.score, self.state)
@@ -106,7 +110,18 @@ class FaceRecord:
     def to_json(self) -> dict[str, Any]:
         if not _is_int(self.face_id) or self.face_id < 0:
             raise ValueError(f"face_id must be an integer >= 0, got {self.face_id!r}")
-        return {"face_id": int(self.face_id), **_face_fields(self.as_frame(0, 0.0).to_json())}
+        fields = {"face_id": int(self.face_id), **_face_fields(self.as_frame(0, 0.0).to_json())}
+        if self.pose is not None:
+            fields["pose"] = pose_values(self.pose)
+        return fields
+
+
+def pose_values(pose: Any) -> list[float]:
+    """A pose as files write it: millimetres to 0.1, radians to 0.001 (OpenFace's)."""
+    values = [float(v) for v in np.asarray(pose, dtype=np.float64).reshape(-1)]
+    if len(values) != 6 or not all(math.isfinite(v) for v in values):
+        raise ValueError(f"a pose is 6 finite numbers (Tx, Ty, Tz, Rx, Ry, Rz), got {pose!r}")
+    return [round(v, 1) for v in values[:3]] + [round(v, 3) for v in values[3:]]
 
 
 @dataclass
@@ -471,10 +486,17 @@ def _faces_from_json(item: Any, path: Path, i: int) -> FacesRecord:
         face_id = face.get("face_id")
         if not _is_int(face_id) or face_id < 0:
             raise CrctError(f"{where}: faces[{k}]: face_id must be an integer >= 0")
+        fields = {k: v for k, v in face.items() if k != "pose"}
         record = _record_from_json(
-            {"index": item.get("index"), "time": item.get("time"), **face}, path, i
+            {"index": item.get("index"), "time": item.get("time"), **fields}, path, i
         )
-        faces.append(_as_face(record, int(face_id)))
+        pose = None
+        if face.get("pose") is not None:
+            try:
+                pose = np.array(pose_values(face["pose"]))
+            except (TypeError, ValueError):
+                raise CrctError(f"{where}: faces[{k}]: pose must be 6 numbers") from None
+        faces.append(dataclasses.replace(_as_face(record, int(face_id)), pose=pose))
     ids = [f.face_id for f in faces]
     if len(set(ids)) != len(ids):
         raise CrctError(f"{where}: a face_id appears twice")

@@ -143,13 +143,15 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
 
 @dataclass(frozen=True)
 class Face:
-    """One face in one frame: ``state`` is tracked, redetected or lost (see track.json)."""
+    """One face in one frame: ``state`` is tracked, redetected or lost (see track.json);
+    ``pose`` (Tx, Ty, Tz, Rx, Ry, Rz) when the tracker was asked for it (:mod:`crct_cli.pose`)."""
 
     face_id: int
     points: np.ndarray | None
     box: np.ndarray | None
     score: float | None
     state: str
+    pose: np.ndarray | None = None
 
 
 @dataclass(eq=False)  # compared by identity: two tracks are never "equal"

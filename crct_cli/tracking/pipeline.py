@@ -158,7 +158,9 @@ def track_video(
     t0 = time.perf_counter()
     try:
         with TrackJsonWriter(out_dir / "track.json", header, SCHEMA_FACES) as track_json:
-            csv = LandmarksCsvWriter(out_dir / "landmarks.csv")
+            csv = LandmarksCsvWriter(
+                out_dir / "landmarks.csv", pose=getattr(tracker, "pose", None) is not None
+            )
             if overlay:
                 writer = VideoWriter(out_dir / "overlay.mp4", info.fps, info.width, info.height)
             for frame in tracker.track(video):
@@ -177,7 +179,7 @@ def track_video(
                         frame.index,
                         frame.time,
                         [
-                            FaceRecord(f.face_id, f.box, f.points, f.score, f.state)
+                            FaceRecord(f.face_id, f.box, f.points, f.score, f.state, f.pose)
                             for f in frame.faces
                         ],
                     )
