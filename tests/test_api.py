@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from clips import write_mirrored_pair
 from typer.testing import CliRunner
 
 from crct_cli import Tracker
@@ -43,18 +44,8 @@ def tracker() -> Tracker:
 @pytest.fixture(scope="module")
 def two_faces(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Two astronauts side by side, drifting towards each other, 20 frames."""
-    face = read_image(SAMPLES / "astronaut.jpg")
-    small = face[::2, ::2]
-    h, w = small.shape[:2]
-    path = tmp_path_factory.mktemp("clips") / "two.mp4"
-    with VideoWriter(path, 25.0, 2 * w + 160, h + 40) as writer:
-        for t in range(20):
-            canvas = np.full((h + 40, 2 * w + 160, 3), 40, dtype=np.uint8)
-            canvas[20 : 20 + h, 20 + 2 * t : 20 + 2 * t + w] = small
-            x = w + 140 - 2 * t
-            canvas[20 : 20 + h, x : x + w] = small[:, ::-1]
-            writer.write(canvas)
-    return path
+    face = read_image(SAMPLES / "astronaut.jpg")[::2, ::2]
+    return write_mirrored_pair(tmp_path_factory.mktemp("clips") / "two.mp4", face, 20)
 
 
 def test_one_face_gives_algorithm_1s_points_run_face_by_face(tracker: Tracker) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from clips import write_mirrored_pair
 from typer.testing import CliRunner
 
 from crct_cli import Tracker
@@ -22,7 +23,6 @@ from crct_cli.io.images import read_image
 from crct_cli.io.landmarks import write_pts
 from crct_cli.io.openface_csv import COLUMNS, read_landmarks_csv
 from crct_cli.io.track_json import read_track_json
-from crct_cli.io.video import VideoWriter
 from crct_cli.landmarks import FLIP_PERMUTATION
 from crct_cli.models.weights import WEIGHTS_DIR, read_manifest
 from crct_cli.pose import (
@@ -181,16 +181,7 @@ def test_crct_train_face3d_learns_a_model_from_markup(tmp_path: Path) -> None:
 def mirrored_pair(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The astronaut and her mirror image, placed mirror-wise about the frame's middle."""
     face = read_image(SAMPLES / "astronaut.jpg")[::2, ::2]
-    h, w = face.shape[:2]
-    path = tmp_path_factory.mktemp("pose") / "pair.mp4"
-    with VideoWriter(path, 25.0, 2 * w + 160, h + 40) as writer:
-        for t in range(6):
-            canvas = np.full((h + 40, 2 * w + 160, 3), 40, dtype=np.uint8)
-            canvas[20 : 20 + h, 20 + 2 * t : 20 + 2 * t + w] = face
-            x = w + 140 - 2 * t
-            canvas[20 : 20 + h, x : x + w] = face[:, ::-1]
-            writer.write(canvas)
-    return path
+    return write_mirrored_pair(tmp_path_factory.mktemp("pose") / "pair.mp4", face, 6)
 
 
 def test_two_mirrored_faces_get_mirrored_poses(mirrored_pair: Path) -> None:
