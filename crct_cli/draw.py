@@ -54,11 +54,37 @@ FACE_COLOURS: tuple[tuple[int, int, int], ...] = (
 )
 
 
-def draw_faces(image: np.ndarray, faces: Sequence[Any], label: str | None = None) -> np.ndarray:
-    """Every face in its own colour with its id; a lost face's points are hollow rings."""
+#: the head's axes drawn with a pose: x red, y green, the way it faces blue (mm)
+POSE_AXIS_MM = 60.0
+POSE_COLOURS = ((230, 40, 40), (40, 220, 40), (40, 120, 255))
+
+
+def pose_axes(pose: Any, width: int, height: int, focal: float | None = None) -> np.ndarray:
+    """Image points (4, 2) of the head's centre and the ends of its x, y and forward axes
+    (:data:`POSE_AXIS_MM` long; forward is -z, towards the camera for a frontal face)."""
+    from crct_cli.pose import default_focal, euler_to_rotation
+
+    pose = np.asarray(pose, dtype=np.float64)
+    f = default_focal(width, height) if focal is None else focal
+    axes = euler_to_rotation(pose[3:]) @ np.diag([1.0, 1.0, -1.0]) * POSE_AXIS_MM
+    ends = np.vstack([pose[:3], pose[:3] + axes.T])
+    ends[:, 2] = np.maximum(ends[:, 2], 1.0)  # never behind the camera
+    return f * ends[:, :2] / ends[:, 2:] + [width / 2.0, height / 2.0]
+
+
+def draw_faces(
+    image: np.ndarray, faces: Sequence[Any], label: str | None = None, focal: float | None = None
+) -> np.ndarray:
+    """Every face in its own colour with its id; a lost face's points are hollow rings; a
+    face with a pose gets its head's axes (``focal``: the camera's, as the pose was fitted)."""
     out = np.ascontiguousarray(image.copy())
     scale = max(1, round(min(out.shape[:2]) / 360))
     for face in faces:
+        pose = getattr(face, "pose", None)
+        if pose is not None:
+            ends = np.round(pose_axes(pose, out.shape[1], out.shape[0], focal)).astype(int)
+            for end, colour in zip(ends[1:], POSE_COLOURS, strict=True):
+                cv2.line(out, tuple(ends[0]), tuple(end), colour, scale + 1, cv2.LINE_AA)
         colour = FACE_COLOURS[face.face_id % len(FACE_COLOURS)]
         lost = face.state == "lost"
         if face.box is not None:

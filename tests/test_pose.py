@@ -249,3 +249,22 @@ def test_crct_track_pose_writes_openface_s_pose_columns(tmp_path: Path) -> None:
     )
     assert result.exit_code == 2
     assert "--focal-length must be > 0" in result.output and "Traceback" not in result.output
+
+
+def test_the_overlay_draws_the_head_s_axes_where_the_pose_puts_them() -> None:
+    from crct_cli.draw import POSE_AXIS_MM, draw_faces, pose_axes
+    from crct_cli.tracking.multi import Face
+
+    f = default_focal(640, 480)
+    ends = pose_axes([0, 0, 500, 0, 0, 0], 640, 480)
+    assert np.allclose(ends[0], [320, 240]) and np.allclose(ends[3], [320, 240])
+    assert np.allclose(ends[1], [320 + f * POSE_AXIS_MM / 500, 240])  # x to the image's right
+    assert np.allclose(ends[2], [320, 240 + f * POSE_AXIS_MM / 500])  # y down
+    turned = pose_axes([0, 0, 500, 0, 0.5, 0], 640, 480)
+    assert turned[3, 0] < 320 - 20  # Ry > 0: the face turns to the image's left
+    black = np.zeros((480, 640, 3), np.uint8)
+    face = Face(0, None, None, None, "tracked", np.array([0, 0, 500, 0, 0.5, 0]))
+    drawn = draw_faces(black, [face])
+    tip = np.round(turned[3]).astype(int)
+    assert drawn[tip[1], tip[0]].any() and drawn[240, 320].any()
+    assert not draw_faces(black, [Face(0, None, None, None, "tracked")]).any()

@@ -155,12 +155,12 @@ def track_video(
     frames = with_points = face_frames = 0
     ids: set[int] = set()
     writer = csv = None
+    poser = getattr(tracker, "pose", None)
+    focal = None if poser is None else poser.focal  # the overlay draws poses as fitted
     t0 = time.perf_counter()
     try:
         with TrackJsonWriter(out_dir / "track.json", header, SCHEMA_FACES) as track_json:
-            csv = LandmarksCsvWriter(
-                out_dir / "landmarks.csv", pose=getattr(tracker, "pose", None) is not None
-            )
+            csv = LandmarksCsvWriter(out_dir / "landmarks.csv", pose=poser is not None)
             if overlay:
                 writer = VideoWriter(out_dir / "overlay.mp4", info.fps, info.width, info.height)
             for frame in tracker.track(video):
@@ -185,7 +185,8 @@ def track_video(
                     )
                 )
                 if writer is not None:
-                    writer.write(draw_faces(frame.image, frame.faces, f"{frame.index + 1}"))
+                    label = f"{frame.index + 1}"
+                    writer.write(draw_faces(frame.image, frame.faces, label, focal))
                 if on_frame is not None:
                     on_frame(frames, info.n_frames)
             summary = TrackSummary(
