@@ -9,18 +9,27 @@ box is read from the file. Folders are walked recursively and mirrored under the
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from crct_cli.draw import draw_landmarks
 from crct_cli.errors import CrctError
 from crct_cli.geometry import face_crop
+from crct_cli.io.atomic import write_text_atomic
 from crct_cli.io.images import is_image, read_image, write_image
 from crct_cli.io.landmarks import read_pts, write_pts
+from crct_cli.io.track_json import pose_values
 from crct_cli.landmarks import box_from_points
+from crct_cli.pose import POSE_COLUMNS
+
+#: ``crct align --pose``: every face's head pose, beside the .pts files
+POSES_CSV = "poses.csv"
 
 
 @dataclass
@@ -86,12 +95,15 @@ def align_images(
     on_image: Callable[[Path], None] | None = None,
     items: list[tuple[Path, Path]] | None = None,
     crops: int = 0,
+    pose: Callable[[np.ndarray, int, int], np.ndarray] | None = None,
 ) -> AlignSummary:
     """Write landmarks for every image; returns what was done (images without a face too).
 
     ``items`` is ``collect_images(paths)`` when the caller already walked the folders;
     ``crops``: each face is also written cut out with its eyes level, ``crops`` px square, as
-    ``NAME_crop.png`` with its points in the crop, ``NAME_crop.pts`` (0: none).
+    ``NAME_crop.png`` with its points in the crop, ``NAME_crop.pts`` (0: none); ``pose(points,
+    width, height)``: each face's head pose goes to ``poses.csv`` (a row per ``.pts`` file,
+    written under a temporary name once every image is done).
     """
     items = collect_images(paths) if items is None else items
     inputs = {p.resolve() for p, _ in items}
@@ -108,6 +120,7 @@ def align_images(
         for _, rel in items:
             _crop_stem(rel, rel.name, owned)
     summary = AlignSummary()
+    rows: list[list[Any]] = []
     for image_path, rel in items:
         image = read_image(image_path)
         if box_from_pts:
@@ -136,6 +149,9 @@ def align_images(
                 stem = out_dir / _crop_stem(rel, name, owned)
                 write_image(stem.with_suffix(".png"), crop)
                 write_pts(stem.with_suffix(".pts"), inside)
+            if pose is not None:
+                values = pose_values(pose(points, image.shape[1], image.shape[0]))
+                rows.append([pts_file.relative_to(out_dir).as_posix(), *values])
             summary.written.append(str(pts_file))
             summary.faces += 1
             if overlay:
@@ -144,4 +160,9 @@ def align_images(
             write_image(target.with_name(f"{target.name}_overlay.jpg"), drawn)
         if on_image is not None:
             on_image(image_path)
+    if pose is not None:
+        table = io.StringIO()
+        writer = csv.writer(table, lineterminator="\n")
+        writer.writerows([["pts", *POSE_COLUMNS], *rows])
+        write_text_atomic(out_dir / POSES_CSV, table.getvalue())
     return summary

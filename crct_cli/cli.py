@@ -821,6 +821,23 @@ def align(
             metavar="SIZE",
         ),
     ] = 0,
+    pose: Annotated[
+        bool,
+        typer.Option(
+            help="Also write each face's head pose from its points to DIR/poses.csv: its .pts "
+            "file, then OpenFace's pose_Tx/Ty/Tz (mm) and pose_Rx/Ry/Rz (radians), as crct "
+            "track --pose.",
+        ),
+    ] = False,
+    focal_length: Annotated[
+        float | None,
+        typer.Option(
+            help="With --pose: the camera's focal length in pixels (default: 500 at 640x480, "
+            "scaled with the image).",
+            metavar="PX",
+            show_default=False,
+        ),
+    ] = None,
     flip: Annotated[
         bool,
         typer.Option(
@@ -845,13 +862,16 @@ def align(
     from crct_cli.align_images import align_images, collect_images
     from crct_cli.aligner import STILL_ALIGN, check_denoise
     from crct_cli.geometry import check_crops
+    from crct_cli.pose import HeadPoser, check_focal
     from crct_cli.runtime import Runtime
     from crct_cli.ui import item_progress
 
     check_denoise(denoise)
     check_crops(crops)
+    check_focal(focal_length)
     items = collect_images(paths)
     runtime = Runtime(backend, device)
+    poser = HeadPoser(runtime.weights_dir, focal_length) if pose else None
     config = dataclasses.replace(STILL_ALIGN, flip=flip, blend=blend)
     aligner, _, _ = runtime.aligner(denoise, config)
     if box_from_pts:
@@ -873,6 +893,7 @@ def align(
             on_image,
             items,
             crops,
+            poser,
         )
     for missed in summary.without_face:
         console.print(f"no face found in {missed}", style="yellow", markup=False)

@@ -268,3 +268,21 @@ def test_the_overlay_draws_the_head_s_axes_where_the_pose_puts_them() -> None:
     tip = np.round(turned[3]).astype(int)
     assert drawn[tip[1], tip[0]].any() and drawn[240, 320].any()
     assert not draw_faces(black, [Face(0, None, None, None, "tracked")]).any()
+
+
+def test_crct_align_pose_writes_each_face_s_pose_beside_its_points(tmp_path: Path) -> None:
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy(SAMPLES / "astronaut.jpg", photos / "astronaut.jpg")
+    args = ["align", str(photos), "--out", str(tmp_path / "out"), "--device", "cpu"]
+    result = CliRunner().invoke(app, [*args, "--backend", "onnx", "--pose"])
+    assert result.exit_code == 0, result.output
+    with open(tmp_path / "out" / "poses.csv", newline="") as fh:
+        rows = list(csv.reader(fh))
+    assert rows[0] == ["pts", *POSE_COLUMNS]
+    assert [r[0] for r in rows[1:]] == ["astronaut.pts"]
+    assert (tmp_path / "out" / "astronaut.pts").is_file()
+    (face,) = Tracker(device="cpu", backend="onnx", pose=True).align(photos / "astronaut.jpg")
+    assert face.pose is not None
+    assert np.abs(np.array([float(v) for v in rows[1][1:]]) - face.pose).max() < 0.06
+    assert abs(face.pose[4]) < 0.15 and abs(face.pose[5]) < 0.15  # she faces the camera, upright
