@@ -24,9 +24,8 @@ from crct_cli.geometry import face_crop
 from crct_cli.io.atomic import write_text_atomic
 from crct_cli.io.images import is_image, read_image, write_image
 from crct_cli.io.landmarks import read_pts, write_pts
-from crct_cli.io.track_json import pose_values
 from crct_cli.landmarks import box_from_points
-from crct_cli.pose import POSE_COLUMNS
+from crct_cli.pose import POSE_COLUMNS, pose_values
 
 #: ``crct align --pose``: every face's head pose, beside the .pts files
 POSES_CSV = "poses.csv"

@@ -13,11 +13,10 @@ Conventions, those of the camera: x to the image's right, y down, z away from th
 (right-handed); the model's x runs from the right eye's outer corner (point 36) to the left's
 (45), y down, turned about x so that the training photographs' median pitch is 0 (most of them
 face the camera; the bridge-to-chin line alone leans 10-12 degrees from that), its origin the
-mean of its 68 points. A pose is
-``(Tx, Ty, Tz, Rx, Ry, Rz)``: the origin's place in millimetres and the rotation R = Rx Ry Rz in
-radians (pitch, yaw, roll, as OpenFace writes them). A face looking straight into the camera is
-(0, 0, 0); Rx > 0 looks down, Ry > 0 turns the nose towards the image's left, Rz > 0 turns the
-eye line clockwise on screen.
+mean of its 68 points. A pose is ``(Tx, Ty, Tz, Rx, Ry, Rz)``: the origin's place in
+millimetres and the rotation R = Rx Ry Rz in radians (pitch, yaw, roll, as OpenFace writes
+them). A face looking straight into the camera is (0, 0, 0); Rx > 0 looks down, Ry > 0 turns
+the nose towards the image's left, Rz > 0 turns the eye line clockwise on screen.
 """
 
 from __future__ import annotations
@@ -28,7 +27,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from crct_cli.errors import CrctError
@@ -159,6 +157,8 @@ def head_pose(
     rotation, scale = _weak_perspective(pts, model)
     depth = f / max(scale, 1e-9)
     shift = np.append((pts.mean(axis=0) - center) * depth / f, depth)
+    import cv2
+
     camera = np.array([[f, 0, center[0]], [0, f, center[1]], [0, 0, 1]], dtype=np.float64)
     rvec, _ = cv2.Rodrigues(rotation)
     ok, rvec, tvec = cv2.solvePnP(
@@ -167,6 +167,14 @@ def head_pose(
     if not ok or not np.all(np.isfinite(tvec)) or tvec[2, 0] <= 0:
         rvec, tvec = cv2.Rodrigues(rotation)[0], shift[:, None]  # the first view stands
     return np.concatenate([tvec.ravel(), rotation_to_euler(cv2.Rodrigues(rvec)[0])])
+
+
+def pose_values(pose: Any) -> list[float]:
+    """A pose as files write it: millimetres to 0.1, radians to 0.001 (OpenFace's)."""
+    values = [float(v) for v in np.asarray(pose, dtype=np.float64).reshape(-1)]
+    if len(values) != 6 or not all(math.isfinite(v) for v in values):
+        raise ValueError(f"a pose is 6 finite numbers (Tx, Ty, Tz, Rx, Ry, Rz), got {pose!r}")
+    return [round(v, 1) for v in values[:3]] + [round(v, 3) for v in values[3:]]
 
 
 def read_face_model(path: str | os.PathLike[str]) -> np.ndarray:

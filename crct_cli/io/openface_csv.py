@@ -31,9 +31,8 @@ from typing import IO, Any, Protocol
 import numpy as np
 
 from crct_cli.errors import CrctError
-from crct_cli.io.track_json import pose_values
 from crct_cli.landmarks import N_POINTS
-from crct_cli.pose import POSE_COLUMNS
+from crct_cli.pose import POSE_COLUMNS, pose_values
 
 COLUMNS: tuple[str, ...] = (
     "frame",

@@ -36,6 +36,7 @@ import numpy as np
 
 from crct_cli.errors import CrctError
 from crct_cli.landmarks import N_POINTS
+from crct_cli.pose import pose_values
 
 SCHEMA = "crct.track/1"
 SCHEMA_FACES = "crct.track/2"
@@ -114,14 +115,6 @@ class FaceRecord:
         if self.pose is not None:
             fields["pose"] = pose_values(self.pose)
         return fields
-
-
-def pose_values(pose: Any) -> list[float]:
-    """A pose as files write it: millimetres to 0.1, radians to 0.001 (OpenFace's)."""
-    values = [float(v) for v in np.asarray(pose, dtype=np.float64).reshape(-1)]
-    if len(values) != 6 or not all(math.isfinite(v) for v in values):
-        raise ValueError(f"a pose is 6 finite numbers (Tx, Ty, Tz, Rx, Ry, Rz), got {pose!r}")
-    return [round(v, 1) for v in values[:3]] + [round(v, 3) for v in values[3:]]
 
 
 @dataclass
@@ -486,9 +479,8 @@ def _faces_from_json(item: Any, path: Path, i: int) -> FacesRecord:
         face_id = face.get("face_id")
         if not _is_int(face_id) or face_id < 0:
             raise CrctError(f"{where}: faces[{k}]: face_id must be an integer >= 0")
-        fields = {k: v for k, v in face.items() if k != "pose"}
         record = _record_from_json(
-            {"index": item.get("index"), "time": item.get("time"), **fields}, path, i
+            {"index": item.get("index"), "time": item.get("time"), **face}, path, i
         )
         pose = None
         if face.get("pose") is not None:
