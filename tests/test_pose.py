@@ -230,6 +230,11 @@ def test_crct_track_pose_writes_openface_s_pose_columns(tmp_path: Path) -> None:
         assert record.faces[0].pose is not None
         assert np.array_equal(record.faces[0].pose, pose)
     assert len(read_landmarks_csv(tmp_path / "p" / "landmarks.csv")) == len(rows)
+    doc = json.loads((tmp_path / "p" / "track.json").read_text())
+    doc["frames"][0]["faces"][0]["pose"] = [1.0, 2.0]
+    (tmp_path / "bad.json").write_text(json.dumps(doc))
+    with pytest.raises(CrctError, match="pose must be 6 numbers"):
+        read_track_json(tmp_path / "bad.json")
     # without --pose the files are as before; a bad focal length is one line
     result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "q")])
     assert result.exit_code == 0, result.output
