@@ -230,7 +230,8 @@ def track(
         float | None,
         typer.Option(
             help="With --pose: the camera's focal length in pixels (default: 500 at 640x480, "
-            "scaled with the frame, a webcam's guess). Sets the distance, barely the angles.",
+            "scaled with the frame, a webcam's guess). It sets the distance, and the angle at "
+            "which a face off the frame's middle is seen.",
             metavar="PX",
             show_default=False,
         ),
