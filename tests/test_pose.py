@@ -291,3 +291,16 @@ def test_crct_align_pose_writes_each_face_s_pose_beside_its_points(tmp_path: Pat
     assert face.pose is not None
     assert np.abs(np.array([float(v) for v in rows[1][1:]]) - face.pose).max() < 0.06
     assert abs(face.pose[4]) < 0.15 and abs(face.pose[5]) < 0.15  # she faces the camera, upright
+
+
+def test_step_gives_each_face_its_pose_from_the_frame_s_size() -> None:
+    """A live loop's frames (Tracker.step) get the pose their points give in that frame."""
+    from crct_cli.io.video import iter_frames
+
+    tracker = Tracker(device="cpu", backend="onnx", pose=True, focal_length=300.0)
+    model = read_face_model(WEIGHTS_DIR / FACE_MODEL_FILE)
+    for decoded in iter_frames(SAMPLES / "astronaut.mp4", 3):
+        (face,) = tracker.step(decoded.image).faces
+        assert face.points is not None and face.pose is not None
+        h, w = decoded.image.shape[:2]
+        assert np.array_equal(face.pose, head_pose(face.points, w, h, model, focal=300.0))
