@@ -383,6 +383,9 @@ class Tracker:
         ``backfill``). With ``lookahead`` each frame comes out once the frames a third of a
         second after it are tracked too (the two-sided filter reads them), and while a face is
         lost, once it is found again (``backtrack``)."""
+        if self.pose is None:
+            yield from self._finished(video, max_frames)
+            return
         for frame in self._finished(video, max_frames):
             assert frame.image is not None
             yield dataclasses.replace(frame, faces=self._posed(frame.faces, frame.image.shape))

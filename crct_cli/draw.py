@@ -8,6 +8,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from crct_cli.pose import default_focal, euler_to_rotation
+
 #: RGB colours per tracking state.
 STATE_COLOURS: dict[str, tuple[int, int, int]] = {
     "tracked": (40, 220, 40),
@@ -62,8 +64,6 @@ POSE_COLOURS = ((230, 40, 40), (40, 220, 40), (40, 120, 255))
 def pose_axes(pose: Any, width: int, height: int, focal: float | None = None) -> np.ndarray:
     """Image points (4, 2) of the head's centre and the ends of its x, y and forward axes
     (:data:`POSE_AXIS_MM` long; forward is -z, towards the camera for a frontal face)."""
-    from crct_cli.pose import default_focal, euler_to_rotation
-
     pose = np.asarray(pose, dtype=np.float64)
     f = default_focal(width, height) if focal is None else focal
     axes = euler_to_rotation(pose[3:]) @ np.diag([1.0, 1.0, -1.0]) * POSE_AXIS_MM

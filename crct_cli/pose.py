@@ -122,7 +122,7 @@ def fit_face_model(shapes: np.ndarray, mirror: bool = True) -> np.ndarray:
     points -= points.mean(axis=0)
     # upright as the photographed faces hold their heads (most of them face the camera), not
     # as the bridge-to-chin line lies: the median pitch of their views is taken out
-    pitch = np.median([rotation_to_euler(_weak_perspective(p, points)[0])[0] for p in shapes])
+    pitch = np.median([rotation_to_euler(weak_perspective(p, points)[0])[0] for p in shapes])
     points = points @ euler_to_rotation((pitch, 0.0, 0.0)).T
     return points * EYE_WIDTH_MM / np.linalg.norm(points[45] - points[36])
 
@@ -134,8 +134,10 @@ def project(model: np.ndarray, pose: Any, focal: float, center: Any) -> np.ndarr
     return focal * cam[:, :2] / cam[:, 2:] + np.asarray(center, dtype=np.float64)
 
 
-def _weak_perspective(points: np.ndarray, model: np.ndarray) -> tuple[np.ndarray, float]:
-    """A first rotation and scale (px per mm) from the scaled orthographic view."""
+def weak_perspective(points: np.ndarray, model: np.ndarray) -> tuple[np.ndarray, float]:
+    """The rotation and scale (px per mm) of the scaled orthographic view of ``model`` that
+    lies nearest ``points``: the solver's start, and how a model is fitted to a face's
+    points when validating it."""
     cross = (points - points.mean(axis=0)).T @ (model - model.mean(axis=0))  # (2, 3)
     u, _, vt = np.linalg.svd(cross, full_matrices=False)
     rows = u @ vt
@@ -154,7 +156,7 @@ def head_pose(
     model = np.asarray(model, dtype=np.float64)
     f = default_focal(width, height) if focal is None else float(focal)
     center = np.array([width / 2.0, height / 2.0])
-    rotation, scale = _weak_perspective(pts, model)
+    rotation, scale = weak_perspective(pts, model)
     depth = f / max(scale, 1e-9)
     shift = np.append((pts.mean(axis=0) - center) * depth / f, depth)
     import cv2

@@ -32,6 +32,7 @@ from crct_cli.pose import (
     FACE_MODEL_FORMAT,
     fit_face_model,
     head_pose,
+    weak_perspective,
 )
 from crct_cli.train.data import data_name, list_pairs
 from crct_cli.train.run import display_path
@@ -72,16 +73,9 @@ def _nme(fitted: np.ndarray, truth: np.ndarray) -> float:
 
 
 def fit_rigid(points: np.ndarray, model: np.ndarray) -> np.ndarray:
-    """``model`` turned, scaled and moved (scaled orthographic) onto ``points``, by
-    alternating the rotation's best two rows and the scale."""
-    centre = points.mean(axis=0)
-    p, x = points - centre, model - model.mean(axis=0)
-    rows = np.eye(3)[:2]
-    for _ in range(30):
-        u, _, vt = np.linalg.svd(p.T @ x, full_matrices=False)
-        rows = u @ vt
-    seen = x @ rows.T
-    return seen * float((p * seen).sum() / (seen**2).sum()) + centre
+    """``model`` turned, scaled and moved (scaled orthographic) onto ``points``."""
+    rotation, scale = weak_perspective(points, model)
+    return (model - model.mean(axis=0)) @ rotation[:2].T * scale + points.mean(axis=0)
 
 
 def fit_similarity(points: np.ndarray, shape: np.ndarray) -> np.ndarray:
