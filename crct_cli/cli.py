@@ -6,6 +6,7 @@ with 130. That handling lives in :class:`CrctGroup`, so every subcommand gets it
 """
 
 import dataclasses
+import inspect
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -46,8 +47,26 @@ def _usage_message(exc: Exception) -> str:
     return message
 
 
+def reflow_help(text: str) -> str:
+    """A command's docstring with each paragraph's lines joined.
+
+    Typer's rich help keeps a docstring's line breaks, so a terminal narrower than the source
+    breaks each line again and leaves ragged fragments; joined, the terminal wraps once.
+    Paragraphs that start with ``\\b`` (Click's "keep as is") and anything after ``\\f`` stay.
+    """
+    help_text, cut, rest = inspect.cleandoc(text).partition("\f")
+    paragraphs = [p if p.startswith("\b") else " ".join(p.split()) for p in help_text.split("\n\n")]
+    return "\n\n".join(paragraphs) + cut + rest
+
+
 class CrctGroup(TyperGroup):
     """Turns bad input into one line and an exit code instead of a panel or a traceback."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for command in self.commands.values():
+            if command.help:
+                command.help = reflow_help(command.help)
 
     def invoke(self, ctx: Any) -> Any:
         try:

@@ -102,6 +102,37 @@ def test_python_dash_m_runs_the_same_app() -> None:
     assert all(name in done.stdout for name in COMMANDS)
 
 
+def help_description(args: list[str], width: int) -> list[list[str]]:
+    """The prose under ``Usage:`` in ``crct ARGS --help`` at WIDTH columns, in paragraphs."""
+    result = runner.invoke(app, [*args, "--help"], env={"COLUMNS": str(width)})
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if "Usage:" in line) + 1
+    end = next(i for i, line in enumerate(lines) if line.lstrip().startswith("╭"))
+    paragraphs: list[list[str]] = [[]]
+    for line in lines[start:end]:
+        if line.strip():
+            paragraphs[-1].append(line.strip())
+        elif paragraphs[-1]:
+            paragraphs.append([])
+    return [p for p in paragraphs if p]
+
+
+@pytest.mark.parametrize("width", [60, 80, 100])
+@pytest.mark.parametrize("args", [["track"], ["denoise"], ["train", "fll"], ["benchmark"]])
+def test_help_prose_wraps_once_at_any_width(args: list[str], width: int) -> None:
+    """A docstring's source line breaks do not survive into the help: each paragraph wraps at
+    the terminal's width, so no line ends where the next word would still have fitted."""
+    for paragraph in help_description(args, width):
+        for line, after in zip(paragraph, paragraph[1:], strict=False):
+            assert len(line) + 1 + len(after.split()[0]) > width - 2, (line, after)
+    command = typer.main.get_command(app)
+    for name in args:
+        command = command.commands[name]  # type: ignore[attr-defined]
+    words = " ".join(" ".join(p) for p in help_description(args, 200)).split()
+    assert words == command.help.split()  # every word shown, in order, none added
+
+
 @pytest.fixture
 def image(tmp_path: Path) -> Path:
     path = tmp_path / "face.png"
