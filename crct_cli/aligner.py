@@ -209,6 +209,13 @@ def check_denoise(name: str) -> None:
 
 #: FLL's second stage, used by every aligner when the manifest lists it.
 STAGE2_FILE = "fll_stage2.pt"
+#: FLL's first stage for video (``crct train fll --motion-blur``): a face that moves while the
+#: shutter is open is smeared, which the still-image first stage (``fll.pt``) reads worse. The
+#: tracker's aligner uses it when the manifest lists it (``--video-fll``, on by default);
+#: ``crct align`` never does.
+VIDEO_FLL_FILE = "fll_video.pt"
+#: ``crct track --video-fll``'s default
+VIDEO_FLL = True
 
 
 def load_stage2(folder: Path) -> tuple[LandmarkLocalizer | None, str | None]:

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from crct_cli.aligner import VIDEO_FLL
 from crct_cli.errors import CrctError
 from crct_cli.io.sequence import SEQUENCE_FPS, check_fps
 from crct_cli.pose import HeadPoser
@@ -148,6 +149,9 @@ class Tracker:
     ``find_wide``: where the finder's window holds no face, it looks again at a window this
     many times as wide, at the same scale (a face that went further in a fast burst; 0: no
     second look).
+    ``video_fll`` (on by default): FLL's first stage is the one trained on motion-smeared faces
+    too (``weights/fll_video.pt``, where the weights ship one), as a moving face smears in
+    video; False: ``fll.pt``, the still-image first stage of :meth:`align`.
 
     ``likeness``: a face re-found near where the one followed was lost must look like it (the
     correlation of their small eye-levelled grey thumbnails at least this), or it is taken
@@ -199,8 +203,8 @@ class Tracker:
     (``weights/face3d.json``; :mod:`crct_cli.pose`), for a camera of ``focal_length`` pixels
     (None: 500 at 640x480, scaled with the frame, the guess for an uncalibrated webcam).
     ``networks`` replaces the shipped networks (anything with the one-face ``Networks`` or
-    the batched calls); ``blend``, ``flip``, ``bt_reuse``, ``stretched_look`` and
-    ``find_wide`` are then theirs to decide.
+    the batched calls); ``blend``, ``flip``, ``bt_reuse``, ``stretched_look``, ``find_wide``
+    and ``video_fll`` are then theirs to decide.
     """
 
     def __init__(
@@ -232,6 +236,7 @@ class Tracker:
         likeness: float = LIKENESS,
         find: bool = FIND,
         find_wide: float = FINDER_WIDE,
+        video_fll: bool = VIDEO_FLL,
         backfill: int = 50,
         blend: bool = True,
         flip: bool = False,
@@ -294,6 +299,7 @@ class Tracker:
         self.blend, self.flip, self.bt_reuse = blend, flip, bt_reuse
         self.stretched_look = stretched_look
         self.find_wide = find_wide
+        self.video_fll = video_fll
         self.config = TrackerConfig(
             tb=tb,
             tc=tc,
@@ -331,6 +337,7 @@ class Tracker:
                 stretched_look=stretched_look,
                 find=find,
                 find_wide=find_wide,
+                video_fll=video_fll,
             )
             if find and networks.finder is None:  # no finder in these weights (a warning)
                 self.config = dataclasses.replace(self.config, find=False)
@@ -485,6 +492,7 @@ class Tracker:
             "bt_reuse": self.bt_reuse,
             "stretched_look": self.stretched_look,
             "find_wide": self.find_wide if self.config.find else 0.0,
+            "video_fll": self.video_fll,
             "smooth": self.smooth,
             "smooth_cutoff": None if self.smoother is None else self.smoother.config.min_cutoff,
             "smooth_beta": None if self.smoother is None else self.smoother.config.beta,

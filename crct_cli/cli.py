@@ -468,6 +468,15 @@ def track(
             "steadier points, FLL twice the cost (about 1.6x the time per frame).",
         ),
     ] = False,
+    video_fll: Annotated[
+        bool,
+        typer.Option(
+            rich_help_panel=_PANEL_NETS,
+            help="FLL's first stage is the one trained on motion-smeared faces too "
+            "(weights/fll_video.pt): a face that moves fast smears in video. "
+            "--no-video-fll: fll.pt, crct align's still-image first stage.",
+        ),
+    ] = True,
     bt_reuse: Annotated[
         float,
         typer.Option(
@@ -723,6 +732,7 @@ def track(
         "find_wide": find_wide,
         "backfill": backfill,
         "blend": blend,
+        "video_fll": video_fll,
         "flip": flip,
         "bt_reuse": bt_reuse,
         "smooth": smooth,
@@ -1299,6 +1309,7 @@ def benchmark(
     find_wide: Annotated[float, _as_track("--find-wide", metavar="TIMES")] = 2.0,
     blend: Annotated[bool, _as_track("--blend")] = True,
     flip: Annotated[bool, _as_track("--flip")] = False,
+    video_fll: Annotated[bool, _as_track("--video-fll")] = True,
     bt_reuse: Annotated[float, _as_track("--bt-reuse", metavar="SHARE")] = 0.05,
     smooth: Annotated[bool, _as_track("--smooth")] = True,
     smooth_cutoff: Annotated[float, _as_track("--smooth-cutoff", metavar="HZ")] = 2.5,
@@ -1415,6 +1426,7 @@ def benchmark(
             find=find,
             find_wide=find_wide,
             blend=blend,
+            video_fll=video_fll,
             flip=flip,
             bt_reuse=bt_reuse,
             smooth=smooth,

@@ -229,17 +229,19 @@ def test_methods_ask_the_networks_for_mode_denoiser_and_alignment(
             align: Any = None,
             denoise: str = "",
             denoise_smoothing: float = -1.0,
+            video_fll: bool | None = None,
         ) -> None:
-            made.append((device, mode, align, denoise, denoise_smoothing))
+            made.append((device, mode, align, denoise, denoise_smoothing, video_fll))
 
     monkeypatch.setattr(networks, "CRCTNetworks", Recording)
     build_networks(MethodSpec("crct", "s"), "cpu")
     # trackers: FLL as the tracker runs it, the noise class smoothed over frames (its default)
-    assert made[-1] == ("cpu", "crct", None, "s", -1.0)
+    assert made[-1] == ("cpu", "crct", None, "s", -1.0, None)
     image_factory("cpu")(MethodSpec("fll", "m"))
     # still images: FLL and the detector only, run as crct align runs it by default
-    # and no noise class carried from one unrelated image to the next
-    assert made[-1] == ("cpu", "fll-mt", STILL_ALIGN, "m", 0.0)
+    # and no noise class carried from one unrelated image to the next, and FLL's still-image
+    # first stage (fll.pt), never the one for video
+    assert made[-1] == ("cpu", "fll-mt", STILL_ALIGN, "m", 0.0, False)
     assert STILL_ALIGN.flip
 
 

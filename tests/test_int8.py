@@ -15,6 +15,7 @@ from test_stage2 import write_generated_faces
 from typer.testing import CliRunner
 
 from crct_cli import Tracker, geometry
+from crct_cli.aligner import VIDEO_FLL_FILE
 from crct_cli.cli import app
 from crct_cli.errors import CrctError
 from crct_cli.io.video import iter_frames
@@ -100,9 +101,15 @@ def test_tracking_with_int8_stays_on_the_float32_track(tmp_path: Path) -> None:
 
 
 def weights_copy(folder: Path) -> Path:
+    """BT and FLL's first stages in a new ``folder``; its video first stage (listed, as
+    shipped) is a copy of ``fll.pt`` here."""
     folder.mkdir()
     for name in ("bt.pt", "fll.pt", "manifest.json"):
         shutil.copy(WEIGHTS_DIR / name, folder / name)
+    shutil.copy(folder / "fll.pt", folder / VIDEO_FLL_FILE)
+    update_manifest(
+        VIDEO_FLL_FILE, {"kind": "fll", "sha256": sha256_file(folder / "fll.pt")}, folder
+    )
     return folder
 
 
@@ -136,12 +143,17 @@ def test_train_int8_writes_ranges_and_their_manifest_entry(tmp_path: Path) -> No
     assert entry["sha256"] == sha256_file(out) and "--faces 3" in entry["command"]
     assert json.loads(out.read_text())["quantization"]["operators"] == ["Conv", "Relu"]
     assert entry["inputs"]["bt.pt"]["sha256"] == sha256_file(folder / "bt.pt")
-    for part in ("bt", "fll"):
+    for part in ("bt", "fll", "fll_video"):
         assert entry["val_metrics"][part]["crops"] == 3
         assert 0 < entry["val_metrics"][part]["mean_px"] < 5
+    # the video first stage is calibrated on the same crops as fll.pt: same file, same ranges
+    networks = json.loads(out.read_text())["networks"]
+    assert networks[VIDEO_FLL_FILE]["ranges"] == networks["fll.pt"]["ranges"]
     rt = Runtime("onnx", "cpu", folder)
     rt.tracker(int8=True)
     assert rt.int8 == ["bt"]
+    rt.localizer(VIDEO_FLL_FILE, int8=True)
+    assert rt.int8 == ["bt", "fll"]
     missing = CliRunner().invoke(app, [*args[:-1], str(tmp_path / "elsewhere" / RANGES_FILE)])
     assert missing.exit_code == 2 and "no such weight file" in missing.output
 
@@ -156,6 +168,22 @@ def test_ranges_that_do_not_name_a_graph_s_tensors_are_refused() -> None:
     with pytest.raises(Unsupported, match="do not match"):
         quantize(graph, doc["networks"]["bt.pt"]["ranges"])  # BT's tensors, not FLL's
     assert b"QuantizeLinear" in quantize(graph, doc["networks"]["fll.pt"]["ranges"])  # its own
+
+
+def test_making_an_int8_graph_prints_no_quantizer_advice(caplog: pytest.LogCaptureFixture) -> None:
+    """ONNX Runtime's quantizer advises pre-processing on the root logger; a first crct track
+    (an empty graph cache) printed it four times. Other warnings still pass."""
+    import logging
+
+    from crct_cli.runtime.export import export_weight_file
+    from crct_cli.runtime.int8 import quantize
+
+    graph = export_weight_file(WEIGHTS_DIR / "fll.pt", "fll", WEIGHTS_DIR).parts["fll"]
+    ranges = json.loads((WEIGHTS_DIR / RANGES_FILE).read_text())["networks"]["fll.pt"]["ranges"]
+    with caplog.at_level(logging.WARNING):
+        assert b"QuantizeLinear" in quantize(graph, ranges)
+        logging.warning("something else")
+    assert [r.getMessage() for r in caplog.records] == ["something else"]
 
 
 def test_the_ranges_file_says_which_operators_are_quantized() -> None:

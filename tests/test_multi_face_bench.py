@@ -308,6 +308,7 @@ def test_dataset_multi_runs_every_method_and_rescoring_its_csv_agrees(
         bt_reuse: float,
         stretched_look: bool,
         find_wide: float,
+        video_fll: bool,
         smooth: bool,
         smooth_cutoff: float,
         smooth_beta: float,
@@ -324,7 +325,7 @@ def test_dataset_multi_runs_every_method_and_rescoring_its_csv_agrees(
         assert temporal_denoise and (temporal_radius, temporal_strength) == (2, 0.8)
         assert noise_threshold == 2.5
         assert blend and not flip and bt_reuse == 0.05  # crct track's defaults
-        assert stretched_look is False and find_wide == 2.0
+        assert stretched_look is False and find_wide == 2.0 and video_fll is True
         assert smooth and (smooth_cutoff, smooth_beta) == (2.5, 5.0) and lookahead
         assert backtrack == 10 and bridge_lost is True
 

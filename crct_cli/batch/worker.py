@@ -52,6 +52,7 @@ SETTINGS_KEYS: tuple[str, ...] = (
     "likeness",
     "find",
     "find_wide",
+    "video_fll",
     "backfill",
     "blend",
     "flip",

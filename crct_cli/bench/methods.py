@@ -23,7 +23,7 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
-from crct_cli.aligner import STILL_ALIGN, TRACK_ALIGN
+from crct_cli.aligner import STILL_ALIGN, TRACK_ALIGN, VIDEO_FLL
 from crct_cli.errors import CrctError
 from crct_cli.io.datasets import VideoSequence
 from crct_cli.io.video import Frame
@@ -296,6 +296,7 @@ def video_factory(
     bt_reuse: float = BT_REUSE,
     stretched_look: bool = STRETCHED_LOOK,
     find_wide: float = FINDER_WIDE,
+    video_fll: bool = VIDEO_FLL,
     smooth: bool = SMOOTH,
     smooth_cutoff: float = SmoothConfig.min_cutoff,
     smooth_beta: float = SmoothConfig.beta,
@@ -309,8 +310,9 @@ def video_factory(
     **redetection: Any,
 ) -> VideoFactory:
     """Real video methods on ``device``, with the papers' thresholds and ``SeqBT``; ``int8``,
-    ``blend``, ``flip``, ``bt_reuse``, ``stretched_look``, ``find_wide``, the smoothing and the
-    re-detection options (``TrackerConfig``'s names) as ``crct track`` (its defaults)."""
+    ``blend``, ``flip``, ``bt_reuse``, ``stretched_look``, ``find_wide``, ``video_fll``, the
+    smoothing and the re-detection options (``TrackerConfig``'s names) as ``crct track``
+    (its defaults)."""
     smoothing = SmoothConfig(min_cutoff=smooth_cutoff, beta=smooth_beta) if smooth else None
     two_sided = TwoSidedConfig() if smooth and lookahead else None
     frame_denoise = frame_denoising(
@@ -329,6 +331,7 @@ def video_factory(
             stretched_look=stretched_look,
             find=config.find,
             find_wide=find_wide,
+            video_fll=video_fll,
         )
         bridge = BRIDGE_MAX_RUN if bridge_lost and lookahead else 0
         return TrackerMethod(
@@ -351,7 +354,9 @@ def image_factory(device: Any) -> ImageFactory:
     def make(spec: MethodSpec) -> ImageMethod:
         # as crct align runs by default, and no noise class carried from one unrelated image
         # to the next; CRCTNetworks has detect() and localize()
-        return build_networks(spec, device, align=STILL_ALIGN, denoise_smoothing=0.0)
+        return build_networks(
+            spec, device, align=STILL_ALIGN, denoise_smoothing=0.0, video_fll=False
+        )
 
     return make
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from crct_cli.aligner import VIDEO_FLL
 from crct_cli.bench import methods as _methods
 from crct_cli.bench.catalog import (
     SequenceSelection,
@@ -106,6 +107,7 @@ class DatasetRequest:
     likeness: float = LIKENESS  #: video methods: crct track's --likeness
     find: bool = FIND  #: video methods: crct track's --find (the face finder)
     find_wide: float = FINDER_WIDE  #: video methods: crct track's --find-wide
+    video_fll: bool = VIDEO_FLL  #: video methods: crct track's --video-fll
     blend: bool = True  #: video methods: crct track's --blend (FLL's two stages averaged)
     flip: bool = False  #: video methods: crct track's --flip (FLL's mirrored pass too)
     bt_reuse: float = BT_REUSE  #: video methods: crct track's --bt-reuse
@@ -130,6 +132,7 @@ class DatasetRequest:
             "bt_reuse": self.bt_reuse,
             "stretched_look": self.stretched_look,
             "find_wide": self.find_wide,
+            "video_fll": self.video_fll,
             "smooth": self.smooth,
             "smooth_cutoff": self.smooth_cutoff,
             "smooth_beta": self.smooth_beta,

@@ -304,18 +304,23 @@ class Runtime:
         return MTCNNDetector(OnnxMTCNNNets(*sessions), min_face)
 
     def aligner(
-        self, denoise: str = "none", config: Any = None, int8: bool = False
+        self, denoise: str = "none", config: Any = None, int8: bool = False, video: bool = False
     ) -> tuple[Any, Any, dict]:
         """The shipped aligner (FLL, or FADeNN's with ``denoise`` d, s or m; with the second
         stage when shipped), its crop denoiser (or None) and the weight files by role.
         ``int8``: FLL's first stage on its int8 graph where there is one (the tracker's use:
-        its points only place the second stage's crop)."""
-        from crct_cli.aligner import Aligner, check_denoise
+        its points only place the second stage's crop). ``video``: the first stage trained
+        on smeared faces too (:data:`~crct_cli.aligner.VIDEO_FLL_FILE`) when the manifest
+        lists one, else ``fll.pt``."""
+        from crct_cli.aligner import VIDEO_FLL_FILE, Aligner, check_denoise
+        from crct_cli.models.weights import read_manifest
 
         check_denoise(denoise)
         refiner = self.stage2()
         if denoise == "none":
-            model, denoiser = self.localizer(int8=int8), None
+            listed = read_manifest(self.weights_dir).get("weights", {})
+            first = VIDEO_FLL_FILE if video and VIDEO_FLL_FILE in listed else "fll.pt"
+            model, denoiser = self.localizer(first, int8=int8), None
         else:
             model, denoiser = self.fadenn(denoise)
         aligner = Aligner(model, self.device, config, denoiser=denoiser, refiner=refiner)

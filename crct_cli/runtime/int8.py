@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import inspect
 import json
+import logging
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +37,9 @@ RANGES_FILE = "int8.json"
 #: Its format name, checked on reading.
 RANGES_FORMAT = "crct.int8/1"
 #: Which weight files get int8 graphs, and the graph part of each (BT: its trunk; its head,
-#: the LSTM and the fully-connected layers, has no convolution).
-INT8_PARTS: dict[str, str] = {"bt.pt": "features", "fll.pt": "fll"}
+#: the LSTM and the fully-connected layers, has no convolution). ``fll_video.pt``, the
+#: tracker's first stage for video, only where a weights folder ships one.
+INT8_PARTS: dict[str, str] = {"bt.pt": "features", "fll.pt": "fll", "fll_video.pt": "fll"}
 #: Operators ``crct train int8`` quantizes: convolutions and ReLUs (see the module docstring).
 QUANTIZED_OPS: tuple[str, ...] = ("Conv", "Relu")
 #: Operators a ranges file may name; files that name none are from before this was recorded.
@@ -66,6 +69,26 @@ def operators(doc: dict[str, Any]) -> tuple[str, ...]:
     return ops
 
 
+class _PreprocessAdvice(logging.Filter):
+    """ONNX Runtime's quantizer advises "pre-processing" on the root logger for every graph:
+    advice to whoever builds the graph (crct, once per weight file into the graph cache), not
+    to someone tracking a video, whose first run would otherwise print it four times."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "pre-processing before quantization" not in record.getMessage()
+
+
+@contextmanager
+def _no_preprocess_advice() -> Iterator[None]:
+    advice = _PreprocessAdvice()
+    root = logging.getLogger()
+    root.addFilter(advice)
+    try:
+        yield
+    finally:
+        root.removeFilter(advice)
+
+
 def _quantize(
     graph: bytes,
     ranges_path: Path,
@@ -88,7 +111,7 @@ def _quantize(
         def get_next(self) -> dict[str, Any] | None:
             return next(self.items, None)
 
-    with tempfile.TemporaryDirectory(prefix="crct-int8-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="crct-int8-") as tmp, _no_preprocess_advice():
         source, target = Path(tmp, "fp32.onnx"), Path(tmp, "int8.onnx")
         source.write_bytes(graph)
         quantize_static(

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from crct_cli import geometry
-from crct_cli.aligner import TRACK_ALIGN, AlignConfig
+from crct_cli.aligner import TRACK_ALIGN, VIDEO_FLL, AlignConfig
 from crct_cli.errors import CrctError
 from crct_cli.models.weights import WEIGHTS_DIR
 from crct_cli.runtime import Runtime, split_state, stack_states
@@ -118,6 +118,10 @@ class CRCTNetworks:
     ``find``: load the face finder (``finder.pt``) for :meth:`find`; weights that have none
     leave it off, with a warning. ``find_wide``: where the finder's window holds no face, it
     looks again at a window this many times as wide (0: no second look).
+
+    ``video_fll``: FLL's first stage is the one trained on smeared faces too
+    (:data:`~crct_cli.aligner.VIDEO_FLL_FILE`) where the weights ship one; False: ``fll.pt``,
+    as ``crct align`` runs it.
     """
 
     def __init__(
@@ -135,6 +139,7 @@ class CRCTNetworks:
         stretched_look: bool = STRETCHED_LOOK,
         find: bool = FIND,
         find_wide: float = FINDER_WIDE,
+        video_fll: bool = VIDEO_FLL,
     ) -> None:
         check_bt_reuse(bt_reuse)
         check_find_wide(find_wide)
@@ -160,7 +165,7 @@ class CRCTNetworks:
         # FLL (with its second stage when shipped), or FADeNN: its IID is timed apart as "iid";
         # every network at once (ONNX Runtime opens its sessions in threads)
         (self.aligner, denoiser, _), self.bt, self.fv, self.detector = rt.load_together(
-            lambda: rt.aligner(denoise, align or TRACK_ALIGN, int8),
+            lambda: rt.aligner(denoise, align or TRACK_ALIGN, int8, video=video_fll),
             lambda: rt.tracker(int8=int8) if mode in ("crct", "bt") else None,
             lambda: rt.validator() if mode == "crct" else None,
             rt.detector,

@@ -142,6 +142,11 @@ def _difference(
     }
 
 
+def _kind(name: str) -> str:
+    """The weight kind a file of :data:`INT8_PARTS` holds."""
+    return "bt" if name == "bt.pt" else "fll"
+
+
 def train_int8(cfg: TrainInt8Config, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Measure the ranges, check the int8 graphs against float32, write the file and its
     manifest entry; returns the validation metrics."""
@@ -156,9 +161,11 @@ def train_int8(cfg: TrainInt8Config, log: Callable[[str], None] = print) -> dict
             "on a shared thread pool"
         )
     t0 = time.time()
-    exported = {
-        name: export_weight_file(cfg.out.parent / name, name.removesuffix(".pt"), cfg.out.parent)
-        for name in INT8_PARTS  # bt.pt holds 'bt' weights, fll.pt 'fll'
+    listed = weights.read_manifest(cfg.out.parent).get("weights", {})
+    names = [n for n in INT8_PARTS if n in ("bt.pt", "fll.pt") or n in listed]
+    exported = {  # bt.pt holds 'bt' weights, fll.pt and fll_video.pt 'fll'
+        name: export_weight_file(cfg.out.parent / name, _kind(name), cfg.out.parent)
+        for name in names
     }
     bt_spec = TrackerSpec.from_config(exported["bt.pt"].config)
     fll_spec = LocalizerSpec.from_config(exported["fll.pt"].config)
@@ -173,7 +180,12 @@ def train_int8(cfg: TrainInt8Config, log: Callable[[str], None] = print) -> dict
         "fll.pt": (train_fll, val_fll, fll_spec.input_size),
     }
     networks, metrics, inputs = {}, {}, {}
-    for name, part in INT8_PARTS.items():
+    for name in names:
+        part = INT8_PARTS[name]
+        if name not in feeds:  # the video first stage: FLL's crops, checked to match
+            if LocalizerSpec.from_config(exported[name].config) != fll_spec:
+                raise CrctError(f"{name} does not take the crops fll.pt takes")
+            feeds[name] = feeds["fll.pt"]
         path = cfg.out.parent / name
         parts = exported[name].parts
         graph = parts[part]
@@ -187,7 +199,7 @@ def train_int8(cfg: TrainInt8Config, log: Callable[[str], None] = print) -> dict
             fp32, int8 = _localizer_points(graph), _localizer_points(quantized)
         sha = weights.sha256_file(path)
         networks[name] = {"weights_sha256": sha, "part": part, "ranges": ranges}
-        key = name.removesuffix(".pt")  # "bt", "fll"
+        key = name.removesuffix(".pt")  # "bt", "fll", "fll_video"
         metrics[key] = _difference(fp32, int8, val_feeds, size)
         inputs[name] = {"path": display_path(path), "sha256": sha}
         log(f"{name}: int8 points {metrics[key]['mean_px']} px from float32 on average")
