@@ -151,7 +151,8 @@ class Tracker:
     second look).
     ``video_fll`` (on by default): FLL's first stage is the one trained on motion-smeared faces
     too (``weights/fll_video.pt``, where the weights ship one), as a moving face smears in
-    video; False: ``fll.pt``, the still-image first stage of :meth:`align`.
+    video; False: ``fll.pt``, the still-image first stage of :meth:`align` (with ``denoise``,
+    FADeNN's own FLL either way).
 
     ``likeness``: a face re-found near where the one followed was lost must look like it (the
     correlation of their small eye-levelled grey thumbnails at least this), or it is taken
