@@ -333,6 +333,9 @@ def test_manifest_name_lookup_and_sha_mismatch(
     update_manifest("fll.pt", {"sha256": sha, "command": "crct train fll"}, weights_dir=folder)
     entry = read_manifest(folder)["weights"]["fll.pt"]
     assert entry["sha256"] == sha and "date" in entry
+    # the torch a file was trained with: a retraining gives the same sha256 only under it
+    assert entry["versions"]["torch"] == torch.__version__
+    assert entry["versions"]["numpy"] == np.__version__
     monkeypatch.chdir(tmp_path)  # a bare name is looked up in weights_dir, not the cwd
     assert load_weights("fll.pt", "fll", weights_dir=folder)["path"] == str(path)
     update_manifest("fll.pt", {"sha256": "0" * 64}, weights_dir=folder)

@@ -10,7 +10,6 @@ broken install, they are skipped with one line, never an error.
 from __future__ import annotations
 
 import json
-import platform
 import shlex
 import sys
 from collections.abc import Iterable
@@ -20,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from crct_cli import __version__
 from crct_cli.bench.multi_face import MultiBenchResult
 from crct_cli.bench.scores import (
     STATE_COLUMNS,
@@ -35,6 +33,7 @@ from crct_cli.bench.video_bench import VideoBenchResult
 from crct_cli.errors import CrctError
 from crct_cli.io.atomic import atomic_path, write_text_atomic
 from crct_cli.metrics import OTB_THRESHOLDS, summarize
+from crct_cli.versions import versions
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -51,18 +50,6 @@ def command_line(argv: list[str] | None = None) -> str:
     if args:
         args[0] = "crct" if Path(args[0]).name in ("crct", "__main__.py", "crct_cli") else args[0]
     return shlex.join(args)
-
-
-def versions() -> dict[str, str]:
-    import torch
-
-    return {
-        "crct": __version__,
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-    }
 
 
 def hash_weight_files(per_method: dict[str, dict[str, str]]) -> list[dict[str, object]]:

@@ -92,9 +92,12 @@ def read_manifest(weights_dir: Path = WEIGHTS_DIR) -> dict[str, Any]:
 
 
 def update_manifest(name: str, entry: dict[str, Any], weights_dir: Path = WEIGHTS_DIR) -> None:
-    """Add or replace one entry of the manifest."""
+    """Add or replace one entry of the manifest, dated and with the library versions that made
+    it (a retraining matches the recorded sha256 only under the same torch)."""
+    from crct_cli.versions import versions
+
     manifest = read_manifest(weights_dir)
-    entry = {"date": _dt.date.today().isoformat(), **entry}
+    entry = {"date": _dt.date.today().isoformat(), "versions": versions(), **entry}
     manifest.setdefault("weights", {})[name] = entry
     weights_dir.mkdir(parents=True, exist_ok=True)
     write_text_atomic(weights_dir / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
