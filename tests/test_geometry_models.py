@@ -336,6 +336,7 @@ def test_manifest_name_lookup_and_sha_mismatch(
     # the torch a file was trained with: a retraining gives the same sha256 only under it
     assert entry["versions"]["torch"] == torch.__version__
     assert entry["versions"]["numpy"] == np.__version__
+    assert entry["versions"]["cpu"]  # the CPU's model: training differs between CPUs too
     monkeypatch.chdir(tmp_path)  # a bare name is looked up in weights_dir, not the cwd
     assert load_weights("fll.pt", "fll", weights_dir=folder)["path"] == str(path)
     update_manifest("fll.pt", {"sha256": "0" * 64}, weights_dir=folder)
