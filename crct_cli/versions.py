@@ -1,4 +1,4 @@
-"""The library versions a number or a weight file came from.
+"""The library versions and the CPU a number or a weight file came from.
 
 Recorded in ``results.json`` and in each new manifest entry: a recorded ``crct train`` command
 gave the same file again on the machine that made it, and another one on a machine

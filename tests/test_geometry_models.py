@@ -333,7 +333,7 @@ def test_manifest_name_lookup_and_sha_mismatch(
     update_manifest("fll.pt", {"sha256": sha, "command": "crct train fll"}, weights_dir=folder)
     entry = read_manifest(folder)["weights"]["fll.pt"]
     assert entry["sha256"] == sha and "date" in entry
-    # the torch a file was trained with: a retraining gives the same sha256 only under it
+    # what a file was trained under: elsewhere a retraining can give another sha256
     assert entry["versions"]["torch"] == torch.__version__
     assert entry["versions"]["numpy"] == np.__version__
     assert entry["versions"]["cpu"]  # the CPU's model: training differs between CPUs too

@@ -92,8 +92,8 @@ def read_manifest(weights_dir: Path = WEIGHTS_DIR) -> dict[str, Any]:
 
 
 def update_manifest(name: str, entry: dict[str, Any], weights_dir: Path = WEIGHTS_DIR) -> None:
-    """Add or replace one entry of the manifest, dated and with the library versions that made
-    it (a retraining matches the recorded sha256 only under the same torch)."""
+    """Add or replace one entry of the manifest, dated and with the library versions and CPU
+    that made it (under others a retraining can give another sha256)."""
     from crct_cli.versions import versions
 
     manifest = read_manifest(weights_dir)
