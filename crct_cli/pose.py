@@ -17,6 +17,11 @@ mean of its 68 points. A pose is ``(Tx, Ty, Tz, Rx, Ry, Rz)``: the origin's plac
 millimetres and the rotation R = Rx Ry Rz in radians (pitch, yaw, roll, as OpenFace writes
 them). A face looking straight into the camera is (0, 0, 0); Rx > 0 looks down, Ry > 0 turns
 the nose towards the image's left, Rz > 0 turns the eye line clockwise on screen.
+
+The fit weighs the points that move with the skull (the nose and the eyes, :data:`RIGID_POINTS`)
+twenty times as much as the jaw, brows and lips, which move with expression: a mouth opening
+drags a fit of all 68 points into a nod (a 10-degree jaw opening, about 2 degrees of pitch),
+while the other points keep a small say, so a nose read poorly is not followed alone.
 """
 
 from __future__ import annotations
@@ -39,6 +44,18 @@ FACE_MODEL_FORMAT = "crct.face3d/1"
 EYE_WIDTH_MM = 90.0
 #: the columns a pose adds to landmarks.csv, in OpenFace's names
 POSE_COLUMNS: tuple[str, ...] = ("pose_Tx", "pose_Ty", "pose_Tz", "pose_Rx", "pose_Ry", "pose_Rz")
+#: points that move with the skull, not with expression: the nose (27-35) and the eyes (36-47)
+RIGID_POINTS: tuple[int, ...] = tuple(range(27, 48))
+#: the say of every other point in the fit, against 1 for a rigid one
+NONRIGID_WEIGHT = 0.05
+
+
+def rigid_weights() -> np.ndarray:
+    """The fit's weight of each of the 68 points (mean 1): :data:`RIGID_POINTS` 1, the rest
+    :data:`NONRIGID_WEIGHT`."""
+    weights = np.full(N_POINTS, NONRIGID_WEIGHT)
+    weights[list(RIGID_POINTS)] = 1.0
+    return weights / weights.mean()
 
 
 def default_focal(width: int, height: int) -> float:
@@ -134,41 +151,93 @@ def project(model: np.ndarray, pose: Any, focal: float, center: Any) -> np.ndarr
     return focal * cam[:, :2] / cam[:, 2:] + np.asarray(center, dtype=np.float64)
 
 
-def weak_perspective(points: np.ndarray, model: np.ndarray) -> tuple[np.ndarray, float]:
+def weak_perspective(
+    points: np.ndarray, model: np.ndarray, weights: Any | None = None
+) -> tuple[np.ndarray, float]:
     """The rotation and scale (px per mm) of the scaled orthographic view of ``model`` that
-    lies nearest ``points``: the solver's start, and how a model is fitted to a face's
-    points when validating it."""
-    cross = (points - points.mean(axis=0)).T @ (model - model.mean(axis=0))  # (2, 3)
+    lies nearest ``points`` (each point's squared distance times its weight, all alike when
+    ``weights`` is None): the solver's start, and how a model is fitted to a face's points
+    when validating it."""
+    w = np.ones(len(model)) if weights is None else np.asarray(weights, dtype=np.float64)
+    p_mid, m_mid = _weighted_mean(points, w), _weighted_mean(model, w)
+    cross = ((points - p_mid) * w[:, None]).T @ (model - m_mid)  # (2, 3)
     u, _, vt = np.linalg.svd(cross, full_matrices=False)
     rows = u @ vt
     rotation = np.concatenate([rows, np.cross(rows[0], rows[1])[None]])
-    seen = (model - model.mean(axis=0)) @ rows.T
-    return rotation, float(np.trace(rows @ cross.T) / max(float((seen**2).sum()), 1e-12))
+    seen = (model - m_mid) @ rows.T
+    spread = float((w[:, None] * seen**2).sum())
+    return rotation, float(np.trace(rows @ cross.T) / max(spread, 1e-12))
+
+
+def _weighted_mean(points: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    return (np.asarray(points, dtype=np.float64) * weights[:, None]).sum(axis=0) / weights.sum()
 
 
 def head_pose(
-    points: Any, width: int, height: int, model: np.ndarray, focal: float | None = None
+    points: Any,
+    width: int,
+    height: int,
+    model: np.ndarray,
+    focal: float | None = None,
+    weights: Any | None = None,
 ) -> np.ndarray:
     """``(Tx, Ty, Tz, Rx, Ry, Rz)`` of the face whose 68 image points are ``points``, in a
     ``width`` x ``height`` frame (the camera's centre at its middle, ``focal`` px, else
-    :func:`default_focal`): the pose whose projection of ``model`` lies nearest the points."""
-    pts = np.asarray(points, dtype=np.float64).reshape(N_POINTS, 2)
-    model = np.asarray(model, dtype=np.float64)
-    f = default_focal(width, height) if focal is None else float(focal)
-    center = np.array([width / 2.0, height / 2.0])
-    rotation, scale = weak_perspective(pts, model)
-    depth = f / max(scale, 1e-9)
-    shift = np.append((pts.mean(axis=0) - center) * depth / f, depth)
+    :func:`default_focal`): the pose whose projection of ``model`` lies nearest the points,
+    each point's squared distance counted ``weights`` times (:func:`rigid_weights` when None;
+    ``np.ones(68)`` for all alike)."""
     import cv2
 
+    pts = np.asarray(points, dtype=np.float64).reshape(N_POINTS, 2)
+    model = np.asarray(model, dtype=np.float64)
+    w = rigid_weights() if weights is None else np.asarray(weights, dtype=np.float64)
+    f = default_focal(width, height) if focal is None else float(focal)
+    center = np.array([width / 2.0, height / 2.0])
+    rotation, scale = weak_perspective(pts, model, w)
+    depth = f / max(scale, 1e-9)
+    # the weighted centres meet: the model's, turned, sits where the points' would be seen
+    shift = np.append((_weighted_mean(pts, w) - center) * depth / f, depth)
+    shift -= rotation @ _weighted_mean(model, w)
     camera = np.array([[f, 0, center[0]], [0, f, center[1]], [0, 0, 1]], dtype=np.float64)
-    rvec, _ = cv2.Rodrigues(rotation)
-    ok, rvec, tvec = cv2.solvePnP(
-        model, pts, camera, None, rvec, shift.copy(), True, cv2.SOLVEPNP_ITERATIVE
-    )
-    if not ok or not np.all(np.isfinite(tvec)) or tvec[2, 0] <= 0:
-        rvec, tvec = cv2.Rodrigues(rotation)[0], shift[:, None]  # the first view stands
-    return np.concatenate([tvec.ravel(), rotation_to_euler(cv2.Rodrigues(rvec)[0])])
+    start = np.concatenate([cv2.Rodrigues(rotation)[0].ravel(), shift])
+    found = _refine_pose(start, model, pts, camera, np.repeat(np.sqrt(w), 2))
+    if found is None:
+        found = start  # the first view stands
+    return np.concatenate([found[3:], rotation_to_euler(cv2.Rodrigues(found[:3])[0])])
+
+
+def _refine_pose(
+    start: np.ndarray, model: np.ndarray, pts: np.ndarray, camera: np.ndarray, root_w: np.ndarray
+) -> np.ndarray | None:
+    """Levenberg-Marquardt on (rvec, tvec) for the weighted reprojection error (OpenCV's
+    ``solvePnP`` weighs every point alike); None when it leaves the camera's front."""
+    import cv2
+
+    def residual(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        seen, jac = cv2.projectPoints(model, x[:3], x[3:], camera, None)
+        return (seen.reshape(-1) - pts.reshape(-1)) * root_w, jac[:, :6] * root_w[:, None]
+
+    x, damping = start.copy(), 1e-3
+    r, jac = residual(x)
+    cost = float(r @ r)
+    for _ in range(30):
+        normal = jac.T @ jac
+        step = np.linalg.solve(normal + damping * np.diag(np.diag(normal) + 1e-12), -jac.T @ r)
+        trial = x + step
+        r_new, jac_new = residual(trial)
+        new_cost = float(r_new @ r_new)
+        if new_cost < cost:
+            done = cost - new_cost <= 1e-12 * cost
+            x, r, jac, cost, damping = trial, r_new, jac_new, new_cost, damping * 0.3
+            if done:
+                break
+        else:
+            damping *= 10.0
+            if damping > 1e8:
+                break
+    if not np.all(np.isfinite(x)) or x[5] <= 0:
+        return None
+    return x
 
 
 def pose_values(pose: Any) -> list[float]:
