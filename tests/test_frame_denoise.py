@@ -18,6 +18,7 @@ from crct_cli.tracking import frame_denoise
 from crct_cli.tracking.frame_denoise import (
     FrameDenoiseConfig,
     FrameDenoiser,
+    compare_factor,
     denoise_frames,
     noise_level,
 )
@@ -80,6 +81,34 @@ def test_a_moving_square_keeps_its_edges() -> None:
     assert abs(grey[23:41, 28:41].mean() - 40) < 6  # where it was two frames before
     assert abs(grey[23:41, 71:82].mean() - 40) < 6  # where it will be two frames after
     assert rms(out[k].image[50:, :], np.full((14, 120, 3), 40.0)) < 4  # the ground, quieter
+
+
+def test_large_frames_are_compared_shrunk_and_filtered_as_at_full_size(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """720p and larger are compared at about 360 px on the short side (the weights made there,
+    then enlarged): the noise of the still ground goes, the moving square is not smeared, and
+    the result lies close to that of comparing at full size."""
+    assert [compare_factor((h, 2 * h, 3)) for h in (300, 360, 719, 720, 1080, 2160)] == [
+        1, 1, 1, 2, 3, 6,
+    ]  # fmt: skip
+    rng = np.random.default_rng(9)
+    frames = []
+    for k in range(5):
+        picture = np.full((720, 1280, 3), 40.0)
+        picture[200:500, 200 + 60 * k : 500 + 60 * k] = 200.0  # 60 px a frame
+        frames.append(Frame(k, k / 25, noisy(picture, 6.0, rng)))
+    shrunk = list(denoise_frames(iter(frames), FrameDenoiseConfig(radius=2)))[2].image
+    grey = shrunk.astype(np.float64).mean(axis=2)
+    assert grey[210:490, 330:610].mean() > 190  # the square at x 320-620, 10 px in
+    assert abs(grey[210:490, 200:310].mean() - 40) < 6  # where it was two frames before
+    assert abs(grey[210:490, 630:740].mean() - 40) < 6  # where it will be two frames after
+    ground = np.full((200, 1280, 3), 40.0)
+    assert rms(shrunk[520:], ground) < 0.6 * rms(frames[2].image[520:], ground)
+    monkeypatch.setattr(frame_denoise, "COMPARE_SHORT_SIDE", 10_000)  # compare at full size
+    full = list(denoise_frames(iter(frames), FrameDenoiseConfig(radius=2)))[2].image
+    assert not np.array_equal(full, shrunk)
+    assert np.abs(full.astype(np.float64) - shrunk).mean() < 0.5
 
 
 def test_the_mean_is_within_a_grey_level_of_the_exact_weights() -> None:

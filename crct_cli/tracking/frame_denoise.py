@@ -16,8 +16,9 @@ levels of noise or more (a dim camera, not a moment's noise between clean frames
 else passes untouched, so clean video tracks exactly as without the filter, at the cost of the
 estimate. A file's first frames have fewer frames before them, so there the video's first
 :data:`NOISE_WINDOW` + 1 frames decide together (a noise burst as a video opens is a burst,
-not a dim camera); a live stream cannot wait for them. Measured in docs/benchmarks.md
-(sessions 38 and 40).
+not a dim camera); a live stream cannot wait for them. Frames of 720p and more are compared
+shrunk (:data:`COMPARE_SHORT_SIDE`), their weights enlarged to average the full-size pixels.
+Measured in docs/benchmarks.md (sessions 38, 40 and 43).
 """
 
 from __future__ import annotations
@@ -49,6 +50,17 @@ NOISE_WINDOW = 24
 OPENING_MB = 200
 #: the widest ``--temporal-radius``: half a second each way at 25 fps, 25 frames held
 MAX_RADIUS = 12
+#: frames whose short side is at least twice this are compared (and their weights made) shrunk
+#: by a whole factor k to about this: 720p at half size, 1080p at a third. The blurred
+#: comparison is as smooth (an area average of k x k pixels, then a blur of sigma / k, takes
+#: the noise down about as the blur of sigma does at full size) and costs 1 / k^2; a face fills
+#: as many compared pixels as in a 640x360 video of the same scene, which compares at full size
+COMPARE_SHORT_SIDE = 360
+
+
+def compare_factor(shape: tuple[int, ...]) -> int:
+    """By how much a frame of ``shape`` is shrunk before frames are compared (1: not)."""
+    return max(1, min(shape[:2]) // COMPARE_SHORT_SIDE)
 
 
 def noise_level(grey: np.ndarray) -> float:
@@ -102,7 +114,7 @@ class _Held:
 
     frame: Frame
     level: float  #: the noise the weights are scaled by (0: the frame is left as it is)
-    grey: np.ndarray
+    grey: np.ndarray  #: shrunk by :func:`compare_factor`
     blurred: np.ndarray | None = None
 
 
@@ -135,7 +147,11 @@ class FrameDenoiser:
         if self._held and self._held[0].frame.image.shape != frame.image.shape:
             out = self.flush()
         grey = cv2.cvtColor(frame.image, cv2.COLOR_RGB2GRAY)
-        self._recent.append(noise_level(grey))
+        self._recent.append(noise_level(grey))  # at full size: the camera's noise
+        factor = compare_factor(grey.shape)
+        if factor > 1:
+            size = (grey.shape[1] // factor, grey.shape[0] // factor)
+            grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
         # the camera's noise, not the picture's: a dark band or a dark scene reads lower
         level = float(np.median(self._recent))
         if min(self._recent) < self.config.threshold:
@@ -176,7 +192,8 @@ class FrameDenoiser:
     def _compare(self, held: _Held) -> np.ndarray:
         """A frame's grey picture blurred, as frames are compared (made once, when asked)."""
         if held.blurred is None:
-            held.blurred = cv2.GaussianBlur(held.grey.astype(np.float32), (0, 0), self.config.blur)
+            sigma = self.config.blur / compare_factor(held.frame.image.shape)
+            held.blurred = cv2.GaussianBlur(held.grey.astype(np.float32), (0, 0), sigma)
         return held.blurred
 
     def _denoised(self, i: int) -> Frame:
@@ -196,6 +213,8 @@ class FrameDenoiser:
         total *= 255.0
         weights = np.full(frame.image.shape[:2], 255.0, dtype=np.float32)
         here = self._compare(this)
+        full_size = (frame.image.shape[1], frame.image.shape[0])
+        shrunk = here.shape[:2] != frame.image.shape[:2]
         for j in range(max(0, i - r), min(len(self._held), i + r + 1)):
             if j == i:
                 continue
@@ -203,6 +222,8 @@ class FrameDenoiser:
             diff = cv2.absdiff(self._compare(other), here)
             w = cv2.exp(cv2.multiply(diff, diff, scale=scale))  # OpenCV: 5x numpy's time here
             w = cv2.convertScaleAbs(w, alpha=255.0)  # rounded to uint8
+            if shrunk:
+                w = cv2.resize(w, full_size, interpolation=cv2.INTER_LINEAR)
             cv2.accumulateProduct(other.frame.image, cv2.cvtColor(w, cv2.COLOR_GRAY2RGB), total)
             cv2.accumulate(w, weights)
         image = cv2.divide(total, cv2.cvtColor(weights, cv2.COLOR_GRAY2RGB), dtype=cv2.CV_8U)
