@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from crct_cli.degrade import OnFailure, report_failure
 from crct_cli.draw import draw_landmarks
 from crct_cli.errors import CrctError
 from crct_cli.geometry import face_crop
@@ -37,22 +39,40 @@ class AlignSummary:
     faces: int = 0
     without_face: list[str] = field(default_factory=list)
     written: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)  #: one line per image that could not be done
 
 
-def collect_images(paths: Sequence[Path]) -> list[tuple[Path, Path]]:
-    """(image, output path relative to the output folder, without suffix), sorted per input."""
+def _images_of(path: Path) -> list[tuple[Path, Path]]:
+    if path.is_dir():
+        found = sorted(p for p in path.rglob("*") if p.is_file() and is_image(p))
+        return [(p, p.relative_to(path).with_suffix("")) for p in found]
+    if path.is_file():
+        if not is_image(path):
+            raise CrctError(f"{path}: not an image (crct align takes images and folders)")
+        return [(path, Path(path.stem))]
+    raise CrctError(f"{path}: no such file or folder")
+
+
+def collect_images(
+    paths: Sequence[Path], on_failure: OnFailure | None = None
+) -> list[tuple[Path, Path]]:
+    """(image, output path relative to the output folder, without suffix), sorted per input.
+
+    A missing path or a non-image raises, or with ``on_failure`` is told there and left out
+    (then no images at all is an empty list once something was told). Two images with one
+    output name always raise: which one to keep is the user's choice.
+    """
     items: list[tuple[Path, Path]] = []
+    failures = 0
     for path in paths:
-        if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and is_image(p))
-            items += [(p, p.relative_to(path).with_suffix("")) for p in found]
-        elif path.is_file():
-            if not is_image(path):
-                raise CrctError(f"{path}: not an image (crct align takes images and folders)")
-            items.append((path, Path(path.stem)))
-        else:
-            raise CrctError(f"{path}: no such file or folder")
+        try:
+            items += _images_of(path)
+        except (CrctError, OSError) as exc:
+            report_failure(on_failure, path, exc)
+            failures += 1
     if not items:
+        if failures:
+            return []
         raise CrctError(f"no images found in {', '.join(map(str, paths))}")
     seen: dict[Path, Path] = {}
     for image, rel in items:
@@ -84,6 +104,20 @@ def _crop_stem(rel: Path, name: str, owned: set[Path]) -> Path:
     return stem
 
 
+def _read_input(
+    image_path: Path, detect: Callable[[np.ndarray], list], box_from_pts: bool
+) -> tuple[np.ndarray, list]:
+    """The image and its face boxes, most confident first; everything that can fail on a bad
+    input (a corrupt image, a missing or malformed ``.pts``) fails here, before any output."""
+    image = read_image(image_path)
+    if box_from_pts:
+        pts_path = image_path.with_suffix(".pts")
+        if not pts_path.is_file():
+            raise CrctError(f"{image_path}: --box-from-pts needs {pts_path.name} beside it")
+        return image, [box_from_points(read_pts(pts_path))]
+    return image, [d.box for d in sorted(detect(image), key=lambda d: -d.score)]
+
+
 def align_images(
     paths: Sequence[Path],
     out_dir: Path,
@@ -95,6 +129,7 @@ def align_images(
     items: list[tuple[Path, Path]] | None = None,
     crops: int = 0,
     pose: Callable[[np.ndarray, int, int], np.ndarray] | None = None,
+    on_failure: OnFailure | None = None,
 ) -> AlignSummary:
     """Write landmarks for every image; returns what was done (images without a face too).
 
@@ -102,9 +137,11 @@ def align_images(
     ``crops``: each face is also written cut out with its eyes level, ``crops`` px square, as
     ``NAME_crop.png`` with its points in the crop, ``NAME_crop.pts`` (0: none); ``pose(points,
     width, height)``: each face's head pose goes to ``poses.csv`` (a row per ``.pts`` file,
-    written under a temporary name once every image is done).
+    written under a temporary name once every image is done). ``on_failure``: an image that
+    cannot be read (or its ``.pts`` with ``box_from_pts``) is told there, in one line, and the
+    others are still done; without it the first such image raises.
     """
-    items = collect_images(paths) if items is None else items
+    items = collect_images(paths, on_failure) if items is None else items
     inputs = {p.resolve() for p, _ in items}
     for image, rel in items:
         target = (out_dir / rel).with_suffix(".pts").resolve()
@@ -114,6 +151,8 @@ def align_images(
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise CrctError(f"{out_dir}: cannot create output folder ({exc.strerror})") from None
+    if not os.access(out_dir, os.W_OK | os.X_OK):  # one line, not one per image
+        raise CrctError(f"{out_dir}: output folder is not writable")
     owned = {rel for _, rel in items}  # every image's own NAME.pts, reserved up front
     if crops:  # NAME_crop.* must not be another image's NAME.pts
         for _, rel in items:
@@ -121,14 +160,13 @@ def align_images(
     summary = AlignSummary()
     rows: list[list[Any]] = []
     for image_path, rel in items:
-        image = read_image(image_path)
-        if box_from_pts:
-            pts_path = image_path.with_suffix(".pts")
-            if not pts_path.is_file():
-                raise CrctError(f"{image_path}: --box-from-pts needs {pts_path.name} beside it")
-            boxes = [box_from_points(read_pts(pts_path))]
-        else:
-            boxes = [d.box for d in sorted(detect(image), key=lambda d: -d.score)]
+        try:
+            image, boxes = _read_input(image_path, detect, box_from_pts)
+        except (CrctError, OSError) as exc:
+            summary.failed.append(report_failure(on_failure, image_path, exc))
+            if on_image is not None:
+                on_image(image_path)
+            continue
         summary.images += 1
         if not boxes:
             summary.without_face.append(str(image_path))

@@ -17,6 +17,7 @@ OpenCV and dlib count them (300-W's .pts files count from 1: docs/formats.md).
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import time
 from collections.abc import Iterator
@@ -59,8 +60,11 @@ from crct_cli.tracking.tracker import (
     MODES,
     STRETCHED_LOOK,
     TrackerConfig,
+    check_box_in_frame,
     check_bt_reuse,
     check_gate_growth,
+    check_gates,
+    check_init_box,
     check_likeness,
 )
 
@@ -267,6 +271,7 @@ class Tracker:
         if reacquire < 0:
             raise CrctError(f"--reacquire must be >= 0 frames (0: never), got {reacquire}")
         check_lost_points(lost_points)
+        check_gates(tb, tc, seq_bt)
         check_gate_growth(gate_growth)
         check_likeness(likeness)
         check_find_wide(find_wide, CrctError)
@@ -320,7 +325,7 @@ class Tracker:
             find=find,
         )
         self.multi = MultiConfig(parse_faces(faces), detect_every, max_lost)
-        self.init_box = None if init_box is None else np.asarray(init_box, dtype=np.float64)
+        self.init_box = None if init_box is None else check_init_box(init_box)
         self.denoise = denoise
         if networks is None:
             from crct_cli.aligner import TRACK_ALIGN
@@ -373,12 +378,14 @@ class Tracker:
         if self._clock is None:
             self._clock = now
         t = now - self._clock if time_s is None else float(time_s)
+        if not math.isfinite(t):
+            raise CrctError(f"time_s must be a finite number of seconds, got {time_s!r}")
         if self._step_denoiser is not None:  # the frames before this one only: a live stream
             from crct_cli.io.video import Frame
 
             (done,) = self._step_denoiser.push(Frame(self._index, t, image))
             image = done.image
-        faces = self._smoothed(self._engine.step(image), t)
+        faces = self._smoothed(self._engine_step(image), t)
         frame = TrackedFrame(self._index, t, self._posed(faces, image.shape))
         self._index += 1
         return frame
@@ -429,7 +436,7 @@ class Tracker:
         if self.frame_denoise is not None:  # in the decoding thread, beside the networks
             frames = denoise_frames(frames, self.frame_denoise, two_sided=not causal)
         for decoded in prefetch_frames(frames):
-            faces = self._engine.step(decoded.image)
+            faces = self._engine_step(decoded.image)
             if causal:
                 faces = self._smoothed(faces, decoded.time)
             self._index = decoded.index + 1
@@ -449,6 +456,12 @@ class Tracker:
                 while len(waiting) > room:
                     yield waiting.pop(0)
         yield from waiting  # no face in the whole video
+
+    def _engine_step(self, image: np.ndarray) -> list[Face]:
+        """The faces of the next frame (a given first box checked against the first frame)."""
+        if self.init_box is not None and self._engine.frame_no == 0:
+            check_box_in_frame(self.init_box, image.shape)
+        return self._engine.step(image)
 
     def _smoothed(self, faces: list[Face], time_s: float) -> list[Face]:
         return faces if self.smoother is None else self.smoother(faces, time_s)
@@ -528,7 +541,7 @@ class Tracker:
             found = sorted(self.networks.detect(image), key=lambda d: -d.score)
             boxes_arr = np.array([d.box for d in found]).reshape(-1, 4)
         else:
-            boxes_arr = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+            boxes_arr = _check_boxes(boxes)
         if len(boxes_arr) == 0:
             return []
         points = self._aligner()(image, boxes_arr)
@@ -567,4 +580,24 @@ def _check_image(rgb: Any) -> np.ndarray:
         raise CrctError(
             f"a frame must be an RGB uint8 array (H, W, 3), got {image.dtype} {image.shape}"
         )
+    if image.shape[0] < 2 or image.shape[1] < 2:
+        height, width = image.shape[:2]
+        raise CrctError(f"a frame must be at least 2x2 pixels, got {width}x{height}")
     return np.ascontiguousarray(image)
+
+
+def _check_boxes(boxes: Any) -> np.ndarray:
+    """``align(boxes=...)``: (N, 4) finite ``x, y, w, h`` with w, h > 0 (one box may be flat)."""
+    try:
+        arr = np.asarray(boxes, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise CrctError(f"boxes must be (N, 4) numbers x, y, w, h; got {boxes!r}") from None
+    if arr.ndim == 1 and arr.size == 4:
+        arr = arr[None]
+    if arr.size == 0:
+        return arr.reshape(0, 4)
+    if arr.ndim != 2 or arr.shape[1] != 4:
+        raise CrctError(f"boxes must be (N, 4) numbers x, y, w, h; got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)) or np.any(arr[:, 2:] <= 0):
+        raise CrctError("boxes must be finite x, y, w, h with w, h > 0")
+    return arr

@@ -59,6 +59,57 @@ def reflow_help(text: str) -> str:
     return "\n\n".join(paragraphs) + cut + rest
 
 
+#: the narrowest terminal for Typer's help panels: below it their option column leaves the
+#: help text a few letters a line, and click's plain help (each name whole, its help wrapped
+#: below or beside it) reads better
+PANEL_HELP_COLUMNS = 80
+
+
+def _help_that_fits(group: TyperGroup) -> None:
+    """Help panels whose option names are never cut, or plain help on a narrow terminal."""
+    from rich.console import Console
+
+    width = Console().width  # what Typer's console will measure (COLUMNS, else the terminal)
+    if width >= PANEL_HELP_COLUMNS:
+        _keep_option_names_whole()
+        return
+    # click would not go under 50 columns, and a narrow terminal would wrap every long line
+    group.context_settings = {**group.context_settings, "terminal_width": max(width - 2, 30)}
+    stack: list[Any] = [group]
+    while stack:
+        command = stack.pop()
+        command.rich_markup_mode = None
+        stack.extend(getattr(command, "commands", {}).values())
+
+
+def _keep_option_names_whole() -> None:
+    """Typer's help tables cut a long option name to fit the terminal ("--no-relaxed-redete…"
+    at 80 columns); keep names and metavars whole, so every one can be read and typed, and
+    let the help column wrap narrower instead (a word wider than it breaks rather than being
+    cut). Only when help is shown (rich loads then)."""
+    from rich.console import Group
+    from rich.table import Table
+    from typer import rich_utils
+
+    if getattr(rich_utils.Table, "keeps_names_whole", False):
+        return
+
+    class NamesWholeTable(Table):
+        keeps_names_whole = True
+
+        def add_row(self, *renderables: Any, **kwargs: Any) -> None:
+            super().add_row(*renderables, **kwargs)
+            for column in self.columns:
+                column.overflow = "fold"  # a word wider than its column breaks, never vanishes
+            for column in self.columns[:-1]:  # the last is the help text
+                column.no_wrap = True
+
+    rich_utils.Table = NamesWholeTable  # type: ignore[misc]
+    # an option's help and its [default: ...] one under the other: as Typer's Columns they
+    # would form a table of their own, which cuts a long word again
+    rich_utils.Columns = lambda items: Group(*items)  # type: ignore[assignment]
+
+
 class CrctGroup(TyperGroup):
     """Turns bad input into one line and an exit code instead of a panel or a traceback."""
 
@@ -92,6 +143,9 @@ class CrctGroup(TyperGroup):
         standalone_mode: bool = True,
         **extra: Any,
     ) -> Any:
+        argv = sys.argv[1:] if args is None else [str(a) for a in args]
+        if not argv or "--help" in argv or "-h" in argv:
+            _help_that_fits(self)
         try:
             rv = super().main(
                 args=args,
@@ -185,15 +239,13 @@ DenoiseOption = Annotated[
 def _parse_box(text: str | None) -> Any:
     if text is None:
         return None
-    import numpy as np
+    from crct_cli.tracking.tracker import check_init_box
 
     try:
-        box = np.array([float(v) for v in text.split(",")])
+        values = [float(v) for v in text.split(",")]
     except ValueError:
         raise CrctError(f"--init-box must be X,Y,W,H in pixels, got {text!r}") from None
-    if box.shape != (4,) or box[2] <= 0 or box[3] <= 0:
-        raise CrctError(f"--init-box must be X,Y,W,H with W, H > 0, got {text!r}")
-    return box
+    return check_init_box(values)
 
 
 def _check_mode(mode: str) -> None:
@@ -212,6 +264,7 @@ def track(
             "a folder of images with no video in it or below it is one image sequence).",
             metavar="VIDEO|FOLDER...",
             show_default=False,
+            readable=False,  # crct says why a video cannot be read, and tracks the others
         ),
     ],
     out: Annotated[
@@ -677,9 +730,15 @@ def track(
     from crct_cli.tracking.backtrack import check_backtrack
     from crct_cli.tracking.frame_denoise import FrameDenoiseConfig
     from crct_cli.tracking.smoothing import SmoothConfig
-    from crct_cli.tracking.tracker import check_bt_reuse, check_gate_growth, check_likeness
+    from crct_cli.tracking.tracker import (
+        check_bt_reuse,
+        check_gate_growth,
+        check_gates,
+        check_likeness,
+    )
 
     _check_mode(mode)
+    check_gates(tb, tc, seq_bt)
     check_denoise(denoise)
     parse_faces(faces)
     if device not in DEVICES:  # before any worker starts and says it
@@ -824,12 +883,56 @@ def _track_batch(
         raise typer.Exit(EXIT_BAD_INPUT)
 
 
+class _InputFailures:
+    """``crct align``, ``denoise`` and ``degrade`` over several inputs, as ``crct track``: each
+    bad input is one ``crct: error:`` line when it fails, the others go on, and the exit code is
+    2 at the end. Printed through the command's console, so a progress bar stays below."""
+
+    def __init__(self, console: Any) -> None:
+        self.console = console
+        self.lines: list[str] = []
+
+    def __call__(self, message: str) -> None:
+        line = " ".join(str(message).split())
+        self.lines.append(line)
+        self.say(f"crct: error: {line}")
+
+    def say(self, text: str) -> None:
+        """One line, never wrapped nor read as markup or emoji (it holds file names)."""
+        self.console.print(text, markup=False, highlight=False, emoji=False, soft_wrap=True)
+
+    def exit_if_any(self) -> None:
+        if self.lines:
+            raise typer.Exit(EXIT_BAD_INPUT)
+
+
+def _weight_file_given(given: Path, default_dir: Path) -> Path:
+    """``--weights``: a path with a folder in it, or a file in the current folder, is that very
+    file; a bare name found nowhere else is looked up in the weights folder (as the defaults
+    are). A missing file is named as the user wrote it: reinstalling would not bring it."""
+    if given.is_absolute() or len(given.parts) > 1 or given.exists():
+        if given.is_dir():
+            raise CrctError(f"--weights: {given} is a folder, not a weight file")
+        if not given.is_file():
+            raise CrctError(f"--weights: weight file {given} is missing")
+        return given
+    if not (default_dir / given).is_file():
+        raise CrctError(
+            f"--weights: weight file {given} is missing (neither in the current folder nor "
+            f"in {default_dir})"
+        )
+    return given
+
+
 @app.command()
 def align(
     paths: Annotated[
         list[Path],
         typer.Argument(
-            help="Images or folders (recursive).", metavar="PATH...", show_default=False
+            help="Images or folders (recursive).",
+            metavar="PATH...",
+            show_default=False,
+            readable=False,  # crct says why an image cannot be read, and aligns the others
         ),
     ],
     out: Annotated[
@@ -886,7 +989,11 @@ def align(
     device: DeviceOption = "auto",
     backend: BackendOption = "auto",
 ) -> None:
-    """Find 68 landmarks in still images: DIR/NAME.pts (NAME_1.pts... for more faces)."""
+    """Find 68 landmarks in still images: DIR/NAME.pts (NAME_1.pts... for more faces).
+
+    An image that cannot be read is one error line and the others are still aligned (exit code
+    2 at the end); an image without a face is a warning line, not an error.
+    """
     from rich.console import Console
 
     from crct_cli.align_images import align_images, collect_images
@@ -899,7 +1006,11 @@ def align(
     check_denoise(denoise)
     check_crops(crops)
     check_focal(focal_length)
-    items = collect_images(paths)
+    console = Console(stderr=True, highlight=False, soft_wrap=True)  # paths are never wrapped
+    failures = _InputFailures(console)
+    items = collect_images(paths, failures)
+    if not items:  # every input failed, each in its line
+        raise typer.Exit(EXIT_BAD_INPUT)
     runtime = Runtime(backend, device)
     poser = HeadPoser(runtime.weights_dir, focal_length) if pose else None
     config = dataclasses.replace(STILL_ALIGN, flip=flip, blend=blend)
@@ -911,7 +1022,6 @@ def align(
     else:
         detect = runtime.detector()
 
-    console = Console(stderr=True, highlight=False, soft_wrap=True)  # paths are never wrapped
     with item_progress(console, "aligning", len(items)) as on_image:
         summary = align_images(
             paths,
@@ -924,21 +1034,25 @@ def align(
             items,
             crops,
             poser,
+            on_failure=failures,
         )
-    for missed in summary.without_face:
-        console.print(f"no face found in {missed}", style="yellow", markup=False)
-    console.print(
-        f"{summary.faces} face(s) in {summary.images - len(summary.without_face)} of "
-        f"{summary.images} image(s) -> {out}"
-    )
-    if summary.faces == 0:
-        raise CrctError(f"no face found in {', '.join(map(str, paths))}")
+    for missed in summary.without_face:  # a result, as a video without a face in crct track
+        failures.say(f"crct: warning: {missed}: no face found")
+    if summary.images:
+        failed = f"; {len(failures.lines)} failed" if failures.lines else ""
+        failures.say(
+            f"{summary.faces} face(s) in {summary.images - len(summary.without_face)} of "
+            f"{summary.images} image(s) -> {out}{failed}"
+        )
+    failures.exit_if_any()
 
 
 _DENOISE_HELP = (
     "Remove blur, noise, low resolution and darkening with FADeNN's internal denoiser (IID)."
     "\n\n"
-    "Every image or video frame keeps its size. With s and m the noise class is the "
+    "Every image or video frame keeps its size (a video of odd width or height is written "
+    "padded by one pixel, its last column or row repeated: H.264's usual yuv420p needs even "
+    "sides). With s and m the noise class is the "
     "classifier's mean vote over up to nine 112-px tiles around the centre, at full resolution; "
     "the DAE of that class (or d's single DAE) then runs over the whole picture at full "
     "resolution, in tiles. A picture classed clean is left untouched (an image file is copied "
@@ -947,6 +1061,9 @@ _DENOISE_HELP = (
     "Folders are mirrored under DIR, with their .pts files copied alongside; a video is written "
     "at its own frame rate. With s and m the class of every image and frame is shown in a table "
     "and saved in DIR/noise_classes.json."
+    "\n\n"
+    "An input that cannot be read is one error line and the others are still denoised (exit "
+    "code 2 at the end)."
 )
 
 
@@ -955,7 +1072,10 @@ def denoise(
     paths: Annotated[
         list[Path],
         typer.Argument(
-            help="Images, videos or folders (recursive).", metavar="PATH...", show_default=False
+            help="Images, videos or folders (recursive).",
+            metavar="PATH...",
+            show_default=False,
+            readable=False,  # crct says why an input cannot be read, and denoises the others
         ),
     ],
     out: Annotated[
@@ -996,6 +1116,7 @@ def denoise(
 
     from crct_cli.denoise import (
         ImageDenoiser,
+        check_smoothing,
         denoise_progress,
         noise_classes_table,
         plan_denoise,
@@ -1007,11 +1128,20 @@ def denoise(
     from crct_cli.runtime.iid import VARIANTS, iid_file
     from crct_cli.tables import print_tables
 
+    check_smoothing(smoothing)
     if variant not in VARIANTS:
         raise CrctError(f"--variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
+    source = (
+        weights.WEIGHTS_DIR / iid_file(variant)
+        if weights_file is None
+        else _weight_file_given(weights_file, weights.WEIGHTS_DIR)
+    )
     runtime = Runtime(backend, device)
-    plan = plan_denoise(paths, out)
-    source = weights_file or weights.WEIGHTS_DIR / iid_file(variant)
+    console = Console(stderr=True, highlight=False, soft_wrap=True)  # paths are never wrapped
+    failures = _InputFailures(console)
+    plan = plan_denoise(paths, out, failures)
+    if not plan.jobs:  # every input failed, each in its line
+        raise typer.Exit(EXIT_BAD_INPUT)
     den: Any
     if runtime.backend == "onnx":
         from crct_cli.runtime.iid import OnnxImageDenoiser
@@ -1026,25 +1156,32 @@ def denoise(
         found, iid_path = den.variant, blob["path"]
     if found != variant:
         raise CrctError(f"{iid_path} holds IID-{found}, not --variant {variant}")
-    console = Console(stderr=True, highlight=False, soft_wrap=True)  # paths are never wrapped
     with denoise_progress(console, len(plan.jobs)) as (on_item, on_frame):
-        records = run_plan(plan, den, on_item, on_frame, smoothing)
-    n_frames = sum(r.frames for r in records)
-    if variant != "d":
-        print_tables([noise_classes_table(records, f"noise classes (IID-{variant.upper()})")])
-        where = write_classes_json(out, records, variant, iid_path, smoothing)
-        console.print(f"wrote {where}")
-    console.print(
-        f"denoised {plan.count('image')} image(s) and {plan.count('video')} video(s)"
-        + (f" ({n_frames} frames)" if n_frames else "")
-        + f" with IID-{variant.upper()} -> {out}"
-    )
+        records = run_plan(plan, den, on_item, on_frame, smoothing, failures)
+    if records:
+        n_frames = sum(r.frames for r in records)
+        if variant != "d":
+            print_tables([noise_classes_table(records, f"noise classes (IID-{variant.upper()})")])
+            where = write_classes_json(out, records, variant, iid_path, smoothing)
+            failures.say(f"wrote {where}")
+        failed = f"; {len(failures.lines)} failed" if failures.lines else ""
+        failures.say(
+            f"denoised {plan.count('image')} image(s) and {plan.count('video')} video(s)"
+            + (f" ({n_frames} frames)" if n_frames else "")
+            + f" with IID-{variant.upper()} -> {out}{failed}"
+        )
+    failures.exit_if_any()
 
 
 @app.command()
 def degrade(
     paths: Annotated[
-        list[Path], typer.Argument(help="Images, videos or folders (recursive).", metavar="PATH")
+        list[Path],
+        typer.Argument(
+            help="Images, videos or folders (recursive).",
+            metavar="PATH",
+            readable=False,  # crct says why an input cannot be read, and degrades the others
+        ),
     ],
     out: Annotated[
         Path, typer.Option("--out", "-o", help="Output folder.", metavar="DIR", show_default=False)
@@ -1074,7 +1211,11 @@ def degrade(
         ),
     ] = False,
 ) -> None:
-    """Degrade images, folders or videos with FADeNN's four noise types and levels."""
+    """Degrade images, folders or videos with FADeNN's four noise types and levels.
+
+    An input that cannot be read is one error line and the others are still degraded (exit code
+    2 at the end).
+    """
     from rich.console import Console
     from rich.progress import track as progress
 
@@ -1083,21 +1224,32 @@ def degrade(
 
     if noise_type is not None:
         noise_type = canonical_noise_type(noise_type)
-    plan = plan_degrade(paths, out, noise_type, level, all_sets=all_sets, seed=seed)
     console = Console(stderr=True, soft_wrap=True, highlight=False)
-    steps = plan.run()
+    failures = _InputFailures(console)
+    plan = plan_degrade(
+        paths, out, noise_type, level, all_sets=all_sets, seed=seed, on_failure=failures
+    )
+    if not plan.items:  # every input failed, each in its line
+        raise typer.Exit(EXIT_BAD_INPUT)
+    steps = plan.run(failures)
     bar = progress(steps, "degrading", total=len(plan), console=console, transient=True)
     for _ in bar if console.is_terminal else steps:
         pass
-    counts = (
-        f"{plan.count('image')} image(s), {plan.count('video')} video(s), "
-        f"{plan.count('copy')} copied file(s)"
-    )
-    where = f"{len(plan.variants)} sets under " if all_sets else ""
-    layout = " (clean/ and <type>/<level>/)" if all_sets else ""
-    console.print(f"degraded {counts} into {where}{plan.out_dir}{layout}, seed {plan.seed}")
+    written = plan.count("image") + plan.count("video")
+    if written:
+        counts = (
+            f"{plan.count('image')} image(s), {plan.count('video')} video(s), "
+            f"{plan.count('copy')} copied file(s)"
+        )
+        failed = f"; {len(failures.lines)} failed" if failures.lines else ""
+        where = f"{len(plan.variants)} sets under " if all_sets else ""
+        layout = " (clean/ and <type>/<level>/)" if all_sets else ""
+        failures.say(
+            f"degraded {counts} into {where}{plan.out_dir}{layout}, seed {plan.seed}{failed}"
+        )
     if plan.skipped:
-        console.print(f"skipped {len(plan.skipped)} file(s) that are not images, videos or .pts")
+        failures.say(f"skipped {len(plan.skipped)} file(s) that are not images, videos or .pts")
+    failures.exit_if_any()
 
 
 def _as_track(flag: str, **extra: Any) -> Any:
@@ -1356,6 +1508,9 @@ def benchmark(
     given_pred = [name for name, value in pred_only.items() if value is not None]
     if given_pred and (speed or dataset is not None):
         raise CrctError(f"{', '.join(given_pred)}: only with --pred/--gt")
+    from crct_cli.tracking.tracker import check_gates
+
+    check_gates(tb, tc, 2 if seq_bt is None else seq_bt)
     if speed:
         if dataset is not None or pred is not None or gt is not None:
             raise CrctError("--speed times VIDEO arguments; leave out --dataset, --pred and --gt")

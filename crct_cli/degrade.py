@@ -24,7 +24,7 @@ import contextlib
 import hashlib
 import os
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Literal
@@ -42,6 +42,37 @@ CLEAN_DIR = "clean"
 COPY_SUFFIXES = (".pts",)
 
 ItemKind = Literal["image", "video", "copy"]
+
+#: Told one line about an input that failed (``path: why``); the run goes on without it.
+OnFailure = Callable[[str], None]
+
+
+def failure_line(path: Path, exc: Exception) -> str:
+    """``path: why`` for an input that failed: a :class:`CrctError` names its file already, an
+    ``OSError`` (a permission, a vanished file) is worded here without its Python type."""
+    if isinstance(exc, CrctError):
+        return str(exc)
+    if isinstance(exc, OSError):
+        return f"{exc.filename or path}: cannot read ({os_reason(exc)})"
+    return f"{path}: {exc}"
+
+
+def os_reason(exc: OSError) -> str:
+    """An OS error's reason in crct's words (as the video reader says a permission)."""
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    return str(exc.strerror or exc)
+
+
+def report_failure(on_failure: OnFailure | None, path: Path, exc: Exception) -> str:
+    """Raise ``exc`` (no ``on_failure``: one bad input stops the call), or tell its line there
+    and return it, so the caller goes on with the other inputs (``crct align``, ``denoise``
+    and ``degrade`` behave as ``crct track`` over several videos)."""
+    if on_failure is None:
+        raise exc
+    line = failure_line(path, exc)
+    on_failure(line)
+    return line
 
 
 @dataclass(frozen=True)
@@ -83,17 +114,28 @@ class DegradePlan:
     items: list[Item]
     jobs: list[Job]
     skipped: list[Path] = field(default_factory=list)
+    #: inputs that failed, with their line; their remaining jobs (other sets) are not tried
+    failed: dict[Path, str] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.jobs)
 
     def count(self, kind: ItemKind) -> int:
-        return sum(1 for item in self.items if item.kind == kind)
+        """Inputs of this kind written (all of them until :meth:`run` meets a bad one)."""
+        return sum(1 for item in self.items if item.kind == kind and item.src not in self.failed)
 
-    def run(self) -> Iterator[Job]:
-        """Carry out the jobs one by one, yielding each when its output is complete."""
+    def run(self, on_failure: OnFailure | None = None) -> Iterator[Job]:
+        """Carry out the jobs one by one, yielding each when its output is complete.
+
+        Without ``on_failure`` the first bad input raises; with it each bad input is told there
+        once, its other sets are skipped, and the rest goes on.
+        """
         for job in self.jobs:
-            run_job(job, self.seed)
+            if job.item.src not in self.failed:
+                try:
+                    run_job(job, self.seed)
+                except (CrctError, OSError) as exc:
+                    self.failed[job.item.src] = report_failure(on_failure, job.item.src, exc)
             yield job
 
 
@@ -172,21 +214,34 @@ def _file_items(path: Path) -> list[Item]:
     return items
 
 
-def collect_items(paths: Sequence[Path], out_dir: Path) -> tuple[list[Item], list[Path]]:
-    """Expand the inputs into files; two different files may not share an output path."""
+def _input_items(path: Path, out_resolved: Path) -> tuple[list[Item], list[Path]]:
+    if path.is_dir():
+        return _folder_items(path, out_resolved)
+    if path.is_file():
+        return _file_items(path), []
+    raise CrctError(f"{path}: no such file or folder")
+
+
+def collect_items(
+    paths: Sequence[Path], out_dir: Path, on_failure: OnFailure | None = None
+) -> tuple[list[Item], list[Path]]:
+    """Expand the inputs into files; two different files may not share an output path.
+
+    A missing path, a file that is neither image nor video, or a folder with neither raises, or
+    with ``on_failure`` is told there and left out.
+    """
     if not paths:
         raise CrctError("no input given")
     out_resolved = out_dir.resolve()
     by_rel: dict[PurePosixPath, Item] = {}
     skipped: list[Path] = []
     for path in paths:
-        if path.is_dir():
-            items, skip = _folder_items(path, out_resolved)
-            skipped += skip
-        elif path.is_file():
-            items = _file_items(path)
-        else:
-            raise CrctError(f"{path}: no such file or folder")
+        try:
+            items, skip = _input_items(path, out_resolved)
+        except (CrctError, OSError) as exc:
+            report_failure(on_failure, path, exc)
+            continue
+        skipped += skip
         for item in items:
             prior = by_rel.get(item.rel)
             if prior is None:
@@ -216,29 +271,40 @@ def plan_degrade(
     *,
     all_sets: bool = False,
     seed: int | None = None,
+    on_failure: OnFailure | None = None,
 ) -> DegradePlan:
     """Validate the request and list every output; creates ``out_dir`` (nothing else yet).
 
     Raises :class:`CrctError` for a missing input, an unknown type or level, two inputs with the
     same output path, an output that would overwrite its input, or an unusable output folder.
+    With ``on_failure`` a missing or unusable input is told there instead and left out; when
+    none is left the plan is empty and ``out_dir`` is not created.
     """
     out = Path(out_dir)
     variants = variants_for(noise_type, level, all_sets)
-    items, skipped = collect_items([Path(p) for p in paths], out)
+    items, skipped = collect_items([Path(p) for p in paths], out, on_failure)
     jobs = [Job(it, var, out / var.subdir / it.rel) for var in variants for it in items]
     sources = {item.src.resolve() for item in items}
     for job in jobs:
         if job.dst.resolve() in sources:
             raise CrctError(f"{job.dst}: output would overwrite an input; choose another --out")
-    _prepare_out_dir(out)
+    if items:
+        _prepare_out_dir(out)
     if seed is None:
         seed = int(np.random.SeedSequence().entropy) & 0xFFFFFFFF  # printed, so it can be reused
     return DegradePlan(out, seed, variants, items, jobs, skipped)
 
 
-def _copy(src: Path, dst: Path) -> None:
-    with atomic_path(dst) as tmp:
-        shutil.copyfile(src, tmp)
+def copy_file(src: Path, dst: Path) -> None:
+    """``src`` byte for byte to ``dst`` (a temporary name renamed when complete); a failure
+    is one line naming the file at fault, the input read or the output written."""
+    try:
+        with atomic_path(dst) as tmp:
+            shutil.copyfile(src, tmp)
+    except OSError as exc:
+        if exc.filename is not None and os.fspath(exc.filename) == os.fspath(src):
+            raise CrctError(f"{src}: cannot read ({os_reason(exc)})") from None
+        raise CrctError(f"{dst}: cannot write ({os_reason(exc)})") from None
 
 
 def is_gray(image: np.ndarray) -> bool:
@@ -295,10 +361,7 @@ def run_job(job: Job, seed: int) -> None:
     except OSError as exc:
         raise CrctError(f"{job.dst.parent}: cannot create folder ({exc.strerror})") from None
     if job.item.kind == "copy" or job.variant.unchanged:
-        try:
-            _copy(job.item.src, job.dst)
-        except OSError as exc:
-            raise CrctError(f"{job.dst}: cannot write ({exc.strerror})") from None
+        copy_file(job.item.src, job.dst)
     elif job.item.kind == "image":
         _degrade_image(job, seed)
     else:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shutil
+import math
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -34,9 +34,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from crct_cli.degrade import Item, collect_items, is_gray
+from crct_cli.degrade import Item, OnFailure, collect_items, copy_file, is_gray, report_failure
 from crct_cli.errors import CrctError
-from crct_cli.io.atomic import atomic_path, write_text_atomic
+from crct_cli.io.atomic import write_text_atomic
 from crct_cli.io.images import read_image, write_image
 from crct_cli.runtime.iid import CLASS_NAMES, ClassSmoother, PictureDenoiser, as_gray_as, tiled
 
@@ -48,6 +48,15 @@ if TYPE_CHECKING:  # PyTorch is imported by the torch backend's denoiser alone
 CLASSES_JSON = "noise_classes.json"
 SCHEMA = "crct.noise_classes/1"
 TILE = 112
+#: ``--smoothing``: the weight of past frames; 1 would never let a new frame count.
+MAX_SMOOTHING = 0.99
+
+
+def check_smoothing(smoothing: float) -> None:
+    """``--smoothing`` is a number from 0 to 0.99: NaN gets past a range check (every
+    comparison with it is false) and would turn denoising off after a video's first frame."""
+    if not (math.isfinite(smoothing) and 0.0 <= smoothing <= MAX_SMOOTHING):
+        raise CrctError(f"--smoothing must be a number from 0 to {MAX_SMOOTHING}, got {smoothing}")
 
 
 def vote_tiles(image: np.ndarray, tile: int = TILE, grid: int = 3) -> np.ndarray:
@@ -135,40 +144,50 @@ class DenoisePlan:
     out_dir: Path
     jobs: list[tuple[Item, Path]]
     skipped: list[Path]
+    #: files that failed in :func:`run_plan`, with their line
+    failed: dict[Path, str] = field(default_factory=dict)
 
     def count(self, kind: str) -> int:
-        return sum(1 for item, _ in self.jobs if item.kind == kind)
+        """Files of this kind written (all of them until :func:`run_plan` meets a bad one)."""
+        return sum(1 for item, _ in self.jobs if item.kind == kind and item.src not in self.failed)
 
 
-def plan_denoise(paths: Sequence[Path], out_dir: Path) -> DenoisePlan:
+def plan_denoise(
+    paths: Sequence[Path], out_dir: Path, on_failure: OnFailure | None = None
+) -> DenoisePlan:
     """Expand the inputs (images, videos, folders); refuse outputs that would overwrite them.
 
     Nothing is written yet, so a later error (a missing weight file) leaves no folder behind.
+    With ``on_failure`` a missing or unusable input is told there and left out; when nothing is
+    left the plan has no jobs.
     """
-    items, skipped = collect_items([Path(p) for p in paths], out_dir)
+    told: list[str] = []
+
+    def tell(line: str) -> None:
+        told.append(line)
+        if on_failure is not None:
+            on_failure(line)
+
+    items, skipped = collect_items(
+        [Path(p) for p in paths], out_dir, None if on_failure is None else tell
+    )
     jobs = [(item, out_dir / item.rel) for item in items]
     sources = {item.src.resolve() for item in items}
     for _, dst in jobs:
         if dst.resolve() in sources:
             raise CrctError(f"{dst}: output would overwrite an input; choose another --out")
     if not any(item.kind != "copy" for item in items):
+        if told:
+            return DenoisePlan(out_dir, [], skipped)
         raise CrctError(f"no images or videos in {', '.join(map(str, paths))}")
     return DenoisePlan(out_dir, jobs, skipped)
-
-
-def _copy(src: Path, dst: Path) -> None:
-    try:
-        with atomic_path(dst) as tmp:
-            shutil.copyfile(src, tmp)
-    except OSError as exc:
-        raise CrctError(f"{dst}: cannot write ({exc.strerror})") from None
 
 
 def denoise_image_file(src: Path, dst: Path, den: ImageDenoiser) -> DenoiseRecord:
     image = read_image(src)
     out, cls, probs = den(image)
     if cls is not None and cls in den.iid.pass_through:
-        _copy(src, dst)  # eq. 6: a clean image is not touched, not even re-encoded
+        copy_file(src, dst)  # eq. 6: a clean image is not touched, not even re-encoded
     else:
         write_image(dst, out[..., 0] if is_gray(image) else out)
     return DenoiseRecord(
@@ -224,8 +243,13 @@ def run_plan(
     on_item: Callable[[Path], None] | None = None,
     on_frame: Callable[[int, int | None], None] | None = None,
     smoothing: float = 0.8,
+    on_failure: OnFailure | None = None,
 ) -> list[DenoiseRecord]:
-    """Write every output; returns one record per image or video (copied files excluded)."""
+    """Write every output; returns one record per image or video (copied files excluded).
+
+    Without ``on_failure`` the first bad input raises; with it each is told there in one line
+    (and kept in ``plan.failed``) and the others are still written.
+    """
     try:
         plan.out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -236,12 +260,15 @@ def run_plan(
             dst.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise CrctError(f"{dst.parent}: cannot create folder ({exc.strerror})") from None
-        if item.kind == "copy":
-            _copy(item.src, dst)
-        elif item.kind == "image":
-            records.append(denoise_image_file(item.src, dst, den))
-        else:
-            records.append(denoise_video_file(item.src, dst, den, on_frame, smoothing))
+        try:
+            if item.kind == "copy":
+                copy_file(item.src, dst)
+            elif item.kind == "image":
+                records.append(denoise_image_file(item.src, dst, den))
+            else:
+                records.append(denoise_video_file(item.src, dst, den, on_frame, smoothing))
+        except (CrctError, OSError) as exc:
+            plan.failed[item.src] = report_failure(on_failure, item.src, exc)
         if on_item is not None:
             on_item(item.src)
     return records

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 from clips import write_mirrored_pair
+from test_pipeline import SKIN, FaceNets
 from typer.testing import CliRunner
 
 from crct_cli import Tracker
@@ -300,6 +301,35 @@ def test_bad_frames_and_options_are_clear_errors(tracker: Tracker) -> None:
     for wide in (-1.0, 1.0, 5.0, float("nan")):
         with pytest.raises(CrctError, match="--find-wide"):
             Tracker(find_wide=wide, networks=object())
+    for option, values in {"tb": (-1.0, 0.0, float("nan")), "tc": (1.5, float("nan"))}.items():
+        for value in values:
+            with pytest.raises(CrctError, match=f"--{option}"):
+                Tracker(**{option: value}, networks=object())
+    with pytest.raises(CrctError, match="--seq-bt"):
+        Tracker(seq_bt=0, networks=object())
+    for box in ((1, 2, 3), (1, 2, float("nan"), 4), (1, 2, -3, 4), "box"):
+        with pytest.raises(CrctError, match="--init-box"):
+            Tracker(init_box=box, networks=object())
+    with pytest.raises(CrctError, match="2x2"):
+        tracker.step(np.zeros((0, 0, 3), dtype=np.uint8))
+    with pytest.raises(CrctError, match="time_s"):
+        tracker.step(np.zeros((20, 20, 3), dtype=np.uint8), time_s=float("nan"))
+    image = np.zeros((40, 40, 3), dtype=np.uint8)
+    for boxes in ([1, 2, 3], [[1, 2, 3, 4, 5]], [[1, 2, 0, 4]], [[1, float("inf"), 3, 4]]):
+        with pytest.raises(CrctError, match="boxes"):
+            tracker.align(image, boxes=boxes)
+
+
+def test_a_first_box_outside_the_frame_is_one_clear_error() -> None:
+    from crct_cli.errors import CrctError
+
+    image = np.zeros((60, 80, 3), dtype=np.uint8)
+    image[20:40, 65:78] = SKIN  # the fakes' face, at the frame's right edge
+    outside = Tracker(init_box=(100, 10, 20, 20), networks=FaceNets(), smooth=False)
+    with pytest.raises(CrctError, match="outside the 80x60 frame"):
+        outside.step(image)
+    inside = Tracker(init_box=(70, 10, 20, 20), networks=FaceNets(), smooth=False)
+    assert len(inside.step(image).faces) == 1  # half in the frame: tracked from there
 
 
 def test_the_command_line_s_defaults_are_the_tracker_s() -> None:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -389,6 +391,47 @@ def test_ctrl_c_stops_the_workers_and_leaves_a_summary(
     assert display.done[0].output in [j.output for j in finished]
     for job in finished:  # whatever looks finished is (a worker may finish as it is stopped)
         assert len(read_track_json(job.out_dir / "track.json").frames) == 30
+    # the video a stopped worker was writing took its temporary files with it
+    assert [p.name for p in out.rglob("*") if ".partial" in p.name] == []
+
+
+def test_a_stopped_worker_removes_the_files_it_was_writing(tmp_path: Path) -> None:
+    """The supervisor stops workers with SIGTERM; a worker leaves by an exception, so the
+    write-then-rename of the file it was writing cleans up as Ctrl-C does in one process."""
+    script = (
+        "import signal, sys, time\n"
+        "from pathlib import Path\n"
+        "from crct_cli.batch.local import _stop_now\n"
+        "from crct_cli.io.atomic import atomic_path\n"
+        "signal.signal(signal.SIGTERM, _stop_now)\n"
+        "with atomic_path(Path(sys.argv[1])) as tmp:\n"
+        "    tmp.write_text('half')\n"
+        "    print(tmp, flush=True)\n"
+        "    time.sleep(60)\n"
+    )
+    target = tmp_path / "track.json"
+    child = subprocess.Popen(
+        [sys.executable, "-c", script, str(target)], stdout=subprocess.PIPE, text=True
+    )
+    assert child.stdout is not None
+    partial = Path(child.stdout.readline().strip())
+    assert partial.exists()
+    child.send_signal(signal.SIGTERM)
+    assert child.wait(timeout=30) == 128 + signal.SIGTERM
+    assert not partial.exists() and not target.exists()
+
+
+def test_a_missing_video_among_several_fails_alone(
+    make_video: Callable[..., Path], tmp_path: Path, fakes: None
+) -> None:
+    good = make_video("good.mp4", n_frames=5, width=W, height=H)
+    missing = tmp_path / "missing.mp4"
+    result = crct("track", good, missing, "--out", tmp_path / "out", "--workers", "1")
+    assert result.exit_code == 2
+    assert result.stderr.count("no such video file") == 1
+    rows = {r["output"]: r for r in read_summary(tmp_path / "out" / "summary.csv")}
+    assert rows["good"]["status"] == "ok" and rows["missing"]["status"] == "failed"
+    assert (tmp_path / "out" / "good" / "track.json").exists()
 
 
 # -- the shipped networks ----------------------------------------------------------------------

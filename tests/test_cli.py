@@ -15,7 +15,7 @@ import typer.main
 from typer.testing import CliRunner
 
 from crct_cli import __version__
-from crct_cli.cli import app
+from crct_cli.cli import PANEL_HELP_COLUMNS, app
 from crct_cli.io.images import write_image
 from crct_cli.io.landmarks import write_pts
 
@@ -103,12 +103,16 @@ def test_python_dash_m_runs_the_same_app() -> None:
 
 
 def help_description(args: list[str], width: int) -> list[list[str]]:
-    """The prose under ``Usage:`` in ``crct ARGS --help`` at WIDTH columns, in paragraphs."""
+    """The prose under ``Usage:`` in ``crct ARGS --help`` at WIDTH columns, in paragraphs
+    (up to the first panel, or on a narrow terminal the first plain heading)."""
     result = runner.invoke(app, [*args, "--help"], env={"COLUMNS": str(width)})
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     start = next(i for i, line in enumerate(lines) if "Usage:" in line) + 1
-    end = next(i for i, line in enumerate(lines) if line.lstrip().startswith("╭"))
+    headings = ("Arguments:", "Options:", "Commands:")
+    end = next(
+        i for i, line in enumerate(lines) if line.lstrip().startswith("╭") or line in headings
+    )
     paragraphs: list[list[str]] = [[]]
     for line in lines[start:end]:
         if line.strip():
@@ -123,14 +127,38 @@ def help_description(args: list[str], width: int) -> list[list[str]]:
 def test_help_prose_wraps_once_at_any_width(args: list[str], width: int) -> None:
     """A docstring's source line breaks do not survive into the help: each paragraph wraps at
     the terminal's width, so no line ends where the next word would still have fitted."""
+    # panels pad the prose by one column each side; click's plain help (under
+    # PANEL_HELP_COLUMNS) indents it by two within a width two under the terminal's
+    margin = 2 if width >= PANEL_HELP_COLUMNS else 4
     for paragraph in help_description(args, width):
         for line, after in zip(paragraph, paragraph[1:], strict=False):
-            assert len(line) + 1 + len(after.split()[0]) > width - 2, (line, after)
+            assert len(line) + 1 + len(after.split()[0]) > width - margin, (line, after)
+            assert len(line) <= width - margin, line
     command = typer.main.get_command(app)
     for name in args:
         command = command.commands[name]  # type: ignore[attr-defined]
     words = " ".join(" ".join(p) for p in help_description(args, 200)).split()
     assert words == command.help.split()  # every word shown, in order, none added
+
+
+@pytest.mark.parametrize("width", [40, 60, 79, 80, 100])
+@pytest.mark.parametrize("args", [["track"], ["benchmark"], ["align"], ["train", "fll"]])
+def test_every_option_name_is_shown_whole_at_any_width(args: list[str], width: int) -> None:
+    """Typer's panels cut long names to fit ("--no-relaxed-redete…" at 80 columns): every
+    name must be readable and typable as shown, and nothing cut to an ellipsis."""
+    result = runner.invoke(app, [*args, "--help"], env={"COLUMNS": str(width)})
+    assert result.exit_code == 0, result.output
+    assert "…" not in result.stdout
+    shown = set(re.findall(r"--[a-z0-9][a-z0-9-]*", result.stdout))
+    command = typer.main.get_command(app)
+    for name in args:
+        command = command.commands[name]  # type: ignore[attr-defined]
+    for param in command.params:
+        for name in [*param.opts, *param.secondary_opts]:
+            if name.startswith("--"):
+                assert name in shown, (name, width)
+    panels = "╭" in result.stdout
+    assert panels == (width >= PANEL_HELP_COLUMNS)
 
 
 @pytest.fixture
@@ -159,6 +187,12 @@ def image(tmp_path: Path) -> Path:
         (["track", "{img}", "--out", "{tmp}/o", "--mode", "magic"], "--mode"),
         (["track", "{img}", "--out", "{tmp}/o", "--init-box", "1,2,3"], "--init-box"),
         (["track", "{img}", "--out", "{tmp}/o", "--init-box", "1,2,-3,4"], "--init-box"),
+        (["track", "{img}", "--out", "{tmp}/o", "--init-box", "nan,2,3,4"], "--init-box"),
+        (["track", "{img}", "--out", "{tmp}/o", "--tb", "nan"], "--tb"),
+        (["track", "{img}", "--out", "{tmp}/o", "--tb", "-1"], "--tb"),
+        (["track", "{img}", "--out", "{tmp}/o", "--tc", "2"], "--tc"),
+        (["track", "{img}", "--out", "{tmp}/o", "--seq-bt", "0"], "--seq-bt"),
+        (["benchmark", "--dataset", "300vw", "--tc", "inf"], "--tc"),
         (["track", "{img}", "--out", "{tmp}/o", "--device", "tpu"], "--device"),
         (["track", "{img}", "--out", "{tmp}/o", "--smooth-cutoff", "0"], "--smooth-cutoff"),
         (["track", "{img}", "--out", "{tmp}/o", "--smooth-beta", "-1"], "--smooth-beta"),

@@ -6,6 +6,8 @@ The tracking tests run test_batch's fake networks (they find the cartoon face by
 
 from __future__ import annotations
 
+import struct
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,7 +18,7 @@ from test_batch import crct, fakes, touch  # noqa: F401  (fakes: a fixture)
 from crct_cli.batch.discover import discover
 from crct_cli.batch.resume import input_stamp
 from crct_cli.errors import CrctError
-from crct_cli.io.images import read_image, write_image
+from crct_cli.io.images import MAX_IMAGE_PIXELS, read_image, write_image
 from crct_cli.io.landmarks import read_pts
 from crct_cli.io.sequence import SEQUENCE_FPS, sequence_images
 from crct_cli.io.track_json import read_track_json
@@ -159,3 +161,44 @@ def test_a_bad_frame_fails_its_sequence_alone(
     assert "Traceback" not in result.output
     assert len(list((tmp_path / "out/good/annot").glob("*.pts"))) == 6
     assert not (tmp_path / "out/bad/track.json").exists()
+
+
+def png_header(width: int, height: int) -> bytes:
+    """The first bytes of a grey PNG of that size (its pixels never follow): what a reader
+    sees before deciding to decode."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b"")
+
+
+def test_a_picture_too_large_to_decode_is_refused_from_its_header(
+    tmp_path: Path,
+    fakes: None,  # noqa: F811
+) -> None:
+    """A few bytes of PNG can claim 20,000 x 20,000 pixels (decoding and detecting in it would
+    take tens of gigabytes): refused before decoding, in one line, as a sequence's frame too."""
+    huge = tmp_path / "huge.png"
+    huge.write_bytes(png_header(20_000, 20_000))
+    with pytest.raises(CrctError, match=r"huge\.png: .* is too large .*resize it first"):
+        read_image(huge)
+    big = tmp_path / "big.png"
+    big.write_bytes(png_header(12_000, 9_000))  # over crct's limit, under Pillow's
+    with pytest.raises(CrctError, match="12000 x 9000 pixels is too large"):
+        read_image(big)
+    under = tmp_path / "under.png"
+    under.write_bytes(png_header(10_000, MAX_IMAGE_PIXELS // 10_000))  # at the limit: decoded
+    with pytest.raises(CrctError, match="not a readable image"):  # (and found truncated)
+        read_image(under)
+    seq = tmp_path / "seq"
+    seq.mkdir()
+    write_image(seq / "000.png", np.zeros((20, 30, 3), np.uint8))
+    (seq / "001.png").write_bytes(png_header(30_000, 30_000))
+    result = crct("track", seq, "--out", tmp_path / "out")
+    assert result.exit_code == 2
+    assert "001.png: more than 100 megapixels is too large" in result.stderr
+    assert result.stderr.strip().count("\n") == 0

@@ -403,6 +403,17 @@ def test_pred_csv_for_one_sequence_and_bad_input(
     bad.write_text("frame,face_id\n1,0\n")
     cli = runner.invoke(app, ["benchmark", "--pred", str(bad), "--gt", str(gt)])
     assert cli.exit_code == 2 and "not a landmarks CSV" in cli.stderr
+    bad.write_bytes(b"garbage\x00\xff\n")  # not text at all
+    cli = runner.invoke(app, ["benchmark", "--pred", str(bad), "--gt", str(gt)])
+    assert cli.exit_code == 2 and "not UTF-8" in cli.stderr
+    good = [line.split(",") for line in pred.read_text().splitlines()]
+    x0 = good[0].index("x_0")
+    for column, value, message in ((0, "0", "frame 0"), (x0, "nan", "finite")):
+        row = list(good[1])
+        row[column] = value
+        bad.write_text("\n".join(",".join(r) for r in [good[0], row, *good[2:]]) + "\n")
+        cli = runner.invoke(app, ["benchmark", "--pred", str(bad), "--gt", str(gt)])
+        assert cli.exit_code == 2 and message in cli.stderr and "line 2" in cli.stderr
     cli = runner.invoke(app, ["benchmark", "--pred", str(tmp_path / "none"), "--gt", str(gt)])
     assert cli.exit_code == 2 and "no such prediction" in cli.stderr
 

@@ -276,7 +276,8 @@ def test_mtcnn_in_numpy_gives_facenet_pytorch_s_boxes(engines, frames) -> None:
             assert np.abs(x.box - y.box).max() < 1e-3
             assert abs(x.score - y.score) < 1e-5
     assert ours(np.zeros((120, 160, 3), np.uint8)) == []  # nothing in a black frame
-    assert ours(np.zeros((15, 15, 3), np.uint8)) == []  # smaller than the smallest face
+    for small in (np.zeros((15, 15, 3), np.uint8), np.zeros((8, 8, 3), np.uint8)):
+        assert ours(small) == [] and facenet(small) == []  # smaller than the smallest face
 
 
 def test_relaxed_thresholds_reach_both_detectors_and_find_a_faint_face(engines, frames) -> None:

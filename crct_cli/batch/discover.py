@@ -60,8 +60,10 @@ class VideoJob:
 def discover(inputs: Sequence[Path], out: Path) -> list[VideoJob]:
     """The videos of ``inputs`` (files and folders) with their output folders, in order.
 
-    Raises :class:`CrctError` for a missing input, a folder without videos, a video named
-    twice with two destinations, and two videos that would write to the same place.
+    Raises :class:`CrctError` for a lone input that is missing, a folder without videos, a
+    video named twice with two destinations, and two videos that would write to the same
+    place. One missing or unreadable file among several inputs is a job like the others: it
+    fails alone when tracked (one bad input never stops the others).
     """
     if not inputs:
         raise CrctError("name at least one video or folder to track")
@@ -89,15 +91,14 @@ def discover(inputs: Sequence[Path], out: Path) -> list[VideoJob]:
                 if not video.is_dir():
                     rel = rel.with_suffix("")
                 jobs.append(VideoJob(video, out / rel, str(video), rel.as_posix()))
-        elif path.exists() or path.is_symlink():
+        elif lone_video:
+            if not (path.exists() or path.is_symlink()):
+                raise CrctError(f"{path}: no such video file or folder")
             if not path.is_file():
                 raise CrctError(f"{path}: not a video file or folder")
-            if lone_video:
-                jobs.append(VideoJob(path, out, str(path), "."))
-            else:
-                jobs.append(VideoJob(path, out / path.stem, str(path), path.stem))
-        else:
-            raise CrctError(f"{path}: no such video file or folder")
+            jobs.append(VideoJob(path, out, str(path), "."))
+        else:  # one of several: a missing or unreadable one fails alone when its turn comes
+            jobs.append(VideoJob(path, out / path.stem, str(path), path.stem))
     return check_destinations(jobs)
 
 

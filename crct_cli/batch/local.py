@@ -43,6 +43,7 @@ def error_line(exc: BaseException) -> str:
 def _worker_main(conn: Connection, spec: WorkerSpec) -> None:
     """A worker process: load once, then track each video the supervisor sends."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the supervisor's to handle
+    signal.signal(signal.SIGTERM, _stop_now)  # the supervisor's stop: clean up, then exit
     try:
         worker = VideoWorker(spec)
     except BaseException as exc:
@@ -66,6 +67,12 @@ def _worker_main(conn: Connection, spec: WorkerSpec) -> None:
                 conn.send(("frame", done, total))
 
         conn.send(("result", worker.run(job, on_frame)))
+
+
+def _stop_now(signum: int, frame: Any) -> None:
+    """SIGTERM in a worker: leave by an exception, so that the video being written removes
+    its temporary files on the way out (as a single-video run does on Ctrl-C)."""
+    raise SystemExit(128 + signum)
 
 
 def death_reason(exitcode: int | None) -> str:

@@ -64,9 +64,10 @@ def write_summary(path: Path, results: Iterable[VideoResult]) -> None:
     writer.writeheader()
     for result in results:
         writer.writerow(result.row())
-    write_text_atomic(path, buffer.getvalue())
+    # a path with bytes that are not UTF-8 (an old archive's Latin-1 names) keeps its bytes
+    write_text_atomic(path, buffer.getvalue(), errors="surrogateescape")
 
 
 def read_summary(path: Path) -> list[dict[str, str]]:
-    with path.open(newline="", encoding="utf-8") as f:
+    with path.open(newline="", encoding="utf-8", errors="surrogateescape") as f:
         return list(csv.DictReader(f))

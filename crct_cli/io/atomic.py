@@ -22,9 +22,11 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
             tmp.unlink()
 
 
-def write_text_atomic(target: str | os.PathLike[str], text: str) -> None:
+def write_text_atomic(target: str | os.PathLike[str], text: str, errors: str = "strict") -> None:
+    """``text`` as UTF-8 (``errors="surrogateescape"`` writes a file name's undecodable bytes
+    back as the bytes they were)."""
     with atomic_path(target) as tmp:
-        tmp.write_text(text, encoding="utf-8")
+        tmp.write_text(text, encoding="utf-8", errors=errors)
 
 
 def replace_dir(tmp: Path, final: Path) -> None:

@@ -12,6 +12,9 @@ from crct_cli.errors import CrctError
 from crct_cli.io.atomic import atomic_path
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+#: the largest picture read (width x height): decoding and detecting take about 80 bytes a
+#: pixel, and a few kilobytes of PNG can claim 20,000 x 20,000; a 61-megapixel camera fits
+MAX_IMAGE_PIXELS = 100_000_000
 
 
 def is_image(path: str | os.PathLike[str]) -> bool:
@@ -29,7 +32,11 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise CrctError(f"{path}: no such image file")
-    data = np.fromfile(str(path), dtype=np.uint8)
+    _check_pixels(path)
+    try:
+        data = np.fromfile(str(path), dtype=np.uint8)
+    except OSError as exc:
+        raise CrctError(f"{path}: cannot read ({(exc.strerror or str(exc)).lower()})") from None
     # any depth and channel count, EXIF orientation applied (IMREAD_UNCHANGED would ignore it);
     # an alpha channel is dropped, as it always was
     flags = cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR
@@ -43,6 +50,32 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
     if image.shape[2] == 4:
         return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def _check_pixels(path: Path) -> None:
+    """Refuse a picture larger than :data:`MAX_IMAGE_PIXELS` from its header alone, before
+    anything is decoded (a format Pillow does not know is left to OpenCV to judge)."""
+    import warnings
+
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as picture:
+                width, height = picture.size
+    except Image.DecompressionBombError:  # beyond Pillow's own limit, which is above ours
+        size = f"more than {MAX_IMAGE_PIXELS // 1_000_000} megapixels"
+    except Exception:  # not an image Pillow reads (or not one at all): OpenCV says which
+        return
+    else:
+        if width * height <= MAX_IMAGE_PIXELS:
+            return
+        size = f"{width} x {height} pixels"
+    raise CrctError(
+        f"{path}: {size} is too large (crct reads at most "
+        f"{MAX_IMAGE_PIXELS // 1_000_000} megapixels); resize it first"
+    )
 
 
 def write_image(path: str | os.PathLike[str], image: np.ndarray) -> None:

@@ -143,21 +143,27 @@ def read_landmarks_csv(path: str | os.PathLike[str]) -> list[CsvRow]:
             for line_no, row in enumerate(reader, start=2):
                 try:
                     conf = row[at["confidence"]].strip()
-                    rows.append(
-                        CsvRow(
-                            frame=int(row[at["frame"]]),
-                            face_id=int(row[at["face_id"]]),
-                            timestamp=float(row[at["timestamp"]]),
-                            confidence=float(conf) if conf else None,
-                            success=bool(int(float(row[at["success"]]))),
-                            points=np.stack(
-                                [[float(row[i]) for i in xs], [float(row[i]) for i in ys]], axis=1
-                            ),
-                        )
+                    parsed = CsvRow(
+                        frame=int(row[at["frame"]]),
+                        face_id=int(row[at["face_id"]]),
+                        timestamp=float(row[at["timestamp"]]),
+                        confidence=float(conf) if conf else None,
+                        success=bool(int(float(row[at["success"]]))),
+                        points=np.stack(
+                            [[float(row[i]) for i in xs], [float(row[i]) for i in ys]], axis=1
+                        ),
                     )
                 except (ValueError, IndexError):
                     raise CrctError(f"{path}: line {line_no} is not a landmarks row") from None
+                if parsed.frame < 1 or not np.all(np.isfinite(parsed.points)):
+                    raise CrctError(
+                        f"{path}: line {line_no}: frames count from 1 and points are finite "
+                        f"numbers (frame {parsed.frame})"
+                    )
+                rows.append(parsed)
             return rows
+    except UnicodeDecodeError:
+        raise CrctError(f"{path}: not a landmarks CSV (not UTF-8 text)") from None
     except FileNotFoundError:
         raise CrctError(f"{path}: no such landmarks CSV") from None
     except OSError as exc:

@@ -95,6 +95,7 @@ class FaceDetector:
         from facenet_pytorch import MTCNN
 
         self.mtcnn = MTCNN(keep_all=True, device=torch.device(device), min_face_size=min_face)
+        self.min_face = min_face
 
     def __call__(
         self,
@@ -104,6 +105,9 @@ class FaceDetector:
     ) -> list[Detection]:
         import torch
 
+        height, width = image.shape[:2]
+        if not pyramid_scales(height, width, self.min_face, PYRAMID_FACTOR):
+            return []  # smaller than the smallest face (facenet-pytorch would fail on no scale)
         self.mtcnn.thresholds = list(thresholds)
         with torch.inference_mode():
             boxes, probs = self.mtcnn.detect(np.ascontiguousarray(image))

@@ -117,6 +117,7 @@ kind of request for all tracks with one batched network call.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -168,6 +169,39 @@ def check_likeness(value: float, error: type[Exception] = CrctError) -> None:
     """``--likeness`` is a correlation: 0 (no check) up to 1."""
     if not (0.0 <= value <= 1.0):
         raise error(f"--likeness must be in [0, 1] (0: no check), got {value}")
+
+
+def check_gates(tb: float, tc: float, seq_bt: int, error: type[Exception] = CrctError) -> None:
+    """Algorithm 1's thresholds: eq. 8's TB a positive number of box sizes, FV's TC a score
+    in [0, 1], SeqBT at least one frame (a NaN would pass every comparison silently)."""
+    if not (0 < tb < math.inf):
+        raise error(f"--tb must be > 0 (eq. 8's gate, in box sizes), got {tb}")
+    if not (0 <= tc <= 1):
+        raise error(f"--tc must be in [0, 1] (the validator's score), got {tc}")
+    if isinstance(seq_bt, bool) or int(seq_bt) != seq_bt or seq_bt < 1:
+        raise error(f"--seq-bt must be a whole number of frames >= 1, got {seq_bt}")
+
+
+def check_init_box(box: Any, error: type[Exception] = CrctError) -> np.ndarray:
+    """``--init-box`` / ``Tracker(init_box=...)``: four finite numbers X, Y, W, H, W and H > 0."""
+    try:
+        b = np.asarray(box, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        raise error(f"--init-box must be X,Y,W,H in pixels, got {box!r}") from None
+    if b.shape != (4,) or not np.all(np.isfinite(b)) or b[2] <= 0 or b[3] <= 0:
+        raise error(f"--init-box must be 4 finite numbers X,Y,W,H with W, H > 0, got {box!r}")
+    return b
+
+
+def check_box_in_frame(box: np.ndarray, shape: tuple[int, ...]) -> None:
+    """A given first box must cover some of the first frame: one wholly outside it would be
+    tracked as a face there (FLL's points in the frame's padding)."""
+    x, y, w, h = (float(v) for v in box)
+    height, width = shape[:2]
+    if x >= width or y >= height or x + w <= 0 or y + h <= 0:
+        raise CrctError(
+            f"--init-box {x:g},{y:g},{w:g},{h:g} lies outside the {width}x{height} frame"
+        )
 
 
 Mode = Literal["crct", "fll-mt", "bt"]
