@@ -117,6 +117,7 @@ def test_an_output_folder_inside_the_input_folder_is_not_walked(tmp_path: Path) 
         (["v/sub.mp4", "v/sub/a.mp4"], ["v"], "inside the output folder of"),
         (["v/sub/a.mp4"], ["v", "v/sub"], "is named twice"),
         ([], ["missing.mp4"], "no such video file or folder"),
+        (["out/f1.png", "out/f2.png"], ["out"], "--out is this image sequence's own folder"),
         (["empty/notes.txt"], ["empty"], "no video files"),
     ],
 )
@@ -124,12 +125,13 @@ def test_clashing_or_missing_inputs_are_refused_up_front(
     tmp_path: Path, names: list[str], inputs: list[str], message: str
 ) -> None:
     touch(tmp_path, *names)
+    before = sorted(tmp_path.rglob("*"))
     with pytest.raises(CrctError, match=message):
         discover([tmp_path / i for i in inputs], tmp_path / "out")
     result = crct("track", *[tmp_path / i for i in inputs], "--out", tmp_path / "out")
     assert result.exit_code == 2
     assert result.stderr.strip().count("\n") == 0 and message in result.stderr
-    assert not (tmp_path / "out").exists()
+    assert sorted(tmp_path.rglob("*")) == before  # nothing written (no OUT made)
 
 
 def test_bad_batch_options_are_one_line(tmp_path: Path) -> None:

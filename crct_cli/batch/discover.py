@@ -61,12 +61,20 @@ def discover(inputs: Sequence[Path], out: Path) -> list[VideoJob]:
     """The videos of ``inputs`` (files and folders) with their output folders, in order.
 
     Raises :class:`CrctError` for a lone input that is missing, a folder without videos, a
-    video named twice with two destinations, and two videos that would write to the same
-    place. One missing or unreadable file among several inputs is a job like the others: it
-    fails alone when tracked (one bad input never stops the others).
+    folder of frames that is ``out`` itself, a video named twice with two destinations, and
+    two videos that would write to the same place. One missing or unreadable file among
+    several inputs is a job like the others: it fails alone when tracked (one bad input never
+    stops the others).
     """
     if not inputs:
         raise CrctError("name at least one video or folder to track")
+    for path in inputs:
+        if _frames_in(path) and os.path.realpath(path) == os.path.realpath(out):
+            # its outputs would mix with its frames, and a re-run would take it for an output
+            raise CrctError(
+                f"{path}: --out is this image sequence's own folder; give a folder inside it "
+                f"(--out {path / 'crct'}) or elsewhere"
+            )
     walks = {i: _walk(path, out) for i, path in enumerate(inputs) if path.is_dir()}
     # a folder whose walk finds only itself is an image sequence, tracked as one video
     sequence = {i for i, found in walks.items() if found == [inputs[i]]}
@@ -100,6 +108,15 @@ def discover(inputs: Sequence[Path], out: Path) -> list[VideoJob]:
         else:  # one of several: a missing or unreadable one fails alone when its turn comes
             jobs.append(VideoJob(path, out / path.stem, str(path), path.stem))
     return check_destinations(jobs)
+
+
+def _frames_in(path: Path) -> bool:
+    """A folder holding images and no video file (an image sequence, by its own files)."""
+    try:
+        names = [e.name for e in os.scandir(path) if e.is_file()]
+    except OSError:
+        return False
+    return any(map(is_image, names)) and not any(map(is_video, names))
 
 
 def check_destinations(jobs: Sequence[VideoJob]) -> list[VideoJob]:
