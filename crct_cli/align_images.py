@@ -19,9 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from crct_cli.degrade import OnFailure, report_failure
 from crct_cli.draw import draw_landmarks
-from crct_cli.errors import CrctError
+from crct_cli.errors import CrctError, OnFailure, report_failure
 from crct_cli.geometry import face_crop
 from crct_cli.io.atomic import write_text_atomic
 from crct_cli.io.images import is_image, read_image, write_image

@@ -24,14 +24,14 @@ import contextlib
 import hashlib
 import os
 import shutil
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
 import numpy as np
 
-from crct_cli.errors import CrctError
+from crct_cli.errors import CrctError, OnFailure, os_reason, report_failure
 from crct_cli.io.atomic import atomic_path
 from crct_cli.io.images import is_image, read_image, write_image
 from crct_cli.noise import LEVELS, NOISE_TYPES, check_noise, degrade
@@ -42,37 +42,6 @@ CLEAN_DIR = "clean"
 COPY_SUFFIXES = (".pts",)
 
 ItemKind = Literal["image", "video", "copy"]
-
-#: Told one line about an input that failed (``path: why``); the run goes on without it.
-OnFailure = Callable[[str], None]
-
-
-def failure_line(path: Path, exc: Exception) -> str:
-    """``path: why`` for an input that failed: a :class:`CrctError` names its file already, an
-    ``OSError`` (a permission, a vanished file) is worded here without its Python type."""
-    if isinstance(exc, CrctError):
-        return str(exc)
-    if isinstance(exc, OSError):
-        return f"{exc.filename or path}: cannot read ({os_reason(exc)})"
-    return f"{path}: {exc}"
-
-
-def os_reason(exc: OSError) -> str:
-    """An OS error's reason in crct's words (as the video reader says a permission)."""
-    if isinstance(exc, PermissionError):
-        return "permission denied"
-    return str(exc.strerror or exc)
-
-
-def report_failure(on_failure: OnFailure | None, path: Path, exc: Exception) -> str:
-    """Raise ``exc`` (no ``on_failure``: one bad input stops the call), or tell its line there
-    and return it, so the caller goes on with the other inputs (``crct align``, ``denoise``
-    and ``degrade`` behave as ``crct track`` over several videos)."""
-    if on_failure is None:
-        raise exc
-    line = failure_line(path, exc)
-    on_failure(line)
-    return line
 
 
 @dataclass(frozen=True)

@@ -34,8 +34,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from crct_cli.degrade import Item, OnFailure, collect_items, copy_file, is_gray, report_failure
-from crct_cli.errors import CrctError
+from crct_cli.degrade import Item, collect_items, copy_file, is_gray
+from crct_cli.errors import CrctError, OnFailure, report_failure
 from crct_cli.io.atomic import write_text_atomic
 from crct_cli.io.images import read_image, write_image
 from crct_cli.runtime.iid import CLASS_NAMES, ClassSmoother, PictureDenoiser, as_gray_as, tiled
