@@ -293,6 +293,18 @@ def degrade_rgb(
     return degrade(image, noise_type, level, rng)
 
 
+def _check_readable(item: Item) -> None:
+    """Raise the degraded sets' own error for a picture they could not read (a corrupt image,
+    a video without a first frame), before its clean copy is written."""
+    if item.kind == "image":
+        read_image(item.src)
+        return
+    from crct_cli.io.video import iter_frames
+
+    with contextlib.closing(iter_frames(item.src, max_frames=1)) as frames:
+        next(frames, None)
+
+
 def _degrade_image(job: Job, seed: int) -> None:
     variant = job.variant
     assert variant.noise_type is not None
@@ -330,6 +342,8 @@ def run_job(job: Job, seed: int) -> None:
     except OSError as exc:
         raise CrctError(f"{job.dst.parent}: cannot create folder ({exc.strerror})") from None
     if job.item.kind == "copy" or job.variant.unchanged:
+        if job.item.kind != "copy":  # the clean set holds only pictures the others can read
+            _check_readable(job.item)
         copy_file(job.item.src, job.dst)
     elif job.item.kind == "image":
         _degrade_image(job, seed)
