@@ -58,6 +58,10 @@ def rigid_weights() -> np.ndarray:
     return weights / weights.mean()
 
 
+_RIGID_WEIGHTS = rigid_weights()  # made once: head_pose runs for every face of every frame
+_RIGID_WEIGHTS.flags.writeable = False
+
+
 def default_focal(width: int, height: int) -> float:
     """A focal length in pixels for a camera nobody calibrated: 500 px at 640x480 (a webcam's
     ~65 degrees across), scaled with the frame (OpenFace guesses the same way)."""
@@ -190,7 +194,7 @@ def head_pose(
 
     pts = np.asarray(points, dtype=np.float64).reshape(N_POINTS, 2)
     model = np.asarray(model, dtype=np.float64)
-    w = rigid_weights() if weights is None else np.asarray(weights, dtype=np.float64)
+    w = _RIGID_WEIGHTS if weights is None else np.asarray(weights, dtype=np.float64)
     f = default_focal(width, height) if focal is None else float(focal)
     center = np.array([width / 2.0, height / 2.0])
     rotation, scale = weak_perspective(pts, model, w)
