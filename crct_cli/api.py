@@ -587,7 +587,7 @@ def _check_image(rgb: Any) -> np.ndarray:
 
 
 def _check_boxes(boxes: Any) -> np.ndarray:
-    """``align(boxes=...)``: (N, 4) finite ``x, y, w, h`` with w, h > 0 (one box may be flat)."""
+    """``align(boxes=...)``: (N, 4) finite ``x, y, w, h`` with w, h > 0 (one box: 4 numbers)."""
     try:
         arr = np.asarray(boxes, dtype=np.float64)
     except (TypeError, ValueError):
