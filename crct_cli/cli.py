@@ -144,8 +144,9 @@ class CrctGroup(TyperGroup):
         **extra: Any,
     ) -> Any:
         argv = sys.argv[1:] if args is None else [str(a) for a in args]
-        if not argv or "--help" in argv or "-h" in argv:
-            _help_that_fits(self)
+        groups = [name for name, command in self.commands.items() if hasattr(command, "commands")]
+        if not argv or "--help" in argv or "-h" in argv or argv in ([g] for g in groups):
+            _help_that_fits(self)  # (``crct`` and ``crct train`` alone show their help)
         try:
             rv = super().main(
                 args=args,
@@ -156,8 +157,10 @@ class CrctGroup(TyperGroup):
             )
             code = rv if isinstance(rv, int) else 0
         except _ClickException as exc:
-            if type(exc).__name__ == "NoArgsIsHelpError":  # plain ``crct``: Typer showed the help
-                code = 0
+            if type(exc).__name__ == "NoArgsIsHelpError":  # plain ``crct``: its help
+                if self.rich_markup_mode is None:  # click's plain help (a narrow terminal)
+                    typer.echo(exc.format_message())
+                code = 0  # (Typer's panels show it themselves)
             else:
                 _error_line(_usage_message(exc))
                 code = getattr(exc, "exit_code", EXIT_BAD_INPUT)

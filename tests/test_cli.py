@@ -161,6 +161,15 @@ def test_every_option_name_is_shown_whole_at_any_width(args: list[str], width: i
     assert panels == (width >= PANEL_HELP_COLUMNS)
 
 
+@pytest.mark.parametrize("width", [60, 100])
+@pytest.mark.parametrize("args", [[], ["train"]])
+def test_a_group_named_alone_shows_its_help_at_any_width(args: list[str], width: int) -> None:
+    result = runner.invoke(app, args, env={"COLUMNS": str(width)})
+    assert result.exit_code == 0, result.output
+    assert f"Usage: crct {' '.join(args)}".rstrip() in result.stdout
+    assert ("╭" in result.stdout) == (width >= PANEL_HELP_COLUMNS)
+
+
 @pytest.fixture
 def image(tmp_path: Path) -> Path:
     path = tmp_path / "face.png"
