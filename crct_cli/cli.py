@@ -713,7 +713,7 @@ def track(
 
     A re-run of the same command skips the videos it already completed (--overwrite redoes
     them) and completes those an interruption left unfinished. Exit codes: 0 when every video
-    was tracked (a video without a face is a result: a warning, every frame lost); 2 when any
+    was tracked (a video without a face is a result: a warning, no face in any frame); 2 when any
     video failed (the others are still tracked; see OUT/summary.csv) or on bad options;
     130 on Ctrl-C.
     """
