@@ -7,6 +7,7 @@ with 130. That handling lives in :class:`CrctGroup`, so every subcommand gets it
 
 import dataclasses
 import inspect
+import math
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -1514,6 +1515,8 @@ def benchmark(
     from crct_cli.tracking.tracker import check_gates
 
     check_gates(tb, tc, 2 if seq_bt is None else seq_bt)
+    if not math.isfinite(gt_origin):
+        raise CrctError(f"--gt-origin must be a number of pixels (0 or 1), got {gt_origin}")
     if speed:
         if dataset is not None or pred is not None or gt is not None:
             raise CrctError("--speed times VIDEO arguments; leave out --dataset, --pred and --gt")

@@ -141,6 +141,8 @@ def test_bad_batch_options_are_one_line(tmp_path: Path) -> None:
         (["--threads", "0"], "--threads"),
         (["--engine", "slurm"], "--engine"),
         (["--gpus-per-worker", "1"], "--engine ray"),
+        (["--gpus-per-worker", "nan"], "--gpus-per-worker"),
+        (["--ray-address", "10.0.0.1:6379"], "--engine ray"),
         (["--device", "tpu"], "--device"),
         (["--backend", "tf"], "--backend"),
         (["--reacquire", "-3"], "--reacquire"),

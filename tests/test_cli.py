@@ -202,6 +202,7 @@ def image(tmp_path: Path) -> Path:
         (["track", "{img}", "--out", "{tmp}/o", "--tc", "2"], "--tc"),
         (["track", "{img}", "--out", "{tmp}/o", "--seq-bt", "0"], "--seq-bt"),
         (["benchmark", "--dataset", "300vw", "--tc", "inf"], "--tc"),
+        (["benchmark", "--pred", "{tmp}", "--gt", "{tmp}", "--gt-origin", "nan"], "--gt-origin"),
         (["track", "{img}", "--out", "{tmp}/o", "--device", "tpu"], "--device"),
         (["track", "{img}", "--out", "{tmp}/o", "--smooth-cutoff", "0"], "--smooth-cutoff"),
         (["track", "{img}", "--out", "{tmp}/o", "--smooth-beta", "-1"], "--smooth-beta"),

@@ -5,6 +5,7 @@ keep ``OUT/summary.csv`` up to date, and say how it went.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import signal
 import socket
@@ -197,10 +198,12 @@ class BatchOptions:
             raise CrctError(f"--workers must be 1 or more, got {self.workers}")
         if self.threads is not None and self.threads < 1:
             raise CrctError(f"--threads must be 1 or more, got {self.threads}")
-        if self.gpus_per_worker < 0:
+        if not 0 <= self.gpus_per_worker < math.inf:
             raise CrctError(f"--gpus-per-worker must be 0 or more, got {self.gpus_per_worker}")
         if self.gpus_per_worker > 0 and self.engine != "ray":
             raise CrctError("--gpus-per-worker is for --engine ray (local workers share the GPU)")
+        if self.ray_address is not None and self.engine != "ray":
+            raise CrctError("--ray-address is for --engine ray (it names the cluster to join)")
 
     def engine_for(
         self,
