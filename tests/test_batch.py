@@ -425,6 +425,19 @@ def test_a_stopped_worker_removes_the_files_it_was_writing(tmp_path: Path) -> No
     assert not partial.exists() and not target.exists()
 
 
+def test_a_file_where_a_video_s_folder_goes_is_said_in_words(
+    make_video: Callable[..., Path], tmp_path: Path, fakes: None
+) -> None:
+    a, b = make_video("a.mp4", n_frames=3, width=W, height=H), make_video("b.mp4", n_frames=3)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "a").write_text("in the way")  # a file, not a folder
+    result = crct("track", a, b, "--out", tmp_path / "out", "--workers", "1")
+    assert result.exit_code == 2
+    rows = {r["output"]: r for r in read_summary(tmp_path / "out" / "summary.csv")}
+    assert rows["a"]["status"] == "failed" and rows["b"]["status"] == "ok"
+    assert "Not a directory" in rows["a"]["error"] and "Error" not in rows["a"]["error"]
+
+
 def test_a_missing_video_among_several_fails_alone(
     make_video: Callable[..., Path], tmp_path: Path, fakes: None
 ) -> None:

@@ -168,6 +168,9 @@ class VideoWorker:
             self.last_summary = summary
         except CrctError as exc:
             result.status, result.error = "failed", str(exc)
+        except OSError as exc:  # a file in the way, a full disk: said as the system says it
+            where = exc.filename if exc.filename is not None else job.label
+            result.status, result.error = "failed", f"{where}: {exc.strerror or exc}"
         except Exception as exc:  # one broken video never stops the others
             result.status, result.error = "failed", f"{job.label}: {type(exc).__name__}: {exc}"
         else:
