@@ -829,7 +829,7 @@ def _track_lone_video(console: Any, job: Any, spec: Any, overwrite: bool) -> Non
     from crct_cli.batch.resume import Done, check_done
     from crct_cli.batch.runner import exclusive_out
     from crct_cli.batch.worker import VideoWorker
-    from crct_cli.ui import frame_progress, print_track_summary
+    from crct_cli.ui import frame_progress, print_track_summary, short_file_line
 
     if not overwrite:
         done = check_done(job, spec.settings, spec.overlay, spec.crops)
@@ -852,6 +852,8 @@ def _track_lone_video(console: Any, job: Any, spec: Any, overwrite: bool) -> Non
     print_track_summary(console, worker.last_summary, worker.tracker.timings)
     if result.status == "no_face":
         _warning_line(f"{job.label}: no face found in any of its {result.frames} frames")
+    if result.missing_frames:
+        _warning_line(short_file_line(job.label, result.frames, result.missing_frames))
 
 
 def _track_batch(

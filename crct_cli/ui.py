@@ -153,6 +153,17 @@ class BatchProgress:
                 f"[{self.finished_count}/{self.total}] {result.input}: {result.frames} frames, "
                 f"{result.faces} face(s), {result.seconds:.1f} s ({fps:.1f} fps)"
             )
+        if result.missing_frames:
+            line = short_file_line(result.input, result.frames, result.missing_frames)
+            self.say(f"crct: warning: {line}")
+
+
+def short_file_line(label: str, decoded: int, missing: int) -> str:
+    """The warning for a video that decoded fewer frames than its header promised."""
+    return (
+        f"{label}: its header promises {decoded + missing} frames, {missing} of them never "
+        f"decoded (a file cut short?); the {decoded} before the cut are tracked"
+    )
 
 
 def print_batch_report(console: Console, report: BatchReport, summary: Path | None) -> None:

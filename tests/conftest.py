@@ -45,10 +45,12 @@ def write_synthetic_video(
     codec: str = "libx264",
     pix_fmt: str = "yuv420p",
     rotation: int | None = None,
+    container_options: dict[str, str] | None = None,
 ) -> Path:
-    """Encode ``draw_face`` frames with PyAV directly (independent of crct's own writer)."""
+    """Encode ``draw_face`` frames with PyAV directly (independent of crct's own writer);
+    ``container_options`` go to the muxer (``{"movflags": "faststart"}``: the index first)."""
     rate = fps if isinstance(fps, Fraction) else Fraction(fps).limit_denominator(1001)
-    with av.open(str(path), mode="w") as container:
+    with av.open(str(path), mode="w", options=container_options or {}) as container:
         stream = container.add_stream(codec, rate=rate)
         stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
         if rotation is not None:

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import write_synthetic_video
 from test_pipeline import FaceNets
 from typer.testing import CliRunner
 
@@ -34,6 +35,7 @@ from crct_cli.cli import app
 from crct_cli.errors import CrctError
 from crct_cli.io.landmarks import read_pts
 from crct_cli.io.track_json import read_track_json
+from crct_cli.tracking.pipeline import missing_frames
 
 W, H = 128, 96
 NO_FACE_W = 112  # the fakes find no face in clips this wide
@@ -436,6 +438,33 @@ def test_a_file_where_a_video_s_folder_goes_is_said_in_words(
     rows = {r["output"]: r for r in read_summary(tmp_path / "out" / "summary.csv")}
     assert rows["a"]["status"] == "failed" and rows["b"]["status"] == "ok"
     assert "Not a directory" in rows["a"]["error"] and "Error" not in rows["a"]["error"]
+
+
+def test_missing_frames_allows_a_header_a_frame_or_a_percent_off() -> None:
+    assert [missing_frames(None, 10), missing_frames(30, 30), missing_frames(30, 29)] == [0, 0, 0]
+    assert missing_frames(30, 28) == 2 and missing_frames(300, 297) == 0
+    assert missing_frames(300, 296) == 4
+
+
+def test_a_file_cut_short_is_tracked_to_the_cut_with_a_warning(tmp_path: Path, fakes: None) -> None:
+    """An MP4 whose index sits at the front (a download, a copy cut off) decodes up to the cut
+    without an error: the frames before it are tracked, and the run says what is missing."""
+    whole = write_synthetic_video(
+        tmp_path / "whole.mp4", n_frames=30, width=W, height=H,
+        container_options={"movflags": "faststart"},
+    )  # fmt: skip
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(whole.read_bytes()[: int(whole.stat().st_size * 0.85)])
+    alone = crct("track", cut, "--out", tmp_path / "one")
+    assert alone.exit_code == 0, alone.output
+    decoded = len(read_track_json(tmp_path / "one" / "track.json").frames)
+    assert 0 < decoded < 28
+    assert f"its header promises 30 frames, {30 - decoded} of them never decoded" in alone.stderr
+    both = crct("track", cut, whole, "--out", tmp_path / "two", "--workers", "1")
+    assert both.exit_code == 0 and both.stderr.count("never decoded") == 1, both.output
+    rows = {r["output"]: r for r in read_summary(tmp_path / "two" / "summary.csv")}
+    assert rows["cut"]["missing_frames"] == str(30 - decoded)
+    assert rows["whole"]["missing_frames"] == "" and rows["whole"]["frames"] == "30"
 
 
 def test_a_missing_video_among_several_fails_alone(

@@ -3,8 +3,9 @@
 Columns: ``input`` (the video's path as named or found), ``output`` (its folder relative to
 ``OUT``), ``status`` (``ok``, ``no_face``, ``failed``, or ``pending`` for a video an interrupted
 run did not reach), ``frames``, ``faces`` (distinct face ids), ``seconds`` (tracking time),
-``skipped`` (``yes`` when complete outputs of an earlier run were kept) and ``error`` (the
-one-line reason of a failed video).
+``skipped`` (``yes`` when complete outputs of an earlier run were kept), ``error`` (the
+one-line reason of a failed video) and ``missing_frames`` (frames the file's header promised
+that never decoded: a file cut short; empty when none).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ COLUMNS: tuple[str, ...] = (
     "seconds",
     "skipped",
     "error",
+    "missing_frames",
 )
 STATUSES: tuple[str, ...] = ("ok", "no_face", "failed", "pending")
 SUMMARY_NAME = "summary.csv"
@@ -44,6 +46,7 @@ class VideoResult:
     seconds: float = 0.0
     skipped: bool = False
     error: str = ""
+    missing_frames: int = 0  #: frames the file's header promised that never decoded
 
     def row(self) -> dict[str, str]:
         return {
@@ -55,6 +58,7 @@ class VideoResult:
             "seconds": f"{self.seconds:.2f}",
             "skipped": "yes" if self.skipped else "",
             "error": " ".join(self.error.split()),
+            "missing_frames": str(self.missing_frames) if self.missing_frames else "",
         }
 
 

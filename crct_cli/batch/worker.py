@@ -176,6 +176,7 @@ class VideoWorker:
         else:
             result.status, result.frames, result.faces = done.status, done.frames, done.faces
             result.face_frames = done.face_frames
+            result.missing_frames = summary.missing_frames
         result.seconds = time.perf_counter() - t0 if result.status == "failed" else done.seconds
         return result
 

@@ -52,6 +52,8 @@ class TrackSummary:
     seconds: float
     faces: int = 0  # distinct face ids
     face_frames: int = 0  # rows of landmarks.csv
+    #: frames the container's header promised beyond those decoded (a truncated file)
+    missing_frames: int = 0
 
     @property
     def fps(self) -> float:
@@ -115,6 +117,16 @@ class _PtsFolders:
     def discard(self) -> None:
         for folder in (self.annot, self.faces, self.crop_dir):
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def missing_frames(promised: int | None, decoded: int) -> int:
+    """How many frames a container's header promised that never decoded: a file cut short (an
+    interrupted copy or download whose index sits at the front decodes up to the cut without
+    an error). Headers may be off by a frame or so, so a shortfall of 1% or a single frame is
+    none."""
+    if not promised or decoded >= promised - max(1, promised // 100):
+        return 0
+    return promised - decoded
 
 
 def track_video(
@@ -201,6 +213,7 @@ def track_video(
                 time.perf_counter() - t0,
                 len(ids),
                 face_frames,
+                missing_frames(info.n_frames, frames),
             )
             if writer is not None:
                 writer.close()
