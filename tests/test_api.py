@@ -305,8 +305,9 @@ def test_bad_frames_and_options_are_clear_errors(tracker: Tracker) -> None:
         for value in values:
             with pytest.raises(CrctError, match=f"--{option}"):
                 Tracker(**{option: value}, networks=object())
-    with pytest.raises(CrctError, match="--seq-bt"):
-        Tracker(seq_bt=0, networks=object())
+    for frames in (0, float("nan"), 2.5):
+        with pytest.raises(CrctError, match="--seq-bt"):
+            Tracker(seq_bt=frames, networks=object())
     for box in ((1, 2, 3), (1, 2, float("nan"), 4), (1, 2, -3, 4), "box"):
         with pytest.raises(CrctError, match="--init-box"):
             Tracker(init_box=box, networks=object())

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 from crct_cli.batch.discover import VideoJob
 from crct_cli.batch.resume import Done, clear_done, input_stamp, mark_done
 from crct_cli.batch.summary import VideoResult
-from crct_cli.errors import CrctError
+from crct_cli.errors import CrctError, os_reason
 
 #: Environment variables that size the thread pools of the libraries under the networks;
 #: ``CRCT_THREADS`` is read by crct's ONNX Runtime sessions (intra-op threads).
@@ -170,7 +170,7 @@ class VideoWorker:
             result.status, result.error = "failed", str(exc)
         except OSError as exc:  # a file in the way, a full disk: said as the system says it
             where = exc.filename if exc.filename is not None else job.label
-            result.status, result.error = "failed", f"{where}: {exc.strerror or exc}"
+            result.status, result.error = "failed", f"{where}: {os_reason(exc)}"
         except Exception as exc:  # one broken video never stops the others
             result.status, result.error = "failed", f"{job.label}: {type(exc).__name__}: {exc}"
         else:

@@ -8,7 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from crct_cli.errors import CrctError
+from crct_cli.errors import CrctError, os_reason
 from crct_cli.io.atomic import atomic_path
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -36,7 +36,7 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
     try:
         data = np.fromfile(str(path), dtype=np.uint8)
     except OSError as exc:
-        raise CrctError(f"{path}: cannot read ({(exc.strerror or str(exc)).lower()})") from None
+        raise CrctError(f"{path}: cannot read ({os_reason(exc)})") from None
     # any depth and channel count, EXIF orientation applied (IMREAD_UNCHANGED would ignore it);
     # an alpha channel is dropped, as it always was
     flags = cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR

@@ -178,7 +178,7 @@ def check_gates(tb: float, tc: float, seq_bt: int, error: type[Exception] = Crct
         raise error(f"--tb must be > 0 (eq. 8's gate, in box sizes), got {tb}")
     if not (0 <= tc <= 1):
         raise error(f"--tc must be in [0, 1] (the validator's score), got {tc}")
-    if isinstance(seq_bt, bool) or int(seq_bt) != seq_bt or seq_bt < 1:
+    if isinstance(seq_bt, bool) or not isinstance(seq_bt, int | np.integer) or seq_bt < 1:
         raise error(f"--seq-bt must be a whole number of frames >= 1, got {seq_bt}")
 
 
