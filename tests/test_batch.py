@@ -3,7 +3,8 @@ resuming, a corrupt input and a killed worker among good ones.
 
 The workers run the fake networks of test_pipeline (they find the cartoon face by its colour),
 handed to them by name through ``crct_cli.batch.NETWORKS_FACTORY``; a clip's width tells the
-fakes to find no face (:data:`NO_FACE_W`) or to kill their own worker (:data:`KILL_W`).
+fakes to find no face (:data:`NO_FACE_W`), to kill their own worker (:data:`KILL_W`) or to take
+a while over each frame (:data:`SLOW_W`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -40,6 +42,8 @@ from crct_cli.tracking.pipeline import missing_frames
 W, H = 128, 96
 NO_FACE_W = 112  # the fakes find no face in clips this wide
 KILL_W = 80  # the fakes SIGKILL their own process on clips this wide
+SLOW_W = 144  # the fakes take SLOW_S over each face read in clips this wide
+SLOW_S = 0.05
 
 
 class ScriptedNets(FaceNets):
@@ -51,6 +55,11 @@ class ScriptedNets(FaceNets):
         if image.shape[1] == NO_FACE_W:
             return []
         return super().detect(image)
+
+    def localize(self, image: np.ndarray, box: np.ndarray, mirrored: bool = False) -> np.ndarray:
+        if image.shape[1] == SLOW_W:
+            time.sleep(SLOW_S)
+        return super().localize(image, box, mirrored)
 
 
 def scripted_networks() -> ScriptedNets:

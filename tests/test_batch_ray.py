@@ -8,11 +8,29 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from test_batch import KILL_W, H, archive, crct, fakes, summary_rows  # noqa: F401
+from test_batch import (  # noqa: F401
+    KILL_W,
+    SLOW_W,
+    H,
+    W,
+    _InterruptAfterFirst,
+    archive,
+    crct,
+    fakes,
+    scripted_networks,
+    summary_rows,
+)
+
+from crct_cli.batch.discover import discover
+from crct_cli.batch.runner import plan_batch, run_batch
+from crct_cli.batch.summary import read_summary
+from crct_cli.batch.worker import WorkerSpec, settings_of
 
 pytest.importorskip(
     "ray", reason="ray is not installed (the optional extra: pip install 'crct[ray]')"
 )
+
+from crct_cli.batch.ray_engine import RayEngine  # noqa: E402
 
 TESTS = Path(__file__).resolve().parent
 
@@ -50,3 +68,33 @@ def test_ray_writes_the_points_of_the_local_engine(
         assert (tmp_path / "ray" / rel).read_bytes() == (tmp_path / "local" / rel).read_bytes()
     ray_files = {p.relative_to(tmp_path / "ray") for p in (tmp_path / "ray").rglob("*.pts")}
     assert ray_files == {f for f in files if f.suffix == ".pts"}
+
+
+def test_ctrl_c_lets_each_ray_worker_remove_what_it_was_writing(
+    make_video: Callable[..., Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Ctrl-C cancels the videos being tracked; each actor leaves at its next frame by the
+    exception Ctrl-C raises, so its temporary files go with it, before the actors are killed."""
+    (tmp_path / "in").mkdir()
+    make_video("in/quick.mp4", n_frames=3, width=W, height=H)
+    make_video("in/slow.mp4", n_frames=200, width=SLOW_W, height=H)  # SLOW_S a frame
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])
+    )
+    out = tmp_path / "out"
+    jobs = discover([tmp_path / "in"], out)
+    options = {"mode": "crct"}
+    spec = WorkerSpec(options, settings_of(options), threads=1, networks_factory=scripted_networks)
+    plan = plan_batch(jobs, spec.settings, overlay=False, overwrite=False)
+    display = _InterruptAfterFirst()
+    with pytest.raises(KeyboardInterrupt):
+        run_batch(plan, RayEngine(spec, workers=2), display, out / "summary.csv")
+    assert [r.output for r in display.done] == ["quick"]
+    rows = {r["output"]: r["status"] for r in read_summary(out / "summary.csv")}
+    assert rows == {"quick": "ok", "slow": "pending"}
+    assert not (out / "slow" / "track.json").exists()
+    # the slow video was part-written when it was stopped, and took its temporary files with it
+    assert [p.name for p in out.rglob("*") if ".partial" in p.name] == []

@@ -6,7 +6,10 @@ one whole video per call, writing straight into ``OUT``, which must therefore be
 every node sees at the same path (NFS, a cluster file system). The driver hands each actor
 its next video as soon as it is free (the longest videos first), and writes ``summary.csv``.
 An actor that dies (a crash, a lost node) costs its video (reported failed; its folder stays
-unfinished) and Ray restarts the actor; the next run of the same command completes it.
+unfinished) and Ray restarts the actor; the next run of the same command completes it. On
+Ctrl-C (or a scheduler's SIGTERM) the driver cancels the videos being tracked and gives each
+actor :data:`~crct_cli.batch.local.STOP_GRACE_S` to leave, removing the temporary files it was
+writing, before it kills the actors.
 
 Where: ``--ray-address`` or ``$RAY_ADDRESS`` (``ray start --head`` prints it); with neither,
 a fresh local Ray instance on this machine, stopped at the end.
@@ -14,6 +17,7 @@ a fresh local Ray instance on this machine, stopped at the end.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections import deque
 from collections.abc import Sequence
@@ -21,11 +25,13 @@ from dataclasses import replace
 from typing import Any
 
 from crct_cli.batch.discover import VideoJob
-from crct_cli.batch.local import error_line
+from crct_cli.batch.local import STOP_GRACE_S, error_line
 from crct_cli.batch.summary import VideoResult
 from crct_cli.batch.worker import Listener, VideoWorker, WorkerSpec
 from crct_cli.errors import CrctError
 
+#: The logger of Ray's "Token authentication is enabled" line at a local instance's start.
+RAY_TOKEN_LOGGER = "ray._private.authentication.authentication_token_setup"
 #: Ray restarts a dead actor (reloading its networks) this many times over a run.
 ACTOR_RESTARTS = 3
 
@@ -47,7 +53,17 @@ class _TrackerActor:
     def run(self, job: VideoJob) -> VideoResult:
         if self.worker is None:
             return VideoResult(job.label, job.output, "failed", error=str(self.error))
-        return self.worker.run(job)
+        import ray
+
+        context = ray.get_runtime_context()
+
+        def on_frame(done: int, total: int | None) -> None:
+            # ray.cancel only flags a running actor task: leave at the next frame by the
+            # exception Ctrl-C raises, so the files being written are removed on the way out
+            if context.is_canceled():
+                raise KeyboardInterrupt
+
+        return self.worker.run(job, on_frame)
 
 
 def ray_address(option: str | None) -> str:
@@ -93,6 +109,10 @@ class RayEngine:
         }
         if self.address == "local" and self.gpus_per_worker == 0:
             options["num_gpus"] = 0  # a CPU run: no GPU probing
+        if self.address == "local":
+            # Ray says on every start that the fresh instance uses token authentication (its
+            # default, kept): the instance is this run's own, so the line is noise here
+            logging.getLogger(RAY_TOKEN_LOGGER).setLevel(logging.ERROR)
         try:
             ray.init(address=self.address, **options)
         except (ConnectionError, ValueError, RuntimeError) as exc:
@@ -113,6 +133,7 @@ class RayEngine:
             max_task_retries=0,  # a video that killed its actor is reported, not retried
         )(_TrackerActor)
         actors = [remote.remote(self.spec) for _ in range(n_actors)]
+        running: dict[Any, tuple[int, VideoJob]] = {}  # each video being tracked, by its task
         try:
             try:
                 errors = ray.get([a.ready.remote() for a in actors])
@@ -127,7 +148,6 @@ class RayEngine:
                 replace(job, source=job.source.absolute(), out_dir=job.out_dir.absolute())
                 for job in jobs
             )
-            running: dict[Any, tuple[int, VideoJob]] = {}
 
             def hand_out(slot: int) -> None:
                 if queue:
@@ -149,5 +169,9 @@ class RayEngine:
                 listener.finished(slot, job, result)
                 hand_out(slot)
         finally:
+            if running:  # stopped early: let each video being tracked clean up, then kill
+                for ref in running:
+                    ray.cancel(ref)
+                ray.wait(list(running), num_returns=len(running), timeout=STOP_GRACE_S)
             for actor in actors:
                 ray.kill(actor)
