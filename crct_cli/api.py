@@ -367,7 +367,8 @@ class Tracker:
         self._index, self._clock = 0, None
 
     def step(self, rgb: np.ndarray, time_s: float | None = None) -> TrackedFrame:
-        """Track one RGB uint8 frame (H, W, 3) that follows the previous one.
+        """Track one RGB uint8 frame (H, W, 3) that follows the previous one (grey (H, W)
+        and RGBA (H, W, 4) are read as RGB).
 
         ``time_s`` defaults to the seconds since the first frame after :meth:`reset`. The
         tracker keeps the frame until the next one (BT reads both), so it keeps a copy: a
@@ -575,10 +576,18 @@ def _weights_dir(value: str | os.PathLike[str] | None) -> Path:
 
 
 def _check_image(rgb: Any) -> np.ndarray:
+    """An RGB uint8 (H, W, 3) frame; grey (H, W) or (H, W, 1) is repeated into three channels
+    and RGBA's alpha dropped, as image files are read (a grey camera, a PNG's frames). Other
+    types are refused, not rescaled: whether floats run 0-1 or 0-255 is the caller's to say."""
     image = np.asarray(rgb)
+    if image.dtype == np.uint8 and (image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 1)):
+        image = np.repeat(image.reshape(image.shape[0], image.shape[1], 1), 3, axis=2)
+    elif image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 4:
+        image = image[..., :3]
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise CrctError(
-            f"a frame must be an RGB uint8 array (H, W, 3), got {image.dtype} {image.shape}"
+            "a frame must be a uint8 array, RGB (H, W, 3), grey (H, W) or RGBA (H, W, 4); "
+            f"got {image.dtype} {image.shape}"
         )
     if image.shape[0] < 2 or image.shape[1] < 2:
         height, width = image.shape[:2]

@@ -276,11 +276,34 @@ def test_a_sideways_phone_photo_gets_the_points_of_the_upright_one(
     assert np.abs(got.points - want.points).max() < 0.02 * diagonal
 
 
+def test_grey_and_rgba_frames_are_read_as_their_rgb(tracker: Tracker) -> None:
+    """A grey camera's (H, W) or (H, W, 1) frames and RGBA arrays need no conversion first:
+    the same faces as the RGB picture they stand for."""
+    rgb = read_image(SAMPLES / "astronaut.jpg")
+    grey = rgb.mean(axis=2).astype(np.uint8)
+    alpha = np.full(rgb.shape[:2] + (1,), 77, np.uint8)
+    pairs = [
+        (grey, np.repeat(grey[..., None], 3, axis=2)),
+        (grey[..., None], np.repeat(grey[..., None], 3, axis=2)),
+        (np.concatenate([rgb, alpha], axis=2), rgb),
+    ]
+    for given, as_rgb in pairs:
+        (want,) = tracker.align(as_rgb)
+        (got,) = tracker.align(given)
+        np.testing.assert_array_equal(got.points, want.points)
+        tracker.reset()
+        stepped = tracker.step(as_rgb).faces[0].points
+        tracker.reset()
+        np.testing.assert_array_equal(tracker.step(given).faces[0].points, stepped)
+        tracker.reset()
+
+
 def test_bad_frames_and_options_are_clear_errors(tracker: Tracker) -> None:
     from crct_cli.errors import CrctError
 
-    with pytest.raises(CrctError, match="RGB uint8"):
-        tracker.step(np.zeros((10, 10), dtype=np.uint8))
+    for frame in (np.zeros((10, 10, 3), np.float32), np.zeros((10, 10, 2), np.uint8)):
+        with pytest.raises(CrctError, match="a frame must be a uint8 array"):
+            tracker.step(frame)
     with pytest.raises(CrctError, match="--faces"):
         Tracker(faces="some", networks=object())
     with pytest.raises(CrctError, match="--faces"):
