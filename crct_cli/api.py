@@ -20,10 +20,10 @@ import dataclasses
 import math
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -68,7 +68,11 @@ from crct_cli.tracking.tracker import (
     check_likeness,
 )
 
-__all__ = ["Face", "TrackedFrame", "Tracker", "parse_faces"]
+if TYPE_CHECKING:
+    from crct_cli.batch.runner import BatchReport
+    from crct_cli.batch.summary import VideoResult
+
+__all__ = ["Face", "TrackedFrame", "Tracker", "parse_faces", "track_videos"]
 
 #: Memory the frames waiting for a video's first face may take (``Tracker(backfill=...)``).
 BACKFILL_MB = 200
@@ -610,3 +614,126 @@ def _check_boxes(boxes: Any) -> np.ndarray:
     if not np.all(np.isfinite(arr)) or np.any(arr[:, 2:] <= 0):
         raise CrctError("boxes must be finite x, y, w, h with w, h > 0")
     return arr
+
+
+def track_videos(
+    inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    out: str | os.PathLike[str],
+    *,
+    overlay: bool = False,
+    crops: int = 0,
+    overwrite: bool = False,
+    workers: int | None = None,
+    threads: int | None = None,
+    engine: str = "local",
+    ray_address: str | None = None,
+    gpus_per_worker: float = 0.0,
+    on_result: Callable[[VideoResult], None] | None = None,
+    **options: Any,
+) -> BatchReport:
+    """Track many videos into ``out`` as ``crct track INPUT... --out OUT`` does, from Python.
+
+    ``inputs``: videos, image-sequence folders or folders searched recursively, laid out under
+    ``out`` as the command lays them (one lone video: ``out`` itself), with ``summary.csv``;
+    videos an earlier run completed with the same settings are skipped (``overwrite`` redoes
+    them). ``workers``, ``threads``, ``engine`` ("local" or "ray"), ``ray_address`` and
+    ``gpus_per_worker`` are the command's options of those names; ``options`` are
+    :class:`Tracker`'s keywords (``faces="all"``, ``pose=True``...), each worker's tracker.
+    ``on_result(result)`` is called as each video finishes.
+
+    Returns the run's :class:`~crct_cli.batch.runner.BatchReport` (``.results``, one
+    :class:`~crct_cli.batch.summary.VideoResult` per video with its ``status``: ok, no_face,
+    failed with its ``error``, or skipped). A bad video fails alone, as on the command line;
+    bad options raise :class:`CrctError` before any worker starts, an unknown keyword
+    ``TypeError``. Worker processes are spawned, so a script calls it under
+    ``if __name__ == "__main__":``.
+    """
+    from crct_cli import batch
+    from crct_cli.batch.discover import discover
+    from crct_cli.batch.runner import BatchOptions
+
+    check_tracker_options(options)
+    run = BatchOptions(engine, workers, threads, overwrite, ray_address, gpus_per_worker)
+    run.check()
+    paths = [inputs] if isinstance(inputs, str | os.PathLike) else list(inputs)
+    if not paths:
+        raise CrctError("track_videos: no input given")
+    jobs = discover([Path(p) for p in paths], Path(out))
+    listener = _ResultCallback(on_result)
+    return run_videos(
+        jobs, Path(out), options, overlay, run, crops, listener, batch.NETWORKS_FACTORY
+    )
+
+
+def check_tracker_options(options: dict[str, Any]) -> None:
+    """Refuse what every worker's :class:`Tracker` would refuse, before any worker starts:
+    an unknown keyword (``TypeError``, as a call would), a bad value (:class:`CrctError`)."""
+    import inspect
+
+    from crct_cli.aligner import check_denoise
+    from crct_cli.pose import check_focal
+    from crct_cli.runtime.backend import BACKENDS, DEVICES
+
+    known = set(inspect.signature(Tracker).parameters) - {"networks"}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise TypeError(f"unexpected tracker option(s): {', '.join(unknown)}")
+    if options.get("device", "auto") not in DEVICES:
+        raise CrctError(f"--device must be auto, cpu or cuda, got {options['device']!r}")
+    if options.get("backend", "auto") not in BACKENDS:
+        raise CrctError(f"--backend must be auto, torch or onnx, got {options['backend']!r}")
+    check_denoise(options.get("denoise", "none"))
+    check_focal(options.get("focal_length"))
+    Tracker(networks=_NOT_LOADED, **options)
+
+
+#: Stands for the networks while :func:`check_tracker_options` checks a Tracker's options.
+_NOT_LOADED = object()
+
+
+class _ResultCallback:
+    """A quiet display that hands each finished video's result to ``on_result``."""
+
+    def __init__(self, on_result: Callable[[VideoResult], None] | None) -> None:
+        self.on_result = on_result
+
+    def skipped(self, count: int) -> None: ...
+
+    def started(self, slot: int, job: Any) -> None: ...
+
+    def frame(self, slot: int, done: int, total: int | None) -> None: ...
+
+    def finished(self, slot: int, job: Any, result: VideoResult) -> None:
+        if self.on_result is not None:
+            self.on_result(result)
+
+
+def run_videos(
+    jobs: list[Any],
+    out: Path,
+    tracker_options: dict[str, Any],
+    overlay: bool,
+    run: Any,
+    crops: int,
+    display: Any,
+    networks_factory: Callable[[], Any] | None = None,
+) -> BatchReport:
+    """The batch run behind :func:`track_videos` and ``crct track``: hold ``out``, skip what is
+    done, track the rest on the engine ``run`` (a :class:`~crct_cli.batch.runner.BatchOptions`)
+    chooses, keep ``out/summary.csv``; ``display`` hears of each video."""
+    from crct_cli.batch.runner import exclusive_out, plan_batch, run_batch
+    from crct_cli.batch.summary import SUMMARY_NAME
+    from crct_cli.batch.worker import settings_of
+    from crct_cli.geometry import check_crops
+
+    check_crops(crops)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CrctError(f"{out}: cannot create output folder ({exc.strerror})") from None
+    with exclusive_out(out):
+        plan = plan_batch(jobs, settings_of(tracker_options), overlay, run.overwrite, crops)
+        engine = run.engine_for(
+            tracker_options, overlay, max(1, len(plan.todo)), networks_factory, crops
+        )
+        return run_batch(plan, engine, display, out / SUMMARY_NAME)

@@ -867,24 +867,15 @@ def _track_batch(
 ) -> None:
     """Many videos: resume, the engine's workers, OUT/summary.csv, one last line."""
     from crct_cli import batch
-    from crct_cli.batch.runner import exclusive_out, plan_batch, run_batch
+    from crct_cli.api import run_videos
     from crct_cli.batch.summary import SUMMARY_NAME
-    from crct_cli.batch.worker import settings_of
     from crct_cli.ui import BatchProgress, print_batch_report
 
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise CrctError(f"{out}: cannot create output folder ({exc.strerror})") from None
-    summary = out / SUMMARY_NAME
-    with exclusive_out(out):
-        plan = plan_batch(jobs, settings_of(tracker_options), overlay, options.overwrite, crops)
-        engine = options.engine_for(
-            tracker_options, overlay, max(1, len(plan.todo)), batch.NETWORKS_FACTORY, crops
+    with BatchProgress(console, len(jobs)) as display:
+        report = run_videos(
+            jobs, out, tracker_options, overlay, options, crops, display, batch.NETWORKS_FACTORY
         )
-        with BatchProgress(console, len(plan.todo)) as display:
-            report = run_batch(plan, engine, display, summary)
-    print_batch_report(console, report, summary)
+    print_batch_report(console, report, out / SUMMARY_NAME)
     if report.failed:
         raise typer.Exit(EXIT_BAD_INPUT)
 

@@ -86,7 +86,8 @@ def print_track_summary(console: Console, s: TrackSummary, timings: dict[str, li
 
 class BatchProgress:
     """``crct track`` over many videos: a bar over the videos, one line per worker with the
-    frames of its current video, and one printed line per finished video (kept in logs)."""
+    frames of its current video, and one printed line per finished video (kept in logs).
+    ``total``: the videos named; those already tracked are taken off when they are skipped."""
 
     def __init__(self, console: Console, total: int) -> None:
         self.console = console
@@ -118,6 +119,8 @@ class BatchProgress:
         self.progress.console.print(text, markup=False, highlight=False, soft_wrap=True)
 
     def skipped(self, count: int) -> None:
+        self.total -= count  # the bar counts the videos to track
+        self.progress.update(self.overall, total=self.total)
         self.say(
             f"skipping {count} video(s) already tracked with these settings "
             "(--overwrite tracks them again)"

@@ -522,3 +522,22 @@ def test_the_readme_example_runs(monkeypatch: pytest.MonkeyPatch, capsys) -> Non
     exec(compile(code, "README.md", "exec"), {})
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) >= 70 and all(len(line.split()) == 5 for line in lines)
+
+
+def test_the_readme_many_videos_example_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """The README's ``track_videos`` block, run as a script from a folder holding samples/."""
+    import runpy
+
+    readme = (SAMPLES.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Python API", 1)[1]
+    code = next(b for b in section.split("```python\n")[1:] if "track_videos(" in b)
+    (tmp_path / "samples").symlink_to(SAMPLES)
+    script = tmp_path / "many.py"
+    script.write_text(code.split("```", 1)[0], encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    runpy.run_path(str(script), run_name="__main__")
+    assert capsys.readouterr().out.split() == [str(Path("samples") / "astronaut.mp4"), "ok", "75"]
+    rows = (tmp_path / "runs/samples/summary.csv").read_text(encoding="utf-8").splitlines()
+    assert len(rows) == 2 and (tmp_path / "runs/samples/astronaut/landmarks.csv").is_file()

@@ -222,6 +222,53 @@ def summary_rows(out: Path) -> dict[str, dict[str, str]]:
     return {row["output"]: row for row in rows}
 
 
+def test_track_videos_is_crct_track_over_many_videos_from_python(
+    archive: Path, tmp_path: Path, fakes: None
+) -> None:
+    """``crct_cli.track_videos`` writes what ``crct track IN --out OUT`` writes (the same
+    folders, points and summary), hears of each video as it finishes, and skips on a re-run."""
+    from crct_cli import track_videos
+
+    cli = crct("track", archive, "--out", tmp_path / "cli", "--workers", "2", "--faces", "all")
+    assert cli.exit_code == 2, cli.output
+    heard: list[VideoResult] = []
+    report = track_videos(archive, tmp_path / "py", workers=2, faces="all", on_result=heard.append)
+    statuses = {r.output: r.status for r in report.results}
+    assert statuses == {k: r["status"] for k, r in summary_rows(tmp_path / "cli").items()}
+    assert statuses["bad"] == "failed" and report.failed == 1
+    assert sorted(r.output for r in heard) == sorted(statuses)
+    cli_files = sorted(p.relative_to(tmp_path / "cli") for p in (tmp_path / "cli").rglob("*.pts"))
+    assert len([p for p in cli_files if p.parent in (Path("a/annot"), Path("sub/b/annot"))]) == 20
+    assert sorted(p.relative_to(tmp_path / "py") for p in (tmp_path / "py").rglob("*.pts")) == (
+        cli_files
+    )
+    for rel in cli_files:
+        assert (tmp_path / "py" / rel).read_bytes() == (tmp_path / "cli" / rel).read_bytes()
+    again = track_videos([archive], tmp_path / "py", workers=2, faces="all")
+    assert {r.output for r in again.results if r.skipped} == {"a", "sub/b", "sub/c"}
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "message"),
+    [
+        ({"tb": float("nan")}, CrctError, "--tb"),
+        ({"device": "gpu"}, CrctError, "--device"),
+        ({"faces": 0}, CrctError, "--faces"),
+        ({"crops": 3}, CrctError, "crops"),
+        ({"engine": "slurm"}, CrctError, "--engine"),
+        ({"face": "all"}, TypeError, "face"),
+    ],
+)
+def test_track_videos_refuses_bad_options_before_writing(
+    archive: Path, tmp_path: Path, options: dict[str, Any], error: type, message: str
+) -> None:
+    from crct_cli import track_videos
+
+    with pytest.raises(error, match=message):
+        track_videos(archive, tmp_path / "out", **options)
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_corrupt_video_fails_alone_and_the_others_are_complete(
     archive: Path, tmp_path: Path, fakes: None
 ) -> None:
