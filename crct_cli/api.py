@@ -623,6 +623,7 @@ def track_videos(
     overlay: bool = False,
     crops: int = 0,
     overwrite: bool = False,
+    max_frames: int | None = None,
     workers: int | None = None,
     threads: int | None = None,
     engine: str = "local",
@@ -636,8 +637,9 @@ def track_videos(
     ``inputs``: videos, image-sequence folders or folders searched recursively, laid out under
     ``out`` as the command lays them (one lone video: ``out`` itself), with ``summary.csv``;
     videos an earlier run completed with the same settings are skipped (``overwrite`` redoes
-    them). ``workers``, ``threads``, ``engine`` ("local" or "ray"), ``ray_address`` and
-    ``gpus_per_worker`` are the command's options of those names; ``options`` are
+    them). ``max_frames`` (each video's first frames only), ``workers``, ``threads``,
+    ``engine`` ("local" or "ray"), ``ray_address`` and ``gpus_per_worker`` are the command's
+    options of those names; ``options`` are
     :class:`Tracker`'s keywords (``faces="all"``, ``pose=True``...), each worker's tracker.
     ``on_result(result)`` is called as each video finishes.
 
@@ -651,8 +653,10 @@ def track_videos(
     from crct_cli import batch
     from crct_cli.batch.discover import discover
     from crct_cli.batch.runner import BatchOptions
+    from crct_cli.tracking.pipeline import check_max_frames
 
     check_tracker_options(options)
+    check_max_frames(max_frames)
     run = BatchOptions(engine, workers, threads, overwrite, ray_address, gpus_per_worker)
     run.check()
     paths = [inputs] if isinstance(inputs, str | os.PathLike) else list(inputs)
@@ -661,7 +665,7 @@ def track_videos(
     jobs = discover([Path(p) for p in paths], Path(out))
     listener = _ResultCallback(on_result)
     return run_videos(
-        jobs, Path(out), options, overlay, run, crops, listener, batch.NETWORKS_FACTORY
+        jobs, Path(out), options, overlay, run, crops, listener, batch.NETWORKS_FACTORY, max_frames
     )
 
 
@@ -717,6 +721,7 @@ def run_videos(
     crops: int,
     display: Any,
     networks_factory: Callable[[], Any] | None = None,
+    max_frames: int | None = None,
 ) -> BatchReport:
     """The batch run behind :func:`track_videos` and ``crct track``: hold ``out``, skip what is
     done, track the rest on the engine ``run`` (a :class:`~crct_cli.batch.runner.BatchOptions`)
@@ -732,8 +737,9 @@ def run_videos(
     except OSError as exc:
         raise CrctError(f"{out}: cannot create output folder ({exc.strerror})") from None
     with exclusive_out(out):
-        plan = plan_batch(jobs, settings_of(tracker_options), overlay, run.overwrite, crops)
+        settings = settings_of(tracker_options, max_frames)
+        plan = plan_batch(jobs, settings, overlay, run.overwrite, crops)
         engine = run.engine_for(
-            tracker_options, overlay, max(1, len(plan.todo)), networks_factory, crops
+            tracker_options, overlay, max(1, len(plan.todo)), networks_factory, crops, max_frames
         )
         return run_batch(plan, engine, display, out / SUMMARY_NAME)

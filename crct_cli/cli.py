@@ -652,6 +652,16 @@ def track(
             metavar="FPS",
         ),
     ] = 30.0,
+    max_frames: Annotated[
+        int | None,
+        typer.Option(
+            help="Track only the first N frames of each video (a quick look at settings "
+            "before a long run; the frames keep their numbers). A later run without it "
+            "tracks the whole video again.",
+            metavar="N",
+            show_default=False,
+        ),
+    ] = None,
     workers: Annotated[
         int | None,
         typer.Option(
@@ -733,6 +743,7 @@ def track(
     from crct_cli.runtime.nets import check_find_wide
     from crct_cli.tracking.backtrack import check_backtrack
     from crct_cli.tracking.frame_denoise import FrameDenoiseConfig
+    from crct_cli.tracking.pipeline import check_max_frames
     from crct_cli.tracking.smoothing import SmoothConfig
     from crct_cli.tracking.tracker import (
         check_bt_reuse,
@@ -764,6 +775,7 @@ def track(
     check_fps(sequence_fps)
     check_crops(crops)
     check_focal(focal_length)
+    check_max_frames(max_frames)
     options = BatchOptions(engine, workers, threads, overwrite, ray_address, gpus_per_worker)
     options.check()
     tracker_options: dict[str, Any] = {
@@ -815,13 +827,19 @@ def track(
     jobs = discover(videos, out)
     console = Console(stderr=True, highlight=False)
     if len(jobs) == 1 and jobs[0].output == "." and engine == "local":
-        settings = settings_of(tracker_options)
+        settings = settings_of(tracker_options, max_frames)
         spec = WorkerSpec(
-            tracker_options, settings, overlay, threads or 0, batch.NETWORKS_FACTORY, crops
+            tracker_options,
+            settings,
+            overlay,
+            threads or 0,
+            batch.NETWORKS_FACTORY,
+            crops,
+            max_frames,
         )
         _track_lone_video(console, jobs[0], spec, overwrite)
     else:
-        _track_batch(console, jobs, out, tracker_options, overlay, options, crops)
+        _track_batch(console, jobs, out, tracker_options, overlay, options, crops, max_frames)
 
 
 def _track_lone_video(console: Any, job: Any, spec: Any, overwrite: bool) -> None:
@@ -864,6 +882,7 @@ def _track_batch(
     overlay: bool,
     options: Any,
     crops: int = 0,
+    max_frames: int | None = None,
 ) -> None:
     """Many videos: resume, the engine's workers, OUT/summary.csv, one last line."""
     from crct_cli import batch
@@ -873,7 +892,15 @@ def _track_batch(
 
     with BatchProgress(console, len(jobs)) as display:
         report = run_videos(
-            jobs, out, tracker_options, overlay, options, crops, display, batch.NETWORKS_FACTORY
+            jobs,
+            out,
+            tracker_options,
+            overlay,
+            options,
+            crops,
+            display,
+            batch.NETWORKS_FACTORY,
+            max_frames,
         )
     print_batch_report(console, report, out / SUMMARY_NAME)
     if report.failed:

@@ -269,6 +269,41 @@ def test_track_videos_refuses_bad_options_before_writing(
     assert not (tmp_path / "out").exists()
 
 
+def test_max_frames_tracks_each_video_s_first_frames_and_resumes_apart(
+    archive: Path, tmp_path: Path, fakes: None
+) -> None:
+    """``--max-frames N``: each video's first N frames, numbered as in the whole video, with
+    nothing said missing; a run without it is not taken for done, one with the same N is."""
+    out = tmp_path / "out"
+    first = crct("track", archive, "--out", out, "--workers", "2", "--max-frames", "5")
+    assert first.exit_code == 2, first.output  # bad.mp4
+    rows = summary_rows(out)
+    assert [rows[k]["frames"] for k in ("a", "sub/b", "sub/c")] == ["5", "5", "5"]
+    assert [rows[k]["missing_frames"] for k in ("a", "sub/b")] == ["", ""]  # none missing
+    names = sorted(p.name for p in (out / "sub/b/annot").glob("*.pts"))
+    assert names == [f"{k:06d}.pts" for k in range(1, 6)]
+    track = read_track_json(out / "sub/b/track.json")
+    assert len(track.frames) == 5 and track.header["max_frames"] == 5
+    assert track.header["n_frames"] == 12
+    same = crct("track", archive, "--out", out, "--workers", "2", "--max-frames", "5")
+    assert "skipping 3 video(s) already tracked" in same.stderr
+    whole = crct("track", archive, "--out", out, "--workers", "2")
+    assert "skipping" not in whole.stderr
+    assert [summary_rows(out)[k]["frames"] for k in ("a", "sub/b")] == ["8", "12"]
+    assert "max_frames" not in read_track_json(out / "sub/b/track.json").header
+    # the points of the first frames are those of the whole run
+    alone = crct("track", archive / "sub/b.mp4", "--out", tmp_path / "b5", "--max-frames", "5")
+    assert alone.exit_code == 0, alone.output
+    for k in range(1, 6):
+        name = f"{k:06d}.pts"
+        np.testing.assert_array_equal(
+            read_pts(tmp_path / "b5/annot" / name), read_pts(out / "sub/b/annot" / name)
+        )
+    assert settings_of({}) == settings_of({}, None) and "max_frames" not in settings_of({})
+    bad = crct("track", archive / "a.mp4", "--out", tmp_path / "x", "--max-frames", "0")
+    assert bad.exit_code == 2 and "--max-frames must be 1 or more" in bad.stderr
+
+
 def test_a_corrupt_video_fails_alone_and_the_others_are_complete(
     archive: Path, tmp_path: Path, fakes: None
 ) -> None:

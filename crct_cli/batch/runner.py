@@ -212,6 +212,7 @@ class BatchOptions:
         videos: int,
         networks_factory: Callable[[], Any] | None = None,
         crops: int = 0,
+        max_frames: int | None = None,
     ) -> Engine:
         """The engine that tracks ``videos`` videos with these options."""
         from crct_cli.batch import (
@@ -223,12 +224,18 @@ class BatchOptions:
         )
         from crct_cli.runtime.backend import resolve_engine
 
-        settings = settings_of(tracker_options)
+        settings = settings_of(tracker_options, max_frames)
         if self.engine == "ray":
             from crct_cli.batch.ray_engine import RayEngine
 
             spec = WorkerSpec(
-                tracker_options, settings, overlay, self.threads or 1, networks_factory, crops
+                tracker_options,
+                settings,
+                overlay,
+                self.threads or 1,
+                networks_factory,
+                crops,
+                max_frames,
             )
             return RayEngine(spec, self.workers or 0, self.ray_address, self.gpus_per_worker)
         from crct_cli.batch.local import LocalEngine
@@ -244,7 +251,9 @@ class BatchOptions:
         else:
             workers = max(1, min(self.workers, videos))
         threads = self.threads or threads_per_worker(cores, workers)
-        spec = WorkerSpec(tracker_options, settings, overlay, threads, networks_factory, crops)
+        spec = WorkerSpec(
+            tracker_options, settings, overlay, threads, networks_factory, crops, max_frames
+        )
         return LocalEngine(spec, workers)
 
 

@@ -74,8 +74,10 @@ SETTINGS_KEYS: tuple[str, ...] = (
 )
 
 
-def settings_of(tracker_options: dict[str, Any]) -> dict[str, Any]:
-    """The JSON-ready settings of :data:`SETTINGS_KEYS` (``faces`` as a count or None)."""
+def settings_of(tracker_options: dict[str, Any], max_frames: int | None = None) -> dict[str, Any]:
+    """The JSON-ready settings of :data:`SETTINGS_KEYS` (``faces`` as a count or None), and
+    ``max_frames`` when set (a run over a video's first frames is not a run over all of it;
+    left out otherwise, so markers written before it still match)."""
     import inspect
 
     from crct_cli.api import Tracker, parse_faces
@@ -89,6 +91,8 @@ def settings_of(tracker_options: dict[str, Any]) -> dict[str, Any]:
         elif key == "init_box" and value is not None:
             value = [float(v) for v in value]
         settings[key] = value
+    if max_frames is not None:
+        settings["max_frames"] = max_frames
     return settings
 
 
@@ -100,7 +104,8 @@ class WorkerSpec:
     those that change the points (written into each folder's resume marker); ``threads`` is
     the thread count of each worker's libraries (0 leaves their defaults);
     ``networks_factory`` builds replacement networks (tests), else the shipped ones load;
-    ``crops``: the side of the face crops written beside the points (0: none).
+    ``crops``: the side of the face crops written beside the points (0: none);
+    ``max_frames``: each video's first frames only (None: all).
     """
 
     tracker_options: dict[str, Any]
@@ -109,6 +114,7 @@ class WorkerSpec:
     threads: int = 0
     networks_factory: Callable[[], Any] | None = field(default=None, compare=False)
     crops: int = 0
+    max_frames: int | None = None
 
 
 def limit_threads(threads: int) -> None:
@@ -159,7 +165,13 @@ class VideoWorker:
             clear_done(job.out_dir)
             self.last_summary = None
             summary = track_video(
-                job.source, job.out_dir, self.tracker, self.spec.overlay, on_frame, self.spec.crops
+                job.source,
+                job.out_dir,
+                self.tracker,
+                self.spec.overlay,
+                on_frame,
+                self.spec.crops,
+                self.spec.max_frames,
             )
             done = Done(
                 summary.status, summary.frames, summary.faces, summary.face_frames, summary.seconds

@@ -129,6 +129,12 @@ def missing_frames(promised: int | None, decoded: int) -> int:
     return promised - decoded
 
 
+def check_max_frames(max_frames: int | None) -> None:
+    """``--max-frames``: unset (every frame), or 1 or more."""
+    if max_frames is not None and max_frames < 1:
+        raise CrctError(f"--max-frames must be 1 or more (unset: every frame), got {max_frames}")
+
+
 def track_video(
     video: Path,
     out_dir: Path,
@@ -136,13 +142,19 @@ def track_video(
     overlay: bool = False,
     on_frame: Callable[[int, int | None], None] | None = None,
     crops: int = 0,
+    max_frames: int | None = None,
 ) -> TrackSummary:
     """Track one video into ``out_dir`` with a :class:`crct_cli.api.Tracker`.
 
     ``on_frame(done, total)`` reports progress; ``crops``: each face's crop of that side is
-    written too (0: none).
+    written too (0: none); ``max_frames``: the video's first frames only (None: all).
     """
+    check_max_frames(max_frames)
     info = probe_video(video, tracker.sequence_fps)
+    promised = info.n_frames  # what the header promises this run (None: it does not say)
+    if max_frames is not None and promised is not None:
+        promised = min(promised, max_frames)
+    total = max_frames if promised is None else promised  # for the progress bar
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -153,6 +165,7 @@ def track_video(
         "height": info.height,
         "fps": info.fps,
         "n_frames": info.n_frames,
+        **({} if max_frames is None else {"max_frames": max_frames}),
         "method": tracker.config.mode,
         "faces": tracker.multi.faces,
         "config": tracker.describe(),
@@ -175,7 +188,7 @@ def track_video(
             csv = LandmarksCsvWriter(out_dir / "landmarks.csv", pose=poser is not None)
             if overlay:
                 writer = VideoWriter(out_dir / "overlay.mp4", info.fps, info.width, info.height)
-            for frame in tracker.track(video):
+            for frame in tracker.track(video, max_frames):
                 frames += 1
                 first = frame.face(0)
                 counts[first.state if first is not None else "lost"] += 1
@@ -200,7 +213,7 @@ def track_video(
                     label = f"{frame.index + 1}"
                     writer.write(draw_faces(frame.image, frame.faces, label, focal))
                 if on_frame is not None:
-                    on_frame(frames, info.n_frames)
+                    on_frame(frames, total)
             summary = TrackSummary(
                 str(video),
                 str(out_dir),
@@ -213,7 +226,7 @@ def track_video(
                 time.perf_counter() - t0,
                 len(ids),
                 face_frames,
-                missing_frames(info.n_frames, frames),
+                missing_frames(promised, frames),
             )
             if writer is not None:
                 writer.close()
