@@ -76,11 +76,33 @@ def _help_that_fits(group: TyperGroup) -> None:
         return
     # click would not go under 50 columns, and a narrow terminal would wrap every long line
     group.context_settings = {**group.context_settings, "terminal_width": max(width - 2, 30)}
+    narrow = _narrow_context(group.context_class)
     stack: list[Any] = [group]
     while stack:
         command = stack.pop()
         command.rich_markup_mode = None
+        command.context_class = narrow
         stack.extend(getattr(command, "commands", {}).values())
+
+
+#: click's plain help gives option names a column of up to 30 (at 40 columns, 8 left for
+#: their help); below PANEL_HELP_COLUMNS it is at most a quarter of the width, and a longer
+#: name has its help on the lines below it, as wide as the name column allows
+NARROW_NAME_SHARE = 4
+
+
+def _narrow_context(context_class: Any) -> Any:
+    """A click context whose help formatter keeps the name column to a share of the width."""
+
+    class NarrowFormatter(context_class.formatter_class):  # type: ignore[misc,name-defined]
+        def write_dl(self, rows: Any, col_max: int = 30, col_spacing: int = 2) -> None:
+            column = min(col_max, max(8, self.width // NARROW_NAME_SHARE))
+            super().write_dl(rows, column, col_spacing)
+
+    class NarrowContext(context_class):  # type: ignore[misc,valid-type]
+        formatter_class = NarrowFormatter
+
+    return NarrowContext
 
 
 def _keep_option_names_whole() -> None:

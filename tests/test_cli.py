@@ -161,6 +161,24 @@ def test_every_option_name_is_shown_whole_at_any_width(args: list[str], width: i
     assert panels == (width >= PANEL_HELP_COLUMNS)
 
 
+@pytest.mark.parametrize("width", [40, 60, 79])
+@pytest.mark.parametrize("args", [["track"], ["align"], ["train", "fll"]])
+def test_plain_help_leaves_the_option_help_room_to_read(args: list[str], width: int) -> None:
+    """Below the panels, click's option column (up to 30 wide) left an 8-letter column for
+    the help at 40: the name column is now at most a quarter of the width, long names have
+    their help below them, and no help line runs past the terminal (a name is shown whole)."""
+    result = runner.invoke(app, [*args, "--help"], env={"COLUMNS": str(width)})
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    options = lines[lines.index("Options:") + 1 :]
+    help_lines = [line for line in options if line.startswith(" " * 5) and line.strip()]
+    assert all(len(line) <= width for line in help_lines)
+    indent = {len(line) - len(line.lstrip()) for line in help_lines}
+    assert max(indent) <= width // 4 + 4  # the name column, its margin and spacing
+    widths = sorted(len(line.strip()) for line in help_lines)
+    assert widths[len(widths) // 2] >= (width - max(indent)) // 2  # lines half full or more
+
+
 @pytest.mark.parametrize("width", [60, 100])
 @pytest.mark.parametrize("args", [[], ["train"]])
 def test_a_group_named_alone_shows_its_help_at_any_width(args: list[str], width: int) -> None:
