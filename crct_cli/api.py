@@ -645,8 +645,9 @@ def track_videos(
 
     Returns the run's :class:`~crct_cli.batch.runner.BatchReport` (``.results``, one
     :class:`~crct_cli.batch.summary.VideoResult` per video with its ``status``: ok, no_face,
-    failed with its ``error``, or skipped). A bad video fails alone, as on the command line;
-    bad options raise :class:`CrctError` before any worker starts, an unknown keyword
+    failed with its ``error``, or skipped). ``out/summary.csv`` is written for one video too
+    (the command prints a table instead). A bad video fails alone, as on the command line;
+    bad options raise :class:`CrctError` before anything is written, an unknown keyword
     ``TypeError``. Worker processes are spawned, so a script calls it under
     ``if __name__ == "__main__":``.
     """
@@ -656,9 +657,11 @@ def track_videos(
     from crct_cli.tracking.pipeline import check_max_frames
 
     check_tracker_options(options)
-    check_max_frames(max_frames)
+    max_frames = check_max_frames(max_frames)
     run = BatchOptions(engine, workers, threads, overwrite, ray_address, gpus_per_worker)
     run.check()
+    if options.get("weights_dir") is not None:  # workers elsewhere (Ray) see absolute paths
+        options["weights_dir"] = Path(options["weights_dir"]).absolute()
     paths = [inputs] if isinstance(inputs, str | os.PathLike) else list(inputs)
     if not paths:
         raise CrctError("track_videos: no input given")
@@ -676,16 +679,17 @@ def check_tracker_options(options: dict[str, Any]) -> None:
 
     from crct_cli.aligner import check_denoise
     from crct_cli.pose import check_focal
-    from crct_cli.runtime.backend import BACKENDS, DEVICES
+    from crct_cli.runtime.backend import resolve_engine
 
     known = set(inspect.signature(Tracker).parameters) - {"networks"}
     unknown = sorted(set(options) - known)
     if unknown:
         raise TypeError(f"unexpected tracker option(s): {', '.join(unknown)}")
-    if options.get("device", "auto") not in DEVICES:
-        raise CrctError(f"--device must be auto, cpu or cuda, got {options['device']!r}")
-    if options.get("backend", "auto") not in BACKENDS:
-        raise CrctError(f"--backend must be auto, torch or onnx, got {options['backend']!r}")
+    # the device and backend as each worker will resolve them (CUDA there, onnxruntime...)
+    resolve_engine(options.get("backend", "auto"), options.get("device", "auto"))
+    weights_dir = options.get("weights_dir")
+    if weights_dir is not None and not Path(weights_dir).is_dir():
+        raise CrctError(f"weights_dir {weights_dir}: no such folder")
     check_denoise(options.get("denoise", "none"))
     check_focal(options.get("focal_length"))
     Tracker(networks=_NOT_LOADED, **options)

@@ -678,8 +678,9 @@ def track(
         int | None,
         typer.Option(
             help="Track only the first N frames of each video (a quick look at settings "
-            "before a long run; the frames keep their numbers). A later run without it "
-            "tracks the whole video again.",
+            "before a long run; the frames keep their numbers, and the last third of a "
+            "second may differ a little from a whole run's: --lookahead reads on). A later "
+            "run without it tracks the whole video again.",
             metavar="N",
             show_default=False,
         ),

@@ -3,8 +3,8 @@ resuming, a corrupt input and a killed worker among good ones.
 
 The workers run the fake networks of test_pipeline (they find the cartoon face by its colour),
 handed to them by name through ``crct_cli.batch.NETWORKS_FACTORY``; a clip's width tells the
-fakes to find no face (:data:`NO_FACE_W`), to kill their own worker (:data:`KILL_W`) or to take
-a while over each frame (:data:`SLOW_W`).
+fakes to find no face (:data:`NO_FACE_W`), to kill their own worker (:data:`KILL_W`) or to find
+no face slowly (:data:`SLOW_W`).
 """
 
 from __future__ import annotations
@@ -42,8 +42,8 @@ from crct_cli.tracking.pipeline import missing_frames
 W, H = 128, 96
 NO_FACE_W = 112  # the fakes find no face in clips this wide
 KILL_W = 80  # the fakes SIGKILL their own process on clips this wide
-SLOW_W = 144  # the fakes take SLOW_S over each face read in clips this wide
-SLOW_S = 0.05
+SLOW_W = 144  # the fakes take SLOW_S over each look for a face in clips this wide, find none
+SLOW_S = 0.15
 
 
 class ScriptedNets(FaceNets):
@@ -52,14 +52,12 @@ class ScriptedNets(FaceNets):
     def detect(self, image: np.ndarray, relaxed: bool = False) -> list:
         if image.shape[1] == KILL_W:
             os.kill(os.getpid(), signal.SIGKILL)
+        if image.shape[1] == SLOW_W:
+            time.sleep(SLOW_S)
+            return []
         if image.shape[1] == NO_FACE_W:
             return []
         return super().detect(image)
-
-    def localize(self, image: np.ndarray, box: np.ndarray, mirrored: bool = False) -> np.ndarray:
-        if image.shape[1] == SLOW_W:
-            time.sleep(SLOW_S)
-        return super().localize(image, box, mirrored)
 
 
 def scripted_networks() -> ScriptedNets:
@@ -291,7 +289,8 @@ def test_max_frames_tracks_each_video_s_first_frames_and_resumes_apart(
     assert "skipping" not in whole.stderr
     assert [summary_rows(out)[k]["frames"] for k in ("a", "sub/b")] == ["8", "12"]
     assert "max_frames" not in read_track_json(out / "sub/b/track.json").header
-    # the points of the first frames are those of the whole run
+    # the first frames' points are the whole run's (these fakes' points depend on no later
+    # frame; the shipped tracker's smoothing reads a third of a second ahead)
     alone = crct("track", archive / "sub/b.mp4", "--out", tmp_path / "b5", "--max-frames", "5")
     assert alone.exit_code == 0, alone.output
     for k in range(1, 6):
@@ -302,6 +301,50 @@ def test_max_frames_tracks_each_video_s_first_frames_and_resumes_apart(
     assert settings_of({}) == settings_of({}, None) and "max_frames" not in settings_of({})
     bad = crct("track", archive / "a.mp4", "--out", tmp_path / "x", "--max-frames", "0")
     assert bad.exit_code == 2 and "--max-frames must be 1 or more" in bad.stderr
+
+
+def test_track_videos_takes_what_tracker_takes_and_refuses_before_writing(
+    archive: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Devices as torch names them, a box as a 1x4 array and Python ints of any kind pass the
+    check that runs before anything is written; a missing weights folder and --engine ray
+    without ray do not."""
+    import importlib.util
+
+    from crct_cli import track_videos
+    from crct_cli.api import check_tracker_options
+    from crct_cli.tracking.pipeline import check_max_frames
+
+    check_tracker_options({"device": "cpu:0", "init_box": np.array([[1.0, 2.0, 30.0, 40.0]])})
+    assert settings_of({"init_box": [[1, 2, 30, 40]]})["init_box"] == [1.0, 2.0, 30.0, 40.0]
+    assert check_max_frames(np.int64(5)) == 5 and type(check_max_frames(np.int64(5))) is int
+    for bad in (0, 2.5, True):
+        with pytest.raises(CrctError, match="--max-frames"):
+            check_max_frames(bad)
+    with pytest.raises(CrctError, match="no such folder"):
+        track_videos(archive, tmp_path / "out", weights_dir=tmp_path / "nowhere")
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "ray" else find_spec(name, *a)
+    )
+    with pytest.raises(CrctError, match="needs the ray package"):
+        track_videos(archive, tmp_path / "out", engine="ray")
+    assert not (tmp_path / "out").exists()
+
+
+def test_other_weights_are_another_run(tmp_path: Path) -> None:
+    """The resume marker's settings name the networks: a folder of other weights (another
+    manifest) does not pass for the one a video was tracked with."""
+    from crct_cli.models.weights import WEIGHTS_DIR, weights_fingerprint
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "manifest.json").write_text('{"fll.pt": {"sha256": "1"}}')
+    (tmp_path / "b" / "manifest.json").write_text('{"fll.pt": {"sha256": "2"}}')
+    a = settings_of({"weights_dir": tmp_path / "a"})
+    b = settings_of({"weights_dir": tmp_path / "b"})
+    assert a["weights"] != b["weights"] and {**a, "weights": 0} == {**b, "weights": 0}
+    assert settings_of({})["weights"] == weights_fingerprint(WEIGHTS_DIR)
 
 
 def test_a_corrupt_video_fails_alone_and_the_others_are_complete(
@@ -556,6 +599,11 @@ def test_a_file_cut_short_is_tracked_to_the_cut_with_a_warning(tmp_path: Path, f
     rows = {r["output"]: r for r in read_summary(tmp_path / "two" / "summary.csv")}
     assert rows["cut"]["missing_frames"] == str(30 - decoded)
     assert rows["whole"]["missing_frames"] == "" and rows["whole"]["frames"] == "30"
+    # --max-frames past the cut: the header's count is what the warning quotes, as without it
+    past = crct("track", cut, "--out", tmp_path / "past", "--max-frames", str(decoded + 2))
+    assert f"its header promises 30 frames, {30 - decoded} of them never decoded" in past.stderr
+    short = crct("track", cut, "--out", tmp_path / "short", "--max-frames", str(decoded))
+    assert short.exit_code == 0 and "never decoded" not in short.stderr, short.output
 
 
 def test_a_missing_video_among_several_fails_alone(

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from test_batch import (  # noqa: F401
     KILL_W,
+    SLOW_S,
     SLOW_W,
     H,
     W,
@@ -22,6 +23,7 @@ from test_batch import (  # noqa: F401
 )
 
 from crct_cli.batch.discover import discover
+from crct_cli.batch.local import STOP_GRACE_S
 from crct_cli.batch.runner import plan_batch, run_batch
 from crct_cli.batch.summary import read_summary
 from crct_cli.batch.worker import WorkerSpec, settings_of
@@ -75,11 +77,14 @@ def test_ctrl_c_lets_each_ray_worker_remove_what_it_was_writing(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Ctrl-C cancels the videos being tracked; each actor leaves at its next frame by the
-    exception Ctrl-C raises, so its temporary files go with it, before the actors are killed."""
+    """Ctrl-C raises the driver's stop flag; each actor leaves by the exception Ctrl-C
+    raises, so its temporary files go with it, before the actors are killed. The slow clip
+    has no face: its frames are held back for a face to come (``--backfill``), so no frame
+    comes out for longer than the grace period, and the actor must not wait for one."""
     (tmp_path / "in").mkdir()
     make_video("in/quick.mp4", n_frames=3, width=W, height=H)
     make_video("in/slow.mp4", n_frames=200, width=SLOW_W, height=H)  # SLOW_S a frame
+    assert 50 * SLOW_S > STOP_GRACE_S  # the 50 frames --backfill holds outlast the grace
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     monkeypatch.setenv(
         "PYTHONPATH", os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])

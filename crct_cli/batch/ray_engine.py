@@ -7,9 +7,9 @@ every node sees at the same path (NFS, a cluster file system). The driver hands 
 its next video as soon as it is free (the longest videos first), and writes ``summary.csv``.
 An actor that dies (a crash, a lost node) costs its video (reported failed; its folder stays
 unfinished) and Ray restarts the actor; the next run of the same command completes it. On
-Ctrl-C (or a scheduler's SIGTERM) the driver cancels the videos being tracked and gives each
-actor :data:`~crct_cli.batch.local.STOP_GRACE_S` to leave, removing the temporary files it was
-writing, before it kills the actors.
+Ctrl-C (or a scheduler's SIGTERM) the driver raises a stop flag that each actor reads four
+times a second, and gives them :data:`~crct_cli.batch.local.STOP_GRACE_S` to leave, removing
+the temporary files they were writing, before it kills them.
 
 Where: ``--ray-address`` or ``$RAY_ADDRESS`` (``ray start --head`` prints it); with neither,
 a fresh local Ray instance on this machine, stopped at the end.
@@ -17,8 +17,10 @@ a fresh local Ray instance on this machine, stopped at the end.
 
 from __future__ import annotations
 
+import _thread
 import logging
 import os
+import threading
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import replace
@@ -32,6 +34,8 @@ from crct_cli.errors import CrctError
 
 #: The logger of Ray's "Token authentication is enabled" line at a local instance's start.
 RAY_TOKEN_LOGGER = "ray._private.authentication.authentication_token_setup"
+#: Seconds between an actor's looks at the driver's stop flag.
+STOP_POLL_S = 0.25
 #: Ray restarts a dead actor (reloading its networks) this many times over a run.
 ACTOR_RESTARTS = 3
 
@@ -50,20 +54,51 @@ class _TrackerActor:
     def ready(self) -> str | None:
         return self.error
 
-    def run(self, job: VideoJob) -> VideoResult:
+    def run(self, job: VideoJob, stop: Any = None) -> VideoResult:
+        """Track one video; when the driver raises ``stop`` (a :class:`_StopFlag`), leave by
+        the exception Ctrl-C raises, so the files being written are removed on the way out."""
         if self.worker is None:
             return VideoResult(job.label, job.output, "failed", error=str(self.error))
-        import ray
+        if stop is None:
+            return self.worker.run(job)
+        done = threading.Event()
+        watcher = threading.Thread(target=_interrupt_on, args=(stop, done), daemon=True)
+        watcher.start()
+        try:
+            return self.worker.run(job)
+        finally:
+            done.set()
+            watcher.join()  # an interrupt it sent is raised here, inside this call, never later
 
-        context = ray.get_runtime_context()
 
-        def on_frame(done: int, total: int | None) -> None:
-            # ray.cancel only flags a running actor task: leave at the next frame by the
-            # exception Ctrl-C raises, so the files being written are removed on the way out
-            if context.is_canceled():
-                raise KeyboardInterrupt
+def _interrupt_on(stop: Any, done: threading.Event) -> None:
+    """In an actor: ask the driver's flag every :data:`STOP_POLL_S` seconds, and once it is
+    raised interrupt the main thread, where Ray runs the actor's calls, as Ctrl-C would. A
+    frame may take long and frames are held back while a face is lost (``--backfill``,
+    ``--lookahead``), so waiting for the next frame out could outlast the grace period."""
+    import ray
 
-        return self.worker.run(job, on_frame)
+    while not done.wait(STOP_POLL_S):
+        try:
+            raised = ray.get(stop.raised.remote(), timeout=STOP_POLL_S * 4)
+        except Exception:  # the flag is gone with the driver: the actor goes too
+            return
+        if raised and not done.is_set():
+            _thread.interrupt_main()
+            return
+
+
+class _StopFlag:
+    """A flag the driver raises on Ctrl-C, for the actors to read (a Ray actor of no CPU)."""
+
+    def __init__(self) -> None:
+        self.up = False
+
+    def raise_(self) -> None:
+        self.up = True
+
+    def raised(self) -> bool:
+        return self.up
 
 
 def ray_address(option: str | None) -> str:
@@ -133,6 +168,7 @@ class RayEngine:
             max_task_retries=0,  # a video that killed its actor is reported, not retried
         )(_TrackerActor)
         actors = [remote.remote(self.spec) for _ in range(n_actors)]
+        stop = ray.remote(num_cpus=0)(_StopFlag).remote()
         running: dict[Any, tuple[int, VideoJob]] = {}  # each video being tracked, by its task
         try:
             try:
@@ -153,7 +189,7 @@ class RayEngine:
                 if queue:
                     job = queue.popleft()
                     listener.started(slot, job)
-                    running[actors[slot].run.remote(job)] = (slot, job)
+                    running[actors[slot].run.remote(job, stop)] = (slot, job)
 
             for slot in range(n_actors):
                 hand_out(slot)
@@ -169,9 +205,10 @@ class RayEngine:
                 listener.finished(slot, job, result)
                 hand_out(slot)
         finally:
-            if running:  # stopped early: let each video being tracked clean up, then kill
-                for ref in running:
-                    ray.cancel(ref)
-                ray.wait(list(running), num_returns=len(running), timeout=STOP_GRACE_S)
-            for actor in actors:
-                ray.kill(actor)
+            try:
+                if running:  # stopped early: let each video being tracked clean up, then kill
+                    stop.raise_.remote()
+                    ray.wait(list(running), num_returns=len(running), timeout=STOP_GRACE_S)
+            finally:  # also after a second Ctrl-C during the wait
+                for actor in [*actors, stop]:
+                    ray.kill(actor)

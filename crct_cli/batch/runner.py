@@ -5,6 +5,7 @@ keep ``OUT/summary.csv`` up to date, and say how it went.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import math
 import os
 import signal
@@ -204,6 +205,8 @@ class BatchOptions:
             raise CrctError("--gpus-per-worker is for --engine ray (local workers share the GPU)")
         if self.ray_address is not None and self.engine != "ray":
             raise CrctError("--ray-address is for --engine ray (it names the cluster to join)")
+        if self.engine == "ray" and importlib.util.find_spec("ray") is None:
+            raise CrctError("--engine ray needs the ray package: pip install 'crct[ray]'")
 
     def engine_for(
         self,

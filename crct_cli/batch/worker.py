@@ -75,12 +75,15 @@ SETTINGS_KEYS: tuple[str, ...] = (
 
 
 def settings_of(tracker_options: dict[str, Any], max_frames: int | None = None) -> dict[str, Any]:
-    """The JSON-ready settings of :data:`SETTINGS_KEYS` (``faces`` as a count or None), and
+    """The JSON-ready settings of :data:`SETTINGS_KEYS` (``faces`` as a count or None), the
+    networks' fingerprint (``weights_dir``, else ``$CRCT_WEIGHTS`` or the shipped folder), and
     ``max_frames`` when set (a run over a video's first frames is not a run over all of it;
     left out otherwise, so markers written before it still match)."""
     import inspect
 
     from crct_cli.api import Tracker, parse_faces
+    from crct_cli.models.weights import WEIGHTS_DIR, weights_fingerprint
+    from crct_cli.tracking.tracker import check_init_box
 
     defaults = {k: p.default for k, p in inspect.signature(Tracker).parameters.items()}
     settings: dict[str, Any] = {}
@@ -89,8 +92,10 @@ def settings_of(tracker_options: dict[str, Any], max_frames: int | None = None) 
         if key == "faces":
             value = parse_faces(value)
         elif key == "init_box" and value is not None:
-            value = [float(v) for v in value]
+            value = check_init_box(value).tolist()
         settings[key] = value
+    weights_dir = tracker_options.get("weights_dir")
+    settings["weights"] = weights_fingerprint(WEIGHTS_DIR if weights_dir is None else weights_dir)
     if max_frames is not None:
         settings["max_frames"] = max_frames
     return settings

@@ -50,6 +50,21 @@ def resolve_weights_dir(
 WEIGHTS_DIR = resolve_weights_dir()
 
 
+def weights_fingerprint(folder: str | os.PathLike[str]) -> str:
+    """What a folder's networks are, in a few characters: the sha256 of its manifest (which
+    holds every file's sha256), or of its files' names and sizes where it has none. A run
+    with other weights is not the run a resume marker records (``crct track``)."""
+    folder = Path(folder)
+    digest = hashlib.sha256()
+    if (folder / MANIFEST).is_file():
+        digest.update((folder / MANIFEST).read_bytes())
+    elif folder.is_dir():
+        for path in sorted(folder.iterdir()):
+            if path.is_file():
+                digest.update(f"{path.name}:{path.stat().st_size};".encode())
+    return digest.hexdigest()[:16]
+
+
 def sha256_file(path: str | os.PathLike[str]) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:

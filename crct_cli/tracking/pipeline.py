@@ -18,6 +18,7 @@ is a result (status ``no_face``): every frame lost, an empty ``annot/``.
 
 from __future__ import annotations
 
+import operator
 import shutil
 import time
 from collections.abc import Callable
@@ -129,10 +130,17 @@ def missing_frames(promised: int | None, decoded: int) -> int:
     return promised - decoded
 
 
-def check_max_frames(max_frames: int | None) -> None:
-    """``--max-frames``: unset (every frame), or 1 or more."""
-    if max_frames is not None and max_frames < 1:
-        raise CrctError(f"--max-frames must be 1 or more (unset: every frame), got {max_frames}")
+def check_max_frames(max_frames: Any) -> int | None:
+    """``--max-frames``: unset (every frame), or a whole number 1 or more, returned as int."""
+    if max_frames is None:
+        return None
+    try:
+        count = operator.index(max_frames)
+    except TypeError:
+        count = 0
+    if isinstance(max_frames, bool) or count < 1:
+        raise CrctError(f"--max-frames must be 1 or more (unset: every frame), got {max_frames!r}")
+    return count
 
 
 def track_video(
@@ -149,12 +157,11 @@ def track_video(
     ``on_frame(done, total)`` reports progress; ``crops``: each face's crop of that side is
     written too (0: none); ``max_frames``: the video's first frames only (None: all).
     """
-    check_max_frames(max_frames)
+    max_frames = check_max_frames(max_frames)
     info = probe_video(video, tracker.sequence_fps)
-    promised = info.n_frames  # what the header promises this run (None: it does not say)
-    if max_frames is not None and promised is not None:
-        promised = min(promised, max_frames)
-    total = max_frames if promised is None else promised  # for the progress bar
+    total = info.n_frames  # for the progress bar
+    if max_frames is not None:
+        total = max_frames if total is None else min(total, max_frames)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -214,6 +221,10 @@ def track_video(
                     writer.write(draw_faces(frame.image, frame.faces, label, focal))
                 if on_frame is not None:
                     on_frame(frames, total)
+            # a file cut short: what its header promised and never came, as without
+            # --max-frames; none when the frames asked for all came
+            all_asked = max_frames is not None and frames >= max_frames
+            missing = 0 if all_asked else missing_frames(info.n_frames, frames)
             summary = TrackSummary(
                 str(video),
                 str(out_dir),
@@ -226,7 +237,7 @@ def track_video(
                 time.perf_counter() - t0,
                 len(ids),
                 face_frames,
-                missing_frames(promised, frames),
+                missing,
             )
             if writer is not None:
                 writer.close()
