@@ -143,6 +143,11 @@ def test_crct_track_on_a_folder_of_a_videos_frames_gives_the_videos_points(
     write_image(tmp_path / "frames/frame14.png", read_image(tmp_path / "frames/frame13.png"))
     grown = crct("track", tmp_path / "frames", "--out", tmp_path / "s", "--sequence-fps", "25")
     assert grown.exit_code == 0 and "already tracked" not in grown.stderr
+    # --max-frames: the header names the images tracked, frame index 0 first
+    first = crct("track", tmp_path / "frames", "--out", tmp_path / "f", "--max-frames", "4")
+    assert first.exit_code == 0, first.output
+    head = read_track_json(tmp_path / "f/track.json").header
+    assert head["images"] == [f"frame{k}.png" for k in range(4)] and head["max_frames"] == 4
     assert len(list((tmp_path / "s/annot").glob("*.pts"))) == 15
 
 

@@ -180,7 +180,7 @@ def track_video(
     if video.is_dir():  # an image sequence: which file each frame index is
         from crct_cli.io.sequence import sequence_images
 
-        header["images"] = [p.name for p in sequence_images(video)]
+        header["images"] = [p.name for p in sequence_images(video)][:max_frames]
     check_crops(crops)
     pts = _PtsFolders(out_dir, per_face=tracker.multi.faces != 1, crops=crops)
     counts = {"tracked": 0, "redetected": 0, "lost": 0}
