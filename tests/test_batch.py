@@ -510,6 +510,21 @@ class _InterruptAfterFirst:
         raise KeyboardInterrupt
 
 
+def run_interrupted(
+    inputs: Path, out: Path, engine: Callable[[WorkerSpec], Any]
+) -> tuple[list[VideoJob], _InterruptAfterFirst]:
+    """The videos under ``inputs`` tracked by the fakes on ``engine(spec)`` into ``out``, with
+    Ctrl-C once the first is finished; the jobs and what the display heard."""
+    jobs = discover([inputs], out)
+    options = {"mode": "crct"}
+    spec = WorkerSpec(options, settings_of(options), threads=1, networks_factory=scripted_networks)
+    plan = plan_batch(jobs, spec.settings, overlay=False, overwrite=False)
+    display = _InterruptAfterFirst()
+    with pytest.raises(KeyboardInterrupt):
+        run_batch(plan, engine(spec), display, out / "summary.csv")
+    return jobs, display
+
+
 def test_ctrl_c_stops_the_workers_and_leaves_a_summary(
     make_video: Callable[..., Path], tmp_path: Path
 ) -> None:
@@ -517,13 +532,7 @@ def test_ctrl_c_stops_the_workers_and_leaves_a_summary(
     for name in "abcd":
         make_video(f"in/{name}.mp4", n_frames=30, width=W, height=H)
     out = tmp_path / "out"
-    jobs = discover([tmp_path / "in"], out)
-    options = {"mode": "crct"}
-    spec = WorkerSpec(options, settings_of(options), threads=1, networks_factory=scripted_networks)
-    plan = plan_batch(jobs, spec.settings, overlay=False, overwrite=False)
-    display = _InterruptAfterFirst()
-    with pytest.raises(KeyboardInterrupt):
-        run_batch(plan, LocalEngine(spec, workers=2), display, out / "summary.csv")
+    jobs, display = run_interrupted(tmp_path / "in", out, lambda spec: LocalEngine(spec, 2))
     assert multiprocessing.active_children() == []
     statuses = [r["status"] for r in read_summary(out / "summary.csv")]
     assert statuses.count("ok") == 1 and statuses.count("pending") == 3

@@ -14,19 +14,15 @@ from test_batch import (  # noqa: F401
     SLOW_W,
     H,
     W,
-    _InterruptAfterFirst,
     archive,
     crct,
     fakes,
-    scripted_networks,
+    run_interrupted,
     summary_rows,
 )
 
-from crct_cli.batch.discover import discover
 from crct_cli.batch.local import STOP_GRACE_S
-from crct_cli.batch.runner import plan_batch, run_batch
 from crct_cli.batch.summary import read_summary
-from crct_cli.batch.worker import WorkerSpec, settings_of
 
 pytest.importorskip(
     "ray", reason="ray is not installed (the optional extra: pip install 'crct[ray]')"
@@ -90,13 +86,7 @@ def test_ctrl_c_lets_each_ray_worker_remove_what_it_was_writing(
         "PYTHONPATH", os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])
     )
     out = tmp_path / "out"
-    jobs = discover([tmp_path / "in"], out)
-    options = {"mode": "crct"}
-    spec = WorkerSpec(options, settings_of(options), threads=1, networks_factory=scripted_networks)
-    plan = plan_batch(jobs, spec.settings, overlay=False, overwrite=False)
-    display = _InterruptAfterFirst()
-    with pytest.raises(KeyboardInterrupt):
-        run_batch(plan, RayEngine(spec, workers=2), display, out / "summary.csv")
+    _, display = run_interrupted(tmp_path / "in", out, lambda spec: RayEngine(spec, workers=2))
     assert [r.output for r in display.done] == ["quick"]
     rows = {r["output"]: r["status"] for r in read_summary(out / "summary.csv")}
     assert rows == {"quick": "ok", "slow": "pending"}
