@@ -34,6 +34,8 @@ from crct_cli.errors import CrctError
 
 #: The logger of Ray's "Token authentication is enabled" line at a local instance's start.
 RAY_TOKEN_LOGGER = "ray._private.authentication.authentication_token_setup"
+#: What a run with --engine ray says where ray is not installed.
+RAY_MISSING = "--engine ray needs the ray package: pip install 'crct[ray]'"
 #: Seconds between an actor's looks at the driver's stop flag.
 STOP_POLL_S = 0.25
 #: Ray restarts a dead actor (reloading its networks) this many times over a run.
@@ -81,7 +83,9 @@ def _interrupt_on(stop: Any, done: threading.Event) -> None:
     while not done.wait(STOP_POLL_S):
         try:
             raised = ray.get(stop.raised.remote(), timeout=STOP_POLL_S * 4)
-        except Exception:  # the flag is gone with the driver: the actor goes too
+        except ray.exceptions.GetTimeoutError:  # a busy cluster: ask again
+            continue
+        except ray.exceptions.RayError:  # the flag is gone with the driver: the actor goes too
             return
         if raised and not done.is_set():
             _thread.interrupt_main()
@@ -126,7 +130,7 @@ class RayEngine:
         try:
             import ray
         except ImportError:
-            raise CrctError("--engine ray needs the ray package: pip install 'crct[ray]'") from None
+            raise CrctError(RAY_MISSING) from None
         started_here = not ray.is_initialized()
         if started_here:
             self._connect(ray)

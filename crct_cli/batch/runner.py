@@ -206,7 +206,9 @@ class BatchOptions:
         if self.ray_address is not None and self.engine != "ray":
             raise CrctError("--ray-address is for --engine ray (it names the cluster to join)")
         if self.engine == "ray" and importlib.util.find_spec("ray") is None:
-            raise CrctError("--engine ray needs the ray package: pip install 'crct[ray]'")
+            from crct_cli.batch.ray_engine import RAY_MISSING
+
+            raise CrctError(RAY_MISSING)
 
     def engine_for(
         self,

@@ -76,9 +76,9 @@ SETTINGS_KEYS: tuple[str, ...] = (
 
 def settings_of(tracker_options: dict[str, Any], max_frames: int | None = None) -> dict[str, Any]:
     """The JSON-ready settings of :data:`SETTINGS_KEYS` (``faces`` as a count or None), the
-    networks' fingerprint (``weights_dir``, else ``$CRCT_WEIGHTS`` or the shipped folder), and
-    ``max_frames`` when set (a run over a video's first frames is not a run over all of it;
-    left out otherwise, so markers written before it still match)."""
+    networks' fingerprint (``weights_dir``, else ``$CRCT_WEIGHTS`` or the shipped folder: other
+    weights are another run), and ``max_frames`` when set (a run over a video's first frames
+    is not a run over all of it)."""
     import inspect
 
     from crct_cli.api import Tracker, parse_faces
