@@ -16,6 +16,7 @@ OpenCV and dlib count them (300-W's .pts files count from 1: docs/formats.md).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -630,6 +631,7 @@ def track_videos(
     ray_address: str | None = None,
     gpus_per_worker: float = 0.0,
     on_result: Callable[[VideoResult], None] | None = None,
+    progress: bool = False,
     **options: Any,
 ) -> BatchReport:
     """Track many videos into ``out`` as ``crct track INPUT... --out OUT`` does, from Python.
@@ -641,7 +643,8 @@ def track_videos(
     ``engine`` ("local" or "ray"), ``ray_address`` and ``gpus_per_worker`` are the command's
     options of those names; ``options`` are
     :class:`Tracker`'s keywords (``faces="all"``, ``pose=True``...), each worker's tracker.
-    ``on_result(result)`` is called as each video finishes.
+    ``on_result(result)`` is called as each video finishes; ``progress`` shows the command's
+    bars and its line per video on stderr (a terminal or a notebook).
 
     Returns the run's :class:`~crct_cli.batch.runner.BatchReport` (``.results``, one
     :class:`~crct_cli.batch.summary.VideoResult` per video with its ``status``: ok, no_face,
@@ -667,9 +670,19 @@ def track_videos(
         raise CrctError("track_videos: no input given")
     jobs = discover([Path(p) for p in paths], Path(out))
     listener = _ResultCallback(on_result)
-    return run_videos(
-        jobs, Path(out), options, overlay, run, crops, listener, batch.NETWORKS_FACTORY, max_frames
-    )
+    bars: Any = contextlib.nullcontext()
+    if progress:
+        from rich.console import Console
+
+        from crct_cli.ui import BatchProgress
+
+        bars = BatchProgress(Console(stderr=True, highlight=False), len(jobs))
+    with bars as display:
+        listener.display = display
+        factory = batch.NETWORKS_FACTORY
+        return run_videos(
+            jobs, Path(out), options, overlay, run, crops, listener, factory, max_frames
+        )
 
 
 def check_tracker_options(options: dict[str, Any]) -> None:
@@ -700,18 +713,28 @@ _NOT_LOADED = object()
 
 
 class _ResultCallback:
-    """A quiet display that hands each finished video's result to ``on_result``."""
+    """Hands each finished video's result to ``on_result``, and every event to ``display``
+    (the command's bars) when there is one."""
 
     def __init__(self, on_result: Callable[[VideoResult], None] | None) -> None:
         self.on_result = on_result
+        self.display: Any = None
 
-    def skipped(self, count: int) -> None: ...
+    def skipped(self, count: int) -> None:
+        if self.display is not None:
+            self.display.skipped(count)
 
-    def started(self, slot: int, job: Any) -> None: ...
+    def started(self, slot: int, job: Any) -> None:
+        if self.display is not None:
+            self.display.started(slot, job)
 
-    def frame(self, slot: int, done: int, total: int | None) -> None: ...
+    def frame(self, slot: int, done: int, total: int | None) -> None:
+        if self.display is not None:
+            self.display.frame(slot, done, total)
 
     def finished(self, slot: int, job: Any, result: VideoResult) -> None:
+        if self.display is not None:
+            self.display.finished(slot, job, result)
         if self.on_result is not None:
             self.on_result(result)
 

@@ -221,7 +221,7 @@ def summary_rows(out: Path) -> dict[str, dict[str, str]]:
 
 
 def test_track_videos_is_crct_track_over_many_videos_from_python(
-    archive: Path, tmp_path: Path, fakes: None
+    archive: Path, tmp_path: Path, fakes: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """``crct_cli.track_videos`` writes what ``crct track IN --out OUT`` writes (the same
     folders, points and summary), hears of each video as it finishes, and skips on a re-run."""
@@ -242,8 +242,11 @@ def test_track_videos_is_crct_track_over_many_videos_from_python(
     )
     for rel in cli_files:
         assert (tmp_path / "py" / rel).read_bytes() == (tmp_path / "cli" / rel).read_bytes()
-    again = track_videos([archive], tmp_path / "py", workers=2, faces="all")
+    again = track_videos([archive], tmp_path / "py", workers=2, faces="all", progress=True)
     assert {r.output for r in again.results if r.skipped} == {"a", "sub/b", "sub/c"}
+    said = capsys.readouterr().err  # progress=True: the command's lines on stderr
+    assert "skipping 3 video(s) already tracked" in said
+    assert said.count("crct: error:") == 1 and "bad.mp4" in said
 
 
 @pytest.mark.parametrize(
