@@ -397,31 +397,34 @@ class Tracker:
         return frame
 
     def track(
-        self, video: str | os.PathLike[str], max_frames: int | None = None
+        self, video: str | os.PathLike[str], max_frames: int | None = None, skip_frames: int = 0
     ) -> Iterator[TrackedFrame]:
         """Every frame of ``video`` (a file, or a folder of images: ``sequence_fps``) with its
         faces, decoded and tracked one at a time (frames before the first face wait for it:
         ``backfill``). With ``lookahead`` each frame comes out once the frames a third of a
         second after it are tracked too (the two-sided filter reads them), and while a face is
-        lost, once it is found again (``backtrack``)."""
+        lost, once it is found again (``backtrack``). ``skip_frames``: the first frames are
+        decoded, not tracked; ``max_frames``: at most that many frames after them (the frames
+        keep their index and time)."""
+        from crct_cli.tracking.pipeline import FrameRange
+
+        span = FrameRange.of(skip_frames, max_frames)
         if self.pose is None:
-            yield from self._finished(video, max_frames)
+            yield from self._finished(video, span)
             return
-        for frame in self._finished(video, max_frames):
+        for frame in self._finished(video, span):
             assert frame.image is not None
             yield dataclasses.replace(frame, faces=self._posed(frame.faces, frame.image.shape))
 
-    def _finished(
-        self, video: str | os.PathLike[str], max_frames: int | None
-    ) -> Iterator[TrackedFrame]:
+    def _finished(self, video: str | os.PathLike[str], span: Any) -> Iterator[TrackedFrame]:
         """:meth:`track`'s frames with their final points (the two-sided filter's, if on)."""
         if not self.lookahead:
-            yield from self._track(video, max_frames, causal=True)
+            yield from self._track(video, span, causal=True)
             return
         ahead: LookAhead[TrackedFrame] = LookAhead(
             self.networks, self.config, self.backtrack, self.two_sided, self.bridge
         )
-        for frame in self._track(video, max_frames, causal=False):
+        for frame in self._track(video, span, causal=False):
             assert frame.image is not None
             for done, faces in ahead.push(frame, frame.time, frame.image, frame.faces):
                 yield dataclasses.replace(done, faces=faces)
@@ -429,7 +432,7 @@ class Tracker:
             yield dataclasses.replace(done, faces=faces)
 
     def _track(
-        self, video: str | os.PathLike[str], max_frames: int | None, causal: bool
+        self, video: str | os.PathLike[str], span: Any, causal: bool
     ) -> Iterator[TrackedFrame]:
         """:meth:`track`'s frames before any two-sided filter (``causal``: the One Euro
         filter's points, as :meth:`step` gives)."""
@@ -438,7 +441,7 @@ class Tracker:
         self.reset()
         waiting: list[TrackedFrame] = []  # the first frames, faceless, while a face may come
         found = self.backfill == 0
-        frames = iter_frames(Path(video), max_frames, self.sequence_fps)
+        frames = iter_frames(Path(video), span.count, self.sequence_fps, span.skip)
         if self.frame_denoise is not None:  # in the decoding thread, beside the networks
             frames = denoise_frames(frames, self.frame_denoise, two_sided=not causal)
         for decoded in prefetch_frames(frames):
@@ -625,6 +628,7 @@ def track_videos(
     crops: int = 0,
     overwrite: bool = False,
     max_frames: int | None = None,
+    skip_frames: int = 0,
     workers: int | None = None,
     threads: int | None = None,
     engine: str = "local",
@@ -639,9 +643,9 @@ def track_videos(
     ``inputs``: videos, image-sequence folders or folders searched recursively, laid out under
     ``out`` as the command lays them (one lone video: ``out`` itself), with ``summary.csv``;
     videos an earlier run completed with the same settings are skipped (``overwrite`` redoes
-    them). ``max_frames`` (each video's first frames only), ``workers``, ``threads``,
-    ``engine`` ("local" or "ray"), ``ray_address`` and ``gpus_per_worker`` are the command's
-    options of those names; ``options`` are
+    them). ``skip_frames`` and ``max_frames`` (which frames of each video), ``workers``,
+    ``threads``, ``engine`` ("local" or "ray"), ``ray_address`` and ``gpus_per_worker`` are
+    the command's options of those names; ``options`` are
     :class:`Tracker`'s keywords (``faces="all"``, ``pose=True``...), each worker's tracker.
     ``on_result(result)`` is called as each video finishes; ``progress`` shows the command's
     bars and its line per video on stderr (a terminal or a notebook).
@@ -657,10 +661,10 @@ def track_videos(
     from crct_cli import batch
     from crct_cli.batch.discover import discover
     from crct_cli.batch.runner import BatchOptions
-    from crct_cli.tracking.pipeline import check_max_frames
+    from crct_cli.tracking.pipeline import FrameRange
 
     check_tracker_options(options)
-    max_frames = check_max_frames(max_frames)
+    span = FrameRange.of(skip_frames, max_frames)
     run = BatchOptions(engine, workers, threads, overwrite, ray_address, gpus_per_worker)
     run.check()
     if options.get("weights_dir") is not None:  # workers elsewhere (Ray) see absolute paths
@@ -680,9 +684,7 @@ def track_videos(
     with bars as display:
         listener.display = display
         factory = batch.NETWORKS_FACTORY
-        return run_videos(
-            jobs, Path(out), options, overlay, run, crops, listener, factory, max_frames
-        )
+        return run_videos(jobs, Path(out), options, overlay, run, crops, listener, factory, span)
 
 
 def check_tracker_options(options: dict[str, Any]) -> None:
@@ -748,11 +750,12 @@ def run_videos(
     crops: int,
     display: Any,
     networks_factory: Callable[[], Any] | None = None,
-    max_frames: int | None = None,
+    frames_in: Any = None,
 ) -> BatchReport:
     """The batch run behind :func:`track_videos` and ``crct track``: hold ``out``, skip what is
     done, track the rest on the engine ``run`` (a :class:`~crct_cli.batch.runner.BatchOptions`)
-    chooses, keep ``out/summary.csv``; ``display`` hears of each video."""
+    chooses, keep ``out/summary.csv``; ``display`` hears of each video; ``frames_in``: which
+    frames of each (a :class:`~crct_cli.tracking.pipeline.FrameRange`, None: all)."""
     from crct_cli.batch.runner import exclusive_out, plan_batch, run_batch
     from crct_cli.batch.summary import SUMMARY_NAME
     from crct_cli.batch.worker import settings_of
@@ -764,9 +767,9 @@ def run_videos(
     except OSError as exc:
         raise CrctError(f"{out}: cannot create output folder ({exc.strerror})") from None
     with exclusive_out(out):
-        settings = settings_of(tracker_options, max_frames)
+        settings = settings_of(tracker_options, frames_in)
         plan = plan_batch(jobs, settings, overlay, run.overwrite, crops)
         engine = run.engine_for(
-            tracker_options, overlay, max(1, len(plan.todo)), networks_factory, crops, max_frames
+            tracker_options, overlay, max(1, len(plan.todo)), networks_factory, crops, frames_in
         )
         return run_batch(plan, engine, display, out / SUMMARY_NAME)

@@ -685,6 +685,16 @@ def track(
             show_default=False,
         ),
     ] = None,
+    skip_frames: Annotated[
+        int,
+        typer.Option(
+            help="Pass over the first N frames of each video (decoded, not tracked; with "
+            "--max-frames, a stretch from the middle): the frames after keep their numbers, "
+            "annot/000301.pts after --skip-frames 300. The face is found and followed from "
+            "the stretch's first frame, so points differ a little from a whole run's.",
+            metavar="N",
+        ),
+    ] = 0,
     workers: Annotated[
         int | None,
         typer.Option(
@@ -766,7 +776,7 @@ def track(
     from crct_cli.runtime.nets import check_find_wide
     from crct_cli.tracking.backtrack import check_backtrack
     from crct_cli.tracking.frame_denoise import FrameDenoiseConfig
-    from crct_cli.tracking.pipeline import check_max_frames
+    from crct_cli.tracking.pipeline import FrameRange
     from crct_cli.tracking.smoothing import SmoothConfig
     from crct_cli.tracking.tracker import (
         check_bt_reuse,
@@ -798,7 +808,7 @@ def track(
     check_fps(sequence_fps)
     check_crops(crops)
     check_focal(focal_length)
-    check_max_frames(max_frames)
+    frames_in = FrameRange.of(skip_frames, max_frames)
     options = BatchOptions(engine, workers, threads, overwrite, ray_address, gpus_per_worker)
     options.check()
     tracker_options: dict[str, Any] = {
@@ -850,7 +860,7 @@ def track(
     jobs = discover(videos, out)
     console = Console(stderr=True, highlight=False)
     if len(jobs) == 1 and jobs[0].output == "." and engine == "local":
-        settings = settings_of(tracker_options, max_frames)
+        settings = settings_of(tracker_options, frames_in)
         spec = WorkerSpec(
             tracker_options,
             settings,
@@ -858,11 +868,11 @@ def track(
             threads or 0,
             batch.NETWORKS_FACTORY,
             crops,
-            max_frames,
+            frames_in,
         )
         _track_lone_video(console, jobs[0], spec, overwrite)
     else:
-        _track_batch(console, jobs, out, tracker_options, overlay, options, crops, max_frames)
+        _track_batch(console, jobs, out, tracker_options, overlay, options, crops, frames_in)
 
 
 def _track_lone_video(console: Any, job: Any, spec: Any, overwrite: bool) -> None:
@@ -905,7 +915,7 @@ def _track_batch(
     overlay: bool,
     options: Any,
     crops: int = 0,
-    max_frames: int | None = None,
+    frames_in: Any = None,
 ) -> None:
     """Many videos: resume, the engine's workers, OUT/summary.csv, one last line."""
     from crct_cli import batch
@@ -923,7 +933,7 @@ def _track_batch(
             crops,
             display,
             batch.NETWORKS_FACTORY,
-            max_frames,
+            frames_in,
         )
     print_batch_report(console, report, out / SUMMARY_NAME)
     if report.failed:

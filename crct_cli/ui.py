@@ -162,10 +162,11 @@ class BatchProgress:
 
 
 def short_file_line(label: str, decoded: int, missing: int) -> str:
-    """The warning for a video that decoded fewer frames than its header promised."""
+    """The warning for a video that decoded fewer frames than its header promised (after
+    any frames skipped)."""
     return (
-        f"{label}: its header promises {decoded + missing} frames, {missing} of them never "
-        f"decoded (a file cut short?); the {decoded} before the cut are tracked"
+        f"{label}: {missing} frames its header promises never decoded (a file cut short?); "
+        f"the {decoded} before the cut are tracked"
     )
 
 

@@ -37,7 +37,7 @@ from crct_cli.cli import app
 from crct_cli.errors import CrctError
 from crct_cli.io.landmarks import read_pts
 from crct_cli.io.track_json import read_track_json
-from crct_cli.tracking.pipeline import missing_frames
+from crct_cli.tracking.pipeline import FrameRange, missing_frames
 
 W, H = 128, 96
 NO_FACE_W = 112  # the fakes find no face in clips this wide
@@ -302,8 +302,37 @@ def test_max_frames_tracks_each_video_s_first_frames_and_resumes_apart(
             read_pts(tmp_path / "b5/annot" / name), read_pts(out / "sub/b/annot" / name)
         )
     assert settings_of({}) == settings_of({}, None) and "max_frames" not in settings_of({})
+    assert settings_of({}, FrameRange()) == settings_of({})
     bad = crct("track", archive / "a.mp4", "--out", tmp_path / "x", "--max-frames", "0")
     assert bad.exit_code == 2 and "--max-frames must be 1 or more" in bad.stderr
+
+
+def test_skip_frames_tracks_a_stretch_whose_frames_keep_their_numbers(
+    archive: Path, tmp_path: Path, fakes: None
+) -> None:
+    """``--skip-frames S --max-frames N``: frames S+1..S+N as a whole run numbers and times
+    them; another stretch is another run; more frames skipped than there are is one line."""
+    video = archive / "sub/b.mp4"  # 12 frames
+    whole = crct("track", video, "--out", tmp_path / "whole")
+    assert whole.exit_code == 0, whole.output
+    stretch = ["--skip-frames", "4", "--max-frames", "5"]
+    part = crct("track", video, "--out", tmp_path / "part", *stretch)
+    assert part.exit_code == 0 and "never decoded" not in part.stderr, part.output
+    names = sorted(p.name for p in (tmp_path / "part/annot").glob("*.pts"))
+    assert names == [f"{k:06d}.pts" for k in range(5, 10)]
+    track = read_track_json(tmp_path / "part/track.json")
+    full = read_track_json(tmp_path / "whole/track.json")
+    assert [f.index for f in track.frames] == list(range(4, 9))
+    assert [f.time for f in track.frames] == [f.time for f in full.frames[4:9]]
+    assert track.header["skip_frames"] == 4 and track.header["max_frames"] == 5
+    rest = crct("track", video, "--out", tmp_path / "part", "--skip-frames", "6")
+    assert rest.exit_code == 0 and "already tracked" not in rest.stderr, rest.output
+    assert len(read_track_json(tmp_path / "part/track.json").frames) == 6  # frames 7-12
+    over = crct("track", video, "--out", tmp_path / "over", "--skip-frames", "12")
+    assert over.exit_code == 2 and "--skip-frames 12, but the video has 12 frames" in over.stderr
+    for bad in ("-1", "x"):
+        refused = crct("track", video, "--out", tmp_path / "bad", "--skip-frames", bad)
+        assert refused.exit_code == 2 and "--skip-frames" in refused.stderr
 
 
 def test_track_videos_takes_what_tracker_takes_and_refuses_before_writing(
@@ -605,15 +634,19 @@ def test_a_file_cut_short_is_tracked_to_the_cut_with_a_warning(tmp_path: Path, f
     assert alone.exit_code == 0, alone.output
     decoded = len(read_track_json(tmp_path / "one" / "track.json").frames)
     assert 0 < decoded < 28
-    assert f"its header promises 30 frames, {30 - decoded} of them never decoded" in alone.stderr
+    assert f"{30 - decoded} frames its header promises never decoded" in alone.stderr
     both = crct("track", cut, whole, "--out", tmp_path / "two", "--workers", "1")
     assert both.exit_code == 0 and both.stderr.count("never decoded") == 1, both.output
     rows = {r["output"]: r for r in read_summary(tmp_path / "two" / "summary.csv")}
     assert rows["cut"]["missing_frames"] == str(30 - decoded)
     assert rows["whole"]["missing_frames"] == "" and rows["whole"]["frames"] == "30"
-    # --max-frames past the cut: the header's count is what the warning quotes, as without it
+    # --max-frames past the cut: the header's count is what the warning counts from, as
+    # without it; after --skip-frames, the frames it promises after them
     past = crct("track", cut, "--out", tmp_path / "past", "--max-frames", str(decoded + 2))
-    assert f"its header promises 30 frames, {30 - decoded} of them never decoded" in past.stderr
+    assert f"{30 - decoded} frames its header promises never decoded" in past.stderr
+    skipped = crct("track", cut, "--out", tmp_path / "skipped", "--skip-frames", "3")
+    assert f"{30 - decoded} frames its header promises never decoded" in skipped.stderr
+    assert f"the {decoded - 3} before the cut are tracked" in skipped.stderr
     short = crct("track", cut, "--out", tmp_path / "short", "--max-frames", str(decoded))
     assert short.exit_code == 0 and "never decoded" not in short.stderr, short.output
 

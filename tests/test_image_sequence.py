@@ -148,6 +148,18 @@ def test_crct_track_on_a_folder_of_a_videos_frames_gives_the_videos_points(
     assert first.exit_code == 0, first.output
     head = read_track_json(tmp_path / "f/track.json").header
     assert head["images"] == [f"frame{k}.png" for k in range(4)] and head["max_frames"] == 4
+    # --skip-frames: the images before are not read; images stays indexed by frame number
+    mid = ["--skip-frames", "2", "--max-frames", "3"]
+    run = crct("track", tmp_path / "frames", "--out", tmp_path / "m", *mid)
+    assert run.exit_code == 0, run.output
+    track = read_track_json(tmp_path / "m/track.json")
+    assert [f.index for f in track.frames] == [2, 3, 4]
+    assert track.header["images"] == [f"frame{k}.png" for k in range(5)]
+    assert sorted(p.name for p in (tmp_path / "m/annot").iterdir())[0] == "000003.pts"
+    for name in ("000003.pts", "000005.pts"):  # as the whole run: these fakes need no history
+        assert np.array_equal(
+            read_pts(tmp_path / "m/annot" / name), read_pts(tmp_path / "s/annot" / name)
+        )
     assert len(list((tmp_path / "s/annot").glob("*.pts"))) == 15
 
 

@@ -217,7 +217,7 @@ class BatchOptions:
         videos: int,
         networks_factory: Callable[[], Any] | None = None,
         crops: int = 0,
-        max_frames: int | None = None,
+        frames_in: Any = None,
     ) -> Engine:
         """The engine that tracks ``videos`` videos with these options."""
         from crct_cli.batch import (
@@ -229,7 +229,7 @@ class BatchOptions:
         )
         from crct_cli.runtime.backend import resolve_engine
 
-        settings = settings_of(tracker_options, max_frames)
+        settings = settings_of(tracker_options, frames_in)
         if self.engine == "ray":
             from crct_cli.batch.ray_engine import RayEngine
 
@@ -240,7 +240,7 @@ class BatchOptions:
                 self.threads or 1,
                 networks_factory,
                 crops,
-                max_frames,
+                frames_in,
             )
             return RayEngine(spec, self.workers or 0, self.ray_address, self.gpus_per_worker)
         from crct_cli.batch.local import LocalEngine
@@ -257,7 +257,7 @@ class BatchOptions:
             workers = max(1, min(self.workers, videos))
         threads = self.threads or threads_per_worker(cores, workers)
         spec = WorkerSpec(
-            tracker_options, settings, overlay, threads, networks_factory, crops, max_frames
+            tracker_options, settings, overlay, threads, networks_factory, crops, frames_in
         )
         return LocalEngine(spec, workers)
 

@@ -74,11 +74,12 @@ SETTINGS_KEYS: tuple[str, ...] = (
 )
 
 
-def settings_of(tracker_options: dict[str, Any], max_frames: int | None = None) -> dict[str, Any]:
+def settings_of(tracker_options: dict[str, Any], frames_in: Any = None) -> dict[str, Any]:
     """The JSON-ready settings of :data:`SETTINGS_KEYS` (``faces`` as a count or None), the
     networks' fingerprint (``weights_dir``, else ``$CRCT_WEIGHTS`` or the shipped folder: other
-    weights are another run), and ``max_frames`` when set (a run over a video's first frames
-    is not a run over all of it)."""
+    weights are another run), and ``frames_in``'s range when not the whole video (a
+    :class:`~crct_cli.tracking.pipeline.FrameRange`: a run over some frames is not one over
+    all)."""
     import inspect
 
     from crct_cli.api import Tracker, parse_faces
@@ -96,8 +97,8 @@ def settings_of(tracker_options: dict[str, Any], max_frames: int | None = None) 
         settings[key] = value
     weights_dir = tracker_options.get("weights_dir")
     settings["weights"] = weights_fingerprint(WEIGHTS_DIR if weights_dir is None else weights_dir)
-    if max_frames is not None:
-        settings["max_frames"] = max_frames
+    if frames_in is not None:
+        settings.update(frames_in.settings())
     return settings
 
 
@@ -110,7 +111,8 @@ class WorkerSpec:
     the thread count of each worker's libraries (0 leaves their defaults);
     ``networks_factory`` builds replacement networks (tests), else the shipped ones load;
     ``crops``: the side of the face crops written beside the points (0: none);
-    ``max_frames``: each video's first frames only (None: all).
+    ``frames_in``: which frames of each video (a
+    :class:`~crct_cli.tracking.pipeline.FrameRange`; None: all).
     """
 
     tracker_options: dict[str, Any]
@@ -119,7 +121,7 @@ class WorkerSpec:
     threads: int = 0
     networks_factory: Callable[[], Any] | None = field(default=None, compare=False)
     crops: int = 0
-    max_frames: int | None = None
+    frames_in: Any = None
 
 
 def limit_threads(threads: int) -> None:
@@ -176,7 +178,7 @@ class VideoWorker:
                 self.spec.overlay,
                 on_frame,
                 self.spec.crops,
-                self.spec.max_frames,
+                self.spec.frames_in,
             )
             done = Done(
                 summary.status, summary.frames, summary.faces, summary.face_frames, summary.seconds

@@ -87,18 +87,26 @@ def probe_sequence(folder: str | os.PathLike[str], fps: float | None = None) -> 
 
 
 def iter_sequence(
-    folder: str | os.PathLike[str], max_frames: int | None = None, fps: float | None = None
+    folder: str | os.PathLike[str],
+    max_frames: int | None = None,
+    fps: float | None = None,
+    skip: int = 0,
 ) -> Iterator[Frame]:
-    """The frames of an image sequence, one image read at a time."""
+    """The frames of an image sequence, one image read at a time; ``skip``: the first
+    images are not read, the others keep their frame numbers."""
     from crct_cli.io.video import Frame
 
     folder = Path(folder)
     fps = _rate(fps)
     images = _images_or_error(folder)
-    if max_frames is not None:
-        images = images[: max(0, max_frames)]
+    if skip and skip >= len(images):
+        count = len(images)
+        raise CrctError(f"{folder}: --skip-frames {skip}, but the sequence has {count} images")
+    stop = None if max_frames is None else skip + max(0, max_frames)
     size: tuple[int, ...] | None = None
-    for index, path in enumerate(images):
+    for index, path in enumerate(images[:stop]):
+        if index < skip:
+            continue
         image = read_image(path)
         if size is None:
             size = image.shape

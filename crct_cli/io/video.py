@@ -276,20 +276,24 @@ def _decode(container: InputContainer, stream: VideoStream, path: Path) -> Itera
 
 
 def iter_frames(
-    path: str | os.PathLike[str], max_frames: int | None = None, fps: float | None = None
+    path: str | os.PathLike[str],
+    max_frames: int | None = None,
+    fps: float | None = None,
+    skip: int = 0,
 ) -> Iterator[Frame]:
     """Yield the frames of ``path`` one by one, as RGB uint8 with rotation applied.
 
-    A generator over a PyAV stream: memory stays flat however long the video. Stops after
-    ``max_frames`` frames when given. A folder is an image sequence, its frames ``1 / fps``
-    seconds apart (:mod:`crct_cli.io.sequence`). Raises :class:`CrctError` when the file is
-    missing, unreadable or yields no frame at all.
+    A generator over a PyAV stream: memory stays flat however long the video. ``skip``: the
+    first frames are decoded (so that the others keep their numbers and times) but not
+    converted nor yielded; then at most ``max_frames`` frames when given. A folder is an image
+    sequence, its frames ``1 / fps`` seconds apart (:mod:`crct_cli.io.sequence`). Raises
+    :class:`CrctError` when the file is missing, unreadable or yields no frame at all.
     """
     path = Path(path)
     if path.is_dir():
         from crct_cli.io.sequence import iter_sequence
 
-        yield from iter_sequence(path, max_frames, fps)
+        yield from iter_sequence(path, max_frames, fps, skip)
         return
     container = _open_input(path)
     if max_frames is not None and max_frames <= 0:
@@ -303,6 +307,9 @@ def iter_frames(
         fallback_rotation = _metadata_rotation(stream)
         index = 0
         for frame in _decode(container, stream, path):
+            if index < skip:
+                index += 1
+                continue
             rotation = _frame_rotation(frame, fallback_rotation)
             if frame.pts is not None and time_base is not None:
                 time = float((frame.pts - start) * time_base)
@@ -310,10 +317,12 @@ def iter_frames(
                 time = index / fps
             yield Frame(index=index, time=time, image=_to_rgb(frame, rotation))
             index += 1
-            if max_frames is not None and index >= max_frames:
+            if max_frames is not None and index >= skip + max_frames:
                 return
         if index == 0:
             raise CrctError(f"{path}: the video has no decodable frame (empty or corrupt)")
+        if index <= skip:
+            raise CrctError(f"{path}: --skip-frames {skip}, but the video has {index} frames")
     finally:
         container.close()
 

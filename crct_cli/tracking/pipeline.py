@@ -130,17 +130,53 @@ def missing_frames(promised: int | None, decoded: int) -> int:
     return promised - decoded
 
 
+def _whole_number(value: Any) -> int | None:
+    """``value`` as an int when it is a whole number (not a bool), else None."""
+    if isinstance(value, bool):
+        return None
+    try:
+        return operator.index(value)
+    except TypeError:
+        return None
+
+
 def check_max_frames(max_frames: Any) -> int | None:
     """``--max-frames``: unset (every frame), or a whole number 1 or more, returned as int."""
     if max_frames is None:
         return None
-    try:
-        count = operator.index(max_frames)
-    except TypeError:
-        count = 0
-    if isinstance(max_frames, bool) or count < 1:
+    count = _whole_number(max_frames)
+    if count is None or count < 1:
         raise CrctError(f"--max-frames must be 1 or more (unset: every frame), got {max_frames!r}")
     return count
+
+
+@dataclass(frozen=True)
+class FrameRange:
+    """Which of a video's frames a run tracks: the first ``skip`` are passed over, then at
+    most ``count`` (None: to the end). The frames keep their numbers and times."""
+
+    skip: int = 0
+    count: int | None = None
+
+    @classmethod
+    def of(cls, skip: Any = 0, count: Any = None) -> FrameRange:
+        """``--skip-frames`` and ``--max-frames`` checked (whole numbers, 0+ and 1+)."""
+        whole = _whole_number(skip)
+        if whole is None or whole < 0:
+            raise CrctError(f"--skip-frames must be 0 or more, got {skip!r}")
+        return cls(whole, check_max_frames(count))
+
+    def settings(self) -> dict[str, int]:
+        """What differs from a whole video, for a resume marker and a track.json header."""
+        out = {"skip_frames": self.skip} if self.skip else {}
+        return out if self.count is None else {**out, "max_frames": self.count}
+
+    def expected(self, n_frames: int | None) -> int | None:
+        """The frames of a video of ``n_frames`` (its header's count, None: unknown) in range."""
+        if n_frames is None:
+            return self.count
+        left = max(0, n_frames - self.skip)
+        return left if self.count is None else min(left, self.count)
 
 
 def track_video(
@@ -150,18 +186,16 @@ def track_video(
     overlay: bool = False,
     on_frame: Callable[[int, int | None], None] | None = None,
     crops: int = 0,
-    max_frames: int | None = None,
+    frames_in: FrameRange | None = None,
 ) -> TrackSummary:
     """Track one video into ``out_dir`` with a :class:`crct_cli.api.Tracker`.
 
     ``on_frame(done, total)`` reports progress; ``crops``: each face's crop of that side is
-    written too (0: none); ``max_frames``: the video's first frames only (None: all).
+    written too (0: none); ``frames_in``: which frames (None: all of them).
     """
-    max_frames = check_max_frames(max_frames)
+    span = frames_in or FrameRange()
     info = probe_video(video, tracker.sequence_fps)
-    total = info.n_frames  # for the progress bar
-    if max_frames is not None:
-        total = max_frames if total is None else min(total, max_frames)
+    total = span.expected(info.n_frames)  # for the progress bar
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -172,7 +206,7 @@ def track_video(
         "height": info.height,
         "fps": info.fps,
         "n_frames": info.n_frames,
-        **({} if max_frames is None else {"max_frames": max_frames}),
+        **span.settings(),
         "method": tracker.config.mode,
         "faces": tracker.multi.faces,
         "config": tracker.describe(),
@@ -180,7 +214,8 @@ def track_video(
     if video.is_dir():  # an image sequence: which file each frame index is
         from crct_cli.io.sequence import sequence_images
 
-        header["images"] = [p.name for p in sequence_images(video)][:max_frames]
+        names = [p.name for p in sequence_images(video)]  # by frame index, up to the last
+        header["images"] = names if span.count is None else names[: span.skip + span.count]
     check_crops(crops)
     pts = _PtsFolders(out_dir, per_face=tracker.multi.faces != 1, crops=crops)
     counts = {"tracked": 0, "redetected": 0, "lost": 0}
@@ -195,7 +230,7 @@ def track_video(
             csv = LandmarksCsvWriter(out_dir / "landmarks.csv", pose=poser is not None)
             if overlay:
                 writer = VideoWriter(out_dir / "overlay.mp4", info.fps, info.width, info.height)
-            for frame in tracker.track(video, max_frames):
+            for frame in tracker.track(video, span.count, span.skip):
                 frames += 1
                 first = frame.face(0)
                 counts[first.state if first is not None else "lost"] += 1
@@ -221,10 +256,11 @@ def track_video(
                     writer.write(draw_faces(frame.image, frame.faces, label, focal))
                 if on_frame is not None:
                     on_frame(frames, total)
-            # a file cut short: what its header promised and never came, as without
-            # --max-frames; none when the frames asked for all came
-            all_asked = max_frames is not None and frames >= max_frames
-            missing = 0 if all_asked else missing_frames(info.n_frames, frames)
+            # a file cut short: what its header promised after the frames skipped and never
+            # came; none when the frames asked for all came
+            all_asked = span.count is not None and frames >= span.count
+            promised = None if info.n_frames is None else info.n_frames - span.skip
+            missing = 0 if all_asked else missing_frames(promised, frames)
             summary = TrackSummary(
                 str(video),
                 str(out_dir),
