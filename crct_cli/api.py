@@ -408,7 +408,9 @@ class Tracker:
         keep their index and time)."""
         from crct_cli.tracking.pipeline import FrameRange
 
-        span = FrameRange.of(skip_frames, max_frames)
+        if max_frames is not None and max_frames <= 0:  # nothing asked for
+            return
+        span = FrameRange.of(skip_frames, None if max_frames is None else int(max_frames))
         if self.pose is None:
             yield from self._finished(video, span)
             return
@@ -648,7 +650,7 @@ def track_videos(
     the command's options of those names; ``options`` are
     :class:`Tracker`'s keywords (``faces="all"``, ``pose=True``...), each worker's tracker.
     ``on_result(result)`` is called as each video finishes; ``progress`` shows the command's
-    bars and its line per video on stderr (a terminal or a notebook).
+    line per video on stderr, and on a terminal its bars.
 
     Returns the run's :class:`~crct_cli.batch.runner.BatchReport` (``.results``, one
     :class:`~crct_cli.batch.summary.VideoResult` per video with its ``status``: ok, no_face,

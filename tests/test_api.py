@@ -276,6 +276,14 @@ def test_a_sideways_phone_photo_gets_the_points_of_the_upright_one(
     assert np.abs(got.points - want.points).max() < 0.02 * diagonal
 
 
+def test_track_takes_a_stretch_and_nothing_for_no_frames(tracker: Tracker) -> None:
+    """``track(video, max_frames, skip_frames)``: the frames asked for, with their indices in
+    the whole video; ``max_frames=0`` asks for none (as before skip_frames existed)."""
+    frames = list(tracker.track(SAMPLES / "astronaut.mp4", max_frames=3, skip_frames=70))
+    assert [f.index for f in frames] == [70, 71, 72] and all(f.faces for f in frames)
+    assert list(tracker.track(SAMPLES / "astronaut.mp4", max_frames=0)) == []
+
+
 def test_grey_and_rgba_frames_are_read_as_their_rgb(tracker: Tracker) -> None:
     """A grey camera's (H, W) or (H, W, 1) frames and RGBA arrays need no conversion first:
     the same faces as the RGB picture they stand for."""

@@ -26,6 +26,7 @@ from test_pipeline import FaceNets
 from typer.testing import CliRunner
 
 import crct_cli.batch
+import crct_cli.tracking.pipeline
 from crct_cli.batch import WORKER_BYTES, default_workers, threads_per_worker
 from crct_cli.batch.discover import VideoJob, discover
 from crct_cli.batch.local import LocalEngine
@@ -307,8 +308,21 @@ def test_max_frames_tracks_each_video_s_first_frames_and_resumes_apart(
     assert bad.exit_code == 2 and "--max-frames must be 1 or more" in bad.stderr
 
 
+def _header_claims(extra: int) -> Callable[..., Any]:
+    """probe_video, but the header claims ``extra`` frames more than the file holds."""
+    import dataclasses
+
+    from crct_cli.io.video import probe_video
+
+    def probe(*args: Any, **kwargs: Any) -> Any:
+        info = probe_video(*args, **kwargs)
+        return dataclasses.replace(info, n_frames=info.n_frames + extra)
+
+    return probe
+
+
 def test_skip_frames_tracks_a_stretch_whose_frames_keep_their_numbers(
-    archive: Path, tmp_path: Path, fakes: None
+    archive: Path, tmp_path: Path, fakes: None, make_video: Callable[..., Path]
 ) -> None:
     """``--skip-frames S --max-frames N``: frames S+1..S+N as a whole run numbers and times
     them; another stretch is another run; more frames skipped than there are is one line."""
@@ -328,6 +342,15 @@ def test_skip_frames_tracks_a_stretch_whose_frames_keep_their_numbers(
     rest = crct("track", video, "--out", tmp_path / "part", "--skip-frames", "6")
     assert rest.exit_code == 0 and "already tracked" not in rest.stderr, rest.output
     assert len(read_track_json(tmp_path / "part/track.json").frames) == 6  # frames 7-12
+    # a header a frame or 1% off is not a cut, however many frames are skipped: 200 frames
+    # under a header of 202 (1%) pass, under 203 they do not, with or without a skip
+    long = make_video("long.mp4", n_frames=200, width=W, height=H)
+    for extra, warned in ((2, False), (3, True)):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(crct_cli.tracking.pipeline, "probe_video", _header_claims(extra))
+            for args in ([], ["--skip-frames", "190"]):
+                run = crct("track", long, "--out", tmp_path / f"h{extra}{len(args)}", *args)
+                assert run.exit_code == 0 and ("never decoded" in run.stderr) == warned, args
     over = crct("track", video, "--out", tmp_path / "over", "--skip-frames", "12")
     assert over.exit_code == 2 and "--skip-frames 12, but the video has 12 frames" in over.stderr
     for bad in ("-1", "x"):

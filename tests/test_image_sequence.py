@@ -73,6 +73,12 @@ def test_a_frame_of_another_size_or_an_unreadable_one_is_one_clear_error(
     with pytest.raises(CrctError, match=r"003\.png: not a readable image"):
         list(iter_frames(seq))
     assert len(list(iter_frames(seq, max_frames=3))) == 3  # up to the bad one, all is well
+    # frames skipped are not read, but the first image still sets the size the header gives
+    write_image(seq / "003.png", np.zeros((21, 30, 3), np.uint8))
+    other_size = r"003\.png: 30x21, but the sequence's first image is 30x20"
+    with pytest.raises(CrctError, match=other_size):
+        list(iter_frames(seq, skip=3))
+    assert [f.index for f in iter_frames(seq, max_frames=2, skip=1)] == [1, 2]
     (tmp_path / "empty").mkdir()
     with pytest.raises(CrctError, match="no images in this folder"):
         probe_video(tmp_path / "empty")

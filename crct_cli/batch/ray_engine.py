@@ -85,7 +85,7 @@ def _interrupt_on(stop: Any, done: threading.Event) -> None:
             raised = ray.get(stop.raised.remote(), timeout=STOP_POLL_S * 4)
         except ray.exceptions.GetTimeoutError:  # a busy cluster: ask again
             continue
-        except ray.exceptions.RayError:  # the flag is gone with the driver: the actor goes too
+        except Exception:  # the flag is gone with the driver: the actor goes too
             return
         if raised and not done.is_set():
             _thread.interrupt_main()

@@ -103,7 +103,8 @@ def iter_sequence(
         count = len(images)
         raise CrctError(f"{folder}: --skip-frames {skip}, but the sequence has {count} images")
     stop = None if max_frames is None else skip + max(0, max_frames)
-    size: tuple[int, ...] | None = None
+    # every frame the size of the first image, the one the header gives, also after a skip
+    size: tuple[int, ...] | None = read_image(images[0]).shape if skip else None
     for index, path in enumerate(images[:stop]):
         if index < skip:
             continue

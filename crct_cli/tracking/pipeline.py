@@ -172,10 +172,11 @@ class FrameRange:
         return out if self.count is None else {**out, "max_frames": self.count}
 
     def expected(self, n_frames: int | None) -> int | None:
-        """The frames of a video of ``n_frames`` (its header's count, None: unknown) in range."""
-        if n_frames is None:
+        """The frames of a video of ``n_frames`` (its header's count, None: unknown) in range
+        (None where the header does not say, or says no more than the frames skipped)."""
+        if n_frames is None or n_frames <= self.skip:
             return self.count
-        left = max(0, n_frames - self.skip)
+        left = n_frames - self.skip
         return left if self.count is None else min(left, self.count)
 
 
@@ -256,11 +257,10 @@ def track_video(
                     writer.write(draw_faces(frame.image, frame.faces, label, focal))
                 if on_frame is not None:
                     on_frame(frames, total)
-            # a file cut short: what its header promised after the frames skipped and never
-            # came; none when the frames asked for all came
+            # a file cut short: what its header promised and never came (the frames skipped
+            # came, decoded); none when the frames asked for all came
             all_asked = span.count is not None and frames >= span.count
-            promised = None if info.n_frames is None else info.n_frames - span.skip
-            missing = 0 if all_asked else missing_frames(promised, frames)
+            missing = 0 if all_asked else missing_frames(info.n_frames, span.skip + frames)
             summary = TrackSummary(
                 str(video),
                 str(out_dir),
