@@ -72,6 +72,7 @@ from crct_cli.tracking.tracker import (
 if TYPE_CHECKING:
     from crct_cli.batch.runner import BatchReport
     from crct_cli.batch.summary import VideoResult
+    from crct_cli.tracking.pipeline import FrameRange
 
 __all__ = ["Face", "TrackedFrame", "Tracker", "parse_faces", "track_videos"]
 
@@ -418,7 +419,7 @@ class Tracker:
             assert frame.image is not None
             yield dataclasses.replace(frame, faces=self._posed(frame.faces, frame.image.shape))
 
-    def _finished(self, video: str | os.PathLike[str], span: Any) -> Iterator[TrackedFrame]:
+    def _finished(self, video: str | os.PathLike[str], span: FrameRange) -> Iterator[TrackedFrame]:
         """:meth:`track`'s frames with their final points (the two-sided filter's, if on)."""
         if not self.lookahead:
             yield from self._track(video, span, causal=True)
@@ -434,7 +435,7 @@ class Tracker:
             yield dataclasses.replace(done, faces=faces)
 
     def _track(
-        self, video: str | os.PathLike[str], span: Any, causal: bool
+        self, video: str | os.PathLike[str], span: FrameRange, causal: bool
     ) -> Iterator[TrackedFrame]:
         """:meth:`track`'s frames before any two-sided filter (``causal``: the One Euro
         filter's points, as :meth:`step` gives)."""
@@ -752,7 +753,7 @@ def run_videos(
     crops: int,
     display: Any,
     networks_factory: Callable[[], Any] | None = None,
-    frames_in: Any = None,
+    frames_in: FrameRange | None = None,
 ) -> BatchReport:
     """The batch run behind :func:`track_videos` and ``crct track``: hold ``out``, skip what is
     done, track the rest on the engine ``run`` (a :class:`~crct_cli.batch.runner.BatchOptions`)

@@ -10,13 +10,16 @@ import inspect
 import math
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from typer.core import TyperGroup
 
 from crct_cli import __version__
 from crct_cli.errors import CrctError
+
+if TYPE_CHECKING:
+    from crct_cli.tracking.pipeline import FrameRange
 
 #: Click's base exception, found through Typer's public ``BadParameter`` so this works with both
 #: the vendored and the standalone Click.
@@ -915,7 +918,7 @@ def _track_batch(
     overlay: bool,
     options: Any,
     crops: int = 0,
-    frames_in: Any = None,
+    frames_in: "FrameRange | None" = None,
 ) -> None:
     """Many videos: resume, the engine's workers, OUT/summary.csv, one last line."""
     from crct_cli import batch

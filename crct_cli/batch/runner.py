@@ -16,13 +16,16 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from crct_cli.batch.discover import VideoJob
 from crct_cli.batch.resume import Done, check_done
 from crct_cli.batch.summary import VideoResult, write_summary
 from crct_cli.batch.worker import Listener, WorkerSpec, settings_of
 from crct_cli.errors import CrctError
+
+if TYPE_CHECKING:
+    from crct_cli.tracking.pipeline import FrameRange
 
 #: Seconds between two rewrites of summary.csv while a run goes (and once at the end).
 SUMMARY_EVERY_S = 10.0
@@ -217,7 +220,7 @@ class BatchOptions:
         videos: int,
         networks_factory: Callable[[], Any] | None = None,
         crops: int = 0,
-        frames_in: Any = None,
+        frames_in: FrameRange | None = None,
     ) -> Engine:
         """The engine that tracks ``videos`` videos with these options."""
         from crct_cli.batch import (

@@ -9,12 +9,15 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from crct_cli.batch.discover import VideoJob
 from crct_cli.batch.resume import Done, clear_done, input_stamp, mark_done
 from crct_cli.batch.summary import VideoResult
 from crct_cli.errors import CrctError, os_reason
+
+if TYPE_CHECKING:
+    from crct_cli.tracking.pipeline import FrameRange
 
 #: Environment variables that size the thread pools of the libraries under the networks;
 #: ``CRCT_THREADS`` is read by crct's ONNX Runtime sessions (intra-op threads).
@@ -74,7 +77,9 @@ SETTINGS_KEYS: tuple[str, ...] = (
 )
 
 
-def settings_of(tracker_options: dict[str, Any], frames_in: Any = None) -> dict[str, Any]:
+def settings_of(
+    tracker_options: dict[str, Any], frames_in: FrameRange | None = None
+) -> dict[str, Any]:
     """The JSON-ready settings of :data:`SETTINGS_KEYS` (``faces`` as a count or None), the
     networks' fingerprint (``weights_dir``, else ``$CRCT_WEIGHTS`` or the shipped folder: other
     weights are another run), and ``frames_in``'s range when not the whole video (a
@@ -121,7 +126,7 @@ class WorkerSpec:
     threads: int = 0
     networks_factory: Callable[[], Any] | None = field(default=None, compare=False)
     crops: int = 0
-    frames_in: Any = None
+    frames_in: FrameRange | None = None
 
 
 def limit_threads(threads: int) -> None:
