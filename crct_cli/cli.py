@@ -277,13 +277,6 @@ def _parse_box(text: str | None) -> Any:
     return check_init_box(values)
 
 
-def _check_mode(mode: str) -> None:
-    from crct_cli.tracking.tracker import MODES
-
-    if mode not in MODES:
-        raise CrctError(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
-
-
 @app.command()
 def track(
     videos: Annotated[
@@ -767,50 +760,14 @@ def track(
     from rich.console import Console
 
     from crct_cli import batch
-    from crct_cli.aligner import check_denoise
-    from crct_cli.api import check_lost_points, parse_faces
+    from crct_cli.api import check_tracker_options
     from crct_cli.batch.discover import discover
     from crct_cli.batch.runner import BatchOptions
     from crct_cli.batch.worker import WorkerSpec, settings_of
     from crct_cli.geometry import check_crops
-    from crct_cli.io.sequence import check_fps
-    from crct_cli.pose import check_focal
-    from crct_cli.runtime.backend import BACKENDS, DEVICES
-    from crct_cli.runtime.nets import check_find_wide
-    from crct_cli.tracking.backtrack import check_backtrack
-    from crct_cli.tracking.frame_denoise import FrameDenoiseConfig
     from crct_cli.tracking.pipeline import FrameRange
-    from crct_cli.tracking.smoothing import SmoothConfig
-    from crct_cli.tracking.tracker import (
-        check_bt_reuse,
-        check_gate_growth,
-        check_gates,
-        check_likeness,
-    )
 
-    _check_mode(mode)
-    check_gates(tb, tc, seq_bt)
-    check_denoise(denoise)
-    parse_faces(faces)
-    if device not in DEVICES:  # before any worker starts and says it
-        raise CrctError(f"--device must be auto, cpu or cuda, got {device!r}")
-    if backend not in BACKENDS:
-        raise CrctError(f"--backend must be auto, torch or onnx, got {backend!r}")
-    if reacquire < 0:
-        raise CrctError(f"--reacquire must be >= 0 frames (0: never), got {reacquire}")
-    check_lost_points(lost_points)
-    if backfill < 0:
-        raise CrctError(f"--backfill must be >= 0 frames (0: none), got {backfill}")
-    check_bt_reuse(bt_reuse)
-    check_gate_growth(gate_growth)
-    check_likeness(likeness)
-    check_find_wide(find_wide, CrctError)
-    check_backtrack(backtrack)
-    SmoothConfig(min_cutoff=smooth_cutoff, beta=smooth_beta).check()
-    FrameDenoiseConfig(temporal_radius, temporal_strength, noise_threshold).check()
-    check_fps(sequence_fps)
     check_crops(crops)
-    check_focal(focal_length)
     frames_in = FrameRange.of(skip_frames, max_frames)
     options = BatchOptions(engine, workers, threads, overwrite, ray_address, gpus_per_worker)
     options.check()
@@ -860,6 +817,7 @@ def track(
         "pose": pose,
         "focal_length": focal_length,
     }
+    check_tracker_options(tracker_options)  # what every worker's Tracker would refuse
     jobs = discover(videos, out)
     console = Console(stderr=True, highlight=False)
     if len(jobs) == 1 and jobs[0].output == "." and engine == "local":
