@@ -405,8 +405,8 @@ class Tracker:
         ``backfill``). With ``lookahead`` each frame comes out once the frames a third of a
         second after it are tracked too (the two-sided filter reads them), and while a face is
         lost, once it is found again (``backtrack``). ``skip_frames``: the first frames are
-        decoded, not tracked; ``max_frames``: at most that many frames after them (the frames
-        keep their index and time)."""
+        not tracked (a long skip seeks: ``crct_cli.io.video.iter_frames``); ``max_frames``:
+        at most that many frames after them (the frames keep their index and time)."""
         from crct_cli.tracking.pipeline import FrameRange
 
         if max_frames is not None and max_frames <= 0:  # nothing asked for

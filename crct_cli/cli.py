@@ -684,7 +684,8 @@ def track(
     skip_frames: Annotated[
         int,
         typer.Option(
-            help="Pass over the first N frames of each video (decoded, not tracked; with "
+            help="Pass over the first N frames of each video (not tracked; MP4, MOV, MKV "
+            "and WebM files are sought to frame N, others decoded through; with "
             "--max-frames, a stretch from the middle): the frames after keep their numbers, "
             "annot/000301.pts after --skip-frames 300. The face is found and followed from "
             "the stretch's first frame, so points differ a little from a whole run's.",

@@ -15,7 +15,7 @@ from __future__ import annotations
 import io
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -275,6 +275,143 @@ def _decode(container: InputContainer, stream: VideoStream, path: Path) -> Itera
         raise CrctError(f"{path}: no decodable frame ({bad} corrupt packets)")
 
 
+#: ``skip`` from which :func:`iter_frames` seeks instead of decoding through the frames passed
+#: over (at 640x360 FFmpeg decodes about 2,000 frames a second here, at 1080p far fewer).
+SEEK_MIN_SKIP = 250
+
+#: Containers (FFmpeg's demuxer names) and codecs where a video packet is one shown frame, so
+#: that frame ``k`` is the packet with the ``k``-th smallest timestamp. Elsewhere (AVI's packed
+#: MPEG-4 frames, VP8's hidden frames, transport streams) a skip decodes through.
+_SEEK_FORMATS = frozenset({"mov", "mp4", "matroska", "webm"})
+_SEEK_CODECS = frozenset({"h264", "hevc", "mpeg4", "mpeg1video", "mpeg2video", "mjpeg", "vp9"})
+
+#: Packets read past frame ``skip`` in decoding order: B-frames show up to a few frames out of
+#: order, and none of the last half of these may show before frame ``skip``.
+_SEEK_MARGIN = 64
+
+
+@dataclass(frozen=True)
+class _SeekPoint:
+    """Frame ``skip``'s presentation timestamp ``pts``, and the timestamps to seek to, in turn,
+    until the demuxer lands at or before it: its own, its keyframe's, the keyframe's before."""
+
+    starts: tuple[int, ...]
+    pts: int
+
+
+def _seek_point(path: Path, skip: int) -> _SeekPoint | None:
+    """Frame ``skip``'s timestamp and the keyframe before it, read from the packets alone.
+
+    Demuxing without decoding reads an hour of video in about a second. ``None`` where the
+    packets cannot say for sure which frame is frame ``skip`` (no timestamps, a first packet
+    that is not a keyframe, so that decoding from the start drops frames, repeated
+    timestamps, a container or codec outside :data:`_SEEK_FORMATS` / :data:`_SEEK_CODECS`):
+    then the frames are decoded through, as for a short skip. Raises :class:`CrctError` when
+    the file has no frame ``skip``.
+    """
+    container = _open_for_reading(path)
+    try:
+        stream = container.streams.video[0]
+        formats = set(container.format.name.split(","))
+        if not formats & _SEEK_FORMATS or stream.codec_context.name not in _SEEK_CODECS:
+            return None
+        stamps: list[tuple[int, int | None, bool]] = []  # (pts, dts, keyframe), decoding order
+        ended = True
+        for packet in container.demux(stream):
+            if packet.size == 0:  # the demuxer's empty packet at the end
+                continue
+            if packet.pts is None or (not stamps and not packet.is_keyframe):
+                return None
+            stamps.append((int(packet.pts), packet.dts, bool(packet.is_keyframe)))
+            if len(stamps) > skip + _SEEK_MARGIN:
+                ended = False
+                break
+    except av.error.FFmpegError:
+        return None
+    finally:
+        container.close()
+    if len(stamps) <= skip:
+        if ended:
+            raise CrctError(f"{path}: --skip-frames {skip}, but the video has {len(stamps)} frames")
+        return None  # pragma: no cover - more than skip + margin packets were read
+    shown = sorted(pts for pts, _, _ in stamps)
+    if len(set(shown)) != len(shown):
+        return None
+    target = shown[skip]
+    if not ended and min(pts for pts, _, _ in stamps[-_SEEK_MARGIN // 2 :]) <= target:
+        return None
+    # the last keyframe in decoding order at or before the target (pts), none of whose
+    # predecessors shows after the target
+    at = next(i for i, (pts, _, _) in enumerate(stamps) if pts == target)
+    keys = [i for i in range(at + 1) if stamps[i][2] and stamps[i][0] <= target]
+    if not keys:  # pragma: no cover - the first packet is a keyframe
+        return None
+    key = keys[-1]
+    if key and max(pts for pts, _, _ in stamps[:key]) >= target:
+        return None
+    # the demuxer lands on the keyframe before the time asked for, by its own timestamps
+    # (MP4's are decoding times shifted by the edit list): first the target's own, as
+    # ffmpeg -ss seeks, then its keyframe's, then the keyframe's before
+    starts = [target, stamps[key][0]] if stamps[key][0] != target else [target]
+    if len(keys) > 1:
+        pts, dts, _ = stamps[keys[-2]]
+        starts.append(pts if dts is None else min(pts, int(dts)))
+    return _SeekPoint(starts=tuple(starts), pts=target)
+
+
+def _frames_after(
+    path: Path, skip: int
+) -> Generator[tuple[int, VideoFrame, VideoStream], None, None]:
+    """``(index, frame, stream)`` for the frames from ``skip`` on, in presentation order.
+
+    For a long skip the file is sought to the keyframe before frame ``skip`` (found by
+    :func:`_seek_point`) and decoded from there; should the first frame decoded at or after
+    the target not be the target itself (from the keyframe before that too), the file is
+    read again from the start and decoded through, so a frame's number never depends on
+    whether it was reached by seeking.
+    """
+    point = _seek_point(path, skip) if skip >= SEEK_MIN_SKIP else None
+    starts, target = (point.starts, point.pts) if point is not None else ((), 0)
+    for start in starts:
+        container = _open_input(path)
+        try:
+            stream = _video_stream(container, path)
+            try:
+                container.seek(start, backward=True, any_frame=False, stream=stream)
+            except av.error.FFmpegError:
+                break
+            index = None
+            for frame in _decode(container, stream, path):
+                if index is None:
+                    if frame.pts is None or frame.pts > target:
+                        break  # landed past the target
+                    if frame.pts < target:
+                        continue
+                    index = skip
+                yield index, frame, stream
+                index += 1
+            if index is not None:
+                return
+        finally:
+            container.close()
+    if starts:
+        log.debug("%s: seeking to frame %d missed it; decoding through", path, skip)
+    container = _open_input(path)
+    try:
+        stream = _video_stream(container, path)
+        index = 0
+        for frame in _decode(container, stream, path):
+            if index >= skip:
+                yield index, frame, stream
+            index += 1
+        if index == 0:
+            raise CrctError(f"{path}: the video has no decodable frame (empty or corrupt)")
+        if index <= skip:
+            raise CrctError(f"{path}: --skip-frames {skip}, but the video has {index} frames")
+    finally:
+        container.close()
+
+
 def iter_frames(
     path: str | os.PathLike[str],
     max_frames: int | None = None,
@@ -284,8 +421,10 @@ def iter_frames(
     """Yield the frames of ``path`` one by one, as RGB uint8 with rotation applied.
 
     A generator over a PyAV stream: memory stays flat however long the video. ``skip``: the
-    first frames are decoded (so that the others keep their numbers and times) but not
-    converted nor yielded; then at most ``max_frames`` frames when given. A folder is an image
+    first frames are passed over, and the others keep their numbers and times; from
+    :data:`SEEK_MIN_SKIP` frames on, the file is sought to the keyframe before them where its
+    packets number the frames for sure (MP4/MOV, Matroska/WebM), else they are decoded but
+    not converted. Then at most ``max_frames`` frames when given. A folder is an image
     sequence, its frames ``1 / fps`` seconds apart (:mod:`crct_cli.io.sequence`). Raises
     :class:`CrctError` when the file is missing, unreadable or yields no frame at all.
     """
@@ -295,36 +434,26 @@ def iter_frames(
 
         yield from iter_sequence(path, max_frames, fps, skip)
         return
-    container = _open_input(path)
     if max_frames is not None and max_frames <= 0:
-        container.close()
+        _open_input(path).close()
         return
+    frames = _frames_after(path, skip)
+    seen: VideoStream | None = None
     try:
-        stream = _video_stream(container, path)
-        fps = _stream_fps(stream)
-        time_base = stream.time_base
-        start = stream.start_time or 0
-        fallback_rotation = _metadata_rotation(stream)
-        index = 0
-        for frame in _decode(container, stream, path):
-            if index < skip:
-                index += 1
-                continue
+        for index, frame, stream in frames:
+            if stream is not seen:  # a second reading after a missed seek has its own
+                seen, rate, time_base = stream, _stream_fps(stream), stream.time_base
+                start, fallback_rotation = stream.start_time or 0, _metadata_rotation(stream)
             rotation = _frame_rotation(frame, fallback_rotation)
             if frame.pts is not None and time_base is not None:
                 time = float((frame.pts - start) * time_base)
             else:
-                time = index / fps
+                time = index / rate
             yield Frame(index=index, time=time, image=_to_rgb(frame, rotation))
-            index += 1
-            if max_frames is not None and index >= skip + max_frames:
+            if max_frames is not None and index + 1 >= skip + max_frames:
                 return
-        if index == 0:
-            raise CrctError(f"{path}: the video has no decodable frame (empty or corrupt)")
-        if index <= skip:
-            raise CrctError(f"{path}: --skip-frames {skip}, but the video has {index} frames")
     finally:
-        container.close()
+        frames.close()
 
 
 def prefetch_frames(frames: Iterator[Frame], depth: int = 4) -> Iterator[Frame]:

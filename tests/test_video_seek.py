@@ -1,0 +1,189 @@
+"""``iter_frames(skip=...)`` seeks on long skips: the same frames, numbers and times as decoding
+through, on B-frames, variable frame rates and the codecs it seeks in; elsewhere it decodes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from crct_cli.errors import CrctError
+from crct_cli.io import video
+from crct_cli.io.video import has_encoder, iter_frames
+
+N_FRAMES = 150
+
+
+def _picture(i: int, width: int = 64, height: int = 48) -> np.ndarray:
+    """Frame ``i``: a texture drifting a pixel a frame (so that encoders predict frames from
+    one another) under bars that spell ``i`` in binary (so that no two frames look alike)."""
+    texture = np.random.default_rng(0).integers(40, 90, (height, 2 * width, 3), dtype=np.uint8)
+    image = np.ascontiguousarray(np.roll(texture, i, axis=1)[:, :width])
+    for bit in range(8):
+        if i >> bit & 1:
+            image[:, bit * 8 : bit * 8 + 6] = 230
+    return image
+
+
+def _write(path: Path, codec: str, stamps: list[int], options: dict[str, str]) -> Path:
+    """Encode ``_picture(i)`` at presentation time ``stamps[i]`` milliseconds."""
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream(codec, rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.codec_context.time_base = Fraction(1, 1000)
+        stream.codec_context.options = options
+        for i, stamp in enumerate(stamps):
+            frame = av.VideoFrame.from_ndarray(_picture(i), format="rgb24")
+            frame.pts = stamp
+            frame.time_base = stream.codec_context.time_base
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return path
+
+
+def _regular() -> list[int]:
+    return [40 * i for i in range(N_FRAMES)]
+
+
+def _variable() -> list[int]:
+    """Gaps of 20-100 ms, as a phone's variable frame rate writes them."""
+    gaps = np.random.default_rng(7).integers(20, 101, N_FRAMES)
+    return [int(t) for t in np.concatenate([[0], np.cumsum(gaps[1:])])]
+
+
+#: keyframes only every ``g`` frames, never at a "scene cut"
+X264 = {"preset": "veryfast", "x264-params": "scenecut=0"}
+
+CLIPS = [
+    ("h264_bframes.mp4", "libx264", _regular, {"g": "12", "bf": "3", **X264}),
+    ("h264_vfr.mkv", "libx264", _variable, {"g": "10", "bf": "2", **X264}),
+    ("h264_vfr.mp4", "libx264", _variable, {"g": "17", "bf": "3", **X264}),
+    ("mpeg4.mp4", "mpeg4", _regular, {"g": "15", "bf": "2", "sc_threshold": "1000000000"}),
+    ("vp9.webm", "libvpx-vp9", _regular, {"g": "20", "deadline": "realtime", "cpu-used": "8"}),
+]
+
+
+@pytest.fixture
+def count_decoded(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many frames the decoder gave, over all readings of the file."""
+    counted = [0]
+    decode = video._decode
+
+    def counting(*args: object) -> Iterator[av.VideoFrame]:
+        for frame in decode(*args):  # type: ignore[arg-type]
+            counted[0] += 1
+            yield frame
+
+    monkeypatch.setattr(video, "_decode", counting)
+    return counted
+
+
+def _through(path: Path, skip: int, count: int | None) -> list[video.Frame]:
+    return list(iter_frames(path, count, skip=0))[skip : None if count is None else skip + count]
+
+
+def _same(a: list[video.Frame], b: list[video.Frame]) -> bool:
+    return len(a) == len(b) and all(
+        x.index == y.index and x.time == y.time and np.array_equal(x.image, y.image)
+        for x, y in zip(a, b, strict=True)
+    )
+
+
+@pytest.mark.parametrize(("name", "codec", "stamps", "options"), CLIPS, ids=[c[0] for c in CLIPS])
+def test_a_long_skip_seeks_and_gives_the_frames_decoding_through_gives(
+    tmp_path, monkeypatch, count_decoded, name, codec, stamps, options
+) -> None:
+    if not has_encoder(codec):
+        pytest.skip(f"this PyAV build has no {codec} encoder")
+    path = _write(tmp_path / name, codec, stamps(), options)
+    whole = list(iter_frames(path))
+    assert len(whole) == N_FRAMES and len({f.time for f in whole}) == N_FRAMES
+    monkeypatch.setattr(video, "SEEK_MIN_SKIP", 20)
+    for skip in (20, 57, 96, 120, N_FRAMES - 1):
+        count_decoded[0] = 0
+        got = list(iter_frames(path, 15, skip=skip))
+        assert _same(got, whole[skip : skip + 15]), (name, skip)
+        # sought, not decoded through: at most a keyframe interval before the skip decoded
+        assert count_decoded[0] < len(got) + 25, (name, skip, count_decoded[0])
+    # each frame's own picture, found again by its bars, so no two frames were swapped
+    frame = next(iter_frames(path, 1, skip=101))
+    bars = [frame.image[:, bit * 8 + 3].mean() > 160 for bit in range(8)]
+    assert sum(b << bit for bit, b in enumerate(bars)) == 101
+
+
+def test_a_short_skip_decodes_through(tmp_path, count_decoded) -> None:
+    path = _write(tmp_path / "clip.mp4", "libx264", _regular(), {"g": "12", "bf": "3", **X264})
+    assert video.SEEK_MIN_SKIP > 40
+    frames = list(iter_frames(path, 5, skip=40))
+    assert [f.index for f in frames] == list(range(40, 45)) and count_decoded[0] == 45
+
+
+def test_a_missed_seek_reads_the_file_again_from_the_start(
+    tmp_path, monkeypatch, count_decoded
+) -> None:
+    """Should seeking land past the frame asked for, the keyframe before is tried, and then
+    the frames come from decoding through."""
+    path = _write(tmp_path / "clip.mp4", "libx264", _regular(), {"g": "12", "bf": "3", **X264})
+    whole = list(iter_frames(path))
+    monkeypatch.setattr(video, "SEEK_MIN_SKIP", 20)
+    point = video._seek_point(path, 70)
+    assert point is not None
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        later = [p.pts for p in container.demux(stream) if p.is_keyframe and p.pts > point.pts]
+    # the keyframe after frame 70, where a demuxer that seeks by other timestamps could land
+    for starts, reads_again in (((later[0], point.starts[0]), False), ((later[0],), True)):
+        wrong = video._SeekPoint(starts=starts, pts=point.pts)
+        monkeypatch.setattr(video, "_seek_point", lambda p, s, wrong=wrong: wrong)
+        count_decoded[0] = 0
+        assert _same(list(iter_frames(path, 10, skip=70)), whole[70:80])
+        # the second try decodes from frame 70's keyframe; without one, from frame 0 again
+        assert (count_decoded[0] >= 80) is reads_again, count_decoded[0]
+
+
+def test_past_the_end_says_how_many_frames_without_decoding(
+    tmp_path, monkeypatch, count_decoded
+) -> None:
+    path = _write(tmp_path / "clip.mp4", "libx264", _regular(), {"g": "12", "bf": "3", **X264})
+    monkeypatch.setattr(video, "SEEK_MIN_SKIP", 20)
+    with pytest.raises(CrctError, match=f"--skip-frames 500, but the video has {N_FRAMES} frames"):
+        list(iter_frames(path, skip=500))
+    assert count_decoded[0] == 0
+    # decoding through says the same
+    monkeypatch.setattr(video, "SEEK_MIN_SKIP", 10**6)
+    with pytest.raises(CrctError, match=f"--skip-frames 500, but the video has {N_FRAMES} frames"):
+        list(iter_frames(path, skip=500))
+
+
+def _remux_from(src: Path, dst: Path, first: int) -> Path:
+    """``src``'s packets from the ``first``-th on (decoding order), copied without decoding:
+    a file that starts on a frame that is not a keyframe, as a careless cut leaves it."""
+    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+        stream = inp.streams.video[0]
+        copy = out.add_stream_from_template(stream)
+        for i, packet in enumerate(p for p in inp.demux(stream) if p.size):
+            if i >= first:
+                packet.stream = copy
+                out.mux(packet)
+    return dst
+
+
+def test_where_packets_cannot_number_the_frames_it_decodes_through(
+    tmp_path, monkeypatch, count_decoded, make_video
+) -> None:
+    monkeypatch.setattr(video, "SEEK_MIN_SKIP", 20)
+    clip = _write(tmp_path / "clip.mp4", "libx264", _regular(), {"g": "12", "bf": "0", **X264})
+    cut = _remux_from(clip, tmp_path / "cut.mp4", 5)  # the decoder drops 5..11
+    avi = make_video("clip.avi", n_frames=60, codec="mpeg4")  # AVI: packets are not frames
+    for path in (cut, avi):
+        assert video._seek_point(path, 30) is None
+        whole = list(iter_frames(path))
+        count_decoded[0] = 0
+        assert _same(list(iter_frames(path, 10, skip=30)), whole[30:40])
+        assert count_decoded[0] == 40, path.name
