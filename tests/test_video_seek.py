@@ -29,9 +29,20 @@ def _picture(i: int, width: int = 64, height: int = 48) -> np.ndarray:
     return image
 
 
-def _write(path: Path, codec: str, stamps: list[int], options: dict[str, str]) -> Path:
+def _number(image: np.ndarray) -> int:
+    """The frame number ``_picture`` spelt in bars."""
+    return sum(int(image[:, bit * 8 + 3].mean() > 160) << bit for bit in range(8))
+
+
+def _write(
+    path: Path,
+    codec: str,
+    stamps: list[int],
+    options: dict[str, str],
+    container_options: dict[str, str] | None = None,
+) -> Path:
     """Encode ``_picture(i)`` at presentation time ``stamps[i]`` milliseconds."""
-    with av.open(str(path), mode="w") as container:
+    with av.open(str(path), mode="w", options=container_options or {}) as container:
         stream = container.add_stream(codec, rate=25)
         stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
         stream.codec_context.time_base = Fraction(1, 1000)
@@ -112,9 +123,7 @@ def test_a_long_skip_seeks_and_gives_the_frames_decoding_through_gives(
         # sought, not decoded through: at most a keyframe interval before the skip decoded
         assert count_decoded[0] < len(got) + 25, (name, skip, count_decoded[0])
     # each frame's own picture, found again by its bars, so no two frames were swapped
-    frame = next(iter_frames(path, 1, skip=101))
-    bars = [frame.image[:, bit * 8 + 3].mean() > 160 for bit in range(8)]
-    assert sum(b << bit for bit, b in enumerate(bars)) == 101
+    assert _number(next(iter_frames(path, 1, skip=101)).image) == 101
 
 
 def test_a_short_skip_decodes_through(tmp_path, count_decoded) -> None:
@@ -187,3 +196,93 @@ def test_where_packets_cannot_number_the_frames_it_decodes_through(
         count_decoded[0] = 0
         assert _same(list(iter_frames(path, 10, skip=30)), whole[30:40])
         assert count_decoded[0] == 40, path.name
+
+
+def _trim_start(src: Path, dst: Path, frames: int) -> Path:
+    """``src`` (25 fps MP4) with its edit list starting ``frames`` frames in, as a trim without
+    re-encoding leaves it: the frames before stay in the file, marked to be dropped."""
+    import struct
+
+    data = bytearray(src.read_bytes())
+    at = data.find(b"elst")
+    duration, media_time = struct.unpack(">Ii", data[at + 12 : at + 20])
+    with av.open(str(src)) as container:
+        ticks = int(1 / (25 * container.streams.video[0].time_base))
+    data[at + 12 : at + 20] = struct.pack(
+        ">Ii", duration - frames * 40, media_time + frames * ticks
+    )
+    dst.write_bytes(bytes(data))
+    return dst
+
+
+OPEN_GOP = {"preset": "veryfast", "x264-params": "open-gop=1:keyint=12:min-keyint=12:scenecut=0"}
+
+
+def test_files_cut_without_re_encoding_are_numbered_as_decoding_through_numbers_them(
+    tmp_path, monkeypatch, count_decoded
+) -> None:
+    """A trim by edit list (frames before it decoded, never shown) still seeks; a stream cut at
+    an open GOP's keyframe (the frames shown before it are dropped) decodes through."""
+    monkeypatch.setattr(video, "SEEK_MIN_SKIP", 20)
+    clip = _write(tmp_path / "clip.mp4", "libx264", _regular(), {"g": "30", "bf": "3", **X264})
+    trimmed = _trim_start(clip, tmp_path / "trimmed.mp4", 5)
+    whole = list(iter_frames(trimmed))
+    assert len(whole) == N_FRAMES - 5 and _number(whole[0].image) == 5  # the trim shows
+    count_decoded[0] = 0
+    assert _same(list(iter_frames(trimmed, 10, skip=100)), whole[100:110])
+    assert count_decoded[0] < 60  # sought
+    with pytest.raises(CrctError, match=f"but the video has {N_FRAMES - 5} frames"):
+        list(iter_frames(trimmed, skip=N_FRAMES))
+
+    source = _write(tmp_path / "open.mkv", "libx264", _regular(), {"bf": "3", **OPEN_GOP})
+    with av.open(str(source)) as container:
+        keys = [i for i, p in enumerate(container.demux(video=0)) if p.is_keyframe and p.size]
+    cut = _remux_from(source, tmp_path / "cut.mkv", keys[1])
+    whole = list(iter_frames(cut))
+    assert video._seek_point(cut, 60) is None
+    assert _same(list(iter_frames(cut, 10, skip=60)), whole[60:70])
+
+
+@pytest.mark.parametrize("kind", ["missing", "empty", "text", "audio"])
+def test_a_long_skip_of_a_bad_file_is_one_line(tmp_path, monkeypatch, kind) -> None:
+    monkeypatch.setattr(video, "SEEK_MIN_SKIP", 20)
+    path = tmp_path / f"{kind}.mp4"
+    if kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "text":
+        path.write_text("not a video\n" * 50)
+    elif kind == "audio":
+        with av.open(str(path), "w") as container:
+            stream = container.add_stream("aac", rate=8000)
+            frame = av.AudioFrame.from_ndarray(
+                np.zeros((1, 8000), np.float32), format="fltp", layout="mono"
+            )
+            frame.sample_rate = 8000
+            for packet in [*stream.encode(frame), *stream.encode(None)]:
+                container.mux(packet)
+    with pytest.raises(CrctError) as err:
+        list(iter_frames(path, skip=100))
+    assert str(path) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_truncated_file_past_its_end_says_what_decoding_through_says(
+    tmp_path, monkeypatch
+) -> None:
+    """Packets listed in the index whose data is gone are no frames."""
+    clip = _write(
+        tmp_path / "clip.mp4",
+        "libx264",
+        _regular(),
+        {"g": "12", "bf": "3", **X264},
+        {"movflags": "faststart"},
+    )
+    data = clip.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) // 2])
+    messages = []
+    for limit in (20, 10**6):
+        monkeypatch.setattr(video, "SEEK_MIN_SKIP", limit)
+        with pytest.raises(CrctError) as err:
+            list(iter_frames(cut, skip=N_FRAMES - 20))
+        messages.append(str(err.value))
+    assert messages[0] == messages[1] and "but the video has" in messages[0]
