@@ -839,12 +839,15 @@ def track(
 
 def _track_lone_video(console: Any, job: Any, spec: Any, overwrite: bool) -> None:
     """``crct track a.mp4 --out DIR``: in this process, the outputs in DIR itself, a table."""
-    from crct_cli.batch.resume import Done, check_done
+    from crct_cli.batch.resume import Done, check_done, foreign_outputs
     from crct_cli.batch.runner import exclusive_out
     from crct_cli.batch.worker import VideoWorker
     from crct_cli.ui import frame_progress, print_track_summary, short_file_line
 
     if not overwrite:
+        foreign = foreign_outputs(job)
+        if foreign is not None:
+            raise CrctError(foreign)
         done = check_done(job, spec.settings, spec.overlay, spec.crops)
         if isinstance(done, Done):
             _warning_line(

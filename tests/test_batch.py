@@ -635,7 +635,66 @@ def test_a_file_where_a_video_s_folder_goes_is_said_in_words(
     assert result.exit_code == 2
     rows = {r["output"]: r for r in read_summary(tmp_path / "out" / "summary.csv")}
     assert rows["a"]["status"] == "failed" and rows["b"]["status"] == "ok"
-    assert "Not a directory" in rows["a"]["error"] and "Error" not in rows["a"]["error"]
+    assert "cannot create output folder" in rows["a"]["error"] and "Error" not in rows["a"]["error"]
+
+
+def test_points_crct_did_not_write_are_never_replaced_without_overwrite(
+    make_video: Callable[..., Path], tmp_path: Path, fakes: None
+) -> None:
+    """A 300-VW sequence's ground truth beside its video, or another video's run, in the folder
+    a video would be written to: refused in one line, the files untouched; --overwrite
+    replaces them. A batch fails that video alone."""
+    seq = tmp_path / "001"
+    (seq / "annot").mkdir(parents=True)
+    clip = make_video("001/vid.mp4", n_frames=4, width=W, height=H)
+    truth = [seq / "annot" / f"{k:06d}.pts" for k in range(1, 7)]
+    for path in truth:
+        path.write_text("ground truth\n")
+    refused = crct("track", clip, "--out", seq)
+    assert refused.exit_code == 2 and "annot/ that crct did not write" in refused.stderr
+    assert "--overwrite" in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
+    assert sorted((seq / "annot").iterdir()) == truth and not (seq / "track.json").exists()
+    # a batch: that video fails alone, the other one is tracked
+    other = make_video("b.mp4", n_frames=3, width=W, height=H)
+    out = tmp_path / "many"
+    (out / "vid" / "annot").mkdir(parents=True)
+    (out / "vid" / "annot" / "000001.pts").write_text("theirs\n")
+    batch = crct("track", clip, other, "--out", out, "--workers", "1")
+    assert batch.exit_code == 2
+    rows = {r["output"]: r for r in read_summary(out / "summary.csv")}
+    assert rows["vid"]["status"] == "failed" and "did not write" in rows["vid"]["error"]
+    assert rows["b"]["status"] == "ok"
+    assert (out / "vid" / "annot" / "000001.pts").read_text() == "theirs\n"
+    # another video's run in the folder
+    run = tmp_path / "run"
+    assert crct("track", other, "--out", run).exit_code == 0
+    before = (run / "track.json").read_bytes()
+    elsewhere = crct("track", clip, "--out", run)
+    assert elsewhere.exit_code == 2 and "crct's tracking of" in elsewhere.stderr
+    assert (run / "track.json").read_bytes() == before
+    # --overwrite replaces both
+    assert crct("track", clip, "--out", seq, "--overwrite").exit_code == 0
+    assert len(list((seq / "annot").glob("*.pts"))) == 4
+    assert crct("track", clip, "--out", run, "--overwrite").exit_code == 0
+    assert read_track_json(run / "track.json").header["video"].endswith("vid.mp4")
+
+
+def test_a_run_stopped_while_tracking_again_is_still_crct_s_folder(
+    make_video: Callable[..., Path], tmp_path: Path, fakes: None
+) -> None:
+    """Tracking again first marks the folder unfinished, not foreign: a rerun after a stop
+    there goes on without --overwrite."""
+    from crct_cli.batch.resume import check_done, clear_done, foreign_outputs
+
+    clip = make_video("clip.mp4", n_frames=4, width=W, height=H)
+    out = tmp_path / "lm"
+    assert crct("track", clip, "--out", out).exit_code == 0
+    job = discover([clip], out)[0]
+    clear_done(job)  # as a worker does before tracking again; then the run stops
+    assert (out / "annot").is_dir() and not (out / "track.json").exists()
+    assert foreign_outputs(job) is None and check_done(job, {}, False) == "new"
+    again = crct("track", clip, "--out", out)
+    assert again.exit_code == 0 and (out / "track.json").is_file()
 
 
 def test_missing_frames_allows_a_header_a_frame_or_a_percent_off() -> None:

@@ -6,8 +6,13 @@ the settings that change the points (``--mode``, ``--faces``, thresholds, ``--de
 the size of the ``track.json`` it describes and the video's result. A folder counts as done
 only when both agree with the input on disk and the command being run; anything else (no
 marker, a killed run, an edited video, other settings, an overlay or face crops asked for and
-missing) is tracked again. Before a video is tracked again its old ``track.json`` and marker
-are removed, so a run interrupted at any moment leaves nothing that looks finished.
+missing) is tracked again. Before a video is tracked again its old ``track.json`` is removed
+and its marker says the run is unfinished, so a run interrupted at any moment leaves nothing
+that looks finished, and the folder is still known as crct's.
+
+The marker also keeps crct from replacing what it did not write (:func:`foreign_outputs`): a
+folder with ``annot/`` and no marker (a 300-VW sequence's ground truth, another tool's
+points) or a marker naming another video is refused unless ``--overwrite``.
 """
 
 from __future__ import annotations
@@ -93,13 +98,60 @@ def check_done(
         return NEW
 
 
-def clear_done(out_dir: Path) -> None:
-    """Make an output folder look unfinished before it is tracked again."""
-    for name in (MARKER, TRACK_JSON):
-        try:
-            os.unlink(out_dir / name)
-        except FileNotFoundError:
-            pass
+#: What a run writes into a video's folder, and would replace there.
+OUTPUT_NAMES: tuple[str, ...] = (
+    "annot",
+    "faces",
+    "crops",
+    TRACK_JSON,
+    "landmarks.csv",
+    "overlay.mp4",
+)
+
+
+def foreign_outputs(job: VideoJob) -> str | None:
+    """Why tracking ``job`` would replace files crct did not write for this video (one line
+    that names ``--overwrite``), else None. crct's own folders carry its marker; a marker
+    naming a video file of another name is another video's run."""
+    present = [name for name in OUTPUT_NAMES if (job.out_dir / name).exists()]
+    if not present:
+        return None
+    hint = "--overwrite replaces {}, or choose another --out"
+    try:
+        marker = json.loads((job.out_dir / MARKER).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        listed = ", ".join(
+            f"{name}/" if (job.out_dir / name).is_dir() else name for name in present
+        )
+        return f"{job.out_dir} holds {listed} that crct did not write ({hint.format('them')})"
+    except (OSError, ValueError):
+        return None  # a marker crct wrote, unreadable: tracked again as before
+    try:
+        before = str(marker["input"]["path"])
+    except (KeyError, TypeError):
+        return None
+    if Path(before).name != job.source.name:
+        return (
+            f"{job.out_dir} holds crct's tracking of {before}, not of {job.label} "
+            f"({hint.format('it')})"
+        )
+    return None
+
+
+def clear_done(job: VideoJob) -> None:
+    """Make an output folder look unfinished before it is tracked again, still marked as
+    crct's for this video (:func:`foreign_outputs`). A file where the folder goes is left for
+    the tracking to report."""
+    if not job.out_dir.exists():
+        job.out_dir.mkdir(parents=True, exist_ok=True)
+    if not job.out_dir.is_dir():
+        return
+    try:
+        os.unlink(job.out_dir / TRACK_JSON)
+    except FileNotFoundError:
+        pass
+    unfinished = {"schema": SCHEMA, "input": {"path": job.label}, "unfinished": True}
+    write_text_atomic(job.out_dir / MARKER, json.dumps(unfinished, indent=1) + "\n")
 
 
 def mark_done(

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from crct_cli.batch.discover import VideoJob
-from crct_cli.batch.resume import Done, check_done
+from crct_cli.batch.resume import Done, check_done, foreign_outputs
 from crct_cli.batch.summary import VideoResult, write_summary
 from crct_cli.batch.worker import Listener, WorkerSpec, settings_of
 from crct_cli.errors import CrctError
@@ -67,6 +67,10 @@ def plan_batch(
     todo: list[VideoJob] = []
     reasons: Counter[str] = Counter()
     for job in jobs:
+        foreign = None if overwrite else foreign_outputs(job)
+        if foreign is not None:  # this video fails alone; nothing of the folder is touched
+            results[job.output] = VideoResult(job.label, job.output, "failed", error=foreign)
+            continue
         done = "overwrite" if overwrite else check_done(job, settings, overlay, crops)
         if isinstance(done, Done):
             results[job.output] = VideoResult(

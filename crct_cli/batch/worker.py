@@ -174,7 +174,7 @@ class VideoWorker:
             if not (job.source.is_file() or job.source.is_dir()):
                 raise CrctError(f"{job.label}: no such video file or image sequence")
             stamp = input_stamp(job.source)
-            clear_done(job.out_dir)
+            clear_done(job)
             self.last_summary = None
             summary = track_video(
                 job.source,
