@@ -1681,9 +1681,28 @@ def benchmark(
         gt_origin=gt_origin,
     )
     print_tables(results_tables(result))
+    if states is not None and common_with is None and result.summary.missing:
+        _warn_part_run(pred, states[1], result.summary.missing)
     if out is not None:
         for path in write_results(result, out):
             Console(stderr=True).print(f"wrote {path}", highlight=False, soft_wrap=True)
+
+
+def _warn_part_run(pred: Path, track_json: Path, missing: int) -> None:
+    """A run of --max-frames / --skip-frames scored against a whole video's ground truth: the
+    frames it never tracked count as failures, which --common-with leaves out."""
+    from crct_cli.io.track_json import read_track_json
+
+    header = read_track_json(track_json).header
+    part = [
+        f"--{k.replace('_', '-')} {header[k]}" for k in ("skip_frames", "max_frames") if k in header
+    ]
+    if part:
+        _warning_line(
+            f"{pred}: a crct track run of some frames ({', '.join(part)}): the {missing} "
+            f"ground-truth files it never tracked count as failures; --common-with {pred} "
+            "scores its own frames only"
+        )
 
 
 train_app = typer.Typer(

@@ -450,3 +450,39 @@ def test_a_track_runs_annot_folder_is_scored_by_its_state_too(tmp_path: Path) ->
     doc, result = scored(run / "annot")
     assert "by_state" not in doc and doc["auc"] > 0
     assert result.stderr.count("not split by state") == 1 and "Traceback" not in result.output
+
+
+def test_a_run_of_some_frames_and_a_run_folder_are_pointed_out(tmp_path: Path) -> None:
+    """``--pred`` a ``--max-frames`` run against a whole video's ground truth: a warning that
+    the frames never tracked count as failures, and what scores its own; ``--pred`` the run's
+    folder instead of its annot/: the error says where the points are."""
+    from bench_fakes import gt_shape
+
+    from crct_cli.io.landmarks import write_pts
+    from crct_cli.io.track_json import SCHEMA_FACES, FaceRecord, FacesRecord, TrackJsonWriter
+
+    gt, run = tmp_path / "gt", tmp_path / "run"
+    (run / "annot").mkdir(parents=True)
+    gt.mkdir()
+    header = {"video": "v.mp4", "width": 200, "height": 100, "fps": 25.0, "n_frames": 6}
+    header |= {"method": "crct", "faces": None, "config": {}, "max_frames": 3}
+    with TrackJsonWriter(run / "track.json", header, SCHEMA_FACES) as writer:
+        for k in range(6):
+            truth = gt_shape(10.0 + k, 20.0)
+            write_pts(gt / f"{k + 1:06d}.pts", truth)
+            if k < 3:
+                write_pts(run / "annot" / f"{k + 1:06d}.pts", truth + 0.5)
+                face = FaceRecord(0, np.array([0.0, 0.0, 30.0, 40.0]), truth + 0.5, None, "tracked")
+                writer.add(FacesRecord(k, k / 25.0, [face]))
+    whole = crct("benchmark", "--pred", run / "annot", "--gt", gt)
+    assert whole.exit_code == 0, whole.output
+    warning = " ".join(whole.stderr.split())
+    assert "--max-frames 3" in warning and "the 3 ground-truth files it never tracked" in warning
+    assert f"--common-with {run / 'annot'}" in warning
+    own = crct("benchmark", "--pred", run / "annot", "--gt", gt, "--common-with", run / "annot")
+    assert own.exit_code == 0 and "never tracked" not in own.stderr
+    (run / "track.json").unlink()  # not a crct run: no such guess
+    plain = crct("benchmark", "--pred", run / "annot", "--gt", gt)
+    assert plain.exit_code == 0 and "never tracked" not in plain.stderr
+    folder = crct("benchmark", "--pred", run, "--gt", gt)
+    assert folder.exit_code != 0 and f"--pred {run / 'annot'}?" in one_line_error(folder)

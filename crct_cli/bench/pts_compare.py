@@ -222,9 +222,14 @@ def compare_pts_folders(
     choices = face_candidates(pred_files, all_gt) if nearest else {rel: [rel] for rel in all_gt}
     paired = [rel for rel in gt_files if any(c in pred_files for c in choices[rel])]
     if not paired:
+        hint = "".join(
+            f"; {label} {root / 'annot'}?"
+            for label, root in (("--pred", pred_root), ("--gt", gt_root))
+            if (root / "annot").is_dir()  # a crct track run's (or a 300-VW sequence's) folder
+        )
         raise CrctError(
             f"no .pts file in {pred_root} matches one in {gt_root} by relative path "
-            f"({len(pred_files)} predictions, {len(gt_files)} ground-truth files)"
+            f"({len(pred_files)} predictions, {len(gt_files)} ground-truth files{hint})"
         )
     rels = list(gt_files)
     gt = np.stack([read_pts(gt_files[rel]) for rel in rels]) - gt_origin
