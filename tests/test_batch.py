@@ -454,6 +454,7 @@ def test_a_rerun_skips_what_is_done_and_redoes_what_changed(
     assert stamps() == first
     rows = summary_rows(out)
     assert all(r["skipped"] == "yes" for r in rows.values()) and rows["sub/b"]["frames"] == "12"
+    assert not (out / LOCK_NAME).exists()  # the run's lock file goes with it
     assert rows["sub/c"]["status"] == "no_face"
     # an edited video is tracked again, alone
     make_video("in/sub/b.mp4", n_frames=9, width=W, height=H)
@@ -481,7 +482,7 @@ def test_one_video_alone_writes_into_out_and_resumes_too(
     result = crct("track", clip, "--out", out)
     assert result.exit_code == 0, result.output
     assert len(list((out / "annot").glob("*.pts"))) == 5 and (out / MARKER).is_file()
-    assert not (out / "summary.csv").exists()
+    assert not (out / "summary.csv").exists() and not (out / LOCK_NAME).exists()
     stamp = (out / "track.json").stat().st_mtime_ns
     again = crct("track", clip, "--out", out)
     assert again.exit_code == 0 and "already tracked" in again.stderr

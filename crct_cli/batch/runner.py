@@ -276,7 +276,8 @@ LOCK_NAME = ".crct-track.lock"
 def exclusive_out(out: Path) -> Iterator[None]:
     """Hold ``OUT`` for this run: a second run into the same folder (the same command started
     twice, on one machine or, where the file system supports locks, two) is refused instead of
-    racing this one. The lock goes with the process, however it ends."""
+    racing this one. The lock goes with the process, however it ends; the file too, unless
+    the process is killed."""
     try:
         import fcntl
     except ImportError:  # not POSIX: no lock
@@ -300,4 +301,8 @@ def exclusive_out(out: Path) -> Iterator[None]:
         try:
             yield
         finally:
+            # removed while still held: a run that opens it now finds it locked, one that
+            # comes after makes a new one (a run killed with -9 leaves it, and the next takes it)
+            with contextlib.suppress(OSError):
+                path.unlink()
             fcntl.flock(handle, fcntl.LOCK_UN)
