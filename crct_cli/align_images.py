@@ -47,6 +47,10 @@ def _images_of(path: Path) -> list[tuple[Path, Path]]:
         return [(p, p.relative_to(path).with_suffix("")) for p in found]
     if path.is_file():
         if not is_image(path):
+            from crct_cli.io.video import is_video
+
+            if is_video(path):
+                raise CrctError(f"{path}: a video; crct track follows faces through videos")
             raise CrctError(f"{path}: not an image (crct align takes images and folders)")
         return [(path, Path(path.stem))]
     raise CrctError(f"{path}: no such file or folder")

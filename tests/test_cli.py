@@ -227,6 +227,7 @@ def image(tmp_path: Path) -> Path:
         (["benchmark", "--dataset", "300vw", "--smooth-cutoff", "-2"], "--smooth-cutoff"),
         (["align", "{tmp}/missing.png", "--out", "{tmp}/o"], "no such file"),
         (["align", "{tmp}/notes.txt", "--out", "{tmp}/o"], "not an image"),
+        (["align", "{tmp}/clip.mp4", "--out", "{tmp}/o"], "a video; crct track follows faces"),
         (["train", "fll", "{tmp}/nowhere", "--steps", "1"], "no such data folder"),
         (["train", "fll", "{tmp}", "--val", "{tmp}", "--loss", "l2"], "--loss"),
         (["train", "fadenn", "{tmp}", "--val", "{tmp}", "--loss", "l2"], "--loss"),
@@ -269,6 +270,7 @@ def test_bad_input_is_one_line_and_exit_2(
 ) -> None:
     (tmp_path / "bad.jpg").write_bytes(b"\xff\xd8 truncated")
     (tmp_path / "notes.txt").write_text("not an image")
+    (tmp_path / "clip.mp4").write_bytes(b"")  # the name alone says video
     argv = [a.format(tmp=tmp_path, img=image) for a in args]
     line = assert_one_line_error(crct(*argv))
     assert line.startswith("crct: error: ") and message in line
