@@ -512,7 +512,15 @@ def measure_speed(
             networks = probe_networks(nets, spec.mode, images[result.video])
             process = None
             if processes:
-                say(f"speed: {name} {spec.name} on {engine}, dlib beside it ({pairs} x 2 runs)")
+                from crct_cli.bench import dlib_peer
+
+                beside = (
+                    f"dlib beside it ({pairs} x 2 runs)"
+                    if dlib_peer.available()
+                    else f"{pairs} run(s); no dlib to time beside it "
+                    "(pip install dlib face-recognition-models)"
+                )
+                say(f"speed: {name} {spec.name} on {engine}, {beside}")
                 process = measure_pairs(
                     Path(result.video),
                     result.frames,
