@@ -549,3 +549,8 @@ def test_the_readme_many_videos_example_runs(
     assert capsys.readouterr().out.split() == [str(Path("samples") / "astronaut.mp4"), "ok", "75"]
     rows = (tmp_path / "runs/samples/summary.csv").read_text(encoding="utf-8").splitlines()
     assert len(rows) == 2 and (tmp_path / "runs/samples/astronaut/landmarks.csv").is_file()
+    # then the block that reads the run back
+    load = next(b for b in section.split("```python\n")[1:] if "load_track(" in b)
+    scope: dict[str, Any] = {}
+    exec(compile(load.split("```", 1)[0], "README.md", "exec"), scope)
+    assert scope["face"].points.shape == (75, 68, 2) and scope["face"].found.all()

@@ -698,6 +698,37 @@ def test_a_run_stopped_while_tracking_again_is_still_crct_s_folder(
     assert again.exit_code == 0 and (out / "track.json").is_file()
 
 
+def test_load_track_gives_a_run_s_points_as_arrays(
+    make_video: Callable[..., Path], tmp_path: Path, fakes: None
+) -> None:
+    """``crct_cli.load_track(OUT)``: the points of annot/, the times and states of
+    landmarks.csv, row by row, NaN where a frame has none."""
+    from crct_cli import load_track
+    from crct_cli.io.openface_csv import read_landmarks_csv
+
+    clip = make_video("clip.mp4", n_frames=6, width=W, height=H)
+    out = tmp_path / "lm"
+    assert crct("track", clip, "--out", out).exit_code == 0
+    run = load_track(out)
+    assert run.face_ids == [0] and load_track(out / "track.json").face_ids == [0]
+    face = run.arrays()
+    assert face.points.shape == (6, 68, 2) and list(face.index) == list(range(6))
+    for k in range(6):
+        pts = out / "annot" / f"{k + 1:06d}.pts"
+        if pts.exists():
+            np.testing.assert_allclose(face.points[k], read_pts(pts), atol=1e-3)
+        else:
+            assert np.isnan(face.points[k]).all()
+    rows = read_landmarks_csv(out / "landmarks.csv")
+    assert [r.frame - 1 for r in rows] == list(np.flatnonzero(~np.isnan(face.points[:, 0, 0])))
+    np.testing.assert_allclose(face.time[[r.frame - 1 for r in rows]], [r.timestamp for r in rows])
+    assert list(face.found[[r.frame - 1 for r in rows]]) == [bool(r.success) for r in rows]
+    absent = run.arrays(face_id=7)  # no such face: every frame absent
+    assert set(absent.states) == {"absent"} and np.isnan(absent.points).all()
+    with pytest.raises(CrctError, match="no track.json"):
+        load_track(tmp_path)
+
+
 def test_missing_frames_allows_a_header_a_frame_or_a_percent_off() -> None:
     assert [missing_frames(None, 10), missing_frames(30, 30), missing_frames(30, 29)] == [0, 0, 0]
     assert missing_frames(30, 28) == 2 and missing_frames(300, 297) == 0

@@ -222,3 +222,49 @@ def test_reader_bad_files(tmp_path: Path) -> None:
     truncated.write_text(truncated.read_text()[:-40])
     with pytest.raises(CrctError, match="not valid JSON"):
         read_track_json(truncated)
+
+
+def test_arrays_give_each_face_over_the_frames_with_nan_where_none(tmp_path: Path) -> None:
+    """``TrackFile.arrays(face_id)``: row i is frame record i; a face without a record in a
+    frame is ``absent``, a lost one without points NaN; version 1 files read as face 0."""
+    from crct_cli.io.track_json import SCHEMA_FACES, FaceRecord, FacesRecord
+
+    rng = np.random.default_rng(3)
+    pts = [rng.uniform(0, 300, (68, 2)) for _ in range(4)]
+    pose = np.array([1.0, 2.0, 500.0, 0.1, -0.2, 0.05])
+    frames = [
+        FacesRecord(0, 0.0, [FaceRecord(0, np.array([1.0, 2, 30, 40]), pts[0], 0.9, "redetected")]),
+        FacesRecord(
+            1,
+            0.04,
+            [
+                FaceRecord(0, np.array([2.0, 2, 30, 40]), pts[1], 0.8, "tracked", pose),
+                FaceRecord(3, np.array([9.0, 9, 20, 20]), pts[2], 0.7, "redetected"),
+            ],
+        ),
+        FacesRecord(2, 0.08, [FaceRecord(0, None, None, None, "lost")]),
+    ]
+    path = tmp_path / "multi.json"
+    with TrackJsonWriter(path, {**HEADER, "faces": None}, SCHEMA_FACES) as writer:
+        for record in frames:
+            writer.add(record)
+    run = read_track_json(path)
+    assert run.face_ids == [0, 3]
+    zero = run.arrays(0)
+    assert list(zero.states) == ["redetected", "tracked", "lost"]
+    assert list(zero.found) == [True, True, False]
+    np.testing.assert_allclose(zero.points[:2], np.stack(pts[:2]), atol=1e-3)
+    assert np.isnan(zero.points[2]).all() and np.isnan(zero.boxes[2]).all()
+    np.testing.assert_allclose(zero.scores[:2], [0.9, 0.8])
+    np.testing.assert_allclose(zero.poses[1], pose, atol=1e-3)
+    assert np.isnan(zero.poses[[0, 2]]).all()
+    np.testing.assert_allclose(zero.time, [0.0, 0.04, 0.08])
+    three = run.arrays(3)
+    assert list(three.states) == ["absent", "redetected", "absent"]
+    np.testing.assert_allclose(three.points[1], pts[2], atol=1e-3)
+    np.testing.assert_allclose(three.boxes[1], [9, 9, 20, 20])
+    one = tmp_path / "one.json"
+    _write(one, _records(6))
+    single = read_track_json(one).arrays()
+    assert list(single.index) == [0, 2, 4, 6, 8, 10]
+    assert np.isnan(single.points[4]).all() and not np.isnan(single.points[3]).any()

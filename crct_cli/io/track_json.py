@@ -180,6 +180,67 @@ class TrackFile:
     def method(self) -> str:
         return str(self.header["method"])
 
+    @property
+    def face_ids(self) -> list[int]:
+        """Every face id in the file, in order."""
+        return sorted({f.face_id for record in self.faces for f in record.faces})
+
+    def arrays(self, face_id: int = 0) -> FaceArrays:
+        """One face's track as arrays over the file's frames, for analysis with numpy:
+        NaN where the face has no points, box, score or pose in a frame."""
+        n = len(self.faces)
+        points = np.full((n, N_POINTS, 2), np.nan)
+        boxes = np.full((n, 4), np.nan)
+        scores = np.full(n, np.nan)
+        poses = np.full((n, 6), np.nan)
+        states = np.full(n, "absent", dtype=object)
+        for i, record in enumerate(self.faces):
+            for face in record.faces:
+                if face.face_id != face_id:
+                    continue
+                states[i] = face.state
+                if face.points is not None:
+                    points[i] = face.points
+                if face.box is not None:
+                    boxes[i] = face.box
+                if face.score is not None:
+                    scores[i] = face.score
+                if face.pose is not None:
+                    poses[i] = face.pose
+        return FaceArrays(
+            face_id=face_id,
+            index=np.array([r.index for r in self.faces], dtype=np.int64),
+            time=np.array([r.time for r in self.faces], dtype=np.float64),
+            points=points,
+            boxes=boxes,
+            scores=scores,
+            states=states.astype(str),
+            poses=poses,
+        )
+
+
+@dataclass(frozen=True)
+class FaceArrays:
+    """One face over a run's frames (:meth:`TrackFile.arrays`), row ``i`` frame ``index[i]``.
+
+    ``states`` is ``tracked``, ``redetected``, ``lost`` or ``absent`` (the face has no record in
+    that frame: before it appears, after it leaves, or another face's frame).
+    """
+
+    face_id: int
+    index: np.ndarray  #: (n,) frame numbers from 0 (the .pts file of frame k is k + 1)
+    time: np.ndarray  #: (n,) seconds
+    points: np.ndarray  #: (n, 68, 2) pixels, NaN where none
+    boxes: np.ndarray  #: (n, 4) x, y, w, h, NaN where none
+    scores: np.ndarray  #: (n,) the face validator's p(face), NaN where none
+    states: np.ndarray  #: (n,) str
+    poses: np.ndarray  #: (n, 6) Tx, Ty, Tz, Rx, Ry, Rz (crct track --pose), NaN where none
+
+    @property
+    def found(self) -> np.ndarray:
+        """(n,) bool: frames where the face was tracked or re-detected (OpenFace's success)."""
+        return np.isin(self.states, ("tracked", "redetected"))
+
 
 def _round(value: Any, decimals: int) -> float:
     return round(float(value), decimals)
@@ -413,8 +474,19 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
 
 
+def load_track(path: str | os.PathLike[str]) -> TrackFile:
+    """A ``crct track`` run, by its output folder (its ``track.json``) or the file itself:
+    ``load_track("runs/talk").arrays().points`` is face 0's (frames, 68, 2) points."""
+    path = Path(path)
+    if path.is_dir():
+        if not (path / "track.json").is_file():
+            raise CrctError(f"{path}: no track.json (not a crct track output folder)")
+        path = path / "track.json"
+    return read_track_json(path)
+
+
 def read_track_json(path: str | os.PathLike[str]) -> TrackFile:
-    """Load a ``crct.track/1`` file, checking it against the schema.
+    """Load a ``crct.track/1`` or ``/2`` file, checking it against the schema.
 
     Raises :class:`CrctError` naming the file and the first problem (wrong schema, missing
     field, malformed frame, indices out of order).
