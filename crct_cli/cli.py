@@ -1535,6 +1535,10 @@ def benchmark(
     check_gates(tb, tc, 2 if seq_bt is None else seq_bt)
     if not math.isfinite(gt_origin):
         raise CrctError(f"--gt-origin must be a number of pixels (0 or 1), got {gt_origin}")
+    if out is not None:  # before the scoring, which may take long
+        from crct_cli.io.atomic import check_out_folder
+
+        check_out_folder(out)
     if speed:
         if dataset is not None or pred is not None or gt is not None:
             raise CrctError("--speed times VIDEO arguments; leave out --dataset, --pred and --gt")

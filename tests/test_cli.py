@@ -418,3 +418,27 @@ def test_shape_warp_reaches_the_trainer_and_a_bad_share_is_one_line(
     assert cfg.augment.shape_warp == 0.5 and "--shape-warp 0.5" in cfg.command()
     bad = crct("train", "fll", tmp_path, "--val", tmp_path, "--shape-warp", "1.5", "--out", out)
     assert bad.exit_code != 0 and len(seen) == 1 and "--shape-warp" in bad.output
+
+
+def test_benchmark_refuses_an_out_it_cannot_make_before_scoring(tmp_path: Path) -> None:
+    """A file where --out or a folder above it goes: one line, no tables, nothing made."""
+    for d in ("gt", "pred"):
+        (tmp_path / d).mkdir()
+        write_pts(tmp_path / d / "a.pts", face())
+    (tmp_path / "notes.txt").write_text("a file")
+    for out in (tmp_path / "notes.txt", tmp_path / "notes.txt" / "res"):
+        result = crct(
+            "benchmark", "--pred", tmp_path / "pred", "--gt", tmp_path / "gt", "--out", out
+        )
+        line = assert_one_line_error(result)
+        assert "notes.txt is a file, not a folder" in line and result.stdout == ""
+    fine = crct(
+        "benchmark",
+        "--pred",
+        tmp_path / "pred",
+        "--gt",
+        tmp_path / "gt",
+        "--out",
+        tmp_path / "a" / "b",
+    )
+    assert fine.exit_code == 0 and (tmp_path / "a" / "b" / "results.json").is_file()

@@ -8,6 +8,8 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+from crct_cli.errors import CrctError
+
 
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
@@ -40,3 +42,17 @@ def replace_dir(tmp: Path, final: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
     else:
         tmp.rename(final)
+
+
+def check_out_folder(out: str | os.PathLike[str], what: str = "--out") -> None:
+    """Refuse in one line, before any work, an output folder that cannot be made: a file in
+    its place or in the place of a folder above it, or the nearest existing folder above it
+    not writable. Nothing is created."""
+    path = Path(out)
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise CrctError(f"{path}: cannot write there ({what}): {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK):
+        raise CrctError(f"{path}: cannot write there ({what}): {existing} is not writable")
