@@ -772,7 +772,18 @@ def run_videos(
     with exclusive_out(out):
         settings = settings_of(tracker_options, frames_in)
         plan = plan_batch(jobs, settings, overlay, run.overwrite, crops)
+        pixels = 0
+        if run.workers is None and run.engine == "local" and len(plan.todo) > 1:
+            from crct_cli.batch import largest_frame
+
+            pixels = largest_frame([job.source for job in plan.todo])
         engine = run.engine_for(
-            tracker_options, overlay, max(1, len(plan.todo)), networks_factory, crops, frames_in
+            tracker_options,
+            overlay,
+            max(1, len(plan.todo)),
+            networks_factory,
+            crops,
+            frames_in,
+            pixels,
         )
         return run_batch(plan, engine, display, out / SUMMARY_NAME)

@@ -1685,8 +1685,11 @@ def benchmark(
         gt_origin=gt_origin,
     )
     print_tables(results_tables(result))
-    if states is not None and common_with is None and result.summary.missing:
-        _warn_part_run(pred, states[1], result.summary.missing)
+    if states is not None and common_with is None:
+        # ground-truth frames the run has no record of (not: frames it tracked without a face)
+        never = sum(row.rel not in states[0] for row in result.per_file)
+        if never:
+            _warn_part_run(pred, states[1], never)
     if out is not None:
         for path in write_results(result, out):
             Console(stderr=True).print(f"wrote {path}", highlight=False, soft_wrap=True)

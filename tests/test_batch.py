@@ -193,6 +193,38 @@ def thread_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     torch.set_num_threads(before)
 
 
+def test_workers_leave_memory_for_the_frames_of_the_largest_video(
+    make_video: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The default worker count divides available memory by a worker's peak, which grows with
+    the frames it holds: fewer workers for 720p videos than for small ones, fewer again with
+    --overlay; an unreadable input counts for nothing."""
+    from crct_cli.batch import largest_frame, worker_bytes
+    from crct_cli.batch.runner import BatchOptions
+
+    small = [make_video(f"s{k}.mp4", n_frames=2, width=96, height=72) for k in range(8)]
+    large = [*small[:7], make_video("hd.mp4", n_frames=2, width=1280, height=720)]
+    (tmp_path / "bad.mp4").write_text("not a video")
+    assert largest_frame(small) == 96 * 72
+    assert largest_frame([*large, tmp_path / "bad.mp4"]) == 1280 * 720
+    assert worker_bytes("onnx") == WORKER_BYTES["onnx"]
+    assert worker_bytes("onnx", 1280 * 720) < worker_bytes("onnx", 1280 * 720, overlay=True)
+    memory = 8 * worker_bytes("onnx", 96 * 72)
+    monkeypatch.setattr(crct_cli.batch, "available_memory", lambda: memory)
+    monkeypatch.setattr(crct_cli.batch, "cpu_count", lambda: 16)
+    options = {"backend": "onnx", "device": "cpu"}
+
+    def workers(videos: list[Path], overlay: bool = False) -> int:
+        engine = BatchOptions().engine_for(
+            options, overlay, len(videos), frame_pixels=largest_frame(videos)
+        )
+        return engine.workers
+
+    assert workers(small) == 8
+    assert workers(large) == memory // worker_bytes("onnx", 1280 * 720) < 8
+    assert workers(large, overlay=True) < workers(large)
+
+
 def test_limit_threads_sizes_every_pool(thread_settings: None) -> None:
     import torch
 
@@ -549,6 +581,57 @@ def test_a_second_run_into_the_same_out_is_refused(
     assert sorted(p.name for p in out.iterdir()) == [LOCK_NAME]
 
 
+def test_a_run_that_locks_the_file_its_predecessor_removed_tries_the_new_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run A ends (removing its lock file) while run B has the file open, about to lock it: B
+    must not hold a lock on the removed file, or a run C would take OUT beside it."""
+    import threading
+
+    fcntl = pytest.importorskip("fcntl", reason="file locks are POSIX")
+    from crct_cli.batch.runner import exclusive_out
+
+    out = tmp_path / "out"
+    out.mkdir()
+    real = fcntl.flock
+    a_in, a_out, b_locking, b_in, b_release = (threading.Event() for _ in range(5))
+
+    def flock(handle: Any, operation: int) -> None:
+        if threading.current_thread().name == "B" and not b_locking.is_set():
+            b_locking.set()  # B opened the file A holds; A ends before B locks it
+            assert a_out.wait(5)
+        real(handle, operation)
+
+    monkeypatch.setattr(fcntl, "flock", flock)
+
+    def run_a() -> None:
+        with exclusive_out(out):
+            a_in.set()
+            assert b_locking.wait(5)
+        a_out.set()
+
+    def run_b() -> None:
+        with exclusive_out(out):
+            b_in.set()
+            assert b_release.wait(5)
+
+    a = threading.Thread(target=run_a, name="A")
+    a.start()
+    assert a_in.wait(5)
+    b = threading.Thread(target=run_b, name="B")
+    b.start()
+    try:
+        assert b_in.wait(5)
+        with pytest.raises(CrctError, match="being written by another crct track run"):
+            with exclusive_out(out):
+                pass
+    finally:
+        b_release.set()
+        a.join(5)
+        b.join(5)
+    assert not (out / LOCK_NAME).exists()
+
+
 class _InterruptAfterFirst:
     """A display whose first finished video is followed by Ctrl-C."""
 
@@ -661,11 +744,18 @@ def test_points_crct_did_not_write_are_never_replaced_without_overwrite(
     (out / "vid" / "annot").mkdir(parents=True)
     (out / "vid" / "annot" / "000001.pts").write_text("theirs\n")
     batch = crct("track", clip, other, "--out", out, "--workers", "1")
-    assert batch.exit_code == 2
+    assert batch.exit_code == 2 and "skipping" not in batch.stderr
+    assert "crct: error:" in batch.stderr and "did not write" in batch.stderr
     rows = {r["output"]: r for r in read_summary(out / "summary.csv")}
     assert rows["vid"]["status"] == "failed" and "did not write" in rows["vid"]["error"]
     assert rows["b"]["status"] == "ok"
     assert (out / "vid" / "annot" / "000001.pts").read_text() == "theirs\n"
+    from crct_cli import track_videos
+
+    heard: list[str] = []  # from Python too: the refused video is heard of, b was done
+    report = track_videos([clip, other], out, workers=1, on_result=lambda r: heard.append(r.input))
+    assert heard == [str(clip)]
+    assert [(r.status, r.skipped) for r in report.results] == [("failed", False), ("ok", True)]
     # another video's run in the folder
     run = tmp_path / "run"
     assert crct("track", other, "--out", run).exit_code == 0
@@ -678,6 +768,42 @@ def test_points_crct_did_not_write_are_never_replaced_without_overwrite(
     assert len(list((seq / "annot").glob("*.pts"))) == 4
     assert crct("track", clip, "--out", run, "--overwrite").exit_code == 0
     assert read_track_json(run / "track.json").header["video"].endswith("vid.mp4")
+
+
+def test_a_sequence_is_known_by_its_folder_s_name_however_it_is_typed(
+    tmp_path: Path, fakes: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``crct track . --out ../o`` from inside a folder of frames, then ``crct track frames
+    --out o`` from beside it: the same sequence (done, skipped); another folder's frames
+    typed as ``.`` into the same --out: refused."""
+    from conftest import draw_face
+
+    from crct_cli.io.images import write_image
+
+    for name in ("frames", "others"):
+        (tmp_path / name).mkdir()
+        for k in range(4):
+            write_image(tmp_path / name / f"{k:03d}.png", draw_face(W, H, k / 25.0))
+    monkeypatch.chdir(tmp_path / "frames")
+    assert crct("track", ".", "--out", "../o").exit_code == 0
+    monkeypatch.chdir(tmp_path)
+    again = crct("track", "frames", "--out", "o")
+    assert again.exit_code == 0 and "already tracked" in again.stderr
+    monkeypatch.chdir(tmp_path / "others")
+    other = crct("track", ".", "--out", "../o")
+    assert other.exit_code == 2 and "crct's tracking of" in other.stderr
+
+
+def test_a_folder_a_crct_of_before_was_stopped_in_is_still_crct_s(tmp_path: Path) -> None:
+    """Before session 45 a rerun removed the marker first: a folder it was stopped in holds
+    annot/ and a partial file, no marker; it is crct's, not refused."""
+    from crct_cli.batch.resume import foreign_outputs
+
+    job = VideoJob(tmp_path / "v.mp4", tmp_path / "o", "v.mp4", ".")
+    (job.out_dir / "annot").mkdir(parents=True)
+    assert foreign_outputs(job) is not None
+    (job.out_dir / ".annot.partial").mkdir()
+    assert foreign_outputs(job) is None
 
 
 def test_a_run_stopped_while_tracking_again_is_still_crct_s_folder(

@@ -481,6 +481,17 @@ def test_a_run_of_some_frames_and_a_run_folder_are_pointed_out(tmp_path: Path) -
     assert f"--common-with {run / 'annot'}" in warning
     own = crct("benchmark", "--pred", run / "annot", "--gt", gt, "--common-with", run / "annot")
     assert own.exit_code == 0 and "never tracked" not in own.stderr
+    # a run of every frame, some without a face, is no part run whatever --max-frames said
+    header["max_frames"] = 500
+    with TrackJsonWriter(run / "track.json", header, SCHEMA_FACES) as writer:
+        for k in range(6):
+            face = FaceRecord(0, None, None, None, "lost")
+            if k < 3:
+                points = gt_shape(10.0 + k, 20.0) + 0.5
+                face = FaceRecord(0, np.array([0.0, 0.0, 30.0, 40.0]), points, None, "tracked")
+            writer.add(FacesRecord(k, k / 25.0, [face]))
+    covered = crct("benchmark", "--pred", run / "annot", "--gt", gt)
+    assert covered.exit_code == 0 and "never tracked" not in covered.stderr
     (run / "track.json").unlink()  # not a crct run: no such guess
     plain = crct("benchmark", "--pred", run / "annot", "--gt", gt)
     assert plain.exit_code == 0 and "never tracked" not in plain.stderr

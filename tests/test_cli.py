@@ -432,6 +432,12 @@ def test_benchmark_refuses_an_out_it_cannot_make_before_scoring(tmp_path: Path) 
         )
         line = assert_one_line_error(result)
         assert "notes.txt is a file, not a folder" in line and result.stdout == ""
+    (tmp_path / "link").symlink_to(tmp_path / "nowhere")
+    for out in (tmp_path / "link", tmp_path / "link" / "res"):
+        result = crct(
+            "benchmark", "--pred", tmp_path / "pred", "--gt", tmp_path / "gt", "--out", out
+        )
+        assert "link is a broken link" in assert_one_line_error(result) and result.stdout == ""
     fine = crct(
         "benchmark",
         "--pred",

@@ -35,6 +35,43 @@ def cpu_count() -> int:
 #: count never starts more workers than available memory holds.
 WORKER_BYTES: dict[str, int] = {"onnx": 400_000_000, "torch": 1_300_000_000}
 
+#: A worker also holds frames: decoded ahead, looked ahead, averaged over by the temporal
+#: filter, in the decoder's and encoder's queues. Measured peaks of crct track (ONNX Runtime,
+#: docs/benchmarks.md, session 45) grow by 56-67 RGB frames from 640x360 to 1920x1080 and
+#: 3840x2160, and by about 35 more with --overlay; these counts leave some room.
+FRAMES_HELD = 64
+OVERLAY_FRAMES_HELD = 40
+
+
+def worker_bytes(backend: str, frame_pixels: int = 0, overlay: bool = False) -> int:
+    """Peak memory of one worker whose largest video has ``frame_pixels`` pixels a frame."""
+    held = FRAMES_HELD + (OVERLAY_FRAMES_HELD if overlay else 0)
+    return WORKER_BYTES.get(backend, WORKER_BYTES["torch"]) + held * 3 * frame_pixels
+
+
+def largest_frame(videos: list[Any]) -> int:
+    """The most pixels a frame has among ``videos`` (paths of files or image sequences), read
+    from the containers' headers without decoding; 0 for what cannot be read (tracking will
+    say why)."""
+    import av
+
+    from crct_cli.errors import CrctError
+    from crct_cli.io.video import probe_video
+
+    largest = 0
+    for video in videos:
+        try:
+            if os.path.isdir(video):
+                info = probe_video(video)
+                largest = max(largest, info.width * info.height)
+                continue
+            with av.open(str(video)) as container:
+                stream = container.streams.video[0]
+                largest = max(largest, int(stream.width or 0) * int(stream.height or 0))
+        except (OSError, IndexError, ValueError, av.error.FFmpegError, CrctError):
+            continue  # an unreadable input fails later, alone
+    return largest
+
 
 def available_memory() -> int | None:
     """Bytes the kernel says can be used without swapping (Linux), else None."""

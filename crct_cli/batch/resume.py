@@ -109,10 +109,20 @@ OUTPUT_NAMES: tuple[str, ...] = (
 )
 
 
+#: What a run leaves while it writes (crct before session 45 removed its marker first, so a
+#: folder it was stopped in has these and no marker).
+PARTIAL_NAMES: tuple[str, ...] = (".annot.partial", ".faces.partial", ".track.partial.json")
+
+
+def input_name(job: VideoJob) -> str:
+    """The input's own name, however it was typed (``.`` for a sequence is its folder's)."""
+    return Path(os.path.abspath(job.source)).name
+
+
 def foreign_outputs(job: VideoJob) -> str | None:
     """Why tracking ``job`` would replace files crct did not write for this video (one line
     that names ``--overwrite``), else None. crct's own folders carry its marker; a marker
-    naming a video file of another name is another video's run."""
+    naming an input of another name is another video's run."""
     present = [name for name in OUTPUT_NAMES if (job.out_dir / name).exists()]
     if not present:
         return None
@@ -120,6 +130,8 @@ def foreign_outputs(job: VideoJob) -> str | None:
     try:
         marker = json.loads((job.out_dir / MARKER).read_text(encoding="utf-8"))
     except FileNotFoundError:
+        if any((job.out_dir / name).exists() for name in PARTIAL_NAMES):
+            return None  # a run of crct stopped there
         listed = ", ".join(
             f"{name}/" if (job.out_dir / name).is_dir() else name for name in present
         )
@@ -128,9 +140,12 @@ def foreign_outputs(job: VideoJob) -> str | None:
         return None  # a marker crct wrote, unreadable: tracked again as before
     try:
         before = str(marker["input"]["path"])
-    except (KeyError, TypeError):
+        name = str(marker["input"].get("name") or Path(before).name)
+    except (KeyError, TypeError, AttributeError):
         return None
-    if Path(before).name != job.source.name:
+    if name in ("", ".", ".."):  # a marker written before names were kept: not known
+        return None
+    if name != input_name(job):
         return (
             f"{job.out_dir} holds crct's tracking of {before}, not of {job.label} "
             f"({hint.format('it')})"
@@ -150,7 +165,11 @@ def clear_done(job: VideoJob) -> None:
         os.unlink(job.out_dir / TRACK_JSON)
     except FileNotFoundError:
         pass
-    unfinished = {"schema": SCHEMA, "input": {"path": job.label}, "unfinished": True}
+    unfinished = {
+        "schema": SCHEMA,
+        "input": {"path": job.label, "name": input_name(job)},
+        "unfinished": True,
+    }
     write_text_atomic(job.out_dir / MARKER, json.dumps(unfinished, indent=1) + "\n")
 
 
@@ -161,7 +180,7 @@ def mark_done(
     ``crops`` the size of the face crops written (0: none)."""
     marker = {
         "schema": SCHEMA,
-        "input": {"path": job.label, **stamp},
+        "input": {"path": job.label, "name": input_name(job), **stamp},
         "settings": settings,
         "crops": crops,
         "track_json_bytes": (job.out_dir / TRACK_JSON).stat().st_size,

@@ -49,10 +49,12 @@ class BatchPlan:
     todo: list[VideoJob]
     results: dict[str, VideoResult]  # by output folder, in the order of ``jobs``
     reasons: Counter[str] = field(default_factory=Counter)
+    #: videos not tracked because their folders hold what crct did not write (failed results)
+    refused: list[VideoJob] = field(default_factory=list)
 
     @property
     def skipped(self) -> int:
-        return len(self.jobs) - len(self.todo)
+        return len(self.jobs) - len(self.todo) - len(self.refused)
 
 
 def plan_batch(
@@ -65,11 +67,13 @@ def plan_batch(
     """Check every output folder; ``overwrite`` tracks every video again."""
     results: dict[str, VideoResult] = {}
     todo: list[VideoJob] = []
+    refused: list[VideoJob] = []
     reasons: Counter[str] = Counter()
     for job in jobs:
         foreign = None if overwrite else foreign_outputs(job)
         if foreign is not None:  # this video fails alone; nothing of the folder is touched
             results[job.output] = VideoResult(job.label, job.output, "failed", error=foreign)
+            refused.append(job)
             continue
         done = "overwrite" if overwrite else check_done(job, settings, overlay, crops)
         if isinstance(done, Done):
@@ -87,7 +91,7 @@ def plan_batch(
             results[job.output] = VideoResult(job.label, job.output)
             todo.append(job)
             reasons[done] += 1
-    return BatchPlan(list(jobs), todo, results, reasons)
+    return BatchPlan(list(jobs), todo, results, reasons, refused)
 
 
 @dataclass
@@ -157,6 +161,8 @@ def run_batch(
     recorder = _Recorder(plan, display, summary)
     if plan.skipped:
         display.skipped(plan.skipped)
+    for job in plan.refused:  # said as any failed video is, before the others start
+        recorder.finished(0, job, plan.results[job.output])
     order = sorted(plan.todo, key=lambda job: -job.size)
     t0 = time.perf_counter()
     try:
@@ -225,14 +231,16 @@ class BatchOptions:
         networks_factory: Callable[[], Any] | None = None,
         crops: int = 0,
         frames_in: FrameRange | None = None,
+        frame_pixels: int = 0,
     ) -> Engine:
-        """The engine that tracks ``videos`` videos with these options."""
+        """The engine that tracks ``videos`` videos with these options; ``frame_pixels``: the
+        largest frame among them (the default worker count leaves memory for its frames)."""
         from crct_cli.batch import (
-            WORKER_BYTES,
             available_memory,
             cpu_count,
             default_workers,
             threads_per_worker,
+            worker_bytes,
         )
         from crct_cli.runtime.backend import resolve_engine
 
@@ -258,7 +266,7 @@ class BatchOptions:
             runtime = resolve_engine(
                 tracker_options.get("backend", "auto"), tracker_options.get("device", "auto")
             )
-            per_worker = WORKER_BYTES.get(runtime.backend, WORKER_BYTES["torch"])
+            per_worker = worker_bytes(runtime.backend, frame_pixels, overlay)
             workers = default_workers(cores, videos, available_memory(), per_worker)
         else:
             workers = max(1, min(self.workers, videos))
@@ -270,6 +278,7 @@ class BatchOptions:
 
 
 LOCK_NAME = ".crct-track.lock"
+LOCK_TRIES = 5
 
 
 @contextlib.contextmanager
@@ -284,16 +293,27 @@ def exclusive_out(out: Path) -> Iterator[None]:
         yield
         return
     path = out / LOCK_NAME
-    with path.open("a+", encoding="utf-8") as handle:
+    for _ in range(LOCK_TRIES):
+        handle = path.open("a+", encoding="utf-8")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             handle.seek(0)
             holder = handle.read().strip() or "another process"
+            handle.close()
             raise CrctError(
                 f"{out} is being written by another crct track run ({holder}); "
                 "wait for it to end or choose another --out"
             ) from None
+        try:  # the file locked must still be the one at the path: its holder removes it
+            if os.fstat(handle.fileno()).st_ino == os.stat(path).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        handle.close()  # locked a file the run before had just removed: open the new one
+    else:
+        raise CrctError(f"{out}: cannot take the lock {path} (it keeps being replaced)")
+    with handle:
         handle.seek(0)
         handle.truncate()
         handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")

@@ -50,8 +50,10 @@ def check_out_folder(out: str | os.PathLike[str], what: str = "--out") -> None:
     not writable. Nothing is created."""
     path = Path(out)
     existing = path
-    while not existing.exists() and existing != existing.parent:
+    while not os.path.lexists(existing) and existing != existing.parent:
         existing = existing.parent
+    if existing.is_symlink() and not existing.exists():
+        raise CrctError(f"{path}: cannot write there ({what}): {existing} is a broken link")
     if not existing.is_dir():
         raise CrctError(f"{path}: cannot write there ({what}): {existing} is a file, not a folder")
     if not os.access(existing, os.W_OK):
