@@ -839,7 +839,7 @@ def track(
 
 def _track_lone_video(console: Any, job: Any, spec: Any, overwrite: bool) -> None:
     """``crct track a.mp4 --out DIR``: in this process, the outputs in DIR itself, a table."""
-    from crct_cli.batch.resume import Done, check_done, foreign_outputs
+    from crct_cli.batch.resume import Done, check_done, foreign_outputs, other_input
     from crct_cli.batch.runner import exclusive_out
     from crct_cli.batch.worker import VideoWorker
     from crct_cli.ui import frame_progress, print_track_summary, short_file_line
@@ -855,6 +855,9 @@ def _track_lone_video(console: Any, job: Any, spec: Any, overwrite: bool) -> Non
                 f"({done.status}, {done.frames} frames); skipped (--overwrite tracks it again)"
             )
             return
+    before = other_input(job)
+    if before is not None:
+        _warning_line(f"{job.out_dir} held crct's tracking of {before}; {job.label} replaces it")
     try:
         job.out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -725,12 +725,17 @@ def test_a_file_where_a_video_s_folder_goes_is_said_in_words(
 def test_points_crct_did_not_write_are_never_replaced_without_overwrite(
     make_video: Callable[..., Path], tmp_path: Path, fakes: None
 ) -> None:
-    """A 300-VW sequence's ground truth beside its video, or another video's run, in the folder
-    a video would be written to: refused in one line, the files untouched; --overwrite
-    replaces them. A batch fails that video alone."""
+    """A 300-VW sequence's ground truth beside its video in the folder a video would be
+    written to: refused in one line, the files untouched; --overwrite replaces them. A batch
+    fails that video alone. An empty annot/ loses nothing, and crct's own run of another
+    video is tracked over with a warning (a folder reused run after run)."""
     seq = tmp_path / "001"
     (seq / "annot").mkdir(parents=True)
     clip = make_video("001/vid.mp4", n_frames=4, width=W, height=H)
+    empty = tmp_path / "empty"
+    (empty / "annot").mkdir(parents=True)
+    assert crct("track", clip, "--out", empty).exit_code == 0
+    assert len(list((empty / "annot").glob("*.pts"))) == 4
     truth = [seq / "annot" / f"{k:06d}.pts" for k in range(1, 7)]
     for path in truth:
         path.write_text("ground truth\n")
@@ -756,18 +761,16 @@ def test_points_crct_did_not_write_are_never_replaced_without_overwrite(
     report = track_videos([clip, other], out, workers=1, on_result=lambda r: heard.append(r.input))
     assert heard == [str(clip)]
     assert [(r.status, r.skipped) for r in report.results] == [("failed", False), ("ok", True)]
-    # another video's run in the folder
-    run = tmp_path / "run"
-    assert crct("track", other, "--out", run).exit_code == 0
-    before = (run / "track.json").read_bytes()
-    elsewhere = crct("track", clip, "--out", run)
-    assert elsewhere.exit_code == 2 and "crct's tracking of" in elsewhere.stderr
-    assert (run / "track.json").read_bytes() == before
-    # --overwrite replaces both
+    # --overwrite replaces the ground truth
     assert crct("track", clip, "--out", seq, "--overwrite").exit_code == 0
     assert len(list((seq / "annot").glob("*.pts"))) == 4
-    assert crct("track", clip, "--out", run, "--overwrite").exit_code == 0
+    # another video's run in the folder: tracked over, said
+    run = tmp_path / "run"
+    assert crct("track", other, "--out", run).exit_code == 0
+    elsewhere = crct("track", clip, "--out", run)
+    assert elsewhere.exit_code == 0 and "held crct's tracking of" in elsewhere.stderr
     assert read_track_json(run / "track.json").header["video"].endswith("vid.mp4")
+    assert len(list((run / "annot").glob("*.pts"))) == 4
 
 
 def test_a_sequence_is_known_by_its_folder_s_name_however_it_is_typed(
@@ -775,7 +778,7 @@ def test_a_sequence_is_known_by_its_folder_s_name_however_it_is_typed(
 ) -> None:
     """``crct track . --out ../o`` from inside a folder of frames, then ``crct track frames
     --out o`` from beside it: the same sequence (done, skipped); another folder's frames
-    typed as ``.`` into the same --out: refused."""
+    typed as ``.`` into the same --out: another input, said in a warning."""
     from conftest import draw_face
 
     from crct_cli.io.images import write_image
@@ -791,7 +794,8 @@ def test_a_sequence_is_known_by_its_folder_s_name_however_it_is_typed(
     assert again.exit_code == 0 and "already tracked" in again.stderr
     monkeypatch.chdir(tmp_path / "others")
     other = crct("track", ".", "--out", "../o")
-    assert other.exit_code == 2 and "crct's tracking of" in other.stderr
+    assert other.exit_code == 0 and "held crct's tracking of" in other.stderr
+    assert "already tracked" not in other.stderr
 
 
 def test_a_folder_a_crct_of_before_was_stopped_in_is_still_crct_s(tmp_path: Path) -> None:
@@ -801,6 +805,7 @@ def test_a_folder_a_crct_of_before_was_stopped_in_is_still_crct_s(tmp_path: Path
 
     job = VideoJob(tmp_path / "v.mp4", tmp_path / "o", "v.mp4", ".")
     (job.out_dir / "annot").mkdir(parents=True)
+    (job.out_dir / "annot" / "000001.pts").write_text("a point file\n")
     assert foreign_outputs(job) is not None
     (job.out_dir / ".annot.partial").mkdir()
     assert foreign_outputs(job) is None

@@ -11,8 +11,9 @@ and its marker says the run is unfinished, so a run interrupted at any moment le
 that looks finished, and the folder is still known as crct's.
 
 The marker also keeps crct from replacing what it did not write (:func:`foreign_outputs`): a
-folder with ``annot/`` and no marker (a 300-VW sequence's ground truth, another tool's
-points) or a marker naming another video is refused unless ``--overwrite``.
+folder with ``annot/`` (or another output) and no marker (a 300-VW sequence's ground truth,
+another tool's points) is refused unless ``--overwrite``; crct's own run of another video is
+tracked over, with a warning (:func:`other_input`).
 """
 
 from __future__ import annotations
@@ -119,38 +120,41 @@ def input_name(job: VideoJob) -> str:
     return Path(os.path.abspath(job.source)).name
 
 
+def _holds(path: Path) -> bool:
+    """A file, or a folder with something in it (an empty one loses nothing)."""
+    if path.is_dir():
+        return any(path.iterdir())
+    return path.exists()
+
+
 def foreign_outputs(job: VideoJob) -> str | None:
-    """Why tracking ``job`` would replace files crct did not write for this video (one line
-    that names ``--overwrite``), else None. crct's own folders carry its marker; a marker
-    naming an input of another name is another video's run."""
-    present = [name for name in OUTPUT_NAMES if (job.out_dir / name).exists()]
-    if not present:
+    """Why tracking ``job`` would replace files crct did not write (one line that names
+    ``--overwrite``), else None: outputs in its folder without crct's marker (nor the partial
+    files of a crct run stopped there)."""
+    present = [name for name in OUTPUT_NAMES if _holds(job.out_dir / name)]
+    if not present or (job.out_dir / MARKER).exists():
         return None
-    hint = "--overwrite replaces {}, or choose another --out"
+    if any((job.out_dir / name).exists() for name in PARTIAL_NAMES):
+        return None  # a run of crct stopped there
+    listed = ", ".join(f"{name}/" if (job.out_dir / name).is_dir() else name for name in present)
+    return (
+        f"{job.out_dir} holds {listed} that crct did not write "
+        "(--overwrite replaces them, or choose another --out)"
+    )
+
+
+def other_input(job: VideoJob) -> str | None:
+    """The input of the crct run ``job``'s folder holds when that is another one (by name),
+    else None: a folder reused for another video is tracked over, said in a warning."""
     try:
         marker = json.loads((job.out_dir / MARKER).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        if any((job.out_dir / name).exists() for name in PARTIAL_NAMES):
-            return None  # a run of crct stopped there
-        listed = ", ".join(
-            f"{name}/" if (job.out_dir / name).is_dir() else name for name in present
-        )
-        return f"{job.out_dir} holds {listed} that crct did not write ({hint.format('them')})"
-    except (OSError, ValueError):
-        return None  # a marker crct wrote, unreadable: tracked again as before
-    try:
         before = str(marker["input"]["path"])
         name = str(marker["input"].get("name") or Path(before).name)
-    except (KeyError, TypeError, AttributeError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
     if name in ("", ".", ".."):  # a marker written before names were kept: not known
         return None
-    if name != input_name(job):
-        return (
-            f"{job.out_dir} holds crct's tracking of {before}, not of {job.label} "
-            f"({hint.format('it')})"
-        )
-    return None
+    return before if name != input_name(job) else None
 
 
 def clear_done(job: VideoJob) -> None:
