@@ -629,6 +629,7 @@ def track_videos(
     *,
     overlay: bool = False,
     crops: int = 0,
+    pts: bool = True,
     overwrite: bool = False,
     max_frames: int | None = None,
     skip_frames: int = 0,
@@ -646,7 +647,8 @@ def track_videos(
     ``inputs``: videos, image-sequence folders or folders searched recursively, laid out under
     ``out`` as the command lays them (one lone video: ``out`` itself), with ``summary.csv``;
     videos an earlier run completed with the same settings are skipped (``overwrite`` redoes
-    them). ``skip_frames`` and ``max_frames`` (which frames of each video), ``workers``,
+    them). ``pts=False`` is ``--no-pts`` (landmarks.csv and track.json, no ``.pts`` file a
+    frame). ``skip_frames`` and ``max_frames`` (which frames of each video), ``workers``,
     ``threads``, ``engine`` ("local" or "ray"), ``ray_address`` and ``gpus_per_worker`` are
     the command's options of those names; ``options`` are
     :class:`Tracker`'s keywords (``faces="all"``, ``pose=True``...), each worker's tracker.
@@ -687,7 +689,9 @@ def track_videos(
     with bars as display:
         listener.display = display
         factory = batch.NETWORKS_FACTORY
-        return run_videos(jobs, Path(out), options, overlay, run, crops, listener, factory, span)
+        return run_videos(
+            jobs, Path(out), options, overlay, run, crops, listener, factory, span, pts
+        )
 
 
 def check_tracker_options(options: dict[str, Any]) -> None:
@@ -754,11 +758,13 @@ def run_videos(
     display: Any,
     networks_factory: Callable[[], Any] | None = None,
     frames_in: FrameRange | None = None,
+    pts: bool = True,
 ) -> BatchReport:
     """The batch run behind :func:`track_videos` and ``crct track``: hold ``out``, skip what is
     done, track the rest on the engine ``run`` (a :class:`~crct_cli.batch.runner.BatchOptions`)
     chooses, keep ``out/summary.csv``; ``display`` hears of each video; ``frames_in``: which
-    frames of each (a :class:`~crct_cli.tracking.pipeline.FrameRange`, None: all)."""
+    frames of each (a :class:`~crct_cli.tracking.pipeline.FrameRange`, None: all); ``pts``:
+    a ``.pts`` file per frame (``--no-pts``: landmarks.csv and track.json only)."""
     from crct_cli.batch.runner import exclusive_out, plan_batch, run_batch
     from crct_cli.batch.summary import SUMMARY_NAME
     from crct_cli.batch.worker import settings_of
@@ -771,7 +777,7 @@ def run_videos(
         raise CrctError(f"{out}: cannot create output folder ({exc.strerror})") from None
     with exclusive_out(out):
         settings = settings_of(tracker_options, frames_in)
-        plan = plan_batch(jobs, settings, overlay, run.overwrite, crops)
+        plan = plan_batch(jobs, settings, overlay, run.overwrite, crops, pts)
         pixels = 0
         if run.workers is None and run.engine == "local" and len(plan.todo) > 1:
             from crct_cli.batch import largest_frame
@@ -785,5 +791,7 @@ def run_videos(
             crops,
             frames_in,
             pixels,
+            settings,
+            pts,
         )
         return run_batch(plan, engine, display, out / SUMMARY_NAME)

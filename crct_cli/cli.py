@@ -312,6 +312,14 @@ def track(
             metavar="SIZE",
         ),
     ] = 0,
+    pts: Annotated[
+        bool,
+        typer.Option(
+            help="Write annot/000001.pts... (300-VW layout), a file a frame. --no-pts: "
+            "landmarks.csv and track.json alone hold the points (two files a video instead of "
+            "one a frame, for archives; crct_cli.load_track reads them).",
+        ),
+    ] = True,
     pose: Annotated[
         bool,
         typer.Option(
@@ -831,10 +839,11 @@ def track(
             batch.NETWORKS_FACTORY,
             crops,
             frames_in,
+            pts,
         )
         _track_lone_video(console, jobs[0], spec, overwrite)
     else:
-        _track_batch(console, jobs, out, tracker_options, overlay, options, crops, frames_in)
+        _track_batch(console, jobs, out, tracker_options, overlay, options, crops, frames_in, pts)
 
 
 def _track_lone_video(console: Any, job: Any, spec: Any, overwrite: bool) -> None:
@@ -848,7 +857,7 @@ def _track_lone_video(console: Any, job: Any, spec: Any, overwrite: bool) -> Non
         foreign = foreign_outputs(job)
         if foreign is not None:
             raise CrctError(foreign)
-        done = check_done(job, spec.settings, spec.overlay, spec.crops)
+        done = check_done(job, spec.settings, spec.overlay, spec.crops, spec.pts)
         if isinstance(done, Done):
             _warning_line(
                 f"{job.label}: already tracked into {job.out_dir} with these settings "
@@ -884,6 +893,7 @@ def _track_batch(
     options: Any,
     crops: int = 0,
     frames_in: "FrameRange | None" = None,
+    pts: bool = True,
 ) -> None:
     """Many videos: resume, the engine's workers, OUT/summary.csv, one last line."""
     from crct_cli import batch
@@ -902,6 +912,7 @@ def _track_batch(
             display,
             batch.NETWORKS_FACTORY,
             frames_in,
+            pts,
         )
     print_batch_report(console, report, out / SUMMARY_NAME)
     if report.failed:

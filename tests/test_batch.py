@@ -860,6 +860,34 @@ def test_load_track_gives_a_run_s_points_as_arrays(
         load_track(tmp_path)
 
 
+def test_no_pts_writes_the_csv_and_json_alone_and_resumes_apart(
+    make_video: Callable[..., Path], tmp_path: Path, fakes: None
+) -> None:
+    """``--no-pts``: no file a frame, the same points in track.json as a run with them; a run
+    asking for .pts files tracks such a folder again, one without them takes a folder that
+    has them as done. From Python, ``pts=False``, several faces and crops too."""
+    from crct_cli import load_track, track_videos
+
+    clip = make_video("clip.mp4", n_frames=5, width=W, height=H)
+    out, ref = tmp_path / "np", tmp_path / "ref"
+    assert crct("track", clip, "--out", ref).exit_code == 0
+    bare = crct("track", clip, "--out", out, "--no-pts")
+    assert bare.exit_code == 0
+    assert sorted(p.name for p in out.iterdir()) == [MARKER, "landmarks.csv", "track.json"]
+    np.testing.assert_array_equal(load_track(out).arrays().points, load_track(ref).arrays().points)
+    again = crct("track", clip, "--out", out)  # .pts files asked for: tracked again
+    assert again.exit_code == 0 and "already tracked" not in again.stderr
+    assert len(list((out / "annot").glob("*.pts"))) == 5
+    done = crct("track", clip, "--out", out, "--no-pts")
+    assert done.exit_code == 0 and "already tracked" in done.stderr
+    many = tmp_path / "many"
+    other = make_video("other.mp4", n_frames=4, width=W, height=H)
+    report = track_videos([clip, other], many, pts=False, crops=32, faces="all", workers=1)
+    assert [r.status for r in report.results] == ["ok", "ok"]
+    assert not list(many.rglob("*annot*")) and list((many / "clip" / "faces").rglob("*.png"))
+    assert (many / "clip" / "crops" / "000001.pts").is_file()  # the crop's own points stay
+
+
 def test_missing_frames_allows_a_header_a_frame_or_a_percent_off() -> None:
     assert [missing_frames(None, 10), missing_frames(30, 30), missing_frames(30, 29)] == [0, 0, 0]
     assert missing_frames(30, 28) == 2 and missing_frames(300, 297) == 0

@@ -34,6 +34,7 @@ TRACK_JSON = "track.json"
 #: Why a video is (re)tracked, as :func:`check_done` reports it.
 NEW, CHANGED, OTHER_SETTINGS, NO_OVERLAY = "new", "changed", "other settings", "no overlay"
 NO_CROPS = "no crops of that size"
+NO_PTS = "no .pts files"
 
 
 @dataclass(frozen=True)
@@ -63,11 +64,12 @@ def _canonical(value: Any) -> str:
 
 
 def check_done(
-    job: VideoJob, settings: dict[str, Any], overlay: bool, crops: int = 0
+    job: VideoJob, settings: dict[str, Any], overlay: bool, crops: int = 0, pts: bool = True
 ) -> Done | str:
     """The earlier result when ``job``'s outputs are complete for this input and these
     settings, else why not (:data:`NEW`, :data:`CHANGED`, :data:`OTHER_SETTINGS`,
-    :data:`NO_OVERLAY`, :data:`NO_CROPS`: ``crops`` px face crops asked for, and the run wrote
+    :data:`NO_OVERLAY`, :data:`NO_PTS`: ``pts`` asked for and the run wrote none,
+    :data:`NO_CROPS`: ``crops`` px face crops asked for, and the run wrote
     none or another size)."""
     track_json = job.out_dir / TRACK_JSON
     try:
@@ -87,6 +89,8 @@ def check_done(
             return NO_OVERLAY
         if crops and marker.get("crops", 0) != crops:
             return NO_CROPS
+        if pts and not marker.get("pts", True):
+            return NO_PTS
         result = marker["result"]
         return Done(
             str(result["status"]),
@@ -178,7 +182,12 @@ def clear_done(job: VideoJob) -> None:
 
 
 def mark_done(
-    job: VideoJob, stamp: dict[str, int], settings: dict[str, Any], result: Done, crops: int = 0
+    job: VideoJob,
+    stamp: dict[str, int],
+    settings: dict[str, Any],
+    result: Done,
+    crops: int = 0,
+    pts: bool = True,
 ) -> None:
     """Write the marker after ``track.json``; ``stamp`` is the input as it was when read,
     ``crops`` the size of the face crops written (0: none)."""
@@ -187,6 +196,7 @@ def mark_done(
         "input": {"path": job.label, "name": input_name(job), **stamp},
         "settings": settings,
         "crops": crops,
+        "pts": pts,
         "track_json_bytes": (job.out_dir / TRACK_JSON).stat().st_size,
         "result": {
             "status": result.status,

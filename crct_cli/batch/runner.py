@@ -63,6 +63,7 @@ def plan_batch(
     overlay: bool,
     overwrite: bool,
     crops: int = 0,
+    pts: bool = True,
 ) -> BatchPlan:
     """Check every output folder; ``overwrite`` tracks every video again."""
     results: dict[str, VideoResult] = {}
@@ -75,7 +76,7 @@ def plan_batch(
             results[job.output] = VideoResult(job.label, job.output, "failed", error=foreign)
             refused.append(job)
             continue
-        done = "overwrite" if overwrite else check_done(job, settings, overlay, crops)
+        done = "overwrite" if overwrite else check_done(job, settings, overlay, crops, pts)
         if isinstance(done, Done):
             results[job.output] = VideoResult(
                 job.label,
@@ -232,9 +233,12 @@ class BatchOptions:
         crops: int = 0,
         frames_in: FrameRange | None = None,
         frame_pixels: int = 0,
+        settings: dict[str, Any] | None = None,
+        pts: bool = True,
     ) -> Engine:
         """The engine that tracks ``videos`` videos with these options; ``frame_pixels``: the
-        largest frame among them (the default worker count leaves memory for its frames)."""
+        largest frame among them (the default worker count leaves memory for its frames);
+        ``settings``: :func:`settings_of` the options, when the caller has them already."""
         from crct_cli.batch import (
             available_memory,
             cpu_count,
@@ -244,7 +248,8 @@ class BatchOptions:
         )
         from crct_cli.runtime.backend import resolve_engine
 
-        settings = settings_of(tracker_options, frames_in)
+        if settings is None:
+            settings = settings_of(tracker_options, frames_in)
         if self.engine == "ray":
             from crct_cli.batch.ray_engine import RayEngine
 
@@ -256,6 +261,7 @@ class BatchOptions:
                 networks_factory,
                 crops,
                 frames_in,
+                pts,
             )
             return RayEngine(spec, self.workers or 0, self.ray_address, self.gpus_per_worker)
         from crct_cli.batch.local import LocalEngine
@@ -272,7 +278,7 @@ class BatchOptions:
             workers = max(1, min(self.workers, videos))
         threads = self.threads or threads_per_worker(cores, workers)
         spec = WorkerSpec(
-            tracker_options, settings, overlay, threads, networks_factory, crops, frames_in
+            tracker_options, settings, overlay, threads, networks_factory, crops, frames_in, pts
         )
         return LocalEngine(spec, workers)
 

@@ -127,6 +127,7 @@ class WorkerSpec:
     networks_factory: Callable[[], Any] | None = field(default=None, compare=False)
     crops: int = 0
     frames_in: FrameRange | None = None
+    pts: bool = True  #: a .pts file per frame in annot/ (--no-pts: the CSV and JSON only)
 
 
 def limit_threads(threads: int) -> None:
@@ -184,11 +185,12 @@ class VideoWorker:
                 on_frame,
                 self.spec.crops,
                 self.spec.frames_in,
+                self.spec.pts,
             )
             done = Done(
                 summary.status, summary.frames, summary.faces, summary.face_frames, summary.seconds
             )
-            mark_done(job, stamp, self.spec.settings, done, self.spec.crops)
+            mark_done(job, stamp, self.spec.settings, done, self.spec.crops, self.spec.pts)
             self.last_summary = summary
         except CrctError as exc:
             result.status, result.error = "failed", str(exc)

@@ -69,15 +69,16 @@ class TrackSummary:
 class _PtsFolders:
     """``annot/`` for face 0 and, when asked, ``faces/<id>/annot/`` and the face crops
     (``crops/``, ``faces/<id>/crops/``), built under temporary names and swapped in at
-    :meth:`commit`."""
+    :meth:`commit`; without ``pts`` no ``.pts`` files of the frames (crops keep theirs)."""
 
-    def __init__(self, out_dir: Path, per_face: bool, crops: int = 0) -> None:
-        self.out_dir, self.per_face, self.crops = out_dir, per_face, crops
+    def __init__(self, out_dir: Path, per_face: bool, crops: int = 0, pts: bool = True) -> None:
+        self.out_dir, self.per_face, self.crops, self.pts = out_dir, per_face, crops, pts
         self.annot = out_dir / ".annot.partial"
         self.faces = out_dir / ".faces.partial"
         self.crop_dir = out_dir / ".crops.partial"
         self.discard()
-        self.annot.mkdir()
+        if pts:
+            self.annot.mkdir()
         if per_face:
             self.faces.mkdir()
         if crops:
@@ -90,22 +91,28 @@ class _PtsFolders:
         if self.crops and image is not None:
             crop = face_crop(image, points, self.crops)
         if face_id == 0:
-            self._put(self.annot, self.crop_dir, stem, text, crop)
+            self._put(self.annot if self.pts else None, self.crop_dir, stem, text, crop)
         if self.per_face:
             face = self.faces / str(face_id)
-            (face / "annot").mkdir(parents=True, exist_ok=True)
-            self._put(face / "annot", face / "crops", stem, text, crop)
+            face.mkdir(exist_ok=True)
+            if self.pts:
+                (face / "annot").mkdir(exist_ok=True)
+            self._put(face / "annot" if self.pts else None, face / "crops", stem, text, crop)
 
     @staticmethod
-    def _put(annot: Path, crops: Path, stem: str, text: str, crop: Any) -> None:
-        (annot / f"{stem}.pts").write_text(text, encoding="utf-8")
+    def _put(annot: Path | None, crops: Path, stem: str, text: str, crop: Any) -> None:
+        if annot is not None:
+            (annot / f"{stem}.pts").write_text(text, encoding="utf-8")
         if crop is not None:
             crops.mkdir(exist_ok=True)
             write_image(crops / f"{stem}.png", crop[0])
             (crops / f"{stem}.pts").write_text(format_pts(crop[1]), encoding="utf-8")
 
     def commit(self) -> None:
-        replace_dir(self.annot, self.out_dir / "annot")
+        if self.pts:
+            replace_dir(self.annot, self.out_dir / "annot")
+        elif (self.out_dir / "annot").exists():  # points of an earlier run
+            shutil.rmtree(self.out_dir / "annot")
         if self.per_face:
             replace_dir(self.faces, self.out_dir / "faces")
         elif (self.out_dir / "faces").exists():  # per-face files of an earlier run
@@ -188,11 +195,13 @@ def track_video(
     on_frame: Callable[[int, int | None], None] | None = None,
     crops: int = 0,
     frames_in: FrameRange | None = None,
+    pts: bool = True,
 ) -> TrackSummary:
     """Track one video into ``out_dir`` with a :class:`crct_cli.api.Tracker`.
 
     ``on_frame(done, total)`` reports progress; ``crops``: each face's crop of that side is
-    written too (0: none); ``frames_in``: which frames (None: all of them).
+    written too (0: none); ``frames_in``: which frames (None: all of them); ``pts``: a
+    ``.pts`` file per frame in ``annot/`` (else landmarks.csv and track.json only).
     """
     span = frames_in or FrameRange()
     info = probe_video(video, tracker.sequence_fps)
@@ -218,7 +227,7 @@ def track_video(
         names = [p.name for p in sequence_images(video)]  # by frame index, up to the last
         header["images"] = names if span.count is None else names[: span.skip + span.count]
     check_crops(crops)
-    pts = _PtsFolders(out_dir, per_face=tracker.multi.faces != 1, crops=crops)
+    folders = _PtsFolders(out_dir, per_face=tracker.multi.faces != 1, crops=crops, pts=pts)
     counts = {"tracked": 0, "redetected": 0, "lost": 0}
     frames = with_points = face_frames = 0
     ids: set[int] = set()
@@ -240,7 +249,7 @@ def track_video(
                     face_frames += 1
                     if face.face_id == 0:
                         with_points += 1
-                    pts.write(frame.index, face.face_id, face.points, frame.image)
+                    folders.write(frame.index, face.face_id, face.points, frame.image)
                 csv.add(frame.index, frame.time, frame.faces)
                 track_json.add(
                     FacesRecord(
@@ -280,7 +289,7 @@ def track_video(
                 writer = None
             elif (out_dir / "overlay.mp4").exists():  # a stale overlay of an earlier run
                 (out_dir / "overlay.mp4").unlink()
-            pts.commit()
+            folders.commit()
             csv.close()
             csv = None
             track_json.close({**asdict(summary), "fps": summary.fps, "status": summary.status})
@@ -289,5 +298,5 @@ def track_video(
             writer.abort()
         if csv is not None:
             csv.abort()
-        pts.discard()
+        folders.discard()
     return summary
