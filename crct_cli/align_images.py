@@ -41,9 +41,11 @@ class AlignSummary:
     failed: list[str] = field(default_factory=list)  #: one line per image that could not be done
 
 
-def _images_of(path: Path) -> list[tuple[Path, Path]]:
+def _images_of(path: Path, skip: Path | None = None) -> list[tuple[Path, Path]]:
     if path.is_dir():
         found = sorted(p for p in path.rglob("*") if p.is_file() and is_image(p))
+        if skip is not None:  # an output folder inside the input: earlier results, not inputs
+            found = [p for p in found if not p.resolve().is_relative_to(skip)]
         return [(p, p.relative_to(path).with_suffix("")) for p in found]
     if path.is_file():
         if not is_image(path):
@@ -57,9 +59,10 @@ def _images_of(path: Path) -> list[tuple[Path, Path]]:
 
 
 def collect_images(
-    paths: Sequence[Path], on_failure: OnFailure | None = None
+    paths: Sequence[Path], on_failure: OnFailure | None = None, out: Path | None = None
 ) -> list[tuple[Path, Path]]:
-    """(image, output path relative to the output folder, without suffix), sorted per input.
+    """(image, output path relative to the output folder, without suffix), sorted per input;
+    a folder's images inside ``out`` (the output folder, put inside an input) are left out.
 
     A missing path or a non-image raises, or with ``on_failure`` is told there and left out
     (then no images at all is an empty list once something was told). Two images with one
@@ -69,7 +72,7 @@ def collect_images(
     failures = 0
     for path in paths:
         try:
-            items += _images_of(path)
+            items += _images_of(path, None if out is None else out.resolve())
         except (CrctError, OSError) as exc:
             report_failure(on_failure, path, exc)
             failures += 1

@@ -1044,7 +1044,7 @@ def align(
     check_focal(focal_length)
     console = Console(stderr=True, highlight=False, soft_wrap=True)  # paths are never wrapped
     failures = _InputFailures(console)
-    items = collect_images(paths, failures)
+    items = collect_images(paths, failures, out)
     if not items:  # every input failed, each in its line
         raise typer.Exit(EXIT_BAD_INPUT)
     runtime = Runtime(backend, device)
@@ -1886,6 +1886,14 @@ def _train_common(cfg: Any, steps: int | None, out: Path | None, checkpoint: Pat
             raise CrctError(
                 "this crct was installed from a wheel, whose weights are part of the package: "
                 "give --out FILE.pt (or set CRCT_WEIGHTS to a folder of your own)"
+            )
+        if Path(cfg.out).exists():  # the networks crct runs with: replaced only when named
+            from crct_cli.train.run import display_path
+
+            shown = display_path(Path(cfg.out))
+            raise CrctError(
+                f"{shown} is a weight file crct runs with: give --out {shown} to replace it "
+                "(as its manifest's command does), or --out another file"
             )
     if checkpoint is not None:
         cfg.checkpoint = checkpoint

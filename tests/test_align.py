@@ -245,3 +245,20 @@ def test_grey_sixteen_bit_and_alpha_pictures_are_read_as_rgb(tmp_path: Path) -> 
     got = read_image(tmp_path / "deep.png")
     assert got.dtype == np.uint8 and got.max() == 255 and (got[..., 0] == got[..., 2]).all()
     assert (read_image(tmp_path / "alpha.png") == (240, 120, 10)).all()
+
+
+def test_an_output_folder_inside_the_input_is_not_read_as_input(
+    tmp_path: Path, face_image: Draw
+) -> None:
+    """``crct align photos --out photos/out`` twice: the second run reads the photos, not the
+    overlays and crops the first wrote (which it would align again, as ..._overlay_overlay)."""
+    from crct_cli.align_images import collect_images
+
+    src = tmp_path / "photos"
+    save(src / "a.png", face_image, 64)
+    save(src / "sub" / "b.png", face_image, 64)
+    save(src / "out" / "a_overlay.jpg", face_image, 64)  # a run before
+    save(src / "out" / "sub" / "b_crop.png", face_image, 64)
+    names = [rel.as_posix() for _, rel in collect_images([src], out=src / "out")]
+    assert names == ["a", "sub/b"]
+    assert len(collect_images([src])) == 4  # without the output folder named: every image

@@ -229,6 +229,7 @@ def image(tmp_path: Path) -> Path:
         (["align", "{tmp}/notes.txt", "--out", "{tmp}/o"], "not an image"),
         (["align", "{tmp}/clip.mp4", "--out", "{tmp}/o"], "a video; crct track follows faces"),
         (["train", "fll", "{tmp}/nowhere", "--steps", "1"], "no such data folder"),
+        (["train", "fv", "{tmp}", "--val", "{tmp}", "--steps", "1"], "fv.pt is a weight file"),
         (["train", "fll", "{tmp}", "--val", "{tmp}", "--loss", "l2"], "--loss"),
         (["train", "fadenn", "{tmp}", "--val", "{tmp}", "--loss", "l2"], "--loss"),
         (["train", "fadenn", "{tmp}", "--val", "{tmp}", "--untouched", "fog"], "--untouched"),
