@@ -339,6 +339,14 @@ def test_manifest_name_lookup_and_sha_mismatch(
     assert entry["versions"]["cpu"]  # the CPU's model: training differs between CPUs too
     monkeypatch.chdir(tmp_path)  # a bare name is looked up in weights_dir, not the cwd
     assert load_weights("fll.pt", "fll", weights_dir=folder)["path"] == str(path)
+    # "weights/fll.pt", as the manifest's commands write it, from a folder without weights/
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert load_weights("weights/fll.pt", "fll", weights_dir=folder)["path"] == str(path)
+    with pytest.raises(CrctError, match="'crct train fll or bt'"):
+        load_weights("weights/none.pt", ("fll", "bt"), weights_dir=folder)
+    monkeypatch.chdir(tmp_path)
     update_manifest("fll.pt", {"sha256": "0" * 64}, weights_dir=folder)
     with pytest.raises(CrctError, match="corrupt") as info:
         load_weights(path, "fll")

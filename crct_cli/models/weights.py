@@ -131,10 +131,14 @@ def load_weights(
     """
     path = Path(name_or_path)
     if not path.is_absolute() and not path.exists():
-        path = weights_dir / path
+        # "weights/fll.pt", as the manifest's commands name the shipped files, run elsewhere
+        # than the checkout: the weights folder's own
+        inside = path.parts[1:] if path.parts[:1] == ("weights",) else path.parts
+        path = weights_dir.joinpath(*inside) if inside else weights_dir / path
     if not path.is_file():
+        kinds = kind if isinstance(kind, str) else " or ".join(kind)
         raise CrctError(
-            f"weight file {path} is missing; reinstall crct or rebuild it with 'crct train {kind}'"
+            f"weight file {path} is missing; reinstall crct or rebuild it with 'crct train {kinds}'"
         )
     entry = read_manifest(path.parent).get("weights", {}).get(path.name)
     if entry is not None and entry.get("sha256") != sha256_file(path):
