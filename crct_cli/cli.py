@@ -1699,6 +1699,8 @@ def benchmark(
         gt_origin=gt_origin,
     )
     print_tables(results_tables(result))
+    if not nearest and result.unmatched_predictions:
+        _hint_nearest(pred, gt)
     if states is not None and common_with is None:
         # ground-truth frames the run has no record of (not: frames it tracked without a face)
         never = sum(row.rel not in states[0] for row in result.per_file)
@@ -1707,6 +1709,21 @@ def benchmark(
     if out is not None:
         for path in write_results(result, out):
             Console(stderr=True).print(f"wrote {path}", highlight=False, soft_wrap=True)
+
+
+def _hint_nearest(pred: Path, gt: Path) -> None:
+    """crct align's other faces (NAME_1.pts beside NAME.pts) left unscored: --nearest scores
+    the face nearest the truth, not the most confident one, which may be another person."""
+    from crct_cli.bench.pts_compare import face_candidates, find_pts
+
+    pred_files, gt_files = find_pts(pred), find_pts(gt)
+    candidates = face_candidates(pred_files, gt_files)
+    others = sum(sum(name != rel for name in names) for rel, names in candidates.items())
+    if others:
+        _warning_line(
+            f"{pred}: {others} .pts file(s) of further faces (NAME_1.pts...) not scored; "
+            "--nearest scores each image's face nearest the ground truth"
+        )
 
 
 def _warn_part_run(pred: Path, track_json: Path, missing: int) -> None:

@@ -363,6 +363,17 @@ def test_benchmark_malformed_pts_names_the_file(tmp_path: Path) -> None:
     assert "a.pts" in line and "68" in line
 
 
+def test_benchmark_points_to_nearest_when_further_faces_go_unscored(tmp_path: Path) -> None:
+    for d in ("gt", "pred"):
+        (tmp_path / d).mkdir()
+        write_pts(tmp_path / d / "a.pts", face())
+    write_pts(tmp_path / "pred" / "a_1.pts", face() + 40.0)  # crct align's second face
+    plain = crct("benchmark", "--pred", tmp_path / "pred", "--gt", tmp_path / "gt")
+    assert plain.exit_code == 0 and "1 .pts file(s) of further faces" in plain.stderr
+    nearest = crct("benchmark", "--pred", tmp_path / "pred", "--gt", tmp_path / "gt", "--nearest")
+    assert nearest.exit_code == 0 and "further faces" not in nearest.stderr
+
+
 def test_benchmark_without_pairs_is_an_error(tmp_path: Path) -> None:
     for d, name in (("gt", "a.pts"), ("pred", "b.pts")):
         (tmp_path / d).mkdir()
