@@ -1892,6 +1892,8 @@ def _log_line(message: str) -> None:
 
 
 def _train_common(cfg: Any, steps: int | None, out: Path | None, checkpoint: Path | None) -> None:
+    """``--steps``, ``--out`` and ``--checkpoint`` into ``cfg``; without ``--out`` the file
+    goes to the weights folder, where it may not replace one crct runs with."""
     if steps is not None:
         cfg.steps = steps
     if out is not None:
@@ -1904,7 +1906,7 @@ def _train_common(cfg: Any, steps: int | None, out: Path | None, checkpoint: Pat
                 "this crct was installed from a wheel, whose weights are part of the package: "
                 "give --out FILE.pt (or set CRCT_WEIGHTS to a folder of your own)"
             )
-        if Path(cfg.out).exists():  # the networks crct runs with: replaced only when named
+        if Path(cfg.out).exists():  # the files crct runs with: replaced only when named
             from crct_cli.train.run import display_path
 
             shown = display_path(Path(cfg.out))
@@ -2319,17 +2321,22 @@ def train_face3d(
     train: TrainDirs = None,
     val: ValDirs = str(_DATA / "afw"),
     out: Annotated[
-        Path,
+        Path | None,
         typer.Option(
-            help="The model file, beside the networks (crct looks there).", metavar="JSON"
+            help="The model file (default: weights/face3d.json, beside the networks, where "
+            "crct looks; replaced only when named).",
+            metavar="JSON",
+            show_default=False,
         ),
-    ] = Path("weights/face3d.json"),
+    ] = None,
 ) -> None:
     """Learn the rigid 3D face behind crct track --pose from the training markup (seconds)."""
     from crct_cli.train.face3d import TrainFace3DConfig, train_face3d
 
     dirs, vals = _train_dirs(train, val)
-    train_face3d(TrainFace3DConfig(dirs, vals, out=out), log=_log_line)
+    cfg = TrainFace3DConfig(dirs, vals)
+    _train_common(cfg, None, out, None)
+    train_face3d(cfg, log=_log_line)
 
 
 Variant = Annotated[
