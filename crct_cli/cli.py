@@ -827,6 +827,7 @@ def track(
         "focal_length": focal_length,
     }
     check_tracker_options(tracker_options)  # what every worker's Tracker would refuse
+    _warn_focal_without_pose(focal_length, pose)
     jobs = discover(videos, out)
     console = Console(stderr=True, highlight=False)
     if len(jobs) == 1 and jobs[0].output == "." and engine == "local":
@@ -1042,6 +1043,7 @@ def align(
     check_denoise(denoise)
     check_crops(crops)
     check_focal(focal_length)
+    _warn_focal_without_pose(focal_length, pose)
     console = Console(stderr=True, highlight=False, soft_wrap=True)  # paths are never wrapped
     failures = _InputFailures(console)
     items = collect_images(paths, failures, out)
@@ -1709,6 +1711,12 @@ def benchmark(
     if out is not None:
         for path in write_results(result, out):
             Console(stderr=True).print(f"wrote {path}", highlight=False, soft_wrap=True)
+
+
+def _warn_focal_without_pose(focal_length: float | None, pose: bool) -> None:
+    """--focal-length only places the camera for --pose: alone it changes nothing."""
+    if focal_length is not None and not pose:
+        _warning_line("--focal-length changes nothing without --pose")
 
 
 def _hint_nearest(pred: Path, gt: Path) -> None:

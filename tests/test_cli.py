@@ -460,3 +460,12 @@ def test_benchmark_refuses_an_out_it_cannot_make_before_scoring(tmp_path: Path) 
         tmp_path / "a" / "b",
     )
     assert fine.exit_code == 0 and (tmp_path / "a" / "b" / "results.json").is_file()
+
+
+def test_focal_length_without_pose_is_said_to_change_nothing(tmp_path: Path, image: Path) -> None:
+    result = crct("align", image, "--out", tmp_path / "o", "--focal-length", "800")
+    assert (
+        result.exit_code == 0 and "--focal-length changes nothing without --pose" in result.stderr
+    )
+    posed = crct("align", image, "--out", tmp_path / "p", "--focal-length", "800", "--pose")
+    assert posed.exit_code == 0 and "changes nothing" not in posed.stderr
