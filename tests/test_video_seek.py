@@ -243,23 +243,12 @@ def test_files_cut_without_re_encoding_are_numbered_as_decoding_through_numbers_
     assert _same(list(iter_frames(cut, 10, skip=60)), whole[60:70])
 
 
-@pytest.mark.parametrize("kind", ["missing", "empty", "text", "audio"])
+@pytest.mark.parametrize("kind", ["missing", "empty", "text", "audio_only"])
 def test_a_long_skip_of_a_bad_file_is_one_line(tmp_path, monkeypatch, kind) -> None:
+    from test_video import _bad_file
+
     monkeypatch.setattr(video, "SEEK_MIN_SKIP", 20)
-    path = tmp_path / f"{kind}.mp4"
-    if kind == "empty":
-        path.write_bytes(b"")
-    elif kind == "text":
-        path.write_text("not a video\n" * 50)
-    elif kind == "audio":
-        with av.open(str(path), "w") as container:
-            stream = container.add_stream("aac", rate=8000)
-            frame = av.AudioFrame.from_ndarray(
-                np.zeros((1, 8000), np.float32), format="fltp", layout="mono"
-            )
-            frame.sample_rate = 8000
-            for packet in [*stream.encode(frame), *stream.encode(None)]:
-                container.mux(packet)
+    path = _bad_file(tmp_path, kind, None)  # these kinds need no clip of their own
     with pytest.raises(CrctError) as err:
         list(iter_frames(path, skip=100))
     assert str(path) in str(err.value) and "\n" not in str(err.value)
