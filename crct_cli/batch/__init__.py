@@ -36,9 +36,9 @@ def cpu_count() -> int:
 WORKER_BYTES: dict[str, int] = {"onnx": 400_000_000, "torch": 1_300_000_000}
 
 #: A worker also holds frames: decoded ahead, looked ahead, averaged over by the temporal
-#: filter, in the decoder's and encoder's queues. Measured peaks of crct track (ONNX Runtime,
-#: docs/benchmarks.md, session 45) grow by 56-67 RGB frames from 640x360 to 1920x1080 and
-#: 3840x2160, and by about 35 more with --overlay; these counts leave some room.
+#: filter, in the decoder's and encoder's queues. Measured peaks of crct track (ONNX Runtime;
+#: docs/benchmarks.md, "A worker's memory by frame size") grow by 56-60 RGB frames from
+#: 640x360 to 1920x1080 and 3840x2160, and by 32-39 more with --overlay; these leave room.
 FRAMES_HELD = 64
 OVERLAY_FRAMES_HELD = 40
 

@@ -114,8 +114,8 @@ OUTPUT_NAMES: tuple[str, ...] = (
 )
 
 
-#: What a run leaves while it writes (crct before session 45 removed its marker first, so a
-#: folder it was stopped in has these and no marker).
+#: What a run leaves while it writes (crct once removed its marker before tracking again, so a
+#: folder such a run was stopped in has these and no marker).
 PARTIAL_NAMES: tuple[str, ...] = (".annot.partial", ".faces.partial", ".track.partial.json")
 
 
@@ -190,7 +190,7 @@ def mark_done(
     pts: bool = True,
 ) -> None:
     """Write the marker after ``track.json``; ``stamp`` is the input as it was when read,
-    ``crops`` the size of the face crops written (0: none)."""
+    ``crops`` the size of the face crops written (0: none), ``pts`` whether annot/ was."""
     marker = {
         "schema": SCHEMA,
         "input": {"path": job.label, "name": input_name(job), **stamp},
