@@ -1793,9 +1793,19 @@ OutFile = Annotated[
 ]
 
 
+def _data_dir(path: Path) -> Path:
+    """``path``; or, for ``../shared/data/...`` (the defaults and the manifest's commands, which
+    run from the checkout) not found from the working folder, the checkout's."""
+    if path.is_dir() or path.parts[:3] != ("..", "shared", "data"):
+        return path
+    beside = (Path(__file__).resolve().parents[1] / path).resolve()
+    return beside if beside.is_dir() else path
+
+
 def _train_dirs(train: list[Path] | None, val: str) -> tuple[list[Path], list[Path]]:
     dirs = list(train) if train else [_DATA / "helen_train", _DATA / "lfpw_train"]
-    vals = [Path(v) for v in val.split(",") if v]
+    dirs = [_data_dir(d) for d in dirs]
+    vals = [_data_dir(Path(v)) for v in val.split(",") if v]
     for d in [*dirs, *vals]:
         if not d.is_dir():
             raise CrctError(f"{d}: no such data folder (see ../shared/data/README.md)")

@@ -469,3 +469,21 @@ def test_focal_length_without_pose_is_said_to_change_nothing(tmp_path: Path, ima
     )
     posed = crct("align", image, "--out", tmp_path / "p", "--focal-length", "800", "--pose")
     assert posed.exit_code == 0 and "changes nothing" not in posed.stderr
+
+
+def test_training_data_of_the_checkout_is_found_from_any_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``../shared/data/...`` (crct train's defaults, the manifest's commands) from a folder
+    without it: the checkout's, beside the package; other paths are taken as given."""
+    import crct_cli.cli as cli
+
+    afw = tmp_path / "shared" / "data" / "300w" / "afw"
+    afw.mkdir(parents=True)
+    monkeypatch.setattr(cli, "__file__", str(tmp_path / "repo" / "crct_cli" / "cli.py"))
+    elsewhere = tmp_path / "a" / "b"
+    elsewhere.mkdir(parents=True)
+    monkeypatch.chdir(elsewhere)
+    assert cli._data_dir(Path("../shared/data/300w/afw")) == afw
+    assert cli._data_dir(Path("../other/afw")) == Path("../other/afw")
+    assert cli._data_dir(Path("../shared/data/300w/none")) == Path("../shared/data/300w/none")
