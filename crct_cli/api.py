@@ -780,9 +780,9 @@ def run_videos(
         plan = plan_batch(jobs, settings, overlay, run.overwrite, crops, pts)
         pixels = 0
         if run.workers is None and run.engine == "local" and len(plan.todo) > 1:
-            from crct_cli.batch import largest_frame
+            from crct_cli.batch import frame_probe_sample, largest_frame
 
-            pixels = largest_frame([job.source for job in plan.todo])
+            pixels = largest_frame([job.source for job in frame_probe_sample(plan.todo)])
         engine = run.engine_for(
             tracker_options,
             overlay,

@@ -223,6 +223,14 @@ def test_workers_leave_memory_for_the_frames_of_the_largest_video(
     assert workers(small) == 8
     assert workers(large) == memory // worker_bytes("onnx", 1280 * 720) < 8
     assert workers(large, overlay=True) < workers(large)
+    # many videos: the largest files and a spread of the rest are read, not every header
+    from crct_cli.batch import frame_probe_sample
+
+    jobs = discover([*large], tmp_path / "out")
+    sample = frame_probe_sample(jobs, limit=4)
+    assert len(sample) == 4 and sample[0].source.name == "hd.mp4"
+    assert largest_frame([job.source for job in sample]) == 1280 * 720
+    assert frame_probe_sample(jobs, limit=50) == jobs
 
 
 def test_limit_threads_sizes_every_pool(thread_settings: None) -> None:

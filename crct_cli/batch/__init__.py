@@ -49,6 +49,22 @@ def worker_bytes(backend: str, frame_pixels: int = 0, overlay: bool = False) -> 
     return WORKER_BYTES.get(backend, WORKER_BYTES["torch"]) + held * 3 * frame_pixels
 
 
+#: Videos whose headers :func:`largest_frame` reads at most (about 3 ms each here): an archive
+#: of tens of thousands would otherwise wait a minute or more before its first video.
+FRAME_PROBES = 256
+
+
+def frame_probe_sample(jobs: list[Any], limit: int = FRAME_PROBES) -> list[Any]:
+    """The jobs whose frame sizes stand for all (``job.size`` in bytes): every one when few,
+    else the largest files (big frames make big files) and an even spread of the rest."""
+    if len(jobs) <= limit:
+        return list(jobs)
+    ordered = sorted(jobs, key=lambda job: -job.size)
+    largest, rest = ordered[: limit // 2], ordered[limit // 2 :]
+    step = max(1, len(rest) // (limit - limit // 2))
+    return largest + rest[::step][: limit - limit // 2]
+
+
 def largest_frame(videos: list[Any]) -> int:
     """The most pixels a frame has among ``videos`` (paths of files or image sequences), read
     from the containers' headers without decoding; 0 for what cannot be read (tracking will
