@@ -888,6 +888,11 @@ def test_no_pts_writes_the_csv_and_json_alone_and_resumes_apart(
     assert len(list((out / "annot").glob("*.pts"))) == 5
     done = crct("track", clip, "--out", out, "--no-pts")
     assert done.exit_code == 0 and "already tracked" in done.stderr
+    scored = crct("benchmark", "--pred", tmp_path / "np2" / "annot", "--gt", ref / "annot")
+    assert scored.exit_code == 2 and "no such prediction folder" in scored.stderr
+    assert crct("track", clip, "--out", tmp_path / "np2", "--no-pts").exit_code == 0
+    scored = crct("benchmark", "--pred", tmp_path / "np2" / "annot", "--gt", ref / "annot")
+    assert scored.exit_code == 2 and "a crct track --no-pts run" in scored.stderr
     many = tmp_path / "many"
     other = make_video("other.mp4", n_frames=4, width=W, height=H)
     report = track_videos([clip, other], many, pts=False, crops=32, faces="all", workers=1)

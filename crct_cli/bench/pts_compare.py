@@ -204,6 +204,12 @@ def compare_pts_folders(
     pred_root, gt_root = Path(pred_dir), Path(gt_dir)
     for label, root in (("ground-truth", gt_root), ("prediction", pred_root)):
         if not root.is_dir():
+            run = root.parent / "track.json"
+            if label == "prediction" and root.name == "annot" and run.is_file():
+                raise CrctError(
+                    f"{root}: no such prediction folder (a crct track --no-pts run: its points "
+                    f"are in {run}; track it again without --no-pts to score them here)"
+                )
             raise CrctError(f"{root}: no such {label} folder")
     gt_files = find_pts(gt_root)
     if not gt_files:
