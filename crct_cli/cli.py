@@ -1701,13 +1701,16 @@ def benchmark(
         gt_origin=gt_origin,
     )
     print_tables(results_tables(result))
-    if not nearest and result.unmatched_predictions:
-        _hint_nearest(pred, gt)
+    if result.other_faces:  # crct align's further faces of an image, not scored
+        _warning_line(
+            f"{pred}: {result.other_faces} .pts file(s) of further faces (NAME_1.pts...) not "
+            "scored; --nearest scores each image's face nearest the ground truth"
+        )
     if states is not None and common_with is None:
         # ground-truth frames the run has no record of (not: frames it tracked without a face)
-        never = sum(row.rel not in states[0] for row in result.per_file)
+        never = sum(row.rel not in states.states for row in result.per_file)
         if never:
-            _warn_part_run(pred, states[1], never)
+            _warn_part_run(pred, states.header, never)
     if out is not None:
         for path in write_results(result, out):
             Console(stderr=True).print(f"wrote {path}", highlight=False, soft_wrap=True)
@@ -1719,27 +1722,9 @@ def _warn_focal_without_pose(focal_length: float | None, pose: bool) -> None:
         _warning_line("--focal-length changes nothing without --pose")
 
 
-def _hint_nearest(pred: Path, gt: Path) -> None:
-    """crct align's other faces (NAME_1.pts beside NAME.pts) left unscored: --nearest scores
-    the face nearest the truth, not the most confident one, which may be another person."""
-    from crct_cli.bench.pts_compare import face_candidates, find_pts
-
-    pred_files, gt_files = find_pts(pred), find_pts(gt)
-    candidates = face_candidates(pred_files, gt_files)
-    others = sum(sum(name != rel for name in names) for rel, names in candidates.items())
-    if others:
-        _warning_line(
-            f"{pred}: {others} .pts file(s) of further faces (NAME_1.pts...) not scored; "
-            "--nearest scores each image's face nearest the ground truth"
-        )
-
-
-def _warn_part_run(pred: Path, track_json: Path, missing: int) -> None:
+def _warn_part_run(pred: Path, header: dict[str, Any], missing: int) -> None:
     """A run of --max-frames / --skip-frames scored against a whole video's ground truth: the
     frames it never tracked count as failures, which --common-with leaves out."""
-    from crct_cli.io.track_json import read_track_json
-
-    header = read_track_json(track_json).header
     part = [
         f"--{k.replace('_', '-')} {header[k]}" for k in ("skip_frames", "max_frames") if k in header
     ]

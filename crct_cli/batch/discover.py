@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path, PurePosixPath
 
 from crct_cli.errors import CrctError
@@ -45,10 +46,11 @@ class VideoJob:
     label: str
     output: str
 
-    @property
+    @cached_property
     def size(self) -> int:
         """Bytes (an image sequence's: its images'), or 0 when the input cannot be read
-        (tracking will then say why)."""
+        (tracking will then say why); read once (the run orders by it, the worker count's
+        frame probe samples by it)."""
         try:
             if self.source.is_dir():
                 return sum(p.stat().st_size for p in sequence_images(self.source))

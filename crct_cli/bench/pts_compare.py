@@ -21,7 +21,7 @@ import math
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -72,6 +72,8 @@ class PtsComparison:
     by_state: dict[str, ErrorSummary] | None = None
     states_from: str | None = None  #: the track.json the states were read from
     gt_origin: float = 0.0  #: taken off the ground truth's coordinates before scoring
+    #: further faces' files (``NAME_1.pts``) left unscored without ``nearest``
+    other_faces: int = 0
 
     def to_json(self) -> dict[str, object]:
         """JSON-ready dict (``inf``/``NaN`` become ``null``); per-file rows go to the CSV."""
@@ -149,11 +151,19 @@ def nearest_face(candidates: list[np.ndarray], truth: np.ndarray) -> np.ndarray:
     return min(candidates, key=lambda p: float(np.linalg.norm(centre(p) - target)))
 
 
-def track_states(pred_dir: str | os.PathLike[str]) -> tuple[dict[str, str], Path] | None:
+class TrackStates(NamedTuple):
+    """What :func:`track_states` read from a run's track.json."""
+
+    states: dict[str, str]  #: by .pts file name
+    path: Path  #: the track.json
+    header: dict[str, Any]  #: its header (``skip_frames``, ``max_frames`` of a part run)
+
+
+def track_states(pred_dir: str | os.PathLike[str]) -> TrackStates | None:
     """The state ``crct track`` gave each frame of the face whose ``annot/`` folder this is,
-    keyed as its ``.pts`` files are (``000001.pts`` is frame 0), and the track.json read: face 0
-    for ``OUT/annot``, face ``id`` for ``OUT/faces/<id>/annot``. None when the folder is not
-    such a run's (no track.json where ``crct track`` puts it).
+    keyed as its ``.pts`` files are (``000001.pts`` is frame 0), the track.json read and its
+    header: face 0 for ``OUT/annot``, face ``id`` for ``OUT/faces/<id>/annot``. None when the
+    folder is not such a run's (no track.json where ``crct track`` puts it).
 
     Raises :class:`CrctError` for a track.json that cannot be read, naming it."""
     folder = Path(pred_dir).resolve()
@@ -166,8 +176,9 @@ def track_states(pred_dir: str | os.PathLike[str]) -> tuple[dict[str, str], Path
     path = parent / "track.json"
     if not path.is_file():
         return None
-    faces = read_track_json(path).faces
-    return {f"{frame.index + 1:06d}.pts": frame.face(face_id).state for frame in faces}, path
+    track = read_track_json(path)
+    states = {f"{frame.index + 1:06d}.pts": frame.face(face_id).state for frame in track.faces}
+    return TrackStates(states, path, track.header)
 
 
 def compare_pts_folders(
@@ -177,7 +188,7 @@ def compare_pts_folders(
     threshold: float = DEFAULT_THRESHOLD,
     nearest: bool = False,
     common_with: str | os.PathLike[str] | None = None,
-    states: tuple[dict[str, str], Path] | None = None,
+    states: TrackStates | None = None,
     gt_origin: float = 0.0,
 ) -> PtsComparison:
     """Pair ``.pts`` files by relative path and score them.
@@ -197,8 +208,8 @@ def compare_pts_folders(
     malformed file (naming it) or degenerate ground truth.
     """
     if norm not in NORMALIZATIONS:
-        choices = ", ".join(NORMALIZATIONS)
-        raise CrctError(f"unknown normalisation {norm!r}; choose one of {choices}")
+        known = ", ".join(NORMALIZATIONS)
+        raise CrctError(f"unknown normalisation {norm!r}; choose one of {known}")
     if not (threshold > 0 and math.isfinite(threshold)):
         raise CrctError(f"threshold must be a positive number, got {threshold}")
     pred_root, gt_root = Path(pred_dir), Path(gt_dir)
@@ -225,7 +236,8 @@ def compare_pts_folders(
         gt_files = {rel: path for rel, path in gt_files.items() if rel in peer}
         if not gt_files:
             raise CrctError(f"{peer_root}: none of its .pts files matches one in {gt_root}")
-    choices = face_candidates(pred_files, all_gt) if nearest else {rel: [rel] for rel in all_gt}
+    candidates = face_candidates(pred_files, all_gt)
+    choices = candidates if nearest else {rel: [rel] for rel in all_gt}
     paired = [rel for rel in gt_files if any(c in pred_files for c in choices[rel])]
     if not paired:
         hint = "".join(
@@ -270,6 +282,7 @@ def compare_pts_folders(
         norm=norm,
         summary=summarize(errors, threshold),
         unmatched_predictions=len(set(pred_files) - used),
+        other_faces=0 if nearest else sum(r != c for r, names in candidates.items() for c in names),
         per_file=per_file,
         jitter=jitter,
         by_state=by_state,
