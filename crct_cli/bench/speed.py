@@ -503,6 +503,13 @@ def measure_speed(
         results.append(VideoSpeed(str(video), info.width, info.height, frames, seconds))
     images = {str(v): _first_frames(v, probe_frames + 1) for v in videos}
     dlib_runs: dict[str, list[ProcessRun]] = {r.video: [] for r in results}
+    from crct_cli.bench import dlib_peer
+
+    beside = (
+        f"dlib beside it ({pairs} x 2 runs)"
+        if dlib_peer.available()
+        else f"{pairs} run(s); no dlib to time beside it (pip install dlib face-recognition-models)"
+    )
     for engine, spec in _iter_runs(engines, specs):
         nets = factory(spec, engine)
         description = describe_device(engine.device)
@@ -512,14 +519,6 @@ def measure_speed(
             networks = probe_networks(nets, spec.mode, images[result.video])
             process = None
             if processes:
-                from crct_cli.bench import dlib_peer
-
-                beside = (
-                    f"dlib beside it ({pairs} x 2 runs)"
-                    if dlib_peer.available()
-                    else f"{pairs} run(s); no dlib to time beside it "
-                    "(pip install dlib face-recognition-models)"
-                )
                 say(f"speed: {name} {spec.name} on {engine}, {beside}")
                 process = measure_pairs(
                     Path(result.video),
