@@ -899,6 +899,14 @@ def test_no_pts_writes_the_csv_and_json_alone_and_resumes_apart(
     assert [r.status for r in report.results] == ["ok", "ok"]
     assert not list(many.rglob("*annot*")) and list((many / "clip" / "faces").rglob("*.png"))
     assert (many / "clip" / "crops" / "000001.pts").is_file()  # the crop's own points stay
+    bare_many = tmp_path / "bare"  # several faces, no .pts, no crops: no empty faces/ folders
+    assert track_videos([clip], bare_many, pts=False, faces="all").results[0].status == "ok"
+    assert sorted(p.name for p in bare_many.iterdir()) == [
+        ".crct-input.json",
+        "landmarks.csv",
+        "summary.csv",
+        "track.json",
+    ]
 
 
 def test_missing_frames_allows_a_header_a_frame_or_a_percent_off() -> None:

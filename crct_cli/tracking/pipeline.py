@@ -94,9 +94,8 @@ class _PtsFolders:
             self._put(self.annot if self.pts else None, self.crop_dir, stem, text, crop)
         if self.per_face:
             face = self.faces / str(face_id)
-            face.mkdir(exist_ok=True)
             if self.pts:
-                (face / "annot").mkdir(exist_ok=True)
+                (face / "annot").mkdir(parents=True, exist_ok=True)
             self._put(face / "annot" if self.pts else None, face / "crops", stem, text, crop)
 
     @staticmethod
@@ -104,7 +103,7 @@ class _PtsFolders:
         if annot is not None:
             (annot / f"{stem}.pts").write_text(text, encoding="utf-8")
         if crop is not None:
-            crops.mkdir(exist_ok=True)
+            crops.mkdir(parents=True, exist_ok=True)
             write_image(crops / f"{stem}.png", crop[0])
             (crops / f"{stem}.pts").write_text(format_pts(crop[1]), encoding="utf-8")
 
@@ -113,7 +112,7 @@ class _PtsFolders:
             replace_dir(self.annot, self.out_dir / "annot")
         elif (self.out_dir / "annot").exists():  # points of an earlier run
             shutil.rmtree(self.out_dir / "annot")
-        if self.per_face:
+        if self.per_face and (self.pts or self.crops):
             replace_dir(self.faces, self.out_dir / "faces")
         elif (self.out_dir / "faces").exists():  # per-face files of an earlier run
             shutil.rmtree(self.out_dir / "faces")
