@@ -1,0 +1,176 @@
+"""``crct draw``: a run's overlay drawn again from its track.json, and .pts folders beside it."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from crct_cli.draw import FACE_COLOURS
+from crct_cli.errors import CrctError
+from crct_cli.io.landmarks import write_pts
+from crct_cli.io.track_json import SCHEMA_FACES, FaceRecord, FacesRecord, TrackJsonWriter
+from crct_cli.io.video import iter_frames
+from crct_cli.overlay import PTS_COLOURS, draw_overlay
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "samples" / "astronaut.mp4"
+
+
+def _frames(path: Path) -> list[np.ndarray]:
+    return [f.image.astype(np.int16) for f in iter_frames(path)]
+
+
+def _drawn(overlay: list[np.ndarray], raw: list[np.ndarray]) -> np.ndarray:
+    """(frames, H, W) bool: where the overlay's picture is not the video's (what was drawn)."""
+    return np.stack([np.abs(o - r).max(axis=2) > 60 for o, r in zip(overlay, raw, strict=True)])
+
+
+def _points(x: float, ys: tuple[float, ...]) -> np.ndarray:
+    """68 points on a few spots of one column (a .pts file needs 68)."""
+    return np.array([[x, ys[i % len(ys)]] for i in range(68)], dtype=np.float64)
+
+
+def _write_run(
+    run: Path, video: Path, n: int, shift: float = 0.0, header: dict | None = None
+) -> Path:
+    """A run folder with a track.json of one face at the same spots in frames 0..n-1."""
+    run.mkdir(parents=True, exist_ok=True)
+    head = {
+        "video": str(video),
+        "width": 96,
+        "height": 72,
+        "fps": 25.0,
+        "n_frames": 20,
+        "method": "crct",
+        "faces": 1,
+        "config": {},
+        **(header or {}),
+    }
+    points = _points(20.0 + shift, (20.0, 40.0))
+    box = np.array([10.0 + shift, 10.0, 30.0, 40.0])
+    with TrackJsonWriter(run / "track.json", head, SCHEMA_FACES) as writer:
+        start = int(head.get("skip_frames", 0))
+        for i in range(start, start + n):
+            writer.add(FacesRecord(i, i / 25.0, [FaceRecord(0, box, points, 0.9, "tracked")]))
+        writer.close({})
+    return run
+
+
+def test_pts_colours_are_not_face_colours() -> None:
+    assert not set(PTS_COLOURS) & set(FACE_COLOURS)
+
+
+def test_a_run_is_drawn_again_as_track_overlay_drew_it(tmp_path: Path) -> None:
+    """The pixels crct track --overlay changed are the ones crct draw changes from track.json;
+    a run whose points lie 6 px aside does not draw them."""
+    from crct_cli.api import Tracker
+    from crct_cli.tracking.pipeline import FrameRange, track_video
+
+    run = tmp_path / "run"
+    track_video(SAMPLE, run, Tracker(), overlay=True, frames_in=FrameRange(count=8))
+    first = run / "first.mp4"
+    os.replace(run / "overlay.mp4", first)
+    summary = draw_overlay(run)
+    assert summary.out == run / "overlay.mp4" and summary.frames == summary.with_run == 8
+    raw = _frames(SAMPLE)[:8]
+    before, again = _drawn(_frames(first), raw), _drawn(_frames(run / "overlay.mp4"), raw)
+    assert before.sum() > 500
+    assert (before & again).sum() / (before | again).sum() > 0.9
+
+    track = json.loads((run / "track.json").read_text())
+    for frame in track["frames"]:
+        for face in frame["faces"]:
+            face["points"] = [[x + 6, y] for x, y in face["points"]]
+            face["box"][0] += 6
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    (moved / "track.json").write_text(json.dumps(track))
+    draw_overlay(moved / "track.json", tmp_path / "moved.mp4")
+    aside = _drawn(_frames(tmp_path / "moved.mp4"), raw)
+    assert (before & aside).sum() / (before | aside).sum() < 0.5
+
+
+def test_pts_folders_are_drawn_in_their_colour_on_their_frames(make_video, tmp_path) -> None:
+    video = make_video(n_frames=10)
+    truth = tmp_path / "truth"
+    truth.mkdir()
+    spots = (20.0, 35.0, 50.0)
+    for k in range(1, 6):  # frames 1-5 only
+        write_pts(truth / f"{k:06d}.pts", _points(89.0, spots))
+    (truth / "notes.pts").write_text("not a frame")  # not numbered: left alone
+    out = tmp_path / "cmp.mp4"
+    summary = draw_overlay(None, out, video=video, pts=[truth])
+    assert summary.frames == 10 and summary.with_pts == (5,) and summary.with_run == 0
+    raw, drawn = _frames(video), _frames(out)
+    for i, (r, d) in enumerate(zip(raw, drawn, strict=True)):
+        at = [d[int(y), 89].mean() - r[int(y), 89].mean() for y in spots]
+        if i < 5:
+            assert min(at) > 60, (i, at)  # white crosses on the dark background
+        else:
+            assert max(np.abs(at)) < 25, (i, at)
+
+
+def test_the_runs_frames_are_drawn_unless_told(make_video, tmp_path) -> None:
+    video = make_video(n_frames=20)
+    run = _write_run(tmp_path / "run", video, 5, header={"skip_frames": 3, "max_frames": 5})
+    summary = draw_overlay(run)
+    assert (summary.frames, summary.with_run) == (5, 5)
+    again = draw_overlay(run, tmp_path / "all.mp4", skip_frames=0, max_frames=12)
+    assert (again.frames, again.with_run) == (12, 5)
+
+
+def test_a_moved_run_finds_its_video_by_its_marker(make_video, tmp_path, monkeypatch) -> None:
+    video = make_video(n_frames=6)
+    monkeypatch.chdir(tmp_path)
+    run = _write_run(tmp_path / "run", Path(video.name), 6)  # as given, relative to tmp_path
+    marker = {"schema": "crct.input/1", "input": {"path": str(video), "name": video.name}}
+    (run / ".crct-input.json").write_text(json.dumps(marker))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert draw_overlay(run).video == video
+    (run / ".crct-input.json").unlink()
+    with pytest.raises(CrctError, match="give it with --video"):
+        draw_overlay(run, tmp_path / "x.mp4")
+    assert draw_overlay(run, tmp_path / "x.mp4", video=video).frames == 6
+
+
+def test_bad_requests_are_one_clear_error(make_video, tmp_path) -> None:
+    video = make_video(n_frames=4)
+    other = make_video("other.mp4", n_frames=4, width=64, height=48)
+    run = _write_run(tmp_path / "run", video, 4)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    cases = [
+        (lambda: draw_overlay(None, tmp_path / "o.mp4"), "nothing to draw"),
+        (lambda: draw_overlay(None, tmp_path / "o.mp4", pts=[run]), "--video"),
+        (lambda: draw_overlay(None, video=video, pts=[empty]), "--out"),
+        (lambda: draw_overlay(None, tmp_path / "o.mp4", video=video, pts=[empty]), "no numbered"),
+        (lambda: draw_overlay(run, tmp_path / "o.mp4", video=other), "64x48, but"),
+        (lambda: draw_overlay(run, tmp_path / "o.txt"), "FILE.mp4"),
+        (lambda: draw_overlay(run, video), "already there"),
+        (lambda: draw_overlay(tmp_path / "nothing"), "no such track file"),
+        (lambda: draw_overlay(run, tmp_path / "o.mp4", skip_frames=10), "--skip-frames 10, but"),
+    ]
+    for call, words in cases:
+        with pytest.raises(CrctError, match=words):
+            call()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["clip.mp4", "other.mp4", "run", "empty"]
+    )  # nothing written, no temporary file left
+
+
+def test_an_existing_overlay_is_replaced_only_when_asked(make_video, tmp_path) -> None:
+    video = make_video(n_frames=4)
+    run = _write_run(tmp_path / "run", video, 4)
+    shutil.copy(video, run / "overlay.mp4")
+    with pytest.raises(CrctError, match="--overwrite"):
+        draw_overlay(run)
+    assert (run / "overlay.mp4").read_bytes() == video.read_bytes()
+    draw_overlay(run, overwrite=True)
+    assert (run / "overlay.mp4").read_bytes() != video.read_bytes()
