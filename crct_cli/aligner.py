@@ -201,10 +201,10 @@ def fadenn_aligner(
 
 def check_denoise(name: str) -> None:
     """Raise :class:`CrctError` unless ``name`` is one of :data:`DENOISE_CHOICES`."""
-    from crct_cli.errors import CrctError
+    from crct_cli.errors import OptionError
 
     if name not in DENOISE_CHOICES:
-        raise CrctError(f"--denoise must be one of {', '.join(DENOISE_CHOICES)}, got {name!r}")
+        raise OptionError("denoise", f"must be one of {', '.join(DENOISE_CHOICES)}, got {name!r}")
 
 
 #: FLL's second stage, used by every aligner when the manifest lists it.

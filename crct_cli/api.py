@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from crct_cli.aligner import VIDEO_FLL
-from crct_cli.errors import CrctError
+from crct_cli.errors import CrctError, OptionError
 from crct_cli.io.sequence import SEQUENCE_FPS, check_fps
 from crct_cli.pose import HeadPoser
 from crct_cli.runtime.nets import FINDER_WIDE, check_find_wide
@@ -96,20 +96,34 @@ class TrackedFrame:
 def check_lost_points(lost_points: str) -> None:
     """``--lost-points`` / ``lost_points`` is one of :data:`LOST_POINTS`, or a clear error."""
     if lost_points not in LOST_POINTS:
-        raise CrctError(f"--lost-points must be fll or bt, got {lost_points!r}")
+        raise OptionError(
+            "lost_points",
+            f"must be 'fll' or 'bt', got {lost_points!r}",
+            cli=f"must be fll or bt, got {lost_points!r}",
+        )
 
 
 def parse_faces(value: int | str | None) -> int | None:
-    """``--faces``: a positive count, or ``all`` (None)."""
+    """``--faces`` / ``faces``: a positive count, or ``all`` (None; Python's None too)."""
     if value is None or (isinstance(value, str) and value.strip().lower() == "all"):
         return None
     try:
         n = int(value)
     except (TypeError, ValueError):
-        raise CrctError(f"--faces must be a positive number or 'all', got {value!r}") from None
+        raise _faces_error(value) from None
     if n < 1:
-        raise CrctError(f"--faces must be a positive number or 'all', got {value!r}")
+        raise _faces_error(value)
     return n
+
+
+def _faces_error(value: object) -> OptionError:
+    """Python's ``faces`` also takes None for every face; the command line's ``--faces`` a
+    number or ``all`` alone."""
+    return OptionError(
+        "faces",
+        f"must be a positive number, 'all' or None, got {value!r}",
+        cli=f"must be a positive number or 'all', got {value!r}",
+    )
 
 
 class Tracker:
@@ -269,20 +283,20 @@ class Tracker:
         networks: Any = None,
     ) -> None:
         if mode not in MODES:
-            raise CrctError(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
+            raise OptionError("mode", f"must be one of {', '.join(MODES)}, got {mode!r}")
         if detect_every < 1:
-            raise CrctError(f"--detect-every must be >= 1, got {detect_every}")
+            raise OptionError("detect_every", f"must be >= 1, got {detect_every}")
         if max_lost < 0:
-            raise CrctError(f"--max-lost must be >= 0, got {max_lost}")
+            raise OptionError("max_lost", f"must be >= 0, got {max_lost}")
         if reacquire < 0:
-            raise CrctError(f"--reacquire must be >= 0 frames (0: never), got {reacquire}")
+            raise OptionError("reacquire", f"must be >= 0 frames (0: never), got {reacquire}")
         check_lost_points(lost_points)
         check_gates(tb, tc, seq_bt)
         check_gate_growth(gate_growth)
         check_likeness(likeness)
         check_find_wide(find_wide, CrctError)
         if backfill < 0:
-            raise CrctError(f"--backfill must be >= 0 frames (0: none), got {backfill}")
+            raise OptionError("backfill", f"must be >= 0 frames (0: none), got {backfill}")
         check_bt_reuse(bt_reuse)
         check_fps(sequence_fps)
         #: :meth:`track`: frames a second given to a folder of images (a video file has its own)

@@ -16,7 +16,7 @@ import typer
 from typer.core import TyperGroup
 
 from crct_cli import __version__
-from crct_cli.errors import CrctError
+from crct_cli.errors import CrctError, error_text
 
 if TYPE_CHECKING:
     from crct_cli.tracking.pipeline import FrameRange
@@ -148,8 +148,8 @@ class CrctGroup(TyperGroup):
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
-        except CrctError as exc:
-            _error_line(str(exc))
+        except CrctError as exc:  # an option's bad value named by its flag, not its keyword
+            _error_line(error_text(exc, flags=True))
             raise typer.Exit(EXIT_BAD_INPUT) from None
         except KeyboardInterrupt:
             typer.echo("crct: interrupted", err=True)
@@ -778,7 +778,9 @@ def track(
 
     check_crops(crops)
     frames_in = FrameRange.of(skip_frames, max_frames)
-    options = BatchOptions(engine, workers, threads, overwrite, ray_address, gpus_per_worker)
+    options = BatchOptions(
+        engine, workers, threads, overwrite, ray_address, gpus_per_worker, flags=True
+    )
     options.check()
     tracker_options: dict[str, Any] = {
         "faces": faces,
@@ -841,6 +843,7 @@ def track(
             crops,
             frames_in,
             pts,
+            flags=True,
         )
         _track_lone_video(console, jobs[0], spec, overwrite)
     else:

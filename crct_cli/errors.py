@@ -11,6 +11,72 @@ class CrctError(Exception):
     """A user-facing error: the message is printed as is, with exit code 2."""
 
 
+#: Python keywords whose ``crct`` flag is not ``--`` + the keyword with ``_`` as ``-``: none
+#: today (every checked keyword of :class:`~crct_cli.api.Tracker`, ``Tracker.track`` and
+#: :func:`~crct_cli.api.track_videos` is spelled as its flag); a keyword renamed on one side
+#: goes here, and tests/test_option_errors.py checks every flag against the commands.
+CLI_FLAGS: dict[str, str] = {}
+
+
+def cli_flag(option: str) -> str:
+    """The command line's flag for the Python keyword ``option`` (``seq_bt`` -> ``--seq-bt``)."""
+    return CLI_FLAGS.get(option, "--" + option.replace("_", "-"))
+
+
+class OptionError(CrctError):
+    """A bad value of an option that Python takes as a keyword and ``crct`` as a flag.
+
+    The same check serves both, but a Python caller typed ``faces=0``, not ``--faces 0``:
+    ``str()`` names the keyword (``faces must be ...``), :meth:`for_cli` the flag
+    (``--faces must be ...``), which is what the command line prints. ``message`` follows the
+    name; ``cli`` replaces it on the command line where the two differ in more than the name
+    (a value written otherwise, another option named in it, a unit); ``where``, the file the
+    value failed on, goes first (``a.mp4: skip_frames ...``)."""
+
+    def __init__(
+        self, option: str, message: str, cli: str | None = None, where: str | None = None
+    ) -> None:
+        self.option = option
+        self.message = message
+        self.cli = message if cli is None else cli
+        self.where = where
+        super().__init__(self._line(option, message))
+
+    def __reduce__(self) -> tuple[type[OptionError], tuple[str, str, str, str | None]]:
+        # raised in a worker process or a Ray actor, it must cross back whole
+        return type(self), (self.option, self.message, self.cli, self.where)
+
+    def _line(self, name: str, message: str) -> str:
+        return f"{name} {message}" if self.where is None else f"{self.where}: {name} {message}"
+
+    @property
+    def flag(self) -> str:
+        return cli_flag(self.option)
+
+    def for_cli(self) -> str:
+        """The message as the command line words it, naming the flag."""
+        return self._line(self.flag, self.cli)
+
+
+def option_error(
+    error: type[Exception], option: str, message: str, cli: str | None = None
+) -> Exception:
+    """An :class:`OptionError`, or, for a check whose caller asked for another type
+    (``ValueError`` from the classes below the facade, which only Python builds), that type
+    worded with the keyword."""
+    if issubclass(error, CrctError):
+        return OptionError(option, message, cli)
+    return error(f"{option} {message}")
+
+
+def error_text(exc: CrctError, flags: bool = False) -> str:
+    """An error's message for its reader: ``flags``, the command line's (an
+    :class:`OptionError` names the flag), else Python's."""
+    if flags and isinstance(exc, OptionError):
+        return exc.for_cli()
+    return str(exc)
+
+
 #: Told one line about an input that failed (``path: why``); the run goes on without it.
 OnFailure = Callable[[str], None]
 

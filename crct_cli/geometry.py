@@ -10,7 +10,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from crct_cli.errors import CrctError
+from crct_cli.errors import OptionError
 from crct_cli.landmarks import upright_frame
 
 
@@ -84,7 +84,7 @@ CROP_CONTEXT = 1.25
 def check_crops(size: int) -> None:
     """``--crops`` is 0 (none) or a side of 16 to 1024 pixels."""
     if size != 0 and not 16 <= size <= 1024:
-        raise CrctError(f"--crops must be 0 (none) or a side of 16 to 1024 pixels, got {size}")
+        raise OptionError("crops", f"must be 0 (none) or a side of 16 to 1024 pixels, got {size}")
 
 
 def face_crop(image: np.ndarray, points: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:

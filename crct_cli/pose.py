@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from crct_cli.errors import CrctError
+from crct_cli.errors import CrctError, OptionError
 from crct_cli.landmarks import FLIP_PERMUTATION, N_POINTS
 
 #: the shipped model's file, beside the networks
@@ -278,7 +278,7 @@ def read_face_model(path: str | os.PathLike[str]) -> np.ndarray:
 def check_focal(focal: float | None) -> None:
     """``--focal-length``: unset, or a positive number of pixels."""
     if focal is not None and not 0 < focal < math.inf:
-        raise CrctError(f"--focal-length must be > 0 pixels, got {focal}")
+        raise OptionError("focal_length", f"must be > 0 pixels, got {focal}")
 
 
 class HeadPoser:

@@ -293,11 +293,11 @@ def test_track_videos_is_crct_track_over_many_videos_from_python(
 @pytest.mark.parametrize(
     ("options", "error", "message"),
     [
-        ({"tb": float("nan")}, CrctError, "--tb"),
-        ({"device": "gpu"}, CrctError, "--device"),
-        ({"faces": 0}, CrctError, "--faces"),
-        ({"crops": 3}, CrctError, "crops"),
-        ({"engine": "slurm"}, CrctError, "--engine"),
+        ({"tb": float("nan")}, CrctError, "^tb "),
+        ({"device": "gpu"}, CrctError, "^device "),
+        ({"faces": 0}, CrctError, "^faces "),
+        ({"crops": 3}, CrctError, "^crops "),
+        ({"engine": "slurm"}, CrctError, "^engine "),
         ({"face": "all"}, TypeError, "face"),
     ],
 )
@@ -414,7 +414,7 @@ def test_track_videos_takes_what_tracker_takes_and_refuses_before_writing(
     assert settings_of({"init_box": [[1, 2, 30, 40]]})["init_box"] == [1.0, 2.0, 30.0, 40.0]
     assert check_max_frames(np.int64(5)) == 5 and type(check_max_frames(np.int64(5))) is int
     for bad in (0, 2.5, True):
-        with pytest.raises(CrctError, match="--max-frames"):
+        with pytest.raises(CrctError, match="^max_frames "):
             check_max_frames(bad)
     with pytest.raises(CrctError, match="no such folder"):
         track_videos(archive, tmp_path / "out", weights_dir=tmp_path / "nowhere")

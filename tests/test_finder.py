@@ -206,7 +206,7 @@ def test_where_the_window_holds_no_face_the_finder_looks_again_wider() -> None:
     assert np.allclose(d.box[2:], [0.8 * side, 1.2 * side])
     near = HandFinder(box[:2] + box[2:] / 2 + [0.5 * side, 0.0], last=[box])
     assert len(find_faces(near, image, box[None], wide=2.0)[0]) == 1 and near.sizes == [96]
-    with pytest.raises(ValueError, match="find-wide"):
+    with pytest.raises(ValueError, match="^find_wide "):
         check_find_wide(1.1)
     check_find_wide(0.0)
 

@@ -82,7 +82,7 @@ def test_a_frame_of_another_size_or_an_unreadable_one_is_one_clear_error(
     (tmp_path / "empty").mkdir()
     with pytest.raises(CrctError, match="no images in this folder"):
         probe_video(tmp_path / "empty")
-    with pytest.raises(CrctError, match="--sequence-fps must be a positive"):
+    with pytest.raises(CrctError, match="^sequence_fps must be a positive"):
         list(iter_frames(seq, fps=0.0))
 
 

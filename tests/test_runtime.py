@@ -113,9 +113,9 @@ def test_auto_picks_onnx_on_the_cpu_and_names_are_checked() -> None:
     assert resolve_engine("auto", "cpu") == Engine("onnx", "cpu")
     assert resolve_engine("torch", "cpu") == Engine("torch", "cpu")
     assert resolve_engine("onnx", "cpu:0") == Engine("onnx", "cpu")
-    with pytest.raises(CrctError, match="--backend must be auto, torch or onnx"):
+    with pytest.raises(CrctError, match="^backend must be auto, torch or onnx"):
         resolve_engine("tensorrt", "cpu")
-    with pytest.raises(CrctError, match="--device must be auto, cpu or cuda"):
+    with pytest.raises(CrctError, match="^device must be auto, cpu or cuda"):
         resolve_engine("auto", "tpu")
 
 

@@ -202,7 +202,7 @@ def test_the_benchmark_s_tracker_method_smooths_as_crct_track() -> None:
 
 @pytest.mark.parametrize(
     ("options", "message"),
-    [({"smooth_cutoff": 0.0}, "--smooth-cutoff"), ({"smooth_beta": -1.0}, "--smooth-beta")],
+    [({"smooth_cutoff": 0.0}, "^smooth_cutoff "), ({"smooth_beta": -1.0}, "^smooth_beta ")],
 )
 def test_bad_settings_are_clear_errors(options: dict[str, float], message: str) -> None:
     from crct_cli.errors import CrctError

@@ -471,7 +471,7 @@ def test_gate_growth_widens_eq8_per_lost_frame_and_a_valid_frame_narrows_it() ->
     tracker = CRCTTracker(nets, replace(config, gate_growth=0.0), init_box=BOX)
     run(tracker, 8)
     assert tracker.redetections == 0
-    with pytest.raises(ValueError, match="gate-growth"):
+    with pytest.raises(ValueError, match="^gate_growth "):
         CRCTTracker(nets, TrackerConfig(gate_growth=-1.0))
 
 

@@ -161,12 +161,12 @@ def test_past_the_end_says_how_many_frames_without_decoding(
 ) -> None:
     path = _write(tmp_path / "clip.mp4", "libx264", _regular(), {"g": "12", "bf": "3", **X264})
     monkeypatch.setattr(video, "SEEK_MIN_SKIP", 20)
-    with pytest.raises(CrctError, match=f"--skip-frames 500, but the video has {N_FRAMES} frames"):
+    with pytest.raises(CrctError, match=f"skip_frames is 500, but the video has {N_FRAMES} frames"):
         list(iter_frames(path, skip=500))
     assert count_decoded[0] == 0
     # decoding through says the same
     monkeypatch.setattr(video, "SEEK_MIN_SKIP", 10**6)
-    with pytest.raises(CrctError, match=f"--skip-frames 500, but the video has {N_FRAMES} frames"):
+    with pytest.raises(CrctError, match=f"skip_frames is 500, but the video has {N_FRAMES} frames"):
         list(iter_frames(path, skip=500))
 
 

@@ -24,7 +24,7 @@ from typing import Any
 from crct_cli.batch.discover import VideoJob
 from crct_cli.batch.summary import VideoResult
 from crct_cli.batch.worker import Listener, VideoWorker, WorkerSpec
-from crct_cli.errors import CrctError
+from crct_cli.errors import CrctError, error_text
 
 #: Seconds between two progress messages of a worker (the bar needs no more).
 FRAME_REPORT_S = 0.2
@@ -34,9 +34,10 @@ MAX_START_FAILURES = 3
 STOP_GRACE_S = 5.0
 
 
-def error_line(exc: BaseException) -> str:
+def error_line(exc: BaseException, flags: bool = False) -> str:
+    """A worker's loading error in one line (``flags``: options named as crct's flags)."""
     if isinstance(exc, CrctError):
-        return str(exc)
+        return error_text(exc, flags)
     return f"{type(exc).__name__}: {exc}"
 
 
@@ -47,7 +48,7 @@ def _worker_main(conn: Connection, spec: WorkerSpec) -> None:
     try:
         worker = VideoWorker(spec)
     except BaseException as exc:
-        conn.send(("init_failed", error_line(exc)))
+        conn.send(("init_failed", error_line(exc, spec.flags)))
         return
     conn.send(("ready", os.getpid()))
     while True:

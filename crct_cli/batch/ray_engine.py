@@ -30,12 +30,18 @@ from crct_cli.batch.discover import VideoJob
 from crct_cli.batch.local import STOP_GRACE_S, error_line
 from crct_cli.batch.summary import VideoResult
 from crct_cli.batch.worker import Listener, VideoWorker, WorkerSpec
-from crct_cli.errors import CrctError
+from crct_cli.errors import CrctError, OptionError
 
 #: The logger of Ray's "Token authentication is enabled" line at a local instance's start.
 RAY_TOKEN_LOGGER = "ray._private.authentication.authentication_token_setup"
-#: What a run with --engine ray says where ray is not installed.
-RAY_MISSING = "--engine ray needs the ray package: pip install 'crct[ray]'"
+
+
+def ray_missing() -> OptionError:
+    """What a run with ``--engine ray`` / ``engine="ray"`` says where ray is not installed."""
+    install = "needs the ray package: pip install 'crct[ray]'"
+    return OptionError("engine", f"'ray' {install}", cli=f"ray {install}")
+
+
 #: Seconds between an actor's looks at the driver's stop flag.
 STOP_POLL_S = 0.25
 #: Ray restarts a dead actor (reloading its networks) this many times over a run.
@@ -51,7 +57,7 @@ class _TrackerActor:
         try:
             self.worker = VideoWorker(spec)
         except Exception as exc:
-            self.error = error_line(exc)
+            self.error = error_line(exc, spec.flags)
 
     def ready(self) -> str | None:
         return self.error
@@ -130,7 +136,7 @@ class RayEngine:
         try:
             import ray
         except ImportError:
-            raise CrctError(RAY_MISSING) from None
+            raise ray_missing() from None
         started_here = not ray.is_initialized()
         if started_here:
             self._connect(ray)

@@ -22,7 +22,7 @@ from crct_cli.batch.discover import VideoJob
 from crct_cli.batch.resume import Done, check_done, foreign_outputs
 from crct_cli.batch.summary import VideoResult, write_summary
 from crct_cli.batch.worker import Listener, WorkerSpec, settings_of
-from crct_cli.errors import CrctError
+from crct_cli.errors import CrctError, OptionError
 
 if TYPE_CHECKING:
     from crct_cli.tracking.pipeline import FrameRange
@@ -194,7 +194,8 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 
 @dataclass(frozen=True)
 class BatchOptions:
-    """How a run over many videos goes (``crct track``'s batch options)."""
+    """How a run over many videos goes (``crct track``'s batch options); ``flags``: a
+    video's failure names an option as the command line's flag, not as Python's keyword."""
 
     engine: str = "local"
     workers: int | None = None  # None: default_workers (local), the cluster's CPUs (ray)
@@ -202,27 +203,36 @@ class BatchOptions:
     overwrite: bool = False
     ray_address: str | None = None
     gpus_per_worker: float = 0.0
+    flags: bool = False
 
     def check(self) -> None:
         """Refuse bad options before any worker starts."""
         from crct_cli.batch import ENGINES
 
         if self.engine not in ENGINES:
-            raise CrctError(f"--engine must be {' or '.join(ENGINES)}, got {self.engine!r}")
+            raise OptionError("engine", f"must be {' or '.join(ENGINES)}, got {self.engine!r}")
         if self.workers is not None and self.workers < 1:
-            raise CrctError(f"--workers must be 1 or more, got {self.workers}")
+            raise OptionError("workers", f"must be 1 or more, got {self.workers}")
         if self.threads is not None and self.threads < 1:
-            raise CrctError(f"--threads must be 1 or more, got {self.threads}")
+            raise OptionError("threads", f"must be 1 or more, got {self.threads}")
         if not 0 <= self.gpus_per_worker < math.inf:
-            raise CrctError(f"--gpus-per-worker must be 0 or more, got {self.gpus_per_worker}")
+            raise OptionError("gpus_per_worker", f"must be 0 or more, got {self.gpus_per_worker}")
         if self.gpus_per_worker > 0 and self.engine != "ray":
-            raise CrctError("--gpus-per-worker is for --engine ray (local workers share the GPU)")
+            raise OptionError(
+                "gpus_per_worker",
+                "is for engine='ray' (local workers share the GPU)",
+                cli="is for --engine ray (local workers share the GPU)",
+            )
         if self.ray_address is not None and self.engine != "ray":
-            raise CrctError("--ray-address is for --engine ray (it names the cluster to join)")
+            raise OptionError(
+                "ray_address",
+                "is for engine='ray' (it names the cluster to join)",
+                cli="is for --engine ray (it names the cluster to join)",
+            )
         if self.engine == "ray" and importlib.util.find_spec("ray") is None:
-            from crct_cli.batch.ray_engine import RAY_MISSING
+            from crct_cli.batch.ray_engine import ray_missing
 
-            raise CrctError(RAY_MISSING)
+            raise ray_missing()
 
     def engine_for(
         self,
@@ -262,6 +272,7 @@ class BatchOptions:
                 crops,
                 frames_in,
                 pts,
+                self.flags,
             )
             return RayEngine(spec, self.workers or 0, self.ray_address, self.gpus_per_worker)
         from crct_cli.batch.local import LocalEngine
@@ -278,7 +289,15 @@ class BatchOptions:
             workers = max(1, min(self.workers, videos))
         threads = self.threads or threads_per_worker(cores, workers)
         spec = WorkerSpec(
-            tracker_options, settings, overlay, threads, networks_factory, crops, frames_in, pts
+            tracker_options,
+            settings,
+            overlay,
+            threads,
+            networks_factory,
+            crops,
+            frames_in,
+            pts,
+            self.flags,
         )
         return LocalEngine(spec, workers)
 

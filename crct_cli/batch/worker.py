@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from crct_cli.batch.discover import VideoJob
 from crct_cli.batch.resume import Done, clear_done, input_stamp, mark_done
 from crct_cli.batch.summary import VideoResult
-from crct_cli.errors import CrctError, os_reason
+from crct_cli.errors import CrctError, error_text, os_reason
 
 if TYPE_CHECKING:
     from crct_cli.tracking.pipeline import FrameRange
@@ -117,7 +117,9 @@ class WorkerSpec:
     ``networks_factory`` builds replacement networks (tests), else the shipped ones load;
     ``crops``: the side of the face crops written beside the points (0: none);
     ``frames_in``: which frames of each video (a
-    :class:`~crct_cli.tracking.pipeline.FrameRange`; None: all).
+    :class:`~crct_cli.tracking.pipeline.FrameRange`; None: all); ``flags``: a failure names
+    an option as ``crct track``'s flag (``--init-box``), not as Python's keyword: the worker
+    words it, and only the caller knows who reads it.
     """
 
     tracker_options: dict[str, Any]
@@ -128,6 +130,7 @@ class WorkerSpec:
     crops: int = 0
     frames_in: FrameRange | None = None
     pts: bool = True  #: a .pts file per frame in annot/ (--no-pts: the CSV and JSON only)
+    flags: bool = False
 
 
 def limit_threads(threads: int) -> None:
@@ -193,7 +196,7 @@ class VideoWorker:
             mark_done(job, stamp, self.spec.settings, done, self.spec.crops, self.spec.pts)
             self.last_summary = summary
         except CrctError as exc:
-            result.status, result.error = "failed", str(exc)
+            result.status, result.error = "failed", error_text(exc, self.spec.flags)
         except OSError as exc:  # a file in the way, a full disk: said as the system says it
             where = exc.filename if exc.filename is not None else job.label
             result.status, result.error = "failed", f"{where}: {os_reason(exc)}"

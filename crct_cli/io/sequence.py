@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from crct_cli.errors import CrctError
+from crct_cli.errors import CrctError, OptionError, option_error
 from crct_cli.io.images import is_image, read_image
 
 if TYPE_CHECKING:  # PyAV stays unloaded until a video is read (``import crct_cli`` is light)
@@ -32,7 +32,17 @@ SEQUENCE_FPS = 30.0
 def check_fps(fps: float, error: type[Exception] = CrctError) -> None:
     """``--sequence-fps`` is a positive, finite number of frames a second."""
     if not (0 < fps < math.inf):
-        raise error(f"--sequence-fps must be a positive number of frames a second, got {fps}")
+        raise option_error(
+            error, "sequence_fps", f"must be a positive number of frames a second, got {fps}"
+        )
+
+
+def skip_error(path: Path, skip: int, there: str) -> OptionError:
+    """``skip_frames`` / ``--skip-frames`` passes over every frame ``path`` has (``there``
+    says how many)."""
+    return OptionError(
+        "skip_frames", f"is {skip}, but {there}", cli=f"{skip}, but {there}", where=str(path)
+    )
 
 
 def _rate(fps: float | None) -> float:
@@ -101,7 +111,7 @@ def iter_sequence(
     images = _images_or_error(folder)
     if skip and skip >= len(images):
         count = len(images)
-        raise CrctError(f"{folder}: --skip-frames {skip}, but the sequence has {count} images")
+        raise skip_error(folder, skip, f"the sequence has {count} images")
     stop = None if max_frames is None else skip + max(0, max_frames)
     # every frame the size of the first image, the one the header gives, also after a skip
     size: tuple[int, ...] | None = read_image(images[0]).shape if skip else None

@@ -341,7 +341,9 @@ def _seek_point(path: Path, skip: int) -> _SeekPoint | None:
         container.close()
     if len(shown) <= skip:
         if ended:
-            raise CrctError(f"{path}: --skip-frames {skip}, but the video has {len(shown)} frames")
+            from crct_cli.io.sequence import skip_error
+
+            raise skip_error(path, skip, f"the video has {len(shown)} frames")
         return None  # pragma: no cover - more than skip + margin packets were read
     order = sorted(shown)
     if len(set(order)) != len(order):
@@ -421,7 +423,9 @@ def _frames_after(
         if index == 0:
             raise CrctError(f"{path}: the video has no decodable frame (empty or corrupt)")
         if index <= skip:
-            raise CrctError(f"{path}: --skip-frames {skip}, but the video has {index} frames")
+            from crct_cli.io.sequence import skip_error
+
+            raise skip_error(path, skip, f"the video has {index} frames")
     finally:
         container.close()
 

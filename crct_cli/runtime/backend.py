@@ -13,7 +13,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from crct_cli.errors import CrctError
+from crct_cli.errors import CrctError, OptionError
 
 BACKENDS: tuple[str, ...] = ("auto", "torch", "onnx")
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
@@ -66,8 +66,18 @@ def device_name(device: object) -> str:
     """``cpu``, ``cuda``, ``cuda:0`` or a ``torch.device`` -> ``cpu`` / ``cuda`` / ``auto``."""
     name = str(getattr(device, "type", device)).split(":")[0]
     if name not in DEVICES:
-        raise CrctError(f"--device must be auto, cpu or cuda, got {device!r}")
+        raise OptionError("device", f"must be auto, cpu or cuda, got {device!r}")
     return name
+
+
+def no_cuda() -> OptionError:
+    """``device`` cuda where there is none; the other choices written as each side writes
+    them."""
+    return OptionError(
+        "device",
+        "'cuda': no CUDA device is available here (use 'cpu' or 'auto')",
+        cli="cuda: no CUDA device is available here (use cpu or auto)",
+    )
 
 
 def resolve_engine(backend: str = "auto", device: object = "auto") -> Engine:
@@ -77,23 +87,25 @@ def resolve_engine(backend: str = "auto", device: object = "auto") -> Engine:
     onnx on the CPU (torch if onnxruntime is not installed).
     """
     if backend not in BACKENDS:
-        raise CrctError(f"--backend must be auto, torch or onnx, got {backend!r}")
+        raise OptionError("backend", f"must be auto, torch or onnx, got {backend!r}")
     dev = device_name(device)
     if dev == "auto":
         dev = "cuda" if cuda_available() else "cpu"
     elif dev == "cuda" and backend != "onnx" and not cuda_available():
-        raise CrctError("--device cuda: no CUDA device is available here (use cpu or auto)")
+        raise no_cuda()
     if backend == "auto":
         backend = "torch" if dev == "cuda" or not onnxruntime_available() else "onnx"
     if backend == "onnx":
         if not onnxruntime_available():
-            raise CrctError(
-                "--backend onnx needs the onnxruntime package (pip install onnxruntime)"
-            )
+            install = "needs the onnxruntime package (pip install onnxruntime)"
+            raise OptionError("backend", f"'onnx' {install}", cli=f"onnx {install}")
         if dev == "cuda" and not onnx_cuda_provider_available():
-            raise CrctError(
-                "--backend onnx --device cuda: this onnxruntime has no CUDA provider "
-                "(install onnxruntime-gpu, or use --backend torch)"
+            raise OptionError(
+                "backend",
+                "'onnx' with device='cuda': this onnxruntime has no CUDA provider "
+                "(install onnxruntime-gpu, or use backend='torch')",
+                cli="onnx --device cuda: this onnxruntime has no CUDA provider "
+                "(install onnxruntime-gpu, or use --backend torch)",
             )
     return Engine(backend, dev)
 

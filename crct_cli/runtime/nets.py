@@ -16,7 +16,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from crct_cli import geometry
-from crct_cli.errors import CrctError
+from crct_cli.errors import CrctError, option_error
 from crct_cli.landmarks import box_from_points
 
 #: BT's LSTM state: (h, c), each float32 (layers, N, hidden), one column per face.
@@ -98,7 +98,9 @@ FINDER_WIDE = 2.0
 def check_find_wide(value: float, error: type[Exception] = ValueError) -> None:
     """``--find-wide`` is 0 (no second look) or a window from 1.25 to 4 times the usual."""
     if not (value == 0.0 or 1.25 <= value <= 4.0):
-        raise error(f"--find-wide must be 0 (no second look) or from 1.25 to 4, got {value}")
+        raise option_error(
+            error, "find_wide", f"must be 0 (no second look) or from 1.25 to 4, got {value}"
+        )
 
 
 class Finder(Protocol):

@@ -22,7 +22,7 @@ from typing import Any, Generic, TypeVar
 
 import numpy as np
 
-from crct_cli.errors import CrctError
+from crct_cli.errors import OptionError
 from crct_cli.tracking.multi import Face
 from crct_cli.tracking.tracker import CRCTTracker, TrackerConfig
 
@@ -37,7 +37,7 @@ BACKTRACK_MB = 200
 
 def check_backtrack(frames: int) -> None:
     if frames < 0:
-        raise CrctError(f"--backtrack must be >= 0 frames (0: never), got {frames}")
+        raise OptionError("backtrack", f"must be >= 0 frames (0: never), got {frames}")
 
 
 @dataclass

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from crct_cli.errors import CrctError
+from crct_cli.errors import CrctError, option_error
 
 if TYPE_CHECKING:  # PyAV stays unloaded until a video is read
     from crct_cli.io.video import Frame
@@ -90,13 +90,17 @@ class FrameDenoiseConfig:
 
     def check(self, error: type[Exception] = CrctError) -> None:
         if not 0 <= self.radius <= MAX_RADIUS:
-            raise error(
-                f"--temporal-radius must be 0 (off) to {MAX_RADIUS} frames, got {self.radius}"
+            raise option_error(
+                error,
+                "temporal_radius",
+                f"must be 0 (off) to {MAX_RADIUS} frames, got {self.radius}",
             )
         if not 0 < self.strength < math.inf:
-            raise error(f"--temporal-strength must be > 0, got {self.strength}")
+            raise option_error(error, "temporal_strength", f"must be > 0, got {self.strength}")
         if not 0 <= self.threshold < math.inf:
-            raise error(f"--noise-threshold must be >= 0 grey levels, got {self.threshold}")
+            raise option_error(
+                error, "noise_threshold", f"must be >= 0 grey levels, got {self.threshold}"
+            )
 
 
 def frame_denoising(

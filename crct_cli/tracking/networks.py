@@ -22,9 +22,10 @@ import numpy as np
 
 from crct_cli import geometry
 from crct_cli.aligner import TRACK_ALIGN, VIDEO_FLL, AlignConfig
-from crct_cli.errors import CrctError
+from crct_cli.errors import OptionError
 from crct_cli.models.weights import WEIGHTS_DIR
 from crct_cli.runtime import Runtime, split_state, stack_states
+from crct_cli.runtime.backend import no_cuda
 from crct_cli.runtime.nets import FINDER_WIDE, check_find_wide, find_faces, fv_crop
 from crct_cli.tracking.detector import (
     RELAXED_MIN_SCORE,
@@ -52,9 +53,9 @@ def resolve_device(name: str) -> Any:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise CrctError("--device cuda: no CUDA device is available here (use cpu or auto)")
+        raise no_cuda()
     if name not in ("cpu", "cuda"):
-        raise CrctError(f"--device must be auto, cpu or cuda, got {name!r}")
+        raise OptionError("device", f"must be auto, cpu or cuda, got {name!r}")
     return torch.device(name)
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from crct_cli.draw import draw_faces
-from crct_cli.errors import CrctError
+from crct_cli.errors import CrctError, OptionError
 from crct_cli.geometry import check_crops, face_crop
 from crct_cli.io.atomic import replace_dir
 from crct_cli.io.images import write_image
@@ -147,12 +147,17 @@ def _whole_number(value: Any) -> int | None:
 
 
 def check_max_frames(max_frames: Any) -> int | None:
-    """``--max-frames``: unset (every frame), or a whole number 1 or more, returned as int."""
+    """``--max-frames``: unset (every frame), or a whole number 1 or more, returned as int.
+    Python's ``max_frames=None`` is the flag left out, so each is told its own."""
     if max_frames is None:
         return None
     count = _whole_number(max_frames)
     if count is None or count < 1:
-        raise CrctError(f"--max-frames must be 1 or more (unset: every frame), got {max_frames!r}")
+        raise OptionError(
+            "max_frames",
+            f"must be 1 or more (None: every frame), got {max_frames!r}",
+            cli=f"must be 1 or more (unset: every frame), got {max_frames!r}",
+        )
     return count
 
 
@@ -169,7 +174,7 @@ class FrameRange:
         """``--skip-frames`` and ``--max-frames`` checked (whole numbers, 0+ and 1+)."""
         whole = _whole_number(skip)
         if whole is None or whole < 0:
-            raise CrctError(f"--skip-frames must be 0 or more, got {skip!r}")
+            raise OptionError("skip_frames", f"must be 0 or more, got {skip!r}")
         return cls(whole, check_max_frames(count))
 
     def settings(self) -> dict[str, int]:

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 
 import numpy as np
 
-from crct_cli.errors import CrctError
+from crct_cli.errors import CrctError, OptionError
 from crct_cli.landmarks import box_from_points
 
 if TYPE_CHECKING:
@@ -54,9 +54,9 @@ class SmoothConfig:
     def check(self) -> None:
         """A clear error for settings the filter cannot use."""
         if not (self.min_cutoff > 0 and math.isfinite(self.min_cutoff)):
-            raise CrctError(f"--smooth-cutoff must be > 0 Hz, got {self.min_cutoff}")
+            raise OptionError("smooth_cutoff", f"must be > 0 Hz, got {self.min_cutoff}")
         if not (self.beta >= 0 and math.isfinite(self.beta)):
-            raise CrctError(f"--smooth-beta must be >= 0, got {self.beta}")
+            raise OptionError("smooth_beta", f"must be >= 0, got {self.beta}")
         if not (self.d_cutoff > 0 and self.max_gap > 0):
             raise CrctError("the smoothing's d_cutoff and max_gap must be > 0")
 

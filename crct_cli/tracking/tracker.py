@@ -124,7 +124,7 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
-from crct_cli.errors import CrctError
+from crct_cli.errors import CrctError, OptionError, option_error
 from crct_cli.landmarks import box_from_points
 from crct_cli.tracking.detector import Detection
 from crct_cli.tracking.likeness import LIKENESS, face_thumbnail, likeness
@@ -147,7 +147,9 @@ FIND = True
 def check_bt_reuse(value: float) -> None:
     """``--bt-reuse`` is a share of the box side: 0 (never) up to 0.5."""
     if not 0.0 <= value <= 0.5:
-        raise CrctError(f"--bt-reuse must be from 0 to 0.5 (a share of the box side), got {value}")
+        raise OptionError(
+            "bt_reuse", f"must be from 0 to 0.5 (a share of the box side), got {value}"
+        )
 
 
 #: ``crct track --lost-flip``'s default: FLL's mirrored pass on the frames where FV rejects BT's
@@ -162,34 +164,49 @@ GATE_GROWTH = 0.2
 def check_gate_growth(value: float, error: type[Exception] = CrctError) -> None:
     """``--gate-growth`` widens eq. 8's TB per lost frame: 0 (the paper's fixed gate) or more."""
     if not (value >= 0.0 and np.isfinite(value)):
-        raise error(f"--gate-growth must be >= 0 (0: the paper's fixed gate), got {value}")
+        raise option_error(
+            error, "gate_growth", f"must be >= 0 (0: the paper's fixed gate), got {value}"
+        )
 
 
 def check_likeness(value: float, error: type[Exception] = CrctError) -> None:
     """``--likeness`` is a correlation: 0 (no check) up to 1."""
     if not (0.0 <= value <= 1.0):
-        raise error(f"--likeness must be in [0, 1] (0: no check), got {value}")
+        raise option_error(error, "likeness", f"must be in [0, 1] (0: no check), got {value}")
 
 
 def check_gates(tb: float, tc: float, seq_bt: int, error: type[Exception] = CrctError) -> None:
     """Algorithm 1's thresholds: eq. 8's TB a positive number of box sizes, FV's TC a score
     in [0, 1], SeqBT at least one frame (a NaN would pass every comparison silently)."""
     if not (0 < tb < math.inf):
-        raise error(f"--tb must be > 0 (eq. 8's gate, in box sizes), got {tb}")
+        raise option_error(error, "tb", f"must be > 0 (eq. 8's gate, in box sizes), got {tb}")
     if not (0 <= tc <= 1):
-        raise error(f"--tc must be in [0, 1] (the validator's score), got {tc}")
+        raise option_error(error, "tc", f"must be in [0, 1] (the validator's score), got {tc}")
     if isinstance(seq_bt, bool) or not isinstance(seq_bt, int | np.integer) or seq_bt < 1:
-        raise error(f"--seq-bt must be a whole number of frames >= 1, got {seq_bt}")
+        raise option_error(error, "seq_bt", f"must be a whole number of frames >= 1, got {seq_bt}")
 
 
 def check_init_box(box: Any, error: type[Exception] = CrctError) -> np.ndarray:
-    """``--init-box`` / ``Tracker(init_box=...)``: four finite numbers X, Y, W, H, W and H > 0."""
+    """``--init-box`` / ``Tracker(init_box=...)``: four finite numbers X, Y, W, H, W and H > 0.
+
+    Python gives a sequence of four numbers where the command line writes ``X,Y,W,H``, so
+    each is told its own form."""
     try:
         b = np.asarray(box, dtype=np.float64).reshape(-1)
     except (TypeError, ValueError):
-        raise error(f"--init-box must be X,Y,W,H in pixels, got {box!r}") from None
+        raise option_error(
+            error,
+            "init_box",
+            f"must be 4 numbers (x, y, w, h) in pixels, got {box!r}",
+            cli=f"must be X,Y,W,H in pixels, got {box!r}",
+        ) from None
     if b.shape != (4,) or not np.all(np.isfinite(b)) or b[2] <= 0 or b[3] <= 0:
-        raise error(f"--init-box must be 4 finite numbers X,Y,W,H with W, H > 0, got {box!r}")
+        raise option_error(
+            error,
+            "init_box",
+            f"must be 4 finite numbers (x, y, w, h) in pixels with w, h > 0, got {box!r}",
+            cli=f"must be 4 finite numbers X,Y,W,H with W, H > 0, got {box!r}",
+        )
     return b
 
 
@@ -199,8 +216,10 @@ def check_box_in_frame(box: np.ndarray, shape: tuple[int, ...]) -> None:
     x, y, w, h = (float(v) for v in box)
     height, width = shape[:2]
     if x >= width or y >= height or x + w <= 0 or y + h <= 0:
-        raise CrctError(
-            f"--init-box {x:g},{y:g},{w:g},{h:g} lies outside the {width}x{height} frame"
+        raise OptionError(
+            "init_box",
+            f"({x:g}, {y:g}, {w:g}, {h:g}) lies outside the {width}x{height} frame",
+            cli=f"{x:g},{y:g},{w:g},{h:g} lies outside the {width}x{height} frame",
         )
 
 
