@@ -21,7 +21,7 @@ import dataclasses
 import math
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -75,6 +75,9 @@ if TYPE_CHECKING:
     from crct_cli.tracking.pipeline import FrameRange
 
 __all__ = ["Face", "TrackedFrame", "Tracker", "parse_faces", "track_videos"]
+
+#: What :meth:`Tracker.track` tracks: a video file or folder of images, or frames in memory.
+VideoSource = str | os.PathLike[str] | np.ndarray | Iterable[np.ndarray]
 
 #: Memory the frames waiting for a video's first face may take (``Tracker(backfill=...)``).
 BACKFILL_MB = 200
@@ -412,7 +415,7 @@ class Tracker:
         return frame
 
     def track(
-        self, video: str | os.PathLike[str], max_frames: int | None = None, skip_frames: int = 0
+        self, video: VideoSource, max_frames: int | None = None, skip_frames: int = 0
     ) -> Iterator[TrackedFrame]:
         """Every frame of ``video`` (a file, or a folder of images: ``sequence_fps``) with its
         faces, decoded and tracked one at a time (frames before the first face wait for it:
@@ -420,7 +423,12 @@ class Tracker:
         second after it are tracked too (the two-sided filter reads them), and while a face is
         lost, once it is found again (``backtrack``). ``skip_frames``: the first frames are
         not tracked (a long skip seeks: ``crct_cli.io.video.iter_frames``); ``max_frames``:
-        at most that many frames after them (the frames keep their index and time)."""
+        at most that many frames after them (the frames keep their index and time).
+
+        ``video`` may also be frames decoded already: a (frames, H, W, 3) uint8 array or an
+        iterable of RGB arrays as :meth:`step` takes them (a generator over a capture, another
+        decoder's frames), tracked as a file is, looking ahead and back; frame ``i`` is
+        ``i / sequence_fps`` seconds in, as in a folder of images."""
         from crct_cli.tracking.pipeline import FrameRange
 
         if max_frames is not None and max_frames <= 0:  # nothing asked for
@@ -433,7 +441,7 @@ class Tracker:
             assert frame.image is not None
             yield dataclasses.replace(frame, faces=self._posed(frame.faces, frame.image.shape))
 
-    def _finished(self, video: str | os.PathLike[str], span: FrameRange) -> Iterator[TrackedFrame]:
+    def _finished(self, video: VideoSource, span: FrameRange) -> Iterator[TrackedFrame]:
         """:meth:`track`'s frames with their final points (the two-sided filter's, if on)."""
         if not self.lookahead:
             yield from self._track(video, span, causal=True)
@@ -448,17 +456,19 @@ class Tracker:
         for done, faces in ahead.flush():
             yield dataclasses.replace(done, faces=faces)
 
-    def _track(
-        self, video: str | os.PathLike[str], span: FrameRange, causal: bool
-    ) -> Iterator[TrackedFrame]:
+    def _track(self, video: VideoSource, span: FrameRange, causal: bool) -> Iterator[TrackedFrame]:
         """:meth:`track`'s frames before any two-sided filter (``causal``: the One Euro
         filter's points, as :meth:`step` gives)."""
+        from crct_cli.io.arrays import is_frame_source, iter_arrays
         from crct_cli.io.video import iter_frames, prefetch_frames
 
         self.reset()
         waiting: list[TrackedFrame] = []  # the first frames, faceless, while a face may come
         found = self.backfill == 0
-        frames = iter_frames(Path(video), span.count, self.sequence_fps, span.skip)
+        if is_frame_source(video):  # decoded by the caller
+            frames = iter_arrays(video, self.sequence_fps, _check_image, span.count, span.skip)
+        else:
+            frames = iter_frames(Path(video), span.count, self.sequence_fps, span.skip)
         if self.frame_denoise is not None:  # in the decoding thread, beside the networks
             frames = denoise_frames(frames, self.frame_denoise, two_sided=not causal)
         for decoded in prefetch_frames(frames):

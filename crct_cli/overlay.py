@@ -23,11 +23,12 @@ import cv2
 import numpy as np
 
 from crct_cli.draw import _text, draw_faces
-from crct_cli.errors import CrctError
+from crct_cli.errors import CrctError, OptionError
 from crct_cli.io.landmarks import read_pts
 from crct_cli.io.track_json import FacesRecord, TrackFile, load_track
 from crct_cli.io.video import VideoWriter, is_video, iter_frames, probe_video
 from crct_cli.pose import default_focal
+from crct_cli.tracking.pipeline import FrameRange
 
 #: RGB colours of ``--pts`` folders, in order: none of them a face id's (draw.FACE_COLOURS).
 PTS_COLOURS: tuple[tuple[int, int, int], ...] = (
@@ -36,8 +37,10 @@ PTS_COLOURS: tuple[tuple[int, int, int], ...] = (
     (40, 40, 255),
     (120, 120, 120),
 )
+PTS_COLOUR_NAMES = ("white", "red", "blue", "grey")
 #: the marker a run's folder keeps of the video it tracked (crct_cli.batch.resume.MARKER)
 _MARKER = ".crct-input.json"
+_NUMBERED = "numbered .pts files (000001.pts ...)"
 
 
 @dataclass(frozen=True)
@@ -69,22 +72,22 @@ def run_video(track: TrackFile, run_dir: Path) -> Path:
     for path in candidates:
         if path.exists():
             return path
-    raise CrctError(
-        f"{track.path}: its video {recorded} is not there any more; give it with --video"
+    raise OptionError(
+        "video", f"is needed: its video {recorded} is not there any more", where=str(track.path)
     )
 
 
 def _pts_frames(folder: Path) -> dict[int, Path]:
     """``.pts`` files by frame index from 0 (``000001.pts`` is 0); other names are left out."""
     if not folder.is_dir():
-        raise CrctError(f"{folder}: not a folder of .pts files (--pts)")
+        raise OptionError("pts", f"takes folders of {_NUMBERED}; this is none", where=str(folder))
     frames: dict[int, Path] = {}
     for entry in os.scandir(folder):
         stem, suffix = os.path.splitext(entry.name)
         if suffix.lower() == ".pts" and stem.isdigit() and int(stem) >= 1:
             frames[int(stem) - 1] = Path(entry.path)
     if not frames:
-        raise CrctError(f"{folder}: no numbered .pts files (000001.pts ...) to draw (--pts)")
+        raise OptionError("pts", f"takes folders of {_NUMBERED}; here are none", where=str(folder))
     return frames
 
 
@@ -127,31 +130,35 @@ def draw_overlay(
         run_dir = Path(source) if Path(source).is_dir() else Path(source).parent
         track = load_track(source)
     if track is None and not pts:
-        raise CrctError("nothing to draw: give a crct track run (its folder) or --pts folders")
+        raise OptionError("pts", "or a crct track run (its folder) is needed: nothing to draw")
     if video is not None:
         video = Path(video)
     elif track is not None and run_dir is not None:
         video = run_video(track, run_dir)
     else:
-        raise CrctError("--pts alone: give the video to draw on with --video")
+        raise OptionError("video", "is needed: without a run, .pts folders have no video")
     if not video.exists():
         raise CrctError(f"{video}: no such video or folder of frames")
     if not video.is_dir() and not is_video(video):
         raise CrctError(f"{video}: not a video (an image sequence is a folder of frames)")
     if out is None:
         if run_dir is None:
-            raise CrctError("--pts alone: say where to write the overlay with --out FILE.mp4")
+            raise OptionError(
+                "out", "is needed: without a run, the overlay has no folder (FILE.mp4)"
+            )
         out = run_dir / "overlay.mp4"
     out = Path(out)
     if not is_video(out):
-        raise CrctError(f"{out}: --out is the video to write (FILE.mp4)")
+        raise OptionError("out", "is the video to write (FILE.mp4)", where=str(out))
     if out.is_dir() or (out.exists() and not overwrite):
-        raise CrctError(f"{out}: already there (--overwrite replaces it)")
+        raise OptionError(
+            "overwrite",
+            "(True) replaces the file already there",
+            cli="replaces the file already there",
+            where=str(out),
+        )
     if out.resolve() == video.resolve():
         raise CrctError(f"{out}: is the video drawn on; write the overlay elsewhere")
-    for n, what in ((max_frames, "--max-frames"), (skip_frames, "--skip-frames")):
-        if n is not None and n < (1 if what == "--max-frames" else 0):
-            raise CrctError(f"{what} must be at least {1 if what == '--max-frames' else 0}")
     folders = [Path(p) for p in pts]
     pts_frames = [_pts_frames(f) for f in folders]
     names = _legend_names(folders)
@@ -163,12 +170,17 @@ def draw_overlay(
         info.width,
         info.height,
     ):
-        raise CrctError(
-            f"{video}: {info.width}x{info.height}, but {track.path} tracked a "
-            f"{header.get('width')}x{header.get('height')} video; give its video with --video"
+        raise OptionError(
+            "video",
+            f"is {info.width}x{info.height}, but {track.path} tracked a "
+            f"{header.get('width')}x{header.get('height')} video",
+            where=str(video),
         )
-    skip = skip_frames if skip_frames is not None else int(header.get("skip_frames", 0))
-    count = max_frames if max_frames is not None else header.get("max_frames")
+    span = FrameRange.of(
+        header.get("skip_frames", 0) if skip_frames is None else skip_frames,
+        header.get("max_frames") if max_frames is None else max_frames,
+    )
+    skip, count = span.skip, span.count
     records: dict[int, FacesRecord] = {r.index: r for r in track.faces} if track else {}
     focal = (header.get("config") or {}).get("focal_length")
     focal = float(focal) if focal else default_focal(info.width, info.height)
@@ -196,7 +208,7 @@ def draw_overlay(
             if on_frame is not None:
                 on_frame(frames, total)
         if frames == 0:
-            raise CrctError(f"{video}: no frames after --skip-frames {skip}")
+            raise OptionError("skip_frames", f"is {skip}: no frames after it", where=str(video))
     return DrawSummary(out, video, frames, with_run, tuple(with_pts))
 
 
@@ -212,4 +224,4 @@ def _legend_names(folders: Sequence[Path]) -> list[str]:
     return names
 
 
-__all__ = ["PTS_COLOURS", "DrawSummary", "draw_overlay", "run_video"]
+__all__ = ["PTS_COLOURS", "PTS_COLOUR_NAMES", "DrawSummary", "draw_overlay", "run_video"]

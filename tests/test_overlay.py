@@ -135,7 +135,7 @@ def test_a_moved_run_finds_its_video_by_its_marker(make_video, tmp_path, monkeyp
     monkeypatch.chdir(elsewhere)
     assert draw_overlay(run).video == video
     (run / ".crct-input.json").unlink()
-    with pytest.raises(CrctError, match="give it with --video"):
+    with pytest.raises(CrctError, match="video is needed: its video"):
         draw_overlay(run, tmp_path / "x.mp4")
     assert draw_overlay(run, tmp_path / "x.mp4", video=video).frames == 6
 
@@ -148,14 +148,17 @@ def test_bad_requests_are_one_clear_error(make_video, tmp_path) -> None:
     empty.mkdir()
     cases = [
         (lambda: draw_overlay(None, tmp_path / "o.mp4"), "nothing to draw"),
-        (lambda: draw_overlay(None, tmp_path / "o.mp4", pts=[run]), "--video"),
-        (lambda: draw_overlay(None, video=video, pts=[empty]), "--out"),
-        (lambda: draw_overlay(None, tmp_path / "o.mp4", video=video, pts=[empty]), "no numbered"),
+        (
+            lambda: draw_overlay(None, tmp_path / "o.mp4", pts=[run]),
+            "video is needed: without a run",
+        ),
+        (lambda: draw_overlay(None, video=video, pts=[empty]), "out is needed: without a run"),
+        (lambda: draw_overlay(None, tmp_path / "o.mp4", video=video, pts=[empty]), "here are none"),
         (lambda: draw_overlay(run, tmp_path / "o.mp4", video=other), "64x48, but"),
         (lambda: draw_overlay(run, tmp_path / "o.txt"), "FILE.mp4"),
         (lambda: draw_overlay(run, video), "already there"),
         (lambda: draw_overlay(tmp_path / "nothing"), "no such track file"),
-        (lambda: draw_overlay(run, tmp_path / "o.mp4", skip_frames=10), "--skip-frames 10, but"),
+        (lambda: draw_overlay(run, tmp_path / "o.mp4", skip_frames=10), "skip_frames is 10, but"),
     ]
     for call, words in cases:
         with pytest.raises(CrctError, match=words):
@@ -169,7 +172,7 @@ def test_an_existing_overlay_is_replaced_only_when_asked(make_video, tmp_path) -
     video = make_video(n_frames=4)
     run = _write_run(tmp_path / "run", video, 4)
     shutil.copy(video, run / "overlay.mp4")
-    with pytest.raises(CrctError, match="--overwrite"):
+    with pytest.raises(CrctError, match="overwrite .True. replaces"):
         draw_overlay(run)
     assert (run / "overlay.mp4").read_bytes() == video.read_bytes()
     draw_overlay(run, overwrite=True)
