@@ -1088,6 +1088,92 @@ def align(
     failures.exit_if_any()
 
 
+@app.command()
+def draw(
+    run: Annotated[
+        Path | None,
+        typer.Argument(
+            help="A crct track output folder (or its track.json) to draw as --overlay would.",
+            metavar="[RUN]",
+            show_default=False,
+        ),
+    ] = None,
+    pts: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="A folder of .pts files in the 300-VW layout (000001.pts is the first frame) "
+            "to draw as crosses in its own colour: ground truth, dlib's, another run's annot/. "
+            "Repeat for more.",
+            metavar="DIR",
+            show_default=False,
+        ),
+    ] = None,
+    video: Annotated[
+        Path | None,
+        typer.Option(
+            help="The video (or folder of frames) to draw on. Default: the run's own.",
+            metavar="PATH",
+            show_default=False,
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="The video to write. Default: RUN/overlay.mp4.",
+            metavar="FILE.mp4",
+            show_default=False,
+        ),
+    ] = None,
+    max_frames: Annotated[
+        int | None,
+        typer.Option(help="At most N frames. Default: the run's.", metavar="N", show_default=False),
+    ] = None,
+    skip_frames: Annotated[
+        int | None,
+        typer.Option(
+            help="Start after the first N frames. Default: the run's.",
+            metavar="N",
+            show_default=False,
+        ),
+    ] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace an existing output video.")
+    ] = False,
+) -> None:
+    """Draw landmarks already computed on their video: a run without tracking again, .pts folders.
+
+    A run made without --overlay is drawn from its track.json as --overlay would have drawn it,
+    on the video it recorded; .pts folders are drawn beside it (or alone, with --video and
+    --out), each in its own colour and named in a legend.
+    """
+    from rich.console import Console
+
+    from crct_cli.overlay import PTS_COLOUR_NAMES, draw_overlay
+    from crct_cli.ui import frame_progress
+
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    name = (run or video or Path("draw")).name
+    with frame_progress(console, name) as on_frame:
+        summary = draw_overlay(
+            run,
+            out,
+            video=video,
+            pts=pts or [],
+            max_frames=max_frames,
+            skip_frames=skip_frames,
+            overwrite=overwrite,
+            on_frame=on_frame,
+        )
+    parts = [f"{summary.frames} frames of {summary.video}"]
+    if run is not None:
+        parts.append(f"the run's points on {summary.with_run}")
+    for i, (folder, n) in enumerate(zip(pts or [], summary.with_pts, strict=True)):
+        parts.append(f"{folder} on {n} ({PTS_COLOUR_NAMES[i % len(PTS_COLOUR_NAMES)]})")
+    console.print(f"{'; '.join(parts)} -> {summary.out}", markup=False)
+
+
 _DENOISE_HELP = (
     "Remove blur, noise, low resolution and darkening with FADeNN's internal denoiser (IID)."
     "\n\n"

@@ -27,6 +27,7 @@ from crct_cli import Tracker, track_videos
 from crct_cli.batch.summary import read_summary
 from crct_cli.cli import app
 from crct_cli.errors import CLI_FLAGS, CrctError, OptionError, cli_flag, error_text
+from crct_cli.overlay import draw_overlay
 
 W, H = 128, 96
 
@@ -188,12 +189,19 @@ def test_an_option_error_crosses_processes_and_reads_as_either_side() -> None:
     assert error_text(plain) == error_text(plain, flags=True) == "a.mp4: cannot read"
 
 
-def _named_options() -> dict[str, str]:
-    """Every option an ``OptionError`` (or ``option_error``) names in crct_cli, with where."""
+#: modules whose options are another command's: (the Python function, the crct command)
+OTHER_COMMANDS = {"overlay.py": (draw_overlay, "draw")}
+
+
+def _named_options(only: str | None = None) -> dict[str, str]:
+    """Every option an ``OptionError`` (or ``option_error``) names in crct_cli, with where:
+    in module ``only``, or (None) in every module but :data:`OTHER_COMMANDS`'."""
     root = Path(crct_cli.__file__).parent
     named: dict[str, str] = {}
     for path in sorted(root.rglob("*.py")):
         if path.name == "errors.py":  # the class itself passes the name through
+            continue
+        if (path.name != only) if only else (path.name in OTHER_COMMANDS):
             continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if not isinstance(node, ast.Call):
@@ -211,8 +219,8 @@ def _named_options() -> dict[str, str]:
     return named
 
 
-def _track_flags() -> set[str]:
-    command = get_command(app).commands["track"]  # type: ignore[attr-defined]
+def _track_flags(name: str = "track") -> set[str]:
+    command = get_command(app).commands[name]  # type: ignore[attr-defined]
     return {flag for param in command.params for flag in (*param.opts, *param.secondary_opts)}
 
 
@@ -230,3 +238,14 @@ def test_every_option_named_is_a_python_keyword_and_a_crct_track_flag() -> None:
         assert cli_flag(option) in flags, f"{where}: {cli_flag(option)} is no flag of crct track"
     for option, flag in CLI_FLAGS.items():  # the table of exceptions, should it grow
         assert flag in flags and option in keywords, (option, flag)
+
+
+@pytest.mark.parametrize("module", sorted(OTHER_COMMANDS))
+def test_other_commands_name_their_own_keywords_and_flags(module: str) -> None:
+    function, command = OTHER_COMMANDS[module]
+    named = _named_options(module)
+    assert named, f"{module} names no option"
+    keywords, flags = set(inspect.signature(function).parameters), _track_flags(command)
+    for option, where in named.items():
+        assert option in keywords, f"{where}: {option} is no keyword of {function.__name__}"
+        assert cli_flag(option) in flags, f"{where}: {cli_flag(option)} is no flag of {command}"

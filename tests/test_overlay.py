@@ -177,3 +177,25 @@ def test_an_existing_overlay_is_replaced_only_when_asked(make_video, tmp_path) -
     assert (run / "overlay.mp4").read_bytes() == video.read_bytes()
     draw_overlay(run, overwrite=True)
     assert (run / "overlay.mp4").read_bytes() != video.read_bytes()
+
+
+def test_crct_draw_draws_a_run_and_says_what_it_drew(make_video, tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from crct_cli.cli import app
+
+    video = make_video(n_frames=6)
+    run = _write_run(tmp_path / "run", video, 4)
+    truth = tmp_path / "truth"
+    truth.mkdir()
+    write_pts(truth / "000002.pts", _points(89.0, (30.0,)))
+    runner = CliRunner()
+    done = runner.invoke(app, ["draw", str(run), "--pts", str(truth), "--max-frames", "5"])
+    assert done.exit_code == 0, done.output
+    assert "5 frames of" in done.output and "points on 4" in done.output
+    assert "truth on 1 (white)" in done.output and (run / "overlay.mp4").is_file()
+    again = runner.invoke(app, ["draw", str(run)])
+    assert again.exit_code == 2 and "Traceback" not in again.output
+    assert again.output.strip().endswith("--overwrite replaces the file already there")
+    alone = runner.invoke(app, ["draw", "--pts", str(truth)])
+    assert alone.exit_code == 2 and "--video is needed" in alone.output
