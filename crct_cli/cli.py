@@ -1180,10 +1180,11 @@ _DENOISE_HELP = (
     "Every image or video frame keeps its size (a video of odd width or height is written "
     "padded by one pixel, its last column or row repeated: H.264's usual yuv420p needs even "
     "sides). With s and m the noise class is the "
-    "classifier's mean vote over up to nine 112-px tiles around the centre, at full resolution; "
-    "the DAE of that class (or d's single DAE) then runs over the whole picture at full "
-    "resolution, in tiles. A picture classed clean is left untouched (an image file is copied "
-    "as is)."
+    "classifier's mean vote over the faces MTCNN finds, each cut as the classifier's training "
+    "faces were (112 px); in a picture without a face, over up to nine 112-px tiles around the "
+    "centre, at full resolution. The DAE of that class (or d's single DAE) then runs over the "
+    "whole picture at full resolution, in tiles. A picture classed clean is left untouched (an "
+    "image file is copied as is)."
     "\n\n"
     "Folders are mirrored under DIR, with their .pts files copied alongside; a video is written "
     "at its own frame rate. With s and m the class of every image and frame is shown in a table "
@@ -1273,16 +1274,18 @@ def denoise(
     if runtime.backend == "onnx":
         from crct_cli.runtime.iid import OnnxImageDenoiser
 
-        den = OnnxImageDenoiser(runtime.iid_graphs(source))
+        den = OnnxImageDenoiser(runtime.iid_graphs(source), detector=None)
         found, iid_path = den.variant, runtime.weight_files["iid"]
     else:
         from crct_cli.models.fadenn import load_iid
 
         blob = weights.load_weights(source, "iid", weights.WEIGHTS_DIR)
-        den = ImageDenoiser(load_iid(blob), runtime.device)
+        den = ImageDenoiser(load_iid(blob), runtime.device, detector=None)
         found, iid_path = den.variant, blob["path"]
     if found != variant:
         raise CrctError(f"{iid_path} holds IID-{found}, not --variant {variant}")
+    if variant != "d":  # S and M classify the faces, as their classifier was trained
+        den.detector = runtime.detector()
     with denoise_progress(console, len(plan.jobs)) as (on_item, on_frame):
         records = run_plan(plan, den, on_item, on_frame, smoothing, failures)
     if records:

@@ -3,10 +3,13 @@
 Inside FADeNN the IID cleans the 112-px face crop FLL sees. On a whole picture this module does
 what a user expects of a denoiser: the output has the input's size and content, cleaned.
 
-* **Class** (S and M): the classifier scores up to nine 112 x 112 tiles around the picture's
-  centre at full resolution (the crops it was trained on show faces at 0.8 to 2.7 source pixels
-  per crop pixel, so full resolution is inside that range) and the class with the highest mean
-  probability wins. A picture smaller than a tile is enlarged for this step only.
+* **Class** (S and M): the classifier was trained on 112-px face crops (the square of the
+  face's landmark box times 1.35, the face at most 220 px), so it scores exactly those: MTCNN
+  finds the faces (:func:`find_faces`, up to :data:`MAX_FACES`), each is cut as in training
+  (:func:`face_crops`), and the class with the highest mean probability over the faces wins
+  (one class per picture: a degradation is the whole picture's). A picture where no face is
+  found falls back to up to nine 112 x 112 tiles around its centre at full resolution (enlarged
+  to one tile if smaller), and ``noise_classes.json`` says which it was (``classified_on``).
 * **Denoising**: the DAE of that class (S, M) or the single DAE (D) runs fully convolutionally
   over the whole picture at full resolution, in 384-px tiles with 48 px of context on each side
   so no seam shows. A picture classed clean is passed through untouched: an image file is copied
@@ -36,9 +39,20 @@ from rich.table import Table
 
 from crct_cli.degrade import Item, collect_items, copy_file, is_gray
 from crct_cli.errors import CrctError, OnFailure, report_failure
+from crct_cli.geometry import box_center_size, crop_matrix, warp
 from crct_cli.io.atomic import write_text_atomic
 from crct_cli.io.images import read_image, write_image
-from crct_cli.runtime.iid import CLASS_NAMES, ClassSmoother, PictureDenoiser, as_gray_as, tiled
+from crct_cli.runtime.iid import (
+    CLASS_NAMES,
+    CROP_CONTEXT,
+    CROP_SIZE,
+    TRAIN_MAX_FACE,
+    ClassSmoother,
+    Detector,
+    PictureDenoiser,
+    as_gray_as,
+    tiled,
+)
 
 if TYPE_CHECKING:  # PyTorch is imported by the torch backend's denoiser alone
     import torch
@@ -46,8 +60,11 @@ if TYPE_CHECKING:  # PyTorch is imported by the torch backend's denoiser alone
     from crct_cli.models.fadenn import IID
 
 CLASSES_JSON = "noise_classes.json"
+#: fields were added (``classified_on``, ``faces``, ``frames_classified_on``), none changed
 SCHEMA = "crct.noise_classes/1"
-TILE = 112
+TILE = CROP_SIZE
+#: The most confident faces a picture's class is voted on (a crowd costs no more than this).
+MAX_FACES = 8
 #: ``--smoothing``: the weight of past frames; 1 would never let a new frame count.
 MAX_SMOOTHING = 0.99
 
@@ -76,17 +93,99 @@ def vote_tiles(image: np.ndarray, tile: int = TILE, grid: int = 3) -> np.ndarray
     return np.stack([image[y : y + tile, x : x + tile] for y in starts(h) for x in starts(w)])
 
 
+def find_faces(detector: Detector, image: np.ndarray, limit: int = MAX_FACES) -> np.ndarray:
+    """Landmark boxes (N, 4) of up to ``limit`` faces, most confident first; (0, 4) if none.
+
+    The looks the tracker uses for a lost face, in turn until one finds a face: MTCNN as
+    ``crct align`` runs it, then its sensitive settings, then those on the picture with its
+    contrast stretched. Blur and darkness lower MTCNN's scores on a real face (at level 3 of
+    ``crct degrade --noise scale`` the plain look missed 14 of 60 afw faces, the three looks
+    none); a false face still gives a crop of the picture, no worse a vote than a tile.
+    """
+    from crct_cli.tracking.detector import (
+        RELAXED_MIN_SCORE,
+        RELAXED_THRESHOLDS,
+        stretch_contrast,
+    )
+
+    found = (
+        detector(image)
+        or detector(image, RELAXED_MIN_SCORE, RELAXED_THRESHOLDS)
+        or detector(stretch_contrast(image), RELAXED_MIN_SCORE, RELAXED_THRESHOLDS)
+    )
+    found = sorted(found, key=lambda d: -d.score)[:limit]
+    return np.array([d.box for d in found], dtype=np.float64).reshape(-1, 4)
+
+
+def face_crops(
+    image: np.ndarray,
+    boxes: np.ndarray,
+    size: int = CROP_SIZE,
+    context: float = CROP_CONTEXT,
+    max_face: float = TRAIN_MAX_FACE,
+) -> np.ndarray:
+    """Each face as the noise classifier saw its training faces, (N, size, size, 3) uint8.
+
+    The arithmetic of ``crct_cli.train.iid.noisy_crop_pair`` without its jitter, at the largest
+    face size training used (``native_face`` = the face's side, at most ``max_face``): the
+    region the crop reaches is shrunk (INTER_AREA) when the face is larger than ``max_face``,
+    then the square of the landmark box times ``context`` is warped to ``size`` px (outside the
+    picture black). A face straight from a large photo, shrunk bilinearly, would alias into
+    what the classifier learnt as noise.
+    """
+    out = []
+    h, w = image.shape[:2]
+    for box in np.asarray(boxes, dtype=np.float64).reshape(-1, 4):
+        center, side = box_center_size(box)
+        side *= context
+        g = min(1.0, max_face / max(float(max(box[2:])), 1.0))
+        half = 0.75 * side + 16.0 / g
+        x0, y0 = max(0, int(center[0] - half)), max(0, int(center[1] - half))
+        x1 = min(w, int(math.ceil(center[0] + half)))
+        y1 = min(h, int(math.ceil(center[1] + half)))
+        if x1 <= x0 or y1 <= y0:  # a box wholly outside the picture: all black, as a warp
+            out.append(np.zeros((size, size, 3), np.uint8))
+            continue
+        sub = image[y0:y1, x0:x1]
+        nw, nh = max(1, round((x1 - x0) * g)), max(1, round((y1 - y0) * g))
+        native = cv2.resize(
+            sub, (nw, nh), interpolation=cv2.INTER_AREA if g < 1 else cv2.INTER_LINEAR
+        ).reshape(nh, nw, 3)
+        gain = np.array([nw / max(1, x1 - x0), nh / max(1, y1 - y0)])
+        origin = np.array([x0, y0], dtype=np.float64)
+        matrix = crop_matrix((center - origin) * gain, side * float(gain.mean()), size)
+        out.append(warp(native, matrix, size))
+    return np.stack(out) if out else np.zeros((0, size, size, 3), np.uint8)
+
+
 class ImageDenoiser(PictureDenoiser):
     """An IID on whole RGB uint8 pictures of any size, in PyTorch (see the module docstring)."""
 
     def __init__(
-        self, iid: IID, device: torch.device | str = "cpu", tile: int = 384, pad: int = 48
+        self,
+        iid: IID,
+        device: torch.device | str = "cpu",
+        tile: int = 384,
+        pad: int = 48,
+        detector: Detector | str | None = "mtcnn",
     ) -> None:
+        """``detector``: MTCNN for the faces the class is decided on (``Runtime.detector()``);
+        ``"mtcnn"`` loads facenet-pytorch's (S and M); None classifies on the centre tiles."""
         import torch
 
         self.device = torch.device(device)
         self.iid = iid.eval().to(self.device)
         self.tile, self.pad = tile, pad
+        if isinstance(detector, str):
+            if detector != "mtcnn":
+                raise ValueError(f"detector must be a callable, 'mtcnn' or None, not {detector!r}")
+            detector = None
+            if iid.variant != "d":
+                from crct_cli.tracking.detector import FaceDetector
+
+                detector = FaceDetector(self.device)
+        assert detector is None or callable(detector)
+        self.detector = detector
 
     @property
     def variant(self) -> str:
@@ -95,8 +194,8 @@ class ImageDenoiser(PictureDenoiser):
     def pass_through(self) -> tuple[int, ...]:
         return self.iid.pass_through
 
-    def class_probabilities(self, image: np.ndarray) -> np.ndarray:
-        """Mean class probabilities over the centre tiles, (5,)."""
+    def crop_probabilities(self, crops: np.ndarray) -> np.ndarray:
+        """The classifier's class probabilities of uint8 crops, (N, 5)."""
         import torch
 
         from crct_cli.models.fadenn import to_tensor
@@ -104,8 +203,8 @@ class ImageDenoiser(PictureDenoiser):
         if self.iid.classifier is None:
             raise ValueError("FADeNN-D has no noise classifier")
         with torch.inference_mode():
-            logits = self.iid.classifier(to_tensor(vote_tiles(image), self.device))[0]
-            return torch.softmax(logits.float(), dim=1).mean(0).cpu().numpy()
+            logits = self.iid.classifier(to_tensor(crops, self.device))[0]
+            return torch.softmax(logits.float(), dim=1).cpu().numpy()
 
     def apply_class(self, image: np.ndarray, cls: int) -> np.ndarray:
         """One DAE over the whole picture at full resolution; a gray picture stays gray."""
@@ -131,6 +230,10 @@ class DenoiseRecord:
     probabilities: list[float] | None = None  # images only
     fps: float | None = None  # videos only
     frames: int = 0  # videos only
+    #: what each class was decided on, one per image / frame: "faces" or "tiles"
+    bases: list[str] = field(default_factory=list)
+    #: images only: the landmark boxes of the faces classified (x, y, w, h)
+    faces: list[list[float]] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
         c = Counter(CLASS_NAMES[k] for k in self.classes)
@@ -190,12 +293,15 @@ def denoise_image_file(src: Path, dst: Path, den: ImageDenoiser) -> DenoiseRecor
         copy_file(src, dst)  # eq. 6: a clean image is not touched, not even re-encoded
     else:
         write_image(dst, out[..., 0] if is_gray(image) else out)
+    vote = den.last_vote
     return DenoiseRecord(
         str(src),
         str(dst),
         "image",
         [] if cls is None else [cls],
         None if probs is None else [round(float(p), 4) for p in probs],
+        bases=[] if vote is None else [vote.basis],
+        faces=[] if vote is None else [[round(float(v), 1) for v in b] for b in vote.boxes],
     )
 
 
@@ -225,6 +331,8 @@ def denoise_video_file(
                 record.frames += 1
                 if cls is not None:
                     record.classes.append(cls)
+                if den.last_vote is not None:
+                    record.bases.append(den.last_vote.basis)
                 if on_frame is not None:
                     on_frame(k + 1, info.n_frames)
         except BaseException:
@@ -284,6 +392,7 @@ def classes_document(
             "output": r.output,
             "class": CLASS_NAMES[r.classes[0]],
             "probabilities": dict(zip(CLASS_NAMES, r.probabilities or [], strict=False)),
+            **({"classified_on": r.bases[0], "faces": r.faces} if r.bases else {}),
         }
         for r in records
         if r.kind == "image"
@@ -295,6 +404,11 @@ def classes_document(
             "fps": r.fps,
             "counts": r.counts(),
             "frames": [CLASS_NAMES[k] for k in r.classes],
+            **(
+                {"frames_classified_on": {b: r.bases.count(b) for b in ("faces", "tiles")}}
+                if r.bases
+                else {}
+            ),
         }
         for r in records
         if r.kind == "video"
@@ -304,9 +418,13 @@ def classes_document(
         "variant": variant,
         "weights": weights,
         "classes": list(CLASS_NAMES),
-        "method": "mean class probability over up to 9 full-resolution 112-px tiles around "
-        "the centre of each image or frame; video frames use the exponential average of those "
-        f"probabilities over frames (weight {smoothing} on the history)",
+        "method": f"mean class probability over the classifier's training crops ({CROP_SIZE} px, "
+        f"landmark box x {CROP_CONTEXT}, the face shrunk to at most {TRAIN_MAX_FACE:g} px) of up "
+        f"to {MAX_FACES} faces MTCNN finds in each image or frame (classified_on: faces, with "
+        "their landmark boxes x, y, w, h in faces); where it finds none, over up to 9 "
+        "full-resolution 112-px tiles around the centre (classified_on: tiles); video frames "
+        "use the exponential average of those probabilities over frames (weight "
+        f"{smoothing} on the history)",
         "smoothing": smoothing,
         "images": images,
         "videos": videos,
@@ -336,8 +454,12 @@ def noise_classes_table(records: Sequence[DenoiseRecord], title: str, limit: int
         if r.kind == "image":
             p = (r.probabilities or [0.0] * len(CLASS_NAMES))[r.classes[0]]
             label = f"{CLASS_NAMES[r.classes[0]]} ({p:.2f})"
+            if r.bases == ["tiles"]:
+                label += ", no face: tiles"
         else:
             label = ", ".join(f"{name} {n}" for name, n in r.counts().items()) + " frames"
+            if "tiles" in r.bases:
+                label += f" ({r.bases.count('tiles')} without a face: tiles)"
         table.add_row(r.input, label)
     if len(records) > limit:
         table.add_row(f"... {len(records) - limit} more in {CLASSES_JSON}", "")

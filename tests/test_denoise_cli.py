@@ -338,3 +338,187 @@ def test_crop_denoiser_smooths_one_tracked_face_not_a_batch(monkeypatch) -> None
     batch = CropDenoiser(iid, smoother=ClassSmoother(0.8))
     batch.denoise(np.repeat(crop, 2, axis=0))  # several faces at once: no history involved
     assert batch.smoother is not None and batch.smoother.state is None
+
+
+# ---------------------------------------------- S and M: the class is voted on the faces' crops
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE_IMAGE = REPO / "samples" / "astronaut.jpg"
+SHARED_AFW = REPO.parent / "shared" / "data" / "300w" / "afw"
+
+
+def textured(image: np.ndarray, seed: int = 0) -> np.ndarray:
+    """A picture with fine detail everywhere, so resampling differences show."""
+    noise = np.random.default_rng(seed).integers(-40, 41, image.shape)
+    return np.clip(image.astype(np.int64) + noise, 0, 255).astype(np.uint8)
+
+
+def points_in(box: tuple[float, float, float, float], seed: int = 0) -> np.ndarray:
+    """68 points whose tight box is ``box`` (x, y, w, h)."""
+    x, y, w, h = box
+    rng = np.random.default_rng(seed)
+    pts = np.stack([x + w * rng.random(68), y + h * rng.random(68)], axis=1)
+    pts[0], pts[1] = (x, y), (x + w, y + h)
+    return pts
+
+
+def detections(n: int) -> list:
+    from crct_cli.tracking.detector import Detection
+
+    return [
+        Detection(np.array([10.0 + i, 12.0 + 2 * i, 40.0, 44.0]), np.zeros(4), 0.8 + i / 100)
+        for i in range(n)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("size", "box"),
+    [
+        ((160, 120), (50.0, 30.0, 60.5, 70.2)),  # a small face, cut as it is
+        ((700, 640), (150.0, 120.0, 331.0, 300.0)),  # above the training faces: shrunk first
+        ((200, 200), (-20.0, 60.0, 120.0, 150.0)),  # over the picture's edge
+    ],
+)
+def test_face_crops_are_the_classifiers_training_crops(face_image, size, box) -> None:
+    """The crop voted on is the one ``crct train iid`` made of a face of that size (no jitter)."""
+    from crct_cli import geometry
+    from crct_cli.denoise import face_crops
+    from crct_cli.landmarks import box_from_points
+    from crct_cli.runtime.iid import TRAIN_MAX_FACE
+    from crct_cli.train.data import NO_AUGMENT, Face
+    from crct_cli.train.iid import noisy_crop_pair
+
+    image = textured(face_image(*size))
+    points = points_in(box)
+    tight = box_from_points(points)
+    side = float(max(tight[2:]))
+    rng = np.random.default_rng(0)
+    native = min(side, TRAIN_MAX_FACE)
+    trained, _, _ = noisy_crop_pair(Face("f", image, points), rng, 0, 1, NO_AUGMENT, native)
+    got = face_crops(image, tight[None])
+    assert got.shape == (1, 112, 112, 3) and np.array_equal(got[0], trained)
+    if side > TRAIN_MAX_FACE:  # not what a plain bilinear cut of the large face gives
+        center, square = geometry.box_center_size(tight)
+        straight = geometry.warp(image, geometry.crop_matrix(center, square * 1.35, 112), 112)
+        assert np.abs(straight.astype(int) - got[0]).mean() > 2
+
+
+def test_find_faces_looks_again_before_falling_back() -> None:
+    """Plain MTCNN, then its sensitive settings, then those on the stretched picture; at most
+    MAX_FACES, most confident first."""
+    from crct_cli.denoise import MAX_FACES, find_faces
+    from crct_cli.tracking.detector import MIN_SCORE, RELAXED_THRESHOLDS, THRESHOLDS
+
+    dark = np.full((60, 80, 3), 30, np.uint8)
+    dark[20:40, 30:50] = 50
+    asked: list[tuple[bool, tuple]] = []
+
+    def on_stretched_only(image, min_score=MIN_SCORE, thresholds=THRESHOLDS):
+        stretched = not np.array_equal(image, dark)
+        asked.append((stretched, tuple(thresholds)))
+        return detections(MAX_FACES + 3) if stretched else []
+
+    boxes = find_faces(on_stretched_only, dark)
+    assert asked == [(False, THRESHOLDS), (False, RELAXED_THRESHOLDS), (True, RELAXED_THRESHOLDS)]
+    assert boxes.shape == (MAX_FACES, 4)
+    assert np.array_equal(boxes[0], detections(MAX_FACES + 3)[-1].box)  # the most confident
+    asked.clear()
+    assert find_faces(lambda *a: detections(2), dark).shape == (2, 4)
+    assert find_faces(lambda *a: [], dark).shape == (0, 4)
+
+
+def test_the_class_is_the_mean_vote_of_the_faces_else_of_the_tiles(monkeypatch, face_image):
+    from crct_cli.denoise import ImageDenoiser, face_crops, vote_tiles
+
+    image = textured(face_image(200, 160))
+    found = detections(2)
+    den = ImageDenoiser(scripted_iid("m", 0), detector=lambda *a: found)
+    seen: list[np.ndarray] = []
+    # the most confident face alone says downsample; their mean says blur
+    votes = np.array([[0.1, 0.5, 0.2, 0.1, 0.1], [0.1, 0.0, 0.7, 0.1, 0.1]])
+
+    def crop_probabilities(crops: np.ndarray) -> np.ndarray:
+        seen.append(crops)
+        return votes[: len(crops)] if len(crops) == 2 else np.tile(votes[:1], (len(crops), 1))
+
+    monkeypatch.setattr(den, "crop_probabilities", crop_probabilities)
+    out, cls, probs = den(image)
+    assert cls == 2 and probs is not None and np.allclose(probs, votes.mean(0))
+    boxes = np.stack([d.box for d in reversed(found)])  # most confident first
+    assert np.array_equal(seen[-1], face_crops(image, boxes))
+    assert den.last_vote is not None and den.last_vote.basis == "faces"
+    assert np.array_equal(den.last_vote.boxes, boxes)
+    found.clear()  # no face: today's tiles
+    _, cls, _ = den(image)
+    assert cls == 1 and np.array_equal(seen[-1], vote_tiles(image))
+    assert den.last_vote.basis == "tiles" and den.last_vote.boxes.shape == (0, 4)
+
+
+def test_noise_classes_json_says_what_each_class_was_decided_on(
+    tmp_path: Path, wdir: Path, face_image, make_video, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from crct_cli.runtime import Runtime
+
+    faces: dict[str, list] = {"with.png": detections(1), "without.png": []}
+    plain_looks = iter(range(100))  # one per video frame
+
+    def fake_mtcnn(image: np.ndarray, *args: object) -> list:
+        if image.shape[:2] == (48, 64):  # the video: a face in every other frame
+            return detections(1) if not args and next(plain_looks) % 2 == 0 else []
+        return faces["with.png"] if image.mean() > 100 else []
+
+    monkeypatch.setattr(Runtime, "detector", lambda self, *a, **k: fake_mtcnn)
+    src = tmp_path / "in"
+    src.mkdir()
+    write_image(src / "with.png", np.maximum(face_image(96, 80), 120))
+    write_image(src / "without.png", np.full((80, 96, 3), 20, np.uint8))
+    video = make_video("v.mp4", n_frames=4, width=64, height=48, fps=10)
+    result = ok("denoise", src, video, "--out", tmp_path / "out", "--variant", "s")
+    doc = json.loads((tmp_path / "out" / "noise_classes.json").read_text())
+    assert doc["schema"] == "crct.noise_classes/1" and "faces MTCNN finds" in doc["method"]
+    by_name = {Path(i["input"]).name: i for i in doc["images"]}
+    assert by_name["with.png"]["classified_on"] == "faces"
+    assert by_name["with.png"]["faces"] == [[10.0, 12.0, 40.0, 44.0]]
+    assert by_name["without.png"]["classified_on"] == "tiles"
+    assert by_name["without.png"]["faces"] == []
+    assert all(i["class"] == "blur" for i in doc["images"])  # the verdict itself as before
+    (entry,) = doc["videos"]
+    assert entry["frames_classified_on"] == {"faces": 2, "tiles": 2}
+    assert any(
+        "without.png" in line and "no face: tiles" in line for line in result.stdout.splitlines()
+    )
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnx"])
+def test_shipped_m_leaves_the_clean_sample_photo_untouched(tmp_path: Path, backend: str) -> None:
+    """samples/astronaut.jpg, a clean photo: the tiles of the whole picture (the suit's texture)
+    were classed noise and the picture rewritten by the noise DAE; its face is classed clean."""
+    out = tmp_path / "out"
+    ok("denoise", SAMPLE_IMAGE, "--out", out, "--variant", "m", "--backend", backend)
+    (entry,) = json.loads((out / "noise_classes.json").read_text())["images"]
+    assert entry["class"] == "clean", entry["probabilities"]
+    assert (out / SAMPLE_IMAGE.name).read_bytes() == SAMPLE_IMAGE.read_bytes()
+    assert entry["classified_on"] == "faces" and len(entry["faces"]) == 1
+
+
+@pytest.mark.skipif(not SHARED_AFW.is_dir(), reason=f"needs the afw photos in {SHARED_AFW}")
+def test_shipped_m_on_real_afw_photos_classes_their_faces() -> None:
+    """Session 45's ten afw photos (the first ten, sorted): on the centre tiles IID-M classed
+    none of the clean ones clean (8 blur, 2 scale); on the faces, as trained, 5 of 10. Blurred
+    (crct degrade --noise blur --level 3) they stay blur, 8 of 10 either way."""
+    from crct_cli.degrade import degrade_rgb
+    from crct_cli.denoise import ImageDenoiser
+    from crct_cli.models.fadenn import CLASS_NAMES, load_iid
+
+    iid = load_iid(weights.load_weights(weights.WEIGHTS_DIR / "iid_m.pt", "iid"))
+    den = ImageDenoiser(iid)
+    clean, blurred, bases = [], [], []
+    for path in sorted(SHARED_AFW.glob("*.jpg"))[:10]:
+        image = read_image(path)
+        clean.append(CLASS_NAMES[int(np.argmax(den.class_probabilities(image)))])
+        bases.append(getattr(den, "last_vote", None))
+        blur = degrade_rgb(image, "blur", 3, np.random.default_rng(0))
+        blurred.append(CLASS_NAMES[int(np.argmax(den.class_probabilities(blur)))])
+    assert clean.count("clean") >= 4, clean
+    assert blurred.count("blur") >= 7, blurred
+    assert all(v is not None and v.basis == "faces" for v in bases)

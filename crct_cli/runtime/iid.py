@@ -11,7 +11,7 @@ back to uint8, and the untouched bytes for a pass-through class.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
@@ -36,6 +36,13 @@ def fadenn_file(variant: str) -> str:
 
 #: The DAEs' padding multiple: 2 ** (levels - 1) with the shipped five levels.
 PAD_FACTOR = 16
+#: The crop the noise classifier was trained on (``crct_cli.train.iid.noisy_crop_pair``): the
+#: square of the face's landmark box, its side times this context, at this many pixels ...
+CROP_SIZE = 112
+CROP_CONTEXT = 1.35
+#: ... cut from the face at most this large (landmark-box side, px): ``crct train iid`` reads its
+#: training faces shrunk to it, so a larger face is shrunk to it first (INTER_AREA), as they were.
+TRAIN_MAX_FACE = 220.0
 
 
 @dataclass
@@ -179,21 +186,62 @@ def tiled(fn: Callable[[Any], Any], x: Any, tile: int, pad: int) -> Any:
     return out
 
 
+#: MTCNN as ``crct_cli.runtime.Runtime.detector`` gives it: (image, min_score, thresholds) ->
+#: detections (``crct_cli.tracking.detector.Detection``), most confident first.
+Detector = Callable[..., list]
+
+
+@dataclass(frozen=True)
+class PictureVote:
+    """What a picture's noise class was decided on: ``faces``, the classifier's training crop of
+    every face found (their landmark boxes, (N, 4) x, y, w, h), or ``tiles``, the centre tiles
+    of a picture in which no face was found (or with no detector)."""
+
+    basis: str
+    boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4)))
+
+
 class PictureDenoiser:
     """``crct denoise``'s decision on a whole picture, the same on both backends: variant D
-    cleans every picture with its one DAE; S and M classify (the mean vote of the centre
-    tiles, averaged over frames by a ``smoother``) and leave a pass-through class untouched.
-    Subclasses say how the classifier and the DAEs run."""
+    cleans every picture with its one DAE; S and M classify and leave a pass-through class
+    untouched. The class is the classifier's mean vote over the faces MTCNN finds, each cut as
+    its training crops were (:func:`crct_cli.denoise.face_crops`), or over the centre tiles
+    where there is no face (:func:`crct_cli.denoise.vote_tiles`); over a video's frames the
+    probabilities are averaged by a ``smoother``. Subclasses say how the classifier and the
+    DAEs run."""
 
     tile: int = 384
     pad: int = 48
+    #: MTCNN (None: every picture is classified on its tiles)
+    detector: Detector | None = None
+    #: what the latest :meth:`class_probabilities` decided on
+    last_vote: PictureVote | None = None
 
     @property
     def variant(self) -> str:
         raise NotImplementedError
 
-    def class_probabilities(self, image: np.ndarray) -> np.ndarray:
+    def crop_probabilities(self, crops: np.ndarray) -> np.ndarray:
+        """The classifier's class probabilities of uint8 crops (N, S, S, 3): (N, 5)."""
         raise NotImplementedError
+
+    def class_probabilities(self, image: np.ndarray) -> np.ndarray:
+        """Mean class probabilities, (5,), over the faces found, else over the centre tiles.
+
+        The classifier only ever saw face crops at its input scale: tiles of a whole photo
+        (background, a face far larger than in training) are classed blur or scale even when
+        clean. :attr:`last_vote` says which it was.
+        """
+        from crct_cli.denoise import face_crops, find_faces, vote_tiles
+
+        boxes = np.zeros((0, 4)) if self.detector is None else find_faces(self.detector, image)
+        if len(boxes):
+            self.last_vote = PictureVote("faces", boxes)
+            crops = face_crops(image, boxes)
+        else:
+            self.last_vote = PictureVote("tiles")
+            crops = vote_tiles(image)
+        return self.crop_probabilities(crops).mean(0)
 
     def apply_class(self, image: np.ndarray, cls: int) -> np.ndarray:
         """The DAE of class ``cls`` (0 for D's one DAE) over the whole picture."""
@@ -210,6 +258,7 @@ class PictureDenoiser:
         A picture classed clean is returned as the same array, untouched. With a ``smoother``
         (video frames) the class is decided on the probabilities averaged over frames.
         """
+        self.last_vote = None
         if self.variant == "d":
             return self.apply_class(image, 0), None, None
         probs = self.class_probabilities(image)
@@ -224,9 +273,27 @@ class PictureDenoiser:
 class OnnxImageDenoiser(PictureDenoiser):
     """``crct denoise`` on the ONNX backend: an IID on whole RGB uint8 pictures of any size."""
 
-    def __init__(self, graphs: IIDGraphs, tile: int = 384, pad: int = 48) -> None:
+    def __init__(
+        self,
+        graphs: IIDGraphs,
+        tile: int = 384,
+        pad: int = 48,
+        detector: Detector | str | None = "mtcnn",
+    ) -> None:
+        """``detector``: MTCNN for the faces the class is decided on (``Runtime.detector()``);
+        ``"mtcnn"`` loads ONNX Runtime's (S and M); None classifies on the centre tiles."""
         self.iid = graphs
         self.tile, self.pad = tile, pad
+        if isinstance(detector, str):
+            if detector != "mtcnn":
+                raise ValueError(f"detector must be a callable, 'mtcnn' or None, not {detector!r}")
+            detector = None
+            if graphs.variant != "d":
+                from crct_cli.runtime import Runtime
+
+                detector = Runtime("onnx", "cpu").detector()
+        assert detector is None or callable(detector)
+        self.detector = detector
 
     @property
     def variant(self) -> str:
@@ -235,12 +302,9 @@ class OnnxImageDenoiser(PictureDenoiser):
     def pass_through(self) -> tuple[int, ...]:
         return self.iid.pass_through
 
-    def class_probabilities(self, image: np.ndarray) -> np.ndarray:
-        """Mean class probabilities over the centre tiles, (5,)."""
-        from crct_cli.denoise import vote_tiles
-
-        tiles = pad_images(vote_tiles(image), channels_last=True)
-        return softmax(self.iid.logits(tiles)).mean(0)
+    def crop_probabilities(self, crops: np.ndarray) -> np.ndarray:
+        """The classifier's class probabilities of uint8 crops, (N, 5)."""
+        return softmax(self.iid.logits(pad_images(crops, channels_last=True)))
 
     def apply_class(self, image: np.ndarray, cls: int) -> np.ndarray:
         """One DAE over the whole picture at full resolution; a gray picture stays gray."""

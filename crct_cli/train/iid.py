@@ -38,6 +38,7 @@ from crct_cli.models import weights
 from crct_cli.models.fadenn import CLASS_NAMES, IID, N_CLASSES, IIDConfig, iid_file, load_iid
 from crct_cli.models.fadenn import iid_weight_config as _weight_config
 from crct_cli.noise import LEVELS, NOISE_TYPES
+from crct_cli.runtime.iid import CROP_CONTEXT, CROP_SIZE, TRAIN_MAX_FACE
 from crct_cli.train.data import (
     NO_AUGMENT,
     AugmentConfig,
@@ -83,8 +84,8 @@ def noisy_crop_pair(
     level: int,
     aug: AugmentConfig = IID_AUGMENT,
     native_face: float | None = None,
-    size: int = 112,
-    context: float = 1.35,
+    size: int = CROP_SIZE,
+    context: float = CROP_CONTEXT,
     gray: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(clean crop, degraded crop, points in crop pixels) for one face, class and level.
@@ -275,7 +276,8 @@ def train_iid(cfg: TrainIIDConfig, log=print) -> dict:
     """Train, validate, write the weight file and its manifest entry; returns the metrics."""
     assert cfg.model is not None and cfg.out is not None and cfg.steps is not None
     torch.manual_seed(cfg.seed)
-    train_faces = load_faces(cfg.train, max_face=220.0, desc="train faces")
+    # crct denoise shrinks a larger face to this before classifying it (denoise.face_crops)
+    train_faces = load_faces(cfg.train, max_face=TRAIN_MAX_FACE, desc="train faces")
     val_faces = load_faces(cfg.val, max_face=1e9, desc="val faces")
     if cfg.val_limit:
         val_faces = val_faces[: cfg.val_limit]
