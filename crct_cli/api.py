@@ -425,15 +425,16 @@ class Tracker:
         not tracked (a long skip seeks: ``crct_cli.io.video.iter_frames``); ``max_frames``:
         at most that many frames after them (the frames keep their index and time).
 
-        ``video`` may also be frames decoded already: a (frames, H, W, 3) uint8 array or an
-        iterable of RGB arrays as :meth:`step` takes them (a generator over a capture, another
-        decoder's frames), tracked as a file is, looking ahead and back; frame ``i`` is
-        ``i / sequence_fps`` seconds in, as in a folder of images."""
+        ``video`` may also be frames decoded already: a (frames, H, W, 3) uint8 array (grey:
+        (frames, H, W)) or an iterable of arrays as :meth:`step` takes them (a generator over a
+        capture, another decoder's frames), read on this thread and tracked as a file is,
+        looking ahead and back; frame ``i`` is ``i / sequence_fps`` seconds in, as in a folder
+        of images."""
         from crct_cli.tracking.pipeline import FrameRange
 
-        if max_frames is not None and max_frames <= 0:  # nothing asked for
-            return
-        span = FrameRange.of(skip_frames, None if max_frames is None else int(max_frames))
+        if max_frames is not None and not isinstance(max_frames, bool) and max_frames == 0:
+            return  # nothing asked for
+        span = FrameRange.of(skip_frames, max_frames)
         if self.pose is None:
             yield from self._finished(video, span)
             return
@@ -465,13 +466,14 @@ class Tracker:
         self.reset()
         waiting: list[TrackedFrame] = []  # the first frames, faceless, while a face may come
         found = self.backfill == 0
-        if is_frame_source(video):  # decoded by the caller
+        in_memory = is_frame_source(video)  # decoded by the caller, read on its thread
+        if in_memory:
             frames = iter_arrays(video, self.sequence_fps, _check_image, span.count, span.skip)
         else:
             frames = iter_frames(Path(video), span.count, self.sequence_fps, span.skip)
         if self.frame_denoise is not None:  # in the decoding thread, beside the networks
             frames = denoise_frames(frames, self.frame_denoise, two_sided=not causal)
-        for decoded in prefetch_frames(frames):
+        for decoded in frames if in_memory else prefetch_frames(frames):
             faces = self._engine_step(decoded.image)
             if causal:
                 faces = self._smoothed(faces, decoded.time)

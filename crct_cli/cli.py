@@ -1121,7 +1121,7 @@ def draw(
         typer.Option(
             "--out",
             "-o",
-            help="The video to write. Default: RUN/overlay.mp4.",
+            help="The video to write. Default: draw.mp4 beside the run's track.json.",
             metavar="FILE.mp4",
             show_default=False,
         ),
@@ -1133,7 +1133,8 @@ def draw(
     skip_frames: Annotated[
         int | None,
         typer.Option(
-            help="Start after the first N frames. Default: the run's.",
+            help="Start after the first N frames. Default: the run's (a new start keeps the "
+            "run's last frame).",
             metavar="N",
             show_default=False,
         ),
@@ -1145,17 +1146,19 @@ def draw(
     """Draw landmarks already computed on their video: a run without tracking again, .pts folders.
 
     A run made without --overlay is drawn from its track.json as --overlay would have drawn it,
-    on the video it recorded; .pts folders are drawn beside it (or alone, with --video and
-    --out), each in its own colour and named in a legend.
+    on the video it recorded (found from any folder, and checked to be that video); .pts folders
+    are drawn beside it (or alone, with --video and --out), each in its own colour and named in
+    a legend. A .pts file that cannot be read is a warning; the others are drawn.
     """
     from rich.console import Console
 
+    from crct_cli.batch.runner import sigterm_as_interrupt
     from crct_cli.overlay import PTS_COLOUR_NAMES, draw_overlay
     from crct_cli.ui import frame_progress
 
     console = Console(stderr=True, highlight=False, soft_wrap=True)
-    name = (run or video or Path("draw")).name
-    with frame_progress(console, name) as on_frame:
+    name = (run or video or Path("draw")).resolve().name
+    with sigterm_as_interrupt(), frame_progress(console, name) as on_frame:
         summary = draw_overlay(
             run,
             out,
@@ -1166,7 +1169,11 @@ def draw(
             overwrite=overwrite,
             on_frame=on_frame,
         )
-    parts = [f"{summary.frames} frames of {summary.video}"]
+    for line in summary.bad_pts[:3]:
+        _warning_line(f"{line} (left out)")
+    if len(summary.bad_pts) > 3:
+        _warning_line(f"{len(summary.bad_pts) - 3} more .pts files could not be read (left out)")
+    parts = [f"{summary.frames} frame{'s' * (summary.frames != 1)} of {summary.video}"]
     if run is not None:
         parts.append(f"the run's points on {summary.with_run}")
     for i, (folder, n) in enumerate(zip(pts or [], summary.with_pts, strict=True)):

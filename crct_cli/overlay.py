@@ -7,14 +7,18 @@ track --overlay`` would have drawn it (from the points as track.json keeps them,
 ``annot/``) are drawn beside it, each in its own colour and named in a legend, so two methods
 or a method and the truth are compared frame by frame in one picture.
 
-The frames drawn are the run's (its ``--skip-frames`` and ``--max-frames``) unless given; a
-``.pts`` file ``000001.pts`` is frame 1, the first decoded frame. Points are drawn where the
-files put them (300-VW's files count pixel centres from 1, crct's from 0: one pixel apart).
+The frames drawn are the run's (its ``--skip-frames`` and ``--max-frames``) unless given, as
+decoded (``--overlay`` draws on the frames after ``--temporal-denoise``, which are cleaner where
+the video is noisy). A ``.pts`` file ``000001.pts`` is the first frame (``000000.pts`` in the
+folder: numbered from 0); for a folder of frames, a ``.pts`` file named as an image goes with
+that image. Points are drawn where the files put them (300-VW's files count pixel centres
+from 1, crct's from 0: one pixel apart).
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,8 +29,10 @@ import numpy as np
 from crct_cli.draw import _text, draw_faces
 from crct_cli.errors import CrctError, OptionError
 from crct_cli.io.landmarks import read_pts
+from crct_cli.io.sequence import sequence_images
 from crct_cli.io.track_json import FacesRecord, TrackFile, load_track
-from crct_cli.io.video import VideoWriter, is_video, iter_frames, probe_video
+from crct_cli.io.video import VideoInfo, VideoWriter, is_video, iter_frames, probe_video
+from crct_cli.landmarks import N_POINTS
 from crct_cli.pose import default_focal
 from crct_cli.tracking.pipeline import FrameRange
 
@@ -35,110 +41,208 @@ PTS_COLOURS: tuple[tuple[int, int, int], ...] = (
     (255, 255, 255),
     (255, 40, 40),
     (40, 40, 255),
-    (120, 120, 120),
+    (160, 160, 160),
+    (120, 60, 0),
+    (255, 120, 200),
 )
-PTS_COLOUR_NAMES = ("white", "red", "blue", "grey")
+PTS_COLOUR_NAMES = ("white", "red", "blue", "grey", "brown", "pink")
 #: the marker a run's folder keeps of the video it tracked (crct_cli.batch.resume.MARKER)
 _MARKER = ".crct-input.json"
 _NUMBERED = "numbered .pts files (000001.pts ...)"
+#: folder names that say nothing alone in a legend (``faces/1/annot``: three parts)
+_GENERIC = {"annot", "pts", "points", "faces", "landmarks"}
 
 
 @dataclass(frozen=True)
 class DrawSummary:
     """What :func:`draw_overlay` wrote: ``frames`` drawn, of which ``with_run`` had a record in
-    the run's track.json and ``with_pts[i]`` a file in the i-th ``.pts`` folder."""
+    the run's track.json and ``with_pts[i]`` a file in the i-th ``.pts`` folder; ``bad_pts``:
+    the files that could not be read (left out, the others drawn)."""
 
     out: Path
     video: Path
     frames: int
     with_run: int
     with_pts: tuple[int, ...]
+    bad_pts: tuple[str, ...] = ()
+
+
+def _marker_input(run_dir: Path) -> dict:
+    import json
+
+    try:
+        found = json.loads((run_dir / _MARKER).read_text(encoding="utf-8"))["input"]
+        return found if isinstance(found, dict) else {}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
+def _same_video(path: Path, track: TrackFile, size: int | None) -> bool:
+    """Whether ``path`` can be the video ``track`` was made from: its frame size, rate and
+    count as the header says, and its bytes as the resume marker counted them."""
+    if not path.exists():
+        return False
+    if size is not None and path.is_file() and path.stat().st_size != size:
+        return False
+    try:
+        return _mismatch(probe_video(path, _sequence_fps(track.header)), track.header) is None
+    except CrctError:
+        return False
+
+
+def _sequence_fps(header: dict) -> float | None:
+    return (header.get("config") or {}).get("sequence_fps")
+
+
+def _mismatch(info: VideoInfo, header: dict) -> str | None:
+    """How a video differs from the one a track.json header describes (None: it does not)."""
+    ours = (info.width, info.height)
+    if ours != (header.get("width"), header.get("height")):
+        return f"is {ours[0]}x{ours[1]}, but the run tracked a {header['width']}x{header['height']}"
+    frames = header.get("n_frames")
+    if frames is not None and info.n_frames is not None and frames != info.n_frames:
+        return f"has {info.n_frames} frames, but the run's video had {frames}"
+    fps = header.get("fps")
+    if fps and abs(info.fps - float(fps)) > 1e-3 * float(fps):
+        return f"runs at {info.fps:.3f} fps, but the run's video at {float(fps):.3f}"
+    return None
 
 
 def run_video(track: TrackFile, run_dir: Path) -> Path:
-    """The video a run tracked: its header's path (as given to ``crct track``: relative to the
-    folder it ran in), else the absolute path its resume marker keeps."""
+    """The video a run tracked, found where it was and checked to be the same video: the
+    absolute path the header keeps (runs of session 46 on), the path as given to ``crct track``
+    (relative to the folder it ran in, tried from here and from the run's folder's parent) and
+    the resume marker's. A file of the same name that is not that video is never taken."""
+    given = track.header.get("video_resolved")
     recorded = Path(track.video)
-    candidates = [recorded]
-    marker = run_dir / _MARKER
-    if marker.is_file():
-        import json
-
-        try:
-            path = json.loads(marker.read_text(encoding="utf-8"))["input"]["path"]
-            candidates.append(Path(path))
-        except (OSError, ValueError, KeyError, TypeError):
-            pass
+    marker = _marker_input(run_dir)
+    size = marker.get("size") if isinstance(marker.get("size"), int) else None
+    candidates = [Path(given)] if isinstance(given, str) else []
+    candidates.append(recorded)
+    if not recorded.is_absolute():
+        candidates.append(run_dir.parent / recorded)
+    if isinstance(marker.get("path"), str):
+        candidates.append(Path(marker["path"]))
     for path in candidates:
-        if path.exists():
+        if _same_video(path, track, size):
             return path
     raise OptionError(
-        "video", f"is needed: its video {recorded} is not there any more", where=str(track.path)
+        "video", f"is needed: {recorded}, the video it tracked, is not found", where=str(track.path)
     )
 
 
-def _pts_frames(folder: Path) -> dict[int, Path]:
-    """``.pts`` files by frame index from 0 (``000001.pts`` is 0); other names are left out."""
+def _numbered(stem: str) -> int | None:
+    return int(stem) if stem.isdigit() else None
+
+
+def _pts_frames(folder: Path, images: Sequence[Path] | None) -> dict[int, Path]:
+    """A folder's ``.pts`` files by frame index: for a folder of frames, each file by its
+    image's name where they share names (a gap in the images keeps them paired); else by number,
+    ``000001.pts`` the first frame (``000000.pts`` there: numbered from 0)."""
     if not folder.is_dir():
-        raise OptionError("pts", f"takes folders of {_NUMBERED}; this is none", where=str(folder))
-    frames: dict[int, Path] = {}
-    for entry in os.scandir(folder):
-        stem, suffix = os.path.splitext(entry.name)
-        if suffix.lower() == ".pts" and stem.isdigit() and int(stem) >= 1:
-            frames[int(stem) - 1] = Path(entry.path)
-    if not frames:
-        raise OptionError("pts", f"takes folders of {_NUMBERED}; here are none", where=str(folder))
-    return frames
+        why = "no such folder" if not folder.exists() else "not a folder"
+        raise OptionError("pts", f"takes folders of {_NUMBERED}: {why}", where=str(folder))
+    files = {
+        Path(e.name).stem: Path(e.path)
+        for e in os.scandir(folder)
+        if e.name.lower().endswith(".pts") and e.is_file()
+    }
+    if images:
+        by_image = {i: files[p.stem] for i, p in enumerate(images) if p.stem in files}
+        if by_image:
+            return by_image
+    numbers = {n: path for stem, path in files.items() if (n := _numbered(stem)) is not None}
+    if not numbers:
+        raise OptionError("pts", f"takes folders of {_NUMBERED}: none here", where=str(folder))
+    first = 0 if 0 in numbers else 1
+    return {n - first: path for n, path in numbers.items()}
+
+
+def read_any_pts(path: Path) -> np.ndarray:
+    """A ``.pts`` file of any number of points (68 when it does not say)."""
+    try:
+        head = path.read_text(encoding="utf-8", errors="replace")[:200]
+    except OSError as exc:
+        raise CrctError(f"{path}: cannot read ({exc.strerror})") from None
+    declared = re.search(r"n_points\s*:\s*(\d+)", head)
+    return read_pts(path, int(declared.group(1)) if declared else N_POINTS)
 
 
 def draw_points(
     image: np.ndarray, points: np.ndarray, colour: tuple[int, int, int], scale: int
 ) -> None:
-    """Small crosses, so that a folder's points stay apart from a run's dots beneath them."""
-    for x, y in np.round(points).astype(int):
+    """Small crosses, so that a folder's points stay apart from a run's dots beneath them;
+    points far outside the picture (a method that diverged) are left out."""
+    height, width = image.shape[:2]
+    inside = np.all(np.abs(points - [width / 2, height / 2]) < [width, height], axis=1)
+    for x, y in np.round(points[inside]).astype(int):
         cv2.drawMarker(image, (int(x), int(y)), colour, cv2.MARKER_CROSS, 3 * scale + 3, scale)
 
 
 def draw_legend(image: np.ndarray, names: Sequence[str], scale: int) -> None:
-    """The ``--pts`` folders' names in their colours, bottom left."""
+    """The ``--pts`` folders' names in their colours, bottom left, on a dark band that keeps
+    them readable on any picture."""
     step = 14 * scale
+    top = image.shape[0] - 8 - step * len(names) - 2 * scale
+    width = max(len(n) for n in names) * 9 * scale + 24
+    band = image[max(0, top) :, : min(image.shape[1], width)]
+    band[:] = band // 3
     for i, name in enumerate(names):
         y = image.shape[0] - 8 - step * (len(names) - 1 - i)
         _text(image, f"+ {name}", (8, y), PTS_COLOURS[i % len(PTS_COLOURS)], scale)
 
 
+def _folders(pts: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> list[Path]:
+    if isinstance(pts, (str, os.PathLike)):  # one folder, not its letters
+        return [Path(pts)]
+    return [Path(p) for p in pts]
+
+
+def _load_run(run: str | os.PathLike[str]) -> tuple[TrackFile, Path]:
+    """The run's track.json and folder; a video or a .pts folder given in its place is told
+    where it goes."""
+    path = Path(run)
+    if is_video(path) and not path.is_dir():
+        raise OptionError("video", f"takes a video; {path} is given as the run")
+    if path.is_dir() and not (path / "track.json").is_file():
+        if any(e.name.lower().endswith(".pts") for e in os.scandir(path)):
+            raise OptionError("pts", f"takes a folder of .pts files; {path} is given as the run")
+        raise CrctError(f"{path}: no track.json (not a finished crct track output folder)")
+    return load_track(path), path if path.is_dir() else path.parent
+
+
 def draw_overlay(
-    source: str | os.PathLike[str] | None,
+    run: str | os.PathLike[str] | None,
     out: str | os.PathLike[str] | None = None,
     *,
     video: str | os.PathLike[str] | None = None,
-    pts: Sequence[str | os.PathLike[str]] = (),
+    pts: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] = (),
     max_frames: int | None = None,
     skip_frames: int | None = None,
     overwrite: bool = False,
     on_frame: Callable[[int, int | None], None] | None = None,
 ) -> DrawSummary:
     """Draw a run (its folder or ``track.json``; None: only ``pts``) and ``.pts`` folders on
-    their video into ``out`` (default: the run's ``overlay.mp4``).
+    their video into ``out`` (default: ``draw.mp4`` in the run's folder).
 
-    ``video``: the frames to draw on (default: the run's own video); ``max_frames`` and
-    ``skip_frames``: which frames (default: the run's). The video is written under a temporary
-    name and renamed when complete; an existing ``out`` is refused unless ``overwrite``.
+    ``video``: the frames to draw on (default: the run's own video, found and checked); it must
+    match the run's frame size, count and rate. ``skip_frames`` and ``max_frames``: which frames
+    (default: the run's; a new start keeps the run's last frame). The video is written under a
+    temporary name and renamed when complete; an existing ``out`` is refused unless
+    ``overwrite``. A ``.pts`` file that cannot be read is left out and named in ``bad_pts``.
     """
-    track = run_dir = None
-    if source is not None:
-        run_dir = Path(source) if Path(source).is_dir() else Path(source).parent
-        track = load_track(source)
-    if track is None and not pts:
+    track, run_dir = _load_run(run) if run is not None else (None, None)
+    folders = _folders(pts)
+    if track is None and not folders:
         raise OptionError("pts", "or a crct track run (its folder) is needed: nothing to draw")
     if video is not None:
         video = Path(video)
+        if not video.exists():
+            raise CrctError(f"{video}: no such video or folder of frames")
     elif track is not None and run_dir is not None:
         video = run_video(track, run_dir)
     else:
         raise OptionError("video", "is needed: without a run, .pts folders have no video")
-    if not video.exists():
-        raise CrctError(f"{video}: no such video or folder of frames")
     if not video.is_dir() and not is_video(video):
         raise CrctError(f"{video}: not a video (an image sequence is a folder of frames)")
     if out is None:
@@ -146,51 +250,39 @@ def draw_overlay(
             raise OptionError(
                 "out", "is needed: without a run, the overlay has no folder (FILE.mp4)"
             )
-        out = run_dir / "overlay.mp4"
+        out = run_dir / "draw.mp4"
     out = Path(out)
     if not is_video(out):
         raise OptionError("out", "is the video to write (FILE.mp4)", where=str(out))
-    if out.is_dir() or (out.exists() and not overwrite):
+    if out.exists() and out.resolve() == video.resolve():
+        raise CrctError(f"{out}: is the video drawn on; write the overlay elsewhere")
+    if out.is_dir():
+        raise OptionError("out", "is the video to write, not a folder", where=str(out))
+    if out.exists() and not overwrite:
         raise OptionError(
             "overwrite",
-            "(True) replaces the file already there",
+            "is False, and the file is already there",
             cli="replaces the file already there",
             where=str(out),
         )
-    if out.resolve() == video.resolve():
-        raise CrctError(f"{out}: is the video drawn on; write the overlay elsewhere")
-    folders = [Path(p) for p in pts]
-    pts_frames = [_pts_frames(f) for f in folders]
-    names = _legend_names(folders)
 
     header = track.header if track is not None else {}
-    sequence_fps = (header.get("config") or {}).get("sequence_fps")
-    info = probe_video(video, sequence_fps)
-    if track is not None and (header.get("width"), header.get("height")) != (
-        info.width,
-        info.height,
-    ):
-        raise OptionError(
-            "video",
-            f"is {info.width}x{info.height}, but {track.path} tracked a "
-            f"{header.get('width')}x{header.get('height')} video",
-            where=str(video),
-        )
-    span = FrameRange.of(
-        header.get("skip_frames", 0) if skip_frames is None else skip_frames,
-        header.get("max_frames") if max_frames is None else max_frames,
-    )
-    skip, count = span.skip, span.count
+    info = probe_video(video, _sequence_fps(header))
+    problem = None if track is None else _mismatch(info, header)
+    if problem is not None:
+        raise OptionError("video", f"{problem} video ({track.path})", where=str(video))
+    span = _frames_to_draw(header, skip_frames, max_frames)
+    images = sequence_images(video) if video.is_dir() else None
+    pts_frames = [_pts_frames(f, images) for f in folders]
+    names = _legend_names(folders)
     records: dict[int, FacesRecord] = {r.index: r for r in track.faces} if track else {}
     focal = (header.get("config") or {}).get("focal_length")
     focal = float(focal) if focal else default_focal(info.width, info.height)
-    total = None if info.n_frames is None else max(0, info.n_frames - skip)
-    if total is not None and count is not None:
-        total = min(total, int(count))
+    total = span.expected(info.n_frames)
 
-    with_run, with_pts, frames = 0, [0] * len(folders), 0
+    with_run, with_pts, frames, bad = 0, [0] * len(folders), 0, []
     with VideoWriter(out, info.fps, info.width, info.height) as writer:
-        for frame in iter_frames(video, count, sequence_fps, skip):
+        for frame in iter_frames(video, span.count, _sequence_fps(header), span.skip):
             record = records.get(frame.index)
             faces = record.faces if record is not None else []
             with_run += record is not None
@@ -198,30 +290,52 @@ def draw_overlay(
             scale = max(1, round(min(image.shape[:2]) / 360))
             for i, files in enumerate(pts_frames):
                 path = files.get(frame.index)
-                if path is not None:
-                    draw_points(image, read_pts(path), PTS_COLOURS[i % len(PTS_COLOURS)], scale)
-                    with_pts[i] += 1
+                if path is None:
+                    continue
+                try:
+                    points = read_any_pts(path)
+                except CrctError as exc:
+                    bad.append(str(exc))
+                    continue
+                draw_points(image, points, PTS_COLOURS[i % len(PTS_COLOURS)], scale)
+                with_pts[i] += 1
             if names:
                 draw_legend(image, names, scale)
             writer.write(image)
             frames += 1
             if on_frame is not None:
                 on_frame(frames, total)
-        if frames == 0:
-            raise OptionError("skip_frames", f"is {skip}: no frames after it", where=str(video))
-    return DrawSummary(out, video, frames, with_run, tuple(with_pts))
+    return DrawSummary(out, video, frames, with_run, tuple(with_pts), tuple(bad))
+
+
+def _frames_to_draw(header: dict, skip: int | None, count: int | None) -> FrameRange:
+    """The run's frames unless told: a new start keeps the run's last frame, a new count the
+    run's first."""
+    run_skip = header.get("skip_frames", 0)
+    run_count = header.get("max_frames")
+    if skip is not None and count is None and run_count is not None:
+        left = run_skip + run_count - FrameRange.of(skip).skip
+        return FrameRange.of(skip, left if left >= 1 else None)
+    return FrameRange.of(run_skip if skip is None else skip, run_count if count is None else count)
 
 
 def _legend_names(folders: Sequence[Path]) -> list[str]:
-    """A folder's name, or its parent's too where the name alone says nothing (``annot``)."""
+    """A folder's name, with its parents' while they say nothing alone (``faces/1/annot``)."""
     names = []
     for folder in folders:
         parts = folder.resolve().parts
-        name = parts[-1] if parts else str(folder)
-        if name.lower() in ("annot", "pts", "points") and len(parts) > 1:
-            name = f"{parts[-2]}/{name}"
-        names.append(name)
+        k = 1
+        while k < min(len(parts), 3) and (parts[-k].lower() in _GENERIC or parts[-k].isdigit()):
+            k += 1
+        names.append("/".join(parts[-k:]) if parts else str(folder))
     return names
 
 
-__all__ = ["PTS_COLOURS", "PTS_COLOUR_NAMES", "DrawSummary", "draw_overlay", "run_video"]
+__all__ = [
+    "PTS_COLOURS",
+    "PTS_COLOUR_NAMES",
+    "DrawSummary",
+    "draw_overlay",
+    "read_any_pts",
+    "run_video",
+]

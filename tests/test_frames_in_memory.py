@@ -69,3 +69,28 @@ def test_frames_in_memory_track_as_their_file_does() -> None:
         np.testing.assert_allclose(b.faces[0].points, a.faces[0].points, atol=1e-3)
         np.testing.assert_allclose(c.faces[0].points, a.faces[0].points, atol=1e-3)
         assert b.image is not None and np.array_equal(b.image, a.image)
+
+
+def test_a_source_is_read_on_the_callers_thread_and_never_past_max_frames() -> None:
+    """A source bound to its thread works, and a camera is not asked for a frame more."""
+    import threading
+
+    decoded = [f.image for f in iter_frames(SAMPLE, max_frames=3)]
+    threads = []
+
+    def camera():
+        for image in decoded:
+            threads.append(threading.current_thread())
+            yield image
+        raise RuntimeError("asked for a frame past max_frames")
+
+    frames = list(Tracker(lookahead=False).track(camera(), max_frames=3))
+    assert len(frames) == 3 and set(threads) == {threading.main_thread()}
+
+
+def test_grey_stacks_and_bad_counts() -> None:
+    grey = np.stack([f.image[..., 1] for f in iter_frames(SAMPLE, max_frames=2)])
+    assert [f.index for f in Tracker().track(grey)] == [0, 1]
+    for bad in (-1, 2.5):
+        with pytest.raises(CrctError, match="max_frames must be 1 or more"):
+            list(Tracker().track(grey, max_frames=bad))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from crct_cli.draw import FACE_COLOURS
 from crct_cli.errors import CrctError
 from crct_cli.io.landmarks import write_pts
 from crct_cli.io.track_json import SCHEMA_FACES, FaceRecord, FacesRecord, TrackJsonWriter
-from crct_cli.io.video import iter_frames
+from crct_cli.io.video import iter_frames, probe_video
 from crct_cli.overlay import PTS_COLOURS, draw_overlay
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,12 +39,13 @@ def _write_run(
 ) -> Path:
     """A run folder with a track.json of one face at the same spots in frames 0..n-1."""
     run.mkdir(parents=True, exist_ok=True)
+    info = probe_video(video)
     head = {
         "video": str(video),
-        "width": 96,
-        "height": 72,
-        "fps": 25.0,
-        "n_frames": 20,
+        "width": info.width,
+        "height": info.height,
+        "fps": info.fps,
+        "n_frames": info.n_frames,
         "method": "crct",
         "faces": 1,
         "config": {},
@@ -71,14 +71,22 @@ def test_a_run_is_drawn_again_as_track_overlay_drew_it(tmp_path: Path) -> None:
     from crct_cli.api import Tracker
     from crct_cli.tracking.pipeline import FrameRange, track_video
 
+    (tmp_path / "in").mkdir()
+    shutil.copy(SAMPLE, tmp_path / "in" / "a.mp4")
     run = tmp_path / "run"
-    track_video(SAMPLE, run, Tracker(), overlay=True, frames_in=FrameRange(count=8))
-    first = run / "first.mp4"
-    os.replace(run / "overlay.mp4", first)
-    summary = draw_overlay(run)
-    assert summary.out == run / "overlay.mp4" and summary.frames == summary.with_run == 8
+    with pytest.MonkeyPatch.context() as patch:  # tracked by a relative path, from in/
+        patch.chdir(tmp_path / "in")
+        track_video(Path("a.mp4"), Path("../run"), Tracker(), True, frames_in=FrameRange(count=8))
+    (tmp_path / "elsewhere").mkdir()
+    shutil.copy(SAMPLE, tmp_path / "elsewhere" / "a.mp4")  # same name, not the same video
+    (tmp_path / "elsewhere" / "a.mp4").write_bytes(b"not a video at all")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(tmp_path / "elsewhere")
+        summary = draw_overlay(run)
+    assert summary.video == tmp_path / "in" / "a.mp4"
+    assert summary.out == run / "draw.mp4" and summary.frames == summary.with_run == 8
     raw = _frames(SAMPLE)[:8]
-    before, again = _drawn(_frames(first), raw), _drawn(_frames(run / "overlay.mp4"), raw)
+    before, again = _drawn(_frames(run / "overlay.mp4"), raw), _drawn(_frames(summary.out), raw)
     assert before.sum() > 500
     assert (before & again).sum() / (before | again).sum() > 0.9
 
@@ -122,21 +130,28 @@ def test_the_runs_frames_are_drawn_unless_told(make_video, tmp_path) -> None:
     assert (summary.frames, summary.with_run) == (5, 5)
     again = draw_overlay(run, tmp_path / "all.mp4", skip_frames=0, max_frames=12)
     assert (again.frames, again.with_run) == (12, 5)
+    earlier = draw_overlay(run, tmp_path / "earlier.mp4", skip_frames=1)  # to the run's end
+    assert (earlier.frames, earlier.with_run) == (7, 5)
 
 
-def test_a_moved_run_finds_its_video_by_its_marker(make_video, tmp_path, monkeypatch) -> None:
+def test_a_run_finds_its_own_video_and_no_other(make_video, tmp_path, monkeypatch) -> None:
+    """From another folder, by the marker's path; a file of the same name that is another
+    video (other frames) is never taken, nor is one given that differs from the run's."""
     video = make_video(n_frames=6)
     monkeypatch.chdir(tmp_path)
-    run = _write_run(tmp_path / "run", Path(video.name), 6)  # as given, relative to tmp_path
+    run = _write_run(tmp_path / "runs" / "run", Path(video.name), 6)  # relative to tmp_path
     marker = {"schema": "crct.input/1", "input": {"path": str(video), "name": video.name}}
     (run / ".crct-input.json").write_text(json.dumps(marker))
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
+    make_video("elsewhere/clip.mp4", n_frames=9)  # the same name, 9 frames
     monkeypatch.chdir(elsewhere)
     assert draw_overlay(run).video == video
     (run / ".crct-input.json").unlink()
-    with pytest.raises(CrctError, match="video is needed: its video"):
+    with pytest.raises(CrctError, match="video is needed: clip.mp4, the video it tracked, is not"):
         draw_overlay(run, tmp_path / "x.mp4")
+    with pytest.raises(CrctError, match="has 9 frames, but the run's video had 6"):
+        draw_overlay(run, tmp_path / "x.mp4", video=elsewhere / "clip.mp4")
     assert draw_overlay(run, tmp_path / "x.mp4", video=video).frames == 6
 
 
@@ -146,17 +161,24 @@ def test_bad_requests_are_one_clear_error(make_video, tmp_path) -> None:
     run = _write_run(tmp_path / "run", video, 4)
     empty = tmp_path / "empty"
     empty.mkdir()
+    (tmp_path / "d.mp4").mkdir()
     cases = [
+        (lambda: draw_overlay(video), "video takes a video; .* is given as the run"),
+        (lambda: draw_overlay(empty), "no track.json"),
+        (lambda: draw_overlay(tmp_path / "d.mp4"), "no track.json"),
+        (lambda: draw_overlay(run, tmp_path / "d.mp4"), "out is the video to write, not a"),
+        (lambda: draw_overlay(run, tmp_path / "o.mp4", pts=tmp_path / "no"), "no such folder"),
         (lambda: draw_overlay(None, tmp_path / "o.mp4"), "nothing to draw"),
         (
             lambda: draw_overlay(None, tmp_path / "o.mp4", pts=[run]),
             "video is needed: without a run",
         ),
         (lambda: draw_overlay(None, video=video, pts=[empty]), "out is needed: without a run"),
-        (lambda: draw_overlay(None, tmp_path / "o.mp4", video=video, pts=[empty]), "here are none"),
-        (lambda: draw_overlay(run, tmp_path / "o.mp4", video=other), "64x48, but"),
+        (lambda: draw_overlay(None, tmp_path / "o.mp4", video=video, pts=[empty]), "none here"),
+        (lambda: draw_overlay(run, tmp_path / "o.mp4", video=other), "is 64x48, but the run"),
+        (lambda: draw_overlay(run, video, overwrite=True), "is the video drawn on"),
         (lambda: draw_overlay(run, tmp_path / "o.txt"), "FILE.mp4"),
-        (lambda: draw_overlay(run, video), "already there"),
+        (lambda: draw_overlay(run, other), "already there"),
         (lambda: draw_overlay(tmp_path / "nothing"), "no such track file"),
         (lambda: draw_overlay(run, tmp_path / "o.mp4", skip_frames=10), "skip_frames is 10, but"),
     ]
@@ -164,19 +186,19 @@ def test_bad_requests_are_one_clear_error(make_video, tmp_path) -> None:
         with pytest.raises(CrctError, match=words):
             call()
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        ["clip.mp4", "other.mp4", "run", "empty"]
+        ["clip.mp4", "other.mp4", "run", "empty", "d.mp4"]
     )  # nothing written, no temporary file left
 
 
 def test_an_existing_overlay_is_replaced_only_when_asked(make_video, tmp_path) -> None:
     video = make_video(n_frames=4)
     run = _write_run(tmp_path / "run", video, 4)
-    shutil.copy(video, run / "overlay.mp4")
-    with pytest.raises(CrctError, match="overwrite .True. replaces"):
+    shutil.copy(video, run / "draw.mp4")
+    with pytest.raises(CrctError, match="overwrite is False, and the file is already there"):
         draw_overlay(run)
-    assert (run / "overlay.mp4").read_bytes() == video.read_bytes()
+    assert (run / "draw.mp4").read_bytes() == video.read_bytes()
     draw_overlay(run, overwrite=True)
-    assert (run / "overlay.mp4").read_bytes() != video.read_bytes()
+    assert (run / "draw.mp4").read_bytes() != video.read_bytes()
 
 
 def test_crct_draw_draws_a_run_and_says_what_it_drew(make_video, tmp_path) -> None:
@@ -193,9 +215,46 @@ def test_crct_draw_draws_a_run_and_says_what_it_drew(make_video, tmp_path) -> No
     done = runner.invoke(app, ["draw", str(run), "--pts", str(truth), "--max-frames", "5"])
     assert done.exit_code == 0, done.output
     assert "5 frames of" in done.output and "points on 4" in done.output
-    assert "truth on 1 (white)" in done.output and (run / "overlay.mp4").is_file()
+    assert "truth on 1 (white)" in done.output and (run / "draw.mp4").is_file()
     again = runner.invoke(app, ["draw", str(run)])
     assert again.exit_code == 2 and "Traceback" not in again.output
     assert again.output.strip().endswith("--overwrite replaces the file already there")
     alone = runner.invoke(app, ["draw", "--pts", str(truth)])
     assert alone.exit_code == 2 and "--video is needed" in alone.output
+
+
+def test_odd_pts_folders_are_drawn_and_a_bad_file_is_left_out(make_video, tmp_path) -> None:
+    video = make_video(n_frames=4)
+    odd = tmp_path / "faces" / "1" / "annot"  # numbered from 0, 49 points, one bad, one huge
+    odd.mkdir(parents=True)
+    write_pts(odd / "000000.pts", _points(89.0, (30.0,))[:49])
+    (odd / "000001.pts").write_text("garbage")
+    write_pts(odd / "000002.pts", np.vstack([_points(89.0, (30.0,))[:67], [[1e12, 1e12]]]))
+    out = tmp_path / "o.mp4"
+    summary = draw_overlay(None, out, video=video, pts=str(odd))  # one folder, as a str
+    assert summary.with_pts == (2,) and len(summary.bad_pts) == 1
+    assert "000001.pts" in summary.bad_pts[0]
+    raw, drawn = _frames(video), _frames(out)
+    marked = [d[30, 89].mean() - r[30, 89].mean() > 60 for r, d in zip(raw, drawn, strict=True)]
+    assert marked == [True, False, True, False]
+    from crct_cli.overlay import _legend_names
+
+    assert _legend_names([odd]) == ["faces/1/annot"]
+
+
+def test_a_folder_of_frames_pairs_pts_files_by_image_name(make_video, tmp_path) -> None:
+    """A frame missing from the folder keeps the later files on their own images."""
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for f in iter_frames(make_video(n_frames=5)):
+        if f.index != 1:  # 000002.png is missing
+            from crct_cli.io.images import write_image
+
+            write_image(frames / f"{f.index + 1:06d}.png", f.image)
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    write_pts(labels / "000003.pts", _points(89.0, (30.0,)))  # the image 000003.png: frame 1
+    out = tmp_path / "o.mp4"
+    assert draw_overlay(None, out, video=frames, pts=[labels]).with_pts == (1,)
+    drawn = _frames(out)
+    assert [int(d[30, 89].mean() > 150) for d in drawn] == [0, 1, 0, 0]

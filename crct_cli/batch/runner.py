@@ -168,7 +168,7 @@ def run_batch(
     t0 = time.perf_counter()
     try:
         if order:
-            with _sigterm_as_interrupt():
+            with sigterm_as_interrupt():
                 engine.run(order, recorder)
     finally:
         recorder.write()
@@ -176,7 +176,7 @@ def run_batch(
 
 
 @contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
+def sigterm_as_interrupt() -> Iterator[None]:
     """A scheduler's SIGTERM stops the run like Ctrl-C: workers stopped, summary written."""
     if threading.current_thread() is not threading.main_thread():
         yield

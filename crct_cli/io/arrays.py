@@ -5,10 +5,13 @@ hold frames as numpy arrays; ``Tracker.step`` takes them one at a time but answe
 once, so it cannot look ahead or back. Turned into :class:`crct_cli.io.video.Frame` records
 here, they go through everything ``track`` does for a file (backfill, the two-sided filter,
 backtracking, the temporal denoiser). Their times are ``index / fps``, as a folder of frames'.
+They are read on the caller's thread (a file is decoded in a thread of its own): a source bound
+to its thread (a database cursor, some camera APIs) works as it is.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -34,10 +37,13 @@ def iter_arrays(
     frames, each checked and copied by ``check`` (a capture loop may reuse one buffer); the
     first ``skip`` passed over and at most ``max_frames`` after them, numbered as in the input.
     Every frame must have the first one's size, as a video's do."""
-    if isinstance(frames, np.ndarray) and frames.ndim != 4:
+    if isinstance(frames, np.ndarray) and not (
+        frames.ndim == 4 or (frames.ndim == 3 and frames.shape[2] not in (3, 4))
+    ):
         raise CrctError(
-            "frames in memory are a (frames, H, W, 3) array or an iterable of (H, W, 3) "
-            f"arrays, got an array of shape {frames.shape} (one image: step() or align())"
+            "frames in memory are a (frames, H, W, 3) array, a grey (frames, H, W) one or an "
+            f"iterable of (H, W, 3) arrays, got an array of shape {frames.shape} (one image: "
+            "step() or align())"
         )
     try:
         source = iter(frames)
@@ -45,12 +51,12 @@ def iter_arrays(
         raise CrctError(
             f"track() takes a video's path or its frames, got {type(frames).__name__}"
         ) from None
+    if max_frames is not None:  # never asks the source for a frame more (a camera would wait)
+        source = itertools.islice(source, skip + max_frames)
     size: tuple[int, int] | None = None
     for index, array in enumerate(source):
         if index < skip:
             continue
-        if max_frames is not None and index >= skip + max_frames:
-            return
         try:
             image = np.array(check(array), copy=True)
         except CrctError as exc:

@@ -19,6 +19,7 @@ is a result (status ``no_face``): every frame lost, an empty ``annot/``.
 from __future__ import annotations
 
 import operator
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -216,6 +217,7 @@ def track_video(
         raise CrctError(f"{out_dir}: cannot create output folder ({exc.strerror})") from None
     header = {
         "video": str(video),
+        "video_resolved": os.path.abspath(video),  # where crct draw finds it from anywhere
         "width": info.width,
         "height": info.height,
         "fps": info.fps,
