@@ -803,7 +803,7 @@ def run_videos(
         raise CrctError(f"{out}: cannot create output folder ({exc.strerror})") from None
     with exclusive_out(out):
         settings = settings_of(tracker_options, frames_in)
-        plan = plan_batch(jobs, settings, overlay, run.overwrite, crops, pts)
+        plan = plan_batch(jobs, settings, overlay, run.overwrite, crops, pts, run.flags)
         pixels = 0
         if run.workers is None and run.engine == "local" and len(plan.todo) > 1:
             from crct_cli.batch import frame_probe_sample, largest_frame

@@ -58,6 +58,21 @@ class OptionError(CrctError):
         return self._line(self.flag, self.cli)
 
 
+class WordedError(CrctError):
+    """A message that names options in the middle of a sentence: ``str()`` in a Python
+    caller's words (``overwrite=True``), :meth:`for_cli` in the command line's (``--overwrite``)."""
+
+    def __init__(self, python: str, cli: str) -> None:
+        super().__init__(python)
+        self.cli = cli
+
+    def __reduce__(self) -> tuple[type[WordedError], tuple[str, str]]:
+        return type(self), (str(self), self.cli)
+
+    def for_cli(self) -> str:
+        return self.cli
+
+
 def option_error(
     error: type[Exception], option: str, message: str, cli: str | None = None
 ) -> Exception:
@@ -72,7 +87,7 @@ def option_error(
 def error_text(exc: CrctError, flags: bool = False) -> str:
     """An error's message for its reader: ``flags``, the command line's (an
     :class:`OptionError` names the flag), else Python's."""
-    if flags and isinstance(exc, OptionError):
+    if flags and isinstance(exc, (OptionError, WordedError)):
         return exc.for_cli()
     return str(exc)
 

@@ -136,7 +136,7 @@ def test_clashing_or_missing_inputs_are_refused_up_front(
 ) -> None:
     touch(tmp_path, *names)
     before = sorted(tmp_path.rglob("*"))
-    with pytest.raises(CrctError, match=message):
+    with pytest.raises(CrctError, match=message.removeprefix("--")):  # Python: the keyword
         discover([tmp_path / i for i in inputs], tmp_path / "out")
     result = crct("track", *[tmp_path / i for i in inputs], "--out", tmp_path / "out")
     assert result.exit_code == 2
@@ -769,6 +769,9 @@ def test_points_crct_did_not_write_are_never_replaced_without_overwrite(
     report = track_videos([clip, other], out, workers=1, on_result=lambda r: heard.append(r.input))
     assert heard == [str(clip)]
     assert [(r.status, r.skipped) for r in report.results] == [("failed", False), ("ok", True)]
+    assert "(overwrite=True replaces them, or choose another out folder)" in str(
+        report.results[0].error
+    )
     # --overwrite replaces the ground truth
     assert crct("track", clip, "--out", seq, "--overwrite").exit_code == 0
     assert len(list((seq / "annot").glob("*.pts"))) == 4

@@ -249,3 +249,20 @@ def test_other_commands_name_their_own_keywords_and_flags(module: str) -> None:
     for option, where in named.items():
         assert option in keywords, f"{where}: {option} is no keyword of {function.__name__}"
         assert cli_flag(option) in flags, f"{where}: {cli_flag(option)} is no flag of {command}"
+
+
+def test_options_named_mid_sentence_are_each_readers_words(tmp_path: Path) -> None:
+    """An image sequence's own folder as out: Python is told ``out``, the command ``--out``."""
+    from crct_cli.batch.discover import discover
+    from crct_cli.errors import WordedError
+
+    (tmp_path / "seq").mkdir()
+    for name in ("f1.png", "f2.png"):
+        (tmp_path / "seq" / name).write_bytes(b"")
+    with pytest.raises(WordedError) as caught:
+        discover([tmp_path / "seq"], tmp_path / "seq")
+    assert "out is this image sequence's own folder" in str(caught.value)
+    assert "--" not in str(caught.value)
+    assert "--out is this image sequence's own folder" in error_text(caught.value, flags=True)
+    back = pickle.loads(pickle.dumps(caught.value))  # from a worker process, whole
+    assert (str(back), back.for_cli()) == (str(caught.value), caught.value.for_cli())

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path, PurePosixPath
 
-from crct_cli.errors import CrctError
+from crct_cli.errors import CrctError, WordedError
 from crct_cli.io.images import is_image
 from crct_cli.io.sequence import sequence_images
 from crct_cli.io.video import VIDEO_SUFFIXES, is_video
@@ -73,9 +73,11 @@ def discover(inputs: Sequence[Path], out: Path) -> list[VideoJob]:
     for path in inputs:
         if _frames_in(path) and os.path.realpath(path) == os.path.realpath(out):
             # its outputs would mix with its frames, and a re-run would take it for an output
-            raise CrctError(
+            raise WordedError(
+                f"{path}: out is this image sequence's own folder; give a folder inside it "
+                f"({path / 'crct'}) or elsewhere",
                 f"{path}: --out is this image sequence's own folder; give a folder inside it "
-                f"(--out {path / 'crct'}) or elsewhere"
+                f"(--out {path / 'crct'}) or elsewhere",
             )
     walks = {i: _walk(path, out) for i, path in enumerate(inputs) if path.is_dir()}
     # a folder whose walk finds only itself is an image sequence, tracked as one video

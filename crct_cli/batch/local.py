@@ -24,7 +24,7 @@ from typing import Any
 from crct_cli.batch.discover import VideoJob
 from crct_cli.batch.summary import VideoResult
 from crct_cli.batch.worker import Listener, VideoWorker, WorkerSpec
-from crct_cli.errors import CrctError, error_text
+from crct_cli.errors import CrctError, WordedError, error_text
 
 #: Seconds between two progress messages of a worker (the bar needs no more).
 FRAME_REPORT_S = 0.2
@@ -166,10 +166,8 @@ class LocalEngine:
             if not worker.ready:
                 start_failures += 1
                 if start_failures >= MAX_START_FAILURES:
-                    raise CrctError(
-                        f"worker processes die while loading the networks ({why}); "
-                        "try fewer --workers"
-                    )
+                    died = f"worker processes die while loading the networks ({why}); try fewer"
+                    raise WordedError(f"{died} workers", f"{died} --workers")
             if queue:
                 self.restarts += worker.ready
                 start(worker.slot)

@@ -131,20 +131,22 @@ def _holds(path: Path) -> bool:
     return path.exists()
 
 
-def foreign_outputs(job: VideoJob) -> str | None:
+def foreign_outputs(job: VideoJob, flags: bool = True) -> str | None:
     """Why tracking ``job`` would replace files crct did not write (one line that names
-    ``--overwrite``), else None: outputs in its folder without crct's marker (nor the partial
-    files of a crct run stopped there)."""
+    ``--overwrite``; ``flags`` off: Python's ``overwrite=True``), else None: outputs in its
+    folder without crct's marker (nor the partial files of a crct run stopped there)."""
     present = [name for name in OUTPUT_NAMES if _holds(job.out_dir / name)]
     if not present or (job.out_dir / MARKER).exists():
         return None
     if any((job.out_dir / name).exists() for name in PARTIAL_NAMES):
         return None  # a run of crct stopped there
     listed = ", ".join(f"{name}/" if (job.out_dir / name).is_dir() else name for name in present)
-    return (
-        f"{job.out_dir} holds {listed} that crct did not write "
-        "(--overwrite replaces them, or choose another --out)"
+    how = (
+        "--overwrite replaces them, or choose another --out"
+        if flags
+        else "overwrite=True replaces them, or choose another out folder"
     )
+    return f"{job.out_dir} holds {listed} that crct did not write ({how})"
 
 
 def other_input(job: VideoJob) -> str | None:

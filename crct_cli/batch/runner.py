@@ -22,7 +22,7 @@ from crct_cli.batch.discover import VideoJob
 from crct_cli.batch.resume import Done, check_done, foreign_outputs
 from crct_cli.batch.summary import VideoResult, write_summary
 from crct_cli.batch.worker import Listener, WorkerSpec, settings_of
-from crct_cli.errors import CrctError, OptionError
+from crct_cli.errors import CrctError, OptionError, WordedError
 
 if TYPE_CHECKING:
     from crct_cli.tracking.pipeline import FrameRange
@@ -64,14 +64,16 @@ def plan_batch(
     overwrite: bool,
     crops: int = 0,
     pts: bool = True,
+    flags: bool = False,
 ) -> BatchPlan:
-    """Check every output folder; ``overwrite`` tracks every video again."""
+    """Check every output folder; ``overwrite`` tracks every video again; ``flags``: a refusal
+    names the command line's flags (else Python's keywords)."""
     results: dict[str, VideoResult] = {}
     todo: list[VideoJob] = []
     refused: list[VideoJob] = []
     reasons: Counter[str] = Counter()
     for job in jobs:
-        foreign = None if overwrite else foreign_outputs(job)
+        foreign = None if overwrite else foreign_outputs(job, flags)
         if foreign is not None:  # this video fails alone; nothing of the folder is touched
             results[job.output] = VideoResult(job.label, job.output, "failed", error=foreign)
             refused.append(job)
@@ -326,9 +328,10 @@ def exclusive_out(out: Path) -> Iterator[None]:
             handle.seek(0)
             holder = handle.read().strip() or "another process"
             handle.close()
-            raise CrctError(
-                f"{out} is being written by another crct track run ({holder}); "
-                "wait for it to end or choose another --out"
+            busy = f"{out} is being written by another crct track run ({holder})"
+            raise WordedError(
+                f"{busy}; wait for it to end or choose another out folder",
+                f"{busy}; wait for it to end or choose another --out",
             ) from None
         try:  # the file locked must still be the one at the path: its holder removes it
             if os.fstat(handle.fileno()).st_ino == os.stat(path).st_ino:

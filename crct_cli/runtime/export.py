@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from crct_cli.errors import CrctError
+from crct_cli.errors import WordedError
 from crct_cli.runtime.cache import Exported
 from crct_cli.runtime.nets import mtcnn_weight_file
 
@@ -249,10 +249,8 @@ def check_graph(
     for g, w in zip(got, want, strict=True):
         diff = float(np.abs(g - w.numpy()).max()) if g.size else 0.0
         if not diff <= CHECK_TOLERANCE:
-            raise CrctError(
-                f"ONNX export of {type(module).__name__} differs from PyTorch by {diff:.2g}; "
-                "use --backend torch"
-            )
+            differs = f"ONNX export of {type(module).__name__} differs from PyTorch by {diff:.2g}"
+            raise WordedError(f"{differs}; use backend='torch'", f"{differs}; use --backend torch")
 
 
 def _graph(
