@@ -1153,7 +1153,7 @@ def draw(
     from rich.console import Console
 
     from crct_cli.batch.runner import sigterm_as_interrupt
-    from crct_cli.overlay import PTS_COLOUR_NAMES, draw_overlay
+    from crct_cli.overlay import draw_overlay, pts_style
     from crct_cli.ui import frame_progress
 
     console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -1173,11 +1173,13 @@ def draw(
         _warning_line(f"{line} (left out)")
     if len(summary.bad_pts) > 3:
         _warning_line(f"{len(summary.bad_pts) - 3} more .pts files could not be read (left out)")
+    if run is not None and summary.with_run == 0:
+        _warning_line(f"{run}: none of the frames drawn is one the run tracked")
     parts = [f"{summary.frames} frame{'s' * (summary.frames != 1)} of {summary.video}"]
     if run is not None:
         parts.append(f"the run's points on {summary.with_run}")
     for i, (folder, n) in enumerate(zip(pts or [], summary.with_pts, strict=True)):
-        parts.append(f"{folder} on {n} ({PTS_COLOUR_NAMES[i % len(PTS_COLOUR_NAMES)]})")
+        parts.append(f"{folder} on {n} ({pts_style(i)[2]})")
     console.print(f"{'; '.join(parts)} -> {summary.out}", markup=False)
 
 

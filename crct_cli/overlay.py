@@ -37,20 +37,38 @@ from crct_cli.pose import default_focal
 from crct_cli.tracking.pipeline import FrameRange
 
 #: RGB colours of ``--pts`` folders, in order: none of them a face id's (draw.FACE_COLOURS).
+#: Light enough to read on the legend's dark band.
 PTS_COLOURS: tuple[tuple[int, int, int], ...] = (
     (255, 255, 255),
-    (255, 40, 40),
-    (40, 40, 255),
-    (160, 160, 160),
-    (120, 60, 0),
-    (255, 120, 200),
+    (255, 80, 80),
+    (100, 150, 255),
+    (170, 170, 170),
+    (215, 165, 95),
+    (255, 150, 220),
 )
-PTS_COLOUR_NAMES = ("white", "red", "blue", "grey", "brown", "pink")
+PTS_COLOUR_NAMES = ("white", "red", "blue", "grey", "tan", "pink")
+#: after the six colours, the same colours again in these shapes
+PTS_MARKERS = (
+    ("crosses", cv2.MARKER_CROSS),
+    ("x", cv2.MARKER_TILTED_CROSS),
+    ("diamonds", cv2.MARKER_DIAMOND),
+    ("squares", cv2.MARKER_SQUARE),
+)
+
+
+def pts_style(i: int) -> tuple[tuple[int, int, int], int, str]:
+    """The i-th ``--pts`` folder's colour, marker and name (``white``, ..., ``white x``)."""
+    colour = i % len(PTS_COLOURS)
+    shape = (i // len(PTS_COLOURS)) % len(PTS_MARKERS)
+    name = PTS_COLOUR_NAMES[colour] + ("" if shape == 0 else f" {PTS_MARKERS[shape][0]}")
+    return PTS_COLOURS[colour], PTS_MARKERS[shape][1], name
+
+
 #: the marker a run's folder keeps of the video it tracked (crct_cli.batch.resume.MARKER)
 _MARKER = ".crct-input.json"
 _NUMBERED = "numbered .pts files (000001.pts ...)"
 #: folder names that say nothing alone in a legend (``faces/1/annot``: three parts)
-_GENERIC = {"annot", "pts", "points", "faces", "landmarks"}
+_GENERIC = {"annot", "pts", "points", "landmarks"}
 
 
 @dataclass(frozen=True)
@@ -77,17 +95,23 @@ def _marker_input(run_dir: Path) -> dict:
         return {}
 
 
-def _same_video(path: Path, track: TrackFile, size: int | None) -> bool:
-    """Whether ``path`` can be the video ``track`` was made from: its frame size, rate and
-    count as the header says, and its bytes as the resume marker counted them."""
-    if not path.exists():
-        return False
-    if size is not None and path.is_file() and path.stat().st_size != size:
-        return False
+def _bytes(path: Path) -> int:
+    """A file's bytes, or a folder of frames' images' (as the resume marker counts them)."""
+    if path.is_dir():
+        return sum(p.stat().st_size for p in sequence_images(path))
+    return path.stat().st_size
+
+
+def _differs(path: Path, track: TrackFile, size: int | None) -> str | None:
+    """How ``path`` differs from the video ``track`` was made from (None: it can be that
+    video): its frame size, rate and count as the header says, and its bytes as the resume
+    marker counted them."""
     try:
-        return _mismatch(probe_video(path, _sequence_fps(track.header)), track.header) is None
-    except CrctError:
-        return False
+        if size is not None and _bytes(path) != size:
+            return f"has {_bytes(path)} bytes, but the run's video had {size}"
+        return _mismatch(probe_video(path, _sequence_fps(track.header)), track.header)
+    except (CrctError, OSError) as exc:
+        return str(exc)
 
 
 def _sequence_fps(header: dict) -> float | None:
@@ -98,7 +122,10 @@ def _mismatch(info: VideoInfo, header: dict) -> str | None:
     """How a video differs from the one a track.json header describes (None: it does not)."""
     ours = (info.width, info.height)
     if ours != (header.get("width"), header.get("height")):
-        return f"is {ours[0]}x{ours[1]}, but the run tracked a {header['width']}x{header['height']}"
+        return (
+            f"is {ours[0]}x{ours[1]}, but the run tracked a "
+            f"{header['width']}x{header['height']} video"
+        )
     frames = header.get("n_frames")
     if frames is not None and info.n_frames is not None and frames != info.n_frames:
         return f"has {info.n_frames} frames, but the run's video had {frames}"
@@ -123,9 +150,19 @@ def run_video(track: TrackFile, run_dir: Path) -> Path:
         candidates.append(run_dir.parent / recorded)
     if isinstance(marker.get("path"), str):
         candidates.append(Path(marker["path"]))
+    why = None
     for path in candidates:
-        if _same_video(path, track, size):
-            return path
+        if path.exists():
+            differs = _differs(path, track, size)
+            if differs is None:
+                return path
+            why = why or (path, differs)
+    if why is not None:
+        raise OptionError(
+            "video",
+            f"is needed: {why[0]} is not the video the run tracked ({why[1]})",
+            where=str(track.path),
+        )
     raise OptionError(
         "video", f"is needed: {recorded}, the video it tracked, is not found", where=str(track.path)
     )
@@ -135,10 +172,22 @@ def _numbered(stem: str) -> int | None:
     return int(stem) if stem.isdigit() else None
 
 
+def _crct_annot(folder: Path) -> bool:
+    """A crct track run's own ``annot/`` (``RUN/annot``, ``RUN/faces/<id>/annot``): numbered by
+    frame, whatever its images are called."""
+    if folder.name != "annot":
+        return False
+    run = folder.parent
+    if run.parent.name == "faces":
+        run = run.parent.parent
+    return (run / "track.json").is_file()
+
+
 def _pts_frames(folder: Path, images: Sequence[Path] | None) -> dict[int, Path]:
     """A folder's ``.pts`` files by frame index: for a folder of frames, each file by its
-    image's name where they share names (a gap in the images keeps them paired); else by number,
-    ``000001.pts`` the first frame (``000000.pts`` there: numbered from 0)."""
+    image's name where they share names (a gap in the images keeps them paired), except in a
+    crct run's own ``annot/``; else by number, ``000001.pts`` the first frame (``000000.pts``
+    there: numbered from 0)."""
     if not folder.is_dir():
         why = "no such folder" if not folder.exists() else "not a folder"
         raise OptionError("pts", f"takes folders of {_NUMBERED}: {why}", where=str(folder))
@@ -147,7 +196,7 @@ def _pts_frames(folder: Path, images: Sequence[Path] | None) -> dict[int, Path]:
         for e in os.scandir(folder)
         if e.name.lower().endswith(".pts") and e.is_file()
     }
-    if images:
+    if images and not _crct_annot(folder):
         by_image = {i: files[p.stem] for i, p in enumerate(images) if p.stem in files}
         if by_image:
             return by_image
@@ -169,14 +218,18 @@ def read_any_pts(path: Path) -> np.ndarray:
 
 
 def draw_points(
-    image: np.ndarray, points: np.ndarray, colour: tuple[int, int, int], scale: int
+    image: np.ndarray,
+    points: np.ndarray,
+    colour: tuple[int, int, int],
+    scale: int,
+    marker: int = cv2.MARKER_CROSS,
 ) -> None:
     """Small crosses, so that a folder's points stay apart from a run's dots beneath them;
     points far outside the picture (a method that diverged) are left out."""
     height, width = image.shape[:2]
     inside = np.all(np.abs(points - [width / 2, height / 2]) < [width, height], axis=1)
     for x, y in np.round(points[inside]).astype(int):
-        cv2.drawMarker(image, (int(x), int(y)), colour, cv2.MARKER_CROSS, 3 * scale + 3, scale)
+        cv2.drawMarker(image, (int(x), int(y)), colour, marker, 3 * scale + 3, scale)
 
 
 def draw_legend(image: np.ndarray, names: Sequence[str], scale: int) -> None:
@@ -186,10 +239,12 @@ def draw_legend(image: np.ndarray, names: Sequence[str], scale: int) -> None:
     top = image.shape[0] - 8 - step * len(names) - 2 * scale
     width = max(len(n) for n in names) * 9 * scale + 24
     band = image[max(0, top) :, : min(image.shape[1], width)]
-    band[:] = band // 3
+    band[:] = band // 4
     for i, name in enumerate(names):
         y = image.shape[0] - 8 - step * (len(names) - 1 - i)
-        _text(image, f"+ {name}", (8, y), PTS_COLOURS[i % len(PTS_COLOURS)], scale)
+        colour, marker, _ = pts_style(i)
+        cv2.drawMarker(image, (12, y - 4 * scale), colour, marker, 3 * scale + 3, scale)
+        _text(image, name, (22, y), colour, scale)
 
 
 def _folders(pts: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> list[Path]:
@@ -270,7 +325,7 @@ def draw_overlay(
     info = probe_video(video, _sequence_fps(header))
     problem = None if track is None else _mismatch(info, header)
     if problem is not None:
-        raise OptionError("video", f"{problem} video ({track.path})", where=str(video))
+        raise OptionError("video", f"{problem} ({track.path})", where=str(video))
     span = _frames_to_draw(header, skip_frames, max_frames)
     images = sequence_images(video) if video.is_dir() else None
     pts_frames = [_pts_frames(f, images) for f in folders]
@@ -297,7 +352,8 @@ def draw_overlay(
                 except CrctError as exc:
                     bad.append(str(exc))
                     continue
-                draw_points(image, points, PTS_COLOURS[i % len(PTS_COLOURS)], scale)
+                colour, marker, _ = pts_style(i)
+                draw_points(image, points, colour, scale, marker)
                 with_pts[i] += 1
             if names:
                 draw_legend(image, names, scale)
@@ -320,15 +376,22 @@ def _frames_to_draw(header: dict, skip: int | None, count: int | None) -> FrameR
 
 
 def _legend_names(folders: Sequence[Path]) -> list[str]:
-    """A folder's name, with its parents' while they say nothing alone (``faces/1/annot``)."""
-    names = []
-    for folder in folders:
-        parts = folder.resolve().parts
+    """A folder's name, with its parents' while they say nothing alone (``faces/1/annot``) or
+    two folders would read the same (``a/annot``, ``b/annot``)."""
+    parts = [folder.resolve().parts for folder in folders]
+    depth = []
+    for p in parts:
         k = 1
-        while k < min(len(parts), 3) and (parts[-k].lower() in _GENERIC or parts[-k].isdigit()):
+        while k < len(p) and (p[-k].lower() in _GENERIC or p[-k].isdigit()):
             k += 1
-        names.append("/".join(parts[-k:]) if parts else str(folder))
-    return names
+        depth.append(k)
+    while True:
+        names = ["/".join(p[-k:]) for p, k in zip(parts, depth, strict=True)]
+        twins = {i for i, n in enumerate(names) if names.count(n) > 1 and depth[i] < len(parts[i])}
+        if not twins:
+            return names
+        for i in twins:
+            depth[i] += 1
 
 
 __all__ = [

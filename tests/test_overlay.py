@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -148,8 +149,12 @@ def test_a_run_finds_its_own_video_and_no_other(make_video, tmp_path, monkeypatc
     monkeypatch.chdir(elsewhere)
     assert draw_overlay(run).video == video
     (run / ".crct-input.json").unlink()
+    with pytest.raises(CrctError, match="video is needed: clip.mp4 is not the video the run tr"):
+        draw_overlay(run, tmp_path / "x.mp4")  # the 9 frames one, the only one found
+    os.replace(elsewhere / "clip.mp4", elsewhere / "other.mp4")
     with pytest.raises(CrctError, match="video is needed: clip.mp4, the video it tracked, is not"):
         draw_overlay(run, tmp_path / "x.mp4")
+    os.replace(elsewhere / "other.mp4", elsewhere / "clip.mp4")
     with pytest.raises(CrctError, match="has 9 frames, but the run's video had 6"):
         draw_overlay(run, tmp_path / "x.mp4", video=elsewhere / "clip.mp4")
     assert draw_overlay(run, tmp_path / "x.mp4", video=video).frames == 6
@@ -240,6 +245,8 @@ def test_odd_pts_folders_are_drawn_and_a_bad_file_is_left_out(make_video, tmp_pa
     from crct_cli.overlay import _legend_names
 
     assert _legend_names([odd]) == ["faces/1/annot"]
+    twins = [tmp_path / "a" / "faces" / "1" / "annot", tmp_path / "b" / "faces" / "1" / "annot"]
+    assert _legend_names(twins) == ["a/faces/1/annot", "b/faces/1/annot"]
 
 
 def test_a_folder_of_frames_pairs_pts_files_by_image_name(make_video, tmp_path) -> None:
@@ -258,3 +265,25 @@ def test_a_folder_of_frames_pairs_pts_files_by_image_name(make_video, tmp_path) 
     assert draw_overlay(None, out, video=frames, pts=[labels]).with_pts == (1,)
     drawn = _frames(out)
     assert [int(d[30, 89].mean() > 150) for d in drawn] == [0, 1, 0, 0]
+
+
+def test_a_runs_own_annot_goes_by_frame_and_its_frames_by_their_bytes(make_video, tmp_path):
+    """A folder of frames named from 000000: crct's annot/ counts frames from 000001.pts
+    all the same; an image edited since the run is not the run's video any more."""
+    from crct_cli.io.images import write_image
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for f in iter_frames(make_video(n_frames=4)):
+        write_image(frames / f"{f.index:06d}.png", f.image)
+    run = _write_run(tmp_path / "run", frames, 4)
+    (run / "annot").mkdir()
+    for k in range(1, 5):
+        write_pts(run / "annot" / f"{k:06d}.pts", _points(89.0, (30.0,)))
+    size = sum(p.stat().st_size for p in frames.iterdir())
+    marker = {"schema": "crct.input/1", "input": {"path": str(frames), "size": size}}
+    (run / ".crct-input.json").write_text(json.dumps(marker))
+    assert draw_overlay(run, pts=[run / "annot"]).with_pts == (4,)
+    write_image(frames / "000002.png", np.zeros((72, 96, 3), np.uint8))
+    with pytest.raises(CrctError, match="is not the video the run tracked .has .* bytes"):
+        draw_overlay(run, tmp_path / "again.mp4")

@@ -153,7 +153,13 @@ def check_max_frames(max_frames: Any) -> int | None:
     if max_frames is None:
         return None
     count = _whole_number(max_frames)
-    if count is None or count < 1:
+    if count is None:
+        raise OptionError(
+            "max_frames",
+            f"must be a whole number (None: every frame), got {max_frames!r}",
+            cli=f"must be a whole number, got {max_frames!r}",
+        )
+    if count < 1:
         raise OptionError(
             "max_frames",
             f"must be 1 or more (None: every frame), got {max_frames!r}",
@@ -174,7 +180,9 @@ class FrameRange:
     def of(cls, skip: Any = 0, count: Any = None) -> FrameRange:
         """``--skip-frames`` and ``--max-frames`` checked (whole numbers, 0+ and 1+)."""
         whole = _whole_number(skip)
-        if whole is None or whole < 0:
+        if whole is None:
+            raise OptionError("skip_frames", f"must be a whole number, got {skip!r}")
+        if whole < 0:
             raise OptionError("skip_frames", f"must be 0 or more, got {skip!r}")
         return cls(whole, check_max_frames(count))
 
