@@ -31,7 +31,7 @@ import numpy as np
 from crct_cli.aligner import VIDEO_FLL
 from crct_cli.errors import CrctError, OptionError
 from crct_cli.io.sequence import SEQUENCE_FPS, check_fps
-from crct_cli.pose import HeadPoser
+from crct_cli.pose import HeadPoser, check_focal
 from crct_cli.runtime.nets import FINDER_WIDE, check_find_wide
 from crct_cli.tracking.backtrack import BACKTRACK, check_backtrack
 from crct_cli.tracking.bridge import BRIDGE_LOST, BRIDGE_MAX_RUN
@@ -302,6 +302,7 @@ class Tracker:
             raise OptionError("backfill", f"must be >= 0 frames (0: none), got {backfill}")
         check_bt_reuse(bt_reuse)
         check_fps(sequence_fps)
+        check_focal(focal_length)  # also without pose, as the command line checks it
         #: :meth:`track`: frames a second given to a folder of images (a video file has its own)
         self.sequence_fps = float(sequence_fps)
         smoothing = SmoothConfig(min_cutoff=smooth_cutoff, beta=smooth_beta)

@@ -266,3 +266,9 @@ def test_options_named_mid_sentence_are_each_readers_words(tmp_path: Path) -> No
     assert "--out is this image sequence's own folder" in error_text(caught.value, flags=True)
     back = pickle.loads(pickle.dumps(caught.value))  # from a worker process, whole
     assert (str(back), back.for_cli()) == (str(caught.value), caught.value.for_cli())
+
+
+def test_a_bad_focal_length_is_refused_without_pose_too() -> None:
+    """The command line refuses --focal-length 0 whatever --pose says; so does Tracker."""
+    with pytest.raises(OptionError, match="focal_length must be > 0 pixels"):
+        Tracker(networks=FaceNets(), focal_length=-5.0)
