@@ -717,6 +717,34 @@ def test_a_stopped_worker_removes_the_files_it_was_writing(tmp_path: Path) -> No
     assert not partial.exists() and not target.exists()
 
 
+def test_a_ray_actor_hears_the_stop_though_it_was_started_deaf_to_ctrl_c() -> None:
+    """A cluster started from a background job (``nohup ... &``) gives its actors SIGINT
+    ignored, where the driver's stop (``interrupt_main``) would do nothing and the actor be
+    killed mid-write: the actor takes SIGINT back as Python's KeyboardInterrupt."""
+    script = (
+        "import signal, _thread, time\n"
+        "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+        "from crct_cli.batch.ray_engine import _TrackerActor\n"
+        "from crct_cli.batch.worker import WorkerSpec, settings_of\n"
+        "from test_batch import scripted_networks\n"
+        "options = {'mode': 'crct'}\n"
+        "_TrackerActor(WorkerSpec(options, settings_of(options), threads=1,\n"
+        "              networks_factory=scripted_networks))\n"
+        "try:\n"
+        "    _thread.interrupt_main()\n"
+        "    time.sleep(5)\n"
+        "    print('not interrupted')\n"
+        "except KeyboardInterrupt:\n"
+        "    print('interrupted')\n"
+    )
+    tests = str(Path(__file__).resolve().parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([tests, os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert done.stdout.strip() == "interrupted", done.stderr[-2000:]
+
+
 def test_a_file_where_a_video_s_folder_goes_is_said_in_words(
     make_video: Callable[..., Path], tmp_path: Path, fakes: None
 ) -> None:

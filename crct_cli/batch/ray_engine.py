@@ -20,6 +20,7 @@ from __future__ import annotations
 import _thread
 import logging
 import os
+import signal
 import threading
 from collections import deque
 from collections.abc import Sequence
@@ -52,6 +53,11 @@ class _TrackerActor:
     """A Ray actor around :class:`VideoWorker`; a loading error is kept for :meth:`ready`."""
 
     def __init__(self, spec: WorkerSpec) -> None:
+        # The driver's stop reaches a video by interrupt_main, which raises only where Python
+        # handles SIGINT: an actor whose cluster was started from a background job (nohup ...
+        # &, a batch script) inherits SIGINT ignored, and would be killed mid-write instead.
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, signal.default_int_handler)
         self.error: str | None = None
         self.worker: VideoWorker | None = None
         try:
