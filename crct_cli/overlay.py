@@ -107,8 +107,8 @@ def _differs(path: Path, track: TrackFile, size: int | None) -> str | None:
     video): its frame size, rate and count as the header says, and its bytes as the resume
     marker counted them."""
     try:
-        if size is not None and _bytes(path) != size:
-            return f"has {_bytes(path)} bytes, but the run's video had {size}"
+        if size is not None and (found := _bytes(path)) != size:
+            return f"has {found} bytes, but the run's video had {size}"
         return _mismatch(probe_video(path, _sequence_fps(track.header)), track.header)
     except (CrctError, OSError) as exc:
         return str(exc)
@@ -151,7 +151,7 @@ def run_video(track: TrackFile, run_dir: Path) -> Path:
     if isinstance(marker.get("path"), str):
         candidates.append(Path(marker["path"]))
     why = None
-    for path in candidates:
+    for path in dict.fromkeys(candidates):  # each place once
         if path.exists():
             differs = _differs(path, track, size)
             if differs is None:
