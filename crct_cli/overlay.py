@@ -17,8 +17,8 @@ from 1, crct's from 0: one pixel apart).
 
 from __future__ import annotations
 
+import operator
 import os
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +32,6 @@ from crct_cli.io.landmarks import read_pts
 from crct_cli.io.sequence import sequence_images
 from crct_cli.io.track_json import FacesRecord, TrackFile, load_track
 from crct_cli.io.video import VideoInfo, VideoWriter, is_video, iter_frames, probe_video
-from crct_cli.landmarks import N_POINTS
 from crct_cli.pose import default_focal
 from crct_cli.tracking.pipeline import FrameRange
 
@@ -207,16 +206,6 @@ def _pts_frames(folder: Path, images: Sequence[Path] | None) -> dict[int, Path]:
     return {n - first: path for n, path in numbers.items()}
 
 
-def read_any_pts(path: Path) -> np.ndarray:
-    """A ``.pts`` file of any number of points (68 when it does not say)."""
-    try:
-        head = path.read_text(encoding="utf-8", errors="replace")[:200]
-    except OSError as exc:
-        raise CrctError(f"{path}: cannot read ({exc.strerror})") from None
-    declared = re.search(r"n_points\s*:\s*(\d+)", head)
-    return read_pts(path, int(declared.group(1)) if declared else N_POINTS)
-
-
 def draw_points(
     image: np.ndarray,
     points: np.ndarray,
@@ -348,7 +337,7 @@ def draw_overlay(
                 if path is None:
                     continue
                 try:
-                    points = read_any_pts(path)
+                    points = read_pts(path, None)  # any number of points
                 except CrctError as exc:
                     bad.append(str(exc))
                     continue
@@ -369,10 +358,23 @@ def _frames_to_draw(header: dict, skip: int | None, count: int | None) -> FrameR
     run's first."""
     run_skip = header.get("skip_frames", 0)
     run_count = header.get("max_frames")
+    if count is not None and not _at_least_one(count):  # left out, it is the run's count
+        raise OptionError(
+            "max_frames",
+            f"must be a whole number, 1 or more (None: the run's frames), got {count!r}",
+            cli=f"must be 1 or more (unset: the run's frames), got {count!r}",
+        )
     if skip is not None and count is None and run_count is not None:
         left = run_skip + run_count - FrameRange.of(skip).skip
         return FrameRange.of(skip, left if left >= 1 else None)
     return FrameRange.of(run_skip if skip is None else skip, run_count if count is None else count)
+
+
+def _at_least_one(count: object) -> bool:
+    try:
+        return not isinstance(count, bool) and operator.index(count) >= 1  # type: ignore[arg-type]
+    except TypeError:
+        return False
 
 
 def _legend_names(folders: Sequence[Path]) -> list[str]:
@@ -399,6 +401,5 @@ __all__ = [
     "PTS_COLOUR_NAMES",
     "DrawSummary",
     "draw_overlay",
-    "read_any_pts",
     "run_video",
 ]

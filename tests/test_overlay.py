@@ -287,3 +287,16 @@ def test_a_runs_own_annot_goes_by_frame_and_its_frames_by_their_bytes(make_video
     write_image(frames / "000002.png", np.zeros((72, 96, 3), np.uint8))
     with pytest.raises(CrctError, match="is not the video the run tracked .has .* bytes"):
         draw_overlay(run, tmp_path / "again.mp4")
+
+
+def test_a_bad_count_says_what_leaving_it_out_draws(make_video, tmp_path) -> None:
+    from crct_cli.errors import error_text
+
+    video = make_video(n_frames=4)
+    run = _write_run(tmp_path / "run", video, 4)
+    for bad in (0, 2.5):
+        with pytest.raises(
+            CrctError, match=r"max_frames must be a whole number, 1 or more \(None: the run's"
+        ) as caught:
+            draw_overlay(run, tmp_path / "o.mp4", max_frames=bad)
+        assert "(unset: the run's frames)" in error_text(caught.value, flags=True)

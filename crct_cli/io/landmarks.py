@@ -16,8 +16,9 @@ from crct_cli.landmarks import N_POINTS
 PTS_ORIGIN = 1.0
 
 
-def read_pts(path: str | os.PathLike[str], n_points: int = N_POINTS) -> np.ndarray:
-    """Read a ``.pts`` file into an (n_points, 2) float array of pixel coordinates.
+def read_pts(path: str | os.PathLike[str], n_points: int | None = N_POINTS) -> np.ndarray:
+    """Read a ``.pts`` file into an (n_points, 2) float array of pixel coordinates
+    (``n_points`` None: as many as the file declares, 68 where it does not say).
 
     Tolerates ``version: 1.0``, CRLF line ends and blank lines; anything else that is off
     (missing braces, wrong count, non-numbers) raises :class:`CrctError` naming the file.
@@ -44,6 +45,8 @@ def read_pts(path: str | os.PathLike[str], n_points: int = N_POINTS) -> np.ndarr
             except (IndexError, ValueError):
                 raise CrctError(f"{path}: bad n_points line {ln!r}") from None
     rows = lines[start + 1 : end]
+    if n_points is None:
+        n_points = N_POINTS if declared is None else declared
     try:
         points = np.array([[float(v) for v in row.split()[:2]] for row in rows], dtype=np.float64)
     except ValueError:
