@@ -39,7 +39,7 @@ from rich.table import Table
 
 from crct_cli.degrade import Item, collect_items, copy_file, is_gray
 from crct_cli.errors import CrctError, OnFailure, report_failure
-from crct_cli.geometry import box_center_size, crop_matrix, warp
+from crct_cli.geometry import box_center_size, crop_matrix, reachable_region, warp
 from crct_cli.io.atomic import write_text_atomic
 from crct_cli.io.images import read_image, write_image
 from crct_cli.runtime.iid import (
@@ -134,25 +134,15 @@ def face_crops(
     what the classifier learnt as noise.
     """
     out = []
-    h, w = image.shape[:2]
     for box in np.asarray(boxes, dtype=np.float64).reshape(-1, 4):
         center, side = box_center_size(box)
         side *= context
         g = min(1.0, max_face / max(float(max(box[2:])), 1.0))
-        half = 0.75 * side + 16.0 / g
-        x0, y0 = max(0, int(center[0] - half)), max(0, int(center[1] - half))
-        x1 = min(w, int(math.ceil(center[0] + half)))
-        y1 = min(h, int(math.ceil(center[1] + half)))
-        if x1 <= x0 or y1 <= y0:  # a box wholly outside the picture: all black, as a warp
+        reached = reachable_region(image, center, side, g)
+        if reached is None:  # a box wholly outside the picture: all black, as a warp
             out.append(np.zeros((size, size, 3), np.uint8))
             continue
-        sub = image[y0:y1, x0:x1]
-        nw, nh = max(1, round((x1 - x0) * g)), max(1, round((y1 - y0) * g))
-        native = cv2.resize(
-            sub, (nw, nh), interpolation=cv2.INTER_AREA if g < 1 else cv2.INTER_LINEAR
-        ).reshape(nh, nw, 3)
-        gain = np.array([nw / max(1, x1 - x0), nh / max(1, y1 - y0)])
-        origin = np.array([x0, y0], dtype=np.float64)
+        native, origin, gain = reached
         matrix = crop_matrix((center - origin) * gain, side * float(gain.mean()), size)
         out.append(warp(native, matrix, size))
     return np.stack(out) if out else np.zeros((0, size, size, 3), np.uint8)

@@ -7,6 +7,8 @@ mapped back with its inverse.
 
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 
@@ -65,6 +67,29 @@ def warp(
         borderMode=cv2.BORDER_REPLICATE if replicate else cv2.BORDER_CONSTANT,
         borderValue=0,
     )
+
+
+def reachable_region(
+    image: np.ndarray, center: np.ndarray, side: float, scale: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """The part of ``image`` a crop of ``side`` px around ``center`` can reach (turned, plus
+    room for a blur's support), resized by ``scale`` (INTER_AREA when it shrinks), as FADeNN's
+    noise classifier saw its faces: ``(region, origin, gain)``, an image point ``p`` being
+    ``(p - origin) * gain`` in the region; None where the region is wholly outside."""
+    half = 0.75 * side + 16.0 / scale
+    h, w = image.shape[:2]
+    x0, y0 = max(0, int(center[0] - half)), max(0, int(center[1] - half))
+    x1, y1 = min(w, int(math.ceil(center[0] + half))), min(h, int(math.ceil(center[1] + half)))
+    if x1 <= x0 or y1 <= y0:
+        return None
+    nw, nh = max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale))
+    region = cv2.resize(
+        image[y0:y1, x0:x1],
+        (nw, nh),
+        interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR,
+    ).reshape(nh, nw, 3)
+    gain = np.array([nw / (x1 - x0), nh / (y1 - y0)])
+    return region, np.array([x0, y0], dtype=np.float64), gain
 
 
 def crop_box(

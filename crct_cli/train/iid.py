@@ -103,20 +103,13 @@ def noisy_crop_pair(
     # never above the size on disk: an upsampled face would be a blurred "clean" target
     g = min(1.0, native_face / box_side)
     # the region the rotated crop can reach, plus room for the blur's support
-    half = 0.75 * side + 16.0 / g
-    h, w = face.image.shape[:2]
-    x0, y0 = max(0, int(center[0] - half)), max(0, int(center[1] - half))
-    x1, y1 = min(w, int(math.ceil(center[0] + half))), min(h, int(math.ceil(center[1] + half)))
-    sub = face.image[y0:y1, x0:x1]
-    nw, nh = max(1, round((x1 - x0) * g)), max(1, round((y1 - y0) * g))
-    native = cv2.resize(
-        sub, (nw, nh), interpolation=cv2.INTER_AREA if g < 1 else cv2.INTER_LINEAR
-    ).reshape(nh, nw, 3)
+    reached = geometry.reachable_region(face.image, center, side, g)
+    if reached is None:
+        raise ValueError(f"{face.name}: the face lies outside its image")
+    native, origin, gain = reached
     if gray:
         native = np.repeat(cv2.cvtColor(native, cv2.COLOR_RGB2GRAY)[:, :, None], 3, axis=2)
     noisy = native if cls == 0 else degrade_rgb(native, NOISE_TYPES[cls - 1], level, rng)
-    gain = np.array([nw / max(1, x1 - x0), nh / max(1, y1 - y0)])
-    origin = np.array([x0, y0], dtype=np.float64)
     matrix = geometry.crop_matrix(
         (center - origin) * gain, side * float(gain.mean()), size, angle, flip
     )
