@@ -33,7 +33,7 @@ from crct_cli.io.sequence import sequence_images
 from crct_cli.io.track_json import FacesRecord, TrackFile, load_track
 from crct_cli.io.video import VideoInfo, VideoWriter, is_video, iter_frames, probe_video
 from crct_cli.pose import default_focal
-from crct_cli.tracking.pipeline import FrameRange
+from crct_cli.tracking.pipeline import OVERLAY, FrameRange
 
 #: RGB colours of ``--pts`` folders, in order: none of them a face id's (draw.FACE_COLOURS).
 #: Light enough to read on the legend's dark band.
@@ -108,7 +108,8 @@ def _differs(path: Path, track: TrackFile, size: int | None) -> str | None:
     try:
         if size is not None and (found := _bytes(path)) != size:
             return f"has {found} bytes, but the run's video had {size}"
-        return _mismatch(probe_video(path, _sequence_fps(track.header)), track.header)
+        info = probe_video(path, _sequence_fps(track.header))
+        return _mismatch(info, track.header, _run_length(track))
     except (CrctError, OSError) as exc:
         return str(exc)
 
@@ -117,8 +118,20 @@ def _sequence_fps(header: dict) -> float | None:
     return (header.get("config") or {}).get("sequence_fps")
 
 
-def _mismatch(info: VideoInfo, header: dict) -> str | None:
-    """How a video differs from the one a track.json header describes (None: it does not)."""
+def _run_length(track: TrackFile) -> int | None:
+    """The frames the run's video had, where the run read it to its end (no ``max_frames``):
+    those it passed over and those it wrote. A video whose container declares no count is
+    checked by this one."""
+    written = track.summary.get("frames_written")
+    if track.header.get("max_frames") is not None or not isinstance(written, int):
+        return None
+    skipped = track.header.get("skip_frames", 0)
+    return skipped + written if isinstance(skipped, int) else None
+
+
+def _mismatch(info: VideoInfo, header: dict, length: int | None = None) -> str | None:
+    """How a video differs from the one a track.json header describes (None: it does not);
+    ``length``: the frames the run read (:func:`_run_length`) where its header declares none."""
     ours = (info.width, info.height)
     if ours != (header.get("width"), header.get("height")):
         return (
@@ -128,6 +141,8 @@ def _mismatch(info: VideoInfo, header: dict) -> str | None:
     frames = header.get("n_frames")
     if frames is not None and info.n_frames is not None and frames != info.n_frames:
         return f"has {info.n_frames} frames, but the run's video had {frames}"
+    if frames is None and length is not None and info.n_frames not in (None, length):
+        return f"has {info.n_frames} frames, but the run's video had {length}"
     fps = header.get("fps")
     if fps and abs(info.fps - float(fps)) > 1e-3 * float(fps):
         return f"runs at {info.fps:.3f} fps, but the run's video at {float(fps):.3f}"
@@ -298,6 +313,13 @@ def draw_overlay(
     out = Path(out)
     if not is_video(out):
         raise OptionError("out", "is the video to write (FILE.mp4)", where=str(out))
+    if run_dir is not None and out.resolve() == (run_dir / OVERLAY).resolve():
+        raise OptionError(
+            "out",
+            f"is the run's {OVERLAY}, which crct track --overlay writes and a run again replaces "
+            "or removes: draw to another name (the default is draw.mp4)",
+            where=str(out),
+        )
     if out.exists() and out.resolve() == video.resolve():
         raise CrctError(f"{out}: is the video drawn on; write the overlay elsewhere")
     if out.is_dir():
@@ -312,7 +334,9 @@ def draw_overlay(
 
     header = track.header if track is not None else {}
     info = probe_video(video, _sequence_fps(header))
-    problem = None if track is None else _mismatch(info, header)
+    length = None if track is None else _run_length(track)
+    track_path = None if track is None else track.path
+    problem = None if track is None else _mismatch(info, header, length)
     if problem is not None:
         raise OptionError("video", f"{problem} ({track.path})", where=str(video))
     span = _frames_to_draw(header, skip_frames, max_frames)
@@ -350,6 +374,15 @@ def draw_overlay(
             frames += 1
             if on_frame is not None:
                 on_frame(frames, total)
+        if info.n_frames is None and length is not None and span.count is None:
+            # a container that declares no count: checked once decoded (the file is not kept)
+            if span.skip + frames != length:
+                raise OptionError(
+                    "video",
+                    f"has {span.skip + frames} frames, but the run's video had {length} "
+                    f"({track_path})",
+                    where=str(video),
+                )
     return DrawSummary(out, video, frames, with_run, tuple(with_pts), tuple(bad))
 
 

@@ -300,3 +300,33 @@ def test_a_bad_count_says_what_leaving_it_out_draws(make_video, tmp_path) -> Non
         ) as caught:
             draw_overlay(run, tmp_path / "o.mp4", max_frames=bad)
         assert "(unset: the run's frames)" in error_text(caught.value, flags=True)
+
+
+def test_a_video_that_declares_no_frame_count_is_counted_as_drawn(make_video, tmp_path) -> None:
+    """A Matroska file declares no frame count, so size and rate alone would let a same-sized
+    other video pass: a run read to its end knows its video's length, and a video of another
+    length is refused, before drawing if it declares one, once decoded if not (nothing kept)."""
+    video = make_video("clip.mkv", n_frames=6)
+    assert probe_video(video).n_frames is None
+    run = _write_run(tmp_path / "run", video, 6)
+    assert draw_overlay(run).frames == 6
+    for name, n in (("longer.mkv", 9), ("shorter.mkv", 4), ("declared.mp4", 9)):
+        other = make_video(name, n_frames=n)
+        with pytest.raises(CrctError, match=f"has {n} frames, but the run's video had 6"):
+            draw_overlay(run, tmp_path / "o.mp4", video=other)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(("o.", ".o"))]
+    part = draw_overlay(run, tmp_path / "part.mp4", video=tmp_path / "longer.mkv", max_frames=3)
+    assert part.frames == 3  # a part of the run's frames: the length is not known, not checked
+
+
+def test_the_runs_own_overlay_name_is_left_to_crct_track(make_video, tmp_path) -> None:
+    """crct track --overlay writes RUN/overlay.mp4 and a run without it removes a stale one, so
+    a drawing there would be replaced or lost: refused, with the default named."""
+    video = make_video(n_frames=4)
+    run = _write_run(tmp_path / "run", video, 4)
+    with pytest.raises(CrctError, match="out is the run's overlay.mp4, .* default is draw.mp4"):
+        draw_overlay(run, run / "overlay.mp4")
+    with pytest.raises(CrctError, match="out is the run's overlay.mp4"):
+        draw_overlay(run / "track.json", run / "sub" / ".." / "overlay.mp4")
+    assert sorted(p.name for p in run.iterdir()) == ["track.json"]
+    assert draw_overlay(run, tmp_path / "overlay.mp4").frames == 4  # elsewhere it is any name

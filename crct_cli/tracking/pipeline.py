@@ -39,6 +39,9 @@ from crct_cli.io.video import VideoWriter, probe_video
 
 #: The files a finished video folder holds (``overlay.mp4`` and ``crops/`` besides, on request).
 OUTPUTS: tuple[str, ...] = ("annot", "track.json", "landmarks.csv")
+#: ``--overlay``'s video in a run's folder (removed by a run without ``--overlay``: it would be
+#: stale); ``crct draw`` writes ``draw.mp4`` beside it, never this.
+OVERLAY = "overlay.mp4"
 
 
 @dataclass
@@ -253,7 +256,7 @@ def track_video(
         with TrackJsonWriter(out_dir / "track.json", header, SCHEMA_FACES) as track_json:
             csv = LandmarksCsvWriter(out_dir / "landmarks.csv", pose=poser is not None)
             if overlay:
-                writer = VideoWriter(out_dir / "overlay.mp4", info.fps, info.width, info.height)
+                writer = VideoWriter(out_dir / OVERLAY, info.fps, info.width, info.height)
             for frame in tracker.track(video, span.count, span.skip):
                 frames += 1
                 first = frame.face(0)
@@ -301,8 +304,8 @@ def track_video(
             if writer is not None:
                 writer.close()
                 writer = None
-            elif (out_dir / "overlay.mp4").exists():  # a stale overlay of an earlier run
-                (out_dir / "overlay.mp4").unlink()
+            elif (out_dir / OVERLAY).exists():  # a stale overlay of an earlier run
+                (out_dir / OVERLAY).unlink()
             folders.commit()
             csv.close()
             csv = None
