@@ -34,6 +34,22 @@ def test_arrays_become_numbered_timed_frames_of_their_own() -> None:
     assert [int(f.image[0, 0, 0]) for f in frames] == [2, 3, 4]  # copies, not the buffer
     grey = list(iter_arrays(np.full((2, 5, 6, 1), 9, np.uint8), 30.0, _check_image))
     assert grey[1].image.shape == (5, 6, 3) and int(grey[1].image.max()) == 9
+    video = np.arange(3 * 6 * 8 * 3, dtype=np.uint8).reshape(3, 6, 8, 3)
+    held = [f.image for f in iter_arrays(video, 25.0, _check_image)]
+    video[:] = 0  # the caller's array is theirs to change: each frame was copied once
+    assert all(f.any() and not np.may_share_memory(f, video) for f in held)
+    grey_buffer = np.zeros((6, 8), np.uint8)
+
+    def grey_capture():
+        for k in range(3):
+            grey_buffer[:] = k
+            yield grey_buffer
+
+    assert [int(f.image[0, 0, 1]) for f in iter_arrays(grey_capture(), 25.0, _check_image)] == [
+        0,
+        1,
+        2,
+    ]
 
 
 @pytest.mark.parametrize(

@@ -58,7 +58,9 @@ def iter_arrays(
         if index < skip:
             continue
         try:
-            image = np.array(check(array), copy=True)
+            image = check(array)
+            if not isinstance(array, np.ndarray) or np.may_share_memory(image, array):
+                image = image.copy()  # a grey or RGBA frame was already made anew by check
         except CrctError as exc:
             raise CrctError(f"frame {index}: {exc}") from None
         if size is None:
