@@ -1245,6 +1245,15 @@ def denoise(
             max=0.99,
         ),
     ] = 0.8,
+    detect_every: Annotated[
+        int,
+        typer.Option(
+            help="Videos: look for faces (MTCNN) on every N-th frame; the frames between are "
+            "classified on the faces the last look found (on tiles if none). 1: every frame "
+            "(slower).",
+            metavar="N",
+        ),
+    ] = 5,  # crct_cli.denoise.DETECT_EVERY
     device: DeviceOption = "auto",
     backend: BackendOption = "auto",
 ) -> None:
@@ -1253,6 +1262,7 @@ def denoise(
 
     from crct_cli.denoise import (
         ImageDenoiser,
+        check_detect_every,
         check_smoothing,
         denoise_progress,
         noise_classes_table,
@@ -1266,6 +1276,7 @@ def denoise(
     from crct_cli.tables import print_tables
 
     check_smoothing(smoothing)
+    check_detect_every(detect_every)
     if variant not in VARIANTS:
         raise CrctError(f"--variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
     source = (
@@ -1296,12 +1307,12 @@ def denoise(
     if variant != "d":  # S and M classify the faces, as their classifier was trained
         den.detector = runtime.detector()
     with denoise_progress(console, len(plan.jobs)) as (on_item, on_frame):
-        records = run_plan(plan, den, on_item, on_frame, smoothing, failures)
+        records = run_plan(plan, den, on_item, on_frame, smoothing, failures, detect_every)
     if records:
         n_frames = sum(r.frames for r in records)
         if variant != "d":
             print_tables([noise_classes_table(records, f"noise classes (IID-{variant.upper()})")])
-            where = write_classes_json(out, records, variant, iid_path, smoothing)
+            where = write_classes_json(out, records, variant, iid_path, smoothing, detect_every)
             failures.say(f"wrote {where}")
         failed = f"; {len(failures.lines)} failed" if failures.lines else ""
         failures.say(

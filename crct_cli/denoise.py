@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import operator
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -38,7 +39,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from crct_cli.degrade import Item, collect_items, copy_file, is_gray
-from crct_cli.errors import CrctError, OnFailure, report_failure
+from crct_cli.errors import CrctError, OnFailure, OptionError, report_failure
 from crct_cli.geometry import box_center_size, crop_matrix, reachable_region, warp
 from crct_cli.io.atomic import write_text_atomic
 from crct_cli.io.images import read_image, write_image
@@ -67,13 +68,33 @@ TILE = CROP_SIZE
 MAX_FACES = 8
 #: ``--smoothing``: the weight of past frames; 1 would never let a new frame count.
 MAX_SMOOTHING = 0.99
+#: ``--detect-every``: a video's faces are looked for on every this many frames; the frames
+#: between are classified as the last look's frame was: on the crops of the faces it found, or
+#: on tiles where it found none (MTCNN's three looks cost several times the classifier and, on
+#: a clean video, all the rest of a frame's work).
+DETECT_EVERY = 5
+
+
+def check_detect_every(detect_every: int) -> int:
+    """``--detect-every``: a whole number (numpy's too) of 1 or more, returned as int."""
+    try:
+        every = None if isinstance(detect_every, bool) else operator.index(detect_every)
+    except TypeError:
+        every = None
+    if every is None or every < 1:
+        raise OptionError(
+            "detect_every", f"must be a whole number of frames, 1 or more, got {detect_every!r}"
+        )
+    return every
 
 
 def check_smoothing(smoothing: float) -> None:
     """``--smoothing`` is a number from 0 to 0.99: NaN gets past a range check (every
     comparison with it is false) and would turn denoising off after a video's first frame."""
     if not (math.isfinite(smoothing) and 0.0 <= smoothing <= MAX_SMOOTHING):
-        raise CrctError(f"--smoothing must be a number from 0 to {MAX_SMOOTHING}, got {smoothing}")
+        raise OptionError(
+            "smoothing", f"must be a number from 0 to {MAX_SMOOTHING}, got {smoothing}"
+        )
 
 
 def vote_tiles(image: np.ndarray, tile: int = TILE, grid: int = 3) -> np.ndarray:
@@ -301,19 +322,28 @@ def denoise_video_file(
     den: ImageDenoiser,
     on_frame: Callable[[int, int | None], None] | None = None,
     smoothing: float = 0.8,
+    detect_every: int = DETECT_EVERY,
 ) -> DenoiseRecord:
     """Every frame, written at the source frame rate (temporary name, renamed when complete);
-    classes decided on probabilities averaged over frames (:class:`ClassSmoother`)."""
+    classes decided on probabilities averaged over frames (:class:`ClassSmoother`), faces
+    looked for on every ``detect_every``-th frame from the first (the frames between are
+    classified as the last look's frame was: on the crops of the faces it found, or on their
+    own tiles where it found none)."""
     from crct_cli.io.video import VideoWriter, iter_frames, probe_video
 
+    check_smoothing(smoothing)
+    detect_every = check_detect_every(detect_every)
     info = probe_video(src)
     record = DenoiseRecord(str(src), str(dst), "video", fps=info.fps)
     smoother = ClassSmoother(smoothing)
     writer: VideoWriter | None = None
+    faces: np.ndarray | None = None
     with contextlib.closing(iter_frames(src)) as frames:
         try:
             for k, frame in enumerate(frames):
-                out, cls, _ = den(frame.image, smoother)
+                if den.variant != "d" and k % detect_every == 0:
+                    faces = den.find_faces(frame.image)
+                out, cls, _ = den(frame.image, smoother, faces)
                 if writer is None:
                     h, w = frame.image.shape[:2]
                     writer = VideoWriter(dst, info.fps, w, h)
@@ -342,12 +372,15 @@ def run_plan(
     on_frame: Callable[[int, int | None], None] | None = None,
     smoothing: float = 0.8,
     on_failure: OnFailure | None = None,
+    detect_every: int = DETECT_EVERY,
 ) -> list[DenoiseRecord]:
     """Write every output; returns one record per image or video (copied files excluded).
 
     Without ``on_failure`` the first bad input raises; with it each is told there in one line
     (and kept in ``plan.failed``) and the others are still written.
     """
+    check_smoothing(smoothing)  # a bad option is no bad input: refused before anything is written
+    detect_every = check_detect_every(detect_every)
     try:
         plan.out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -364,7 +397,9 @@ def run_plan(
             elif item.kind == "image":
                 records.append(denoise_image_file(item.src, dst, den))
             else:
-                records.append(denoise_video_file(item.src, dst, den, on_frame, smoothing))
+                records.append(
+                    denoise_video_file(item.src, dst, den, on_frame, smoothing, detect_every)
+                )
         except (CrctError, OSError) as exc:
             plan.failed[item.src] = report_failure(on_failure, item.src, exc)
         if on_item is not None:
@@ -373,7 +408,11 @@ def run_plan(
 
 
 def classes_document(
-    records: Sequence[DenoiseRecord], variant: str, weights: str, smoothing: float = 0.8
+    records: Sequence[DenoiseRecord],
+    variant: str,
+    weights: str,
+    smoothing: float = 0.8,
+    detect_every: int = DETECT_EVERY,
 ) -> dict:
     """The ``noise_classes.json`` content (schema ``crct.noise_classes/1``)."""
     images = [
@@ -414,8 +453,11 @@ def classes_document(
         "their landmark boxes x, y, w, h in faces); where it finds none, over up to 9 "
         "full-resolution 112-px tiles around the centre (classified_on: tiles); video frames "
         "use the exponential average of those probabilities over frames (weight "
-        f"{smoothing} on the history)",
+        f"{smoothing} on the history); in a video, faces are looked for on frames 0, "
+        f"{detect_every}, {2 * detect_every}, ... (detect_every), the frames between classified "
+        "on the crops of the faces the last look found, or on their tiles where it found none",
         "smoothing": smoothing,
+        "detect_every": detect_every,
         "images": images,
         "videos": videos,
     }
@@ -427,9 +469,10 @@ def write_classes_json(
     variant: str,
     weights: str,
     smoothing: float = 0.8,
+    detect_every: int = DETECT_EVERY,
 ) -> Path:
     path = out_dir / CLASSES_JSON
-    doc = classes_document(records, variant, weights, smoothing)
+    doc = classes_document(records, variant, weights, smoothing, check_detect_every(detect_every))
     write_text_atomic(path, json.dumps(doc, indent=2) + "\n")
     return path
 
@@ -449,7 +492,7 @@ def noise_classes_table(records: Sequence[DenoiseRecord], title: str, limit: int
         else:
             label = ", ".join(f"{name} {n}" for name, n in r.counts().items()) + " frames"
             if "tiles" in r.bases:
-                label += f" ({r.bases.count('tiles')} without a face: tiles)"
+                label += f" ({r.bases.count('tiles')} on tiles: no face found)"
         table.add_row(r.input, label)
     if len(records) > limit:
         table.add_row(f"... {len(records) - limit} more in {CLASSES_JSON}", "")

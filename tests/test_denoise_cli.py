@@ -19,6 +19,7 @@ from torch import nn
 from typer.testing import CliRunner
 
 from crct_cli.cli import app
+from crct_cli.errors import OptionError
 from crct_cli.io.images import read_image, write_image
 from crct_cli.io.landmarks import write_pts
 from crct_cli.io.video import iter_frames, probe_video
@@ -297,7 +298,7 @@ def test_video_classes_are_smoothed_over_frames(tmp_path: Path, make_video, monk
     near = [np.array([0.48, 0.0, 0.52, 0.0, 0.0]), np.array([0.56, 0.0, 0.44, 0.0, 0.0])]
     calls = iter(range(100))
     den = ImageDenoiser(scripted_iid("s", 2))
-    monkeypatch.setattr(den, "class_probabilities", lambda image: near[next(calls) % 2])
+    monkeypatch.setattr(den, "class_probabilities", lambda image, faces: near[next(calls) % 2])
     video = make_video("flicker.mp4", n_frames=8, width=64, height=48, fps=10)
     raw = denoise_video_file(video, tmp_path / "raw.mp4", den, smoothing=0.0)
     assert raw.classes == [2, 0] * 4  # every frame on its own: blur, clean, blur, clean...
@@ -473,7 +474,9 @@ def test_noise_classes_json_says_what_each_class_was_decided_on(
     write_image(src / "with.png", np.maximum(face_image(96, 80), 120))
     write_image(src / "without.png", np.full((80, 96, 3), 20, np.uint8))
     video = make_video("v.mp4", n_frames=4, width=64, height=48, fps=10)
-    result = ok("denoise", src, video, "--out", tmp_path / "out", "--variant", "s")
+    result = ok(
+        "denoise", src, video, "--out", tmp_path / "out", "--variant", "s", "--detect-every", 1
+    )
     doc = json.loads((tmp_path / "out" / "noise_classes.json").read_text())
     assert doc["schema"] == "crct.noise_classes/1" and "faces MTCNN finds" in doc["method"]
     by_name = {Path(i["input"]).name: i for i in doc["images"]}
@@ -484,6 +487,7 @@ def test_noise_classes_json_says_what_each_class_was_decided_on(
     assert all(i["class"] == "blur" for i in doc["images"])  # the verdict itself as before
     (entry,) = doc["videos"]
     assert entry["frames_classified_on"] == {"faces": 2, "tiles": 2}
+    assert doc["detect_every"] == 1 and "frames 0, 1, 2, ..." in doc["method"]
     assert any(
         "without.png" in line and "no face: tiles" in line for line in result.stdout.splitlines()
     )
@@ -522,3 +526,60 @@ def test_shipped_m_on_real_afw_photos_classes_their_faces() -> None:
     assert clean.count("clean") >= 4, clean
     assert blurred.count("blur") >= 7, blurred
     assert all(v is not None and v.basis == "faces" for v in bases)
+
+
+def test_a_videos_faces_are_looked_for_every_n_frames(
+    tmp_path: Path, wdir: Path, make_video, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MTCNN's looks cost more than the rest of a clean frame: a video's faces are looked for on
+    frames 0, N, 2N, ... and the frames between are voted on the crops of the last faces found
+    (or on tiles, where none was), every frame still classified and smoothed."""
+    from crct_cli.denoise import ImageDenoiser, denoise_video_file, face_crops, vote_tiles
+
+    looked: list[int] = []  # the frame each look was on (its mean grey level)
+    found = detections(1)
+
+    def mtcnn(image: np.ndarray, *args: object) -> list:
+        looked.append(int(round(float(image.mean()))))
+        return found if image.mean() < 115 else []  # frames 0-7 (grey 40-110) show a face
+
+    frames = [np.full((48, 64, 3), 40 + 10 * k, np.uint8) for k in range(12)]
+    frames = [textured(f, seed=k) for k, f in enumerate(frames)]
+    video = tmp_path / "v.mp4"
+    from crct_cli.io.video import VideoWriter
+
+    writer = VideoWriter(video, 10.0, 64, 48)
+    for f in frames:
+        writer.write(f)
+    writer.close()
+    decoded = [f.image for f in iter_frames(video)]
+    den = ImageDenoiser(scripted_iid("s", 0), detector=mtcnn)
+    seen: list[np.ndarray] = []
+    real = den.crop_probabilities
+
+    def spy(crops: np.ndarray) -> np.ndarray:
+        seen.append(crops)
+        return real(crops)
+
+    monkeypatch.setattr(den, "crop_probabilities", spy)
+    record = denoise_video_file(video, tmp_path / "out.mp4", den, detect_every=5)
+    assert record.frames == 12 and len(record.classes) == 12 and len(seen) == 12
+    # frames 0 and 5 show a face at the first look; frame 10 none, so all three looks ran there
+    assert len(looked) == 1 + 1 + 3
+    box = np.stack([found[0].box])
+    for k in range(10):  # each between-frame cut at the faces of its last look
+        assert np.array_equal(seen[k], face_crops(decoded[k], box)), k
+    assert np.array_equal(seen[11], vote_tiles(decoded[11]))
+    assert record.bases == ["faces"] * 10 + ["tiles"] * 2
+    looked.clear()
+    every = denoise_video_file(video, tmp_path / "every.mp4", den, detect_every=1)
+    assert len(looked) == 8 + 4 * 3  # a look on every frame
+    assert every.bases == ["faces"] * 8 + ["tiles"] * 4
+    numpy_int = denoise_video_file(video, tmp_path / "np.mp4", den, detect_every=np.int64(5))
+    assert numpy_int.bases == record.bases  # a whole number from numpy is one too
+    for bad in (0, -2, 2.5, True):
+        with pytest.raises(OptionError, match="detect_every must be a whole number"):
+            denoise_video_file(video, tmp_path / "bad.mp4", den, detect_every=bad)  # type: ignore[arg-type]
+    assert not (tmp_path / "bad.mp4").exists()
+    line = one_line_error(crct("denoise", video, "--out", tmp_path / "o", "--detect-every", 0))
+    assert "--detect-every must be a whole number" in line and not (tmp_path / "o").exists()

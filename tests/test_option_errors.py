@@ -26,6 +26,7 @@ import crct_cli.batch
 from crct_cli import Tracker, track_videos
 from crct_cli.batch.summary import read_summary
 from crct_cli.cli import app
+from crct_cli.denoise import run_plan
 from crct_cli.errors import CLI_FLAGS, CrctError, OptionError, cli_flag, error_text
 from crct_cli.overlay import draw_overlay
 
@@ -190,7 +191,7 @@ def test_an_option_error_crosses_processes_and_reads_as_either_side() -> None:
 
 
 #: modules whose options are another command's: (the Python function, the crct command)
-OTHER_COMMANDS = {"overlay.py": (draw_overlay, "draw")}
+OTHER_COMMANDS = {"overlay.py": (draw_overlay, "draw"), "denoise.py": (run_plan, "denoise")}
 
 
 def _named_options(only: str | None = None) -> dict[str, str]:

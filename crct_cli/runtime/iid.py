@@ -225,16 +225,23 @@ class PictureDenoiser:
         """The classifier's class probabilities of uint8 crops (N, S, S, 3): (N, 5)."""
         raise NotImplementedError
 
-    def class_probabilities(self, image: np.ndarray) -> np.ndarray:
+    def find_faces(self, image: np.ndarray) -> np.ndarray:
+        """The landmark boxes (N, 4) a picture's class is voted on; (0, 4) without a detector."""
+        from crct_cli.denoise import find_faces
+
+        return np.zeros((0, 4)) if self.detector is None else find_faces(self.detector, image)
+
+    def class_probabilities(self, image: np.ndarray, faces: np.ndarray | None = None) -> np.ndarray:
         """Mean class probabilities, (5,), over the faces found, else over the centre tiles.
 
         The classifier only ever saw face crops at its input scale: tiles of a whole photo
         (background, a face far larger than in training) are classed blur or scale even when
-        clean. :attr:`last_vote` says which it was.
+        clean. :attr:`last_vote` says which it was. ``faces``: landmark boxes found earlier
+        (a video's last look; (0, 4): none there) instead of looking in this picture.
         """
-        from crct_cli.denoise import face_crops, find_faces, vote_tiles
+        from crct_cli.denoise import face_crops, vote_tiles
 
-        boxes = np.zeros((0, 4)) if self.detector is None else find_faces(self.detector, image)
+        boxes = self.find_faces(image) if faces is None else np.asarray(faces).reshape(-1, 4)
         if len(boxes):
             self.last_vote = PictureVote("faces", boxes)
             crops = face_crops(image, boxes)
@@ -251,17 +258,21 @@ class PictureDenoiser:
         raise NotImplementedError
 
     def __call__(
-        self, image: np.ndarray, smoother: ClassSmoother | None = None
+        self,
+        image: np.ndarray,
+        smoother: ClassSmoother | None = None,
+        faces: np.ndarray | None = None,
     ) -> tuple[np.ndarray, int | None, np.ndarray | None]:
         """(cleaned picture, class or None for D, class probabilities or None).
 
         A picture classed clean is returned as the same array, untouched. With a ``smoother``
-        (video frames) the class is decided on the probabilities averaged over frames.
+        (video frames) the class is decided on the probabilities averaged over frames; with
+        ``faces`` on the crops of those boxes (see :meth:`class_probabilities`).
         """
         self.last_vote = None
         if self.variant == "d":
             return self.apply_class(image, 0), None, None
-        probs = self.class_probabilities(image)
+        probs = self.class_probabilities(image, faces)
         if smoother is not None:
             probs = smoother(probs)
         cls = int(np.argmax(probs))
