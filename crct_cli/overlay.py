@@ -17,6 +17,7 @@ from 1, crct's from 0: one pixel apart).
 
 from __future__ import annotations
 
+import dataclasses
 import operator
 import os
 from collections.abc import Callable, Sequence
@@ -26,12 +27,20 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from crct_cli.batch.discover import OUTPUT_MARKERS
 from crct_cli.draw import _text, draw_faces
 from crct_cli.errors import CrctError, OptionError
 from crct_cli.io.landmarks import read_pts
 from crct_cli.io.sequence import sequence_images
 from crct_cli.io.track_json import FacesRecord, TrackFile, load_track
-from crct_cli.io.video import VideoInfo, VideoWriter, is_video, iter_frames, probe_video
+from crct_cli.io.video import (
+    VideoInfo,
+    VideoWriter,
+    count_packet_frames,
+    is_video,
+    iter_frames,
+    probe_video,
+)
 from crct_cli.pose import default_focal
 from crct_cli.tracking.pipeline import OVERLAY, FrameRange
 
@@ -108,7 +117,7 @@ def _differs(path: Path, track: TrackFile, size: int | None) -> str | None:
     try:
         if size is not None and (found := _bytes(path)) != size:
             return f"has {found} bytes, but the run's video had {size}"
-        info = probe_video(path, _sequence_fps(track.header))
+        info = _counted(probe_video(path, _sequence_fps(track.header)), track.header)
         return _mismatch(info, track.header, _run_length(track))
     except (CrctError, OSError) as exc:
         return str(exc)
@@ -119,14 +128,26 @@ def _sequence_fps(header: dict) -> float | None:
 
 
 def _run_length(track: TrackFile) -> int | None:
-    """The frames the run's video had, where the run read it to its end (no ``max_frames``):
-    those it passed over and those it wrote. A video whose container declares no count is
-    checked by this one."""
+    """The frames the run's video had, where the run read it to its end (no ``max_frames``, or
+    fewer frames written than it): those it passed over and those it wrote. A video whose
+    container declares no count is checked by this one."""
     written = track.summary.get("frames_written")
-    if track.header.get("max_frames") is not None or not isinstance(written, int):
-        return None
+    asked = track.header.get("max_frames")
     skipped = track.header.get("skip_frames", 0)
-    return skipped + written if isinstance(skipped, int) else None
+    if not isinstance(written, int) or not isinstance(skipped, int):
+        return None
+    if isinstance(asked, int) and written >= asked:  # it stopped where told, maybe before the end
+        return None
+    return skipped + written
+
+
+def _counted(info: VideoInfo, header: dict) -> VideoInfo:
+    """``info`` with the frames its packets show where neither it nor the run's header
+    declares a count (Matroska, WebM), so a same-sized other video is told apart before it
+    is decoded."""
+    if info.n_frames is not None or header.get("n_frames") is not None or info.path.is_dir():
+        return info
+    return dataclasses.replace(info, n_frames=count_packet_frames(info.path))
 
 
 def _mismatch(info: VideoInfo, header: dict, length: int | None = None) -> str | None:
@@ -172,13 +193,20 @@ def run_video(track: TrackFile, run_dir: Path) -> Path:
                 return path
             why = why or (path, differs)
     if why is not None:
-        raise OptionError(
-            "video",
-            f"is needed: {why[0]} is not the video the run tracked ({why[1]})",
-            where=str(track.path),
-        )
+        raise _not_the_runs(why[0], track, why[1], given=False)
     raise OptionError(
         "video", f"is needed: {recorded}, the video it tracked, is not found", where=str(track.path)
+    )
+
+
+def _not_the_runs(video: Path, track: TrackFile, why: str, *, given: bool) -> OptionError:
+    """A video that is not the one the run tracked: given (``video=``), or found by the run."""
+    if given:
+        return OptionError("video", f"{why} ({track.path})", where=str(video))
+    return OptionError(
+        "video",
+        f"is needed: {video} is not the video the run tracked ({why})",
+        where=str(track.path),
     )
 
 
@@ -294,6 +322,7 @@ def draw_overlay(
     folders = _folders(pts)
     if track is None and not folders:
         raise OptionError("pts", "or a crct track run (its folder) is needed: nothing to draw")
+    given = video is not None
     if video is not None:
         video = Path(video)
         if not video.exists():
@@ -313,10 +342,10 @@ def draw_overlay(
     out = Path(out)
     if not is_video(out):
         raise OptionError("out", "is the video to write (FILE.mp4)", where=str(out))
-    if run_dir is not None and out.resolve() == (run_dir / OVERLAY).resolve():
+    if out.name == OVERLAY and any((out.resolve().parent / m).exists() for m in OUTPUT_MARKERS):
         raise OptionError(
             "out",
-            f"is the run's {OVERLAY}, which crct track --overlay writes and a run again replaces "
+            f"is a run's {OVERLAY}, which crct track --overlay writes and a run again replaces "
             "or removes: draw to another name (the default is draw.mp4)",
             where=str(out),
         )
@@ -333,12 +362,11 @@ def draw_overlay(
         )
 
     header = track.header if track is not None else {}
-    info = probe_video(video, _sequence_fps(header))
+    info = _counted(probe_video(video, _sequence_fps(header)), header)
     length = None if track is None else _run_length(track)
-    track_path = None if track is None else track.path
     problem = None if track is None else _mismatch(info, header, length)
     if problem is not None:
-        raise OptionError("video", f"{problem} ({track.path})", where=str(video))
+        raise _not_the_runs(video, track, problem, given=given)
     span = _frames_to_draw(header, skip_frames, max_frames)
     images = sequence_images(video) if video.is_dir() else None
     pts_frames = [_pts_frames(f, images) for f in folders]
@@ -374,15 +402,15 @@ def draw_overlay(
             frames += 1
             if on_frame is not None:
                 on_frame(frames, total)
-        if info.n_frames is None and length is not None and span.count is None:
-            # a container that declares no count: checked once decoded (the file is not kept)
-            if span.skip + frames != length:
-                raise OptionError(
-                    "video",
-                    f"has {span.skip + frames} frames, but the run's video had {length} "
-                    f"({track_path})",
-                    where=str(video),
-                )
+        ended = span.count is None or frames < span.count  # the video's end was reached
+        if track is not None and length is not None and ended and span.skip + frames != length:
+            # as decoded, the run's video had another length: not it (the file is not kept)
+            raise _not_the_runs(
+                video,
+                track,
+                f"has {span.skip + frames} frames, but the run's video had {length}",
+                given=given,
+            )
     return DrawSummary(out, video, frames, with_run, tuple(with_pts), tuple(bad))
 
 

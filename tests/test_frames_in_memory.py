@@ -38,6 +38,14 @@ def test_arrays_become_numbered_timed_frames_of_their_own() -> None:
     held = [f.image for f in iter_arrays(video, 25.0, _check_image)]
     video[:] = 0  # the caller's array is theirs to change: each frame was copied once
     assert all(f.any() and not np.may_share_memory(f, video) for f in held)
+    made: list[np.ndarray] = []
+
+    def converting(array: np.ndarray) -> np.ndarray:  # as a grey frame's check makes one anew
+        made.append(np.repeat(array[..., None], 3, axis=2))
+        return made[-1]
+
+    anew = list(iter_arrays(np.zeros((2, 4, 5), np.uint8), 25.0, converting))
+    assert all(f.image is m for f, m in zip(anew, made, strict=True))  # not copied again
     grey_buffer = np.zeros((6, 8), np.uint8)
 
     def grey_capture():

@@ -302,21 +302,56 @@ def test_a_bad_count_says_what_leaving_it_out_draws(make_video, tmp_path) -> Non
         assert "(unset: the run's frames)" in error_text(caught.value, flags=True)
 
 
-def test_a_video_that_declares_no_frame_count_is_counted_as_drawn(make_video, tmp_path) -> None:
+def test_a_video_that_declares_no_frame_count_is_counted(make_video, tmp_path) -> None:
     """A Matroska file declares no frame count, so size and rate alone would let a same-sized
     other video pass: a run read to its end knows its video's length, and a video of another
-    length is refused, before drawing if it declares one, once decoded if not (nothing kept)."""
+    length is refused before drawing (its packets counted) or, where its packets cannot say
+    (FFV1 here), once decoded (nothing kept)."""
     video = make_video("clip.mkv", n_frames=6)
     assert probe_video(video).n_frames is None
     run = _write_run(tmp_path / "run", video, 6)
     assert draw_overlay(run).frames == 6
-    for name, n in (("longer.mkv", 9), ("shorter.mkv", 4), ("declared.mp4", 9)):
-        other = make_video(name, n_frames=n)
-        with pytest.raises(CrctError, match=f"has {n} frames, but the run's video had 6"):
-            draw_overlay(run, tmp_path / "o.mp4", video=other)
+    for name, n, codec in (
+        ("longer.mkv", 9, "libx264"),
+        ("shorter.mkv", 4, "libx264"),
+        ("declared.mp4", 9, "libx264"),
+        ("ffv1.mkv", 9, "ffv1"),
+        ("ffv1short.mkv", 4, "ffv1"),
+    ):
+        other = make_video(name, n_frames=n, codec=codec)
+        for count in (None, 1000):  # a draw that runs out before its count reached the end too
+            with pytest.raises(CrctError, match=f"has {n} frames, but the run's video had 6"):
+                draw_overlay(run, tmp_path / "o.mp4", video=other, max_frames=count)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(("o.", ".o"))]
-    part = draw_overlay(run, tmp_path / "part.mp4", video=tmp_path / "longer.mkv", max_frames=3)
-    assert part.frames == 3  # a part of the run's frames: the length is not known, not checked
+    part = draw_overlay(run, tmp_path / "part.mp4", video=tmp_path / "ffv1.mkv", max_frames=3)
+    assert part.frames == 3  # it stopped where told: the video's length is not known
+
+
+def test_a_run_cut_by_max_frames_past_the_end_read_its_video_to_the_end(make_video, tmp_path):
+    """A run told --max-frames 100 on a 6-frame video wrote 6: it read the whole video, so its
+    length is known as well as a run without the option's."""
+    video = make_video("clip.mkv", n_frames=6)
+    other = make_video("other.mkv", n_frames=9)
+    run = _write_run(tmp_path / "run", video, 6, header={"max_frames": 100})
+    with pytest.raises(CrctError, match="has 9 frames, but the run's video had 6"):
+        draw_overlay(run, tmp_path / "o.mp4", video=other)
+    assert draw_overlay(run).frames == 6
+    cut = _write_run(tmp_path / "cut", video, 4, header={"max_frames": 4})
+    assert draw_overlay(cut, tmp_path / "cut.mp4", video=other).frames == 4  # length unknown
+
+
+def test_a_found_video_that_is_not_the_runs_is_named_as_found(make_video, tmp_path) -> None:
+    """Where the run's own path holds another video of another length, the refusal names the
+    video it found and asks for video=; a same-named right one elsewhere is still taken."""
+    video = make_video("clip.mkv", n_frames=6)
+    run = _write_run(tmp_path / "runs" / "run", video, 6)
+    moved = tmp_path / "moved.mkv"
+    os.replace(video, moved)
+    make_video("clip.mkv", n_frames=9, codec="ffv1")  # another video where the run's was
+    with pytest.raises(CrctError, match=r"video is needed: .*clip.mkv is not the video the run"):
+        draw_overlay(run, tmp_path / "o.mp4")
+    assert not (tmp_path / "o.mp4").exists()
+    assert draw_overlay(run, tmp_path / "o.mp4", video=moved).frames == 6
 
 
 def test_the_runs_own_overlay_name_is_left_to_crct_track(make_video, tmp_path) -> None:
@@ -324,9 +359,18 @@ def test_the_runs_own_overlay_name_is_left_to_crct_track(make_video, tmp_path) -
     a drawing there would be replaced or lost: refused, with the default named."""
     video = make_video(n_frames=4)
     run = _write_run(tmp_path / "run", video, 4)
-    with pytest.raises(CrctError, match="out is the run's overlay.mp4, .* default is draw.mp4"):
+    with pytest.raises(CrctError, match="out is a run's overlay.mp4, .* default is draw.mp4"):
         draw_overlay(run, run / "overlay.mp4")
-    with pytest.raises(CrctError, match="out is the run's overlay.mp4"):
+    with pytest.raises(CrctError, match="out is a run's overlay.mp4"):
         draw_overlay(run / "track.json", run / "sub" / ".." / "overlay.mp4")
+    link = tmp_path / "link.json"
+    link.symlink_to(run / "track.json")
+    with pytest.raises(CrctError, match="out is a run's overlay.mp4"):  # the link's folder too
+        draw_overlay(link, run / "overlay.mp4")
+    truth = tmp_path / "truth"
+    truth.mkdir()
+    write_pts(truth / "000001.pts", _points(30.0, (30.0,)))
+    with pytest.raises(CrctError, match="out is a run's overlay.mp4"):  # without a run as well
+        draw_overlay(None, run / "overlay.mp4", video=video, pts=[truth], overwrite=True)
     assert sorted(p.name for p in run.iterdir()) == ["track.json"]
     assert draw_overlay(run, tmp_path / "overlay.mp4").frames == 4  # elsewhere it is any name

@@ -531,3 +531,15 @@ def test_videos_open_with_pyav_releases_that_dropped_metadata_errors(
     broken.write_bytes(b"not a video at all" * 10)
     with pytest.raises(CrctError, match="broken.mp4"):
         list(iter_frames(broken))
+
+
+def test_packets_count_the_frames_of_a_video_that_declares_none(make_video, tmp_path) -> None:
+    from crct_cli.io.video import count_packet_frames
+
+    mkv = make_video("a.mkv", n_frames=7)
+    assert probe_video(mkv).n_frames is None
+    assert count_packet_frames(mkv) == 7 == sum(1 for _ in iter_frames(mkv))
+    assert count_packet_frames(make_video("b.webm", n_frames=5, codec="libvpx-vp9")) == 5
+    assert count_packet_frames(make_video("c.mkv", n_frames=5, codec="ffv1")) is None  # unsure
+    (tmp_path / "not.mkv").write_bytes(b"not a video")
+    assert count_packet_frames(tmp_path / "not.mkv") is None

@@ -370,6 +370,43 @@ def _seek_point(path: Path, skip: int) -> _SeekPoint | None:
     return _SeekPoint(starts=tuple(starts), pts=target)
 
 
+def count_packet_frames(path: str | os.PathLike[str]) -> int | None:
+    """The frames a video shows, counted from its packets without decoding, for a container
+    that declares no count (Matroska, WebM); None where a packet is not surely one shown frame
+    (the cases :func:`_seek_point` decodes through) or the file cannot be read."""
+    path = Path(path)
+    try:
+        container = _open_input(path)
+    except CrctError:
+        return None
+    try:
+        stream = _video_stream(container, path)
+        formats = set(container.format.name.split(","))
+        if not formats & _SEEK_FORMATS or stream.codec_context.name not in _SEEK_CODECS:
+            return None
+        first: int | None = None
+        shown = 0
+        for packet in container.demux(stream):
+            if packet.size == 0:  # the demuxer's empty packet at the end
+                continue
+            if (
+                packet.pts is None
+                or packet.is_corrupt
+                or (first is None and not packet.is_keyframe)
+            ):
+                return None
+            if first is None:
+                first = int(packet.pts)
+            elif packet.pts < first:  # a leading frame of an open GOP, which decoders drop
+                return None
+            shown += not packet.is_discard
+        return shown
+    except (av.error.FFmpegError, CrctError):
+        return None
+    finally:
+        container.close()
+
+
 def _frames_after(
     path: Path, skip: int
 ) -> Generator[tuple[int, VideoFrame, VideoStream], None, None]:
