@@ -1818,6 +1818,13 @@ def benchmark(
             f"{pred}: {result.other_faces} .pts file(s) of further faces (NAME_1.pts...) not "
             "scored; --nearest scores each image's face nearest the ground truth"
         )
+    if result.numbering is not None:  # files pair by name: every frame against its neighbour
+        first_pred, first_gt = (f"{n:06d}.pts" for n in result.numbering)
+        _warning_line(
+            f"{pred} numbers its frames from {first_pred} and {gt} from {first_gt}: files are "
+            "paired by name, so each frame was scored against its neighbour's ground truth "
+            "(crct and 300-VW number from 000001.pts); renumber one of them"
+        )
     if states is not None and common_with is None:
         # ground-truth frames the run has no record of (not: frames it tracked without a face)
         never = sum(row.rel not in states.states for row in result.per_file)
@@ -2493,6 +2500,7 @@ def train_iid(
             show_default=False,
         ),
     ] = None,
+    compression: Compression = 0.0,
     out: OutFile = None,
     checkpoint: Checkpoint = None,
     resume: Resume = False,
@@ -2511,6 +2519,7 @@ def train_iid(
         seed=seed,
         val_limit=val_limit,
         daes=daes,
+        compression=compression,
         resume=resume,
     )
     _train_common(cfg, steps, out, checkpoint)

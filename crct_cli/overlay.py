@@ -211,7 +211,7 @@ def _not_the_runs(video: Path, track: TrackFile, why: str, *, given: bool) -> Op
 
 
 def _numbered(stem: str) -> int | None:
-    return int(stem) if stem.isdigit() else None
+    return int(stem) if stem.isdecimal() else None
 
 
 def _crct_annot(folder: Path) -> bool:
@@ -445,7 +445,7 @@ def _legend_names(folders: Sequence[Path]) -> list[str]:
     depth = []
     for p in parts:
         k = 1
-        while k < len(p) and (p[-k].lower() in _GENERIC or p[-k].isdigit()):
+        while k < len(p) and (p[-k].lower() in _GENERIC or p[-k].isdecimal()):
             k += 1
         depth.append(k)
     while True:

@@ -497,3 +497,34 @@ def test_a_run_of_some_frames_and_a_run_folder_are_pointed_out(tmp_path: Path) -
     assert plain.exit_code == 0 and "never tracked" not in plain.stderr
     folder = crct("benchmark", "--pred", run, "--gt", gt)
     assert folder.exit_code != 0 and f"--pred {run / 'annot'}?" in one_line_error(folder)
+
+
+def test_frames_numbered_from_another_origin_are_pointed_out(tmp_path: Path) -> None:
+    """Files pair by name: a tool that numbers frames from 000000.pts scored against truth from
+    000001.pts meets every frame's neighbour. The score stands as defined; a warning and
+    results.json say so. A run that skipped frames (from 000301.pts) is not such a case, nor is
+    a file name of digits int() cannot read (a traceback before)."""
+    from crct_cli.io.landmarks import write_pts
+
+    rng = np.random.default_rng(0)
+    truth = [shape_in(np.array([20.0 + k, 30.0, 60.0, 70.0])) for k in range(4)]
+    gt, zero, later = tmp_path / "gt", tmp_path / "zero", tmp_path / "later"
+    for folder in (gt, zero, later):
+        folder.mkdir()
+    for k, shape in enumerate(truth):
+        write_pts(gt / f"{k + 1:06d}.pts", shape)
+        write_pts(zero / f"{k:06d}.pts", shape + rng.normal(0, 0.1, shape.shape))
+        if k >= 2:
+            write_pts(later / f"{k + 1:06d}.pts", shape)
+    done = crct("benchmark", "--pred", zero, "--gt", gt, "--out", tmp_path / "z")
+    assert done.exit_code == 0, done.output
+    assert "numbers its frames from 000000.pts and" in done.stderr and "000001.pts" in done.stderr
+    doc = json.loads((tmp_path / "z" / "results.json").read_text())
+    assert doc["numbered_from"] == {"pred": 0, "gt": 1} and doc["evaluated"] == 3
+    fine = crct("benchmark", "--pred", later, "--gt", gt, "--out", tmp_path / "l")
+    assert fine.exit_code == 0 and "numbers its frames" not in fine.stderr
+    assert "numbered_from" not in json.loads((tmp_path / "l" / "results.json").read_text())
+    write_pts(gt / "\u00b2.pts", truth[0])  # a superscript two: a digit to str.isdigit only
+    write_pts(zero / "\u00b2.pts", truth[0])
+    odd = crct("benchmark", "--pred", zero, "--gt", gt)
+    assert odd.exit_code == 0 and "Traceback" not in odd.output

@@ -171,7 +171,7 @@ class SequenceSelection:
 
 def category_of(name: str) -> str | None:
     """The official category (``300vw-cat1``...) of a sequence name such as ``"114"``."""
-    key = str(int(name)) if name.isdigit() else name
+    key = str(int(name)) if name.isdecimal() else name
     for category, names in CATEGORIES.items():
         if key in names:
             return category
@@ -198,14 +198,14 @@ def _check_sequence(folder: Path, name: str) -> VideoSequence | MissingSequence:
 
 def _looks_like_sequence(folder: Path) -> bool:
     return (
-        folder.name.isdigit()
+        folder.name.isdecimal()
         or (folder / ANNOT_DIR).is_dir()
         or any((folder / n).is_file() for n in SEQUENCE_VIDEO_NAMES)
     )
 
 
 def _natural_key(name: str) -> tuple[int, int | str]:
-    return (0, int(name)) if name.isdigit() else (1, name)
+    return (0, int(name)) if name.isdecimal() else (1, name)
 
 
 def select_sequences(dataset: str, root: Path) -> SequenceSelection:

@@ -211,7 +211,7 @@ def read_multi_gt(folder: str | os.PathLike[str]) -> MultiGroundTruth:
 
 
 def _natural(name: str) -> tuple[int, int | str]:
-    return (0, int(name)) if name.isdigit() else (1, name)
+    return (0, int(name)) if name.isdecimal() else (1, name)
 
 
 # --------------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ import io
 import json
 import math
 import os
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -74,6 +75,9 @@ class PtsComparison:
     gt_origin: float = 0.0  #: taken off the ground truth's coordinates before scoring
     #: further faces' files (``NAME_1.pts``) left unscored without ``nearest``
     other_faces: int = 0
+    #: where the predictions' numbered files start at 000000.pts and the ground truth's at
+    #: 000001.pts (or the other way): (the predictions' first number, the ground truth's)
+    numbering: tuple[int, int] | None = None
 
     def to_json(self) -> dict[str, object]:
         """JSON-ready dict (``inf``/``NaN`` become ``null``); per-file rows go to the CSV."""
@@ -86,6 +90,11 @@ class PtsComparison:
             **s,
             "evaluated": self.summary.count - self.summary.missing,
             "unmatched_predictions": self.unmatched_predictions,
+            **(
+                {"numbered_from": {"pred": self.numbering[0], "gt": self.numbering[1]}}
+                if self.numbering is not None
+                else {}
+            ),
             **(self.jitter.to_json() if self.jitter is not None else {}),
             **(
                 {"states_from": self.states_from, "by_state": state_summaries_json(self.by_state)}
@@ -107,10 +116,33 @@ def frame_pairs(rels: list[str]) -> tuple[np.ndarray, np.ndarray]:
     index: dict[tuple[str, int], int] = {}
     for i, rel in enumerate(rels):
         path = PurePosixPath(rel)
-        if path.stem.isdigit():
+        if path.stem.isdecimal():
             index[(str(path.parent), int(path.stem))] = i
     pairs = [(i, index[(d, n + 1)]) for (d, n), i in index.items() if (d, n + 1) in index]
     return np.array([a for a, _ in pairs], int), np.array([b for _, b in pairs], int)
+
+
+def first_numbers(rels: Iterable[str]) -> dict[str, int]:
+    """Each folder's lowest frame number among its numbered files (``d/000007.pts``)."""
+    first: dict[str, int] = {}
+    for rel in rels:
+        path = PurePosixPath(rel)
+        if path.stem.isdecimal():
+            folder = str(path.parent)
+            first[folder] = min(first.get(folder, int(path.stem)), int(path.stem))
+    return first
+
+
+def numbering_origins(pred: Iterable[str], gt: Iterable[str]) -> tuple[int, int] | None:
+    """(0, 1) or (1, 0) where, in every folder both number, one counts frames from 000000.pts
+    and the other from 000001.pts: files are paired by name, so each frame would be scored
+    against its neighbour's truth. None otherwise (a run that skipped frames starts later,
+    which pairs by name as it should)."""
+    ps, gs = first_numbers(pred), first_numbers(gt)
+    starts = {(ps[d], gs[d]) for d in ps.keys() & gs.keys()}
+    if len(starts) == 1 and (found := starts.pop()) in ((0, 1), (1, 0)):
+        return found
+    return None
 
 
 def find_pts(root: Path) -> dict[str, Path]:
@@ -134,7 +166,7 @@ def face_candidates(pred_files: dict[str, Path], gt_files: dict[str, Path]) -> d
             continue
         path = PurePosixPath(rel)
         base, _, number = path.stem.rpartition("_")
-        if base and number.isdigit():
+        if base and number.isdecimal():
             extra.setdefault((path.parent / (base + path.suffix)).as_posix(), []).append(rel)
     return {
         rel: ([rel] if rel in pred_files else []) + sorted(extra.get(rel, [])) for rel in gt_files
@@ -171,7 +203,7 @@ def track_states(pred_dir: str | os.PathLike[str]) -> TrackStates | None:
         return None
     parent = folder.parent
     face_id = 0
-    if parent.parent.name == "faces" and parent.name.isdigit():
+    if parent.parent.name == "faces" and parent.name.isdecimal():
         face_id, parent = int(parent.name), parent.parent.parent
     path = parent / "track.json"
     if not path.is_file():
@@ -288,6 +320,7 @@ def compare_pts_folders(
         by_state=by_state,
         states_from=None if states is None else str(states[1]),
         gt_origin=gt_origin,
+        numbering=numbering_origins(pred_files, all_gt),
     )
 
 

@@ -70,7 +70,7 @@ def parse_noise(text: str | None) -> list[NoiseSet]:
             chosen = (CLEAN,)
         else:
             noise_type, _, level = item.rpartition("-")
-            if not noise_type or not level.isdigit():
+            if not noise_type or not level.isdecimal():
                 raise CrctError(
                     f"--noise: expected all, none or TYPE-LEVEL (e.g. blur-3), got {item!r}"
                 )

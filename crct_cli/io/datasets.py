@@ -98,7 +98,7 @@ class VideoSequence:
 
 
 def _natural_key(name: str) -> tuple[int, int | str]:
-    return (0, int(name)) if name.isdigit() else (1, name)
+    return (0, int(name)) if name.isdecimal() else (1, name)
 
 
 def _sequence_video(folder: Path) -> Path | None:
@@ -112,7 +112,7 @@ def _sequence_video(folder: Path) -> Path | None:
 def _looks_like_sequence(folder: Path) -> bool:
     """A numbered folder, or any folder holding ``vid.*`` or ``annot/``."""
     return (
-        folder.name.isdigit()
+        folder.name.isdecimal()
         or _sequence_video(folder) is not None
         or (folder / ANNOT_DIR).is_dir()
     )
@@ -150,7 +150,7 @@ def find_300vw_sequences(
         missing: list[str] = []
         for name in names:
             folder = root / str(name)
-            if not folder.is_dir() and str(name).isdigit():
+            if not folder.is_dir() and str(name).isdecimal():
                 folder = root / str(name).zfill(3)
             if folder.is_dir():
                 found.append(_make_sequence(folder))

@@ -53,7 +53,7 @@ def _rate(fps: float | None) -> float:
 
 def _natural_key(name: str) -> list[int | str]:
     """``frame10`` after ``frame9``: runs of digits compare as numbers."""
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name.casefold())]
+    return [int(part) if part.isdecimal() else part for part in re.split(r"(\d+)", name.casefold())]
 
 
 def _entries(folder: Path) -> list[os.DirEntry[str]]:
