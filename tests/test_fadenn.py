@@ -458,6 +458,24 @@ def test_train_iid_writes_weights_and_manifest(tmp_path: Path, face_image) -> No
     assert load_iid(load_weights(out, "iid")).variant == "s"
 
 
+def test_train_iid_compression_classes_crops_as_a_video_shows_them(tmp_path: Path, face_image):
+    """--compression: the degraded crop goes through one H.264 frame after its degradation (the
+    clean target does not), and the class is what is still visible after it; 0 draws nothing
+    more, so the recorded commands of before make their batches as before."""
+    from crct_cli.train.iid import make_batch
+
+    data = _val_folder(tmp_path / "train", face_image, 1)
+    face = synthetic_face(face_image)
+    plain = TrainIIDConfig([data], [data], variant="m", batch=8, seed=3)
+    coded = TrainIIDConfig([data], [data], variant="m", batch=8, seed=3, compression=1.0)
+    c0, n0, k0 = make_batch([face], plain, 0)
+    c1, n1, k1 = make_batch([face], coded, 0)
+    assert torch.equal(c0[0], c1[0]) and not torch.equal(n0[0], n1[0])  # drawn alike, then coded
+    assert 0 < float((n0[0] - n1[0]).abs().mean()) < 0.03  # the codec's loss, not another crop
+    assert torch.equal(make_batch([face], plain, 0)[1], n0)  # no draw at 0
+    assert "--compression" not in plain.options() and "--compression 1" in " ".join(coded.options())
+
+
 def test_train_iid_s_can_reuse_the_specialised_daes_of_m(tmp_path: Path, face_image) -> None:
     data = _val_folder(tmp_path / "train", face_image, 2)
     torch.manual_seed(1)

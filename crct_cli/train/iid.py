@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from crct_cli import geometry
 from crct_cli.degrade import degrade_rgb
 from crct_cli.errors import CrctError
+from crct_cli.io.video import h264_roundtrip
 from crct_cli.landmarks import FLIP_PERMUTATION, box_from_points
 from crct_cli.models import weights
 from crct_cli.models.fadenn import CLASS_NAMES, IID, N_CLASSES, IIDConfig, iid_file, load_iid
@@ -40,6 +41,7 @@ from crct_cli.models.fadenn import iid_weight_config as _weight_config
 from crct_cli.noise import LEVELS, NOISE_TYPES
 from crct_cli.runtime.iid import CROP_CONTEXT, CROP_SIZE, TRAIN_MAX_FACE
 from crct_cli.train.data import (
+    COMPRESSION_CRF,
     NO_AUGMENT,
     AugmentConfig,
     Face,
@@ -149,6 +151,10 @@ class TrainIIDConfig(TrainRun):
     #: trains each DAE on the crops of its own class whatever the classifier, so S and M would
     #: otherwise train the same four DAEs twice.
     daes: Path | None = None
+    #: share of crops compressed as one H.264 frame after the degradation (``--compression``):
+    #: the classes as a video shows them (the codec smooths noise away first); the class is
+    #: the one still visible after it, and the DAEs' target stays the clean crop
+    compression: float = 0.0
 
     def file_stem(self) -> str:
         return Path(iid_file(self.variant)).stem
@@ -164,6 +170,7 @@ class TrainIIDConfig(TrainRun):
     def options(self) -> list[str]:
         args = ["--variant", self.variant, "--batch", str(self.batch)]
         args += ["--daes", display_path(self.daes)] if self.daes is not None else []
+        args += ["--compression", f"{self.compression:g}"] if self.compression else []
         return args + (["--val-limit", str(self.val_limit)] if self.val_limit else [])
 
 
@@ -177,9 +184,13 @@ def make_batch(
         face = faces[int(rng.integers(len(faces)))]
         cls, level = int(rng.integers(N_CLASSES)), int(rng.integers(1, 4))
         c, n, _ = noisy_crop_pair(face, rng, cls, level, gray=bool(rng.random() < cfg.gray))
+        seen = c
+        if cfg.compression > 0 and rng.random() < cfg.compression:  # no draw at 0: old commands
+            crf = rng.uniform(*COMPRESSION_CRF)  # reproduce
+            seen, n = h264_roundtrip(c, crf), h264_roundtrip(n, crf)
         clean.append(c)
         noisy.append(n)
-        classes.append(visible_class(c, n, cls))
+        classes.append(visible_class(seen, n, cls))
     return crops_to_tensor(clean), crops_to_tensor(noisy), torch.tensor(classes)
 
 
