@@ -473,7 +473,11 @@ def test_train_iid_compression_classes_crops_as_a_video_shows_them(tmp_path: Pat
     assert torch.equal(c0[0], c1[0]) and not torch.equal(n0[0], n1[0])  # drawn alike, then coded
     assert 0 < float((n0[0] - n1[0]).abs().mean()) < 0.03  # the codec's loss, not another crop
     assert torch.equal(make_batch([face], plain, 0)[1], n0)  # no draw at 0
-    assert "--compression" not in plain.options() and "--compression 1" in " ".join(coded.options())
+    assert "--compression" not in plain.options() and "--compression 1.0" in " ".join(
+        coded.options()
+    )
+    odd = TrainIIDConfig([data], [data], variant="m", compression=0.1234567)
+    assert "--compression 0.1234567" in " ".join(odd.options())  # recorded exactly
 
 
 def test_train_iid_s_can_reuse_the_specialised_daes_of_m(tmp_path: Path, face_image) -> None:

@@ -170,7 +170,7 @@ class TrainIIDConfig(TrainRun):
     def options(self) -> list[str]:
         args = ["--variant", self.variant, "--batch", str(self.batch)]
         args += ["--daes", display_path(self.daes)] if self.daes is not None else []
-        args += ["--compression", f"{self.compression:g}"] if self.compression else []
+        args += ["--compression", str(self.compression)] if self.compression else []
         return args + (["--val-limit", str(self.val_limit)] if self.val_limit else [])
 
 
