@@ -581,5 +581,11 @@ def test_a_videos_faces_are_looked_for_every_n_frames(
         with pytest.raises(OptionError, match="detect_every must be a whole number"):
             denoise_video_file(video, tmp_path / "bad.mp4", den, detect_every=bad)  # type: ignore[arg-type]
     assert not (tmp_path / "bad.mp4").exists()
+    from typer.main import get_command
+
+    from crct_cli.denoise import DETECT_EVERY
+
+    command = get_command(app).commands["denoise"]  # type: ignore[attr-defined]
+    assert next(p.default for p in command.params if p.name == "detect_every") == DETECT_EVERY
     line = one_line_error(crct("denoise", video, "--out", tmp_path / "o", "--detect-every", 0))
     assert "--detect-every must be a whole number" in line and not (tmp_path / "o").exists()
