@@ -2501,6 +2501,15 @@ def train_iid(
         ),
     ] = None,
     compression: Compression = 0.0,
+    tone: Annotated[
+        float,
+        typer.Option(
+            help="Share of faces given another contrast (x0.6-1.2) and brightness (x0.75-1.25) "
+            "before they are degraded, clean ones too: a flat or dim face is not a scaled one.",
+            min=0.0,
+            max=1.0,
+        ),
+    ] = 0.0,
     out: OutFile = None,
     checkpoint: Checkpoint = None,
     resume: Resume = False,
@@ -2520,6 +2529,7 @@ def train_iid(
         val_limit=val_limit,
         daes=daes,
         compression=compression,
+        tone=tone,
         resume=resume,
     )
     _train_common(cfg, steps, out, checkpoint)

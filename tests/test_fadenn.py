@@ -480,6 +480,26 @@ def test_train_iid_compression_classes_crops_as_a_video_shows_them(tmp_path: Pat
     assert "--compression 0.1234567" in " ".join(odd.options())  # recorded exactly
 
 
+def test_train_iid_tone_gives_faces_other_contrast_and_brightness(tmp_path: Path, face_image):
+    """--tone: a share of faces retoned before degradation, the clean target with them (a flat
+    or dim face is still clean); 0 draws nothing more."""
+    from crct_cli.train.iid import make_batch, retone
+
+    image = face_image(64, 48)
+    assert np.array_equal(retone(image, 1.0, 1.0), image)
+    flat = retone(image, 0.5, 1.0).astype(float)
+    assert abs(flat.std() - 0.5 * image.std()) < 1 and abs(flat.mean() - image.mean()) < 1
+    assert abs(retone(image, 1.0, 0.8).mean() - 0.8 * image.mean()) < 1.5
+    data = _val_folder(tmp_path / "train", face_image, 1)
+    face = synthetic_face(face_image)
+    plain = TrainIIDConfig([data], [data], variant="m", batch=8, seed=3)
+    toned = TrainIIDConfig([data], [data], variant="m", batch=8, seed=3, tone=1.0)
+    c0, _, k0 = make_batch([face], plain, 0)
+    c1, _, k1 = make_batch([face], toned, 0)
+    assert not torch.equal(c0[0], c1[0])  # the clean target is retoned as well
+    assert "--tone" not in plain.options() and "--tone 1.0" in " ".join(toned.options())
+
+
 def test_train_iid_s_can_reuse_the_specialised_daes_of_m(tmp_path: Path, face_image) -> None:
     data = _val_folder(tmp_path / "train", face_image, 2)
     torch.manual_seed(1)

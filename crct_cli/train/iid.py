@@ -89,12 +89,14 @@ def noisy_crop_pair(
     size: int = CROP_SIZE,
     context: float = CROP_CONTEXT,
     gray: bool = False,
+    tone: tuple[float, float] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(clean crop, degraded crop, points in crop pixels) for one face, class and level.
 
     ``native_face`` is the landmark-box side (px) at which the image is degraded (at most the
-    size on disk); ``None`` draws it from :data:`FACE_RANGE`. Crops are uint8 (size, size, 3);
-    a flip permutes the points.
+    size on disk); ``None`` draws it from :data:`FACE_RANGE`. ``tone``: (contrast, brightness)
+    factors given to the face before it is degraded (:func:`retone`; the clean crop too).
+    Crops are uint8 (size, size, 3); a flip permutes the points.
     """
     box = box_from_points(face.points)
     box_side = float(max(box[2:]))
@@ -111,6 +113,8 @@ def noisy_crop_pair(
     native, origin, gain = reached
     if gray:
         native = np.repeat(cv2.cvtColor(native, cv2.COLOR_RGB2GRAY)[:, :, None], 3, axis=2)
+    if tone is not None:
+        native = retone(native, *tone)
     noisy = native if cls == 0 else degrade_rgb(native, NOISE_TYPES[cls - 1], level, rng)
     matrix = geometry.crop_matrix(
         (center - origin) * gain, side * float(gain.mean()), size, angle, flip
@@ -119,6 +123,20 @@ def noisy_crop_pair(
     if flip:
         points = points[list(FLIP_PERMUTATION)]
     return geometry.warp(native, matrix, size), geometry.warp(noisy, matrix, size), points
+
+
+#: ``--tone``: the contrast (about the picture's mean) and brightness factors a clean face is
+#: given, uniform: real faces are flat or dim without being scaled, and a classifier that only
+#: saw photographs' tones takes a flat webcam face for the scale class.
+TONE_CONTRAST = (0.6, 1.2)
+TONE_BRIGHTNESS = (0.75, 1.25)
+
+
+def retone(image: np.ndarray, contrast: float, brightness: float) -> np.ndarray:
+    """``image`` with its contrast about its mean grey level and its brightness scaled."""
+    x = image.astype(np.float32)
+    mean = float(x.mean())
+    return np.clip(((x - mean) * contrast + mean) * brightness + 0.5, 0, 255).astype(np.uint8)
 
 
 #: A degraded crop this close to its clean crop (PSNR, dB) is labelled clean for the classifier:
@@ -155,6 +173,8 @@ class TrainIIDConfig(TrainRun):
     #: the classes as a video shows them (the codec smooths noise away first); the class is
     #: the one still visible after it, and the DAEs' target stays the clean crop
     compression: float = 0.0
+    #: share of faces given another contrast and brightness before degradation (``--tone``)
+    tone: float = 0.0
 
     def file_stem(self) -> str:
         return Path(iid_file(self.variant)).stem
@@ -171,6 +191,7 @@ class TrainIIDConfig(TrainRun):
         args = ["--variant", self.variant, "--batch", str(self.batch)]
         args += ["--daes", display_path(self.daes)] if self.daes is not None else []
         args += ["--compression", str(self.compression)] if self.compression else []
+        args += ["--tone", str(self.tone)] if self.tone else []
         return args + (["--val-limit", str(self.val_limit)] if self.val_limit else [])
 
 
@@ -183,7 +204,11 @@ def make_batch(
     for _ in range(cfg.batch):
         face = faces[int(rng.integers(len(faces)))]
         cls, level = int(rng.integers(N_CLASSES)), int(rng.integers(1, 4))
-        c, n, _ = noisy_crop_pair(face, rng, cls, level, gray=bool(rng.random() < cfg.gray))
+        gray = bool(rng.random() < cfg.gray)
+        tone = None
+        if cfg.tone > 0 and rng.random() < cfg.tone:  # no draw at 0: old commands reproduce
+            tone = (rng.uniform(*TONE_CONTRAST), rng.uniform(*TONE_BRIGHTNESS))
+        c, n, _ = noisy_crop_pair(face, rng, cls, level, gray=gray, tone=tone)
         seen = c
         if cfg.compression > 0 and rng.random() < cfg.compression:  # no draw at 0: old commands
             crf = rng.uniform(*COMPRESSION_CRF)  # reproduce
