@@ -458,44 +458,47 @@ def test_train_iid_writes_weights_and_manifest(tmp_path: Path, face_image) -> No
     assert load_iid(load_weights(out, "iid")).variant == "s"
 
 
+def _first_batches(tmp_path: Path, face_image, **option: float) -> tuple:
+    """The first batch of one synthetic face without and with a ``crct train iid`` option, and
+    the two configurations."""
+    from crct_cli.train.iid import make_batch
+
+    data = _val_folder(tmp_path / "train", face_image, 1)
+    face = synthetic_face(face_image)
+    plain = TrainIIDConfig([data], [data], variant="m", batch=8, seed=3)
+    other = TrainIIDConfig([data], [data], variant="m", batch=8, seed=3, **option)  # type: ignore[arg-type]
+    return make_batch([face], plain, 0), make_batch([face], other, 0), plain, other
+
+
 def test_train_iid_compression_classes_crops_as_a_video_shows_them(tmp_path: Path, face_image):
     """--compression: the degraded crop goes through one H.264 frame after its degradation (the
     clean target does not), and the class is what is still visible after it; 0 draws nothing
     more, so the recorded commands of before make their batches as before."""
     from crct_cli.train.iid import make_batch
 
-    data = _val_folder(tmp_path / "train", face_image, 1)
+    (c0, n0, _), (c1, n1, _), plain, coded = _first_batches(tmp_path, face_image, compression=1.0)
     face = synthetic_face(face_image)
-    plain = TrainIIDConfig([data], [data], variant="m", batch=8, seed=3)
-    coded = TrainIIDConfig([data], [data], variant="m", batch=8, seed=3, compression=1.0)
-    c0, n0, k0 = make_batch([face], plain, 0)
-    c1, n1, k1 = make_batch([face], coded, 0)
     assert torch.equal(c0[0], c1[0]) and not torch.equal(n0[0], n1[0])  # drawn alike, then coded
     assert 0 < float((n0[0] - n1[0]).abs().mean()) < 0.03  # the codec's loss, not another crop
     assert torch.equal(make_batch([face], plain, 0)[1], n0)  # no draw at 0
     assert "--compression" not in plain.options() and "--compression 1.0" in " ".join(
         coded.options()
     )
-    odd = TrainIIDConfig([data], [data], variant="m", compression=0.1234567)
+    odd = TrainIIDConfig(plain.train, plain.val, variant="m", compression=0.1234567)
     assert "--compression 0.1234567" in " ".join(odd.options())  # recorded exactly
 
 
 def test_train_iid_tone_gives_faces_other_contrast_and_brightness(tmp_path: Path, face_image):
     """--tone: a share of faces retoned before degradation, the clean target with them (a flat
     or dim face is still clean); 0 draws nothing more."""
-    from crct_cli.train.iid import make_batch, retone
+    from crct_cli.train.iid import retone
 
     image = face_image(64, 48)
     assert np.array_equal(retone(image, 1.0, 1.0), image)
     flat = retone(image, 0.5, 1.0).astype(float)
     assert abs(flat.std() - 0.5 * image.std()) < 1 and abs(flat.mean() - image.mean()) < 1
     assert abs(retone(image, 1.0, 0.8).mean() - 0.8 * image.mean()) < 1.5
-    data = _val_folder(tmp_path / "train", face_image, 1)
-    face = synthetic_face(face_image)
-    plain = TrainIIDConfig([data], [data], variant="m", batch=8, seed=3)
-    toned = TrainIIDConfig([data], [data], variant="m", batch=8, seed=3, tone=1.0)
-    c0, _, k0 = make_batch([face], plain, 0)
-    c1, _, k1 = make_batch([face], toned, 0)
+    (c0, _, _), (c1, _, _), plain, toned = _first_batches(tmp_path, face_image, tone=1.0)
     assert not torch.equal(c0[0], c1[0])  # the clean target is retoned as well
     assert "--tone" not in plain.options() and "--tone 1.0" in " ".join(toned.options())
 
