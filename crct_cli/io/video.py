@@ -299,6 +299,44 @@ class _SeekPoint:
     pts: int
 
 
+#: (pts, dts, keyframe) of a video's packets in decoding order, the timestamps of the frames
+#: shown, and whether the packets ended (not cut at ``limit`` frames shown)
+_Walk = tuple[list[tuple[int, int | None, bool]], list[int], bool]
+
+
+def _walk_packets(path: Path, limit: int | None = None) -> _Walk | None:
+    """Demux a video's packets without decoding, up to ``limit`` + 1 frames shown. None where
+    a packet is not surely one frame as decoding numbers them: no timestamp, a first packet that
+    is not a keyframe or one shown before it (frames a decoder drops), a packet marked corrupt
+    (a truncated file), a container or codec outside :data:`_SEEK_FORMATS` /
+    :data:`_SEEK_CODECS`, a demuxer error. Raises :class:`CrctError` when it is no video."""
+    container = _open_input(path)
+    try:
+        stream = _video_stream(container, path)
+        formats = set(container.format.name.split(","))
+        if not formats & _SEEK_FORMATS or stream.codec_context.name not in _SEEK_CODECS:
+            return None
+        stamps: list[tuple[int, int | None, bool]] = []
+        shown: list[int] = []
+        for packet in container.demux(stream):
+            if packet.size == 0:  # the demuxer's empty packet at the end
+                continue
+            if packet.pts is None or packet.is_corrupt or (not stamps and not packet.is_keyframe):
+                return None
+            if stamps and packet.pts < stamps[0][0]:  # a leading frame of an open GOP
+                return None
+            stamps.append((int(packet.pts), packet.dts, bool(packet.is_keyframe)))
+            if not packet.is_discard:
+                shown.append(int(packet.pts))
+            if limit is not None and len(shown) > limit:
+                return stamps, shown, False
+        return stamps, shown, True
+    except av.error.FFmpegError:
+        return None
+    finally:
+        container.close()
+
+
 def _seek_point(path: Path, skip: int) -> _SeekPoint | None:
     """Frame ``skip``'s timestamp and the keyframe before it, read from the packets alone.
 
@@ -312,33 +350,10 @@ def _seek_point(path: Path, skip: int) -> _SeekPoint | None:
     a short skip. Raises :class:`CrctError` (one line) when the file is no video or has no
     frame ``skip``.
     """
-    container = _open_input(path)
-    try:
-        stream = _video_stream(container, path)
-        formats = set(container.format.name.split(","))
-        if not formats & _SEEK_FORMATS or stream.codec_context.name not in _SEEK_CODECS:
-            return None
-        # (pts, dts, keyframe) in decoding order, and the timestamps of the frames shown
-        stamps: list[tuple[int, int | None, bool]] = []
-        shown: list[int] = []
-        ended = True
-        for packet in container.demux(stream):
-            if packet.size == 0:  # the demuxer's empty packet at the end
-                continue
-            if packet.pts is None or packet.is_corrupt or (not stamps and not packet.is_keyframe):
-                return None
-            if stamps and packet.pts < stamps[0][0]:  # a leading frame of an open GOP
-                return None
-            stamps.append((int(packet.pts), packet.dts, bool(packet.is_keyframe)))
-            if not packet.is_discard:
-                shown.append(int(packet.pts))
-            if len(shown) > skip + _SEEK_MARGIN:
-                ended = False
-                break
-    except av.error.FFmpegError:
+    walked = _walk_packets(path, skip + _SEEK_MARGIN)
+    if walked is None:
         return None
-    finally:
-        container.close()
+    stamps, shown, ended = walked
     if len(shown) <= skip:
         if ended:
             from crct_cli.io.sequence import skip_error
@@ -374,37 +389,11 @@ def count_packet_frames(path: str | os.PathLike[str]) -> int | None:
     """The frames a video shows, counted from its packets without decoding, for a container
     that declares no count (Matroska, WebM); None where a packet is not surely one shown frame
     (the cases :func:`_seek_point` decodes through) or the file cannot be read."""
-    path = Path(path)
     try:
-        container = _open_input(path)
+        walked = _walk_packets(Path(path))
     except CrctError:
         return None
-    try:
-        stream = _video_stream(container, path)
-        formats = set(container.format.name.split(","))
-        if not formats & _SEEK_FORMATS or stream.codec_context.name not in _SEEK_CODECS:
-            return None
-        first: int | None = None
-        shown = 0
-        for packet in container.demux(stream):
-            if packet.size == 0:  # the demuxer's empty packet at the end
-                continue
-            if (
-                packet.pts is None
-                or packet.is_corrupt
-                or (first is None and not packet.is_keyframe)
-            ):
-                return None
-            if first is None:
-                first = int(packet.pts)
-            elif packet.pts < first:  # a leading frame of an open GOP, which decoders drop
-                return None
-            shown += not packet.is_discard
-        return shown
-    except (av.error.FFmpegError, CrctError):
-        return None
-    finally:
-        container.close()
+    return None if walked is None else len(walked[1])
 
 
 def _frames_after(
