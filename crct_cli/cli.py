@@ -1981,6 +1981,17 @@ MotionBlur = Annotated[
 ]
 
 
+MotionBlurMax = Annotated[
+    float,
+    typer.Option(
+        help="With --motion-blur: the longest smear, in the face's sides (the shortest is "
+        "0.02). A face that crosses most of its width in one frame interval smears that far.",
+        min=0.05,
+        max=3.0,
+    ),
+]
+
+
 Compression = Annotated[
     float,
     typer.Option(
@@ -2156,6 +2167,7 @@ def train_fll(
     shadow_dark: ShadowDark = 0.0,
     small_face: SmallFace = 0.0,
     motion_blur: MotionBlur = 0.0,
+    motion_blur_max: MotionBlurMax = 0.6,  # AugmentConfig.motion_blur_len[1]; a test keeps them one
     compression: Compression = 0.0,
     shape_warp: ShapeWarp = 0.0,
     seed: Seed = 0,
@@ -2192,6 +2204,9 @@ def train_fll(
     _check_degradation(degradation, stack)
     if shadow_dark and not shadow:
         raise CrctError("--shadow-dark needs --shadow (the share of crops with a band)")
+    smear = (AugmentConfig.motion_blur_len[0], motion_blur_max)
+    if smear != AugmentConfig.motion_blur_len and not motion_blur:
+        raise CrctError("--motion-blur-max needs --motion-blur (the share of smeared faces)")
     dirs, vals = _train_dirs(train, val)
     cfg = TrainFLLConfig(
         train=dirs,
@@ -2222,6 +2237,7 @@ def train_fll(
             shadow_dark=shadow_dark,
             small_face=small_face,
             motion_blur=motion_blur,
+            motion_blur_len=smear,
             compression=compression,
             shape_warp=shape_warp,
         ),

@@ -255,6 +255,15 @@ def image(tmp_path: Path) -> Path:
         (["train", "fll", "{tmp}", "--val", "{tmp}", "--local-steps", "2"], "--local-steps"),
         (["train", "bt", "{tmp}", "--val", "{tmp}", "--fast-motion", "2"], "--fast-motion"),
         (["train", "fll", "{tmp}", "--val", "{tmp}", "--shadow-dark", "0.5"], "--shadow-dark"),
+        (
+            ["train", "fll", "{tmp}", "--val", "{tmp}", "--motion-blur-max", "1.2"],
+            "--motion-blur-max",
+        ),
+        (
+            ["train", "fll", "{tmp}", "--val", "{tmp}", "--motion-blur", "0.5"]
+            + ["--motion-blur-max", "0.01"],
+            "--motion-blur-max",
+        ),
         (["train", "fll", "{tmp}", "--val", "{tmp}", "--device", "tpu"], "--device"),
         (["train", "fll", "{tmp}", "--val", "{tmp}", "--workers", "-1"], "--workers"),
         (["train", "fll", "{tmp}", "--val", "{tmp}", "--max-face", "8"], "--max-face"),
@@ -430,6 +439,33 @@ def test_shape_warp_reaches_the_trainer_and_a_bad_share_is_one_line(
     assert cfg.augment.shape_warp == 0.5 and "--shape-warp 0.5" in cfg.command()
     bad = crct("train", "fll", tmp_path, "--val", tmp_path, "--shape-warp", "1.5", "--out", out)
     assert bad.exit_code != 0 and len(seen) == 1 and "--shape-warp" in bad.output
+
+
+def test_a_longer_smear_reaches_the_trainer_and_is_recorded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``crct train fll --motion-blur-max``: the longest smear reaches the augmentation and the
+    recorded command; its default is the augmentation's, so a command without it is unchanged."""
+    from typer.main import get_command
+
+    import crct_cli.train.fll as trainer
+    from crct_cli.train.data import AugmentConfig
+
+    command = get_command(app).commands["train"].commands["fll"]  # type: ignore[attr-defined]
+    default = next(p.default for p in command.params if p.name == "motion_blur_max")
+    assert default == AugmentConfig().motion_blur_len[1]
+    seen = []
+    monkeypatch.setattr(trainer, "train_fll", lambda cfg, log=None: seen.append(cfg))
+    out = tmp_path / "fll.pt"
+    for extra in ([], ["--motion-blur-max", "1.2"]):
+        args = ["train", "fll", tmp_path, "--val", tmp_path, "--motion-blur", "0.5", *extra]
+        result = crct(*args, "--out", out)
+        assert result.exit_code == 0, result.output
+    plain, longer = seen
+    assert plain.augment.motion_blur_len == AugmentConfig().motion_blur_len
+    assert "--motion-blur-max" not in plain.command()
+    assert longer.augment.motion_blur_len == (AugmentConfig().motion_blur_len[0], 1.2)
+    assert "--motion-blur 0.5 --motion-blur-max 1.2" in longer.command()
 
 
 def test_benchmark_refuses_an_out_it_cannot_make_before_scoring(tmp_path: Path) -> None:

@@ -179,6 +179,7 @@ def test_harsher_degradation_is_recorded_in_the_command_and_stacks_degradations(
     small = more(shaded, small_face=0.5)
     smeared = more(small, motion_blur=0.5)
     bent = more(squeezed, shape_warp=0.5)
+    longer = more(smeared, motion_blur_len=(0.02, 1.2))
     for cfg, base, flag, expected in [
         (shaded, harsh, "--shadow", "--degradation 1.0 --stack 0.5 --shadow 0.25"),
         (deep, shaded, "--shadow-dark", "--shadow 0.25 --shadow-dark 0.5"),
@@ -186,6 +187,7 @@ def test_harsher_degradation_is_recorded_in_the_command_and_stacks_degradations(
         (small, shaded, "--small-face", "--shadow 0.25 --small-face 0.5"),
         (smeared, small, "--motion-blur", "--small-face 0.5 --motion-blur 0.5"),
         (bent, squeezed, "--shape-warp", "--compression 0.5 --shape-warp 0.5"),
+        (longer, smeared, "--motion-blur-max", "--motion-blur 0.5 --motion-blur-max 1.2"),
     ]:
         assert expected in cfg.command()
         assert flag not in base.command()

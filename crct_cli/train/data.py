@@ -320,14 +320,16 @@ def training_degradation(
 
 def degradation_options(aug: AugmentConfig) -> list[str]:
     """``--degradation P --stack Q [--shadow S [--shadow-dark D]] [--small-face F]
-    [--motion-blur M] [--compression C] [--shape-warp W]`` for a recorded ``crct train``
-    command, when they are not the defaults (so earlier weight files' commands read as they
-    did)."""
+    [--motion-blur M [--motion-blur-max L]] [--compression C] [--shape-warp W]`` for a
+    recorded ``crct train`` command, when they are not the defaults (so earlier weight files'
+    commands read as they did)."""
     default = AugmentConfig()
     extra = ["--shadow", str(aug.shadow)] if aug.shadow else []
     extra += ["--shadow-dark", str(aug.shadow_dark)] if aug.shadow_dark else []
     extra += ["--small-face", str(aug.small_face)] if aug.small_face else []
     extra += ["--motion-blur", str(aug.motion_blur)] if aug.motion_blur else []
+    if aug.motion_blur and aug.motion_blur_len != default.motion_blur_len:
+        extra += ["--motion-blur-max", str(aug.motion_blur_len[1])]
     extra += ["--compression", str(aug.compression)] if aug.compression else []
     extra += ["--shape-warp", str(aug.shape_warp)] if aug.shape_warp else []
     if (aug.degradation, aug.stack) == (default.degradation, default.stack):
