@@ -18,6 +18,7 @@ from 1, crct's from 0: one pixel apart).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import operator
 import os
 from collections.abc import Callable, Sequence
@@ -147,7 +148,16 @@ def _counted(info: VideoInfo, header: dict) -> VideoInfo:
     is decoded."""
     if info.n_frames is not None or header.get("n_frames") is not None or info.path.is_dir():
         return info
-    return dataclasses.replace(info, n_frames=count_packet_frames(info.path))
+    st = info.path.stat()
+    count = _packet_count(str(info.path.resolve()), st.st_size, st.st_mtime_ns)
+    return dataclasses.replace(info, n_frames=count)
+
+
+@functools.lru_cache(maxsize=16)
+def _packet_count(path: str, size: int, mtime_ns: int) -> int | None:
+    """:func:`count_packet_frames` once per version of a file (size and time of change): a
+    found video is counted when it is chosen and again before it is drawn."""
+    return count_packet_frames(path)
 
 
 def _mismatch(info: VideoInfo, header: dict, length: int | None = None) -> str | None:

@@ -14,7 +14,7 @@ from crct_cli.draw import FACE_COLOURS
 from crct_cli.errors import CrctError
 from crct_cli.io.landmarks import write_pts
 from crct_cli.io.track_json import SCHEMA_FACES, FaceRecord, FacesRecord, TrackJsonWriter
-from crct_cli.io.video import iter_frames, probe_video
+from crct_cli.io.video import count_packet_frames, iter_frames, probe_video
 from crct_cli.overlay import PTS_COLOURS, draw_overlay
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -325,6 +325,30 @@ def test_a_video_that_declares_no_frame_count_is_counted(make_video, tmp_path) -
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(("o.", ".o"))]
     part = draw_overlay(run, tmp_path / "part.mp4", video=tmp_path / "ffv1.mkv", max_frames=3)
     assert part.frames == 3  # it stopped where told: the video's length is not known
+
+
+def test_a_found_video_is_counted_once_and_a_changed_one_again(
+    make_video, tmp_path, monkeypatch
+) -> None:
+    """The packets of a found Matroska video are read once for choosing it and drawing it,
+    and read again once the file changes."""
+    import crct_cli.overlay as overlay
+
+    calls = []
+
+    def counting(path):
+        calls.append(path)
+        return count_packet_frames(path)
+
+    monkeypatch.setattr(overlay, "count_packet_frames", counting)
+    overlay._packet_count.cache_clear()
+    video = make_video("clip.mkv", n_frames=6)
+    run = _write_run(tmp_path / "run", video, 6)
+    assert draw_overlay(run).frames == 6 and len(calls) == 1
+    make_video("clip.mkv", n_frames=9)  # the same name, another video
+    with pytest.raises(CrctError, match="has 9 frames, but the run's video had 6"):
+        draw_overlay(run, tmp_path / "o.mp4")
+    assert len(calls) == 2
 
 
 def test_a_run_cut_by_max_frames_past_the_end_read_its_video_to_the_end(make_video, tmp_path):
