@@ -1973,8 +1973,8 @@ MotionBlur = Annotated[
     float,
     typer.Option(
         help="Share of training faces smeared along a straight path of 2-60% of the face's "
-        "side (log-uniform, any direction), as a camera smears a face that moves fast, before "
-        "the degradations.",
+        "side (log-uniform, any direction; the longest: --motion-blur-max), as a camera smears "
+        "a face that moves fast, before the degradations.",
         min=0.0,
         max=1.0,
     ),
