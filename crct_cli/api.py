@@ -45,6 +45,7 @@ from crct_cli.tracking.frame_denoise import (
 from crct_cli.tracking.likeness import LIKENESS
 from crct_cli.tracking.lookahead import LookAhead
 from crct_cli.tracking.multi import Face, MultiConfig, MultiTracker
+from crct_cli.tracking.orientation import AUTO, choose_rotation, parse_rotate, turn
 from crct_cli.tracking.smoothing import (
     LOOKAHEAD,
     SMOOTH,
@@ -226,6 +227,13 @@ class Tracker:
     ``sequence_fps``: :meth:`track` reads a folder of images as one video (an image
     sequence, in the natural order of the file names: :mod:`crct_cli.io.sequence`), its
     frames this many a second apart (the folder stores no rate; a video file has its own).
+    ``rotate``: every frame is turned this many degrees clockwise (0, 90, 180 or 270) before
+    the networks read it, for a video lying on its side without a tag that says so (a phone's
+    tag is applied already); ``"auto"``: :meth:`track` looks at a video's first frames in all
+    four quarter turns and keeps the one in which the detector finds a face most surely
+    (:meth:`step`: from the first frame with a face in some turn). Points, boxes and
+    ``TrackedFrame.image`` are in the turned frame's pixels; :attr:`rotation` is the turn used
+    (:mod:`crct_cli.tracking.orientation`).
     ``pose``: each face with points also gets ``face.pose``, its head pose (Tx, Ty, Tz in mm,
     Rx, Ry, Rz in radians: pitch, yaw, roll) from a rigid 3D face fitted to its 68 points
     (``weights/face3d.json``; :mod:`crct_cli.pose`), for a camera of ``focal_length`` pixels
@@ -280,6 +288,7 @@ class Tracker:
         temporal_strength: float = FrameDenoiseConfig.strength,
         noise_threshold: float = FrameDenoiseConfig.threshold,
         sequence_fps: float = SEQUENCE_FPS,
+        rotate: int | str = 0,
         pose: bool = False,
         focal_length: float | None = None,
         weights_dir: str | os.PathLike[str] | None = None,
@@ -305,6 +314,11 @@ class Tracker:
         check_focal(focal_length)  # also without pose, as the command line checks it
         #: :meth:`track`: frames a second given to a folder of images (a video file has its own)
         self.sequence_fps = float(sequence_fps)
+        #: the clockwise quarter turn asked for (0, 90, 180, 270 or "auto")
+        self.rotate = parse_rotate(rotate)
+        #: the clockwise turn the frames last tracked were given
+        self.rotation = 0 if self.rotate == AUTO else int(self.rotate)
+        self._step_turn: int | None = None if self.rotate == AUTO else int(self.rotate)
         smoothing = SmoothConfig(min_cutoff=smooth_cutoff, beta=smooth_beta)
         smoothing.check()
         self.smooth = smooth
@@ -389,6 +403,8 @@ class Tracker:
         if self._step_denoiser is not None:
             self._step_denoiser.reset()
         self._index, self._clock = 0, None
+        if self.rotate == AUTO:
+            self._step_turn = None
 
     def step(self, rgb: np.ndarray, time_s: float | None = None) -> TrackedFrame:
         """Track one RGB uint8 frame (H, W, 3) that follows the previous one (grey (H, W)
@@ -398,7 +414,7 @@ class Tracker:
         tracker keeps the frame until the next one (BT reads both), so it keeps a copy: a
         capture loop may decode every frame into one buffer.
         """
-        image = _check_image(rgb).copy()
+        image = self._step_turned(_check_image(rgb).copy())
         now = time.perf_counter()
         if self._clock is None:
             self._clock = now
@@ -415,8 +431,49 @@ class Tracker:
         self._index += 1
         return frame
 
+    def _step_turned(self, image: np.ndarray) -> np.ndarray:
+        """:meth:`step`'s frame turned by ``rotate``; with ``"auto"`` the turn is chosen on the
+        first frame in which some quarter turn shows a face, and kept until :meth:`reset`."""
+        angle = self._step_turn
+        if angle is None:
+            angle, found = choose_rotation([image], self.networks.detect)
+            if found:
+                self._step_turn = angle
+        self.rotation = angle
+        return turn(image, angle) if angle else image
+
+    def orientation(self, video: VideoSource, skip_frames: int = 0) -> int:
+        """The clockwise quarter turn :meth:`track` gives ``video``'s frames: ``rotate`` when
+        it is a number; with ``"auto"``, the turn in which the detector finds a face most surely
+        in the first frames after ``skip_frames`` (a file, a folder of images or an array:
+        frames from an iterator are looked at as :meth:`track` reads them)."""
+        if self.rotate != AUTO:
+            return int(self.rotate)
+        from crct_cli.io.arrays import is_frame_source, iter_arrays
+        from crct_cli.io.video import iter_frames
+        from crct_cli.tracking.orientation import sample_frames
+        from crct_cli.tracking.pipeline import FrameRange
+
+        if is_frame_source(video) and not isinstance(video, np.ndarray):
+            raise CrctError(
+                "orientation() reads a file, a folder of images or an array; frames from an "
+                "iterator are turned as track() reads them"
+            )
+        skip = FrameRange.of(skip_frames).skip
+        if isinstance(video, np.ndarray):
+            frames = iter_arrays(video, self.sequence_fps, _check_image, None, skip)
+        else:
+            frames = iter_frames(Path(video), None, self.sequence_fps, skip)
+        with contextlib.closing(frames):
+            looked, _ = sample_frames(frames)
+        return choose_rotation([f.image for f in looked], self.networks.detect)[0]
+
     def track(
-        self, video: VideoSource, max_frames: int | None = None, skip_frames: int = 0
+        self,
+        video: VideoSource,
+        max_frames: int | None = None,
+        skip_frames: int = 0,
+        rotate: int | str | None = None,
     ) -> Iterator[TrackedFrame]:
         """Every frame of ``video`` (a file, or a folder of images: ``sequence_fps``) with its
         faces, decoded and tracked one at a time (frames before the first face wait for it:
@@ -430,39 +487,47 @@ class Tracker:
         (frames, H, W)) or an iterable of arrays as :meth:`step` takes them (a generator over a
         capture, another decoder's frames), read on this thread and tracked as a file is,
         looking ahead and back; frame ``i`` is ``i / sequence_fps`` seconds in, as in a folder
-        of images."""
+        of images. ``rotate``: this video's turn instead of the tracker's (a number, or
+        ``"auto"``; :meth:`orientation` says which turn ``"auto"`` takes)."""
         from crct_cli.tracking.pipeline import FrameRange
 
         if max_frames is not None and not isinstance(max_frames, bool) and max_frames == 0:
             return  # nothing asked for
         span = FrameRange.of(skip_frames, max_frames)
+        angle = self.rotate if rotate is None else parse_rotate(rotate)
         if self.pose is None:
-            yield from self._finished(video, span)
+            yield from self._finished(video, span, angle)
             return
-        for frame in self._finished(video, span):
+        for frame in self._finished(video, span, angle):
             assert frame.image is not None
             yield dataclasses.replace(frame, faces=self._posed(frame.faces, frame.image.shape))
 
-    def _finished(self, video: VideoSource, span: FrameRange) -> Iterator[TrackedFrame]:
+    def _finished(
+        self, video: VideoSource, span: FrameRange, angle: int | str
+    ) -> Iterator[TrackedFrame]:
         """:meth:`track`'s frames with their final points (the two-sided filter's, if on)."""
         if not self.lookahead:
-            yield from self._track(video, span, causal=True)
+            yield from self._track(video, span, angle, causal=True)
             return
         ahead: LookAhead[TrackedFrame] = LookAhead(
             self.networks, self.config, self.backtrack, self.two_sided, self.bridge
         )
-        for frame in self._track(video, span, causal=False):
+        for frame in self._track(video, span, angle, causal=False):
             assert frame.image is not None
             for done, faces in ahead.push(frame, frame.time, frame.image, frame.faces):
                 yield dataclasses.replace(done, faces=faces)
         for done, faces in ahead.flush():
             yield dataclasses.replace(done, faces=faces)
 
-    def _track(self, video: VideoSource, span: FrameRange, causal: bool) -> Iterator[TrackedFrame]:
+    def _track(
+        self, video: VideoSource, span: FrameRange, angle: int | str, causal: bool
+    ) -> Iterator[TrackedFrame]:
         """:meth:`track`'s frames before any two-sided filter (``causal``: the One Euro
-        filter's points, as :meth:`step` gives)."""
+        filter's points, as :meth:`step` gives), turned by ``angle`` (``"auto"``: as the first
+        frames show)."""
         from crct_cli.io.arrays import is_frame_source, iter_arrays
         from crct_cli.io.video import iter_frames, prefetch_frames
+        from crct_cli.tracking.orientation import sample_frames, turn_frames
 
         self.reset()
         waiting: list[TrackedFrame] = []  # the first frames, faceless, while a face may come
@@ -472,6 +537,11 @@ class Tracker:
             frames = iter_arrays(video, self.sequence_fps, _check_image, span.count, span.skip)
         else:
             frames = iter_frames(Path(video), span.count, self.sequence_fps, span.skip)
+        if angle == AUTO:
+            looked, frames = sample_frames(frames)
+            angle = choose_rotation([f.image for f in looked], self.networks.detect)[0]
+        self.rotation = int(angle)
+        frames = turn_frames(frames, self.rotation)
         if self.frame_denoise is not None:  # in the decoding thread, beside the networks
             frames = denoise_frames(frames, self.frame_denoise, two_sided=not causal)
         for decoded in frames if in_memory else prefetch_frames(frames):
@@ -559,6 +629,7 @@ class Tracker:
             ),
             "noise_threshold": None if self.frame_denoise is None else self.frame_denoise.threshold,
             "sequence_fps": self.sequence_fps,
+            "rotate": self.rotate,
             "pose": self.pose is not None,
             "focal_length": None if self.pose is None else self.pose.focal,
         }

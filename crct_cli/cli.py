@@ -678,6 +678,16 @@ def track(
             metavar="FPS",
         ),
     ] = 30.0,
+    rotate: Annotated[
+        str,
+        typer.Option(
+            help="Turn every frame this many degrees clockwise before tracking, for video "
+            "lying on its side with no tag that says so (a phone's tag is applied already); "
+            "auto: the quarter turn in which the first frames show a face most surely. Points, "
+            "overlay and crops are in the turned frames' pixels.",
+            metavar="0|90|180|270|auto",
+        ),
+    ] = "0",
     max_frames: Annotated[
         int | None,
         typer.Option(
@@ -825,6 +835,7 @@ def track(
         "temporal_strength": temporal_strength,
         "noise_threshold": noise_threshold,
         "sequence_fps": sequence_fps,
+        "rotate": rotate,
         "pose": pose,
         "focal_length": focal_length,
     }
@@ -855,6 +866,7 @@ def _track_lone_video(console: Any, job: Any, spec: Any, overwrite: bool) -> Non
     from crct_cli.batch.resume import Done, check_done, foreign_outputs, other_input
     from crct_cli.batch.runner import exclusive_out
     from crct_cli.batch.worker import VideoWorker
+    from crct_cli.tracking.orientation import parse_rotate
     from crct_cli.ui import frame_progress, print_track_summary, short_file_line
 
     if not overwrite:
@@ -883,7 +895,9 @@ def _track_lone_video(console: Any, job: Any, spec: Any, overwrite: bool) -> Non
         raise typer.Exit(EXIT_BAD_INPUT)
     print_track_summary(console, worker.last_summary, worker.tracker.timings)
     if result.status == "no_face":
-        _warning_line(f"{job.label}: no face found in any of its {result.frames} frames")
+        as_it_came = parse_rotate(spec.tracker_options.get("rotate", 0)) == 0
+        hint = " (a video lying on its side: --rotate auto)" if as_it_came else ""
+        _warning_line(f"{job.label}: no face found in any of its {result.frames} frames{hint}")
     if result.missing_frames:
         _warning_line(short_file_line(job.label, result.frames, result.missing_frames))
 

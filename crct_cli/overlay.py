@@ -43,6 +43,7 @@ from crct_cli.io.video import (
     probe_video,
 )
 from crct_cli.pose import default_focal
+from crct_cli.tracking.orientation import ROTATIONS, turn_frames, turned_size
 from crct_cli.tracking.pipeline import OVERLAY, FrameRange
 
 #: RGB colours of ``--pts`` folders, in order: none of them a face id's (draw.FACE_COLOURS).
@@ -119,13 +120,25 @@ def _differs(path: Path, track: TrackFile, size: int | None) -> str | None:
         if size is not None and (found := _bytes(path)) != size:
             return f"has {found} bytes, but the run's video had {size}"
         info = _counted(probe_video(path, _sequence_fps(track.header)), track.header)
-        return _mismatch(info, track.header, _run_length(track))
+        return _mismatch(_turned(info, track.header), track.header, _run_length(track))
     except (CrctError, OSError) as exc:
         return str(exc)
 
 
 def _sequence_fps(header: dict) -> float | None:
     return (header.get("config") or {}).get("sequence_fps")
+
+
+def _rotation(header: dict) -> int:
+    """The clockwise quarter turn the run gave its frames (``--rotate``; 0 before it)."""
+    angle = header.get("rotate", 0)
+    return angle if isinstance(angle, int) and angle in ROTATIONS else 0
+
+
+def _turned(info: VideoInfo, header: dict) -> VideoInfo:
+    """``info`` with the frame size of the frames the run read (turned by ``--rotate``)."""
+    width, height = turned_size(info.width, info.height, _rotation(header))
+    return dataclasses.replace(info, width=width, height=height)
 
 
 def _run_length(track: TrackFile) -> int | None:
@@ -372,7 +385,7 @@ def draw_overlay(
         )
 
     header = track.header if track is not None else {}
-    info = _counted(probe_video(video, _sequence_fps(header)), header)
+    info = _turned(_counted(probe_video(video, _sequence_fps(header)), header), header)
     length = None if track is None else _run_length(track)
     problem = None if track is None else _mismatch(info, header, length)
     if problem is not None:
@@ -388,7 +401,8 @@ def draw_overlay(
 
     with_run, with_pts, frames, bad = 0, [0] * len(folders), 0, []
     with VideoWriter(out, info.fps, info.width, info.height) as writer:
-        for frame in iter_frames(video, span.count, _sequence_fps(header), span.skip):
+        frames_in = iter_frames(video, span.count, _sequence_fps(header), span.skip)
+        for frame in turn_frames(frames_in, _rotation(header)):
             record = records.get(frame.index)
             faces = record.faces if record is not None else []
             with_run += record is not None

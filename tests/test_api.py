@@ -29,6 +29,7 @@ from crct_cli.io.track_json import read_track_json
 from crct_cli.io.video import VideoWriter, iter_frames
 from crct_cli.landmarks import box_from_points
 from crct_cli.tracking.multi import Face
+from crct_cli.tracking.orientation import parse_rotate
 from crct_cli.tracking.smoothing import ShapeFilter, TwoSidedSmoother
 from crct_cli.tracking.tracker import CRCTTracker, TrackerConfig
 
@@ -276,6 +277,24 @@ def test_a_sideways_phone_photo_gets_the_points_of_the_upright_one(
     assert np.abs(got.points - want.points).max() < 0.02 * diagonal
 
 
+def test_auto_turns_the_astronaut_lying_on_its_side_upright(tracker: Tracker) -> None:
+    """The astronaut clip turned a quarter anticlockwise (as a camera on its side films it):
+    ``rotate="auto"`` turns it back, and the points are those of the upright clip, exactly;
+    upright, auto keeps the clip as it is."""
+    upright = np.stack([f.image for f in iter_frames(VIDEO, 12)])
+    lying = np.ascontiguousarray(np.rot90(upright, 1, axes=(1, 2)))
+    auto = Tracker(faces=1, device="cpu", backend="onnx", rotate="auto")
+    assert auto.orientation(lying) == 90 and auto.orientation(upright) == 0
+    assert auto.orientation(np.ascontiguousarray(np.rot90(upright, 2, axes=(1, 2)))) == 180
+    want = list(tracker.track(upright))
+    got = list(auto.track(lying))
+    assert auto.rotation == 90 and len(got) == len(want) == 12
+    for a, b in zip(want, got, strict=True):
+        assert np.array_equal(a.faces[0].points, b.faces[0].points)
+    as_it_came = list(tracker.track(lying, max_frames=3))  # lying, crct finds no face
+    assert all(not f.faces or f.faces[0].state == "lost" for f in as_it_came)
+
+
 def test_track_takes_a_stretch_and_nothing_for_no_frames(tracker: Tracker) -> None:
     """``track(video, max_frames, skip_frames)``: the frames asked for, with their indices in
     the whole video; ``max_frames=0`` asks for none (as before skip_frames existed)."""
@@ -382,7 +401,8 @@ def test_the_command_line_s_defaults_are_the_tracker_s() -> None:
     lost |= {"likeness", "lost_doubted", "find_wide"}
     smoothing = {"smooth", "smooth_cutoff", "smooth_beta"}
     smoothing |= {"temporal_denoise", "temporal_radius", "temporal_strength", "noise_threshold"}
-    shared = (set(api) & set(cli_track)) - {"faces"}
+    shared = (set(api) & set(cli_track)) - {"faces", "rotate"}
+    assert parse_rotate(cli_track["rotate"]) == api["rotate"]  # text on the command line
     assert {"bt_reuse", "blend", "flip", "check_refined", "backfill", "reacquire"} <= shared
     assert lost | smoothing <= shared
     assert {k: cli_track[k] for k in shared} == {k: api[k] for k in shared}

@@ -89,6 +89,7 @@ def settings_of(
 
     from crct_cli.api import Tracker, parse_faces
     from crct_cli.models.weights import WEIGHTS_DIR, weights_fingerprint
+    from crct_cli.tracking.orientation import parse_rotate
     from crct_cli.tracking.tracker import check_init_box
 
     defaults = {k: p.default for k, p in inspect.signature(Tracker).parameters.items()}
@@ -100,6 +101,9 @@ def settings_of(
         elif key == "init_box" and value is not None:
             value = check_init_box(value).tolist()
         settings[key] = value
+    rotate = parse_rotate(tracker_options.get("rotate", 0))
+    if rotate != 0:  # only where asked: runs from before --rotate stay done
+        settings["rotate"] = rotate
     weights_dir = tracker_options.get("weights_dir")
     settings["weights"] = weights_fingerprint(WEIGHTS_DIR if weights_dir is None else weights_dir)
     if frames_in is not None:

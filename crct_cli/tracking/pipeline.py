@@ -36,6 +36,7 @@ from crct_cli.io.landmarks import format_pts
 from crct_cli.io.openface_csv import LandmarksCsvWriter
 from crct_cli.io.track_json import SCHEMA_FACES, FaceRecord, FacesRecord, TrackJsonWriter
 from crct_cli.io.video import VideoWriter, probe_video
+from crct_cli.tracking.orientation import turned_size
 
 #: The files a finished video folder holds (``overlay.mp4`` and ``crops/`` besides, on request).
 OUTPUTS: tuple[str, ...] = ("annot", "track.json", "landmarks.csv")
@@ -221,6 +222,8 @@ def track_video(
     """
     span = frames_in or FrameRange()
     info = probe_video(video, tracker.sequence_fps)
+    angle = tracker.orientation(video, span.skip)  # --rotate auto looks at the first frames
+    width, height = turned_size(info.width, info.height, angle)
     total = span.expected(info.n_frames)  # for the progress bar
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -229,11 +232,12 @@ def track_video(
     header = {
         "video": str(video),
         "video_resolved": os.path.abspath(video),  # where crct draw finds it from anywhere
-        "width": info.width,
-        "height": info.height,
+        "width": width,
+        "height": height,
         "fps": info.fps,
         "n_frames": info.n_frames,
         **span.settings(),
+        **({"rotate": angle} if angle else {}),  # the frames' clockwise turn, for crct draw
         "method": tracker.config.mode,
         "faces": tracker.multi.faces,
         "config": tracker.describe(),
@@ -256,8 +260,8 @@ def track_video(
         with TrackJsonWriter(out_dir / "track.json", header, SCHEMA_FACES) as track_json:
             csv = LandmarksCsvWriter(out_dir / "landmarks.csv", pose=poser is not None)
             if overlay:
-                writer = VideoWriter(out_dir / OVERLAY, info.fps, info.width, info.height)
-            for frame in tracker.track(video, span.count, span.skip):
+                writer = VideoWriter(out_dir / OVERLAY, info.fps, width, height)
+            for frame in tracker.track(video, span.count, span.skip, rotate=angle):
                 frames += 1
                 first = frame.face(0)
                 counts[first.state if first is not None else "lost"] += 1

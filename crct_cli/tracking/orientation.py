@@ -1,0 +1,130 @@
+"""Which way up a video is: ``crct track --rotate`` and ``Tracker(rotate=...)``.
+
+A phone's video usually says how to turn it (the display matrix, applied as frames are decoded:
+:mod:`crct_cli.io.video`), but a file re-encoded without that tag, a camera mounted on its side
+or a screen recording turned by hand shows the face lying on its side, and MTCNN, BT and FLL,
+trained on faces within 45 degrees of upright, then find no face at all. ``--rotate 90`` turns
+every frame a quarter clockwise before anything reads it (the ``rotate`` tag's sense and
+FFmpeg's ``transpose=clock``); ``--rotate auto`` looks at the first frames in all four quarter
+turns and keeps the one in which the detector finds a face most surely.
+
+The detector's certainty is the logit of its best face's probability: MTCNN's probabilities
+crowd against 1 (an upright face 0.9999+, a face lying on its side that it still takes, or a
+face-like pattern, 0.93-0.99), and the logit spreads them apart (about 9-14 against 2-5 on
+the shared videos). A turn is taken over the frames as decoded only when its mean over the
+sampled frames is :data:`MARGIN` higher, so a face tilted about 45 degrees, which reads as well
+one quarter turn as the other, keeps the video as it came.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from crct_cli.errors import OptionError
+from crct_cli.io.video import Frame, apply_rotation
+
+#: The quarter turns ``--rotate`` takes, clockwise degrees.
+ROTATIONS: tuple[int, ...] = (0, 90, 180, 270)
+#: ``--rotate auto``: the quarter turn is chosen from the first frames.
+AUTO = "auto"
+#: Mean logit a quarter turn must find faces by above the frames as decoded to be taken.
+MARGIN = 2.0
+#: The certainty of a face found for sure (a probability of 1 - 1e-6; MTCNN's float32 1.0).
+_MOST = math.log((1 - 1e-6) / 1e-6)
+#: ``auto``: every this many frames from the first is looked at, ...
+SAMPLE_EVERY = 10
+#: ... up to this many of them (the first 51 frames, under two seconds of most video) ...
+SAMPLE_COUNT = 6
+#: ... and no more frames held in memory meanwhile than this many bytes of pixels.
+SAMPLE_BYTES = 200 * 2**20
+
+
+def parse_rotate(value: Any) -> int | str:
+    """``--rotate`` / ``rotate``: 0, 90, 180 or 270 (clockwise degrees), or ``"auto"``."""
+    given = value
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text == AUTO:
+            return AUTO
+        try:
+            value = int(text)
+        except ValueError:
+            raise _rotate_error(given) from None
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value not in ROTATIONS:
+        raise _rotate_error(given)
+    return int(value)
+
+
+def _rotate_error(value: Any) -> OptionError:
+    return OptionError(
+        "rotate",
+        f"must be 0, 90, 180, 270 (degrees clockwise) or 'auto', got {value!r}",
+        cli=f"must be 0, 90, 180, 270 or auto, got {value!r}",
+    )
+
+
+def turn(image: np.ndarray, clockwise: int) -> np.ndarray:
+    """``image`` turned ``clockwise`` degrees (a multiple of 90) clockwise."""
+    return apply_rotation(image, -clockwise)
+
+
+def turned_size(width: int, height: int, clockwise: int) -> tuple[int, int]:
+    """A ``width`` x ``height`` frame's size once turned ``clockwise`` degrees."""
+    return (height, width) if clockwise % 180 else (width, height)
+
+
+def turn_frames(frames: Iterator[Frame], clockwise: int) -> Iterator[Frame]:
+    """``frames`` turned ``clockwise`` degrees (unchanged for 0)."""
+    if clockwise % 360 == 0:
+        yield from frames
+        return
+    for frame in frames:
+        yield Frame(frame.index, frame.time, turn(frame.image, clockwise))
+
+
+def certainty(detect: Callable[[np.ndarray], Sequence[Any]], image: np.ndarray) -> float:
+    """How surely ``detect`` finds a face in ``image``: its best face's logit, 0 for none."""
+    best = max((float(d.score) for d in detect(image)), default=0.0)
+    if not best > 0.5:
+        return 0.0
+    return min(math.log(best / max(1.0 - best, 1e-12)), _MOST)
+
+
+def choose_rotation(
+    images: Sequence[np.ndarray], detect: Callable[[np.ndarray], Sequence[Any]]
+) -> tuple[int, bool]:
+    """The clockwise quarter turn in which ``detect`` finds faces in ``images`` most surely,
+    and whether it found a face in any turn at all (0 where nothing beats the images as they
+    are by :data:`MARGIN`)."""
+    if not images:
+        return 0, False
+    means = {
+        angle: float(np.mean([certainty(detect, turn(image, angle)) for image in images]))
+        for angle in ROTATIONS
+    }
+    best = max(ROTATIONS, key=lambda angle: (means[angle], angle == 0))
+    found = means[best] > 0
+    if best != 0 and means[best] - means[0] < MARGIN:
+        return 0, found
+    return best, found
+
+
+def sample_frames(frames: Iterator[Frame]) -> tuple[list[Frame], Iterator[Frame]]:
+    """The first frames of a stream read ahead for ``auto`` (every :data:`SAMPLE_EVERY` th, up
+    to :data:`SAMPLE_COUNT`, at most :data:`SAMPLE_BYTES` held), and the whole stream again:
+    those frames first, then the rest."""
+    held: list[Frame] = []
+    size = 0
+    last = (SAMPLE_COUNT - 1) * SAMPLE_EVERY
+    for frame in frames:
+        held.append(frame)
+        size += frame.image.nbytes
+        if len(held) > last or size >= SAMPLE_BYTES:
+            break
+    looked = held[::SAMPLE_EVERY]
+    return looked, itertools.chain(held, frames)
