@@ -16,7 +16,7 @@ import typer
 from typer.core import TyperGroup
 
 from crct_cli import __version__
-from crct_cli.errors import CrctError, error_text
+from crct_cli.errors import CrctError, OptionError, error_text
 
 if TYPE_CHECKING:
     from crct_cli.tracking.pipeline import FrameRange
@@ -263,6 +263,45 @@ DenoiseOption = Annotated[
         metavar="none|d|s|m",
     ),
 ]
+FacesOption = Annotated[
+    str,
+    typer.Option(
+        help="How many faces to follow: 1 (the papers' single target), a number, or all.",
+        metavar="N|all",
+    ),
+]
+ModeOption = Annotated[
+    str,
+    typer.Option(help="crct (BT + FV + FLL), fll-mt (MTCNN every frame + FLL) or bt (BT alone)."),
+]
+PoseOption = Annotated[
+    bool,
+    typer.Option(
+        help="Also write each face's head pose from its points (a rigid 3D face fitted to "
+        "them): OpenFace's pose_Tx/Ty/Tz (mm) and pose_Rx/Ry/Rz (radians: pitch, yaw, "
+        "roll) in landmarks.csv, pose in track.json.",
+    ),
+]
+FocalLengthOption = Annotated[
+    float | None,
+    typer.Option(
+        help="With --pose: the camera's focal length in pixels (default: 500 at 640x480, "
+        "scaled with the frame, a webcam's guess). It sets the distance, and the angle at "
+        "which a face off the frame's middle is seen.",
+        metavar="PX",
+        show_default=False,
+    ),
+]
+RotateOption = Annotated[
+    str,
+    typer.Option(
+        help="Turn every frame this many degrees clockwise before tracking, for video "
+        "lying on its side with no tag that says so (a phone's tag is applied already); "
+        "auto: the quarter turn in which the first frames show a face most surely. Points, "
+        "overlay and crops are in the turned frames' pixels.",
+        metavar="0|90|180|270|auto",
+    ),
+]
 
 
 def _parse_box(text: str | None) -> Any:
@@ -320,31 +359,9 @@ def track(
             "one a frame, for archives; crct_cli.load_track reads them).",
         ),
     ] = True,
-    pose: Annotated[
-        bool,
-        typer.Option(
-            help="Also write each face's head pose from its points (a rigid 3D face fitted to "
-            "them): OpenFace's pose_Tx/Ty/Tz (mm) and pose_Rx/Ry/Rz (radians: pitch, yaw, "
-            "roll) in landmarks.csv, pose in track.json.",
-        ),
-    ] = False,
-    focal_length: Annotated[
-        float | None,
-        typer.Option(
-            help="With --pose: the camera's focal length in pixels (default: 500 at 640x480, "
-            "scaled with the frame, a webcam's guess). It sets the distance, and the angle at "
-            "which a face off the frame's middle is seen.",
-            metavar="PX",
-            show_default=False,
-        ),
-    ] = None,
-    faces: Annotated[
-        str,
-        typer.Option(
-            help="How many faces to follow: 1 (the papers' single target), a number, or all.",
-            metavar="N|all",
-        ),
-    ] = "1",
+    pose: PoseOption = False,
+    focal_length: FocalLengthOption = None,
+    faces: FacesOption = "1",
     detect_every: Annotated[
         int,
         typer.Option(
@@ -363,12 +380,7 @@ def track(
             metavar="FRAMES",
         ),
     ] = 40,
-    mode: Annotated[
-        str,
-        typer.Option(
-            help="crct (BT + FV + FLL), fll-mt (MTCNN every frame + FLL) or bt (BT alone)."
-        ),
-    ] = "crct",
+    mode: ModeOption = "crct",
     init_box: Annotated[
         str | None,
         typer.Option(help="Start from this box (pixels) instead of detecting.", metavar="X,Y,W,H"),
@@ -678,16 +690,7 @@ def track(
             metavar="FPS",
         ),
     ] = 30.0,
-    rotate: Annotated[
-        str,
-        typer.Option(
-            help="Turn every frame this many degrees clockwise before tracking, for video "
-            "lying on its side with no tag that says so (a phone's tag is applied already); "
-            "auto: the quarter turn in which the first frames show a face most surely. Points, "
-            "overlay and crops are in the turned frames' pixels.",
-            metavar="0|90|180|270|auto",
-        ),
-    ] = "0",
+    rotate: RotateOption = "0",
     max_frames: Annotated[
         int | None,
         typer.Option(
@@ -1195,6 +1198,129 @@ def draw(
     for i, (folder, n) in enumerate(zip(pts or [], summary.with_pts, strict=True)):
         parts.append(f"{folder} on {n} ({pts_style(i)[2]})")
     console.print(f"{'; '.join(parts)} -> {summary.out}", markup=False)
+
+
+@app.command()
+def live(
+    source: Annotated[
+        str,
+        typer.Argument(
+            help="A camera by its number (0: the first), a stream (rtsp://..., http://...), or "
+            "a video file read as if live.",
+            metavar="[CAMERA|STREAM|VIDEO]",
+        ),
+    ] = "0",
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Also write the session here: landmarks.csv and track.json (as crct track "
+            "--no-pts writes them), each renamed into place when the session ends.",
+            metavar="DIR",
+            show_default=False,
+        ),
+    ] = None,
+    overlay: Annotated[
+        bool, typer.Option(help="With --out: also write overlay.mp4, the frames as shown.")
+    ] = False,
+    show: Annotated[
+        bool,
+        typer.Option(
+            help="Show each frame with its faces' points in a window (q or Esc stops); "
+            "--no-show: no window (a server, or only writing --out; Ctrl-C stops).",
+        ),
+    ] = True,
+    max_frames: Annotated[
+        int | None,
+        typer.Option(help="Stop after N frames.", metavar="N", show_default=False),
+    ] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace a session or run already in --out.")
+    ] = False,
+    faces: FacesOption = "1",
+    mode: ModeOption = "crct",
+    rotate: Annotated[
+        str,
+        typer.Option(
+            help="Turn every frame this many degrees clockwise first (a camera on its side).",
+            metavar="0|90|180|270",
+        ),
+    ] = "0",
+    smooth: Annotated[
+        bool,
+        typer.Option(
+            help="A One Euro filter on each face's shape, its pose never delayed (crct track's "
+            "causal filter); --no-smooth: each frame's points as FLL gave them.",
+        ),
+    ] = True,
+    pose: PoseOption = False,
+    focal_length: FocalLengthOption = None,
+    denoise: DenoiseOption = "none",
+    device: DeviceOption = "auto",
+    backend: BackendOption = "auto",
+) -> None:
+    """Track 68 landmarks live, frame by frame, from a camera or a stream, and show them.
+
+    Each frame is tracked as it arrives (Algorithm 1 with the causal filter: nothing waits for
+    later frames) and shown with its faces' points, ids and states; with --out the session is
+    also written (landmarks.csv, track.json, --overlay's overlay.mp4), complete up to the frame
+    it ended on: q or Esc, the window closed, Ctrl-C, --max-frames, or the stream's end. A
+    video file is read as fast as the tracker goes; crct track gives a file better points
+    (it looks ahead and back).
+    """
+    from rich.console import Console
+
+    from crct_cli import batch
+    from crct_cli.api import Tracker
+    from crct_cli.batch.runner import sigterm_as_interrupt
+    from crct_cli.live import check_display, check_live_rotate, run_live
+
+    angle = check_live_rotate(rotate)
+    if overlay and out is None:
+        raise OptionError("overlay", "needs --out, the folder to write overlay.mp4 into")
+    if show:
+        check_display()
+    _warn_focal_without_pose(focal_length, pose)
+    if out is not None:
+        if out.exists() and not out.is_dir():
+            raise CrctError(f"{out}: not a folder")
+        if (out / "track.json").exists() and not overwrite:
+            raise OptionError(
+                "overwrite",
+                "is not given, and a session or run is already there",
+                cli="replaces a session or run already there",
+                where=str(out),
+            )
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CrctError(f"{out}: cannot create output folder ({exc.strerror})") from None
+    factory = batch.NETWORKS_FACTORY
+    tracker = Tracker(
+        faces,
+        device,
+        mode=mode,
+        denoise=denoise,
+        backend=backend,
+        smooth=smooth,
+        rotate=angle,
+        pose=pose,
+        focal_length=focal_length,
+        networks=None if factory is None else factory(),
+    )
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    with sigterm_as_interrupt():
+        summary = run_live(source, tracker, out, overlay=overlay, show=show, max_frames=max_frames)
+    if summary.frames == 0:
+        raise CrctError(f"{source}: no frame could be read")
+    line = (
+        f"{summary.frames} frames from {source} ({summary.fps:.1f} fps), a face in "
+        f"{summary.with_points}; ended: {summary.ended}"
+    )
+    console.print(line + (f" -> {out}" if out is not None else ""), markup=False)
+    if summary.with_points == 0:
+        _warning_line(f"{source}: no face found in any of its {summary.frames} frames")
 
 
 _DENOISE_HELP = (

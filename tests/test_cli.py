@@ -19,7 +19,7 @@ from crct_cli.cli import PANEL_HELP_COLUMNS, app
 from crct_cli.io.images import write_image
 from crct_cli.io.landmarks import write_pts
 
-COMMANDS = ("track", "align", "draw", "denoise", "degrade", "benchmark", "train")
+COMMANDS = ("track", "live", "align", "draw", "denoise", "degrade", "benchmark", "train")
 runner = CliRunner()
 
 

@@ -1,0 +1,263 @@
+"""Landmarks live from a camera or a stream: ``crct live``.
+
+Frames come from OpenCV's capture (a camera by its number, a stream such as ``rtsp://...``, or
+a video file read as if it were live, as fast as the tracker goes), each tracked as it arrives
+by :meth:`crct_cli.api.Tracker.step`: the causal filter, nothing waits for later frames, as
+OpenFace's and MediaPipe's live demos work. Each frame is shown with its faces' points; with
+``out``, the session is written as ``crct track --no-pts`` writes a video (landmarks.csv and
+track.json, overlay.mp4 with ``overlay``), each file under a temporary name renamed when the
+session ends: q or Esc in the window, the window closed, Ctrl-C, ``max_frames``, or the end of
+the stream.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from crct_cli.errors import CrctError, OptionError
+
+#: The window's title (its keys: q or Esc end the session).
+WINDOW = "crct live: q or Esc to stop"
+#: Frames a second written for a camera that does not say (most webcams run at 30).
+CAMERA_FPS = 30.0
+#: What ends a session, as :attr:`LiveSummary.ended` says.
+ENDINGS = ("end of stream", "max frames", "key", "window closed", "interrupted")
+
+
+@dataclass(frozen=True)
+class LiveSummary:
+    """A live session: frames tracked, those with a face's points, seconds, what ended it."""
+
+    source: str
+    frames: int
+    with_points: int
+    seconds: float
+    ended: str
+    out: Path | None = None
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
+@contextlib.contextmanager
+def _opencv_quiet() -> Iterator[None]:
+    """OpenCV's own log lines (each backend it tries on a missing camera says why it failed)
+    and FFmpeg's (a stream that refuses) kept back: crct says it in one line. A user's own
+    ``OPENCV_FFMPEG_LOGLEVEL`` is kept."""
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET, read at first use
+    logging = cv2.utils.logging
+    level = logging.getLogLevel()
+    logging.setLogLevel(logging.LOG_LEVEL_SILENT)
+    try:
+        yield
+    finally:
+        logging.setLogLevel(level)
+
+
+def open_capture(source: str) -> tuple[Any, bool]:
+    """OpenCV's capture of ``source``: a camera by its number ("0"), else a stream address or a
+    video file. The flag says whether frame times come from the file (else from the clock)."""
+    text = source.strip()
+    if text.isdigit():
+        with _opencv_quiet():
+            capture = cv2.VideoCapture(int(text))
+        if not capture.isOpened():
+            raise CrctError(f"camera {text}: cannot be opened (no such camera, or in use)")
+        return capture, False
+    is_file = "://" not in text
+    if is_file:
+        path = Path(text)
+        if not path.exists():
+            raise CrctError(f"{text}: no such camera, stream or video file")
+        if path.is_dir():
+            raise CrctError(f"{text}: a folder; crct live reads a camera, a stream or a video")
+    with _opencv_quiet():
+        capture = cv2.VideoCapture(text)
+    if not capture.isOpened():
+        raise CrctError(f"{text}: cannot be opened as a stream or video")
+    return capture, is_file
+
+
+def check_display() -> None:
+    """A window needs a display: on Linux without one, OpenCV's Qt stops the whole process,
+    so say so before it tries."""
+    if sys.platform.startswith("linux") and not (
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+    ):
+        raise CrctError(
+            "no display to show the frames on (DISPLAY is not set): --no-show, with --out to "
+            "write the landmarks"
+        )
+
+
+def check_live_rotate(rotate: Any) -> int:
+    """A live session's turn is given, not looked for: its outputs start at its first frame."""
+    from crct_cli.tracking.orientation import AUTO, parse_rotate
+
+    angle = parse_rotate(rotate)
+    if angle == AUTO:
+        raise OptionError(
+            "rotate",
+            "auto looks at a video's first frames first; live, give the turn (0, 90, 180 or 270)",
+        )
+    return int(angle)
+
+
+class _Outputs:
+    """landmarks.csv, track.json and overlay.mp4 of a session, opened on its first frame (the
+    frame size is known then) and renamed into place by :meth:`close`."""
+
+    def __init__(self, out: Path, source: str, tracker: Any, fps: float, overlay: bool) -> None:
+        self.out, self.source, self.tracker = out, source, tracker
+        self.fps, self.overlay = fps, overlay
+        self.csv: Any = None
+        self.json: Any = None
+        self.video: Any = None
+
+    def add(self, frame: Any, image: np.ndarray, drawn: Callable[[], np.ndarray]) -> None:
+        from crct_cli.io.openface_csv import LandmarksCsvWriter
+        from crct_cli.io.track_json import SCHEMA_FACES, FaceRecord, FacesRecord, TrackJsonWriter
+        from crct_cli.io.video import VideoWriter
+        from crct_cli.tracking.pipeline import OVERLAY
+
+        if self.json is None:
+            height, width = image.shape[:2]
+            angle = int(self.tracker.rotation)
+            header = {
+                "video": self.source,
+                "width": width,
+                "height": height,
+                "fps": self.fps,
+                "n_frames": None,
+                **({"rotate": angle} if angle else {}),
+                "live": True,
+                "method": self.tracker.config.mode,
+                "faces": self.tracker.multi.faces,
+                "config": self.tracker.describe(),
+            }
+            self.json = TrackJsonWriter(self.out / "track.json", header, SCHEMA_FACES)
+            self.csv = LandmarksCsvWriter(
+                self.out / "landmarks.csv", pose=self.tracker.pose is not None
+            )
+            if self.overlay:
+                self.video = VideoWriter(self.out / OVERLAY, self.fps, width, height)
+        records = [
+            FaceRecord(f.face_id, f.box, f.points, f.score, f.state, f.pose) for f in frame.faces
+        ]
+        self.json.add(FacesRecord(frame.index, frame.time, records))
+        self.csv.add(frame.index, frame.time, frame.faces)
+        if self.video is not None:
+            self.video.write(drawn())
+
+    def close(self, summary: dict[str, Any]) -> None:
+        if self.video is not None:
+            self.video.close()
+        if self.csv is not None:
+            self.csv.close()
+        if self.json is not None:
+            self.json.close(summary)
+
+    def abort(self) -> None:
+        for writer in (self.video, self.csv, self.json):
+            if writer is not None:
+                with contextlib.suppress(Exception):
+                    writer.abort()
+
+
+def run_live(
+    source: str,
+    tracker: Any,
+    out: Path | None = None,
+    *,
+    overlay: bool = False,
+    show: bool = True,
+    max_frames: int | None = None,
+    on_frame: Callable[[int, float], None] | None = None,
+) -> LiveSummary:
+    """Track ``source`` frame by frame with ``tracker`` (a :class:`crct_cli.api.Tracker`) until
+    the stream ends, ``max_frames`` are tracked, q or Esc, the window is closed or Ctrl-C;
+    show each frame (``show``) and write the session into ``out`` (None: nothing written).
+    ``on_frame(frames, fps)`` hears of each frame."""
+    from crct_cli.draw import draw_faces
+    from crct_cli.tracking.orientation import turn
+
+    if overlay and out is None:
+        raise OptionError("overlay", "needs an output folder (--out) to write overlay.mp4 into")
+    if show:
+        check_display()
+    capture, from_file = open_capture(source)
+    fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
+    fps = fps if 0 < fps < 1000 else CAMERA_FPS
+    outputs = None if out is None else _Outputs(out, source, tracker, fps, overlay)
+    poser = getattr(tracker, "pose", None)
+    focal = None if poser is None else poser.focal
+    tracker.reset()
+    frames = with_points = 0
+    ended = "end of stream"
+    t0 = time.perf_counter()
+    try:
+        while max_frames is None or frames < max_frames:
+            ok, bgr = capture.read()
+            if not ok or bgr is None:
+                break
+            rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            stamp = capture.get(cv2.CAP_PROP_POS_MSEC) / 1000.0 if from_file else None
+            frame = tracker.step(rgb, stamp)
+            frames += 1
+            with_points += any(f.points is not None for f in frame.faces)
+            image = turn(rgb, tracker.rotation) if tracker.rotation else rgb
+
+            def drawn(frame: Any = frame, image: np.ndarray = image) -> np.ndarray:
+                return draw_faces(image, frame.faces, f"{frame.index + 1}", focal)
+
+            if outputs is not None:
+                outputs.add(frame, image, drawn)
+            if on_frame is not None:
+                on_frame(frames, frames / max(time.perf_counter() - t0, 1e-9))
+            if show:
+                cv2.imshow(WINDOW, cv2.cvtColor(drawn(), cv2.COLOR_RGB2BGR))
+                key = cv2.waitKey(1) & 0xFF
+                if key in (ord("q"), 27):
+                    ended = "key"
+                    break
+                if cv2.getWindowProperty(WINDOW, cv2.WND_PROP_VISIBLE) < 1:
+                    ended = "window closed"
+                    break
+        else:
+            ended = "max frames"
+    except KeyboardInterrupt:
+        ended = "interrupted"  # the usual end of a session without a window: keep what came
+    except BaseException:
+        if outputs is not None:
+            outputs.abort()
+        raise
+    finally:
+        capture.release()
+        if show:
+            with contextlib.suppress(cv2.error):
+                cv2.destroyWindow(WINDOW)
+    seconds = time.perf_counter() - t0
+    summary = LiveSummary(source, frames, with_points, seconds, ended, out)
+    if outputs is not None:
+        outputs.close(
+            {
+                "frames": frames,
+                "with_points": with_points,
+                "runtime_s": seconds,
+                "fps": summary.fps,
+                "ended": ended,
+                "status": "ok" if with_points else "no_face",
+            }
+        )
+    return summary

@@ -1,0 +1,128 @@
+"""``crct live``: a camera or stream tracked frame by frame, shown, and written with --out.
+
+No camera here: OpenCV reads a video file as it reads a stream, so the astronaut clip stands
+for one (the shipped networks: its points are ``Tracker.step``'s on the same frames), and
+generated clips with the fake networks of test_pipeline check turning, Ctrl-C and failures.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from test_cli import assert_one_line_error, crct
+from test_pipeline import FaceNets, box_centre, skin_centre
+
+import crct_cli.batch
+from crct_cli.api import Tracker
+from crct_cli.io.openface_csv import read_landmarks_csv
+from crct_cli.io.track_json import read_track_json
+from crct_cli.io.video import iter_frames, probe_video
+from crct_cli.live import LiveSummary, run_live
+from crct_cli.tracking.orientation import turn
+
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
+VIDEO = SAMPLES / "astronaut.mp4"
+
+
+def test_a_stream_is_tracked_frame_by_frame_as_step_tracks_it(tmp_path: Path) -> None:
+    out = tmp_path / "session"
+    result = crct("live", VIDEO, "--no-show", "--out", out, "--overlay", "--max-frames", 12)
+    assert result.exit_code == 0, result.output
+    assert "12 frames from" in result.stderr and "ended: max frames" in result.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["landmarks.csv", "overlay.mp4", "track.json"]
+    track = read_track_json(out / "track.json")
+    assert track.header["live"] is True and track.header["n_frames"] is None
+    assert (track.header["width"], track.header["height"], track.header["fps"]) == (360, 360, 25)
+    assert track.summary["ended"] == "max frames" and track.summary["frames_written"] == 12
+    rows = read_landmarks_csv(out / "landmarks.csv")
+    assert [r.frame for r in rows] == list(range(1, 13))
+    assert [r.timestamp for r in rows] == pytest.approx([i / 25 for i in range(12)], abs=1e-3)
+    # the same frames decoded by PyAV, one by one through Tracker.step at the same times
+    tracker = Tracker(device="cpu")
+    for row, frame in zip(rows, iter_frames(VIDEO, 12), strict=True):
+        (face,) = tracker.step(frame.image, frame.time).faces
+        assert np.abs(row.points - face.points).max() < 1.0  # two decoders of one file
+    assert probe_video(out / "overlay.mp4").n_frames == 12
+
+
+@pytest.fixture
+def fakes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(crct_cli.batch, "NETWORKS_FACTORY", FaceNets)
+
+
+def test_a_camera_on_its_side_is_turned(make_video, tmp_path: Path, fakes: None) -> None:
+    video = make_video("clip.mp4", n_frames=6, width=128, height=96)
+    out = tmp_path / "session"
+    result = crct("live", video, "--no-show", "--out", out, "--rotate", "90", "--overlay")
+    assert result.exit_code == 0, result.output
+    header = read_track_json(out / "track.json").header
+    assert (header["width"], header["height"], header["rotate"]) == (96, 128, 90)
+    overlay = probe_video(out / "overlay.mp4")
+    assert (overlay.width, overlay.height) == (96, 128)
+    rows = read_landmarks_csv(out / "landmarks.csv")
+    for row, frame in zip(rows, iter_frames(video), strict=True):
+        assert np.linalg.norm(box_centre(row.points) - skin_centre(turn(frame.image, 90))) < 1.5
+
+
+class StopsAt:
+    """A Tracker whose ``step`` raises ``error`` at frame ``at`` (from 1)."""
+
+    def __init__(self, at: int, error: BaseException) -> None:
+        self.inner = Tracker(networks=FaceNets(), smooth=False)
+        self.at, self.error, self.calls = at, error, 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def step(self, rgb: np.ndarray, time_s: float | None = None) -> Any:
+        self.calls += 1
+        if self.calls == self.at:
+            raise self.error
+        return self.inner.step(rgb, time_s)
+
+
+def test_ctrl_c_keeps_the_session_so_far_and_a_failure_leaves_nothing(
+    make_video, tmp_path: Path
+) -> None:
+    video = make_video("clip.mp4", n_frames=8)
+    out = tmp_path / "stopped"
+    out.mkdir()
+    summary = run_live(str(video), StopsAt(5, KeyboardInterrupt()), out, show=False)
+    assert summary == LiveSummary(str(video), 4, 4, summary.seconds, "interrupted", out)
+    track = read_track_json(out / "track.json")
+    assert track.summary["ended"] == "interrupted" and len(track.frames) == 4
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    with pytest.raises(RuntimeError, match="exploded"):
+        run_live(str(video), StopsAt(3, RuntimeError("exploded")), broken, show=False)
+    assert list(broken.iterdir()) == []  # no partial file left behind
+
+
+def test_bad_sources_and_options_are_one_clear_line(
+    make_video, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fakes: None
+) -> None:
+    video = make_video("clip.mp4", n_frames=2)
+    (tmp_path / "done").mkdir()
+    (tmp_path / "done" / "track.json").write_text("{}")
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    cases = [
+        (["99", "--no-show"], "camera 99: cannot be opened"),
+        ([tmp_path / "none.mp4", "--no-show"], "none.mp4: no such camera, stream or video file"),
+        ([tmp_path, "--no-show"], "a folder; crct live reads a camera"),
+        ([SAMPLES.parent / "README.md", "--no-show"], "cannot be opened as a stream or video"),
+        ([video, "--no-show", "--overlay"], "--overlay needs --out"),
+        ([video, "--no-show", "--rotate", "auto"], "--rotate auto looks at a video's first"),
+        ([video, "--no-show", "--out", tmp_path / "done"], "--overwrite replaces a session"),
+    ]
+    if sys.platform.startswith("linux"):
+        cases.append(([video, "--max-frames", "1"], "no display to show the frames on"))
+    for args, message in cases:
+        line = assert_one_line_error(crct("live", *args))
+        assert message in line, line
+    again = crct("live", video, "--no-show", "--out", tmp_path / "done", "--overwrite")
+    assert again.exit_code == 0 and read_track_json(tmp_path / "done" / "track.json").frames
