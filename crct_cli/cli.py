@@ -1560,7 +1560,9 @@ def benchmark(
         typer.Option(
             help="Folder of predicted .pts files, or a multi-face run's landmarks.csv (or a "
             "folder of <sequence>/landmarks.csv). A crct track run's annot/ folder is also "
-            "scored by the tracker's state, read from the track.json beside it.",
+            "scored by the tracker's state, read from the track.json beside it; a run without "
+            ".pts files (--no-pts, crct live) by its folder, track.json or landmarks.csv "
+            "(face 0).",
             metavar="DIR",
             show_default=False,
         ),
@@ -1930,28 +1932,29 @@ def benchmark(
         run_multi_pred_command(pred, gt, norm, threshold, out)
         return
     from crct_cli.bench.pts_compare import (
+        as_pts_folder,
         compare_pts_folders,
         results_tables,
-        track_states,
         write_results,
     )
     from crct_cli.tables import print_tables
 
-    try:  # a crct track run's annot/: its frames by state too
-        states = track_states(pred)
-    except CrctError as exc:
+    def unsplit(exc: CrctError) -> None:
         Console(stderr=True).print(f"not split by state: {exc}", highlight=False, soft_wrap=True)
-        states = None
-    result = compare_pts_folders(
-        pred,
-        gt,
-        norm,  # type: ignore[arg-type]
-        threshold,
-        nearest=nearest,
-        common_with=common_with,
-        states=states,
-        gt_origin=gt_origin,
-    )
+
+    # a crct track run's annot/ (its frames by state too), or a run's track.json or csv
+    with as_pts_folder(pred, unsplit) as (pred_dir, states):
+        result = compare_pts_folders(
+            pred_dir,
+            gt,
+            norm,  # type: ignore[arg-type]
+            threshold,
+            nearest=nearest,
+            common_with=common_with,
+            states=states,
+            gt_origin=gt_origin,
+        )
+    result = dataclasses.replace(result, pred_dir=str(pred))  # as given, not a temporary copy
     print_tables(results_tables(result))
     if result.other_faces:  # crct align's further faces of an image, not scored
         _warning_line(

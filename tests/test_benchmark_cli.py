@@ -528,3 +528,48 @@ def test_frames_numbered_from_another_origin_are_pointed_out(tmp_path: Path) -> 
     write_pts(zero / "\u00b2.pts", truth[0])
     odd = crct("benchmark", "--pred", zero, "--gt", gt)
     assert odd.exit_code == 0 and "Traceback" not in odd.output
+
+
+def test_a_run_without_pts_files_is_scored_as_its_annot_would_be(
+    make_video: Callable[..., Path], tmp_path: Path
+) -> None:
+    """``--no-pts`` runs and ``crct live`` sessions keep their points in track.json and
+    landmarks.csv: ``--pred`` takes the run's folder or either file (face 0) and scores them as
+    the .pts files a run with them writes (their points to the thousandth of a pixel), by
+    state where track.json says it; results.json names the --pred given."""
+    from test_pipeline import FaceNets
+
+    from crct_cli.api import Tracker
+    from crct_cli.io.landmarks import read_pts, write_pts
+    from crct_cli.tracking.pipeline import FrameRange, track_video
+
+    video = make_video("clip.mp4", n_frames=10, width=128, height=96)
+    runs = {}
+    for name, pts in (("with", True), ("without", False)):
+        tracker = Tracker(networks=FaceNets(), smooth=False)
+        track_video(video, tmp_path / name, tracker, frames_in=FrameRange(), pts=pts)
+        runs[name] = tmp_path / name
+    assert not (runs["without"] / "annot").exists()
+    gt = tmp_path / "gt"
+    gt.mkdir()
+    rng = np.random.default_rng(0)
+    for path in sorted((runs["with"] / "annot").glob("*.pts"))[:9]:  # frame 10 has none
+        write_pts(gt / path.name, read_pts(path) + rng.normal(0, 1.5, (68, 2)))
+
+    def scored(pred: Path, name: str) -> dict[str, Any]:
+        result = crct("benchmark", "--pred", pred, "--gt", gt, "--out", tmp_path / name)
+        assert result.exit_code == 0, result.output
+        return json.loads((tmp_path / name / "results.json").read_text())
+
+    want = scored(runs["with"] / "annot", "annot")
+    assert "by_state" in want
+    for pred in (
+        runs["without"],
+        runs["without"] / "track.json",
+        runs["without"] / "landmarks.csv",
+    ):
+        got = scored(pred, pred.name)
+        assert got["pred"] == str(pred) and got["count"] == want["count"] == 9
+        for key in ("mean_nme", "median_nme", "auc", "failure_rate", "jitter"):
+            assert got[key] == pytest.approx(want[key], abs=1e-4), key
+        assert ("by_state" in got) == (pred.suffix != ".csv")  # the csv keeps no state

@@ -14,12 +14,14 @@ does for its tracker methods.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import math
 import os
-from collections.abc import Iterable
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -37,7 +39,8 @@ from crct_cli.bench.scores import (
 )
 from crct_cli.errors import CrctError
 from crct_cli.io.atomic import write_text_atomic
-from crct_cli.io.landmarks import read_pts
+from crct_cli.io.landmarks import read_pts, write_pts
+from crct_cli.io.openface_csv import read_landmarks_csv
 from crct_cli.io.track_json import STATES, read_track_json
 from crct_cli.metrics import (
     DEFAULT_THRESHOLD,
@@ -211,6 +214,52 @@ def track_states(pred_dir: str | os.PathLike[str]) -> TrackStates | None:
     track = read_track_json(path)
     states = {f"{frame.index + 1:06d}.pts": frame.face(face_id).state for frame in track.faces}
     return TrackStates(states, path, track.header)
+
+
+@contextlib.contextmanager
+def as_pts_folder(
+    pred: str | os.PathLike[str], unsplit: Callable[[CrctError], None] | None = None
+) -> Iterator[tuple[Path, TrackStates | None]]:
+    """``--pred`` as a folder of ``.pts`` files, with the states of the run it is where it is
+    one. A folder of ``.pts`` files is itself (a ``crct track`` run's ``annot/``: its states,
+    :func:`track_states`, or where its track.json cannot be read, none, and ``unsplit`` hears
+    why). A run written without them (``crct track --no-pts``, ``crct live``): its folder or
+    its ``track.json`` gives face 0's points and states, its ``landmarks.csv`` face 0's points,
+    each frame as the ``.pts`` file ``crct track`` would have written (``000001.pts`` for frame
+    0), in a temporary folder."""
+    path = Path(pred)
+    if path.is_dir() and (any(path.glob("*.pts")) or not (path / "track.json").is_file()):
+        try:
+            states = track_states(path)
+        except CrctError as exc:
+            if unsplit is not None:
+                unsplit(exc)
+            states = None
+        yield path, states
+        return
+    track = None
+    if path.is_dir():
+        path = path / "track.json"
+    if not path.is_file():
+        yield path, None  # compare_pts_folders says it is not there
+        return
+    if path.suffix.lower() == ".json":
+        track = read_track_json(path)
+        points = {f.index: f.face(0).points for f in track.faces}
+    elif path.suffix.lower() == ".csv":
+        points = {r.frame - 1: r.points for r in read_landmarks_csv(path) if r.face_id == 0}
+    else:
+        yield path, None  # not a run: compare_pts_folders says what is wrong with it
+        return
+    with tempfile.TemporaryDirectory(prefix="crct-pred-") as folder:
+        for index, face_points in points.items():
+            if face_points is not None:
+                write_pts(Path(folder) / f"{index + 1:06d}.pts", face_points)
+        states = None
+        if track is not None:
+            names = {f"{f.index + 1:06d}.pts": f.face(0).state for f in track.faces}
+            states = TrackStates(names, path, track.header)
+        yield Path(folder), states
 
 
 def compare_pts_folders(
