@@ -1318,6 +1318,8 @@ def live(
         f"{summary.frames} frames from {source} ({summary.fps:.1f} fps), a face in "
         f"{summary.with_points}; ended: {summary.ended}"
     )
+    if summary.dropped:
+        line += f"; {summary.dropped} frames came while one was tracked (dropped)"
     console.print(line + (f" -> {out}" if out is not None else ""), markup=False)
     if summary.with_points == 0:
         _warning_line(f"{source}: no face found in any of its {summary.frames} frames")

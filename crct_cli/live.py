@@ -3,7 +3,9 @@
 Frames come from OpenCV's capture (a camera by its number, a stream such as ``rtsp://...``, or
 a video file read as if it were live, as fast as the tracker goes), each tracked as it arrives
 by :meth:`crct_cli.api.Tracker.step`: the causal filter, nothing waits for later frames, as
-OpenFace's and MediaPipe's live demos work. Each frame is shown with its faces' points; with
+OpenFace's and MediaPipe's live demos work. From a camera or a stream the tracker always takes
+the newest frame, and those that came while it tracked the last are dropped (counted): frames
+left waiting would be a delay that only grows. Each frame is shown with its faces' points; with
 ``out``, the session is written as ``crct track --no-pts`` writes a video (landmarks.csv and
 track.json, overlay.mp4 with ``overlay``), each file under a temporary name renamed when the
 session ends: q or Esc in the window, the window closed, Ctrl-C, ``max_frames``, or the end of
@@ -15,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -44,6 +47,7 @@ class LiveSummary:
     seconds: float
     ended: str
     out: Path | None = None
+    dropped: int = 0  #: a camera's or stream's frames that came while the last was tracked
 
     @property
     def fps(self) -> float:
@@ -175,6 +179,66 @@ class _Outputs:
                     writer.abort()
 
 
+class _FileFrames:
+    """Every frame of a video file in turn, at the file's times."""
+
+    def __init__(self, capture: Any) -> None:
+        self.capture = capture
+        self.dropped = 0
+
+    def next(self) -> tuple[np.ndarray, float | None] | None:
+        ok, bgr = self.capture.read()
+        if not ok or bgr is None:
+            return None
+        return bgr, self.capture.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+
+    def close(self) -> None:
+        self.capture.release()
+
+
+class _NewestFrames:
+    """A camera's or a stream's newest frame: a thread reads on while a frame is tracked, and
+    a frame that a newer one replaced before it was taken is dropped (counted), for a queue
+    of frames waiting is a delay that only grows. Times are seconds from the first frame read."""
+
+    def __init__(self, capture: Any) -> None:
+        self.capture = capture
+        self.dropped = 0
+        self._newest: tuple[np.ndarray, float] | None = None
+        self._ended = self._stop = False
+        self._start: float | None = None
+        self._ready = threading.Condition()
+        self._thread = threading.Thread(target=self._read, name="crct-live-read", daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        while not self._stop:
+            ok, bgr = self.capture.read()
+            now = time.perf_counter()
+            with self._ready:
+                if not ok or bgr is None:
+                    self._ended = True
+                else:
+                    self._start = now if self._start is None else self._start
+                    self.dropped += self._newest is not None
+                    self._newest = (bgr, now - self._start)
+                self._ready.notify()
+            if not ok or bgr is None:
+                return
+
+    def next(self) -> tuple[np.ndarray, float | None] | None:
+        with self._ready:
+            while self._newest is None and not self._ended:
+                self._ready.wait(0.1)  # in steps, so that Ctrl-C gets through
+            newest, self._newest = self._newest, None
+        return newest
+
+    def close(self) -> None:
+        self._stop = True
+        self._thread.join(timeout=2.0)  # a stalled stream: released under its read after all
+        self.capture.release()
+
+
 def run_live(
     source: str,
     tracker: Any,
@@ -184,11 +248,14 @@ def run_live(
     show: bool = True,
     max_frames: int | None = None,
     on_frame: Callable[[int, float], None] | None = None,
+    newest: bool | None = None,
 ) -> LiveSummary:
     """Track ``source`` frame by frame with ``tracker`` (a :class:`crct_cli.api.Tracker`) until
     the stream ends, ``max_frames`` are tracked, q or Esc, the window is closed or Ctrl-C;
     show each frame (``show``) and write the session into ``out`` (None: nothing written).
-    ``on_frame(frames, fps)`` hears of each frame."""
+    ``on_frame(frames, fps)`` hears of each frame. ``newest``: take the newest frame each
+    time, dropping those that came while the last was tracked (None: a camera's or a stream's
+    newest, every frame of a file in turn)."""
     from crct_cli.draw import draw_faces
     from crct_cli.tracking.orientation import turn
 
@@ -206,14 +273,17 @@ def run_live(
     frames = with_points = 0
     ended = "end of stream"
     t0 = time.perf_counter()
+    if not from_file:
+        capture.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # a camera's own queue short, where it can be
+    take_newest = not from_file if newest is None else newest
+    source_frames: Any = _NewestFrames(capture) if take_newest else _FileFrames(capture)
     try:
         while max_frames is None or frames < max_frames:
-            ok, bgr = capture.read()
-            if not ok or bgr is None:
+            got = source_frames.next()
+            if got is None:
                 break
-            rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-            stamp = capture.get(cv2.CAP_PROP_POS_MSEC) / 1000.0 if from_file else None
-            frame = tracker.step(rgb, stamp)
+            rgb = cv2.cvtColor(got[0], cv2.COLOR_BGR2RGB)
+            frame = tracker.step(rgb, got[1])
             frames += 1
             with_points += any(f.points is not None for f in frame.faces)
             image = turn(rgb, tracker.rotation) if tracker.rotation else rgb
@@ -243,16 +313,17 @@ def run_live(
             outputs.abort()
         raise
     finally:
-        capture.release()
+        source_frames.close()
         if show:
             with contextlib.suppress(cv2.error):
                 cv2.destroyWindow(WINDOW)
     seconds = time.perf_counter() - t0
-    summary = LiveSummary(source, frames, with_points, seconds, ended, out)
+    summary = LiveSummary(source, frames, with_points, seconds, ended, out, source_frames.dropped)
     if outputs is not None:
         outputs.close(
             {
                 "frames": frames,
+                "dropped": summary.dropped,
                 "with_points": with_points,
                 "runtime_s": seconds,
                 "fps": summary.fps,

@@ -126,3 +126,37 @@ def test_bad_sources_and_options_are_one_clear_line(
         assert message in line, line
     again = crct("live", video, "--no-show", "--out", tmp_path / "done", "--overwrite")
     assert again.exit_code == 0 and read_track_json(tmp_path / "done" / "track.json").frames
+
+
+class Slow:
+    """A Tracker that takes ``seconds`` a frame."""
+
+    def __init__(self, seconds: float) -> None:
+        self.inner = Tracker(networks=FaceNets(), smooth=False)
+        self.seconds = seconds
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def step(self, rgb: np.ndarray, time_s: float | None = None) -> Any:
+        import time
+
+        time.sleep(self.seconds)
+        return self.inner.step(rgb, time_s)
+
+
+def test_a_stream_faster_than_the_tracker_drops_what_came_meanwhile(
+    make_video, tmp_path: Path
+) -> None:
+    """Taking the newest frame (a camera's, a stream's), a slow tracker skips frames rather
+    than falling behind: each frame read is tracked or counted dropped, the times increase, and
+    the frames tracked are frames of the stream in order. A file is read frame by frame."""
+    video = make_video("clip.mp4", n_frames=40, width=64, height=48)
+    out = tmp_path / "s"
+    out.mkdir()
+    summary = run_live(str(video), Slow(0.03), out, show=False, newest=True)
+    assert summary.dropped > 0 and summary.frames + summary.dropped == 40
+    times = [r.timestamp for r in read_landmarks_csv(out / "landmarks.csv")]
+    assert len(times) == summary.frames and times == sorted(times) and times[0] >= 0.0
+    every = run_live(str(video), Slow(0.0), None, show=False)
+    assert (every.frames, every.dropped) == (40, 0)
