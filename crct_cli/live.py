@@ -28,6 +28,11 @@ import cv2
 import numpy as np
 
 from crct_cli.errors import CrctError, OptionError
+from crct_cli.io.openface_csv import LandmarksCsvWriter
+from crct_cli.io.track_json import SCHEMA_FACES, FaceRecord, FacesRecord, TrackJsonWriter
+from crct_cli.io.video import VideoWriter
+from crct_cli.tracking.orientation import AUTO, parse_rotate
+from crct_cli.tracking.pipeline import OVERLAY
 
 #: The window's title (its keys: q or Esc end the session).
 WINDOW = "crct live: q or Esc to stop"
@@ -107,8 +112,6 @@ def check_display() -> None:
 
 def check_live_rotate(rotate: Any) -> int:
     """A live session's turn is given, not looked for: its outputs start at its first frame."""
-    from crct_cli.tracking.orientation import AUTO, parse_rotate
-
     angle = parse_rotate(rotate)
     if angle == AUTO:
         raise OptionError(
@@ -130,11 +133,6 @@ class _Outputs:
         self.video: Any = None
 
     def add(self, frame: Any, image: np.ndarray, drawn: Callable[[], np.ndarray]) -> None:
-        from crct_cli.io.openface_csv import LandmarksCsvWriter
-        from crct_cli.io.track_json import SCHEMA_FACES, FaceRecord, FacesRecord, TrackJsonWriter
-        from crct_cli.io.video import VideoWriter
-        from crct_cli.tracking.pipeline import OVERLAY
-
         if self.json is None:
             height, width = image.shape[:2]
             angle = int(self.tracker.rotation)
@@ -261,6 +259,8 @@ def run_live(
 
     if overlay and out is None:
         raise OptionError("overlay", "needs an output folder (--out) to write overlay.mp4 into")
+    if out is not None:  # the files' frame size is the first frame's
+        check_live_rotate(getattr(tracker, "rotate", 0))
     if show:
         check_display()
     capture, from_file = open_capture(source)

@@ -18,6 +18,7 @@ from test_pipeline import FaceNets, box_centre, skin_centre
 
 import crct_cli.batch
 from crct_cli.api import Tracker
+from crct_cli.errors import CrctError
 from crct_cli.io.openface_csv import read_landmarks_csv
 from crct_cli.io.track_json import read_track_json
 from crct_cli.io.video import iter_frames, probe_video
@@ -100,6 +101,10 @@ def test_ctrl_c_keeps_the_session_so_far_and_a_failure_leaves_nothing(
     with pytest.raises(RuntimeError, match="exploded"):
         run_live(str(video), StopsAt(3, RuntimeError("exploded")), broken, show=False)
     assert list(broken.iterdir()) == []  # no partial file left behind
+    auto = Tracker(networks=FaceNets(), rotate="auto")
+    with pytest.raises(CrctError, match="rotate auto looks at a video's first frames"):
+        run_live(str(video), auto, broken, show=False)  # its files would change size
+    assert run_live(str(video), auto, None, show=False).frames == 8  # shown only: it may turn
 
 
 def test_bad_sources_and_options_are_one_clear_line(
