@@ -178,8 +178,10 @@ def _mismatch(info: VideoInfo, header: dict, length: int | None = None) -> str |
     ``length``: the frames the run read (:func:`_run_length`) where its header declares none."""
     ours = (info.width, info.height)
     if ours != (header.get("width"), header.get("height")):
+        angle = _rotation(header)
+        turned = f" once turned {angle} degrees as the run turned it" if angle else ""
         return (
-            f"is {ours[0]}x{ours[1]}, but the run tracked a "
+            f"is {ours[0]}x{ours[1]}{turned}, but the run tracked a "
             f"{header['width']}x{header['height']} video"
         )
     frames = header.get("n_frames")

@@ -191,6 +191,9 @@ def test_a_run_with_rotate_writes_turned_frames_and_is_drawn_again(
         assert np.linalg.norm(box_centre(points) - skin_centre(turned)) < 1.0
     drawn = draw_overlay(out)
     assert drawn.frames == N and drawn.with_run == N
+    wrong = "is 128x96 once turned 90 degrees as the run turned it, but the run tracked a 96x128"
+    with pytest.raises(CrctError, match=wrong):  # an upright copy: the run turned its frames
+        draw_overlay(out, tmp_path / "x.mp4", video=make_video("upright.mp4", width=H, height=W))
     info = probe_video(drawn.out)
     assert (info.width, info.height) == (H, W)
     # a run as it came is 128x96 and has no rotate in its header (files of before read alike)
