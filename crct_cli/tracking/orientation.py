@@ -13,7 +13,8 @@ crowd against 1 (an upright face 0.9999+, a face lying on its side that it still
 face-like pattern, 0.93-0.99), and the logit spreads them apart (about 9-14 against 2-5 on
 the shared videos). A turn is taken over the frames as decoded only when its mean over the
 sampled frames is :data:`MARGIN` higher, so a face tilted about 45 degrees, which reads as well
-one quarter turn as the other, keeps the video as it came.
+one quarter turn as the other, keeps the video as it came. The look ends early once one turn is
+:data:`DECISIVE` ahead of every other (an upright face: two frames instead of six).
 """
 
 from __future__ import annotations
@@ -34,6 +35,10 @@ ROTATIONS: tuple[int, ...] = (0, 90, 180, 270)
 AUTO = "auto"
 #: Mean logit a quarter turn must find faces by above the frames as decoded to be taken.
 MARGIN = 2.0
+#: The look ends early once one turn's mean leads every other's by this much ...
+DECISIVE = 6.0
+#: ... over at least this many frames.
+DECISIVE_AFTER = 2
 #: The certainty of a face found for sure (a probability of 1 - 1e-6; MTCNN's float32 1.0).
 _MOST = math.log((1 - 1e-6) / 1e-6)
 #: ``auto``: every this many frames from the first is looked at, ...
@@ -103,10 +108,14 @@ def choose_rotation(
     are by :data:`MARGIN`)."""
     if not images:
         return 0, False
-    means = {
-        angle: float(np.mean([certainty(detect, turn(image, angle)) for image in images]))
-        for angle in ROTATIONS
-    }
+    sums = dict.fromkeys(ROTATIONS, 0.0)
+    for looked, image in enumerate(images, start=1):
+        for angle in ROTATIONS:
+            sums[angle] += certainty(detect, turn(image, angle))
+        means = {angle: total / looked for angle, total in sums.items()}
+        ranked = sorted(means.values(), reverse=True)
+        if looked >= DECISIVE_AFTER and ranked[0] - ranked[1] >= DECISIVE:
+            break  # one turn far ahead of every other: the rest would not change it
     best = max(ROTATIONS, key=lambda angle: (means[angle], angle == 0))
     found = means[best] > 0
     if best != 0 and means[best] - means[0] < MARGIN:
