@@ -3,18 +3,19 @@
 A phone's video usually says how to turn it (the display matrix, applied as frames are decoded:
 :mod:`crct_cli.io.video`), but a file re-encoded without that tag, a camera mounted on its side
 or a screen recording turned by hand shows the face lying on its side, and MTCNN, BT and FLL,
-trained on faces within 45 degrees of upright, then find no face at all. ``--rotate 90`` turns
-every frame a quarter clockwise before anything reads it (the ``rotate`` tag's sense and
-FFmpeg's ``transpose=clock``); ``--rotate auto`` looks at the first frames in all four quarter
-turns and keeps the one in which the detector finds a face most surely.
+trained on faces within 45 degrees of upright, then find no face, or points that all fail.
+``--rotate 90`` turns every frame a quarter clockwise before anything reads it (the ``rotate``
+tag's sense and FFmpeg's ``transpose=clock``); ``--rotate auto`` looks at the first frames in
+all four quarter turns and keeps the one in which the detector finds a face most surely.
 
 The detector's certainty is the logit of its best face's probability: MTCNN's probabilities
 crowd against 1 (an upright face 0.9999+, a face lying on its side that it still takes, or a
-face-like pattern, 0.93-0.99), and the logit spreads them apart (about 9-14 against 2-5 on
-the shared videos). A turn is taken over the frames as decoded only when its mean over the
-sampled frames is :data:`MARGIN` higher, so a face tilted about 45 degrees, which reads as well
-one quarter turn as the other, keeps the video as it came. The look ends early once one turn is
-:data:`DECISIVE` ahead of every other (an upright face: two frames instead of six).
+face-like pattern, 0.90-0.999), and the logit spreads them apart (a mean of 7.9-13.1 over 12
+frames of the shared videos upright, 0.2-4.8 in the other turns: docs/benchmarks.md). A turn is
+taken over the frames as decoded only when its mean over the sampled frames is :data:`MARGIN`
+higher, so a face tilted about 45 degrees, which reads as well one quarter turn as the other,
+keeps the video as it came. The look ends early once one turn is :data:`DECISIVE` ahead of
+every other (an upright face: two frames instead of six).
 """
 
 from __future__ import annotations
