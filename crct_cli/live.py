@@ -27,12 +27,13 @@ from typing import Any
 import cv2
 import numpy as np
 
+from crct_cli.draw import draw_faces
 from crct_cli.errors import CrctError, OptionError
 from crct_cli.io.openface_csv import LandmarksCsvWriter
 from crct_cli.io.track_json import SCHEMA_FACES, FaceRecord, FacesRecord, TrackJsonWriter
 from crct_cli.io.video import VideoWriter
-from crct_cli.tracking.orientation import AUTO, parse_rotate
-from crct_cli.tracking.pipeline import OVERLAY
+from crct_cli.tracking.orientation import AUTO, parse_rotate, turn
+from crct_cli.tracking.pipeline import OVERLAY, check_max_frames
 
 #: The window's title (its keys: q or Esc end the session).
 WINDOW = "crct live: q or Esc to stop"
@@ -132,7 +133,8 @@ class _Outputs:
         self.json: Any = None
         self.video: Any = None
 
-    def add(self, frame: Any, image: np.ndarray, drawn: Callable[[], np.ndarray]) -> None:
+    def add(self, frame: Any, image: np.ndarray, picture: np.ndarray | None) -> None:
+        """``frame``'s faces, on ``image`` (the frame as tracked); ``picture``: it drawn."""
         if self.json is None:
             height, width = image.shape[:2]
             angle = int(self.tracker.rotation)
@@ -159,8 +161,8 @@ class _Outputs:
         ]
         self.json.add(FacesRecord(frame.index, frame.time, records))
         self.csv.add(frame.index, frame.time, frame.faces)
-        if self.video is not None:
-            self.video.write(drawn())
+        if self.video is not None and picture is not None:
+            self.video.write(picture)
 
     def close(self, summary: dict[str, Any]) -> None:
         if self.video is not None:
@@ -254,9 +256,7 @@ def run_live(
     ``on_frame(frames, fps)`` hears of each frame. ``newest``: take the newest frame each
     time, dropping those that came while the last was tracked (None: a camera's or a stream's
     newest, every frame of a file in turn)."""
-    from crct_cli.draw import draw_faces
-    from crct_cli.tracking.orientation import turn
-
+    max_frames = check_max_frames(max_frames)
     if overlay and out is None:
         raise OptionError("overlay", "needs an output folder (--out) to write overlay.mp4 into")
     if out is not None:  # the files' frame size is the first frame's
@@ -287,16 +287,15 @@ def run_live(
             frames += 1
             with_points += any(f.points is not None for f in frame.faces)
             image = turn(rgb, tracker.rotation) if tracker.rotation else rgb
-
-            def drawn(frame: Any = frame, image: np.ndarray = image) -> np.ndarray:
-                return draw_faces(image, frame.faces, f"{frame.index + 1}", focal)
-
+            picture = None  # drawn once, for the window and overlay.mp4
+            if show or overlay:
+                picture = draw_faces(image, frame.faces, f"{frame.index + 1}", focal)
             if outputs is not None:
-                outputs.add(frame, image, drawn)
+                outputs.add(frame, image, picture)
             if on_frame is not None:
                 on_frame(frames, frames / max(time.perf_counter() - t0, 1e-9))
             if show:
-                cv2.imshow(WINDOW, cv2.cvtColor(drawn(), cv2.COLOR_RGB2BGR))
+                cv2.imshow(WINDOW, cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
                 key = cv2.waitKey(1) & 0xFF
                 if key in (ord("q"), 27):
                     ended = "key"

@@ -122,6 +122,7 @@ def test_bad_sources_and_options_are_one_clear_line(
         ([SAMPLES.parent / "README.md", "--no-show"], "cannot be opened as a stream or video"),
         ([video, "--no-show", "--overlay"], "--overlay needs --out"),
         ([video, "--no-show", "--rotate", "auto"], "--rotate auto looks at a video's first"),
+        ([video, "--no-show", "--max-frames", "0"], "--max-frames must be 1 or more"),
         ([video, "--no-show", "--out", tmp_path / "done"], "--overwrite replaces a session"),
     ]
     if sys.platform.startswith("linux"):
