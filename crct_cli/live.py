@@ -27,7 +27,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from crct_cli.draw import draw_faces
+from crct_cli.draw import _text, draw_faces
 from crct_cli.errors import CrctError, OptionError
 from crct_cli.io.openface_csv import LandmarksCsvWriter
 from crct_cli.io.track_json import SCHEMA_FACES, FaceRecord, FacesRecord, TrackJsonWriter
@@ -179,6 +179,17 @@ class _Outputs:
                     writer.abort()
 
 
+def window_picture(picture: np.ndarray, interval: float) -> np.ndarray:
+    """What the window shows: the drawn RGB frame as OpenCV's BGR, a new array (the one
+    overlay.mp4 gets is left as it is), with the frame rate, one frame every ``interval``
+    seconds, top right."""
+    shown = cv2.cvtColor(picture, cv2.COLOR_RGB2BGR)
+    scale = max(1, round(min(shown.shape[:2]) / 360))
+    corner = (shown.shape[1] - 80 * scale, 18 * scale)
+    _text(shown, f"{1.0 / max(interval, 1e-6):.1f} fps", corner, (255, 255, 255), scale)
+    return shown
+
+
 class _FileFrames:
     """Every frame of a video file in turn, at the file's times."""
 
@@ -275,6 +286,7 @@ def run_live(
     t0 = time.perf_counter()
     if not from_file:
         capture.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # a camera's own queue short, where it can be
+    last, interval = t0, 0.0  # the window's frame rate, smoothed over about ten frames
     take_newest = not from_file if newest is None else newest
     source_frames: Any = _NewestFrames(capture) if take_newest else _FileFrames(capture)
     try:
@@ -294,8 +306,11 @@ def run_live(
                 outputs.add(frame, image, picture)
             if on_frame is not None:
                 on_frame(frames, frames / max(time.perf_counter() - t0, 1e-9))
-            if show:
-                cv2.imshow(WINDOW, cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
+            if show and picture is not None:
+                now = time.perf_counter()
+                interval = now - last if frames == 1 else 0.9 * interval + 0.1 * (now - last)
+                last = now
+                cv2.imshow(WINDOW, window_picture(picture, interval))
                 key = cv2.waitKey(1) & 0xFF
                 if key in (ord("q"), 27):
                     ended = "key"

@@ -166,3 +166,19 @@ def test_a_stream_faster_than_the_tracker_drops_what_came_meanwhile(
     assert len(times) == summary.frames and times == sorted(times) and times[0] >= 0.0
     every = run_live(str(video), Slow(0.0), None, show=False)
     assert (every.frames, every.dropped) == (40, 0)
+
+
+def test_the_window_shows_the_frame_and_its_rate_and_leaves_the_file_s_frame(
+    face_image,
+) -> None:
+    """No display here, so the window's picture is checked, not the window: the drawn frame in
+    OpenCV's BGR with the rate written top right, the frame overlay.mp4 gets untouched."""
+    from crct_cli.live import window_picture
+
+    picture = face_image(640, 360, 0.0)
+    kept = picture.copy()
+    shown = window_picture(picture, 1 / 25)
+    assert np.array_equal(picture, kept) and shown.shape == picture.shape
+    changed = np.abs(shown.astype(int) - picture[..., ::-1]).max(axis=2) > 0
+    ys, xs = np.nonzero(changed)
+    assert len(xs) > 50 and xs.min() >= 640 - 80 and ys.max() < 30  # the text, top right only
