@@ -445,13 +445,14 @@ class Tracker:
     def orientation(self, video: VideoSource, skip_frames: int = 0) -> int:
         """The clockwise quarter turn :meth:`track` gives ``video``'s frames: ``rotate`` when
         it is a number; with ``"auto"``, the turn in which the detector finds a face most surely
-        in the first frames after ``skip_frames`` (a file, a folder of images or an array:
-        frames from an iterator are looked at as :meth:`track` reads them)."""
+        in the first frames after ``skip_frames`` that show one in some turn (up to 20 s in:
+        :func:`~crct_cli.tracking.orientation.look_for_turn`). A file, a folder of images or an
+        array; frames from an iterator are looked at as :meth:`track` reads them."""
         if self.rotate != AUTO:
             return int(self.rotate)
         from crct_cli.io.arrays import is_frame_source, iter_arrays
         from crct_cli.io.video import iter_frames
-        from crct_cli.tracking.orientation import sample_frames
+        from crct_cli.tracking.orientation import look_for_turn
         from crct_cli.tracking.pipeline import FrameRange
 
         if is_frame_source(video) and not isinstance(video, np.ndarray):
@@ -465,8 +466,7 @@ class Tracker:
         else:
             frames = iter_frames(Path(video), None, self.sequence_fps, skip)
         with contextlib.closing(frames):
-            looked, _ = sample_frames(frames)
-        return choose_rotation([f.image for f in looked], self.networks.detect)[0]
+            return look_for_turn(frames, self.networks.detect, hold=False)[0]
 
     def track(
         self,
@@ -527,7 +527,7 @@ class Tracker:
         frames show)."""
         from crct_cli.io.arrays import is_frame_source, iter_arrays
         from crct_cli.io.video import iter_frames, prefetch_frames
-        from crct_cli.tracking.orientation import sample_frames, turn_frames
+        from crct_cli.tracking.orientation import look_for_turn, turn_frames
 
         self.reset()
         waiting: list[TrackedFrame] = []  # the first frames, faceless, while a face may come
@@ -537,9 +537,10 @@ class Tracker:
             frames = iter_arrays(video, self.sequence_fps, _check_image, span.count, span.skip)
         else:
             frames = iter_frames(Path(video), span.count, self.sequence_fps, span.skip)
-        if angle == AUTO:
-            looked, frames = sample_frames(frames)
-            angle = choose_rotation([f.image for f in looked], self.networks.detect)[0]
+        if angle == AUTO and in_memory and not isinstance(video, np.ndarray):
+            angle, frames = look_for_turn(frames, self.networks.detect)  # held while looked at
+        elif angle == AUTO:  # a file or an array: looked at apart, as orientation() says
+            angle = self.orientation(video, span.skip)
         self.rotation = int(angle)
         frames = turn_frames(frames, self.rotation)
         if self.frame_denoise is not None:  # in the decoding thread, beside the networks

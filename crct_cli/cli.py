@@ -297,8 +297,8 @@ RotateOption = Annotated[
     typer.Option(
         help="Turn every frame this many degrees clockwise before tracking, for video "
         "lying on its side with no tag that says so (a phone's tag is applied already); "
-        "auto: the quarter turn in which the first frames show a face most surely. Points, "
-        "overlay and crops are in the turned frames' pixels.",
+        "auto: the quarter turn in which the first frames that show a face (up to 20 s in) "
+        "show it most surely. Points, overlay and crops are in the turned frames' pixels.",
         metavar="0|90|180|270|auto",
     ),
 ]

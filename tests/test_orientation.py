@@ -8,27 +8,29 @@ face (test_api checks the real one on the astronaut turned).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-from test_pipeline import FaceNets, box_centre, skin_centre
+from test_pipeline import SKIN, FaceNets, box_centre, skin_centre
 
 from crct_cli.api import Tracker
 from crct_cli.batch.worker import settings_of
 from crct_cli.errors import CrctError
 from crct_cli.io.landmarks import read_pts
 from crct_cli.io.track_json import read_track_json
-from crct_cli.io.video import iter_frames, probe_video
+from crct_cli.io.video import Frame, iter_frames, probe_video
 from crct_cli.overlay import draw_overlay
 from crct_cli.tracking.detector import Detection
 from crct_cli.tracking.orientation import (
     MARGIN,
+    SEARCH_EVERY,
+    SEARCH_FRAMES,
     certainty,
     choose_rotation,
+    look_for_turn,
     parse_rotate,
-    sample_frames,
     turn,
     turned_size,
 )
@@ -51,11 +53,18 @@ def mark_is_top_left(image: np.ndarray) -> bool:
     return len(xs) > 0 and xs.mean() < w / 2 and ys.mean() < h / 2
 
 
+def has_skin(image: np.ndarray) -> bool:
+    return bool((np.abs(image.astype(np.int32) - SKIN).sum(axis=2) < 60).any())
+
+
 class UprightNets(FaceNets):
     """FaceNets whose detector is sure of the face (0.99999) only with the mark top left, and
     takes it for a face less surely (0.95) in any other turn, as MTCNN does a face on its side."""
 
     def detect(self, image: np.ndarray, relaxed: bool = False) -> list[Detection]:
+        if not has_skin(image):
+            self.n_detect += 1
+            return []
         found = super().detect(image, relaxed)
         score = 0.99999 if mark_is_top_left(image) else 0.95
         return [Detection(d.box, d.raw_box, score) for d in found]
@@ -134,13 +143,43 @@ def test_no_face_or_no_clear_winner_keeps_the_video_as_it_came(upright: np.ndarr
     assert choose_rotation([turn(upright[0], 90)], FaceNets().detect) == (0, True)
 
 
-def test_sampling_reads_ahead_and_gives_back_every_frame(make_video) -> None:
-    video = make_video("long.mp4", n_frames=70, width=32, height=24)
-    looked, frames = sample_frames(iter_frames(video))
-    assert [f.index for f in looked] == [0, 10, 20, 30, 40, 50]
-    assert [f.index for f in frames] == list(range(70))
-    looked, frames = sample_frames(iter_frames(video, 12))  # a short video: what there is
-    assert [f.index for f in looked] == [0, 10] and len(list(frames)) == 12
+def frames_of(images: list[np.ndarray]) -> Iterator[Frame]:
+    return (Frame(i, i / 25.0, image) for i, image in enumerate(images))
+
+
+def test_the_look_waits_for_a_face_that_comes_later_and_gives_back_every_frame(
+    upright: np.ndarray,
+) -> None:
+    """A lying face that comes into view only after 200 frames of an empty room is still found
+    (the look goes on about once a second while no turn shows a face), every frame read comes
+    back, in order, and frames with no face in any turn count for no turn."""
+    empty = np.full_like(upright[0], (40, 70, 110))
+    images = [empty] * 200 + [turn(image, 270) for image in upright] * 4
+    nets = UprightNets()
+    angle, frames = look_for_turn(frames_of(images), nets.detect)
+    assert angle == 90
+    assert [f.index for f in frames] == list(range(len(images)))
+    assert nets.n_detect < 4 * (6 + 150 // SEARCH_EVERY + 3)  # every 30th frame after the first 51
+    # no face before SEARCH_FRAMES: as it came, and the look stops there
+    nets = UprightNets()
+    never = [empty] * (SEARCH_FRAMES + 20) + [turn(upright[0], 270)]
+    angle, frames = look_for_turn(frames_of(never), nets.detect, hold=False)
+    assert angle == 0 and [f.index for f in frames] == list(range(SEARCH_FRAMES, len(never)))
+
+
+def test_frames_held_while_looking_are_bounded(
+    upright: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Frames that cannot be read twice are held while looked at, never more than SAMPLE_BYTES:
+    the look stops there with what it saw."""
+    import crct_cli.tracking.orientation as orientation
+
+    empty = np.full_like(upright[0], (40, 70, 110))
+    monkeypatch.setattr(orientation, "SAMPLE_BYTES", 30 * empty.nbytes)
+    images = [empty] * 40 + [turn(image, 270) for image in upright]
+    angle, frames = look_for_turn(frames_of(images), UprightNets().detect)
+    assert angle == 0  # the face came after the 30 frames it could hold
+    assert [f.index for f in frames] == list(range(len(images)))
 
 
 def test_track_turns_frames_and_points_follow_the_turned_face(upright: np.ndarray) -> None:

@@ -15,7 +15,8 @@ frames of the shared videos upright, 0.2-4.8 in the other turns: docs/benchmarks
 taken over the frames as decoded only when its mean over the sampled frames is :data:`MARGIN`
 higher, so a face tilted about 45 degrees, which reads as well one quarter turn as the other,
 keeps the video as it came. The look ends early once one turn is :data:`DECISIVE` ahead of
-every other (an upright face: two frames instead of six).
+every other (an upright face: two frames instead of six), and goes on while no turn shows a
+face (a face that comes into view late), up to :data:`SEARCH_FRAMES`.
 """
 
 from __future__ import annotations
@@ -42,11 +43,17 @@ DECISIVE = 6.0
 DECISIVE_AFTER = 2
 #: The certainty of a face found for sure (a probability of 1 - 1e-6; MTCNN's float32 1.0).
 _MOST = math.log((1 - 1e-6) / 1e-6)
-#: ``auto``: every this many frames from the first is looked at, ...
+#: ``auto``: every this many frames is looked at ...
 SAMPLE_EVERY = 10
-#: ... up to this many of them (the first 51 frames, under two seconds of most video) ...
+#: ... over the first this many (under two seconds of most video) ...
+SAMPLE_SPAN = 51
+#: ... and then every this many (about a second), while no face has been seen ...
+SEARCH_EVERY = 30
+#: ... up to this many frames read (about 20 s), ...
+SEARCH_FRAMES = 600
+#: ... until this many of the frames looked at showed a face in some turn ...
 SAMPLE_COUNT = 6
-#: ... and no more frames held in memory meanwhile than this many bytes of pixels.
+#: ... and, reading frames that cannot be read again, no more held than this many bytes.
 SAMPLE_BYTES = 200 * 2**20
 
 
@@ -101,40 +108,84 @@ def certainty(detect: Callable[[np.ndarray], Sequence[Any]], image: np.ndarray) 
     return min(math.log(best / max(1.0 - best, 1e-12)), _MOST)
 
 
+class TurnVote:
+    """The evidence for each quarter turn so far: the mean certainty in each turn over the
+    frames looked at in which some turn shows a face (a frame with no face in any turn, before
+    a face comes into view, says nothing)."""
+
+    def __init__(self) -> None:
+        self.sums = dict.fromkeys(ROTATIONS, 0.0)
+        self.frames = 0  #: frames looked at that showed a face in some turn
+
+    def look(self, image: np.ndarray, detect: Callable[[np.ndarray], Sequence[Any]]) -> None:
+        seen = {angle: certainty(detect, turn(image, angle)) for angle in ROTATIONS}
+        if max(seen.values()) > 0:
+            self.frames += 1
+            for angle, value in seen.items():
+                self.sums[angle] += value
+
+    def means(self) -> dict[int, float]:
+        return {angle: total / max(self.frames, 1) for angle, total in self.sums.items()}
+
+    @property
+    def settled(self) -> bool:
+        """:data:`SAMPLE_COUNT` frames with a face, or one turn :data:`DECISIVE` ahead of every
+        other over :data:`DECISIVE_AFTER` of them: more would not change the choice."""
+        if self.frames >= SAMPLE_COUNT:
+            return True
+        first, second = sorted(self.means().values(), reverse=True)[:2]
+        return self.frames >= DECISIVE_AFTER and first - second >= DECISIVE
+
+    def choice(self) -> tuple[int, bool]:
+        """The turn, and whether any face was seen (0 where nothing beats the frames as they
+        are by :data:`MARGIN`, or no face was seen)."""
+        if self.frames == 0:
+            return 0, False
+        means = self.means()
+        best = max(ROTATIONS, key=lambda angle: (means[angle], angle == 0))
+        if best != 0 and means[best] - means[0] < MARGIN:
+            return 0, True
+        return best, True
+
+
 def choose_rotation(
     images: Sequence[np.ndarray], detect: Callable[[np.ndarray], Sequence[Any]]
 ) -> tuple[int, bool]:
     """The clockwise quarter turn in which ``detect`` finds faces in ``images`` most surely,
-    and whether it found a face in any turn at all (0 where nothing beats the images as they
-    are by :data:`MARGIN`)."""
-    if not images:
-        return 0, False
-    sums = dict.fromkeys(ROTATIONS, 0.0)
-    for looked, image in enumerate(images, start=1):
-        for angle in ROTATIONS:
-            sums[angle] += certainty(detect, turn(image, angle))
-        means = {angle: total / looked for angle, total in sums.items()}
-        ranked = sorted(means.values(), reverse=True)
-        if looked >= DECISIVE_AFTER and ranked[0] - ranked[1] >= DECISIVE:
-            break  # one turn far ahead of every other: the rest would not change it
-    best = max(ROTATIONS, key=lambda angle: (means[angle], angle == 0))
-    found = means[best] > 0
-    if best != 0 and means[best] - means[0] < MARGIN:
-        return 0, found
-    return best, found
+    and whether it found a face in any turn at all (:class:`TurnVote`)."""
+    vote = TurnVote()
+    for image in images:
+        vote.look(image, detect)
+        if vote.settled:
+            break  # the rest would not change it
+    return vote.choice()
 
 
-def sample_frames(frames: Iterator[Frame]) -> tuple[list[Frame], Iterator[Frame]]:
-    """The first frames of a stream read ahead for ``auto`` (every :data:`SAMPLE_EVERY` th, up
-    to :data:`SAMPLE_COUNT`, at most :data:`SAMPLE_BYTES` held), and the whole stream again:
-    those frames first, then the rest."""
+def _looked_at(count: int) -> bool:
+    """Whether the stream's frame ``count`` (from 0) is looked at: every :data:`SAMPLE_EVERY`
+    th of the first :data:`SAMPLE_SPAN`, then every :data:`SEARCH_EVERY` th."""
+    if count < SAMPLE_SPAN:
+        return count % SAMPLE_EVERY == 0
+    return count % SEARCH_EVERY == 0
+
+
+def look_for_turn(
+    frames: Iterator[Frame], detect: Callable[[np.ndarray], Sequence[Any]], hold: bool = True
+) -> tuple[int, Iterator[Frame]]:
+    """``auto``'s turn for a stream: its frames read until the choice is settled, or
+    :data:`SEARCH_FRAMES` are read with no face in any turn yet (a face that comes into view
+    later is waited for). ``hold``: the frames read are kept (at most :data:`SAMPLE_BYTES`, where
+    the look stops too) and the whole stream is given back, those frames first; else the
+    stream is given back where the look left it (a file is read again from its start)."""
+    vote = TurnVote()
     held: list[Frame] = []
     size = 0
-    last = (SAMPLE_COUNT - 1) * SAMPLE_EVERY
-    for frame in frames:
-        held.append(frame)
-        size += frame.image.nbytes
-        if len(held) > last or size >= SAMPLE_BYTES:
+    for count, frame in enumerate(frames):
+        if hold:
+            held.append(frame)
+            size += frame.image.nbytes
+        if _looked_at(count):
+            vote.look(frame.image, detect)
+        if vote.settled or count + 1 >= SEARCH_FRAMES or (hold and size >= SAMPLE_BYTES):
             break
-    looked = held[::SAMPLE_EVERY]
-    return looked, itertools.chain(held, frames)
+    return vote.choice()[0], itertools.chain(held, frames)
