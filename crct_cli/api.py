@@ -450,6 +450,10 @@ class Tracker:
         array; frames from an iterator are looked at as :meth:`track` reads them."""
         if self.rotate != AUTO:
             return int(self.rotate)
+        return self._look_for_turn(video, skip_frames)
+
+    def _look_for_turn(self, video: VideoSource, skip_frames: int) -> int:
+        """``"auto"``'s turn for a file, a folder of images or an array, read apart."""
         from crct_cli.io.arrays import is_frame_source, iter_arrays
         from crct_cli.io.video import iter_frames
         from crct_cli.tracking.orientation import look_for_turn
@@ -540,7 +544,7 @@ class Tracker:
         if angle == AUTO and in_memory and not isinstance(video, np.ndarray):
             angle, frames = look_for_turn(frames, self.networks.detect)  # held while looked at
         elif angle == AUTO:  # a file or an array: looked at apart, as orientation() says
-            angle = self.orientation(video, span.skip)
+            angle = self._look_for_turn(video, span.skip)
         self.rotation = int(angle)
         frames = turn_frames(frames, self.rotation)
         if self.frame_denoise is not None:  # in the decoding thread, beside the networks

@@ -205,6 +205,11 @@ def test_track_turns_frames_and_points_follow_the_turned_face(upright: np.ndarra
     assert auto.rotation == 90 and len(streamed) == N
     for a, b in zip(frames, streamed, strict=True):
         assert np.array_equal(a.faces[0].points, b.faces[0].points)
+    fixed = Tracker(networks=UprightNets(), smooth=False)  # rotate=0, "auto" for one video
+    asked = list(fixed.track(lying, rotate="auto"))
+    assert fixed.rotation == 90 and np.array_equal(
+        asked[0].faces[0].points, frames[0].faces[0].points
+    )
     kept = list(auto.track(upright, rotate=0))
     assert auto.rotation == 0 and np.array_equal(kept[0].image, upright[0])
 
