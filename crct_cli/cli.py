@@ -1274,13 +1274,10 @@ def live(
     from crct_cli import batch
     from crct_cli.api import Tracker
     from crct_cli.batch.runner import sigterm_as_interrupt
-    from crct_cli.live import check_display, check_live_rotate, run_live
+    from crct_cli.live import check_live_rotate, check_session, run_live
 
     angle = check_live_rotate(rotate)
-    if overlay and out is None:
-        raise OptionError("overlay", "needs --out, the folder to write overlay.mp4 into")
-    if show:
-        check_display()
+    check_session(out, overlay, show)  # before the networks load
     _warn_focal_without_pose(focal_length, pose)
     if out is not None:
         if out.exists() and not out.is_dir():

@@ -99,6 +99,14 @@ def open_capture(source: str) -> tuple[Any, bool]:
     return capture, is_file
 
 
+def check_session(out: Path | None, overlay: bool, show: bool) -> None:
+    """What a session can be asked for: ``overlay`` with ``out``; ``show`` on a display."""
+    if overlay and out is None:
+        raise OptionError("overlay", "needs --out, the folder to write overlay.mp4 into")
+    if show:
+        check_display()
+
+
 def check_display() -> None:
     """A window needs a display: on Linux without one, OpenCV's Qt stops the whole process,
     so say so before it tries."""
@@ -268,12 +276,9 @@ def run_live(
     time, dropping those that came while the last was tracked (None: a camera's or a stream's
     newest, every frame of a file in turn)."""
     max_frames = check_max_frames(max_frames)
-    if overlay and out is None:
-        raise OptionError("overlay", "needs an output folder (--out) to write overlay.mp4 into")
+    check_session(out, overlay, show)
     if out is not None:  # the files' frame size is the first frame's
         check_live_rotate(getattr(tracker, "rotate", 0))
-    if show:
-        check_display()
     capture, from_file = open_capture(source)
     fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
     fps = fps if 0 < fps < 1000 else CAMERA_FPS
