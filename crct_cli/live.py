@@ -19,7 +19,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,13 +39,12 @@ from crct_cli.tracking.pipeline import OVERLAY, check_max_frames
 WINDOW = "crct live: q or Esc to stop"
 #: Frames a second written for a camera that does not say (most webcams run at 30).
 CAMERA_FPS = 30.0
-#: What ends a session, as :attr:`LiveSummary.ended` says.
-ENDINGS = ("end of stream", "max frames", "key", "window closed", "interrupted")
 
 
 @dataclass(frozen=True)
 class LiveSummary:
-    """A live session: frames tracked, those with a face's points, seconds, what ended it."""
+    """A live session: frames tracked, those with a face's points, seconds, and what ended it
+    (``ended``: "end of stream", "max frames", "key", "window closed" or "interrupted")."""
 
     source: str
     frames: int
@@ -266,15 +265,13 @@ def run_live(
     overlay: bool = False,
     show: bool = True,
     max_frames: int | None = None,
-    on_frame: Callable[[int, float], None] | None = None,
     newest: bool | None = None,
 ) -> LiveSummary:
     """Track ``source`` frame by frame with ``tracker`` (a :class:`crct_cli.api.Tracker`) until
     the stream ends, ``max_frames`` are tracked, q or Esc, the window is closed or Ctrl-C;
     show each frame (``show``) and write the session into ``out`` (None: nothing written).
-    ``on_frame(frames, fps)`` hears of each frame. ``newest``: take the newest frame each
-    time, dropping those that came while the last was tracked (None: a camera's or a stream's
-    newest, every frame of a file in turn)."""
+    ``newest``: take the newest frame each time, dropping those that came while the last was
+    tracked (None: a camera's or a stream's newest, every frame of a file in turn)."""
     max_frames = check_max_frames(max_frames)
     check_session(out, overlay, show)
     if out is not None:  # the files' frame size is the first frame's
@@ -309,8 +306,6 @@ def run_live(
                 picture = draw_faces(image, frame.faces, f"{frame.index + 1}", focal)
             if outputs is not None:
                 outputs.add(frame, image, picture)
-            if on_frame is not None:
-                on_frame(frames, frames / max(time.perf_counter() - t0, 1e-9))
             if show and picture is not None:
                 now = time.perf_counter()
                 interval = now - last if frames == 1 else 0.9 * interval + 0.1 * (now - last)
