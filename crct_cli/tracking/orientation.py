@@ -9,7 +9,7 @@ tag's sense and FFmpeg's ``transpose=clock``); ``--rotate auto`` looks at the fi
 all four quarter turns and keeps the one in which the detector finds a face most surely.
 
 The detector's certainty is the logit of its best face's probability: MTCNN's probabilities
-crowd against 1 (an upright face 0.9999+, a face lying on its side that it still takes, or a
+crowd against 1 (an upright face mostly 0.999+, a face lying on its side that it still takes, or a
 face-like pattern, 0.90-0.999), and the logit spreads them apart (a mean of 7.9-13.1 over 12
 frames of the shared videos upright, 0.2-4.8 in the other turns: docs/benchmarks.md). A turn is
 taken over the frames as decoded only when its mean over the sampled frames is :data:`MARGIN`
