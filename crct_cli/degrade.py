@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import os
 import shutil
 from collections.abc import Iterator, Sequence
@@ -330,9 +331,9 @@ def _degrade_video(job: Job, seed: int) -> None:
         # VideoWriter writes to a temporary name, renamed on success and removed on failure.
         writer = VideoWriter(job.dst, info.fps, width, height)
         with writer:
-            writer.write(degrade_rgb(first.image, variant.noise_type, variant.level, rng))
-            for frame in frames:
-                writer.write(degrade_rgb(frame.image, variant.noise_type, variant.level, rng))
+            for frame in itertools.chain([first], frames):  # a lost frame's place kept
+                image = degrade_rgb(frame.image, variant.noise_type, variant.level, rng)
+                writer.write(image, frame.index)
 
 
 def run_job(job: Job, seed: int) -> None:

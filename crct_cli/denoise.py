@@ -347,7 +347,7 @@ def denoise_video_file(
                 if writer is None:
                     h, w = frame.image.shape[:2]
                     writer = VideoWriter(dst, info.fps, w, h)
-                writer.write(out)
+                writer.write(out, frame.index)
                 record.frames += 1
                 if cls is not None:
                     record.classes.append(cls)

@@ -219,3 +219,24 @@ def test_corrupt_image_stops_and_leaves_no_partial_file(tmp_path: Path) -> None:
     with pytest.raises(CrctError, match="bad.png: not a readable image"):
         list(plan.run())
     assert files_under(tmp_path / "out") == set()
+
+
+def test_a_video_frame_lost_to_a_corrupt_packet_keeps_its_place(tmp_path: Path) -> None:
+    """A degraded copy of a video with a frame that fails to decode has the source's frame
+    count and timing (the frame before held over the lost one), so labels of the source
+    (annot/, frame k = 00000k+1.pts) still fit the copy frame by frame."""
+    from test_video_seek import N_FRAMES, X264, _regular, _spoil_packet, _write
+
+    from crct_cli.io.video import iter_frames
+
+    clip = _write(tmp_path / "clip.mp4", "libx264", _regular(), {"g": "12", "bf": "3", **X264})
+    folder = tmp_path / "in"
+    folder.mkdir()
+    lost = _spoil_packet(clip, folder / "bad.mp4", 40)
+    run([folder / "bad.mp4"], tmp_path / "out", "noise", 1, seed=0)
+    copy = list(iter_frames(tmp_path / "out" / "bad.mp4"))
+    source = {f.index: f.image.astype(float) for f in iter_frames(folder / "bad.mp4")}
+    assert len(copy) == N_FRAMES and lost not in source
+    for k in (lost - 1, lost + 1, lost + 20):  # the same picture, with level-1 noise on it
+        assert np.abs(copy[k].image - source[k]).mean() < 12, k
+    assert np.abs(copy[lost].image - source[lost - 1]).mean() < 12

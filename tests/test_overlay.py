@@ -398,3 +398,32 @@ def test_the_runs_own_overlay_name_is_left_to_crct_track(make_video, tmp_path) -
         draw_overlay(None, run / "overlay.mp4", video=video, pts=[truth], overwrite=True)
     assert sorted(p.name for p in run.iterdir()) == ["track.json"]
     assert draw_overlay(run, tmp_path / "overlay.mp4").frames == 4  # elsewhere it is any name
+
+
+def test_a_frame_lost_to_a_corrupt_packet_is_a_gap_in_the_run_and_held_in_its_videos(
+    tmp_path: Path,
+) -> None:
+    """crct track on a video with one frame that fails to decode: the later frames keep their
+    numbers (track.json, annot/), no frame is said to be missing from the file, and the
+    overlay and crct draw's video keep the source's timing, the picture before held over
+    the lost frame."""
+    from test_video_seek import _spoil_packet
+
+    from crct_cli.api import Tracker
+    from crct_cli.tracking.pipeline import FrameRange, track_video
+
+    bad = tmp_path / "bad.mp4"
+    lost = _spoil_packet(SAMPLE, bad, 20)
+    run = tmp_path / "run"
+    track_video(bad, run, Tracker(), True, frames_in=FrameRange(count=30))
+    track = json.loads((run / "track.json").read_text())
+    assert [f["index"] for f in track["frames"]] == [k for k in range(30) if k != lost]
+    assert track["summary"]["missing_frames"] == 0
+    assert not (run / "annot" / f"{lost + 1:06d}.pts").exists()
+    assert (run / "annot" / f"{lost + 2:06d}.pts").exists()
+    for video in (run / "overlay.mp4", draw_overlay(run).out):
+        frames = _frames(video)
+        assert len(frames) == 30
+        held = np.abs(frames[lost].astype(int) - frames[lost - 1]).mean()
+        moved = np.abs(frames[lost + 1].astype(int) - frames[lost]).mean()
+        assert held < 1 < moved, (video, held, moved)

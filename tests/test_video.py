@@ -543,3 +543,20 @@ def test_packets_count_the_frames_of_a_video_that_declares_none(make_video, tmp_
     assert count_packet_frames(make_video("c.mkv", n_frames=5, codec="ffv1")) is None  # unsure
     (tmp_path / "not.mkv").write_bytes(b"not a video")
     assert count_packet_frames(tmp_path / "not.mkv") is None
+
+
+def test_writer_given_frame_numbers_holds_the_picture_over_a_missing_frame(
+    tmp_path, face_image
+) -> None:
+    """A frame the source lost (``index`` jumps) is the picture before it, written again, so
+    the video keeps the source's timing and frame k is still the source's frame k."""
+    h, w = 64, 96
+    pictures = [np.full((h, w, 3), 40 * k, np.uint8) for k in range(5)]
+    out = tmp_path / "held.mp4"
+    with VideoWriter(out, 25, w, h) as writer:
+        for k in (0, 1, 3, 4):  # frame 2 lost
+            writer.write(pictures[k], k)
+    back = [f.image.astype(int) for f in iter_frames(out)]
+    assert len(back) == 5
+    means = [round(float(b.mean())) for b in back]
+    assert abs(means[2] - 40) <= 2 and abs(means[3] - 120) <= 2 and abs(means[4] - 160) <= 2

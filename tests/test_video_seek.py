@@ -275,3 +275,35 @@ def test_a_truncated_file_past_its_end_says_what_decoding_through_says(
             list(iter_frames(cut, skip=N_FRAMES - 20))
         messages.append(str(err.value))
     assert messages[0] == messages[1] and "but the video has" in messages[0]
+
+
+def _spoil_packet(src: Path, dst: Path, k: int) -> int:
+    """Copy ``src`` (25 fps) with the ``k``-th packet (decoding order) overwritten by 0xff
+    bytes, as a damaged disk or transfer leaves it; returns that packet's frame number. The
+    decoder refuses the packet, so its frame never comes out; the frames after it decode."""
+    data = bytearray(src.read_bytes())
+    with av.open(str(src)) as container:
+        stream = container.streams.video[0]
+        packet = [p for p in container.demux(stream) if p.size][k]
+        assert not packet.is_keyframe
+        data[packet.pos : packet.pos + packet.size] = b"\xff" * packet.size
+        number = round(packet.pts * stream.time_base * 25)
+    dst.write_bytes(bytes(data))
+    return number
+
+
+def test_a_frame_lost_to_a_corrupt_packet_keeps_its_number(tmp_path, monkeypatch) -> None:
+    """The frames after a frame that fails to decode keep their numbers (their times' places
+    at 25 fps) decoding through, and seeking finds the same frames under the same numbers."""
+    clip = _write(tmp_path / "clip.mp4", "libx264", _regular(), {"g": "12", "bf": "3", **X264})
+    bad = tmp_path / "bad.mp4"
+    lost = _spoil_packet(clip, bad, 40)  # MP4's packet position is its data's
+    whole = list(iter_frames(bad))
+    numbers = [f.index for f in whole]
+    assert len(whole) == N_FRAMES - 1 and numbers == [k for k in range(N_FRAMES) if k != lost]
+    assert numbers == sorted(set(numbers)) and numbers[-1] == N_FRAMES - 1
+    assert all(f.index == round(f.time * 25) for f in whole)
+    monkeypatch.setattr(video, "SEEK_MIN_SKIP", 20)
+    for skip in (60, 100):  # after the lost frame: sought by the packets' timestamps
+        got = list(iter_frames(bad, 10, skip=skip))
+        assert _same(got, [f for f in whole if skip <= f.index < skip + 10]), skip

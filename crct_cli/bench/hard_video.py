@@ -62,7 +62,7 @@ def harden_video(video: Path, out: Path, seed: int = 0) -> int:
     count = 0
     with VideoWriter(out, info.fps, info.width, info.height) as writer:
         for frame in iter_frames(video):
-            writer.write(harden(frame.image, strips.get(frame.index), rng))
+            writer.write(harden(frame.image, strips.get(frame.index), rng), frame.index)
             count += 1
     return count
 

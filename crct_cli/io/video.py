@@ -12,11 +12,12 @@ build has an encoder for it, else MPEG-4) to a temporary name and renames it on 
 
 from __future__ import annotations
 
+import heapq
 import io
 import logging
 import os
 from collections.abc import Generator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
@@ -246,20 +247,40 @@ def _first_frame(container: InputContainer, stream: VideoStream, path: Path) -> 
     raise CrctError(f"{path}: the video has no decodable frame (empty or corrupt)")
 
 
-def _decode(container: InputContainer, stream: VideoStream, path: Path) -> Iterator[VideoFrame]:
+@dataclass
+class _Shown:
+    """What decoding has passed: the timestamps of the shown packets demuxed and not yet
+    numbered (a heap), and whether a packet failed to decode."""
+
+    pending: list[int] = field(default_factory=list)
+    damaged: bool = False
+
+
+def _decode(
+    container: InputContainer,
+    stream: VideoStream,
+    path: Path,
+    shown: _Shown | None = None,
+) -> Iterator[VideoFrame]:
     """Decode packet by packet; a corrupt packet is skipped (as players do), not fatal.
 
     A read error after some frames ends the stream with a warning (a truncated file); one
-    before any frame is a :class:`CrctError`.
+    before any frame is a :class:`CrctError`. ``shown`` collects the packets' timestamps, so
+    that the frames after a damaged one keep their places (:func:`_numbered`).
     """
     bad = 0
     n_out = 0
     try:
         for packet in container.demux(stream):
+            if shown is not None and packet.size and packet.pts is not None:
+                if not packet.is_discard:
+                    heapq.heappush(shown.pending, int(packet.pts))
             try:
                 frames = stream.decode(packet)
             except av.error.InvalidDataError:
                 bad += 1
+                if shown is not None:
+                    shown.damaged = True
                 continue
             for frame in frames:
                 n_out += 1
@@ -273,6 +294,37 @@ def _decode(container: InputContainer, stream: VideoStream, path: Path) -> Itera
         log.warning("%s: skipped %d corrupt packet(s)", path, bad)
     elif bad:
         raise CrctError(f"{path}: no decodable frame ({bad} corrupt packets)")
+
+
+def _numbered(
+    frames: Iterator[VideoFrame], shown: _Shown | None, first: int = 0, after: int | None = None
+) -> Iterator[tuple[int, VideoFrame]]:
+    """``(index, frame)``: frames numbered on from ``first``. Once a packet has failed to
+    decode, a frame that never came out (a shown packet's timestamp between two decoded
+    frames') keeps its number, so that the frames after it are not renumbered one lower and
+    a frame's number is its rank among the packets, as seeking finds it (:func:`_seek_point`;
+    where ``shown`` is None, a packet need not be a frame, and frames are counted). The error
+    of a frame-threaded decoder comes a few packets late, so which packet failed is not known;
+    which frames are missing is. ``after``: the timestamp of the frame before ``first``."""
+    index = first - 1
+    for frame in frames:
+        index += 1
+        if shown is not None and frame.pts is not None:
+            missing = 0
+            while shown.pending and shown.pending[0] <= frame.pts:
+                pts = heapq.heappop(shown.pending)
+                missing += after is not None and after < pts < frame.pts
+            if shown.damaged:
+                index += missing
+            after = int(frame.pts)
+        yield index, frame
+
+
+def _one_frame_per_packet(container: InputContainer, stream: VideoStream) -> bool:
+    """Whether each of this video's packets is one shown frame (:data:`_SEEK_FORMATS`,
+    :data:`_SEEK_CODECS`), so that a packet that fails to decode is a frame missing."""
+    formats = set(container.format.name.split(","))
+    return bool(formats & _SEEK_FORMATS) and stream.codec_context.name in _SEEK_CODECS
 
 
 #: ``skip`` from which :func:`iter_frames` seeks instead of decoding through the frames passed
@@ -313,8 +365,7 @@ def _walk_packets(path: Path, limit: int | None = None) -> _Walk | None:
     container = _open_input(path)
     try:
         stream = _video_stream(container, path)
-        formats = set(container.format.name.split(","))
-        if not formats & _SEEK_FORMATS or stream.codec_context.name not in _SEEK_CODECS:
+        if not _one_frame_per_packet(container, stream):
             return None
         stamps: list[tuple[int, int | None, bool]] = []
         shown: list[int] = []
@@ -417,23 +468,24 @@ def _frames_after(
                 container.seek(start, backward=True, any_frame=False, stream=stream)
             except av.error.FFmpegError:
                 break
-            index = None
+            shown = _Shown()
+            decoded = _decode(container, stream, path, shown)
+            landed = False
             try:
-                for frame in _decode(container, stream, path):
-                    if index is None:
-                        if frame.pts is None or frame.pts > target:
-                            break  # landed past the target
-                        if frame.pts < target:
-                            continue
-                        index = skip
-                    yield index, frame, stream
-                    index += 1
+                for frame in decoded:
+                    if frame.pts is None or frame.pts > target:
+                        break  # landed past the target
+                    if frame.pts == target:
+                        landed = True
+                        break
             except CrctError:
-                if index is not None:
-                    raise
                 continue  # nothing decodes from there: a missed seek
-            if index is not None:
-                return
+            if not landed:
+                continue
+            yield skip, frame, stream
+            for index, frame in _numbered(decoded, shown, skip + 1, after=target):
+                yield index, frame, stream
+            return
         finally:
             container.close()
     if starts:
@@ -441,11 +493,12 @@ def _frames_after(
     container = _open_input(path)
     try:
         stream = _video_stream(container, path)
-        index = 0
-        for frame in _decode(container, stream, path):
+        shown = _Shown() if _one_frame_per_packet(container, stream) else None
+        index = -1
+        for index, frame in _numbered(_decode(container, stream, path, shown), shown):
             if index >= skip:
                 yield index, frame, stream
-            index += 1
+        index += 1  # the frames seen, their numbers from 0
         if index == 0:
             raise CrctError(f"{path}: the video has no decodable frame (empty or corrupt)")
         if index <= skip:
@@ -468,8 +521,9 @@ def iter_frames(
     first frames are passed over, and the others keep their numbers and times; from
     :data:`SEEK_MIN_SKIP` frames on, the file is sought to the keyframe before them where its
     packets number the frames for sure (MP4/MOV, Matroska/WebM), else they are decoded but
-    not converted (one limit: after a packet that fails to decode, decoding through numbers the
-    frames one lower than their timestamps, and seeking by their timestamps). Then at most
+    not converted. A frame lost to a packet that fails to decode keeps its number where each
+    packet is one frame (those containers and codecs): the frames after it are not renumbered,
+    and their numbers do not depend on whether they were reached by seeking. Then at most
     ``max_frames`` frames when given. A folder is an image
     sequence, its frames ``1 / fps`` seconds apart (:mod:`crct_cli.io.sequence`). Raises
     :class:`CrctError` when the file is missing, unreadable or yields no frame at all.
@@ -659,6 +713,7 @@ class VideoWriter:
         self.out_height = self.height + self.height % 2
         self.rate = rate_fraction(fps)
         self.n_written = 0
+        self._last: tuple[int, np.ndarray] | None = None  # write()'s last index and picture
         self._closed = False
         folder = self.path.parent
         if not folder.exists():
@@ -712,8 +767,11 @@ class VideoWriter:
             return stream.codec_context.name
         raise CrctError(f"{self.path}: no usable video encoder: {', '.join(tried)}")
 
-    def write(self, image_rgb: np.ndarray) -> None:
-        """Encode one (height, width, 3) RGB uint8 frame."""
+    def write(self, image_rgb: np.ndarray, index: int | None = None) -> None:
+        """Encode one (height, width, 3) RGB uint8 frame. ``index``: the source frame's number;
+        where frames between it and the last one written are missing (lost to a packet that
+        failed to decode), the last picture is written again for each, so the video keeps the
+        source's timing and its frame ``k`` stays the source's frame ``k``."""
         if self._closed:
             raise ValueError("write() on a closed VideoWriter")
         image = np.asarray(image_rgb)
@@ -727,7 +785,17 @@ class VideoWriter:
         if (self.out_width, self.out_height) != (self.width, self.height):
             pad = ((0, self.out_height - self.height), (0, self.out_width - self.width), (0, 0))
             image = np.pad(image, pad, mode="edge")
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+        image = np.ascontiguousarray(image)
+        if index is not None:
+            if self._last is not None:
+                last_index, last = self._last
+                for _ in range(index - last_index - 1):
+                    self._encode(last)
+            self._last = (int(index), image)
+        self._encode(image)
+
+    def _encode(self, image: np.ndarray) -> None:
+        frame = av.VideoFrame.from_ndarray(image, format="rgb24")
         frame.pts = self.n_written
         frame.time_base = 1 / self.rate
         try:

@@ -261,8 +261,10 @@ def track_video(
             csv = LandmarksCsvWriter(out_dir / "landmarks.csv", pose=poser is not None)
             if overlay:
                 writer = VideoWriter(out_dir / OVERLAY, info.fps, width, height)
+            reached = span.skip  # the number after the last frame's (frames lost inside count)
             for frame in tracker.track(video, span.count, span.skip, rotate=angle):
                 frames += 1
+                reached = frame.index + 1
                 first = frame.face(0)
                 counts[first.state if first is not None else "lost"] += 1
                 for face in frame.faces:
@@ -284,13 +286,13 @@ def track_video(
                 )
                 if writer is not None:
                     label = f"{frame.index + 1}"
-                    writer.write(draw_faces(frame.image, frame.faces, label, focal))
+                    writer.write(draw_faces(frame.image, frame.faces, label, focal), frame.index)
                 if on_frame is not None:
                     on_frame(frames, total)
             # a file cut short: what its header promised and never came (the frames skipped
             # came, decoded); none when the frames asked for all came
-            all_asked = span.count is not None and frames >= span.count
-            missing = 0 if all_asked else missing_frames(info.n_frames, span.skip + frames)
+            all_asked = span.count is not None and reached >= span.skip + span.count
+            missing = 0 if all_asked else missing_frames(info.n_frames, reached)
             summary = TrackSummary(
                 str(video),
                 str(out_dir),
