@@ -20,13 +20,21 @@ from typing import Any
 import numpy as np
 
 from crct_cli.draw import draw_landmarks
-from crct_cli.errors import CrctError, OnFailure, report_failure
+from crct_cli.errors import CrctError, OnFailure, OptionError, report_failure
 from crct_cli.geometry import face_crop
 from crct_cli.io.atomic import write_text_atomic
 from crct_cli.io.images import is_image, read_image, write_image
 from crct_cli.io.landmarks import read_pts, write_pts
 from crct_cli.landmarks import box_from_points
 from crct_cli.pose import POSE_COLUMNS, pose_values
+from crct_cli.tracking.orientation import (
+    AUTO,
+    choose_rotation,
+    parse_rotate,
+    turn,
+    turn_points,
+    unturn_points,
+)
 
 #: ``crct align --pose``: every face's head pose, beside the .pts files
 POSES_CSV = "poses.csv"
@@ -39,6 +47,7 @@ class AlignSummary:
     without_face: list[str] = field(default_factory=list)
     written: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)  #: one line per image that could not be done
+    turned: dict[str, int] = field(default_factory=dict)  #: images read turned: clockwise degrees
 
 
 def _images_of(path: Path, skip: Path | None = None) -> list[tuple[Path, Path]]:
@@ -110,18 +119,62 @@ def _crop_stem(rel: Path, name: str, owned: set[Path]) -> Path:
     return stem
 
 
+def check_still_rotate(rotate: Any, box_from_pts: bool) -> int | str:
+    """``--rotate`` for stills: a quarter turn, or ``"auto"`` (found by the detector, so not
+    with the boxes given by ``--box-from-pts``)."""
+    angle = parse_rotate(rotate)
+    if angle == AUTO and box_from_pts:
+        raise OptionError(
+            "rotate",
+            "'auto' finds the turn with the face detector; with boxes given, give the turn "
+            "(0, 90, 180 or 270)",
+            cli="auto finds the turn with the face detector; with --box-from-pts give "
+            "0, 90, 180 or 270",
+        )
+    return angle
+
+
+@dataclass(frozen=True)
+class _Input:
+    """An image as read (EXIF applied), the turn its faces are read in, and their boxes in the
+    turned picture, most confident first."""
+
+    image: np.ndarray
+    clockwise: int
+    boxes: list
+
+    @property
+    def turned(self) -> np.ndarray:
+        return turn(self.image, self.clockwise)
+
+    def back(self, points: np.ndarray) -> np.ndarray:
+        """Points read in the turned picture, in the image's own pixels."""
+        height, width = self.image.shape[:2]
+        return unturn_points(points, self.clockwise, width, height)
+
+
 def _read_input(
-    image_path: Path, detect: Callable[[np.ndarray], list], box_from_pts: bool
-) -> tuple[np.ndarray, list]:
-    """The image and its face boxes, most confident first; everything that can fail on a bad
-    input (a corrupt image, a missing or malformed ``.pts``) fails here, before any output."""
+    image_path: Path,
+    detect: Callable[[np.ndarray], list],
+    box_from_pts: bool,
+    rotate: int | str = 0,
+) -> _Input:
+    """The image, its turn (``rotate``; ``"auto"``: the quarter turn in which ``detect`` finds
+    a face most surely, :func:`choose_rotation`) and its face boxes; everything that can fail
+    on a bad input (a corrupt image, a missing or malformed ``.pts``) fails here, before any
+    output."""
     image = read_image(image_path)
     if box_from_pts:
         pts_path = image_path.with_suffix(".pts")
         if not pts_path.is_file():
             raise CrctError(f"{image_path}: --box-from-pts needs {pts_path.name} beside it")
-        return image, [box_from_points(read_pts(pts_path))]
-    return image, [d.box for d in sorted(detect(image), key=lambda d: -d.score)]
+        clockwise = int(rotate)  # "auto" is refused with boxes given
+        height, width = image.shape[:2]
+        points = turn_points(read_pts(pts_path), clockwise, width, height)
+        return _Input(image, clockwise, [box_from_points(points)])
+    clockwise = choose_rotation([image], detect)[0] if rotate == AUTO else int(rotate)
+    found = detect(turn(image, clockwise))
+    return _Input(image, clockwise, [d.box for d in sorted(found, key=lambda d: -d.score)])
 
 
 def align_images(
@@ -136,6 +189,7 @@ def align_images(
     crops: int = 0,
     pose: Callable[[np.ndarray, int, int], np.ndarray] | None = None,
     on_failure: OnFailure | None = None,
+    rotate: int | str = 0,
 ) -> AlignSummary:
     """Write landmarks for every image; returns what was done (images without a face too).
 
@@ -145,8 +199,12 @@ def align_images(
     width, height)``: each face's head pose goes to ``poses.csv`` (a row per ``.pts`` file,
     written under a temporary name once every image is done). ``on_failure``: an image that
     cannot be read (or its ``.pts`` with ``box_from_pts``) is told there, in one line, and the
-    others are still done; without it the first such image raises.
+    others are still done; without it the first such image raises. ``rotate``: each image is
+    turned this many degrees clockwise (or, ``"auto"``, the quarter turn in which the detector
+    finds a face most surely) for the networks; the points are given back in the image's own
+    pixels, so ``NAME.pts`` still pairs with the image (:attr:`AlignSummary.turned`).
     """
+    rotate = check_still_rotate(rotate, box_from_pts)
     items = collect_images(paths, on_failure) if items is None else items
     inputs = {p.resolve() for p, _ in items}
     for image, rel in items:
@@ -167,13 +225,16 @@ def align_images(
     rows: list[list[Any]] = []
     for image_path, rel in items:
         try:
-            image, boxes = _read_input(image_path, detect, box_from_pts)
+            given = _read_input(image_path, detect, box_from_pts, rotate)
         except (CrctError, OSError) as exc:
             summary.failed.append(report_failure(on_failure, image_path, exc))
             if on_image is not None:
                 on_image(image_path)
             continue
         summary.images += 1
+        image, boxes = given.image, given.boxes
+        if given.clockwise:
+            summary.turned[str(image_path)] = given.clockwise
         if not boxes:
             summary.without_face.append(str(image_path))
             if on_image is not None:
@@ -183,8 +244,9 @@ def align_images(
         target.parent.mkdir(parents=True, exist_ok=True)
         drawn = image
         names = _face_names(rel, len(boxes), owned)
+        seen = given.turned
         for box, name in zip(boxes, names, strict=True):
-            points = localize(image, np.asarray(box))
+            points = given.back(localize(seen, np.asarray(box)))
             pts_file = target.with_name(f"{name}.pts")
             write_pts(pts_file, points)
             if crops:

@@ -641,30 +641,53 @@ class Tracker:
 
     # -- still images ---------------------------------------------------------------------
 
-    def align(self, image: np.ndarray | str | os.PathLike[str], boxes: Any = None) -> list[Face]:
+    def align(
+        self,
+        image: np.ndarray | str | os.PathLike[str],
+        boxes: Any = None,
+        rotate: int | str | None = None,
+    ) -> list[Face]:
         """Every face of a still image, most confident first (ids 0, 1, ...), as ``crct align``.
 
         ``boxes`` (N, 4) ``x, y, w, h`` of the 68 points skips detection (the papers' protocol).
         FLL runs with the mirrored pass and the blend of its two stages, like ``crct align``.
+        ``rotate``: the image is turned this many degrees clockwise for the networks (``"auto"``:
+        the quarter turn in which the detector finds a face most surely; not with ``boxes``);
+        None: the tracker's ``rotate``. Points and boxes (``boxes`` too) are in the image's own
+        pixels, whatever the turn; :attr:`rotation` is the turn used.
         """
+        from crct_cli.align_images import check_still_rotate
+        from crct_cli.landmarks import box_from_points
+        from crct_cli.tracking.orientation import turn_points, unturn_points
+
+        angle = check_still_rotate(self.rotate if rotate is None else rotate, boxes is not None)
         if isinstance(image, str | os.PathLike):
             from crct_cli.io.images import read_image
 
             image = read_image(Path(image))
         image = _check_image(image)
+        height, width = image.shape[:2]
+        if angle == AUTO:
+            angle = choose_rotation([image], self.networks.detect)[0]
+        clockwise = int(angle)
+        self.rotation = clockwise
+        seen = turn(image, clockwise)
         if boxes is None:
-            found = sorted(self.networks.detect(image), key=lambda d: -d.score)
+            found = sorted(self.networks.detect(seen), key=lambda d: -d.score)
             boxes_arr = np.array([d.box for d in found]).reshape(-1, 4)
         else:
-            boxes_arr = _check_boxes(boxes)
+            given = _check_boxes(boxes)
+            corners = np.stack([given[:, :2], given[:, :2] + given[:, 2:]], axis=1)
+            boxes_arr = np.array(
+                [box_from_points(turn_points(c, clockwise, width, height)) for c in corners]
+            ).reshape(-1, 4)
         if len(boxes_arr) == 0:
             return []
-        points = self._aligner()(image, boxes_arr)
+        points = self._aligner()(seen, boxes_arr)
         scores: list[float | None] = [None] * len(points)
         if self.config.mode == "crct":
-            scores = [float(s) for s in self._engine.batch.validate_batch(image, points)]
-        from crct_cli.landmarks import box_from_points
-
+            scores = [float(s) for s in self._engine.batch.validate_batch(seen, points)]
+        points = [unturn_points(p, clockwise, width, height) for p in points]
         faces = [
             Face(i, p, box_from_points(p), s, "redetected")
             for i, (p, s) in enumerate(zip(points, scores, strict=True))

@@ -277,6 +277,24 @@ def test_a_sideways_phone_photo_gets_the_points_of_the_upright_one(
     assert np.abs(got.points - want.points).max() < 0.02 * diagonal
 
 
+def test_a_photo_lying_on_its_side_without_a_tag_is_read_turned(tracker: Tracker) -> None:
+    """The astronaut photo stored turned with no EXIF tag: ``align(rotate="auto")`` finds the
+    turn that sets it upright and gives exactly the upright photo's points, in the lying
+    photo's own pixels; read as it lies (a quarter turn), MTCNN finds no face in it."""
+    from crct_cli.tracking.orientation import turn, turn_points
+
+    upright = read_image(SAMPLES / "astronaut.jpg")
+    h, w = upright.shape[:2]
+    (want,) = tracker.align(upright)
+    for lying in (90, 180, 270):
+        photo = np.ascontiguousarray(turn(upright, -lying))
+        (got,) = tracker.align(photo, rotate="auto")
+        assert tracker.rotation == lying
+        assert np.abs(got.points - turn_points(want.points, 360 - lying, w, h)).max() < 1e-3
+        assert got.score == pytest.approx(want.score, abs=1e-6)
+    assert tracker.align(np.ascontiguousarray(turn(upright, -90)), rotate=0) == []
+
+
 def test_auto_turns_the_astronaut_lying_on_its_side_upright(tracker: Tracker) -> None:
     """The astronaut clip turned a quarter anticlockwise (as a camera on its side films it):
     ``rotate="auto"`` turns it back, and the points are those of the upright clip, exactly;

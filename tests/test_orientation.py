@@ -15,16 +15,19 @@ import numpy as np
 import pytest
 from test_pipeline import SKIN, FaceNets, box_centre, skin_centre
 
+from crct_cli.align_images import align_images
 from crct_cli.api import Tracker
 from crct_cli.batch.worker import settings_of
-from crct_cli.errors import CrctError
-from crct_cli.io.landmarks import read_pts
+from crct_cli.errors import CrctError, OptionError
+from crct_cli.io.images import write_image
+from crct_cli.io.landmarks import read_pts, write_pts
 from crct_cli.io.track_json import read_track_json
 from crct_cli.io.video import Frame, iter_frames, probe_video
 from crct_cli.overlay import draw_overlay
 from crct_cli.tracking.detector import Detection
 from crct_cli.tracking.orientation import (
     MARGIN,
+    ROTATIONS,
     SEARCH_EVERY,
     SEARCH_FRAMES,
     certainty,
@@ -32,7 +35,9 @@ from crct_cli.tracking.orientation import (
     look_for_turn,
     parse_rotate,
     turn,
+    turn_points,
     turned_size,
+    unturn_points,
 )
 from crct_cli.tracking.pipeline import track_video
 
@@ -314,3 +319,80 @@ def test_a_video_with_no_face_as_it_came_is_told_of_rotate(tmp_path: Path) -> No
     result = crct("track", video, "--out", tmp_path / "b", "--rotate", "auto")
     assert result.exit_code == 0 and "no face found in any of its 3 frames" in result.stderr
     assert "--rotate auto)" not in result.stderr
+
+
+def test_points_turn_with_the_picture_and_back() -> None:
+    """A pixel's centre lands on the centre of the pixel :func:`turn` moves it to."""
+    rng = np.random.default_rng(3)
+    for clockwise in ROTATIONS:
+        for x, y in zip(rng.integers(0, 11, 6), rng.integers(0, 7, 6), strict=True):
+            image = np.zeros((7, 11), np.uint8)
+            image[y, x] = 255
+            (row, col), *_ = np.argwhere(turn(image, clockwise) == 255)
+            moved = turn_points([[x, y]], clockwise, 11, 7)
+            assert np.array_equal(moved, [[col, row]]), (clockwise, x, y)
+            assert np.array_equal(unturn_points(moved, clockwise, 11, 7), [[x, y]])
+
+
+class ReadingNets(UprightNets):
+    """UprightNets whose localiser says whether it was given the picture upright."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.upright_reads: list[bool] = []
+        self.boxes: list[np.ndarray] = []
+
+    def localize(self, image: np.ndarray, box: np.ndarray, mirrored: bool = False) -> np.ndarray:
+        self.upright_reads.append(mark_is_top_left(image))
+        self.boxes.append(np.array(box))
+        return super().localize(image, box)
+
+
+@pytest.mark.parametrize("lying", [90, 180, 270])
+def test_align_reads_a_photo_lying_on_its_side_turned_and_points_at_its_own_pixels(
+    upright: np.ndarray, tmp_path: Path, lying: int
+) -> None:
+    """``crct align --rotate``: the networks read the photo turned upright, and NAME.pts has
+    the face where it lies in the file; as it came, the photo is read lying."""
+    photo = turn(upright[0], -lying)  # a turn of `lying` clockwise sets it upright
+    path = tmp_path / "in" / "photo.png"
+    path.parent.mkdir()
+    write_image(path, photo)
+    runs = {}
+    for rotate in ("auto", lying, 0):
+        nets = ReadingNets()
+        out = tmp_path / f"out_{rotate}"
+        summary = align_images([path], out, nets.detect, nets.localize, rotate=rotate)
+        assert nets.upright_reads == [rotate != 0]
+        assert summary.turned == ({} if rotate == 0 else {str(path): lying})
+        runs[rotate] = read_pts(out / "photo.pts")
+        assert np.linalg.norm(box_centre(runs[rotate]) - skin_centre(photo)) < 1.0
+    assert np.array_equal(runs["auto"], runs[lying])
+    h, w = photo.shape[:2]
+    upright_points = turn_points(runs[lying], lying, w, h)  # the shape as read upright
+    assert box_centre(upright_points)[0] == pytest.approx(skin_centre(upright[0])[0], abs=1.0)
+
+    # --box-from-pts: the box of the .pts beside the photo (in its pixels) is turned with it
+    write_pts(path.with_suffix(".pts"), runs[lying])
+    nets = ReadingNets()
+    align_images([path], tmp_path / "boxed", nets.detect, nets.localize, True, rotate=lying)
+    read_box = nets.boxes[0]
+    assert nets.upright_reads == [True]
+    assert np.linalg.norm(read_box[:2] + read_box[2:] / 2 - skin_centre(upright[0])) < 1.0
+    with pytest.raises(OptionError, match="rotate 'auto' finds the turn"):
+        align_images([path], tmp_path / "x", nets.detect, nets.localize, True, rotate="auto")
+
+
+def test_tracker_align_turns_a_lying_photo_and_its_boxes(upright: np.ndarray) -> None:
+    photo = turn(upright[0], -90)
+    tracker = Tracker(networks=ReadingNets(), rotate="auto")
+    (face,) = tracker.align(photo)
+    assert tracker.rotation == 90 and tracker.networks.upright_reads == [True]
+    assert np.linalg.norm(box_centre(face.points) - skin_centre(photo)) < 1.0
+    assert np.allclose(face.box, [*face.points.min(axis=0), *np.ptp(face.points, axis=0)])
+    (boxed,) = tracker.align(photo, boxes=face.box, rotate=90)  # the box in the photo's pixels
+    assert np.allclose(boxed.points, face.points)
+    with pytest.raises(OptionError, match="with boxes given"):
+        tracker.align(photo, boxes=face.box)  # the tracker's auto
+    (as_it_lies,) = tracker.align(photo, rotate=0)
+    assert tracker.rotation == 0 and not tracker.networks.upright_reads[-1]

@@ -1,4 +1,5 @@
-"""Which way up a video is: ``crct track --rotate`` and ``Tracker(rotate=...)``.
+"""Which way up a video or a photo is: ``crct track --rotate``, ``crct align --rotate`` and
+``Tracker(rotate=...)``.
 
 A phone's video usually says how to turn it (the display matrix, applied as frames are decoded:
 :mod:`crct_cli.io.video`), but a file re-encoded without that tag, a camera mounted on its side
@@ -89,6 +90,29 @@ def turn(image: np.ndarray, clockwise: int) -> np.ndarray:
 def turned_size(width: int, height: int, clockwise: int) -> tuple[int, int]:
     """A ``width`` x ``height`` frame's size once turned ``clockwise`` degrees."""
     return (height, width) if clockwise % 180 else (width, height)
+
+
+def turn_points(points: Any, clockwise: int, width: int, height: int) -> np.ndarray:
+    """Points of a ``width`` x ``height`` picture, where they lie once the picture is turned
+    ``clockwise`` degrees by :func:`turn` (pixel centres counted from 0, so a pixel's centre
+    lands on its own pixel's centre)."""
+    p = np.asarray(points, dtype=np.float64)
+    x, y = p[..., 0], p[..., 1]
+    quarter = (clockwise // 90) % 4
+    if quarter == 1:
+        x, y = height - 1 - y, x
+    elif quarter == 2:
+        x, y = width - 1 - x, height - 1 - y
+    elif quarter == 3:
+        x, y = y, width - 1 - x
+    return np.stack([x, y], axis=-1)
+
+
+def unturn_points(points: Any, clockwise: int, width: int, height: int) -> np.ndarray:
+    """Points read in a ``width`` x ``height`` picture turned ``clockwise`` degrees, back in
+    that picture's own pixels (the inverse of :func:`turn_points`)."""
+    turned_width, turned_height = turned_size(width, height, clockwise)
+    return turn_points(points, (360 - clockwise) % 360, turned_width, turned_height)
 
 
 def turn_frames(frames: Iterator[Frame], clockwise: int) -> Iterator[Frame]:
