@@ -75,6 +75,8 @@ def print_track_summary(console: Console, s: TrackSummary, timings: dict[str, li
     table.add_row("with landmarks", str(s.with_points))
     table.add_row("re-detections", str(s.redetections))
     table.add_row("frames lost", str(s.lost))
+    if s.rotate:
+        table.add_row("turned", f"{s.rotate} degrees clockwise")
     table.add_row("speed", f"{s.fps:.1f} fps ({s.seconds:.1f} s)")
     per = ", ".join(
         f"{name} {1000 * float(np.mean(v)):.1f} ms x{len(v)}" for name, v in timings.items() if v

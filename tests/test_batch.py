@@ -946,6 +946,32 @@ def test_missing_frames_allows_a_header_a_frame_or_a_percent_off() -> None:
     assert missing_frames(300, 296) == 4
 
 
+def test_summary_says_the_turn_and_the_frames_missing_also_of_videos_done_before(
+    tmp_path: Path, fakes: None
+) -> None:
+    """summary.csv's ``rotate`` and ``missing_frames`` come from the run that tracked each
+    video, so a resumed run, which skips the videos done, still says them."""
+    whole = write_synthetic_video(
+        tmp_path / "whole.mp4", n_frames=30, width=W, height=H,
+        container_options={"movflags": "faststart"},
+    )  # fmt: skip
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(whole.read_bytes()[: int(whole.stat().st_size * 0.85)])
+    out = tmp_path / "out"
+    for skipped in ("", "yes"):
+        result = crct("track", cut, whole, "--out", out, "--workers", "1", "--rotate", "90")
+        assert result.exit_code == 0, result.output
+        rows = {r["output"]: r for r in read_summary(out / "summary.csv")}
+        assert [rows[k]["skipped"] for k in ("cut", "whole")] == [skipped, skipped]
+        assert [rows[k]["rotate"] for k in ("cut", "whole")] == ["90", "90"]
+        decoded = len(read_track_json(out / "cut" / "track.json").frames)
+        assert 0 < decoded < 28 and rows["cut"]["missing_frames"] == str(30 - decoded)
+        assert rows["whole"]["missing_frames"] == ""
+    plain = crct("track", cut, whole, "--out", tmp_path / "plain", "--workers", "1")
+    rows = {r["output"]: r for r in read_summary(tmp_path / "plain" / "summary.csv")}
+    assert plain.exit_code == 0 and [rows[k]["rotate"] for k in ("cut", "whole")] == ["", ""]
+
+
 def test_a_file_cut_short_is_tracked_to_the_cut_with_a_warning(tmp_path: Path, fakes: None) -> None:
     """An MP4 whose index sits at the front (a download, a copy cut off) decodes up to the cut
     without an error: the frames before it are tracked, and the run says what is missing."""

@@ -46,6 +46,8 @@ class Done:
     faces: int
     face_frames: int
     seconds: float
+    missing_frames: int = 0  #: frames the file's header promised that never decoded
+    rotate: int = 0  #: the clockwise quarter turn the frames were read in
 
 
 def input_stamp(video: Path) -> dict[str, int]:
@@ -98,6 +100,8 @@ def check_done(
             int(result["faces"]),
             int(result["face_frames"]),
             float(result["seconds"]),
+            int(result.get("missing_frames", 0)),  # markers before session 50 have neither
+            int(result.get("rotate", 0)),
         )
     except (KeyError, TypeError, ValueError, AttributeError):
         return NEW
@@ -206,6 +210,8 @@ def mark_done(
             "faces": result.faces,
             "face_frames": result.face_frames,
             "seconds": round(result.seconds, 3),
+            "missing_frames": result.missing_frames,
+            "rotate": result.rotate,
         },
     }
     write_text_atomic(job.out_dir / MARKER, json.dumps(marker, indent=1, default=str) + "\n")

@@ -89,6 +89,8 @@ def plan_batch(
                 done.face_frames,
                 done.seconds,
                 skipped=True,
+                missing_frames=done.missing_frames,
+                rotate=done.rotate,
             )
         else:
             results[job.output] = VideoResult(job.label, job.output)

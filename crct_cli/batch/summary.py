@@ -4,8 +4,9 @@ Columns: ``input`` (the video's path as named or found), ``output`` (its folder 
 ``OUT``), ``status`` (``ok``, ``no_face``, ``failed``, or ``pending`` for a video an interrupted
 run did not reach), ``frames``, ``faces`` (distinct face ids), ``seconds`` (tracking time),
 ``skipped`` (``yes`` when complete outputs of an earlier run were kept), ``error`` (the
-one-line reason of a failed video) and ``missing_frames`` (frames the file's header promised
-that never decoded: a file cut short; empty when none).
+one-line reason of a failed video), ``missing_frames`` (frames the file's header promised
+that never decoded: a file cut short; empty when none) and ``rotate`` (the clockwise quarter
+turn its frames were read in, ``--rotate`` or the one ``auto`` chose; empty when none).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ COLUMNS: tuple[str, ...] = (
     "skipped",
     "error",
     "missing_frames",
+    "rotate",
 )
 STATUSES: tuple[str, ...] = ("ok", "no_face", "failed", "pending")
 SUMMARY_NAME = "summary.csv"
@@ -47,6 +49,7 @@ class VideoResult:
     skipped: bool = False
     error: str = ""
     missing_frames: int = 0  #: frames the file's header promised that never decoded
+    rotate: int = 0  #: the clockwise quarter turn the frames were read in (--rotate)
 
     def row(self) -> dict[str, str]:
         return {
@@ -59,6 +62,7 @@ class VideoResult:
             "skipped": "yes" if self.skipped else "",
             "error": " ".join(self.error.split()),
             "missing_frames": str(self.missing_frames) if self.missing_frames else "",
+            "rotate": str(self.rotate) if self.rotate else "",
         }
 
 

@@ -195,7 +195,13 @@ class VideoWorker:
                 self.spec.pts,
             )
             done = Done(
-                summary.status, summary.frames, summary.faces, summary.face_frames, summary.seconds
+                summary.status,
+                summary.frames,
+                summary.faces,
+                summary.face_frames,
+                summary.seconds,
+                summary.missing_frames,
+                summary.rotate,
             )
             mark_done(job, stamp, self.spec.settings, done, self.spec.crops, self.spec.pts)
             self.last_summary = summary
@@ -209,7 +215,7 @@ class VideoWorker:
         else:
             result.status, result.frames, result.faces = done.status, done.frames, done.faces
             result.face_frames = done.face_frames
-            result.missing_frames = summary.missing_frames
+            result.missing_frames, result.rotate = done.missing_frames, done.rotate
         result.seconds = time.perf_counter() - t0 if result.status == "failed" else done.seconds
         return result
 

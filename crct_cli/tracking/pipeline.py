@@ -60,6 +60,7 @@ class TrackSummary:
     face_frames: int = 0  # rows of landmarks.csv
     #: frames the container's header promised beyond those decoded (a truncated file)
     missing_frames: int = 0
+    rotate: int = 0  #: the clockwise quarter turn the frames were read in (--rotate)
 
     @property
     def fps(self) -> float:
@@ -306,6 +307,7 @@ def track_video(
                 len(ids),
                 face_frames,
                 missing,
+                angle,
             )
             if writer is not None:
                 writer.close()
