@@ -35,6 +35,7 @@ from crct_cli.pose import HeadPoser, check_focal
 from crct_cli.runtime.nets import FINDER_WIDE, check_find_wide
 from crct_cli.tracking.backtrack import BACKTRACK, check_backtrack
 from crct_cli.tracking.bridge import BRIDGE_LOST, BRIDGE_MAX_RUN
+from crct_cli.tracking.detector import MIN_FACE, check_min_face
 from crct_cli.tracking.frame_denoise import (
     TEMPORAL_DENOISE,
     FrameDenoiseConfig,
@@ -143,6 +144,10 @@ class Tracker:
     ``relaxed_redetect``: a lost face that MTCNN does not find again (or at once, with
     ``redetect_on_loss``) is looked for once more with MTCNN's more sensitive settings
     (degraded footage; still gated by eq. 8 and FV).
+    ``min_face``: the smallest face MTCNN looks for, in pixels of the frame (20, its own
+    default): larger makes detection faster on large frames (HD video, big photos) and leaves
+    smaller faces (a crowd behind a speaker) unfound; a tracked face that shrinks below it is
+    still followed by BT, but not re-found by MTCNN.
     ``stretched_look``: when that more sensitive look finds nothing, it looks at the frame
     once more with each colour channel stretched to the full range (a washed-out or
     colour-cast face); gated and checked the same way.
@@ -289,6 +294,7 @@ class Tracker:
         noise_threshold: float = FrameDenoiseConfig.threshold,
         sequence_fps: float = SEQUENCE_FPS,
         rotate: int | str = 0,
+        min_face: int = MIN_FACE,
         pose: bool = False,
         focal_length: float | None = None,
         weights_dir: str | os.PathLike[str] | None = None,
@@ -312,6 +318,8 @@ class Tracker:
         check_bt_reuse(bt_reuse)
         check_fps(sequence_fps)
         check_focal(focal_length)  # also without pose, as the command line checks it
+        #: the smallest face MTCNN looks for, px
+        self.min_face = check_min_face(min_face)
         #: :meth:`track`: frames a second given to a folder of images (a video file has its own)
         self.sequence_fps = float(sequence_fps)
         #: the clockwise quarter turn asked for (0, 90, 180, 270 or "auto")
@@ -382,6 +390,7 @@ class Tracker:
                 find=find,
                 find_wide=find_wide,
                 video_fll=video_fll,
+                min_face=self.min_face,
             )
             if find and networks.finder is None:  # no finder in these weights (a warning)
                 self.config = dataclasses.replace(self.config, find=False)
@@ -635,6 +644,7 @@ class Tracker:
             "noise_threshold": None if self.frame_denoise is None else self.frame_denoise.threshold,
             "sequence_fps": self.sequence_fps,
             "rotate": self.rotate,
+            "min_face": self.min_face,
             "pose": self.pose is not None,
             "focal_length": None if self.pose is None else self.pose.focal,
         }

@@ -304,6 +304,18 @@ RotateOption = Annotated[
 ]
 
 
+MinFaceOption = Annotated[
+    int,
+    typer.Option(
+        help="The smallest face to look for, in pixels (MTCNN's own default, 20). Larger: "
+        "faster detection on large frames (HD video, big photos), and smaller faces (a crowd "
+        "behind the speaker) left unfound.",
+        metavar="PX",
+        rich_help_panel=_PANEL_NETS,
+    ),
+]
+
+
 def _parse_box(text: str | None) -> Any:
     if text is None:
         return None
@@ -691,6 +703,7 @@ def track(
         ),
     ] = 30.0,
     rotate: RotateOption = "0",
+    min_face: MinFaceOption = 20,
     max_frames: Annotated[
         int | None,
         typer.Option(
@@ -839,6 +852,7 @@ def track(
         "noise_threshold": noise_threshold,
         "sequence_fps": sequence_fps,
         "rotate": rotate,
+        "min_face": min_face,
         "pose": pose,
         "focal_length": focal_length,
     }
@@ -1052,6 +1066,7 @@ def align(
             metavar="0|90|180|270|auto",
         ),
     ] = "0",
+    min_face: MinFaceOption = 20,
     denoise: DenoiseOption = "none",
     device: DeviceOption = "auto",
     backend: BackendOption = "auto",
@@ -1068,12 +1083,14 @@ def align(
     from crct_cli.geometry import check_crops
     from crct_cli.pose import HeadPoser, check_focal
     from crct_cli.runtime import Runtime
+    from crct_cli.tracking.detector import check_min_face
     from crct_cli.ui import item_progress
 
     check_denoise(denoise)
     check_crops(crops)
     check_focal(focal_length)
     angle = check_still_rotate(rotate, box_from_pts)
+    check_min_face(min_face)
     _warn_focal_without_pose(focal_length, pose)
     console = Console(stderr=True, highlight=False, soft_wrap=True)  # paths are never wrapped
     failures = _InputFailures(console)
@@ -1089,7 +1106,7 @@ def align(
         def detect(image: Any) -> list:
             return []
     else:
-        detect = runtime.detector()
+        detect = runtime.detector(min_face)
 
     with item_progress(console, "aligning", len(items)) as on_image:
         summary = align_images(
@@ -1260,6 +1277,7 @@ def live(
             metavar="0|90|180|270",
         ),
     ] = "0",
+    min_face: MinFaceOption = 20,
     smooth: Annotated[
         bool,
         typer.Option(
@@ -1315,6 +1333,7 @@ def live(
         backend=backend,
         smooth=smooth,
         rotate=angle,
+        min_face=min_face,
         pose=pose,
         focal_length=focal_length,
         networks=None if factory is None else factory(),

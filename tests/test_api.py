@@ -22,6 +22,7 @@ from typer.testing import CliRunner
 
 from crct_cli import Tracker
 from crct_cli.cli import app
+from crct_cli.errors import OptionError
 from crct_cli.io.images import read_image
 from crct_cli.io.landmarks import read_pts
 from crct_cli.io.openface_csv import COLUMNS, read_landmarks_csv
@@ -293,6 +294,23 @@ def test_a_photo_lying_on_its_side_without_a_tag_is_read_turned(tracker: Tracker
         assert np.abs(got.points - turn_points(want.points, 360 - lying, w, h)).max() < 1e-3
         assert got.score == pytest.approx(want.score, abs=1e-6)
     assert tracker.align(np.ascontiguousarray(turn(upright, -90)), rotate=0) == []
+
+
+def test_min_face_leaves_smaller_faces_unfound(tracker: Tracker) -> None:
+    """The astronaut's face is an 88-px MTCNN box: found from the default 20 px on, not when
+    MTCNN looks only for faces of 300 px and more (in photos and in video alike)."""
+    photo = read_image(SAMPLES / "astronaut.jpg")
+    big_only = Tracker(faces=1, device="cpu", backend="onnx", min_face=300)
+    assert big_only.min_face == 300 and big_only.describe()["min_face"] == 300
+    assert len(tracker.align(photo)) == 1 and big_only.align(photo) == []
+    assert not any(f.faces for f in big_only.track(VIDEO, max_frames=3))
+    for bad in (8, 20.5, True, "40"):
+        with pytest.raises(OptionError, match="min_face must be"):
+            Tracker(networks=_NoNetworks(), min_face=bad)
+
+
+class _NoNetworks:
+    """Networks never called: a Tracker built only to check its options."""
 
 
 def test_auto_turns_the_astronaut_lying_on_its_side_upright(tracker: Tracker) -> None:

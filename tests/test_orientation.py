@@ -289,6 +289,9 @@ def test_a_run_turned_is_a_different_run_and_runs_of_before_stay_done() -> None:
     assert "rotate" not in settings_of({"rotate": "0"})
     assert settings_of({"rotate": "auto"})["rotate"] == "auto"
     assert settings_of({"rotate": 270})["rotate"] == 270
+    # --min-face likewise: another run only when asked for
+    assert "min_face" not in settings_of({"min_face": 20})
+    assert settings_of({"min_face": 80})["min_face"] == 80
 
 
 def test_the_command_line_refuses_a_turn_that_is_not_a_quarter(make_video, tmp_path) -> None:

@@ -89,6 +89,7 @@ def settings_of(
 
     from crct_cli.api import Tracker, parse_faces
     from crct_cli.models.weights import WEIGHTS_DIR, weights_fingerprint
+    from crct_cli.tracking.detector import MIN_FACE
     from crct_cli.tracking.orientation import parse_rotate
     from crct_cli.tracking.tracker import check_init_box
 
@@ -104,6 +105,9 @@ def settings_of(
     rotate = parse_rotate(tracker_options.get("rotate", 0))
     if rotate != 0:  # only where asked: runs from before --rotate stay done
         settings["rotate"] = rotate
+    min_face = tracker_options.get("min_face", MIN_FACE)
+    if min_face != MIN_FACE:  # likewise: runs from before --min-face stay done
+        settings["min_face"] = min_face
     weights_dir = tracker_options.get("weights_dir")
     settings["weights"] = weights_fingerprint(WEIGHTS_DIR if weights_dir is None else weights_dir)
     if frames_in is not None:

@@ -21,7 +21,7 @@ factor 0.709, minimum face 20 px):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -41,6 +41,24 @@ RELAXED_THRESHOLDS = (0.5, 0.6, 0.6)
 RELAXED_MIN_SCORE = 0.7
 PYRAMID_FACTOR = 0.709
 MIN_FACE = 20
+#: the smallest ``min_face`` taken: MTCNN's P-net reads 12-px windows, so a smaller face means
+#: an upsampled pyramid (a 1080p frame four times its size at 6 px)
+MIN_FACE_LEAST = 12
+
+
+def check_min_face(min_face: Any) -> int:
+    """``--min-face`` / ``min_face``: the smallest face MTCNN looks for, whole pixels >= 12."""
+    from crct_cli.errors import OptionError
+
+    if isinstance(min_face, bool) or not isinstance(min_face, int | np.integer):
+        raise OptionError("min_face", f"must be a whole number of pixels, got {min_face!r}")
+    if min_face < MIN_FACE_LEAST:
+        raise OptionError(
+            "min_face", f"must be >= {MIN_FACE_LEAST} px (MTCNN's window), got {min_face}"
+        )
+    return int(min_face)
+
+
 #: :func:`stretch_contrast`: each channel's levels from this percentile to its complement ...
 STRETCH_PERCENTILE = 1.0
 #: ... are spread over 0-255, but never by more than 255 / this span (noise is not amplified

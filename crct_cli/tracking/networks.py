@@ -28,9 +28,11 @@ from crct_cli.runtime import Runtime, split_state, stack_states
 from crct_cli.runtime.backend import no_cuda
 from crct_cli.runtime.nets import FINDER_WIDE, check_find_wide, find_faces, fv_crop
 from crct_cli.tracking.detector import (
+    MIN_FACE,
     RELAXED_MIN_SCORE,
     RELAXED_THRESHOLDS,
     Detection,
+    check_min_face,
     stretch_contrast,
 )
 from crct_cli.tracking.tracker import FIND, STRETCHED_LOOK, check_bt_reuse
@@ -123,6 +125,9 @@ class CRCTNetworks:
     ``video_fll``: FLL's first stage is the one trained on smeared faces too
     (:data:`~crct_cli.aligner.VIDEO_FLL_FILE`) where the weights ship one; False: ``fll.pt``,
     as ``crct align`` runs it.
+
+    ``min_face``: the smallest face MTCNN looks for, in pixels of the frame (its pyramid starts
+    at 12 / ``min_face``): larger is faster on large frames and leaves smaller faces unfound.
     """
 
     def __init__(
@@ -141,8 +146,10 @@ class CRCTNetworks:
         find: bool = FIND,
         find_wide: float = FINDER_WIDE,
         video_fll: bool = VIDEO_FLL,
+        min_face: int = MIN_FACE,
     ) -> None:
         check_bt_reuse(bt_reuse)
+        min_face = check_min_face(min_face)
         check_find_wide(find_wide)
         if find and mode == "crct" and not finder_shipped(weights_dir):
             # a weights folder from before the finder (or a user's own): track without it
@@ -169,7 +176,7 @@ class CRCTNetworks:
             lambda: rt.aligner(denoise, align or TRACK_ALIGN, int8, video=video_fll),
             lambda: rt.tracker(int8=int8) if mode in ("crct", "bt") else None,
             lambda: rt.validator() if mode == "crct" else None,
-            rt.detector,
+            lambda: rt.detector(min_face),
         )
         self._denoiser = denoiser
         #: the face finder (``find``)
