@@ -29,7 +29,7 @@ from crct_cli.landmarks import box_from_points
 from crct_cli.pose import POSE_COLUMNS, pose_values
 from crct_cli.tracking.orientation import (
     AUTO,
-    choose_rotation,
+    orient_still,
     parse_rotate,
     turn,
     turn_points,
@@ -172,8 +172,10 @@ def _read_input(
         height, width = image.shape[:2]
         points = turn_points(read_pts(pts_path), clockwise, width, height)
         return _Input(image, clockwise, [box_from_points(points)])
-    clockwise = choose_rotation([image], detect)[0] if rotate == AUTO else int(rotate)
-    found = detect(turn(image, clockwise))
+    if rotate == AUTO:
+        clockwise, found = orient_still(image, detect)
+    else:
+        clockwise, found = int(rotate), detect(turn(image, int(rotate)))
     return _Input(image, clockwise, [d.box for d in sorted(found, key=lambda d: -d.score)])
 
 

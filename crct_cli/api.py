@@ -668,7 +668,7 @@ class Tracker:
         """
         from crct_cli.align_images import check_still_rotate
         from crct_cli.landmarks import box_from_points
-        from crct_cli.tracking.orientation import turn_points, unturn_points
+        from crct_cli.tracking.orientation import orient_still, turn_points, unturn_points
 
         angle = check_still_rotate(self.rotate if rotate is None else rotate, boxes is not None)
         if isinstance(image, str | os.PathLike):
@@ -677,13 +677,15 @@ class Tracker:
             image = read_image(Path(image))
         image = _check_image(image)
         height, width = image.shape[:2]
+        found = None
         if angle == AUTO:
-            angle = choose_rotation([image], self.networks.detect)[0]
+            angle, found = orient_still(image, self.networks.detect)
         clockwise = int(angle)
         self.rotation = clockwise
         seen = turn(image, clockwise)
         if boxes is None:
-            found = sorted(self.networks.detect(seen), key=lambda d: -d.score)
+            found = self.networks.detect(seen) if found is None else found
+            found = sorted(found, key=lambda d: -d.score)
             boxes_arr = np.array([d.box for d in found]).reshape(-1, 4)
         else:
             given = _check_boxes(boxes)

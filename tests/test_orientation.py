@@ -33,6 +33,7 @@ from crct_cli.tracking.orientation import (
     certainty,
     choose_rotation,
     look_for_turn,
+    orient_still,
     parse_rotate,
     turn,
     turn_points,
@@ -399,3 +400,27 @@ def test_tracker_align_turns_a_lying_photo_and_its_boxes(upright: np.ndarray) ->
         tracker.align(photo, boxes=face.box)  # the tracker's auto
     (as_it_lies,) = tracker.align(photo, rotate=0)
     assert tracker.rotation == 0 and not tracker.networks.upright_reads[-1]
+
+
+class SureNets(UprightNets):
+    """UprightNets that are as sure of the upright face as MTCNN's float32 gets (1.0)."""
+
+    def detect(self, image: np.ndarray, relaxed: bool = False) -> list[Detection]:
+        found = super().detect(image, relaxed)
+        return [Detection(d.box, d.raw_box, 1.0 if d.score > 0.999 else d.score) for d in found]
+
+
+@pytest.mark.parametrize("lying", [0, 90, 180, 270])
+def test_a_photo_s_turn_is_the_vote_s_and_a_sure_face_as_it_lies_needs_one_look(
+    upright: np.ndarray, lying: int
+) -> None:
+    """``orient_still`` chooses as :func:`choose_rotation` does on the one picture, and gives
+    the faces found in the turn it chose; a face found at the cap as the photo lies ends the
+    look at once (no other turn could beat it by MARGIN)."""
+    photo = turn(upright[0], -lying)
+    for nets, looks in ((UprightNets(), 4), (SureNets(), 1 if lying == 0 else 4)):
+        angle, found = orient_still(photo, nets.detect)
+        assert nets.n_detect == looks
+        assert angle == choose_rotation([photo], type(nets)().detect)[0] == lying
+        (want,) = type(nets)().detect(turn(photo, lying))
+        assert len(found) == 1 and np.allclose(found[0].box, want.box)

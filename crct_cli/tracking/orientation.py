@@ -126,7 +126,12 @@ def turn_frames(frames: Iterator[Frame], clockwise: int) -> Iterator[Frame]:
 
 def certainty(detect: Callable[[np.ndarray], Sequence[Any]], image: np.ndarray) -> float:
     """How surely ``detect`` finds a face in ``image``: its best face's logit, 0 for none."""
-    best = max((float(d.score) for d in detect(image)), default=0.0)
+    return certainty_of(detect(image))
+
+
+def certainty_of(found: Sequence[Any]) -> float:
+    """:func:`certainty` of the detections ``found`` in an image."""
+    best = max((float(d.score) for d in found), default=0.0)
     if not best > 0.5:
         return 0.0
     return min(math.log(best / max(1.0 - best, 1e-12)), _MOST)
@@ -142,7 +147,10 @@ class TurnVote:
         self.frames = 0  #: frames looked at that showed a face in some turn
 
     def look(self, image: np.ndarray, detect: Callable[[np.ndarray], Sequence[Any]]) -> None:
-        seen = {angle: certainty(detect, turn(image, angle)) for angle in ROTATIONS}
+        self.add({angle: certainty(detect, turn(image, angle)) for angle in ROTATIONS})
+
+    def add(self, seen: dict[int, float]) -> None:
+        """One frame's certainty in each quarter turn."""
         if max(seen.values()) > 0:
             self.frames += 1
             for angle, value in seen.items():
@@ -183,6 +191,24 @@ def choose_rotation(
         if vote.settled:
             break  # the rest would not change it
     return vote.choice()
+
+
+def orient_still(
+    image: np.ndarray, detect: Callable[[np.ndarray], Sequence[Any]]
+) -> tuple[int, list[Any]]:
+    """``auto``'s turn for one picture, as :func:`choose_rotation` chooses it, and the faces
+    ``detect`` found in the picture so turned. A face found as surely as the picture lies
+    (above the cap less :data:`MARGIN`) cannot be beaten by another turn, so the other three
+    are not looked at: one detection, not four, for most upright photos a camera takes."""
+    found = {0: list(detect(image))}
+    if certainty_of(found[0]) > _MOST - MARGIN:
+        return 0, found[0]
+    for angle in ROTATIONS[1:]:
+        found[angle] = list(detect(turn(image, angle)))
+    vote = TurnVote()
+    vote.add({angle: certainty_of(faces) for angle, faces in found.items()})
+    angle = vote.choice()[0]
+    return angle, found[angle]
 
 
 def _looked_at(count: int) -> bool:
