@@ -791,7 +791,7 @@ class VideoWriter:
                 last_index, last = self._last
                 for _ in range(index - last_index - 1):
                     self._encode(last)
-            self._last = (int(index), image)
+            self._last = (int(index), image.copy())  # the caller may reuse its buffer
         self._encode(image)
 
     def _encode(self, image: np.ndarray) -> None:
