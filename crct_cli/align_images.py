@@ -160,7 +160,7 @@ def _read_input(
     rotate: int | str = 0,
 ) -> _Input:
     """The image, its turn (``rotate``; ``"auto"``: the quarter turn in which ``detect`` finds
-    a face most surely, :func:`choose_rotation`) and its face boxes; everything that can fail
+    a face most surely, :func:`orient_still`) and its face boxes; everything that can fail
     on a bad input (a corrupt image, a missing or malformed ``.pts``) fails here, before any
     output."""
     image = read_image(image_path)
