@@ -40,11 +40,12 @@ def _write(
     stamps: list[int],
     options: dict[str, str],
     container_options: dict[str, str] | None = None,
+    pix_fmt: str = "yuv420p",
 ) -> Path:
     """Encode ``_picture(i)`` at presentation time ``stamps[i]`` milliseconds."""
     with av.open(str(path), mode="w", options=container_options or {}) as container:
         stream = container.add_stream(codec, rate=25)
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.width, stream.height, stream.pix_fmt = 64, 48, pix_fmt
         stream.codec_context.time_base = Fraction(1, 1000)
         stream.codec_context.options = options
         for i, stamp in enumerate(stamps):
@@ -277,19 +278,42 @@ def test_a_truncated_file_past_its_end_says_what_decoding_through_says(
     assert messages[0] == messages[1] and "but the video has" in messages[0]
 
 
-def _spoil_packet(src: Path, dst: Path, k: int) -> int:
-    """Copy ``src`` (25 fps) with the ``k``-th packet (decoding order) overwritten by 0xff
-    bytes, as a damaged disk or transfer leaves it; returns that packet's frame number. The
-    decoder refuses the packet, so its frame never comes out; the frames after it decode."""
+def _spoil_packets(src: Path, dst: Path, which: list[int]) -> list[int]:
+    """Copy ``src`` (25 fps) with the packets ``which`` (decoding order) overwritten by 0xff
+    bytes, as a damaged disk or transfer leaves them; returns their frame numbers. The
+    decoder refuses such a packet, so its frame never comes out; the frames after it decode.
+    (A packet's bytes are looked for from its position on: Matroska's position is its block's.)"""
     data = bytearray(src.read_bytes())
+    numbers = []
     with av.open(str(src)) as container:
         stream = container.streams.video[0]
-        packet = [p for p in container.demux(stream) if p.size][k]
-        assert not packet.is_keyframe
-        data[packet.pos : packet.pos + packet.size] = b"\xff" * packet.size
-        number = round(packet.pts * stream.time_base * 25)
+        packets = [p for p in container.demux(stream) if p.size]
+        for k in which:
+            payload = bytes(packets[k])
+            at = data.find(payload, max(0, packets[k].pos - 64))
+            data[at : at + len(payload)] = b"\xff" * len(payload)
+            numbers.append(round(packets[k].pts * stream.time_base * 25))
     dst.write_bytes(bytes(data))
-    return number
+    return numbers
+
+
+def _spoil_packet(src: Path, dst: Path, k: int) -> int:
+    """:func:`_spoil_packets` of one packet that is not a keyframe."""
+    with av.open(str(src)) as container:
+        packets = [p for p in container.demux(container.streams.video[0]) if p.size]
+        assert not packets[k].is_keyframe
+    return _spoil_packets(src, dst, [k])[0]
+
+
+def _keyframe_packets(path: Path) -> list[int]:
+    with av.open(str(path)) as container:
+        packets = [p for p in container.demux(container.streams.video[0]) if p.size]
+    return [k for k, p in enumerate(packets) if p.is_keyframe]
+
+
+def _numbered_by_time(frames: list[video.Frame]) -> bool:
+    numbers = [f.index for f in frames]
+    return numbers == sorted(set(numbers)) and all(f.index == round(f.time * 25) for f in frames)
 
 
 def test_a_frame_lost_to_a_corrupt_packet_keeps_its_number(tmp_path, monkeypatch) -> None:
@@ -307,3 +331,36 @@ def test_a_frame_lost_to_a_corrupt_packet_keeps_its_number(tmp_path, monkeypatch
     for skip in (60, 100):  # after the lost frame: sought by the packets' timestamps
         got = list(iter_frames(bad, 10, skip=skip))
         assert _same(got, [f for f in whole if skip <= f.index < skip + 10]), skip
+
+
+def test_a_lost_first_frame_or_keyframe_leaves_the_others_their_numbers(
+    tmp_path, monkeypatch
+) -> None:
+    """Frames lost before the first one decoded count too, and so do the frames a decoder
+    gives out of order after a lost keyframe (shown before it, decoded after later ones: their
+    places have passed, so they are dropped); seeking finds the same numbers, and a range asked
+    for is not overrun where frames are missing."""
+    cases = []
+    if has_encoder("mjpeg"):  # every frame a keyframe: the first packet lost
+        mjpeg = _write(tmp_path / "mjpeg.mkv", "mjpeg", _regular()[:40], {}, pix_fmt="yuvj420p")
+        cases.append((_spoil_packets(mjpeg, tmp_path / "first.mkv", [0]), "first.mkv", 40))
+    options = {"g": "12", "bf": "3", **X264}
+    h264 = _write(tmp_path / "h264.mp4", "libx264", _regular()[:100], options)
+    second_key = _keyframe_packets(h264)[1]
+    cases.append((_spoil_packets(h264, tmp_path / "key.mp4", [second_key]), "key.mp4", 100))
+    for lost, name, n in cases:
+        path = tmp_path / name
+        monkeypatch.setattr(video, "SEEK_MIN_SKIP", 10**9)
+        whole = list(iter_frames(path))
+        assert _numbered_by_time(whole) and whole[-1].index == n - 1, name
+        assert not set(lost) & {f.index for f in whole}
+        monkeypatch.setattr(video, "SEEK_MIN_SKIP", 10)
+        for skip in (20, 30, n - 1):
+            got = list(iter_frames(path, 3, skip=skip))
+            assert [(f.index, f.time) for f in got] == [
+                (f.index, f.time) for f in whole if skip <= f.index < skip + 3
+            ], (name, skip)
+    clip = _write(tmp_path / "clip.mp4", "libx264", _regular()[:60], {"g": "12", "bf": "0", **X264})
+    (lost,) = _spoil_packets(clip, tmp_path / "gap.mp4", [13])
+    got = [f.index for f in iter_frames(tmp_path / "gap.mp4", 4, skip=lost - 3)]
+    assert got == [lost - 3, lost - 2, lost - 1]  # frames lost-3 .. lost: the last one is lost

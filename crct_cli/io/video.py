@@ -12,12 +12,12 @@ build has an encoder for it, else MPEG-4) to a temporary name and renames it on 
 
 from __future__ import annotations
 
-import heapq
+import bisect
 import io
 import logging
 import os
 from collections.abc import Generator, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
@@ -247,13 +247,32 @@ def _first_frame(container: InputContainer, stream: VideoStream, path: Path) -> 
     raise CrctError(f"{path}: the video has no decodable frame (empty or corrupt)")
 
 
-@dataclass
 class _Shown:
-    """What decoding has passed: the timestamps of the shown packets demuxed and not yet
-    numbered (a heap), and whether a packet failed to decode."""
+    """Whether a packet of ``path`` has failed to decode, and then every shown packet's
+    timestamp, in order (the file's packets walked once, on the first damage; None where
+    :func:`_walk_packets` cannot say which packet is which frame)."""
 
-    pending: list[int] = field(default_factory=list)
-    damaged: bool = False
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.damaged = False
+        self._order: list[int] | None = None
+        self._walked = False
+
+    def rank(self, pts: int) -> int | None:
+        """The number of the frame shown at ``pts``: its timestamp's rank among the shown
+        packets', as seeking numbers it (:func:`_seek_point`); None where not known."""
+        if not self._walked:
+            self._walked = True
+            try:
+                walked = _walk_packets(self.path)
+            except CrctError:
+                walked = None
+            if walked is not None and len(set(walked[1])) == len(walked[1]):
+                self._order = sorted(walked[1])
+        if self._order is None:
+            return None
+        at = bisect.bisect_left(self._order, pts)
+        return at if at < len(self._order) and self._order[at] == pts else None
 
 
 def _decode(
@@ -265,16 +284,13 @@ def _decode(
     """Decode packet by packet; a corrupt packet is skipped (as players do), not fatal.
 
     A read error after some frames ends the stream with a warning (a truncated file); one
-    before any frame is a :class:`CrctError`. ``shown`` collects the packets' timestamps, so
-    that the frames after a damaged one keep their places (:func:`_numbered`).
+    before any frame is a :class:`CrctError`. ``shown`` is told when a packet fails to
+    decode, so that the frames after it keep their numbers (:func:`_numbered`).
     """
     bad = 0
     n_out = 0
     try:
         for packet in container.demux(stream):
-            if shown is not None and packet.size and packet.pts is not None:
-                if not packet.is_discard:
-                    heapq.heappush(shown.pending, int(packet.pts))
             try:
                 frames = stream.decode(packet)
             except av.error.InvalidDataError:
@@ -297,26 +313,25 @@ def _decode(
 
 
 def _numbered(
-    frames: Iterator[VideoFrame], shown: _Shown | None, first: int = 0, after: int | None = None
+    frames: Iterator[VideoFrame], shown: _Shown | None, first: int = 0
 ) -> Iterator[tuple[int, VideoFrame]]:
-    """``(index, frame)``: frames numbered on from ``first``. Once a packet has failed to
-    decode, a frame that never came out (a shown packet's timestamp between two decoded
-    frames') keeps its number, so that the frames after it are not renumbered one lower and
-    a frame's number is its rank among the packets, as seeking finds it (:func:`_seek_point`;
-    where ``shown`` is None, a packet need not be a frame, and frames are counted). The error
-    of a frame-threaded decoder comes a few packets late, so which packet failed is not known;
-    which frames are missing is. ``after``: the timestamp of the frame before ``first``."""
+    """``(index, frame)``: frames counted on from ``first``, until a packet fails to decode;
+    from then on each frame is numbered by its timestamp's rank among the packets', as seeking
+    numbers it (:meth:`_Shown.rank`), so a lost frame keeps its number and the frames after it
+    are not renumbered one lower. A frame the decoder gives out of order after the damage (one
+    shown before a lost keyframe comes out after later frames) is dropped: its place has
+    passed. Where ``shown`` is None (a packet need not be a frame) frames are counted."""
     index = first - 1
     for frame in frames:
-        index += 1
-        if shown is not None and frame.pts is not None:
-            missing = 0
-            while shown.pending and shown.pending[0] <= frame.pts:
-                pts = heapq.heappop(shown.pending)
-                missing += after is not None and after < pts < frame.pts
-            if shown.damaged:
-                index += missing
-            after = int(frame.pts)
+        rank = None
+        if shown is not None and shown.damaged and frame.pts is not None:
+            rank = shown.rank(int(frame.pts))
+        if rank is None:
+            index += 1
+        elif rank > index:
+            index = rank
+        else:
+            continue
         yield index, frame
 
 
@@ -468,7 +483,7 @@ def _frames_after(
                 container.seek(start, backward=True, any_frame=False, stream=stream)
             except av.error.FFmpegError:
                 break
-            shown = _Shown()
+            shown = _Shown(path)
             decoded = _decode(container, stream, path, shown)
             landed = False
             try:
@@ -483,7 +498,7 @@ def _frames_after(
             if not landed:
                 continue
             yield skip, frame, stream
-            for index, frame in _numbered(decoded, shown, skip + 1, after=target):
+            for index, frame in _numbered(decoded, shown, skip + 1):
                 yield index, frame, stream
             return
         finally:
@@ -493,7 +508,7 @@ def _frames_after(
     container = _open_input(path)
     try:
         stream = _video_stream(container, path)
-        shown = _Shown() if _one_frame_per_packet(container, stream) else None
+        shown = _Shown(path) if _one_frame_per_packet(container, stream) else None
         index = -1
         for index, frame in _numbered(_decode(container, stream, path, shown), shown):
             if index >= skip:
@@ -544,6 +559,8 @@ def iter_frames(
             if stream is not seen:  # a second reading after a missed seek has its own
                 seen, rate, time_base = stream, _stream_fps(stream), stream.time_base
                 start, fallback_rotation = stream.start_time or 0, _metadata_rotation(stream)
+            if max_frames is not None and index >= skip + max_frames:
+                return  # past the range asked for (frames lost to damage leave gaps)
             rotation = _frame_rotation(frame, fallback_rotation)
             if frame.pts is not None and time_base is not None:
                 time = float((frame.pts - start) * time_base)
