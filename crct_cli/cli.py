@@ -1425,6 +1425,7 @@ def denoise(
             metavar="N",
         ),
     ] = 5,  # crct_cli.denoise.DETECT_EVERY
+    min_face: MinFaceOption = 20,
     device: DeviceOption = "auto",
     backend: BackendOption = "auto",
 ) -> None:
@@ -1445,9 +1446,11 @@ def denoise(
     from crct_cli.runtime import Runtime
     from crct_cli.runtime.iid import VARIANTS, iid_file
     from crct_cli.tables import print_tables
+    from crct_cli.tracking.detector import check_min_face
 
     check_smoothing(smoothing)
     check_detect_every(detect_every)
+    check_min_face(min_face)
     if variant not in VARIANTS:
         raise CrctError(f"--variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
     source = (
@@ -1476,7 +1479,7 @@ def denoise(
     if found != variant:
         raise CrctError(f"{iid_path} holds IID-{found}, not --variant {variant}")
     if variant != "d":  # S and M classify the faces, as their classifier was trained
-        den.detector = runtime.detector()
+        den.detector = runtime.detector(min_face)
     with denoise_progress(console, len(plan.jobs)) as (on_item, on_frame):
         records = run_plan(plan, den, on_item, on_frame, smoothing, failures, detect_every)
     if records:
