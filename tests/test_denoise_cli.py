@@ -503,6 +503,10 @@ def test_shipped_m_leaves_the_clean_sample_photo_untouched(tmp_path: Path, backe
     assert entry["class"] == "clean", entry["probabilities"]
     assert (out / SAMPLE_IMAGE.name).read_bytes() == SAMPLE_IMAGE.read_bytes()
     assert entry["classified_on"] == "faces" and len(entry["faces"]) == 1
+    if backend == "onnx":  # MTCNN told to look only for faces of 300 px on: tiles, as faceless
+        ok("denoise", SAMPLE_IMAGE, "--out", tmp_path / "big", "--min-face", "300")
+        (big,) = json.loads((tmp_path / "big" / "noise_classes.json").read_text())["images"]
+        assert big["classified_on"] == "tiles" and big["faces"] == []
 
 
 @pytest.mark.skipif(not SHARED_AFW.is_dir(), reason=f"needs the afw photos in {SHARED_AFW}")
