@@ -946,17 +946,24 @@ def test_missing_frames_allows_a_header_a_frame_or_a_percent_off() -> None:
     assert missing_frames(300, 296) == 4
 
 
-def test_summary_says_the_turn_and_the_frames_missing_also_of_videos_done_before(
-    tmp_path: Path, fakes: None
-) -> None:
-    """summary.csv's ``rotate`` and ``missing_frames`` come from the run that tracked each
-    video, so a resumed run, which skips the videos done, still says them."""
+def _whole_and_cut(tmp_path: Path) -> tuple[Path, Path]:
+    """A 30-frame MP4 with its index at the front, and a copy cut off at 85% of its bytes (a
+    download or copy stopped early: it decodes up to the cut without an error)."""
     whole = write_synthetic_video(
         tmp_path / "whole.mp4", n_frames=30, width=W, height=H,
         container_options={"movflags": "faststart"},
     )  # fmt: skip
     cut = tmp_path / "cut.mp4"
     cut.write_bytes(whole.read_bytes()[: int(whole.stat().st_size * 0.85)])
+    return whole, cut
+
+
+def test_summary_says_the_turn_and_the_frames_missing_also_of_videos_done_before(
+    tmp_path: Path, fakes: None
+) -> None:
+    """summary.csv's ``rotate`` and ``missing_frames`` come from the run that tracked each
+    video, so a resumed run, which skips the videos done, still says them."""
+    whole, cut = _whole_and_cut(tmp_path)
     out = tmp_path / "out"
     for skipped in ("", "yes"):
         result = crct("track", cut, whole, "--out", out, "--workers", "1", "--rotate", "90")
@@ -975,12 +982,7 @@ def test_summary_says_the_turn_and_the_frames_missing_also_of_videos_done_before
 def test_a_file_cut_short_is_tracked_to_the_cut_with_a_warning(tmp_path: Path, fakes: None) -> None:
     """An MP4 whose index sits at the front (a download, a copy cut off) decodes up to the cut
     without an error: the frames before it are tracked, and the run says what is missing."""
-    whole = write_synthetic_video(
-        tmp_path / "whole.mp4", n_frames=30, width=W, height=H,
-        container_options={"movflags": "faststart"},
-    )  # fmt: skip
-    cut = tmp_path / "cut.mp4"
-    cut.write_bytes(whole.read_bytes()[: int(whole.stat().st_size * 0.85)])
+    whole, cut = _whole_and_cut(tmp_path)
     alone = crct("track", cut, "--out", tmp_path / "one")
     assert alone.exit_code == 0, alone.output
     decoded = len(read_track_json(tmp_path / "one" / "track.json").frames)
