@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from crct_cli.errors import OptionError
+
 if TYPE_CHECKING:
     import torch
 
@@ -40,6 +42,7 @@ MIN_SCORE = 0.9
 RELAXED_THRESHOLDS = (0.5, 0.6, 0.6)
 RELAXED_MIN_SCORE = 0.7
 PYRAMID_FACTOR = 0.709
+#: the smallest face MTCNN looks for, px (facenet-pytorch's default; ``--min-face``)
 MIN_FACE = 20
 #: the smallest ``min_face`` taken: MTCNN's P-net reads 12-px windows, so a smaller face means
 #: an upsampled pyramid (a 1080p frame four times its size at 6 px)
@@ -48,8 +51,6 @@ MIN_FACE_LEAST = 12
 
 def check_min_face(min_face: Any) -> int:
     """``--min-face`` / ``min_face``: the smallest face MTCNN looks for, whole pixels >= 12."""
-    from crct_cli.errors import OptionError
-
     if isinstance(min_face, bool) or not isinstance(min_face, int | np.integer):
         raise OptionError("min_face", f"must be a whole number of pixels, got {min_face!r}")
     if min_face < MIN_FACE_LEAST:
