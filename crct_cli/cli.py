@@ -1799,6 +1799,7 @@ def benchmark(
     temporal_radius: Annotated[int, _as_track("--temporal-radius", metavar="FRAMES")] = 2,
     temporal_strength: Annotated[float, _as_track("--temporal-strength", metavar="S")] = 0.8,
     noise_threshold: Annotated[float, _as_track("--noise-threshold", metavar="GREY")] = 2.5,
+    min_face: Annotated[int, _as_track("--min-face", metavar="PX")] = 20,
     faces: Annotated[
         str,
         typer.Option(
@@ -1926,15 +1927,18 @@ def benchmark(
             temporal_radius=temporal_radius,
             temporal_strength=temporal_strength,
             noise_threshold=noise_threshold,
+            min_face=min_face,
         )
         from crct_cli.api import check_lost_points
         from crct_cli.runtime.nets import check_find_wide
         from crct_cli.tracking.backtrack import check_backtrack
+        from crct_cli.tracking.detector import check_min_face
         from crct_cli.tracking.frame_denoise import FrameDenoiseConfig
         from crct_cli.tracking.smoothing import SmoothConfig
         from crct_cli.tracking.tracker import check_bt_reuse, check_gate_growth, check_likeness
 
         check_lost_points(lost_points)
+        check_min_face(min_face)
         check_bt_reuse(bt_reuse)
         check_gate_growth(gate_growth)
         check_likeness(likeness)

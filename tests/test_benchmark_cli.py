@@ -573,3 +573,33 @@ def test_a_run_without_pts_files_is_scored_as_its_annot_would_be(
         for key in ("mean_nme", "median_nme", "auc", "failure_rate", "jitter"):
             assert got[key] == pytest.approx(want[key], abs=1e-4), key
         assert ("by_state" in got) == (pred.suffix != ".csv")  # the csv keeps no state
+
+
+def test_min_face_reaches_the_video_methods_networks(
+    tmp_path: Path, make_video: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``crct benchmark --min-face`` is crct track's: the video methods' MTCNN is built with it
+    (20 where not given), and a value MTCNN cannot take is one line."""
+    root = tmp_path / "300VW"
+    make_sequence(make_video, root, "410", 3, seq=1)
+    factory, _ = tracker_factory({"crct": {}}, {"410": 1})
+    asked: list[dict[str, Any]] = []
+
+    def capture(*args: Any, **options: Any) -> Any:
+        asked.append(options)
+        return factory
+
+    monkeypatch.setattr(bench_runner, "make_video_factory", capture)
+    for extra in ([], ["--min-face", "80"]):
+        result = crct(
+            "benchmark", "--dataset", "300vw", "--root", root, "--methods", "crct",
+            "--device", "cpu", "--out", tmp_path / f"res{len(extra)}", *extra,
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+    assert [options["min_face"] for options in asked] == [20, 80]
+    built: list[dict[str, Any]] = []
+    monkeypatch.setattr(bench_methods, "build_networks", lambda *a, **kw: built.append(kw))
+    bench_methods.video_factory("cpu", min_face=64)(MethodSpec("crct"))
+    assert built[0]["min_face"] == 64
+    bad = crct("benchmark", "--dataset", "300vw", "--root", root, "--min-face", "4")
+    assert bad.exit_code == 2 and "--min-face must be >= 12" in one_line_error(bad)

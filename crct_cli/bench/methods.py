@@ -31,7 +31,7 @@ from crct_cli.runtime.iid import VARIANTS
 from crct_cli.runtime.nets import FINDER_WIDE
 from crct_cli.tracking.backtrack import BACKTRACK
 from crct_cli.tracking.bridge import BRIDGE_LOST, BRIDGE_MAX_RUN
-from crct_cli.tracking.detector import Detection
+from crct_cli.tracking.detector import MIN_FACE, Detection
 from crct_cli.tracking.frame_denoise import (
     TEMPORAL_DENOISE,
     FrameDenoiseConfig,
@@ -307,12 +307,13 @@ def video_factory(
     temporal_radius: int = FrameDenoiseConfig.radius,
     temporal_strength: float = FrameDenoiseConfig.strength,
     noise_threshold: float = FrameDenoiseConfig.threshold,
+    min_face: int = MIN_FACE,
     **redetection: Any,
 ) -> VideoFactory:
     """Real video methods on ``device``, with the papers' thresholds and ``SeqBT``; ``int8``,
-    ``blend``, ``flip``, ``bt_reuse``, ``stretched_look``, ``find_wide``, ``video_fll``, the
-    smoothing and the re-detection options (``TrackerConfig``'s names) as ``crct track``
-    (its defaults)."""
+    ``blend``, ``flip``, ``bt_reuse``, ``stretched_look``, ``find_wide``, ``video_fll``,
+    ``min_face``, the smoothing and the re-detection options (``TrackerConfig``'s names) as
+    ``crct track`` (its defaults)."""
     smoothing = SmoothConfig(min_cutoff=smooth_cutoff, beta=smooth_beta) if smooth else None
     two_sided = TwoSidedConfig() if smooth and lookahead else None
     frame_denoise = frame_denoising(
@@ -332,6 +333,7 @@ def video_factory(
             find=config.find,
             find_wide=find_wide,
             video_fll=video_fll,
+            min_face=min_face,
         )
         bridge = BRIDGE_MAX_RUN if bridge_lost and lookahead else 0
         return TrackerMethod(
