@@ -508,9 +508,9 @@ def _frames_after(
     container = _open_input(path)
     try:
         stream = _video_stream(container, path)
-        shown = _Shown(path) if _one_frame_per_packet(container, stream) else None
+        ranked = _Shown(path) if _one_frame_per_packet(container, stream) else None
         index = -1
-        for index, frame in _numbered(_decode(container, stream, path, shown), shown):
+        for index, frame in _numbered(_decode(container, stream, path, ranked), ranked):
             if index >= skip:
                 yield index, frame, stream
         index += 1  # the frames seen, their numbers from 0
