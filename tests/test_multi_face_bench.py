@@ -319,9 +319,11 @@ def test_dataset_multi_runs_every_method_and_rescoring_its_csv_agrees(
         temporal_radius: int,
         temporal_strength: float,
         noise_threshold: float,
+        min_face: int,
         **redetection: Any,
     ) -> Callable[[MethodSpec], ScriptedTracker]:
         assert redetection == bench_runner.DatasetRequest("multi").redetection  # the defaults
+        assert min_face == 20
         assert temporal_denoise and (temporal_radius, temporal_strength) == (2, 0.8)
         assert noise_threshold == 2.5
         assert blend and not flip and bt_reuse == 0.05  # crct track's defaults
