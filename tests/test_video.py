@@ -562,3 +562,31 @@ def test_writer_given_frame_numbers_holds_the_picture_over_a_missing_frame(
     assert len(back) == 5
     means = [round(float(b.mean())) for b in back]
     assert abs(means[2] - 40) <= 2 and abs(means[3] - 120) <= 2 and abs(means[4] - 160) <= 2
+
+
+def test_a_cover_picture_stored_before_the_video_is_not_taken_for_it(tmp_path) -> None:
+    """A Matroska file whose first video stream is one still picture (a thumbnail a tagger or a
+    downloader stored) and whose second is the video: crct reads the video, as FFmpeg picks
+    it, not the one-frame picture."""
+    path = tmp_path / "covered.mkv"
+    with av.open(str(path), "w") as container:
+        cover = container.add_stream("mjpeg")
+        cover.width, cover.height, cover.pix_fmt = 64, 64, "yuvj420p"
+        video = container.add_stream("libx264", rate=25)
+        video.width, video.height, video.pix_fmt = 96, 64, "yuv420p"
+        still = av.VideoFrame.from_ndarray(np.full((64, 64, 3), 200, np.uint8), format="rgb24")
+        still = still.reformat(format="yuvj420p")
+        still.pts = 0
+        for packet in [*cover.encode(still), *cover.encode(None)]:
+            container.mux(packet)
+        for i in range(30):
+            frame = av.VideoFrame.from_ndarray(np.full((64, 96, 3), 8 * i, np.uint8), "rgb24")
+            frame.pts = i
+            for packet in video.encode(frame):
+                container.mux(packet)
+        for packet in video.encode(None):
+            container.mux(packet)
+    info = probe_video(path)
+    frames = list(iter_frames(path))
+    assert (info.width, info.height) == (96, 64) and len(frames) == 30
+    assert frames[-1].image.shape == (64, 96, 3) and frames[-1].time == pytest.approx(29 / 25)

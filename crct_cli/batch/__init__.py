@@ -72,7 +72,7 @@ def largest_frame(videos: list[Any]) -> int:
     import av
 
     from crct_cli.errors import CrctError
-    from crct_cli.io.video import probe_video
+    from crct_cli.io.video import main_video_stream, probe_video
 
     largest = 0
     for video in videos:
@@ -82,7 +82,7 @@ def largest_frame(videos: list[Any]) -> int:
                 largest = max(largest, info.width * info.height)
                 continue
             with av.open(str(video)) as container:
-                stream = container.streams.video[0]
+                stream = main_video_stream(container)
                 largest = max(largest, int(stream.width or 0) * int(stream.height or 0))
         except (OSError, IndexError, ValueError, av.error.FFmpegError, CrctError):
             continue  # an unreadable input fails later, alone

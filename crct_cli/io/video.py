@@ -130,11 +130,19 @@ def _open_input(path: Path) -> InputContainer:
 
 
 def _video_stream(container: InputContainer, path: Path) -> VideoStream:
+    """The file's video, as FFmpeg picks it (``av_find_best_stream``): not a cover picture
+    stored as a video stream before it (a tagger's or a downloader's thumbnail)."""
     if not container.streams.video:
         raise CrctError(f"{path}: no video stream (audio-only or not a video)")
-    stream = container.streams.video[0]
+    stream = main_video_stream(container)
     stream.thread_type = "AUTO"
     return stream
+
+
+def main_video_stream(container: InputContainer) -> VideoStream:
+    """The container's main video stream (it has one): FFmpeg's best, else the first."""
+    best = container.streams.best("video")
+    return best if isinstance(best, VideoStream) else container.streams.video[0]
 
 
 def _stream_fps(stream: VideoStream) -> float:
