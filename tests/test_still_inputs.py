@@ -247,3 +247,56 @@ def test_weights_path_is_taken_as_the_user_gave_it(
     result = crct("denoise", face, "--out", "out", "--variant", "d", "--weights", "mine/d.pt")
     assert result.exit_code == 0, result.output
     assert (tmp_path / "out" / "face.png").is_file()
+
+
+# ------------------------------------------------------------------ HEIC/HEIF photos
+
+
+def test_a_phone_s_heic_photo_is_read_upright_and_aligned(tmp_path: Path) -> None:
+    """HEIC (an iPhone's photos) through pillow-heif: turned as the photo says (its EXIF
+    orientation, which pillow-heif stores as a HEIF transform), aligned like its JPEG, and
+    written back as HEIC by crct degrade."""
+    heif = pytest.importorskip("pillow_heif", reason="HEIC photos need crct[heif] (pillow-heif)")
+    from PIL import Image
+
+    from crct_cli.io.landmarks import read_pts
+
+    heif.register_heif_opener()
+    stored = np.zeros((40, 60, 3), np.uint8)
+    stored[:10, :20] = 255  # a mark top left, as stored
+    picture = Image.fromarray(stored)
+    exif = picture.getexif()
+    exif[0x0112] = 6  # shown turned a quarter clockwise
+    picture.save(tmp_path / "oriented.heic", exif=exif.tobytes(), quality=95)
+    upright = read_image(tmp_path / "oriented.heic")
+    ys, xs = np.nonzero(upright[..., 0] > 128)
+    assert upright.shape == (60, 40, 3) and xs.mean() > 30 and ys.mean() < 15  # top right
+
+    src = tmp_path / "photos"
+    src.mkdir()
+    face_photo(src / "face.png")
+    write_image(src / "face_phone.heic", read_image(src / "face.png"))
+    result = crct("align", src, "--out", tmp_path / "out", *NETS)
+    assert result.exit_code == 0, result.output
+    png = read_pts(tmp_path / "out" / "face.pts")
+    heic = read_pts(tmp_path / "out" / "face_phone.pts")
+    assert np.abs(png - heic).max() < 3.0  # the same face, through HEIC's compression
+    done = crct("degrade", src / "face_phone.heic", "--out", tmp_path / "deg", "--noise", "blur",
+                "--level", "1")  # fmt: skip
+    assert done.exit_code == 0, done.output
+    assert read_image(tmp_path / "deg" / "face_phone.heic").shape == (160, 160, 3)
+
+
+def test_without_pillow_heif_a_heic_photo_fails_alone_saying_how_to_read_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "pillow_heif", None)  # import fails, as when not installed
+    src = tmp_path / "photos"
+    src.mkdir()
+    face_photo(src / "a.jpg")
+    (src / "IMG_0001.HEIC").write_bytes(b"\x00\x00\x00\x18ftypheic")  # never opened
+    result = crct("align", src, "--out", tmp_path / "out", *NETS)
+    assert result.exit_code == 2, result.output
+    (line,) = error_lines(result)
+    assert "IMG_0001.HEIC" in line and "pip install 'crct[heif]'" in line
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.pts"]

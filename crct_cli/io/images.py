@@ -11,7 +11,10 @@ import numpy as np
 from crct_cli.errors import CrctError, os_reason
 from crct_cli.io.atomic import atomic_path
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+#: HEIC/HEIF, a phone's photos (an iPhone's by default): read and written through pillow-heif,
+#: the optional extra ``crct[heif]``
+HEIF_SUFFIXES = (".heic", ".heif")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", *HEIF_SUFFIXES)
 #: the largest picture read (width x height): decoding and detecting take about 80 bytes a
 #: pixel, and a few kilobytes of PNG can claim 20,000 x 20,000; a 61-megapixel camera fits
 MAX_IMAGE_PIXELS = 100_000_000
@@ -32,6 +35,8 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise CrctError(f"{path}: no such image file")
+    if path.suffix.lower() in HEIF_SUFFIXES:
+        return _read_heif(path)
     _check_pixels(path)
     try:
         data = np.fromfile(str(path), dtype=np.uint8)
@@ -50,6 +55,42 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
     if image.shape[2] == 4:
         return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def _heif() -> None:
+    """Teach Pillow HEIC/HEIF (pillow-heif), or say in one line how to."""
+    try:
+        import pillow_heif
+    except ImportError:
+        raise CrctError(
+            "HEIC/HEIF photos need pillow-heif: pip install 'crct[heif]' "
+            "(or convert them to JPEG first)"
+        ) from None
+    pillow_heif.register_heif_opener()
+
+
+def _read_heif(path: Path) -> np.ndarray:
+    """A HEIC/HEIF photo as RGB uint8, its EXIF orientation applied (as :func:`read_image`)."""
+    from PIL import Image, ImageOps
+
+    try:
+        _heif()
+    except CrctError as exc:
+        raise CrctError(f"{path}: {exc}") from None
+    try:
+        with Image.open(path) as picture:
+            width, height = picture.size
+            if width * height > MAX_IMAGE_PIXELS:
+                raise CrctError(
+                    f"{path}: {width} x {height} pixels is too large (crct reads at most "
+                    f"{MAX_IMAGE_PIXELS // 1_000_000} megapixels); resize it first"
+                )
+            upright = ImageOps.exif_transpose(picture).convert("RGB")
+            return np.asarray(upright, dtype=np.uint8).copy()
+    except CrctError:
+        raise
+    except Exception:  # Pillow's and libheif's own errors: a damaged or unsupported file
+        raise CrctError(f"{path}: not a readable image (corrupt or unsupported format)") from None
 
 
 def _check_pixels(path: Path) -> None:
@@ -81,12 +122,31 @@ def _check_pixels(path: Path) -> None:
 def write_image(path: str | os.PathLike[str], image: np.ndarray) -> None:
     """Write an RGB (or grayscale) uint8 image; the format follows the suffix."""
     path = Path(path)
-    bgr = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
-    ok, buf = cv2.imencode(path.suffix or ".png", bgr)
-    if not ok:
-        raise CrctError(f"{path}: cannot encode image as {path.suffix}")
+    if path.suffix.lower() in HEIF_SUFFIXES:
+        buf = _heif_bytes(path, image)
+    else:
+        bgr = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+        ok, buf = cv2.imencode(path.suffix or ".png", bgr)
+        if not ok:
+            raise CrctError(f"{path}: cannot encode image as {path.suffix}")
     try:
         with atomic_path(path) as tmp:
             buf.tofile(str(tmp))
     except OSError as exc:
         raise CrctError(f"{path}: cannot write ({exc.strerror})") from None
+
+
+def _heif_bytes(path: Path, image: np.ndarray) -> np.ndarray:
+    """``image`` encoded as HEIF (``crct denoise`` and ``crct degrade`` write a photo as it
+    came), at high quality: the output is read again, by crct or by a person."""
+    import io
+
+    from PIL import Image
+
+    try:
+        _heif()
+    except CrctError as exc:
+        raise CrctError(f"{path}: {exc}") from None
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(image)).save(buffer, format="HEIF", quality=95)
+    return np.frombuffer(buffer.getvalue(), dtype=np.uint8)
