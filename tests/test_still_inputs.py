@@ -300,3 +300,18 @@ def test_without_pillow_heif_a_heic_photo_fails_alone_saying_how_to_read_it(
     (line,) = error_lines(result)
     assert "IMG_0001.HEIC" in line and "pip install 'crct[heif]'" in line
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.pts"]
+
+
+def test_an_avif_photo_is_read_and_aligned_where_opencv_has_avif(tmp_path: Path) -> None:
+    if not cv2.imencode(".avif", np.zeros((16, 16, 3), np.uint8))[0]:
+        pytest.skip("this OpenCV build has no AVIF codec")
+    from crct_cli.io.landmarks import read_pts
+
+    src = tmp_path / "photos"
+    src.mkdir()
+    face_photo(src / "face.png")
+    write_image(src / "face_avif.avif", read_image(src / "face.png"))
+    result = crct("align", src, "--out", tmp_path / "out", *NETS)
+    assert result.exit_code == 0, result.output
+    png = read_pts(tmp_path / "out" / "face.pts")
+    assert np.abs(png - read_pts(tmp_path / "out" / "face_avif.pts")).max() < 3.0

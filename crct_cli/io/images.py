@@ -14,7 +14,10 @@ from crct_cli.io.atomic import atomic_path
 #: HEIC/HEIF, a phone's photos (an iPhone's by default): read and written through pillow-heif,
 #: the optional extra ``crct[heif]``
 HEIF_SUFFIXES = (".heic", ".heif")
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", *HEIF_SUFFIXES)
+#: AVIF is OpenCV's to read and write where its build has libavif (else one line per file)
+IMAGE_SUFFIXES = (
+    ".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".avif", *HEIF_SUFFIXES
+)  # fmt: skip
 #: the largest picture read (width x height): decoding and detecting take about 80 bytes a
 #: pixel, and a few kilobytes of PNG can claim 20,000 x 20,000; a 61-megapixel camera fits
 MAX_IMAGE_PIXELS = 100_000_000
