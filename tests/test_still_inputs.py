@@ -249,7 +249,24 @@ def test_weights_path_is_taken_as_the_user_gave_it(
     assert (tmp_path / "out" / "face.png").is_file()
 
 
-# ------------------------------------------------------------------ HEIC/HEIF photos
+# ------------------------------------------------------------------ HEIC/HEIF and AVIF photos
+
+
+def aligned_like_png(tmp_path: Path, name: str) -> Path:
+    """The small astronaut as PNG and as ``name`` (another format) in one folder, aligned by
+    crct align: the same face, within what the format's compression moves. The folder."""
+    from crct_cli.io.landmarks import read_pts
+
+    src = tmp_path / "photos"
+    src.mkdir()
+    face_photo(src / "face.png")
+    write_image(src / name, read_image(src / "face.png"))
+    result = crct("align", src, "--out", tmp_path / "out", *NETS)
+    assert result.exit_code == 0, result.output
+    png = read_pts(tmp_path / "out" / "face.pts")
+    other = read_pts(tmp_path / "out" / f"{Path(name).stem}.pts")
+    assert np.abs(png - other).max() < 3.0
+    return src
 
 
 def test_a_phone_s_heic_photo_is_read_upright_and_aligned(tmp_path: Path) -> None:
@@ -258,8 +275,6 @@ def test_a_phone_s_heic_photo_is_read_upright_and_aligned(tmp_path: Path) -> Non
     written back as HEIC by crct degrade."""
     heif = pytest.importorskip("pillow_heif", reason="HEIC photos need crct[heif] (pillow-heif)")
     from PIL import Image
-
-    from crct_cli.io.landmarks import read_pts
 
     heif.register_heif_opener()
     stored = np.zeros((40, 60, 3), np.uint8)
@@ -272,15 +287,7 @@ def test_a_phone_s_heic_photo_is_read_upright_and_aligned(tmp_path: Path) -> Non
     ys, xs = np.nonzero(upright[..., 0] > 128)
     assert upright.shape == (60, 40, 3) and xs.mean() > 30 and ys.mean() < 15  # top right
 
-    src = tmp_path / "photos"
-    src.mkdir()
-    face_photo(src / "face.png")
-    write_image(src / "face_phone.heic", read_image(src / "face.png"))
-    result = crct("align", src, "--out", tmp_path / "out", *NETS)
-    assert result.exit_code == 0, result.output
-    png = read_pts(tmp_path / "out" / "face.pts")
-    heic = read_pts(tmp_path / "out" / "face_phone.pts")
-    assert np.abs(png - heic).max() < 3.0  # the same face, through HEIC's compression
+    src = aligned_like_png(tmp_path, "face_phone.heic")
     done = crct("degrade", src / "face_phone.heic", "--out", tmp_path / "deg", "--noise", "blur",
                 "--level", "1")  # fmt: skip
     assert done.exit_code == 0, done.output
@@ -305,13 +312,4 @@ def test_without_pillow_heif_a_heic_photo_fails_alone_saying_how_to_read_it(
 def test_an_avif_photo_is_read_and_aligned_where_opencv_has_avif(tmp_path: Path) -> None:
     if not cv2.imencode(".avif", np.zeros((16, 16, 3), np.uint8))[0]:
         pytest.skip("this OpenCV build has no AVIF codec")
-    from crct_cli.io.landmarks import read_pts
-
-    src = tmp_path / "photos"
-    src.mkdir()
-    face_photo(src / "face.png")
-    write_image(src / "face_avif.avif", read_image(src / "face.png"))
-    result = crct("align", src, "--out", tmp_path / "out", *NETS)
-    assert result.exit_code == 0, result.output
-    png = read_pts(tmp_path / "out" / "face.pts")
-    assert np.abs(png - read_pts(tmp_path / "out" / "face_avif.pts")).max() < 3.0
+    aligned_like_png(tmp_path, "face_avif.avif")
