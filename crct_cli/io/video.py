@@ -738,7 +738,7 @@ class VideoWriter:
         self.out_height = self.height + self.height % 2
         self.rate = rate_fraction(fps)
         self.n_written = 0
-        self._last: tuple[int, np.ndarray] | None = None  # write()'s last index and picture
+        self._last: tuple[int, VideoFrame] | None = None  # write()'s last index and frame
         self._closed = False
         folder = self.path.parent
         if not folder.exists():
@@ -810,17 +810,18 @@ class VideoWriter:
         if (self.out_width, self.out_height) != (self.width, self.height):
             pad = ((0, self.out_height - self.height), (0, self.out_width - self.width), (0, 0))
             image = np.pad(image, pad, mode="edge")
-        image = np.ascontiguousarray(image)
+        # from_ndarray copies the pixels: the caller may reuse its buffer, and the frame held
+        # for a gap is this one, encoded again (no second conversion, no copy of our own)
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
         if index is not None:
             if self._last is not None:
                 last_index, last = self._last
                 for _ in range(index - last_index - 1):
                     self._encode(last)
-            self._last = (int(index), image.copy())  # the caller may reuse its buffer
-        self._encode(image)
+            self._last = (int(index), frame)
+        self._encode(frame)
 
-    def _encode(self, image: np.ndarray) -> None:
-        frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+    def _encode(self, frame: VideoFrame) -> None:
         frame.pts = self.n_written
         frame.time_base = 1 / self.rate
         try:
