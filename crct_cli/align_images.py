@@ -135,20 +135,45 @@ def check_still_rotate(rotate: Any, box_from_pts: bool) -> int | str:
 
 
 @dataclass(frozen=True)
-class _Input:
-    """An image as read (EXIF applied), the turn its faces are read in, and their boxes in the
-    turned picture, most confident first."""
+class StillInput:
+    """A photo as read (EXIF applied), the clockwise turn its faces are read in, the photo so
+    turned, and the faces' boxes there, most confident first: what ``crct align`` and
+    ``Tracker.align`` give FLL, whose points :meth:`back` puts in the photo's own pixels."""
 
     image: np.ndarray
     clockwise: int
-    boxes: list
+    turned: np.ndarray
+    boxes: np.ndarray  #: (N, 4) x, y, w, h in the turned photo
 
-    @property
-    def turned(self) -> np.ndarray:
-        return turn(self.image, self.clockwise)
+    @classmethod
+    def detected(
+        cls, image: np.ndarray, detect: Callable[[np.ndarray], list], rotate: int | str
+    ) -> StillInput:
+        """The faces ``detect`` finds, in the turn ``rotate`` asks for (``"auto"``: the quarter
+        turn in which it finds a face most surely, :func:`orient_still`)."""
+        if rotate == AUTO:
+            clockwise, found = orient_still(image, detect)
+            turned = turn(image, clockwise)
+        else:
+            clockwise = int(rotate)
+            turned = turn(image, clockwise)
+            found = detect(turned)
+        boxes = [d.box for d in sorted(found, key=lambda d: -d.score)]
+        return cls(image, clockwise, turned, np.array(boxes, dtype=np.float64).reshape(-1, 4))
+
+    @classmethod
+    def boxed(cls, image: np.ndarray, boxes: np.ndarray, clockwise: int) -> StillInput:
+        """Boxes given in the photo's pixels (x, y, w, h), turned with it."""
+        if clockwise == 0:  # as given, to the last bit
+            return cls(image, 0, image, np.asarray(boxes, dtype=np.float64).reshape(-1, 4))
+        height, width = image.shape[:2]
+        corners = np.stack([boxes[:, :2], boxes[:, :2] + boxes[:, 2:]], axis=1)
+        turned_boxes = [box_from_points(turn_points(c, clockwise, width, height)) for c in corners]
+        turned = turn(image, clockwise)
+        return cls(image, clockwise, turned, np.array(turned_boxes).reshape(-1, 4))
 
     def back(self, points: np.ndarray) -> np.ndarray:
-        """Points read in the turned picture, in the image's own pixels."""
+        """Points read in the turned photo, in the photo's own pixels."""
         height, width = self.image.shape[:2]
         return unturn_points(points, self.clockwise, width, height)
 
@@ -158,25 +183,18 @@ def _read_input(
     detect: Callable[[np.ndarray], list],
     box_from_pts: bool,
     rotate: int | str = 0,
-) -> _Input:
-    """The image, its turn (``rotate``; ``"auto"``: the quarter turn in which ``detect`` finds
-    a face most surely, :func:`orient_still`) and its face boxes; everything that can fail
+) -> StillInput:
+    """The photo, its turn and its face boxes (:class:`StillInput`); everything that can fail
     on a bad input (a corrupt image, a missing or malformed ``.pts``) fails here, before any
     output."""
     image = read_image(image_path)
-    if box_from_pts:
-        pts_path = image_path.with_suffix(".pts")
-        if not pts_path.is_file():
-            raise CrctError(f"{image_path}: --box-from-pts needs {pts_path.name} beside it")
-        clockwise = int(rotate)  # "auto" is refused with boxes given
-        height, width = image.shape[:2]
-        points = turn_points(read_pts(pts_path), clockwise, width, height)
-        return _Input(image, clockwise, [box_from_points(points)])
-    if rotate == AUTO:
-        clockwise, found = orient_still(image, detect)
-    else:
-        clockwise, found = int(rotate), detect(turn(image, int(rotate)))
-    return _Input(image, clockwise, [d.box for d in sorted(found, key=lambda d: -d.score)])
+    if not box_from_pts:
+        return StillInput.detected(image, detect, rotate)
+    pts_path = image_path.with_suffix(".pts")
+    if not pts_path.is_file():
+        raise CrctError(f"{image_path}: --box-from-pts needs {pts_path.name} beside it")
+    box = box_from_points(read_pts(pts_path))
+    return StillInput.boxed(image, box[None], int(rotate))  # "auto" is refused with boxes
 
 
 def align_images(
@@ -234,7 +252,7 @@ def align_images(
                 on_image(image_path)
             continue
         summary.images += 1
-        image, boxes = given.image, given.boxes
+        image, boxes = given.image, list(given.boxes)
         if given.clockwise:
             summary.turned[str(image_path)] = given.clockwise
         if not boxes:
@@ -246,9 +264,8 @@ def align_images(
         target.parent.mkdir(parents=True, exist_ok=True)
         drawn = image
         names = _face_names(rel, len(boxes), owned)
-        seen = given.turned
         for box, name in zip(boxes, names, strict=True):
-            points = given.back(localize(seen, np.asarray(box)))
+            points = given.back(localize(given.turned, box))
             pts_file = target.with_name(f"{name}.pts")
             write_pts(pts_file, points)
             if crops:

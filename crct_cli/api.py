@@ -666,9 +666,8 @@ class Tracker:
         None: the tracker's ``rotate``. Points and boxes (``boxes`` too) are in the image's own
         pixels, whatever the turn; :attr:`rotation` is the turn used.
         """
-        from crct_cli.align_images import check_still_rotate
+        from crct_cli.align_images import StillInput, check_still_rotate
         from crct_cli.landmarks import box_from_points
-        from crct_cli.tracking.orientation import orient_still, turn_points, unturn_points
 
         angle = check_still_rotate(self.rotate if rotate is None else rotate, boxes is not None)
         if isinstance(image, str | os.PathLike):
@@ -676,30 +675,18 @@ class Tracker:
 
             image = read_image(Path(image))
         image = _check_image(image)
-        height, width = image.shape[:2]
-        found = None
-        if angle == AUTO:
-            angle, found = orient_still(image, self.networks.detect)
-        clockwise = int(angle)
-        self.rotation = clockwise
-        seen = turn(image, clockwise)
         if boxes is None:
-            found = self.networks.detect(seen) if found is None else found
-            found = sorted(found, key=lambda d: -d.score)
-            boxes_arr = np.array([d.box for d in found]).reshape(-1, 4)
+            given = StillInput.detected(image, self.networks.detect, angle)
         else:
-            given = _check_boxes(boxes)
-            corners = np.stack([given[:, :2], given[:, :2] + given[:, 2:]], axis=1)
-            boxes_arr = np.array(
-                [box_from_points(turn_points(c, clockwise, width, height)) for c in corners]
-            ).reshape(-1, 4)
-        if len(boxes_arr) == 0:
+            given = StillInput.boxed(image, _check_boxes(boxes), int(angle))
+        self.rotation = given.clockwise
+        if len(given.boxes) == 0:
             return []
-        points = self._aligner()(seen, boxes_arr)
+        points = self._aligner()(given.turned, given.boxes)
         scores: list[float | None] = [None] * len(points)
         if self.config.mode == "crct":
-            scores = [float(s) for s in self._engine.batch.validate_batch(seen, points)]
-        points = [unturn_points(p, clockwise, width, height) for p in points]
+            scores = [float(s) for s in self._engine.batch.validate_batch(given.turned, points)]
+        points = [given.back(p) for p in points]
         faces = [
             Face(i, p, box_from_points(p), s, "redetected")
             for i, (p, s) in enumerate(zip(points, scores, strict=True))
