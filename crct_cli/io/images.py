@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -60,8 +61,9 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
+@functools.cache
 def _heif() -> None:
-    """Teach Pillow HEIC/HEIF (pillow-heif), or say in one line how to."""
+    """Teach Pillow HEIC/HEIF (pillow-heif) once, or say in one line how to (each time)."""
     try:
         import pillow_heif
     except ImportError:
