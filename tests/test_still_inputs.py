@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -294,10 +295,21 @@ def test_a_phone_s_heic_photo_is_read_upright_and_aligned(tmp_path: Path) -> Non
     assert read_image(tmp_path / "deg" / "face_phone.heic").shape == (160, 160, 3)
 
 
+@pytest.fixture
+def no_pillow_heif(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """pillow-heif as if not installed (its import fails), its registration forgotten before
+    and after (an earlier test of this process may have registered it)."""
+    from crct_cli.io import images
+
+    monkeypatch.setitem(sys.modules, "pillow_heif", None)
+    images._heif.cache_clear()
+    yield
+    images._heif.cache_clear()
+
+
 def test_without_pillow_heif_a_heic_photo_fails_alone_saying_how_to_read_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, no_pillow_heif: None
 ) -> None:
-    monkeypatch.setitem(sys.modules, "pillow_heif", None)  # import fails, as when not installed
     src = tmp_path / "photos"
     src.mkdir()
     face_photo(src / "a.jpg")
