@@ -35,7 +35,7 @@ from crct_cli.pose import HeadPoser, check_focal
 from crct_cli.runtime.nets import FINDER_WIDE, check_find_wide
 from crct_cli.tracking.backtrack import BACKTRACK, check_backtrack
 from crct_cli.tracking.bridge import BRIDGE_LOST, BRIDGE_MAX_RUN
-from crct_cli.tracking.detector import MIN_FACE, check_min_face
+from crct_cli.tracking.detector import MIN_FACE, MinFace, check_min_face
 from crct_cli.tracking.frame_denoise import (
     TEMPORAL_DENOISE,
     FrameDenoiseConfig,
@@ -145,7 +145,8 @@ class Tracker:
     ``redetect_on_loss``) is looked for once more with MTCNN's more sensitive settings
     (degraded footage; still gated by eq. 8 and FV).
     ``min_face``: the smallest face MTCNN looks for, in pixels of the frame (20, its own
-    default): larger makes detection faster on large frames (HD video, big photos) and leaves
+    default), or ``"N%"`` of each frame's (each photo's) shorter side, for footage of many
+    sizes: larger makes detection faster on large frames (HD video, big photos) and leaves
     smaller faces (a crowd behind a speaker) unfound; a tracked face that shrinks below it is
     still followed by BT, but not re-found by MTCNN.
     ``stretched_look``: when that more sensitive look finds nothing, it looks at the frame
@@ -294,7 +295,7 @@ class Tracker:
         noise_threshold: float = FrameDenoiseConfig.threshold,
         sequence_fps: float = SEQUENCE_FPS,
         rotate: int | str = 0,
-        min_face: int = MIN_FACE,
+        min_face: MinFace = MIN_FACE,
         pose: bool = False,
         focal_length: float | None = None,
         weights_dir: str | os.PathLike[str] | None = None,

@@ -305,12 +305,13 @@ RotateOption = Annotated[
 
 
 MinFaceOption = Annotated[
-    int,
+    str,
     typer.Option(
-        help="The smallest face to look for, in pixels (MTCNN's own default, 20). Larger: "
-        "faster detection on large frames (HD video, big photos), and smaller faces (a crowd "
-        "behind the speaker) left unfound.",
-        metavar="PX",
+        help="The smallest face to look for: pixels (MTCNN's own default, 20), or a share of "
+        "each frame's shorter side, as 5% (one setting for an archive of 360p and 4K video). "
+        "Larger: faster detection on large frames (HD video, big photos), and smaller faces (a "
+        "crowd behind the speaker) left unfound.",
+        metavar="PX|N%",
         rich_help_panel=_PANEL_NETS,
     ),
 ]
@@ -703,7 +704,7 @@ def track(
         ),
     ] = 30.0,
     rotate: RotateOption = "0",
-    min_face: MinFaceOption = 20,
+    min_face: MinFaceOption = "20",
     max_frames: Annotated[
         int | None,
         typer.Option(
@@ -1066,7 +1067,7 @@ def align(
             metavar="0|90|180|270|auto",
         ),
     ] = "0",
-    min_face: MinFaceOption = 20,
+    min_face: MinFaceOption = "20",
     denoise: DenoiseOption = "none",
     device: DeviceOption = "auto",
     backend: BackendOption = "auto",
@@ -1090,7 +1091,7 @@ def align(
     check_crops(crops)
     check_focal(focal_length)
     angle = check_still_rotate(rotate, box_from_pts)
-    check_min_face(min_face)
+    min_face = check_min_face(min_face)
     _warn_focal_without_pose(focal_length, pose)
     console = Console(stderr=True, highlight=False, soft_wrap=True)  # paths are never wrapped
     failures = _InputFailures(console)
@@ -1277,7 +1278,7 @@ def live(
             metavar="0|90|180|270",
         ),
     ] = "0",
-    min_face: MinFaceOption = 20,
+    min_face: MinFaceOption = "20",
     smooth: Annotated[
         bool,
         typer.Option(
@@ -1425,7 +1426,7 @@ def denoise(
             metavar="N",
         ),
     ] = 5,  # crct_cli.denoise.DETECT_EVERY
-    min_face: MinFaceOption = 20,
+    min_face: MinFaceOption = "20",
     device: DeviceOption = "auto",
     backend: BackendOption = "auto",
 ) -> None:
@@ -1450,7 +1451,7 @@ def denoise(
 
     check_smoothing(smoothing)
     check_detect_every(detect_every)
-    check_min_face(min_face)
+    min_face = check_min_face(min_face)
     if variant not in VARIANTS:
         raise CrctError(f"--variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
     source = (
@@ -1799,7 +1800,7 @@ def benchmark(
     temporal_radius: Annotated[int, _as_track("--temporal-radius", metavar="FRAMES")] = 2,
     temporal_strength: Annotated[float, _as_track("--temporal-strength", metavar="S")] = 0.8,
     noise_threshold: Annotated[float, _as_track("--noise-threshold", metavar="GREY")] = 2.5,
-    min_face: Annotated[int, _as_track("--min-face", metavar="PX")] = 20,
+    min_face: Annotated[str, _as_track("--min-face", metavar="PX|N%")] = "20",
     faces: Annotated[
         str,
         typer.Option(
@@ -1881,6 +1882,7 @@ def benchmark(
             raise CrctError("--dataset and --pred/--gt are different benchmarks; give one of them")
         from crct_cli.bench.console import run_dataset_command
         from crct_cli.bench.runner import DatasetRequest
+        from crct_cli.tracking.detector import check_min_face
 
         request = DatasetRequest(
             dataset=dataset,
@@ -1927,18 +1929,16 @@ def benchmark(
             temporal_radius=temporal_radius,
             temporal_strength=temporal_strength,
             noise_threshold=noise_threshold,
-            min_face=min_face,
+            min_face=check_min_face(min_face),  # "40" is recorded as 40
         )
         from crct_cli.api import check_lost_points
         from crct_cli.runtime.nets import check_find_wide
         from crct_cli.tracking.backtrack import check_backtrack
-        from crct_cli.tracking.detector import check_min_face
         from crct_cli.tracking.frame_denoise import FrameDenoiseConfig
         from crct_cli.tracking.smoothing import SmoothConfig
         from crct_cli.tracking.tracker import check_bt_reuse, check_gate_growth, check_likeness
 
         check_lost_points(lost_points)
-        check_min_face(min_face)
         check_bt_reuse(bt_reuse)
         check_gate_growth(gate_growth)
         check_likeness(likeness)

@@ -532,6 +532,11 @@ def test_one_video_alone_writes_into_out_and_resumes_too(
     unblended = crct("track", clip, "--out", out, "--no-blend")  # another setting: again
     assert unblended.exit_code == 0 and "already tracked" not in unblended.stderr
     assert read_track_json(out / "track.json").header["config"]["blend"] is False
+    share = crct("track", clip, "--out", out, "--no-blend", "--min-face", "5.0%")  # another
+    assert share.exit_code == 0 and "already tracked" not in share.stderr, share.output
+    assert read_track_json(out / "track.json").header["config"]["min_face"] == "5%"
+    same = crct("track", clip, "--out", out, "--no-blend", "--min-face", "5%")  # spelt otherwise
+    assert same.exit_code == 0 and "already tracked" in same.stderr
 
 
 def test_a_killed_worker_fails_its_video_and_a_rerun_completes_it(

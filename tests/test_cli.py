@@ -232,6 +232,8 @@ def image(tmp_path: Path) -> Path:
         (["align", "{img}", "--out", "{tmp}/o", "--min-face", "5"], "--min-face must be >= 12"),
         (["track", "{img}", "--out", "{tmp}/o", "--min-face", "11"], "--min-face must be >= 12"),
         (["denoise", "{img}", "--out", "{tmp}/o", "--min-face", "0"], "--min-face must be >= 12"),
+        (["track", "{img}", "--out", "{tmp}/o", "--min-face", "0%"], "--min-face must be a share"),
+        (["align", "{img}", "--out", "{tmp}/o", "--min-face", "big"], "--min-face must be whole"),
         (["align", "{img}", "--out", "{tmp}/o", "--rotate", "auto", "--box-from-pts"], "--rotate"),
         (["train", "fll", "{tmp}/nowhere", "--steps", "1"], "no such data folder"),
         (["train", "fv", "{tmp}", "--val", "{tmp}", "--steps", "1"], "fv.pt is a weight file"),

@@ -293,6 +293,8 @@ def test_a_run_turned_is_a_different_run_and_runs_of_before_stay_done() -> None:
     # --min-face likewise: another run only when asked for
     assert "min_face" not in settings_of({"min_face": 20})
     assert settings_of({"min_face": 80})["min_face"] == 80
+    assert "min_face" not in settings_of({"min_face": "20"})  # the flag's spelling of 20
+    assert settings_of({"min_face": "5.0%"})["min_face"] == "5%"
 
 
 def test_the_command_line_refuses_a_turn_that_is_not_a_quarter(make_video, tmp_path) -> None:

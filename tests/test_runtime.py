@@ -280,6 +280,21 @@ def test_mtcnn_in_numpy_gives_facenet_pytorch_s_boxes(engines, frames) -> None:
         assert ours(small) == [] and facenet(small) == []  # smaller than the smallest face
 
 
+def test_a_share_of_the_frame_is_each_frame_s_own_pixels_in_both_detectors(engines) -> None:
+    """``min_face="15%"`` is 77 px of the 512-px photo and 38 px of it at half size, for
+    facenet-pytorch's MTCNN as for ours: both give exactly the boxes of those pixel sizes;
+    at 60% neither looks for a face as small as the astronaut's (88 px, 44 at half size)."""
+    image = read_image(SAMPLE_IMAGE)
+    half = np.ascontiguousarray(image[::2, ::2])
+    for rt in engines:
+        share = rt.detector("15%")
+        for picture, pixels in ((image, 77), (half, 38)):
+            got, want = share(picture, min_score=0.0), rt.detector(pixels)(picture, min_score=0.0)
+            assert len(got) == len(want) >= 1
+            assert all(np.array_equal(x.raw_box, y.raw_box) for x, y in zip(got, want, strict=True))
+        assert rt.detector("60%")(image) == [] == rt.detector("60%")(half)  # 307 px, 154 px
+
+
 def test_relaxed_thresholds_reach_both_detectors_and_find_a_faint_face(engines, frames) -> None:
     from crct_cli.noise import degrade
     from crct_cli.tracking.detector import RELAXED_MIN_SCORE, RELAXED_THRESHOLDS

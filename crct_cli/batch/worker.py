@@ -89,7 +89,7 @@ def settings_of(
 
     from crct_cli.api import Tracker, parse_faces
     from crct_cli.models.weights import WEIGHTS_DIR, weights_fingerprint
-    from crct_cli.tracking.detector import MIN_FACE
+    from crct_cli.tracking.detector import MIN_FACE, check_min_face
     from crct_cli.tracking.orientation import parse_rotate
     from crct_cli.tracking.tracker import check_init_box
 
@@ -105,7 +105,7 @@ def settings_of(
     rotate = parse_rotate(tracker_options.get("rotate", 0))
     if rotate != 0:  # only where asked: runs from before --rotate stay done
         settings["rotate"] = rotate
-    min_face = tracker_options.get("min_face", MIN_FACE)
+    min_face = check_min_face(tracker_options.get("min_face", MIN_FACE))  # "40" is 40
     if min_face != MIN_FACE:  # likewise: runs from before --min-face stay done
         settings["min_face"] = min_face
     weights_dir = tracker_options.get("weights_dir")

@@ -31,7 +31,7 @@ from crct_cli.runtime.iid import VARIANTS
 from crct_cli.runtime.nets import FINDER_WIDE
 from crct_cli.tracking.backtrack import BACKTRACK
 from crct_cli.tracking.bridge import BRIDGE_LOST, BRIDGE_MAX_RUN
-from crct_cli.tracking.detector import MIN_FACE, Detection
+from crct_cli.tracking.detector import MIN_FACE, Detection, MinFace
 from crct_cli.tracking.frame_denoise import (
     TEMPORAL_DENOISE,
     FrameDenoiseConfig,
@@ -307,7 +307,7 @@ def video_factory(
     temporal_radius: int = FrameDenoiseConfig.radius,
     temporal_strength: float = FrameDenoiseConfig.strength,
     noise_threshold: float = FrameDenoiseConfig.threshold,
-    min_face: int = MIN_FACE,
+    min_face: MinFace = MIN_FACE,
     **redetection: Any,
 ) -> VideoFactory:
     """Real video methods on ``device``, with the papers' thresholds and ``SeqBT``; ``int8``,

@@ -62,7 +62,7 @@ from crct_cli.metrics import NORMALIZATIONS
 from crct_cli.runtime.nets import FINDER_WIDE
 from crct_cli.tracking.backtrack import BACKTRACK
 from crct_cli.tracking.bridge import BRIDGE_LOST
-from crct_cli.tracking.detector import MIN_FACE
+from crct_cli.tracking.detector import MIN_FACE, MinFace
 from crct_cli.tracking.frame_denoise import TEMPORAL_DENOISE, FrameDenoiseConfig
 from crct_cli.tracking.likeness import LIKENESS
 from crct_cli.tracking.smoothing import LOOKAHEAD, SMOOTH, SmoothConfig
@@ -122,7 +122,7 @@ class DatasetRequest:
     temporal_radius: int = FrameDenoiseConfig.radius  #: video methods: --temporal-radius
     temporal_strength: float = FrameDenoiseConfig.strength  #: video methods: --temporal-strength
     noise_threshold: float = FrameDenoiseConfig.threshold  #: video methods: --noise-threshold
-    min_face: int = MIN_FACE  #: video methods: crct track's --min-face (MTCNN's smallest face)
+    min_face: MinFace = MIN_FACE  #: video methods: crct track's --min-face (px or "N%")
 
     @property
     def fll(self) -> dict[str, Any]:

@@ -284,7 +284,7 @@ class Runtime:
 
         return TorchFinder(load_finder(self._blob(name, "finder", "finder")), self.device)
 
-    def detector(self, min_face: int = 20) -> Any:
+    def detector(self, min_face: int | str = 20) -> Any:
         """MTCNN: RGB uint8 image -> list of ``Detection``, most confident first."""
         from crct_cli.runtime.nets import mtcnn_weight_file
         from crct_cli.tracking.detector import FaceDetector, MTCNNDetector

@@ -49,14 +49,54 @@ MIN_FACE = 20
 MIN_FACE_LEAST = 12
 
 
-def check_min_face(min_face: Any) -> int:
-    """``--min-face`` / ``min_face``: the smallest face MTCNN looks for, whole pixels >= 12."""
+#: ``min_face``: pixels (an int), or a share of each frame's shorter side ("5%")
+MinFace = int | str
+
+
+def check_min_face(min_face: Any) -> MinFace:
+    """``--min-face`` / ``min_face``: the smallest face MTCNN looks for, whole pixels >= 12, or
+    ``"N%"`` of each frame's shorter side (0 < N <= 100), so one setting suits an archive of
+    360p and 4K video alike. Returns the value in one spelling (``20``, ``"5%"``): resume
+    settings and ``track.json`` compare and record it as given."""
+    if isinstance(min_face, str):
+        text = min_face.strip()
+        if text.endswith("%"):
+            try:
+                share = float(text[:-1])
+            except ValueError:
+                share = float("nan")
+            if not 0 < share <= 100:  # NaN too
+                raise OptionError(
+                    "min_face", f"must be a share in (0, 100]% of the frame, got {min_face!r}"
+                )
+            return f"{share:g}%"
+        try:
+            min_face = int(text)
+        except ValueError:
+            raise OptionError(
+                "min_face",
+                f"must be whole pixels (e.g. 40) or a share of the frame's shorter side "
+                f"(e.g. 5%), got {min_face!r}",
+            ) from None
     if isinstance(min_face, bool) or not isinstance(min_face, int | np.integer):
-        raise OptionError("min_face", f"must be a whole number of pixels, got {min_face!r}")
+        raise OptionError(
+            "min_face",
+            f"must be whole pixels (e.g. 40) or a share of the frame's shorter side "
+            f'(e.g. "5%"), got {min_face!r}',
+        )
     if min_face < MIN_FACE_LEAST:
         raise OptionError(
             "min_face", f"must be >= {MIN_FACE_LEAST} px (MTCNN's window), got {min_face}"
         )
+    return int(min_face)
+
+
+def min_face_pixels(min_face: MinFace, height: int, width: int) -> int:
+    """A checked ``min_face`` in pixels of a ``height`` x ``width`` frame: a share of its
+    shorter side, rounded, never under MTCNN's 12-px window."""
+    if isinstance(min_face, str):
+        share = float(min_face[:-1]) / 100.0
+        return max(MIN_FACE_LEAST, round(share * min(height, width)))
     return int(min_face)
 
 
@@ -109,12 +149,12 @@ def to_detections(boxes: np.ndarray, probs: np.ndarray, min_score: float) -> lis
 class FaceDetector:
     """facenet-pytorch's MTCNN over RGB uint8 frames; returns detections sorted by confidence."""
 
-    def __init__(self, device: torch.device | str = "cpu", min_face: int = MIN_FACE) -> None:
+    def __init__(self, device: torch.device | str = "cpu", min_face: MinFace = MIN_FACE) -> None:
         import torch
         from facenet_pytorch import MTCNN
 
-        self.mtcnn = MTCNN(keep_all=True, device=torch.device(device), min_face_size=min_face)
-        self.min_face = min_face
+        self.min_face = check_min_face(min_face)
+        self.mtcnn = MTCNN(keep_all=True, device=torch.device(device), min_face_size=MIN_FACE)
 
     def __call__(
         self,
@@ -125,8 +165,10 @@ class FaceDetector:
         import torch
 
         height, width = image.shape[:2]
-        if not pyramid_scales(height, width, self.min_face, PYRAMID_FACTOR):
+        pixels = min_face_pixels(self.min_face, height, width)
+        if not pyramid_scales(height, width, pixels, PYRAMID_FACTOR):
             return []  # smaller than the smallest face (facenet-pytorch would fail on no scale)
+        self.mtcnn.min_face_size = pixels
         self.mtcnn.thresholds = list(thresholds)
         with torch.inference_mode():
             boxes, probs = self.mtcnn.detect(np.ascontiguousarray(image))
@@ -365,9 +407,9 @@ class MTCNNDetector:
     """:func:`detect_faces` over RGB uint8 frames with any P/R/O-nets (ONNX Runtime's in crct);
     returns detections sorted by confidence, as :class:`FaceDetector` does."""
 
-    def __init__(self, nets: MTCNNNets, min_face: int = MIN_FACE) -> None:
+    def __init__(self, nets: MTCNNNets, min_face: MinFace = MIN_FACE) -> None:
         self.nets = nets
-        self.min_face = min_face
+        self.min_face = check_min_face(min_face)
 
     def __call__(
         self,
@@ -375,7 +417,6 @@ class MTCNNDetector:
         min_score: float = MIN_SCORE,
         thresholds: tuple[float, float, float] = THRESHOLDS,
     ) -> list[Detection]:
-        boxes, probs = detect_faces(
-            np.ascontiguousarray(image), self.nets, self.min_face, thresholds
-        )
+        pixels = min_face_pixels(self.min_face, *image.shape[:2])
+        boxes, probs = detect_faces(np.ascontiguousarray(image), self.nets, pixels, thresholds)
         return to_detections(boxes.astype(np.float64), probs.astype(np.float64), min_score)

@@ -32,6 +32,7 @@ from crct_cli.tracking.detector import (
     RELAXED_MIN_SCORE,
     RELAXED_THRESHOLDS,
     Detection,
+    MinFace,
     check_min_face,
     stretch_contrast,
 )
@@ -126,8 +127,9 @@ class CRCTNetworks:
     (:data:`~crct_cli.aligner.VIDEO_FLL_FILE`) where the weights ship one; False: ``fll.pt``,
     as ``crct align`` runs it.
 
-    ``min_face``: the smallest face MTCNN looks for, in pixels of the frame (its pyramid starts
-    at 12 / ``min_face``): larger is faster on large frames and leaves smaller faces unfound.
+    ``min_face``: the smallest face MTCNN looks for, in pixels of the frame, or ``"N%"`` of its
+    shorter side (its pyramid starts at 12 / that size): larger is faster on large frames and
+    leaves smaller faces unfound.
     """
 
     def __init__(
@@ -146,7 +148,7 @@ class CRCTNetworks:
         find: bool = FIND,
         find_wide: float = FINDER_WIDE,
         video_fll: bool = VIDEO_FLL,
-        min_face: int = MIN_FACE,
+        min_face: MinFace = MIN_FACE,
     ) -> None:
         check_bt_reuse(bt_reuse)
         min_face = check_min_face(min_face)
