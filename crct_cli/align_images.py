@@ -194,7 +194,17 @@ def _read_input(
     if not pts_path.is_file():
         raise CrctError(f"{image_path}: --box-from-pts needs {pts_path.name} beside it")
     box = box_from_points(read_pts(pts_path))
+    if boxes_outside(box[None], image.shape):
+        raise CrctError(f"{image_path}: the box of {pts_path.name} lies outside the photo")
     return StillInput.boxed(image, box[None], int(rotate))  # "auto" is refused with boxes
+
+
+def boxes_outside(boxes: np.ndarray, shape: tuple[int, ...]) -> list[int]:
+    """Which (N, 4) ``x, y, w, h`` boxes cover none of a ``shape`` photo: FLL would place
+    points in its padding and FV still score them (a mistyped box, another photo's labels)."""
+    height, width = shape[:2]
+    x, y, w, h = np.asarray(boxes, dtype=np.float64).reshape(-1, 4).T
+    return np.flatnonzero((x >= width) | (y >= height) | (x + w <= 0) | (y + h <= 0)).tolist()
 
 
 def align_images(

@@ -19,7 +19,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+import operator
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -112,13 +114,21 @@ def parse_faces(value: int | str | None) -> int | None:
     """``--faces`` / ``faces``: a positive count, or ``all`` (None; Python's None too)."""
     if value is None or (isinstance(value, str) and value.strip().lower() == "all"):
         return None
+    if isinstance(value, bool):  # True is not a count
+        raise _faces_error(value)
     try:
-        n = int(value)
+        n = int(value) if isinstance(value, str) else operator.index(value)  # 2.5 is not either
     except (TypeError, ValueError):
         raise _faces_error(value) from None
     if n < 1:
         raise _faces_error(value)
     return n
+
+
+def _whole(value: Any) -> bool:
+    """A count of frames: an int (numpy's too), not a float or a bool, which would be
+    truncated or taken as 1 (``detect_every=2.5`` would look on every fifth frame)."""
+    return isinstance(value, int | np.integer) and not isinstance(value, bool)
 
 
 def _faces_error(value: object) -> OptionError:
@@ -303,19 +313,23 @@ class Tracker:
     ) -> None:
         if mode not in MODES:
             raise OptionError("mode", f"must be one of {', '.join(MODES)}, got {mode!r}")
-        if detect_every < 1:
-            raise OptionError("detect_every", f"must be >= 1, got {detect_every}")
-        if max_lost < 0:
-            raise OptionError("max_lost", f"must be >= 0, got {max_lost}")
-        if reacquire < 0:
-            raise OptionError("reacquire", f"must be >= 0 frames (0: never), got {reacquire}")
+        if not _whole(detect_every) or detect_every < 1:
+            raise OptionError("detect_every", f"must be a whole number >= 1, got {detect_every!r}")
+        if not _whole(max_lost) or max_lost < 0:
+            raise OptionError("max_lost", f"must be a whole number >= 0, got {max_lost!r}")
+        if not _whole(reacquire) or reacquire < 0:
+            raise OptionError(
+                "reacquire", f"must be a whole number >= 0 frames (0: never), got {reacquire!r}"
+            )
         check_lost_points(lost_points)
         check_gates(tb, tc, seq_bt)
         check_gate_growth(gate_growth)
         check_likeness(likeness)
         check_find_wide(find_wide, CrctError)
-        if backfill < 0:
-            raise OptionError("backfill", f"must be >= 0 frames (0: none), got {backfill}")
+        if not _whole(backfill) or backfill < 0:
+            raise OptionError(
+                "backfill", f"must be a whole number >= 0 frames (0: none), got {backfill!r}"
+            )
         check_bt_reuse(bt_reuse)
         check_fps(sequence_fps)
         check_focal(focal_length)  # also without pose, as the command line checks it
@@ -401,7 +415,10 @@ class Tracker:
         self._engine = MultiTracker(networks, self.config, self.multi, self.init_box)
         self._index = 0
         self._clock: float | None = None
+        self._size: tuple[int, int] | None = None  #: the frames' (H, W) since reset()
         self._still_aligner: Any = None
+        #: held while a :meth:`track` runs: one video at a time (the faces' state is one)
+        self._busy = threading.Lock()
 
     # -- video --------------------------------------------------------------------------
 
@@ -412,7 +429,7 @@ class Tracker:
             self.smoother.reset()
         if self._step_denoiser is not None:
             self._step_denoiser.reset()
-        self._index, self._clock = 0, None
+        self._index, self._clock, self._size = 0, None, None
         if self.rotate == AUTO:
             self._step_turn = None
 
@@ -422,9 +439,21 @@ class Tracker:
 
         ``time_s`` defaults to the seconds since the first frame after :meth:`reset`. The
         tracker keeps the frame until the next one (BT reads both), so it keeps a copy: a
-        capture loop may decode every frame into one buffer.
+        capture loop may decode every frame into one buffer. Every frame until :meth:`reset`
+        has the first one's size (a frame of another size is an error: its points would be
+        read at the old scale).
         """
-        image = self._step_turned(_check_image(rgb).copy())
+        image = _check_image(rgb)
+        size = (image.shape[0], image.shape[1])
+        if self._size is not None and size != self._size:
+            raise CrctError(
+                f"frame {self._index}: {size[1]}x{size[0]}, but the frames before were "
+                f"{self._size[1]}x{self._size[0]} (reset() starts a new video)"
+            )
+        if self._busy.locked():
+            raise CrctError(_BUSY)
+        image = self._step_turned(image.copy())
+        self._size = size
         now = time.perf_counter()
         if self._clock is None:
             self._clock = now
@@ -437,7 +466,7 @@ class Tracker:
             (done,) = self._step_denoiser.push(Frame(self._index, t, image))
             image = done.image
         faces = self._smoothed(self._engine_step(image), t)
-        frame = TrackedFrame(self._index, t, self._posed(faces, image.shape))
+        frame = TrackedFrame(self._index, t, _detached(self._posed(faces, image.shape)))
         self._index += 1
         return frame
 
@@ -505,16 +534,29 @@ class Tracker:
         ``"auto"``; :meth:`orientation` says which turn ``"auto"`` takes)."""
         from crct_cli.tracking.pipeline import FrameRange
 
+        if isinstance(video, bytes):  # a path as the OS gives it
+            video = os.fsdecode(video)
+        if isinstance(max_frames, int) and not isinstance(max_frames, bool) and max_frames < 0:
+            raise OptionError(
+                "max_frames", f"must be 0 or more (0: none, None: every frame), got {max_frames}"
+            )
         if max_frames is not None and not isinstance(max_frames, bool) and max_frames == 0:
+            _check_source(video)
             return  # nothing asked for
         span = FrameRange.of(skip_frames, max_frames)
         angle = self.rotate if rotate is None else parse_rotate(rotate)
-        if self.pose is None:
-            yield from self._finished(video, span, angle)
-            return
-        for frame in self._finished(video, span, angle):
-            assert frame.image is not None
-            yield dataclasses.replace(frame, faces=self._posed(frame.faces, frame.image.shape))
+        if not self._busy.acquire(blocking=False):
+            raise CrctError(_BUSY)
+        try:
+            for frame in self._finished(video, span, angle):
+                if self.pose is not None:
+                    assert frame.image is not None
+                    frame = dataclasses.replace(
+                        frame, faces=self._posed(frame.faces, frame.image.shape)
+                    )
+                yield dataclasses.replace(frame, faces=_detached(frame.faces))
+        finally:
+            self._busy.release()
 
     def _finished(
         self, video: VideoSource, span: FrameRange, angle: int | str
@@ -665,12 +707,16 @@ class Tracker:
         ``rotate``: the image is turned this many degrees clockwise for the networks (``"auto"``:
         the quarter turn in which the detector finds a face most surely; not with ``boxes``);
         None: the tracker's ``rotate``. Points and boxes (``boxes`` too) are in the image's own
-        pixels, whatever the turn; :attr:`rotation` is the turn used.
+        pixels, whatever the turn; :attr:`rotation` is the turn used. Each face's ``state`` is
+        ``"redetected"`` (found in this image, not followed from a frame before) and its
+        ``score`` FV's p(face), low where a box given holds no face.
         """
-        from crct_cli.align_images import StillInput, check_still_rotate
+        from crct_cli.align_images import StillInput, boxes_outside, check_still_rotate
         from crct_cli.landmarks import box_from_points
 
         angle = check_still_rotate(self.rotate if rotate is None else rotate, boxes is not None)
+        if isinstance(image, bytes):  # a path as the OS gives it
+            image = os.fsdecode(image)
         if isinstance(image, str | os.PathLike):
             from crct_cli.io.images import read_image
 
@@ -679,7 +725,15 @@ class Tracker:
         if boxes is None:
             given = StillInput.detected(image, self.networks.detect, angle)
         else:
-            given = StillInput.boxed(image, _check_boxes(boxes), int(angle))
+            given_boxes = _check_boxes(boxes)
+            outside = boxes_outside(given_boxes, image.shape)
+            if outside:
+                x, y, w, h = given_boxes[outside[0]]
+                raise CrctError(
+                    f"boxes[{outside[0]}] ({x:g}, {y:g}, {w:g}, {h:g}) lies outside the "
+                    f"{image.shape[1]}x{image.shape[0]} image"
+                )
+            given = StillInput.boxed(image, given_boxes, int(angle))
         self.rotation = given.clockwise
         if len(given.boxes) == 0:
             return []
@@ -706,10 +760,44 @@ class Tracker:
         return self._still_aligner
 
 
+#: :meth:`Tracker.track` or :meth:`Tracker.step` while a ``track()`` of the same tracker runs
+_BUSY = (
+    "this Tracker is already tracking a video (a track() not yet finished: iterate it to the "
+    "end or close() it first); to track videos side by side or in threads, give each its own "
+    "Tracker"
+)
+
+
+def _detached(faces: list[Face]) -> list[Face]:
+    """``faces`` with arrays of their own: the tracker goes on from its boxes and points, so
+    what a caller does to the ones it is given (``box[2:] += box[:2]``) must not reach it."""
+    return [
+        dataclasses.replace(
+            f,
+            points=None if f.points is None else f.points.copy(),
+            box=None if f.box is None else f.box.copy(),
+        )
+        for f in faces
+    ]
+
+
+def _check_source(video: VideoSource) -> None:
+    """A path given to :meth:`Tracker.track` names something (``max_frames=0`` reads nothing
+    from it, but a typo is still a typo)."""
+    from crct_cli.io.arrays import is_frame_source
+
+    if not is_frame_source(video) and not Path(video).exists():  # type: ignore[arg-type]
+        raise CrctError(f"{video}: no such file or folder")
+
+
 def _weights_dir(value: str | os.PathLike[str] | None) -> Path:
     from crct_cli.models.weights import WEIGHTS_DIR
 
-    return WEIGHTS_DIR if value is None else Path(value)
+    if value is None:
+        return WEIGHTS_DIR
+    if not Path(value).is_dir():  # before anything warns about what the folder lacks
+        raise CrctError(f"weights_dir {value}: no such folder")
+    return Path(value)
 
 
 def _check_image(rgb: Any) -> np.ndarray:
@@ -783,10 +871,11 @@ def track_videos(
 
     Returns the run's :class:`~crct_cli.batch.runner.BatchReport` (``.results``, one
     :class:`~crct_cli.batch.summary.VideoResult` per video with its ``status``: ok, no_face,
-    failed with its ``error``, or skipped). ``out/summary.csv`` is written for one video too
-    (the command prints a table instead). A bad video fails alone, as on the command line;
-    bad options raise :class:`CrctError` before anything is written, an unknown keyword
-    ``TypeError``. Worker processes are spawned, so a script calls it under
+    or failed with its ``error``; a video an earlier run completed has ``skipped=True`` and
+    that run's status, and ``on_result`` is not called for it). ``out/summary.csv`` is
+    written for one video too (the command prints a table instead). A bad video fails alone,
+    as on the command line; bad options raise :class:`CrctError` before anything is written,
+    an unknown keyword ``TypeError``. Worker processes are spawned, so a script calls it under
     ``if __name__ == "__main__":``.
     """
     from crct_cli import batch

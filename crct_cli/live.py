@@ -53,6 +53,8 @@ class LiveSummary:
     ended: str
     out: Path | None = None
     dropped: int = 0  #: a camera's or stream's frames that came while the last was tracked
+    #: frames of another size than the first (a stream switching quality), scaled to it
+    rescaled: int = 0
 
     @property
     def fps(self) -> float:
@@ -283,7 +285,8 @@ def run_live(
     poser = getattr(tracker, "pose", None)
     focal = None if poser is None else poser.focal
     tracker.reset()
-    frames = with_points = 0
+    frames = with_points = rescaled = 0
+    size: tuple[int, int] | None = None  # the session's frame size: its first frame's
     ended = "end of stream"
     t0 = time.perf_counter()
     if not from_file:
@@ -297,6 +300,11 @@ def run_live(
             if got is None:
                 break
             rgb = cv2.cvtColor(got[0], cv2.COLOR_BGR2RGB)
+            if size is None:
+                size = (rgb.shape[0], rgb.shape[1])
+            elif rgb.shape[:2] != size:  # an adaptive stream changed quality: same picture
+                rgb = cv2.resize(rgb, (size[1], size[0]), interpolation=cv2.INTER_AREA)
+                rescaled += 1
             frame = tracker.step(rgb, got[1])
             frames += 1
             with_points += any(f.points is not None for f in frame.faces)
@@ -332,7 +340,9 @@ def run_live(
             with contextlib.suppress(cv2.error):
                 cv2.destroyWindow(WINDOW)
     seconds = time.perf_counter() - t0
-    summary = LiveSummary(source, frames, with_points, seconds, ended, out, source_frames.dropped)
+    summary = LiveSummary(
+        source, frames, with_points, seconds, ended, out, source_frames.dropped, rescaled
+    )
     if outputs is not None:
         outputs.close(
             {

@@ -29,6 +29,7 @@ from crct_cli.io.openface_csv import COLUMNS, read_landmarks_csv
 from crct_cli.io.track_json import read_track_json
 from crct_cli.io.video import VideoWriter, iter_frames
 from crct_cli.landmarks import box_from_points
+from crct_cli.tracking.detector import check_min_face
 from crct_cli.tracking.multi import Face
 from crct_cli.tracking.orientation import parse_rotate
 from crct_cli.tracking.smoothing import ShapeFilter, TwoSidedSmoother
@@ -455,12 +456,14 @@ def test_the_command_line_s_defaults_are_the_tracker_s() -> None:
     lost |= {"likeness", "lost_doubted", "find_wide"}
     smoothing = {"smooth", "smooth_cutoff", "smooth_beta"}
     smoothing |= {"temporal_denoise", "temporal_radius", "temporal_strength", "noise_threshold"}
-    shared = (set(api) & set(cli_track)) - {"faces", "rotate"}
+    shared = (set(api) & set(cli_track)) - {"faces", "rotate", "min_face"}
     assert parse_rotate(cli_track["rotate"]) == api["rotate"]  # text on the command line
+    assert check_min_face(cli_track["min_face"]) == api["min_face"]  # "20" is 20
+    assert check_min_face(cli_bench["min_face"]) == api["min_face"]
     assert {"bt_reuse", "blend", "flip", "check_refined", "backfill", "reacquire"} <= shared
     assert lost | smoothing <= shared
     assert {k: cli_track[k] for k in shared} == {k: api[k] for k in shared}
-    tracked = (set(api) & set(cli_bench)) - {"faces", "seq_bt"}  # per method in the benchmark
+    tracked = (set(api) & set(cli_bench)) - {"faces", "seq_bt", "min_face"}  # per method
     assert {"bt_reuse", "blend", "check_refined", "lost_points", "int8"} <= tracked
     assert lost | smoothing <= tracked
     assert {k: cli_bench[k] for k in tracked} == {k: api[k] for k in tracked}

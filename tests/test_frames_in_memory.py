@@ -115,6 +115,6 @@ def test_a_source_is_read_on_the_callers_thread_and_never_past_max_frames() -> N
 def test_grey_stacks_and_bad_counts() -> None:
     grey = np.stack([f.image[..., 1] for f in iter_frames(SAMPLE, max_frames=2)])
     assert [f.index for f in Tracker().track(grey)] == [0, 1]
-    for bad, words in ((-1, "must be 1 or more"), (2.5, "must be a whole number")):
+    for bad, words in ((-1, "must be 0 or more"), (2.5, "must be a whole number")):
         with pytest.raises(CrctError, match=f"max_frames {words}"):
             list(Tracker().track(grey, max_frames=bad))

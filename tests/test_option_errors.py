@@ -84,8 +84,8 @@ TRACKER_CASES: list[tuple[dict[str, Any], list[str], str, str]] = [
      "--smooth-cutoff must be > 0 Hz, got 0.0"),
     ({"temporal_strength": 0.0}, ["--temporal-strength", "0"], "temporal_strength must be > 0",
      "--temporal-strength must be > 0, got 0.0"),
-    ({"detect_every": 0}, ["--detect-every", "0"], "detect_every must be >= 1",
-     "--detect-every must be >= 1, got 0"),
+    ({"detect_every": 0}, ["--detect-every", "0"], "detect_every must be a whole number >= 1",
+     "--detect-every must be a whole number >= 1, got 0"),
     ({"mode": "fast"}, ["--mode", "fast"], "mode must be one of crct, fll-mt, bt",
      "--mode must be one of crct, fll-mt, bt, got 'fast'"),
     # the command line writes the box as text, Python as numbers: each is told its own form

@@ -37,6 +37,8 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
     viewer sees the face. Files without the tag (300-W's, every ground truth here) are read as
     they are stored."""
     path = Path(path)
+    if path.is_dir():
+        raise CrctError(f"{path}: a folder, not an image (crct align takes folders)")
     if not path.is_file():
         raise CrctError(f"{path}: no such image file")
     if path.suffix.lower() in HEIF_SUFFIXES:

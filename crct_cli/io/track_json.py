@@ -187,7 +187,11 @@ class TrackFile:
 
     def arrays(self, face_id: int = 0) -> FaceArrays:
         """One face's track as arrays over the file's frames, for analysis with numpy:
-        NaN where the face has no points, box, score or pose in a frame."""
+        NaN where the face has no points, box, score or pose in a frame. An id the run does not
+        have (:attr:`face_ids` lists those it has) is absent from every frame, so that runs
+        compare row for row whichever faces each found."""
+        if isinstance(face_id, bool) or not isinstance(face_id, int | np.integer):
+            raise TypeError(f"face_id must be an int (one of {self.face_ids}), got {face_id!r}")
         n = len(self.faces)
         points = np.full((n, N_POINTS, 2), np.nan)
         boxes = np.full((n, 4), np.nan)
@@ -480,6 +484,11 @@ def load_track(path: str | os.PathLike[str]) -> TrackFile:
     path = Path(path)
     if path.is_dir():
         if not (path / "track.json").is_file():
+            if (path / "summary.csv").is_file():  # the --out of several videos
+                raise CrctError(
+                    f"{path}: a run of several videos (summary.csv): load each video's folder "
+                    "(its output column)"
+                )
             raise CrctError(f"{path}: no track.json (not a crct track output folder)")
         path = path / "track.json"
     return read_track_json(path)

@@ -143,8 +143,14 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
 
 @dataclass(frozen=True)
 class Face:
-    """One face in one frame: ``state`` is tracked, redetected or lost (see track.json);
-    ``pose`` (Tx, Ty, Tz, Rx, Ry, Rz) when the tracker was asked for it (:mod:`crct_cli.pose`)."""
+    """One face in one frame.
+
+    ``face_id``: the same number while the face is followed (0 first); ``points``: float
+    (68, 2) x, y in pixels of the frame, iBUG order, pixel centres counted from 0 (None: no
+    points this frame); ``box``: float (4,) x, y, w, h, the points' bounding box; ``score``:
+    the face validator's p(face) (None where the method has none); ``state``: tracked,
+    redetected or lost (see track.json); ``pose``: (Tx, Ty, Tz, Rx, Ry, Rz) mm and radians
+    when the tracker was asked for it (:mod:`crct_cli.pose`)."""
 
     face_id: int
     points: np.ndarray | None

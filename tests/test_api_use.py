@@ -1,0 +1,224 @@
+"""How a Python caller can misuse a :class:`~crct_cli.Tracker` and what it is told: results it
+may edit without reaching the tracker, one video at a time, one frame size a video, and the
+keywords and paths that used to slip through (a review of the API, session 51)."""
+
+from __future__ import annotations
+
+import os
+import threading
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from test_cli import assert_one_line_error, crct
+from test_pipeline import FaceNets
+
+from crct_cli import Tracker, load_track
+from crct_cli.errors import CrctError, OptionError
+from crct_cli.io.images import read_image
+from crct_cli.io.landmarks import write_pts
+from crct_cli.io.video import iter_frames
+from crct_cli.live import run_live
+
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
+VIDEO = SAMPLES / "astronaut.mp4"
+
+
+def fake_tracker(**options: Any) -> Tracker:
+    return Tracker(networks=FaceNets(), smooth=False, **options)
+
+
+def test_editing_a_face_s_box_or_points_does_not_reach_the_tracker() -> None:
+    """The astronaut clip tracked twice with the shipped networks, once turning every box
+    returned into corners in place (a drawing helper's habit) and scaling the points: the
+    points of every frame are the same, by step() and by track()."""
+    frames = [f.image for f in iter_frames(VIDEO, 8)]
+
+    def run(edit: bool, by_step: bool) -> list[np.ndarray]:
+        tracker = Tracker(device="cpu", lookahead=False)
+        out = []
+        got = (tracker.step(im, i / 25) for i, im in enumerate(frames)) if by_step else None
+        for frame in got if got is not None else tracker.track(np.stack(frames)):
+            (face,) = frame.faces
+            out.append(face.points.copy())
+            if edit:
+                face.box[2:] += face.box[:2]
+                face.points[...] *= 2.0
+        return out
+
+    for by_step in (True, False):
+        plain, edited = run(False, by_step), run(True, by_step)
+        assert all(np.array_equal(a, b) for a, b in zip(plain, edited, strict=True))
+
+
+def test_one_video_at_a_time(make_video) -> None:
+    """Two track() runs of one tracker side by side, or a step() inside a track(), would mix
+    the faces' state of two videos: the second is refused with one line saying what to do,
+    and once the first is finished or closed the tracker is free again."""
+    clip = make_video(n_frames=6)
+    tracker = fake_tracker()
+    alone = [f.faces[0].points for f in tracker.track(clip)]
+    with pytest.raises(CrctError, match="already tracking a video.*its own Tracker"):
+        list(zip(tracker.track(clip), tracker.track(clip), strict=True))
+    first = tracker.track(clip)
+    next(first)
+    with pytest.raises(CrctError, match="already tracking"):
+        tracker.step(np.zeros((72, 96, 3), np.uint8))
+    with pytest.raises(CrctError, match="already tracking"):
+        next(tracker.track(clip))
+    first.close()
+    again = [f.faces[0].points for f in tracker.track(clip)]
+    assert all(np.array_equal(a, b) for a, b in zip(alone, again, strict=True))
+    for _ in tracker.track(clip):
+        break  # a loop left early frees the tracker as the generator goes
+    assert len(list(tracker.track(clip))) == 6
+
+
+def test_two_threads_on_one_tracker_one_is_refused(make_video) -> None:
+    clip = make_video(n_frames=20)
+    tracker = fake_tracker()
+    started, release = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def slow() -> None:
+        for _ in tracker.track(clip):
+            started.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=slow)
+    thread.start()
+    assert started.wait(10)
+    try:
+        list(tracker.track(clip))
+    except CrctError as exc:
+        errors.append(exc)
+    release.set()
+    thread.join(10)
+    assert len(errors) == 1 and "already tracking" in str(errors[0])
+
+
+def test_a_frame_of_another_size_in_step_is_refused_until_reset() -> None:
+    """step() after frames of 96x72 given one of 192x144: an error, not points read at the old
+    scale; reset() starts a new video of any size."""
+    tracker = fake_tracker()
+    small = [f.image for f in iter_frames(VIDEO, 3)]
+    for image in small:
+        tracker.step(image)
+    big = np.ascontiguousarray(np.repeat(np.repeat(small[0], 2, axis=0), 2, axis=1))
+    with pytest.raises(CrctError, match=r"frame 3: 720x720, but the frames before were 360x360"):
+        tracker.step(big)
+    tracker.reset()
+    assert tracker.step(big).index == 0
+
+
+def test_live_scales_a_stream_that_changes_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stream that switches quality mid-session (HLS, a camera renegotiating) goes on: its
+    frames are scaled to the first frame's size and counted, as step() needs one size."""
+    import crct_cli.live
+
+    pictures = [f.image[..., ::-1] for f in iter_frames(VIDEO, 6)]  # BGR, as OpenCV reads
+    pictures[3:] = [np.ascontiguousarray(p[::2, ::2]) for p in pictures[3:]]
+
+    class Capture:
+        def __init__(self) -> None:
+            self.i = 0
+
+        def read(self) -> tuple[bool, np.ndarray | None]:
+            if self.i == len(pictures):
+                return False, None
+            self.i += 1
+            return True, np.ascontiguousarray(pictures[self.i - 1])
+
+        def get(self, prop: int) -> float:
+            return 25.0 if prop == crct_cli.live.cv2.CAP_PROP_FPS else self.i * 40.0
+
+        def set(self, prop: int, value: float) -> bool:
+            return True
+
+        def release(self) -> None:
+            pass
+
+    monkeypatch.setattr(crct_cli.live, "open_capture", lambda source: (Capture(), True))
+    sizes: list[tuple[int, ...]] = []
+
+    class Seen:
+        def __init__(self, inner: Tracker) -> None:
+            self.inner = inner
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.inner, name)
+
+        def step(self, rgb: np.ndarray, time_s: float | None = None) -> Any:
+            sizes.append(rgb.shape)
+            return self.inner.step(rgb, time_s)
+
+    summary = run_live("stream", Seen(fake_tracker()), None, show=False)
+    assert (summary.frames, summary.rescaled) == (6, 3)
+    assert sizes == [(360, 360, 3)] * 6
+
+
+def test_counts_are_whole_numbers_and_paths_are_checked(tmp_path: Path) -> None:
+    """A count given as 2.5 or True is refused, not truncated (detect_every=2.5 looked on every
+    fifth frame); a weights folder that is not there is one error, before any warning about
+    what it lacks; a path as bytes is a path; max_frames=0 still checks the path."""
+    for options in ({"faces": 2.5}, {"faces": True}, {"detect_every": 2.5}, {"max_lost": 1.5}):
+        with pytest.raises(OptionError, match="must be"):
+            Tracker(networks=object(), **options)
+    assert Tracker(networks=object(), faces=np.int64(2), detect_every=np.int32(3)).multi.faces == 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "no face finder in ..." first
+        with pytest.raises(CrctError, match="weights_dir .*nowhere: no such folder"):
+            Tracker(device="cpu", weights_dir=tmp_path / "nowhere")
+    tracker = fake_tracker()
+    assert len(list(tracker.track(os.fsencode(VIDEO), max_frames=2))) == 2
+    with pytest.raises(CrctError, match="no such file or folder"):
+        list(tracker.track(tmp_path / "typo.mp4", max_frames=0))
+    assert list(tracker.track(VIDEO, max_frames=0)) == []
+    with pytest.raises(OptionError, match="max_frames must be 0 or more"):
+        list(tracker.track(VIDEO, max_frames=-1))
+
+
+def test_align_refuses_a_box_outside_the_photo(tmp_path: Path) -> None:
+    """A box that covers none of the photo would give points in FLL's padding with a state and
+    a score as if a face were there: from Python an error naming the box, on the command line
+    (a .pts of another photo beside it) that photo's one line, the others aligned."""
+    photo = read_image(SAMPLES / "astronaut.jpg")
+    tracker = fake_tracker()
+    with pytest.raises(CrctError, match=r"boxes\[1\] \(5000, 5000, 100, 100\) lies outside"):
+        tracker.align(photo, boxes=[[150, 60, 100, 120], [5000, 5000, 100, 100]])
+    assert len(tracker.align(photo, boxes=[[-50, -50, 100, 100]])) == 1  # overlapping: kept
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name, shift in (("good", 0.0), ("far", 4000.0)):
+        (folder / f"{name}.jpg").write_bytes((SAMPLES / "astronaut.jpg").read_bytes())
+        points = np.stack(np.meshgrid(np.linspace(180, 260, 17), [90, 200]), -1).reshape(-1, 2)
+        write_pts(folder / f"{name}.pts", np.resize(points, (68, 2)) + shift)
+    result = crct("align", folder, "--out", tmp_path / "out", "--box-from-pts")
+    assert result.exit_code == 2
+    assert "far.jpg: the box of far.pts lies outside the photo" in result.stderr
+    assert (tmp_path / "out" / "good.pts").is_file() and not (tmp_path / "out" / "far.pts").exists()
+    with pytest.raises(CrctError, match="a folder, not an image"):
+        tracker.align(folder)
+
+
+def test_a_run_s_arrays_want_an_int_id_and_a_batch_folder_says_where_runs_are(
+    make_video, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import crct_cli.batch
+
+    monkeypatch.setattr(crct_cli.batch, "NETWORKS_FACTORY", FaceNets)
+    (tmp_path / "in").mkdir()
+    for name in ("a.mp4", "b.mp4"):
+        make_video(name, n_frames=3).rename(tmp_path / "in" / name)
+    out = tmp_path / "runs"
+    assert crct("track", tmp_path / "in", "--out", out).exit_code == 0
+    with pytest.raises(CrctError, match="a run of several videos"):
+        load_track(out)
+    run = load_track(out / "a")
+    with pytest.raises(TypeError, match=r"face_id must be an int \(one of \[0\]\)"):
+        run.arrays("0")  # type: ignore[arg-type]
+    assert run.arrays(np.int64(0)).points.shape == (3, 68, 2)
+    bad = assert_one_line_error(crct("track", tmp_path / "in", "--out", out, "--faces", "2.5"))
+    assert "--faces must be a positive number or 'all', got '2.5'" in bad
