@@ -170,6 +170,12 @@ class CrctGroup(TyperGroup):
         **extra: Any,
     ) -> Any:
         argv = sys.argv[1:] if args is None else [str(a) for a in args]
+        empty = _empty_argument(argv)
+        if empty is not None:  # a path of "" is the current folder to Path: never meant
+            _error_line(empty)
+            if not standalone_mode:
+                return EXIT_BAD_INPUT
+            sys.exit(EXIT_BAD_INPUT)
         groups = [name for name, command in self.commands.items() if hasattr(command, "commands")]
         if not argv or "--help" in argv or "-h" in argv or argv in ([g] for g in groups):
             _help_that_fits(self)  # (``crct`` and ``crct train`` alone show their help)
@@ -196,6 +202,18 @@ class CrctGroup(TyperGroup):
         if not standalone_mode:
             return code
         sys.exit(code)
+
+
+def _empty_argument(argv: list[str]) -> str | None:
+    """What is wrong with an empty argument (``--out "$DIR"`` with ``DIR`` unset), or None:
+    Path("") is the current folder, so ``crct track a.mp4 --out ""`` would write there."""
+    for i, arg in enumerate(argv):
+        flag, eq, value = arg.partition("=")
+        if arg.strip() == "" or (arg.startswith("--") and eq and value.strip() == ""):
+            after = f"after {argv[i - 1]!r} " if arg.strip() == "" and i else ""
+            name = f"{flag} has an empty value" if eq else f"an empty argument {after}".rstrip()
+            return f"{name} (an unset shell variable?)"
+    return None
 
 
 app = typer.Typer(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -537,6 +538,38 @@ def test_one_video_alone_writes_into_out_and_resumes_too(
     assert read_track_json(out / "track.json").header["config"]["min_face"] == "5%"
     same = crct("track", clip, "--out", out, "--no-blend", "--min-face", "5%")  # spelt otherwise
     assert same.exit_code == 0 and "already tracked" in same.stderr
+
+
+def test_a_rerun_tracks_again_a_folder_whose_files_were_removed(
+    make_video: Callable[..., Path], tmp_path: Path, fakes: None
+) -> None:
+    """The marker records the files the run wrote: a .pts, the whole annot/ or landmarks.csv
+    deleted since is not "already tracked" but tracked again, and complete once more; a
+    marker of before (no file counts) is taken as it is."""
+    import json
+
+    clip = make_video("clip.mp4", n_frames=5, width=W, height=H)
+    out = tmp_path / "lm"
+    assert crct("track", clip, "--out", out, "--faces", "all", "--crops", "64").exit_code == 0
+    files = json.loads((out / MARKER).read_text())["files"]
+    # one face in 5 frames: its .pts in annot/ and faces/0/annot/, its crop (.png + .pts) in
+    # crops/ and faces/0/crops/
+    assert (files["annot"], files["faces"], files["crops"]) == (5, 5 + 10, 10)
+    for remove in ("annot/000003.pts", "annot", "landmarks.csv", "faces/0/crops/000002.png"):
+        target = out / remove
+        shutil.rmtree(target) if target.is_dir() else target.unlink()
+        again = crct("track", clip, "--out", out, "--faces", "all", "--crops", "64")
+        assert again.exit_code == 0 and "already tracked" not in again.stderr, remove
+        assert len(list((out / "annot").glob("*.pts"))) == 5 and (out / "landmarks.csv").is_file()
+        assert json.loads((out / MARKER).read_text())["files"] == files
+    same = crct("track", clip, "--out", out, "--faces", "all", "--crops", "64")
+    assert "already tracked" in same.stderr
+    marker = json.loads((out / MARKER).read_text())
+    del marker["files"]
+    (out / MARKER).write_text(json.dumps(marker))
+    (out / "annot" / "000001.pts").unlink()
+    old = crct("track", clip, "--out", out, "--faces", "all", "--crops", "64")
+    assert "already tracked" in old.stderr
 
 
 def test_a_killed_worker_fails_its_video_and_a_rerun_completes_it(

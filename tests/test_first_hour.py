@@ -220,3 +220,20 @@ def test_benchmark_pred_gt_table_keeps_long_file_names(tmp_path: Path):
     assert result.exit_code == 0, result.output
     assert rel.as_posix() in result.stdout
     assert f"overall: {pred} vs {gt}" in result.stdout
+
+
+def test_an_empty_argument_is_refused_before_it_becomes_the_current_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """``--out "$DIR"`` with DIR unset: Path("") is ".", so the run would land among the
+    inputs; every command refuses an empty argument, in either spelling, and writes nothing."""
+    monkeypatch.chdir(tmp_path)
+    sample = Path(__file__).resolve().parents[1] / "samples" / "astronaut.mp4"
+    for args, said in (
+        (["track", sample, "--out", ""], "an empty argument after '--out'"),
+        (["track", sample, "--out="], "--out has an empty value"),
+        (["align", " ", "--out", "x"], "an empty argument after 'align'"),
+        (["degrade", sample, "--noise", "blur", "--out", ""], "an empty argument after '--out'"),
+    ):
+        assert said in one_line_error(crct(*args))
+    assert list(tmp_path.iterdir()) == []

@@ -18,6 +18,7 @@ tracked over, with a warning (:func:`other_input`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import dataclass
@@ -35,6 +36,31 @@ TRACK_JSON = "track.json"
 NEW, CHANGED, OTHER_SETTINGS, NO_OVERLAY = "new", "changed", "other settings", "no overlay"
 NO_CROPS = "no crops of that size"
 NO_PTS = "no .pts files"
+INCOMPLETE = "outputs removed since"
+
+
+def output_files(out_dir: Path) -> dict[str, int]:
+    """What a run left in ``out_dir``: the files under annot/, faces/ and crops/ (counted from
+    the directory entries, no stat a file: an archive's resume stays quick) and the bytes of
+    landmarks.csv. The marker records it; a folder whose files were deleted since (a .pts, a
+    whole annot/, the CSV) is not taken as done."""
+    counts: dict[str, int] = {}
+    for name in ("annot", "faces", "crops"):
+        folder = out_dir / name
+        if folder.is_dir():
+            counts[name] = _entries(folder)
+    with contextlib.suppress(OSError):
+        counts["landmarks.csv"] = (out_dir / "landmarks.csv").stat().st_size
+    return counts
+
+
+def _entries(folder: Path) -> int:
+    """Files under ``folder``, at any depth (faces/<id>/annot/...)."""
+    total = 0
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            total += _entries(Path(entry.path)) if entry.is_dir(follow_symlinks=False) else 1
+    return total
 
 
 @dataclass(frozen=True)
@@ -72,7 +98,7 @@ def check_done(
     settings, else why not (:data:`NEW`, :data:`CHANGED`, :data:`OTHER_SETTINGS`,
     :data:`NO_OVERLAY`, :data:`NO_PTS`: ``pts`` asked for and the run wrote none,
     :data:`NO_CROPS`: ``crops`` px face crops asked for, and the run wrote
-    none or another size)."""
+    none or another size, :data:`INCOMPLETE`: files it wrote are gone)."""
     track_json = job.out_dir / TRACK_JSON
     try:
         marker = json.loads((job.out_dir / MARKER).read_text(encoding="utf-8"))
@@ -93,6 +119,9 @@ def check_done(
             return NO_CROPS
         if pts and not marker.get("pts", True):
             return NO_PTS
+        files = marker.get("files")  # markers before session 51 have none: taken as they are
+        if files is not None and output_files(job.out_dir) != files:
+            return INCOMPLETE
         result = marker["result"]
         return Done(
             str(result["status"]),
@@ -204,6 +233,7 @@ def mark_done(
         "crops": crops,
         "pts": pts,
         "track_json_bytes": (job.out_dir / TRACK_JSON).stat().st_size,
+        "files": output_files(job.out_dir),
         "result": {
             "status": result.status,
             "frames": result.frames,
