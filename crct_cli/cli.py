@@ -1503,6 +1503,12 @@ def denoise(
         den.detector = runtime.detector(min_face)
     with denoise_progress(console, len(plan.jobs)) as (on_item, on_frame):
         records = run_plan(plan, den, on_item, on_frame, smoothing, failures, detect_every)
+    from crct_cli.ui import short_file_line
+
+    for record in records:  # as crct track warns of them
+        if record.missing_frames:
+            line = short_file_line(record.input, record.frames, record.missing_frames, "written")
+            failures.say(f"crct: warning: {line}")
     if records:
         n_frames = sum(r.frames for r in records)
         if variant != "d":
@@ -1580,6 +1586,10 @@ def degrade(
     bar = progress(steps, "degrading", total=len(plan), console=console, transient=True)
     for _ in bar if console.is_terminal else steps:
         pass
+    from crct_cli.ui import short_file_line
+
+    for src, (frames, missing) in plan.short.items():  # as crct track warns of them
+        failures.say(f"crct: warning: {short_file_line(str(src), frames, missing, 'written')}")
     written = plan.count("image") + plan.count("video")
     if written:
         counts = (

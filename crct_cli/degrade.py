@@ -86,6 +86,8 @@ class DegradePlan:
     skipped: list[Path] = field(default_factory=list)
     #: inputs that failed, with their line; their remaining jobs (other sets) are not tried
     failed: dict[Path, str] = field(default_factory=dict)
+    #: videos cut short: (frames written, frames their header promised that never decoded)
+    short: dict[Path, tuple[int, int]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.jobs)
@@ -103,7 +105,9 @@ class DegradePlan:
         for job in self.jobs:
             if job.item.src not in self.failed:
                 try:
-                    run_job(job, self.seed)
+                    cut = run_job(job, self.seed)
+                    if cut is not None:
+                        self.short[job.item.src] = cut
                 except (CrctError, OSError) as exc:
                     self.failed[job.item.src] = report_failure(on_failure, job.item.src, exc)
             yield job
@@ -315,8 +319,11 @@ def _degrade_image(job: Job, seed: int) -> None:
     write_image(job.dst, out[..., 0] if is_gray(image) else out)
 
 
-def _degrade_video(job: Job, seed: int) -> None:
+def _degrade_video(job: Job, seed: int) -> tuple[int, int] | None:
+    """The video degraded frame by frame; (frames written, frames missing) when it decoded
+    fewer frames than its header promised (a file cut short), else None."""
     from crct_cli.io.video import VideoWriter, iter_frames, probe_video
+    from crct_cli.tracking.pipeline import missing_frames
 
     variant = job.variant
     assert variant.noise_type is not None
@@ -330,14 +337,19 @@ def _degrade_video(job: Job, seed: int) -> None:
         height, width = first.image.shape[:2]
         # VideoWriter writes to a temporary name, renamed on success and removed on failure.
         writer = VideoWriter(job.dst, info.fps, width, height)
+        written = reached = 0
         with writer:
             for frame in itertools.chain([first], frames):  # a lost frame's place kept
                 image = degrade_rgb(frame.image, variant.noise_type, variant.level, rng)
                 writer.write(image, frame.index)
+                written, reached = written + 1, frame.index + 1
+    missing = missing_frames(info.n_frames, reached)
+    return (written, missing) if missing else None
 
 
-def run_job(job: Job, seed: int) -> None:
-    """Write one output file (atomically: a temporary name renamed when complete)."""
+def run_job(job: Job, seed: int) -> tuple[int, int] | None:
+    """Write one output file (atomically: a temporary name renamed when complete); a video cut
+    short gives (frames written, frames missing)."""
     try:
         job.dst.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -349,4 +361,5 @@ def run_job(job: Job, seed: int) -> None:
     elif job.item.kind == "image":
         _degrade_image(job, seed)
     else:
-        _degrade_video(job, seed)
+        return _degrade_video(job, seed)
+    return None

@@ -245,6 +245,8 @@ class DenoiseRecord:
     bases: list[str] = field(default_factory=list)
     #: images only: the landmark boxes of the faces classified (x, y, w, h)
     faces: list[list[float]] = field(default_factory=list)
+    #: videos only: frames the header promised that never decoded (a file cut short)
+    missing_frames: int = 0
 
     def counts(self) -> dict[str, int]:
         c = Counter(CLASS_NAMES[k] for k in self.classes)
@@ -330,6 +332,7 @@ def denoise_video_file(
     classified as the last look's frame was: on the crops of the faces it found, or on their
     own tiles where it found none)."""
     from crct_cli.io.video import VideoWriter, iter_frames, probe_video
+    from crct_cli.tracking.pipeline import missing_frames
 
     check_smoothing(smoothing)
     detect_every = check_detect_every(detect_every)
@@ -338,6 +341,7 @@ def denoise_video_file(
     smoother = ClassSmoother(smoothing)
     writer: VideoWriter | None = None
     faces: np.ndarray | None = None
+    reached = 0
     with contextlib.closing(iter_frames(src)) as frames:
         try:
             for k, frame in enumerate(frames):
@@ -349,6 +353,7 @@ def denoise_video_file(
                     writer = VideoWriter(dst, info.fps, w, h)
                 writer.write(out, frame.index)
                 record.frames += 1
+                reached = frame.index + 1
                 if cls is not None:
                     record.classes.append(cls)
                 if den.last_vote is not None:
@@ -362,6 +367,7 @@ def denoise_video_file(
     if writer is None:
         raise CrctError(f"{src}: the video has no frames")
     writer.close()
+    record.missing_frames = missing_frames(info.n_frames, reached)
     return record
 
 

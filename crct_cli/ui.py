@@ -163,12 +163,12 @@ class BatchProgress:
             self.say(f"crct: warning: {line}")
 
 
-def short_file_line(label: str, decoded: int, missing: int) -> str:
+def short_file_line(label: str, decoded: int, missing: int, done: str = "tracked") -> str:
     """The warning for a video that decoded fewer frames than its header promised (after
     any frames skipped)."""
     return (
         f"{label}: {missing} frames its header promises never decoded (a file cut short?); "
-        f"the {decoded} before the cut are tracked"
+        f"the {decoded} before the cut are {done}"
     )
 
 

@@ -240,3 +240,27 @@ def test_a_video_frame_lost_to_a_corrupt_packet_keeps_its_place(tmp_path: Path) 
     for k in (lost - 1, lost + 1, lost + 20):  # the same picture, with level-1 noise on it
         assert np.abs(copy[k].image - source[k]).mean() < 12, k
     assert np.abs(copy[lost].image - source[lost - 1]).mean() < 12
+
+
+def test_a_video_cut_short_is_written_to_the_cut_with_crct_track_s_warning(
+    tmp_path: Path,
+) -> None:
+    """``crct degrade`` and ``crct denoise`` of an MP4 cut off (its index at the front: it
+    decodes to the cut without an error) write the frames before the cut and say, as crct
+    track does, how many its header promised that never came; the whole file, nothing."""
+    from test_batch import _whole_and_cut
+    from test_cli import crct
+
+    from crct_cli.io.video import probe_video
+
+    whole, cut = _whole_and_cut(tmp_path)
+    for command in (["degrade", "--noise", "blur", "--level", "1"], ["denoise", "--variant", "d"]):
+        out = tmp_path / command[0]
+        result = crct(command[0], cut, whole, "--out", out, *command[1:])
+        assert result.exit_code == 0, result.output
+        written = probe_video(out / "cut.mp4").n_frames
+        assert written is not None and 0 < written < 28
+        warning = f"{30 - written} frames its header promises never decoded (a file cut short?)"
+        assert result.stderr.count("never decoded") == 1 and warning in result.stderr
+        assert f"the {written} before the cut are written" in result.stderr
+        assert probe_video(out / "whole.mp4").n_frames == 30
