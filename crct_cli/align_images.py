@@ -52,6 +52,11 @@ class AlignSummary:
 
 def _images_of(path: Path, skip: Path | None = None) -> list[tuple[Path, Path]]:
     if path.is_dir():
+        if skip is not None and path.resolve() == skip:  # every image would be left out
+            raise CrctError(
+                f"{path}: the output folder cannot be the input folder (each NAME.pts would "
+                "land beside its image, where a dataset keeps its labels); use another --out"
+            )
         found = sorted(p for p in path.rglob("*") if p.is_file() and is_image(p))
         if skip is not None:  # an output folder inside the input: earlier results, not inputs
             found = [p for p in found if not p.resolve().is_relative_to(skip)]
@@ -239,7 +244,12 @@ def align_images(
     inputs = {p.resolve() for p, _ in items}
     for image, rel in items:
         target = (out_dir / rel).with_suffix(".pts").resolve()
-        if target == image.with_suffix(".pts").resolve() or target in inputs:
+        if target == image.with_suffix(".pts").resolve():
+            raise CrctError(
+                f"{out_dir}: {target.name} would be written beside {image.name}, where a "
+                "dataset keeps its labels; use another --out"
+            )
+        if target in inputs:
             raise CrctError(f"{out_dir}: output would overwrite {image.with_suffix('.pts')}")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -1869,8 +1869,11 @@ def benchmark(
     from crct_cli.tracking.tracker import check_gates
 
     check_gates(tb, tc, 2 if seq_bt is None else seq_bt)
-    if not math.isfinite(gt_origin):
-        raise CrctError(f"--gt-origin must be a number of pixels (0 or 1), got {gt_origin}")
+    if not (math.isfinite(gt_origin) and -1.0 <= gt_origin <= 1.0):  # a convention, not a shift
+        raise CrctError(
+            f"--gt-origin must be from -1 to 1 px (where the files put the first pixel's "
+            f"centre: 1 for 300-W's, 0.5 for pixel-corner tools), got {gt_origin}"
+        )
     if out is not None:  # before the scoring, which may take long
         from crct_cli.io.atomic import check_out_folder
 

@@ -402,12 +402,16 @@ def draw_overlay(
     total = span.expected(info.n_frames)
 
     with_run, with_pts, frames, bad = 0, [0] * len(folders), 0, []
+    try:  # as every command's --out: its folders are made
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CrctError(f"{out.parent}: cannot create folder ({exc.strerror})") from None
     with VideoWriter(out, info.fps, info.width, info.height) as writer:
         frames_in = iter_frames(video, span.count, _sequence_fps(header), span.skip)
         for frame in turn_frames(frames_in, _rotation(header)):
             record = records.get(frame.index)
             faces = record.faces if record is not None else []
-            with_run += record is not None
+            with_run += any(f.points is not None for f in faces)  # a frame with no face: none
             image = draw_faces(frame.image, faces, f"{frame.index + 1}", focal)
             scale = max(1, round(min(image.shape[:2]) / 360))
             for i, files in enumerate(pts_frames):

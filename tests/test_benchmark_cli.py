@@ -603,3 +603,28 @@ def test_min_face_reaches_the_video_methods_networks(
     assert built[0]["min_face"] == 64
     bad = crct("benchmark", "--dataset", "300vw", "--root", root, "--min-face", "4")
     assert bad.exit_code == 2 and "--min-face must be >= 12" in one_line_error(bad)
+
+
+def test_a_run_that_found_no_face_scores_every_frame_a_failure(tmp_path: Path) -> None:
+    """``--pred RUN/annot`` of a crct track run whose status is no_face (an empty annot/) is an
+    answer: every ground-truth frame a failure; an empty folder that is no such run is still
+    the one line that asks whether the folder is the right one."""
+    from crct_cli.io.landmarks import write_pts
+    from crct_cli.io.video import VideoWriter
+
+    video, gt = tmp_path / "black.mp4", tmp_path / "gt"
+    with VideoWriter(video, 25.0, 96, 72) as writer:
+        for i in range(6):
+            writer.write(np.zeros((72, 96, 3), np.uint8), i)
+    gt.mkdir()
+    for i in range(6):
+        write_pts(gt / f"{i + 1:06d}.pts", shape_in((20.0, 10.0, 50.0, 50.0)))
+    assert crct("track", video, "--out", tmp_path / "run").exit_code == 0
+    scored = crct("benchmark", "--pred", tmp_path / "run" / "annot", "--gt", gt, "--out",
+                  tmp_path / "res")  # fmt: skip
+    assert scored.exit_code == 0, scored.output
+    summary = json.loads((tmp_path / "res" / "results.json").read_text())
+    assert (summary["count"], summary["missing"], summary["failure_rate"]) == (6, 6, 1.0)
+    (tmp_path / "empty").mkdir()
+    assert "no .pts file in" in one_line_error(crct("benchmark", "--pred", tmp_path / "empty",
+                                                    "--gt", gt))  # fmt: skip

@@ -226,6 +226,10 @@ def test_crct_draw_draws_a_run_and_says_what_it_drew(make_video, tmp_path) -> No
     assert again.output.strip().endswith("--overwrite replaces the file already there")
     alone = runner.invoke(app, ["draw", "--pts", str(truth)])
     assert alone.exit_code == 2 and "--video is needed" in alone.output
+    deep = tmp_path / "new" / "sub" / "d.mp4"  # its folders made, as every --out's
+    made = runner.invoke(app, ["draw", str(run), "--max-frames", "5", "--out", str(deep)])
+    assert made.exit_code == 0, made.output
+    assert deep.is_file()
 
 
 def test_odd_pts_folders_are_drawn_and_a_bad_file_is_left_out(make_video, tmp_path) -> None:

@@ -320,7 +320,7 @@ def compare_pts_folders(
     candidates = face_candidates(pred_files, all_gt)
     choices = candidates if nearest else {rel: [rel] for rel in all_gt}
     paired = [rel for rel in gt_files if any(c in pred_files for c in choices[rel])]
-    if not paired:
+    if not paired and (pred_files or not _found_no_face(pred_root)):
         hint = "".join(
             f"; {label} {root / 'annot'}?"
             for label, root in (("--pred", pred_root), ("--gt", gt_root))
@@ -371,6 +371,18 @@ def compare_pts_folders(
         gt_origin=gt_origin,
         numbering=numbering_origins(pred_files, all_gt),
     )
+
+
+def _found_no_face(pred_root: Path) -> bool:
+    """``pred_root`` is the annot/ of a crct track run that found no face (status no_face): an
+    empty folder that is an answer, every frame a failure, not a folder named wrongly."""
+    run = pred_root.parent / "track.json"
+    if pred_root.name != "annot" or not run.is_file():
+        return False
+    try:
+        return json.loads(run.read_text(encoding="utf-8"))["summary"]["status"] == "no_face"
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
 
 
 def _read_answers(

@@ -150,7 +150,10 @@ def load_weights(
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a damaged file
-        raise CrctError(f"weight file {path} cannot be read ({type(exc).__name__})") from None
+        raise CrctError(
+            f"weight file {path} cannot be read: not a crct weight file, or damaged "
+            f"({type(exc).__name__})"
+        ) from None
     kinds = (kind,) if isinstance(kind, str) else kind
     if not isinstance(blob, dict) or blob.get("kind") not in kinds:
         found = blob.get("kind") if isinstance(blob, dict) else "?"
