@@ -145,6 +145,19 @@ class CrctGroup(TyperGroup):
             if command.help:
                 command.help = reflow_help(command.help)
 
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        """Plain help (a narrow terminal) lists each command with its description wrapped:
+        click would cut it to the width left ("Draw...")."""
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:  # as the panels: its first paragraph
+                first = (command.short_help or command.help or "").split("\n\n")[0]
+                rows.append((name, " ".join(first.split())))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
@@ -261,7 +274,10 @@ _PANEL_SPEED = "Speed (--speed)"
 _PANEL_AS_TRACK = "Video methods: crct track's options, the same defaults"
 
 #: Options several commands share, declared once.
-DeviceOption = Annotated[str, typer.Option(help="auto, cpu or cuda.", rich_help_panel=_PANEL_NETS)]
+DeviceOption = Annotated[
+    str,
+    typer.Option(help="auto, cpu or cuda.", metavar="auto|cpu|cuda", rich_help_panel=_PANEL_NETS),
+]
 BackendOption = Annotated[
     str,
     typer.Option(
@@ -290,7 +306,10 @@ FacesOption = Annotated[
 ]
 ModeOption = Annotated[
     str,
-    typer.Option(help="crct (BT + FV + FLL), fll-mt (MTCNN every frame + FLL) or bt (BT alone)."),
+    typer.Option(
+        help="crct (BT + FV + FLL), fll-mt (MTCNN every frame + FLL) or bt (BT alone).",
+        metavar="crct|fll-mt|bt",
+    ),
 ]
 PoseOption = Annotated[
     bool,
@@ -326,7 +345,7 @@ MinFaceOption = Annotated[
     str,
     typer.Option(
         help="The smallest face to look for: pixels (MTCNN's own default, 20), or a share of "
-        "each frame's shorter side, as 5% (one setting for an archive of 360p and 4K video). "
+        "each frame's or photo's shorter side, as 5% (one setting for pictures of every size). "
         "Larger: faster detection on large frames (HD video, big photos), and smaller faces (a "
         "crowd behind the speaker) left unfound.",
         metavar="PX|N%",
@@ -417,13 +436,24 @@ def track(
         typer.Option(help="Start from this box (pixels) instead of detecting.", metavar="X,Y,W,H"),
     ] = None,
     tb: Annotated[
-        float, typer.Option(rich_help_panel=_PANEL_ALG, help="TB: re-detection gate of eq. 8.")
+        float,
+        typer.Option(
+            rich_help_panel=_PANEL_ALG,
+            help="TB: re-detection gate of eq. 8 (a detection's distance over the box's size).",
+            metavar="TB",
+        ),
     ] = 1.0,
     tc: Annotated[
-        float, typer.Option(rich_help_panel=_PANEL_ALG, help="TC: face-validator threshold.")
+        float,
+        typer.Option(
+            rich_help_panel=_PANEL_ALG, help="TC: face-validator threshold (p(face)).", metavar="TC"
+        ),
     ] = 0.5,
     seq_bt: Annotated[
-        int, typer.Option(rich_help_panel=_PANEL_ALG, help="SeqBT: frames between LSTM resets.")
+        int,
+        typer.Option(
+            rich_help_panel=_PANEL_ALG, help="SeqBT: frames between LSTM resets.", metavar="FRAMES"
+        ),
     ] = 2,
     denoise: DenoiseOption = "none",
     device: DeviceOption = "auto",
@@ -535,7 +565,7 @@ def track(
             help="One face: eq. 8's gate (--tb) widens by this much for each frame the face "
             "has been lost, so that a face lost in a fast move is taken back where it went; "
             "0: the paper's fixed gate.",
-            metavar="TB",
+            metavar="GATE",
         ),
     ] = 0.2,
     likeness: Annotated[
@@ -618,9 +648,11 @@ def track(
         bool,
         typer.Option(
             rich_help_panel=_PANEL_FILE,
-            help="Smooth each face's shape over the frames its track follows (a One Euro "
-            "filter on the points with the head's pose taken out, so a fast head is never "
-            "delayed): steadier points; --no-smooth: each frame's points as FLL gave them.",
+            help="Smooth each face's shape over the frames its track follows: steadier "
+            "points. With --lookahead (the default for files) over the frames on both sides "
+            "(see there); without it, a One Euro filter on the points with the head's pose "
+            "taken out, so a fast head is never delayed. --no-smooth: each frame's points as "
+            "FLL gave them.",
         ),
     ] = True,
     smooth_cutoff: Annotated[
@@ -1530,7 +1562,7 @@ def degrade(
         list[Path],
         typer.Argument(
             help="Images, videos or folders (recursive).",
-            metavar="PATH",
+            metavar="PATH...",
             readable=False,  # crct says why an input cannot be read, and degrades the others
         ),
     ],
@@ -1550,10 +1582,13 @@ def degrade(
     ] = None,
     level: Annotated[
         int | None,
-        typer.Option("--level", "-l", help="0 (unchanged), 1, 2 or 3.", show_default=False),
+        typer.Option(
+            "--level", "-l", help="0 (unchanged), 1, 2 or 3.", metavar="0-3", show_default=False
+        ),
     ] = None,
     seed: Annotated[
-        int | None, typer.Option(help="Seed for reproducible Gaussian noise.", show_default=False)
+        int | None,
+        typer.Option(help="Seed for reproducible Gaussian noise.", metavar="N", show_default=False),
     ] = None,
     all_sets: Annotated[
         bool,
@@ -1618,7 +1653,7 @@ def _as_track(flag: str, **extra: Any) -> Any:
 def benchmark(
     videos: Annotated[
         list[Path] | None,
-        typer.Argument(help="Videos to time with --speed.", metavar="VIDEO", show_default=False),
+        typer.Argument(help="Videos to time with --speed.", metavar="VIDEO...", show_default=False),
     ] = None,
     pred: Annotated[
         Path | None,
@@ -1642,9 +1677,15 @@ def benchmark(
         ),
     ] = None,
     norm: Annotated[
-        str, typer.Option(help="NME normalisation: diagonal | area | interocular.")
+        str,
+        typer.Option(
+            help="NME normalisation: diagonal | area | interocular.",
+            metavar="diagonal|area|interocular",
+        ),
     ] = "diagonal",
-    threshold: Annotated[float, typer.Option(help="AUC cut-off and failure threshold.")] = 0.08,
+    threshold: Annotated[
+        float, typer.Option(help="AUC cut-off and failure threshold.", metavar="NME")
+    ] = 0.08,
     nearest: Annotated[
         bool,
         typer.Option(
@@ -1713,6 +1754,7 @@ def benchmark(
         typer.Option(
             rich_help_panel=_PANEL_AS_TRACK,
             help="SeqBT: frames between LSTM resets (default 2).",
+            metavar="FRAMES",
             show_default=False,
         ),
     ] = None,
@@ -1759,6 +1801,7 @@ def benchmark(
         typer.Option(
             rich_help_panel=_PANEL_DATASETS,
             help="Seed of the Gaussian noise sets (default 0).",
+            metavar="N",
             show_default=False,
         ),
     ] = None,
@@ -1767,6 +1810,7 @@ def benchmark(
         typer.Option(
             rich_help_panel=_PANEL_DATASETS,
             help="Videos: score only the first N frames (quick runs).",
+            metavar="N",
             show_default=False,
         ),
     ] = None,
@@ -1812,7 +1856,7 @@ def benchmark(
     lost_follow: Annotated[bool, _as_track("--lost-follow")] = True,
     lost_flip: Annotated[bool, _as_track("--lost-flip")] = True,
     lost_doubted: Annotated[bool, _as_track("--lost-doubted")] = True,
-    gate_growth: Annotated[float, _as_track("--gate-growth", metavar="TB")] = 0.2,
+    gate_growth: Annotated[float, _as_track("--gate-growth", metavar="GATE")] = 0.2,
     likeness: Annotated[float, _as_track("--likeness", metavar="R")] = 0.0,
     find: Annotated[bool, _as_track("--find")] = True,
     find_wide: Annotated[float, _as_track("--find-wide", metavar="TIMES")] = 2.0,

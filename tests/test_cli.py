@@ -179,6 +179,22 @@ def test_plain_help_leaves_the_option_help_room_to_read(args: list[str], width: 
     assert widths[len(widths) // 2] >= (width - max(indent)) // 2  # lines half full or more
 
 
+@pytest.mark.parametrize("width", [30, 50, 79, 120])
+@pytest.mark.parametrize("args", [[], ["train"]])
+def test_a_group_s_commands_are_described_whole_at_any_width(args: list[str], width: int) -> None:
+    """Each command's description (the first paragraph of its help) is shown in full, wrapped
+    on a narrow terminal: click's plain help cut it to the width left ("Draw...")."""
+    result = runner.invoke(app, [*args, "--help"], env={"COLUMNS": str(width)})
+    assert result.exit_code == 0, result.output
+    shown = " ".join(result.stdout.replace("│", " ").split())
+    group = typer.main.get_command(app)
+    for name in args:
+        group = group.commands[name]  # type: ignore[attr-defined]
+    for command in group.commands.values():  # type: ignore[attr-defined]
+        first = " ".join(command.help.split("\n\n")[0].split())
+        assert first in shown or first.replace(" ", "") in shown.replace(" ", ""), first
+
+
 @pytest.mark.parametrize("width", [60, 100])
 @pytest.mark.parametrize("args", [[], ["train"]])
 def test_a_group_named_alone_shows_its_help_at_any_width(args: list[str], width: int) -> None:
