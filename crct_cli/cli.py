@@ -931,7 +931,7 @@ def track(
 
 def _track_lone_video(console: Any, job: Any, spec: Any, overwrite: bool) -> None:
     """``crct track a.mp4 --out DIR``: in this process, the outputs in DIR itself, a table."""
-    from crct_cli.batch.resume import Done, check_done, foreign_outputs, other_input
+    from crct_cli.batch.resume import Done, check_done, foreign_outputs, forget_failed, other_input
     from crct_cli.batch.runner import exclusive_out
     from crct_cli.batch.worker import VideoWorker
     from crct_cli.tracking.orientation import parse_rotate
@@ -951,6 +951,7 @@ def _track_lone_video(console: Any, job: Any, spec: Any, overwrite: bool) -> Non
     before = other_input(job)
     if before is not None:
         _warning_line(f"{job.out_dir} held crct's tracking of {before}; {job.label} replaces it")
+    fresh = not job.out_dir.exists()
     try:
         job.out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -959,6 +960,8 @@ def _track_lone_video(console: Any, job: Any, spec: Any, overwrite: bool) -> Non
     with exclusive_out(job.out_dir), frame_progress(console, job.source.name) as on_frame:
         result = worker.run(job, on_frame)
     if result.status == "failed":
+        if fresh:  # the folder made for it goes (its lock is gone now)
+            forget_failed(job)
         _error_line(result.error)
         raise typer.Exit(EXIT_BAD_INPUT)
     print_track_summary(console, worker.last_summary, worker.tracker.timings)

@@ -468,10 +468,19 @@ def test_a_corrupt_video_fails_alone_and_the_others_are_complete(
         assert track.summary["status"] == "ok" and len(track.frames) == frames
         assert len(list((out / name / "annot").glob("*.pts"))) == frames
     assert (out / "sub/c/track.json").is_file() and not any((out / "sub/c/annot").iterdir())
-    assert not (out / "bad" / "track.json").exists()
+    assert not (out / "bad").exists()  # the folder made for it goes with its marker
     # each folder holds its own video's points: the same as that video tracked alone
     alone = crct("track", archive / "sub" / "b.mp4", "--out", tmp_path / "alone")
     assert alone.exit_code == 0, alone.output
+    lone_bad = crct("track", archive / "bad.mp4", "--out", tmp_path / "lone" / "bad")
+    assert lone_bad.exit_code == 2 and not (tmp_path / "lone" / "bad").exists()
+    # a folder with an earlier run's files is kept when its video now fails
+    (archive / "bad.mp4").rename(tmp_path / "bad.mp4")
+    (archive / "a.mp4").rename(archive / "bad.mp4")
+    assert crct("track", archive / "bad.mp4", "--out", tmp_path / "kept").exit_code == 0
+    (tmp_path / "bad.mp4").replace(archive / "bad.mp4")
+    again = crct("track", archive / "bad.mp4", "--out", tmp_path / "kept")
+    assert again.exit_code == 2 and (tmp_path / "kept" / "landmarks.csv").is_file()
     for k in (1, 6, 12):
         name = f"{k:06d}.pts"
         np.testing.assert_array_equal(

@@ -216,6 +216,18 @@ def clear_done(job: VideoJob) -> None:
     write_text_atomic(job.out_dir / MARKER, json.dumps(unfinished, indent=1) + "\n")
 
 
+def forget_failed(job: VideoJob) -> None:
+    """A video that failed in a folder made for it leaves no folder behind: only the marker
+    :func:`clear_done` wrote is there (a bad file fails before anything is written), so the
+    folder goes. A folder that holds anything else (an earlier run's files) is kept."""
+    try:
+        if [entry.name for entry in os.scandir(job.out_dir)] == [MARKER]:
+            os.unlink(job.out_dir / MARKER)
+            os.rmdir(job.out_dir)
+    except OSError:
+        pass  # not there, or not ours to tidy: leave it
+
+
 def mark_done(
     job: VideoJob,
     stamp: dict[str, int],
