@@ -909,6 +909,7 @@ def track(
     }
     check_tracker_options(tracker_options)  # what every worker's Tracker would refuse
     _warn_focal_without_pose(focal_length, pose)
+    _warn_unused(tracker_options)
     jobs = discover(videos, out)
     console = Console(stderr=True, highlight=False)
     if len(jobs) == 1 and jobs[0].output == "." and engine == "local":
@@ -2100,6 +2101,16 @@ def _warn_focal_without_pose(focal_length: float | None, pose: bool) -> None:
     """--focal-length only places the camera for --pose: alone it changes nothing."""
     if focal_length is not None and not pose:
         _warning_line("--focal-length changes nothing without --pose")
+
+
+def _warn_unused(options: dict[str, Any]) -> None:
+    """A tracking option given a value where the other options leave it nothing to do (as
+    --focal-length without --pose): said, not refused, since the run is still what was asked."""
+    if not options.get("lookahead", True) and options.get("backtrack", 10) != 10:
+        _warning_line("--backtrack changes nothing without --lookahead")
+    mode = options.get("mode", "crct")
+    if mode != "crct" and options.get("tc", 0.5) != 0.5:
+        _warning_line(f"--tc changes nothing with --mode {mode} (no face validator)")
 
 
 def _warn_part_run(pred: Path, header: dict[str, Any], missing: int) -> None:

@@ -1089,3 +1089,23 @@ def test_two_real_workers_track_the_sample_as_one_process_does(
         for path in expected:
             assert (folder / "annot" / path.name).read_bytes() == path.read_bytes()
     assert [r["status"] for r in read_summary(out / "summary.csv")] == ["ok", "ok"]
+
+
+def test_options_left_nothing_to_do_are_said_to_change_nothing(
+    make_video: Callable[..., Path], tmp_path: Path, fakes: None
+) -> None:
+    """--backtrack without --lookahead, --tc where no validator runs: a warning line each, the
+    run done as asked; the same values where they count, no warning."""
+    clip = make_video("clip.mp4", n_frames=3, width=W, height=H)
+    cases = (
+        (["--no-lookahead", "--backtrack", "5"], "--backtrack changes nothing without --lookahead"),
+        (["--mode", "fll-mt", "--tc", "0.9"], "--tc changes nothing with --mode fll-mt"),
+        (["--mode", "bt", "--tc", "0.9"], "--tc changes nothing with --mode bt"),
+        (["--backtrack", "5", "--tc", "0.9"], None),
+        (["--no-lookahead", "--mode", "fll-mt"], None),
+    )
+    for i, (args, said) in enumerate(cases):
+        result = crct("track", clip, "--out", tmp_path / str(i), *args)
+        assert result.exit_code == 0, result.output
+        assert ("changes nothing" in result.stderr) == (said is not None), args
+        assert said is None or said in result.stderr
