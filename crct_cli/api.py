@@ -441,7 +441,8 @@ class Tracker:
         tracker keeps the frame until the next one (BT reads both), so it keeps a copy: a
         capture loop may decode every frame into one buffer. Every frame until :meth:`reset`
         has the first one's size (a frame of another size is an error: its points would be
-        read at the old scale).
+        read at the old scale). A new video starts with :meth:`reset`, also after
+        :meth:`track`, whose faces (and frame numbers) step would otherwise carry on.
         """
         image = _check_image(rgb)
         size = (image.shape[0], image.shape[1])
