@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
-import operator
 import os
 import threading
 import time
@@ -114,21 +113,28 @@ def parse_faces(value: int | str | None) -> int | None:
     """``--faces`` / ``faces``: a positive count, or ``all`` (None; Python's None too)."""
     if value is None or (isinstance(value, str) and value.strip().lower() == "all"):
         return None
-    if isinstance(value, bool):  # True is not a count
-        raise _faces_error(value)
     try:
-        n = int(value) if isinstance(value, str) else operator.index(value)  # 2.5 is not either
+        n = int(value) if isinstance(value, str) else _count(value)  # 2.5 and True are not
     except (TypeError, ValueError):
         raise _faces_error(value) from None
+    if n is None:
+        raise _faces_error(value)
     if n < 1:
         raise _faces_error(value)
     return n
 
 
-def _whole(value: Any) -> bool:
-    """A count of frames: an int (numpy's too), not a float or a bool, which would be
-    truncated or taken as 1 (``detect_every=2.5`` would look on every fifth frame)."""
-    return isinstance(value, int | np.integer) and not isinstance(value, bool)
+def _count(value: Any) -> int | None:
+    """A count (of frames, of faces) as an int: an int, numpy's too, or a float with nothing
+    after the point (5.0, as before); None for a fraction or a bool, which would be truncated
+    or taken as 1 (``detect_every=2.5`` looked on every fifth frame)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | np.integer):
+        return int(value)
+    if isinstance(value, float | np.floating) and float(value).is_integer():
+        return int(value)
+    return None
 
 
 def _faces_error(value: object) -> OptionError:
@@ -313,23 +319,27 @@ class Tracker:
     ) -> None:
         if mode not in MODES:
             raise OptionError("mode", f"must be one of {', '.join(MODES)}, got {mode!r}")
-        if not _whole(detect_every) or detect_every < 1:
+        every, lost_run, again = _count(detect_every), _count(max_lost), _count(reacquire)
+        if every is None or every < 1:
             raise OptionError("detect_every", f"must be a whole number >= 1, got {detect_every!r}")
-        if not _whole(max_lost) or max_lost < 0:
+        if lost_run is None or lost_run < 0:
             raise OptionError("max_lost", f"must be a whole number >= 0, got {max_lost!r}")
-        if not _whole(reacquire) or reacquire < 0:
+        if again is None or again < 0:
             raise OptionError(
                 "reacquire", f"must be a whole number >= 0 frames (0: never), got {reacquire!r}"
             )
+        detect_every, max_lost, reacquire = every, lost_run, again
         check_lost_points(lost_points)
         check_gates(tb, tc, seq_bt)
         check_gate_growth(gate_growth)
         check_likeness(likeness)
         check_find_wide(find_wide, CrctError)
-        if not _whole(backfill) or backfill < 0:
+        waiting = _count(backfill)
+        if waiting is None or waiting < 0:
             raise OptionError(
                 "backfill", f"must be a whole number >= 0 frames (0: none), got {backfill!r}"
             )
+        backfill = waiting
         check_bt_reuse(bt_reuse)
         check_fps(sequence_fps)
         check_focal(focal_length)  # also without pose, as the command line checks it
@@ -424,6 +434,11 @@ class Tracker:
 
     def reset(self) -> None:
         """Forget every face: the next frame starts a new video (ids from 0 again)."""
+        if self._busy.locked():  # a track() paused in its loop would go on from nothing
+            raise CrctError(_BUSY)
+        self._reset()
+
+    def _reset(self) -> None:
         self._engine.reset()
         if self.smoother is not None:
             self.smoother.reset()
@@ -451,8 +466,14 @@ class Tracker:
                 f"frame {self._index}: {size[1]}x{size[0]}, but the frames before were "
                 f"{self._size[1]}x{self._size[0]} (reset() starts a new video)"
             )
-        if self._busy.locked():
+        if not self._busy.acquire(blocking=False):  # a track() runs, or another step()
             raise CrctError(_BUSY)
+        try:
+            return self._step(image, size, time_s)
+        finally:
+            self._busy.release()
+
+    def _step(self, image: np.ndarray, size: tuple[int, int], time_s: float | None) -> TrackedFrame:
         image = self._step_turned(image.copy())
         self._size = size
         now = time.perf_counter()
@@ -586,7 +607,7 @@ class Tracker:
         from crct_cli.io.video import iter_frames, prefetch_frames
         from crct_cli.tracking.orientation import look_for_turn, turn_frames
 
-        self.reset()
+        self._reset()
         waiting: list[TrackedFrame] = []  # the first frames, faceless, while a face may come
         found = self.backfill == 0
         in_memory = is_frame_source(video)  # decoded by the caller, read on its thread
@@ -603,6 +624,9 @@ class Tracker:
         if self.frame_denoise is not None:  # in the decoding thread, beside the networks
             frames = denoise_frames(frames, self.frame_denoise, two_sided=not causal)
         for decoded in frames if in_memory else prefetch_frames(frames):
+            if self._size is None:  # as step() would have been given it: before the turn
+                height, width = decoded.image.shape[:2]
+                self._size = (width, height) if self.rotation in (90, 270) else (height, width)
             faces = self._engine_step(decoded.image)
             if causal:
                 faces = self._smoothed(faces, decoded.time)
@@ -697,7 +721,7 @@ class Tracker:
 
     def align(
         self,
-        image: np.ndarray | str | os.PathLike[str],
+        image: np.ndarray | str | bytes | os.PathLike[str],
         boxes: Any = None,
         rotate: int | str | None = None,
     ) -> list[Face]:

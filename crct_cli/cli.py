@@ -217,11 +217,19 @@ class CrctGroup(TyperGroup):
         sys.exit(code)
 
 
+#: options whose empty value means "not given" (Ray's address: $RAY_ADDRESS, else a local one)
+EMPTY_MEANS_UNSET = frozenset({"--ray-address"})
+
+
 def _empty_argument(argv: list[str]) -> str | None:
     """What is wrong with an empty argument (``--out "$DIR"`` with ``DIR`` unset), or None:
     Path("") is the current folder, so ``crct track a.mp4 --out ""`` would write there."""
+    if "--help" in argv or "-h" in argv:
+        return None  # help is shown whatever else was typed
     for i, arg in enumerate(argv):
         flag, eq, value = arg.partition("=")
+        if flag in EMPTY_MEANS_UNSET or (i > 0 and argv[i - 1] in EMPTY_MEANS_UNSET):
+            continue
         if arg.strip() == "" or (arg.startswith("--") and eq and value.strip() == ""):
             after = f"after {argv[i - 1]!r} " if arg.strip() == "" and i else ""
             name = f"{flag} has an empty value" if eq else f"an empty argument {after}".rstrip()
@@ -932,7 +940,14 @@ def track(
 
 def _track_lone_video(console: Any, job: Any, spec: Any, overwrite: bool) -> None:
     """``crct track a.mp4 --out DIR``: in this process, the outputs in DIR itself, a table."""
-    from crct_cli.batch.resume import Done, check_done, foreign_outputs, forget_failed, other_input
+    from crct_cli.batch.resume import (
+        Done,
+        check_done,
+        first_missing,
+        foreign_outputs,
+        forget_failed,
+        other_input,
+    )
     from crct_cli.batch.runner import exclusive_out
     from crct_cli.batch.worker import VideoWorker
     from crct_cli.tracking.orientation import parse_rotate
@@ -952,7 +967,7 @@ def _track_lone_video(console: Any, job: Any, spec: Any, overwrite: bool) -> Non
     before = other_input(job)
     if before is not None:
         _warning_line(f"{job.out_dir} held crct's tracking of {before}; {job.label} replaces it")
-    fresh = not job.out_dir.exists()
+    made = first_missing(job.out_dir)
     try:
         job.out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -961,8 +976,7 @@ def _track_lone_video(console: Any, job: Any, spec: Any, overwrite: bool) -> Non
     with exclusive_out(job.out_dir), frame_progress(console, job.source.name) as on_frame:
         result = worker.run(job, on_frame)
     if result.status == "failed":
-        if fresh:  # the folder made for it goes (its lock is gone now)
-            forget_failed(job)
+        forget_failed(job, made)  # the folders made for it go (its lock is gone now)
         _error_line(result.error)
         raise typer.Exit(EXIT_BAD_INPUT)
     print_track_summary(console, worker.last_summary, worker.tracker.timings)
@@ -2106,10 +2120,13 @@ def _warn_focal_without_pose(focal_length: float | None, pose: bool) -> None:
 def _warn_unused(options: dict[str, Any]) -> None:
     """A tracking option given a value where the other options leave it nothing to do (as
     --focal-length without --pose): said, not refused, since the run is still what was asked."""
-    if not options.get("lookahead", True) and options.get("backtrack", 10) != 10:
+    from crct_cli.tracking.backtrack import BACKTRACK
+    from crct_cli.tracking.tracker import TrackerConfig
+
+    if not options.get("lookahead", True) and options.get("backtrack", BACKTRACK) != BACKTRACK:
         _warning_line("--backtrack changes nothing without --lookahead")
-    mode = options.get("mode", "crct")
-    if mode != "crct" and options.get("tc", 0.5) != 0.5:
+    mode, tc = options.get("mode", "crct"), TrackerConfig.tc
+    if mode != "crct" and options.get("tc", tc) != tc:
         _warning_line(f"--tc changes nothing with --mode {mode} (no face validator)")
 
 

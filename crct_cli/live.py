@@ -53,7 +53,7 @@ class LiveSummary:
     ended: str
     out: Path | None = None
     dropped: int = 0  #: a camera's or stream's frames that came while the last was tracked
-    #: frames of another size than the first (a stream switching quality), scaled to it
+    #: frames of another size than the first (a stream switching quality), scaled to fit it
     rescaled: int = 0
 
     @property
@@ -259,6 +259,20 @@ class _NewestFrames:
         self.capture.release()
 
 
+def fit_frame(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``rgb`` scaled by one factor to fit ``size`` (H, W) and centred on black: a stream that
+    changes size mid-session keeps its first frame size (the tracker's, the outputs') and
+    its faces their shape, whatever the new aspect."""
+    height, width = size
+    scale = min(height / rgb.shape[0], width / rgb.shape[1])
+    h = min(height, max(1, round(rgb.shape[0] * scale)))
+    w = min(width, max(1, round(rgb.shape[1] * scale)))
+    out = np.zeros((height, width, 3), np.uint8)
+    top, left = (height - h) // 2, (width - w) // 2
+    out[top : top + h, left : left + w] = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)
+    return out
+
+
 def run_live(
     source: str,
     tracker: Any,
@@ -303,7 +317,7 @@ def run_live(
             if size is None:
                 size = (rgb.shape[0], rgb.shape[1])
             elif rgb.shape[:2] != size:  # an adaptive stream changed quality: same picture
-                rgb = cv2.resize(rgb, (size[1], size[0]), interpolation=cv2.INTER_AREA)
+                rgb = fit_frame(rgb, size)
                 rescaled += 1
             frame = tracker.step(rgb, got[1])
             frames += 1

@@ -68,6 +68,8 @@ def test_one_video_at_a_time(make_video) -> None:
         tracker.step(np.zeros((72, 96, 3), np.uint8))
     with pytest.raises(CrctError, match="already tracking"):
         next(tracker.track(clip))
+    with pytest.raises(CrctError, match="already tracking"):
+        tracker.reset()  # the paused run would go on from nothing
     first.close()
     again = [f.faces[0].points for f in tracker.track(clip)]
     assert all(np.array_equal(a, b) for a, b in zip(alone, again, strict=True))
@@ -77,6 +79,7 @@ def test_one_video_at_a_time(make_video) -> None:
 
 
 def test_two_threads_on_one_tracker_one_is_refused(make_video) -> None:
+    """While one thread's track() runs, another thread's track() or step() is refused."""
     clip = make_video(n_frames=20)
     tracker = fake_tracker()
     started, release = threading.Event(), threading.Event()
@@ -90,18 +93,23 @@ def test_two_threads_on_one_tracker_one_is_refused(make_video) -> None:
     thread = threading.Thread(target=slow)
     thread.start()
     assert started.wait(10)
-    try:
-        list(tracker.track(clip))
-    except CrctError as exc:
-        errors.append(exc)
+    for attempt in (
+        lambda: list(tracker.track(clip)),
+        lambda: tracker.step(np.zeros((72, 96, 3), np.uint8)),
+    ):
+        try:
+            attempt()
+        except CrctError as exc:
+            errors.append(exc)
     release.set()
     thread.join(10)
-    assert len(errors) == 1 and "already tracking" in str(errors[0])
+    assert len(errors) == 2 and all("already tracking" in str(e) for e in errors)
 
 
 def test_a_frame_of_another_size_in_step_is_refused_until_reset() -> None:
-    """step() after frames of 96x72 given one of 192x144: an error, not points read at the old
-    scale; reset() starts a new video of any size."""
+    """step() after 360x360 frames given a 720x720 one: an error, not points read at the old
+    scale; reset() starts a new video of any size. After track() likewise: step() would go on
+    from its faces."""
     tracker = fake_tracker()
     small = [f.image for f in iter_frames(VIDEO, 3)]
     for image in small:
@@ -111,6 +119,23 @@ def test_a_frame_of_another_size_in_step_is_refused_until_reset() -> None:
         tracker.step(big)
     tracker.reset()
     assert tracker.step(big).index == 0
+    tracker.reset()
+    assert len(list(tracker.track(np.stack(small)))) == 3
+    with pytest.raises(CrctError, match=r"720x720, but the frames before were 360x360"):
+        tracker.step(big)
+
+
+def test_a_frame_of_another_aspect_is_fitted_not_stretched() -> None:
+    """A 4:3 stream that turns 16:9: scaled by one factor into the first size, centred on black
+    bars, so a round face stays round."""
+    from crct_cli.live import fit_frame
+
+    wide = np.full((90, 160, 3), 200, np.uint8)
+    fitted = fit_frame(wide, (120, 160))
+    assert fitted.shape == (120, 160, 3)
+    assert (fitted[15:105] == 200).all() and (fitted[:15] == 0).all() and (fitted[105:] == 0).all()
+    tall = fit_frame(np.full((200, 100, 3), 90, np.uint8), (100, 100))
+    assert (tall[:, 25:75] == 90).all() and (tall[:, :25] == 0).all() and (tall[:, 75:] == 0).all()
 
 
 def test_live_scales_a_stream_that_changes_size(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -166,7 +191,11 @@ def test_counts_are_whole_numbers_and_paths_are_checked(tmp_path: Path) -> None:
     for options in ({"faces": 2.5}, {"faces": True}, {"detect_every": 2.5}, {"max_lost": 1.5}):
         with pytest.raises(OptionError, match="must be"):
             Tracker(networks=object(), **options)
-    assert Tracker(networks=object(), faces=np.int64(2), detect_every=np.int32(3)).multi.faces == 2
+    whole = Tracker(networks=object(), faces=np.int64(2), detect_every=np.int32(3))
+    assert (whole.multi.faces, whole.multi.detect_every) == (2, 3)
+    as_before = Tracker(networks=object(), faces=2.0, detect_every=5.0, backfill=50.0)
+    assert (as_before.multi.faces, as_before.multi.detect_every, as_before.backfill) == (2, 5, 50)
+    assert type(as_before.multi.detect_every) is int
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no "no face finder in ..." first
         with pytest.raises(CrctError, match="weights_dir .*nowhere: no such folder"):

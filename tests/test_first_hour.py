@@ -237,3 +237,8 @@ def test_an_empty_argument_is_refused_before_it_becomes_the_current_folder(
     ):
         assert said in one_line_error(crct(*args))
     assert list(tmp_path.iterdir()) == []
+    # an empty Ray address means none given ($RAY_ADDRESS, else a local one); help is help
+    ray = one_line_error(crct("track", tmp_path / "no.mp4", "--out", "o", "--ray-address", ""))
+    assert "an empty argument" not in ray and "--ray-address is for --engine ray" in ray
+    shown = crct("track", "", "--help")
+    assert shown.exit_code == 0 and "Usage: crct track" in shown.stdout

@@ -54,6 +54,23 @@ def output_files(out_dir: Path) -> dict[str, int]:
     return counts
 
 
+def _files_removed(out_dir: Path, recorded: dict[str, int]) -> bool:
+    """Whether files the run wrote are gone: a folder with fewer files than it left (more is
+    fine: a viewer's .DS_Store or Thumbs.db, an SMB share's ._ files), or a landmarks.csv
+    of another size; a folder that cannot be read counts as gone (it is tracked again)."""
+    try:
+        now = output_files(out_dir)
+    except OSError:
+        return True
+    for name, count in recorded.items():
+        if name == "landmarks.csv":
+            if now.get(name) != count:
+                return True
+        elif now.get(name, 0) < count:
+            return True
+    return False
+
+
 def _entries(folder: Path) -> int:
     """Files under ``folder``, at any depth (faces/<id>/annot/...)."""
     total = 0
@@ -120,7 +137,7 @@ def check_done(
         if pts and not marker.get("pts", True):
             return NO_PTS
         files = marker.get("files")  # markers before session 51 have none: taken as they are
-        if files is not None and output_files(job.out_dir) != files:
+        if files is not None and _files_removed(job.out_dir, files):
             return INCOMPLETE
         result = marker["result"]
         return Done(
@@ -216,14 +233,34 @@ def clear_done(job: VideoJob) -> None:
     write_text_atomic(job.out_dir / MARKER, json.dumps(unfinished, indent=1) + "\n")
 
 
-def forget_failed(job: VideoJob) -> None:
+def first_missing(folder: Path) -> Path | None:
+    """The outermost of ``folder`` and its parents that does not exist yet (what making it
+    creates), or None when it exists."""
+    missing = None
+    for path in (folder, *folder.parents):
+        if path.exists():
+            return missing
+        missing = path
+    return missing
+
+
+def forget_failed(job: VideoJob, made: Path | None) -> None:
     """A video that failed in a folder made for it leaves no folder behind: only the marker
     :func:`clear_done` wrote is there (a bad file fails before anything is written), so the
-    folder goes. A folder that holds anything else (an earlier run's files) is kept."""
+    folder goes, and the empty folders above it up to ``made`` (:func:`first_missing` before
+    it was made). A folder that holds anything else (an earlier run's files) is kept."""
+    if made is None:
+        return
     try:
-        if [entry.name for entry in os.scandir(job.out_dir)] == [MARKER]:
-            os.unlink(job.out_dir / MARKER)
-            os.rmdir(job.out_dir)
+        if [entry.name for entry in os.scandir(job.out_dir)] != [MARKER]:
+            return
+        os.unlink(job.out_dir / MARKER)
+        folder = job.out_dir
+        while True:
+            os.rmdir(folder)  # fails on a folder another video has written into: kept
+            if folder == made or folder.parent == folder:
+                return
+            folder = folder.parent
     except OSError:
         pass  # not there, or not ours to tidy: leave it
 

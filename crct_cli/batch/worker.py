@@ -9,10 +9,18 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from crct_cli.batch.discover import VideoJob
-from crct_cli.batch.resume import Done, clear_done, forget_failed, input_stamp, mark_done
+from crct_cli.batch.resume import (
+    Done,
+    clear_done,
+    first_missing,
+    forget_failed,
+    input_stamp,
+    mark_done,
+)
 from crct_cli.batch.summary import VideoResult
 from crct_cli.errors import CrctError, error_text, os_reason
 
@@ -182,12 +190,12 @@ class VideoWorker:
 
         result = VideoResult(job.label, job.output)
         t0 = time.perf_counter()
-        fresh = False  # the output folder made for this video
+        made: Path | None = None  # the outermost folder made for this video's outputs
         try:
             if not (job.source.is_file() or job.source.is_dir()):
                 raise CrctError(f"{job.label}: no such video file or image sequence")
             stamp = input_stamp(job.source)
-            fresh = not job.out_dir.exists()
+            made = first_missing(job.out_dir)
             clear_done(job)
             self.last_summary = None
             summary = track_video(
@@ -219,12 +227,11 @@ class VideoWorker:
         except Exception as exc:  # one broken video never stops the others
             result.status, result.error = "failed", f"{job.label}: {type(exc).__name__}: {exc}"
         else:
-            fresh = False
+            made = None
             result.status, result.frames, result.faces = done.status, done.frames, done.faces
             result.face_frames = done.face_frames
             result.missing_frames, result.rotate = done.missing_frames, done.rotate
-        if fresh:  # failed in a folder made for it: no empty-looking folder is left
-            forget_failed(job)
+        forget_failed(job, made)  # failed in a folder made for it: none is left
         result.seconds = time.perf_counter() - t0 if result.status == "failed" else done.seconds
         return result
 
