@@ -535,7 +535,7 @@ class Tracker:
 
     def track(
         self,
-        video: VideoSource,
+        video: VideoSource | bytes,
         max_frames: int | None = None,
         skip_frames: int = 0,
         rotate: int | str | None = None,
