@@ -8,6 +8,7 @@ with 130. That handling lives in :class:`CrctGroup`, so every subcommand gets it
 import dataclasses
 import inspect
 import math
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -2167,11 +2168,18 @@ ValDirs = Annotated[
 ]
 Steps = Annotated[int | None, typer.Option(help="Optimisation steps (default: the model's own).")]
 Seed = Annotated[int, typer.Option(help="Seed: batches are drawn from (seed, step).")]
-Resume = Annotated[bool, typer.Option(help="Continue from --checkpoint if it exists.")]
+Resume = Annotated[
+    bool,
+    typer.Option(
+        help="Continue from --checkpoint if it exists (the checkpoint of this very run: "
+        "another's, with other data, options, seed or --out, is refused)."
+    ),
+]
 Checkpoint = Annotated[
     Path | None,
     typer.Option(
-        help="Checkpoint file, outside the repository (default: $TMPDIR/crct-ckpt/).",
+        help="Checkpoint file, written every 100 steps, best outside the repository "
+        "(default: $TMPDIR/crct-ckpt/<model>.ckpt).",
         show_default=False,
     ),
 ]
@@ -2180,7 +2188,8 @@ OutFile = Annotated[
     typer.Option(
         "--out",
         "-o",
-        help="Weight file to write (default: weights/<model>.pt).",
+        help="Weight file to write, its entry going into the manifest.json beside it "
+        "(default: the weights folder's file of this model, replaced only when named).",
         show_default=False,
     ),
 ]
@@ -2338,6 +2347,40 @@ def _train_common(cfg: Any, steps: int | None, out: Path | None, checkpoint: Pat
             )
     if checkpoint is not None:
         cfg.checkpoint = checkpoint
+    _check_train_values(cfg, steps)
+    _check_writable(Path(cfg.out), "--out")
+    if getattr(cfg, "checkpoint", None) is not None:
+        _check_writable(Path(cfg.checkpoint), "--checkpoint")
+    from crct_cli.models import weights
+
+    weights.read_manifest(Path(cfg.out).parent)  # the manifest the entry goes into: crct's
+
+
+def _check_train_values(cfg: Any, steps: int | None) -> None:
+    """Values a run would take and make nothing of (0 steps: untrained weights), or fail on
+    after loading its data: refused before anything is read."""
+    if steps is not None and steps < 1:
+        raise CrctError(f"--steps must be 1 or more (none: the model's own), got {steps}")
+    if getattr(cfg, "batch", 1) < 1:
+        raise CrctError(f"--batch must be 1 or more, got {cfg.batch}")
+    lr = getattr(cfg, "lr", 1.0)
+    if not (math.isfinite(lr) and lr > 0):
+        raise CrctError(f"--lr must be a positive number, got {lr}")
+    if getattr(cfg, "val_limit", 0) < 0:
+        raise CrctError(f"--val-limit must be 0 (every face) or more, got {cfg.val_limit}")
+
+
+def _check_writable(path: Path, flag: str) -> None:
+    """A file a run writes at its end (the weights) or as it goes (a checkpoint): said before
+    an hour of training, not after it. Its folder is made here."""
+    if path.is_dir():
+        raise CrctError(f"{flag} {path}: a folder; give the file to write (FILE.pt)")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CrctError(f"{flag} {path}: cannot create {path.parent} ({exc.strerror})") from None
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        raise CrctError(f"{flag} {path}: folder {path.parent} is not writable")
 
 
 def _train_device(device: str) -> str:
@@ -2708,14 +2751,16 @@ def train_int8(
     faces: Annotated[
         int, typer.Option(help="Training faces sampled (two crops per network each).", min=1)
     ] = 192,
-    seed: Seed = 0,
+    seed: Annotated[int, typer.Option(help="Seed: which faces are sampled.")] = 0,
     out: Annotated[
-        Path,
+        Path | None,
         typer.Option(
-            help="The ranges file, beside the bt.pt and fll.pt it is for (crct looks there).",
+            help="The ranges file, beside the bt.pt and fll.pt it is for (crct looks there; "
+            "default: int8.json in the weights folder, replaced only when named).",
             metavar="JSON",
+            show_default=False,
         ),
-    ] = Path("weights/int8.json"),
+    ] = None,
     operators: Annotated[
         str,
         typer.Option(
@@ -2735,10 +2780,27 @@ def train_int8(
             f"--operators {operators!r}: give Conv, optionally with Relu (known: "
             f"{', '.join(KNOWN_OPS)})"
         )
+    from crct_cli.models import weights
+
+    if out is None:  # as every crct train: the file crct runs with is replaced when named
+        out = weights.WEIGHTS_DIR / "int8.json"
+        if out.exists():
+            from crct_cli.train.run import display_path
+
+            raise CrctError(
+                f"{display_path(out)} is the file crct runs with: give --out "
+                f"{display_path(out)} to replace it (as its manifest's command does), or "
+                "--out FILE.json beside a bt.pt and fll.pt of your own"
+            )
     dirs, vals = _train_dirs(train, val)
     for name in ("bt.pt", "fll.pt"):
         if not (out.parent / name).is_file():
-            raise CrctError(f"{out.parent / name}: no such weight file (--out goes beside it)")
+            raise CrctError(
+                f"{out.parent / name}: no such weight file (--out goes beside the bt.pt and "
+                f"fll.pt it is for; the weights folder: {weights.WEIGHTS_DIR})"
+            )
+    _check_writable(out, "--out")
+    weights.read_manifest(out.parent)
     cfg = TrainInt8Config(dirs, vals, faces=faces, seed=seed, out=out, operators=ops)
     train_int8(cfg, log=_log_line)
 

@@ -101,9 +101,12 @@ def read_manifest(weights_dir: Path = WEIGHTS_DIR) -> dict[str, Any]:
     if not manifest.is_file():
         return {"weights": {}}
     try:
-        return json.loads(manifest.read_text(encoding="utf-8"))
+        data = json.loads(manifest.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise CrctError(f"{manifest}: corrupt manifest ({exc.msg})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("weights", {}), dict):
+        raise CrctError(f'{manifest}: not a crct weights manifest (no "weights" object)')
+    return data
 
 
 def update_manifest(name: str, entry: dict[str, Any], weights_dir: Path = WEIGHTS_DIR) -> None:
@@ -118,6 +121,16 @@ def update_manifest(name: str, entry: dict[str, Any], weights_dir: Path = WEIGHT
     write_text_atomic(weights_dir / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
 
+def resolve_weight_path(path: Path, weights_dir: Path = WEIGHTS_DIR) -> Path:
+    """The file a weight path names: as given when it is there or absolute; else
+    "weights/fll.pt" (as the manifest's commands name the shipped files, run elsewhere than
+    the checkout) or a bare "fll.pt" is the weights folder's own."""
+    if path.is_absolute() or path.exists():
+        return path
+    inside = path.parts[1:] if path.parts[:1] == ("weights",) else path.parts
+    return weights_dir.joinpath(*inside) if inside else weights_dir / path
+
+
 def load_weights(
     name_or_path: str | os.PathLike[str],
     kind: str | tuple[str, ...],
@@ -129,21 +142,22 @@ def load_weights(
     A file named in the manifest must match its recorded hash; a path outside the manifest (a
     user's own training run) is loaded as is, after a kind check.
     """
-    path = Path(name_or_path)
-    if not path.is_absolute() and not path.exists():
-        # "weights/fll.pt", as the manifest's commands name the shipped files, run elsewhere
-        # than the checkout: the weights folder's own
-        inside = path.parts[1:] if path.parts[:1] == ("weights",) else path.parts
-        path = weights_dir.joinpath(*inside) if inside else weights_dir / path
+    given = Path(name_or_path)
+    path = resolve_weight_path(given, weights_dir)
     if not path.is_file():
         kinds = kind if isinstance(kind, str) else " or ".join(kind)
+        listed = given.name in read_manifest(weights_dir).get("weights", {})
+        if not listed or (len(given.parts) > 1 and given.parts[0] != "weights"):
+            raise CrctError(f"{given}: no such weight file")  # a user's own path, mistyped
         raise CrctError(
             f"weight file {path} is missing; reinstall crct or rebuild it with 'crct train {kinds}'"
         )
     entry = read_manifest(path.parent).get("weights", {}).get(path.name)
     if entry is not None and entry.get("sha256") != sha256_file(path):
         raise CrctError(
-            f"weight file {path} is corrupt (sha256 differs from {path.parent / MANIFEST})"
+            f"weight file {path} is not the one {path.parent / MANIFEST} lists (its sha256 "
+            "differs): damaged, or put there by hand; a file retrained for this folder is "
+            "written into it with crct train --out, which updates the manifest"
         )
     import torch
 

@@ -361,7 +361,12 @@ def train_bt(cfg: TrainBTConfig, log=print) -> dict:
         p.requires_grad_(False)
     trainable = [p for p in model.parameters() if p.requires_grad]
     loop = LoopConfig(
-        steps=cfg.steps, lr=cfg.lr, checkpoint=cfg.checkpoint, resume=cfg.resume, warmup=50
+        steps=cfg.steps,
+        lr=cfg.lr,
+        checkpoint=cfg.checkpoint,
+        resume=cfg.resume,
+        identity=cfg.identity(),
+        warmup=50,
     )
 
     def make(step: int) -> object:

@@ -362,6 +362,7 @@ def train_fadenn(cfg: TrainFADeNNConfig, log=print) -> dict:
         warmup=50,
         checkpoint=cfg.checkpoint,
         resume=cfg.resume,
+        identity=cfg.identity(),
     )
 
     def batches(start: int) -> Iterator[tuple[int, object]]:

@@ -208,7 +208,12 @@ def train_finder(cfg: TrainFinderConfig, log=print) -> dict:
     log(f"finder: {len(train_faces)} training faces, {len(val_faces)} validation")
     model = FaceFinder(cfg.model)
     loop = LoopConfig(
-        steps=cfg.steps, lr=cfg.lr, checkpoint=cfg.checkpoint, resume=cfg.resume, warmup=100
+        steps=cfg.steps,
+        lr=cfg.lr,
+        checkpoint=cfg.checkpoint,
+        resume=cfg.resume,
+        identity=cfg.identity(),
+        warmup=100,
     )
 
     def make(step: int) -> object:

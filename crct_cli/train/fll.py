@@ -274,7 +274,10 @@ def train_fll(cfg: TrainFLLConfig, log=print) -> dict:
     size = model_cfg.input_size
     # recorded before training: --out may overwrite --init
     inputs = {
-        name: {"path": display_path(path), "sha256": weights.sha256_file(path)}
+        name: {
+            "path": display_path(path),
+            "sha256": weights.sha256_file(weights.resolve_weight_path(Path(path))),
+        }
         for name, path in (("init", cfg.init), ("first", cfg.first))
         if path is not None
     }
@@ -302,6 +305,7 @@ def train_fll(cfg: TrainFLLConfig, log=print) -> dict:
         lr=cfg.lr,
         checkpoint=cfg.checkpoint,
         resume=cfg.resume,
+        identity=cfg.identity(),
         device=cfg.device,
         minutes=cfg.minutes,
     )

@@ -230,7 +230,12 @@ def train_fv(cfg: TrainFVConfig, log=print) -> dict:
     answers, inputs = localiser_answers() if cfg.fll_answers else (None, {})
     model = FaceValidator(cfg.model)
     loop = LoopConfig(
-        steps=cfg.steps, lr=cfg.lr, checkpoint=cfg.checkpoint, resume=cfg.resume, warmup=50
+        steps=cfg.steps,
+        lr=cfg.lr,
+        checkpoint=cfg.checkpoint,
+        resume=cfg.resume,
+        identity=cfg.identity(),
+        warmup=50,
     )
 
     def make(step: int) -> object:

@@ -326,7 +326,13 @@ def train_iid(cfg: TrainIIDConfig, log=print) -> dict:
         model.daes.load_state_dict(source.daes.state_dict())
         model.daes.requires_grad_(False)
         log(f"specialised DAEs from {cfg.daes} (frozen); training the classifier only")
-    loop = LoopConfig(steps=cfg.steps, lr=cfg.lr, checkpoint=cfg.checkpoint, resume=cfg.resume)
+    loop = LoopConfig(
+        steps=cfg.steps,
+        lr=cfg.lr,
+        checkpoint=cfg.checkpoint,
+        resume=cfg.resume,
+        identity=cfg.identity(),
+    )
 
     def batches(start: int) -> Iterator[tuple[int, object]]:
         return prefetch(lambda step: make_batch(train_faces, cfg, step), start, cfg.steps)

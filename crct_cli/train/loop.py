@@ -11,8 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from torch import nn
+
+from crct_cli.errors import CrctError
 
 
 @dataclass
@@ -29,6 +32,8 @@ class LoopConfig:
     resume: bool = False
     device: str = "cpu"  # where the steps run; the returned EMA is always on the CPU
     minutes: float | None = None  # fit ``steps`` to this much time (see ``fit_steps``)
+    #: the run a checkpoint belongs to (its command but the steps): another run's is refused
+    identity: str | None = None
 
 
 class EMA:
@@ -108,18 +113,18 @@ def run_loop(
     ema = EMA(model, cfg.ema_decay)
     start = 0
     if cfg.resume and cfg.checkpoint is not None and cfg.checkpoint.is_file():
-        state = torch.load(cfg.checkpoint, map_location=device, weights_only=False)
-        model.load_state_dict(state["model"])
-        ema.model.load_state_dict(state["ema"])
-        opt.load_state_dict(state["opt"])
-        start = state["step"]
+        start = _resume(cfg, model, ema, opt, device)
         log(f"resumed from {cfg.checkpoint} at step {start}")
+    elif cfg.resume:
+        log(f"no checkpoint at {cfg.checkpoint}: starting from step 0")
     model.train()
     running: dict[str, float] = {}
     t0 = time.time()
     probe_start = t0
     if cfg.minutes is not None and (start > PROBE[0] or cfg.warmup < PROBE[1]):
         raise ValueError("minutes: needs a fresh run and a warm-up of at least 100 steps")
+    if cfg.minutes is not None and cfg.steps <= PROBE[1]:
+        log(f"{cfg.steps} steps end before the first {PROBE[1]} are timed: --minutes is not used")
     with Progress(
         TextColumn("[bold]train"),
         BarColumn(),
@@ -127,6 +132,7 @@ def run_loop(
         TextColumn("{task.fields[info]}"),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
+        console=Console(stderr=True),  # beside the log lines, not in a redirected stdout
     ) as progress:
         task = progress.add_task("train", total=cfg.steps, completed=start, info="")
         for step, batch in batches(start):
@@ -168,6 +174,12 @@ def run_loop(
                         "ema": ema.model.state_dict(),
                         "opt": opt.state_dict(),
                         "step": step + 1,
+                        "identity": cfg.identity,
+                        # dropout's masks after a resume as without one
+                        "rng": torch.get_rng_state(),
+                        "cuda_rng": torch.cuda.get_rng_state_all()
+                        if device.type == "cuda"
+                        else None,
                     },
                     tmp,
                 )
@@ -175,6 +187,38 @@ def run_loop(
     model.eval()
     ema.model.cpu()
     return ema
+
+
+def _resume(
+    cfg: LoopConfig, model: nn.Module, ema: EMA, opt: torch.optim.Optimizer, device: torch.device
+) -> int:
+    """Load ``cfg.checkpoint`` into the model, its EMA, the optimiser and torch's random state;
+    the step to go on from. A file that is no checkpoint, or another run's (other data,
+    options, seed or output), is one error: resuming it would train that run on."""
+    path = cfg.checkpoint
+    try:
+        state = torch.load(path, map_location=device, weights_only=False)
+        recorded = state.get("identity")
+        if recorded is not None and cfg.identity is not None and recorded != cfg.identity:
+            raise CrctError(
+                f"{path}: the checkpoint of another run ({recorded}); remove it, or give this "
+                "run its own --checkpoint"
+            )
+        model.load_state_dict(state["model"])
+        ema.model.load_state_dict(state["ema"])
+        opt.load_state_dict(state["opt"])
+        if state.get("rng") is not None:
+            torch.set_rng_state(state["rng"].cpu())
+        if state.get("cuda_rng") is not None and device.type == "cuda":
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        return int(state["step"])
+    except CrctError:
+        raise
+    except Exception as exc:  # torch raises many types for a file that is not one
+        raise CrctError(
+            f"{path}: cannot resume from it: not a crct train checkpoint of this model and "
+            f"its options ({type(exc).__name__})"
+        ) from None
 
 
 def to_device(batch: object, device: torch.device) -> object:

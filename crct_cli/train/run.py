@@ -64,12 +64,20 @@ class TrainRun:
         return []
 
     def command(self) -> str:
+        return shlex.join(self._args(steps=True))
+
+    def identity(self) -> str:
+        """The run a checkpoint belongs to: its command but the steps (``--minutes`` sets
+        them as it goes, and a run may be given more steps to go on)."""
+        return shlex.join(self._args(steps=False))
+
+    def _args(self, steps: bool) -> list[str]:
         assert self.out is not None
         args = ["crct", "train", self.command_name, *map(str, self.train)]
         args += ["--val", ",".join(map(str, self.val)), *self.options()]
-        args += ["--steps", str(self.steps), "--lr", str(self.lr), "--seed", str(self.seed)]
-        args += ["--out", display_path(self.out)]
-        return shlex.join(args)
+        args += ["--steps", str(self.steps)] if steps else []
+        args += ["--lr", str(self.lr), "--seed", str(self.seed)]
+        return [*args, "--out", display_path(self.out)]
 
     def publish(
         self,
@@ -99,4 +107,8 @@ class TrainRun:
             **extra,
         }
         weights.update_manifest(self.out.name, entry, self.out.parent)
+        log(
+            f"wrote {display_path(self.out)} (sha256 {sha[:12]}..., {minutes:.1f} min of "
+            f"training); its entry in {display_path(self.out.parent / weights.MANIFEST)}"
+        )
         return sha
