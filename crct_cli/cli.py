@@ -2210,7 +2210,12 @@ def _train_dirs(train: list[Path] | None, val: str) -> tuple[list[Path], list[Pa
     vals = [_data_dir(Path(v)) for v in val.split(",") if v]
     for d in [*dirs, *vals]:
         if not d.is_dir():
-            raise CrctError(f"{d}: no such data folder (see ../shared/data/README.md)")
+            hint = (  # the defaults name the data beside a checkout; other folders are the user's
+                " (the defaults are 300-W's folders beside a crct checkout: give yours)"
+                if d.parts[:3] == ("..", "shared", "data")
+                else ""
+            )
+            raise CrctError(f"{d}: no such data folder{hint}")
     return dirs, vals
 
 

@@ -344,16 +344,22 @@ def test_manifest_name_lookup_and_sha_mismatch(
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
     assert load_weights("weights/fll.pt", "fll", weights_dir=folder)["path"] == str(path)
-    with pytest.raises(CrctError, match="'crct train fll or bt'"):
+    with pytest.raises(
+        CrctError, match="weights/none.pt: no such weight file .*'crct train fll or bt'"
+    ):
         load_weights("weights/none.pt", ("fll", "bt"), weights_dir=folder)
+    with pytest.raises(CrctError, match="is missing; reinstall crct"):  # a shipped one, gone
+        (folder / "fll.pt").rename(folder / "kept.pt")
+        load_weights("weights/fll.pt", "fll", weights_dir=folder)
+    (folder / "kept.pt").rename(folder / "fll.pt")
     monkeypatch.chdir(tmp_path)
     update_manifest("fll.pt", {"sha256": "0" * 64}, weights_dir=folder)
-    with pytest.raises(CrctError, match="corrupt") as info:
+    with pytest.raises(CrctError, match="is not the one .* lists") as info:
         load_weights(path, "fll")
     assert str(path) in str(info.value)
     update_manifest("fll.pt", {"sha256": sha}, weights_dir=folder)
     path.write_bytes(path.read_bytes()[:-10] + b"0123456789")  # damaged after the fact
-    with pytest.raises(CrctError, match=r"fll\.pt.*corrupt"):
+    with pytest.raises(CrctError, match=r"fll\.pt is not the one"):
         load_weights(path, "fll")
 
 

@@ -148,7 +148,7 @@ def load_weights(
         kinds = kind if isinstance(kind, str) else " or ".join(kind)
         listed = given.name in read_manifest(weights_dir).get("weights", {})
         if not listed or (len(given.parts) > 1 and given.parts[0] != "weights"):
-            raise CrctError(f"{given}: no such weight file")  # a user's own path, mistyped
+            raise CrctError(f"{given}: no such weight file ('crct train {kinds}' makes one)")
         raise CrctError(
             f"weight file {path} is missing; reinstall crct or rebuild it with 'crct train {kinds}'"
         )
