@@ -36,7 +36,7 @@ from crct_cli.train.data import (
     photometric,
     training_degradation,
 )
-from crct_cli.train.loop import LoopConfig, prefetch, run_loop
+from crct_cli.train.loop import prefetch, run_loop
 from crct_cli.train.run import TrainRun, display_path, origin_options
 
 #: BT's default augmentation: strips are drawn per frame by the sequence, not on the still.
@@ -360,14 +360,7 @@ def train_bt(cfg: TrainBTConfig, log=print) -> dict:
     for p in model.trunk.stem.parameters():
         p.requires_grad_(False)
     trainable = [p for p in model.parameters() if p.requires_grad]
-    loop = LoopConfig(
-        steps=cfg.steps,
-        lr=cfg.lr,
-        checkpoint=cfg.checkpoint,
-        resume=cfg.resume,
-        identity=cfg.identity(),
-        warmup=50,
-    )
+    loop = cfg.loop_config(warmup=50)
 
     def make(step: int) -> object:
         rng = np.random.default_rng([cfg.seed, step])

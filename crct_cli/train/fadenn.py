@@ -58,7 +58,7 @@ from crct_cli.train.iid import (
     set_name,
     visible_class,
 )
-from crct_cli.train.loop import LoopConfig, prefetch, run_loop
+from crct_cli.train.loop import prefetch, run_loop
 from crct_cli.train.losses import check_loss, landmark_loss
 from crct_cli.train.run import TrainRun, origin_options
 
@@ -355,14 +355,9 @@ def train_fadenn(cfg: TrainFADeNNConfig, log=print) -> dict:
         f"({', '.join(map(str, cfg.val))}); from {fll_blob['path']} and {iid_blob['path']}"
     )
     size, context = model.config.input_size, model.config.context
-    loop = LoopConfig(
-        steps=cfg.steps,
-        lr=cfg.lr,
+    loop = cfg.loop_config(
         weight_decay=0.0,  # Adam, as the paper
         warmup=50,
-        checkpoint=cfg.checkpoint,
-        resume=cfg.resume,
-        identity=cfg.identity(),
     )
 
     def batches(start: int) -> Iterator[tuple[int, object]]:

@@ -31,7 +31,7 @@ from crct_cli.train.data import (
     load_faces,
     to_tensor_batch,
 )
-from crct_cli.train.loop import LoopConfig, prefetch, run_loop
+from crct_cli.train.loop import prefetch, run_loop
 from crct_cli.train.run import TrainRun, origin_options
 
 #: How far the face has moved from the last box (in its own sides): the finder's range.
@@ -207,14 +207,7 @@ def train_finder(cfg: TrainFinderConfig, log=print) -> dict:
     val_faces = load_faces(cfg.val, desc="val faces", origin=cfg.label_origin)
     log(f"finder: {len(train_faces)} training faces, {len(val_faces)} validation")
     model = FaceFinder(cfg.model)
-    loop = LoopConfig(
-        steps=cfg.steps,
-        lr=cfg.lr,
-        checkpoint=cfg.checkpoint,
-        resume=cfg.resume,
-        identity=cfg.identity(),
-        warmup=100,
-    )
+    loop = cfg.loop_config(warmup=100)
 
     def make(step: int) -> object:
         rng = np.random.default_rng([cfg.seed, step])

@@ -41,7 +41,7 @@ from crct_cli.train.data import (
     load_faces,
     to_tensor_batch,
 )
-from crct_cli.train.loop import LoopConfig, prefetch, prefetch_processes, run_loop
+from crct_cli.train.loop import prefetch, prefetch_processes, run_loop
 from crct_cli.train.losses import check_loss, landmark_loss
 from crct_cli.train.run import TrainRun, display_path, origin_options
 
@@ -300,15 +300,7 @@ def train_fll(cfg: TrainFLLConfig, log=print) -> dict:
             raise CrctError(f"{cfg.init} does not fit this FLL: {(missing + unexpected)[:3]}")
     if cfg.freeze_global:
         model.freeze_global()
-    loop = LoopConfig(
-        steps=cfg.steps,
-        lr=cfg.lr,
-        checkpoint=cfg.checkpoint,
-        resume=cfg.resume,
-        identity=cfg.identity(),
-        device=cfg.device,
-        minutes=cfg.minutes,
-    )
+    loop = cfg.loop_config(device=cfg.device, minutes=cfg.minutes)
 
     def batches(start: int) -> Iterator[tuple[int, object]]:
         if cfg.workers:

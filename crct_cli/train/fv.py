@@ -36,7 +36,7 @@ from crct_cli.train.data import (
     load_faces,
     to_tensor_batch,
 )
-from crct_cli.train.loop import LoopConfig, prefetch, run_loop
+from crct_cli.train.loop import prefetch, run_loop
 from crct_cli.train.run import TrainRun, display_path, origin_options
 
 FRAME_SIZE = 192
@@ -229,14 +229,7 @@ def train_fv(cfg: TrainFVConfig, log=print) -> dict:
     log(f"FV: {len(train_faces)} training faces, {len(val_faces)} validation")
     answers, inputs = localiser_answers() if cfg.fll_answers else (None, {})
     model = FaceValidator(cfg.model)
-    loop = LoopConfig(
-        steps=cfg.steps,
-        lr=cfg.lr,
-        checkpoint=cfg.checkpoint,
-        resume=cfg.resume,
-        identity=cfg.identity(),
-        warmup=50,
-    )
+    loop = cfg.loop_config(warmup=50)
 
     def make(step: int) -> object:
         rng = np.random.default_rng([cfg.seed, step])

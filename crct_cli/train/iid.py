@@ -48,7 +48,7 @@ from crct_cli.train.data import (
     load_faces,
     random_similarity,
 )
-from crct_cli.train.loop import LoopConfig, prefetch, run_loop
+from crct_cli.train.loop import prefetch, run_loop
 from crct_cli.train.run import TrainRun, display_path
 
 #: Mild geometric jitter: the crops IID sees come from ground-truth or tracked boxes, upright.
@@ -326,13 +326,7 @@ def train_iid(cfg: TrainIIDConfig, log=print) -> dict:
         model.daes.load_state_dict(source.daes.state_dict())
         model.daes.requires_grad_(False)
         log(f"specialised DAEs from {cfg.daes} (frozen); training the classifier only")
-    loop = LoopConfig(
-        steps=cfg.steps,
-        lr=cfg.lr,
-        checkpoint=cfg.checkpoint,
-        resume=cfg.resume,
-        identity=cfg.identity(),
-    )
+    loop = cfg.loop_config()
 
     def batches(start: int) -> Iterator[tuple[int, object]]:
         return prefetch(lambda step: make_batch(train_faces, cfg, step), start, cfg.steps)

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 from crct_cli.models import weights
 from crct_cli.train.data import data_name
+from crct_cli.train.loop import LoopConfig
 
 
 def display_path(path: Path) -> str:
@@ -58,6 +59,18 @@ class TrainRun:
         if self.checkpoint is None:
             tmp = Path(tempfile.gettempdir())
             self.checkpoint = tmp / "crct-ckpt" / f"{self.file_stem()}.ckpt"
+
+    def loop_config(self, **settings: Any) -> LoopConfig:
+        """The training loop of this run: its steps, learning rate and checkpoint, which is
+        known as this run's (:meth:`identity`); ``settings``: the model's own (warm-up...)."""
+        return LoopConfig(
+            steps=self.steps,
+            lr=self.lr,
+            checkpoint=self.checkpoint,
+            resume=self.resume,
+            identity=self.identity(),
+            **settings,
+        )
 
     def options(self) -> list[str]:
         """The model's own command-line options, as they reproduce this run."""
