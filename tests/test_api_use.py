@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 from test_cli import assert_one_line_error, crct
+from test_live import Slow
 from test_pipeline import FaceNets
 
 from crct_cli import Tracker, load_track
@@ -166,22 +167,10 @@ def test_live_scales_a_stream_that_changes_size(monkeypatch: pytest.MonkeyPatch)
             pass
 
     monkeypatch.setattr(crct_cli.live, "open_capture", lambda source: (Capture(), True))
-    sizes: list[tuple[int, ...]] = []
-
-    class Seen:
-        def __init__(self, inner: Tracker) -> None:
-            self.inner = inner
-
-        def __getattr__(self, name: str) -> Any:
-            return getattr(self.inner, name)
-
-        def step(self, rgb: np.ndarray, time_s: float | None = None) -> Any:
-            sizes.append(rgb.shape)
-            return self.inner.step(rgb, time_s)
-
-    summary = run_live("stream", Seen(fake_tracker()), None, show=False)
+    seen = Slow(0.0)
+    summary = run_live("stream", seen, None, show=False)
     assert (summary.frames, summary.rescaled) == (6, 3)
-    assert sizes == [(360, 360, 3)] * 6
+    assert seen.shapes == [(360, 360, 3)] * 6
 
 
 def test_counts_are_whole_numbers_and_paths_are_checked(tmp_path: Path) -> None:

@@ -135,11 +135,12 @@ def test_bad_sources_and_options_are_one_clear_line(
 
 
 class Slow:
-    """A Tracker that takes ``seconds`` a frame."""
+    """A Tracker that takes ``seconds`` a frame, and keeps the shape of each frame given."""
 
     def __init__(self, seconds: float) -> None:
         self.inner = Tracker(networks=FaceNets(), smooth=False)
         self.seconds = seconds
+        self.shapes: list[tuple[int, ...]] = []
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
@@ -148,6 +149,7 @@ class Slow:
         import time
 
         time.sleep(self.seconds)
+        self.shapes.append(rgb.shape)
         return self.inner.step(rgb, time_s)
 
 
