@@ -1160,7 +1160,7 @@ def align(
     check_crops(crops)
     check_focal(focal_length)
     angle = check_still_rotate(rotate, box_from_pts)
-    min_face = check_min_face(min_face)
+    check_min_face(min_face)  # before the networks load; the detector keeps its own spelling
     _warn_focal_without_pose(focal_length, pose)
     console = Console(stderr=True, highlight=False, soft_wrap=True)  # paths are never wrapped
     failures = _InputFailures(console)
@@ -1522,7 +1522,7 @@ def denoise(
 
     check_smoothing(smoothing)
     check_detect_every(detect_every)
-    min_face = check_min_face(min_face)
+    check_min_face(min_face)  # before the networks load; the detector keeps its own spelling
     if variant not in VARIANTS:
         raise CrctError(f"--variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
     source = (

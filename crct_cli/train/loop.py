@@ -196,6 +196,7 @@ def _resume(
     the step to go on from. A file that is no checkpoint, or another run's (other data,
     options, seed or output), is one error: resuming it would train that run on."""
     path = cfg.checkpoint
+    assert path is not None
     try:
         state = torch.load(path, map_location=device, weights_only=False)
         recorded = state.get("identity")
