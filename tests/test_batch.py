@@ -1111,3 +1111,46 @@ def test_options_left_nothing_to_do_are_said_to_change_nothing(
         assert result.exit_code == 0, result.output
         assert ("changes nothing" in result.stderr) == (said is not None), args
         assert said is None or said in result.stderr
+
+
+def test_a_run_inside_another_run_s_out_is_refused_either_way(
+    archive: Path, tmp_path: Path, fakes: None
+) -> None:
+    """A run into OUT/sub while another writes OUT is refused in one line; a run into OUT
+    while another writes OUT/sub fails the videos that go there, each in its line, and
+    tracks the others (flock: a lock held through another open file is another run's)."""
+    from crct_cli.batch.runner import exclusive_out
+
+    out = tmp_path / "out"
+    out.mkdir()
+    with exclusive_out(out):
+        inner = crct("track", archive / "sub", "--out", out / "sub")
+        assert inner.exit_code == 2 and f"{out / 'sub'} is inside {out}" in inner.stderr
+        assert "being written by another crct track run" in inner.stderr
+    (out / "sub").mkdir(exist_ok=True)
+    with exclusive_out(out / "sub"):
+        outer = crct("track", archive, "--out", out, "--workers", "1")
+    assert outer.exit_code == 2
+    rows = summary_rows(out)
+    assert rows["a"]["status"] == "ok"
+    for name in ("sub/b", "sub/c"):
+        assert rows[name]["status"] == "failed"
+        assert "is being written by another crct track run" in rows[name]["error"]
+    assert not (out / "sub" / "b").exists()
+    assert crct("track", archive, "--out", out).exit_code == 2  # bad.mp4 fails; sub/ done now
+    assert summary_rows(out)["sub/b"]["status"] == "ok"
+
+
+def test_links_in_a_folder_walked_are_one_video_each_and_a_broken_one_fails_alone(
+    make_video: Callable[..., Path], tmp_path: Path
+) -> None:
+    """A video linked into the folder it is in (or twice) is one job, as a folder linked
+    twice is; a link whose video is gone is a job that fails in its row, not a silent gap."""
+    folder = tmp_path / "in"
+    (folder / "sub").mkdir(parents=True)
+    make_video("in/a.mp4", n_frames=2, width=W, height=H)
+    (folder / "sub" / "alias.mp4").symlink_to(folder / "a.mp4")
+    (folder / "sub" / "again.mp4").symlink_to(folder / "a.mp4")
+    (folder / "gone.mp4").symlink_to(tmp_path / "nowhere.mp4")
+    jobs = discover([folder], tmp_path / "out")
+    assert [job.output for job in jobs] == ["a", "gone"]

@@ -93,3 +93,29 @@ def test_ctrl_c_lets_each_ray_worker_remove_what_it_was_writing(
     assert not (out / "slow" / "track.json").exists()
     # the slow video was part-written when it was stopped, and took its temporary files with it
     assert [p.name for p in out.rglob("*") if ".partial" in p.name] == []
+
+
+def test_more_workers_than_fit_track_on_those_that_start_and_none_fitting_is_one_line(
+    archive: Path,  # noqa: F811
+    tmp_path: Path,
+    fakes: None,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On a local instance of this machine's CPUs: one worker more than fit waited for all of
+    them before tracking anything, forever; now the workers that start take the videos. A
+    worker that asks for more CPUs than the machine has is one line, not a wait."""
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])
+    )
+    cpus = os.cpu_count() or 1
+    many = crct(
+        "track", archive, "--out", tmp_path / "many", "--engine", "ray", "--workers", cpus + 1
+    )
+    assert many.exit_code == 2, many.output  # bad.mp4
+    assert {r["status"] for r in summary_rows(tmp_path / "many").values()} == {
+        "ok", "no_face", "failed"
+    }  # fmt: skip
+    wide = crct("track", archive, "--out", tmp_path / "wide", "--engine", "ray",
+                "--threads", cpus + 1)  # fmt: skip
+    assert wide.exit_code == 2 and "no Ray worker can start: each asks for" in wide.stderr

@@ -162,10 +162,13 @@ def check_destinations(jobs: Sequence[VideoJob]) -> list[VideoJob]:
 
 def _walk(folder: Path, out: Path) -> list[Path]:
     """Video files and image sequences (their folders) under ``folder``, sorted, following
-    links once (no loops). A folder holding images, no video and nothing to track in its
-    subfolders is a sequence; elsewhere loose images (a cover, a thumbnail) are left."""
+    links once (no loops; a file linked into the folder it is in, or twice, is one video). A
+    folder holding images, no video and nothing to track in its subfolders is a sequence;
+    elsewhere loose images (a cover, a thumbnail) are left. A link to a video that is gone is
+    kept: it fails alone, in summary.csv, rather than vanishing from the run."""
     skip = os.path.realpath(out)
     seen: set[str] = set()
+    seen_videos: set[str] = set()
 
     def visit(directory: Path) -> list[Path]:
         real = os.path.realpath(directory)
@@ -188,8 +191,11 @@ def _walk(folder: Path, out: Path) -> list[Path]:
             path = Path(entry.path)
             if entry.is_dir():
                 subdirs.append(path)
-            elif is_video(entry.name) and entry.is_file():
-                videos.append(path)
+            elif is_video(entry.name) and (entry.is_file() or not path.exists()):
+                real = os.path.realpath(path)
+                if real not in seen_videos:
+                    seen_videos.add(real)
+                    videos.append(path)
             elif is_image(entry.name) and entry.is_file():
                 images = True
         below = [found for sub in subdirs for found in visit(sub)]

@@ -167,7 +167,10 @@ class LocalEngine:
                 start_failures += 1
                 if start_failures >= MAX_START_FAILURES:
                     died = f"worker processes die while loading the networks ({why}); try fewer"
-                    raise WordedError(f"{died} workers", f"{died} --workers")
+                    guard = (  # a spawned worker imports the script: its call must be guarded
+                        ', or, from a script, call track_videos under if __name__ == "__main__":'
+                    )
+                    raise WordedError(f"{died} workers{guard}", f"{died} --workers")
             if queue:
                 self.restarts += worker.ready
                 start(worker.slot)

@@ -18,10 +18,13 @@ a fresh local Ray instance on this machine, stopped at the end.
 from __future__ import annotations
 
 import _thread
+import contextlib
 import logging
 import os
 import signal
+import socket
 import threading
+import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import replace
@@ -47,6 +50,9 @@ def ray_missing() -> OptionError:
 STOP_POLL_S = 0.25
 #: Ray restarts a dead actor (reloading its networks) this many times over a run.
 ACTOR_RESTARTS = 3
+#: Seconds a run waits for its first worker on a cluster that may be growing (an autoscaler
+#: adding nodes) before it says that none can start.
+FIRST_WORKER_S = 300.0
 
 
 class _TrackerActor:
@@ -122,6 +128,27 @@ def ray_address(option: str | None) -> str:
     return option or os.environ.get("RAY_ADDRESS", "").strip() or "local"
 
 
+#: Seconds a cluster's address is given to answer before Ray is asked to join it.
+ANSWER_S = 5.0
+
+
+def _answers(address: str) -> None:
+    """A cluster's HOST:PORT (or ray://HOST:PORT) must accept a connection: where nothing
+    listens, Ray retries for minutes, printing its own timeouts, before it gives up."""
+    if address in ("local", "auto"):
+        return
+    host, colon, port = address.removeprefix("ray://").rpartition(":")
+    if not colon or not port.isdigit():
+        return  # a form Ray knows and this does not: left to Ray
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=ANSWER_S).close()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise CrctError(
+            f"cannot reach the Ray cluster at {address}: nothing answers there ({reason})"
+        ) from None
+
+
 class RayEngine:
     """Runs jobs on Ray actors; ``workers`` 0 means one per ``threads`` CPUs of the cluster."""
 
@@ -164,10 +191,32 @@ class RayEngine:
             # Ray says on every start that the fresh instance uses token authentication (its
             # default, kept): the instance is this run's own, so the line is noise here
             logging.getLogger(RAY_TOKEN_LOGGER).setLevel(logging.ERROR)
+        _answers(self.address)
         try:
             ray.init(address=self.address, **options)
         except (ConnectionError, ValueError, RuntimeError) as exc:
-            raise CrctError(f"cannot reach the Ray cluster at {self.address}: {exc}") from None
+            raise CrctError(
+                f"cannot join the Ray cluster at {self.address}: {exc} (it answers, so it may "
+                "want a token: Ray's clusters use token authentication by default, and a "
+                "driver needs the cluster's token, or RAY_AUTH_MODE=disabled on both sides)"
+            ) from None
+
+    def _check_fits(self, ray: Any, cpus: int) -> None:
+        """A fresh local instance has what this machine has: a worker that asks for more
+        CPUs (``--threads``) or GPUs than that could never start, so say so at once."""
+        if self.address != "local":
+            return  # a cluster may grow (an autoscaler): waited for, up to FIRST_WORKER_S
+        have = ray.cluster_resources()
+        if cpus > have.get("CPU", 0) or self.gpus_per_worker > have.get("GPU", 0):
+            raise CrctError(self._none_started(ray, cpus))
+
+    def _none_started(self, ray: Any, cpus: int) -> str:
+        have = ray.cluster_resources()
+        return (
+            f"no Ray worker can start: each asks for {cpus} CPU(s) (--threads) and "
+            f"{self.gpus_per_worker:g} GPU(s) (--gpus-per-worker); the cluster has "
+            f"{have.get('CPU', 0):g} CPU(s) and {have.get('GPU', 0):g} GPU(s)"
+        )
 
     def _run(self, ray: Any, jobs: Sequence[VideoJob], listener: Listener) -> None:
         cpus = max(1, self.spec.threads)
@@ -176,7 +225,7 @@ class RayEngine:
         else:
             n_actors = max(1, int(ray.cluster_resources().get("CPU", 1) // cpus))
         n_actors = min(n_actors, len(jobs))
-        self.actors_used = n_actors
+        self._check_fits(ray, cpus)
         remote = ray.remote(
             num_cpus=cpus,
             num_gpus=self.gpus_per_worker,
@@ -186,15 +235,11 @@ class RayEngine:
         actors = [remote.remote(self.spec) for _ in range(n_actors)]
         stop = ray.remote(num_cpus=0)(_StopFlag).remote()
         running: dict[Any, tuple[int, VideoJob]] = {}  # each video being tracked, by its task
+        # each worker takes videos once it has started: one the cluster cannot place (more
+        # workers than it has room for) waits without holding a video back
+        starting = {a.ready.remote(): slot for slot, a in enumerate(actors)}
+        began = time.monotonic()
         try:
-            try:
-                errors = ray.get([a.ready.remote() for a in actors])
-            except ray.exceptions.RayError as exc:
-                reason = " ".join(str(exc).split())[:300]
-                raise CrctError(f"the Ray workers cannot start: {reason}") from None
-            for error in errors:
-                if error is not None:
-                    raise CrctError(error)
             # every node sees OUT and the inputs at the same absolute paths, not our cwd
             queue = deque(
                 replace(job, source=job.source.absolute(), out_dir=job.out_dir.absolute())
@@ -207,10 +252,24 @@ class RayEngine:
                     listener.started(slot, job)
                     running[actors[slot].run.remote(job, stop)] = (slot, job)
 
-            for slot in range(n_actors):
-                hand_out(slot)
-            while running:
-                finished, _ = ray.wait(list(running), num_returns=1)
+            while running or (queue and starting):
+                finished, _ = ray.wait([*starting, *running], num_returns=1, timeout=5.0)
+                if not finished:
+                    if not running and time.monotonic() - began > FIRST_WORKER_S:
+                        raise CrctError(self._none_started(ray, cpus))
+                    continue
+                if finished[0] in starting:
+                    slot = starting.pop(finished[0])
+                    try:
+                        error = ray.get(finished[0])
+                    except ray.exceptions.RayError as exc:
+                        reason = " ".join(str(exc).split())[:300]
+                        raise CrctError(f"the Ray workers cannot start: {reason}") from None
+                    if error is not None:
+                        raise CrctError(error)
+                    self.actors_used += 1
+                    hand_out(slot)
+                    continue
                 slot, job = running.pop(finished[0])
                 try:
                     result = ray.get(finished[0])
@@ -224,7 +283,13 @@ class RayEngine:
             try:
                 if running:  # stopped early: let each video being tracked clean up, then kill
                     stop.raise_.remote()
-                    ray.wait(list(running), num_returns=len(running), timeout=STOP_GRACE_S)
+                    done, _ = ray.wait(
+                        list(running), num_returns=len(running), timeout=STOP_GRACE_S
+                    )
+                    for ref in done:  # a video that finished before the stop reached it counts
+                        slot, job = running.pop(ref)
+                        with contextlib.suppress(ray.exceptions.RayError):
+                            listener.finished(slot, job, ray.get(ref))
             finally:  # also after a second Ctrl-C during the wait
                 for actor in [*actors, stop]:
                     ray.kill(actor)

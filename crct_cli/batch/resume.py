@@ -29,6 +29,8 @@ from crct_cli.batch.discover import VideoJob
 from crct_cli.io.atomic import write_text_atomic
 
 MARKER = ".crct-input.json"
+#: The file a run holds locked in its --out (:func:`crct_cli.batch.runner.exclusive_out`).
+LOCK_NAME = ".crct-track.lock"
 SCHEMA = "crct.input/1"
 TRACK_JSON = "track.json"
 
@@ -231,6 +233,42 @@ def clear_done(job: VideoJob) -> None:
         "unfinished": True,
     }
     write_text_atomic(job.out_dir / MARKER, json.dumps(unfinished, indent=1) + "\n")
+
+
+def held_by(folder: Path) -> str | None:
+    """Who holds ``folder``'s run lock (another crct track writing into it), or None: a lock
+    file left by a run killed with -9 is not held."""
+    path = folder / LOCK_NAME
+    if not path.is_file():
+        return None
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no locks to ask
+        return None
+    try:
+        with path.open("r", encoding="utf-8") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except OSError:
+                return handle.read().strip() or "another process"
+            fcntl.flock(handle, fcntl.LOCK_UN)
+    except OSError:
+        return None
+    return None
+
+
+def inside_other_run(job: VideoJob) -> str | None:
+    """Why ``job`` must not be written: a folder of its output below the run's --out (a
+    run of ``crct track ... --out OUT/sub`` started before this one's ``--out OUT``) is held
+    by another run, which writes it; or None."""
+    depth = 0 if job.output == "." else len(Path(job.output).parts)
+    folder = job.out_dir
+    for _ in range(depth):
+        holder = held_by(folder)
+        if holder is not None:
+            return f"{job.label}: {folder} is being written by another crct track run ({holder})"
+        folder = folder.parent
+    return None
 
 
 def first_missing(folder: Path) -> Path | None:

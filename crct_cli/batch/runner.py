@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from crct_cli.batch.discover import VideoJob
-from crct_cli.batch.resume import Done, check_done, foreign_outputs
+from crct_cli.batch.resume import LOCK_NAME, Done, check_done, foreign_outputs, held_by
 from crct_cli.batch.summary import VideoResult, write_summary
 from crct_cli.batch.worker import Listener, WorkerSpec, settings_of
 from crct_cli.errors import CrctError, OptionError, WordedError
@@ -306,7 +306,6 @@ class BatchOptions:
         return LocalEngine(spec, workers)
 
 
-LOCK_NAME = ".crct-track.lock"
 LOCK_TRIES = 5
 
 
@@ -343,6 +342,15 @@ def exclusive_out(out: Path) -> Iterator[None]:
         handle.close()  # locked a file the run before had just removed: open the new one
     else:
         raise CrctError(f"{out}: cannot take the lock {path} (it keeps being replaced)")
+    for folder in out.resolve().parents:  # a run into a folder above holds this one too
+        holder = held_by(folder)
+        if holder is not None:
+            handle.close()
+            busy = f"{out} is inside {folder}, being written by another crct track run ({holder})"
+            raise WordedError(
+                f"{busy}; wait for it to end or choose another out folder",
+                f"{busy}; wait for it to end or choose another --out",
+            )
     with handle:
         handle.seek(0)
         handle.truncate()

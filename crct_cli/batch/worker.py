@@ -19,6 +19,7 @@ from crct_cli.batch.resume import (
     first_missing,
     forget_failed,
     input_stamp,
+    inside_other_run,
     mark_done,
 )
 from crct_cli.batch.summary import VideoResult
@@ -195,6 +196,9 @@ class VideoWorker:
             if not (job.source.is_file() or job.source.is_dir()):
                 raise CrctError(f"{job.label}: no such video file or image sequence")
             stamp = input_stamp(job.source)
+            busy = inside_other_run(job)
+            if busy is not None:
+                raise CrctError(busy)
             made = first_missing(job.out_dir)
             clear_done(job)
             self.last_summary = None
