@@ -1420,7 +1420,7 @@ def live(
     if summary.dropped:
         line += f"; {summary.dropped} frames came while one was tracked (dropped)"
     if summary.rescaled:
-        line += f"; {summary.rescaled} frames of another size scaled to the first's"
+        line += f"; {summary.rescaled} frames of another size fitted into the first frame size"
     console.print(line + (f" -> {out}" if out is not None else ""), markup=False)
     if summary.with_points == 0:
         _warning_line(f"{source}: no face found in any of its {summary.frames} frames")
