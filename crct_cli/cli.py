@@ -868,6 +868,12 @@ def track(
         engine, workers, threads, overwrite, ray_address, gpus_per_worker, flags=True
     )
     options.check()
+    cores = os.cpu_count() or 1
+    if engine == "local" and threads is not None and threads * max(1, workers or 1) > cores:
+        _warning_line(  # each worker's libraries then fight over the cores
+            f"--threads {threads} x {max(1, workers or 1)} worker(s) is more than this "
+            f"machine's {cores} CPU(s): they will slow each other down"
+        )
     tracker_options: dict[str, Any] = {
         "faces": faces,
         "device": device,

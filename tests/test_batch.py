@@ -1154,3 +1154,14 @@ def test_links_in_a_folder_walked_are_one_video_each_and_a_broken_one_fails_alon
     (folder / "gone.mp4").symlink_to(tmp_path / "nowhere.mp4")
     jobs = discover([folder], tmp_path / "out")
     assert [job.output for job in jobs] == ["a", "gone"]
+
+
+def test_more_threads_than_cores_is_warned_of(
+    make_video: Callable[..., Path], tmp_path: Path, fakes: None
+) -> None:
+    clip = make_video("clip.mp4", n_frames=2, width=W, height=H)
+    cores = os.cpu_count() or 1
+    many = crct("track", clip, "--out", tmp_path / "a", "--threads", str(cores + 1))
+    assert many.exit_code == 0 and f"--threads {cores + 1} x 1 worker(s) is more" in many.stderr
+    fits = crct("track", clip, "--out", tmp_path / "b", "--threads", "1")
+    assert fits.exit_code == 0 and "is more than this machine" not in fits.stderr
