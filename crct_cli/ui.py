@@ -86,6 +86,20 @@ def print_track_summary(console: Console, s: TrackSummary, timings: dict[str, li
     print_tables([table], console)
 
 
+#: Terminal columns from which the batch's bars show a bar and times beside the counts.
+WIDE_BARS = 80
+BAR_WIDTH = 20
+#: Columns a worker's line needs besides the video's name: bar, "frames/total", "12.3 fps",
+#: two times and the gaps (wide); the counts and the rate alone (narrow).
+WIDE_BARS_USE = BAR_WIDTH + 13 + 11 + 8 + 8 + 6
+NARROW_BARS_USE = 13 + 11 + 4
+
+
+def fit_name(label: str, room: int) -> str:
+    """``label`` in ``room`` columns: cut from its start, so the file's own name stays."""
+    return label if len(label) <= room else "…" + label[-(room - 1) :]
+
+
 class BatchProgress:
     """``crct track`` over many videos: a bar over the videos, one line per worker with the
     frames of its current video, and one printed line per finished video (kept in logs).
@@ -95,13 +109,16 @@ class BatchProgress:
         self.console = console
         self.total = total
         self.finished_count = 0
+        # a long name is cut from its start (the file's own name stays) so that the counts,
+        # rates and times stay whole; on a narrow terminal the bar and the times give way
+        # (rich would otherwise cut every column to "…")
+        wide = console.width >= WIDE_BARS
+        self.name_room = max(12, console.width - (WIDE_BARS_USE if wide else NARROW_BARS_USE))
+        counts = (MofNCompleteColumn(), TextColumn("{task.fields[rate]}"))
+        times = (TimeElapsedColumn(), TimeRemainingColumn())
         self.progress = Progress(
             TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]}"),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
+            *((BarColumn(bar_width=BAR_WIDTH), *counts, *times) if wide else counts),
             console=console,
             transient=True,
             disable=not console.is_terminal,
@@ -131,7 +148,7 @@ class BatchProgress:
     def started(self, slot: int, job: VideoJob) -> None:
         while len(self.slots) <= slot:
             self.slots.append(self.progress.add_task("", total=None, rate="", visible=False))
-        name = escape(f"  {job.label}")
+        name = escape(f"  {fit_name(job.label, self.name_room - 2)}")
         self.progress.reset(self.slots[slot], total=None, description=name, rate="", visible=True)
 
     def frame(self, slot: int, done: int, total: int | None) -> None:

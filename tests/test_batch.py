@@ -1165,3 +1165,30 @@ def test_more_threads_than_cores_is_warned_of(
     assert many.exit_code == 0 and f"--threads {cores + 1} x 1 worker(s) is more" in many.stderr
     fits = crct("track", clip, "--out", tmp_path / "b", "--threads", "1")
     assert fits.exit_code == 0 and "is more than this machine" not in fits.stderr
+
+
+@pytest.mark.parametrize("width", [40, 60, 79, 100, 160])
+def test_the_batch_bars_keep_counts_and_rates_whole_at_any_width(width: int) -> None:
+    """A worker's line on a terminal of any width: its frames and rate whole, a long path cut
+    from its start so the file's name stays (rich cut every column to "…" at 40)."""
+    import io
+    import re
+
+    from rich.console import Console
+
+    from crct_cli.ui import BatchProgress
+
+    buffer = io.StringIO()
+    bars = BatchProgress(Console(file=buffer, width=width, force_terminal=True), 9)
+    label = "archive/2019/a very long folder name/talk_with_a_long_name.mp4"
+    with bars:
+        bars.started(0, VideoJob(Path("x.mp4"), Path("o"), label, "x"))
+        bars.progress.update(bars.slots[0], completed=57, total=472, rate="25.3 fps")
+        bars.progress.refresh()
+    shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", buffer.getvalue()).split("\r")[-2]
+    lines = shown.strip("\n").split("\n")
+    assert all(len(line) <= width for line in lines)
+    worker = lines[-1]
+    assert "57/472" in worker and "25.3 fps" in worker and "0/9" in lines[0]
+    assert "…" not in worker.replace("  …", "", 1)  # only the name's start is cut
+    assert worker.split()[0].endswith("mp4") or "talk_with" in worker
