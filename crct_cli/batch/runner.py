@@ -343,10 +343,10 @@ def exclusive_out(out: Path) -> Iterator[None]:
     else:
         raise CrctError(f"{out}: cannot take the lock {path} (it keeps being replaced)")
     for folder in out.resolve().parents:  # a run into a folder above holds this one too
-        holder = held_by(folder)
-        if holder is not None:
+        above = held_by(folder)
+        if above is not None:
             handle.close()
-            busy = f"{out} is inside {folder}, being written by another crct track run ({holder})"
+            busy = f"{out} is inside {folder}, being written by another crct track run ({above})"
             raise WordedError(
                 f"{busy}; wait for it to end or choose another out folder",
                 f"{busy}; wait for it to end or choose another --out",
