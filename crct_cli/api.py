@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from crct_cli.aligner import VIDEO_FLL
-from crct_cli.errors import CrctError, OptionError
+from crct_cli.errors import CrctError, OptionError, whole_number
 from crct_cli.io.sequence import SEQUENCE_FPS, check_fps
 from crct_cli.pose import HeadPoser, check_focal
 from crct_cli.runtime.nets import FINDER_WIDE, check_find_wide
@@ -114,7 +114,7 @@ def parse_faces(value: int | str | None) -> int | None:
     if value is None or (isinstance(value, str) and value.strip().lower() == "all"):
         return None
     try:
-        n = int(value) if isinstance(value, str) else _count(value)  # 2.5 and True are not
+        n = int(value) if isinstance(value, str) else _whole(value)  # 2.5 and True are not
     except (TypeError, ValueError):
         raise _faces_error(value) from None
     if n is None:
@@ -124,17 +124,10 @@ def parse_faces(value: int | str | None) -> int | None:
     return n
 
 
-def _count(value: Any) -> int | None:
-    """A count (of frames, of faces) as an int: an int, numpy's too, or a float with nothing
-    after the point (5.0, as before); None for a fraction or a bool, which would be truncated
-    or taken as 1 (``detect_every=2.5`` looked on every fifth frame)."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | np.integer):
-        return int(value)
-    if isinstance(value, float | np.floating) and float(value).is_integer():
-        return int(value)
-    return None
+def _whole(value: Any) -> int | None:
+    """A count (of frames, of faces) as Python keywords take it: 5.0 as before they were
+    checked, not 2.5 nor True (``detect_every=2.5`` looked on every fifth frame)."""
+    return whole_number(value, floats=True)
 
 
 def _faces_error(value: object) -> OptionError:
@@ -319,7 +312,7 @@ class Tracker:
     ) -> None:
         if mode not in MODES:
             raise OptionError("mode", f"must be one of {', '.join(MODES)}, got {mode!r}")
-        every, lost_run, again = _count(detect_every), _count(max_lost), _count(reacquire)
+        every, lost_run, again = _whole(detect_every), _whole(max_lost), _whole(reacquire)
         if every is None or every < 1:
             raise OptionError("detect_every", f"must be a whole number >= 1, got {detect_every!r}")
         if lost_run is None or lost_run < 0:
@@ -334,7 +327,7 @@ class Tracker:
         check_gate_growth(gate_growth)
         check_likeness(likeness)
         check_find_wide(find_wide, CrctError)
-        waiting = _count(backfill)
+        waiting = _whole(backfill)
         if waiting is None or waiting < 0:
             raise OptionError(
                 "backfill", f"must be a whole number >= 0 frames (0: none), got {backfill!r}"

@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import operator
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -39,7 +38,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from crct_cli.degrade import Item, collect_items, copy_file, is_gray
-from crct_cli.errors import CrctError, OnFailure, OptionError, report_failure
+from crct_cli.errors import CrctError, OnFailure, OptionError, report_failure, whole_number
 from crct_cli.geometry import box_center_size, crop_matrix, reachable_region, warp
 from crct_cli.io.atomic import write_text_atomic
 from crct_cli.io.images import read_image, write_image
@@ -77,10 +76,7 @@ DETECT_EVERY = 5
 
 def check_detect_every(detect_every: int) -> int:
     """``--detect-every``: a whole number (numpy's too) of 1 or more, returned as int."""
-    try:
-        every = None if isinstance(detect_every, bool) else operator.index(detect_every)
-    except TypeError:
-        every = None
+    every = whole_number(detect_every)
     if every is None or every < 1:
         raise OptionError(
             "detect_every", f"must be a whole number of frames, 1 or more, got {detect_every!r}"

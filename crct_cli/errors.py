@@ -3,8 +3,10 @@ command over many inputs tells one that failed and goes on with the others."""
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 
 class CrctError(Exception):
@@ -82,6 +84,20 @@ def option_error(
     if issubclass(error, CrctError):
         return OptionError(option, message, cli)
     return error(f"{option} {message}")
+
+
+def whole_number(value: Any, floats: bool = False) -> int | None:
+    """``value`` as an int when it is a whole number (numpy's too), else None: a bool is not
+    one, nor a fraction; ``floats``: a float with nothing after the point is (5.0, which
+    Python keywords took before they were checked)."""
+    if isinstance(value, bool):
+        return None
+    try:
+        return operator.index(value)
+    except TypeError:  # a float (numpy's too) is a whole number only when asked for
+        if floats and hasattr(value, "is_integer") and value.is_integer():
+            return int(value)
+        return None
 
 
 def error_text(exc: CrctError, flags: bool = False) -> str:

@@ -134,7 +134,7 @@ ANSWER_S = 5.0
 
 def _answers(address: str) -> None:
     """A cluster's HOST:PORT (or ray://HOST:PORT) must accept a connection: where nothing
-    listens, Ray retries for minutes, printing its own timeouts, before it gives up."""
+    listens, Ray goes on retrying, printing its own timeouts (over two minutes, seen)."""
     if address in ("local", "auto"):
         return
     host, colon, port = address.removeprefix("ray://").rpartition(":")

@@ -18,7 +18,6 @@ is a result (status ``no_face``): every frame lost, an empty ``annot/``.
 
 from __future__ import annotations
 
-import operator
 import os
 import shutil
 import time
@@ -28,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from crct_cli.draw import draw_faces
-from crct_cli.errors import CrctError, OptionError
+from crct_cli.errors import CrctError, OptionError, whole_number
 from crct_cli.geometry import check_crops, face_crop
 from crct_cli.io.atomic import replace_dir
 from crct_cli.io.images import write_image
@@ -142,22 +141,12 @@ def missing_frames(promised: int | None, decoded: int) -> int:
     return promised - decoded
 
 
-def _whole_number(value: Any) -> int | None:
-    """``value`` as an int when it is a whole number (not a bool), else None."""
-    if isinstance(value, bool):
-        return None
-    try:
-        return operator.index(value)
-    except TypeError:
-        return None
-
-
 def check_max_frames(max_frames: Any) -> int | None:
     """``--max-frames``: unset (every frame), or a whole number 1 or more, returned as int.
     Python's ``max_frames=None`` is the flag left out, so each is told its own."""
     if max_frames is None:
         return None
-    count = _whole_number(max_frames)
+    count = whole_number(max_frames)
     if count is None:
         raise OptionError(
             "max_frames",
@@ -184,7 +173,7 @@ class FrameRange:
     @classmethod
     def of(cls, skip: Any = 0, count: Any = None) -> FrameRange:
         """``--skip-frames`` and ``--max-frames`` checked (whole numbers, 0+ and 1+)."""
-        whole = _whole_number(skip)
+        whole = whole_number(skip)
         if whole is None:
             raise OptionError("skip_frames", f"must be a whole number, got {skip!r}")
         if whole < 0:
