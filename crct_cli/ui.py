@@ -163,16 +163,20 @@ class BatchProgress:
         self.progress.advance(self.overall)
         if slot < len(self.slots):
             self.progress.update(self.slots[slot], visible=False)
+        # every finished video gets its [k/N], so a log shows how far a run got whatever
+        # became of each; errors and warnings keep their "crct: ..." start for grep
+        count = f"[{self.finished_count}/{self.total}]"
         if result.status == "failed":
-            self.say(f"crct: error: {' '.join(result.error.split())}")
+            self.say(f"crct: error: {count} {' '.join(result.error.split())}")
         elif result.status == "no_face":
             self.say(
-                f"crct: warning: {result.input}: no face found in any of its {result.frames} frames"
+                f"crct: warning: {count} {result.input}: no face found in any of its "
+                f"{result.frames} frames"
             )
         else:
             fps = result.frames / result.seconds if result.seconds > 0 else 0.0
             self.say(
-                f"[{self.finished_count}/{self.total}] {result.input}: {result.frames} frames, "
+                f"{count} {result.input}: {result.frames} frames, "
                 f"{result.faces} face(s), {result.seconds:.1f} s ({fps:.1f} fps)"
             )
         if result.missing_frames:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -452,6 +453,10 @@ def test_a_corrupt_video_fails_alone_and_the_others_are_complete(
     errors = [line for line in result.stderr.splitlines() if line.startswith("crct: error:")]
     assert len(errors) == 1 and "bad.mp4" in errors[0]
     assert "sub/c.mp4: no face found in any of its 6 frames" in result.stderr
+    # each video, whatever became of it, says how far the run got: [1/4] to [4/4] once each
+    counts = re.findall(r"\[(\d)/4\]", result.stderr)
+    assert sorted(counts) == ["1", "2", "3", "4"], result.stderr
+    assert re.search(r"crct: error: \[\d/4\] .*bad\.mp4", result.stderr)
     rows = summary_rows(out)
     assert {k: r["status"] for k, r in rows.items()} == {
         "a": "ok",
