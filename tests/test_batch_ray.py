@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -46,8 +47,10 @@ def test_ray_writes_the_points_of_the_local_engine(
     monkeypatch.setenv(
         "PYTHONPATH", os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])
     )
-    local = crct("track", archive, "--out", tmp_path / "local", "--workers", "2")
-    ray = crct("track", archive, "--out", tmp_path / "ray", "--engine", "ray", "--workers", "2")
+    monkeypatch.chdir(tmp_path)  # paths as typed, relative: Ray's workers are elsewhere
+    named = archive.relative_to(tmp_path)
+    local = crct("track", named, "--out", "local", "--workers", "2")
+    ray = crct("track", named, "--out", "ray", "--engine", "ray", "--workers", "2")
     assert local.exit_code == ray.exit_code == 2, ray.output
     local_rows, ray_rows = summary_rows(tmp_path / "local"), summary_rows(tmp_path / "ray")
     assert {k: r["status"] for k, r in ray_rows.items()} == {
@@ -55,6 +58,16 @@ def test_ray_writes_the_points_of_the_local_engine(
     }
     assert ray_rows["poison"]["status"] == "failed"
     assert "Ray worker died" in ray_rows["poison"]["error"]
+    # the summary, the errors and track.json name the videos as typed, as a local run does
+    for key in ("input", "error"):
+        assert {k: r[key] for k, r in ray_rows.items() if k != "poison"} == {
+            k: r[key] for k, r in local_rows.items() if k != "poison"
+        }
+    assert ray_rows["bad"]["error"].startswith("in/bad.mp4: ")
+    for out in ("local", "ray"):
+        header = json.loads((tmp_path / out / "sub" / "b" / "track.json").read_text())
+        assert header["video"] == os.path.join("in", "sub", "b.mp4")
+        assert header["video_resolved"] == str(tmp_path / "in" / "sub" / "b.mp4")
     assert not (tmp_path / "ray" / "poison" / "track.json").exists()
     files = sorted(
         p.relative_to(tmp_path / "local")

@@ -74,18 +74,19 @@ class _TrackerActor:
     def ready(self) -> str | None:
         return self.error
 
-    def run(self, job: VideoJob, stop: Any = None) -> VideoResult:
+    def run(self, job: VideoJob, stop: Any = None, named: VideoJob | None = None) -> VideoResult:
         """Track one video; when the driver raises ``stop`` (a :class:`_StopFlag`), leave by
-        the exception Ctrl-C raises, so the files being written are removed on the way out."""
+        the exception Ctrl-C raises, so the files being written are removed on the way out.
+        ``named``: the job as the user named it (``job`` has absolute paths)."""
         if self.worker is None:
             return VideoResult(job.label, job.output, "failed", error=str(self.error))
         if stop is None:
-            return self.worker.run(job)
+            return self.worker.run(job, named=named)
         done = threading.Event()
         watcher = threading.Thread(target=_interrupt_on, args=(stop, done), daemon=True)
         watcher.start()
         try:
-            return self.worker.run(job)
+            return self.worker.run(job, named=named)
         finally:
             done.set()
             watcher.join()  # an interrupt it sent is raised here, inside this call, never later
@@ -240,17 +241,18 @@ class RayEngine:
         starting = {a.ready.remote(): slot for slot, a in enumerate(actors)}
         began = time.monotonic()
         try:
-            # every node sees OUT and the inputs at the same absolute paths, not our cwd
-            queue = deque(
-                replace(job, source=job.source.absolute(), out_dir=job.out_dir.absolute())
-                for job in jobs
-            )
+            # every node sees OUT and the inputs at the same absolute paths, not our cwd;
+            # what it writes and says names them as the user did
+            queue = deque(jobs)
 
             def hand_out(slot: int) -> None:
                 if queue:
                     job = queue.popleft()
                     listener.started(slot, job)
-                    running[actors[slot].run.remote(job, stop)] = (slot, job)
+                    where = replace(
+                        job, source=job.source.absolute(), out_dir=job.out_dir.absolute()
+                    )
+                    running[actors[slot].run.remote(where, stop, job)] = (slot, job)
 
             while running or (queue and starting):
                 finished, _ = ray.wait([*starting, *running], num_returns=1, timeout=5.0)

@@ -184,9 +184,16 @@ class VideoWorker:
         limit_threads(spec.threads)
 
     def run(
-        self, job: VideoJob, on_frame: Callable[[int, int | None], None] | None = None
+        self,
+        job: VideoJob,
+        on_frame: Callable[[int, int | None], None] | None = None,
+        named: VideoJob | None = None,
     ) -> VideoResult:
-        """Track one video into its folder; never raises for a bad video (a failed result)."""
+        """Track one video into its folder; never raises for a bad video (a failed result).
+
+        ``named``: the job with its paths as the user gave them, where ``job`` has them made
+        absolute (a Ray worker, whose working folder is not the user's): track.json and any
+        error name them as a local run would."""
         from crct_cli.tracking.pipeline import track_video
 
         result = VideoResult(job.label, job.output)
@@ -211,6 +218,7 @@ class VideoWorker:
                 self.spec.crops,
                 self.spec.frames_in,
                 self.spec.pts,
+                None if named is None else named.label,
             )
             done = Done(
                 summary.status,
@@ -236,6 +244,10 @@ class VideoWorker:
             result.face_frames = done.face_frames
             result.missing_frames, result.rotate = done.missing_frames, done.rotate
         forget_failed(job, made)  # failed in a folder made for it: none is left
+        if named is not None and result.error:
+            result.error = result.error.replace(str(job.source), named.label).replace(
+                str(job.out_dir), str(named.out_dir)
+            )
         result.seconds = time.perf_counter() - t0 if result.status == "failed" else done.seconds
         return result
 

@@ -203,12 +203,15 @@ def track_video(
     crops: int = 0,
     frames_in: FrameRange | None = None,
     pts: bool = True,
+    name: str | None = None,
 ) -> TrackSummary:
     """Track one video into ``out_dir`` with a :class:`crct_cli.api.Tracker`.
 
     ``on_frame(done, total)`` reports progress; ``crops``: each face's crop of that side is
     written too (0: none); ``frames_in``: which frames (None: all of them); ``pts``: a
-    ``.pts`` file per frame in ``annot/`` (else landmarks.csv and track.json only).
+    ``.pts`` file per frame in ``annot/`` (else landmarks.csv and track.json only);
+    ``name``: the video as the user named it, for track.json (None: ``video`` itself; a Ray
+    worker reads it at its absolute path).
     """
     span = frames_in or FrameRange()
     info = probe_video(video, tracker.sequence_fps)
@@ -220,7 +223,7 @@ def track_video(
     except OSError as exc:
         raise CrctError(f"{out_dir}: cannot create output folder ({exc.strerror})") from None
     header = {
-        "video": str(video),
+        "video": str(video) if name is None else name,
         "video_resolved": os.path.abspath(video),  # where crct draw finds it from anywhere
         "width": width,
         "height": height,
