@@ -862,6 +862,7 @@ def track_videos(
     overlay: bool = False,
     crops: int = 0,
     pts: bool = True,
+    csv_style: str = "crct",
     overwrite: bool = False,
     max_frames: int | None = None,
     skip_frames: int = 0,
@@ -880,9 +881,10 @@ def track_videos(
     ``out`` as the command lays them (one lone video: ``out`` itself), with ``summary.csv``;
     videos an earlier run completed with the same settings are skipped (``overwrite`` redoes
     them). ``pts=False`` is ``--no-pts`` (landmarks.csv and track.json, no ``.pts`` file a
-    frame). ``skip_frames`` and ``max_frames`` (which frames of each video), ``workers``,
-    ``threads``, ``engine`` ("local" or "ray"), ``ray_address`` and ``gpus_per_worker`` are
-    the command's options of those names; ``options`` are
+    frame); ``csv_style="openface"`` is ``--csv-style openface`` (landmarks.csv in OpenFace
+    FeatureExtraction's own layout). ``skip_frames`` and ``max_frames`` (which frames of each
+    video), ``workers``, ``threads``, ``engine`` ("local" or "ray"), ``ray_address`` and
+    ``gpus_per_worker`` are the command's options of those names; ``options`` are
     :class:`Tracker`'s keywords (``faces="all"``, ``pose=True``...), each worker's tracker.
     ``on_result(result)`` is called as each video finishes; ``progress`` shows the command's
     line per video on stderr, and on a terminal its bars.
@@ -899,9 +901,11 @@ def track_videos(
     from crct_cli import batch
     from crct_cli.batch.discover import discover
     from crct_cli.batch.runner import BatchOptions
+    from crct_cli.io.openface_csv import check_csv_style
     from crct_cli.tracking.pipeline import FrameRange
 
     check_tracker_options(options)
+    check_csv_style(csv_style)
     span = FrameRange.of(skip_frames, max_frames)
     run = BatchOptions(engine, workers, threads, overwrite, ray_address, gpus_per_worker)
     run.check()
@@ -923,7 +927,7 @@ def track_videos(
         listener.display = display
         factory = batch.NETWORKS_FACTORY
         return run_videos(
-            jobs, Path(out), options, overlay, run, crops, listener, factory, span, pts
+            jobs, Path(out), options, overlay, run, crops, listener, factory, span, pts, csv_style
         )
 
 
@@ -992,12 +996,14 @@ def run_videos(
     networks_factory: Callable[[], Any] | None = None,
     frames_in: FrameRange | None = None,
     pts: bool = True,
+    csv_style: str = "crct",
 ) -> BatchReport:
     """The batch run behind :func:`track_videos` and ``crct track``: hold ``out``, skip what is
     done, track the rest on the engine ``run`` (a :class:`~crct_cli.batch.runner.BatchOptions`)
     chooses, keep ``out/summary.csv``; ``display`` hears of each video; ``frames_in``: which
     frames of each (a :class:`~crct_cli.tracking.pipeline.FrameRange`, None: all); ``pts``:
-    a ``.pts`` file per frame (``--no-pts``: landmarks.csv and track.json only)."""
+    a ``.pts`` file per frame (``--no-pts``: landmarks.csv and track.json only);
+    ``csv_style``: landmarks.csv's layout (``--csv-style``)."""
     from crct_cli.batch.runner import exclusive_out, plan_batch, run_batch
     from crct_cli.batch.summary import SUMMARY_NAME
     from crct_cli.batch.worker import settings_of
@@ -1009,7 +1015,7 @@ def run_videos(
     except OSError as exc:
         raise CrctError(f"{out}: cannot create output folder ({exc.strerror})") from None
     with exclusive_out(out):
-        settings = settings_of(tracker_options, frames_in)
+        settings = settings_of(tracker_options, frames_in, csv_style)
         plan = plan_batch(jobs, settings, overlay, run.overwrite, crops, pts, run.flags)
         pixels = 0
         if run.workers is None and run.engine == "local" and len(plan.todo) > 1:

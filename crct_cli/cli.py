@@ -418,6 +418,16 @@ def track(
             "one a frame, for archives; crct_cli.load_track reads them).",
         ),
     ] = True,
+    csv_style: Annotated[
+        str,
+        typer.Option(
+            help="landmarks.csv's layout: crct (plain commas, a row per face with points) or "
+            "openface (FeatureExtraction's own: ', ' between values, the pose before x_0, a row "
+            "for every frame, zeros and success 0 where no face was found), for scripts "
+            "written for OpenFace's CSV.",
+            metavar="crct|openface",
+        ),
+    ] = "crct",
     pose: PoseOption = False,
     focal_length: FocalLengthOption = None,
     faces: FacesOption = "1",
@@ -860,9 +870,11 @@ def track(
     from crct_cli.batch.runner import BatchOptions
     from crct_cli.batch.worker import WorkerSpec, settings_of
     from crct_cli.geometry import check_crops
+    from crct_cli.io.openface_csv import check_csv_style
     from crct_cli.tracking.pipeline import FrameRange
 
     check_crops(crops)
+    check_csv_style(csv_style)
     frames_in = FrameRange.of(skip_frames, max_frames)
     options = BatchOptions(
         engine, workers, threads, overwrite, ray_address, gpus_per_worker, flags=True
@@ -928,7 +940,7 @@ def track(
     jobs = discover(videos, out)
     console = Console(stderr=True, highlight=False)
     if len(jobs) == 1 and jobs[0].output == "." and engine == "local":
-        settings = settings_of(tracker_options, frames_in)
+        settings = settings_of(tracker_options, frames_in, csv_style)
         spec = WorkerSpec(
             tracker_options,
             settings,
@@ -942,7 +954,9 @@ def track(
         )
         _track_lone_video(console, jobs[0], spec, overwrite)
     else:
-        _track_batch(console, jobs, out, tracker_options, overlay, options, crops, frames_in, pts)
+        _track_batch(
+            console, jobs, out, tracker_options, overlay, options, crops, frames_in, pts, csv_style
+        )
 
 
 def _track_lone_video(console: Any, job: Any, spec: Any, overwrite: bool) -> None:
@@ -1005,6 +1019,7 @@ def _track_batch(
     crops: int = 0,
     frames_in: "FrameRange | None" = None,
     pts: bool = True,
+    csv_style: str = "crct",
 ) -> None:
     """Many videos: resume, the engine's workers, OUT/summary.csv, one last line."""
     from crct_cli import batch
@@ -1024,6 +1039,7 @@ def _track_batch(
             batch.NETWORKS_FACTORY,
             frames_in,
             pts,
+            csv_style,
         )
     print_batch_report(console, report, out / SUMMARY_NAME)
     if report.failed:

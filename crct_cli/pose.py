@@ -252,6 +252,13 @@ def pose_values(pose: Any) -> list[float]:
     return [round(v, 1) for v in values[:3]] + [round(v, 3) for v in values[3:]]
 
 
+def pose_text(pose: Any) -> list[str]:
+    """:func:`pose_values` as CSV cells, at fixed decimals as OpenFace prints them (``49.0``,
+    ``0.150``; never ``-0.0``)."""
+    values = pose_values(pose)
+    return [f"{v + 0.0:.1f}" for v in values[:3]] + [f"{v + 0.0:.3f}" for v in values[3:]]
+
+
 def read_face_model(path: str | os.PathLike[str]) -> np.ndarray:
     """A ``face3d.json`` (checked against its folder's manifest when listed there)."""
     from crct_cli.models.weights import MANIFEST, read_manifest, sha256_file

@@ -9,6 +9,7 @@ no face slowly (:data:`SLOW_W`).
 
 from __future__ import annotations
 
+import csv
 import multiprocessing
 import os
 import re
@@ -1197,3 +1198,48 @@ def test_the_batch_bars_keep_counts_and_rates_whole_at_any_width(width: int) -> 
     assert "57/472" in worker and "25.3 fps" in worker and "0/9" in lines[0]
     assert "…" not in worker.replace("  …", "", 1)  # only the name's start is cut
     assert worker.split()[0].endswith("mp4") or "talk_with" in worker
+
+
+def test_csv_style_openface_writes_feature_extraction_s_layout(
+    make_video: Callable[..., Path], tmp_path: Path, fakes: None
+) -> None:
+    """``--csv-style openface``: ", " between names and values, a row for every frame (zeros
+    and success 0 where no face has points), the same points as crct's own style; a folder
+    tracked in one style is tracked again in the other, and both read back alike."""
+    from crct_cli import track_videos
+    from crct_cli.io.openface_csv import read_landmarks_csv
+
+    clip = make_video("clip.mp4", n_frames=6, width=W, height=H)
+    blank = make_video("blank.mp4", n_frames=4, width=NO_FACE_W, height=H)
+    plain, openface = tmp_path / "plain", tmp_path / "of"
+    assert crct("track", clip, "--out", plain).exit_code == 0
+    assert crct("track", clip, "--out", openface, "--csv-style", "openface").exit_code == 0
+    with open(openface / "landmarks.csv", newline="") as fh:
+        header = next(csv.reader(fh))  # read as OpenFace's own scripts read it
+        rows = list(csv.reader(fh))
+    assert header[:6] == ["frame", " face_id", " timestamp", " confidence", " success", " x_0"]
+    assert [int(r[0]) for r in rows] == list(range(1, 7))  # every frame, numbered from 1
+    ours = {r.frame: r for r in read_landmarks_csv(plain / "landmarks.csv")}
+    theirs = {r.frame: r for r in read_landmarks_csv(openface / "landmarks.csv")}
+    assert ours.keys() == theirs.keys() and ours
+    for frame, row in ours.items():
+        np.testing.assert_array_equal(theirs[frame].points, row.points)
+        assert theirs[frame].success == row.success
+    for cells in rows:  # the frames crct found no face in: OpenFace's row of zeros
+        if int(cells[0]) not in ours:
+            assert cells[4] == " 0" and {float(c) for c in cells[5:]} == {0.0}
+    # one style's folder is not done for the other: tracked again, then skipped as done
+    again = crct("track", clip, "--out", plain, "--csv-style", "openface")
+    assert again.exit_code == 0 and "already tracked" not in again.stderr
+    assert (plain / "landmarks.csv").read_bytes() == (openface / "landmarks.csv").read_bytes()
+    done = crct("track", clip, "--out", plain, "--csv-style", "openface")
+    assert "already tracked" in done.stderr
+    bad = crct("track", clip, "--out", tmp_path / "x", "--csv-style", "OpenFace")
+    assert bad.exit_code == 2 and "--csv-style must be crct or openface" in bad.stderr
+    # from Python, over several videos: a video without a face has a row a frame all the same
+    report = track_videos([clip, blank], tmp_path / "many", csv_style="openface", workers=1)
+    assert [r.status for r in report.results] == ["ok", "no_face"]
+    with open(tmp_path / "many" / "blank" / "landmarks.csv", newline="") as fh:
+        blank_rows = list(csv.reader(fh))[1:]
+    assert len(blank_rows) == 4 and all(r[4] == " 0" for r in blank_rows)
+    assert read_landmarks_csv(tmp_path / "many" / "blank" / "landmarks.csv") == []

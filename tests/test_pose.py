@@ -339,3 +339,38 @@ def test_step_gives_each_face_its_pose_from_the_frame_s_size() -> None:
         assert face.points is not None and face.pose is not None
         h, w = decoded.image.shape[:2]
         assert np.array_equal(face.pose, head_pose(face.points, w, h, model, focal=300.0))
+
+
+def test_the_openface_style_puts_the_pose_before_the_points_at_fixed_decimals(
+    tmp_path: Path,
+) -> None:
+    """FeatureExtraction's column order (pose, then x_0...), its fixed decimals, and a row of
+    zeros for a frame without a face; crct's style keeps the pose after ``y_67``."""
+    from crct_cli.io.openface_csv import LandmarksCsvWriter
+    from crct_cli.tracking.multi import Face
+
+    points = np.arange(136, dtype=np.float64).reshape(68, 2)
+    pose = np.array([-0.04, 2.0, 500.0, 0.15, -0.0001, 1.23456])
+    face = Face(0, points, np.array([0.0, 0.0, 70.0, 70.0]), 0.9, "tracked", pose=pose)
+    for style in ("openface", "crct"):
+        with LandmarksCsvWriter(tmp_path / f"{style}.csv", pose=True, style=style) as writer:
+            writer.add(0, 0.0, [face])
+            writer.add(1, 0.04, [])
+        with open(tmp_path / f"{style}.csv", newline="") as fh:
+            rows = list(csv.reader(fh, skipinitialspace=True))
+        header = rows[0]
+        named = dict(zip(header, rows[1], strict=True))
+        assert [named[c] for c in POSE_COLUMNS] == [
+            "0.0",
+            "2.0",
+            "500.0",
+            "0.150",
+            "0.000",
+            "1.235",
+        ]
+        assert named["x_1"] == "2.000" and named["y_67"] == "135.000"
+        if style == "openface":
+            assert header.index("pose_Rz") < header.index("x_0")
+            assert rows[2][:5] == ["2", "0", "0.040", "0", "0"] and set(rows[2][5:]) == {"0"}
+        else:
+            assert tuple(header) == COLUMNS + POSE_COLUMNS and len(rows) == 2

@@ -24,6 +24,7 @@ from crct_cli.batch.resume import (
 )
 from crct_cli.batch.summary import VideoResult
 from crct_cli.errors import CrctError, error_text, os_reason
+from crct_cli.io.openface_csv import CRCT, check_csv_style
 
 if TYPE_CHECKING:
     from crct_cli.tracking.pipeline import FrameRange
@@ -87,13 +88,14 @@ SETTINGS_KEYS: tuple[str, ...] = (
 
 
 def settings_of(
-    tracker_options: dict[str, Any], frames_in: FrameRange | None = None
+    tracker_options: dict[str, Any], frames_in: FrameRange | None = None, csv_style: str = "crct"
 ) -> dict[str, Any]:
     """The JSON-ready settings of :data:`SETTINGS_KEYS` (``faces`` as a count or None), the
     networks' fingerprint (``weights_dir``, else ``$CRCT_WEIGHTS`` or the shipped folder: other
     weights are another run), and ``frames_in``'s range when not the whole video (a
     :class:`~crct_cli.tracking.pipeline.FrameRange`: a run over some frames is not one over
-    all)."""
+    all), and ``csv_style`` when not crct's own (``--csv-style``: landmarks.csv's layout,
+    which the worker reads from here)."""
     import inspect
 
     from crct_cli.api import Tracker, parse_faces
@@ -121,6 +123,8 @@ def settings_of(
     settings["weights"] = weights_fingerprint(WEIGHTS_DIR if weights_dir is None else weights_dir)
     if frames_in is not None:
         settings.update(frames_in.settings())
+    if check_csv_style(csv_style) != CRCT:  # only where asked: earlier runs stay done
+        settings["csv_style"] = csv_style
     return settings
 
 
@@ -219,6 +223,7 @@ class VideoWorker:
                 self.spec.frames_in,
                 self.spec.pts,
                 None if named is None else named.label,
+                self.spec.settings.get("csv_style", CRCT),
             )
             done = Done(
                 summary.status,

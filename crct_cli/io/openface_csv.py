@@ -16,6 +16,10 @@ packages, lab scripts), so crct writes the same columns for what it measures::
 
 OpenFace separates its header names with ", "; crct writes plain commas, so ``pandas.read_csv``
 gives the bare names (py-feat strips the spaces of OpenFace's own files to the same names).
+``--csv-style openface`` (:data:`OPENFACE`) writes FeatureExtraction's own layout for scripts
+written against it: ", " between every name and value, the pose columns before ``x_0``, and a
+row for every frame, one with ``success`` 0 and zeros where no face has points (as OpenFace
+writes a frame it found no face in); ``confidence`` is then 0 where the method has none.
 The file is written under a temporary name and renamed when complete.
 """
 
@@ -30,9 +34,9 @@ from typing import IO, Any, Protocol
 
 import numpy as np
 
-from crct_cli.errors import CrctError
+from crct_cli.errors import CrctError, OptionError
 from crct_cli.landmarks import N_POINTS
-from crct_cli.pose import POSE_COLUMNS, pose_values
+from crct_cli.pose import POSE_COLUMNS, pose_text
 
 COLUMNS: tuple[str, ...] = (
     "frame",
@@ -44,6 +48,16 @@ COLUMNS: tuple[str, ...] = (
     *(f"y_{i}" for i in range(N_POINTS)),
 )
 SUCCESS_STATES = ("tracked", "redetected")
+#: ``--csv-style``: crct's plain CSV, or OpenFace FeatureExtraction's own layout
+CRCT, OPENFACE = "crct", "openface"
+CSV_STYLES: tuple[str, ...] = (CRCT, OPENFACE)
+
+
+def check_csv_style(style: Any) -> str:
+    """``style`` as given, if it is one of :data:`CSV_STYLES`."""
+    if style not in CSV_STYLES:
+        raise OptionError("csv_style", f"must be {' or '.join(CSV_STYLES)}, got {style!r}")
+    return str(style)
 
 
 class FaceLike(Protocol):
@@ -73,40 +87,65 @@ def _temp_name(target: Path) -> Path:
 class LandmarksCsvWriter:
     """Stream rows to a temporary file; :meth:`close` renames it, :meth:`abort` drops it.
 
-    ``pose``: OpenFace's six ``pose_*`` columns follow the points (``crct track --pose``)."""
+    ``pose``: OpenFace's six ``pose_*`` columns (``crct track --pose``), after the points;
+    ``style``: :data:`CRCT`, or :data:`OPENFACE` for FeatureExtraction's own layout (see the
+    module's docstring)."""
 
-    def __init__(self, path: str | os.PathLike[str], pose: bool = False) -> None:
+    def __init__(self, path: str | os.PathLike[str], pose: bool = False, style: str = CRCT) -> None:
         self.path = Path(path)
         self.pose = pose
+        self.openface = check_csv_style(style) == OPENFACE
         self._tmp = _temp_name(self.path)
         try:
             self._fh: IO[str] = open(self._tmp, "w", encoding="utf-8", newline="")
         except OSError as exc:
             raise CrctError(f"{self.path}: cannot write ({exc.strerror})") from None
         self._csv = csv.writer(self._fh, lineterminator="\n")
-        self._csv.writerow(COLUMNS + POSE_COLUMNS if pose else COLUMNS)
+        head, points = COLUMNS[:5], COLUMNS[5:]
+        pose_columns = POSE_COLUMNS if pose else ()
+        if self.openface:  # FeatureExtraction: the pose comes before the landmarks
+            self._write([*head, *pose_columns, *points])
+        else:
+            self._write([*COLUMNS, *pose_columns])
         self.rows = 0
 
+    def _write(self, cells: list[Any]) -> None:
+        if self.openface:  # numbers and names only: nothing to quote
+            self._fh.write(", ".join(map(str, cells)) + "\n")
+        else:
+            self._csv.writerow(cells)
+
     def add(self, frame_index: int, time: float, faces: Iterable[FaceLike]) -> None:
-        """The faces of decoded frame ``frame_index`` (from 0) that have points."""
+        """The faces of decoded frame ``frame_index`` (from 0) that have points (with the
+        OpenFace style, a row of zeros with ``success`` 0 when none has)."""
+        timestamp = f"{time:.3f}"
+        written = 0
         for face in sorted(faces, key=lambda f: f.face_id):
             if face.points is None:
                 continue
             pts = np.asarray(face.points, dtype=np.float64)
-            row = [
+            no_score = "0" if self.openface else ""  # OpenFace's readers expect a number
+            head = [
                 frame_index + 1,
                 face.face_id,
-                f"{time:.3f}",
-                "" if face.score is None else f"{face.score:.4f}",
+                timestamp,
+                no_score if face.score is None else f"{face.score:.4f}",
                 int(face.state in SUCCESS_STATES),
-                *(f"{v:.3f}" for v in pts[:, 0]),
-                *(f"{v:.3f}" for v in pts[:, 1]),
             ]
+            points = [*(f"{v:.3f}" for v in pts[:, 0]), *(f"{v:.3f}" for v in pts[:, 1])]
+            pose_cells: list[str] = []
             if self.pose:
                 pose = getattr(face, "pose", None)
-                row += [""] * 6 if pose is None else pose_values(pose)
-            self._csv.writerow(row)
-            self.rows += 1
+                pose_cells = [no_score] * 6 if pose is None else pose_text(pose)
+            self._write(
+                [*head, *pose_cells, *points] if self.openface else [*head, *points, *pose_cells]
+            )
+            written += 1
+        if self.openface and not written:  # as FeatureExtraction writes a frame without a face
+            zeros = ["0"] * (2 * N_POINTS + (len(POSE_COLUMNS) if self.pose else 0))
+            self._write([frame_index + 1, 0, timestamp, "0", 0, *zeros])
+            written = 1
+        self.rows += written
 
     def close(self) -> None:
         self._fh.close()
@@ -127,7 +166,8 @@ class LandmarksCsvWriter:
 
 
 def read_landmarks_csv(path: str | os.PathLike[str]) -> list[CsvRow]:
-    """Rows of a ``landmarks.csv`` (crct's, or OpenFace's own with ", " in its header)."""
+    """Rows of a ``landmarks.csv`` (crct's in either style, or OpenFace's own); a row of zeros
+    with ``success`` 0 is a frame without a face, and is left out."""
     path = Path(path)
     try:
         with open(path, encoding="utf-8", newline="") as fh:
@@ -160,6 +200,8 @@ def read_landmarks_csv(path: str | os.PathLike[str]) -> list[CsvRow]:
                         f"{path}: line {line_no}: frames count from 1 and points are finite "
                         f"numbers (frame {parsed.frame})"
                     )
+                if not parsed.success and not parsed.points.any():
+                    continue  # a frame without a face, as OpenFace and its style write it
                 rows.append(parsed)
             return rows
     except UnicodeDecodeError:

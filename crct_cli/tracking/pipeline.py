@@ -204,6 +204,7 @@ def track_video(
     frames_in: FrameRange | None = None,
     pts: bool = True,
     name: str | None = None,
+    csv_style: str = "crct",
 ) -> TrackSummary:
     """Track one video into ``out_dir`` with a :class:`crct_cli.api.Tracker`.
 
@@ -211,7 +212,8 @@ def track_video(
     written too (0: none); ``frames_in``: which frames (None: all of them); ``pts``: a
     ``.pts`` file per frame in ``annot/`` (else landmarks.csv and track.json only);
     ``name``: the video as the user named it, for track.json (None: ``video`` itself; a Ray
-    worker reads it at its absolute path).
+    worker reads it at its absolute path); ``csv_style``: landmarks.csv's layout
+    (``--csv-style``: crct's or OpenFace's).
     """
     span = frames_in or FrameRange()
     info = probe_video(video, tracker.sequence_fps)
@@ -251,7 +253,9 @@ def track_video(
     t0 = time.perf_counter()
     try:
         with TrackJsonWriter(out_dir / "track.json", header, SCHEMA_FACES) as track_json:
-            csv = LandmarksCsvWriter(out_dir / "landmarks.csv", pose=poser is not None)
+            csv = LandmarksCsvWriter(
+                out_dir / "landmarks.csv", pose=poser is not None, style=csv_style
+            )
             if overlay:
                 writer = VideoWriter(out_dir / OVERLAY, info.fps, width, height)
             reached = span.skip  # the number after the last frame's (frames lost inside count)
