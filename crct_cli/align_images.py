@@ -26,7 +26,7 @@ from crct_cli.io.atomic import write_text_atomic
 from crct_cli.io.images import is_image, read_image, write_image
 from crct_cli.io.landmarks import read_pts, write_pts
 from crct_cli.landmarks import box_from_points
-from crct_cli.pose import POSE_COLUMNS, pose_values
+from crct_cli.pose import POSE_COLUMNS, pose_text
 from crct_cli.tracking.orientation import (
     AUTO,
     orient_still,
@@ -294,7 +294,7 @@ def align_images(
                 write_image(stem.with_suffix(".png"), crop)
                 write_pts(stem.with_suffix(".pts"), inside)
             if pose is not None:
-                values = pose_values(pose(points, image.shape[1], image.shape[0]))
+                values = pose_text(pose(points, image.shape[1], image.shape[0]))
                 rows.append([pts_file.relative_to(out_dir).as_posix(), *values])
             summary.written.append(str(pts_file))
             summary.faces += 1

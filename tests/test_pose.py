@@ -325,6 +325,7 @@ def test_crct_align_pose_writes_each_face_s_pose_beside_its_points(tmp_path: Pat
     (face,) = Tracker(device="cpu", backend="onnx", pose=True).align(photos / "astronaut.jpg")
     assert face.pose is not None
     assert np.abs(np.array([float(v) for v in rows[1][1:]]) - face.pose).max() < 0.06
+    assert [len(v.split(".")[1]) for v in rows[1][1:]] == [1, 1, 1, 3, 3, 3]  # OpenFace's decimals
     assert abs(face.pose[4]) < 0.15 and abs(face.pose[5]) < 0.15  # she faces the camera, upright
 
 
