@@ -21,3 +21,8 @@ def __getattr__(name: str) -> Any:
 
         return load_track
     raise AttributeError(f"module 'crct_cli' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The lazy names too, so that tab completion offers ``crct_cli.Tracker``."""
+    return sorted({*globals(), *__all__})

@@ -242,3 +242,26 @@ def test_an_empty_argument_is_refused_before_it_becomes_the_current_folder(
     assert "an empty argument" not in ray and "--ray-address is for --engine ray" in ray
     shown = crct("track", "", "--help")
     assert shown.exit_code == 0 and "Usage: crct track" in shown.stdout
+
+
+def test_the_calibration_script_docs_name_says_what_it_wants_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``python -m crct_cli.train.calibrate`` (docs/models.md): usage without a folder, one
+    error line for a folder without faces, never a traceback."""
+    from crct_cli.train.calibrate import USAGE, main
+
+    assert main([]) == 2 and capsys.readouterr().err.strip() == USAGE
+    assert main(["--help"]) == 0 and capsys.readouterr().out.strip() == USAGE
+    assert main([str(tmp_path / "none")]) == 2
+    assert (
+        capsys.readouterr().err.strip() == f"crct: error: {tmp_path / 'none'}: no such data folder"
+    )
+
+
+def test_tab_completion_offers_the_python_api() -> None:
+    import crct_cli
+
+    names = dir(crct_cli)
+    assert {"Tracker", "track_videos", "load_track", "Face", "TrackedFrame"} <= set(names)
+    assert all(hasattr(crct_cli, n) for n in crct_cli.__all__)

@@ -40,9 +40,30 @@ def calibrate(roots: list[str], every: int = 4) -> tuple[np.ndarray, int, int]:
     return np.median(np.array(rows), axis=0), len(rows), len(pairs)
 
 
-if __name__ == "__main__":
-    calib, n, total = calibrate(sys.argv[1:])
+USAGE = "usage: python -m crct_cli.train.calibrate DATA_DIR... (folders of image + .pts pairs)"
+
+
+def main(argv: list[str]) -> int:
+    """The command line: one usage or error line, never a traceback."""
+    from crct_cli.errors import CrctError
+
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE, file=sys.stderr if not argv else sys.stdout)
+        return 2 if not argv else 0
+    try:
+        calib, n, total = calibrate(argv)
+    except CrctError as exc:
+        print(f"crct: error: {exc}", file=sys.stderr)
+        return 2
+    if not n:
+        print(f"crct: error: MTCNN matched none of the {total} faces", file=sys.stderr)
+        return 2
     print(
         f"matched {n}/{total} faces; "
         f"MTCNN_TO_LANDMARK_BOX = {tuple(round(float(v), 4) for v in calib)}"
     )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
