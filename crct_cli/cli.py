@@ -255,6 +255,14 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+def _weights_path(value: bool) -> None:
+    if value:
+        from crct_cli.models.weights import WEIGHTS_DIR
+
+        typer.echo(str(WEIGHTS_DIR.absolute()))
+        raise typer.Exit()
+
+
 @app.callback()
 def main(
     ctx: typer.Context,
@@ -262,6 +270,16 @@ def main(
         bool,
         typer.Option(
             "--version", callback=_version, is_eager=True, help="Show the version and exit."
+        ),
+    ] = False,
+    weights_path: Annotated[
+        bool,
+        typer.Option(
+            "--weights-path",
+            callback=_weights_path,
+            is_eager=True,
+            help="Show the folder crct reads its weights from ($CRCT_WEIGHTS, else the "
+            "checkout's weights/, else the installed copy) and exit: copy it to train your own.",
         ),
     ] = False,
 ) -> None:

@@ -261,10 +261,16 @@ def pose_text(pose: Any) -> list[str]:
 
 def read_face_model(path: str | os.PathLike[str]) -> np.ndarray:
     """A ``face3d.json`` (checked against its folder's manifest when listed there)."""
-    from crct_cli.models.weights import MANIFEST, read_manifest, sha256_file
+    from crct_cli.models.weights import (
+        MANIFEST,
+        check_weights_folder,
+        read_manifest,
+        sha256_file,
+    )
 
     path = Path(path)
     if not path.is_file():
+        check_weights_folder(path)
         raise CrctError(
             f"3D face model {path} is missing; reinstall crct or rebuild it with "
             "'crct train face3d'"

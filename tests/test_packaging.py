@@ -87,6 +87,7 @@ def test_the_wheel_holds_every_weight_file_the_manifest_lists(wheel: Path):
         assert zf.read(f"crct_cli/_weights/{MANIFEST}") == (WEIGHTS / MANIFEST).read_bytes()
         assert not any(n.startswith("weights/") for n in names)  # no stray top-level folder
         assert "crct_cli/cli.py" in names
+        assert "crct_cli/py.typed" in names  # type checkers read the installed API's hints
     # fp16 weights barely compress: the wheel is about their size, well under PyPI's 100 MB
     assert wheel.stat().st_size < 100 * 2**20
 
@@ -124,6 +125,10 @@ def test_an_installed_wheel_finds_and_checks_its_own_weights(wheel: Path, tmp_pa
     folder, count = done.stdout.split()
     assert Path(folder) == site / "crct_cli" / "_weights"
     assert int(count) == len(_manifest())
+    # the shell can ask where they are (to copy them for a training of one's own)
+    asked = [sys.executable, "-m", "crct_cli", "--weights-path"]
+    done = subprocess.run(asked, cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert done.returncode == 0 and Path(done.stdout.strip()) == Path(folder), done.stderr
 
     # a damaged packaged file is refused by name, as in a checkout
     (site / "crct_cli" / "_weights" / "fv.pt").write_bytes(b"not a weight file")
@@ -210,3 +215,19 @@ def test_train_will_not_write_into_an_installed_package(
     assert result.exit_code == 2
     assert "--out" in result.output and "Traceback" not in result.output
     assert list(packaged.iterdir()) == []
+
+
+def test_a_crct_weights_folder_that_is_not_there_is_one_line(tmp_path: Path) -> None:
+    """``$CRCT_WEIGHTS`` named wrong says so, not "reinstall crct"; ``--weights-path`` shows
+    the folder it names."""
+    env = {**os.environ, "CRCT_WEIGHTS": str(tmp_path / "none"), "OMP_NUM_THREADS": "1"}
+    photo = Path(__file__).resolve().parents[1] / "samples" / "astronaut.jpg"
+    for args in (["align", str(photo)], ["track", str(photo.with_suffix(".mp4"))]):
+        cmd = [sys.executable, "-m", "crct_cli", *args, "--out", str(tmp_path / "out")]
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 2, done.stderr
+        line = f"crct: error: CRCT_WEIGHTS={tmp_path / 'none'}: no such weights folder"
+        assert done.stderr.strip().splitlines() == [line]
+    asked = [sys.executable, "-m", "crct_cli", "--weights-path"]
+    done = subprocess.run(asked, env=env, capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == str(tmp_path / "none")

@@ -121,6 +121,15 @@ def update_manifest(name: str, entry: dict[str, Any], weights_dir: Path = WEIGHT
     write_text_atomic(weights_dir / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
 
+def check_weights_folder(path: Path) -> None:
+    """A missing weight file whose folder is missing too: the folder was named wrong
+    (``$CRCT_WEIGHTS``, ``weights_dir=``), which says more than "reinstall crct"."""
+    if not path.parent.is_dir():
+        named = os.environ.get("CRCT_WEIGHTS")
+        where = f"CRCT_WEIGHTS={named}" if named and Path(named) == path.parent else path.parent
+        raise CrctError(f"{where}: no such weights folder")
+
+
 def resolve_weight_path(path: Path, weights_dir: Path = WEIGHTS_DIR) -> Path:
     """The file a weight path names: as given when it is there or absolute; else
     "weights/fll.pt" (as the manifest's commands name the shipped files, run elsewhere than
@@ -146,6 +155,7 @@ def load_weights(
     path = resolve_weight_path(given, weights_dir)
     if not path.is_file():
         kinds = kind if isinstance(kind, str) else " or ".join(kind)
+        check_weights_folder(path)
         listed = given.name in read_manifest(weights_dir).get("weights", {})
         if not listed or (len(given.parts) > 1 and given.parts[0] != "weights"):
             raise CrctError(f"{given}: no such weight file ('crct train {kinds}' makes one)")

@@ -100,10 +100,11 @@ def resolve_weight_file(name_or_path: str | Path, weights_dir: Path) -> Path:
 def verified_sha256(path: Path, kind: str) -> str:
     """The file's sha256, after the checks the torch path makes: it exists, and a file named in
     its folder's manifest has the hash recorded there."""
-    from crct_cli.models.weights import MANIFEST, read_manifest
+    from crct_cli.models.weights import MANIFEST, check_weights_folder, read_manifest
     from crct_cli.runtime.cache import file_sha256
 
     if not path.is_file():
+        check_weights_folder(path)
         raise CrctError(
             f"weight file {path} is missing; reinstall crct or rebuild it with 'crct train {kind}'"
         )
