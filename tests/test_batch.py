@@ -1243,3 +1243,28 @@ def test_csv_style_openface_writes_feature_extraction_s_layout(
         blank_rows = list(csv.reader(fh))[1:]
     assert len(blank_rows) == 4 and all(r[4] == " 0" for r in blank_rows)
     assert read_landmarks_csv(tmp_path / "many" / "blank" / "landmarks.csv") == []
+
+
+def test_another_video_of_the_same_name_is_said_to_replace_the_run(
+    make_video: Callable[..., Path], tmp_path: Path, fakes: None
+) -> None:
+    """300-VW names every video vid.mp4: another one tracked into a folder is said to replace
+    the run there; the same video moved or copied as it was is not another one."""
+    for folder in ("001", "002"):
+        (tmp_path / folder).mkdir()
+    first = make_video("001/vid.mp4", n_frames=4, width=W, height=H)
+    second = make_video("002/vid.mp4", n_frames=6, width=W, height=H)
+    out = tmp_path / "v"
+    assert crct("track", first, "--out", out).exit_code == 0
+    other = crct("track", second, "--out", out)
+    assert other.exit_code == 0 and f"held crct's tracking of {first}" in other.stderr
+    moved = tmp_path / "003" / "vid.mp4"
+    moved.parent.mkdir()
+    shutil.copy2(second, moved)  # the same bytes and times
+    again = crct("track", moved, "--out", out)
+    assert again.exit_code == 0 and "held crct's tracking of" not in again.stderr
+    edited = make_video("002/vid.mp4", n_frames=5, width=W, height=H)  # this very file, edited
+    assert edited == second
+    redone = crct("track", second, "--out", out)
+    assert redone.exit_code == 0 and "held crct's tracking of" not in redone.stderr
+    assert "already tracked" not in redone.stderr

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from crct_cli.batch.discover import VideoJob
+from crct_cli.errors import CrctError
 from crct_cli.io.atomic import write_text_atomic
 
 MARKER = ".crct-input.json"
@@ -202,17 +203,29 @@ def foreign_outputs(job: VideoJob, flags: bool = True) -> str | None:
 
 
 def other_input(job: VideoJob) -> str | None:
-    """The input of the crct run ``job``'s folder holds when that is another one (by name),
-    else None: a folder reused for another video is tracked over, said in a warning."""
+    """The input of the crct run ``job``'s folder holds when that is another one, else None:
+    a folder reused for another video is tracked over, said in a warning. Another one: another
+    name, or the same name at another path with other contents (300-VW names every video
+    ``vid.avi``); a video moved, or copied as it was, is the same one."""
     try:
         marker = json.loads((job.out_dir / MARKER).read_text(encoding="utf-8"))
-        before = str(marker["input"]["path"])
-        name = str(marker["input"].get("name") or Path(before).name)
+        given = marker["input"]
+        before = str(given["path"])
+        name = str(given.get("name") or Path(before).name)
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
     if name in ("", ".", ".."):  # a marker written before names were kept: not known
         return None
-    return before if name != input_name(job) else None
+    if name != input_name(job):
+        return before
+    if os.path.abspath(before) == os.path.abspath(job.source):
+        return None  # this very file, perhaps edited since: tracked again without a word
+    try:
+        now = input_stamp(job.source)
+    except (OSError, CrctError):
+        return None
+    recorded = {k: given[k] for k in now if k in given}
+    return before if recorded and recorded != {k: now[k] for k in recorded} else None
 
 
 def clear_done(job: VideoJob) -> None:
