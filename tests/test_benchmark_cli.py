@@ -481,6 +481,17 @@ def test_a_run_of_some_frames_and_a_run_folder_are_pointed_out(tmp_path: Path) -
     assert f"--common-with {run / 'annot'}" in warning
     own = crct("benchmark", "--pred", run / "annot", "--gt", gt, "--common-with", run / "annot")
     assert own.exit_code == 0 and "never tracked" not in own.stderr
+    # the same run scored by its landmarks.csv: the track.json beside it says it is a part run
+    from crct_cli.io.openface_csv import LandmarksCsvWriter
+    from crct_cli.tracking.multi import Face
+
+    with LandmarksCsvWriter(run / "landmarks.csv") as rows:
+        for k in range(3):
+            points = gt_shape(10.0 + k, 20.0) + 0.5
+            rows.add(k, k / 25.0, [Face(0, points, None, 0.9, "tracked")])
+    by_csv = crct("benchmark", "--pred", run / "landmarks.csv", "--gt", gt)
+    assert by_csv.exit_code == 0, by_csv.output
+    assert "the 3 ground-truth files it never tracked" in " ".join(by_csv.stderr.split())
     # a run of every frame, some without a face, is no part run whatever --max-frames said
     header["max_frames"] = 500
     with TrackJsonWriter(run / "track.json", header, SCHEMA_FACES) as writer:
@@ -572,7 +583,7 @@ def test_a_run_without_pts_files_is_scored_as_its_annot_would_be(
         assert got["pred"] == str(pred) and got["count"] == want["count"] == 9
         for key in ("mean_nme", "median_nme", "auc", "failure_rate", "jitter"):
             assert got[key] == pytest.approx(want[key], abs=1e-4), key
-        assert ("by_state" in got) == (pred.suffix != ".csv")  # the csv keeps no state
+        assert got["by_state"] == want["by_state"]  # the csv's from the track.json beside it
 
 
 def test_min_face_reaches_the_video_methods_networks(

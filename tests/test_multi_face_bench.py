@@ -430,3 +430,24 @@ def test_dataset_multi_refuses_still_and_init_options(
     assert cli.exit_code == 2 and "not for --dataset multi" in cli.stderr
     cli = runner.invoke(app, ["benchmark", "--dataset", "multi"])
     assert cli.exit_code == 2 and "needs --root" in cli.stderr
+
+
+def test_a_crct_track_run_of_several_faces_is_ground_truth_too(
+    worked_case: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """``crct track --faces all`` writes faces/<id>/annot/NNNNNN.pts: read as the ground
+    truth's faces/<id>/NNNNNN.pts, so that two runs score each other."""
+    import shutil
+
+    from crct_cli.bench.multi_face import read_multi_gt
+
+    pred, gt = worked_case
+    run = tmp_path / "track-run"
+    for face in (gt / "faces").iterdir():
+        shutil.copytree(face, run / "faces" / face.name / "annot")
+    as_gt, as_run = read_multi_gt(gt), read_multi_gt(run)
+    assert as_run.visible.keys() == as_gt.visible.keys() == {"0", "1"}
+    for gid, frames in as_gt.visible.items():
+        assert frames.keys() == as_run.visible[gid].keys()
+    cli = runner.invoke(app, ["benchmark", "--pred", str(pred), "--gt", str(run)])
+    assert cli.exit_code == 0, cli.output

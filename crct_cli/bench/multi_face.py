@@ -180,13 +180,14 @@ def is_multi_face_gt(folder: Path) -> bool:
 
 
 def read_multi_gt(folder: str | os.PathLike[str]) -> MultiGroundTruth:
-    """``folder/faces/<gt_id>/NNNNNN.pts`` (and ``faces.json`` when present)."""
+    """``folder/faces/<gt_id>/NNNNNN.pts`` (and ``faces.json`` when present); a ``crct track
+    --faces`` run's ``faces/<id>/annot/NNNNNN.pts`` too, so that two runs score each other."""
     folder = Path(folder)
     faces_dir = folder / FACES_DIR
     if not faces_dir.is_dir():
         raise CrctError(f"{folder}: no {FACES_DIR}/ folder (expected {FACES_DIR}/<id>/000001.pts)")
     visible = {
-        p.name: read_annotations(p)
+        p.name: read_annotations(_pts_folder(p))
         for p in sorted(faces_dir.iterdir(), key=lambda p: _natural(p.name))
         if p.is_dir() and not p.name.startswith(".")
     }
@@ -208,6 +209,14 @@ def read_multi_gt(folder: str | os.PathLike[str]) -> MultiGroundTruth:
         except (ValueError, KeyError, TypeError) as exc:
             raise CrctError(f"{doc_path}: not a faces.json ({exc})") from None
     return gt
+
+
+def _pts_folder(face: Path) -> Path:
+    """A face's ``.pts`` folder: itself, or its ``annot/`` (crct track's layout)."""
+    annot = face / "annot"
+    if annot.is_dir() and not any(face.glob("*.pts")):
+        return annot
+    return face
 
 
 def _natural(name: str) -> tuple[int, int | str]:

@@ -224,9 +224,9 @@ def as_pts_folder(
     one. A folder of ``.pts`` files is itself (a ``crct track`` run's ``annot/``: its states,
     :func:`track_states`, or where its track.json cannot be read, none, and ``unsplit`` hears
     why). A run written without them (``crct track --no-pts``, ``crct live``): its folder or
-    its ``track.json`` gives face 0's points and states, its ``landmarks.csv`` face 0's points,
-    each frame as the ``.pts`` file ``crct track`` would have written (``000001.pts`` for frame
-    0), in a temporary folder."""
+    its ``track.json`` gives face 0's points and states, its ``landmarks.csv`` face 0's points
+    (and the states of the track.json beside it), each frame as the ``.pts`` file ``crct
+    track`` would have written (``000001.pts`` for frame 0), in a temporary folder."""
     path = Path(pred)
     if path.is_dir() and (any(path.glob("*.pts")) or not (path / "track.json").is_file()):
         try:
@@ -248,6 +248,13 @@ def as_pts_folder(
         points = {f.index: f.face(0).points for f in track.faces}
     elif path.suffix.lower() == ".csv":
         points = {r.frame - 1: r.points for r in read_landmarks_csv(path) if r.face_id == 0}
+        beside = path.parent / "track.json"  # the same run's: its states and frame range
+        if beside.is_file():
+            try:
+                track = read_track_json(beside)
+            except CrctError as exc:
+                if unsplit is not None:
+                    unsplit(exc)
     else:
         yield path, None  # not a run: compare_pts_folders says what is wrong with it
         return
