@@ -20,8 +20,9 @@ def read_pts(path: str | os.PathLike[str], n_points: int | None = N_POINTS) -> n
     """Read a ``.pts`` file into an (n_points, 2) float array of pixel coordinates
     (``n_points`` None: as many as the file declares, 68 where it does not say).
 
-    Tolerates ``version: 1.0``, CRLF line ends and blank lines; anything else that is off
-    (missing braces, wrong count, non-numbers) raises :class:`CrctError` naming the file.
+    Tolerates ``version: 1.0``, CRLF line ends and blank lines, and reads the first two
+    numbers of a row (x, y of a 3D file's x y z); anything else that is off (missing braces,
+    wrong count, non-numbers) raises :class:`CrctError` naming the file.
     """
     path = Path(path)
     try:
@@ -36,6 +37,10 @@ def read_pts(path: str | os.PathLike[str], n_points: int | None = N_POINTS) -> n
         start = lines.index("{")
         end = lines.index("}", start)
     except ValueError:
+        if any(ln != b and (ln.startswith(b) or ln.endswith(b)) for ln in lines for b in "{}"):
+            raise CrctError(
+                f"{path}: '{{' and '}}' must each stand on a line of their own"
+            ) from None
         raise CrctError(f"{path}: not a .pts file (no '{{ ... }}' block)") from None
     declared = None
     for ln in lines[:start]:
