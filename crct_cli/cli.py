@@ -462,8 +462,8 @@ def track(
         int,
         typer.Option(
             rich_help_panel=_PANEL_FACES,
-            help="With several faces: end a face's track after this many lost frames in a row "
-            "(a face that comes back later gets a new id).",
+            help="With several faces: end a face's track after more than this many lost frames "
+            "in a row (a face that comes back later gets a new id).",
             metavar="FRAMES",
         ),
     ] = 40,

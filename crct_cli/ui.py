@@ -70,11 +70,12 @@ def item_progress(console: Console, label: str, total: int) -> Iterator[Callable
 def print_track_summary(console: Console, s: TrackSummary, timings: dict[str, list[float]]) -> None:
     table = Table(title=f"{s.video} -> {s.out_dir}", show_header=False, box=None)
     table.add_row("frames", str(s.frames))
-    if s.faces > 1:
+    several = s.faces > 1  # the per-frame counts are face 0's: say so
+    if several:
         table.add_row("faces", f"{s.faces} ({s.face_frames} face-frames)")
-    table.add_row("with landmarks", str(s.with_points))
-    table.add_row("re-detections", str(s.redetections))
-    table.add_row("frames lost", str(s.lost))
+    table.add_row("face 0 with landmarks" if several else "with landmarks", str(s.with_points))
+    table.add_row("re-detections, all faces" if several else "re-detections", str(s.redetections))
+    table.add_row("face 0 frames lost" if several else "frames lost", str(s.lost))
     if s.rotate:
         table.add_row("turned", f"{s.rotate} degrees clockwise")
     table.add_row("speed", f"{s.fps:.1f} fps ({s.seconds:.1f} s)")

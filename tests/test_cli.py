@@ -549,3 +549,21 @@ def test_training_data_of_the_checkout_is_found_from_any_folder(
     assert cli._data_dir(Path("../shared/data/300w/afw")) == afw
     assert cli._data_dir(Path("../other/afw")) == Path("../other/afw")
     assert cli._data_dir(Path("../shared/data/300w/none")) == Path("../shared/data/300w/none")
+
+
+def test_the_closing_table_says_which_counts_are_face_0_s_with_several_faces() -> None:
+    from rich.console import Console
+
+    from crct_cli.tracking.pipeline import TrackSummary
+    from crct_cli.ui import print_track_summary
+
+    def table(faces: int) -> str:
+        console = Console(record=True, width=100)
+        summary = TrackSummary("v.mp4", "o", 90, 71, 11, 0, 60, 2, 3.0, faces, 180)
+        print_track_summary(console, summary, {})
+        return console.export_text()
+
+    several, one = table(2), table(1)
+    assert "face 0 frames lost" in several and "re-detections, all faces" in several
+    assert "face 0 with landmarks" in several
+    assert "frames lost" in one and "face 0" not in one and "all faces" not in one

@@ -31,7 +31,8 @@ def shape_in(box: np.ndarray) -> np.ndarray:
 
 
 def frame(t: int) -> np.ndarray:
-    return np.full((2, 2, 3), t, dtype=np.uint8)
+    """Frame ``t`` of a 640x480 video (its number in every pixel: the fakes read it there)."""
+    return np.full((480, 640, 3), t, dtype=np.uint8)
 
 
 def fid(image: np.ndarray) -> int:
@@ -200,9 +201,12 @@ def test_a_short_occlusion_keeps_the_id() -> None:
     assert set(ids_on(results, world, "a")[26:]) == {0}
     assert set(ids_on(results, world, "b")) == {1}
     # while a is lost, MTCNN runs on every frame (Algorithm 1's re-detection), and once more
-    # with its sensitive settings when that finds nothing for it
-    assert all(world.per_frame("detect")[t] == 1 for t in range(11, 25))
-    assert all(world.per_frame("relaxed")[t] == 1 for t in range(11, 25))
+    # with its sensitive settings when that finds nothing for it, for its first 10 lost frames
+    # (MultiConfig.lost_looks); after that on every third lost frame (lost_every: 22) and on
+    # the periodic frames (20)
+    looked = [t for t in range(11, 25) if world.per_frame("detect")[t]]
+    assert looked == [*range(11, 21), 22] and all(world.per_frame("detect")[t] == 1 for t in looked)
+    assert [t for t in range(11, 25) if world.per_frame("relaxed")[t]] == looked
     lost = [next(f for f in faces if f.face_id == 0).state for faces in results[10:25]]
     assert set(lost) == {"lost"}
 
@@ -441,3 +445,90 @@ def test_a_track_lost_in_a_jump_takes_its_face_back_in_the_same_frame() -> None:
     assert next(f for f in results[10] if f.face_id == 1).state == "lost"
     assert next(f for f in results[11] if f.face_id == 1).state == "redetected"
     assert world.per_frame("detect")[10] == 0
+
+
+def test_a_face_that_walks_out_of_the_picture_waits_unseen_and_comes_back() -> None:
+    """Its held box mostly off the frame, lost 3 frames: no more points for it (they would be
+    drawn on the background) and a look every third frame, not two detector passes a frame;
+    back through the same edge before max_lost, it has its id. A face lost while mostly inside
+    is written as lost as before."""
+    world = World(
+        {
+            # 62% inside at frame 11, gone 12-23, back at the edge from 24
+            "out": lambda t: box_at(560 + 5 * t) if t < 12 else box_at(598) if t >= 24 else None,
+            "edge": lambda t: None if 10 <= t < 18 else box_at(605, 300),  # 88% inside
+        }
+    )
+    results = run(world, 30, detect_every=50)
+    out_rows = [(t, f.state) for t, faces in enumerate(results) for f in faces if f.face_id == 0]
+    assert [t for t, s in out_rows if s == "lost"] == [12, 13]  # then unseen until it is back
+    assert set(ids_on(results, world, "out")[25:]) == {0}
+    edge = ids_on(results, world, "edge")
+    assert set(edge[:10]) == {1} == set(edge[18:])
+    assert [t for faces in results[10:18] for t in [f.state for f in faces if f.face_id == 1]] == [
+        "lost"
+    ] * 8
+    looks = sorted(world.per_frame("relaxed"))  # the sensitive look: lost tracks' alone
+    assert all(world.per_frame("relaxed")[t] == 1 for t in looks)
+    assert [t for t in looks if 18 <= t < 24] == [18, 21]  # "out" alone lost: every third
+    assert max(f.face_id for faces in results for f in faces) == 1
+    # the papers' single target never stops writing: it awaits its face where it was
+    single = MultiTracker(World(world.paths), TrackerConfig(), MultiConfig(faces=1))
+    assert all(len(single.step(frame(t))) == 1 for t in range(30))
+
+
+def test_a_lost_track_s_points_on_another_face_are_not_reported() -> None:
+    """a goes behind b and vanishes: FLL in a's held box reads b's face. Those points are b's;
+    a's frame is lost without points rather than a second set on b."""
+    world = World(
+        {
+            "a": lambda t: box_at(100 + 15 * t) if t < 10 else None,  # reaches x=235 at 9
+            "b": steady(250),
+        }
+    )
+    results = run(world, 16)
+    for faces in results[10:]:
+        assert [f.face_id for f in faces if f.state == "lost"] == []  # nothing drawn on b
+        assert [f.face_id for f in faces] == [1]
+
+
+def test_a_face_back_beyond_the_gate_takes_its_id_back_and_counts_as_a_redetection() -> None:
+    """Hidden 10 frames, back 1.9 box diagonals away (beyond eq. 8's gate, within
+    ``reattach``): a new track that is the lost face, its id and one re-detection."""
+    world = World({"a": lambda t: box_at(50) if t < 10 else box_at(170) if t >= 20 else None})
+    tracker = MultiTracker(world, TrackerConfig(), MultiConfig(faces=None, detect_every=5))
+    results = [tracker.step(frame(t)) for t in range(30)]
+    assert ids_on(results, world, "a")[:10] == [0] * 10
+    assert set(ids_on(results, world, "a")[21:]) == {0}
+    assert tracker.redetections == 1 and tracker.next_id == 1
+
+
+def test_with_likeness_a_stranger_where_a_face_was_lost_gets_an_id_of_its_own() -> None:
+    """``reattach`` gives a lost face's id to a new track near it; with ``likeness`` only if
+    the new face looks like the lost one (each face drawn as a picture of its own)."""
+    import cv2
+
+    def picture(seed: int, side: int) -> np.ndarray:
+        small = np.random.default_rng(seed).uniform(0, 255, (6, 6, 3)).astype(np.float32)
+        return cv2.resize(small, (side, side), interpolation=cv2.INTER_CUBIC)
+
+    def ids(second_seed: int, likeness: float) -> list[int | None]:
+        world = World({"a": lambda t: box_at(50) if t < 10 else box_at(170) if t >= 20 else None})
+        tracker = MultiTracker(
+            world, TrackerConfig(likeness=likeness), MultiConfig(faces=None, detect_every=5)
+        )
+        results = []
+        for t in range(30):
+            image = np.full((480, 640, 3), 128, np.uint8)
+            box = world.faces(t).get("a")
+            if box is not None:
+                x0, y0 = int(box[0] - box[2] / 2), int(box[1] - box[3] / 2)
+                side = int(2 * box[3])
+                image[y0 : y0 + side, x0 : x0 + side] = picture(1 if t < 10 else second_seed, side)
+            image[0, 0, 0] = t  # the fakes read the frame's number there
+            results.append(tracker.step(image))
+        return ids_on(results, world, "a")
+
+    assert set(ids(2, 0.25)[21:]) == {1}  # another person: a new id
+    assert set(ids(1, 0.25)[21:]) == {0}  # the same face: its id back
+    assert set(ids(2, 0.0)[21:]) == {0}  # no check: by place alone, as before

@@ -822,3 +822,24 @@ def test_a_re_detection_that_does_not_look_like_the_followed_face_is_turned_down
     assert same[4].state == "redetected"
     _, unchecked = _refound(neighbour_seed=2, likeness=0.0)
     assert unchecked[4].state == "redetected"
+
+
+def test_a_stranger_standing_in_the_held_box_is_not_taken_for_the_followed_face() -> None:
+    """Lost at frame 3; at 4 MTCNN finds nothing and another face stands where face 1 was: BT
+    from the held box lands on it and FV accepts a face. With ``likeness`` that frame is a
+    re-find like a re-detection, and a stranger is turned down; the same face is taken back."""
+
+    def held_by(seed: int, likeness: float) -> list[TrackResult]:
+        prev = BOX + 2 * (BT_SHIFT + FLL_SHIFT) + FLL_SHIFT  # frame 2's box: the held box
+        nets = FakeNets(scores={3: 0.1})
+        config = TrackerConfig(redetect_on_loss=False, likeness=likeness, lost_follow=False)
+        tracker = CRCTTracker(nets, config, init_box=BOX)
+        frames = []
+        for t in range(6):
+            box = BOX + t * (BT_SHIFT + FLL_SHIFT) + FLL_SHIFT
+            frames.append(scene(t, [(box, 1)] if t < 3 else [(prev + BT_SHIFT, seed)]))
+        return [tracker.step(f) for f in frames]
+
+    assert held_by(2, 0.25)[4].state == "lost"
+    assert held_by(1, 0.25)[4].state == "tracked"
+    assert held_by(2, 0.0)[4].state == "tracked"  # the check off: as before

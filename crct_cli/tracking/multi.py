@@ -3,7 +3,8 @@
 Each face is its own :class:`~crct_cli.tracking.tracker.CRCTTracker` (Algorithm 1 with its own
 last valid box, LSTM state and eq. 8 gate). This layer only decides which tracks exist and
 answers their network requests together, so that per frame MTCNN runs at most once on the
-frame and BT, FV and FLL each run once on the batch of all tracks that need them.
+frame (and its sensitive look once more, for the lost tracks together) and BT, FV and FLL each
+run once on the batch of all tracks that need them.
 
 Choices where the papers are silent (they track one face):
 
@@ -19,7 +20,14 @@ Choices where the papers are silent (they track one face):
   (``TrackerConfig.relaxed_redetect``): it runs once for all of them and starts no track.
 - Ids are integers from 0 in order of appearance (left to right within a frame). A face keeps
   its id while its track lives; a track lost for more than ``max_lost`` frames in a row ends,
-  and a face that comes back after that gets a new id.
+  and a face that comes back after that gets a new id. A track lost ``edge_patience`` frames
+  whose held box lies less than ``edge_inside`` inside the frame is a face that walked out:
+  it waits unseen (no points are written for it, which would be drawn on the background) and
+  takes its id back if the face comes in again before ``max_lost``.
+- A lost track looks for its face (MTCNN, its sensitive look, the finder) on each of its first
+  ``lost_looks`` lost frames, where most faces come back, then on every ``lost_every``-th
+  frame, as does a face that walked out from then on: a face gone for good does not cost two
+  detector passes a frame.
 - A face that reappears after an occlusion often lies beyond eq. 8's gate (it moved while
   hidden). A new track that FV accepts within ``reattach`` box diagonals of a lost track's
   held box is that face coming back: it takes the lost track's id and the lost track ends.
@@ -40,6 +48,7 @@ import numpy as np
 
 from crct_cli.landmarks import box_from_points
 from crct_cli.tracking.detector import Detection
+from crct_cli.tracking.likeness import face_thumbnail, likeness
 from crct_cli.tracking.tracker import (
     CRCTTracker,
     Detect,
@@ -66,6 +75,10 @@ class MultiConfig:
     overlap_iou: float = 0.3
     duplicate_iou: float = 0.5
     reattach: float = 3.0
+    lost_looks: int = 10
+    lost_every: int = 3
+    edge_inside: float = 0.8
+    edge_patience: int = 3
 
     def __post_init__(self) -> None:
         if self.faces is not None and self.faces < 1:
@@ -179,12 +192,22 @@ class _Turn:
     previous_box: np.ndarray | None
     pending: Request | None = None
     result: TrackResult | None = None
+    resting: bool = False  # lost long: no look for its face this frame (MultiConfig.lost_looks)
 
     def advance(self, value: Any = None, first: bool = False) -> None:
         try:
             self.pending = next(self.plan) if first else self.plan.send(value)
         except StopIteration as stop:
             self.pending, self.result = None, stop.value
+        self.rest()
+
+    def rest(self) -> None:
+        """A resting track's looks for its face find nothing, and cost nothing."""
+        while self.resting and isinstance(self.pending, Detect | Find):
+            try:
+                self.pending = self.plan.send([])
+            except StopIteration as stop:
+                self.pending, self.result = None, stop.value
 
 
 @dataclass
@@ -246,11 +269,15 @@ class MultiTracker:
             _Turn(t, t.tracker.plan(image), not t.tracker.started, t.tracker.box)
             for t in self.tracks
         ]
+        size = (image.shape[1], image.shape[0])
+        due = self._detection_due()  # MTCNN runs anyway: every lost track gets its look
         for turn in turns:
+            turn.resting = not due and self._resting(turn.track, size)
             turn.advance(first=True)
+            turn.rest()
         wanting = [u for u in turns if isinstance(u.pending, Detect)]
         detections: list[Detection] | None = None
-        if wanting or self._detection_due():
+        if wanting or due:
             detections = self.batch.detect(image)
             claimed = self._answer_detections(wanting, turns, detections)
             turns += self._start_tracks(image, detections, claimed)
@@ -267,12 +294,21 @@ class MultiTracker:
         self._score_fresh(image, turns)
         self._resolve_duplicates(turns)
         self.frame_no += 1
-        return self._finish(turns)
+        return self._finish(turns, image)
 
     # -- detection ------------------------------------------------------------------------
 
     def _room(self) -> bool:
         return self.multi.faces is None or len(self.tracks) < self.multi.faces
+
+    def _resting(self, track: Track, size: tuple[int, int]) -> bool:
+        """A track lost past its first ``lost_looks`` frames (or out of the picture), between
+        two of its looks."""
+        if self.multi.single:
+            return False
+        if track.lost_run < self.multi.lost_looks and not self._walked_out(track, size):
+            return False
+        return track.lost_run % self.multi.lost_every != 0
 
     def _detection_due(self) -> bool:
         if self.multi.single or not self._room():
@@ -454,8 +490,9 @@ class MultiTracker:
                 intruder.track.tracker.redetect = True
                 intruder.result = TrackResult(None, None, intruder.result.score, "lost")
 
-    def _admit(self, new: _Turn, turns: list[_Turn]) -> None:
-        """A new track: a lost face coming back (its id), or a new face (the next id)."""
+    def _admit(self, new: _Turn, turns: list[_Turn], image: np.ndarray) -> None:
+        """A new track: a lost face coming back (its id), or a new face (the next id). With
+        ``likeness``, a face that does not look like the lost one is a new face."""
         assert new.result is not None and new.result.box is not None
         box = new.result.box
         lost = [
@@ -466,21 +503,33 @@ class MultiTracker:
             and u.result.state == "lost"
             and u.previous_box is not None
             and box_distance_ratio(u.previous_box, box) < self.multi.reattach
+            and not self._unlike(u.track, image, new.result.points)
         ]
         if lost:
             back = min(lost, key=lambda u: box_distance_ratio(u.previous_box, box))
             new.track.face_id = back.track.face_id
             self.tracks.remove(back.track)
+            self.redetections += 1  # a lost face found again, as a re-detection is
             back.result = None  # the face is reported once, by its new track
         else:
             new.track.face_id, self.next_id = self.next_id, self.next_id + 1
         self.tracks.append(new.track)
 
-    def _finish(self, turns: list[_Turn]) -> list[Face]:
-        """Admit new tracks (ids in order), count, end long-lost tracks, report faces."""
+    def _unlike(self, track: Track, image: np.ndarray, points: np.ndarray | None) -> bool:
+        """``likeness`` (off at 0): ``points`` do not show the face ``track`` followed."""
+        kept = track.tracker.thumbnail
+        if self.config.likeness <= 0 or kept is None or points is None:
+            return False
+        return likeness(kept, face_thumbnail(image, points)) < self.config.likeness
+
+    def _finish(self, turns: list[_Turn], image: np.ndarray) -> list[Face]:
+        """Admit new tracks (ids in order), count, end long-lost tracks, report faces (not
+        those of faces that walked out of the picture)."""
+        size = (image.shape[1], image.shape[0])
         for u in turns:
             if u.track.face_id < 0 and u.result is not None:
-                self._admit(u, turns)
+                self._admit(u, turns, image)
+        self._off_neighbours(turns)
         faces = []
         for u in turns:
             r = u.result
@@ -489,11 +538,37 @@ class MultiTracker:
             if r.state == "redetected" and not u.fresh:
                 self.redetections += 1
             u.track.lost_run = u.track.lost_run + 1 if r.state == "lost" else 0
-            if r.points is not None:
+            if r.points is not None and not self._walked_out(u.track, size):
                 faces.append(Face(u.track.face_id, r.points, r.box, r.score, r.state))
         if not self.multi.single:
             self.tracks = [t for t in self.tracks if t.lost_run <= self.multi.max_lost]
         return sorted(faces, key=lambda f: f.face_id)
+
+    def _walked_out(self, track: Track, size: tuple[int, int]) -> bool:
+        """Lost a few frames with its held box mostly off the frame: the face walked out."""
+        box = track.tracker.box
+        if self.multi.single or track.lost_run < self.multi.edge_patience or box is None:
+            return False
+        return inside_share(box, size) < self.multi.edge_inside
+
+    def _off_neighbours(self, turns: list[_Turn]) -> None:
+        """A lost track's points (its unaccepted estimate) lying on a face another track
+        holds are that face's, not its own: reported without them."""
+        held = [u.result.box for u in turns if _valid(u.result)]
+        for u in turns:
+            r = u.result
+            if r is None or r.state != "lost" or r.box is None:
+                continue
+            if any(iou(r.box, b) >= self.multi.overlap_iou for b in held):
+                u.result = TrackResult(None, None, r.score, "lost")
+
+
+def inside_share(box: np.ndarray, size: tuple[int, int]) -> float:
+    """The share of an (x, y, w, h) box's area inside a (width, height) frame."""
+    x, y, w, h = (float(v) for v in box)
+    inside_w = max(0.0, min(x + w, size[0]) - max(x, 0.0))
+    inside_h = max(0.0, min(y + h, size[1]) - max(y, 0.0))
+    return inside_w * inside_h / (w * h) if w > 0 and h > 0 else 0.0
 
 
 def _valid(result: TrackResult | None) -> bool:

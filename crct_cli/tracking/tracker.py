@@ -96,7 +96,8 @@ paper's and can be tested with scripted fakes:
   look again at a window twice as wide (``crct track --find-wide``,
   :func:`crct_cli.runtime.nets.find_faces`).
 
-- Not in the paper (``likeness``, off by default): a re-found face whose small eye-levelled
+- Not in the paper (``likeness``, off by default): a re-found face (re-detected, or the face
+  BT finds in the held box on the frame after a lost one) whose small eye-levelled
   thumbnail does not correlate with the last followed face's at least this much is taken for a
   neighbour and turned down as FV's rejection would be (:mod:`crct_cli.tracking.likeness`; not
   asked once ``reacquire`` has opened the gate). Tried and left off: it gained on category 3
@@ -471,6 +472,7 @@ class CRCTTracker:
         cfg = self.config
         assert self.prev_image is not None
         redetected_now = False
+        refinding = self.redetect  # lost last frame: whatever is accepted now is a re-find
         pb = self.box
         if self.redetect:  # lines 3-8
             found = yield from self._detect_near(image, self.gate)
@@ -488,8 +490,10 @@ class CRCTTracker:
             self.seq_t += 1
             return TrackResult(points_bt, box_bt, None, "tracked")
         score = float((yield Validate(image, points_bt)))
-        if redetected_now and score >= cfg.tc and self._unlike(image, points_bt):
-            score = 0.0  # a face, but not the one followed: as if FV had turned it down
+        if refinding and score >= cfg.tc and self._unlike(image, points_bt):
+            # a face, but not the one followed (re-detected, or standing in the held box):
+            # as if FV had turned it down
+            score = 0.0
         # a frame whose face FV doubts: FLL reads it mirrored too (not in the paper)
         mirrored = cfg.lost_flip and score < cfg.tc
         doubted: tuple[np.ndarray, float] | None = None
