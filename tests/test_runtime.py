@@ -628,3 +628,37 @@ def test_a_call_can_ask_for_the_mirrored_pass(engines, frames, face_box) -> None
     assert np.abs(plain(frames[3], boxes) - asked).max() > 0.05  # the mirror reads differently
     assert np.array_equal(plain(frames[3], boxes), plain(frames[3], boxes, flip=None))
     assert np.array_equal(mirrored(frames[3], boxes, flip=False), plain(frames[3], boxes))
+
+
+def test_the_first_export_is_said_on_a_terminal_and_an_unwritable_cache_always(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first run's export takes seconds: a person at a terminal is told why, once; a
+    cache that cannot be written (graphs made again on every run) is a warning in logs too."""
+    import io
+
+    from crct_cli.runtime import cache
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    def export() -> cache.Exported:
+        return cache.Exported("fv", {}, {"fv": b"graph"})
+
+    for terminal, said in ((Terminal(), 1), (io.StringIO(), 0)):
+        monkeypatch.setattr(cache, "_SAID", set())
+        monkeypatch.setattr(sys, "stderr", terminal)
+        monkeypatch.setenv("CRCT_CACHE", str(tmp_path / f"cache{said}"))
+        for sha in ("a" * 64, "b" * 64, "a" * 64):  # two exports, then one read back
+            cache.cached_graphs(sha, "fv.pt", export)
+        lines = terminal.getvalue().splitlines()
+        assert len(lines) == said and all("preparing the networks" in ln for ln in lines)
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    monkeypatch.setattr(cache, "_SAID", set())
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    monkeypatch.setenv("CRCT_CACHE", str(blocked))
+    entry = cache.cached_graphs("c" * 64, "fv.pt", export)
+    assert entry.graphs == {"fv": b"graph"}  # run from memory
+    assert sys.stderr.getvalue().startswith(f"crct: warning: {blocked / 'onnx'} cannot be written")

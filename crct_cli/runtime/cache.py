@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import tempfile
 import threading
 import time
@@ -200,15 +201,38 @@ def write_entry(sha: str, exported: Exported, source: str) -> GraphSet:
         write_bytes_atomic(index_path(sha), (json.dumps(index, indent=1) + "\n").encode())
     except OSError:
         entry.graphs = dict(exported.parts)  # a read-only cache: run from memory this time
+        say_once(
+            "unwritable",
+            f"crct: warning: {onnx_dir()} cannot be written: the networks' graphs are made "
+            f"again on every run (${CACHE_ENV} names another folder)",
+        )
     return entry
+
+
+_SAID: set[str] = set()
+
+
+def say_once(key: str, line: str, terminal_only: bool = False) -> None:
+    """One line on stderr per process (``terminal_only``: where a person is watching)."""
+    if key in _SAID or sys.stderr is None:
+        return
+    _SAID.add(key)
+    if not terminal_only or sys.stderr.isatty():
+        print(line, file=sys.stderr, flush=True)
 
 
 def cached_graphs(
     sha: str, source: str, export: Callable[[], Exported], rebuild: bool = False
 ) -> GraphSet:
-    """The graphs of a weight file: from the cache when whole, else exported and stored."""
+    """The graphs of a weight file: from the cache when whole, else exported and stored (said
+    once on a terminal: the first run's export takes seconds without a word otherwise)."""
     if not rebuild:
         entry = read_entry(sha)
         if entry is not None:
             return entry
+    say_once(
+        "export",
+        f"crct: preparing the networks for ONNX Runtime, once (kept in {onnx_dir()})",
+        terminal_only=True,
+    )
     return write_entry(sha, export(), source)
