@@ -122,7 +122,7 @@ def help_description(args: list[str], width: int) -> list[list[str]]:
     return [p for p in paragraphs if p]
 
 
-@pytest.mark.parametrize("width", [60, 80, 100])
+@pytest.mark.parametrize("width", [60, 80, 100, 130])
 @pytest.mark.parametrize("args", [["track"], ["denoise"], ["train", "fll"], ["benchmark"]])
 def test_help_prose_wraps_once_at_any_width(args: list[str], width: int) -> None:
     """A docstring's source line breaks do not survive into the help: each paragraph wraps at
@@ -141,7 +141,7 @@ def test_help_prose_wraps_once_at_any_width(args: list[str], width: int) -> None
     assert words == command.help.split()  # every word shown, in order, none added
 
 
-@pytest.mark.parametrize("width", [40, 60, 79, 80, 100])
+@pytest.mark.parametrize("width", [40, 60, 79, 80, 100, 119, 120, 140])
 @pytest.mark.parametrize("args", [["track"], ["benchmark"], ["align"], ["train", "fll"]])
 def test_every_option_name_is_shown_whole_at_any_width(args: list[str], width: int) -> None:
     """Typer's panels cut long names to fit ("--no-relaxed-redete…" at 80 columns): every
