@@ -532,3 +532,21 @@ def test_with_likeness_a_stranger_where_a_face_was_lost_gets_an_id_of_its_own() 
     assert set(ids(2, 0.25)[21:]) == {1}  # another person: a new id
     assert set(ids(1, 0.25)[21:]) == {0}  # the same face: its id back
     assert set(ids(2, 0.0)[21:]) == {0}  # no check: by place alone, as before
+
+
+def test_with_faces_n_a_face_that_walked_out_gives_its_place_up() -> None:
+    """``faces=2``: a walks out, c is in the picture all along. c is followed from the next
+    periodic detection (before: only once a's track ended, ``max_lost`` frames later); a's
+    track then ends, its place taken, and never more than two faces are followed."""
+    world = World(
+        {
+            "a": lambda t: box_at(560 + 5 * t) if t < 12 else None,  # 62% inside at 11
+            "b": steady(50),
+            "c": steady(300),
+        }
+    )
+    results = run(world, 40, faces=2, max_lost=30)
+    assert ids_on(results, world, "c")[:15] == [None] * 15
+    assert set(ids_on(results, world, "c")[16:]) == {2}  # found at the detection of frame 15
+    assert all(len(faces) <= 2 for faces in results)
+    assert set(ids_on(results, world, "b")) == {0}

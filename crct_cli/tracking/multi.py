@@ -23,7 +23,9 @@ Choices where the papers are silent (they track one face):
   and a face that comes back after that gets a new id. A track lost ``edge_patience`` frames
   whose held box lies less than ``edge_inside`` inside the frame is a face that walked out:
   it waits unseen (no points are written for it, which would be drawn on the background) and
-  takes its id back if the face comes in again before ``max_lost``.
+  takes its id back if the face comes in again before ``max_lost``. It holds no place among
+  ``faces``: another face is followed in its stead, and when that leaves it more than
+  ``faces`` tracks, the one out longest ends.
 - A lost track looks for its face (MTCNN, its sensitive look, the finder) on each of its first
   ``lost_looks`` lost frames, where most faces come back, then on every ``lost_every``-th
   frame, as does a face that walked out from then on: a face gone for good does not cost two
@@ -222,6 +224,7 @@ class MultiTracker:
     frame_no: int = field(default=0, init=False)
     next_id: int = field(default=0, init=False)
     redetections: int = field(default=0, init=False)
+    size: tuple[int, int] = field(default=(0, 0), init=False)  # the frame's (width, height)
 
     def __post_init__(self) -> None:
         self.batch = as_batch(self.nets)
@@ -269,7 +272,7 @@ class MultiTracker:
             _Turn(t, t.tracker.plan(image), not t.tracker.started, t.tracker.box)
             for t in self.tracks
         ]
-        size = (image.shape[1], image.shape[0])
+        self.size = size = (image.shape[1], image.shape[0])
         due = self._detection_due()  # MTCNN runs anyway: every lost track gets its look
         for turn in turns:
             turn.resting = not due and self._resting(turn.track, size)
@@ -298,8 +301,12 @@ class MultiTracker:
 
     # -- detection ------------------------------------------------------------------------
 
+    def _holding(self) -> list[Track]:
+        """The tracks that hold a place among ``faces`` (not those of faces that walked out)."""
+        return [t for t in self.tracks if not self._walked_out(t, self.size)]
+
     def _room(self) -> bool:
-        return self.multi.faces is None or len(self.tracks) < self.multi.faces
+        return self.multi.faces is None or len(self._holding()) < self.multi.faces
 
     def _resting(self, track: Track, size: tuple[int, int]) -> bool:
         """A track lost past its first ``lost_looks`` frames (or out of the picture), between
@@ -366,7 +373,7 @@ class MultiTracker:
             for i, d in enumerate(detections)
             if i not in claimed and all(iou(d.box, b) < self.multi.overlap_iou for b in boxes)
         ]
-        room = None if self.multi.faces is None else self.multi.faces - len(self.tracks)
+        room = None if self.multi.faces is None else self.multi.faces - len(self._holding())
         chosen: list[Detection] = []
         for d in sorted(free, key=lambda d: -d.score):
             if room is not None and len(chosen) >= room:
@@ -514,6 +521,11 @@ class MultiTracker:
         else:
             new.track.face_id, self.next_id = self.next_id, self.next_id + 1
         self.tracks.append(new.track)
+        extra = 0 if self.multi.faces is None else len(self.tracks) - self.multi.faces
+        if extra > 0:  # its place was taken: the face out of the picture longest ends
+            gone = [t for t in self.tracks if self._walked_out(t, self.size)]
+            for track in sorted(gone, key=lambda t: -t.lost_run)[:extra]:
+                self.tracks.remove(track)
 
     def _unlike(self, track: Track, image: np.ndarray, points: np.ndarray | None) -> bool:
         """``likeness`` (off at 0): ``points`` do not show the face ``track`` followed."""
