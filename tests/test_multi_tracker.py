@@ -550,3 +550,48 @@ def test_with_faces_n_a_face_that_walked_out_gives_its_place_up() -> None:
     assert set(ids_on(results, world, "c")[16:]) == {2}  # found at the detection of frame 15
     assert all(len(faces) <= 2 for faces in results)
     assert set(ids_on(results, world, "b")) == {0}
+
+
+def _pictures(world: World, t: int, seeds: dict[str, int]) -> np.ndarray:
+    """Frame ``t`` with each face drawn as a picture of its own (``seeds``: name -> seed), so
+    that ``likeness`` can tell them apart."""
+    import cv2
+
+    image = np.full((480, 640, 3), 128, np.uint8)
+    for name, seed in seeds.items():
+        box = world.faces(t).get(name)
+        if box is not None:
+            side = int(2 * box[3])
+            x0, y0 = int(box[0] - box[2] / 2), int(box[1] - box[3] / 2)
+            small = np.random.default_rng(seed).uniform(0, 255, (6, 6, 3)).astype(np.float32)
+            image[y0 : y0 + side, x0 : x0 + side] = cv2.resize(small, (side, side))
+    image[0, 0, 0] = t  # the fakes read the frame's number there
+    return image
+
+
+def test_a_track_set_back_from_a_neighbour_keeps_the_look_of_its_own_face() -> None:
+    """With ``likeness``: a vanishes, its BT drifts onto b and the duplicate rule sets it
+    back; the look it keeps is a's, so a coming back in place is taken back at once."""
+    world = World(
+        {"a": lambda t: box_at(100) if t < 10 or t >= 20 else None, "b": steady(200)}, drift=True
+    )
+    tracker = MultiTracker(
+        world, TrackerConfig(likeness=0.25), MultiConfig(faces=None, detect_every=5)
+    )
+    results = [tracker.step(_pictures(world, t, {"a": 1, "b": 2})) for t in range(30)]
+    assert ids_on(results, world, "a")[21:] == [0] * 9
+    assert set(ids_on(results, world, "b")) == {1}
+
+
+def test_a_resting_lost_track_takes_the_detection_that_runs_for_another() -> None:
+    """a, lost 15 frames, rests between its own looks; b is lost too from 19, so MTCNN runs
+    on every frame: a, back in place at 21, is re-detected at 21, not at its next own look."""
+    world = World(
+        {
+            "a": lambda t: box_at(100) if t < 5 else None if t <= 20 else box_at(117),
+            "b": lambda t: None if 19 <= t <= 27 else box_at(400),
+        }
+    )
+    results = run(world, 26, detect_every=50)
+    a = [next((f.state for f in faces if f.face_id == 0), None) for faces in results]
+    assert a[21:23] == ["redetected", "tracked"]

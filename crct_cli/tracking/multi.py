@@ -89,6 +89,10 @@ class MultiConfig:
             raise ValueError(f"detect_every must be >= 1, got {self.detect_every}")
         if self.max_lost < 0:
             raise ValueError(f"max_lost must be >= 0, got {self.max_lost}")
+        if self.lost_looks < 0 or self.lost_every < 1 or self.edge_patience < 1:
+            raise ValueError("lost_looks must be >= 0, lost_every and edge_patience >= 1")
+        if not 0.0 < self.edge_inside <= 1.0:
+            raise ValueError(f"edge_inside must be in (0, 1], got {self.edge_inside}")
 
     @property
     def single(self) -> bool:
@@ -192,6 +196,7 @@ class _Turn:
     plan: Plan
     fresh: bool  # started this frame
     previous_box: np.ndarray | None
+    previous_thumbnail: np.ndarray | None = None  # the followed face's (``likeness``)
     pending: Request | None = None
     result: TrackResult | None = None
     resting: bool = False  # lost long: no look for its face this frame (MultiConfig.lost_looks)
@@ -204,8 +209,12 @@ class _Turn:
         self.rest()
 
     def rest(self) -> None:
-        """A resting track's looks for its face find nothing, and cost nothing."""
-        while self.resting and isinstance(self.pending, Detect | Find):
+        """A resting track's own looks for its face (the sensitive look, the finder) find
+        nothing and cost nothing; MTCNN's usual look it gets when MTCNN runs for another."""
+        while self.resting and (
+            isinstance(self.pending, Find)
+            or (isinstance(self.pending, Detect) and self.pending.relaxed)
+        ):
             try:
                 self.pending = self.plan.send([])
             except StopIteration as stop:
@@ -269,7 +278,9 @@ class MultiTracker:
     def step(self, image: np.ndarray) -> list[Face]:
         """Track every face through one RGB frame; faces with points, by id."""
         turns = [
-            _Turn(t, t.tracker.plan(image), not t.tracker.started, t.tracker.box)
+            _Turn(
+                t, t.tracker.plan(image), not t.tracker.started, t.tracker.box, t.tracker.thumbnail
+            )
             for t in self.tracks
         ]
         self.size = size = (image.shape[1], image.shape[0])
@@ -280,6 +291,10 @@ class MultiTracker:
             turn.rest()
         wanting = [u for u in turns if isinstance(u.pending, Detect)]
         detections: list[Detection] | None = None
+        if not due and all(u.resting for u in wanting):  # no look due this frame: none taken
+            for u in wanting:
+                u.advance([])
+            wanting = []
         if wanting or due:
             detections = self.batch.detect(image)
             claimed = self._answer_detections(wanting, turns, detections)
@@ -417,7 +432,8 @@ class MultiTracker:
                         for u in turns
                         if isinstance(u.pending, Detect) and u.pending.relaxed == relaxed
                     ]
-                    if late and looks[relaxed] is None:
+                    eager = any(not u.resting for u in late)  # resting ones take what ran
+                    if late and looks[relaxed] is None and eager:
                         looks[relaxed] = self.batch.detect(image, relaxed=relaxed)
                     for u in late:
                         u.advance(self._free_detections(u, turns, looks[relaxed] or []))
@@ -494,6 +510,8 @@ class MultiTracker:
                     intruder.result = None
                     continue
                 intruder.track.tracker.box = intruder.previous_box
+                # nor does it keep the look of the face it drifted onto (``likeness``)
+                intruder.track.tracker.thumbnail = intruder.previous_thumbnail
                 intruder.track.tracker.redetect = True
                 intruder.result = TrackResult(None, None, intruder.result.score, "lost")
 
