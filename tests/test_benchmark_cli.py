@@ -492,6 +492,14 @@ def test_a_run_of_some_frames_and_a_run_folder_are_pointed_out(tmp_path: Path) -
     by_csv = crct("benchmark", "--pred", run / "landmarks.csv", "--gt", gt)
     assert by_csv.exit_code == 0, by_csv.output
     assert "the 3 ground-truth files it never tracked" in " ".join(by_csv.stderr.split())
+    # another tool's CSV saved beside the run (other frames, or another name) is its own
+    (run / "landmarks.csv").rename(run / "peer.csv")
+    with LandmarksCsvWriter(run / "landmarks.csv") as rows:
+        for k in range(6):
+            rows.add(k, k / 25.0, [Face(0, gt_shape(10.0 + k, 20.0), None, 0.9, "tracked")])
+    for foreign in ("landmarks.csv", "peer.csv"):
+        alone = crct("benchmark", "--pred", run / foreign, "--gt", gt)
+        assert alone.exit_code == 0 and "never tracked" not in alone.stderr, foreign
     # a run of every frame, some without a face, is no part run whatever --max-frames said
     header["max_frames"] = 500
     with TrackJsonWriter(run / "track.json", header, SCHEMA_FACES) as writer:

@@ -249,12 +249,14 @@ def as_pts_folder(
     elif path.suffix.lower() == ".csv":
         points = {r.frame - 1: r.points for r in read_landmarks_csv(path) if r.face_id == 0}
         beside = path.parent / "track.json"  # the same run's: its states and frame range
-        if beside.is_file():
+        if path.name == "landmarks.csv" and beside.is_file():
             try:
                 track = read_track_json(beside)
             except CrctError as exc:
                 if unsplit is not None:
                     unsplit(exc)
+            if track is not None and _face0_frames(track) != set(points):
+                track = None  # not the run that wrote this file: its states are not these
     else:
         yield path, None  # not a run: compare_pts_folders says what is wrong with it
         return
@@ -267,6 +269,11 @@ def as_pts_folder(
             names = {f"{f.index + 1:06d}.pts": f.face(0).state for f in track.faces}
             states = TrackStates(names, path, track.header)
         yield Path(folder), states
+
+
+def _face0_frames(track: Any) -> set[int]:
+    """The frame indices in which a run's face 0 has points (those its landmarks.csv holds)."""
+    return {f.index for f in track.faces if f.face(0) is not None and f.face(0).points is not None}
 
 
 def compare_pts_folders(
