@@ -10,6 +10,7 @@ no face slowly (:data:`SLOW_W`).
 from __future__ import annotations
 
 import csv
+import json
 import multiprocessing
 import os
 import re
@@ -1268,3 +1269,30 @@ def test_another_video_of_the_same_name_is_said_to_replace_the_run(
     redone = crct("track", second, "--out", out)
     assert redone.exit_code == 0 and "held crct's tracking of" not in redone.stderr
     assert "already tracked" not in redone.stderr
+
+
+def test_a_worker_given_absolute_paths_names_them_as_typed(
+    make_video: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Ray worker reads the job at absolute paths (its working folder is not the user's):
+    track.json's header and summary, and errors, name the video and folder as typed."""
+    from dataclasses import replace
+
+    from crct_cli.batch.discover import discover
+    from crct_cli.batch.worker import VideoWorker, WorkerSpec, settings_of
+
+    (tmp_path / "in").mkdir()
+    make_video("in/a.mp4", n_frames=4, width=W, height=H)
+    monkeypatch.chdir(tmp_path)
+    jobs = discover([Path("in/a.mp4"), Path("in/missing.mp4")], Path("out"))
+    worker = VideoWorker(WorkerSpec({}, settings_of({}), networks_factory=scripted_networks))
+    results = []
+    for job in jobs:
+        where = replace(job, source=job.source.absolute(), out_dir=job.out_dir.absolute())
+        results.append(worker.run(where, named=job))
+    assert [r.status for r in results] == ["ok", "failed"]
+    assert results[1].error.startswith("in/missing.mp4: ")
+    doc = json.loads((tmp_path / "out" / "a" / "track.json").read_text())
+    assert doc["video"] == doc["summary"]["video"] == os.path.join("in", "a.mp4")
+    assert doc["summary"]["out_dir"] == os.path.join("out", "a")
+    assert doc["video_resolved"] == str(tmp_path / "in" / "a.mp4")

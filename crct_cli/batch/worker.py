@@ -224,6 +224,7 @@ class VideoWorker:
                 self.spec.pts,
                 None if named is None else named.label,
                 self.spec.settings.get("csv_style", CRCT),
+                out_name=None if named is None else str(named.out_dir),
             )
             done = Done(
                 summary.status,

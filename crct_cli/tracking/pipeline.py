@@ -205,6 +205,7 @@ def track_video(
     pts: bool = True,
     name: str | None = None,
     csv_style: str = "crct",
+    out_name: str | None = None,
 ) -> TrackSummary:
     """Track one video into ``out_dir`` with a :class:`crct_cli.api.Tracker`.
 
@@ -213,7 +214,8 @@ def track_video(
     ``.pts`` file per frame in ``annot/`` (else landmarks.csv and track.json only);
     ``name``: the video as the user named it, for track.json (None: ``video`` itself; a Ray
     worker reads it at its absolute path); ``csv_style``: landmarks.csv's layout
-    (``--csv-style``: crct's or OpenFace's).
+    (``--csv-style``: crct's or OpenFace's); ``out_name``: ``out_dir`` as the user named it,
+    for the summary (None: ``out_dir``).
     """
     span = frames_in or FrameRange()
     info = probe_video(video, tracker.sequence_fps)
@@ -291,8 +293,8 @@ def track_video(
             all_asked = span.count is not None and reached >= span.skip + span.count
             missing = 0 if all_asked else missing_frames(info.n_frames, reached)
             summary = TrackSummary(
-                str(video),
-                str(out_dir),
+                str(video) if name is None else name,
+                str(out_dir) if out_name is None else out_name,
                 frames,
                 with_points,
                 counts["tracked"],
