@@ -258,8 +258,13 @@ def _version(value: bool) -> None:
 
 def _weights_path(value: bool) -> None:
     if value:
-        from crct_cli.models.weights import WEIGHTS_DIR
+        from crct_cli.models.weights import WEIGHTS_DIR, check_weights_folder
 
+        try:  # an eager option runs before the command's own error handling
+            check_weights_folder(WEIGHTS_DIR / "fll.pt")  # a folder that is not there
+        except CrctError as exc:
+            _error_line(str(exc))
+            raise typer.Exit(EXIT_BAD_INPUT) from None
         typer.echo(str(WEIGHTS_DIR.absolute()))
         raise typer.Exit()
 
@@ -442,7 +447,7 @@ def track(
         typer.Option(
             help="landmarks.csv's layout: crct (plain commas, a row per face with points) or "
             "openface (FeatureExtraction's own: ', ' between values, the pose before x_0, a row "
-            "for every frame, zeros and success 0 where no face was found), for scripts "
+            "for every frame, zeros and success 0 where no face has points), for scripts "
             "written for OpenFace's CSV.",
             metavar="crct|openface",
         ),

@@ -56,6 +56,7 @@ def test_format_is_the_ibug_layout() -> None:
         (_pts_text(_points()).replace("n_points:  68", "n_points: 70"), "n_points is 70"),
         ("", "no '{ ... }' block"),
         (_pts_text(_points()).replace("{\n", "{ "), "must each stand on a line of their own"),
+        ('{"version": 1, "points": [[1, 2]]}', "no '{ ... }' block"),  # JSON named .pts
     ],
 )
 def test_malformed_files_name_the_file(tmp_path: Path, content: str, message: str) -> None:

@@ -218,8 +218,8 @@ def test_train_will_not_write_into_an_installed_package(
 
 
 def test_a_crct_weights_folder_that_is_not_there_is_one_line(tmp_path: Path) -> None:
-    """``$CRCT_WEIGHTS`` named wrong says so, not "reinstall crct"; ``--weights-path`` shows
-    the folder it names."""
+    """``$CRCT_WEIGHTS`` named wrong says so, not "reinstall crct", ``--weights-path`` too (a
+    script copying the folder must not copy nothing)."""
     env = {**os.environ, "CRCT_WEIGHTS": str(tmp_path / "none"), "OMP_NUM_THREADS": "1"}
     photo = Path(__file__).resolve().parents[1] / "samples" / "astronaut.jpg"
     for args in (["align", str(photo)], ["track", str(photo.with_suffix(".mp4"))]):
@@ -230,4 +230,5 @@ def test_a_crct_weights_folder_that_is_not_there_is_one_line(tmp_path: Path) -> 
         assert done.stderr.strip().splitlines() == [line]
     asked = [sys.executable, "-m", "crct_cli", "--weights-path"]
     done = subprocess.run(asked, env=env, capture_output=True, text=True, timeout=60)
-    assert done.stdout.strip() == str(tmp_path / "none")
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.strip().splitlines() == [line]

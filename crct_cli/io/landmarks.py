@@ -37,7 +37,8 @@ def read_pts(path: str | os.PathLike[str], n_points: int | None = N_POINTS) -> n
         start = lines.index("{")
         end = lines.index("}", start)
     except ValueError:
-        if any(ln != b and (ln.startswith(b) or ln.endswith(b)) for ln in lines for b in "{}"):
+        shared = [ln for ln in lines if ln not in "{}" and (ln[0] == "{" or ln[-1] == "}")]
+        if any(_numbers(ln.removeprefix("{").removesuffix("}")) for ln in shared):
             raise CrctError(
                 f"{path}: '{{' and '}}' must each stand on a line of their own"
             ) from None
@@ -63,6 +64,16 @@ def read_pts(path: str | os.PathLike[str], n_points: int | None = N_POINTS) -> n
     if not np.all(np.isfinite(points)):
         raise CrctError(f"{path}: coordinates are not finite")
     return points
+
+
+def _numbers(text: str) -> bool:
+    """Whether ``text`` is two or more numbers (a point's row), and nothing else."""
+    words = text.split()
+    try:
+        [float(w) for w in words]
+    except ValueError:
+        return False
+    return len(words) >= 2
 
 
 def format_pts(points: np.ndarray) -> str:
