@@ -584,7 +584,8 @@ class MultiTracker:
     def _off_neighbours(self, turns: list[_Turn]) -> None:
         """A lost track's points (its unaccepted estimate) lying on a face another track
         holds are that face's, not its own: reported without them."""
-        held = [u.result.box for u in turns if _valid(u.result)]
+        results = [u.result for u in turns]
+        held = [r.box for r in results if r is not None and r.state != "lost" and r.box is not None]
         for u in turns:
             r = u.result
             if r is None or r.state != "lost" or r.box is None:
