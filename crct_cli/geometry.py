@@ -119,3 +119,13 @@ def face_crop(image: np.ndarray, points: np.ndarray, size: int) -> tuple[np.ndar
     center, side, angle = upright_frame(points)
     matrix = crop_matrix(center, side * CROP_CONTEXT, size, angle)
     return warp(image, matrix, size), apply(matrix, np.asarray(points))
+
+
+def in_frame_share(box: np.ndarray, width: int, height: int) -> float:
+    """Share of an (x, y, w, h) box's area inside the frame [0, width] x [0, height]."""
+    x, y, w, h = (float(v) for v in box)
+    if w <= 0 or h <= 0:
+        return 0.0
+    iw = max(0.0, min(x + w, width) - max(x, 0.0))
+    ih = max(0.0, min(y + h, height) - max(y, 0.0))
+    return iw * ih / (w * h)

@@ -47,6 +47,7 @@ from crct_cli import geometry
 from crct_cli.bench.multi_face import FACES_DIR, FACES_JSON, VIDEO_NAME
 from crct_cli.bench.synth_video import add_origin_argument
 from crct_cli.errors import CrctError
+from crct_cli.geometry import in_frame_share
 from crct_cli.io.atomic import replace_dir, write_text_atomic
 from crct_cli.io.landmarks import PTS_ORIGIN, write_pts
 from crct_cli.io.video import VideoWriter
@@ -115,16 +116,6 @@ class RenderedFrame:
 
 # --------------------------------------------------------------------------------------------
 # Geometry of one frame
-
-
-def in_frame_share(box: np.ndarray, width: int, height: int) -> float:
-    """Share of the box's area inside the frame [0, width] x [0, height]."""
-    x, y, w, h = (float(v) for v in box)
-    if w <= 0 or h <= 0:
-        return 0.0
-    iw = max(0.0, min(x + w, width) - max(x, 0.0))
-    ih = max(0.0, min(y + h, height) - max(y, 0.0))
-    return iw * ih / (w * h)
 
 
 def unoccluded_share(box: np.ndarray, width: int, height: int, cover: np.ndarray | None) -> float:

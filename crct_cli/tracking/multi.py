@@ -48,6 +48,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from crct_cli.geometry import in_frame_share
 from crct_cli.landmarks import box_from_points
 from crct_cli.tracking.detector import Detection
 from crct_cli.tracking.likeness import face_thumbnail, likeness
@@ -283,12 +284,11 @@ class MultiTracker:
             )
             for t in self.tracks
         ]
-        self.size = size = (image.shape[1], image.shape[0])
+        self.size = (image.shape[1], image.shape[0])
         due = self._detection_due()  # MTCNN runs anyway: every lost track gets its look
         for turn in turns:
-            turn.resting = not due and self._resting(turn.track, size)
+            turn.resting = not due and self._resting(turn.track)
             turn.advance(first=True)
-            turn.rest()
         wanting = [u for u in turns if isinstance(u.pending, Detect)]
         detections: list[Detection] | None = None
         if not due and all(u.resting for u in wanting):  # no look due this frame: none taken
@@ -318,17 +318,17 @@ class MultiTracker:
 
     def _holding(self) -> list[Track]:
         """The tracks that hold a place among ``faces`` (not those of faces that walked out)."""
-        return [t for t in self.tracks if not self._walked_out(t, self.size)]
+        return [t for t in self.tracks if not self._walked_out(t)]
 
     def _room(self) -> bool:
         return self.multi.faces is None or len(self._holding()) < self.multi.faces
 
-    def _resting(self, track: Track, size: tuple[int, int]) -> bool:
+    def _resting(self, track: Track) -> bool:
         """A track lost past its first ``lost_looks`` frames (or out of the picture), between
         two of its looks."""
         if self.multi.single:
             return False
-        if track.lost_run < self.multi.lost_looks and not self._walked_out(track, size):
+        if track.lost_run < self.multi.lost_looks and not self._walked_out(track):
             return False
         return track.lost_run % self.multi.lost_every != 0
 
@@ -541,7 +541,7 @@ class MultiTracker:
         self.tracks.append(new.track)
         extra = 0 if self.multi.faces is None else len(self.tracks) - self.multi.faces
         if extra > 0:  # its place was taken: the face out of the picture longest ends
-            gone = [t for t in self.tracks if self._walked_out(t, self.size)]
+            gone = [t for t in self.tracks if self._walked_out(t)]
             for track in sorted(gone, key=lambda t: -t.lost_run)[:extra]:
                 self.tracks.remove(track)
 
@@ -555,7 +555,6 @@ class MultiTracker:
     def _finish(self, turns: list[_Turn], image: np.ndarray) -> list[Face]:
         """Admit new tracks (ids in order), count, end long-lost tracks, report faces (not
         those of faces that walked out of the picture)."""
-        size = (image.shape[1], image.shape[0])
         for u in turns:
             if u.track.face_id < 0 and u.result is not None:
                 self._admit(u, turns, image)
@@ -568,18 +567,18 @@ class MultiTracker:
             if r.state == "redetected" and not u.fresh:
                 self.redetections += 1
             u.track.lost_run = u.track.lost_run + 1 if r.state == "lost" else 0
-            if r.points is not None and not self._walked_out(u.track, size):
+            if r.points is not None and not self._walked_out(u.track):
                 faces.append(Face(u.track.face_id, r.points, r.box, r.score, r.state))
         if not self.multi.single:
             self.tracks = [t for t in self.tracks if t.lost_run <= self.multi.max_lost]
         return sorted(faces, key=lambda f: f.face_id)
 
-    def _walked_out(self, track: Track, size: tuple[int, int]) -> bool:
+    def _walked_out(self, track: Track) -> bool:
         """Lost a few frames with its held box mostly off the frame: the face walked out."""
         box = track.tracker.box
         if self.multi.single or track.lost_run < self.multi.edge_patience or box is None:
             return False
-        return inside_share(box, size) < self.multi.edge_inside
+        return in_frame_share(box, *self.size) < self.multi.edge_inside
 
     def _off_neighbours(self, turns: list[_Turn]) -> None:
         """A lost track's points (its unaccepted estimate) lying on a face another track
@@ -592,14 +591,6 @@ class MultiTracker:
                 continue
             if any(iou(r.box, b) >= self.multi.overlap_iou for b in held):
                 u.result = TrackResult(None, None, r.score, "lost")
-
-
-def inside_share(box: np.ndarray, size: tuple[int, int]) -> float:
-    """The share of an (x, y, w, h) box's area inside a (width, height) frame."""
-    x, y, w, h = (float(v) for v in box)
-    inside_w = max(0.0, min(x + w, size[0]) - max(x, 0.0))
-    inside_h = max(0.0, min(y + h, size[1]) - max(y, 0.0))
-    return inside_w * inside_h / (w * h) if w > 0 and h > 0 else 0.0
 
 
 def _valid(result: TrackResult | None) -> bool:
