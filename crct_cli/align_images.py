@@ -38,6 +38,9 @@ from crct_cli.tracking.orientation import (
 
 #: ``crct align --pose``: every face's head pose, beside the .pts files
 POSES_CSV = "poses.csv"
+#: ``crct align``'s index of what it found: a row per face, and one per photo without a face
+FACES_CSV = "faces.csv"
+FACES_COLUMNS = ("image", "face", "pts", "detection_score", "box_x", "box_y", "box_w", "box_h")
 
 
 @dataclass
@@ -149,6 +152,7 @@ class StillInput:
     clockwise: int
     turned: np.ndarray
     boxes: np.ndarray  #: (N, 4) x, y, w, h in the turned photo
+    scores: list[float] | None = None  #: the detector's, box by box (None: boxes given)
 
     @classmethod
     def detected(
@@ -163,8 +167,9 @@ class StillInput:
             clockwise = int(rotate)
             turned = turn(image, clockwise)
             found = detect(turned)
-        boxes = [d.box for d in sorted(found, key=lambda d: -d.score)]
-        return cls(image, clockwise, turned, np.array(boxes, dtype=np.float64).reshape(-1, 4))
+        ranked = sorted(found, key=lambda d: -d.score)
+        boxes = np.array([d.box for d in ranked], dtype=np.float64).reshape(-1, 4)
+        return cls(image, clockwise, turned, boxes, [float(d.score) for d in ranked])
 
     @classmethod
     def boxed(cls, image: np.ndarray, boxes: np.ndarray, clockwise: int) -> StillInput:
@@ -263,6 +268,7 @@ def align_images(
             _crop_stem(rel, rel.name, owned)
     summary = AlignSummary()
     rows: list[list[Any]] = []
+    index: list[list[Any]] = []  # faces.csv
     for image_path, rel in items:
         try:
             given = _read_input(image_path, detect, box_from_pts, rotate)
@@ -277,6 +283,7 @@ def align_images(
             summary.turned[str(image_path)] = given.clockwise
         if not boxes:
             summary.without_face.append(str(image_path))
+            index.append([str(image_path), *[""] * (len(FACES_COLUMNS) - 1)])
             if on_image is not None:
                 on_image(image_path)
             continue
@@ -284,10 +291,14 @@ def align_images(
         target.parent.mkdir(parents=True, exist_ok=True)
         drawn = image
         names = _face_names(rel, len(boxes), owned)
-        for box, name in zip(boxes, names, strict=True):
+        scores = given.scores or [None] * len(boxes)
+        for k, (box, name, score) in enumerate(zip(boxes, names, scores, strict=True)):
             points = given.back(localize(given.turned, box))
             pts_file = target.with_name(f"{name}.pts")
             write_pts(pts_file, points)
+            shown = pts_file.relative_to(out_dir).as_posix()
+            found = "" if score is None else f"{score:.4f}"
+            index.append([str(image_path), k, shown, found, *_cells(box_from_points(points))])
             if crops:
                 crop, inside = face_crop(image, points, crops)
                 stem = out_dir / _crop_stem(rel, name, owned)
@@ -295,7 +306,7 @@ def align_images(
                 write_pts(stem.with_suffix(".pts"), inside)
             if pose is not None:
                 values = pose_text(pose(points, image.shape[1], image.shape[0]))
-                rows.append([pts_file.relative_to(out_dir).as_posix(), *values])
+                rows.append([shown, *values])
             summary.written.append(str(pts_file))
             summary.faces += 1
             if overlay:
@@ -305,8 +316,17 @@ def align_images(
         if on_image is not None:
             on_image(image_path)
     if pose is not None:
-        table = io.StringIO()
-        writer = csv.writer(table, lineterminator="\n")
-        writer.writerows([["pts", *POSE_COLUMNS], *rows])
-        write_text_atomic(out_dir / POSES_CSV, table.getvalue())
+        _write_csv(out_dir / POSES_CSV, ["pts", *POSE_COLUMNS], rows)
+    if index:  # some photo was read: what was found in each
+        _write_csv(out_dir / FACES_CSV, list(FACES_COLUMNS), index)
     return summary
+
+
+def _cells(box: np.ndarray) -> list[str]:
+    return [f"{v:.1f}" for v in box]
+
+
+def _write_csv(path: Path, header: list[str], rows: list[list[Any]]) -> None:
+    table = io.StringIO()
+    csv.writer(table, lineterminator="\n").writerows([header, *rows])
+    write_text_atomic(path, table.getvalue())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Callable
 from pathlib import Path
 
@@ -67,7 +68,7 @@ def test_folders_are_mirrored(tmp_path: Path, face_image: Draw) -> None:
     fakes = Fakes()
     summary = align_images([src], out, fakes.detect, fakes.localize)
     written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
-    assert written == ["a.pts", "sub/b.pts", "sub/deeper/c.pts"]
+    assert written == ["a.pts", "faces.csv", "sub/b.pts", "sub/deeper/c.pts"]
     assert summary.images == 3 and summary.faces == 3 and summary.without_face == []
     assert sorted(fakes.detected) == [64, 72, 80]
     assert np.allclose(read_pts(out / "a.pts"), shape_in([5, 5, 20, 20]), atol=1e-3)
@@ -79,8 +80,18 @@ def test_faces_by_confidence_name_and_name_1(tmp_path: Path, face_image: Draw) -
     fakes = Fakes({64: [weak, strong]})  # the detector's order is not trusted
     out = tmp_path / "out"
     summary = align_images([image], out, fakes.detect, fakes.localize)
-    assert sorted(p.name for p in out.iterdir()) == ["two.pts", "two_1.pts"]
+    assert sorted(p.name for p in out.iterdir()) == ["faces.csv", "two.pts", "two_1.pts"]
     assert np.allclose(box_from_points(read_pts(out / "two.pts")), strong.box, atol=2e-3)
+    # faces.csv: each face's file, the detector's confidence and its points' box, in order
+    with open(out / "faces.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [(r["face"], r["pts"], r["detection_score"]) for r in rows] == [
+        ("0", "two.pts", "0.9990"),
+        ("1", "two_1.pts", "0.9200"),
+    ]
+    assert all(r["image"] == str(image) for r in rows)
+    box = [float(rows[0][k]) for k in ("box_x", "box_y", "box_w", "box_h")]
+    assert np.allclose(box, box_from_points(read_pts(out / "two.pts")), atol=0.06)
     assert np.allclose(box_from_points(read_pts(out / "two_1.pts")), weak.box, atol=2e-3)
     assert summary.faces == 2 and summary.images == 1
     assert summary.written == [str(out / "two.pts"), str(out / "two_1.pts")]
@@ -93,7 +104,8 @@ def test_extra_faces_never_take_another_images_name(tmp_path: Path, face_image: 
     faces = [det([4, 4, 20, 20], 0.99), det([30, 4, 20, 20], 0.95), det([4, 26, 20, 20], 0.9)]
     fakes = Fakes({64: faces})
     summary = align_images([src], out, fakes.detect, fakes.localize)
-    assert sorted(p.name for p in out.iterdir()) == ["a.pts", "a_1.pts", "a_2.pts", "a_3.pts"]
+    names = ["a.pts", "a_1.pts", "a_2.pts", "a_3.pts", "faces.csv"]
+    assert sorted(p.name for p in out.iterdir()) == names
     assert summary.faces == 4
     # a_1.pts is the image a_1.png's face, a.png's second and third faces are a_2 and a_3
     assert np.allclose(read_pts(out / "a_1.pts"), shape_in([5, 5, 20, 20]), atol=1e-3)
@@ -152,8 +164,11 @@ def test_image_without_face_is_listed(tmp_path: Path, face_image: Draw) -> None:
     summary = align_images([src], out, fakes.detect, fakes.localize, on_image=seen.append)
     assert summary.without_face == [str(empty)]
     assert summary.images == 2 and summary.faces == 1
-    assert sorted(p.name for p in out.iterdir()) == ["face.pts"]
+    assert sorted(p.name for p in out.iterdir()) == ["face.pts", "faces.csv"]
     assert sorted(p.name for p in seen) == ["empty.png", "face.png"]
+    with open(out / "faces.csv", newline="") as fh:  # the photo without a face is listed too
+        rows = {r["image"]: r for r in csv.DictReader(fh)}
+    assert rows[str(empty)]["pts"] == "" and rows[str(empty)]["face"] == ""
 
 
 def test_overlay_is_written(tmp_path: Path, face_image: Draw) -> None:
@@ -161,7 +176,12 @@ def test_overlay_is_written(tmp_path: Path, face_image: Draw) -> None:
     out = tmp_path / "out"
     fakes = Fakes({64: [det([10, 8, 30, 30], 0.99), det([40, 5, 15, 15], 0.95)]})
     align_images([image], out, fakes.detect, fakes.localize, overlay=True)
-    assert sorted(p.name for p in out.iterdir()) == ["pic.pts", "pic_1.pts", "pic_overlay.jpg"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "faces.csv",
+        "pic.pts",
+        "pic_1.pts",
+        "pic_overlay.jpg",
+    ]
     drawn = read_image(out / "pic_overlay.jpg")
     assert drawn.shape == (48, 64, 3)
     assert np.abs(drawn.astype(int) - read_image(image).astype(int)).max() > 100

@@ -97,6 +97,7 @@ def test_crct_align_writes_each_faces_crop_beside_its_points(
         "a_1_crop.pts",
         "a_crop.png",
         "a_crop.pts",
+        "faces.csv",
     ]
     assert read_image(out / "a_1_crop.png").shape == (32, 32, 3)
     inside = read_pts(out / "a_1_crop.pts")

@@ -91,7 +91,9 @@ def test_align_goes_on_past_a_corrupt_image(tmp_path: Path) -> None:
     assert result.exit_code == 2, result.output
     (line,) = error_lines(result)
     assert "b_bad.jpg" in line and "not a readable image" in line
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.pts", "c.pts"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.pts", "c.pts", "faces.csv"]
+    listed = (tmp_path / "out" / "faces.csv").read_text()
+    assert "b_bad.jpg" not in listed and "c.jpg" in listed  # a failure is an error, not a row
 
 
 def test_align_box_from_pts_goes_on_past_bad_pts(tmp_path: Path) -> None:
@@ -107,7 +109,7 @@ def test_align_box_from_pts_goes_on_past_bad_pts(tmp_path: Path) -> None:
     assert result.exit_code == 2, result.output
     lines = error_lines(result)
     assert len(lines) == 2 and "b.pts" in lines[0] and "c.pts" in lines[1], lines
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.pts", "d.pts"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.pts", "d.pts", "faces.csv"]
 
 
 def test_denoise_goes_on_past_a_bad_video(tmp_path: Path, iid_weights: Path) -> None:
@@ -228,7 +230,7 @@ def test_a_photo_without_a_face_is_one_warning_and_exit_0(tmp_path: Path) -> Non
         assert error_lines(result) == []
         assert result.stderr.count("no face found") == 1, result.stderr
         assert f"crct: warning: {gray}: no face found" in result.stderr
-    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == ["face.pts"]
+    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == ["face.pts", "faces.csv"]
 
 
 # ------------------------------------------------------------------ 6: --weights as given
@@ -318,7 +320,7 @@ def test_without_pillow_heif_a_heic_photo_fails_alone_saying_how_to_read_it(
     assert result.exit_code == 2, result.output
     (line,) = error_lines(result)
     assert "IMG_0001.HEIC" in line and "pip install 'crct[heif]'" in line
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.pts"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.pts", "faces.csv"]
 
 
 def test_an_avif_photo_is_read_and_aligned_where_opencv_has_avif(tmp_path: Path) -> None:
