@@ -291,7 +291,9 @@ def align_images(
         target.parent.mkdir(parents=True, exist_ok=True)
         drawn = image
         names = _face_names(rel, len(boxes), owned)
-        scores = given.scores or [None] * len(boxes)
+        scores: list[float | None] = [None] * len(boxes)  # boxes given: no detector's score
+        if given.scores is not None:
+            scores = [*given.scores]
         for k, (box, name, score) in enumerate(zip(boxes, names, scores, strict=True)):
             points = given.back(localize(given.turned, box))
             pts_file = target.with_name(f"{name}.pts")
