@@ -812,7 +812,7 @@ def _weights_dir(value: str | os.PathLike[str] | None) -> Path:
     from crct_cli.models.weights import WEIGHTS_DIR, check_weights_folder
 
     if value is None:
-        check_weights_folder(WEIGHTS_DIR / "fll.pt")  # $CRCT_WEIGHTS named wrong: one line
+        check_weights_folder(WEIGHTS_DIR)  # $CRCT_WEIGHTS named wrong: one line
         return WEIGHTS_DIR
     if not Path(value).is_dir():  # before anything warns about what the folder lacks
         raise CrctError(f"weights_dir {value}: no such folder")

@@ -261,7 +261,7 @@ def _weights_path(value: bool) -> None:
         from crct_cli.models.weights import WEIGHTS_DIR, check_weights_folder
 
         try:  # an eager option runs before the command's own error handling
-            check_weights_folder(WEIGHTS_DIR / "fll.pt")  # a folder that is not there
+            check_weights_folder(WEIGHTS_DIR)
         except CrctError as exc:
             _error_line(str(exc))
             raise typer.Exit(EXIT_BAD_INPUT) from None

@@ -270,7 +270,7 @@ def read_face_model(path: str | os.PathLike[str]) -> np.ndarray:
 
     path = Path(path)
     if not path.is_file():
-        check_weights_folder(path)
+        check_weights_folder(path.parent)
         raise CrctError(
             f"3D face model {path} is missing; reinstall crct or rebuild it with "
             "'crct train face3d'"

@@ -273,7 +273,8 @@ def as_pts_folder(
 
 def _face0_frames(track: Any) -> set[int]:
     """The frame indices in which a run's face 0 has points (those its landmarks.csv holds)."""
-    return {f.index for f in track.faces if f.face(0) is not None and f.face(0).points is not None}
+    faces = ((f.index, f.face(0)) for f in track.faces)
+    return {index for index, face in faces if face is not None and face.points is not None}
 
 
 def compare_pts_folders(

@@ -70,10 +70,9 @@ def _numbers(text: str) -> bool:
     """Whether ``text`` is two or more numbers (a point's row), and nothing else."""
     words = text.split()
     try:
-        [float(w) for w in words]
+        return len([float(w) for w in words]) >= 2
     except ValueError:
         return False
-    return len(words) >= 2
 
 
 def format_pts(points: np.ndarray) -> str:

@@ -119,12 +119,12 @@ class LandmarksCsvWriter:
         """The faces of decoded frame ``frame_index`` (from 0) that have points (with the
         OpenFace style, a row of zeros with ``success`` 0 when none has)."""
         timestamp = f"{time:.3f}"
+        no_score = "0" if self.openface else ""  # OpenFace's readers expect a number
         written = 0
         for face in sorted(faces, key=lambda f: f.face_id):
             if face.points is None:
                 continue
             pts = np.asarray(face.points, dtype=np.float64)
-            no_score = "0" if self.openface else ""  # OpenFace's readers expect a number
             head = [
                 frame_index + 1,
                 face.face_id,

@@ -121,12 +121,12 @@ def update_manifest(name: str, entry: dict[str, Any], weights_dir: Path = WEIGHT
     write_text_atomic(weights_dir / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
 
-def check_weights_folder(path: Path) -> None:
-    """A missing weight file whose folder is missing too: the folder was named wrong
-    (``$CRCT_WEIGHTS``, ``weights_dir=``), which says more than "reinstall crct"."""
-    if not path.parent.is_dir():
+def check_weights_folder(folder: Path) -> None:
+    """A weights folder that is not there was named wrong (``$CRCT_WEIGHTS``, ``weights_dir=``):
+    said so, which says more than a missing file's "reinstall crct"."""
+    if not folder.is_dir():
         named = os.environ.get("CRCT_WEIGHTS")
-        where = f"CRCT_WEIGHTS={named}" if named and Path(named) == path.parent else path.parent
+        where = f"CRCT_WEIGHTS={named}" if named and Path(named) == folder else folder
         raise CrctError(f"{where}: no such weights folder")
 
 
@@ -155,7 +155,7 @@ def load_weights(
     path = resolve_weight_path(given, weights_dir)
     if not path.is_file():
         kinds = kind if isinstance(kind, str) else " or ".join(kind)
-        check_weights_folder(path)
+        check_weights_folder(path.parent)
         listed = given.name in read_manifest(weights_dir).get("weights", {})
         if not listed or (len(given.parts) > 1 and given.parts[0] != "weights"):
             raise CrctError(f"{given}: no such weight file ('crct train {kinds}' makes one)")

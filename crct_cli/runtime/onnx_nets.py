@@ -104,7 +104,7 @@ def verified_sha256(path: Path, kind: str) -> str:
     from crct_cli.runtime.cache import file_sha256
 
     if not path.is_file():
-        check_weights_folder(path)
+        check_weights_folder(path.parent)
         raise CrctError(
             f"weight file {path} is missing; reinstall crct or rebuild it with 'crct train {kind}'"
         )
