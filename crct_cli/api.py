@@ -48,6 +48,7 @@ from crct_cli.tracking.likeness import LIKENESS
 from crct_cli.tracking.lookahead import LookAhead
 from crct_cli.tracking.multi import Face, MultiConfig, MultiTracker
 from crct_cli.tracking.orientation import AUTO, choose_rotation, parse_rotate, turn
+from crct_cli.tracking.shots import SHOT_CUTS, ShotCutConfig, ShotCutDetector
 from crct_cli.tracking.smoothing import (
     LOOKAHEAD,
     SMOOTH,
@@ -88,12 +89,14 @@ BACKFILL_MB = 200
 
 @dataclass(frozen=True)
 class TrackedFrame:
-    """One frame's faces. ``index`` counts decoded frames from 0; ``time`` is in seconds."""
+    """One frame's faces. ``index`` counts decoded frames from 0; ``time`` is in seconds;
+    ``cut``: the frame starts a new shot (``Tracker(shot_cuts=True)``)."""
 
     index: int
     time: float
     faces: list[Face]
     image: np.ndarray | None = None  # the RGB frame, when the tracker decoded it
+    cut: bool = False
 
     def face(self, face_id: int) -> Face | None:
         return next((f for f in self.faces if f.face_id == face_id), None)
@@ -249,6 +252,12 @@ class Tracker:
     (:meth:`step`: from the first frame with a face in some turn). Points, boxes and
     ``TrackedFrame.image`` are in the turned frame's pixels; :attr:`rotation` is the turn used
     (:mod:`crct_cli.tracking.orientation`).
+    ``shot_cuts`` (on by default): a frame that differs from the one before in both layout
+    and colours starts a new shot (:mod:`crct_cli.tracking.shots`; ``TrackedFrame.cut``):
+    every track ends there and faces are looked for afresh, as on a video's first frame, so a
+    face of the new shot gets a new id (the single target, face 0, takes the most confident
+    face), and no filter, look back or backfill reads across it. ``cut_correlation`` and
+    ``cut_histogram`` are :class:`~crct_cli.tracking.shots.ShotCutConfig`'s thresholds.
     ``pose``: each face with points also gets ``face.pose``, its head pose (Tx, Ty, Tz in mm,
     Rx, Ry, Rz in radians: pitch, yaw, roll) from a rigid 3D face fitted to its 68 points
     (``weights/face3d.json``; :mod:`crct_cli.pose`), for a camera of ``focal_length`` pixels
@@ -305,6 +314,9 @@ class Tracker:
         sequence_fps: float = SEQUENCE_FPS,
         rotate: int | str = 0,
         min_face: MinFace = MIN_FACE,
+        shot_cuts: bool = SHOT_CUTS,
+        cut_correlation: float = ShotCutConfig.correlation,
+        cut_histogram: float = ShotCutConfig.histogram,
         pose: bool = False,
         focal_length: float | None = None,
         weights_dir: str | os.PathLike[str] | None = None,
@@ -336,6 +348,10 @@ class Tracker:
         check_bt_reuse(bt_reuse)
         check_fps(sequence_fps)
         check_focal(focal_length)  # also without pose, as the command line checks it
+        cuts = ShotCutConfig(correlation=cut_correlation, histogram=cut_histogram)
+        cuts.check(OptionError)
+        #: finds shot cuts in the frames tracked (None: ``shot_cuts`` off)
+        self.cut_detector = ShotCutDetector(cuts) if shot_cuts else None
         #: the smallest face MTCNN looks for, px
         self.min_face = check_min_face(min_face)
         #: :meth:`track`: frames a second given to a folder of images (a video file has its own)
@@ -433,6 +449,8 @@ class Tracker:
 
     def _reset(self) -> None:
         self._engine.reset()
+        if self.cut_detector is not None:
+            self.cut_detector.reset()
         if self.smoother is not None:
             self.smoother.reset()
         if self._step_denoiser is not None:
@@ -480,8 +498,9 @@ class Tracker:
 
             (done,) = self._step_denoiser.push(Frame(self._index, t, image))
             image = done.image
+        cut = self._new_shot(image)
         faces = self._smoothed(self._engine_step(image), t)
-        frame = TrackedFrame(self._index, t, _detached(self._posed(faces, image.shape)))
+        frame = TrackedFrame(self._index, t, _detached(self._posed(faces, image.shape)), cut=cut)
         self._index += 1
         return frame
 
@@ -585,6 +604,12 @@ class Tracker:
         )
         for frame in self._track(video, span, angle, causal=False):
             assert frame.image is not None
+            if frame.cut:  # nothing looks ahead or back across a cut
+                for done, faces in ahead.flush():
+                    yield dataclasses.replace(done, faces=faces)
+                ahead = LookAhead(
+                    self.networks, self.config, self.backtrack, self.two_sided, self.bridge
+                )
             for done, faces in ahead.push(frame, frame.time, frame.image, frame.faces):
                 yield dataclasses.replace(done, faces=faces)
         for done, faces in ahead.flush():
@@ -620,11 +645,16 @@ class Tracker:
             if self._size is None:  # as step() would have been given it: before the turn
                 height, width = decoded.image.shape[:2]
                 self._size = (width, height) if self.rotation in (90, 270) else (height, width)
+            cut = self._new_shot(decoded.image)
+            if cut:  # the shot before: its faceless frames stay so, the next shot's may wait
+                yield from waiting
+                waiting.clear()
+                found = self.backfill == 0
             faces = self._engine_step(decoded.image)
             if causal:
                 faces = self._smoothed(faces, decoded.time)
             self._index = decoded.index + 1
-            frame = TrackedFrame(decoded.index, decoded.time, faces, decoded.image)
+            frame = TrackedFrame(decoded.index, decoded.time, faces, decoded.image, cut)
             if found:
                 yield frame
             elif any(f.points is not None for f in faces):
@@ -640,6 +670,21 @@ class Tracker:
                 while len(waiting) > room:
                     yield waiting.pop(0)
         yield from waiting  # no face in the whole video
+
+    def _new_shot(self, image: np.ndarray) -> bool:
+        """Whether ``image`` starts a new shot; if so every face's track ends here, and so
+        does the causal filter's run."""
+        if self.cut_detector is None or not self.cut_detector(image):
+            return False
+        self._engine.cut()
+        if self.smoother is not None:
+            self.smoother.reset()
+        return True
+
+    @property
+    def cuts(self) -> int:
+        """Shot cuts found since the last reset (0 with ``shot_cuts`` off)."""
+        return 0 if self.cut_detector is None else self.cut_detector.cuts
 
     def _engine_step(self, image: np.ndarray) -> list[Face]:
         """The faces of the next frame (a given first box checked against the first frame)."""
@@ -706,6 +751,13 @@ class Tracker:
             "sequence_fps": self.sequence_fps,
             "rotate": self.rotate,
             "min_face": self.min_face,
+            "shot_cuts": self.cut_detector is not None,
+            "cut_correlation": (
+                None if self.cut_detector is None else self.cut_detector.config.correlation
+            ),
+            "cut_histogram": (
+                None if self.cut_detector is None else self.cut_detector.config.histogram
+            ),
             "pose": self.pose is not None,
             "focal_length": None if self.pose is None else self.pose.focal,
         }

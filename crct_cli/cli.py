@@ -787,6 +787,36 @@ def track(
             metavar="GREY",
         ),
     ] = 2.5,
+    shot_cuts: Annotated[
+        bool,
+        typer.Option(
+            rich_help_panel=_PANEL_ALG,
+            help="Look for shot cuts (a frame unlike the one before in both layout and "
+            "colours: an edited interview's reverse shot): every track ends there and faces "
+            "are found afresh, so a face of the new shot gets a new id (with --faces 1, face 0 "
+            "takes the face found wherever it is), and nothing smooths, looks back or "
+            "backfills across it. track.json marks the frame. --no-shot-cuts: one shot.",
+        ),
+    ] = True,
+    cut_correlation: Annotated[
+        float,
+        typer.Option(
+            rich_help_panel=_PANEL_ALG,
+            help="--shot-cuts: a cut's small grey picture correlates (block by block, each "
+            "block allowed to move a little; the median) below this with the frame before.",
+            metavar="R",
+        ),
+    ] = 0.9,
+    cut_histogram: Annotated[
+        float,
+        typer.Option(
+            rich_help_panel=_PANEL_ALG,
+            help="--shot-cuts: and its colours (hue and saturation, or grey levels) lie at "
+            "least this far from the frame before's (Bhattacharyya distance, 0 to 1); higher "
+            "finds fewer cuts.",
+            metavar="D",
+        ),
+    ] = 0.45,
     sequence_fps: Annotated[
         float,
         typer.Option(
@@ -952,6 +982,9 @@ def track(
         "temporal_radius": temporal_radius,
         "temporal_strength": temporal_strength,
         "noise_threshold": noise_threshold,
+        "shot_cuts": shot_cuts,
+        "cut_correlation": cut_correlation,
+        "cut_histogram": cut_histogram,
         "sequence_fps": sequence_fps,
         "rotate": rotate,
         "min_face": min_face,
@@ -1940,6 +1973,9 @@ def benchmark(
     temporal_strength: Annotated[float, _as_track("--temporal-strength", metavar="S")] = 0.8,
     noise_threshold: Annotated[float, _as_track("--noise-threshold", metavar="GREY")] = 2.5,
     min_face: Annotated[str, _as_track("--min-face", metavar="PX|N%")] = "20",
+    shot_cuts: Annotated[bool, _as_track("--shot-cuts")] = True,
+    cut_correlation: Annotated[float, _as_track("--cut-correlation", metavar="R")] = 0.9,
+    cut_histogram: Annotated[float, _as_track("--cut-histogram", metavar="D")] = 0.45,
     faces: Annotated[
         str,
         typer.Option(
@@ -2072,11 +2108,15 @@ def benchmark(
             temporal_strength=temporal_strength,
             noise_threshold=noise_threshold,
             min_face=check_min_face(min_face),  # "40" is recorded as 40
+            shot_cuts=shot_cuts,
+            cut_correlation=cut_correlation,
+            cut_histogram=cut_histogram,
         )
         from crct_cli.api import check_lost_points
         from crct_cli.runtime.nets import check_find_wide
         from crct_cli.tracking.backtrack import check_backtrack
         from crct_cli.tracking.frame_denoise import FrameDenoiseConfig
+        from crct_cli.tracking.shots import ShotCutConfig
         from crct_cli.tracking.smoothing import SmoothConfig
         from crct_cli.tracking.tracker import check_bt_reuse, check_gate_growth, check_likeness
 
@@ -2088,6 +2128,7 @@ def benchmark(
         check_backtrack(backtrack)
         SmoothConfig(min_cutoff=smooth_cutoff, beta=smooth_beta).check()
         FrameDenoiseConfig(temporal_radius, temporal_strength, noise_threshold).check()
+        ShotCutConfig(correlation=cut_correlation, histogram=cut_histogram).check()
         run_dataset_command(request, out)
         return
     dataset_only.update({"--methods": methods, "--seq-bt": seq_bt})

@@ -76,6 +76,8 @@ def print_track_summary(console: Console, s: TrackSummary, timings: dict[str, li
     table.add_row("face 0 with landmarks" if several else "with landmarks", str(s.with_points))
     table.add_row("re-detections, all faces" if several else "re-detections", str(s.redetections))
     table.add_row("face 0 frames lost" if several else "frames lost", str(s.lost))
+    if s.cuts:
+        table.add_row("shot cuts", str(s.cuts))
     if s.rotate:
         table.add_row("turned", f"{s.rotate} degrees clockwise")
     table.add_row("speed", f"{s.fps:.1f} fps ({s.seconds:.1f} s)")

@@ -320,10 +320,14 @@ def test_dataset_multi_runs_every_method_and_rescoring_its_csv_agrees(
         temporal_strength: float,
         noise_threshold: float,
         min_face: int,
+        shot_cuts: bool,
+        cut_correlation: float,
+        cut_histogram: float,
         **redetection: Any,
     ) -> Callable[[MethodSpec], ScriptedTracker]:
         assert redetection == bench_runner.DatasetRequest("multi").redetection  # the defaults
         assert min_face == 20
+        assert shot_cuts and (cut_correlation, cut_histogram) == (0.9, 0.45)
         assert temporal_denoise and (temporal_radius, temporal_strength) == (2, 0.8)
         assert noise_threshold == 2.5
         assert blend and not flip and bt_reuse == 0.05  # crct track's defaults

@@ -94,6 +94,7 @@ class Done:
     seconds: float
     missing_frames: int = 0  #: frames the file's header promised that never decoded
     rotate: int = 0  #: the clockwise quarter turn the frames were read in
+    cuts: int = 0  #: frames that start a new shot
 
 
 def input_stamp(video: Path) -> dict[str, int]:
@@ -151,6 +152,7 @@ def check_done(
             float(result["seconds"]),
             int(result.get("missing_frames", 0)),  # markers before session 50 have neither
             int(result.get("rotate", 0)),
+            int(result.get("cuts", 0)),  # markers before session 53 have none
         )
     except (KeyError, TypeError, ValueError, AttributeError):
         return NEW
@@ -342,6 +344,7 @@ def mark_done(
             "seconds": round(result.seconds, 3),
             "missing_frames": result.missing_frames,
             "rotate": result.rotate,
+            "cuts": result.cuts,
         },
     }
     write_text_atomic(job.out_dir / MARKER, json.dumps(marker, indent=1, default=str) + "\n")

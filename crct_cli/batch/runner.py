@@ -91,6 +91,7 @@ def plan_batch(
                 skipped=True,
                 missing_frames=done.missing_frames,
                 rotate=done.rotate,
+                cuts=done.cuts,
             )
         else:
             results[job.output] = VideoResult(job.label, job.output)

@@ -6,7 +6,8 @@ run did not reach), ``frames``, ``faces`` (distinct face ids), ``seconds`` (trac
 ``skipped`` (``yes`` when complete outputs of an earlier run were kept), ``error`` (the
 one-line reason of a failed video), ``missing_frames`` (frames the file's header promised
 that never decoded: a file cut short; empty when none) and ``rotate`` (the clockwise quarter
-turn its frames were read in, ``--rotate`` or the one ``auto`` chose; empty when none).
+turn its frames were read in, ``--rotate`` or the one ``auto`` chose; empty when none) and
+``cuts`` (the shot cuts found, ``--shot-cuts``; empty when none).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ COLUMNS: tuple[str, ...] = (
     "error",
     "missing_frames",
     "rotate",
+    "cuts",
 )
 STATUSES: tuple[str, ...] = ("ok", "no_face", "failed", "pending")
 SUMMARY_NAME = "summary.csv"
@@ -50,6 +52,7 @@ class VideoResult:
     error: str = ""
     missing_frames: int = 0  #: frames the file's header promised that never decoded
     rotate: int = 0  #: the clockwise quarter turn the frames were read in (--rotate)
+    cuts: int = 0  #: frames that start a new shot (--shot-cuts)
 
     def row(self) -> dict[str, str]:
         return {
@@ -63,6 +66,7 @@ class VideoResult:
             "error": " ".join(self.error.split()),
             "missing_frames": str(self.missing_frames) if self.missing_frames else "",
             "rotate": str(self.rotate) if self.rotate else "",
+            "cuts": str(self.cuts) if self.cuts else "",
         }
 
 

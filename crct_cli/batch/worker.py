@@ -102,6 +102,7 @@ def settings_of(
     from crct_cli.models.weights import WEIGHTS_DIR, weights_fingerprint
     from crct_cli.tracking.detector import MIN_FACE, check_min_face
     from crct_cli.tracking.orientation import parse_rotate
+    from crct_cli.tracking.shots import SHOT_CUTS
     from crct_cli.tracking.tracker import check_init_box
 
     defaults = {k: p.default for k, p in inspect.signature(Tracker).parameters.items()}
@@ -119,6 +120,11 @@ def settings_of(
     min_face = check_min_face(tracker_options.get("min_face", MIN_FACE))  # "40" is 40
     if min_face != MIN_FACE:  # likewise: runs from before --min-face stay done
         settings["min_face"] = min_face
+    cuts = {k: tracker_options.get(k, defaults[k]) for k in ("cut_correlation", "cut_histogram")}
+    if not tracker_options.get("shot_cuts", SHOT_CUTS):  # likewise; thresholds then unused
+        settings["shot_cuts"] = False
+    else:
+        settings.update({k: v for k, v in cuts.items() if v != defaults[k]})
     weights_dir = tracker_options.get("weights_dir")
     settings["weights"] = weights_fingerprint(WEIGHTS_DIR if weights_dir is None else weights_dir)
     if frames_in is not None:
@@ -234,6 +240,7 @@ class VideoWorker:
                 summary.seconds,
                 summary.missing_frames,
                 summary.rotate,
+                summary.cuts,
             )
             mark_done(job, stamp, self.spec.settings, done, self.spec.crops, self.spec.pts)
             self.last_summary = summary
@@ -249,6 +256,7 @@ class VideoWorker:
             result.status, result.frames, result.faces = done.status, done.frames, done.faces
             result.face_frames = done.face_frames
             result.missing_frames, result.rotate = done.missing_frames, done.rotate
+            result.cuts = done.cuts
         forget_failed(job, made)  # failed in a folder made for it: none is left
         if named is not None and result.error:
             result.error = result.error.replace(str(job.source), named.label).replace(

@@ -40,6 +40,7 @@ from crct_cli.tracking.frame_denoise import (
 )
 from crct_cli.tracking.lookahead import LookAhead
 from crct_cli.tracking.multi import Face
+from crct_cli.tracking.shots import SHOT_CUTS, ShotCutConfig, ShotCutDetector
 from crct_cli.tracking.smoothing import (
     LOOKAHEAD,
     SMOOTH,
@@ -202,6 +203,7 @@ class TrackerMethod:
 
     With ``two_sided`` or ``backtrack`` (``crct track --lookahead``) it answers each frame
     unsmoothed as it comes and gives the answers ``crct track`` writes at :meth:`finish`.
+    ``shot_cuts``: cuts are looked for as ``crct track --shot-cuts`` does (None: not).
     """
 
     def __init__(
@@ -214,8 +216,10 @@ class TrackerMethod:
         bridge: int = 0,
         frame_denoise: FrameDenoiseConfig | None = None,
         read_ahead: bool = True,
+        shot_cuts: ShotCutConfig | None = None,
     ) -> None:
         self.nets = nets
+        self.cuts = None if shot_cuts is None else ShotCutDetector(shot_cuts)
         #: ``--temporal-denoise``: two-sided with ``read_ahead`` (``--lookahead``), else causal
         self.frame_denoise = frame_denoise
         self.read_ahead = read_ahead
@@ -239,11 +243,14 @@ class TrackerMethod:
         self.tracker = CRCTTracker(self.nets, self.config, init_box)
         if self.smoother is not None:
             self.smoother.reset()
+        if self.cuts is not None:
+            self.cuts.reset()
         self._done = []
         if self.lookahead:
-            self._ahead = LookAhead(
-                self.nets, self.config, self.backtrack, self.two_sided, self.bridge
-            )
+            self._ahead = self._look_ahead()
+
+    def _look_ahead(self) -> LookAhead[int]:
+        return LookAhead(self.nets, self.config, self.backtrack, self.two_sided, self.bridge)
 
     def frames(self, frames: Iterator[Frame]) -> Iterator[Frame]:
         """The frames as ``crct track`` feeds them to the networks (``--temporal-denoise``:
@@ -254,6 +261,13 @@ class TrackerMethod:
 
     def step(self, frame: Frame) -> FramePrediction:
         assert self.tracker is not None, "start() first"
+        if self.cuts is not None and self.cuts(frame.image):  # as crct track: a new shot
+            self.tracker.cut()
+            if self.smoother is not None:
+                self.smoother.reset()
+            if self._ahead is not None:
+                self._done += self._ahead.flush()
+                self._ahead = self._look_ahead()
         result = self.tracker.step(frame.image)
         face = Face(0, result.points, result.box, result.score, result.state)
         if self._ahead is not None:
@@ -308,17 +322,22 @@ def video_factory(
     temporal_strength: float = FrameDenoiseConfig.strength,
     noise_threshold: float = FrameDenoiseConfig.threshold,
     min_face: MinFace = MIN_FACE,
+    shot_cuts: bool = SHOT_CUTS,
+    cut_correlation: float = ShotCutConfig.correlation,
+    cut_histogram: float = ShotCutConfig.histogram,
     **redetection: Any,
 ) -> VideoFactory:
     """Real video methods on ``device``, with the papers' thresholds and ``SeqBT``; ``int8``,
     ``blend``, ``flip``, ``bt_reuse``, ``stretched_look``, ``find_wide``, ``video_fll``,
-    ``min_face``, the smoothing and the re-detection options (``TrackerConfig``'s names) as
-    ``crct track`` (its defaults)."""
+    ``min_face``, ``shot_cuts`` and its thresholds, the smoothing and the re-detection options
+    (``TrackerConfig``'s names) as ``crct track`` (its defaults)."""
     smoothing = SmoothConfig(min_cutoff=smooth_cutoff, beta=smooth_beta) if smooth else None
     two_sided = TwoSidedConfig() if smooth and lookahead else None
     frame_denoise = frame_denoising(
         temporal_denoise, temporal_radius, temporal_strength, noise_threshold
     )
+    cuts = ShotCutConfig(correlation=cut_correlation, histogram=cut_histogram)
+    cuts.check()
 
     def make(spec: MethodSpec) -> VideoMethod:
         config = TrackerConfig(tb=tb, tc=tc, seq_bt=seq_bt, mode=spec.mode, **redetection)
@@ -345,6 +364,7 @@ def video_factory(
             bridge,
             frame_denoise,
             read_ahead=lookahead,
+            shot_cuts=cuts if shot_cuts else None,
         )
 
     return make

@@ -65,6 +65,7 @@ from crct_cli.tracking.bridge import BRIDGE_LOST
 from crct_cli.tracking.detector import MIN_FACE, MinFace
 from crct_cli.tracking.frame_denoise import TEMPORAL_DENOISE, FrameDenoiseConfig
 from crct_cli.tracking.likeness import LIKENESS
+from crct_cli.tracking.shots import SHOT_CUTS, ShotCutConfig
 from crct_cli.tracking.smoothing import LOOKAHEAD, SMOOTH, SmoothConfig
 from crct_cli.tracking.tracker import BT_REUSE, FIND, GATE_GROWTH, LOST_FLIP, STRETCHED_LOOK
 
@@ -123,6 +124,9 @@ class DatasetRequest:
     temporal_strength: float = FrameDenoiseConfig.strength  #: video methods: --temporal-strength
     noise_threshold: float = FrameDenoiseConfig.threshold  #: video methods: --noise-threshold
     min_face: MinFace = MIN_FACE  #: video methods: crct track's --min-face (px or "N%")
+    shot_cuts: bool = SHOT_CUTS  #: video methods: crct track's --shot-cuts
+    cut_correlation: float = ShotCutConfig.correlation  #: video methods: --cut-correlation
+    cut_histogram: float = ShotCutConfig.histogram  #: video methods: --cut-histogram
 
     @property
     def fll(self) -> dict[str, Any]:
@@ -146,6 +150,9 @@ class DatasetRequest:
             "temporal_strength": self.temporal_strength,
             "noise_threshold": self.noise_threshold,
             "min_face": self.min_face,
+            "shot_cuts": self.shot_cuts,
+            "cut_correlation": self.cut_correlation,
+            "cut_histogram": self.cut_histogram,
         }
 
     @property

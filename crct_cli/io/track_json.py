@@ -13,7 +13,8 @@ Layout of version 1 (both documented with an example in ``docs/formats.md``)::
 
 Version 2 has the same header plus ``faces`` (the face count asked for, ``null`` for all), and
 frames ``{"index", "time", "faces": [{"face_id": int, "box", "points", "score", "state"}]}``
-(and each face's ``pose`` with ``crct track --pose``).
+(and each face's ``pose`` with ``crct track --pose``; ``"cut": true`` on a frame that starts a
+new shot).
 
 :class:`TrackJsonWriter` streams frames to a temporary file as they come (memory stays flat
 for any video length) and renames it at :meth:`~TrackJsonWriter.close`;
@@ -119,11 +120,13 @@ class FaceRecord:
 
 @dataclass
 class FacesRecord:
-    """One frame of a ``crct.track/2`` file: its faces, by ``face_id``."""
+    """One frame of a ``crct.track/2`` file: its faces, by ``face_id``; ``cut``: the frame
+    starts a new shot (``crct track --shot-cuts``; written only where true)."""
 
     index: int
     time: float
     faces: list[FaceRecord]
+    cut: bool = False
 
     def to_json(self) -> dict[str, Any]:
         problem = _record_problem(FrameRecord(self.index, self.time))
@@ -135,6 +138,7 @@ class FacesRecord:
         return {
             "index": int(self.index),
             "time": _round(self.time, _TIME_DECIMALS),
+            **({"cut": True} if self.cut else {}),
             "faces": [f.to_json() for f in self.faces],
         }
 
@@ -573,6 +577,9 @@ def _faces_from_json(item: Any, path: Path, i: int) -> FacesRecord:
     ids = [f.face_id for f in faces]
     if len(set(ids)) != len(ids):
         raise CrctError(f"{where}: a face_id appears twice")
+    cut = item.get("cut", False)
+    if not isinstance(cut, bool):
+        raise CrctError(f"{where}: cut must be true or false")
     if not faces:
         record = _record_from_json(
             {
@@ -586,7 +593,7 @@ def _faces_from_json(item: Any, path: Path, i: int) -> FacesRecord:
             path,
             i,
         )
-    return FacesRecord(record.index, record.time, faces)
+    return FacesRecord(record.index, record.time, faces, cut)
 
 
 _FRAME_KEYS = ("index", "time", "box", "points", "score", "state")

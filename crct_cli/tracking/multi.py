@@ -33,6 +33,9 @@ Choices where the papers are silent (they track one face):
 - A face that reappears after an occlusion often lies beyond eq. 8's gate (it moved while
   hidden). A new track that FV accepts within ``reattach`` box diagonals of a lost track's
   held box is that face coming back: it takes the lost track's id and the lost track ends.
+- At a shot cut (:meth:`MultiTracker.cut`, called by the layer that reads the frames:
+  :mod:`crct_cli.tracking.shots`) every track ends and MTCNN looks at the cut's frame: a face
+  of the new shot gets a new id, whoever stands where a face of the old shot was.
 - Two tracks on one face (box IoU >= ``duplicate_iou``): one of them drifted there. The one
   whose box jumped further from its own last valid box (by more than a tenth of a diagonal),
   else the one FV scores lower, else the younger, is set back to its last valid box and
@@ -235,6 +238,7 @@ class MultiTracker:
     next_id: int = field(default=0, init=False)
     redetections: int = field(default=0, init=False)
     size: tuple[int, int] = field(default=(0, 0), init=False)  # the frame's (width, height)
+    new_shot: bool = field(default=False, init=False)  # a cut came: MTCNN runs on this frame
 
     def __post_init__(self) -> None:
         self.batch = as_batch(self.nets)
@@ -243,9 +247,22 @@ class MultiTracker:
     def reset(self) -> None:
         """Forget every track and id: the next frame starts a new video."""
         self.tracks, self.frame_no, self.next_id, self.redetections = [], 0, 0, 0
+        self.new_shot = False
         if self.multi.single or self.init_box is not None:
             self.tracks.append(Track(0, CRCTTracker(None, self._track_config, self.init_box)))
             self.next_id = 1
+
+    def cut(self) -> None:
+        """A shot cut (:mod:`crct_cli.tracking.shots`): every track ends, and the next frame
+        looks for faces as a video's first does. Ids go on from the last one given (a face
+        seen before the cut gets a new one). The single target stays face 0 and looks for a
+        face over the whole frame (:meth:`CRCTTracker.cut`)."""
+        if self.multi.single:
+            for track in self.tracks:
+                track.tracker.cut()
+            return
+        self.tracks = []
+        self.new_shot = True
 
     def carry_back(self, image: np.ndarray, faces: list[Face]) -> list[Face]:
         """``faces``, the first a video showed, read in an earlier ``image`` where no face was
@@ -286,6 +303,7 @@ class MultiTracker:
         ]
         self.size = (image.shape[1], image.shape[0])
         due = self._detection_due()  # MTCNN runs anyway: every lost track gets its look
+        self.new_shot = False
         for turn in turns:
             turn.resting = not due and self._resting(turn.track)
             turn.advance(first=True)
@@ -335,7 +353,7 @@ class MultiTracker:
     def _detection_due(self) -> bool:
         if self.multi.single or not self._room():
             return False
-        return self.frame_no % self.multi.detect_every == 0
+        return self.new_shot or self.frame_no % self.multi.detect_every == 0
 
     def _answer_detections(
         self, wanting: list[_Turn], turns: list[_Turn], detections: list[Detection]

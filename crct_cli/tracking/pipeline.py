@@ -60,6 +60,7 @@ class TrackSummary:
     #: frames the container's header promised beyond those decoded (a truncated file)
     missing_frames: int = 0
     rotate: int = 0  #: the clockwise quarter turn the frames were read in (--rotate)
+    cuts: int = 0  #: frames that start a new shot (--shot-cuts)
 
     @property
     def fps(self) -> float:
@@ -247,7 +248,7 @@ def track_video(
     check_crops(crops)
     folders = _PtsFolders(out_dir, per_face=tracker.multi.faces != 1, crops=crops, pts=pts)
     counts = {"tracked": 0, "redetected": 0, "lost": 0}
-    frames = with_points = face_frames = 0
+    frames = with_points = face_frames = cuts = 0
     ids: set[int] = set()
     writer = csv = None
     poser = getattr(tracker, "pose", None)
@@ -263,6 +264,7 @@ def track_video(
             reached = span.skip  # the number after the last frame's (frames lost inside count)
             for frame in tracker.track(video, span.count, span.skip, rotate=angle):
                 frames += 1
+                cuts += frame.cut
                 reached = frame.index + 1
                 first = frame.face(0)
                 counts[first.state if first is not None else "lost"] += 1
@@ -281,6 +283,7 @@ def track_video(
                             FaceRecord(f.face_id, f.box, f.points, f.score, f.state, f.pose)
                             for f in frame.faces
                         ],
+                        frame.cut,
                     )
                 )
                 if writer is not None:
@@ -306,6 +309,7 @@ def track_video(
                 face_frames,
                 missing,
                 angle,
+                cuts,
             )
             if writer is not None:
                 writer.close()

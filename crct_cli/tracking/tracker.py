@@ -103,6 +103,10 @@ paper's and can be tested with scripted fakes:
   asked once ``reacquire`` has opened the gate). Tried and left off: it gained on category 3
   at one threshold and lost at the next (docs/benchmarks.md, session 30).
 
+- Not in the paper (shot cuts, :meth:`CRCTTracker.cut`, called by the layer that reads the
+  frames: :mod:`crct_cli.tracking.shots`): on the frame after a cut the face is looked for
+  anywhere in the frame, the detection nearest the held box first, and BT starts afresh.
+
 Choices where the paper is silent: the initial box ``b0`` comes from ``--init-box`` or the
 most confident detection of the first frame that has one, and that frame is answered by FLL in
 ``b0`` (state ``redetected``); frames before it are ``lost`` with no points. A lost frame
@@ -400,6 +404,7 @@ class CRCTTracker:
     lost_run: int = field(default=0, init=False)  # lost frames, less the valid ones since
     lost_box: np.ndarray | None = field(default=None, init=False)  # the last lost points' box
     thumbnail: np.ndarray | None = field(default=None, init=False)  # the last followed face's
+    new_shot: bool = field(default=False, init=False)  # a cut came: this frame's gate is open
 
     def __post_init__(self) -> None:
         if self.config.mode not in MODES:
@@ -416,13 +421,24 @@ class CRCTTracker:
         """Eq. 8's TB for this frame's re-detection: open (infinite) once the track has been
         lost ``reacquire`` frames, net of the valid frames in between."""
         reacquire = self.config.reacquire
-        if reacquire and self.lost_run >= reacquire:
+        if self.new_shot or (reacquire and self.lost_run >= reacquire):
             return float("inf")
         return self.config.tb + self.config.gate_growth * self.lost_run
 
     @property
     def started(self) -> bool:
         return self.b0 is not None
+
+    def cut(self) -> None:
+        """A shot cut (:mod:`crct_cli.tracking.shots`): the next frame looks for the face over
+        the whole frame (eq. 8's gate open for that frame, the detection nearest the held box
+        first, ``likeness`` not asked: the target is whoever the new shot shows), as
+        ``reacquire`` would after a long loss, and BT starts afresh. Where nothing is found
+        that frame goes on as any other: a camera's jump within a shot can look like a cut,
+        and the face is then still followed from where it was."""
+        if self.b0 is None:  # not started: the next frame looks anyway
+            return
+        self.redetect, self.new_shot, self.lost_box = True, True, None
 
     def step(self, image: np.ndarray) -> TrackResult:
         """One frame, the networks called one after the other for this face."""
@@ -441,6 +457,7 @@ class CRCTTracker:
             return (yield from self._step_crct(image))
         finally:
             self.prev_image = image
+            self.new_shot = False
 
     def _initialise(self, image: np.ndarray) -> Generator[Request, Any, TrackResult | None]:
         """Find b0 and answer its frame with FLL in b0, in every mode: BT needs a previous frame."""
@@ -460,7 +477,8 @@ class CRCTTracker:
 
     def _step_fll_mt(self, image: np.ndarray) -> Plan:
         """Tracking by detection (the paper's FLL-MT baseline): MTCNN every frame + FLL."""
-        found = gate_detections((yield Detect(image)), self.box, self.config.tb)
+        tb = self.gate if self.new_shot else self.config.tb  # a cut: wherever it is
+        found = gate_detections((yield Detect(image)), self.box, tb)
         if found is None:  # no acceptable detection: FLL at the held box, flagged lost
             points = yield Localize(image, self.box)
             return TrackResult(points, box_from_points(points), None, "lost")
