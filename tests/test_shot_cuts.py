@@ -149,6 +149,25 @@ def test_a_cut_where_no_face_is_found_goes_on_from_the_held_box() -> None:
     assert [r.state for r in run(tracker, 3)] == ["lost", "lost", "redetected"]
 
 
+def test_crct_benchmark_s_tracker_looks_for_cuts_as_crct_track_does() -> None:
+    """``crct benchmark``'s one-face tracker (TrackerMethod) finds the same cuts."""
+    from crct_cli.bench.methods import TrackerMethod
+    from crct_cli.io.video import Frame
+
+    far = moved(BOX, 400)
+    shots = [view(scene(1), t) for t in range(4)] + [view(scene(2), t) for t in range(4)]
+    for t, image in enumerate(shots):
+        image[0, 0, 0] = t  # the fake networks read the frame's number there
+    for cuts, detected, state in ((ShotCutConfig(), [0, 4], "redetected"), (None, [0], "tracked")):
+        nets = FakeNets(detections={0: [det(BOX)], 4: [det(far)]})
+        method = TrackerMethod(nets, TrackerConfig(), shot_cuts=cuts)
+        method.start(None, None)  # type: ignore[arg-type]  # the sequence is not read
+        answers = [method.step(Frame(t, t / 25, image)) for t, image in enumerate(shots)]
+        assert nets.frames_of("detect") == detected
+        assert answers[4].state == state
+        assert (method.cuts.cuts if method.cuts is not None else 0) == len(detected) - 1
+
+
 # -- several tracks ------------------------------------------------------------------------
 
 
