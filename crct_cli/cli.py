@@ -1434,6 +1434,14 @@ def live(
             "causal filter); --no-smooth: each frame's points as FLL gave them.",
         ),
     ] = True,
+    shot_cuts: Annotated[
+        bool,
+        typer.Option(
+            help="Look for shot cuts in the stream (an edited broadcast): faces are found "
+            "afresh at a cut and get new ids, as crct track does; --no-shot-cuts for a camera "
+            "where someone may pass right in front of the lens.",
+        ),
+    ] = True,
     pose: PoseOption = False,
     focal_length: FocalLengthOption = None,
     denoise: DenoiseOption = "none",
@@ -1483,6 +1491,7 @@ def live(
         smooth=smooth,
         rotate=angle,
         min_face=min_face,
+        shot_cuts=shot_cuts,
         pose=pose,
         focal_length=focal_length,
         networks=None if factory is None else factory(),

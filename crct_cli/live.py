@@ -168,7 +168,7 @@ class _Outputs:
         records = [
             FaceRecord(f.face_id, f.box, f.points, f.score, f.state, f.pose) for f in frame.faces
         ]
-        self.json.add(FacesRecord(frame.index, frame.time, records))
+        self.json.add(FacesRecord(frame.index, frame.time, records, frame.cut))
         self.csv.add(frame.index, frame.time, frame.faces)
         if self.video is not None and picture is not None:
             self.video.write(picture)

@@ -267,5 +267,12 @@ def test_track_json_marks_the_cut_and_counts_it(two_shots: Path, tmp_path: Path)
         assert [f["index"] for f in data["frames"] if f.get("cut")] == marked
         assert data["summary"]["cuts"] == len(marked)
         assert data["config"]["shot_cuts"] is (flag == "--shot-cuts")
-        track = read_track_json(out / "track.json")
-        assert [f.index for f in track.faces if f.cut] == marked
+        assert read_track_json(out / "track.json").cuts == marked
+    # crct live on a stream (the clip played as one) marks the same frame
+    for flag, marked in (("--shot-cuts", [8]), ("--no-shot-cuts", [])):
+        out = tmp_path / f"live{flag}"
+        result = CliRunner().invoke(
+            app, ["live", str(two_shots), "--out", str(out), "--no-show", "--device", "cpu", flag]
+        )
+        assert result.exit_code == 0, result.output
+        assert read_track_json(out / "track.json").cuts == marked

@@ -189,6 +189,12 @@ class TrackFile:
         """Every face id in the file, in order."""
         return sorted({f.face_id for record in self.faces for f in record.faces})
 
+    @property
+    def cuts(self) -> list[int]:
+        """The frames (indices) that start a new shot (``crct track --shot-cuts``): a face's
+        id never goes on across one, so each shot's faces can be read apart."""
+        return [record.index for record in self.faces if record.cut]
+
     def arrays(self, face_id: int = 0) -> FaceArrays:
         """One face's track as arrays over the file's frames, for analysis with numpy:
         NaN where the face has no points, box, score or pose in a frame. An id the run does not
