@@ -255,8 +255,9 @@ class Tracker:
     ``shot_cuts`` (on by default): a frame that differs from the one before in both layout
     and colours starts a new shot (:mod:`crct_cli.tracking.shots`; ``TrackedFrame.cut``):
     every track ends there and faces are looked for afresh, as on a video's first frame, so a
-    face of the new shot gets a new id (the single target, face 0, takes the most confident
-    face), and no filter, look back or backfill reads across it. ``cut_correlation`` and
+    face of the new shot gets a new id (the single target, face 0, takes the face found
+    nearest where it was, however far, and where none is found goes on from there), and no
+    filter, look back or backfill reads across it. ``cut_correlation`` and
     ``cut_histogram`` are :class:`~crct_cli.tracking.shots.ShotCutConfig`'s thresholds.
     ``pose``: each face with points also gets ``face.pose``, its head pose (Tx, Ty, Tz in mm,
     Rx, Ry, Rz in radians: pitch, yaw, roll) from a rigid 3D face fitted to its 68 points

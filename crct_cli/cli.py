@@ -794,7 +794,8 @@ def track(
             help="Look for shot cuts (a frame unlike the one before in both layout and "
             "colours: an edited interview's reverse shot): every track ends there and faces "
             "are found afresh, so a face of the new shot gets a new id (with --faces 1, face 0 "
-            "takes the face found wherever it is), and nothing smooths, looks back or "
+            "takes the face found nearest where it was, however far), and nothing smooths, "
+            "looks back or "
             "backfills across it. track.json marks the frame. --no-shot-cuts: one shot.",
         ),
     ] = True,
@@ -2225,6 +2226,15 @@ def _warn_unused(options: dict[str, Any]) -> None:
     mode, tc = options.get("mode", "crct"), TrackerConfig.tc
     if mode != "crct" and options.get("tc", tc) != tc:
         _warning_line(f"--tc changes nothing with --mode {mode} (no face validator)")
+    if not options.get("shot_cuts", True):
+        from crct_cli.tracking.shots import ShotCutConfig
+
+        for flag, default in (
+            ("cut_correlation", ShotCutConfig.correlation),
+            ("cut_histogram", ShotCutConfig.histogram),
+        ):
+            if options.get(flag, default) != default:
+                _warning_line(f"--{flag.replace('_', '-')} changes nothing with --no-shot-cuts")
 
 
 def _warn_part_run(pred: Path, header: dict[str, Any], missing: int) -> None:

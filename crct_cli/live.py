@@ -55,6 +55,7 @@ class LiveSummary:
     dropped: int = 0  #: a camera's or stream's frames that came while the last was tracked
     #: frames of another size than the first (a stream switching quality), scaled to fit it
     rescaled: int = 0
+    cuts: int = 0  #: frames that start a new shot (``Tracker(shot_cuts=True)``)
 
     @property
     def fps(self) -> float:
@@ -355,7 +356,15 @@ def run_live(
                 cv2.destroyWindow(WINDOW)
     seconds = time.perf_counter() - t0
     summary = LiveSummary(
-        source, frames, with_points, seconds, ended, out, source_frames.dropped, rescaled
+        source,
+        frames,
+        with_points,
+        seconds,
+        ended,
+        out,
+        source_frames.dropped,
+        rescaled,
+        getattr(tracker, "cuts", 0),
     )
     if outputs is not None:
         outputs.close(
@@ -366,6 +375,7 @@ def run_live(
                 "runtime_s": seconds,
                 "fps": summary.fps,
                 "ended": ended,
+                "cuts": summary.cuts,
                 "status": "ok" if with_points else "no_face",
             }
         )

@@ -95,6 +95,35 @@ def test_grey_video_and_a_fade_through_black() -> None:
     assert cuts_in(same) == []
 
 
+def _plain_wall(wall: tuple[int, int, int], seed: int, x: int) -> np.ndarray:
+    """A speaker (a patch of blobs) at ``x`` before a plain wall, as in a reverse shot."""
+    frame = np.empty((240, 320, 3), dtype=np.uint8)
+    frame[:] = wall
+    frame[60:170, x : x + 110] = scene(seed)[:110, :110]
+    return frame
+
+
+def test_a_reverse_shot_between_plain_walls_is_a_cut_and_dimmed_light_is_not() -> None:
+    """Too few blocks are textured in both frames for the layout to have a say: hue and
+    saturation decide alone, at a higher bar."""
+    a = [_plain_wall((40, 60, 160), 1, 20 + t) for t in range(4)]
+    b = [_plain_wall((200, 120, 40), 2, 190 + t) for t in range(4)]
+    assert cuts_in(a + b) == [4]
+    dimmed = [a[0], (a[0] * 0.3).astype(np.uint8), a[0]]  # the lights go down and up again
+    assert cuts_in(dimmed) == []
+    # a plain grey wall has no hue to tell by: one shot
+    grey = [cv2.cvtColor(cv2.cvtColor(f, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB) for f in a + b]
+    assert cuts_in(grey) == []
+
+
+def test_odd_frames() -> None:
+    detector = ShotCutDetector()
+    tall = np.zeros((2000, 8, 3), dtype=np.uint8)
+    assert detector._picture(tall).grey.shape == (256, 64)  # at most four widths
+    a, b = (cv2.cvtColor(view(scene(k)), cv2.COLOR_RGB2GRAY)[..., None] for k in (4, 5))
+    assert cuts_in([a, a, b]) == [2]  # (H, W, 1) is read as grey
+
+
 def test_thresholds_decide() -> None:
     frames = [view(scene(1)), view(scene(2))]
     assert cuts_in(frames) == [1]
@@ -107,6 +136,18 @@ def test_thresholds_decide() -> None:
         Tracker(cut_histogram=1.5, networks=FakeNets())
     with pytest.raises(OptionError, match="cut_correlation"):
         Tracker(cut_correlation=2.0, networks=FakeNets())
+
+
+def test_batch_runs_record_whether_cuts_were_looked_for() -> None:
+    """Runs from before shot cuts recorded nothing and looked for none: a marker without the
+    key is a --no-shot-cuts run's, kept by such a run only."""
+    from crct_cli.batch.worker import settings_of
+
+    on, off = settings_of({}), settings_of({"shot_cuts": False})
+    assert on["shot_cuts"] is True and "shot_cuts" not in off
+    assert "cut_histogram" not in on
+    assert settings_of({"cut_histogram": 0.5})["cut_histogram"] == 0.5
+    assert "cut_histogram" not in settings_of({"shot_cuts": False, "cut_histogram": 0.5})
 
 
 # -- one track: Algorithm 1 ------------------------------------------------------------------
@@ -129,6 +170,19 @@ def test_after_a_cut_the_single_target_is_looked_for_anywhere_for_one_frame() ->
     nets = FakeNets(detections={0: [det(BOX)], 3: [det(far)]})
     results = run(CRCTTracker(nets, TrackerConfig()), 4)
     assert nets.frames_of("detect") == [0] and results[3].state == "tracked"
+
+
+def test_bt_alone_looks_at_the_cut_s_frame_only() -> None:
+    far = moved(BOX, 400)
+    nets = FakeNets(detections={0: [det(BOX)], 3: [det(far)], 4: [det(BOX)], 5: [det(BOX)]})
+    tracker = CRCTTracker(nets, TrackerConfig(mode="bt"))
+    run(tracker, 3)
+    tracker.cut()
+    states = [tracker.step(frame(t)).state for t in (3, 4, 5)]
+    assert states == ["redetected", "tracked", "tracked"]
+    assert nets.frames_of("detect") == [0, 3]
+    assert np.allclose(nets.bt_at(3)["box"], far) and nets.bt_at(5)["state"] == "h4"
+    assert tracker.redetections == 1
 
 
 def test_a_cut_where_no_face_is_found_goes_on_from_the_held_box() -> None:
@@ -260,9 +314,13 @@ def test_track_json_marks_the_cut_and_counts_it(two_shots: Path, tmp_path: Path)
     for flag, marked in (("--shot-cuts", [8]), ("--no-shot-cuts", [])):
         out = tmp_path / flag
         result = CliRunner().invoke(
-            app, ["track", str(two_shots), "--out", str(out), "--device", "cpu", flag]
+            app,
+            ["track", str(two_shots), "--out", str(out), "--device", "cpu", flag]
+            + ["--cut-histogram", "0.45" if marked else "0.5"],
         )
         assert result.exit_code == 0, result.output
+        unused = "--cut-histogram changes nothing with --no-shot-cuts"
+        assert (unused in result.output) is (not marked)
         data = json.loads((out / "track.json").read_text(encoding="utf-8"))
         assert [f["index"] for f in data["frames"] if f.get("cut")] == marked
         assert data["summary"]["cuts"] == len(marked)
@@ -276,3 +334,4 @@ def test_track_json_marks_the_cut_and_counts_it(two_shots: Path, tmp_path: Path)
         )
         assert result.exit_code == 0, result.output
         assert read_track_json(out / "track.json").cuts == marked
+        assert json.loads((out / "track.json").read_text("utf-8"))["summary"]["cuts"] == len(marked)

@@ -120,10 +120,13 @@ def settings_of(
     min_face = check_min_face(tracker_options.get("min_face", MIN_FACE))  # "40" is 40
     if min_face != MIN_FACE:  # likewise: runs from before --min-face stay done
         settings["min_face"] = min_face
-    cuts = {k: tracker_options.get(k, defaults[k]) for k in ("cut_correlation", "cut_histogram")}
-    if not tracker_options.get("shot_cuts", SHOT_CUTS):  # likewise; thresholds then unused
-        settings["shot_cuts"] = False
-    else:
+    # runs from before --shot-cuts record none: they looked for no cut, as --no-shot-cuts
+    # does, so only such a run keeps them
+    if tracker_options.get("shot_cuts", SHOT_CUTS):
+        settings["shot_cuts"] = True
+        cuts = {
+            k: tracker_options.get(k, defaults[k]) for k in ("cut_correlation", "cut_histogram")
+        }
         settings.update({k: v for k, v in cuts.items() if v != defaults[k]})
     weights_dir = tracker_options.get("weights_dir")
     settings["weights"] = weights_fingerprint(WEIGHTS_DIR if weights_dir is None else weights_dir)

@@ -16,12 +16,16 @@ A frame is a cut when it differs from the frame before both in layout and in col
   :attr:`~ShotCutConfig.correlation`. A correlation ignores gain and offset (a flash, light
   drifting, a dimmed camera), the shift follows a pan or a moving face, the median a strip
   or a hand over part of the picture, and the small size noise, blur and low resolution;
-- colour: the histograms of hue and saturation (and, for grey video, of grey level) lie further
-  apart than :attr:`~ShotCutConfig.histogram` (Bhattacharyya distance, 0 to 1). A whip pan or
-  a jump of the camera within one scene changes the layout, not the colours.
+- colour: the histograms of hue and saturation, or those of grey level (the larger of the two
+  distances: grey video has no hue), lie further apart than :attr:`~ShotCutConfig.histogram`
+  (Bhattacharyya distance, 0 to 1). A whip pan or a jump of the camera within one scene changes
+  the layout, not the colours; a change of light alone passes this test, not the layout's.
 
 Only blocks textured in both frames have a say (a wall, a black frame, a block dimmed flat
-tell nothing of the layout). While a frame is flat all over
+tell nothing of the layout). Where fewer than :attr:`~ShotCutConfig.min_blocks` have (two
+speakers each before a plain wall, a reverse shot), hue and saturation decide alone, at the
+higher bar :attr:`~ShotCutConfig.flat_histogram` (the light dimmed on a plain wall moves the
+grey levels, not the hues; plain grey video is then one shot). While a frame is flat all over
 (a fade to black) the frame before it stays the reference, so a new shot that fades in is still
 compared with the old one. Gradual transitions (dissolves) are not looked for: the tracks
 follow or lose their faces through them as through any change of picture. Measured in
@@ -31,6 +35,7 @@ validation sets, and the cuts spliced between them found.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import cv2
@@ -54,6 +59,8 @@ class ShotCutConfig:
     grid: int = 4  #: blocks along each side
     shift: int = 4  #: pixels (at ``width``) a block may have moved
     flat: float = 2.0  #: grey levels of spread below which a block is flat
+    min_blocks: int = 3  #: blocks textured in both frames that the layout needs to have a say
+    flat_histogram: float = 0.6  #: the hue distance a cut needs where the layout has no say
 
     def check(self, error: type[Exception] = CrctError) -> None:
         if not -1.0 <= self.correlation <= 1.0:
@@ -115,10 +122,11 @@ class ShotCutDetector:
 
     def _picture(self, image: np.ndarray) -> _Picture:
         cfg = self.config
-        if image.ndim == 2:
-            image = np.repeat(image[..., None], 3, axis=2)
+        if image.ndim == 2 or image.shape[2] == 1:
+            image = np.repeat(image.reshape(image.shape[0], image.shape[1], 1), 3, axis=2)
         height, width = image.shape[:2]
-        size = (cfg.width, max(cfg.grid * 2, round(cfg.width * height / max(width, 1))))
+        across = round(cfg.width * height / max(width, 1))  # a tall frame: at most 4 widths
+        size = (cfg.width, min(4 * cfg.width, max(cfg.grid * 2, across)))
         small = cv2.resize(np.ascontiguousarray(image[..., :3]), size, interpolation=cv2.INTER_AREA)
         grey = small.astype(np.float32) @ _LUMA
         hs, levels = _histograms(small)
@@ -136,7 +144,7 @@ class ShotCutDetector:
         """The median over ``after``'s blocks of the best correlation with ``before`` shifted
         by up to ``shift`` pixels. A block votes where it is textured in both frames at some
         shift: a flat block says nothing of the layout, and a dimmed one may turn flat (NaN
-        when no block votes)."""
+        when fewer than ``min_blocks`` vote)."""
         cfg = self.config
         s = cfg.shift
         now = self._blocks(after)
@@ -154,7 +162,7 @@ class ShotCutDetector:
                 r = (now * then).mean(axis=1) / np.maximum(now_spread * then_spread, 1e-6)
                 best = np.where(both, np.maximum(best, r), best)
         voting = np.isfinite(best)
-        if not voting.any():
+        if voting.sum() < max(1, cfg.min_blocks):
             return float("nan")
         return float(np.median(best[voting]))
 
@@ -163,4 +171,7 @@ class ShotCutDetector:
         colour = max(_distance(before.hs, after.hs), _distance(before.levels, after.levels))
         if colour < cfg.histogram:
             return False  # same colours: one scene (the layout is not looked at)
-        return bool(self.correlation(before.grey, after.grey) < cfg.correlation)
+        layout = self.correlation(before.grey, after.grey)
+        if math.isnan(layout):  # too few blocks to tell: hue and saturation decide (a change
+            return _distance(before.hs, after.hs) >= cfg.flat_histogram  # of light moves grey)
+        return layout < cfg.correlation

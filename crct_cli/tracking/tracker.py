@@ -506,7 +506,10 @@ class CRCTTracker:
         if cfg.mode == "bt":  # BT alone: no validation, no refinement
             self.box = box_bt
             self.seq_t += 1
-            return TrackResult(points_bt, box_bt, None, "tracked")
+            self.redetect = False  # only a cut asks BT alone to look (CRCTTracker.cut)
+            return TrackResult(
+                points_bt, box_bt, None, "redetected" if redetected_now else "tracked"
+            )
         score = float((yield Validate(image, points_bt)))
         if refinding and score >= cfg.tc and self._unlike(image, points_bt):
             # a face, but not the one followed (re-detected, or standing in the held box):
