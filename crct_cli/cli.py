@@ -5,11 +5,13 @@ ends as ONE line ``crct: error: ...`` on stderr with exit code 2 and no tracebac
 with 130. That handling lives in :class:`CrctGroup`, so every subcommand gets it.
 """
 
+import contextlib
 import dataclasses
 import inspect
 import math
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -102,12 +104,36 @@ def _narrow_context(context_class: Any) -> Any:
     class NarrowFormatter(context_class.formatter_class):  # type: ignore[misc,name-defined]
         def write_dl(self, rows: Any, col_max: int = 30, col_spacing: int = 2) -> None:
             column = min(col_max, max(8, self.width // NARROW_NAME_SHARE))
-            super().write_dl(rows, column, col_spacing)
+            with _lines_not_broken_at_hyphens():
+                super().write_dl(rows, column, col_spacing)
 
     class NarrowContext(context_class):  # type: ignore[misc,valid-type]
         formatter_class = NarrowFormatter
 
     return NarrowContext
+
+
+@contextlib.contextmanager
+def _lines_not_broken_at_hyphens() -> Iterator[None]:
+    """click wraps help at hyphens, so "--no-shot-cuts" could end a line as "--no-" (not a
+    flag one can type); its wrapper here breaks at spaces only. Typer's own copy of click is
+    patched while the options are written; another click is left as it is."""
+    try:
+        from typer._click import _textwrap as module
+    except ImportError:
+        yield
+        return
+    wrapper = module.TextWrapper
+
+    class AtSpaces(wrapper):  # type: ignore[misc,valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **{**kwargs, "break_on_hyphens": False})
+
+    module.TextWrapper = AtSpaces  # type: ignore[misc]
+    try:
+        yield
+    finally:
+        module.TextWrapper = wrapper  # type: ignore[misc]
 
 
 def _keep_option_names_whole() -> None:

@@ -179,6 +179,18 @@ def test_plain_help_leaves_the_option_help_room_to_read(args: list[str], width: 
     assert widths[len(widths) // 2] >= (width - max(indent)) // 2  # lines half full or more
 
 
+@pytest.mark.parametrize("width", [40, 80])
+@pytest.mark.parametrize("args", [["track"], ["live"], ["benchmark"]])
+def test_plain_help_never_breaks_a_flag_at_its_hyphens(args: list[str], width: int) -> None:
+    """click wrapped help at hyphens: "--no-shot-cuts" ended a line as "--no-", which no one
+    can type; lines now break at spaces, so every flag the help names is whole."""
+    result = runner.invoke(app, [*args, "--help"], env={"COLUMNS": str(width)})
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert [line for line in lines if re.search(r"[A-Za-z]-$", line)] == []
+    assert "--no-shot-cuts" in result.stdout
+
+
 @pytest.mark.parametrize("width", [30, 50, 79, 120])
 @pytest.mark.parametrize("args", [[], ["train"]])
 def test_a_group_s_commands_are_described_whole_at_any_width(args: list[str], width: int) -> None:
