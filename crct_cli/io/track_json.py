@@ -191,8 +191,9 @@ class TrackFile:
 
     @property
     def cuts(self) -> list[int]:
-        """The frames (indices) that start a new shot (``crct track --shot-cuts``): a face's
-        id never goes on across one, so each shot's faces can be read apart."""
+        """The frames (indices) that start a new shot (``crct track --shot-cuts``): with
+        several faces no id goes on across one (the single target stays face 0), so each
+        shot's faces can be read apart."""
         return [record.index for record in self.faces if record.cut]
 
     def arrays(self, face_id: int = 0) -> FaceArrays:

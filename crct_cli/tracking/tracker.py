@@ -104,8 +104,8 @@ paper's and can be tested with scripted fakes:
   at one threshold and lost at the next (docs/benchmarks.md, session 30).
 
 - Not in the paper (shot cuts, :meth:`CRCTTracker.cut`, called by the layer that reads the
-  frames: :mod:`crct_cli.tracking.shots`): on the frame after a cut the face is looked for
-  anywhere in the frame, the detection nearest the held box first, and BT starts afresh.
+  frames: :mod:`crct_cli.tracking.shots`): on a cut's frame the face is looked for anywhere
+  in the frame, the detection nearest the held box first, and BT starts afresh.
 
 Choices where the paper is silent: the initial box ``b0`` comes from ``--init-box`` or the
 most confident detection of the first frame that has one, and that frame is answered by FLL in
@@ -477,7 +477,7 @@ class CRCTTracker:
 
     def _step_fll_mt(self, image: np.ndarray) -> Plan:
         """Tracking by detection (the paper's FLL-MT baseline): MTCNN every frame + FLL."""
-        tb = self.gate if self.new_shot else self.config.tb  # a cut: wherever it is
+        tb = math.inf if self.new_shot else self.config.tb  # a cut's frame: wherever it is
         found = gate_detections((yield Detect(image)), self.box, tb)
         if found is None:  # no acceptable detection: FLL at the held box, flagged lost
             points = yield Localize(image, self.box)
