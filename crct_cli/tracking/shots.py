@@ -56,7 +56,7 @@ class ShotCutConfig:
     """When a frame starts a new shot (see the module docstring for why each part)."""
 
     correlation: float = 0.9  #: a cut's blocks correlate (median) below this with the last frame
-    histogram: float = 0.45  #: and its colours lie at least this far from its (0 to 1)
+    histogram: float = 0.45  #: and its colours at least this far from that frame's (0 to 1)
     width: int = 64  #: pixels across the frames are compared at
     grid: int = 4  #: blocks along each side
     shift: int = 4  #: pixels (at ``width``) a block may have moved
@@ -127,8 +127,8 @@ class ShotCutDetector:
         if image.ndim == 2 or image.shape[2] == 1:
             image = np.repeat(image.reshape(image.shape[0], image.shape[1], 1), 3, axis=2)
         height, width = image.shape[:2]
-        across = round(cfg.width * height / max(width, 1))  # a tall frame: at most 4 widths
-        size = (cfg.width, min(4 * cfg.width, max(cfg.grid * 2, across)))
+        rows = round(cfg.width * height / max(width, 1))  # a tall frame: at most 4 widths
+        size = (cfg.width, min(4 * cfg.width, max(cfg.grid * 2, rows)))
         small = cv2.resize(np.ascontiguousarray(image[..., :3]), size, interpolation=cv2.INTER_AREA)
         grey = small.astype(np.float32) @ _LUMA
         hs, levels = _histograms(small)
