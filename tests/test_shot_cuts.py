@@ -219,7 +219,8 @@ def test_crct_benchmark_s_tracker_looks_for_cuts_as_crct_track_does() -> None:
         answers = [method.step(Frame(t, t / 25, image)) for t, image in enumerate(shots)]
         assert nets.frames_of("detect") == detected
         assert answers[4].state == state
-        assert (method.cuts.cuts if method.cuts is not None else 0) == len(detected) - 1
+        detector = method.cut_detector
+        assert (detector.cuts if detector is not None else 0) == len(detected) - 1
 
 
 # -- several tracks ------------------------------------------------------------------------

@@ -219,7 +219,7 @@ class TrackerMethod:
         shot_cuts: ShotCutConfig | None = None,
     ) -> None:
         self.nets = nets
-        self.cuts = None if shot_cuts is None else ShotCutDetector(shot_cuts)
+        self.cut_detector = None if shot_cuts is None else ShotCutDetector(shot_cuts)
         #: ``--temporal-denoise``: two-sided with ``read_ahead`` (``--lookahead``), else causal
         self.frame_denoise = frame_denoise
         self.read_ahead = read_ahead
@@ -243,8 +243,8 @@ class TrackerMethod:
         self.tracker = CRCTTracker(self.nets, self.config, init_box)
         if self.smoother is not None:
             self.smoother.reset()
-        if self.cuts is not None:
-            self.cuts.reset()
+        if self.cut_detector is not None:
+            self.cut_detector.reset()
         self._done = []
         if self.lookahead:
             self._ahead = self._look_ahead()
@@ -261,7 +261,8 @@ class TrackerMethod:
 
     def step(self, frame: Frame) -> FramePrediction:
         assert self.tracker is not None, "start() first"
-        if self.cuts is not None and self.cuts(frame.image):  # as crct track: a new shot
+        cuts = self.cut_detector
+        if cuts is not None and cuts(frame.image):  # as crct track: a new shot
             self.tracker.cut()
             if self.smoother is not None:
                 self.smoother.reset()
