@@ -11,9 +11,12 @@ CPU, and the whole tracker must run at 15+ fps there. At 128x128 it runs in ~7 m
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
+
+M = TypeVar("M", bound=nn.Module)
 
 
 @dataclass(frozen=True)
@@ -178,7 +181,7 @@ class InceptionResNetTrunk(nn.Module):
         return map_a, map_b, self.pool(self.blocks_c(self.reduce_b(map_b)))
 
 
-def fuse_batchnorm(model: nn.Module) -> nn.Module:
+def fuse_batchnorm(model: M) -> M:
     """Fold every ``BasicConv2d``'s batch norm into its convolution, in place, for inference.
 
     Same outputs (to float rounding) with one layer fewer per block: the trunk has ~130 of
@@ -197,4 +200,5 @@ def fuse_batchnorm(model: nn.Module) -> nn.Module:
 
 def backbone_from_dict(d: dict) -> BackboneConfig:
     """Rebuild a config saved with ``dataclasses.asdict`` (tuples come back from lists)."""
-    return BackboneConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+    fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
+    return BackboneConfig(**fields)

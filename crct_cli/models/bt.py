@@ -39,6 +39,8 @@ class RecurrentTracker(nn.Module):
     Crop units: centre 0, side 1, the same for both crops since both are cut at ``Pb``.
     """
 
+    order: torch.Tensor  # a buffer: region order -> markup order
+
     def __init__(self, config: BTConfig | None = None, mean_shape: np.ndarray | None = None):
         super().__init__()
         self.config = c = config or BTConfig()
@@ -54,9 +56,8 @@ class RecurrentTracker(nn.Module):
             nn.Linear(2 * c.reduced * grid, c.embedding), nn.ReLU(inplace=True)
         )
         self.lstm = nn.LSTM(c.embedding, c.hidden, num_layers=c.lstm_layers, batch_first=True)
-        self.heads = nn.ModuleDict(
-            {name: nn.Linear(c.hidden, 2 * len(idx)) for name, idx in REGIONS.items()}
-        )
+        heads = {name: nn.Linear(c.hidden, 2 * len(idx)) for name, idx in REGIONS.items()}
+        self.heads = nn.ModuleDict(heads)
         order = np.concatenate([np.array(idx) for idx in REGIONS.values()])
         self.register_buffer("order", torch.from_numpy(np.argsort(order)), persistent=False)
         mean = (
@@ -65,7 +66,7 @@ class RecurrentTracker(nn.Module):
             else torch.as_tensor(mean_shape, dtype=torch.float32)
         )
         for name, idx in REGIONS.items():
-            head = self.heads[name]
+            head = heads[name]
             nn.init.normal_(head.weight, std=1e-3)
             with torch.no_grad():
                 head.bias.copy_(mean[list(idx)].reshape(-1))

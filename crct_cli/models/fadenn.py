@@ -28,7 +28,7 @@ multiples of 16 for an exact round trip, anything else is padded), trained on FL
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -117,7 +117,7 @@ class Encoder(nn.Module):
         feats = []
         h = x - 0.5
         for level in self.levels:
-            for conv in level:  # type: ignore[union-attr]
+            for conv in cast(nn.ModuleList, level):
                 h = F.relu(conv(h))
             feats.append(h)
         return feats
@@ -168,6 +168,7 @@ class DAE(nn.Module):
         self.encoder = Encoder(self.config.widths)
         self.decoder = Decoder(self.config.widths)
         nn.init.zeros_(self.decoder.out.weight)
+        assert self.decoder.out.bias is not None  # _conv makes its layers with a bias
         nn.init.zeros_(self.decoder.out.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

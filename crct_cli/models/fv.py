@@ -31,6 +31,8 @@ class FVConfig:
 class FaceValidator(nn.Module):
     """(crops (B, 3, S, S) in [0, 1], points (B, 68, 2) in crop pixels) -> logit of p(face)."""
 
+    offsets: torch.Tensor  # a buffer, (P, P, 2)
+
     def __init__(self, config: FVConfig | None = None) -> None:
         super().__init__()
         self.config = c = config or FVConfig()

@@ -154,13 +154,13 @@ def load_weights(
     given = Path(name_or_path)
     path = resolve_weight_path(given, weights_dir)
     if not path.is_file():
-        kinds = kind if isinstance(kind, str) else " or ".join(kind)
+        named = kind if isinstance(kind, str) else " or ".join(kind)
         check_weights_folder(path.parent)
         listed = given.name in read_manifest(weights_dir).get("weights", {})
         if not listed or (len(given.parts) > 1 and given.parts[0] != "weights"):
-            raise CrctError(f"{given}: no such weight file ('crct train {kinds}' makes one)")
+            raise CrctError(f"{given}: no such weight file ('crct train {named}' makes one)")
         raise CrctError(
-            f"weight file {path} is missing; reinstall crct or rebuild it with 'crct train {kinds}'"
+            f"weight file {path} is missing; reinstall crct or rebuild it with 'crct train {named}'"
         )
     entry = read_manifest(path.parent).get("weights", {}).get(path.name)
     if entry is not None and entry.get("sha256") != sha256_file(path):

@@ -25,7 +25,7 @@ import inspect
 import io
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import numpy as np
 import torch
@@ -34,6 +34,15 @@ from torch import nn
 from crct_cli.errors import WordedError
 from crct_cli.runtime.cache import Exported
 from crct_cli.runtime.nets import mtcnn_weight_file
+
+if TYPE_CHECKING:
+    from crct_cli.models.bt import RecurrentTracker
+    from crct_cli.models.fadenn import DAE, IID, NoiseClassifier
+    from crct_cli.models.finder import FaceFinder
+    from crct_cli.models.fll import LandmarkLocalizer
+    from crct_cli.models.fv import FaceValidator
+
+M = TypeVar("M", bound=nn.Module)
 
 OPSET = 17
 #: Largest difference allowed between a fresh graph and PyTorch on the sample input.
@@ -94,7 +103,7 @@ def gather_sample(fmap: torch.Tensor, points: torch.Tensor, cells: torch.Tensor)
     return out.reshape(b, c, n, k).permute(0, 2, 1, 3).reshape(b, n, -1)
 
 
-def exportable(model: nn.Module) -> nn.Module:
+def exportable(model: M) -> M:
     """Swap every multi-bin adaptive average pool for :class:`ExactAdaptivePool` and the
     shape-indexed head's sampling for :func:`gather_sample`, in place."""
     from crct_cli.models.fll import ShapeIndexedHead
@@ -104,6 +113,7 @@ def exportable(model: nn.Module) -> nn.Module:
     for name, child in list(model.named_children()):
         if isinstance(child, nn.AdaptiveAvgPool2d) and child.output_size not in (1, (1, 1)):
             size = child.output_size
+            assert size is not None  # an AdaptiveAvgPool2d always has an output size
             out = size if isinstance(size, int) else size[0]
             assert isinstance(out, int) and (isinstance(size, int) or size[0] == size[1])
             setattr(model, name, ExactAdaptivePool(out))
@@ -120,7 +130,7 @@ def _to_float(crops: torch.Tensor) -> torch.Tensor:
 class LocalizerGraph(nn.Module):
     """FLL (either stage): uint8 crops -> (N, 68, 2) points in crop units."""
 
-    def __init__(self, fll: nn.Module) -> None:
+    def __init__(self, fll: LandmarkLocalizer) -> None:
         super().__init__()
         self.fll = fll
 
@@ -131,7 +141,7 @@ class LocalizerGraph(nn.Module):
 class TrackerFeaturesGraph(nn.Module):
     """BT's trunk: uint8 crops -> (N, F) features, as a previous or a current crop."""
 
-    def __init__(self, bt: nn.Module) -> None:
+    def __init__(self, bt: RecurrentTracker) -> None:
         super().__init__()
         self.bt = bt
 
@@ -143,7 +153,7 @@ class TrackerHeadGraph(nn.Module):
     """The rest of BT: previous and current crops' features + LSTM state -> points in crop
     units, new state."""
 
-    def __init__(self, bt: nn.Module) -> None:
+    def __init__(self, bt: RecurrentTracker) -> None:
         super().__init__()
         self.bt = bt
 
@@ -157,7 +167,7 @@ class TrackerHeadGraph(nn.Module):
 class ValidatorGraph(nn.Module):
     """FV: uint8 crops + points in crop pixels -> logit of p(face), (N,)."""
 
-    def __init__(self, fv: nn.Module) -> None:
+    def __init__(self, fv: FaceValidator) -> None:
         super().__init__()
         self.fv = fv
 
@@ -168,7 +178,7 @@ class ValidatorGraph(nn.Module):
 class FinderGraph(nn.Module):
     """The face finder: uint8 windows -> (cell logits (N, G*G + 1), cell boxes (N, G*G, 4))."""
 
-    def __init__(self, finder: nn.Module) -> None:
+    def __init__(self, finder: FaceFinder) -> None:
         super().__init__()
         self.finder = finder
 
@@ -179,7 +189,7 @@ class FinderGraph(nn.Module):
 class ClassifierGraph(nn.Module):
     """FADeNN's noise classifier: uint8 crops (sides multiples of 16) -> class logits (N, 5)."""
 
-    def __init__(self, classifier: nn.Module) -> None:
+    def __init__(self, classifier: NoiseClassifier) -> None:
         super().__init__()
         self.classifier = classifier
 
@@ -193,7 +203,7 @@ class ClassifierGraph(nn.Module):
 class DAEGraph(nn.Module):
     """One DAE on float (N, 3, H, W) in [0, 1], sides multiples of 16 -> cleaned, in [0, 1]."""
 
-    def __init__(self, dae: nn.Module) -> None:
+    def __init__(self, dae: DAE) -> None:
         super().__init__()
         self.dae = dae
 
@@ -212,7 +222,7 @@ def to_onnx(
     """Serialized ONNX graph of ``module`` traced on ``args``."""
     buffer = io.BytesIO()
     # the TorchScript exporter: the default before torch 2.9 (no ``dynamo`` argument before 2.5)
-    legacy = (
+    legacy: dict[str, Any] = (
         {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
     )
     with warnings.catch_warnings(), torch.no_grad():
@@ -220,7 +230,7 @@ def to_onnx(
         torch.onnx.export(
             module.eval(),
             args,
-            buffer,
+            buffer,  # type: ignore[arg-type]  # stub says path only; TorchScript export takes a file
             opset_version=OPSET,
             input_names=inputs,
             output_names=outputs,
@@ -275,14 +285,14 @@ def _batch(*names: str) -> dict[str, dict[int, str]]:
     return {name: {0: "n"} for name in names}
 
 
-def localizer_graph(fll: nn.Module) -> bytes:
+def localizer_graph(fll: LandmarkLocalizer) -> bytes:
     size = fll.config.input_size
     return _graph(
         LocalizerGraph(fll), (_crops(2, size),), ["crops"], ["points"], _batch("crops", "points")
     )
 
 
-def tracker_graphs(bt: nn.Module) -> dict[str, bytes]:
+def tracker_graphs(bt: RecurrentTracker) -> dict[str, bytes]:
     """BT in two graphs, ``features`` (one per crop) and ``head``, so that a crop's features
     can serve two frames (:class:`crct_cli.tracking.networks.CRCTNetworks`, ``bt_reuse``)."""
     c = bt.config
@@ -304,7 +314,7 @@ def tracker_graphs(bt: nn.Module) -> dict[str, bytes]:
     return {"features": features, "head": head}
 
 
-def validator_graph(fv: nn.Module) -> bytes:
+def validator_graph(fv: FaceValidator) -> bytes:
     size = fv.config.crop_size
     rng = np.random.default_rng(3)
     points = torch.from_numpy(rng.uniform(0, size - 1, (2, 68, 2)).astype(np.float32))
@@ -314,7 +324,7 @@ def validator_graph(fv: nn.Module) -> bytes:
     )
 
 
-def finder_graph(finder: nn.Module) -> bytes:
+def finder_graph(finder: FaceFinder) -> bytes:
     """Windows of any size (a whole number of cells): ``--find-wide`` reads a wider one."""
     size = finder.config.input_size
     dynamic = {
@@ -327,13 +337,15 @@ def finder_graph(finder: nn.Module) -> bytes:
     )
 
 
-def iid_graphs(iid: nn.Module) -> dict[str, bytes]:
+def iid_graphs(iid: IID) -> dict[str, bytes]:
     """``dae`` (variant d), or ``classifier`` and ``dae<k>`` for every class it routes."""
     spatial = {0: "n", 1: "h", 2: "w"}
     image = {0: "n", 2: "h", 3: "w"}
     x = _crops(2, 112, 4).permute(0, 3, 1, 2).float() / 255.0
     if iid.dae is not None:
         return {"dae": _graph(DAEGraph(iid.dae), (x,), ["x"], ["y"], {"x": image, "y": image})}
+    # variants s and m: IID builds the classifier and the DAEs together
+    assert iid.classifier is not None and iid.daes is not None
     parts = {
         "classifier": _graph(
             ClassifierGraph(iid.classifier),
@@ -345,7 +357,8 @@ def iid_graphs(iid: nn.Module) -> dict[str, bytes]:
     }
     for k, dae in enumerate(iid.daes, start=1):
         if k not in iid.pass_through:
-            parts[f"dae{k}"] = _graph(DAEGraph(dae), (x,), ["x"], ["y"], {"x": image, "y": image})
+            graph = DAEGraph(cast("DAE", dae))  # an nn.ModuleList of DAEs
+            parts[f"dae{k}"] = _graph(graph, (x,), ["x"], ["y"], {"x": image, "y": image})
     return parts
 
 

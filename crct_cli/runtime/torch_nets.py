@@ -5,13 +5,16 @@ did before the runtime existed, so the torch backend's points are unchanged to t
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from crct_cli.runtime.nets import LSTMState
+
+if TYPE_CHECKING:
+    from crct_cli.models.bt import RecurrentTracker
 
 
 def _float_crops(crops: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -39,7 +42,7 @@ class TorchTracker:
     """BT: (prev crops, cur crops, state or None) -> (points in crop units, new state); or in
     two steps, :meth:`features` of crops and :meth:`head` on two crops' features."""
 
-    def __init__(self, module: nn.Module, device: torch.device | str = "cpu") -> None:
+    def __init__(self, module: RecurrentTracker, device: torch.device | str = "cpu") -> None:
         self.device = torch.device(device)
         self.module = module.eval().to(self.device)
         self.config: Any = module.config
