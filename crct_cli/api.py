@@ -76,6 +76,7 @@ from crct_cli.tracking.tracker import (
 if TYPE_CHECKING:
     from crct_cli.batch.runner import BatchReport
     from crct_cli.batch.summary import VideoResult
+    from crct_cli.io.video import Frame
     from crct_cli.tracking.pipeline import FrameRange
 
 __all__ = ["Face", "TrackedFrame", "Tracker", "parse_faces", "track_videos"]
@@ -629,8 +630,8 @@ class Tracker:
         self._reset()
         waiting: list[TrackedFrame] = []  # the first frames, faceless, while a face may come
         found = self.backfill == 0
-        in_memory = is_frame_source(video)  # decoded by the caller, read on its thread
-        if in_memory:
+        frames: Iterator[Frame]
+        if in_memory := is_frame_source(video):  # decoded by the caller, read on its thread
             frames = iter_arrays(video, self.sequence_fps, _check_image, span.count, span.skip)
         else:
             frames = iter_frames(Path(video), span.count, self.sequence_fps, span.skip)
@@ -661,6 +662,7 @@ class Tracker:
             elif any(f.points is not None for f in faces):
                 found = True
                 for early in waiting:
+                    assert early.image is not None  # every frame waiting was decoded here
                     carried = self._engine.carry_back(early.image, faces)
                     yield dataclasses.replace(early, faces=carried)
                 waiting.clear()
@@ -857,7 +859,7 @@ def _check_source(video: VideoSource) -> None:
     from it, but a typo is still a typo)."""
     from crct_cli.io.arrays import is_frame_source
 
-    if not is_frame_source(video) and not Path(video).exists():  # type: ignore[arg-type]
+    if not is_frame_source(video) and not Path(video).exists():
         raise CrctError(f"{video}: no such file or folder")
 
 

@@ -12,16 +12,19 @@ to its thread (a database cursor, some camera APIs) works as it is.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from collections.abc import Callable, Generator, Iterable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from crct_cli.errors import CrctError
 from crct_cli.io.video import Frame
 
+if TYPE_CHECKING:
+    from typing_extensions import TypeIs  # typing's own from Python 3.13
 
-def is_frame_source(video: Any) -> bool:
+
+def is_frame_source(video: object) -> TypeIs[np.ndarray | Iterable[np.ndarray]]:
     """Frames in memory (an array or an iterable of arrays), not a path to decode."""
     return not isinstance(video, (str, bytes)) and not hasattr(video, "__fspath__")
 
@@ -32,7 +35,7 @@ def iter_arrays(
     check: Callable[[Any], np.ndarray],
     max_frames: int | None = None,
     skip: int = 0,
-) -> Iterator[Frame]:
+) -> Generator[Frame, None, None]:
     """``frames`` (a (T, H, W, C) array or an iterable of (H, W[, C]) arrays) as decoded
     frames, each checked and copied by ``check`` (a capture loop may reuse one buffer); the
     first ``skip`` passed over and at most ``max_frames`` after them, numbered as in the input.

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 import av
 import av.error
@@ -537,7 +537,7 @@ def iter_frames(
     max_frames: int | None = None,
     fps: float | None = None,
     skip: int = 0,
-) -> Iterator[Frame]:
+) -> Generator[Frame, None, None]:
     """Yield the frames of ``path`` one by one, as RGB uint8 with rotation applied.
 
     A generator over a PyAV stream: memory stays flat however long the video. ``skip``: the
@@ -773,7 +773,8 @@ class VideoWriter:
                 tried.append(f"{name} (no encoder in this build)")
                 continue
             try:
-                stream = self._container.add_stream(name, rate=self.rate)
+                # a video encoder's stream (``codec`` names one, as the class says)
+                stream = cast(VideoStream, self._container.add_stream(name, rate=self.rate))
             except (ValueError, av.error.FFmpegError):
                 tried.append(f"{name} (not allowed in {self.path.suffix})")
                 continue

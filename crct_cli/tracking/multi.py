@@ -268,16 +268,16 @@ class MultiTracker:
         """``faces``, the first a video showed, read in an earlier ``image`` where no face was
         found: FLL's points in each one's box, FV's score, state ``lost`` (as a lost frame's
         ``lost_points="fll"``: a face the detector could not see yet has seldom moved far)."""
-        faces = [f for f in faces if f.box is not None]
-        if not faces or self.config.mode == "bt":
+        held = [(f, f.box) for f in faces if f.box is not None]
+        if not held or self.config.mode == "bt":
             return []
-        points = self.batch.localize_batch(image, np.stack([f.box for f in faces]))
-        scores: list[float | None] = [None] * len(faces)
+        points = self.batch.localize_batch(image, np.stack([box for _, box in held]))
+        scores: list[float | None] = [None] * len(held)
         if self._validates:
             scores = [float(s) for s in self.batch.validate_batch(image, points)]
         return [
             Face(f.face_id, p, box_from_points(p), s, "lost")
-            for f, p, s in zip(faces, points, scores, strict=True)
+            for (f, _), p, s in zip(held, points, scores, strict=True)
         ]
 
     @property
@@ -320,7 +320,9 @@ class MultiTracker:
         relaxed = [u for u in turns if isinstance(u.pending, Detect)]
         sensitive: list[Detection] | None = None
         if relaxed:  # lost tracks that found nothing: one more sensitive look for all of them
-            started = [u.track.tracker.b0 for u in turns if u.fresh and u.track.tracker.started]
+            started = [
+                u.track.tracker.b0 for u in turns if u.fresh and u.track.tracker.b0 is not None
+            ]
             sensitive = self.batch.detect(image, relaxed=True)
             found = [
                 d for d in sensitive if all(iou(d.box, b) < self.multi.overlap_iou for b in started)
@@ -507,11 +509,15 @@ class MultiTracker:
 
     def _score_fresh(self, image: np.ndarray, turns: list[_Turn]) -> None:
         """FV on the first frame of each new track; with several faces, a reject drops it."""
-        fresh = [u for u in turns if u.fresh and u.result and u.result.points is not None]
+        fresh = [
+            (u, u.result, u.result.points)
+            for u in turns
+            if u.fresh and u.result and u.result.points is not None
+        ]
         if fresh and self._validates:
-            scores = self.batch.validate_batch(image, np.stack([u.result.points for u in fresh]))
-            for u, score in zip(fresh, scores, strict=True):
-                u.result.score = float(score)
+            scores = self.batch.validate_batch(image, np.stack([p for _, _, p in fresh]))
+            for (u, result, _), score in zip(fresh, scores, strict=True):
+                result.score = float(score)
                 if u.track.face_id < 0 and score < self.config.tc:
                     u.result = None  # not a face: never reported, no id spent
 
@@ -519,9 +525,10 @@ class MultiTracker:
         """Two tracks on one face: the one that jumped there is set back and re-detects."""
         for a_i, a in enumerate(turns):
             for b in turns[a_i + 1 :]:
-                if not (_valid(a.result) and _valid(b.result)):
+                box_a, box_b = _valid_box(a.result), _valid_box(b.result)
+                if box_a is None or box_b is None:
                     continue
-                if iou(a.result.box, b.result.box) < self.multi.duplicate_iou:
+                if iou(box_a, box_b) < self.multi.duplicate_iou:
                     continue
                 intruder = _intruder(a, b)
                 if intruder.track.face_id < 0:  # a new track on a known face: dropped
@@ -531,6 +538,7 @@ class MultiTracker:
                 # nor does it keep the look of the face it drifted onto (``likeness``)
                 intruder.track.tracker.thumbnail = intruder.previous_thumbnail
                 intruder.track.tracker.redetect = True
+                assert intruder.result is not None  # a or b, both valid above
                 intruder.result = TrackResult(None, None, intruder.result.score, "lost")
 
     def _admit(self, new: _Turn, turns: list[_Turn], image: np.ndarray) -> None:
@@ -539,17 +547,17 @@ class MultiTracker:
         assert new.result is not None and new.result.box is not None
         box = new.result.box
         lost = [
-            u
+            (ratio, u)
             for u in turns
             if u.track.face_id >= 0
             and u.result is not None
             and u.result.state == "lost"
             and u.previous_box is not None
-            and box_distance_ratio(u.previous_box, box) < self.multi.reattach
+            and (ratio := box_distance_ratio(u.previous_box, box)) < self.multi.reattach
             and not self._unlike(u.track, image, new.result.points)
         ]
         if lost:
-            back = min(lost, key=lambda u: box_distance_ratio(u.previous_box, box))
+            back = min(lost, key=lambda pair: pair[0])[1]
             new.track.face_id = back.track.face_id
             self.tracks.remove(back.track)
             self.redetections += 1  # a lost face found again, as a re-detection is
@@ -611,8 +619,11 @@ class MultiTracker:
                 u.result = TrackResult(None, None, r.score, "lost")
 
 
-def _valid(result: TrackResult | None) -> bool:
-    return result is not None and result.state != "lost" and result.box is not None
+def _valid_box(result: TrackResult | None) -> np.ndarray | None:
+    """The box of a result that is not lost; None for any other."""
+    if result is None or result.state == "lost":
+        return None
+    return result.box
 
 
 def _intruder(a: _Turn, b: _Turn) -> _Turn:

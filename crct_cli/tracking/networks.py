@@ -287,7 +287,10 @@ class CRCTNetworks:
                 None if last is None or self.bt_reuse <= 0 else last.match(b, self.bt_reuse)
                 for b in boxes
             ]
-            cut = [b if j is None else last.boxes[j] for b, j in zip(boxes, reused, strict=True)]
+            cut = [  # (j is None wherever last is)
+                b if j is None or last is None else last.boxes[j]
+                for b, j in zip(boxes, reused, strict=True)
+            ]
             mats = []
             for box in cut:
                 center, side = geometry.box_center_size(box)

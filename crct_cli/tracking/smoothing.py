@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar, cast
 
 import numpy as np
 
@@ -320,9 +320,9 @@ class TwoSidedSmoother(Generic[T]):
             while self._continues(last + 1, face.face_id) and self._times[last + 1] - t <= reach:
                 last += 1
             if last > first:
-                run = np.stack(
-                    [self._faces[k][face.face_id].points for k in range(first, last + 1)]
-                ).astype(np.float64)
+                tracks = [self._faces[k][face.face_id].points for k in range(first, last + 1)]
+                # _continues found points on every face of the run
+                run = np.stack(cast("list[np.ndarray]", tracks)).astype(np.float64)
                 times = np.array(self._times[first : last + 1])
                 points = smooth_run(run, times, i - first, self.config)
                 face = dataclasses.replace(face, points=points, box=box_from_points(points))

@@ -480,6 +480,7 @@ class CRCTTracker:
         tb = math.inf if self.new_shot else self.config.tb  # a cut's frame: wherever it is
         found = gate_detections((yield Detect(image)), self.box, tb)
         if found is None:  # no acceptable detection: FLL at the held box, flagged lost
+            assert self.box is not None  # _initialise gave it one; this mode never drops it
             points = yield Localize(image, self.box)
             return TrackResult(points, box_from_points(points), None, "lost")
         points = yield Localize(image, found)
@@ -498,6 +499,7 @@ class CRCTTracker:
                 pb, redetected_now = found, True
                 self.redetections += 1
         if pb is None:  # lines 9-10
+            assert self.b0 is not None  # plan() steps only a started tracker
             pb = self.b0
         if self.redetect or self.seq_t > cfg.seq_bt:  # lines 11-12
             self.hidden, self.seq_t = None, 0
