@@ -247,15 +247,15 @@ def align_images(
     rotate = check_still_rotate(rotate, box_from_pts)
     items = collect_images(paths, on_failure) if items is None else items
     inputs = {p.resolve() for p, _ in items}
-    for image, rel in items:
+    for source, rel in items:
         target = (out_dir / rel).with_suffix(".pts").resolve()
-        if target == image.with_suffix(".pts").resolve():
+        if target == source.with_suffix(".pts").resolve():
             raise CrctError(
-                f"{out_dir}: {target.name} would be written beside {image.name}, where a "
+                f"{out_dir}: {target.name} would be written beside {source.name}, where a "
                 "dataset keeps its labels; use another --out"
             )
         if target in inputs:
-            raise CrctError(f"{out_dir}: output would overwrite {image.with_suffix('.pts')}")
+            raise CrctError(f"{out_dir}: output would overwrite {source.with_suffix('.pts')}")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -46,8 +46,13 @@ def _warning_line(message: str) -> None:
     typer.echo(f"crct: warning: {' '.join(str(message).split())}", err=True)
 
 
+def _click_message(exc: Exception) -> str:
+    """Click's message of ``exc``; ``str(exc)`` for an exception that is not Click's."""
+    return str(getattr(exc, "format_message", lambda: str(exc))())
+
+
 def _usage_message(exc: Exception) -> str:
-    message = str(getattr(exc, "format_message", lambda: str(exc))())
+    message = _click_message(exc)
     ctx = getattr(exc, "ctx", None)
     if ctx is not None:
         message += f" (see '{ctx.command_path} --help')"
@@ -101,13 +106,13 @@ NARROW_NAME_SHARE = 4
 def _narrow_context(context_class: Any) -> Any:
     """A click context whose help formatter keeps the name column to a share of the width."""
 
-    class NarrowFormatter(context_class.formatter_class):  # type: ignore[misc,name-defined]
+    class NarrowFormatter(context_class.formatter_class):
         def write_dl(self, rows: Any, col_max: int = 30, col_spacing: int = 2) -> None:
             column = min(col_max, max(8, self.width // NARROW_NAME_SHARE))
             with _lines_not_broken_at_hyphens():
                 super().write_dl(rows, column, col_spacing)
 
-    class NarrowContext(context_class):  # type: ignore[misc,valid-type]
+    class NarrowContext(context_class):
         formatter_class = NarrowFormatter
 
     return NarrowContext
@@ -159,9 +164,13 @@ def _keep_option_names_whole() -> None:
                 column.no_wrap = True
 
     rich_utils.Table = NamesWholeTable  # type: ignore[misc]
+
     # an option's help and its [default: ...] one under the other: as Typer's Columns they
     # would form a table of their own, which cuts a long word again
-    rich_utils.Columns = lambda items: Group(*items)  # type: ignore[assignment]
+    def stacked(items: Any) -> Group:
+        return Group(*items)
+
+    rich_utils.Columns = stacked  # type: ignore[misc,assignment]  # a function for its class
 
 
 class CrctGroup(TyperGroup):
@@ -232,7 +241,7 @@ class CrctGroup(TyperGroup):
         except _ClickException as exc:
             if type(exc).__name__ == "NoArgsIsHelpError":  # plain ``crct``: its help
                 if self.rich_markup_mode is None:  # click's plain help (a narrow terminal)
-                    typer.echo(exc.format_message())
+                    typer.echo(_click_message(exc))
                 code = 0  # (Typer's panels show it themselves)
             else:
                 _error_line(_usage_message(exc))

@@ -265,7 +265,9 @@ def plan_degrade(
     if items:
         _prepare_out_dir(out)
     if seed is None:
-        seed = int(np.random.SeedSequence().entropy) & 0xFFFFFFFF  # printed, so it can be reused
+        entropy = np.random.SeedSequence().entropy
+        assert isinstance(entropy, int)  # a new SeedSequence draws one int from the OS
+        seed = entropy & 0xFFFFFFFF  # printed, so it can be reused
     return DegradePlan(out, seed, variants, items, jobs, skipped)
 
 

@@ -219,7 +219,11 @@ class ImageDenoiser(PictureDenoiser):
 
         from crct_cli.models.fadenn import DAE, to_tensor, to_uint8
 
-        dae = self.iid.dae if cls == 0 else self.iid.daes[cls - 1]
+        if cls == 0:
+            dae: object = self.iid.dae
+        else:
+            assert self.iid.daes is not None  # classes 1-4 are S's and M's, which have DAEs
+            dae = self.iid.daes[cls - 1]
         assert isinstance(dae, DAE)
         with torch.inference_mode():
             x = to_tensor(image[None], self.device)

@@ -390,7 +390,7 @@ def draw_overlay(
     info = _turned(_counted(probe_video(video, _sequence_fps(header)), header), header)
     length = None if track is None else _run_length(track)
     problem = None if track is None else _mismatch(info, header, length)
-    if problem is not None:
+    if track is not None and problem is not None:  # (a problem is a track's)
         raise _not_the_runs(video, track, problem, given=given)
     span = _frames_to_draw(header, skip_frames, max_frames)
     images = sequence_images(video) if video.is_dir() else None

@@ -46,11 +46,11 @@ def report_missing(err: Console, prepared: Prepared) -> None:
             f"(not scored): {_listing([f'{m.name} ({m.reason})' for m in missing])}",
         )
     if prepared.multi_missing:
-        missing = prepared.multi_missing
+        absent = prepared.multi_missing
         _warn(
             err,
-            f"missing {len(missing)} of {len(missing) + len(prepared.multi or [])} sequences "
-            f"(not scored): {_listing([f'{n} ({why})' for n, why in missing])}",
+            f"missing {len(absent)} of {len(absent) + len(prepared.multi or [])} sequences "
+            f"(not scored): {_listing([f'{n} ({why})' for n, why in absent])}",
         )
     if prepared.images is not None and prepared.images.skipped:
         skipped = prepared.images.skipped

@@ -291,7 +291,7 @@ def video_tables(result: VideoBenchResult) -> list[Table]:
         if shared:
             jitter.add_column(f"{g} on face, shared", justify="right")
     for m in result.methods:
-        cells = []
+        cells: list[str] = []
         for g in groups:
             j = result.groups[g][m].jitter
             cells += _jitter_cells(j)
@@ -378,13 +378,13 @@ def multi_tables(result: MultiBenchResult) -> list[Table]:
         for name in ("ID switches", "ghosts", "jitter"):
             per.add_column(name, justify="right")
         for r in result.runs:
-            s = summarize(r.errors, result.threshold)
+            run = summarize(r.errors, result.threshold)
             per.add_row(
                 r.sequence,
                 r.method,
                 str(r.face_frames),
-                f"{s.auc:.4f}",
-                _pct(s.failure_rate),
+                f"{run.auc:.4f}",
+                _pct(run.failure_rate),
                 _pct(r.matched / r.face_frames) if r.face_frames else "-",
                 str(r.id_switches),
                 str(r.ghosts),
@@ -515,22 +515,22 @@ def process_table(videos: list[VideoSpeed]) -> Table:
                 "1.00",
             )
         for r in v.runs:
-            p = r.process
-            if p is None:
+            process = r.process
+            if process is None:
                 continue
             start = (
                 ("-", "-")
-                if p.startup_seconds is None
-                else (f"{p.startup_seconds:.2f}", f"{p.startup_peak_mb or 0:.0f}")
+                if process.startup_seconds is None
+                else (f"{process.startup_seconds:.2f}", f"{process.startup_peak_mb or 0:.0f}")
             )
             table.add_row(
                 Path(v.video).name,
                 f"crct track {r.method}",
                 r.backend,
                 r.device,
-                *_process_cells(p),
+                *_process_cells(process),
                 *start,
-                _ratio_cell(p, dlib),
+                _ratio_cell(process, dlib),
             )
     return table
 

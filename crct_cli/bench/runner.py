@@ -425,16 +425,15 @@ def write_outputs(
     A multi-face run also writes what each method predicted,
     ``OUT/predictions/<method>/<sequence>/landmarks.csv``.
     """
-    if outcome is not None and isinstance(outcome.result, MultiBenchResult):
-        return write_multi_outputs(
-            out, outcome.result, outcome.device, outcome.device_description, argv
-        )
     if outcome is not None:
-        payload = build_payload(
-            outcome.result, None, outcome.device, outcome.device_description, argv
-        )
+        result = outcome.result
+        if isinstance(result, MultiBenchResult):
+            return write_multi_outputs(
+                out, result, outcome.device, outcome.device_description, argv
+            )
+        payload = build_payload(result, None, outcome.device, outcome.device_description, argv)
         path = write_json(out, payload)
-        return path, write_plots(outcome.result, out)
+        return path, write_plots(result, out)
     devices = speed_devices or []
     described = "; ".join(f"{d}: {describe_device(d)}" for d in devices)
     payload = build_payload(None, speed, ",".join(devices), described, argv)

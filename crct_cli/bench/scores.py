@@ -149,6 +149,7 @@ class JitterSummary:
     def to_json(self) -> dict[str, object]:
         shared = {}
         if self.pairs_shared is not None:
+            assert self.mean_shared is not None  # the two are set together
             shared = {
                 "jitter_ok_shared": finite_or_none(self.mean_shared),
                 "jitter_ok_shared_pairs": self.pairs_shared,

@@ -35,6 +35,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -277,8 +278,8 @@ def probe_networks(nets: Any, mode: str, images: list[np.ndarray]) -> dict[str, 
     points = nets.localize(first, box)  # warm-up, and points for FV
     samples: dict[str, list[float]] = {name: [] for name in NETWORKS}
     for image in images[1:]:
-        _timed(samples["detect"], lambda im=image: nets.detect(im))
-        _timed(samples["fll"], lambda im=image: nets.localize(im, box))
+        _timed(samples["detect"], partial(nets.detect, image))
+        _timed(samples["fll"], partial(nets.localize, image, box))
     if mode in ("crct", "bt"):
         state = None
         nets.bt_step(images[0], images[1 % len(images)], box, None)  # warm-up
@@ -286,13 +287,11 @@ def probe_networks(nets: Any, mode: str, images: list[np.ndarray]) -> dict[str, 
             # a copy of the previous frame is not the frame BT cut last: both crops are cut,
             # as without --bt-reuse (the tracker's own calls are in the end-to-end run)
             earlier = prev.copy()
-            _, state = _timed(
-                samples["bt"], lambda p=earlier, c=cur, s=state: nets.bt_step(p, c, box, s)
-            )
+            _, state = _timed(samples["bt"], partial(nets.bt_step, earlier, cur, box, state))
     if mode == "crct":
         nets.validate(first, points)  # warm-up
         for image in images[1:]:
-            _timed(samples["fv"], lambda im=image: nets.validate(im, points))
+            _timed(samples["fv"], partial(nets.validate, image, points))
     return {name: _timing(v) for name, v in samples.items() if v}
 
 

@@ -177,7 +177,7 @@ def _wander(rng: np.random.Generator, n: int, sigma: float, bound: float) -> np.
 def make_background(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
     """A faceless indoor-looking backdrop: a smooth colour field, a few soft panels, grain."""
     field = rng.uniform(40, 200, (3, 5, 3)).astype(np.float32)
-    image = cv2.resize(field, (width, height), interpolation=cv2.INTER_CUBIC)
+    image: np.ndarray = cv2.resize(field, (width, height), interpolation=cv2.INTER_CUBIC)
     for _ in range(int(rng.integers(3, 7))):
         x0, y0 = int(rng.integers(0, width)), int(rng.integers(0, height))
         x1 = x0 + int(rng.integers(width // 10, width // 2))

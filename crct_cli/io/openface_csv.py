@@ -61,11 +61,16 @@ def check_csv_style(style: Any) -> str:
 
 
 class FaceLike(Protocol):
-    face_id: int
-    points: np.ndarray | None
-    score: float | None
-    state: str
-    pose: np.ndarray | None
+    """What :meth:`LandmarksCsvWriter.add` reads of a face (and its ``pose``, if it has one)."""
+
+    @property
+    def face_id(self) -> int: ...
+    @property
+    def points(self) -> np.ndarray | None: ...
+    @property
+    def score(self) -> float | None: ...
+    @property
+    def state(self) -> str: ...
 
 
 @dataclass(frozen=True)
