@@ -362,7 +362,7 @@ def train_bt(cfg: TrainBTConfig, log=print) -> dict:
     trainable = [p for p in model.parameters() if p.requires_grad]
     loop = cfg.loop_config(warmup=50)
 
-    def make(step: int) -> object:
+    def make(step: int) -> tuple[list[Sequence_], np.random.Generator]:
         rng = np.random.default_rng([cfg.seed, step])
         length = unroll_length(step, cfg, rng) + 1  # frames = BT steps + the initial frame
         n = max(2, cfg.crops_per_step // (length - 1))
@@ -375,16 +375,16 @@ def train_bt(cfg: TrainBTConfig, log=print) -> dict:
         ]
         return seqs, rng
 
-    def batches(start: int) -> Iterator[tuple[int, object]]:
+    def batches(start: int) -> Iterator[tuple[int, tuple[list[Sequence_], np.random.Generator]]]:
         return prefetch(make, start, cfg.steps)
 
     def loss_fn(
-        m: torch.nn.Module, batch: object, step: int
+        m: RecurrentTracker, batch: tuple[list[Sequence_], np.random.Generator], step: int
     ) -> tuple[torch.Tensor, dict[str, float]]:
-        seqs, rng = batch  # type: ignore[misc]
+        seqs, rng = batch
         m.trunk.stem.eval()  # frozen BN statistics
         self_feed = 0.5 * min(1.0, step / max(1, 0.6 * cfg.steps))
-        loss, err = run_sequences(m, seqs, rng, self_feed, train=True)  # type: ignore[arg-type]
+        loss, err = run_sequences(m, seqs, rng, self_feed, train=True)
         return loss, {"l1": float(loss.detach()), "nme": float(err.mean())}
 
     t0 = time.time()

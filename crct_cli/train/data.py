@@ -391,6 +391,8 @@ def framed_crop(
     return photometric(crop, rng, aug), points
 
 
-def to_tensor_batch(crops: Sequence[np.ndarray]) -> np.ndarray:
-    """uint8 (H, W, 3) crops -> float32 (B, 3, H, W) in [0, 1]."""
-    return np.stack(crops).astype(np.float32).transpose(0, 3, 1, 2) / 255.0
+def to_tensor_batch(crops: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
+    """uint8 (H, W, 3) crops (or one (B, H, W, 3) array) -> float32 (B, 3, H, W) in [0, 1]."""
+    # np.stack reads an array as the sequence of its rows; its stub asks for a Sequence
+    stacked = np.stack(crops)  # type: ignore[arg-type]
+    return stacked.astype(np.float32).transpose(0, 3, 1, 2) / 255.0

@@ -233,6 +233,7 @@ def _written_and_read(image: np.ndarray, suffix: str, gray: bool) -> np.ndarray:
     if not ok:
         raise CrctError(f"cannot encode a validation image as {suffix}")
     back = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    assert back is not None  # the bytes imencode has just written
     if back.ndim == 2:
         return cv2.cvtColor(back, cv2.COLOR_GRAY2RGB)
     return cv2.cvtColor(back, cv2.COLOR_BGR2RGB)
@@ -283,8 +284,8 @@ def gt_box_noise_benchmark(
     confusion = {name: np.zeros((N_CLASSES, N_CLASSES), np.int64) for name in denoisers or {}}
     for cls, level in VAL_SETS:
         key = set_name(cls, level)
-        for den in true_class:
-            den.true_class = cls
+        for routed in true_class:
+            routed.true_class = cls
         for item in images:
             image = degraded_like_cli(item, cls, level, seed)
             box = box_from_points(item.face.points)[None]
@@ -360,21 +361,25 @@ def train_fadenn(cfg: TrainFADeNNConfig, log=print) -> dict:
         warmup=50,
     )
 
-    def batches(start: int) -> Iterator[tuple[int, object]]:
+    def batches(
+        start: int,
+    ) -> Iterator[tuple[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]]:
         return prefetch(
             lambda step: make_batch(train_faces, cfg, step, size, context), start, cfg.steps
         )
 
     def loss_fn(
-        m: torch.nn.Module, batch: object, step: int
+        m: FADeNN,
+        batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor],
+        step: int,
     ) -> tuple[torch.Tensor, dict[str, float]]:
-        clean, noisy, target, classes = batch  # type: ignore[misc]
-        return joint_loss(cast(FADeNN, m), clean, noisy, target, classes, cfg.rec_weight, cfg.loss)
+        clean, noisy, target, classes = batch
+        return joint_loss(m, clean, noisy, target, classes, cfg.rec_weight, cfg.loss)
 
     t0 = time.time()
     ema = run_loop(model, batches, loss_fn, loop, log=log)
     minutes = (time.time() - t0) / 60
-    trained = cast(FADeNN, ema.model).eval()
+    trained = ema.model.eval()
     # scored as crct align scores it: with the second stage shipped beside --fll, if any
     refiner, refiner_path = load_stage2(Path(cfg.fll).parent)
     metrics = validate_fadenn(trained, baseline, val_images, cfg.degrade_seed, refiner)

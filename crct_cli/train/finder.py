@@ -209,17 +209,17 @@ def train_finder(cfg: TrainFinderConfig, log=print) -> dict:
     model = FaceFinder(cfg.model)
     loop = cfg.loop_config(warmup=100)
 
-    def make(step: int) -> object:
+    def make(step: int) -> tuple[torch.Tensor, ...]:
         rng = np.random.default_rng([cfg.seed, step])
         return make_finder_batch(train_faces, cfg, rng, cfg.batch)
 
-    def batches(start: int) -> Iterator[tuple[int, object]]:
+    def batches(start: int) -> Iterator[tuple[int, tuple[torch.Tensor, ...]]]:
         return prefetch(make, start, cfg.steps)
 
     def loss_fn(
-        m: torch.nn.Module, batch: object, step: int
+        m: torch.nn.Module, batch: tuple[torch.Tensor, ...], step: int
     ) -> tuple[torch.Tensor, dict[str, float]]:
-        return finder_loss(m, batch)  # type: ignore[arg-type]
+        return finder_loss(m, batch)
 
     t0 = time.time()
     ema = run_loop(model, batches, loss_fn, loop, log=log)

@@ -21,7 +21,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import ClassVar, cast
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -302,17 +302,17 @@ def train_fll(cfg: TrainFLLConfig, log=print) -> dict:
         model.freeze_global()
     loop = cfg.loop_config(device=cfg.device, minutes=cfg.minutes)
 
-    def batches(start: int) -> Iterator[tuple[int, object]]:
+    def batches(start: int) -> Iterator[tuple[int, tuple[torch.Tensor, torch.Tensor]]]:
         if cfg.workers:
             made = prefetch_processes(BatchMaker(cfg), start, cfg.steps, cfg.workers)
-            return ((step, from_worker(b)) for step, b in made)  # type: ignore[arg-type]
+            return ((step, from_worker(b)) for step, b in made)
         return prefetch(lambda step: make_batch(train_faces, cfg, step), start, cfg.steps)
 
     def loss_fn(
-        m: torch.nn.Module, batch: object, step: int
+        m: LandmarkLocalizer, batch: tuple[torch.Tensor, torch.Tensor], step: int
     ) -> tuple[torch.Tensor, dict[str, float]]:
-        x, y = batch  # type: ignore[misc]
-        stages = m.stages(x)  # type: ignore[operator]
+        x, y = batch
+        stages = m.stages(x)
         pred = stages[-1]
         loss = landmark_loss(cfg.loss, pred, y)
         if len(stages) > 1 and not cfg.freeze_global:
@@ -329,7 +329,7 @@ def train_fll(cfg: TrainFLLConfig, log=print) -> dict:
     ema = run_loop(model, batches, loss_fn, loop, log=log, param_groups=[{"params": trainable}])
     cfg.steps = loop.steps  # with --minutes, the steps that fitted: the command records them
     minutes = (time.time() - t0) / 60
-    trained = cast(LandmarkLocalizer, ema.model)
+    trained = ema.model
     if cfg.stage == 1:
         metrics = validate_fll(trained, val_faces)
         metrics.update(validate_fll(trained, val_faces, flip=True))

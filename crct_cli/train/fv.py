@@ -231,17 +231,19 @@ def train_fv(cfg: TrainFVConfig, log=print) -> dict:
     model = FaceValidator(cfg.model)
     loop = cfg.loop_config(warmup=50)
 
-    def make(step: int) -> object:
+    def make(step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         rng = np.random.default_rng([cfg.seed, step])
         return make_fv_batch(train_faces, cfg, rng, cfg.batch, answers)
 
-    def batches(start: int) -> Iterator[tuple[int, object]]:
+    def batches(
+        start: int,
+    ) -> Iterator[tuple[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]]:
         return prefetch(make, start, cfg.steps)
 
     def loss_fn(
-        m: torch.nn.Module, batch: object, step: int
+        m: torch.nn.Module, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor], step: int
     ) -> tuple[torch.Tensor, dict[str, float]]:
-        x, p, y = batch  # type: ignore[misc]
+        x, p, y = batch
         logits = m(x, p)
         loss = F.binary_cross_entropy_with_logits(logits, y)
         acc = ((logits > 0).float() == y).float().mean()

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Generic, TypeVar, cast
 
 import torch
 from rich.console import Console
@@ -16,6 +17,9 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from torch import nn
 
 from crct_cli.errors import CrctError
+
+M = TypeVar("M", bound=nn.Module)
+B = TypeVar("B")  # a batch, as its maker builds it and the loss function takes it
 
 
 @dataclass
@@ -36,10 +40,10 @@ class LoopConfig:
     identity: str | None = None
 
 
-class EMA:
+class EMA(Generic[M]):
     """Exponential moving average of the weights: steadier than the last step for short runs."""
 
-    def __init__(self, model: nn.Module, decay: float) -> None:
+    def __init__(self, model: M, decay: float) -> None:
         self.model = copy.deepcopy(model).eval()
         self.decay = decay
         for p in self.model.parameters():
@@ -86,13 +90,13 @@ def fit_steps(cfg: LoopConfig, seconds_per_step: float, elapsed: float) -> int:
 
 
 def run_loop(
-    model: nn.Module,
-    batches: Callable[[int], Iterator[tuple[int, object]]],
-    loss_fn: Callable[[nn.Module, object, int], tuple[torch.Tensor, dict[str, float]]],
+    model: M,
+    batches: Callable[[int], Iterator[tuple[int, B]]],
+    loss_fn: Callable[[M, B, int], tuple[torch.Tensor, dict[str, float]]],
     cfg: LoopConfig,
     log: Callable[[str], None] = print,
     param_groups: list[dict] | None = None,
-) -> EMA:
+) -> EMA[M]:
     """Train ``model`` for ``cfg.steps`` steps; resumes from ``cfg.checkpoint`` if present.
 
     ``batches(start_step)`` yields (step, batch); ``loss_fn(model, batch, step)`` returns the loss
@@ -106,7 +110,9 @@ def run_loop(
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed crop sizes: pick the fastest kernels once
     model.to(device)
-    params = param_groups if param_groups is not None else [{"params": model.parameters()}]
+    params: list[dict[str, Any]] = (
+        param_groups if param_groups is not None else [{"params": model.parameters()}]
+    )
     for g in params:
         g.setdefault("lr_scale", 1.0)
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -141,7 +147,8 @@ def run_loop(
             lr = lr_at(step, cfg)
             for g in opt.param_groups:
                 g["lr"] = lr * g["lr_scale"]
-            loss, info = loss_fn(model, to_device(batch, device), step)
+            moved = cast(B, to_device(batch, device))  # the same structure, on the device
+            loss, info = loss_fn(model, moved, step)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.clip_grad:
@@ -190,7 +197,7 @@ def run_loop(
 
 
 def _resume(
-    cfg: LoopConfig, model: nn.Module, ema: EMA, opt: torch.optim.Optimizer, device: torch.device
+    cfg: LoopConfig, model: M, ema: EMA[M], opt: torch.optim.Optimizer, device: torch.device
 ) -> int:
     """Load ``cfg.checkpoint`` into the model, its EMA, the optimiser and torch's random state;
     the step to go on from. A file that is no checkpoint, or another run's (other data,
@@ -232,14 +239,15 @@ def to_device(batch: object, device: torch.device) -> object:
         if all(m is b for m, b in zip(moved, batch, strict=True)):
             return batch
         if hasattr(batch, "_fields"):  # a named tuple
-            return type(batch)(*moved)
+            named: Any = type(batch)  # takes its fields one by one
+            return named(*moved)
         return type(batch)(moved)
     return batch
 
 
 def prefetch(
-    make: Callable[[int], object], start: int, stop: int, depth: int = 3
-) -> Iterator[tuple[int, object]]:
+    make: Callable[[int], B], start: int, stop: int, depth: int = 3
+) -> Iterator[tuple[int, B]]:
     """Yield (step, make(step)) for step in [start, stop), built ahead in a background thread.
 
     A thread rather than DataLoader workers: OpenCV's thread pool deadlocks in forked children,
@@ -269,7 +277,7 @@ def prefetch(
         while (item := q.get()) is not None:
             if isinstance(item, BaseException):
                 raise item
-            yield item  # type: ignore[misc]
+            yield item
     finally:
         stop_flag.set()
 
@@ -287,8 +295,8 @@ def _quiet_worker() -> None:
 
 
 def prefetch_processes(
-    make: Callable[[int], object], start: int, stop: int, workers: int, depth: int = 0
-) -> Iterator[tuple[int, object]]:
+    make: Callable[[int], B], start: int, stop: int, workers: int, depth: int = 0
+) -> Iterator[tuple[int, B]]:
     """:func:`prefetch` with the batches built in ``workers`` processes, yielded in step order.
 
     For a GPU, which one thread cannot feed. ``make`` must pickle (it is sent to each process
