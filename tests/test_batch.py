@@ -1073,6 +1073,40 @@ def test_a_missing_video_among_several_fails_alone(
     assert (tmp_path / "out" / "good" / "track.json").exists()
 
 
+@pytest.mark.parametrize("bad", ["empty", "documents", "dir.mp4"])
+def test_a_folder_with_nothing_to_track_among_several_fails_alone(
+    make_video: Callable[..., Path], tmp_path: Path, fakes: None, bad: str
+) -> None:
+    """An empty folder, one of documents, or a folder named like a video, given beside a good
+    video: that input fails in its turn (a line, a summary.csv row); the good one is tracked."""
+    good = make_video("good.mp4", n_frames=5, width=W, height=H)
+    folder = tmp_path / bad
+    folder.mkdir()
+    if bad == "documents":
+        touch(folder, "notes.txt", "code.ts")  # a TypeScript source is no transport stream
+    result = crct("track", good, folder, "--out", tmp_path / "out", "--workers", "1")
+    assert result.exit_code == 2
+    assert result.stderr.count(f"{folder}: no video files") == 1, result.output
+    rows = {r["output"]: r for r in read_summary(tmp_path / "out" / "summary.csv")}
+    assert rows["good"]["status"] == "ok" and rows[bad]["status"] == "failed"
+    assert "no folder of images" in rows[bad]["error"]
+    assert (tmp_path / "out" / "good" / "track.json").exists()
+    alone = crct("track", folder, "--out", tmp_path / "alone")  # alone: refused before a run
+    assert alone.exit_code == 2 and not (tmp_path / "alone").exists()
+
+
+def test_a_folder_walk_takes_camcorder_phone_and_broadcast_files(tmp_path: Path) -> None:
+    """AVCHD, 3GP, Flash, Windows Media... are found in a folder as the common suffixes are; a
+    ``.ts`` only when it starts as an MPEG transport stream (188- or 192-byte packets)."""
+    touch(tmp_path, "v/cam.MTS", "v/b.m2ts", "v/phone.3gp", "v/old.flv", "v/w.wmv", "v/code.ts")
+    packet = bytes([0x47]) + bytes(187)
+    (tmp_path / "v" / "news.ts").write_bytes(packet * 3)
+    (tmp_path / "v" / "avchd.ts").write_bytes((bytes(4) + packet) * 3)
+    (tmp_path / "v" / "code.ts").write_text("export const x: number = 1;\n")
+    found = [j.output for j in discover([tmp_path / "v"], tmp_path / "out")]
+    assert found == ["avchd", "b", "cam", "news", "old", "phone", "w"]
+
+
 # -- the shipped networks ----------------------------------------------------------------------
 
 SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "astronaut.mp4"

@@ -2,7 +2,8 @@
 
 - one video named alone writes to ``OUT`` itself (``crct track talk.mp4 --out lm/``);
 - several videos named directly write to ``OUT/<stem>/``;
-- a folder is walked recursively for the suffixes crct reads (:data:`VIDEO_SUFFIXES`), and
+- a folder is walked recursively for the suffixes crct reads (:data:`VIDEO_SUFFIXES` and
+  :data:`READ_ONLY_SUFFIXES`), and
   ``FOLDER/sub/a.mp4`` writes to ``OUT/sub/a/``;
 - a folder that holds images and no video file is an image sequence, one video
   (:mod:`crct_cli.io.sequence`): named alone it writes to ``OUT``, found in a walk
@@ -27,7 +28,7 @@ from pathlib import Path, PurePosixPath
 from crct_cli.errors import CrctError, WordedError
 from crct_cli.io.images import is_image
 from crct_cli.io.sequence import sequence_images
-from crct_cli.io.video import VIDEO_SUFFIXES, is_video
+from crct_cli.io.video import READ_ONLY_SUFFIXES, VIDEO_SUFFIXES, is_transport_stream, is_video
 
 #: Files whose presence marks a folder as crct's own output (complete, running or killed).
 OUTPUT_MARKERS: tuple[str, ...] = ("track.json", ".track.partial.json", ".crct-input.json")
@@ -38,13 +39,16 @@ class VideoJob:
     """One video of a run: where it is read from and where its outputs go.
 
     ``label`` is the video's path as the user would type it (messages, ``summary.csv``);
-    ``output`` is ``out_dir`` relative to ``OUT`` in POSIX form (``.`` for a lone video).
+    ``output`` is ``out_dir`` relative to ``OUT`` in POSIX form (``.`` for a lone video);
+    ``problem``, when set, is why this input cannot be tracked (a folder with nothing to track
+    among several inputs): the job fails with it alone, in its turn.
     """
 
     source: Path
     out_dir: Path
     label: str
     output: str
+    problem: str | None = None
 
     @cached_property
     def size(self) -> int:
@@ -62,11 +66,11 @@ class VideoJob:
 def discover(inputs: Sequence[Path], out: Path) -> list[VideoJob]:
     """The videos of ``inputs`` (files and folders) with their output folders, in order.
 
-    Raises :class:`CrctError` for a lone input that is missing, a folder without videos, a
-    folder of frames that is ``out`` itself, a video named twice with two destinations, and
-    two videos that would write to the same place. One missing or unreadable file among
-    several inputs is a job like the others: it fails alone when tracked (one bad input never
-    stops the others).
+    Raises :class:`CrctError` for a lone input that is missing, a lone folder without videos,
+    a folder of frames that is ``out`` itself, a video named twice with two destinations, and
+    two videos that would write to the same place. One missing or unreadable file, or one
+    folder with nothing to track, among several inputs is a job like the others: it fails
+    alone when its turn comes (one bad input never stops the others).
     """
     if not inputs:
         raise CrctError("name at least one video or folder to track")
@@ -94,10 +98,14 @@ def discover(inputs: Sequence[Path], out: Path) -> list[VideoJob]:
         elif path.is_dir():
             found = walks[i]
             if not found:
-                suffixes = " ".join(VIDEO_SUFFIXES)
-                raise CrctError(
+                suffixes = " ".join(VIDEO_SUFFIXES + READ_ONLY_SUFFIXES)
+                problem = (
                     f"{path}: no video files ({suffixes}) and no folder of images in this folder"
                 )
+                if len(inputs) == 1:
+                    raise CrctError(problem)
+                name = path.resolve().name
+                jobs.append(VideoJob(path, out / name, str(path), name, problem))
             for video in found:
                 rel = PurePosixPath(video.relative_to(path).as_posix())
                 if not video.is_dir():
@@ -191,7 +199,11 @@ def _walk(folder: Path, out: Path) -> list[Path]:
             path = Path(entry.path)
             if entry.is_dir():
                 subdirs.append(path)
-            elif is_video(entry.name) and (entry.is_file() or not path.exists()):
+            elif (
+                is_video(entry.name)
+                and (entry.is_file() or not path.exists())
+                and (path.suffix.lower() != ".ts" or is_transport_stream(path))
+            ):
                 real = os.path.realpath(path)
                 if real not in seen_videos:
                     seen_videos.add(real)

@@ -213,6 +213,8 @@ class VideoWorker:
         t0 = time.perf_counter()
         made: Path | None = None  # the outermost folder made for this video's outputs
         try:
+            if job.problem is not None:
+                raise CrctError(job.problem)
             if not (job.source.is_file() or job.source.is_dir()):
                 raise CrctError(f"{job.label}: no such video file or image sequence")
             stamp = input_stamp(job.source)

@@ -45,6 +45,21 @@ VIDEO_SUFFIXES: tuple[str, ...] = (
     ".mpeg",
 )
 
+#: Read (named or found in a folder) but never written: camcorders' AVCHD (``.mts``,
+#: ``.m2ts``), broadcast transport streams (``.ts``; in a folder only a file that starts as
+#: one, not a TypeScript source), phones' 3GP, Flash, Windows Media, MXF, Ogg and DVD video.
+READ_ONLY_SUFFIXES: tuple[str, ...] = (
+    ".mts",
+    ".m2ts",
+    ".ts",
+    ".3gp",
+    ".flv",
+    ".wmv",
+    ".mxf",
+    ".ogv",
+    ".vob",
+)
+
 #: Encoders tried in order when the caller names none: H.264 first (plays everywhere), then
 #: MPEG-4 part 2 (in every FFmpeg build), then VP9/VP8 for containers such as WebM that take
 #: neither of those.
@@ -62,8 +77,25 @@ _QP2LAMBDA = 118
 
 
 def is_video(path: str | os.PathLike[str]) -> bool:
-    """True when the suffix is one of :data:`VIDEO_SUFFIXES` (case-insensitive)."""
-    return Path(path).suffix.lower() in VIDEO_SUFFIXES
+    """True when the suffix is one crct reads: :data:`VIDEO_SUFFIXES` or
+    :data:`READ_ONLY_SUFFIXES` (case-insensitive)."""
+    suffix = Path(path).suffix.lower()
+    return suffix in VIDEO_SUFFIXES or suffix in READ_ONLY_SUFFIXES
+
+
+def is_transport_stream(path: str | os.PathLike[str]) -> bool:
+    """Whether a file starts as an MPEG transport stream: the sync byte 0x47 at the start of
+    two packets of 188 bytes, or of 192 (AVCHD's, a 4-byte time code first). Tells a ``.ts``
+    video from a TypeScript source of the same suffix."""
+    try:
+        with open(path, "rb") as file:
+            head = file.read(2 * 192)
+    except OSError:
+        return True  # unreadable: kept, so that it fails alone and says why
+    return any(
+        len(head) >= size + skip + 1 and head[skip] == 0x47 and head[size + skip] == 0x47
+        for size, skip in ((188, 0), (192, 4))
+    )
 
 
 @dataclass(frozen=True)
@@ -747,7 +779,7 @@ class VideoWriter:
             raise CrctError(f"{self.path}: cannot write, {folder} is not a folder")
         if not os.access(folder, os.W_OK):
             raise CrctError(f"{self.path}: cannot write, folder {folder} is not writable")
-        if not is_video(self.path):
+        if self.path.suffix.lower() not in VIDEO_SUFFIXES:
             raise CrctError(
                 f"{self.path}: unknown video suffix (use one of {', '.join(VIDEO_SUFFIXES)})"
             )
