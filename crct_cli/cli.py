@@ -19,7 +19,7 @@ import typer
 from typer.core import TyperGroup
 
 from crct_cli import __version__
-from crct_cli.errors import CrctError, OptionError, error_text
+from crct_cli.errors import CrctError, OptionError, error_text, warnings_as_lines
 
 if TYPE_CHECKING:
     from crct_cli.tracking.pipeline import FrameRange
@@ -327,6 +327,7 @@ def main(
     """Robust 68-point facial landmark tracking in video (CRCT tracker, FADeNN aligner)."""
     from crct_cli.runtime.backend import share_threads
 
+    warnings_as_lines()
     if ctx.invoked_subcommand != "train":  # training runs ONNX Runtime's own tools (int8)
         share_threads()  # the process is crct's: its ONNX Runtime sessions may share one pool
 
@@ -1097,9 +1098,25 @@ def _track_lone_video(console: Any, job: Any, spec: Any, overwrite: bool) -> Non
     if result.status == "no_face":
         as_it_came = parse_rotate(spec.tracker_options.get("rotate", 0)) == 0
         hint = " (a video lying on its side: --rotate auto)" if as_it_came else ""
+        from crct_cli.tracking.detector import MIN_FACE
+
+        size = _frame_size(job.source)
+        if size is not None and min(size) < MIN_FACE:  # no face fits: turning would not help
+            hint = f" (its frames are {size[0]}x{size[1]} pixels, too small to hold a face)"
         _warning_line(f"{job.label}: no face found in any of its {result.frames} frames{hint}")
     if result.missing_frames:
         _warning_line(short_file_line(job.label, result.frames, result.missing_frames))
+
+
+def _frame_size(video: Path) -> tuple[int, int] | None:
+    """A video's (width, height), None where it cannot be read (said elsewhere)."""
+    from crct_cli.io.video import probe_video
+
+    try:
+        info = probe_video(video)
+    except CrctError:
+        return None
+    return info.width, info.height
 
 
 def _track_batch(

@@ -3,7 +3,9 @@ command over many inputs tells one that failed and goes on with the others."""
 
 from __future__ import annotations
 
+import logging
 import operator
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,6 +13,28 @@ from typing import Any
 
 class CrctError(Exception):
     """A user-facing error: the message is printed as is, with exit code 2."""
+
+
+class _WarningLine(logging.Handler):
+    """A log record of crct's as one line, ``crct: warning: ...``, like the command's own."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = " ".join(record.getMessage().split())
+            sys.stderr.write(f"crct: {record.levelname.lower()}: {text}\n")
+            sys.stderr.flush()
+        except Exception:  # a closed stderr: nothing to say it on
+            self.handleError(record)
+
+
+def warnings_as_lines() -> None:
+    """Say crct's logged warnings (a corrupt packet skipped, a file cut short) as the command
+    line says its others: ``crct: warning: ...`` on stderr. For the command line and its
+    worker processes; the Python API leaves logging to its caller, as libraries do."""
+    logger = logging.getLogger("crct_cli")
+    if not any(isinstance(h, _WarningLine) for h in logger.handlers):
+        logger.addHandler(_WarningLine(logging.WARNING))
+        logger.propagate = False
 
 
 #: Python keywords whose ``crct`` flag is not ``--`` + the keyword with ``_`` as ``-``: none

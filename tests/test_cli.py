@@ -579,3 +579,28 @@ def test_the_closing_table_says_which_counts_are_face_0_s_with_several_faces() -
     assert "face 0 frames lost" in several and "re-detections, all faces" in several
     assert "face 0 with landmarks" in several
     assert "frames lost" in one and "face 0" not in one and "all faces" not in one
+
+
+def test_crct_s_logged_warnings_read_as_the_command_s_own_lines(tmp_path: Path) -> None:
+    """A corrupt packet skipped or a file cut short is logged by the reader (the Python API
+    leaves logging to its caller); the command line says it as its other warnings,
+    ``crct: warning: ...`` on one line."""
+    import logging
+
+    logger = logging.getLogger("crct_cli")
+    before = (list(logger.handlers), logger.propagate)
+    try:
+        result = CliRunner().invoke(app, ["track", str(tmp_path / "none.mp4"), "--out", "x"])
+        assert result.exit_code == 2
+        script = (
+            "import logging, sys\n"
+            "from crct_cli.errors import warnings_as_lines\n"
+            "warnings_as_lines(); warnings_as_lines()  # once, however often asked\n"
+            "logging.getLogger('crct_cli.io.video').warning('%s: skipped %d corrupt packet(s)',"
+            " 'a.avi', 1)\n"
+        )
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+        assert done.stderr == "crct: warning: a.avi: skipped 1 corrupt packet(s)\n"
+        assert any(type(h).__name__ == "_WarningLine" for h in logger.handlers)
+    finally:
+        logger.handlers[:], logger.propagate = before

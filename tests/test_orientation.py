@@ -325,6 +325,13 @@ def test_a_video_with_no_face_as_it_came_is_told_of_rotate(tmp_path: Path) -> No
     result = crct("track", video, "--out", tmp_path / "b", "--rotate", "auto")
     assert result.exit_code == 0 and "no face found in any of its 3 frames" in result.stderr
     assert "--rotate auto)" not in result.stderr
+    tiny = tmp_path / "tiny.mp4"  # no face fits in 16x16: turning it is no advice
+    with VideoWriter(tiny, 25.0, 16, 16) as writer:
+        for _ in range(3):
+            writer.write(np.full((16, 16, 3), 128, np.uint8))
+    result = crct("track", tiny, "--out", tmp_path / "c")
+    assert result.exit_code == 0 and "--rotate auto" not in result.stderr
+    assert "(its frames are 16x16 pixels, too small to hold a face)" in result.stderr
 
 
 def test_points_turn_with_the_picture_and_back() -> None:

@@ -540,7 +540,8 @@ def test_packets_count_the_frames_of_a_video_that_declares_none(make_video, tmp_
     assert probe_video(mkv).n_frames is None
     assert count_packet_frames(mkv) == 7 == sum(1 for _ in iter_frames(mkv))
     assert count_packet_frames(make_video("b.webm", n_frames=5, codec="libvpx-vp9")) == 5
-    assert count_packet_frames(make_video("c.mkv", n_frames=5, codec="ffv1")) is None  # unsure
+    assert count_packet_frames(make_video("c.mkv", n_frames=5, codec="ffv1")) == 5  # intra-only
+    assert count_packet_frames(make_video("d.avi", n_frames=5, codec="mpeg4")) is None  # unsure
     (tmp_path / "not.mkv").write_bytes(b"not a video")
     assert count_packet_frames(tmp_path / "not.mkv") is None
 

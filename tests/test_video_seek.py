@@ -364,3 +364,23 @@ def test_a_lost_first_frame_or_keyframe_leaves_the_others_their_numbers(
     (lost,) = _spoil_packets(clip, tmp_path / "gap.mp4", [13])
     got = [f.index for f in iter_frames(tmp_path / "gap.mp4", 4, skip=lost - 3)]
     assert got == [lost - 3, lost - 2, lost - 1]  # frames lost-3 .. lost: the last one is lost
+
+
+def test_an_intra_only_avi_keeps_a_lost_frame_s_number(tmp_path, monkeypatch) -> None:
+    """A webcam's MJPEG in AVI: each packet is one frame, so a frame lost to a corrupt packet is
+    a gap in the numbers, as in MP4 and Matroska, not a shift of every later frame; seeking
+    finds the same numbers."""
+    if not has_encoder("mjpeg"):
+        pytest.skip("this FFmpeg has no MJPEG encoder")
+    clip = _write(tmp_path / "cam.avi", "mjpeg", _regular()[:60], {}, pix_fmt="yuvj420p")
+    (lost,) = _spoil_packets(clip, tmp_path / "bad.avi", [20])
+    monkeypatch.setattr(video, "SEEK_MIN_SKIP", 10**9)
+    whole = list(iter_frames(tmp_path / "bad.avi"))
+    assert [f.index for f in whole] == [k for k in range(60) if k != lost]
+    assert _numbered_by_time(whole)
+    monkeypatch.setattr(video, "SEEK_MIN_SKIP", 10)
+    for skip in (15, 30, 59):
+        got = list(iter_frames(tmp_path / "bad.avi", 3, skip=skip))
+        assert [(f.index, f.time) for f in got] == [
+            (f.index, f.time) for f in whole if skip <= f.index < skip + 3
+        ], skip

@@ -23,7 +23,7 @@ from crct_cli.batch.resume import (
     mark_done,
 )
 from crct_cli.batch.summary import VideoResult
-from crct_cli.errors import CrctError, error_text, os_reason
+from crct_cli.errors import CrctError, error_text, os_reason, warnings_as_lines
 from crct_cli.io.openface_csv import CRCT, check_csv_style
 
 if TYPE_CHECKING:
@@ -189,6 +189,8 @@ class VideoWorker:
         from crct_cli.runtime.backend import share_threads
 
         share_threads()  # a worker process is crct's alone
+        if spec.flags:  # the command line's worker: its warnings read as the command's
+            warnings_as_lines()
         limit_threads(spec.threads)
         self.spec = spec
         self.last_summary: Any = None  # the TrackSummary of the last video tracked

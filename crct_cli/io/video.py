@@ -379,7 +379,10 @@ def _one_frame_per_packet(container: InputContainer, stream: VideoStream) -> boo
     """Whether each of this video's packets is one shown frame (:data:`_SEEK_FORMATS`,
     :data:`_SEEK_CODECS`), so that a packet that fails to decode is a frame missing."""
     formats = set(container.format.name.split(","))
-    return bool(formats & _SEEK_FORMATS) and stream.codec_context.name in _SEEK_CODECS
+    codec = stream.codec_context.name
+    if "avi" in formats:  # a frame of an intra-only codec is one packet in AVI too
+        return codec in _INTRA_CODECS
+    return bool(formats & _SEEK_FORMATS) and (codec in _SEEK_CODECS or codec in _INTRA_CODECS)
 
 
 #: ``skip`` from which :func:`iter_frames` seeks instead of decoding through the frames passed
@@ -387,10 +390,15 @@ def _one_frame_per_packet(container: InputContainer, stream: VideoStream) -> boo
 SEEK_MIN_SKIP = 250
 
 #: Containers (FFmpeg's demuxer names) and codecs where a video packet is one shown frame, so
-#: that frame ``k`` is the packet with the ``k``-th smallest timestamp. Elsewhere (AVI's packed
-#: MPEG-4 frames, VP8's hidden frames, transport streams) a skip decodes through.
+#: that frame ``k`` is the packet with the ``k``-th smallest timestamp (AVI with
+#: :data:`_INTRA_CODECS` only). Elsewhere (AVI's packed MPEG-4 frames, VP8's hidden frames,
+#: transport streams) a skip decodes through.
 _SEEK_FORMATS = frozenset({"mov", "mp4", "matroska", "webm"})
 _SEEK_CODECS = frozenset({"h264", "hevc", "mpeg4", "mpeg1video", "mpeg2video", "mjpeg", "vp9"})
+
+#: Codecs whose every frame stands alone: one packet, one frame, in AVI as well (a webcam's or a
+#: lab recorder's MJPEG, raw and lossless video), where packed MPEG-4 keeps AVI out otherwise.
+_INTRA_CODECS = frozenset({"mjpeg", "rawvideo", "ffv1", "huffyuv", "ffvhuff", "utvideo", "dvvideo"})
 
 #: Packets read past frame ``skip`` in decoding order: B-frames show up to a few frames out of
 #: order, and none of the last half of these may show before frame ``skip``.
