@@ -1063,7 +1063,7 @@ def _track_lone_video(console: Any, job: Any, spec: Any, overwrite: bool) -> Non
         forget_failed,
         other_input,
     )
-    from crct_cli.batch.runner import exclusive_out
+    from crct_cli.batch.runner import exclusive_out, sigterm_as_interrupt
     from crct_cli.batch.worker import VideoWorker
     from crct_cli.tracking.orientation import parse_rotate
     from crct_cli.ui import frame_progress, print_track_summary, short_file_line
@@ -1088,7 +1088,11 @@ def _track_lone_video(console: Any, job: Any, spec: Any, overwrite: bool) -> Non
     except OSError as exc:
         raise CrctError(f"{job.out_dir}: cannot create output folder ({exc.strerror})") from None
     worker = VideoWorker(spec)
-    with exclusive_out(job.out_dir), frame_progress(console, job.source.name) as on_frame:
+    with (
+        sigterm_as_interrupt(),  # timeout, SLURM, docker stop: cleaned up as Ctrl-C is
+        exclusive_out(job.out_dir),
+        frame_progress(console, job.source.name) as on_frame,
+    ):
         result = worker.run(job, on_frame)
     if result.status == "failed":
         forget_failed(job, made)  # the folders made for it go (its lock is gone now)

@@ -773,6 +773,43 @@ def test_a_stopped_worker_removes_the_files_it_was_writing(tmp_path: Path) -> No
     assert not partial.exists() and not target.exists()
 
 
+def test_a_scheduler_s_sigterm_stops_one_video_as_ctrl_c_does(
+    make_video: Callable[..., Path], tmp_path: Path
+) -> None:
+    """timeout, SLURM and docker stop send SIGTERM: one video's run ends as after Ctrl-C, one
+    line and exit 130, its temporary files and its lock gone (they stayed, exit 143)."""
+    clip = make_video("slow.mp4", n_frames=200, width=SLOW_W, height=H)  # 0.15 s a frame
+    out = tmp_path / "out"
+    script = (
+        "import sys\n"
+        "import crct_cli.batch\n"
+        "from test_batch import scripted_networks\n"
+        "crct_cli.batch.NETWORKS_FACTORY = scripted_networks\n"
+        "from crct_cli.cli import app\n"
+        "sys.argv = ['crct', 'track', sys.argv[1], '--out', sys.argv[2], '--overlay']\n"
+        "app()\n"
+    )
+    tests = str(Path(__file__).resolve().parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([tests, os.environ.get("PYTHONPATH", "")])}
+    child = subprocess.Popen(
+        [sys.executable, "-c", script, str(clip), str(out)],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+    deadline = time.monotonic() + 120
+    while not list(out.glob(".*partial*")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert list(out.glob(".*partial*")), "the run never started writing"
+    child.send_signal(signal.SIGTERM)
+    _, stderr = child.communicate(timeout=60)
+    assert child.returncode == 130, stderr[-2000:]
+    assert stderr.strip().endswith("crct: interrupted")
+    left = [p.name for p in out.rglob("*")]
+    assert not [n for n in left if "partial" in n or n == LOCK_NAME], left
+
+
 def test_a_ray_actor_hears_the_stop_though_it_was_started_deaf_to_ctrl_c() -> None:
     """A cluster started from a background job (``nohup ... &``) gives its actors SIGINT
     ignored, where the driver's stop (``interrupt_main``) would do nothing and the actor be
