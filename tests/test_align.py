@@ -263,7 +263,14 @@ def test_grey_sixteen_bit_and_alpha_pictures_are_read_as_rgb(tmp_path: Path) -> 
     got = read_image(tmp_path / "grey.png")
     assert got.shape == (30, 50, 3) and (got == grey[..., None]).all()
     got = read_image(tmp_path / "deep.png")
-    assert got.dtype == np.uint8 and got.max() == 255 and (got[..., 0] == got[..., 2]).all()
+    assert got.dtype == np.uint8 and (got[..., 0] == got[..., 2]).all()
+    assert (got[..., 0] == np.round(deep / 257.0)).all()  # 65535 is white, as viewers show it
+    lit = deep.copy()
+    lit[:3, :3] = 65535  # one highlight: the rest of the frame reads as it did (no flicker)
+    cv2.imwrite(str(tmp_path / "lit.png"), lit)
+    assert (read_image(tmp_path / "lit.png")[3:] == got[3:]).all()
+    cv2.imwrite(str(tmp_path / "float.tif"), np.full((30, 50), 0.5, np.float32))
+    assert (read_image(tmp_path / "float.tif") == 128).all()  # a float TIFF's 0-1
     assert (read_image(tmp_path / "alpha.png") == (240, 120, 10)).all()
 
 

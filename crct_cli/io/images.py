@@ -54,7 +54,11 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
     image = cv2.imdecode(data, flags) if data.size else None
     if image is None:
         raise CrctError(f"{path}: not a readable image (corrupt or unsupported format)")
-    if image.dtype != np.uint8:
+    if image.dtype == np.uint16:  # the depth's own range, as viewers show it: every frame of
+        image = cv2.convertScaleAbs(image, alpha=255.0 / 65535.0)  # a sequence alike
+    elif np.issubdtype(image.dtype, np.floating):  # a float TIFF's 0-1 is black to white
+        image = cv2.convertScaleAbs(np.clip(image, 0.0, 1.0), alpha=255.0)
+    elif image.dtype != np.uint8:  # another depth: its own largest value is white
         image = cv2.convertScaleAbs(image, alpha=255.0 / max(1.0, float(image.max())))
     if image.ndim == 2:
         return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
