@@ -591,3 +591,43 @@ def test_a_cover_picture_stored_before_the_video_is_not_taken_for_it(tmp_path) -
     frames = list(iter_frames(path))
     assert (info.width, info.height) == (96, 64) and len(frames) == 30
     assert frames[-1].image.shape == (64, 96, 3) and frames[-1].time == pytest.approx(29 / 25)
+
+
+def test_a_video_whose_picture_changes_size_keeps_the_size_it_began_with(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two MPEG-PS recordings joined (``cat a.mpg b.mpg``: 640x360, then 320x180 and 160x160):
+    every frame comes at the first size, the same shape fitted whole (a square one centred on
+    black), so the header, the overlay and the points agree; one warning says where."""
+    from crct_cli.io.video import fit_into
+
+    parts = []
+    for k, (w, h, value) in enumerate(((64, 36, 60), (32, 18, 120), (16, 16, 200))):
+        part = tmp_path / f"{k}.mpg"
+        with av.open(str(part), mode="w") as container:
+            stream = container.add_stream("mpeg2video", rate=25)
+            stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+            for i in range(6):
+                picture = np.full((h, w, 3), value, np.uint8)
+                frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
+                frame.pts = i
+                for packet in stream.encode(frame):
+                    container.mux(packet)
+            for packet in stream.encode(None):
+                container.mux(packet)
+        parts.append(part.read_bytes())
+    joined = tmp_path / "joined.mpg"
+    joined.write_bytes(b"".join(parts))
+    with caplog.at_level("WARNING", logger="crct_cli"):
+        frames = list(iter_frames(joined))
+    # (the demuxer may drop a frame where two parts meet)
+    assert len(frames) >= 15 and {f.image.shape for f in frames} == {(36, 64, 3)}
+    middle = [int(f.image[18, 32, 0]) for f in frames]
+    assert abs(middle[0] - 60) < 8 and any(abs(v - 120) < 8 for v in middle)
+    square = frames[-1].image  # 16x16 scaled to 36x36, centred: black on both sides
+    assert square[:, :10].max() < 20 and square[:, -10:].max() < 20 and square[18, 32, 0] > 180
+    said = [r.getMessage() for r in caplog.records if "changes size" in r.getMessage()]
+    assert len(said) == 1 and "(32x18; the video began at 64x36)" in said[0]
+    later = list(iter_frames(joined, skip=len(frames) - 3))  # begun past the change
+    assert {f.image.shape for f in later} == {(36, 64, 3)}
+    assert fit_into(np.zeros((10, 20, 3), np.uint8), (40, 20)).shape == (20, 40, 3)

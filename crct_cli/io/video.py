@@ -25,6 +25,7 @@ from typing import Any, cast
 
 import av
 import av.error
+import cv2
 import numpy as np
 from av.container import InputContainer
 from av.video.frame import VideoFrame
@@ -602,6 +603,12 @@ def iter_frames(
         return
     frames = _frames_after(path, skip)
     seen: VideoStream | None = None
+    # every frame at the size the video began with (the header's, track.json's, the overlay's)
+    size: tuple[int, int] | None = None
+    if skip:
+        info = probe_video(path)
+        size = (info.width, info.height)
+    resized = False
     try:
         for index, frame, stream in frames:
             if stream is not seen:  # a second reading after a missed seek has its own
@@ -614,11 +621,51 @@ def iter_frames(
                 time = float((frame.pts - start) * time_base)
             else:
                 time = index / rate
-            yield Frame(index=index, time=time, image=_to_rgb(frame, rotation))
+            image = _to_rgb(frame, rotation)
+            height, width = image.shape[:2]
+            if size is None:
+                size = (width, height)
+            elif (width, height) != size:
+                if not resized:
+                    resized = True
+                    log.warning(
+                        "%s: the picture changes size at frame %d (%dx%d; the video began at "
+                        "%dx%d): frames of another size are scaled into %dx%d, their points "
+                        "given there",
+                        path,
+                        index + 1,
+                        width,
+                        height,
+                        *size,
+                        *size,
+                    )
+                image = fit_into(image, size)
+            yield Frame(index=index, time=time, image=image)
             if max_frames is not None and index + 1 >= skip + max_frames:
                 return
     finally:
         frames.close()
+
+
+def fit_into(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``image`` scaled to fit ``size`` (width, height) whole, its shape kept, centred on black.
+
+    Why: a recording joined from parts of two sizes (a camera switched mid-stream, a stream's
+    resolution stepped down) is still one video with one size in its header, its overlay and
+    its points; FFmpeg scales such frames to the first size too. The shape is kept so that a
+    face is not squeezed for the networks."""
+    height, width = image.shape[:2]
+    scale = min(size[0] / width, size[1] / height)
+    new_w = min(size[0], max(1, round(width * scale)))
+    new_h = min(size[1], max(1, round(height * scale)))
+    shrink = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    scaled = cv2.resize(image, (new_w, new_h), interpolation=shrink)
+    if (new_w, new_h) == size:
+        return scaled
+    out = np.zeros((size[1], size[0], 3), np.uint8)
+    top, left = (size[1] - new_h) // 2, (size[0] - new_w) // 2
+    out[top : top + new_h, left : left + new_w] = scaled
+    return out
 
 
 def prefetch_frames(frames: Iterator[Frame], depth: int = 4) -> Iterator[Frame]:
