@@ -343,7 +343,7 @@ def _degrade_video(job: Job, seed: int) -> tuple[int, int] | None:
         with writer:
             for frame in itertools.chain([first], frames):  # a lost frame's place kept
                 image = degrade_rgb(frame.image, variant.noise_type, variant.level, rng)
-                writer.write(image, frame.index)
+                writer.write(image, frame.index, frame.time)
                 written, reached = written + 1, frame.index + 1
     missing = missing_frames(info.n_frames, reached)
     return (written, missing) if missing else None

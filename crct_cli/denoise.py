@@ -351,7 +351,7 @@ def denoise_video_file(
                 if writer is None:
                     h, w = frame.image.shape[:2]
                     writer = VideoWriter(dst, info.fps, w, h)
-                writer.write(out, frame.index)
+                writer.write(out, frame.index, frame.time)
                 record.frames += 1
                 reached = frame.index + 1
                 if cls is not None:

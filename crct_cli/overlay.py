@@ -428,7 +428,7 @@ def draw_overlay(
                 with_pts[i] += 1
             if names:
                 draw_legend(image, names, scale)
-            writer.write(image, frame.index)
+            writer.write(image, frame.index, frame.time)
             frames += 1
             if on_frame is not None:
                 on_frame(frames, total)

@@ -310,7 +310,7 @@ def test_a_video_that_declares_no_frame_count_is_counted(make_video, tmp_path) -
     """A Matroska file declares no frame count, so size and rate alone would let a same-sized
     other video pass: a run read to its end knows its video's length, and a video of another
     length is refused before drawing (its packets counted) or, where its packets cannot say
-    (FFV1 here), once decoded (nothing kept)."""
+    (VP8 here, whose hidden frames are packets too), once decoded (nothing kept)."""
     video = make_video("clip.mkv", n_frames=6)
     assert probe_video(video).n_frames is None
     run = _write_run(tmp_path / "run", video, 6)
@@ -319,15 +319,15 @@ def test_a_video_that_declares_no_frame_count_is_counted(make_video, tmp_path) -
         ("longer.mkv", 9, "libx264"),
         ("shorter.mkv", 4, "libx264"),
         ("declared.mp4", 9, "libx264"),
-        ("ffv1.mkv", 9, "ffv1"),
-        ("ffv1short.mkv", 4, "ffv1"),
+        ("vp8.mkv", 9, "libvpx"),
+        ("vp8short.mkv", 4, "libvpx"),
     ):
         other = make_video(name, n_frames=n, codec=codec)
         for count in (None, 1000):  # a draw that runs out before its count reached the end too
             with pytest.raises(CrctError, match=f"has {n} frames, but the run's video had 6"):
                 draw_overlay(run, tmp_path / "o.mp4", video=other, max_frames=count)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(("o.", ".o"))]
-    part = draw_overlay(run, tmp_path / "part.mp4", video=tmp_path / "ffv1.mkv", max_frames=3)
+    part = draw_overlay(run, tmp_path / "part.mp4", video=tmp_path / "vp8.mkv", max_frames=3)
     assert part.frames == 3  # it stopped where told: the video's length is not known
 
 

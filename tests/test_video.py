@@ -631,3 +631,26 @@ def test_a_video_whose_picture_changes_size_keeps_the_size_it_began_with(
     later = list(iter_frames(joined, skip=len(frames) - 3))  # begun past the change
     assert {f.image.shape for f in later} == {(36, 64, 3)}
     assert fit_into(np.zeros((10, 20, 3), np.uint8), (40, 20)).shape == (20, 40, 3)
+
+
+@pytest.mark.parametrize("codec", ["libx264", "mpeg4"])
+def test_an_overlay_keeps_a_variable_frame_rate_source_s_times(tmp_path: Path, codec: str) -> None:
+    """Frames written with their source times (a phone's irregular intervals, two frames 20 ms
+    apart) come back at those times to the tick (1/1008 s at 24 fps), not at one frame a 1/fps;
+    a steady source's frames stay exactly 1/fps apart."""
+    if not has_encoder(codec):
+        pytest.skip(f"this FFmpeg has no {codec} encoder")
+    times = [0.0, 0.02, 0.3, 0.32, 0.5, 0.52, 0.54, 1.0, 1.02, 1.3]
+    picture = np.zeros((48, 64, 3), np.uint8)
+    with VideoWriter(tmp_path / "vfr.mp4", 24, 64, 48, codec=codec) as writer:
+        for k, time in enumerate(times):
+            writer.write(picture, k, 10.0 + time)  # counted from the first frame's time
+    back = [f.time for f in iter_frames(tmp_path / "vfr.mp4")]
+    tick = 1 / (24 * 42)
+    np.testing.assert_allclose(back, times, atol=tick / 2 + 1e-6)
+    with VideoWriter(tmp_path / "cfr.mp4", Fraction(30000, 1001), 64, 48, codec=codec) as writer:
+        for k in range(12):
+            writer.write(picture, k, k * 1001 / 30000)
+    assert probe_video(tmp_path / "cfr.mp4").fps == pytest.approx(30000 / 1001, abs=1e-6)
+    back = [f.time for f in iter_frames(tmp_path / "cfr.mp4")]
+    np.testing.assert_allclose(back, np.arange(12) * 1001 / 30000, atol=1e-6)

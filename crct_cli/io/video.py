@@ -15,6 +15,7 @@ from __future__ import annotations
 import bisect
 import io
 import logging
+import math
 import os
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
@@ -604,10 +605,7 @@ def iter_frames(
     frames = _frames_after(path, skip)
     seen: VideoStream | None = None
     # every frame at the size the video began with (the header's, track.json's, the overlay's)
-    size: tuple[int, int] | None = None
-    if skip:
-        info = probe_video(path)
-        size = (info.width, info.height)
+    size = _header_size(path) if skip else None  # else the first frame's
     resized = False
     try:
         for index, frame, stream in frames:
@@ -645,6 +643,21 @@ def iter_frames(
                 return
     finally:
         frames.close()
+
+
+def _header_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) of a video's first pictures as its header gives them (turned as its
+    rotation tag says), read without decoding; None where the header has none."""
+    container = _open_input(path)
+    try:
+        stream = _video_stream(container, path)
+        width, height = stream.width, stream.height
+        turned = _metadata_rotation(stream) in (90, 270)
+    finally:
+        container.close()
+    if not width or not height:
+        return None
+    return (height, width) if turned else (width, height)
 
 
 def fit_into(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -721,6 +734,16 @@ def prefetch_frames(frames: Iterator[Frame], depth: int = 4) -> Iterator[Frame]:
 
 # --------------------------------------------------------------------------------------------
 # Writing
+
+
+def _ticks_per_frame(rate: Fraction, codec: str) -> int:
+    """Ticks of the overlay's time base in one frame at ``rate``: about a millisecond each, so a
+    variable-frame-rate source's times are kept to a millisecond, while a steady source's frames
+    stay exactly ``1 / rate`` apart. MPEG-4 part 2 takes no time base finer than 1/65535 s."""
+    ticks = max(1, math.ceil(1000 / float(rate)))
+    if codec == "mpeg4":
+        ticks = max(1, min(ticks, 65535 // rate.numerator))
+    return ticks
 
 
 def rate_fraction(fps: float | Fraction) -> Fraction:
@@ -826,6 +849,9 @@ class VideoWriter:
         self.rate = rate_fraction(fps)
         self.n_written = 0
         self._last: tuple[int, VideoFrame] | None = None  # write()'s last index and frame
+        self._ticks = 1  # ticks of the time base a frame (set by _add_stream)
+        self._pts = -self._ticks  # the last frame's tick
+        self._first_time: float | None = None  # the first frame's time, when given
         self._closed = False
         folder = self.path.parent
         if not folder.exists():
@@ -868,7 +894,9 @@ class VideoWriter:
             stream.width = self.out_width
             stream.height = self.out_height
             stream.pix_fmt = "yuv420p"
-            stream.time_base = 1 / self.rate
+            self._ticks = _ticks_per_frame(self.rate, name)
+            stream.time_base = 1 / (self.rate * self._ticks)
+            stream.codec_context.time_base = stream.time_base  # the encoder's ticks the same
             stream.thread_type = "AUTO"
             ctx = stream.codec_context
             if name in _CODEC_OPTIONS:
@@ -880,11 +908,16 @@ class VideoWriter:
             return stream.codec_context.name
         raise CrctError(f"{self.path}: no usable video encoder: {', '.join(tried)}")
 
-    def write(self, image_rgb: np.ndarray, index: int | None = None) -> None:
+    def write(
+        self, image_rgb: np.ndarray, index: int | None = None, time: float | None = None
+    ) -> None:
         """Encode one (height, width, 3) RGB uint8 frame. ``index``: the source frame's number;
         where frames between it and the last one written are missing (lost to a packet that
         failed to decode), the last picture is written again for each, so the video keeps the
-        source's timing and its frame ``k`` stays the source's frame ``k``."""
+        source's timing and its frame ``k`` stays the source's frame ``k``. ``time``: the
+        source frame's time in seconds; the frame is shown at it (counted from the first
+        frame's, to the nearest tick of the rate), so the overlay of a variable-frame-rate
+        video (a phone's, a screen recording) plays in step with its source."""
         if self._closed:
             raise ValueError("write() on a closed VideoWriter")
         image = np.asarray(image_rgb)
@@ -907,11 +940,18 @@ class VideoWriter:
                 for _ in range(index - last_index - 1):
                     self._encode(last)
             self._last = (int(index), frame)
-        self._encode(frame)
+        self._encode(frame, time)
 
-    def _encode(self, frame: VideoFrame) -> None:
-        frame.pts = self.n_written
-        frame.time_base = 1 / self.rate
+    def _encode(self, frame: VideoFrame, time: float | None = None) -> None:
+        """Encode at the next tick, or at ``time``'s when that is later (never earlier: each
+        frame keeps a tick of its own)."""
+        pts = self._pts + self._ticks  # a frame's time at the rate
+        if time is not None:
+            if self._first_time is None:
+                self._first_time = time
+            pts = max(self._pts + 1, round((time - self._first_time) * self.rate * self._ticks))
+        frame.pts = pts
+        frame.time_base = 1 / (self.rate * self._ticks)
         try:
             for packet in self._stream.encode(frame):
                 self._container.mux(packet)
@@ -920,6 +960,7 @@ class VideoWriter:
             self.abort()
             raise CrctError(f"{self.path}: cannot write the video ({reason})") from None
         self.n_written += 1
+        self._pts = pts
 
     def close(self) -> None:
         """Flush the encoder, finish the file and rename it onto its final name."""

@@ -288,7 +288,9 @@ def track_video(
                 )
                 if writer is not None:
                     label = f"{frame.index + 1}"
-                    writer.write(draw_faces(frame.image, frame.faces, label, focal), frame.index)
+                    writer.write(
+                        draw_faces(frame.image, frame.faces, label, focal), frame.index, frame.time
+                    )
                 if on_frame is not None:
                     on_frame(frames, total)
             # a file cut short: what its header promised and never came (the frames skipped
