@@ -211,6 +211,8 @@ def test_workers_leave_memory_for_the_frames_of_the_largest_video(
     (tmp_path / "bad.mp4").write_text("not a video")
     assert largest_frame(small) == 96 * 72
     assert largest_frame([*large, tmp_path / "bad.mp4"]) == 1280 * 720
+    fast = make_video("fast.mp4", n_frames=2, width=96, height=72, fps=60)
+    assert largest_frame([*small, fast]) == 2 * 96 * 72  # its look-ahead holds twice the frames
     assert worker_bytes("onnx") == WORKER_BYTES["onnx"]
     assert worker_bytes("onnx", 1280 * 720) < worker_bytes("onnx", 1280 * 720, overlay=True)
     memory = 8 * worker_bytes("onnx", 96 * 72)

@@ -65,10 +65,16 @@ def frame_probe_sample(jobs: list[Any], limit: int = FRAME_PROBES) -> list[Any]:
     return largest + rest[::step][: limit - limit // 2]
 
 
+#: The frame rate :data:`FRAMES_HELD` was measured at: the look-ahead windows are seconds, so a
+#: faster video holds more frames (a 60 fps one twice as many).
+FRAMES_HELD_FPS = 30.0
+
+
 def largest_frame(videos: list[Any]) -> int:
     """The most pixels a frame has among ``videos`` (paths of files or image sequences), read
-    from the containers' headers without decoding; 0 for what cannot be read (tracking will
-    say why)."""
+    from the containers' headers without decoding, counted again for each 30 fps above the
+    first (a 60 fps video's frames twice: it holds twice as many, :data:`FRAMES_HELD_FPS`); 0
+    for what cannot be read (tracking will say why)."""
     import av
 
     from crct_cli.errors import CrctError
@@ -79,11 +85,14 @@ def largest_frame(videos: list[Any]) -> int:
         try:
             if os.path.isdir(video):
                 info = probe_video(video)
-                largest = max(largest, info.width * info.height)
-                continue
-            with av.open(str(video)) as container:
-                stream = main_video_stream(container)
-                largest = max(largest, int(stream.width or 0) * int(stream.height or 0))
+                pixels, fps = info.width * info.height, info.fps
+            else:
+                with av.open(str(video)) as container:
+                    stream = main_video_stream(container)
+                    pixels = int(stream.width or 0) * int(stream.height or 0)
+                    rate = stream.average_rate or stream.guessed_rate
+                    fps = float(rate) if rate else FRAMES_HELD_FPS
+            largest = max(largest, round(pixels * max(1.0, fps / FRAMES_HELD_FPS)))
         except (OSError, IndexError, ValueError, av.error.FFmpegError, CrctError):
             continue  # an unreadable input fails later, alone
     return largest
