@@ -57,8 +57,8 @@ def test_the_frames_come_in_natural_name_order_at_the_given_rate(
     assert info.duration == pytest.approx(0.6)
 
 
-def test_a_frame_of_another_size_or_an_unreadable_one_is_one_clear_error(
-    tmp_path: Path,
+def test_a_frame_of_another_size_is_one_clear_error_an_unreadable_one_a_gap(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     seq = tmp_path / "seq"
     seq.mkdir()
@@ -69,10 +69,18 @@ def test_a_frame_of_another_size_or_an_unreadable_one_is_one_clear_error(
         CrctError, match=r"003\.png: 30x21, but the sequence's first image is 30x20"
     ):
         list(iter_frames(seq))
-    (seq / "003.png").write_bytes(b"not a png")
-    with pytest.raises(CrctError, match=r"003\.png: not a readable image"):
-        list(iter_frames(seq))
-    assert len(list(iter_frames(seq, max_frames=3))) == 3  # up to the bad one, all is well
+    (seq / "003.png").write_bytes(b"not a png")  # damaged: passed over, as a video's frame
+    write_image(seq / "004.png", np.full((20, 30, 3), 200, np.uint8))
+    with caplog.at_level("WARNING", logger="crct_cli"):
+        frames = list(iter_frames(seq))
+    assert [f.index for f in frames] == [0, 1, 2, 4] and frames[3].time == pytest.approx(4 / 30)
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 1 and "003.png: not a readable image" in said[0]
+    assert said[0].endswith("frame 4 passed over")
+    (seq / "000.png").write_bytes(b"")  # the first unreadable: the next one gives the size
+    assert probe_video(seq).width == 30 and [f.index for f in iter_frames(seq)] == [1, 2, 4]
+    write_image(seq / "000.png", np.full((20, 30, 3), 0, np.uint8))
+    (seq / "004.png").unlink()
     # frames skipped are not read, but the first image still sets the size the header gives
     write_image(seq / "003.png", np.zeros((21, 30, 3), np.uint8))
     other_size = r"003\.png: 30x21, but the sequence's first image is 30x20"
@@ -169,7 +177,7 @@ def test_crct_track_on_a_folder_of_a_videos_frames_gives_the_videos_points(
     assert len(list((tmp_path / "s/annot").glob("*.pts"))) == 15
 
 
-def test_a_bad_frame_fails_its_sequence_alone(
+def test_a_bad_frame_fails_its_sequence_alone_a_damaged_one_is_passed_over(
     make_video: Callable[..., Path],
     tmp_path: Path,
     fakes: None,  # noqa: F811
@@ -177,13 +185,20 @@ def test_a_bad_frame_fails_its_sequence_alone(
     clip = make_video("clip.mp4", n_frames=6, width=128, height=96)
     frames_folder(clip, tmp_path / "in/good")
     frames_folder(clip, tmp_path / "in/bad")
-    (tmp_path / "in/bad/frame4.png").write_bytes(b"broken")
+    frames_folder(clip, tmp_path / "in/damaged")
+    write_image(tmp_path / "in/bad/frame4.png", np.zeros((95, 128, 3), np.uint8))
+    (tmp_path / "in/damaged/frame4.png").write_bytes(b"broken")
     result = crct("track", tmp_path / "in", "--out", tmp_path / "out", "--workers", "1")
     assert result.exit_code == 2
-    assert "frame4.png: not a readable image" in result.stderr
+    assert "frame4.png: 128x95, but the sequence's first image is 128x96" in result.stderr
     assert "Traceback" not in result.output
     assert len(list((tmp_path / "out/good/annot").glob("*.pts"))) == 6
     assert not (tmp_path / "out/bad/track.json").exists()
+    # a damaged frame: its number a gap, the frames after it theirs (the worker's warning
+    # line goes to the process's own stderr)
+    assert read_track_json(tmp_path / "out/damaged/track.json").summary["status"] == "ok"
+    names = sorted(p.name for p in (tmp_path / "out/damaged/annot").glob("*.pts"))
+    assert names == [f"{k:06d}.pts" for k in (1, 2, 3, 4, 6)]
 
 
 def png_header(width: int, height: int) -> bytes:

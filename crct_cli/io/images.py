@@ -24,6 +24,11 @@ IMAGE_SUFFIXES = (
 MAX_IMAGE_PIXELS = 100_000_000
 
 
+class UnreadableImage(CrctError):
+    """An image file that cannot be read or decoded (damaged, cut short, not an image): a photo
+    fails alone, a frame of an image sequence is passed over (:mod:`crct_cli.io.sequence`)."""
+
+
 def is_image(path: str | os.PathLike[str]) -> bool:
     return Path(path).suffix.lower() in IMAGE_SUFFIXES
 
@@ -47,13 +52,13 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
     try:
         data = np.fromfile(str(path), dtype=np.uint8)
     except OSError as exc:
-        raise CrctError(f"{path}: cannot read ({os_reason(exc)})") from None
+        raise UnreadableImage(f"{path}: cannot read ({os_reason(exc)})") from None
     # any depth and channel count, EXIF orientation applied (IMREAD_UNCHANGED would ignore it);
     # an alpha channel is dropped, as it always was
     flags = cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR
     image = cv2.imdecode(data, flags) if data.size else None
     if image is None:
-        raise CrctError(f"{path}: not a readable image (corrupt or unsupported format)")
+        raise UnreadableImage(f"{path}: not a readable image (corrupt or unsupported format)")
     if image.dtype == np.uint16:  # the depth's own range, as viewers show it: every frame of
         image = cv2.convertScaleAbs(image, alpha=255.0 / 65535.0)  # a sequence alike
     elif np.issubdtype(image.dtype, np.floating):  # a float TIFF's 0-1 is black to white
@@ -101,7 +106,9 @@ def _read_heif(path: Path) -> np.ndarray:
     except CrctError:
         raise
     except Exception:  # Pillow's and libheif's own errors: a damaged or unsupported file
-        raise CrctError(f"{path}: not a readable image (corrupt or unsupported format)") from None
+        raise UnreadableImage(
+            f"{path}: not a readable image (corrupt or unsupported format)"
+        ) from None
 
 
 def _check_pixels(path: Path) -> None:

@@ -6,12 +6,15 @@ its images, in the natural order of their names (``frame2.png`` before ``frame10
 the frames, ``index`` counting from 0 in that order and ``time`` ``index / fps``. The folder
 stores no frame rate, so it is given one (:data:`SEQUENCE_FPS`, ``crct track --sequence-fps``); it
 sets the ``time`` written beside each frame and the seconds the smoothing and the look-ahead
-count in. Every frame must have the first one's size: an image of another size, or one that
-cannot be read, stops that sequence with one line naming the file.
+count in. Every frame must have the first one's size: an image of another size stops that
+sequence with one line naming the file. An image that cannot be read (damaged, cut short) is
+passed over with a warning, as a video's damaged frame is: its frame number stays a gap, and
+the frames after it keep theirs.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import re
@@ -20,10 +23,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from crct_cli.errors import CrctError, OptionError, option_error
-from crct_cli.io.images import is_image, read_image
+from crct_cli.io.images import UnreadableImage, is_image, read_image
 
 if TYPE_CHECKING:  # PyAV stays unloaded until a video is read (``import crct_cli`` is light)
     from crct_cli.io.video import Frame, VideoInfo
+
+log = logging.getLogger(__name__)
 
 #: Frames a second given to an image sequence when none is said (OpenFace's for image folders).
 SEQUENCE_FPS = 30.0
@@ -77,14 +82,24 @@ def _images_or_error(folder: Path) -> list[Path]:
     return images
 
 
+def _first_readable(folder: Path, images: list[Path]) -> tuple[int, ...]:
+    """The shape of the first image that can be read: the sequence's size."""
+    for path in images:
+        try:
+            return read_image(path).shape
+        except UnreadableImage:
+            continue
+    raise CrctError(f"{folder}: none of its {len(images)} images can be read (corrupt?)")
+
+
 def probe_sequence(folder: str | os.PathLike[str], fps: float | None = None) -> VideoInfo:
-    """A sequence's :class:`VideoInfo`: the first image's size, the count of images."""
+    """A sequence's :class:`VideoInfo`: the first readable image's size, the count of images."""
     from crct_cli.io.video import VideoInfo
 
     folder = Path(folder)
     fps = _rate(fps)
     images = _images_or_error(folder)
-    height, width = read_image(images[0]).shape[:2]
+    height, width = _first_readable(folder, images)[:2]
     return VideoInfo(
         path=folder,
         width=int(width),
@@ -114,11 +129,15 @@ def iter_sequence(
         raise skip_error(folder, skip, f"the sequence has {count} images")
     stop = None if max_frames is None else skip + max(0, max_frames)
     # every frame the size of the first image, the one the header gives, also after a skip
-    size: tuple[int, ...] | None = read_image(images[0]).shape if skip else None
+    size: tuple[int, ...] | None = _first_readable(folder, images) if skip else None
     for index, path in enumerate(images[:stop]):
         if index < skip:
             continue
-        image = read_image(path)
+        try:
+            image = read_image(path)
+        except UnreadableImage as exc:  # a damaged frame: passed over, its number a gap
+            log.warning("%s; frame %d passed over", exc, index + 1)
+            continue
         if size is None:
             size = image.shape
         elif image.shape != size:
