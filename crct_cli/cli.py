@@ -1089,7 +1089,7 @@ def _track_lone_video(console: Any, job: Any, spec: Any, overwrite: bool) -> Non
         raise CrctError(f"{job.out_dir}: cannot create output folder ({exc.strerror})") from None
     worker = VideoWorker(spec)
     with (
-        sigterm_as_interrupt(),  # timeout, SLURM, docker stop: cleaned up as Ctrl-C is
+        sigterm_as_interrupt(final=True),  # timeout, SLURM, docker stop: as Ctrl-C
         exclusive_out(job.out_dir),
         frame_progress(console, job.source.name) as on_frame,
     ):

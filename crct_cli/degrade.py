@@ -135,9 +135,11 @@ def file_rng(seed: int, rel: PurePosixPath, noise_type: str, level: int) -> np.r
 
 
 def _is_video(path: Path) -> bool:
-    from crct_cli.io.video import is_video
+    """A video these commands read and write again under its own suffix (a camcorder's
+    ``.mts``, read by ``crct track``, is not written, so not taken here)."""
+    from crct_cli.io.video import is_writable_video
 
-    return bool(is_video(path))
+    return is_writable_video(path)
 
 
 def _inside(path: Path, folder: Path) -> bool:

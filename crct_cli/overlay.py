@@ -39,6 +39,7 @@ from crct_cli.io.video import (
     VideoWriter,
     count_packet_frames,
     is_video,
+    is_writable_video,
     iter_frames,
     probe_video,
 )
@@ -365,7 +366,7 @@ def draw_overlay(
             )
         out = run_dir / "draw.mp4"
     out = Path(out)
-    if not is_video(out):
+    if not is_writable_video(out):
         raise OptionError("out", "is the video to write (FILE.mp4)", where=str(out))
     if out.name == OVERLAY and any((out.resolve().parent / m).exists() for m in OUTPUT_MARKERS):
         raise OptionError(

@@ -271,6 +271,11 @@ def test_grey_sixteen_bit_and_alpha_pictures_are_read_as_rgb(tmp_path: Path) -> 
     assert (read_image(tmp_path / "lit.png")[3:] == got[3:]).all()
     cv2.imwrite(str(tmp_path / "float.tif"), np.full((30, 50), 0.5, np.float32))
     assert (read_image(tmp_path / "float.tif") == 128).all()  # a float TIFF's 0-1
+    cv2.imwrite(str(tmp_path / "float255.tif"), np.full((30, 50), 100.0, np.float32))
+    assert (read_image(tmp_path / "float255.tif") == 100).all()  # one holding 0-255
+    twelve = (grey.astype(np.uint16) * 20).astype(np.uint16)  # a 12-bit camera's, up to 3920
+    cv2.imwrite(str(tmp_path / "twelve.png"), twelve)
+    assert (read_image(tmp_path / "twelve.png")[..., 0] == np.round(twelve / 4095 * 255)).all()
     assert (read_image(tmp_path / "alpha.png") == (240, 120, 10)).all()
 
 

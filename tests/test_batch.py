@@ -812,6 +812,26 @@ def test_a_scheduler_s_sigterm_stops_one_video_as_ctrl_c_does(
     assert not [n for n in left if "partial" in n or n == LOCK_NAME], left
 
 
+@pytest.mark.parametrize("final", [False, True])
+def test_a_second_sigterm_waits_for_the_first_one_s_clean_up(final: bool) -> None:
+    """SIGTERM stops the block as Ctrl-C; a second one during the clean-up is not heard (it
+    printed a traceback); afterwards a library's caller has its own handler back, while the
+    command line, whose process is ending, stays deaf to it."""
+    from crct_cli.batch.runner import sigterm_as_interrupt
+
+    heard: list[int] = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: heard.append(signum))
+    try:
+        with pytest.raises(KeyboardInterrupt), sigterm_as_interrupt(final):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the signal arrives here
+        os.kill(os.getpid(), signal.SIGTERM)  # a second one, during the clean-up
+        time.sleep(0.1)
+        assert heard == ([] if final else [signal.SIGTERM])
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def test_a_ray_actor_hears_the_stop_though_it_was_started_deaf_to_ctrl_c() -> None:
     """A cluster started from a background job (``nohup ... &``) gives its actors SIGINT
     ignored, where the driver's stop (``interrupt_main``) would do nothing and the actor be
@@ -1139,11 +1159,12 @@ def test_a_folder_walk_takes_camcorder_phone_and_broadcast_files(tmp_path: Path)
     ``.ts`` only when it starts as an MPEG transport stream (188- or 192-byte packets)."""
     touch(tmp_path, "v/cam.MTS", "v/b.m2ts", "v/phone.3gp", "v/old.flv", "v/w.wmv", "v/code.ts")
     packet = bytes([0x47]) + bytes(187)
-    (tmp_path / "v" / "news.ts").write_bytes(packet * 3)
-    (tmp_path / "v" / "avchd.ts").write_bytes((bytes(4) + packet) * 3)
-    (tmp_path / "v" / "code.ts").write_text("export const x: number = 1;\n")
+    (tmp_path / "v" / "news.ts").write_bytes(packet * 5)
+    (tmp_path / "v" / "avchd.ts").write_bytes((bytes(4) + packet) * 5)
+    (tmp_path / "v" / "code.ts").write_text("export const x: number = 1;\n" * 100)
+    (tmp_path / "v" / "cut.ts").write_bytes(bytes(77) + packet * 5)  # begun mid-packet
     found = [j.output for j in discover([tmp_path / "v"], tmp_path / "out")]
-    assert found == ["avchd", "b", "cam", "news", "old", "phone", "w"]
+    assert found == ["avchd", "b", "cam", "cut", "news", "old", "phone", "w"]
 
 
 # -- the shipped networks ----------------------------------------------------------------------

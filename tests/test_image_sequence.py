@@ -177,6 +177,26 @@ def test_crct_track_on_a_folder_of_a_videos_frames_gives_the_videos_points(
     assert len(list((tmp_path / "s/annot").glob("*.pts"))) == 15
 
 
+def test_a_deep_sequence_reads_every_frame_as_its_first(tmp_path: Path) -> None:
+    """16-bit frames of a 12-bit camera read at the 12-bit range, and one frame's highlight
+    (a full 16-bit value) does not dim that frame: every frame is read as deep as the first."""
+    import cv2
+
+    seq = tmp_path / "seq"
+    seq.mkdir()
+    scene = np.tile(np.arange(100, 4000, 78, dtype=np.uint16), (40, 1))
+    for k in range(4):
+        frame = scene.copy()
+        if k == 2:
+            frame[:4, :4] = 65535
+        cv2.imwrite(str(seq / f"{k}.png"), frame)
+    frames = [f.image[..., 0] for f in iter_frames(seq)]
+    expected = np.round(scene / 4095 * 255)
+    for k, image in enumerate(frames):
+        assert (image[4:] == expected[4:]).all(), k
+    assert frames[2][:4, :4].min() == 255
+
+
 def test_a_bad_frame_fails_its_sequence_alone_a_damaged_one_is_passed_over(
     make_video: Callable[..., Path],
     tmp_path: Path,

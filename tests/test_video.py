@@ -627,7 +627,7 @@ def test_a_video_whose_picture_changes_size_keeps_the_size_it_began_with(
     square = frames[-1].image  # 16x16 scaled to 36x36, centred: black on both sides
     assert square[:, :10].max() < 20 and square[:, -10:].max() < 20 and square[18, 32, 0] > 180
     said = [r.getMessage() for r in caplog.records if "changes size" in r.getMessage()]
-    assert len(said) == 1 and "(32x18; the video began at 64x36)" in said[0]
+    assert len(said) == 1 and "(32x18 as stored; the video began at 64x36)" in said[0]
     later = list(iter_frames(joined, skip=len(frames) - 3))  # begun past the change
     assert {f.image.shape for f in later} == {(36, 64, 3)}
     assert fit_into(np.zeros((10, 20, 3), np.uint8), (40, 20)).shape == (20, 40, 3)
@@ -654,3 +654,43 @@ def test_an_overlay_keeps_a_variable_frame_rate_source_s_times(tmp_path: Path, c
     assert probe_video(tmp_path / "cfr.mp4").fps == pytest.approx(30000 / 1001, abs=1e-6)
     back = [f.time for f in iter_frames(tmp_path / "cfr.mp4")]
     np.testing.assert_allclose(back, np.arange(12) * 1001 / 30000, atol=1e-6)
+
+
+def test_a_phone_s_turned_video_read_from_a_later_frame_is_not_squeezed(
+    make_video, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A phone stores portrait video as landscape frames with a display matrix: read from a
+    later frame, every frame is turned as from the start, its own size (the size the header
+    gives, compared before turning), with no warning of a size change."""
+    clip = make_video("phone.mp4", n_frames=8, width=96, height=64, rotation=90)
+    whole = list(iter_frames(clip))
+    with caplog.at_level("WARNING", logger="crct_cli"):
+        later = list(iter_frames(clip, skip=3))
+    assert {f.image.shape for f in whole} == {f.image.shape for f in later} == {(96, 64, 3)}
+    assert all((a.image == b.image).all() for a, b in zip(whole[3:], later, strict=True))
+    assert not [r for r in caplog.records if "changes size" in r.getMessage()]
+
+
+def test_avi_and_mpeg_overlays_keep_one_tick_a_frame_and_videos_start_at_zero(
+    tmp_path: Path,
+) -> None:
+    """AVI and MPEG program streams take their rate from the time base: there every frame is
+    one tick (a millisecond's would read as 1000 fps, with empty frames between); a video
+    written without times starts at 0; a frame lost between timed ones is held at its share
+    of the time between (not pushed past the next)."""
+    picture = np.zeros((48, 64, 3), np.uint8)
+    for name in ("o.avi", "o.mpg", "o.mp4"):
+        with VideoWriter(tmp_path / name, 25, 64, 48) as writer:
+            for k in range(10):
+                writer.write(picture, k, k / 25 + (0.01 if k % 2 else 0.0))
+        if name != "o.mp4":  # one tick a frame: the rate as given, whatever the times
+            assert probe_video(tmp_path / name).fps == pytest.approx(25.0), name
+        times = [f.time for f in iter_frames(tmp_path / name)]
+        assert len(times) == 10, name
+        if name != "o.avi":  # (AVI has no times of its own: H.264's read as they come)
+            assert times[0] == pytest.approx(0.0, abs=1e-3), name
+    with VideoWriter(tmp_path / "gap.mp4", 25, 64, 48) as writer:
+        for k, time in ((0, 0.0), (1, 0.04), (4, 0.1), (5, 0.14)):  # 2 and 3 lost
+            writer.write(picture, k, time)
+    times = [f.time for f in iter_frames(tmp_path / "gap.mp4")]
+    np.testing.assert_allclose(times, [0.0, 0.04, 0.06, 0.08, 0.1, 0.14], atol=1e-3)

@@ -181,20 +181,26 @@ def run_batch(
 
 
 @contextlib.contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """A scheduler's SIGTERM stops the run like Ctrl-C: workers stopped, summary written."""
+def sigterm_as_interrupt(final: bool = False) -> Iterator[None]:
+    """A scheduler's SIGTERM stops the run like Ctrl-C: workers stopped, summary written.
+
+    A second SIGTERM is not heard while the first one's clean-up runs; ``final`` (the command
+    line, whose process ends with the run) leaves it unheard after the block too, where a
+    library's caller gets its own handler back."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def interrupt(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second one waits for the clean-up
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, interrupt)
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if not (final and signal.getsignal(signal.SIGTERM) == signal.SIG_IGN):
+            signal.signal(signal.SIGTERM, previous)
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,20 @@ IMAGE_SUFFIXES = (
 MAX_IMAGE_PIXELS = 100_000_000
 
 
+def _white(image: np.ndarray) -> float:
+    """The value that reads as white in a picture deeper than 8 bits: the top of the bit depth
+    its values fit (a lab camera's 10, 12 or 14 bits stored in 16; 16), so every frame of a
+    sequence is read alike (not each by its own brightest pixel, which made one highlight dim
+    the whole frame); a float picture's 1.0, or 255 where its values run past 1."""
+    top = float(image.max()) if image.size else 0.0
+    if np.issubdtype(image.dtype, np.floating):
+        return 1.0 if top <= 1.0 else (255.0 if top <= 255.0 else top)
+    for bits in (10, 12, 14, 16):
+        if top < 2**bits:
+            return float(2**bits - 1)
+    return max(1.0, top)  # 32-bit integers: their own largest value
+
+
 class UnreadableImage(CrctError):
     """An image file that cannot be read or decoded (damaged, cut short, not an image): a photo
     fails alone, a frame of an image sequence is passed over (:mod:`crct_cli.io.sequence`)."""
@@ -33,21 +47,31 @@ def is_image(path: str | os.PathLike[str]) -> bool:
     return Path(path).suffix.lower() in IMAGE_SUFFIXES
 
 
-def read_image(path: str | os.PathLike[str]) -> np.ndarray:
+def read_image(path: str | os.PathLike[str], white: float | None = None) -> np.ndarray:
     """Read an image as (H, W, 3) RGB uint8, upright as a viewer shows it; grayscale and RGBA
-    inputs are converted, 16-bit ones scaled.
+    inputs are converted, deeper ones scaled (``white``: the value read as white, by default
+    the top of the bit depth the picture's values fit, :func:`read_deep_image`).
 
     A phone's JPEG often stores the picture sideways with an EXIF orientation tag; it is turned
     as the tag says (as the display matrix of a phone's video is), so its points are where a
     viewer sees the face. Files without the tag (300-W's, every ground truth here) are read as
     they are stored."""
+    return read_deep_image(path, white)[0]
+
+
+def read_deep_image(
+    path: str | os.PathLike[str], white: float | None = None
+) -> tuple[np.ndarray, float | None]:
+    """:func:`read_image`, and the value read as white where the picture is deeper than 8 bits
+    (None for 8 bits): an image sequence reads every frame with its first frame's, so that one
+    frame's highlight does not change how bright the others are."""
     path = Path(path)
     if path.is_dir():
         raise CrctError(f"{path}: a folder, not an image (crct align takes folders)")
     if not path.is_file():
         raise CrctError(f"{path}: no such image file")
     if path.suffix.lower() in HEIF_SUFFIXES:
-        return _read_heif(path)
+        return _read_heif(path), None
     _check_pixels(path)
     try:
         data = np.fromfile(str(path), dtype=np.uint8)
@@ -59,17 +83,15 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
     image = cv2.imdecode(data, flags) if data.size else None
     if image is None:
         raise UnreadableImage(f"{path}: not a readable image (corrupt or unsupported format)")
-    if image.dtype == np.uint16:  # the depth's own range, as viewers show it: every frame of
-        image = cv2.convertScaleAbs(image, alpha=255.0 / 65535.0)  # a sequence alike
-    elif np.issubdtype(image.dtype, np.floating):  # a float TIFF's 0-1 is black to white
-        image = cv2.convertScaleAbs(np.clip(image, 0.0, 1.0), alpha=255.0)
-    elif image.dtype != np.uint8:  # another depth: its own largest value is white
-        image = cv2.convertScaleAbs(image, alpha=255.0 / max(1.0, float(image.max())))
+    top = None
+    if image.dtype != np.uint8:
+        top = white if white is not None else _white(image)
+        image = cv2.convertScaleAbs(image, alpha=255.0 / top)
     if image.ndim == 2:
-        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB), top
     if image.shape[2] == 4:
-        return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB), top
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB), top
 
 
 @functools.cache

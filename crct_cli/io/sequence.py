@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from crct_cli.errors import CrctError, OptionError, option_error
-from crct_cli.io.images import UnreadableImage, is_image, read_image
+from crct_cli.io.images import UnreadableImage, is_image, read_deep_image, read_image
 
 if TYPE_CHECKING:  # PyAV stays unloaded until a video is read (``import crct_cli`` is light)
     from crct_cli.io.video import Frame, VideoInfo
@@ -128,13 +128,14 @@ def iter_sequence(
         count = len(images)
         raise skip_error(folder, skip, f"the sequence has {count} images")
     stop = None if max_frames is None else skip + max(0, max_frames)
+    white: float | None = None  # the value read as white, from the first frame read
     # every frame the size of the first image, the one the header gives, also after a skip
     size: tuple[int, ...] | None = _first_readable(folder, images) if skip else None
     for index, path in enumerate(images[:stop]):
         if index < skip:
             continue
-        try:
-            image = read_image(path)
+        try:  # every frame as deep as the first read (a 12-bit camera's frames alike)
+            image, white = read_deep_image(path, white)
         except UnreadableImage as exc:  # a damaged frame: passed over, its number a gap
             log.warning("%s; frame %d passed over", exc, index + 1)
             continue

@@ -85,19 +85,29 @@ def is_video(path: str | os.PathLike[str]) -> bool:
     return suffix in VIDEO_SUFFIXES or suffix in READ_ONLY_SUFFIXES
 
 
+def is_writable_video(path: str | os.PathLike[str]) -> bool:
+    """True when crct writes videos of this suffix (:data:`VIDEO_SUFFIXES`): where an output
+    keeps its input's suffix (``crct degrade``, ``crct denoise``) or is named (``crct draw``)."""
+    return Path(path).suffix.lower() in VIDEO_SUFFIXES
+
+
 def is_transport_stream(path: str | os.PathLike[str]) -> bool:
-    """Whether a file starts as an MPEG transport stream: the sync byte 0x47 at the start of
-    two packets of 188 bytes, or of 192 (AVCHD's, a 4-byte time code first). Tells a ``.ts``
-    video from a TypeScript source of the same suffix."""
+    """Whether a file reads as an MPEG transport stream: the sync byte 0x47 every 188 bytes (or
+    192: AVCHD's, a time code before each packet) for four packets in a row, from any of the
+    first bytes (a capture cut mid-packet). Tells a ``.ts`` video from a TypeScript source of
+    the same suffix, whose text has no such rhythm."""
     try:
         with open(path, "rb") as file:
-            head = file.read(2 * 192)
+            head = file.read(5 * 192)
     except OSError:
         return True  # unreadable: kept, so that it fails alone and says why
-    return any(
-        len(head) >= size + skip + 1 and head[skip] == 0x47 and head[size + skip] == 0x47
-        for size, skip in ((188, 0), (192, 4))
-    )
+    for size in (188, 192):
+        for start in range(size):
+            if len(head) < start + 3 * size + 1:
+                break
+            if all(head[start + k * size] == 0x47 for k in range(4)):
+                return True
+    return False
 
 
 @dataclass(frozen=True)
@@ -233,11 +243,6 @@ def apply_rotation(image: np.ndarray, rotation: int) -> np.ndarray:
     if k == 0:
         return image
     return np.ascontiguousarray(np.rot90(image, k))
-
-
-def _to_rgb(frame: VideoFrame, rotation: int) -> np.ndarray:
-    image = frame.to_ndarray(format="rgb24")
-    return apply_rotation(image, rotation)
 
 
 def probe_video(path: str | os.PathLike[str], fps: float | None = None) -> VideoInfo:
@@ -619,25 +624,26 @@ def iter_frames(
                 time = float((frame.pts - start) * time_base)
             else:
                 time = index / rate
-            image = _to_rgb(frame, rotation)
-            height, width = image.shape[:2]
+            # sizes compared as decoded, before any turn: the turn (a display matrix, per
+            # frame) applies to every frame alike
+            image = frame.to_ndarray(format="rgb24")
+            decoded = (frame.width, frame.height)
             if size is None:
-                size = (width, height)
-            elif (width, height) != size:
+                size = decoded
+            elif decoded != size:
                 if not resized:
                     resized = True
                     log.warning(
-                        "%s: the picture changes size at frame %d (%dx%d; the video began at "
-                        "%dx%d): frames of another size are scaled into %dx%d, their points "
-                        "given there",
+                        "%s: the picture changes size at frame %d (%dx%d as stored; the video "
+                        "began at %dx%d): frames of another size are scaled into the first "
+                        "size, their points given there",
                         path,
                         index + 1,
-                        width,
-                        height,
-                        *size,
+                        *decoded,
                         *size,
                     )
                 image = fit_into(image, size)
+            image = apply_rotation(image, rotation)
             yield Frame(index=index, time=time, image=image)
             if max_frames is not None and index + 1 >= skip + max_frames:
                 return
@@ -646,18 +652,17 @@ def iter_frames(
 
 
 def _header_size(path: Path) -> tuple[int, int] | None:
-    """(width, height) of a video's first pictures as its header gives them (turned as its
-    rotation tag says), read without decoding; None where the header has none."""
+    """(width, height) of a video's first pictures as stored (before any turn), as its header
+    gives them, read without decoding; None where the header has none."""
     container = _open_input(path)
     try:
         stream = _video_stream(container, path)
         width, height = stream.width, stream.height
-        turned = _metadata_rotation(stream) in (90, 270)
     finally:
         container.close()
     if not width or not height:
         return None
-    return (height, width) if turned else (width, height)
+    return (width, height)
 
 
 def fit_into(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -734,6 +739,10 @@ def prefetch_frames(frames: Iterator[Frame], depth: int = 4) -> Iterator[Frame]:
 
 # --------------------------------------------------------------------------------------------
 # Writing
+
+
+#: Containers whose time base is the frame rate: frames are written one a tick.
+_UNTIMED_SUFFIXES = frozenset({".avi", ".mpg", ".mpeg"})
 
 
 def _ticks_per_frame(rate: Fraction, codec: str) -> int:
@@ -850,8 +859,12 @@ class VideoWriter:
         self.n_written = 0
         self._last: tuple[int, VideoFrame] | None = None  # write()'s last index and frame
         self._ticks = 1  # ticks of the time base a frame (set by _add_stream)
-        self._pts = -self._ticks  # the last frame's tick
+        self._pts = -1  # the last frame's tick (set by _add_stream)
         self._first_time: float | None = None  # the first frame's time, when given
+        self._last_time: float | None = None  # the last frame's, when given
+        #: frames placed at their times: not in AVI and MPEG program streams, whose time base
+        #: is the frame rate itself (every frame one tick; a finer one reads as the rate)
+        self.timed = self.path.suffix.lower() not in _UNTIMED_SUFFIXES
         self._closed = False
         folder = self.path.parent
         if not folder.exists():
@@ -860,7 +873,7 @@ class VideoWriter:
             raise CrctError(f"{self.path}: cannot write, {folder} is not a folder")
         if not os.access(folder, os.W_OK):
             raise CrctError(f"{self.path}: cannot write, folder {folder} is not writable")
-        if self.path.suffix.lower() not in VIDEO_SUFFIXES:
+        if not is_writable_video(self.path):
             raise CrctError(
                 f"{self.path}: unknown video suffix (use one of {', '.join(VIDEO_SUFFIXES)})"
             )
@@ -894,7 +907,8 @@ class VideoWriter:
             stream.width = self.out_width
             stream.height = self.out_height
             stream.pix_fmt = "yuv420p"
-            self._ticks = _ticks_per_frame(self.rate, name)
+            self._ticks = _ticks_per_frame(self.rate, name) if self.timed else 1
+            self._pts = -self._ticks  # the first frame at 0
             stream.time_base = 1 / (self.rate * self._ticks)
             stream.codec_context.time_base = stream.time_base  # the encoder's ticks the same
             stream.thread_type = "AUTO"
@@ -934,13 +948,23 @@ class VideoWriter:
         # from_ndarray copies the pixels: the caller may reuse its buffer, and the frame held
         # for a gap is this one, encoded again (no second conversion, no copy of our own)
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+        if not self.timed:
+            time = None
         if index is not None:
             if self._last is not None:
                 last_index, last = self._last
-                for _ in range(index - last_index - 1):
-                    self._encode(last)
+                missing = index - last_index - 1
+                for k in range(missing):  # each at its share of the time between, if known
+                    between = None
+                    if time is not None and self._last_time is not None:
+                        between = self._last_time + (time - self._last_time) * (k + 1) / (
+                            missing + 1
+                        )
+                    self._encode(last, between)
             self._last = (int(index), frame)
         self._encode(frame, time)
+        if time is not None:
+            self._last_time = time
 
     def _encode(self, frame: VideoFrame, time: float | None = None) -> None:
         """Encode at the next tick, or at ``time``'s when that is later (never earlier: each
