@@ -82,6 +82,13 @@ def crct(*args: object) -> Any:
     return CliRunner().invoke(app, [str(a) for a in args])
 
 
+def env_with_tests() -> dict[str, str]:
+    """This process's environment with the tests' folder importable (for child processes that
+    import these fakes)."""
+    tests = str(Path(__file__).resolve().parent)
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([tests, os.environ.get("PYTHONPATH", "")])}
+
+
 def touch(root: Path, *names: str) -> None:
     for name in names:
         (root / name).parent.mkdir(parents=True, exist_ok=True)
@@ -791,8 +798,7 @@ def test_a_scheduler_s_sigterm_stops_one_video_as_ctrl_c_does(
         "sys.argv = ['crct', 'track', sys.argv[1], '--out', sys.argv[2], '--overlay']\n"
         "app()\n"
     )
-    tests = str(Path(__file__).resolve().parent)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([tests, os.environ.get("PYTHONPATH", "")])}
+    env = env_with_tests()
     child = subprocess.Popen(
         [sys.executable, "-c", script, str(clip), str(out)],
         stderr=subprocess.PIPE,
@@ -852,8 +858,7 @@ def test_a_ray_actor_hears_the_stop_though_it_was_started_deaf_to_ctrl_c() -> No
         "except KeyboardInterrupt:\n"
         "    print('interrupted')\n"
     )
-    tests = str(Path(__file__).resolve().parent)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([tests, os.environ.get("PYTHONPATH", "")])}
+    env = env_with_tests()
     done = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120
     )
