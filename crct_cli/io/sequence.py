@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from crct_cli.errors import CrctError, OptionError, option_error
-from crct_cli.io.images import UnreadableImage, is_image, read_deep_image, read_image
+from crct_cli.io.images import UnreadableImage, is_image, read_deep_image
 
 if TYPE_CHECKING:  # PyAV stays unloaded until a video is read (``import crct_cli`` is light)
     from crct_cli.io.video import Frame, VideoInfo
@@ -82,13 +82,15 @@ def _images_or_error(folder: Path) -> list[Path]:
     return images
 
 
-def _first_readable(folder: Path, images: list[Path]) -> tuple[int, ...]:
-    """The shape of the first image that can be read: the sequence's size."""
+def _first_readable(folder: Path, images: list[Path]) -> tuple[tuple[int, ...], float | None]:
+    """The shape of the first image that can be read (the sequence's size) and the value read
+    as white in it (how deep every frame is read)."""
     for path in images:
         try:
-            return read_image(path).shape
+            image, white = read_deep_image(path)
         except UnreadableImage:
             continue
+        return image.shape, white
     raise CrctError(f"{folder}: none of its {len(images)} images can be read (corrupt?)")
 
 
@@ -99,7 +101,7 @@ def probe_sequence(folder: str | os.PathLike[str], fps: float | None = None) -> 
     folder = Path(folder)
     fps = _rate(fps)
     images = _images_or_error(folder)
-    height, width = _first_readable(folder, images)[:2]
+    height, width = _first_readable(folder, images)[0][:2]
     return VideoInfo(
         path=folder,
         width=int(width),
@@ -128,13 +130,16 @@ def iter_sequence(
         count = len(images)
         raise skip_error(folder, skip, f"the sequence has {count} images")
     stop = None if max_frames is None else skip + max(0, max_frames)
-    white: float | None = None  # the value read as white, from the first frame read
-    # every frame the size of the first image, the one the header gives, also after a skip
-    size: tuple[int, ...] | None = _first_readable(folder, images) if skip else None
+    # every frame the size of the first image, the one the header gives, also after a skip,
+    # and as deep (the value read as white: a 12-bit camera's frames alike)
+    size: tuple[int, ...] | None = None
+    white: float | None = None
+    if skip:
+        size, white = _first_readable(folder, images)
     for index, path in enumerate(images[:stop]):
         if index < skip:
             continue
-        try:  # every frame as deep as the first read (a 12-bit camera's frames alike)
+        try:
             image, white = read_deep_image(path, white)
         except UnreadableImage as exc:  # a damaged frame: passed over, its number a gap
             log.warning("%s; frame %d passed over", exc, index + 1)

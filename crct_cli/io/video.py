@@ -930,7 +930,7 @@ class VideoWriter:
         failed to decode), the last picture is written again for each, so the video keeps the
         source's timing and its frame ``k`` stays the source's frame ``k``. ``time``: the
         source frame's time in seconds; the frame is shown at it (counted from the first
-        frame's, to the nearest tick of the rate), so the overlay of a variable-frame-rate
+        frame.s, to the nearest tick: about a millisecond), so the overlay of a variable-frame-rate
         video (a phone's, a screen recording) plays in step with its source."""
         if self._closed:
             raise ValueError("write() on a closed VideoWriter")
