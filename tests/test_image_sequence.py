@@ -17,6 +17,7 @@ from test_batch import crct, fakes, touch  # noqa: F401  (fakes: a fixture)
 
 from crct_cli.batch.discover import discover
 from crct_cli.batch.resume import input_stamp
+from crct_cli.batch.summary import read_summary
 from crct_cli.errors import CrctError
 from crct_cli.io.images import MAX_IMAGE_PIXELS, read_image, write_image
 from crct_cli.io.landmarks import read_pts
@@ -214,9 +215,21 @@ def test_a_bad_frame_fails_its_sequence_alone_a_damaged_one_is_passed_over(
     assert "Traceback" not in result.output
     assert len(list((tmp_path / "out/good/annot").glob("*.pts"))) == 6
     assert not (tmp_path / "out/bad/track.json").exists()
-    # a damaged frame: its number a gap, the frames after it theirs (the worker's warning
-    # line goes to the process's own stderr)
-    assert read_track_json(tmp_path / "out/damaged/track.json").summary["status"] == "ok"
+    # a damaged frame: its number a gap, the frames after it theirs; the warning (the worker's
+    # line goes to the process's own stderr) kept in track.json and summary.csv, also when a
+    # second run keeps the outputs
+    summary = read_track_json(tmp_path / "out/damaged/track.json").summary
+    assert summary["status"] == "ok" and len(summary["warnings"]) == 1
+    assert "frame4.png: not a readable image" in summary["warnings"][0]
+    assert read_track_json(tmp_path / "out/good/track.json").summary["warnings"] == []
+    for run in range(2):
+        if run:
+            again = crct("track", tmp_path / "in", "--out", tmp_path / "out", "--workers", "1")
+            assert again.exit_code == 2
+        rows = {r["output"]: r for r in read_summary(tmp_path / "out/summary.csv")}
+        assert rows["damaged"]["warnings"].endswith("frame 5 passed over"), run
+        assert rows["good"]["warnings"] == ""
+        assert rows["damaged"]["skipped"] == ("yes" if run else "")
     names = sorted(p.name for p in (tmp_path / "out/damaged/annot").glob("*.pts"))
     assert names == [f"{k:06d}.pts" for k in (1, 2, 3, 4, 6)]
 

@@ -95,6 +95,7 @@ class Done:
     missing_frames: int = 0  #: frames the file's header promised that never decoded
     rotate: int = 0  #: the clockwise quarter turn the frames were read in
     cuts: int = 0  #: frames that start a new shot
+    warnings: tuple[str, ...] = ()  #: what the reader warned of (a damaged frame passed over)
 
 
 def input_stamp(video: Path) -> dict[str, int]:
@@ -153,6 +154,7 @@ def check_done(
             int(result.get("missing_frames", 0)),  # markers before session 50 have neither
             int(result.get("rotate", 0)),
             int(result.get("cuts", 0)),  # markers before session 53 have none
+            tuple(str(w) for w in result.get("warnings", ())),  # nor before session 54
         )
     except (KeyError, TypeError, ValueError, AttributeError):
         return NEW
@@ -345,6 +347,7 @@ def mark_done(
             "missing_frames": result.missing_frames,
             "rotate": result.rotate,
             "cuts": result.cuts,
+            "warnings": list(result.warnings),
         },
     }
     write_text_atomic(job.out_dir / MARKER, json.dumps(marker, indent=1, default=str) + "\n")

@@ -92,6 +92,7 @@ def plan_batch(
                 missing_frames=done.missing_frames,
                 rotate=done.rotate,
                 cuts=done.cuts,
+                warnings=list(done.warnings),
             )
         else:
             results[job.output] = VideoResult(job.label, job.output)

@@ -6,8 +6,10 @@ run did not reach), ``frames``, ``faces`` (distinct face ids), ``seconds`` (trac
 ``skipped`` (``yes`` when complete outputs of an earlier run were kept), ``error`` (the
 one-line reason of a failed video), ``missing_frames`` (frames the file's header promised
 that never decoded: a file cut short; empty when none) and ``rotate`` (the clockwise quarter
-turn its frames were read in, ``--rotate`` or the one ``auto`` chose; empty when none) and
-``cuts`` (the shot cuts found, ``--shot-cuts``; empty when none).
+turn its frames were read in, ``--rotate`` or the one ``auto`` chose; empty when none),
+``cuts`` (the shot cuts found, ``--shot-cuts``; empty when none) and ``warnings`` (what the
+reader warned of while reading it, `` | `` between them: a damaged frame passed over, a change
+of picture size; empty when none).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from crct_cli.io.atomic import write_text_atomic
@@ -32,6 +34,7 @@ COLUMNS: tuple[str, ...] = (
     "missing_frames",
     "rotate",
     "cuts",
+    "warnings",
 )
 STATUSES: tuple[str, ...] = ("ok", "no_face", "failed", "pending")
 SUMMARY_NAME = "summary.csv"
@@ -53,6 +56,8 @@ class VideoResult:
     missing_frames: int = 0  #: frames the file's header promised that never decoded
     rotate: int = 0  #: the clockwise quarter turn the frames were read in (--rotate)
     cuts: int = 0  #: frames that start a new shot (--shot-cuts)
+    #: what the reader warned of while reading it (a damaged frame passed over)
+    warnings: list[str] = field(default_factory=list)
 
     def row(self) -> dict[str, str]:
         return {
@@ -67,6 +72,7 @@ class VideoResult:
             "missing_frames": str(self.missing_frames) if self.missing_frames else "",
             "rotate": str(self.rotate) if self.rotate else "",
             "cuts": str(self.cuts) if self.cuts else "",
+            "warnings": " | ".join(" ".join(w.split()) for w in self.warnings),
         }
 
 

@@ -248,6 +248,7 @@ class VideoWorker:
                 summary.missing_frames,
                 summary.rotate,
                 summary.cuts,
+                tuple(summary.warnings),
             )
             mark_done(job, stamp, self.spec.settings, done, self.spec.crops, self.spec.pts)
             self.last_summary = summary
@@ -264,6 +265,7 @@ class VideoWorker:
             result.face_frames = done.face_frames
             result.missing_frames, result.rotate = done.missing_frames, done.rotate
             result.cuts = done.cuts
+            result.warnings = list(done.warnings)
         forget_failed(job, made)  # failed in a folder made for it: none is left
         if named is not None and result.error:
             result.error = result.error.replace(str(job.source), named.label).replace(

@@ -18,11 +18,13 @@ is a result (status ``no_face``): every frame lost, an empty ``annot/``.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import shutil
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +63,9 @@ class TrackSummary:
     missing_frames: int = 0
     rotate: int = 0  #: the clockwise quarter turn the frames were read in (--rotate)
     cuts: int = 0  #: frames that start a new shot (--shot-cuts)
+    #: what the reader warned of while reading this video (a damaged frame passed over, a
+    #: change of picture size), so that a batch's summary keeps it beside the video
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def fps(self) -> float:
@@ -70,6 +75,37 @@ class TrackSummary:
     def status(self) -> str:
         """``ok``, or ``no_face`` when no frame had a face."""
         return "ok" if self.face_frames else "no_face"
+
+
+#: Warnings a video's record keeps at most (a file damaged throughout says so in the first).
+MAX_WARNINGS = 20
+
+
+class _Warnings(logging.Handler):
+    """The warnings crct logs about one video while it is read (those naming its path: a
+    decoding thread's too, another video's not)."""
+
+    def __init__(self, video: Path) -> None:
+        super().__init__(logging.WARNING)
+        self.video = str(video)
+        self.said: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = " ".join(record.getMessage().split())
+        if self.video in text and len(self.said) < MAX_WARNINGS and text not in self.said:
+            self.said.append(text)
+
+
+@contextlib.contextmanager
+def _warnings_of(video: Path) -> Iterator[list[str]]:
+    """Collect what crct warns of about ``video`` inside the block."""
+    handler = _Warnings(video)
+    logger = logging.getLogger("crct_cli")
+    logger.addHandler(handler)
+    try:
+        yield handler.said
+    finally:
+        logger.removeHandler(handler)
 
 
 class _PtsFolders:
@@ -255,7 +291,10 @@ def track_video(
     focal = None if poser is None else poser.focal  # the overlay draws poses as fitted
     t0 = time.perf_counter()
     try:
-        with TrackJsonWriter(out_dir / "track.json", header, SCHEMA_FACES) as track_json:
+        with (
+            _warnings_of(video) as warned,
+            TrackJsonWriter(out_dir / "track.json", header, SCHEMA_FACES) as track_json,
+        ):
             csv = LandmarksCsvWriter(
                 out_dir / "landmarks.csv", pose=poser is not None, style=csv_style
             )
@@ -312,6 +351,7 @@ def track_video(
                 missing,
                 angle,
                 cuts,
+                list(warned),
             )
             if writer is not None:
                 writer.close()
