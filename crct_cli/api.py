@@ -1034,6 +1034,10 @@ class _ResultCallback:
         if self.display is not None:
             self.display.frame(slot, done, total)
 
+    def warned(self, slot: int, line: str) -> None:
+        if self.display is not None:
+            self.display.warned(slot, line)
+
     def finished(self, slot: int, job: Any, result: VideoResult) -> None:
         if self.display is not None:
             self.display.finished(slot, job, result)

@@ -16,25 +16,41 @@ class CrctError(Exception):
 
 
 class _WarningLine(logging.Handler):
-    """A log record of crct's as one line, ``crct: warning: ...``, like the command's own."""
+    """A log record of crct's as one line, ``crct: warning: ...``, like the command's own;
+    written to stderr, or handed to ``say``."""
+
+    def __init__(self, say: Callable[[str], None] | None = None) -> None:
+        super().__init__(logging.WARNING)
+        self.say = say
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
             text = " ".join(record.getMessage().split())
-            sys.stderr.write(f"crct: {record.levelname.lower()}: {text}\n")
-            sys.stderr.flush()
+            line = f"crct: {record.levelname.lower()}: {text}"
+            if self.say is not None:
+                self.say(line)
+            else:
+                sys.stderr.write(line + "\n")
+                sys.stderr.flush()
         except Exception:  # a closed stderr: nothing to say it on
             self.handleError(record)
 
 
-def warnings_as_lines() -> None:
+def warnings_as_lines(say: Callable[[str], None] | None = None) -> None:
     """Say crct's logged warnings (a corrupt packet skipped, a file cut short) as the command
     line says its others: ``crct: warning: ...`` on stderr. For the command line and its
-    worker processes; the Python API leaves logging to its caller, as libraries do."""
+    worker processes; the Python API leaves logging to its caller, as libraries do.
+
+    ``say``: where each line goes instead. A worker process hands its lines to the process
+    that draws the progress bars, which prints them above the bars: written to the terminal
+    from another process, they would land inside a bar being redrawn."""
     logger = logging.getLogger("crct_cli")
-    if not any(isinstance(h, _WarningLine) for h in logger.handlers):
-        logger.addHandler(_WarningLine(logging.WARNING))
-        logger.propagate = False
+    for handler in logger.handlers:
+        if isinstance(handler, _WarningLine):
+            handler.say = say
+            return
+    logger.addHandler(_WarningLine(say))
+    logger.propagate = False
 
 
 #: Python keywords whose ``crct`` flag is not ``--`` + the keyword with ``_`` as ``-``: none

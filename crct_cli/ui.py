@@ -161,6 +161,9 @@ class BatchProgress:
             rate = f"{done / elapsed:.1f} fps" if elapsed > 0 else ""
             self.progress.update(task, completed=done, total=total, rate=rate)
 
+    def warned(self, slot: int, line: str) -> None:
+        self.say(line)
+
     def finished(self, slot: int, job: VideoJob, result: VideoResult) -> None:
         self.finished_count += 1
         self.progress.advance(self.overall)

@@ -717,6 +717,8 @@ class _InterruptAfterFirst:
 
     def frame(self, slot: int, done: int, total: int | None) -> None: ...
 
+    def warned(self, slot: int, line: str) -> None: ...
+
     def finished(self, slot: int, job: VideoJob, result: VideoResult) -> None:
         self.done.append(result)
         raise KeyboardInterrupt

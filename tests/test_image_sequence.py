@@ -215,9 +215,12 @@ def test_a_bad_frame_fails_its_sequence_alone_a_damaged_one_is_passed_over(
     assert "Traceback" not in result.output
     assert len(list((tmp_path / "out/good/annot").glob("*.pts"))) == 6
     assert not (tmp_path / "out/bad/track.json").exists()
-    # a damaged frame: its number a gap, the frames after it theirs; the warning (the worker's
-    # line goes to the process's own stderr) kept in track.json and summary.csv, also when a
-    # second run keeps the outputs
+    # a damaged frame: its number a gap, the frames after it theirs; the worker's warning
+    # printed by the command (above its bars, not into them from the worker's stderr), and
+    # kept in track.json and summary.csv, also when a second run keeps the outputs
+    warned = [line for line in result.stderr.splitlines() if "damaged/frame4.png" in line]
+    assert len(warned) == 1 and warned[0].startswith("crct: warning: "), result.stderr
+    assert warned[0].endswith("(corrupt or unsupported format); frame 5 passed over")
     summary = read_track_json(tmp_path / "out/damaged/track.json").summary
     assert summary["status"] == "ok" and len(summary["warnings"]) == 1
     assert "frame4.png: not a readable image" in summary["warnings"][0]

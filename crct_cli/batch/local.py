@@ -10,9 +10,11 @@ started with ``spawn``: no state of the parent (threads, a loaded library) is co
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import os
 import signal
+import threading
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -45,12 +47,22 @@ def _worker_main(conn: Connection, spec: WorkerSpec) -> None:
     """A worker process: load once, then track each video the supervisor sends."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the supervisor's to handle
     signal.signal(signal.SIGTERM, _stop_now)  # the supervisor's stop: clean up, then exit
+    lock = threading.Lock()  # a decoding thread's warning and a frame count at once
+
+    def send(*message: Any) -> None:
+        with lock:
+            conn.send(message)
+
+    def say(line: str) -> None:
+        with contextlib.suppress(OSError, ValueError):  # the supervisor is gone
+            send("warning", line)
+
     try:
-        worker = VideoWorker(spec)
+        worker = VideoWorker(spec, say)
     except BaseException as exc:
-        conn.send(("init_failed", error_line(exc, spec.flags)))
+        send("init_failed", error_line(exc, spec.flags))
         return
-    conn.send(("ready", os.getpid()))
+    send("ready", os.getpid())
     while True:
         try:
             job = conn.recv()
@@ -65,9 +77,9 @@ def _worker_main(conn: Connection, spec: WorkerSpec) -> None:
             now = time.monotonic()
             if now - last >= FRAME_REPORT_S or done == total:
                 last = now
-                conn.send(("frame", done, total))
+                send("frame", done, total)
 
-        conn.send(("result", worker.run(job, on_frame)))
+        send("result", worker.run(job, on_frame))
 
 
 def _stop_now(signum: int, frame: Any) -> None:
@@ -139,6 +151,8 @@ class LocalEngine:
                         hand_out(worker)
                     elif kind == "init_failed":
                         raise CrctError(payload[0])
+                    elif kind == "warning":
+                        listener.warned(worker.slot, payload[0])
                     elif kind == "frame" and worker.job is not None:
                         listener.frame(worker.slot, payload[0], payload[1])
                     elif kind == "result" and worker.job is not None:

@@ -279,6 +279,9 @@ class RayEngine:
                     reason = " ".join(str(exc).split())[:300]
                     error = f"{job.label}: the Ray worker died while tracking it ({reason})"
                     result = VideoResult(job.label, job.output, "failed", error=error)
+                if self.spec.flags:  # the workers' own stderr stays on their nodes
+                    for warning in result.warnings:
+                        listener.warned(slot, f"crct: warning: {warning}")
                 listener.finished(slot, job, result)
                 hand_out(slot)
         finally:

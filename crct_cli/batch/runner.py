@@ -145,6 +145,9 @@ class _Recorder:
     def frame(self, slot: int, done: int, total: int | None) -> None:
         self.display.frame(slot, done, total)
 
+    def warned(self, slot: int, line: str) -> None:
+        self.display.warned(slot, line)
+
     def finished(self, slot: int, job: VideoJob, result: VideoResult) -> None:
         self.plan.results[job.output] = result
         self.display.finished(slot, job, result)

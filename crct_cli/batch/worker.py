@@ -184,13 +184,15 @@ def limit_threads(threads: int) -> None:
 class VideoWorker:
     """A loaded :class:`~crct_cli.api.Tracker` that turns :class:`VideoJob` into results."""
 
-    def __init__(self, spec: WorkerSpec) -> None:
+    def __init__(self, spec: WorkerSpec, say: Callable[[str], None] | None = None) -> None:
+        """``say``: where the command line's worker hands its warning lines (default: its
+        stderr); see :func:`~crct_cli.errors.warnings_as_lines`."""
         from crct_cli.api import Tracker
         from crct_cli.runtime.backend import share_threads
 
         share_threads()  # a worker process is crct's alone
         if spec.flags:  # the command line's worker: its warnings read as the command's
-            warnings_as_lines()
+            warnings_as_lines(say)
         limit_threads(spec.threads)
         self.spec = spec
         self.last_summary: Any = None  # the TrackSummary of the last video tracked
@@ -283,3 +285,7 @@ class Listener(Protocol):
     def frame(self, slot: int, done: int, total: int | None) -> None: ...
 
     def finished(self, slot: int, job: VideoJob, result: VideoResult) -> None: ...
+
+    def warned(self, slot: int, line: str) -> None:
+        """A worker's warning line (``crct: warning: ...``), to be printed where the
+        progress is."""
