@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from crct_cli.bench.pts_compare import compare_pts_folders, face_candidates
 from crct_cli.cli import app
+from crct_cli.errors import CrctError
 from crct_cli.io.landmarks import write_pts
 
 
@@ -86,3 +87,36 @@ def test_cli_options_and_their_misuse(folders: tuple[Path, Path, Path]) -> None:
     ):
         result = runner.invoke(app, bad)
         assert result.exit_code == 2 and message in result.output, result.output
+
+
+def test_common_with_scores_both_tools_on_the_faces_both_answered(tmp_path: Path) -> None:
+    """A answers faces 1-4 and B faces 3-6, both exactly: scored beside each other, either
+    way round, on faces 3 and 4 alone (a tool's own misses among the peer's faces would
+    otherwise count against it in one direction and not in the other)."""
+    for name in ("gt", "a", "b"):
+        (tmp_path / name).mkdir()
+    for k in range(1, 7):
+        truth = face_at(10.0 * k, 20.0)
+        write_pts(tmp_path / "gt" / f"face{k}.pts", truth)
+        if k <= 4:
+            write_pts(tmp_path / "a" / f"face{k}.pts", truth)
+        if k >= 3:
+            write_pts(tmp_path / "b" / f"face{k}.pts", truth)
+    for pred, peer in (("a", "b"), ("b", "a")):
+        result = compare_pts_folders(tmp_path / pred, tmp_path / "gt", common_with=tmp_path / peer)
+        assert [r.rel for r in result.per_file] == ["face3.pts", "face4.pts"]
+        assert result.summary.missing == 0 and result.summary.auc == pytest.approx(1.0)
+        doc = result.to_json()["common_with"]
+        assert doc == {"peer": str(tmp_path / peer), "gt_files": 6, "pred_answered": 4,
+                       "peer_answered": 4}  # fmt: skip
+    (tmp_path / "c").mkdir()
+    write_pts(tmp_path / "c" / "face6.pts", face_at(60.0, 20.0))
+    with pytest.raises(CrctError, match="answered by both"):
+        compare_pts_folders(tmp_path / "a", tmp_path / "gt", common_with=tmp_path / "c")
+    shown = CliRunner().invoke(
+        app, ["benchmark", "--pred", str(tmp_path / "a"), "--gt", str(tmp_path / "gt"),
+              "--common-with", str(tmp_path / "b")],  # fmt: skip
+        env={"COLUMNS": "200"},
+    )
+    assert shown.exit_code == 0, shown.output
+    assert "the 2 files both answered: of 6" in " ".join(shown.output.split())

@@ -64,6 +64,17 @@ class FileScore:
 
 
 @dataclass(frozen=True)
+class CommonFaces:
+    """``--common-with``: of the ``gt_files`` ground-truth files, how many the scored tool
+    and the peer each answered; the scores are over the files both answered."""
+
+    peer: str
+    gt_files: int
+    pred_answered: int
+    peer_answered: int
+
+
+@dataclass(frozen=True)
 class PtsComparison:
     pred_dir: str
     gt_dir: str
@@ -81,6 +92,7 @@ class PtsComparison:
     #: where the predictions' numbered files start at 000000.pts and the ground truth's at
     #: 000001.pts (or the other way): (the predictions' first number, the ground truth's)
     numbering: tuple[int, int] | None = None
+    common: CommonFaces | None = None  #: ``common_with``: the faces each tool answered
 
     def to_json(self) -> dict[str, object]:
         """JSON-ready dict (``inf``/``NaN`` become ``null``); per-file rows go to the CSV."""
@@ -98,6 +110,7 @@ class PtsComparison:
                 if self.numbering is not None
                 else {}
             ),
+            **({"common_with": asdict(self.common)} if self.common is not None else {}),
             **(self.jitter.to_json() if self.jitter is not None else {}),
             **(
                 {"states_from": self.states_from, "by_state": state_summaries_json(self.by_state)}
@@ -292,8 +305,9 @@ def compare_pts_folders(
     ``nearest``: where the tool wrote one file per face (``NAME.pts``, ``NAME_1.pts``...), score
     the face nearest the ground truth's centre, so that a picture of several people measures
     the landmarks, not which face the tool listed first. ``common_with``: score only the
-    ground-truth files that this other folder of predictions (a peer's) answered, so that two
-    tools are compared on the same faces; for video frames the jitter is also taken over the
+    ground-truth files that both the predictions and this other folder (a peer's) answered,
+    so that two tools are compared on the same faces, whichever is scored beside which (each
+    one's answered count is in ``common``); for video frames the jitter is also taken over the
     pairs both tools have on the face (``jitter_ok_shared``). ``states``: each file's tracker
     state and where it was read (:func:`track_states`): the files are also scored by state
     (files without one are left out of that split). ``gt_origin``: the coordinate the
@@ -323,17 +337,29 @@ def compare_pts_folders(
         raise CrctError(f"{gt_root}: no .pts files in the ground-truth folder")
     pred_files = find_pts(pred_root)
     all_gt = gt_files
+    candidates = face_candidates(pred_files, all_gt)
+    choices = candidates if nearest else {rel: [rel] for rel in all_gt}
     peer: dict[str, Path] | None = None
+    common: CommonFaces | None = None
     if common_with is not None:
         peer_root = Path(common_with)
         if not peer_root.is_dir():
             raise CrctError(f"{peer_root}: no such folder (--common-with)")
         peer = find_pts(peer_root)
-        gt_files = {rel: path for rel, path in gt_files.items() if rel in peer}
-        if not gt_files:
+        peer_choices = face_candidates(peer, all_gt) if nearest else choices
+        peer_has = {rel for rel in all_gt if any(c in peer for c in peer_choices[rel])}
+        if not peer_has:
             raise CrctError(f"{peer_root}: none of its .pts files matches one in {gt_root}")
-    candidates = face_candidates(pred_files, all_gt)
-    choices = candidates if nearest else {rel: [rel] for rel in all_gt}
+        pred_has = {rel for rel in all_gt if any(c in pred_files for c in choices[rel])}
+        # the faces both answered: each tool's misses are left out for both, so that scoring
+        # A beside B and B beside A measures the two on one set of faces
+        gt_files = {rel: path for rel, path in gt_files.items() if rel in peer_has & pred_has}
+        common = CommonFaces(str(peer_root), len(all_gt), len(pred_has), len(peer_has))
+        if not gt_files:
+            raise CrctError(
+                f"no ground-truth file in {gt_root} is answered by both {pred_root} and "
+                f"{peer_root} (--common-with)"
+            )
     paired = [rel for rel in gt_files if any(c in pred_files for c in choices[rel])]
     if not paired and (pred_files or not _found_no_face(pred_root)):
         hint = "".join(
@@ -385,6 +411,7 @@ def compare_pts_folders(
         states_from=None if states is None else str(states[1]),
         gt_origin=gt_origin,
         numbering=numbering_origins(pred_files, all_gt),
+        common=common,
     )
 
 
@@ -461,7 +488,18 @@ def results_tables(result: PtsComparison) -> list[Table]:
 
     s = result.summary
     t = f"{s.threshold:g}"
-    overall = Table(title=f"overall: {result.pred_dir} vs {result.gt_dir}", title_justify="left")
+    c = result.common
+    overall = Table(
+        title=f"overall: {result.pred_dir} vs {result.gt_dir}",
+        title_justify="left",
+        caption=None
+        if c is None
+        else (
+            f"the {s.count} files both answered: of {c.gt_files}, {result.pred_dir} answered "
+            f"{c.pred_answered} and {c.peer} {c.peer_answered} (--common-with)"
+        ),
+        caption_justify="left",
+    )
     for name in ("files", "missing", "mean NME", "median NME", f"AUC@{t}", f"failure >{t}"):
         overall.add_column(name, justify="right")
     j = result.jitter
