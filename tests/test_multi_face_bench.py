@@ -178,6 +178,36 @@ def test_a_crossing_with_swapped_ids_is_two_switches(tmp_path: Path) -> None:
     assert good.jitter.size == 18 and bad.jitter.size == 16  # the swap breaks one pair per face
 
 
+def test_a_pair_still_inside_the_gate_is_kept_as_clear_mot_keeps_it(tmp_path: Path) -> None:
+    """Two tracks drift over each other's faces on frame 2 while each still overlaps its own
+    (IoU 0.48 and 0.54, gate 0.3): CLEAR MOT keeps last frame's pairs, so no switch, and
+    each face's error is its own track's, though the swapped pairing overlaps more (0.82,
+    0.90)."""
+    gt = write_gt(
+        tmp_path / "s",
+        {"a": {n: box_at(0.0, 10.0) for n in (1, 2, 3)},
+         "b": {1: box_at(90.0, 10.0), 2: box_at(12.0, 10.0), 3: box_at(90.0, 10.0)}},
+        frames=3,
+    )  # fmt: skip
+    rows: list[Row] = [(1, 1, 1, box_at(0.0, 10.0)), (1, 2, 1, box_at(90.0, 10.0))]
+    rows += [(2, 1, 1, box_at(10.5, 10.0)), (2, 2, 1, box_at(3.0, 10.0))]
+    rows += [(3, 1, 1, box_at(0.0, 10.0)), (3, 2, 1, box_at(90.0, 10.0))]
+    score = score_sequence(
+        read_predictions(write_csv(tmp_path / "p.csv", rows, {})), read_multi_gt(gt)
+    )
+    assert score.id_switches == 0 and score.faces["a"].ids == [1] and score.faces["b"].ids == [2]
+    # frame 2: face a's own track 10.5 px off, face b's 9 px off (NME = distance / 50)
+    np.testing.assert_allclose(score.errors, [0, 0, 10.5 / 50, 9 / 50, 0, 0], atol=1e-9)
+    assert score.jitter.size == 4
+    # pairs that leave the gate (IoU 0.2) are matched afresh: the swap then counts, twice
+    # for each face (to the other track on frame 2, back on frame 3)
+    rows[2:4] = [(2, 1, 1, box_at(20.0, 10.0)), (2, 2, 1, box_at(0.0, 10.0))]
+    truth = read_multi_gt(gt)
+    truth.visible["b"][2] = shape_in(box_at(20.0, 10.0))
+    moved = score_sequence(read_predictions(write_csv(tmp_path / "q.csv", rows, {})), truth)
+    assert moved.faces["a"].ids == [1, 2] and moved.id_switches == 4
+
+
 def test_a_face_coming_back_with_a_new_id_is_a_switch_on_return(tmp_path: Path) -> None:
     boxes = {n: box_at(10.0, 10.0) for n in (1, 2, 3, 7, 8)}  # out of view on frames 4-6
     gt = write_gt(tmp_path / "s", {"0": boxes}, frames=8)

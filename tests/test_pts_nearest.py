@@ -114,8 +114,16 @@ def test_common_with_scores_both_tools_on_the_faces_both_answered(tmp_path: Path
     with pytest.raises(CrctError, match="answered by both"):
         compare_pts_folders(tmp_path / "a", tmp_path / "gt", common_with=tmp_path / "c")
     shown = CliRunner().invoke(
-        app, ["benchmark", "--pred", str(tmp_path / "a"), "--gt", str(tmp_path / "gt"),
-              "--common-with", str(tmp_path / "b")],  # fmt: skip
+        app,
+        [
+            "benchmark",
+            "--pred",
+            str(tmp_path / "a"),
+            "--gt",
+            str(tmp_path / "gt"),
+            "--common-with",
+            str(tmp_path / "b"),
+        ],
         env={"COLUMNS": "200"},
     )
     assert shown.exit_code == 0, shown.output

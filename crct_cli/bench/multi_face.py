@@ -16,7 +16,9 @@ Protocol, per frame:
 2. **Matching**: predictions and visible ground-truth faces are paired one-to-one by the
    Hungarian algorithm on 1 - IoU of their landmark boxes; a pair with IoU below
    ``MatchConfig.iou`` (0.3) is not a match. (IoU 0.3 between landmark boxes is about
-   NME 0.3: a prediction that far off is on no face.)
+   NME 0.3: a prediction that far off is on no face.) As CLEAR MOT does, a face keeps the
+   ``face_id`` it was matched to on the frame before while their IoU stays at or above the
+   gate; only the rest are assigned afresh.
 3. **Errors**: each visible face-frame gets the NME of its matched prediction (normalised as
    the still and video benchmarks do, :mod:`crct_cli.metrics`, by default the ground-truth
    landmark box diagonal), or ``inf`` (a failure) when no prediction matched it.
@@ -287,15 +289,32 @@ def box_iou_matrix(a: list[np.ndarray], b: list[np.ndarray]) -> np.ndarray:
     return iou(aa, bb).reshape(len(a), len(b))
 
 
-def match(pred_boxes: list[np.ndarray], gt_boxes: list[np.ndarray], gate: float) -> dict[int, int]:
+def match(
+    pred_boxes: list[np.ndarray],
+    gt_boxes: list[np.ndarray],
+    gate: float,
+    keep: dict[int, int] | None = None,
+) -> dict[int, int]:
     """gt index -> prediction index: the assignment of most pairs at IoU >= ``gate``, and among
-    those the highest total IoU."""
+    those the highest total IoU.
+
+    ``keep`` (gt index -> prediction index): last frame's pairs, kept first wherever their IoU
+    is still at or above ``gate`` (CLEAR MOT's first step); only the faces and predictions
+    left over are assigned afresh. Without it two tracks drifting over each other would be
+    re-paired by whichever pairing overlaps more and counted as two switches."""
     overlap = box_iou_matrix(pred_boxes, gt_boxes)
     if overlap.size == 0:
         return {}
+    fixed = {g: p for g, p in (keep or {}).items() if overlap[p, g] >= gate}
+    free_p = [p for p in range(overlap.shape[0]) if p not in fixed.values()]
+    free_g = [g for g in range(overlap.shape[1]) if g not in fixed]
+    rest = overlap[np.ix_(free_p, free_g)]
+    if rest.size == 0:
+        return fixed
     # a gated pair costs more than any full set of allowed ones: the most pairs come first
-    cost = np.where(overlap >= gate, 1.0 - overlap, 1.0 + overlap.size)
-    return {g: p for p, g in hungarian(cost) if overlap[p, g] >= gate}
+    cost = np.where(rest >= gate, 1.0 - rest, 1.0 + rest.size)
+    fresh = {free_g[g]: free_p[p] for p, g in hungarian(cost) if rest[p, g] >= gate}
+    return fixed | fresh
 
 
 # --------------------------------------------------------------------------------------------
@@ -381,11 +400,20 @@ class SequenceScore:
 
 
 def _errors(
-    preds: list[PredictedFace], gt_points: list[np.ndarray], cfg: MatchConfig
+    preds: list[PredictedFace],
+    gt_points: list[np.ndarray],
+    cfg: MatchConfig,
+    kept: dict[int, int] | None = None,
 ) -> tuple[dict[int, int], list[float]]:
-    """Match ``preds`` to the visible faces; return the match and each face's NME (inf: none)."""
+    """Match ``preds`` to the visible faces; return the match and each face's NME (inf: none).
+    ``kept``: visible face index -> the face_id it was matched to on the frame before."""
+    by_id = {p.face_id: i for i, p in reversed(list(enumerate(preds)))}
+    keep = {j: by_id[face_id] for j, face_id in (kept or {}).items() if face_id in by_id}
     pairs = match(
-        [box_from_points(p.points) for p in preds], [box_from_points(g) for g in gt_points], cfg.iou
+        [box_from_points(p.points) for p in preds],
+        [box_from_points(g) for g in gt_points],
+        cfg.iou,
+        keep,
     )
     errors = [
         float(nme(preds[pairs[j]].points, g, cfg.norm)[0]) if j in pairs else math.inf
@@ -420,9 +448,11 @@ def score_sequence(
         preds = [p for p in everyone if p.success]
         rows += len(preds)
         lost_rows += len(everyone) - len(preds)
-        pairs, errs = _errors(preds, gt_points, cfg)
+        # a face matched on the frame before keeps its face_id while it still overlaps
+        kept = {j: prev[k][1] for j, k in enumerate(present) if k in prev and prev[k][0] == n - 1}
+        pairs, errs = _errors(preds, gt_points, cfg, kept)
         errors.extend(errs)
-        errors_all.extend(_errors(everyone, gt_points, cfg)[1])
+        errors_all.extend(_errors(everyone, gt_points, cfg, kept)[1])
         for j, k in enumerate(present):
             tally = tallies[k]
             tally.face_frames += 1
