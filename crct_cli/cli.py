@@ -2255,6 +2255,18 @@ def benchmark(
             "paired by name, so each frame was scored against its neighbour's ground truth "
             "(crct and 300-VW number from 000001.pts); renumber one of them"
         )
+    offsets = [] if result.numbering is not None else result.frame_offsets  # said above
+    for off in offsets[:3]:  # a shifted pairing: scored, but said
+        where = pred if off.folder == "." else Path(pred) / off.folder
+        frame = "next frame's" if off.shift > 0 else "frame before's"
+        _warning_line(
+            f"{where}: its points fit the {frame} ground truth far better than their own "
+            f"(median NME {off.median_nme_shifted:.4f} against {off.median_nme:.4f} over "
+            f"{off.pairs} frame pairs): numbered one frame off (from 000000.pts, or a first "
+            "frame without a file), or a tool a frame late?"
+        )
+    if len(offsets) > 3:
+        _warning_line(f"and {len(offsets) - 3} more folders look a frame off")
     if states is not None and common_with is None:
         # ground-truth frames the run has no record of (not: frames it tracked without a face)
         never = sum(row.rel not in states.states for row in result.per_file)

@@ -54,7 +54,7 @@ def normalizer(gt: ArrayLike, norm: Normalization = "diagonal") -> FloatArray:
     g = _as_point_sets(gt)
     if norm == "interocular":
         a, b = OUTER_EYE_CORNERS
-        if g.shape[1] <= max(a, b):
+        if g.shape[1] != 68:  # 49 and 51 points hold other points at these indices
             raise ValueError("interocular normalisation needs the 68-point markup")
         return np.linalg.norm(g[:, a] - g[:, b], axis=-1)
     wh = g.max(axis=1) - g.min(axis=1)

@@ -32,6 +32,16 @@ def test_nme_of_a_constant_offset_is_offset_over_the_normaliser(norm: str, lengt
     assert metrics.nme(pred, gt, norm)[0] == pytest.approx(5.0 / length)  # type: ignore[arg-type]
 
 
+def test_interocular_refuses_markups_whose_indices_36_and_45_are_other_points() -> None:
+    """49 and 51 points (68 without the jaw, and without the mouth's corners) put the outer eye
+    corners at 19 and 28: at 36 and 45 they hold mouth and eye points, a normaliser several
+    times too short. Other markups must be turned into 68 points first."""
+    for count in (39, 49, 51, 66):
+        with pytest.raises(ValueError, match="68-point"):
+            metrics.normalizer(face()[:count], "interocular")
+    assert metrics.normalizer(face()[17:], "diagonal")[0] > 0  # the box needs no named points
+
+
 def test_nme_is_per_image_and_missing_predictions_are_inf() -> None:
     gt = np.stack([face(), face(w=30.0, h=40.0)])  # diagonals 100 and 50
     pred = gt.copy()

@@ -22,7 +22,7 @@ import math
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -93,6 +93,8 @@ class PtsComparison:
     #: 000001.pts (or the other way): (the predictions' first number, the ground truth's)
     numbering: tuple[int, int] | None = None
     common: CommonFaces | None = None  #: ``common_with``: the faces each tool answered
+    #: folders whose predictions fit a neighbouring frame's truth far better (numbered off?)
+    frame_offsets: list[FrameOffset] = field(default_factory=list)
 
     def to_json(self) -> dict[str, object]:
         """JSON-ready dict (``inf``/``NaN`` become ``null``); per-file rows go to the CSV."""
@@ -111,6 +113,11 @@ class PtsComparison:
                 else {}
             ),
             **({"common_with": asdict(self.common)} if self.common is not None else {}),
+            **(
+                {"frame_offsets": [asdict(o) for o in self.frame_offsets]}
+                if self.frame_offsets
+                else {}
+            ),
             **(self.jitter.to_json() if self.jitter is not None else {}),
             **(
                 {"states_from": self.states_from, "by_state": state_summaries_json(self.by_state)}
@@ -159,6 +166,53 @@ def numbering_origins(pred: Iterable[str], gt: Iterable[str]) -> tuple[int, int]
     if len(starts) == 1 and (found := starts.pop()) in ((0, 1), (1, 0)):
         return found
     return None
+
+
+#: A folder's predictions are said to look a frame off where its ground truth one frame on
+#: (or back) fits them this much better, by median NME, than their own frame's ...
+OFF_BY_ONE_RATIO = 0.5
+#: ... over at least this many pairs of consecutive frames
+OFF_BY_ONE_PAIRS = 5
+
+
+@dataclass(frozen=True)
+class FrameOffset:
+    """A folder whose predictions fit the ground truth of the next frame (``shift`` +1) or of
+    the one before (-1) far better than their own frame's: numbered from 0 against 1, a
+    first frame without a file, or a tool a frame late. Said, never corrected."""
+
+    folder: str
+    shift: int
+    median_nme: float  #: over the pairs, each prediction against its own frame's truth
+    median_nme_shifted: float  #: the same predictions against the shifted frame's truth
+    pairs: int
+
+
+def frame_offsets(
+    rels: list[str], pred: np.ndarray, gt: np.ndarray, norm: Normalization
+) -> list[FrameOffset]:
+    """The folders of numbered frames whose predictions look one frame off (see
+    :class:`FrameOffset`). Files pair by name, so such a run is scored against its neighbours'
+    truth; a face that moves shows it as a much lower error one frame away."""
+    a, b = frame_pairs(rels)
+    found: list[FrameOffset] = []
+    if not a.size:
+        return found
+    folders = np.array([str(PurePosixPath(rels[i]).parent) for i in a])
+    own = nme(pred[a], gt[a], norm)
+    ahead = nme(pred[a], gt[b], norm)  # frame n's answer against frame n+1's truth
+    behind = nme(pred[b], gt[a], norm)  # frame n+1's answer against frame n's truth
+    own_b = nme(pred[b], gt[b], norm)
+    for folder in dict.fromkeys(folders.tolist()):
+        rows = folders == folder
+        for shift, base, moved in ((1, own, ahead), (-1, own_b, behind)):
+            ok = rows & np.isfinite(base) & np.isfinite(moved)
+            if ok.sum() < OFF_BY_ONE_PAIRS:
+                continue
+            at, off = float(np.median(base[ok])), float(np.median(moved[ok]))
+            if off < OFF_BY_ONE_RATIO * at:
+                found.append(FrameOffset(folder, shift, at, off, int(ok.sum())))
+    return found
 
 
 def find_pts(root: Path) -> dict[str, Path]:
@@ -379,6 +433,7 @@ def compare_pts_folders(
     if bad.size:
         raise CrctError(f"{gt_files[rels[bad[0]]]}: degenerate ground truth (zero {norm} length)")
     errors = nme(pred, gt, norm)
+    offsets = frame_offsets(rels, pred, gt, norm)
     a, b = frame_pairs(rels)
     jitter = None
     if a.size:
@@ -412,6 +467,7 @@ def compare_pts_folders(
         gt_origin=gt_origin,
         numbering=numbering_origins(pred_files, all_gt),
         common=common,
+        frame_offsets=offsets,
     )
 
 
