@@ -4,7 +4,8 @@ Conventions (both papers, and what ``crct benchmark`` reports):
 
 * NME of one image = mean point-to-point Euclidean error divided by a ground-truth length:
   ``diagonal`` (default) the diagonal of the ground-truth landmark box, ``area`` sqrt(w * h)
-  of that box, ``interocular`` the distance between the outer eye corners (points 36 and 45).
+  of that box, ``interocular`` the distance between the outer eye corners (indices 36 and
+  45, iBUG's points 37 and 46).
 * A missing prediction (``NaN`` anywhere in an image's points) counts as a failure: its error
   is ``inf``. It therefore lowers the cumulative error curve and the AUC and raises the failure
   rate; mean NME is taken over the images that have a prediction (see :func:`summarize`).

@@ -689,3 +689,20 @@ def test_predictions_a_frame_off_in_some_folders_are_pointed_out(tmp_path: Path)
         done = crct("benchmark", "--pred", pred, "--gt", truth, "--out", tmp_path / "ok")
         assert done.exit_code == 0 and "fit the" not in done.stderr, done.stderr
         assert "frame_offsets" not in json.loads((tmp_path / "ok" / "results.json").read_text())
+
+
+def test_a_ced_plot_names_the_normalisation_it_was_scored_with() -> None:
+    """--norm interocular scores by the eye corners; a figure saying "box diagonal" under
+    those numbers would be taken into a paper as it is."""
+    from crct_cli.bench.report import NORM_LABELS, _ced_figure, _pyplot
+    from crct_cli.metrics import NORMALIZATIONS
+
+    plt = _pyplot()
+    x = np.linspace(0.0, 0.08, 5)
+    labels = set()
+    for norm in NORMALIZATIONS:
+        fig = _ced_figure(plt, "t", x, {"m": x / 0.08}, {"m": 0.5}, norm)
+        labels.add(fig.axes[0].get_xlabel())
+        assert fig.axes[0].get_xlabel() == NORM_LABELS[norm]
+        plt.close(fig)
+    assert len(labels) == len(NORMALIZATIONS) and "eye corners" in NORM_LABELS["interocular"]

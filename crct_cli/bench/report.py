@@ -161,15 +161,28 @@ def _save(plt: Any, fig: Any, path: Path) -> Path:
     return path
 
 
+#: The x axis of a CED plot, by ``--norm``: a figure taken into a paper says its own measure.
+NORM_LABELS = {
+    "diagonal": "NME (normalised by the landmark box diagonal)",
+    "area": "NME (normalised by the square root of the landmark box area)",
+    "interocular": "NME (normalised by the outer eye corners' distance)",
+}
+
+
 def _ced_figure(
-    plt: Any, title: str, x: np.ndarray, curves: dict[str, np.ndarray], auc: dict[str, float]
+    plt: Any,
+    title: str,
+    x: np.ndarray,
+    curves: dict[str, np.ndarray],
+    auc: dict[str, float],
+    norm: str,
 ) -> Any:
     fig, ax = plt.subplots(figsize=(5.5, 4.0))
     for method, y in curves.items():
         ax.plot(x, y, label=f"{method} (AUC {auc[method]:.3f})")
     ax.set_xlim(0, float(x[-1]))
     ax.set_ylim(0, 1)
-    ax.set_xlabel("NME (normalised by the landmark box diagonal)")
+    ax.set_xlabel(NORM_LABELS.get(norm, f"NME ({norm})"))
     ax.set_ylabel("share of frames / images")
     ax.set_title(title)
     ax.grid(alpha=0.3)
@@ -193,7 +206,8 @@ def write_plots(result: VideoBenchResult | StillBenchResult, out_dir: Path) -> P
     for group, per in groups.items():
         curves = {m: s.ced for m, s in per.items()}
         aucs = {m: s.summary.auc for m, s in per.items()}
-        fig = _ced_figure(plt, f"{result.dataset} {group}: cumulative error", x, curves, aucs)
+        title = f"{result.dataset} {group}: cumulative error"
+        fig = _ced_figure(plt, title, x, curves, aucs, result.norm)
         outcome.written.append(_save(plt, fig, out_dir / f"ced_{_safe(group)}.png"))
         if isinstance(result, VideoBenchResult):
             fig, ax = plt.subplots(figsize=(5.5, 4.0))
@@ -405,7 +419,7 @@ def write_multi_plots(result: MultiBenchResult, out_dir: Path) -> PlotOutcome:
     curves = {m: s.ced for m, s in result.totals.items()}
     aucs = {m: s.summary.auc for m, s in result.totals.items()}
     title = f"{result.dataset}: cumulative error, every visible face-frame"
-    fig = _ced_figure(plt, title, ced_grid(result.threshold), curves, aucs)
+    fig = _ced_figure(plt, title, ced_grid(result.threshold), curves, aucs, result.norm)
     return PlotOutcome(written=[_save(plt, fig, out_dir / "ced_multi.png")])
 
 
