@@ -2255,6 +2255,12 @@ def benchmark(
             "paired by name, so each frame was scored against its neighbour's ground truth "
             "(crct and 300-VW number from 000001.pts); renumber one of them"
         )
+    for listed, what in (
+        (result.skipped_gt, "ground-truth file(s) left out"),
+        (result.unreadable, "prediction file(s) unreadable, scored as missing"),
+    ):
+        if listed:
+            _warning_line(f"{len(listed)} {what}; the first: {listed[0][1]}")
     offsets = [] if result.numbering is not None else result.frame_offsets  # said above
     for off in offsets[:3]:  # a shifted pairing: scored, but said
         where = pred if off.folder == "." else Path(pred) / off.folder

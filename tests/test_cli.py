@@ -399,15 +399,37 @@ def test_benchmark_scores_generated_pts(tmp_path: Path) -> None:
     assert rows["sub/missing.pts"]["missing"] == "1" and rows["sub/missing.pts"]["nme"] == ""
 
 
-def test_benchmark_malformed_pts_names_the_file(tmp_path: Path) -> None:
+def test_benchmark_malformed_pts_names_the_file_and_scores_the_others(tmp_path: Path) -> None:
+    """A prediction that cannot be read (too few points, NaN for "no face") is scored as
+    missing, a ground-truth file that cannot be scored (another markup) is left out; each is
+    said with its file's name and listed in results.json, and the other files are scored."""
     for d in ("gt", "pred"):
         (tmp_path / d).mkdir()
-        write_pts(tmp_path / d / "a.pts", face())
+        for name in ("a", "b", "c", "d"):
+            write_pts(tmp_path / d / f"{name}.pts", face())
     (tmp_path / "pred" / "a.pts").write_text("version: 1\nn_points: 68\n{\n1 2\n}\n")
+    (tmp_path / "pred" / "b.pts").write_text(
+        "version: 1\nn_points: 68\n{\n" + "nan nan\n" * 68 + "}\n"
+    )
+    write_pts(tmp_path / "gt" / "c.pts", face()[:51])  # 300-W's inner points only
+    done = crct("benchmark", "--pred", tmp_path / "pred", "--gt", tmp_path / "gt",
+                "--out", tmp_path / "out")  # fmt: skip
+    assert done.exit_code == 0, done.output
+    said = " ".join(done.stderr.split())
+    assert "2 prediction file(s) unreadable, scored as missing; the first:" in said
+    assert "a.pts: expected 68 points, found 1" in said
+    assert "1 ground-truth file(s) left out; the first:" in said and "c.pts" in said
+    doc = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert doc["count"] == 3 and doc["missing"] == 2 and doc["failure_rate"] == pytest.approx(2 / 3)
+    assert [u["file"] for u in doc["unreadable_predictions"]] == ["a.pts", "b.pts"]
+    assert [u["file"] for u in doc["skipped_ground_truth"]] == ["c.pts"]
+    (tmp_path / "gt" / "d.pts").unlink()
+    for name in ("a", "b"):
+        write_pts(tmp_path / "gt" / f"{name}.pts", face()[:51])
     line = assert_one_line_error(
         crct("benchmark", "--pred", tmp_path / "pred", "--gt", tmp_path / "gt")
     )
-    assert "a.pts" in line and "68" in line
+    assert "no ground-truth file could be scored" in line and "expected 68 points" in line
 
 
 def test_benchmark_points_to_nearest_when_further_faces_go_unscored(tmp_path: Path) -> None:
@@ -428,7 +450,27 @@ def test_benchmark_without_pairs_is_an_error(tmp_path: Path) -> None:
     line = assert_one_line_error(
         crct("benchmark", "--pred", tmp_path / "pred", "--gt", tmp_path / "gt")
     )
-    assert "matches" in line
+    assert "matches" in line and "written differently" not in line
+
+
+def test_benchmark_pairs_an_upper_case_suffix_and_hints_at_other_padding(tmp_path: Path) -> None:
+    """Files pair by name: NAME.PTS (as some Windows tools write) pairs with NAME.pts; frames
+    numbered 1.pts... against 000001.pts... pair with nothing, and the error says why."""
+    for d in ("gt", "pred", "short"):
+        (tmp_path / d).mkdir()
+    for k in (1, 2):
+        write_pts(tmp_path / "gt" / f"{k:06d}.pts", face())
+        write_pts(tmp_path / "pred" / f"{k:06d}.PTS", face() + 1.0)
+        write_pts(tmp_path / "short" / f"{k}.pts", face())
+    done = crct("benchmark", "--pred", tmp_path / "pred", "--gt", tmp_path / "gt",
+                "--out", tmp_path / "out")  # fmt: skip
+    assert done.exit_code == 0, done.output
+    doc = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert doc["count"] == 2 and doc["missing"] == 0 and doc["jitter_pairs"] == 1
+    line = assert_one_line_error(
+        crct("benchmark", "--pred", tmp_path / "short", "--gt", tmp_path / "gt")
+    )
+    assert "written differently (1.pts against 000001.pts)" in line, line
 
 
 def test_ci_runs_the_readme_commands() -> None:

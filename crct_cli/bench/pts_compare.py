@@ -95,6 +95,10 @@ class PtsComparison:
     common: CommonFaces | None = None  #: ``common_with``: the faces each tool answered
     #: folders whose predictions fit a neighbouring frame's truth far better (numbered off?)
     frame_offsets: list[FrameOffset] = field(default_factory=list)
+    #: ground-truth files left out, as (name, why): another markup, a broken file
+    skipped_gt: list[tuple[str, str]] = field(default_factory=list)
+    #: prediction files that could not be read, as (name, why): scored as missing
+    unreadable: list[tuple[str, str]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, object]:
         """JSON-ready dict (``inf``/``NaN`` become ``null``); per-file rows go to the CSV."""
@@ -113,6 +117,16 @@ class PtsComparison:
                 else {}
             ),
             **({"common_with": asdict(self.common)} if self.common is not None else {}),
+            **(
+                {"skipped_ground_truth": [{"file": f, "reason": r} for f, r in self.skipped_gt]}
+                if self.skipped_gt
+                else {}
+            ),
+            **(
+                {"unreadable_predictions": [{"file": f, "reason": r} for f, r in self.unreadable]}
+                if self.unreadable
+                else {}
+            ),
             **(
                 {"frame_offsets": [asdict(o) for o in self.frame_offsets]}
                 if self.frame_offsets
@@ -222,7 +236,9 @@ def find_pts(root: Path) -> dict[str, Path]:
         if path.suffix.lower() == ".pts" and path.is_file():
             rel = path.relative_to(root)
             if not any(part.startswith(".") for part in rel.parts):
-                found[PurePosixPath(rel.as_posix()).as_posix()] = path
+                # paired by name: NAME.PTS (some Windows tools) pairs with NAME.pts
+                key = PurePosixPath(rel.as_posix()).with_suffix(".pts").as_posix()
+                found.setdefault(key, path)
     return found
 
 
@@ -368,8 +384,10 @@ def compare_pts_folders(
     ground-truth files give the first pixel's centre (300-W's and 300-VW's own files: 1), taken
     off them so that they count from 0 as crct, OpenCV and dlib answer.
 
-    Raises :class:`CrctError` for a missing folder, no ground truth, no pair at all, a
-    malformed file (naming it) or degenerate ground truth.
+    A prediction file that cannot be read counts as missing (``unreadable``), a ground-truth
+    file that cannot be scored (another markup, a broken file, a degenerate box) is left out
+    (``skipped_gt``), each with why. Raises :class:`CrctError` for a missing folder, no
+    ground truth that can be scored, or no pair at all.
     """
     if norm not in NORMALIZATIONS:
         known = ", ".join(NORMALIZATIONS)
@@ -421,17 +439,29 @@ def compare_pts_folders(
             for label, root in (("--pred", pred_root), ("--gt", gt_root))
             if (root / "annot").is_dir()  # a crct track run's (or a 300-VW sequence's) folder
         )
+        hint += _padding_hint(pred_files, gt_files)
         raise CrctError(
             f"no .pts file in {pred_root} matches one in {gt_root} by relative path "
             f"({len(pred_files)} predictions, {len(gt_files)} ground-truth files{hint})"
         )
-    rels = list(gt_files)
-    gt = np.stack([read_pts(gt_files[rel]) for rel in rels]) - gt_origin
-    pred, answered = _read_answers(pred_files, choices, rels, gt)
-    lengths = normalizer(gt, norm)
-    bad = np.flatnonzero(~(lengths > 0))
-    if bad.size:
-        raise CrctError(f"{gt_files[rels[bad[0]]]}: degenerate ground truth (zero {norm} length)")
+    # a ground-truth file that cannot be scored (another markup, a broken file, all points on
+    # one spot) is left out and listed, as --dataset does: one bad file never stops the rest
+    rels, shapes, skipped = [], [], []
+    for rel, path in gt_files.items():
+        try:
+            shape = read_pts(path)
+            if not normalizer(shape, norm)[0] > 0:
+                raise CrctError(f"{path}: degenerate ground truth (zero {norm} length)")
+        except CrctError as exc:
+            skipped.append((rel, str(exc)))
+            continue
+        rels.append(rel)
+        shapes.append(shape)
+    if not rels:
+        raise CrctError(f"{gt_root}: no ground-truth file could be scored ({skipped[0][1]})")
+    gt = np.stack(shapes) - gt_origin
+    unreadable: list[tuple[str, str]] = []
+    pred, answered = _read_answers(pred_files, choices, rels, gt, unreadable)
     errors = nme(pred, gt, norm)
     offsets = frame_offsets(rels, pred, gt, norm)
     a, b = frame_pairs(rels)
@@ -468,6 +498,26 @@ def compare_pts_folders(
         numbering=numbering_origins(pred_files, all_gt),
         common=common,
         frame_offsets=offsets,
+        skipped_gt=skipped,
+        unreadable=unreadable,
+    )
+
+
+def _padding_hint(pred_files: dict[str, Path], gt_files: dict[str, Path]) -> str:
+    """Where both sides number their files but write the numbers differently (``1.pts``
+    against ``000001.pts``): a hint, as files pair by name and crct writes six digits."""
+
+    def first(files: dict[str, Path]) -> str | None:
+        return next((r for r in sorted(files) if PurePosixPath(r).stem.isdecimal()), None)
+
+    a, b = first(pred_files), first(gt_files)
+    if a is None or b is None:
+        return ""
+    if len(PurePosixPath(a).stem) == len(PurePosixPath(b).stem):
+        return ""
+    return (
+        f"; the numbers are written differently ({PurePosixPath(a).name} against "
+        f"{PurePosixPath(b).name}): rename one side, e.g. to six digits as crct writes them"
     )
 
 
@@ -484,14 +534,27 @@ def _found_no_face(pred_root: Path) -> bool:
 
 
 def _read_answers(
-    files: dict[str, Path], choices: dict[str, list[str]], rels: list[str], gt: np.ndarray
+    files: dict[str, Path],
+    choices: dict[str, list[str]],
+    rels: list[str],
+    gt: np.ndarray,
+    unreadable: list[tuple[str, str]] | None = None,
 ) -> tuple[np.ndarray, set[str]]:
     """Each ground-truth file's prediction among ``files`` (NaN where none), the face nearest
-    the truth among its ``choices``; and the files answered."""
+    the truth among its ``choices``; and the files answered. A file that cannot be read (no
+    points, NaN for "no face", another markup) is no answer, and goes to ``unreadable`` as
+    (its name, why)."""
     pred = np.full_like(gt, np.nan)
     answered: set[str] = set()
     for i, rel in enumerate(rels):
-        found = [read_pts(files[c]) for c in choices[rel] if c in files]
+        found = []
+        for c in choices[rel]:
+            if c in files:
+                try:
+                    found.append(read_pts(files[c]))
+                except CrctError as exc:
+                    if unreadable is not None:
+                        unreadable.append((c, str(exc)))
         if found:
             pred[i] = nearest_face(found, gt[i])
             answered.add(rel)
