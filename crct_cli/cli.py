@@ -1860,9 +1860,10 @@ def benchmark(
     common_with: Annotated[
         Path | None,
         typer.Option(
-            help="--pred/--gt: score only the files this folder also has (a peer's .pts), "
-            "so two tools are compared on the same faces; on video frames, also the jitter "
-            "over the frame pairs both tools have on the face.",
+            help="--pred/--gt: score only the files both --pred and this folder (a peer's "
+            ".pts) answered, so two tools are compared on the same faces whichever is scored "
+            "beside which; on video frames, also the jitter over the frame pairs both tools "
+            "have on the face.",
             metavar="DIR",
             show_default=False,
         ),
