@@ -2256,6 +2256,13 @@ def benchmark(
             "paired by name, so each frame was scored against its neighbour's ground truth "
             "(crct and 300-VW number from 000001.pts); renumber one of them"
         )
+    if result.runs_as_sequences:
+        Console(stderr=True).print(
+            f"paired {pred}/SEQ/VIDEO/annot/ (crct track's run of each video) with "
+            f"{gt}/SEQ/annot/",
+            highlight=False,
+            soft_wrap=True,
+        )
     for listed, what in (
         (result.skipped_gt, "ground-truth file(s) left out"),
         (result.unreadable, "prediction file(s) unreadable, scored as missing"),

@@ -706,3 +706,37 @@ def test_a_ced_plot_names_the_normalisation_it_was_scored_with() -> None:
         assert fig.axes[0].get_xlabel() == NORM_LABELS[norm]
         plt.close(fig)
     assert len(labels) == len(NORMALIZATIONS) and "eye corners" in NORM_LABELS["interocular"]
+
+
+def test_a_run_of_a_300vw_style_folder_is_scored_against_it(tmp_path: Path) -> None:
+    """``crct track ROOT --out RUNS`` over ROOT/001/vid.mp4 + ROOT/001/annot/ writes
+    RUNS/001/vid/annot/: scored against ROOT as it is, each sequence with its own truth (and
+    a peer's run of the same folder beside it), where before nothing paired."""
+    from crct_cli.io.landmarks import write_pts
+
+    root, runs, peer = tmp_path / "300vw", tmp_path / "runs", tmp_path / "peer"
+    for seq, dx in (("001", 0.0), ("002", 2.0)):
+        for folder in (
+            root / seq / "annot",
+            runs / seq / "vid" / "annot",
+            peer / seq / "vid" / "annot",
+        ):
+            folder.mkdir(parents=True)
+        for k in range(3):
+            truth = shape_in(np.array([20.0 + k, 30.0, 60.0, 70.0]))
+            write_pts(root / seq / "annot" / f"{k + 1:06d}.pts", truth)
+            write_pts(runs / seq / "vid" / "annot" / f"{k + 1:06d}.pts", truth + dx)
+            if k:
+                write_pts(peer / seq / "vid" / "annot" / f"{k + 1:06d}.pts", truth)
+    done = crct("benchmark", "--pred", runs, "--gt", root, "--out", tmp_path / "o")
+    assert done.exit_code == 0, done.output
+    assert "paired" in done.stderr and "SEQ/annot/" in done.stderr
+    doc = json.loads((tmp_path / "o" / "results.json").read_text())
+    assert doc["count"] == 6 and doc["missing"] == 0 and doc["runs_as_sequences"] is True
+    assert doc["median_nme"] == pytest.approx(np.hypot(1.0, 1.0) / np.hypot(60.0, 70.0))
+    both = crct(
+        "benchmark", "--pred", runs, "--gt", root, "--common-with", peer, "--out", tmp_path / "p"
+    )
+    assert both.exit_code == 0, both.output
+    doc = json.loads((tmp_path / "p" / "results.json").read_text())
+    assert doc["count"] == 4 and doc["common_with"]["peer_answered"] == 4

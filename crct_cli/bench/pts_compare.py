@@ -99,6 +99,9 @@ class PtsComparison:
     skipped_gt: list[tuple[str, str]] = field(default_factory=list)
     #: prediction files that could not be read, as (name, why): scored as missing
     unreadable: list[tuple[str, str]] = field(default_factory=list)
+    #: ``SEQ/STEM/annot/F.pts`` of the predictions paired with ``SEQ/annot/F.pts`` of the
+    #: ground truth (:func:`runs_of_sequences`)
+    runs_as_sequences: bool = False
 
     def to_json(self) -> dict[str, object]:
         """JSON-ready dict (``inf``/``NaN`` become ``null``); per-file rows go to the CSV."""
@@ -117,6 +120,7 @@ class PtsComparison:
                 else {}
             ),
             **({"common_with": asdict(self.common)} if self.common is not None else {}),
+            **({"runs_as_sequences": True} if self.runs_as_sequences else {}),
             **(
                 {"skipped_ground_truth": [{"file": f, "reason": r} for f, r in self.skipped_gt]}
                 if self.skipped_gt
@@ -408,6 +412,11 @@ def compare_pts_folders(
     if not gt_files:
         raise CrctError(f"{gt_root}: no .pts files in the ground-truth folder")
     pred_files = find_pts(pred_root)
+    runs_as_sequences = False
+    if not pred_files.keys() & gt_files.keys():
+        collapsed = runs_of_sequences(pred_files, gt_files)
+        if collapsed:
+            pred_files, runs_as_sequences = collapsed, True
     all_gt = gt_files
     candidates = face_candidates(pred_files, all_gt)
     choices = candidates if nearest else {rel: [rel] for rel in all_gt}
@@ -418,6 +427,8 @@ def compare_pts_folders(
         if not peer_root.is_dir():
             raise CrctError(f"{peer_root}: no such folder (--common-with)")
         peer = find_pts(peer_root)
+        if not peer.keys() & all_gt.keys():  # another run of a 300-VW style folder
+            peer = runs_of_sequences(peer, all_gt) or peer
         peer_choices = face_candidates(peer, all_gt) if nearest else choices
         peer_has = {rel for rel in all_gt if any(c in peer for c in peer_choices[rel])}
         if not peer_has:
@@ -500,7 +511,23 @@ def compare_pts_folders(
         frame_offsets=offsets,
         skipped_gt=skipped,
         unreadable=unreadable,
+        runs_as_sequences=runs_as_sequences,
     )
+
+
+def runs_of_sequences(pred_files: dict[str, Path], gt_files: dict[str, Path]) -> dict[str, Path]:
+    """``crct track ROOT --out RUNS`` over a 300-VW style folder (``ROOT/001/vid.avi`` beside
+    ``ROOT/001/annot/``) writes ``RUNS/001/vid/annot/``: each video's run in a folder named
+    after it. Those files keyed as the ground truth's (``001/annot/000001.pts``), where the
+    ground truth has them; empty where none does."""
+    found: dict[str, Path] = {}
+    for rel, path in pred_files.items():
+        parts = PurePosixPath(rel).parts
+        if len(parts) >= 3 and parts[-2] == "annot":
+            short = PurePosixPath(*parts[:-3], *parts[-2:]).as_posix()
+            if short in gt_files:
+                found.setdefault(short, path)
+    return found
 
 
 def _padding_hint(pred_files: dict[str, Path], gt_files: dict[str, Path]) -> str:
