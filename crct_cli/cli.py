@@ -1760,6 +1760,16 @@ def degrade(
             "--all", help="Write clean/ and every <type>/<level>/ set (300W-Test-N style)."
         ),
     ] = False,
+    lossless: Annotated[
+        bool | None,
+        typer.Option(
+            "--lossless/--lossy",
+            help="Videos: write every pixel (H.264 or VP9, lossless 4:4:4; files several "
+            "times larger), or as crct writes other videos. Default: lossless for the noise "
+            "sets only, whose grain lossy coding would weaken (to about 0.6 of its std).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Degrade images, folders or videos with FADeNN's four noise types and levels.
 
@@ -1777,7 +1787,14 @@ def degrade(
     console = Console(stderr=True, soft_wrap=True, highlight=False)
     failures = _InputFailures(console)
     plan = plan_degrade(
-        paths, out, noise_type, level, all_sets=all_sets, seed=seed, on_failure=failures
+        paths,
+        out,
+        noise_type,
+        level,
+        all_sets=all_sets,
+        seed=seed,
+        on_failure=failures,
+        lossless=lossless,
     )
     if not plan.items:  # every input failed, each in its line
         raise typer.Exit(EXIT_BAD_INPUT)
@@ -1789,6 +1806,11 @@ def degrade(
 
     for src, (frames, missing) in plan.short.items():  # as crct track warns of them
         failures.say(f"crct: warning: {short_file_line(str(src), frames, missing, 'written')}")
+    for dst in plan.lossy:
+        failures.say(
+            f"crct: warning: {dst}: no lossless encoder for {dst.suffix} in this build; "
+            "written lossy, its noise weakened (an .mp4 or .mkv output keeps it)"
+        )
     written = plan.count("image") + plan.count("video")
     if written:
         counts = (
@@ -2258,8 +2280,7 @@ def benchmark(
         )
     if result.runs_as_sequences:
         Console(stderr=True).print(
-            f"paired {pred}/SEQ/VIDEO/annot/ (crct track's run of each video) with "
-            f"{gt}/SEQ/annot/",
+            f"paired {pred}/SEQ/VIDEO/annot/ (crct track's run of each video) with {gt}/SEQ/annot/",
             highlight=False,
             soft_wrap=True,
         )

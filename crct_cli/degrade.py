@@ -88,6 +88,11 @@ class DegradePlan:
     failed: dict[Path, str] = field(default_factory=dict)
     #: videos cut short: (frames written, frames their header promised that never decoded)
     short: dict[Path, tuple[int, int]] = field(default_factory=dict)
+    #: videos written losslessly (see :func:`lossless_for`): True all, False none, None the
+    #: noise sets only
+    lossless: bool | None = None
+    #: outputs asked to be lossless that their container's encoders could not write so
+    lossy: list[Path] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.jobs)
@@ -105,12 +110,21 @@ class DegradePlan:
         for job in self.jobs:
             if job.item.src not in self.failed:
                 try:
-                    cut = run_job(job, self.seed)
+                    cut = run_job(job, self.seed, self.lossless, self.lossy)
                     if cut is not None:
                         self.short[job.item.src] = cut
                 except (CrctError, OSError) as exc:
                     self.failed[job.item.src] = report_failure(on_failure, job.item.src, exc)
             yield job
+
+
+def lossless_for(noise_type: str, lossless: bool | None) -> bool:
+    """Whether a degraded video is written losslessly. ``None`` (``crct degrade``'s default):
+    the noise sets only. H.264 at crct's usual quality (crf 20, 4:2:0) keeps about 0.6 of the
+    added noise's standard deviation, so a written noise-3 set would be a milder level; blur,
+    downsampling and scaling leave little fine detail for it to take (a grey level or two
+    RMS), and lossless files are several times larger."""
+    return noise_type == "noise" if lossless is None else lossless
 
 
 def variants_for(noise_type: str | None, level: int | None, all_sets: bool) -> list[Variant]:
@@ -248,6 +262,7 @@ def plan_degrade(
     all_sets: bool = False,
     seed: int | None = None,
     on_failure: OnFailure | None = None,
+    lossless: bool | None = None,
 ) -> DegradePlan:
     """Validate the request and list every output; creates ``out_dir`` (nothing else yet).
 
@@ -270,7 +285,7 @@ def plan_degrade(
         entropy = np.random.SeedSequence().entropy
         assert isinstance(entropy, int)  # a new SeedSequence draws one int from the OS
         seed = entropy & 0xFFFFFFFF  # printed, so it can be reused
-    return DegradePlan(out, seed, variants, items, jobs, skipped)
+    return DegradePlan(out, seed, variants, items, jobs, skipped, lossless=lossless)
 
 
 def copy_file(src: Path, dst: Path) -> None:
@@ -320,12 +335,17 @@ def _degrade_image(job: Job, seed: int) -> None:
     image = read_image(job.item.src)
     rng = file_rng(seed, job.item.rel, variant.noise_type, variant.level)
     out = degrade_rgb(image, variant.noise_type, variant.level, rng)
-    write_image(job.dst, out[..., 0] if is_gray(image) else out)
+    # a JPEG written at OpenCV's defaults would keep about 0.72 of the noise's std
+    write_image(job.dst, out[..., 0] if is_gray(image) else out, keep_detail=True)
 
 
-def _degrade_video(job: Job, seed: int) -> tuple[int, int] | None:
+def _degrade_video(
+    job: Job, seed: int, lossless: bool | None = None, lossy: list[Path] | None = None
+) -> tuple[int, int] | None:
     """The video degraded frame by frame; (frames written, frames missing) when it decoded
-    fewer frames than its header promised (a file cut short), else None."""
+    fewer frames than its header promised (a file cut short), else None. ``lossless``: see
+    :func:`lossless_for`; an output whose container no lossless encoder takes is written as
+    usual and added to ``lossy``."""
     from crct_cli.io.video import VideoWriter, iter_frames, probe_video
     from crct_cli.tracking.pipeline import missing_frames
 
@@ -340,7 +360,10 @@ def _degrade_video(job: Job, seed: int) -> tuple[int, int] | None:
             raise CrctError(f"{src}: the video has no frames")
         height, width = first.image.shape[:2]
         # VideoWriter writes to a temporary name, renamed on success and removed on failure.
-        writer = VideoWriter(job.dst, info.fps, width, height)
+        exact = lossless_for(variant.noise_type, lossless)
+        writer = VideoWriter(job.dst, info.fps, width, height, lossless=exact)
+        if exact and not writer.lossless and lossy is not None:
+            lossy.append(job.dst)
         written = reached = 0
         with writer:
             for frame in itertools.chain([first], frames):  # a lost frame's place kept
@@ -351,9 +374,12 @@ def _degrade_video(job: Job, seed: int) -> tuple[int, int] | None:
     return (written, missing) if missing else None
 
 
-def run_job(job: Job, seed: int) -> tuple[int, int] | None:
+def run_job(
+    job: Job, seed: int, lossless: bool | None = None, lossy: list[Path] | None = None
+) -> tuple[int, int] | None:
     """Write one output file (atomically: a temporary name renamed when complete); a video cut
-    short gives (frames written, frames missing)."""
+    short gives (frames written, frames missing). ``lossless``, ``lossy``: videos, see
+    :func:`_degrade_video`."""
     try:
         job.dst.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -365,5 +391,5 @@ def run_job(job: Job, seed: int) -> tuple[int, int] | None:
     elif job.item.kind == "image":
         _degrade_image(job, seed)
     else:
-        return _degrade_video(job, seed)
+        return _degrade_video(job, seed, lossless, lossy)
     return None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import cv2
 import numpy as np
@@ -264,3 +264,47 @@ def test_a_video_cut_short_is_written_to_the_cut_with_crct_track_s_warning(
         assert result.stderr.count("never decoded") == 1 and warning in result.stderr
         assert f"the {written} before the cut are written" in result.stderr
         assert probe_video(out / "whole.mp4").n_frames == 30
+
+
+def test_a_jpeg_noise_set_keeps_its_noise(tmp_path: Path) -> None:
+    """A JPEG input is written back as JPEG. At OpenCV's default settings (colour at half
+    resolution) the file kept about 0.72 of noise-3's standard deviation, a milder level than
+    the one asked for; now the written noise is the noise added, to a grey level."""
+    rng = np.random.default_rng(0)
+    image = cv2.GaussianBlur(rng.integers(40, 220, (128, 128, 3)).astype(np.uint8), (0, 0), 4)
+    src = save(tmp_path / "in" / "face.jpg", image)
+    clean = read_image(src).astype(float)
+    out = tmp_path / "out"
+    run([src], out, "noise", 3, seed=3)
+    added = read_image(out / "face.jpg").astype(float) - clean
+    assert added.std() == pytest.approx(np.sqrt(0.01) * 255, rel=0.04)  # 25.5 grey levels
+    assert (out / "face.jpg").read_bytes()[:2] == b"\xff\xd8"  # still a JPEG
+
+
+def test_a_noise_video_is_written_losslessly_unless_asked_otherwise(tmp_path: Path) -> None:
+    """H.264 at crct's usual quality kept about 0.6 of noise-3's std in a degraded video. The
+    noise sets are now written lossless (4:4:4): each frame decodes as degraded in memory, to
+    a grey level (YUV's rounding); --lossy, and the other types by default, as before."""
+    from crct_cli.degrade import degrade_rgb, file_rng
+    from crct_cli.io.video import VideoWriter, iter_frames
+
+    src = tmp_path / "in" / "clip.mp4"
+    src.parent.mkdir()
+    ramp = np.linspace(40, 200, 64)[None, :, None].repeat(48, 0).repeat(3, 2).astype(np.uint8)
+    with VideoWriter(src, 10, 64, 48, lossless=True) as writer:
+        for k in range(4):
+            writer.write(np.roll(ramp, 4 * k, axis=1))
+    frames = [f.image for f in iter_frames(src)]
+    rng = file_rng(7, PurePosixPath("clip.mp4"), "noise", 3)
+    expected = [degrade_rgb(f, "noise", 3, rng) for f in frames]
+    for lossless, name in ((None, "auto"), (False, "lossy")):
+        list(plan_degrade([src], tmp_path / name, "noise", 3, seed=7, lossless=lossless).run())
+        got = [f.image.astype(float) for f in iter_frames(tmp_path / name / "clip.mp4")]
+        worst = max(np.abs(g - e).max() for g, e in zip(got, expected, strict=True))
+        kept = np.mean([(g - f).std() for g, f in zip(got, frames, strict=True)])
+        if lossless is None:
+            assert worst <= 2 and kept == pytest.approx(25.5, rel=0.06), (worst, kept)
+        else:
+            assert worst > 2, worst  # coded as crct's other videos are
+    size = {n: (tmp_path / n / "clip.mp4").stat().st_size for n in ("auto", "lossy")}
+    assert size["auto"] > 2 * size["lossy"]

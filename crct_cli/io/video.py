@@ -74,6 +74,13 @@ _CODEC_OPTIONS: dict[str, dict[str, str]] = {
     "libvpx": {"crf": "10", "b": "2M", "deadline": "realtime", "cpu-used": "8"},
 }
 
+#: ``VideoWriter(lossless=True)``: the encoders that can keep every pixel (in 4:4:4 YUV, so
+#: colour keeps full resolution), tried in this order, and their options.
+_LOSSLESS_OPTIONS: dict[str, dict[str, str]] = {
+    "libx264": {"crf": "0", "preset": "veryfast"},
+    "libvpx-vp9": {"lossless": "1", "deadline": "realtime", "cpu-used": "8"},
+}
+
 #: FFmpeg's FF_QP2LAMBDA: global_quality is a quantiser scale times this.
 _QP2LAMBDA = 118
 
@@ -847,8 +854,12 @@ class VideoWriter:
         width: int,
         height: int,
         codec: str | None = None,
+        lossless: bool = False,
     ) -> None:
         self.path = Path(path)
+        #: asked for ``lossless``, and an encoder that keeps every pixel took this container
+        #: (False where none did: the file is then written as without it)
+        self.lossless = lossless
         if width <= 0 or height <= 0:
             raise ValueError(f"video size must be positive, got {width}x{height}")
         self.width = int(width)
@@ -893,6 +904,11 @@ class VideoWriter:
 
     def _add_stream(self, codec: str | None) -> str:
         candidates = (codec,) if codec else DEFAULT_CODECS
+        if self.lossless:
+            exact = self._try_lossless([n for n in candidates if n in _LOSSLESS_OPTIONS])
+            self.lossless = exact is not None
+            if exact is not None:
+                return exact
         tried: list[str] = []
         for name in candidates:
             if not has_encoder(name):
@@ -921,6 +937,28 @@ class VideoWriter:
             self._stream = stream
             return stream.codec_context.name
         raise CrctError(f"{self.path}: no usable video encoder: {', '.join(tried)}")
+
+    def _try_lossless(self, names: list[str]) -> str | None:
+        """Add a lossless 4:4:4 stream with the first of ``names`` that this build has and the
+        container takes, and name its encoder; None where none does."""
+        for name in names:
+            if not has_encoder(name):
+                continue
+            try:
+                stream = cast(VideoStream, self._container.add_stream(name, rate=self.rate))
+            except (ValueError, av.error.FFmpegError):
+                continue
+            stream.width, stream.height = self.out_width, self.out_height
+            stream.pix_fmt = "yuv444p"
+            self._ticks = _ticks_per_frame(self.rate, name) if self.timed else 1
+            self._pts = -self._ticks
+            stream.time_base = 1 / (self.rate * self._ticks)
+            stream.codec_context.time_base = stream.time_base
+            stream.thread_type = "AUTO"
+            stream.codec_context.options = dict(_LOSSLESS_OPTIONS[name])
+            self._stream = stream
+            return stream.codec_context.name
+        return None
 
     def write(
         self, image_rgb: np.ndarray, index: int | None = None, time: float | None = None
