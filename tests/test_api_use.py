@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from test_cli import assert_one_line_error, crct
 from test_live import Slow
-from test_pipeline import FaceNets
+from test_pipeline import SKIN, FaceNets
 
 from crct_cli import Tracker, load_track
 from crct_cli.errors import CrctError, OptionError
@@ -240,3 +240,35 @@ def test_a_run_s_arrays_want_an_int_id_and_a_batch_folder_says_where_runs_are(
     assert run.arrays(np.int64(0)).points.shape == (3, 68, 2)
     bad = assert_one_line_error(crct("track", tmp_path / "in", "--out", out, "--faces", "2.5"))
     assert "--faces must be a positive number or 'all', got '2.5'" in bad
+
+
+# -- the review of session 55 ------------------------------------------------------------
+
+
+def _noisy(clean: int, noisy: int) -> np.ndarray:
+    """A still face on grey, ``clean`` frames as they are, then ``noisy`` with noise of 8 grey
+    levels: from there the temporal filter averages each frame with the ones before it."""
+    rng = np.random.default_rng(5)
+    still = np.full((48, 64, 3), 120, np.uint8)
+    still[16:32, 24:40] = SKIN
+    noise = [np.clip(still + rng.normal(0, 8, still.shape), 0, 255) for _ in range(noisy)]
+    return np.stack([still] * clean + [n.astype(np.uint8) for n in noise])
+
+
+def test_a_whole_float_radius_filters_noisy_footage() -> None:
+    """``temporal_radius=2.0`` was kept a float, and ``range()`` failed on it once the filter
+    ran: on noisy footage only, mid-track."""
+    frames = _noisy(0, 30)
+    assert len(list(fake_tracker(temporal_radius=2.0).track(frames))) == 30
+
+
+def test_track_s_max_frames_says_what_track_takes() -> None:
+    """``track`` takes 0 (nothing) and numpy's counts; -1 from numpy said "1 or more"."""
+    tracker = fake_tracker()
+    frames = np.zeros((3, 16, 16, 3), np.uint8)
+    for bad in (-1, np.int64(-1)):
+        with pytest.raises(OptionError, match=r"^max_frames must be 0 or more \(0: none, None"):
+            list(tracker.track(frames, max_frames=bad))
+    assert list(tracker.track(frames, max_frames=np.int64(0))) == []
+    with pytest.raises(OptionError, match="^skip_frames must be 0 or more"):
+        list(tracker.track(frames, max_frames=0, skip_frames=-1))
