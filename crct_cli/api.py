@@ -1041,8 +1041,7 @@ def track_videos(
     check_tracker_options(options)
     check_csv_style(csv_style)
     span = FrameRange.of(skip_frames, max_frames)
-    run = BatchOptions(engine, workers, threads, overwrite, ray_address, gpus_per_worker)
-    run.check()
+    run = BatchOptions(engine, workers, threads, overwrite, ray_address, gpus_per_worker).check()
     if options.get("weights_dir") is not None:  # workers elsewhere (Ray) see absolute paths
         options["weights_dir"] = Path(options["weights_dir"]).absolute()
     paths = [inputs] if isinstance(inputs, str | os.PathLike) else list(inputs)

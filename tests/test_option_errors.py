@@ -210,6 +210,27 @@ def test_numbers_from_numpy_and_whole_floats_are_taken_as_python_s_own() -> None
     assert type(tracker.frame_denoise.radius) is int  # counted with range(): 3.0 failed there
 
 
+@pytest.mark.parametrize(
+    ("options", "words"),
+    [
+        ({"workers": 2.5}, "workers must be a whole number, got 2.5"),
+        ({"workers": "2"}, "workers must be a whole number, got '2'"),
+        ({"workers": True}, "workers must be a whole number, got True"),
+        ({"workers": 1, "threads": 1.5}, "threads must be a whole number, got 1.5"),
+        ({"gpus_per_worker": "1"}, "gpus_per_worker must be a number, got '1'"),
+    ],
+)
+def test_track_videos_counts_are_whole_numbers_before_anything_is_written(
+    tmp_path: Path, options: dict[str, Any], words: str
+) -> None:
+    """``workers=2.5`` wrote summary.csv, then raised a TypeError; ``workers=True`` ran one."""
+    (tmp_path / "v").mkdir()
+    (tmp_path / "v" / "a.mp4").write_bytes(b"")
+    with pytest.raises(OptionError) as caught:
+        track_videos(tmp_path / "v", tmp_path / "out", **options)
+    assert str(caught.value) == words and not (tmp_path / "out").exists()
+
+
 def test_a_video_s_own_failure_names_the_keyword_or_the_flag(
     make_video: Callable[..., Path], tmp_path: Path, fakes: None
 ) -> None:
@@ -255,11 +276,12 @@ OTHER_COMMANDS = {"overlay.py": (draw_overlay, "draw"), "denoise.py": (run_plan,
 
 #: functions that raise an ``OptionError`` for the option their caller names: by a literal
 #: argument at this position, or (None) by the names of its keyword arguments (api.py's checks
-#: of Tracker's numbers and switches, ``_option_numbers(tb=tb, ...)``)
+#: of Tracker's numbers and switches, ``_option_numbers(tb=tb, ...)``; batch/runner.py's)
 NAMING_HELPERS: dict[str, int | None] = {
     "_option_frames": 0,
     "_option_numbers": None,
     "_option_switches": None,
+    "_option_count": 0,
 }
 
 
