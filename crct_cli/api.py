@@ -668,9 +668,21 @@ class Tracker:
                     frame = dataclasses.replace(
                         frame, faces=self._posed(frame.faces, frame.image.shape)
                     )
-                yield dataclasses.replace(frame, faces=_detached(frame.faces))
+                yield dataclasses.replace(
+                    frame, faces=_detached(frame.faces), image=self._image_out(frame)
+                )
         finally:
             self._busy.release()
+
+    def _image_out(self, frame: TrackedFrame) -> np.ndarray | None:
+        """``frame.image`` for the caller: a copy while the tracker may still read the frame
+        (BT's previous frame, the temporal filter's neighbours: the latest frames tracked),
+        so that drawing on it moves no later point; a frame that comes out later (looked
+        ahead of, followed back into) goes as it is, with no copy."""
+        read = 1 if self.frame_denoise is None else 1 + self.frame_denoise.radius
+        if frame.image is None or frame.index < self._index - read:
+            return frame.image
+        return frame.image.copy()
 
     def _finished(
         self, video: VideoSource, span: FrameRange, angle: int | str

@@ -245,6 +245,35 @@ def test_a_run_s_arrays_want_an_int_id_and_a_batch_folder_says_where_runs_are(
 # -- the review of session 55 ------------------------------------------------------------
 
 
+class _SeesPrevious(FaceNets):
+    """FaceNets noting, at each BT step, whether the previous frame BT reads is blank."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.blank: list[bool] = []
+
+    def bt_step(self, prev: np.ndarray, cur: np.ndarray, box: np.ndarray, state: Any) -> tuple:
+        self.blank.append(not prev.any())
+        return super().bt_step(prev, cur, box, state)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"lookahead": False}, {"backtrack": 0, "bridge_lost": False}],
+    ids=["causal", "ahead"],
+)
+def test_drawing_on_a_frame_s_image_does_not_reach_bt(make_video, options: dict) -> None:
+    """An overlay loop draws onto ``frame.image``; where a frame comes out as soon as it is
+    tracked (no look ahead, or nothing to look ahead for), that picture was BT's previous
+    frame for the next one, and the drawing moved its points."""
+    clip = make_video(n_frames=8)
+    nets = _SeesPrevious()
+    for frame in Tracker(networks=nets, smooth=False, **options).track(clip):
+        assert frame.image is not None and frame.image.any()
+        frame.image[...] = 0
+    assert len(nets.blank) >= 6 and not any(nets.blank)
+
+
 def _noisy(clean: int, noisy: int) -> np.ndarray:
     """A still face on grey, ``clean`` frames as they are, then ``noisy`` with noise of 8 grey
     levels: from there the temporal filter averages each frame with the ones before it."""
@@ -253,6 +282,25 @@ def _noisy(clean: int, noisy: int) -> np.ndarray:
     still[16:32, 24:40] = SKIN
     noise = [np.clip(still + rng.normal(0, 8, still.shape), 0, 255) for _ in range(noisy)]
     return np.stack([still] * clean + [n.astype(np.uint8) for n in noise])
+
+
+def test_drawing_on_a_frame_s_image_does_not_reach_the_temporal_filter() -> None:
+    """Noise from frame 5: the first frame filtered (the 24th noisy one) is averaged with the
+    two before it, which passed untouched and were given out; blanking them darkened it."""
+    frames = _noisy(5, 30)
+
+    def run(blank: bool) -> list[np.ndarray]:
+        out = []
+        for frame in fake_tracker(lookahead=False).track(frames.copy()):
+            assert frame.image is not None
+            out.append(frame.image.copy())
+            if blank:
+                frame.image[...] = 0
+        return out
+
+    plain = run(False)
+    assert not np.array_equal(plain[-1], frames[-1])  # the filter ran
+    assert all(np.array_equal(a, b) for a, b in zip(plain, run(True), strict=True))
 
 
 def test_a_whole_float_radius_filters_noisy_footage() -> None:
