@@ -47,7 +47,7 @@ from crct_cli.tracking.frame_denoise import (
 )
 from crct_cli.tracking.likeness import LIKENESS
 from crct_cli.tracking.lookahead import LookAhead
-from crct_cli.tracking.multi import Face, MultiConfig, MultiTracker
+from crct_cli.tracking.multi import Face, MultiConfig, MultiTracker, same_fields
 from crct_cli.tracking.orientation import AUTO, choose_rotation, parse_rotate, turn
 from crct_cli.tracking.shots import SHOT_CUTS, ShotCutConfig, ShotCutDetector
 from crct_cli.tracking.smoothing import (
@@ -102,6 +102,11 @@ class TrackedFrame:
 
     def face(self, face_id: int) -> Face | None:
         return next((f for f in self.faces if f.face_id == face_id), None)
+
+    def __eq__(self, other: object) -> bool:
+        """Equal when every field is, faces and image by their values, as :class:`Face`
+        (the generated ``==`` asked an array's truth and raised)."""
+        return same_fields(self, other) if isinstance(other, TrackedFrame) else NotImplemented
 
 
 def check_lost_points(lost_points: str) -> None:

@@ -4,6 +4,8 @@ keywords and paths that used to slip through (a review of the API, session 51)."
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import os
 import threading
 import warnings
@@ -16,7 +18,7 @@ from test_cli import assert_one_line_error, crct
 from test_live import Slow
 from test_pipeline import SKIN, FaceNets
 
-from crct_cli import Tracker, load_track
+from crct_cli import Face, Tracker, load_track
 from crct_cli.errors import CrctError, OptionError
 from crct_cli.io.images import read_image
 from crct_cli.io.landmarks import write_pts
@@ -320,3 +322,19 @@ def test_track_s_max_frames_says_what_track_takes() -> None:
     assert list(tracker.track(frames, max_frames=np.int64(0))) == []
     with pytest.raises(OptionError, match="^skip_frames must be 0 or more"):
         list(tracker.track(frames, max_frames=0, skip_frames=-1))
+
+
+def test_faces_and_frames_compare_by_value(make_video) -> None:
+    """Two runs give equal frames and faces (``==`` asked an array's truth and raised), so a
+    face is found in a list of them; another point, box or picture makes them differ."""
+    clip = make_video(n_frames=6)
+    first, second = list(fake_tracker().track(clip)), list(fake_tracker().track(clip))
+    assert first == second and first[2] != first[3]
+    face = first[3].faces[0]
+    assert face == copy.deepcopy(face) and face in second[3].faces
+    assert second[3].faces.index(face) == 0
+    assert face != dataclasses.replace(face, points=face.points + 0.5)
+    assert face != dataclasses.replace(face, box=None) and face != "face"
+    assert first[3] != dataclasses.replace(first[3], image=np.zeros_like(first[3].image))
+    lost = Face(1, np.full((68, 2), np.nan), None, None, "lost")
+    assert lost == copy.deepcopy(lost)
