@@ -525,10 +525,14 @@ class Tracker:
     # -- video --------------------------------------------------------------------------
 
     def reset(self) -> None:
-        """Forget every face: the next frame starts a new video (ids from 0 again)."""
+        """Forget every face: the next frame starts a new video (ids from 0 again), and
+        :attr:`timings` start afresh."""
         if self._busy.locked():  # a track() paused in its loop would go on from nothing
             raise CrctError(_BUSY)
         self._reset()
+        timings = getattr(self.networks, "timings", None)
+        if isinstance(timings, dict):
+            timings.clear()
 
     def _reset(self) -> None:
         self._engine.reset()
@@ -811,8 +815,12 @@ class Tracker:
 
     @property
     def timings(self) -> dict[str, list[float]]:
-        """Seconds per call of each network (shipped networks only)."""
-        return getattr(self.networks, "timings", {})
+        """Seconds per call of each network since the tracker was made or :meth:`reset`
+        (shipped networks only): the latest calls, up to 20,000 each (a webcam loop runs for
+        hours; :class:`~crct_cli.tracking.networks.CallTimes`). A copy: the tracker's own
+        record goes on."""
+        timings = getattr(self.networks, "timings", None) or {}
+        return {name: times.copy() for name, times in timings.items()}
 
     @property
     def weight_files(self) -> dict[str, str]:

@@ -14,16 +14,20 @@ from typing import Any
 
 import numpy as np
 import pytest
+from rich.console import Console
 from test_cli import assert_one_line_error, crct
 from test_live import Slow
 from test_pipeline import SKIN, FaceNets
 
+import crct_cli.tracking.networks
 from crct_cli import Face, Tracker, load_track
 from crct_cli.errors import CrctError, OptionError
 from crct_cli.io.images import read_image
 from crct_cli.io.landmarks import write_pts
 from crct_cli.io.video import iter_frames
 from crct_cli.live import run_live
+from crct_cli.tracking.pipeline import TrackSummary
+from crct_cli.ui import print_track_summary
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 VIDEO = SAMPLES / "astronaut.mp4"
@@ -338,3 +342,25 @@ def test_faces_and_frames_compare_by_value(make_video) -> None:
     assert first[3] != dataclasses.replace(first[3], image=np.zeros_like(first[3].image))
     lost = Face(1, np.full((68, 2), np.nan), None, None, "lost")
     assert lost == copy.deepcopy(lost)
+
+
+def test_timings_keep_the_latest_calls_count_them_all_and_start_afresh_on_reset(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A webcam's step() loop kept every call's seconds (14 MB an hour); ``timings`` was the
+    live record and reset() kept it. The closing table of ``crct track`` still counts all."""
+    monkeypatch.setattr(crct_cli.tracking.networks, "TIMINGS_KEPT", 3, raising=False)
+    tracker = Tracker(device="cpu", lookahead=False)
+    for i, image in enumerate(iter_frames(VIDEO, 8)):
+        tracker.step(image.image, i / 25)
+    timings = tracker.timings
+    fll = timings["fll"]
+    assert 3 <= len(fll) < 6 and fll.calls >= 8 and fll == tracker.timings["fll"]
+    assert fll.seconds >= sum(fll) > 0
+    console = Console(record=True, width=300)
+    print_track_summary(console, TrackSummary("v", "o", 8, 8, 8, 0, 0, 1, 1.0), timings)
+    assert f" ms x{fll.calls}" in console.export_text()
+    timings.clear()
+    assert tracker.timings["fll"].calls == fll.calls  # a copy: the tracker's record goes on
+    tracker.reset()
+    assert tracker.timings == {}
