@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+import numbers
 import os
 import threading
 import time
@@ -46,7 +47,7 @@ from crct_cli.tracking.frame_denoise import (
 )
 from crct_cli.tracking.likeness import LIKENESS
 from crct_cli.tracking.lookahead import LookAhead
-from crct_cli.tracking.multi import Face, MultiConfig, MultiTracker
+from crct_cli.tracking.multi import Face, MultiConfig, MultiTracker, same_fields
 from crct_cli.tracking.orientation import AUTO, choose_rotation, parse_rotate, turn
 from crct_cli.tracking.shots import SHOT_CUTS, ShotCutConfig, ShotCutDetector
 from crct_cli.tracking.smoothing import (
@@ -102,6 +103,11 @@ class TrackedFrame:
     def face(self, face_id: int) -> Face | None:
         return next((f for f in self.faces if f.face_id == face_id), None)
 
+    def __eq__(self, other: object) -> bool:
+        """Equal when every field is, faces and image by their values, as :class:`Face`
+        (the generated ``==`` asked an array's truth and raised)."""
+        return same_fields(self, other) if isinstance(other, TrackedFrame) else NotImplemented
+
 
 def check_lost_points(lost_points: str) -> None:
     """``--lost-points`` / ``lost_points`` is one of :data:`LOST_POINTS`, or a clear error."""
@@ -132,6 +138,41 @@ def _whole(value: Any) -> int | None:
     """A count (of frames, of faces) as Python keywords take it: 5.0 as before they were
     checked, not 2.5 nor True (``detect_every=2.5`` looked on every fifth frame)."""
     return whole_number(value, floats=True)
+
+
+def _option_frames(option: str, value: Any, least: int | None = None, note: str = "") -> int:
+    """A keyword that counts frames, as an int (:func:`_whole`), ``least`` or more (None: its
+    own check says how many): ``temporal_radius=2.5`` was taken, then failed mid-track on
+    noisy footage only, where the filter ran."""
+    whole = _whole(value)
+    if whole is None or (least is not None and whole < least):
+        words = "a whole number of frames" if least is None else f"a whole number >= {least}"
+        raise OptionError(option, f"must be {words}{note}, got {value!r}")
+    return whole
+
+
+def _option_numbers(**given: Any) -> list[float]:
+    """Keywords that take a number, in the order given, as Python's own int or float (numpy's
+    scalars too: :meth:`Tracker.describe` is written as JSON); a string, None or a bool is
+    refused here, by name, not left to fail in a comparison as a ``TypeError``."""
+    out: list[float] = []
+    for option, value in given.items():
+        if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
+            raise OptionError(option, f"must be a number, got {value!r}")
+        out.append(int(value) if isinstance(value, numbers.Integral) else float(value))
+    return out
+
+
+def _option_switches(**given: Any) -> list[bool]:
+    """Keywords that turn something on or off, in the order given, as bools: True or False
+    (1 and 0, numpy's too); a string is refused, not read by its truth (``shot_cuts="False"``
+    from a config file turned the cuts on)."""
+    out: list[bool] = []
+    for option, value in given.items():
+        if not isinstance(value, bool | np.bool_) and whole_number(value) not in (0, 1):
+            raise OptionError(option, f"must be True or False, got {value!r}")
+        out.append(bool(value))
+    return out
 
 
 def _faces_error(value: object) -> OptionError:
@@ -326,27 +367,67 @@ class Tracker:
     ) -> None:
         if mode not in MODES:
             raise OptionError("mode", f"must be one of {', '.join(MODES)}, got {mode!r}")
-        every, lost_run, again = _whole(detect_every), _whole(max_lost), _whole(reacquire)
-        if every is None or every < 1:
-            raise OptionError("detect_every", f"must be a whole number >= 1, got {detect_every!r}")
-        if lost_run is None or lost_run < 0:
-            raise OptionError("max_lost", f"must be a whole number >= 0, got {max_lost!r}")
-        if again is None or again < 0:
-            raise OptionError(
-                "reacquire", f"must be a whole number >= 0 frames (0: never), got {reacquire!r}"
+        # every number and switch as Python's own, or a CrctError naming it, before the checks
+        # of each one's range below (and the classes below them) compare or count with it
+        detect_every = _option_frames("detect_every", detect_every, 1)
+        max_lost = _option_frames("max_lost", max_lost, 0)
+        reacquire = _option_frames("reacquire", reacquire, 0, " frames (0: never)")
+        backfill = _option_frames("backfill", backfill, 0, " frames (0: none)")
+        seq_bt, backtrack = _option_frames("seq_bt", seq_bt), _option_frames("backtrack", backtrack)
+        temporal_radius = _option_frames("temporal_radius", temporal_radius)
+        tb, tc, gate_growth, likeness, find_wide, bt_reuse = _option_numbers(
+            tb=tb,
+            tc=tc,
+            gate_growth=gate_growth,
+            likeness=likeness,
+            find_wide=find_wide,
+            bt_reuse=bt_reuse,
+        )
+        smooth_cutoff, smooth_beta, temporal_strength, noise_threshold = _option_numbers(
+            smooth_cutoff=smooth_cutoff,
+            smooth_beta=smooth_beta,
+            temporal_strength=temporal_strength,
+            noise_threshold=noise_threshold,
+        )
+        sequence_fps, cut_correlation, cut_histogram = _option_numbers(
+            sequence_fps=sequence_fps, cut_correlation=cut_correlation, cut_histogram=cut_histogram
+        )
+        if focal_length is not None:  # None: the guess for an uncalibrated webcam
+            (focal_length,) = _option_numbers(focal_length=focal_length)
+        (int8, relaxed_redetect, stretched_look, redetect_fallback, check_refined) = (
+            _option_switches(
+                int8=int8,
+                relaxed_redetect=relaxed_redetect,
+                stretched_look=stretched_look,
+                redetect_fallback=redetect_fallback,
+                check_refined=check_refined,
             )
-        detect_every, max_lost, reacquire = every, lost_run, again
+        )
+        redetect_on_loss, lost_follow, lost_flip, lost_doubted, find, video_fll = _option_switches(
+            redetect_on_loss=redetect_on_loss,
+            lost_follow=lost_follow,
+            lost_flip=lost_flip,
+            lost_doubted=lost_doubted,
+            find=find,
+            video_fll=video_fll,
+        )
+        blend, flip, smooth, lookahead, bridge_lost, temporal_denoise, shot_cuts, pose = (
+            _option_switches(
+                blend=blend,
+                flip=flip,
+                smooth=smooth,
+                lookahead=lookahead,
+                bridge_lost=bridge_lost,
+                temporal_denoise=temporal_denoise,
+                shot_cuts=shot_cuts,
+                pose=pose,
+            )
+        )
         check_lost_points(lost_points)
         check_gates(tb, tc, seq_bt)
         check_gate_growth(gate_growth)
         check_likeness(likeness)
         check_find_wide(find_wide, CrctError)
-        waiting = _whole(backfill)
-        if waiting is None or waiting < 0:
-            raise OptionError(
-                "backfill", f"must be a whole number >= 0 frames (0: none), got {backfill!r}"
-            )
-        backfill = waiting
         check_bt_reuse(bt_reuse)
         check_fps(sequence_fps)
         check_focal(focal_length)  # also without pose, as the command line checks it
@@ -444,10 +525,14 @@ class Tracker:
     # -- video --------------------------------------------------------------------------
 
     def reset(self) -> None:
-        """Forget every face: the next frame starts a new video (ids from 0 again)."""
+        """Forget every face: the next frame starts a new video (ids from 0 again), and
+        :attr:`timings` start afresh."""
         if self._busy.locked():  # a track() paused in its loop would go on from nothing
             raise CrctError(_BUSY)
         self._reset()
+        timings = getattr(self.networks, "timings", None)
+        if isinstance(timings, dict):
+            timings.clear()
 
     def _reset(self) -> None:
         self._engine.reset()
@@ -572,14 +657,16 @@ class Tracker:
 
         if isinstance(video, bytes):  # a path as the OS gives it
             video = os.fsdecode(video)
-        if isinstance(max_frames, int) and not isinstance(max_frames, bool) and max_frames < 0:
+        count = None if max_frames is None else whole_number(max_frames)  # numpy's too
+        if count is not None and count < 0:
             raise OptionError(
-                "max_frames", f"must be 0 or more (0: none, None: every frame), got {max_frames}"
+                "max_frames", f"must be 0 or more (0: none, None: every frame), got {max_frames!r}"
             )
-        if max_frames is not None and not isinstance(max_frames, bool) and max_frames == 0:
+        if count == 0:
+            FrameRange.of(skip_frames)  # still a whole number, 0 or more
             _check_source(video)
             return  # nothing asked for
-        span = FrameRange.of(skip_frames, max_frames)
+        span = FrameRange.of(skip_frames, max_frames)  # not a whole number: refused there
         angle = self.rotate if rotate is None else parse_rotate(rotate)
         if not self._busy.acquire(blocking=False):
             raise CrctError(_BUSY)
@@ -590,9 +677,21 @@ class Tracker:
                     frame = dataclasses.replace(
                         frame, faces=self._posed(frame.faces, frame.image.shape)
                     )
-                yield dataclasses.replace(frame, faces=_detached(frame.faces))
+                yield dataclasses.replace(
+                    frame, faces=_detached(frame.faces), image=self._image_out(frame)
+                )
         finally:
             self._busy.release()
+
+    def _image_out(self, frame: TrackedFrame) -> np.ndarray | None:
+        """``frame.image`` for the caller: a copy while the tracker may still read the frame
+        (BT's previous frame, the temporal filter's neighbours: the latest frames tracked),
+        so that drawing on it moves no later point; a frame that comes out later (looked
+        ahead of, followed back into) goes as it is, with no copy."""
+        read = 1 if self.frame_denoise is None else 1 + self.frame_denoise.radius
+        if frame.image is None or frame.index < self._index - read:
+            return frame.image
+        return frame.image.copy()
 
     def _finished(
         self, video: VideoSource, span: FrameRange, angle: int | str
@@ -716,8 +815,12 @@ class Tracker:
 
     @property
     def timings(self) -> dict[str, list[float]]:
-        """Seconds per call of each network (shipped networks only)."""
-        return getattr(self.networks, "timings", {})
+        """Seconds per call of each network since the tracker was made or :meth:`reset`
+        (shipped networks only): the latest calls, up to 20,000 each (a webcam loop runs for
+        hours; :class:`~crct_cli.tracking.networks.CallTimes`). A copy: the tracker's own
+        record goes on."""
+        timings = getattr(self.networks, "timings", None) or {}
+        return {name: times.copy() for name, times in timings.items()}
 
     @property
     def weight_files(self) -> dict[str, str]:
@@ -731,7 +834,7 @@ class Tracker:
             "detect_every": self.multi.detect_every,
             "max_lost": self.multi.max_lost,
             "denoise": self.denoise,
-            "init_box": None if self.init_box is None else list(self.init_box),
+            "init_box": None if self.init_box is None else self.init_box.tolist(),
             "backfill": self.backfill,
             "blend": self.blend,
             "flip": self.flip,
@@ -963,8 +1066,7 @@ def track_videos(
     check_tracker_options(options)
     check_csv_style(csv_style)
     span = FrameRange.of(skip_frames, max_frames)
-    run = BatchOptions(engine, workers, threads, overwrite, ray_address, gpus_per_worker)
-    run.check()
+    run = BatchOptions(engine, workers, threads, overwrite, ray_address, gpus_per_worker).check()
     if options.get("weights_dir") is not None:  # workers elsewhere (Ray) see absolute paths
         options["weights_dir"] = Path(options["weights_dir"]).absolute()
     paths = [inputs] if isinstance(inputs, str | os.PathLike) else list(inputs)
@@ -993,7 +1095,6 @@ def check_tracker_options(options: dict[str, Any]) -> None:
     import inspect
 
     from crct_cli.aligner import check_denoise
-    from crct_cli.pose import check_focal
     from crct_cli.runtime.backend import resolve_engine
 
     known = set(inspect.signature(Tracker).parameters) - {"networks"}
@@ -1006,8 +1107,7 @@ def check_tracker_options(options: dict[str, Any]) -> None:
     if weights_dir is not None and not Path(weights_dir).is_dir():
         raise CrctError(f"weights_dir {weights_dir}: no such folder")
     check_denoise(options.get("denoise", "none"))
-    check_focal(options.get("focal_length"))
-    Tracker(networks=_NOT_LOADED, **options)
+    Tracker(networks=_NOT_LOADED, **options)  # every other keyword, focal_length's too
 
 
 #: Stands for the networks while :func:`check_tracker_options` checks a Tracker's options.

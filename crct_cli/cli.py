@@ -969,8 +969,7 @@ def track(
     frames_in = FrameRange.of(skip_frames, max_frames)
     options = BatchOptions(
         engine, workers, threads, overwrite, ray_address, gpus_per_worker, flags=True
-    )
-    options.check()
+    ).check()
     cores = os.cpu_count() or 1
     if engine == "local" and threads is not None and threads * max(1, workers or 1) > cores:
         _warning_line(  # each worker's libraries then fight over the cores

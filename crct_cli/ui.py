@@ -6,7 +6,6 @@ import contextlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import numpy as np
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import (
@@ -67,6 +66,18 @@ def item_progress(console: Console, label: str, total: int) -> Iterator[Callable
         yield lambda *_: progress.advance(task)
 
 
+def _per_call(name: str, times: list[float]) -> str:
+    """A network's mean time a call and its calls: over all of them where a
+    :class:`~crct_cli.tracking.networks.CallTimes` counts them (its list keeps only the
+    latest), else over the list."""
+    from crct_cli.tracking.networks import CallTimes
+
+    calls, seconds = (
+        (times.calls, times.seconds) if isinstance(times, CallTimes) else (len(times), sum(times))
+    )
+    return f"{name} {1000 * seconds / calls:.1f} ms x{calls}"
+
+
 def print_track_summary(console: Console, s: TrackSummary, timings: dict[str, list[float]]) -> None:
     table = Table(title=f"{s.video} -> {s.out_dir}", show_header=False, box=None)
     table.add_row("frames", str(s.frames))
@@ -81,9 +92,7 @@ def print_track_summary(console: Console, s: TrackSummary, timings: dict[str, li
     if s.rotate:
         table.add_row("turned", f"{s.rotate} degrees clockwise")
     table.add_row("speed", f"{s.fps:.1f} fps ({s.seconds:.1f} s)")
-    per = ", ".join(
-        f"{name} {1000 * float(np.mean(v)):.1f} ms x{len(v)}" for name, v in timings.items() if v
-    )
+    per = ", ".join(_per_call(name, v) for name, v in timings.items() if v)
     if per:
         table.add_row("per call", per)
     print_tables([table], console)

@@ -4,6 +4,8 @@ keywords and paths that used to slip through (a review of the API, session 51)."
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import os
 import threading
 import warnings
@@ -12,16 +14,20 @@ from typing import Any
 
 import numpy as np
 import pytest
+from rich.console import Console
 from test_cli import assert_one_line_error, crct
 from test_live import Slow
-from test_pipeline import FaceNets
+from test_pipeline import SKIN, FaceNets
 
-from crct_cli import Tracker, load_track
+import crct_cli.tracking.networks
+from crct_cli import Face, Tracker, load_track
 from crct_cli.errors import CrctError, OptionError
 from crct_cli.io.images import read_image
 from crct_cli.io.landmarks import write_pts
 from crct_cli.io.video import iter_frames
 from crct_cli.live import run_live
+from crct_cli.tracking.pipeline import TrackSummary
+from crct_cli.ui import print_track_summary
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 VIDEO = SAMPLES / "astronaut.mp4"
@@ -240,3 +246,121 @@ def test_a_run_s_arrays_want_an_int_id_and_a_batch_folder_says_where_runs_are(
     assert run.arrays(np.int64(0)).points.shape == (3, 68, 2)
     bad = assert_one_line_error(crct("track", tmp_path / "in", "--out", out, "--faces", "2.5"))
     assert "--faces must be a positive number or 'all', got '2.5'" in bad
+
+
+# -- the review of session 55 ------------------------------------------------------------
+
+
+class _SeesPrevious(FaceNets):
+    """FaceNets noting, at each BT step, whether the previous frame BT reads is blank."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.blank: list[bool] = []
+
+    def bt_step(self, prev: np.ndarray, cur: np.ndarray, box: np.ndarray, state: Any) -> tuple:
+        self.blank.append(not prev.any())
+        return super().bt_step(prev, cur, box, state)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"lookahead": False}, {"backtrack": 0, "bridge_lost": False}],
+    ids=["causal", "ahead"],
+)
+def test_drawing_on_a_frame_s_image_does_not_reach_bt(make_video, options: dict) -> None:
+    """An overlay loop draws onto ``frame.image``; where a frame comes out as soon as it is
+    tracked (no look ahead, or nothing to look ahead for), that picture was BT's previous
+    frame for the next one, and the drawing moved its points."""
+    clip = make_video(n_frames=8)
+    nets = _SeesPrevious()
+    for frame in Tracker(networks=nets, smooth=False, **options).track(clip):
+        assert frame.image is not None and frame.image.any()
+        frame.image[...] = 0
+    assert len(nets.blank) >= 6 and not any(nets.blank)
+
+
+def _noisy(clean: int, noisy: int) -> np.ndarray:
+    """A still face on grey, ``clean`` frames as they are, then ``noisy`` with noise of 8 grey
+    levels: from there the temporal filter averages each frame with the ones before it."""
+    rng = np.random.default_rng(5)
+    still = np.full((48, 64, 3), 120, np.uint8)
+    still[16:32, 24:40] = SKIN
+    noise = [np.clip(still + rng.normal(0, 8, still.shape), 0, 255) for _ in range(noisy)]
+    return np.stack([still] * clean + [n.astype(np.uint8) for n in noise])
+
+
+def test_drawing_on_a_frame_s_image_does_not_reach_the_temporal_filter() -> None:
+    """Noise from frame 5: the first frame filtered (the 24th noisy one) is averaged with the
+    two before it, which passed untouched and were given out; blanking them darkened it."""
+    frames = _noisy(5, 30)
+
+    def run(blank: bool) -> list[np.ndarray]:
+        out = []
+        for frame in fake_tracker(lookahead=False).track(frames.copy()):
+            assert frame.image is not None
+            out.append(frame.image.copy())
+            if blank:
+                frame.image[...] = 0
+        return out
+
+    plain = run(False)
+    assert not np.array_equal(plain[-1], frames[-1])  # the filter ran
+    assert all(np.array_equal(a, b) for a, b in zip(plain, run(True), strict=True))
+
+
+def test_a_whole_float_radius_filters_noisy_footage() -> None:
+    """``temporal_radius=2.0`` was kept a float, and ``range()`` failed on it once the filter
+    ran: on noisy footage only, mid-track."""
+    frames = _noisy(0, 30)
+    assert len(list(fake_tracker(temporal_radius=2.0).track(frames))) == 30
+
+
+def test_track_s_max_frames_says_what_track_takes() -> None:
+    """``track`` takes 0 (nothing) and numpy's counts; -1 from numpy said "1 or more"."""
+    tracker = fake_tracker()
+    frames = np.zeros((3, 16, 16, 3), np.uint8)
+    for bad in (-1, np.int64(-1)):
+        with pytest.raises(OptionError, match=r"^max_frames must be 0 or more \(0: none, None"):
+            list(tracker.track(frames, max_frames=bad))
+    assert list(tracker.track(frames, max_frames=np.int64(0))) == []
+    with pytest.raises(OptionError, match="^skip_frames must be 0 or more"):
+        list(tracker.track(frames, max_frames=0, skip_frames=-1))
+
+
+def test_faces_and_frames_compare_by_value(make_video) -> None:
+    """Two runs give equal frames and faces (``==`` asked an array's truth and raised), so a
+    face is found in a list of them; another point, box or picture makes them differ."""
+    clip = make_video(n_frames=6)
+    first, second = list(fake_tracker().track(clip)), list(fake_tracker().track(clip))
+    assert first == second and first[2] != first[3]
+    face = first[3].faces[0]
+    assert face == copy.deepcopy(face) and face in second[3].faces
+    assert second[3].faces.index(face) == 0
+    assert face != dataclasses.replace(face, points=face.points + 0.5)
+    assert face != dataclasses.replace(face, box=None) and face != "face"
+    assert first[3] != dataclasses.replace(first[3], image=np.zeros_like(first[3].image))
+    lost = Face(1, np.full((68, 2), np.nan), None, None, "lost")
+    assert lost == copy.deepcopy(lost)
+
+
+def test_timings_keep_the_latest_calls_count_them_all_and_start_afresh_on_reset(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A webcam's step() loop kept every call's seconds (14 MB an hour); ``timings`` was the
+    live record and reset() kept it. The closing table of ``crct track`` still counts all."""
+    monkeypatch.setattr(crct_cli.tracking.networks, "TIMINGS_KEPT", 3, raising=False)
+    tracker = Tracker(device="cpu", lookahead=False)
+    for i, image in enumerate(iter_frames(VIDEO, 8)):
+        tracker.step(image.image, i / 25)
+    timings = tracker.timings
+    fll = timings["fll"]
+    assert 3 <= len(fll) < 6 and fll.calls >= 8 and fll == tracker.timings["fll"]
+    assert fll.seconds >= sum(fll) > 0
+    console = Console(record=True, width=300)
+    print_track_summary(console, TrackSummary("v", "o", 8, 8, 8, 0, 0, 1, 1.0), timings)
+    assert f" ms x{fll.calls}" in console.export_text()
+    timings.clear()
+    assert tracker.timings["fll"].calls == fll.calls  # a copy: the tracker's record goes on
+    tracker.reset()
+    assert tracker.timings == {}

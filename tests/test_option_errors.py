@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import ast
 import inspect
+import json
 import pickle
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from test_pipeline import FaceNets
 from typer.main import get_command
@@ -151,6 +153,84 @@ def test_track_videos_options_name_the_keyword_and_the_command_the_flag(
     assert not (tmp_path / "py").exists() and not (tmp_path / "cli").exists()
 
 
+#: Tracker keywords given what a config file, argparse without ``type=`` or a slip hands
+#: over: each failed as a bare TypeError in a comparison, or was taken (a fraction of frames
+#: failed mid-track, a string switch was read by its truth: "False" turned cuts on)
+WRONG_KINDS: list[tuple[str, Any]] = [
+    ("tb", "1"), ("tb", None), ("tb", True), ("tc", "0.5"), ("tc", None),
+    ("gate_growth", None), ("likeness", "x"), ("find_wide", "x"), ("bt_reuse", "x"),
+    ("smooth_cutoff", None), ("smooth_beta", "x"), ("temporal_strength", "x"),
+    ("noise_threshold", "x"), ("sequence_fps", "30"), ("sequence_fps", True),
+    ("cut_correlation", "x"), ("cut_histogram", "x"), ("focal_length", "x"),
+    ("backtrack", "5"), ("backtrack", 2.5), ("backtrack", True),
+    ("temporal_radius", "2"), ("temporal_radius", 2.5), ("temporal_radius", True),
+    ("shot_cuts", "False"), ("bridge_lost", "no"), ("int8", "no"), ("smooth", None),
+    ("pose", "yes"), ("lookahead", 2),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("option", "value"), WRONG_KINDS, ids=[f"{o}={v!r}" for o, v in WRONG_KINDS]
+)
+def test_a_keyword_given_the_wrong_kind_of_value_is_refused_by_name(
+    tmp_path: Path, option: str, value: Any
+) -> None:
+    with pytest.raises(OptionError) as caught:
+        Tracker(networks=object(), **{option: value})
+    assert caught.value.option == option and str(caught.value).startswith(f"{option} must be ")
+    (tmp_path / "v").mkdir()
+    (tmp_path / "v" / "a.mp4").write_bytes(b"")
+    with pytest.raises(OptionError) as caught:  # every worker's Tracker: before any is written
+        track_videos(tmp_path / "v", tmp_path / "out", **{option: value})
+    assert caught.value.option == option and not (tmp_path / "out").exists()
+
+
+def test_numbers_from_numpy_and_whole_floats_are_taken_as_python_s_own() -> None:
+    """A parameter sweep's ``np.arange`` and ``np.float32``: tracked as the same numbers, and
+    ``describe()`` (track.json's configuration) stays JSON; 3.0 frames is 3 frames."""
+    tracker = Tracker(
+        networks=object(),
+        seq_bt=np.int64(3),
+        tb=np.float32(1.5),
+        gate_growth=np.float32(0.25),
+        backtrack=np.int64(5),
+        temporal_radius=3.0,
+        reacquire=np.int32(7),
+        init_box=np.array([10, 20, 30, 40]),
+        lookahead=np.bool_(True),
+        shot_cuts=0,
+    )
+    described = tracker.describe()
+    assert json.loads(json.dumps(described)) == described
+    want = {"seq_bt": 3, "tb": 1.5, "gate_growth": 0.25, "backtrack": 5, "temporal_radius": 3}
+    assert {k: described[k] for k in want} == want
+    assert {k: type(described[k]) for k in want} == {k: type(v) for k, v in want.items()}
+    assert described["init_box"] == [10.0, 20.0, 30.0, 40.0] and described["shot_cuts"] is False
+    assert (described["reacquire"], described["lookahead"]) == (7, True)
+    assert type(tracker.frame_denoise.radius) is int  # counted with range(): 3.0 failed there
+
+
+@pytest.mark.parametrize(
+    ("options", "words"),
+    [
+        ({"workers": 2.5}, "workers must be a whole number, got 2.5"),
+        ({"workers": "2"}, "workers must be a whole number, got '2'"),
+        ({"workers": True}, "workers must be a whole number, got True"),
+        ({"workers": 1, "threads": 1.5}, "threads must be a whole number, got 1.5"),
+        ({"gpus_per_worker": "1"}, "gpus_per_worker must be a number, got '1'"),
+    ],
+)
+def test_track_videos_counts_are_whole_numbers_before_anything_is_written(
+    tmp_path: Path, options: dict[str, Any], words: str
+) -> None:
+    """``workers=2.5`` wrote summary.csv, then raised a TypeError; ``workers=True`` ran one."""
+    (tmp_path / "v").mkdir()
+    (tmp_path / "v" / "a.mp4").write_bytes(b"")
+    with pytest.raises(OptionError) as caught:
+        track_videos(tmp_path / "v", tmp_path / "out", **options)
+    assert str(caught.value) == words and not (tmp_path / "out").exists()
+
+
 def test_a_video_s_own_failure_names_the_keyword_or_the_flag(
     make_video: Callable[..., Path], tmp_path: Path, fakes: None
 ) -> None:
@@ -194,9 +274,21 @@ def test_an_option_error_crosses_processes_and_reads_as_either_side() -> None:
 OTHER_COMMANDS = {"overlay.py": (draw_overlay, "draw"), "denoise.py": (run_plan, "denoise")}
 
 
+#: functions that raise an ``OptionError`` for the option their caller names: by a literal
+#: argument at this position, or (None) by the names of its keyword arguments (api.py's checks
+#: of Tracker's numbers and switches, ``_option_numbers(tb=tb, ...)``; batch/runner.py's)
+NAMING_HELPERS: dict[str, int | None] = {
+    "_option_frames": 0,
+    "_option_numbers": None,
+    "_option_switches": None,
+    "_option_count": 0,
+}
+
+
 def _named_options(only: str | None = None) -> dict[str, str]:
-    """Every option an ``OptionError`` (or ``option_error``) names in crct_cli, with where:
-    in module ``only``, or (None) in every module but :data:`OTHER_COMMANDS`'."""
+    """Every option an ``OptionError`` (or ``option_error``, or one of
+    :data:`NAMING_HELPERS`) names in crct_cli, with where: in module ``only``, or (None) in
+    every module but :data:`OTHER_COMMANDS`'."""
     root = Path(crct_cli.__file__).parent
     named: dict[str, str] = {}
     for path in sorted(root.rglob("*.py")):
@@ -204,15 +296,27 @@ def _named_options(only: str | None = None) -> dict[str, str]:
             continue
         if (path.name != only) if only else (path.name in OTHER_COMMANDS):
             continue
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if not isinstance(node, ast.Call):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        passed_on = {  # the helpers' own OptionError: the name their caller gave
+            id(call)
+            for helper in ast.walk(tree)
+            if isinstance(helper, ast.FunctionDef) and helper.name in NAMING_HELPERS
+            for call in ast.walk(helper)
+        }
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Call) or id(node) in passed_on:
                 continue
             func = node.func
             name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
-            position = {"OptionError": 0, "option_error": 1}.get(str(name))
+            where = f"{path.relative_to(root)}:{node.lineno}"
+            if name in NAMING_HELPERS and NAMING_HELPERS[str(name)] is None:
+                assert node.keywords and all(k.arg for k in node.keywords), where
+                for keyword in node.keywords:
+                    named.setdefault(str(keyword.arg), where)
+                continue
+            position = {"OptionError": 0, "option_error": 1, **NAMING_HELPERS}.get(str(name))
             if position is None:
                 continue
-            where = f"{path.relative_to(root)}:{node.lineno}"
             arg = node.args[position] if len(node.args) > position else None
             # a literal, so that this test sees every name there is
             assert isinstance(arg, ast.Constant) and isinstance(arg.value, str), where

@@ -5,8 +5,10 @@ keep ``OUT/summary.csv`` up to date, and say how it went.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib.util
 import math
+import numbers
 import os
 import signal
 import socket
@@ -22,7 +24,7 @@ from crct_cli.batch.discover import VideoJob
 from crct_cli.batch.resume import LOCK_NAME, Done, check_done, foreign_outputs, held_by
 from crct_cli.batch.summary import VideoResult, write_summary
 from crct_cli.batch.worker import Listener, WorkerSpec, settings_of
-from crct_cli.errors import CrctError, OptionError, WordedError
+from crct_cli.errors import CrctError, OptionError, WordedError, whole_number
 
 if TYPE_CHECKING:
     from crct_cli.tracking.pipeline import FrameRange
@@ -207,6 +209,18 @@ def sigterm_as_interrupt(final: bool = False) -> Iterator[None]:
             signal.signal(signal.SIGTERM, previous)
 
 
+def _option_count(option: str, value: Any) -> int | None:
+    """``workers`` / ``threads``: unset (None), or a whole number (numpy's too) 1 or more."""
+    if value is None:
+        return None
+    count = whole_number(value)
+    if count is None:
+        raise OptionError(option, f"must be a whole number, got {value!r}")
+    if count < 1:
+        raise OptionError(option, f"must be 1 or more, got {value!r}")
+    return count
+
+
 @dataclass(frozen=True)
 class BatchOptions:
     """How a run over many videos goes (``crct track``'s batch options); ``flags``: a
@@ -220,18 +234,20 @@ class BatchOptions:
     gpus_per_worker: float = 0.0
     flags: bool = False
 
-    def check(self) -> None:
-        """Refuse bad options before any worker starts."""
+    def check(self) -> BatchOptions:
+        """Refuse bad options before any worker starts (or anything is written: a float of
+        workers failed after summary.csv); returns them with the counts as Python's ints."""
         from crct_cli.batch import ENGINES
 
         if self.engine not in ENGINES:
             raise OptionError("engine", f"must be {' or '.join(ENGINES)}, got {self.engine!r}")
-        if self.workers is not None and self.workers < 1:
-            raise OptionError("workers", f"must be 1 or more, got {self.workers}")
-        if self.threads is not None and self.threads < 1:
-            raise OptionError("threads", f"must be 1 or more, got {self.threads}")
-        if not 0 <= self.gpus_per_worker < math.inf:
-            raise OptionError("gpus_per_worker", f"must be 0 or more, got {self.gpus_per_worker}")
+        workers = _option_count("workers", self.workers)
+        threads = _option_count("threads", self.threads)
+        gpus = self.gpus_per_worker
+        if isinstance(gpus, bool) or not isinstance(gpus, numbers.Real):
+            raise OptionError("gpus_per_worker", f"must be a number, got {gpus!r}")
+        if not 0 <= gpus < math.inf:
+            raise OptionError("gpus_per_worker", f"must be 0 or more, got {gpus}")
         if self.gpus_per_worker > 0 and self.engine != "ray":
             raise OptionError(
                 "gpus_per_worker",
@@ -248,6 +264,9 @@ class BatchOptions:
             from crct_cli.batch.ray_engine import ray_missing
 
             raise ray_missing()
+        return dataclasses.replace(
+            self, workers=workers, threads=threads, gpus_per_worker=float(gpus)
+        )
 
     def engine_for(
         self,

@@ -182,6 +182,29 @@ class Face:
     state: str
     pose: np.ndarray | None = None
 
+    def __eq__(self, other: object) -> bool:
+        """Equal when every field is, the arrays by their values (:func:`same_fields`): two
+        runs that give the same points give equal faces, and ``face in faces`` and
+        ``faces.index(face)`` work, where the generated ``==`` asked an array's truth."""
+        return same_fields(self, other) if isinstance(other, Face) else NotImplemented
+
+
+def same_fields(a: Any, b: Any) -> bool:
+    """Two dataclasses of one type field by field: an array equals one of the same shape
+    and values (NaN where the other has NaN: a lost face's missing points), the rest by
+    ``==`` (a list of faces face by face)."""
+    for name in (f.name for f in dataclasses.fields(a)):
+        x, y = getattr(a, name), getattr(b, name)
+        if isinstance(x, np.ndarray) or isinstance(y, np.ndarray):
+            if not (isinstance(x, np.ndarray) and isinstance(y, np.ndarray)):
+                return False
+            nan = x.dtype.kind in "fc" and y.dtype.kind in "fc"
+            if x.shape != y.shape or not np.array_equal(x, y, equal_nan=nan):
+                return False
+        elif x != y:
+            return False
+    return True
+
 
 @dataclass(eq=False)  # compared by identity: two tracks are never "equal"
 class Track:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 import warnings
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +60,41 @@ def resolve_device(name: str) -> Any:
     if name not in ("cpu", "cuda"):
         raise OptionError("device", f"must be auto, cpu or cuda, got {name!r}")
     return torch.device(name)
+
+
+#: How many of a network's latest calls :class:`CallTimes` keeps the seconds of: a webcam's
+#: step() loop or a long-lived Tracker calls them for hours (~4 a frame, 14 MB an hour at
+#: 30 fps when every one was kept); the count and the total still cover every call.
+TIMINGS_KEPT = 10_000
+
+
+class CallTimes(list[float]):
+    """One network's seconds per call: the latest :data:`TIMINGS_KEPT` to
+    2 x :data:`TIMINGS_KEPT` of them (a list, for a median), and ``calls`` and ``seconds``
+    over every call since it was made (a closing table's count and mean)."""
+
+    def __init__(self, seconds: Iterable[float] = ()) -> None:
+        super().__init__(seconds)
+        self.calls = len(self)
+        self.seconds = float(sum(self))
+
+    def append(self, seconds: float) -> None:
+        super().append(seconds)
+        self.calls += 1
+        self.seconds += seconds
+        if len(self) >= 2 * TIMINGS_KEPT:  # halved at once: no shift of the list a call
+            del self[:TIMINGS_KEPT]
+
+    def copy(self) -> CallTimes:
+        """A record of its own, its count and total too."""
+        twin = CallTimes(self)
+        twin.calls, twin.seconds = self.calls, self.seconds
+        return twin
+
+
+def new_timings() -> defaultdict[str, list[float]]:
+    """Each network's :class:`CallTimes`, made at its first call."""
+    return defaultdict(CallTimes)
 
 
 class _Timer:
@@ -170,7 +205,8 @@ class CRCTNetworks:
         self.device = self.engine.device
         self.backend = self.engine.backend
         self.weights_dir = weights_dir
-        self.timings: dict[str, list[float]] = defaultdict(list)
+        #: seconds per call of each network (:class:`CallTimes`: the latest, bounded)
+        self.timings: dict[str, list[float]] = new_timings()
         rt = self.runtime
         # FLL (with its second stage when shipped), or FADeNN: its IID is timed apart as "iid";
         # every network at once (ONNX Runtime opens its sessions in threads)
