@@ -184,16 +184,24 @@ def write_image(path: str | os.PathLike[str], image: np.ndarray, keep_detail: bo
     if path.suffix.lower() in HEIF_SUFFIXES:
         buf = _heif_bytes(path, image)
     else:
-        bgr = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
-        params = _DETAIL_PARAMS.get(path.suffix.lower(), []) if keep_detail else []
-        ok, buf = cv2.imencode(path.suffix or ".png", bgr, params)
-        if not ok:
+        encoded = encode_image(path.suffix or ".png", image, keep_detail)
+        if encoded is None:
             raise CrctError(f"{path}: cannot encode image as {path.suffix}")
+        buf = encoded
     try:
         with atomic_path(path) as tmp:
             buf.tofile(str(tmp))
     except OSError as exc:
         raise CrctError(f"{path}: cannot write ({exc.strerror})") from None
+
+
+def encode_image(suffix: str, image: np.ndarray, keep_detail: bool = False) -> np.ndarray | None:
+    """An RGB (or grayscale) uint8 image's bytes in the format of ``suffix`` (OpenCV's formats,
+    not HEIF), as :func:`write_image` writes them; None where OpenCV cannot."""
+    bgr = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    params = _DETAIL_PARAMS.get(suffix.lower(), []) if keep_detail else []
+    ok, buf = cv2.imencode(suffix, bgr, params)
+    return buf if ok else None
 
 
 def _heif_bytes(path: Path, image: np.ndarray) -> np.ndarray:

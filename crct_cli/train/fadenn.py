@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from crct_cli.aligner import Aligner, fadenn_aligner, load_stage2
 from crct_cli.degrade import degrade_rgb, file_rng, is_gray
 from crct_cli.errors import CrctError
+from crct_cli.io.images import encode_image
 from crct_cli.landmarks import box_from_points
 from crct_cli.metrics import auc, failure_rate, nme
 from crct_cli.models import weights
@@ -227,10 +228,10 @@ def load_val_images(
 
 
 def _written_and_read(image: np.ndarray, suffix: str, gray: bool) -> np.ndarray:
-    """What ``write_image`` then ``read_image`` give back (JPEG re-encoding included)."""
-    arr = image[..., 0] if gray else cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
-    ok, buf = cv2.imencode(suffix, arr)
-    if not ok:
+    """What ``crct degrade``'s ``write_image`` then ``read_image`` give back (JPEG
+    re-encoding included, at degrade's settings)."""
+    buf = encode_image(suffix, image[..., 0] if gray else image, keep_detail=True)
+    if buf is None:
         raise CrctError(f"cannot encode a validation image as {suffix}")
     back = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
     assert back is not None  # the bytes imencode has just written
