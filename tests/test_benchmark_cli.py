@@ -150,6 +150,7 @@ def test_plots_are_skipped_without_matplotlib(
     )
     assert result.exit_code == 0, result.output
     assert "matplotlib is not installed" in result.stderr and "plots skipped" in result.stderr
+    assert "count pixel centres from 1" not in result.stderr  # any folder: crct's own sets
     assert (out / "results.json").is_file() and not list(out.glob("*.png"))
 
 
@@ -165,6 +166,8 @@ def test_still_dataset_with_noise_sets(tmp_path: Path, monkeypatch: pytest.Monke
     )
     assert result.exit_code == 0, result.output
     assert "scale-3" in result.stdout and "mean of 12 degraded" in result.stdout
+    # 300-W's own files count pixels from 1: said where --gt-origin 1 is not given
+    assert "count pixel centres from 1" in " ".join(result.stderr.split())
     doc = json.loads((out / "results.json").read_text())
     assert doc["kind"] == "still" and doc["root"] == str(root)
     assert len(doc["sets"]) == 13 and doc["protocol"]["noise_seed"] == 0
