@@ -23,7 +23,7 @@ import numbers
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -638,7 +638,7 @@ class Tracker:
         max_frames: int | None = None,
         skip_frames: int = 0,
         rotate: int | str | None = None,
-    ) -> Iterator[TrackedFrame]:
+    ) -> Generator[TrackedFrame, None, None]:
         """Every frame of ``video`` (a file, or a folder of images: ``sequence_fps``) with its
         faces, decoded and tracked one at a time (frames before the first face wait for it:
         ``backfill``). With ``lookahead`` each frame comes out once the frames a third of a
@@ -652,7 +652,10 @@ class Tracker:
         capture, another decoder's frames), read on this thread and tracked as a file is,
         looking ahead and back; frame ``i`` is ``i / sequence_fps`` seconds in, as in a folder
         of images. ``rotate``: this video's turn instead of the tracker's (a number, or
-        ``"auto"``; :meth:`orientation` says which turn ``"auto"`` takes)."""
+        ``"auto"``; :meth:`orientation` says which turn ``"auto"`` takes).
+
+        The arguments are checked here, at the call (a missing file, a bad count or turn); the
+        generator returned decodes and tracks, and holds the tracker, once iterated."""
         from crct_cli.tracking.pipeline import FrameRange
 
         if isinstance(video, bytes):  # a path as the OS gives it
@@ -662,12 +665,19 @@ class Tracker:
             raise OptionError(
                 "max_frames", f"must be 0 or more (0: none, None: every frame), got {max_frames!r}"
             )
-        if count == 0:
-            FrameRange.of(skip_frames)  # still a whole number, 0 or more
-            _check_source(video)
-            return  # nothing asked for
-        span = FrameRange.of(skip_frames, max_frames)  # not a whole number: refused there
+        # max_frames=0 asks for nothing (FrameRange's count is 1 or more); skip_frames is still
+        # a whole number, 0 or more, and max_frames not a whole number is refused there
+        span = FrameRange.of(skip_frames, None if count == 0 else max_frames)
         angle = self.rotate if rotate is None else parse_rotate(rotate)
+        _check_source(video)
+        return self._tracked(video, span, angle) if count != 0 else _no_frames()
+
+    def _tracked(
+        self, video: VideoSource, span: FrameRange, angle: int | str
+    ) -> Generator[TrackedFrame, None, None]:
+        """:meth:`track`'s frames, its arguments checked: the tracker is held from the first
+        frame asked for to the last (or ``close()``), not while the generator waits unstarted,
+        whose ``finally`` would never run."""
         if not self._busy.acquire(blocking=False):
             raise CrctError(_BUSY)
         try:
@@ -957,9 +967,14 @@ def _detached(faces: list[Face]) -> list[Face]:
     ]
 
 
+def _no_frames() -> Generator[TrackedFrame, None, None]:
+    """``track(video, max_frames=0)``: a generator, as every ``track()`` returns, of nothing."""
+    yield from ()
+
+
 def _check_source(video: VideoSource) -> None:
-    """A path given to :meth:`Tracker.track` names something (``max_frames=0`` reads nothing
-    from it, but a typo is still a typo)."""
+    """A path given to :meth:`Tracker.track` names something, checked at the call (also with
+    ``max_frames=0``, which reads nothing from it: a typo is still a typo)."""
     from crct_cli.io.arrays import is_frame_source
 
     if not is_frame_source(video) and not Path(video).exists():

@@ -364,3 +364,33 @@ def test_timings_keep_the_latest_calls_count_them_all_and_start_afresh_on_reset(
     assert tracker.timings["fll"].calls == fll.calls  # a copy: the tracker's record goes on
     tracker.reset()
     assert tracker.timings == {}
+
+
+# -- the review's doubtful points (session 55) ---------------------------------------------
+
+
+def test_track_s_arguments_are_refused_at_the_call(make_video, tmp_path: Path) -> None:
+    """``g = tracker.track(...)`` in a notebook cell said nothing of a typo until ``next(g)``,
+    cells later; the arguments are checked at the call. The tracker is still held only once
+    the frames are asked for: a generator never started holds nothing."""
+    clip = make_video(n_frames=4)
+    tracker = fake_tracker()
+    with pytest.raises(CrctError, match=r"typo\.mp4: no such file or folder"):
+        tracker.track(tmp_path / "typo.mp4")
+    with pytest.raises(OptionError, match=r"^max_frames must be 0 or more"):
+        tracker.track(clip, max_frames=-1)
+    with pytest.raises(OptionError, match=r"^max_frames must be a whole number"):
+        tracker.track(clip, max_frames=2.5)
+    with pytest.raises(OptionError, match=r"^skip_frames must be 0 or more"):
+        tracker.track(clip, skip_frames=-1)
+    with pytest.raises(OptionError, match=r"^skip_frames must be 0 or more"):
+        tracker.track(clip, max_frames=0, skip_frames=-1)
+    with pytest.raises(CrctError, match=r"^rotate must be 0, 90, 180, 270"):
+        tracker.track(clip, rotate=45)
+    with pytest.raises(CrctError, match=r"^rotate must be 0, 90, 180, 270"):
+        tracker.track(clip, max_frames=0, rotate=45)
+    unstarted = tracker.track(clip)  # not iterated: the tracker is free
+    assert len(list(tracker.track(clip))) == 4
+    tracker.step(next(iter_frames(clip)).image)
+    assert len(list(unstarted)) == 4
+    assert list(tracker.track(clip, max_frames=0)) == []
