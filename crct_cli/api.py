@@ -23,7 +23,8 @@ import numbers
 import os
 import threading
 import time
-from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -907,6 +908,12 @@ class Tracker:
             from crct_cli.io.images import read_image
 
             image = read_image(Path(image))
+        several = _several_images(image)
+        if several is not None:
+            raise CrctError(
+                f"align() takes one image, its path or its pixels (an RGB uint8 array), got "
+                f"{several}: call align() once per image (crct align reads a folder of photos)"
+            )
         image = _check_image(image)
         if boxes is None:
             given = StillInput.detected(image, self.networks.detect, angle)
@@ -973,12 +980,56 @@ def _no_frames() -> Generator[TrackedFrame, None, None]:
 
 
 def _check_source(video: VideoSource) -> None:
-    """A path given to :meth:`Tracker.track` names something, checked at the call (also with
-    ``max_frames=0``, which reads nothing from it: a typo is still a typo)."""
+    """What :meth:`Tracker.track` was given, checked at the call: a path that names something
+    (also with ``max_frames=0``, which reads nothing from it: a typo is still a typo), or one
+    video's frames in memory, not several videos' paths."""
     from crct_cli.io.arrays import is_frame_source
 
-    if not is_frame_source(video) and not Path(video).exists():
-        raise CrctError(f"{video}: no such file or folder")
+    if not is_frame_source(video):
+        if not Path(video).exists():
+            raise CrctError(f"{video}: no such file or folder")
+        return
+    several = _several_paths(video)
+    if several is not None:
+        raise CrctError(
+            f"track() takes one video, got {several}: track() each in turn, or "
+            "crct_cli.track_videos(paths, out) to write each one's landmarks"
+        )
+    if not isinstance(video, np.ndarray | Iterable) and not hasattr(video, "__getitem__"):
+        raise CrctError(
+            "track() takes one video, its path or its frames (an array, or an iterable of "
+            f"arrays), got {type(video).__name__}"
+        )
+
+
+def _several_paths(given: Any) -> str | None:
+    """``given`` in words where it holds several paths, or is a mapping (iterated, its keys),
+    as given to :meth:`Tracker.track` or :meth:`Tracker.align` for several videos or photos:
+    else their items were refused one by one as frames ("got <U32 ()")."""
+    if isinstance(given, Mapping):
+        return f"a {type(given).__name__}"
+    if isinstance(given, list | tuple | AbstractSet) and given:
+        if all(isinstance(item, str | bytes | os.PathLike) for item in given):
+            return f"a {type(given).__name__} of {_count(len(given), 'path')}"
+    return None
+
+
+def _several_images(given: Any) -> str | None:
+    """``given`` in words where it holds several images (paths, arrays) or is a mapping, as
+    given to :meth:`Tracker.align`, which takes one."""
+    several = _several_paths(given)
+    if several is not None:
+        return several
+    if isinstance(given, np.ndarray) and given.ndim == 4:
+        return f"an array of {_count(len(given), 'image')}, shape {given.shape}"
+    if isinstance(given, list | tuple) and given:
+        if all(isinstance(item, np.ndarray) and item.ndim >= 3 for item in given):
+            return f"a {type(given).__name__} of {_count(len(given), 'array')}"
+    return None
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _weights_dir(value: str | os.PathLike[str] | None) -> Path:

@@ -394,3 +394,36 @@ def test_track_s_arguments_are_refused_at_the_call(make_video, tmp_path: Path) -
     tracker.step(next(iter_frames(clip)).image)
     assert len(list(unstarted)) == 4
     assert list(tracker.track(clip, max_frames=0)) == []
+
+
+def test_several_videos_or_photos_given_as_one_are_refused_in_words() -> None:
+    """``track([path])``, ``track({...})`` and ``align([path, path])`` were read as frames in
+    memory and refused one item at a time ("a frame must be a uint8 array ... got <U32 ()"):
+    one line says what was given and what takes several. Frames in a list are still frames,
+    and an image's rows in a list still an image."""
+    tracker = fake_tracker()
+    several = "track_videos\\(paths, out\\)"
+    for given, what in (
+        ([VIDEO], "a list of 1 path"),
+        ((str(VIDEO), os.fsencode(VIDEO)), "a tuple of 2 paths"),
+        ({"clip": VIDEO}, "a dict"),
+    ):
+        with pytest.raises(
+            CrctError, match=f"^track\\(\\) takes one video, got {what}: .*{several}"
+        ):
+            tracker.track(given)
+    with pytest.raises(
+        CrctError, match=r"^track\(\) takes one video, its path or its frames .*got int"
+    ):
+        tracker.track(3)  # type: ignore[arg-type]
+    photo = read_image(SAMPLES / "astronaut.jpg")
+    once = "call align\\(\\) once per image"
+    for given, what in (
+        ([SAMPLES / "astronaut.jpg"] * 2, "a list of 2 paths"),
+        ([photo, photo], "a list of 2 arrays"),
+        (photo[None], r"an array of 1 image, shape \(1, 512, 512, 3\)"),
+    ):
+        with pytest.raises(CrctError, match=f"^align\\(\\) takes one image, .*got {what}: {once}"):
+            tracker.align(given)
+    assert len(tracker.align(list(photo))) == len(tracker.align(photo)) == 1
+    assert len(list(tracker.track([photo, photo]))) == 2
