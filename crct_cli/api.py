@@ -639,6 +639,8 @@ class Tracker:
         max_frames: int | None = None,
         skip_frames: int = 0,
         rotate: int | str | None = None,
+        *,
+        images: bool = True,
     ) -> Generator[TrackedFrame, None, None]:
         """Every frame of ``video`` (a file, or a folder of images: ``sequence_fps``) with its
         faces, decoded and tracked one at a time (frames before the first face wait for it:
@@ -653,7 +655,10 @@ class Tracker:
         capture, another decoder's frames), read on this thread and tracked as a file is,
         looking ahead and back; frame ``i`` is ``i / sequence_fps`` seconds in, as in a folder
         of images. ``rotate``: this video's turn instead of the tracker's (a number, or
-        ``"auto"``; :meth:`orientation` says which turn ``"auto"`` takes).
+        ``"auto"``; :meth:`orientation` says which turn ``"auto"`` takes). ``images=False``:
+        ``frame.image`` is None and no copy of a frame is made for it, for frames kept after
+        the loop (``list(track(...))``), which would otherwise hold every picture (6 MB a
+        1080p frame).
 
         The arguments are checked here, at the call (a missing file, a bad count or turn); the
         generator returned decodes and tracks, and holds the tracker, once iterated."""
@@ -670,11 +675,13 @@ class Tracker:
         # a whole number, 0 or more, and max_frames not a whole number is refused there
         span = FrameRange.of(skip_frames, None if count == 0 else max_frames)
         angle = self.rotate if rotate is None else parse_rotate(rotate)
+        if not isinstance(images, bool | np.bool_) and whole_number(images) not in (0, 1):
+            raise CrctError(f"images must be True or False, got {images!r}")  # Python's alone
         _check_source(video)
-        return self._tracked(video, span, angle) if count != 0 else _no_frames()
+        return self._tracked(video, span, angle, bool(images)) if count != 0 else _no_frames()
 
     def _tracked(
-        self, video: VideoSource, span: FrameRange, angle: int | str
+        self, video: VideoSource, span: FrameRange, angle: int | str, images: bool
     ) -> Generator[TrackedFrame, None, None]:
         """:meth:`track`'s frames, its arguments checked: the tracker is held from the first
         frame asked for to the last (or ``close()``), not while the generator waits unstarted,
@@ -688,9 +695,8 @@ class Tracker:
                     frame = dataclasses.replace(
                         frame, faces=self._posed(frame.faces, frame.image.shape)
                     )
-                yield dataclasses.replace(
-                    frame, faces=_detached(frame.faces), image=self._image_out(frame)
-                )
+                image = self._image_out(frame) if images else None
+                yield dataclasses.replace(frame, faces=_detached(frame.faces), image=image)
         finally:
             self._busy.release()
 

@@ -427,3 +427,31 @@ def test_several_videos_or_photos_given_as_one_are_refused_in_words() -> None:
             tracker.align(given)
     assert len(tracker.align(list(photo))) == len(tracker.align(photo)) == 1
     assert len(list(tracker.track([photo, photo]))) == 2
+
+
+@pytest.mark.parametrize("lookahead", [False, True], ids=["causal", "ahead"])
+def test_frames_kept_without_their_pictures(make_video, lookahead: bool) -> None:
+    """``list(tracker.track(video))`` held every decoded picture (6 MB a 1080p frame, the
+    README's own example); ``images=False`` keeps the frames' faces alone: the same points,
+    ``image`` None, and no memory held for the pictures once the frames are out."""
+    import tracemalloc
+
+    clip = make_video(n_frames=30, width=320, height=240)
+    with_images = list(fake_tracker(lookahead=lookahead).track(clip))
+    assert all(f.image is not None and f.image.shape == (240, 320, 3) for f in with_images)
+    tracker = fake_tracker(lookahead=lookahead)
+    kept: dict[bool, int] = {}
+    for images in (True, False):
+        tracemalloc.start()
+        frames = list(tracker.track(clip, images=images))
+        kept[images] = tracemalloc.get_traced_memory()[0]
+        tracemalloc.stop()
+        if not images:
+            assert all(f.image is None for f in frames)
+            assert [f.faces for f in frames] == [f.faces for f in with_images]
+            assert [(f.index, f.time) for f in frames] == [(f.index, f.time) for f in with_images]
+        del frames
+    picture = 320 * 240 * 3
+    assert kept[True] > 25 * picture and kept[False] < picture  # not one picture kept
+    with pytest.raises(CrctError, match="^images must be True or False"):
+        tracker.track(clip, images="no")  # type: ignore[arg-type]
