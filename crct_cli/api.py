@@ -559,6 +559,7 @@ class Tracker:
         :meth:`track`, whose faces (and frame numbers) step would otherwise carry on.
         """
         image = _check_image(rgb)
+        seconds = None if time_s is None else _seconds(time_s)
         size = (image.shape[0], image.shape[1])
         if self._size is not None and size != self._size:
             raise CrctError(
@@ -568,19 +569,21 @@ class Tracker:
         if not self._busy.acquire(blocking=False):  # a track() runs, or another step()
             raise CrctError(_BUSY)
         try:
-            return self._step(image, size, time_s)
+            return self._step(image, size, seconds)
         finally:
             self._busy.release()
 
     def _step(self, image: np.ndarray, size: tuple[int, int], time_s: float | None) -> TrackedFrame:
+        """:meth:`step` on a frame checked: what could refuse it is asked before the tracker
+        takes its size and clock, so that a refused frame leaves the tracker as it was."""
         image = self._step_turned(image.copy())
-        self._size = size
+        if self.init_box is not None and self._engine.frame_no == 0:
+            check_box_in_frame(self.init_box, image.shape)  # before any filter keeps the frame
         now = time.perf_counter()
         if self._clock is None:
             self._clock = now
-        t = now - self._clock if time_s is None else float(time_s)
-        if not math.isfinite(t):
-            raise CrctError(f"time_s must be a finite number of seconds, got {time_s!r}")
+        self._size = size
+        t = now - self._clock if time_s is None else time_s
         if self._step_denoiser is not None:  # the frames before this one only: a live stream
             from crct_cli.io.video import Frame
 
@@ -1047,6 +1050,17 @@ def _weights_dir(value: str | os.PathLike[str] | None) -> Path:
     if not Path(value).is_dir():  # before anything warns about what the folder lacks
         raise CrctError(f"weights_dir {value}: no such folder")
     return Path(value)
+
+
+def _seconds(time_s: Any) -> float:
+    """:meth:`Tracker.step`'s ``time_s``, checked before the frame changes anything."""
+    try:
+        seconds = float(time_s)
+    except (TypeError, ValueError):
+        seconds = math.nan
+    if not math.isfinite(seconds):
+        raise CrctError(f"time_s must be a finite number of seconds, got {time_s!r}")
+    return seconds
 
 
 def _check_image(rgb: Any) -> np.ndarray:

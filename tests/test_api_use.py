@@ -455,3 +455,22 @@ def test_frames_kept_without_their_pictures(make_video, lookahead: bool) -> None
     assert kept[True] > 25 * picture and kept[False] < picture  # not one picture kept
     with pytest.raises(CrctError, match="^images must be True or False"):
         tracker.track(clip, images="no")  # type: ignore[arg-type]
+
+
+def test_a_refused_step_leaves_the_tracker_as_it_was() -> None:
+    """``step(frame, time_s=nan)`` was refused after the tracker had taken the frame's size and
+    started its clock, so the next frame, of another size, was refused too; a first box
+    outside the first frame likewise. A frame refused changes nothing."""
+    small = [f.image for f in iter_frames(VIDEO, 2)]
+    big = np.ascontiguousarray(np.repeat(np.repeat(small[0], 2, axis=0), 2, axis=1))
+    tracker = fake_tracker()
+    for bad in (float("nan"), float("inf"), "soon"):
+        with pytest.raises(CrctError, match="^time_s must be a finite number of seconds"):
+            tracker.step(small[0], time_s=bad)  # type: ignore[arg-type]
+    first = tracker.step(big)
+    assert (first.index, first.time) == (0, 0.0)  # the clock starts at this frame
+    assert tracker.step(big, time_s=0.04).index == 1
+    boxed = fake_tracker(init_box=[500, 500, 100, 100])
+    with pytest.raises(OptionError, match=r"^init_box \(500, 500, 100, 100\) lies outside"):
+        boxed.step(small[0])
+    assert boxed.step(big).index == 0
