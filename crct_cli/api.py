@@ -1131,8 +1131,11 @@ def track_videos(
     video), ``workers``, ``threads``, ``engine`` ("local" or "ray"), ``ray_address`` and
     ``gpus_per_worker`` are the command's options of those names; ``options`` are
     :class:`Tracker`'s keywords (``faces="all"``, ``pose=True``...), each worker's tracker.
-    ``on_result(result)`` is called as each video finishes; ``progress`` shows the command's
-    line per video on stderr, and on a terminal its bars.
+    ``on_result(result)`` is called as each video finishes; one that raises stops the batch
+    as Ctrl-C does, its exception raised here (a bug of the caller's is not put down to a
+    video), with ``summary.csv`` written, the videos done kept and the rest ``pending`` for a
+    rerun. ``progress`` shows the command's line per video on stderr, and on a terminal its
+    bars.
 
     Returns the run's :class:`~crct_cli.batch.runner.BatchReport` (``.results``, one
     :class:`~crct_cli.batch.summary.VideoResult` per video with its ``status``: ok, no_face,
