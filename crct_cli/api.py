@@ -23,7 +23,8 @@ import numbers
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -558,6 +559,7 @@ class Tracker:
         :meth:`track`, whose faces (and frame numbers) step would otherwise carry on.
         """
         image = _check_image(rgb)
+        seconds = None if time_s is None else _seconds(time_s)
         size = (image.shape[0], image.shape[1])
         if self._size is not None and size != self._size:
             raise CrctError(
@@ -567,19 +569,21 @@ class Tracker:
         if not self._busy.acquire(blocking=False):  # a track() runs, or another step()
             raise CrctError(_BUSY)
         try:
-            return self._step(image, size, time_s)
+            return self._step(image, size, seconds)
         finally:
             self._busy.release()
 
     def _step(self, image: np.ndarray, size: tuple[int, int], time_s: float | None) -> TrackedFrame:
+        """:meth:`step` on a frame checked: what could refuse it is asked before the tracker
+        takes its size and clock, so that a refused frame leaves the tracker as it was."""
         image = self._step_turned(image.copy())
-        self._size = size
+        if self.init_box is not None and self._engine.frame_no == 0:
+            check_box_in_frame(self.init_box, image.shape)  # before any filter keeps the frame
         now = time.perf_counter()
         if self._clock is None:
             self._clock = now
-        t = now - self._clock if time_s is None else float(time_s)
-        if not math.isfinite(t):
-            raise CrctError(f"time_s must be a finite number of seconds, got {time_s!r}")
+        self._size = size
+        t = now - self._clock if time_s is None else time_s
         if self._step_denoiser is not None:  # the frames before this one only: a live stream
             from crct_cli.io.video import Frame
 
@@ -638,7 +642,9 @@ class Tracker:
         max_frames: int | None = None,
         skip_frames: int = 0,
         rotate: int | str | None = None,
-    ) -> Iterator[TrackedFrame]:
+        *,
+        images: bool = True,
+    ) -> Generator[TrackedFrame, None, None]:
         """Every frame of ``video`` (a file, or a folder of images: ``sequence_fps``) with its
         faces, decoded and tracked one at a time (frames before the first face wait for it:
         ``backfill``). With ``lookahead`` each frame comes out once the frames a third of a
@@ -652,7 +658,13 @@ class Tracker:
         capture, another decoder's frames), read on this thread and tracked as a file is,
         looking ahead and back; frame ``i`` is ``i / sequence_fps`` seconds in, as in a folder
         of images. ``rotate``: this video's turn instead of the tracker's (a number, or
-        ``"auto"``; :meth:`orientation` says which turn ``"auto"`` takes)."""
+        ``"auto"``; :meth:`orientation` says which turn ``"auto"`` takes). ``images=False``:
+        ``frame.image`` is None and no copy of a frame is made for it, for frames kept after
+        the loop (``list(track(...))``), which would otherwise hold every picture (6 MB a
+        1080p frame).
+
+        The arguments are checked here, at the call (a missing file, a bad count or turn); the
+        generator returned decodes and tracks, and holds the tracker, once iterated."""
         from crct_cli.tracking.pipeline import FrameRange
 
         if isinstance(video, bytes):  # a path as the OS gives it
@@ -662,12 +674,21 @@ class Tracker:
             raise OptionError(
                 "max_frames", f"must be 0 or more (0: none, None: every frame), got {max_frames!r}"
             )
-        if count == 0:
-            FrameRange.of(skip_frames)  # still a whole number, 0 or more
-            _check_source(video)
-            return  # nothing asked for
-        span = FrameRange.of(skip_frames, max_frames)  # not a whole number: refused there
+        # max_frames=0 asks for nothing (FrameRange's count is 1 or more); skip_frames is still
+        # a whole number, 0 or more, and max_frames not a whole number is refused there
+        span = FrameRange.of(skip_frames, None if count == 0 else max_frames)
         angle = self.rotate if rotate is None else parse_rotate(rotate)
+        if not isinstance(images, bool | np.bool_) and whole_number(images) not in (0, 1):
+            raise CrctError(f"images must be True or False, got {images!r}")  # Python's alone
+        _check_source(video)
+        return self._tracked(video, span, angle, bool(images)) if count != 0 else _no_frames()
+
+    def _tracked(
+        self, video: VideoSource, span: FrameRange, angle: int | str, images: bool
+    ) -> Generator[TrackedFrame, None, None]:
+        """:meth:`track`'s frames, its arguments checked: the tracker is held from the first
+        frame asked for to the last (or ``close()``), not while the generator waits unstarted,
+        whose ``finally`` would never run."""
         if not self._busy.acquire(blocking=False):
             raise CrctError(_BUSY)
         try:
@@ -677,9 +698,8 @@ class Tracker:
                     frame = dataclasses.replace(
                         frame, faces=self._posed(frame.faces, frame.image.shape)
                     )
-                yield dataclasses.replace(
-                    frame, faces=_detached(frame.faces), image=self._image_out(frame)
-                )
+                image = self._image_out(frame) if images else None
+                yield dataclasses.replace(frame, faces=_detached(frame.faces), image=image)
         finally:
             self._busy.release()
 
@@ -897,6 +917,12 @@ class Tracker:
             from crct_cli.io.images import read_image
 
             image = read_image(Path(image))
+        several = _several_images(image)
+        if several is not None:
+            raise CrctError(
+                f"align() takes one image, its path or its pixels (an RGB uint8 array), got "
+                f"{several}: call align() once per image (crct align reads a folder of photos)"
+            )
         image = _check_image(image)
         if boxes is None:
             given = StillInput.detected(image, self.networks.detect, angle)
@@ -957,13 +983,62 @@ def _detached(faces: list[Face]) -> list[Face]:
     ]
 
 
+def _no_frames() -> Generator[TrackedFrame, None, None]:
+    """``track(video, max_frames=0)``: a generator, as every ``track()`` returns, of nothing."""
+    yield from ()
+
+
 def _check_source(video: VideoSource) -> None:
-    """A path given to :meth:`Tracker.track` names something (``max_frames=0`` reads nothing
-    from it, but a typo is still a typo)."""
+    """What :meth:`Tracker.track` was given, checked at the call: a path that names something
+    (also with ``max_frames=0``, which reads nothing from it: a typo is still a typo), or one
+    video's frames in memory, not several videos' paths."""
     from crct_cli.io.arrays import is_frame_source
 
-    if not is_frame_source(video) and not Path(video).exists():
-        raise CrctError(f"{video}: no such file or folder")
+    if not is_frame_source(video):
+        if not Path(video).exists():
+            raise CrctError(f"{video}: no such file or folder")
+        return
+    several = _several_paths(video)
+    if several is not None:
+        raise CrctError(
+            f"track() takes one video, got {several}: track() each in turn, or "
+            "crct_cli.track_videos(paths, out) to write each one's landmarks"
+        )
+    if not isinstance(video, np.ndarray | Iterable) and not hasattr(video, "__getitem__"):
+        raise CrctError(
+            "track() takes one video, its path or its frames (an array, or an iterable of "
+            f"arrays), got {type(video).__name__}"
+        )
+
+
+def _several_paths(given: Any) -> str | None:
+    """``given`` in words where it holds several paths, or is a mapping (iterated, its keys),
+    as given to :meth:`Tracker.track` or :meth:`Tracker.align` for several videos or photos:
+    else their items were refused one by one as frames ("got <U32 ()")."""
+    if isinstance(given, Mapping):
+        return f"a {type(given).__name__}"
+    if isinstance(given, list | tuple | AbstractSet) and given:
+        if all(isinstance(item, str | bytes | os.PathLike) for item in given):
+            return f"a {type(given).__name__} of {_count(len(given), 'path')}"
+    return None
+
+
+def _several_images(given: Any) -> str | None:
+    """``given`` in words where it holds several images (paths, arrays) or is a mapping, as
+    given to :meth:`Tracker.align`, which takes one."""
+    several = _several_paths(given)
+    if several is not None:
+        return several
+    if isinstance(given, np.ndarray) and given.ndim == 4:
+        return f"an array of {_count(len(given), 'image')}, shape {given.shape}"
+    if isinstance(given, list | tuple) and given:
+        if all(isinstance(item, np.ndarray) and item.ndim >= 3 for item in given):
+            return f"a {type(given).__name__} of {_count(len(given), 'array')}"
+    return None
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _weights_dir(value: str | os.PathLike[str] | None) -> Path:
@@ -975,6 +1050,17 @@ def _weights_dir(value: str | os.PathLike[str] | None) -> Path:
     if not Path(value).is_dir():  # before anything warns about what the folder lacks
         raise CrctError(f"weights_dir {value}: no such folder")
     return Path(value)
+
+
+def _seconds(time_s: Any) -> float:
+    """:meth:`Tracker.step`'s ``time_s``, checked before the frame changes anything."""
+    try:
+        seconds = float(time_s)
+    except (TypeError, ValueError):
+        seconds = math.nan
+    if not math.isfinite(seconds):
+        raise CrctError(f"time_s must be a finite number of seconds, got {time_s!r}")
+    return seconds
 
 
 def _check_image(rgb: Any) -> np.ndarray:
@@ -1045,8 +1131,11 @@ def track_videos(
     video), ``workers``, ``threads``, ``engine`` ("local" or "ray"), ``ray_address`` and
     ``gpus_per_worker`` are the command's options of those names; ``options`` are
     :class:`Tracker`'s keywords (``faces="all"``, ``pose=True``...), each worker's tracker.
-    ``on_result(result)`` is called as each video finishes; ``progress`` shows the command's
-    line per video on stderr, and on a terminal its bars.
+    ``on_result(result)`` is called as each video finishes; one that raises stops the batch
+    as Ctrl-C does, its exception raised here (a bug of the caller's is not put down to a
+    video), with ``summary.csv`` written, the videos done kept and the rest ``pending`` for a
+    rerun. ``progress`` shows the command's line per video on stderr, and on a terminal its
+    bars.
 
     Returns the run's :class:`~crct_cli.batch.runner.BatchReport` (``.results``, one
     :class:`~crct_cli.batch.summary.VideoResult` per video with its ``status``: ok, no_face,

@@ -364,3 +364,113 @@ def test_timings_keep_the_latest_calls_count_them_all_and_start_afresh_on_reset(
     assert tracker.timings["fll"].calls == fll.calls  # a copy: the tracker's record goes on
     tracker.reset()
     assert tracker.timings == {}
+
+
+# -- the review's doubtful points (session 55) ---------------------------------------------
+
+
+def test_track_s_arguments_are_refused_at_the_call(make_video, tmp_path: Path) -> None:
+    """``g = tracker.track(...)`` in a notebook cell said nothing of a typo until ``next(g)``,
+    cells later; the arguments are checked at the call. The tracker is still held only once
+    the frames are asked for: a generator never started holds nothing."""
+    clip = make_video(n_frames=4)
+    tracker = fake_tracker()
+    with pytest.raises(CrctError, match=r"typo\.mp4: no such file or folder"):
+        tracker.track(tmp_path / "typo.mp4")
+    with pytest.raises(OptionError, match=r"^max_frames must be 0 or more"):
+        tracker.track(clip, max_frames=-1)
+    with pytest.raises(OptionError, match=r"^max_frames must be a whole number"):
+        tracker.track(clip, max_frames=2.5)
+    with pytest.raises(OptionError, match=r"^skip_frames must be 0 or more"):
+        tracker.track(clip, skip_frames=-1)
+    with pytest.raises(OptionError, match=r"^skip_frames must be 0 or more"):
+        tracker.track(clip, max_frames=0, skip_frames=-1)
+    with pytest.raises(CrctError, match=r"^rotate must be 0, 90, 180, 270"):
+        tracker.track(clip, rotate=45)
+    with pytest.raises(CrctError, match=r"^rotate must be 0, 90, 180, 270"):
+        tracker.track(clip, max_frames=0, rotate=45)
+    unstarted = tracker.track(clip)  # not iterated: the tracker is free
+    assert len(list(tracker.track(clip))) == 4
+    tracker.step(next(iter_frames(clip)).image)
+    assert len(list(unstarted)) == 4
+    assert list(tracker.track(clip, max_frames=0)) == []
+
+
+def test_several_videos_or_photos_given_as_one_are_refused_in_words() -> None:
+    """``track([path])``, ``track({...})`` and ``align([path, path])`` were read as frames in
+    memory and refused one item at a time ("a frame must be a uint8 array ... got <U32 ()"):
+    one line says what was given and what takes several. Frames in a list are still frames,
+    and an image's rows in a list still an image."""
+    tracker = fake_tracker()
+    several = "track_videos\\(paths, out\\)"
+    for given, what in (
+        ([VIDEO], "a list of 1 path"),
+        ((str(VIDEO), os.fsencode(VIDEO)), "a tuple of 2 paths"),
+        ({"clip": VIDEO}, "a dict"),
+    ):
+        with pytest.raises(
+            CrctError, match=f"^track\\(\\) takes one video, got {what}: .*{several}"
+        ):
+            tracker.track(given)
+    with pytest.raises(
+        CrctError, match=r"^track\(\) takes one video, its path or its frames .*got int"
+    ):
+        tracker.track(3)  # type: ignore[arg-type]
+    photo = read_image(SAMPLES / "astronaut.jpg")
+    once = "call align\\(\\) once per image"
+    for given, what in (
+        ([SAMPLES / "astronaut.jpg"] * 2, "a list of 2 paths"),
+        ([photo, photo], "a list of 2 arrays"),
+        (photo[None], r"an array of 1 image, shape \(1, 512, 512, 3\)"),
+    ):
+        with pytest.raises(CrctError, match=f"^align\\(\\) takes one image, .*got {what}: {once}"):
+            tracker.align(given)
+    assert len(tracker.align(list(photo))) == len(tracker.align(photo)) == 1
+    assert len(list(tracker.track([photo, photo]))) == 2
+
+
+@pytest.mark.parametrize("lookahead", [False, True], ids=["causal", "ahead"])
+def test_frames_kept_without_their_pictures(make_video, lookahead: bool) -> None:
+    """``list(tracker.track(video))`` held every decoded picture (6 MB a 1080p frame, the
+    README's own example); ``images=False`` keeps the frames' faces alone: the same points,
+    ``image`` None, and no memory held for the pictures once the frames are out."""
+    import tracemalloc
+
+    clip = make_video(n_frames=30, width=320, height=240)
+    with_images = list(fake_tracker(lookahead=lookahead).track(clip))
+    assert all(f.image is not None and f.image.shape == (240, 320, 3) for f in with_images)
+    tracker = fake_tracker(lookahead=lookahead)
+    kept: dict[bool, int] = {}
+    for images in (True, False):
+        tracemalloc.start()
+        frames = list(tracker.track(clip, images=images))
+        kept[images] = tracemalloc.get_traced_memory()[0]
+        tracemalloc.stop()
+        if not images:
+            assert all(f.image is None for f in frames)
+            assert [f.faces for f in frames] == [f.faces for f in with_images]
+            assert [(f.index, f.time) for f in frames] == [(f.index, f.time) for f in with_images]
+        del frames
+    picture = 320 * 240 * 3
+    assert kept[True] > 25 * picture and kept[False] < picture  # not one picture kept
+    with pytest.raises(CrctError, match="^images must be True or False"):
+        tracker.track(clip, images="no")  # type: ignore[arg-type]
+
+
+def test_a_refused_step_leaves_the_tracker_as_it_was() -> None:
+    """``step(frame, time_s=nan)`` was refused after the tracker had taken the frame's size and
+    started its clock, so the next frame, of another size, was refused too; a first box
+    outside the first frame likewise. A frame refused changes nothing."""
+    small = [f.image for f in iter_frames(VIDEO, 2)]
+    big = np.ascontiguousarray(np.repeat(np.repeat(small[0], 2, axis=0), 2, axis=1))
+    tracker = fake_tracker()
+    for bad in (float("nan"), float("inf"), "soon"):
+        with pytest.raises(CrctError, match="^time_s must be a finite number of seconds"):
+            tracker.step(small[0], time_s=bad)  # type: ignore[arg-type]
+    first = tracker.step(big)
+    assert (first.index, first.time) == (0, 0.0)  # the clock starts at this frame
+    assert tracker.step(big, time_s=0.04).index == 1
+    boxed = fake_tracker(init_box=[500, 500, 100, 100])
+    with pytest.raises(OptionError, match=r"^init_box \(500, 500, 100, 100\) lies outside"):
+        boxed.step(small[0])
+    assert boxed.step(big).index == 0
