@@ -2146,12 +2146,6 @@ def benchmark(
     if dataset is not None:
         if pred is not None or gt is not None:
             raise CrctError("--dataset and --pred/--gt are different benchmarks; give one of them")
-        if dataset in OWN_FILES_FROM_1 and not gt_origin:
-            _warning_line(
-                f"--dataset {dataset}: the dataset's own .pts files count pixel centres from 1 "
-                "and crct from 0, so every frame is scored a pixel off unless --gt-origin 1 "
-                "takes it off (kept at 0, the default, for scores comparable with earlier runs)"
-            )
         from crct_cli.bench.console import run_dataset_command
         from crct_cli.bench.runner import DatasetRequest
         from crct_cli.tracking.detector import check_min_face
@@ -2343,12 +2337,6 @@ def _warn_unused(options: dict[str, Any]) -> None:
         ):
             if options.get(flag, default) != default:
                 _warning_line(f"--{flag.replace('_', '-')} changes nothing with --no-shot-cuts")
-
-
-#: ``--dataset`` names that mean a dataset's own files (300-VW's official categories, 300-W,
-#: Menpo), which count pixel centres from 1; ``300vw`` and ``images`` take any folder (crct's
-#: own synthetic sets count from 0), so they are not said.
-OWN_FILES_FROM_1 = ("300vw-cat1", "300vw-cat2", "300vw-cat3", "300w", "menpo")
 
 
 def _warn_part_run(pred: Path, header: dict[str, Any], missing: int) -> None:

@@ -76,6 +76,12 @@ def _item_bar(err: Console, total: int) -> Iterator[Callable[[], None]]:
         yield advance
 
 
+#: ``--dataset`` names that mean a dataset's own files (300-VW's official categories, 300-W,
+#: Menpo), which count pixel centres from 1; ``300vw`` and ``images`` take any folder (crct's
+#: own synthetic sets count from 0), so they are not said.
+OWN_FILES_FROM_1 = ("300vw-cat1", "300vw-cat2", "300vw-cat3", "300w", "menpo")
+
+
 def run_dataset_command(
     req: DatasetRequest, out: Path | None, argv: list[str] | None = None
 ) -> None:
@@ -83,6 +89,13 @@ def run_dataset_command(
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     prepared = prepare(req)
     report_missing(err, prepared)
+    if req.dataset in OWN_FILES_FROM_1 and not req.gt_origin:
+        _warn(
+            err,
+            f"--dataset {req.dataset}: the dataset's own .pts files count pixel centres from 1 "
+            "and crct from 0, so every frame is scored a pixel off unless --gt-origin 1 takes "
+            "it off (kept at 0, the default, for scores comparable with earlier runs)",
+        )
     if prepared.images is not None:  # one bar over image x set x method
         with _item_bar(err, prepared.still_steps) as on_item:
             outcome = execute(prepared, on_item=on_item)
