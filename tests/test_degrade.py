@@ -308,3 +308,30 @@ def test_a_noise_video_is_written_losslessly_unless_asked_otherwise(tmp_path: Pa
             assert worst > 2, worst  # coded as crct's other videos are
     size = {n: (tmp_path / n / "clip.mp4").stat().st_size for n in ("auto", "lossy")}
     assert size["auto"] > 2 * size["lossy"]
+
+
+def test_the_hard_combination_rebuilds_from_its_seed_and_lossless_keeps_every_pixel(
+    tmp_path: Path,
+) -> None:
+    """bench.hard_video: the frames written are the combination drawn from the seed (strips
+    on a third of the frames, noise), exactly with --lossless, coded as crct's videos
+    without it."""
+    from crct_cli.bench.hard_video import harden, harden_video, main, strip_frames
+    from crct_cli.io.video import VideoWriter, iter_frames
+
+    src = tmp_path / "clip.mp4"
+    ramp = np.linspace(40, 220, 64)[None, :, None].repeat(48, 0).repeat(3, 2).astype(np.uint8)
+    with VideoWriter(src, 5, 64, 48, lossless=True) as writer:
+        for k in range(15):
+            writer.write(np.roll(ramp, 3 * k, axis=1))
+    frames = [f.image for f in iter_frames(src)]
+    rng = np.random.default_rng(4)
+    strips = strip_frames(len(frames), 5.0, rng)
+    assert len({t // 5 for t in strips}) == 1  # one of three one-second bursts
+    expected = [harden(f, strips.get(k), rng) for k, f in enumerate(frames)]
+    assert harden_video(src, tmp_path / "exact.mp4", seed=4, lossless=True) == 15
+    main([str(src), "--out", str(tmp_path / "coded.mp4"), "--seed", "4"])
+    for name, exact in (("exact.mp4", True), ("coded.mp4", False)):
+        got = [f.image.astype(int) for f in iter_frames(tmp_path / name)]
+        worst = max(np.abs(g - e).max() for g, e in zip(got, expected, strict=True))
+        assert (worst <= 2) == exact, (name, worst)
