@@ -11,7 +11,7 @@ shape's size, placed where the run frame's own points put the face along each ax
 they spread at least as far as the shape does; along an axis in which they are squeezed (a
 band hid part of the face, session 37), the place slides toward the interpolated one
 (:func:`placed_between`). A run longer than ``max_run`` frames
-(:func:`max_run_for`: 3 s, and :data:`BRIDGE_MB` of the frames' pixels),
+(:func:`max_run_for`: 75 frames, 3 s at 25 fps, and :data:`BRIDGE_MB` of the frames' pixels),
 or one the face never leaves before the video ends or the face is dropped, is left as it was:
 the face may have turned meanwhile. Frames come out in order, each once its runs are settled.
 """
