@@ -1798,6 +1798,12 @@ def degrade(
     )
     if not plan.items:  # every input failed, each in its line
         raise typer.Exit(EXIT_BAD_INPUT)
+    exact = plan.lossless_videos()
+    if exact and lossless is None:  # said before the disk fills, not after
+        console.print(
+            f"{exact} noise-set video(s) written losslessly, several times larger than the "
+            "others, so that coding keeps their noise (--lossy to code them as other videos)"
+        )
     steps = plan.run(failures)
     bar = progress(steps, "degrading", total=len(plan), console=console, transient=True)
     for _ in bar if console.is_terminal else steps:

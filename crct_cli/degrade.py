@@ -101,6 +101,17 @@ class DegradePlan:
         """Inputs of this kind written (all of them until :meth:`run` meets a bad one)."""
         return sum(1 for item in self.items if item.kind == kind and item.src not in self.failed)
 
+    def lossless_videos(self) -> int:
+        """The videos this plan writes losslessly (see :func:`lossless_for`)."""
+        return sum(
+            1
+            for job in self.jobs
+            if job.item.kind == "video"
+            and job.variant.noise_type is not None
+            and not job.variant.unchanged
+            and lossless_for(job.variant.noise_type, self.lossless)
+        )
+
     def run(self, on_failure: OnFailure | None = None) -> Iterator[Job]:
         """Carry out the jobs one by one, yielding each when its output is complete.
 

@@ -335,3 +335,39 @@ def test_the_hard_combination_rebuilds_from_its_seed_and_lossless_keeps_every_pi
         got = [f.image.astype(int) for f in iter_frames(tmp_path / name)]
         worst = max(np.abs(g - e).max() for g, e in zip(got, expected, strict=True))
         assert (worst <= 2) == exact, (name, worst)
+
+
+def test_the_command_says_before_it_starts_that_noise_videos_are_written_losslessly(
+    tmp_path: Path,
+) -> None:
+    """Lossless noise videos are several times larger: `crct degrade` says how many before it
+    writes them (a whole archive's --all could fill a disk), not for images, other types or
+    when --lossless/--lossy was given."""
+    from typer.testing import CliRunner
+
+    from crct_cli.cli import app
+    from crct_cli.io.video import VideoWriter
+
+    src = tmp_path / "in" / "clip.mp4"
+    src.parent.mkdir()
+    with VideoWriter(src, 10, 32, 24) as writer:
+        for _ in range(2):
+            writer.write(np.full((24, 32, 3), 120, np.uint8))
+    save(tmp_path / "in" / "face.png", np.full((24, 32, 3), 90, np.uint8))
+
+    def said(*args: str) -> str:
+        out = tmp_path / f"out{len(list(tmp_path.glob('out*')))}"
+        done = CliRunner().invoke(app, ["degrade", str(tmp_path / "in"), "--out", str(out), *args])
+        assert done.exit_code == 0, done.output
+        return " ".join(done.stderr.split())
+
+    assert "1 noise-set video(s) written losslessly" in said("--noise", "noise", "--level", "2")
+    assert "3 noise-set video(s) written losslessly" in said("--all", "--seed", "0")
+    quiet = [
+        ("--noise", "blur", "--level", "2"),
+        ("--noise", "noise", "--level", "2", "--lossy"),
+        ("--noise", "noise", "--level", "2", "--lossless"),
+        ("--noise", "noise", "--level", "0"),
+    ]
+    for args in quiet:
+        assert "losslessly" not in said(*args), args
