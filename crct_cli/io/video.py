@@ -904,13 +904,12 @@ class VideoWriter:
 
     def _add_stream(self, codec: str | None) -> str:
         candidates = (codec,) if codec else DEFAULT_CODECS
-        if self.lossless:
-            exact = self._try_lossless([n for n in candidates if n in _LOSSLESS_OPTIONS])
-            self.lossless = exact is not None
-            if exact is not None:
-                return exact
+        # lossless asked: the encoders that can keep every pixel first, at 4:4:4; where none
+        # is in this build or taken by the container, the usual ones (``lossless`` False)
+        tries = [(n, True) for n in candidates if self.lossless and n in _LOSSLESS_OPTIONS]
+        tries += [(n, False) for n in candidates]
         tried: list[str] = []
-        for name in candidates:
+        for name, exact in tries:
             if not has_encoder(name):
                 tried.append(f"{name} (no encoder in this build)")
                 continue
@@ -922,43 +921,25 @@ class VideoWriter:
                 continue
             stream.width = self.out_width
             stream.height = self.out_height
-            stream.pix_fmt = "yuv420p"
+            stream.pix_fmt = "yuv444p" if exact else "yuv420p"
             self._ticks = _ticks_per_frame(self.rate, name) if self.timed else 1
             self._pts = -self._ticks  # the first frame at 0
             stream.time_base = 1 / (self.rate * self._ticks)
             stream.codec_context.time_base = stream.time_base  # the encoder's ticks the same
             stream.thread_type = "AUTO"
             ctx = stream.codec_context
-            if name in _CODEC_OPTIONS:
+            if exact:
+                ctx.options = dict(_LOSSLESS_OPTIONS[name])
+            elif name in _CODEC_OPTIONS:
                 ctx.options = dict(_CODEC_OPTIONS[name])
             elif name == "mpeg4":
                 ctx.qscale = True  # constant quality: quantiser 3 looks clean at any size
                 ctx.global_quality = 3 * _QP2LAMBDA
+            self.lossless = exact
             self._stream = stream
             return stream.codec_context.name
-        raise CrctError(f"{self.path}: no usable video encoder: {', '.join(tried)}")
-
-    def _try_lossless(self, names: list[str]) -> str | None:
-        """Add a lossless 4:4:4 stream with the first of ``names`` that this build has and the
-        container takes, and name its encoder; None where none does."""
-        for name in names:
-            if not has_encoder(name):
-                continue
-            try:
-                stream = cast(VideoStream, self._container.add_stream(name, rate=self.rate))
-            except (ValueError, av.error.FFmpegError):
-                continue
-            stream.width, stream.height = self.out_width, self.out_height
-            stream.pix_fmt = "yuv444p"
-            self._ticks = _ticks_per_frame(self.rate, name) if self.timed else 1
-            self._pts = -self._ticks
-            stream.time_base = 1 / (self.rate * self._ticks)
-            stream.codec_context.time_base = stream.time_base
-            stream.thread_type = "AUTO"
-            stream.codec_context.options = dict(_LOSSLESS_OPTIONS[name])
-            self._stream = stream
-            return stream.codec_context.name
-        return None
+        reasons = ", ".join(dict.fromkeys(tried))  # a lossless try's reason said once
+        raise CrctError(f"{self.path}: no usable video encoder: {reasons}")
 
     def write(
         self, image_rgb: np.ndarray, index: int | None = None, time: float | None = None
