@@ -10,6 +10,7 @@ import dataclasses
 import inspect
 import math
 import os
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -51,12 +52,26 @@ def _click_message(exc: Exception) -> str:
     return str(getattr(exc, "format_message", lambda: str(exc))())
 
 
-def _usage_message(exc: Exception) -> str:
+def _usage_message(exc: Exception, argv: list[str] | None = None) -> str:
     message = _click_message(exc)
     ctx = getattr(exc, "ctx", None)
-    if ctx is not None:
+    after = _options_after_dashes(argv or [])
+    if after:  # ``crct track -- -a.mp4 --out X``: ``--`` makes every later word a file name
+        message += (
+            f" ({after} comes after '--', which makes every later word a file name:"
+            " put options before '--')"
+        )
+    elif ctx is not None:
         message += f" (see '{ctx.command_path} --help')"
     return message
+
+
+def _options_after_dashes(argv: list[str]) -> str | None:
+    """The first word after ``--`` that is spelt like a long option, or None."""
+    if "--" not in argv:
+        return None
+    words = argv[argv.index("--") + 1 :]
+    return next((repr(w.partition("=")[0]) for w in words if re.match(r"--[a-z]", w)), None)
 
 
 def reflow_help(text: str) -> str:
@@ -244,7 +259,7 @@ class CrctGroup(TyperGroup):
                     typer.echo(_click_message(exc))
                 code = 0  # (Typer's panels show it themselves)
             else:
-                _error_line(_usage_message(exc))
+                _error_line(_usage_message(exc, argv))
                 code = getattr(exc, "exit_code", EXIT_BAD_INPUT)
         except typer.Abort:
             typer.echo("crct: aborted", err=True)

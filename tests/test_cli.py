@@ -302,6 +302,7 @@ def image(tmp_path: Path) -> Path:
             + ["--motion-blur-max", "0.01"],
             "--motion-blur-max",
         ),
+        (["track", "--", "{tmp}/-a.mp4", "--out", "{tmp}/o"], "'--out' comes after '--'"),
         (["train", "fll", "{tmp}", "--val", "{tmp}", "--device", "tpu"], "--device"),
         (["train", "fll", "{tmp}", "--val", "{tmp}", "--workers", "-1"], "--workers"),
         (["train", "fll", "{tmp}", "--val", "{tmp}", "--max-face", "8"], "--max-face"),
