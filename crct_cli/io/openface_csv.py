@@ -172,16 +172,20 @@ class LandmarksCsvWriter:
 
 def read_landmarks_csv(path: str | os.PathLike[str]) -> list[CsvRow]:
     """Rows of a ``landmarks.csv`` (crct's in either style, or OpenFace's own); a row of zeros
-    with ``success`` 0 is a frame without a face, and is left out."""
+    with ``success`` 0 is a frame without a face, and is left out.
+
+    A file without a ``face_id`` column is one face, ``face_id`` 0: OpenFace 2.0's first
+    releases wrote ``frame, timestamp, confidence, success, ...`` (the header its wiki's
+    Output-Format page still shows), one row a frame of FeatureExtraction's single face."""
     path = Path(path)
     try:
         with open(path, encoding="utf-8", newline="") as fh:
             reader = csv.reader(fh, skipinitialspace=True)
             header = [h.strip() for h in next(reader, [])]
-            missing = [c for c in COLUMNS if c not in header]
+            missing = [c for c in COLUMNS if c not in header and c != "face_id"]
             if missing:
                 raise CrctError(f"{path}: not a landmarks CSV (no column {missing[0]})")
-            at = {c: header.index(c) for c in COLUMNS}
+            at = {c: header.index(c) for c in COLUMNS if c in header}
             xs = [at[f"x_{i}"] for i in range(N_POINTS)]
             ys = [at[f"y_{i}"] for i in range(N_POINTS)]
             rows = []
@@ -190,7 +194,7 @@ def read_landmarks_csv(path: str | os.PathLike[str]) -> list[CsvRow]:
                     conf = row[at["confidence"]].strip()
                     parsed = CsvRow(
                         frame=int(row[at["frame"]]),
-                        face_id=int(row[at["face_id"]]),
+                        face_id=int(row[at["face_id"]]) if "face_id" in at else 0,
                         timestamp=float(row[at["timestamp"]]),
                         confidence=float(conf) if conf else None,
                         success=bool(int(float(row[at["success"]]))),
