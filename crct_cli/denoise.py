@@ -40,7 +40,7 @@ from rich.table import Table
 from crct_cli.degrade import Item, collect_items, copy_file, is_gray
 from crct_cli.errors import CrctError, OnFailure, OptionError, report_failure, whole_number
 from crct_cli.geometry import box_center_size, crop_matrix, reachable_region, warp
-from crct_cli.io.atomic import write_text_atomic
+from crct_cli.io.atomic import check_writable_folder, write_text_atomic
 from crct_cli.io.images import read_image, write_image
 from crct_cli.runtime.iid import (
     CLASS_NAMES,
@@ -296,6 +296,7 @@ def plan_denoise(
         if told:
             return DenoisePlan(out_dir, [], skipped)
         raise CrctError(f"no images or videos in {', '.join(map(str, paths))}")
+    check_writable_folder(out_dir)  # one line now, not one per file after its denoising
     return DenoisePlan(out_dir, jobs, skipped)
 
 

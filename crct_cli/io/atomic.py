@@ -24,6 +24,25 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
             tmp.unlink()
 
 
+def check_writable_folder(folder: str | os.PathLike[str]) -> None:
+    """Refuse in one line an output folder this process cannot write into, before any work:
+    otherwise every output would fail alone, each in its line, after its input was processed.
+
+    Creates nothing: ``folder`` is checked if it exists, else the nearest folder above it that
+    does (where it would be made).
+    """
+    folder = Path(folder)
+    probe = folder
+    while not probe.exists() and probe.parent != probe:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise CrctError(f"{folder}: cannot create output folder ({probe} is not a folder)")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        if probe == folder:
+            raise CrctError(f"{folder}: output folder is not writable")
+        raise CrctError(f"{folder}: cannot create output folder ({probe} is not writable)")
+
+
 def write_text_atomic(target: str | os.PathLike[str], text: str, errors: str = "strict") -> None:
     """``text`` as UTF-8 (``errors="surrogateescape"`` writes a file name's undecodable bytes
     back as the bytes they were)."""
