@@ -16,11 +16,23 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-import typer
-from typer.core import TyperGroup
-
 from crct_cli import __version__
-from crct_cli.errors import CrctError, OptionError, error_text, warnings_as_lines
+from crct_cli.errors import (
+    CrctError,
+    OptionError,
+    error_text,
+    missing_dependency,
+    warnings_as_lines,
+)
+
+try:
+    import typer
+    from typer.core import TyperGroup
+except ModuleNotFoundError as _missing:  # crct installed with --no-deps: one line, no traceback
+    if missing_dependency(_missing) is None:
+        raise
+    sys.stderr.write(f"crct: error: {missing_dependency(_missing)}\n")
+    raise SystemExit(2) from None
 
 if TYPE_CHECKING:
     from crct_cli.tracking.pipeline import FrameRange
@@ -221,6 +233,12 @@ class CrctGroup(TyperGroup):
             raise typer.Exit(EXIT_INTERRUPTED) from None
         except BrokenPipeError:
             raise  # the reader went away (``crct ... | head``): Typer exits quietly
+        except ModuleNotFoundError as exc:  # a required package missing, met as a command runs
+            line = missing_dependency(exc)
+            if line is None:
+                raise
+            _error_line(line)
+            raise typer.Exit(EXIT_BAD_INPUT) from None
         except OSError as exc:
             where = f"{exc.filename}: " if exc.filename else ""
             _error_line(f"{where}{exc.strerror or exc}")

@@ -15,6 +15,39 @@ class CrctError(Exception):
     """A user-facing error: the message is printed as is, with exit code 2."""
 
 
+#: The module each of crct's required packages is imported as, and the package pip installs
+#: (pyproject.toml's ``dependencies``; tests/test_user_setup_errors.py checks that they agree).
+DEPENDENCY_MODULES = {
+    "typer": "typer",
+    "click": "typer",  # typer's own
+    "rich": "rich",
+    "torch": "torch",
+    "torchvision": "torchvision",
+    "facenet_pytorch": "facenet-pytorch",
+    "onnxruntime": "onnxruntime",
+    "onnx": "onnx",
+    "av": "av",
+    "numpy": "numpy",
+    "cv2": "opencv-python",
+    "PIL": "pillow",
+    "tqdm": "tqdm",
+    "matplotlib": "matplotlib",
+}
+
+
+def missing_dependency(exc: ModuleNotFoundError) -> str | None:
+    """The one line for a required package that is not installed (``pip install --no-deps``,
+    a package removed since), or None for any other module: its traceback says more."""
+    module = (exc.name or "").partition(".")[0]
+    package = DEPENDENCY_MODULES.get(module)
+    if package is None:
+        return None
+    return (
+        f"the Python package {package} (module {module}) is not installed, and crct needs it: "
+        "install crct with its dependencies (pip install without --no-deps)"
+    )
+
+
 class _WarningLine(logging.Handler):
     """A log record of crct's as one line, ``crct: warning: ...``, like the command's own;
     written to stderr, or handed to ``say``."""

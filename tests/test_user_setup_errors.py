@@ -1,0 +1,120 @@
+"""What a user of an installed crct meets outside its inputs, as one line and exit 2, never a
+traceback: a required package that is not installed (``pip install --no-deps``), and an output
+folder it cannot write into (``crct denoise`` said so once per file, after denoising each).
+
+The commands run in a subprocess, as a user runs them: ``python -m crct_cli`` with the missing
+package blocked in ``sys.modules``, or without the capability that lets root write anywhere.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import cv2
+import pytest
+
+from crct_cli.io.images import read_image, write_image
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "samples"
+
+
+def crct_without(module: str, *args: object, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``crct ARGS`` in a process where ``import MODULE`` fails as if it were not installed."""
+    code = (
+        "import runpy, sys\n"
+        f"sys.modules[{module!r}] = None\n"
+        "sys.argv = ['crct', *sys.argv[1:]]\n"
+        "runpy.run_module('crct_cli', run_name='__main__')\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code, *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=cwd,
+    )
+
+
+def one_error_line(run: subprocess.CompletedProcess[str]) -> str:
+    assert run.returncode == 2, run.stderr
+    assert "Traceback" not in run.stderr, run.stderr
+    (line,) = run.stderr.strip().splitlines()
+    assert line.startswith("crct: error: ")
+    return line
+
+
+@pytest.mark.parametrize("args", [["--help"], ["track", "--help"], ["--version"]])
+def test_without_typer_the_command_says_which_package_is_missing(
+    tmp_path: Path, args: list[str]
+) -> None:
+    line = one_error_line(crct_without("typer", *args, cwd=tmp_path))
+    assert "typer" in line and "not installed" in line and "--no-deps" in line
+
+
+def test_a_package_missing_when_a_command_runs_is_one_line(tmp_path: Path) -> None:
+    photo = tmp_path / "face.png"
+    photo.write_bytes((SAMPLES / "astronaut.jpg").read_bytes())
+    run = crct_without(
+        "numpy", "degrade", photo, "--out", tmp_path / "out", "-t", "blur", "-l", "1", cwd=tmp_path
+    )
+    line = one_error_line(run)
+    assert "numpy" in line and "not installed" in line
+    assert not (tmp_path / "out").exists()
+
+
+def test_every_required_package_is_named_by_its_module() -> None:
+    """Each of pyproject.toml's dependencies has its module in DEPENDENCY_MODULES."""
+    from crct_cli.errors import DEPENDENCY_MODULES
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    required = {re.split(r"[<>=!~;\[ ]", dep, maxsplit=1)[0] for dep in project["dependencies"]}
+    assert required == set(DEPENDENCY_MODULES.values())
+
+
+def _unprivileged() -> list[str] | None:
+    """A prefix that makes permissions count (root writes anywhere), or None where none can."""
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        return None
+    return [setpriv, "--bounding-set", "-dac_override,-dac_read_search"]
+
+
+@pytest.mark.skipif(os.name != "posix", reason="folder permissions are POSIX's")
+@pytest.mark.parametrize("made", [True, False], ids=["existing", "to-be-made"])
+def test_denoise_into_an_unwritable_folder_is_one_line_before_any_work(
+    tmp_path: Path, made: bool
+) -> None:
+    prefix = _unprivileged()
+    if prefix is None:
+        pytest.skip("running as root without setpriv: every folder is writable")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    small = cv2.resize(read_image(SAMPLES / "astronaut.jpg"), (96, 96))
+    for name in ("a.png", "b.png"):
+        write_image(photos / name, small)
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    out = locked if made else locked / "new" / "out"
+    locked.chmod(0o555)
+    try:
+        run = subprocess.run(
+            [*prefix, sys.executable, "-m", "crct_cli", "denoise", str(photos), "--out", str(out)]
+            + ["--variant", "d", "--backend", "onnx", "--device", "cpu"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    finally:
+        locked.chmod(0o755)
+    line = one_error_line(run)  # (it said "cannot write" for a.png, then for b.png)
+    assert str(out) in line and "not writable" in line
+    assert sorted(p.name for p in locked.rglob("*")) == []
