@@ -24,7 +24,7 @@ from crct_cli.errors import CrctError, OnFailure, OptionError, report_failure
 from crct_cli.geometry import face_crop
 from crct_cli.io.atomic import write_text_atomic
 from crct_cli.io.images import is_image, read_image, write_image
-from crct_cli.io.landmarks import read_pts, write_pts
+from crct_cli.io.landmarks import check_pts_origin, read_pts, write_pts
 from crct_cli.landmarks import box_from_points
 from crct_cli.pose import POSE_COLUMNS, pose_text
 from crct_cli.tracking.orientation import (
@@ -230,6 +230,7 @@ def align_images(
     pose: Callable[[np.ndarray, int, int], np.ndarray] | None = None,
     on_failure: OnFailure | None = None,
     rotate: int | str = 0,
+    pts_origin: int = 0,
 ) -> AlignSummary:
     """Write landmarks for every image; returns what was done (images without a face too).
 
@@ -243,8 +244,11 @@ def align_images(
     turned this many degrees clockwise (or, ``"auto"``, the quarter turn in which the detector
     finds a face most surely) for the networks; the points are given back in the image's own
     pixels, so ``NAME.pts`` still pairs with the image (:attr:`AlignSummary.turned`).
+    ``pts_origin`` (``--pts-origin``) is added to the points of every ``.pts`` file written
+    (1: 300-W's convention); faces.csv and poses.csv keep crct's 0.
     """
     rotate = check_still_rotate(rotate, box_from_pts)
+    pts_origin = check_pts_origin(pts_origin)
     items = collect_images(paths, on_failure) if items is None else items
     inputs = {p.resolve() for p, _ in items}
     for source, rel in items:
@@ -297,7 +301,7 @@ def align_images(
         for k, (box, name, score) in enumerate(zip(boxes, names, scores, strict=True)):
             points = given.back(localize(given.turned, box))
             pts_file = target.with_name(f"{name}.pts")
-            write_pts(pts_file, points)
+            write_pts(pts_file, points, pts_origin)
             shown = pts_file.relative_to(out_dir).as_posix()
             found = "" if score is None else f"{score:.4f}"
             index.append([str(image_path), k, shown, found, *_cells(box_from_points(points))])
@@ -305,7 +309,7 @@ def align_images(
                 crop, inside = face_crop(image, points, crops)
                 stem = out_dir / _crop_stem(rel, name, owned)
                 write_image(stem.with_suffix(".png"), crop)
-                write_pts(stem.with_suffix(".pts"), inside)
+                write_pts(stem.with_suffix(".pts"), inside, pts_origin)
             if pose is not None:
                 values = pose_text(pose(points, image.shape[1], image.shape[0]))
                 rows.append([shown, *values])

@@ -1108,6 +1108,7 @@ def track_videos(
     crops: int = 0,
     pts: bool = True,
     csv_style: str = "crct",
+    pts_origin: int = 0,
     overwrite: bool = False,
     max_frames: int | None = None,
     skip_frames: int = 0,
@@ -1127,10 +1128,13 @@ def track_videos(
     videos an earlier run completed with the same settings are skipped (``overwrite`` redoes
     them). ``pts=False`` is ``--no-pts`` (landmarks.csv and track.json, no ``.pts`` file a
     frame); ``csv_style="openface"`` is ``--csv-style openface`` (landmarks.csv in OpenFace
-    FeatureExtraction's own layout). ``skip_frames`` and ``max_frames`` (which frames of each
-    video), ``workers``, ``threads``, ``engine`` ("local" or "ray"), ``ray_address`` and
-    ``gpus_per_worker`` are the command's options of those names; ``options`` are
-    :class:`Tracker`'s keywords (``faces="all"``, ``pose=True``...), each worker's tracker.
+    FeatureExtraction's own layout); ``pts_origin=1`` is ``--pts-origin 1`` (every ``.pts`` file
+    counts pixel centres from 1, 300-W's convention, as menpo's importer and eos read them;
+    track.json and landmarks.csv keep crct's 0). ``skip_frames`` and ``max_frames`` (which
+    frames of each video), ``workers``, ``threads``, ``engine`` ("local" or "ray"),
+    ``ray_address`` and ``gpus_per_worker`` are the command's options of those names;
+    ``options`` are :class:`Tracker`'s keywords (``faces="all"``, ``pose=True``...), each
+    worker's tracker.
     ``on_result(result)`` is called as each video finishes; one that raises stops the batch
     as Ctrl-C does, its exception raised here (a bug of the caller's is not put down to a
     video), with ``summary.csv`` written, the videos done kept and the rest ``pending`` for a
@@ -1149,11 +1153,13 @@ def track_videos(
     from crct_cli import batch
     from crct_cli.batch.discover import discover
     from crct_cli.batch.runner import BatchOptions
+    from crct_cli.io.landmarks import check_pts_origin
     from crct_cli.io.openface_csv import check_csv_style
     from crct_cli.tracking.pipeline import FrameRange
 
     check_tracker_options(options)
     check_csv_style(csv_style)
+    pts_origin = check_pts_origin(pts_origin)
     span = FrameRange.of(skip_frames, max_frames)
     run = BatchOptions(engine, workers, threads, overwrite, ray_address, gpus_per_worker).check()
     if options.get("weights_dir") is not None:  # workers elsewhere (Ray) see absolute paths
@@ -1174,7 +1180,18 @@ def track_videos(
         listener.display = display
         factory = batch.NETWORKS_FACTORY
         return run_videos(
-            jobs, Path(out), options, overlay, run, crops, listener, factory, span, pts, csv_style
+            jobs,
+            Path(out),
+            options,
+            overlay,
+            run,
+            crops,
+            listener,
+            factory,
+            span,
+            pts,
+            csv_style,
+            pts_origin,
         )
 
 
@@ -1246,13 +1263,15 @@ def run_videos(
     frames_in: FrameRange | None = None,
     pts: bool = True,
     csv_style: str = "crct",
+    pts_origin: int = 0,
 ) -> BatchReport:
     """The batch run behind :func:`track_videos` and ``crct track``: hold ``out``, skip what is
     done, track the rest on the engine ``run`` (a :class:`~crct_cli.batch.runner.BatchOptions`)
     chooses, keep ``out/summary.csv``; ``display`` hears of each video; ``frames_in``: which
     frames of each (a :class:`~crct_cli.tracking.pipeline.FrameRange`, None: all); ``pts``:
     a ``.pts`` file per frame (``--no-pts``: landmarks.csv and track.json only);
-    ``csv_style``: landmarks.csv's layout (``--csv-style``)."""
+    ``csv_style``: landmarks.csv's layout (``--csv-style``); ``pts_origin``: added to the
+    points of every ``.pts`` file (``--pts-origin``)."""
     from crct_cli.batch.runner import exclusive_out, plan_batch, run_batch
     from crct_cli.batch.summary import SUMMARY_NAME
     from crct_cli.batch.worker import settings_of
@@ -1264,7 +1283,7 @@ def run_videos(
     except OSError as exc:
         raise CrctError(f"{out}: cannot create output folder ({exc.strerror})") from None
     with exclusive_out(out):
-        settings = settings_of(tracker_options, frames_in, csv_style)
+        settings = settings_of(tracker_options, frames_in, csv_style, pts_origin)
         plan = plan_batch(jobs, settings, overlay, run.overwrite, crops, pts, run.flags)
         pixels = 0
         if run.workers is None and run.engine == "local" and len(plan.todo) > 1:

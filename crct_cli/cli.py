@@ -421,6 +421,16 @@ PoseOption = Annotated[
         "roll) in landmarks.csv, pose in track.json.",
     ),
 ]
+PtsOriginOption = Annotated[
+    int,
+    typer.Option(
+        help="The coordinate the .pts files written give the first pixel's centre: 0 (crct's, "
+        "as OpenCV, dlib and OpenFace count) or 1 (300-W's and 300-VW's own files, which "
+        "menpo's importer and eos read: 1 is added to every x and y). Only the .pts files "
+        "change (the crops' too); the other outputs keep 0.",
+        metavar="0|1",
+    ),
+]
 FocalLengthOption = Annotated[
     float | None,
     typer.Option(
@@ -521,6 +531,7 @@ def track(
             metavar="crct|openface",
         ),
     ] = "crct",
+    pts_origin: PtsOriginOption = 0,
     pose: PoseOption = False,
     focal_length: FocalLengthOption = None,
     faces: FacesOption = "1",
@@ -995,11 +1006,13 @@ def track(
     from crct_cli.batch.runner import BatchOptions
     from crct_cli.batch.worker import WorkerSpec, settings_of
     from crct_cli.geometry import check_crops
+    from crct_cli.io.landmarks import check_pts_origin
     from crct_cli.io.openface_csv import check_csv_style
     from crct_cli.tracking.pipeline import FrameRange
 
     check_crops(crops)
     check_csv_style(csv_style)
+    check_pts_origin(pts_origin)
     frames_in = FrameRange.of(skip_frames, max_frames)
     options = BatchOptions(
         engine, workers, threads, overwrite, ray_address, gpus_per_worker, flags=True
@@ -1067,7 +1080,7 @@ def track(
     jobs = discover(videos, out)
     console = Console(stderr=True, highlight=False)
     if len(jobs) == 1 and jobs[0].output == "." and engine == "local":
-        settings = settings_of(tracker_options, frames_in, csv_style)
+        settings = settings_of(tracker_options, frames_in, csv_style, pts_origin)
         spec = WorkerSpec(
             tracker_options,
             settings,
@@ -1082,7 +1095,17 @@ def track(
         _track_lone_video(console, jobs[0], spec, overwrite)
     else:
         _track_batch(
-            console, jobs, out, tracker_options, overlay, options, crops, frames_in, pts, csv_style
+            console,
+            jobs,
+            out,
+            tracker_options,
+            overlay,
+            options,
+            crops,
+            frames_in,
+            pts,
+            csv_style,
+            pts_origin,
         )
 
 
@@ -1167,6 +1190,7 @@ def _track_batch(
     frames_in: "FrameRange | None" = None,
     pts: bool = True,
     csv_style: str = "crct",
+    pts_origin: int = 0,
 ) -> None:
     """Many videos: resume, the engine's workers, OUT/summary.csv, one last line."""
     from crct_cli import batch
@@ -1187,6 +1211,7 @@ def _track_batch(
             frames_in,
             pts,
             csv_style,
+            pts_origin,
         )
     print_batch_report(console, report, out / SUMMARY_NAME)
     if report.failed:
@@ -1264,6 +1289,7 @@ def align(
             metavar="SIZE",
         ),
     ] = 0,
+    pts_origin: PtsOriginOption = 0,
     pose: Annotated[
         bool,
         typer.Option(
@@ -1320,6 +1346,7 @@ def align(
     from crct_cli.align_images import align_images, check_still_rotate, collect_images
     from crct_cli.aligner import STILL_ALIGN, check_denoise
     from crct_cli.geometry import check_crops
+    from crct_cli.io.landmarks import check_pts_origin
     from crct_cli.pose import HeadPoser, check_focal
     from crct_cli.runtime import Runtime
     from crct_cli.tracking.detector import check_min_face
@@ -1327,6 +1354,7 @@ def align(
 
     check_denoise(denoise)
     check_crops(crops)
+    check_pts_origin(pts_origin)
     check_focal(focal_length)
     angle = check_still_rotate(rotate, box_from_pts)
     check_min_face(min_face)  # before the networks load; the detector keeps its own spelling
@@ -1361,6 +1389,7 @@ def align(
             poser,
             on_failure=failures,
             rotate=angle,
+            pts_origin=pts_origin,
         )
     for missed in summary.without_face:  # a result, as a video without a face in crct track
         failures.say(f"crct: warning: {missed}: no face found")
@@ -1930,14 +1959,27 @@ def benchmark(
         ),
     ] = None,
     gt_origin: Annotated[
-        float,
+        float | None,
         typer.Option(
             help="--pred/--gt and --dataset: the coordinate the ground-truth files give the "
             "first pixel's centre, taken off before scoring: 1 for 300-W's and 300-VW's own "
-            "files (crct, OpenCV and dlib count from 0).",
+            "files (crct, OpenCV and dlib count from 0). Default 0, or what a crct track run "
+            "given as --gt records (--pts-origin).",
             metavar="X",
+            show_default=False,
         ),
-    ] = 0.0,
+    ] = None,
+    pred_origin: Annotated[
+        float | None,
+        typer.Option(
+            help="--pred/--gt: the coordinate the predicted .pts files give the first pixel's "
+            "centre, taken off before scoring: 1 for files written with crct track/align "
+            "--pts-origin 1, or counted as 300-W's. Default 0, or what a crct track run given "
+            "as --pred records in its track.json (said in a note).",
+            metavar="X",
+            show_default=False,
+        ),
+    ] = None,
     out: Annotated[
         Path | None,
         typer.Option(
@@ -2135,6 +2177,7 @@ def benchmark(
     pred_only = {
         "--nearest": nearest or None,
         "--common-with": common_with,
+        "--pred-origin": pred_origin,
     }
     given_pred = [name for name, value in pred_only.items() if value is not None]
     if given_pred and (speed or dataset is not None):
@@ -2142,11 +2185,13 @@ def benchmark(
     from crct_cli.tracking.tracker import check_gates
 
     check_gates(tb, tc, 2 if seq_bt is None else seq_bt)
-    if not (math.isfinite(gt_origin) and -1.0 <= gt_origin <= 1.0):  # a convention, not a shift
-        raise CrctError(
-            f"--gt-origin must be from -1 to 1 px (where the files put the first pixel's "
-            f"centre: 1 for 300-W's, 0.5 for pixel-corner tools), got {gt_origin}"
-        )
+    for flag, origin in (("--gt-origin", gt_origin), ("--pred-origin", pred_origin)):
+        if origin is not None and not (math.isfinite(origin) and -1.0 <= origin <= 1.0):
+            raise CrctError(  # a convention, not a shift
+                f"{flag} must be from -1 to 1 px (where the files put the first pixel's "
+                f"centre: 1 for 300-W's, 0.5 for pixel-corner tools), got {origin}"
+            )
+    gt_given, gt_origin = gt_origin, 0.0 if gt_origin is None else gt_origin
     if out is not None:  # before the scoring, which may take long
         from crct_cli.io.atomic import check_out_folder
 
@@ -2277,7 +2322,7 @@ def benchmark(
             raise CrctError(
                 f"{', '.join(given_pred + (['--gt-origin'] if gt_origin else []))}: "
                 "not for multi-face ground truth"
-            )
+            )  # (a crct --faces run given as --gt is read at the origin its track.json records)
         run_multi_pred_command(pred, gt, norm, threshold, out)
         return
     from crct_cli.bench.pts_compare import (
@@ -2293,6 +2338,13 @@ def benchmark(
 
     # a crct track run's annot/ (its frames by state too), or a run's track.json or csv
     with as_pts_folder(pred, unsplit) as (pred_dir, states):
+        # what crct track --pts-origin runs record, unless told otherwise (a run's points read
+        # from its track.json or landmarks.csv count from 0 whatever its .pts files do)
+        taken_off = _origin_taken_off(pred_origin, "--pred-origin", pred, pred_dir == pred)
+        gt_taken_off = _origin_taken_off(gt_given, "--gt-origin", gt)
+        peer_taken_off = 0.0
+        if common_with is not None:
+            peer_taken_off = _origin_taken_off(None, "--common-with", common_with)
         result = compare_pts_folders(
             pred_dir,
             gt,
@@ -2301,7 +2353,9 @@ def benchmark(
             nearest=nearest,
             common_with=common_with,
             states=states,
-            gt_origin=gt_origin,
+            gt_origin=gt_taken_off,
+            pred_origin=taken_off,
+            peer_origin=peer_taken_off,
         )
     result = dataclasses.replace(result, pred_dir=str(pred))  # as given, not a temporary copy
     print_tables(results_tables(result))
@@ -2349,6 +2403,46 @@ def benchmark(
     if out is not None:
         for path in write_results(result, out):
             Console(stderr=True).print(f"wrote {path}", highlight=False, soft_wrap=True)
+
+
+def _origin_taken_off(given: float | None, flag: str, folder: Path, as_pts: bool = True) -> float:
+    """What to take off the coordinates of ``folder``'s ``.pts`` files before scoring: what the
+    user gave (``given``; a warning where the crct runs there record otherwise), else what they
+    record (``crct track --pts-origin``, in track.json: a note where it is 1), else 0. Runs that
+    record both are refused unless told. ``as_pts`` False: the points are read from a run's
+    track.json or landmarks.csv, which count from 0."""
+    from crct_cli.io.track_json import recorded_pts_origins
+
+    recorded = set(recorded_pts_origins(folder).values()) if as_pts else {0}
+    told = f"{flag} {given:g}" if given is not None else flag
+    if given is not None:
+        if not recorded or recorded == {given}:
+            return given
+        counted = " and from ".join(str(o) for o in sorted(recorded))
+        if not as_pts:
+            where = f"{folder}'s points are read from its track.json or landmarks.csv"
+            said = f"{where}, which count from 0"
+        else:
+            said = f"{folder} holds crct track output whose .pts files count from {counted}"
+        _warning_line(f"{told}: {said} (its track.json); {given:g} taken off as given")
+        return given
+    if recorded == {1}:
+        typer.echo(
+            f"crct: note: {folder}: crct track --pts-origin 1 output (its track.json says so): "
+            f"1 taken off its .pts files before scoring ({flag} 0 scores them as written)"
+            if flag != "--common-with"
+            else f"crct: note: --common-with {folder}: crct track --pts-origin 1 output (its "
+            "track.json says so): 1 taken off its .pts files",
+            err=True,
+        )
+        return 1.0
+    if len(recorded) > 1:
+        how = "" if flag == "--common-with" else f", or give {flag}"
+        raise CrctError(
+            f"{folder}: holds crct track runs whose .pts files count from 0 and others from 1 "
+            f"(track.json's pts_origin): score them apart{how}"
+        )
+    return 0.0
 
 
 def _warn_focal_without_pose(focal_length: float | None, pose: bool) -> None:

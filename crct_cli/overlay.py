@@ -33,7 +33,14 @@ from crct_cli.draw import _text, draw_faces
 from crct_cli.errors import CrctError, OptionError
 from crct_cli.io.landmarks import read_pts
 from crct_cli.io.sequence import sequence_images
-from crct_cli.io.track_json import FacesRecord, TrackFile, load_track
+from crct_cli.io.track_json import (
+    FacesRecord,
+    TrackFile,
+    header_pts_origin,
+    load_track,
+    pts_run,
+    read_track_header,
+)
 from crct_cli.io.video import (
     VideoInfo,
     VideoWriter,
@@ -251,6 +258,19 @@ def _crct_annot(folder: Path) -> bool:
     return (run / "track.json").is_file()
 
 
+def _run_origin(folder: Path) -> int:
+    """The coordinate a crct track run's own ``.pts`` folder gives the first pixel's centre, as
+    its track.json records it (``--pts-origin``), so that its points are drawn where the run
+    put them; 0 for any other folder (drawn as written)."""
+    run = pts_run(folder)
+    if run is None:
+        return 0
+    try:
+        return header_pts_origin(read_track_header(run))
+    except CrctError:
+        return 0
+
+
 def _pts_frames(folder: Path, images: Sequence[Path] | None) -> dict[int, Path]:
     """A folder's ``.pts`` files by frame index: for a folder of frames, each file by its
     image's name where they share names (a gap in the images keeps them paired), except in a
@@ -396,6 +416,7 @@ def draw_overlay(
     span = _frames_to_draw(header, skip_frames, max_frames)
     images = sequence_images(video) if video.is_dir() else None
     pts_frames = [_pts_frames(f, images) for f in folders]
+    origins = [_run_origin(f) for f in folders]  # a --pts-origin 1 run's annot/: 1 taken off
     names = _legend_names(folders)
     records: dict[int, FacesRecord] = {r.index: r for r in track.faces} if track else {}
     focal = (header.get("config") or {}).get("focal_length")
@@ -420,7 +441,7 @@ def draw_overlay(
                 if path is None:
                     continue
                 try:
-                    points = read_pts(path, None)  # any number of points
+                    points = read_pts(path, None) - origins[i]  # any number of points
                 except CrctError as exc:
                     bad.append(str(exc))
                     continue

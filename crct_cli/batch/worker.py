@@ -88,17 +88,22 @@ SETTINGS_KEYS: tuple[str, ...] = (
 
 
 def settings_of(
-    tracker_options: dict[str, Any], frames_in: FrameRange | None = None, csv_style: str = "crct"
+    tracker_options: dict[str, Any],
+    frames_in: FrameRange | None = None,
+    csv_style: str = "crct",
+    pts_origin: int = 0,
 ) -> dict[str, Any]:
     """The JSON-ready settings of :data:`SETTINGS_KEYS` (``faces`` as a count or None), the
     networks' fingerprint (``weights_dir``, else ``$CRCT_WEIGHTS`` or the shipped folder: other
     weights are another run), and ``frames_in``'s range when not the whole video (a
     :class:`~crct_cli.tracking.pipeline.FrameRange`: a run over some frames is not one over
     all), and ``csv_style`` when not crct's own (``--csv-style``: landmarks.csv's layout,
-    which the worker reads from here)."""
+    which the worker reads from here), and ``pts_origin`` when not 0 (``--pts-origin``: what
+    the .pts files add to the points, which the worker reads from here too)."""
     import inspect
 
     from crct_cli.api import Tracker, parse_faces
+    from crct_cli.io.landmarks import check_pts_origin
     from crct_cli.models.weights import WEIGHTS_DIR, weights_fingerprint
     from crct_cli.tracking.detector import MIN_FACE, check_min_face
     from crct_cli.tracking.orientation import parse_rotate
@@ -134,6 +139,8 @@ def settings_of(
         settings.update(frames_in.settings())
     if check_csv_style(csv_style) != CRCT:  # only where asked: earlier runs stay done
         settings["csv_style"] = csv_style
+    if check_pts_origin(pts_origin) != 0:  # likewise
+        settings["pts_origin"] = check_pts_origin(pts_origin)
     return settings
 
 
@@ -240,6 +247,7 @@ class VideoWorker:
                 None if named is None else named.label,
                 self.spec.settings.get("csv_style", CRCT),
                 out_name=None if named is None else str(named.out_dir),
+                pts_origin=self.spec.settings.get("pts_origin", 0),
             )
             done = Done(
                 summary.status,

@@ -62,6 +62,7 @@ from crct_cli.bench.scores import (
 )
 from crct_cli.errors import CrctError
 from crct_cli.io.datasets import read_annotations
+from crct_cli.io.track_json import recorded_pts_origins
 from crct_cli.landmarks import box_from_points
 from crct_cli.metrics import (
     DEFAULT_THRESHOLD,
@@ -183,13 +184,15 @@ def is_multi_face_gt(folder: Path) -> bool:
 
 def read_multi_gt(folder: str | os.PathLike[str]) -> MultiGroundTruth:
     """``folder/faces/<gt_id>/NNNNNN.pts`` (and ``faces.json`` when present); a ``crct track
-    --faces`` run's ``faces/<id>/annot/NNNNNN.pts`` too, so that two runs score each other."""
+    --faces`` run's ``faces/<id>/annot/NNNNNN.pts`` too, so that two runs score each other
+    (read at the origin its track.json records: ``--pts-origin 1``'s files count from 1)."""
     folder = Path(folder)
     faces_dir = folder / FACES_DIR
     if not faces_dir.is_dir():
         raise CrctError(f"{folder}: no {FACES_DIR}/ folder (expected {FACES_DIR}/<id>/000001.pts)")
+    origin = max(recorded_pts_origins(faces_dir).values(), default=0)  # one run: one origin
     visible = {
-        p.name: read_annotations(_pts_folder(p))
+        p.name: read_annotations(_pts_folder(p), origin)
         for p in sorted(faces_dir.iterdir(), key=lambda p: _natural(p.name))
         if p.is_dir() and not p.name.startswith(".")
     }

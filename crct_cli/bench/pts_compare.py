@@ -87,6 +87,7 @@ class PtsComparison:
     by_state: dict[str, ErrorSummary] | None = None
     states_from: str | None = None  #: the track.json the states were read from
     gt_origin: float = 0.0  #: taken off the ground truth's coordinates before scoring
+    pred_origin: float = 0.0  #: taken off the predictions' coordinates before scoring
     #: further faces' files (``NAME_1.pts``) left unscored without ``nearest``
     other_faces: int = 0
     #: where the predictions' numbered files start at 000000.pts and the ground truth's at
@@ -111,6 +112,7 @@ class PtsComparison:
             "gt": self.gt_dir,
             "normalization": self.norm,
             "gt_origin": self.gt_origin,
+            **({"pred_origin": self.pred_origin} if self.pred_origin else {}),
             **s,
             "evaluated": self.summary.count - self.summary.missing,
             "unmatched_predictions": self.unmatched_predictions,
@@ -373,6 +375,8 @@ def compare_pts_folders(
     common_with: str | os.PathLike[str] | None = None,
     states: TrackStates | None = None,
     gt_origin: float = 0.0,
+    pred_origin: float = 0.0,
+    peer_origin: float = 0.0,
 ) -> PtsComparison:
     """Pair ``.pts`` files by relative path and score them.
 
@@ -386,7 +390,9 @@ def compare_pts_folders(
     state and where it was read (:func:`track_states`): the files are also scored by state
     (files without one are left out of that split). ``gt_origin``: the coordinate the
     ground-truth files give the first pixel's centre (300-W's and 300-VW's own files: 1), taken
-    off them so that they count from 0 as crct, OpenCV and dlib answer.
+    off them so that they count from 0 as crct, OpenCV and dlib answer; ``pred_origin`` and
+    ``peer_origin`` likewise for the predictions' files and ``common_with``'s (a ``crct track
+    --pts-origin 1`` run's: 1).
 
     A prediction file that cannot be read counts as missing (``unreadable``), a ground-truth
     file that cannot be scored (another markup, a broken file, a degenerate box) is left out
@@ -472,7 +478,7 @@ def compare_pts_folders(
         raise CrctError(f"{gt_root}: no ground-truth file could be scored ({skipped[0][1]})")
     gt = np.stack(shapes) - gt_origin
     unreadable: list[tuple[str, str]] = []
-    pred, answered = _read_answers(pred_files, choices, rels, gt, unreadable)
+    pred, answered = _read_answers(pred_files, choices, rels, gt, unreadable, pred_origin)
     errors = nme(pred, gt, norm)
     offsets = frame_offsets(rels, pred, gt, norm)
     a, b = frame_pairs(rels)
@@ -482,7 +488,8 @@ def compare_pts_folders(
         peer_worst = None
         if peer is not None:
             peer_choices = face_candidates(peer, all_gt) if nearest else choices
-            peer_errors = nme(_read_answers(peer, peer_choices, rels, gt)[0], gt, norm)
+            peer_points = _read_answers(peer, peer_choices, rels, gt, origin=peer_origin)[0]
+            peer_errors = nme(peer_points, gt, norm)
             peer_worst = np.maximum(peer_errors[a], peer_errors[b])
         jitter = summarize_jitter(moves, np.maximum(errors[a], errors[b]), threshold, peer_worst)
     per_file = [
@@ -506,6 +513,7 @@ def compare_pts_folders(
         by_state=by_state,
         states_from=None if states is None else str(states[1]),
         gt_origin=gt_origin,
+        pred_origin=pred_origin,
         numbering=numbering_origins(pred_files, all_gt),
         common=common,
         frame_offsets=offsets,
@@ -566,11 +574,12 @@ def _read_answers(
     rels: list[str],
     gt: np.ndarray,
     unreadable: list[tuple[str, str]] | None = None,
+    origin: float = 0.0,
 ) -> tuple[np.ndarray, set[str]]:
-    """Each ground-truth file's prediction among ``files`` (NaN where none), the face nearest
-    the truth among its ``choices``; and the files answered. A file that cannot be read (no
-    points, NaN for "no face", another markup) is no answer, and goes to ``unreadable`` as
-    (its name, why)."""
+    """Each ground-truth file's prediction among ``files`` (NaN where none), ``origin`` taken
+    off, the face nearest the truth among its ``choices``; and the files answered. A file
+    that cannot be read (no points, NaN for "no face", another markup) is no answer, and goes
+    to ``unreadable`` as (its name, why)."""
     pred = np.full_like(gt, np.nan)
     answered: set[str] = set()
     for i, rel in enumerate(rels):
@@ -578,7 +587,7 @@ def _read_answers(
         for c in choices[rel]:
             if c in files:
                 try:
-                    found.append(read_pts(files[c]))
+                    found.append(read_pts(files[c]) - origin)
                 except CrctError as exc:
                     if unreadable is not None:
                         unreadable.append((c, str(exc)))

@@ -4,16 +4,34 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from crct_cli.errors import CrctError
+from crct_cli.errors import CrctError, OptionError, whole_number
 from crct_cli.io.atomic import write_text_atomic
 from crct_cli.landmarks import N_POINTS
 
 #: The coordinate 300-W's (and 300-VW's) .pts files give the centre of the first pixel: they
 #: count from 1, as Matlab does. crct's geometry counts pixel centres from 0 (as OpenCV).
 PTS_ORIGIN = 1.0
+#: ``crct track --pts-origin`` / ``crct align --pts-origin``: the coordinate the ``.pts`` files
+#: crct writes give the first pixel's centre: 0 (crct's own, the default) or 1 (300-W's, what
+#: menpo's importer and eos's ``read_pts_landmarks`` take off)
+PTS_ORIGINS: tuple[int, ...] = (0, 1)
+
+
+def check_pts_origin(value: Any) -> int:
+    """``pts_origin`` / ``--pts-origin`` as an int, 0 or 1: a bool, a fraction or a string is
+    refused by name (True would have read as 1)."""
+    whole = whole_number(value)
+    if whole not in PTS_ORIGINS:
+        raise OptionError(
+            "pts_origin",
+            f"must be 0 or 1 (the coordinate the .pts files give the first pixel's centre: 1 "
+            f"for 300-W's convention, as menpo and eos read them), got {value!r}",
+        )
+    return int(whole)
 
 
 def read_pts(path: str | os.PathLike[str], n_points: int | None = N_POINTS) -> np.ndarray:
@@ -75,15 +93,21 @@ def _numbers(text: str) -> bool:
         return False
 
 
-def format_pts(points: np.ndarray) -> str:
+def format_pts(points: np.ndarray, origin: int = 0) -> str:
+    """A ``.pts`` file's text, three decimals; ``origin`` (``--pts-origin``) is added to every
+    x and y, to the numbers as written at three decimals, so that a file of origin 1 reads
+    exactly 1 more than the file of origin 0 of the same points."""
     points = np.asarray(points, dtype=np.float64)
+    if origin:
+        points = np.array([[float(f"{v:.3f}") for v in row] for row in points]) + origin
     body = "\n".join(f"{x:.3f} {y:.3f}" for x, y in points)
     return f"version: 1\nn_points:  {len(points)}\n{{\n{body}\n}}\n"
 
 
-def write_pts(path: str | os.PathLike[str], points: np.ndarray) -> None:
-    """Write points as a ``.pts`` file (atomically: temporary name, then rename)."""
+def write_pts(path: str | os.PathLike[str], points: np.ndarray, origin: int = 0) -> None:
+    """Write points as a ``.pts`` file (atomically: temporary name, then rename), ``origin``
+    added to them (:func:`format_pts`)."""
     points = np.asarray(points)
     if points.ndim != 2 or points.shape[1] != 2:
         raise ValueError(f"points must be (N, 2), got {points.shape}")
-    write_text_atomic(path, format_pts(points))
+    write_text_atomic(path, format_pts(points, origin))

@@ -23,6 +23,7 @@ for any video length) and renames it at :meth:`~TrackJsonWriter.close`;
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -50,6 +51,12 @@ STATES: tuple[str, ...] = ("tracked", "redetected", "lost")
 
 #: Header fields every file has, with the JSON types they must have.
 HEADER_FIELDS: tuple[str, ...] = ("video", "width", "height", "fps", "n_frames", "method", "config")
+
+#: The header key of ``crct track --pts-origin 1``: the run's ``.pts`` files count pixel
+#: centres from 1 (absent: from 0, as every coordinate in the JSON and the CSV always does).
+PTS_ORIGIN_KEY = "pts_origin"
+#: The folders of a run that hold ``.pts`` files (``faces/<id>/`` holds ``annot/``, ``crops/``).
+PTS_FOLDERS: tuple[str, ...] = ("annot", "faces", "crops")
 
 _POINT_DECIMALS = 3  # a thousandth of a pixel: far below any landmark error
 _TIME_DECIMALS = 6
@@ -334,6 +341,9 @@ def _header_problem(header: Mapping[str, Any]) -> str | None:
         return "method must be a string"
     if not isinstance(header["config"], dict):
         return "config must be an object"
+    origin = header.get(PTS_ORIGIN_KEY, 0)
+    if isinstance(origin, bool) or origin not in (0, 1):
+        return f"{PTS_ORIGIN_KEY} must be 0 or 1, got {origin!r}"
     return None
 
 
@@ -503,6 +513,81 @@ def load_track(path: str | os.PathLike[str]) -> TrackFile:
             raise CrctError(f"{path}: no track.json (not a crct track output folder)")
         path = path / "track.json"
     return read_track_json(path)
+
+
+def read_track_header(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A track file's header (its keys before ``frames``), without reading its frames where
+    it is laid out as :class:`TrackJsonWriter` writes it (a long video's file is megabytes);
+    any other layout is read whole. Raises :class:`CrctError` naming the file."""
+    path = Path(path)
+    head = ""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            while '\n  "frames": [' not in head:
+                chunk = fh.read(1 << 16)
+                if not chunk:
+                    break
+                head += chunk
+    except OSError as exc:
+        raise CrctError(f"{path}: cannot read ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise CrctError(f"{path}: not valid JSON ({exc})") from None
+    cut = head.find('\n  "frames": [')
+    if cut > 0:
+        with contextlib.suppress(ValueError):
+            header = json.loads(head[:cut].rstrip().removesuffix(",") + "}")
+            if isinstance(header, dict):
+                return header
+    return read_track_json(path).header
+
+
+def header_pts_origin(header: Mapping[str, Any]) -> int:
+    """The coordinate a run's ``.pts`` files give the first pixel's centre (``--pts-origin``,
+    recorded as :data:`PTS_ORIGIN_KEY`; runs without it wrote 0)."""
+    origin = header.get(PTS_ORIGIN_KEY, 0)
+    return origin if origin in (0, 1) and not isinstance(origin, bool) else 0
+
+
+def pts_run(folder: str | os.PathLike[str]) -> Path | None:
+    """The ``track.json`` of the ``crct track`` run one of whose ``.pts`` folders ``folder``
+    is (``RUN/annot``, ``RUN/crops``, ``RUN/faces``, ``RUN/faces/<id>``,
+    ``RUN/faces/<id>/annot``...), None otherwise (the run's own folder too)."""
+    given = Path(os.path.abspath(folder))
+    run = given
+    if run.name in ("annot", "crops"):
+        run = run.parent
+    if run.parent.name == "faces" and run.name.isdecimal():
+        run = run.parent.parent
+    elif run.name == "faces":
+        run = run.parent
+    track = run / "track.json"
+    return track if run != given and track.is_file() else None
+
+
+def recorded_pts_origins(folder: str | os.PathLike[str]) -> dict[Path, int]:
+    """What the ``crct track`` runs whose ``.pts`` files lie in ``folder`` recorded as their
+    origin (:func:`header_pts_origin`), by ``track.json``: the run ``folder`` is part of
+    (:func:`pts_run`), else every run below it that wrote ``.pts`` files (a run's own folder,
+    a batch's ``--out``). Empty where none is a crct run's; a ``track.json`` that cannot be
+    read is passed over (said where the points are scored by state)."""
+    root = Path(folder)
+    own = pts_run(root)
+    if own is not None:
+        runs = [own]
+    elif root.is_dir():
+        runs = [
+            p
+            for p in sorted(root.rglob("track.json"))
+            if not any(part.startswith(".") for part in p.relative_to(root).parts)
+            and any((p.parent / name).is_dir() for name in PTS_FOLDERS)
+        ]
+    else:
+        runs = []
+    found: dict[Path, int] = {}
+    for track in runs:
+        with contextlib.suppress(CrctError):
+            found[track] = header_pts_origin(read_track_header(track))
+    return found
 
 
 def read_track_json(path: str | os.PathLike[str]) -> TrackFile:

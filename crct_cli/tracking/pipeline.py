@@ -33,9 +33,15 @@ from crct_cli.errors import CrctError, OptionError, whole_number
 from crct_cli.geometry import check_crops, face_crop
 from crct_cli.io.atomic import replace_dir
 from crct_cli.io.images import write_image
-from crct_cli.io.landmarks import format_pts
+from crct_cli.io.landmarks import check_pts_origin, format_pts
 from crct_cli.io.openface_csv import LandmarksCsvWriter
-from crct_cli.io.track_json import SCHEMA_FACES, FaceRecord, FacesRecord, TrackJsonWriter
+from crct_cli.io.track_json import (
+    PTS_ORIGIN_KEY,
+    SCHEMA_FACES,
+    FaceRecord,
+    FacesRecord,
+    TrackJsonWriter,
+)
 from crct_cli.io.video import VideoWriter, probe_video
 from crct_cli.tracking.orientation import turned_size
 
@@ -111,10 +117,15 @@ def _warnings_of(video: Path) -> Iterator[list[str]]:
 class _PtsFolders:
     """``annot/`` for face 0 and, when asked, ``faces/<id>/annot/`` and the face crops
     (``crops/``, ``faces/<id>/crops/``), built under temporary names and swapped in at
-    :meth:`commit`; without ``pts`` no ``.pts`` files of the frames (crops keep theirs)."""
+    :meth:`commit`; without ``pts`` no ``.pts`` files of the frames (crops keep theirs);
+    ``origin`` (``--pts-origin``) is added to the points of every ``.pts`` file, the crops'
+    too, and nothing else."""
 
-    def __init__(self, out_dir: Path, per_face: bool, crops: int = 0, pts: bool = True) -> None:
+    def __init__(
+        self, out_dir: Path, per_face: bool, crops: int = 0, pts: bool = True, origin: int = 0
+    ) -> None:
         self.out_dir, self.per_face, self.crops, self.pts = out_dir, per_face, crops, pts
+        self.origin = origin
         self.annot = out_dir / ".annot.partial"
         self.faces = out_dir / ".faces.partial"
         self.crop_dir = out_dir / ".crops.partial"
@@ -128,7 +139,7 @@ class _PtsFolders:
 
     def write(self, frame_index: int, face_id: int, points: Any, image: Any = None) -> None:
         stem = f"{frame_index + 1:06d}"
-        text = format_pts(points)
+        text = format_pts(points, self.origin)
         crop = None
         if self.crops and image is not None:
             crop = face_crop(image, points, self.crops)
@@ -140,14 +151,13 @@ class _PtsFolders:
                 (face / "annot").mkdir(parents=True, exist_ok=True)
             self._put(face / "annot" if self.pts else None, face / "crops", stem, text, crop)
 
-    @staticmethod
-    def _put(annot: Path | None, crops: Path, stem: str, text: str, crop: Any) -> None:
+    def _put(self, annot: Path | None, crops: Path, stem: str, text: str, crop: Any) -> None:
         if annot is not None:
             (annot / f"{stem}.pts").write_text(text, encoding="utf-8")
         if crop is not None:
             crops.mkdir(parents=True, exist_ok=True)
             write_image(crops / f"{stem}.png", crop[0])
-            (crops / f"{stem}.pts").write_text(format_pts(crop[1]), encoding="utf-8")
+            (crops / f"{stem}.pts").write_text(format_pts(crop[1], self.origin), encoding="utf-8")
 
     def commit(self) -> None:
         if self.pts:
@@ -243,6 +253,7 @@ def track_video(
     name: str | None = None,
     csv_style: str = "crct",
     out_name: str | None = None,
+    pts_origin: int = 0,
 ) -> TrackSummary:
     """Track one video into ``out_dir`` with a :class:`crct_cli.api.Tracker`.
 
@@ -252,8 +263,11 @@ def track_video(
     ``name``: the video as the user named it, for track.json (None: ``video`` itself; a Ray
     worker reads it at its absolute path); ``csv_style``: landmarks.csv's layout
     (``--csv-style``: crct's or OpenFace's); ``out_name``: ``out_dir`` as the user named it,
-    for the summary (None: ``out_dir``).
+    for the summary (None: ``out_dir``); ``pts_origin``: added to the points of every ``.pts``
+    file (``--pts-origin 1``: 300-W's convention, as menpo reads them), recorded in
+    track.json's header; track.json and landmarks.csv keep crct's own (from 0).
     """
+    pts_origin = check_pts_origin(pts_origin)
     span = frames_in or FrameRange()
     info = probe_video(video, tracker.sequence_fps)
     angle = tracker.orientation(video, span.skip)  # --rotate auto looks at the first frames
@@ -272,6 +286,7 @@ def track_video(
         "n_frames": info.n_frames,
         **span.settings(),
         **({"rotate": angle} if angle else {}),  # the frames' clockwise turn, for crct draw
+        **({PTS_ORIGIN_KEY: pts_origin} if pts_origin else {}),  # what the .pts files add
         "method": tracker.config.mode,
         "faces": tracker.multi.faces,
         "config": tracker.describe(),
@@ -282,7 +297,9 @@ def track_video(
         names = [p.name for p in sequence_images(video)]  # by frame index, up to the last
         header["images"] = names if span.count is None else names[: span.skip + span.count]
     check_crops(crops)
-    folders = _PtsFolders(out_dir, per_face=tracker.multi.faces != 1, crops=crops, pts=pts)
+    folders = _PtsFolders(
+        out_dir, per_face=tracker.multi.faces != 1, crops=crops, pts=pts, origin=pts_origin
+    )
     counts = {"tracked": 0, "redetected": 0, "lost": 0}
     frames = with_points = face_frames = cuts = 0
     ids: set[int] = set()
