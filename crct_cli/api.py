@@ -518,6 +518,9 @@ class Tracker:
         self._engine = MultiTracker(networks, self.config, self.multi, self.init_box)
         self._index = 0
         self._clock: float | None = None
+        #: :meth:`step`'s last frame: its time, the causal filter's time for it and the last
+        #: interval between two frames that was more than 0 s (None before a second frame)
+        self._step_time: tuple[float, float, float | None] | None = None
         self._size: tuple[int, int] | None = None  #: the frames' (H, W) since reset()
         self._still_aligner: Any = None
         #: held while a :meth:`track` runs: one video at a time (the faces' state is one)
@@ -543,7 +546,7 @@ class Tracker:
             self.smoother.reset()
         if self._step_denoiser is not None:
             self._step_denoiser.reset()
-        self._index, self._clock, self._size = 0, None, None
+        self._index, self._clock, self._size, self._step_time = 0, None, None, None
         if self.rotate == AUTO:
             self._step_turn = None
 
@@ -551,7 +554,13 @@ class Tracker:
         """Track one RGB uint8 frame (H, W, 3) that follows the previous one (grey (H, W)
         and RGBA (H, W, 4) are read as RGB).
 
-        ``time_s`` defaults to the seconds since the first frame after :meth:`reset`. The
+        ``time_s`` defaults to the seconds since the first frame after :meth:`reset`. A time
+        before the previous frame's is refused (nothing changes): a video's times only go
+        forward, and a new video starts with :meth:`reset`. A time equal to the previous
+        frame's (a camera that stamps two frames alike) is kept as ``frame.time``, while the
+        smoothing reads the frame as the last interval between two frames after the one
+        before (``1 / sequence_fps`` before any): a One Euro filter cannot read a speed over
+        no time, and a filter started afresh on each such frame smoothed nothing. The
         tracker keeps the frame until the next one (BT reads both), so it keeps a copy: a
         capture loop may decode every frame into one buffer. Every frame until :meth:`reset`
         has the first one's size (a frame of another size is an error: its points would be
@@ -576,24 +585,42 @@ class Tracker:
     def _step(self, image: np.ndarray, size: tuple[int, int], time_s: float | None) -> TrackedFrame:
         """:meth:`step` on a frame checked: what could refuse it is asked before the tracker
         takes its size and clock, so that a refused frame leaves the tracker as it was."""
+        now = time.perf_counter()
+        clock = now if self._clock is None else self._clock
+        t = now - clock if time_s is None else time_s
+        timed = self._step_timed(t, time_s is not None)
         image = self._step_turned(image.copy())
         if self.init_box is not None and self._engine.frame_no == 0:
             check_box_in_frame(self.init_box, image.shape)  # before any filter keeps the frame
-        now = time.perf_counter()
-        if self._clock is None:
-            self._clock = now
-        self._size = size
-        t = now - self._clock if time_s is None else time_s
+        self._clock, self._size, self._step_time = clock, size, timed
         if self._step_denoiser is not None:  # the frames before this one only: a live stream
             from crct_cli.io.video import Frame
 
             (done,) = self._step_denoiser.push(Frame(self._index, t, image))
             image = done.image
         cut = self._new_shot(image)
-        faces = self._smoothed(self._engine_step(image), t)
+        faces = self._smoothed(self._engine_step(image), timed[1])
         frame = TrackedFrame(self._index, t, _detached(self._posed(faces, image.shape)), cut=cut)
         self._index += 1
         return frame
+
+    def _step_timed(self, t: float, given: bool) -> tuple[float, float, float | None]:
+        """:meth:`step`'s record of a frame at ``t`` seconds (``given``: as ``time_s``): ``t``,
+        the causal filter's time for it and the last interval of more than 0 s; a ``t`` before
+        the previous frame's is refused, before anything has changed."""
+        if self._step_time is None:
+            return t, t, None
+        last, filtered, interval = self._step_time
+        if t < last:
+            when = f"time_s={t:g}" if given else f"{t:g} s since the first frame (no time_s)"
+            raise CrctError(
+                f"frame {self._index}: {when} is before the frame before's time, {last:g} s; "
+                "a video's times only go forward: reset() starts a new video"
+            )
+        if t > last:  # the usual frame: its own interval, remembered
+            return t, filtered + (t - last), t - last
+        # a repeated stamp: the interval seen last (a camera's), else sequence_fps's
+        return t, filtered + (interval or 1.0 / self.sequence_fps), interval
 
     def _step_turned(self, image: np.ndarray) -> np.ndarray:
         """:meth:`step`'s frame turned by ``rotate``; with ``"auto"`` the turn is chosen on the

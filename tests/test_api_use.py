@@ -474,3 +474,81 @@ def test_a_refused_step_leaves_the_tracker_as_it_was() -> None:
     with pytest.raises(OptionError, match=r"^init_box \(500, 500, 100, 100\) lies outside"):
         boxed.step(small[0])
     assert boxed.step(big).index == 0
+
+
+# -- the review's doubtful points left after session 55 (session 56) -----------------------
+
+
+class _Jittery(FaceNets):
+    """FaceNets whose FLL answers shake by about a pixel, as a real localiser's do: what the
+    smoothing takes out (the same shakes, call by call, for every tracker made)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def localize(self, image: np.ndarray, box: np.ndarray, mirrored: bool = False) -> np.ndarray:
+        self.calls += 1
+        shake = np.random.default_rng(self.calls).normal(0.0, 1.0, (68, 2))
+        return super().localize(image, box, mirrored) + shake
+
+
+def test_step_times_go_forward_and_a_repeated_one_is_still_smoothed(make_video) -> None:
+    """``step(frame, time_s=...)`` with a time equal to the frame before's turned the One Euro
+    filter off for that frame (it starts afresh where no time has passed: the raw points), and
+    a time going back turned it off for good (the review's t08: 0.00 px of smoothing). A
+    repeated stamp is now read one interval (the last one seen) after the frame before; a
+    time going back is refused, changing nothing, and says what starts a new video."""
+    frames = [f.image for f in iter_frames(make_video(n_frames=6))]
+
+    def run(times: list[float], **options: Any) -> list[Any]:
+        tracker = Tracker(networks=_Jittery(), **options)
+        return [tracker.step(frames[i], t) for i, t in enumerate(times)]
+
+    def points(run: list[Any]) -> list[np.ndarray]:
+        return [f.faces[0].points for f in run]
+
+    raw = points(run([i / 25 for i in range(6)], smooth=False))
+    even = points(run([0.0, 0.04, 0.08, 0.12, 0.16, 0.2]))
+    repeated = run([0.0, 0.04, 0.08, 0.08, 0.12, 0.16])
+    assert [f.time for f in repeated] == [0.0, 0.04, 0.08, 0.08, 0.12, 0.16]  # as given
+    assert np.abs(repeated[3].faces[0].points - raw[3]).max() > 0.1  # smoothed, not raw
+    assert all(np.allclose(a, b) for a, b in zip(points(repeated), even, strict=True))
+    # two first frames stamped alike: 1 / sequence_fps apart, as frames with no times are
+    at_start = points(run([0.0, 0.0, 0.04], sequence_fps=25))
+    assert all(np.allclose(a, b) for a, b in zip(at_start, even[:3], strict=True))
+    tracker = Tracker(networks=_Jittery())
+    for i in range(3):
+        tracker.step(frames[i], i / 25)
+    with pytest.raises(
+        CrctError, match=r"^frame 3: time_s=0.01 is before the frame before's time, 0.08 s; "
+    ) as refused:
+        tracker.step(frames[3], 0.01)
+    assert "reset() starts a new video" in str(refused.value)
+    on = [tracker.step(frames[i], i / 25) for i in range(3, 6)]  # as if never refused
+    assert [f.index for f in on] == [3, 4, 5]
+    assert all(np.array_equal(a.faces[0].points, b) for a, b in zip(on, even[3:], strict=True))
+    tracker.reset()
+    assert tracker.step(frames[0], 0.0).index == 0  # a new video's times start anew
+
+
+def test_a_file_read_live_whose_times_go_back_goes_on_at_its_rate() -> None:
+    """``crct live`` on a file passes OpenCV's times to ``step``, which now refuses a time
+    that goes back: a file whose clock goes back (recordings joined end to end) goes on one
+    frame at the file's rate after the frame before."""
+    from crct_cli.live import CAMERA_FPS, _FileFrames
+
+    class Capture:
+        stamps = iter([0.0, 40.0, 80.0, 0.0, 40.0, float("nan")])  # ms
+
+        def read(self) -> tuple[bool, np.ndarray]:
+            self.now = next(self.stamps)
+            return True, np.zeros((4, 4, 3), np.uint8)
+
+        def get(self, prop: int) -> float:
+            return self.now
+
+    frames = _FileFrames(Capture())  # run_live gives the file's rate; 30 where none
+    times = [frames.next()[1] for _ in range(6)]  # type: ignore[index]
+    assert times == pytest.approx([0.0, 0.04, 0.08] + [0.08 + i / CAMERA_FPS for i in (1, 2, 3)])
+
