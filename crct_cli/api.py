@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import math
 import numbers
 import os
@@ -637,26 +638,34 @@ class Tracker:
         """The clockwise quarter turn :meth:`track` gives ``video``'s frames: ``rotate`` when
         it is a number; with ``"auto"``, the turn in which the detector finds a face most surely
         in the first frames after ``skip_frames`` that show one in some turn (up to 20 s in:
-        :func:`~crct_cli.tracking.orientation.look_for_turn`). A file, a folder of images or an
-        array; frames from an iterator are looked at as :meth:`track` reads them."""
+        :func:`~crct_cli.tracking.orientation.look_for_turn`). A file, a folder of images, an
+        array or a list (any iterable that can be read again) of frames; not a one-shot
+        iterator (a generator), which the look would use up: :meth:`track` looks at its
+        frames as it reads them, and :attr:`rotation` then says the turn taken."""
+        if isinstance(video, bytes):  # a path as the OS gives it
+            video = os.fsdecode(video)
+        _check_source(video, "orientation")
         if self.rotate != AUTO:
             return int(self.rotate)
         return self._look_for_turn(video, skip_frames)
 
     def _look_for_turn(self, video: VideoSource, skip_frames: int) -> int:
-        """``"auto"``'s turn for a file, a folder of images or an array, read apart."""
+        """``"auto"``'s turn for a file, a folder of images, or frames that can be read again
+        (an array, a list), read apart from :meth:`track`'s reading."""
         from crct_cli.io.arrays import is_frame_source, iter_arrays
         from crct_cli.io.video import iter_frames
         from crct_cli.tracking.orientation import look_for_turn
         from crct_cli.tracking.pipeline import FrameRange
 
-        if is_frame_source(video) and not isinstance(video, np.ndarray):
+        if isinstance(video, Iterator):  # read here, its frames would be gone for track()
             raise CrctError(
-                "orientation() reads a file, a folder of images or an array; frames from an "
-                "iterator are turned as track() reads them"
+                "orientation() reads a file, a folder of images, an array or a list of frames; "
+                f"a {type(video).__name__} can be read only once: give it to track(frames, "
+                "rotate='auto'), which looks at its frames as it tracks them, and read "
+                "tracker.rotation"
             )
         skip = FrameRange.of(skip_frames).skip
-        if isinstance(video, np.ndarray):
+        if is_frame_source(video):
             frames = iter_arrays(video, self.sequence_fps, _check_image, None, skip)
         else:
             frames = iter_frames(Path(video), None, self.sequence_fps, skip)
@@ -690,8 +699,11 @@ class Tracker:
         the loop (``list(track(...))``), which would otherwise hold every picture (6 MB a
         1080p frame).
 
-        The arguments are checked here, at the call (a missing file, a bad count or turn); the
-        generator returned decodes and tracks, and holds the tracker, once iterated."""
+        The arguments are checked here, at the call (a missing file, a bad count or turn, paths
+        where frames belong, a tracker still held by another ``track()``); an iterator's first
+        item is read here for that (a generator of image paths is refused at once), the rest
+        as the frames are asked for. The generator returned decodes and tracks, and holds the
+        tracker, once iterated."""
         from crct_cli.tracking.pipeline import FrameRange
 
         if isinstance(video, bytes):  # a path as the OS gives it
@@ -708,7 +720,13 @@ class Tracker:
         if not isinstance(images, bool | np.bool_) and whole_number(images) not in (0, 1):
             raise CrctError(f"images must be True or False, got {images!r}")  # Python's alone
         _check_source(video)
-        return self._tracked(video, span, angle, bool(images)) if count != 0 else _no_frames()
+        if self._busy.locked():  # a track() paused in its loop, or running in another thread
+            raise CrctError(_BUSY)
+        if count == 0:
+            return _no_frames()
+        if isinstance(video, Iterator):
+            video = _first_checked(video)
+        return self._tracked(video, span, angle, bool(images))
 
     def _tracked(
         self, video: VideoSource, span: FrameRange, angle: int | str, images: bool
@@ -781,9 +799,9 @@ class Tracker:
             frames = iter_arrays(video, self.sequence_fps, _check_image, span.count, span.skip)
         else:
             frames = iter_frames(Path(video), span.count, self.sequence_fps, span.skip)
-        if angle == AUTO and in_memory and not isinstance(video, np.ndarray):
+        if angle == AUTO and isinstance(video, Iterator):
             angle, frames = look_for_turn(frames, self.networks.detect)  # held while looked at
-        elif angle == AUTO:  # a file or an array: looked at apart, as orientation() says
+        elif angle == AUTO:  # a file, an array, a list: looked at apart, as orientation() says
             angle = self._look_for_turn(video, span.skip)
         self.rotation = int(angle)
         frames = turn_frames(frames, self.rotation)
@@ -1015,10 +1033,10 @@ def _no_frames() -> Generator[TrackedFrame, None, None]:
     yield from ()
 
 
-def _check_source(video: VideoSource) -> None:
-    """What :meth:`Tracker.track` was given, checked at the call: a path that names something
-    (also with ``max_frames=0``, which reads nothing from it: a typo is still a typo), or one
-    video's frames in memory, not several videos' paths."""
+def _check_source(video: VideoSource, caller: str = "track") -> None:
+    """What :meth:`Tracker.track` (or ``caller``) was given, checked at the call: a path that
+    names something (also with ``max_frames=0``, which reads nothing from it: a typo is still
+    a typo), or one video's frames in memory, not several videos' paths."""
     from crct_cli.io.arrays import is_frame_source
 
     if not is_frame_source(video):
@@ -1027,15 +1045,38 @@ def _check_source(video: VideoSource) -> None:
         return
     several = _several_paths(video)
     if several is not None:
+        batch = ", or crct_cli.track_videos(paths, out) to write each one's landmarks"
         raise CrctError(
-            f"track() takes one video, got {several}: track() each in turn, or "
-            "crct_cli.track_videos(paths, out) to write each one's landmarks"
+            f"{caller}() takes one video, got {several}: {caller}() each in turn"
+            + (batch if caller == "track" else "")
         )
     if not isinstance(video, np.ndarray | Iterable) and not hasattr(video, "__getitem__"):
         raise CrctError(
-            "track() takes one video, its path or its frames (an array, or an iterable of "
+            f"{caller}() takes one video, its path or its frames (an array, or an iterable of "
             f"arrays), got {type(video).__name__}"
         )
+
+
+def _first_checked(frames: Iterator[Any]) -> Iterator[Any]:
+    """``frames`` (a one-shot iterator given to :meth:`Tracker.track`) whole again, its first
+    item read to see that it is not a path: a generator of image paths was refused only once
+    iterated, item by item ("a frame must be a uint8 array ... got <U32 ()"), where a list of
+    them is refused at the call."""
+    first = next(frames, _NO_FRAME)
+    if first is _NO_FRAME:
+        return iter(())
+    if isinstance(first, str | bytes | os.PathLike):
+        raise CrctError(
+            f"track() takes one video: a path, or frames as arrays; got a "
+            f"{type(frames).__name__} of paths ({os.fsdecode(first)!r} first): for a folder of "
+            "images give the folder's path, for several videos track() each in turn or "
+            "crct_cli.track_videos(paths, out)"
+        )
+    return itertools.chain([first], frames)
+
+
+#: :func:`_first_checked`'s mark of an iterator with no item
+_NO_FRAME = object()
 
 
 def _several_paths(given: Any) -> str | None:
@@ -1094,6 +1135,12 @@ def _check_image(rgb: Any) -> np.ndarray:
     """An RGB uint8 (H, W, 3) frame; grey (H, W) or (H, W, 1) is repeated into three channels
     and RGBA's alpha dropped, as image files are read (a grey camera, a PNG's frames). Other
     types are refused, not rescaled: whether floats run 0-1 or 0-255 is the caller's to say."""
+    if isinstance(rgb, str | bytes | os.PathLike):  # in a list or generator of frames
+        raise CrctError(
+            f"a frame must be an image's pixels (a uint8 array), got a path, "
+            f"{os.fsdecode(rgb)!r}: read it first (crct_cli.io.images.read_image), or give "
+            "track() the folder of images by its path"
+        )
     image = np.asarray(rgb)
     if image.dtype == np.uint8 and (image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 1)):
         image = np.repeat(image.reshape(image.shape[0], image.shape[1], 1), 3, axis=2)

@@ -552,3 +552,81 @@ def test_a_file_read_live_whose_times_go_back_goes_on_at_its_rate() -> None:
     times = [frames.next()[1] for _ in range(6)]  # type: ignore[index]
     assert times == pytest.approx([0.0, 0.04, 0.08] + [0.08 + i / CAMERA_FPS for i in (1, 2, 3)])
 
+
+def test_orientation_reads_a_list_of_frames_again(face_image) -> None:
+    """``orientation(list_of_frames)`` was refused as "frames from an iterator", though a list
+    (as an array) can be read again; it now says the turn ``track`` takes, and only a one-shot
+    iterator, which the look would use up, is refused, in words saying what to do."""
+    from test_orientation import UprightNets, marked
+
+    from crct_cli.tracking.orientation import turn
+
+    lying = [turn(marked(face_image(128, 96, i / 25)), 270) for i in range(6)]
+    tracker = Tracker(networks=UprightNets(), rotate="auto", smooth=False)
+    assert tracker.orientation(lying) == tracker.orientation(tuple(lying)) == 90
+    assert tracker.orientation(np.stack(lying)) == 90
+    tracked = list(tracker.track(lying))
+    assert tracker.rotation == 90 and len(tracked) == 6
+    assert np.array_equal(tracked[0].image, marked(face_image(128, 96, 0.0)))  # upright
+    for one_shot in (iter(lying), (f for f in lying)):
+        with pytest.raises(CrctError, match=r"^orientation\(\) reads .* or a list of frames; a "):
+            tracker.orientation(one_shot)
+    with pytest.raises(CrctError, match=r"can be read only once: give it to track\(frames"):
+        tracker.orientation(iter(lying))
+    with pytest.raises(CrctError, match=r"^orientation\(\) takes one video, got a list of 2"):
+        tracker.orientation([VIDEO, VIDEO])
+
+
+def test_paths_where_frames_belong_are_refused_at_the_call(make_video) -> None:
+    """A generator of image paths given to ``track()`` was accepted, then refused once iterated,
+    as "frame 0: a frame must be a uint8 array ... got <U43 ()"; a list of paths was refused at
+    the call already. An iterator's first item is now read at the call: paths are refused in
+    one line that says what to give; frames go on as before, the first one not lost."""
+    tracker = fake_tracker()
+    paths = [str(VIDEO), str(VIDEO)]
+    for given, what in (
+        ((p for p in paths), "generator"),
+        (iter(paths), "list_iterator"),
+        (map(Path, paths), "map"),
+    ):
+        with pytest.raises(
+            CrctError,
+            match=f"^track\\(\\) takes one video: a path, or frames as arrays; got a {what} of "
+            r"paths \('.*astronaut.mp4' first\): for a folder of images give the folder's path",
+        ):
+            tracker.track(given)
+    images = [f.image for f in iter_frames(make_video(n_frames=5))]
+    read: list[int] = []
+
+    def frames() -> Any:
+        for i, image in enumerate(images):
+            read.append(i)
+            yield image
+
+    given = tracker.track(frames())
+    assert read == [0]  # the first item, to check it
+    streamed = list(given)
+    assert [f.index for f in streamed] == list(range(5)) and read == list(range(5))
+    assert [f.faces for f in streamed] == [f.faces for f in tracker.track(np.stack(images))]
+    with pytest.raises(CrctError, match=r"^no frames to track"):
+        list(tracker.track(iter([])))
+    with pytest.raises(
+        CrctError, match=r"^frame 1: a frame must be an image's pixels .* got a path, '.*mp4'"
+    ):
+        list(tracker.track([images[0], str(VIDEO)]))
+
+
+def test_a_second_track_is_refused_at_the_call(make_video) -> None:
+    """``track()`` checks its arguments at the call (session 55), but a second ``track()``
+    while the first was paused in its loop was refused only once iterated."""
+    clip = make_video(n_frames=4)
+    tracker = fake_tracker()
+    first = tracker.track(clip)
+    next(first)
+    with pytest.raises(CrctError, match="^this Tracker is already tracking a video"):
+        tracker.track(clip)  # not iterated
+    with pytest.raises(CrctError, match="^this Tracker is already tracking a video"):
+        tracker.track(iter([np.zeros((72, 96, 3), np.uint8)]))
+    assert len(list(first)) == 3
+    assert len(list(tracker.track(clip))) == 4
+
