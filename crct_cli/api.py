@@ -948,7 +948,10 @@ class Tracker:
         ``rotate``: the image is turned this many degrees clockwise for the networks (``"auto"``:
         the quarter turn in which the detector finds a face most surely; not with ``boxes``);
         None: the tracker's ``rotate``. Points and boxes (``boxes`` too) are in the image's own
-        pixels, whatever the turn; :attr:`rotation` is the turn used. Each face's ``state`` is
+        pixels, whatever the turn; :attr:`rotation` is the turn used, except while a
+        :meth:`track` is under way (paused in its loop, or in another thread): align() changes
+        nothing of a track's state, and :attr:`rotation` stays the turn of its frames, which a
+        caller reads to draw on them. Each face's ``state`` is
         ``"redetected"`` (found in this image, not followed from a frame before) and its
         ``score`` FV's p(face), low where a box given holds no face.
         """
@@ -981,7 +984,8 @@ class Tracker:
                     f"{image.shape[1]}x{image.shape[0]} image"
                 )
             given = StillInput.boxed(image, given_boxes, int(angle))
-        self.rotation = given.clockwise
+        if not self._busy.locked():  # a track's frames are in its turn: rotation says so
+            self.rotation = given.clockwise
         if len(given.boxes) == 0:
             return []
         points = self._aligner()(given.turned, given.boxes)

@@ -630,3 +630,22 @@ def test_a_second_track_is_refused_at_the_call(make_video) -> None:
     assert len(list(first)) == 3
     assert len(list(tracker.track(clip))) == 4
 
+
+def test_align_during_a_track_leaves_the_track_s_rotation(make_video, face_image) -> None:
+    """``align()`` between two frames of a paused ``track()`` set ``tracker.rotation`` to the
+    photo's turn (90 became 0 mid-track), which a caller reads to draw on the track's frames.
+    It now changes nothing of the track; the track's points are the same; after the track,
+    ``rotation`` is align's turn again."""
+    clip = make_video(n_frames=5)
+    photo = face_image(128, 96, 0.0)
+    alone = [f.faces for f in fake_tracker(rotate=90).track(clip)]
+    tracker = fake_tracker(rotate=90)
+    mixed = []
+    for frame in tracker.track(clip):
+        mixed.append(frame.faces)
+        assert len(tracker.align(photo, rotate=0)) == 1
+        assert tracker.rotation == 90
+    assert mixed == alone
+    tracker.align(photo, rotate=180)
+    assert tracker.rotation == 180
+
