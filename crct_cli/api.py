@@ -1222,13 +1222,18 @@ def track_videos(
     written for one video too (the command prints a table instead). A bad video fails alone,
     as on the command line; bad options raise :class:`CrctError` before anything is written,
     an unknown keyword ``TypeError``. Worker processes are spawned, so a script calls it under
-    ``if __name__ == "__main__":``.
+    ``if __name__ == "__main__":`` (each worker imports the script as it starts; unguarded,
+    the workers leave at once, quietly, and this call raises :class:`CrctError` saying so).
     """
     from crct_cli import batch
     from crct_cli.batch.discover import discover
+    from crct_cli.batch.local import UNGUARDED_EXIT, starting_from_script
     from crct_cli.batch.runner import BatchOptions
     from crct_cli.io.openface_csv import check_csv_style
     from crct_cli.tracking.pipeline import FrameRange
+
+    if starting_from_script():  # a worker importing an unguarded script: the parent says why
+        raise SystemExit(UNGUARDED_EXIT)
 
     check_tracker_options(options)
     check_csv_style(csv_style)

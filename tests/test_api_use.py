@@ -649,3 +649,33 @@ def test_align_during_a_track_leaves_the_track_s_rotation(make_video, face_image
     tracker.align(photo, rotate=180)
     assert tracker.rotation == 180
 
+
+UNGUARDED = """
+import sys
+from crct_cli import track_videos
+from crct_cli.errors import CrctError
+try:
+    track_videos([{video!r}], {out!r}, workers=2, max_frames=2, device="cpu")
+except CrctError as exc:
+    print("error:", exc)
+    sys.exit(3)
+"""
+
+
+def test_track_videos_in_a_script_without_the_main_guard_says_so_quietly(tmp_path: Path) -> None:
+    """Each spawned worker imports the script; unguarded, each ran ``track_videos`` again and
+    printed a long traceback ("... is being written by another crct track run", which misled)
+    before the run's own error. The workers now leave at once, printing nothing, and the run
+    stops at the first with the one error that names the guard."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "unguarded.py"
+    script.write_text(UNGUARDED.format(video=str(VIDEO), out=str(tmp_path / "out")))
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 3, done.stderr
+    assert done.stdout.startswith("error: worker processes start by importing this script")
+    assert 'if __name__ == "__main__":' in done.stdout
+    assert done.stderr == ""
