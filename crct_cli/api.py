@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import math
 import numbers
 import os
@@ -518,6 +519,9 @@ class Tracker:
         self._engine = MultiTracker(networks, self.config, self.multi, self.init_box)
         self._index = 0
         self._clock: float | None = None
+        #: :meth:`step`'s last frame: its time, the causal filter's time for it and the last
+        #: interval between two frames that was more than 0 s (None before a second frame)
+        self._step_time: tuple[float, float, float | None] | None = None
         self._size: tuple[int, int] | None = None  #: the frames' (H, W) since reset()
         self._still_aligner: Any = None
         #: held while a :meth:`track` runs: one video at a time (the faces' state is one)
@@ -543,7 +547,7 @@ class Tracker:
             self.smoother.reset()
         if self._step_denoiser is not None:
             self._step_denoiser.reset()
-        self._index, self._clock, self._size = 0, None, None
+        self._index, self._clock, self._size, self._step_time = 0, None, None, None
         if self.rotate == AUTO:
             self._step_turn = None
 
@@ -551,7 +555,13 @@ class Tracker:
         """Track one RGB uint8 frame (H, W, 3) that follows the previous one (grey (H, W)
         and RGBA (H, W, 4) are read as RGB).
 
-        ``time_s`` defaults to the seconds since the first frame after :meth:`reset`. The
+        ``time_s`` defaults to the seconds since the first frame after :meth:`reset`. A time
+        before the previous frame's is refused (nothing changes): a video's times only go
+        forward, and a new video starts with :meth:`reset`. A time equal to the previous
+        frame's (a camera that stamps two frames alike) is kept as ``frame.time``, while the
+        smoothing reads the frame as the last interval between two frames after the one
+        before (``1 / sequence_fps`` before any): a One Euro filter cannot read a speed over
+        no time, and a filter started afresh on each such frame smoothed nothing. The
         tracker keeps the frame until the next one (BT reads both), so it keeps a copy: a
         capture loop may decode every frame into one buffer. Every frame until :meth:`reset`
         has the first one's size (a frame of another size is an error: its points would be
@@ -576,24 +586,42 @@ class Tracker:
     def _step(self, image: np.ndarray, size: tuple[int, int], time_s: float | None) -> TrackedFrame:
         """:meth:`step` on a frame checked: what could refuse it is asked before the tracker
         takes its size and clock, so that a refused frame leaves the tracker as it was."""
+        now = time.perf_counter()
+        clock = now if self._clock is None else self._clock
+        t = now - clock if time_s is None else time_s
+        timed = self._step_timed(t, time_s is not None)
         image = self._step_turned(image.copy())
         if self.init_box is not None and self._engine.frame_no == 0:
             check_box_in_frame(self.init_box, image.shape)  # before any filter keeps the frame
-        now = time.perf_counter()
-        if self._clock is None:
-            self._clock = now
-        self._size = size
-        t = now - self._clock if time_s is None else time_s
+        self._clock, self._size, self._step_time = clock, size, timed
         if self._step_denoiser is not None:  # the frames before this one only: a live stream
             from crct_cli.io.video import Frame
 
             (done,) = self._step_denoiser.push(Frame(self._index, t, image))
             image = done.image
         cut = self._new_shot(image)
-        faces = self._smoothed(self._engine_step(image), t)
+        faces = self._smoothed(self._engine_step(image), timed[1])
         frame = TrackedFrame(self._index, t, _detached(self._posed(faces, image.shape)), cut=cut)
         self._index += 1
         return frame
+
+    def _step_timed(self, t: float, given: bool) -> tuple[float, float, float | None]:
+        """:meth:`step`'s record of a frame at ``t`` seconds (``given``: as ``time_s``): ``t``,
+        the causal filter's time for it and the last interval of more than 0 s; a ``t`` before
+        the previous frame's is refused, before anything has changed."""
+        if self._step_time is None:
+            return t, t, None
+        last, filtered, interval = self._step_time
+        if t < last:
+            when = f"time_s={t:g}" if given else f"{t:g} s since the first frame (no time_s)"
+            raise CrctError(
+                f"frame {self._index}: {when} is before the frame before's time, {last:g} s; "
+                "a video's times only go forward: reset() starts a new video"
+            )
+        if t > last:  # the usual frame: its own interval, remembered
+            return t, filtered + (t - last), t - last
+        # a repeated stamp: the interval seen last (a camera's), else sequence_fps's
+        return t, filtered + (interval or 1.0 / self.sequence_fps), interval
 
     def _step_turned(self, image: np.ndarray) -> np.ndarray:
         """:meth:`step`'s frame turned by ``rotate``; with ``"auto"`` the turn is chosen on the
@@ -610,26 +638,34 @@ class Tracker:
         """The clockwise quarter turn :meth:`track` gives ``video``'s frames: ``rotate`` when
         it is a number; with ``"auto"``, the turn in which the detector finds a face most surely
         in the first frames after ``skip_frames`` that show one in some turn (up to 20 s in:
-        :func:`~crct_cli.tracking.orientation.look_for_turn`). A file, a folder of images or an
-        array; frames from an iterator are looked at as :meth:`track` reads them."""
+        :func:`~crct_cli.tracking.orientation.look_for_turn`). A file, a folder of images, an
+        array or a list (any iterable that can be read again) of frames; not a one-shot
+        iterator (a generator), which the look would use up: :meth:`track` looks at its
+        frames as it reads them, and :attr:`rotation` then says the turn taken."""
+        if isinstance(video, bytes):  # a path as the OS gives it
+            video = os.fsdecode(video)
+        _check_source(video, "orientation")
         if self.rotate != AUTO:
             return int(self.rotate)
         return self._look_for_turn(video, skip_frames)
 
     def _look_for_turn(self, video: VideoSource, skip_frames: int) -> int:
-        """``"auto"``'s turn for a file, a folder of images or an array, read apart."""
+        """``"auto"``'s turn for a file, a folder of images, or frames that can be read again
+        (an array, a list), read apart from :meth:`track`'s reading."""
         from crct_cli.io.arrays import is_frame_source, iter_arrays
         from crct_cli.io.video import iter_frames
         from crct_cli.tracking.orientation import look_for_turn
         from crct_cli.tracking.pipeline import FrameRange
 
-        if is_frame_source(video) and not isinstance(video, np.ndarray):
+        if isinstance(video, Iterator):  # read here, its frames would be gone for track()
             raise CrctError(
-                "orientation() reads a file, a folder of images or an array; frames from an "
-                "iterator are turned as track() reads them"
+                "orientation() reads a file, a folder of images, an array or a list of frames; "
+                f"a {type(video).__name__} can be read only once: give it to track(frames, "
+                "rotate='auto'), which looks at its frames as it tracks them, and read "
+                "tracker.rotation"
             )
         skip = FrameRange.of(skip_frames).skip
-        if isinstance(video, np.ndarray):
+        if is_frame_source(video):
             frames = iter_arrays(video, self.sequence_fps, _check_image, None, skip)
         else:
             frames = iter_frames(Path(video), None, self.sequence_fps, skip)
@@ -663,8 +699,11 @@ class Tracker:
         the loop (``list(track(...))``), which would otherwise hold every picture (6 MB a
         1080p frame).
 
-        The arguments are checked here, at the call (a missing file, a bad count or turn); the
-        generator returned decodes and tracks, and holds the tracker, once iterated."""
+        The arguments are checked here, at the call (a missing file, a bad count or turn, paths
+        where frames belong, a tracker still held by another ``track()``); an iterator's first
+        item is read here for that (a generator of image paths is refused at once), the rest
+        as the frames are asked for. The generator returned decodes and tracks, and holds the
+        tracker, once iterated."""
         from crct_cli.tracking.pipeline import FrameRange
 
         if isinstance(video, bytes):  # a path as the OS gives it
@@ -681,7 +720,13 @@ class Tracker:
         if not isinstance(images, bool | np.bool_) and whole_number(images) not in (0, 1):
             raise CrctError(f"images must be True or False, got {images!r}")  # Python's alone
         _check_source(video)
-        return self._tracked(video, span, angle, bool(images)) if count != 0 else _no_frames()
+        if self._busy.locked():  # a track() paused in its loop, or running in another thread
+            raise CrctError(_BUSY)
+        if count == 0:
+            return _no_frames()
+        if isinstance(video, Iterator):
+            video = _first_checked(video)
+        return self._tracked(video, span, angle, bool(images))
 
     def _tracked(
         self, video: VideoSource, span: FrameRange, angle: int | str, images: bool
@@ -754,9 +799,9 @@ class Tracker:
             frames = iter_arrays(video, self.sequence_fps, _check_image, span.count, span.skip)
         else:
             frames = iter_frames(Path(video), span.count, self.sequence_fps, span.skip)
-        if angle == AUTO and in_memory and not isinstance(video, np.ndarray):
+        if angle == AUTO and isinstance(video, Iterator):
             angle, frames = look_for_turn(frames, self.networks.detect)  # held while looked at
-        elif angle == AUTO:  # a file or an array: looked at apart, as orientation() says
+        elif angle == AUTO:  # a file, an array, a list: looked at apart, as orientation() says
             angle = self._look_for_turn(video, span.skip)
         self.rotation = int(angle)
         frames = turn_frames(frames, self.rotation)
@@ -903,7 +948,10 @@ class Tracker:
         ``rotate``: the image is turned this many degrees clockwise for the networks (``"auto"``:
         the quarter turn in which the detector finds a face most surely; not with ``boxes``);
         None: the tracker's ``rotate``. Points and boxes (``boxes`` too) are in the image's own
-        pixels, whatever the turn; :attr:`rotation` is the turn used. Each face's ``state`` is
+        pixels, whatever the turn; :attr:`rotation` is the turn used, except while a
+        :meth:`track` is under way (paused in its loop, or in another thread): align() changes
+        nothing of a track's state, and :attr:`rotation` stays the turn of its frames, which a
+        caller reads to draw on them. Each face's ``state`` is
         ``"redetected"`` (found in this image, not followed from a frame before) and its
         ``score`` FV's p(face), low where a box given holds no face.
         """
@@ -936,7 +984,8 @@ class Tracker:
                     f"{image.shape[1]}x{image.shape[0]} image"
                 )
             given = StillInput.boxed(image, given_boxes, int(angle))
-        self.rotation = given.clockwise
+        if not self._busy.locked():  # a track's frames are in its turn: rotation says so
+            self.rotation = given.clockwise
         if len(given.boxes) == 0:
             return []
         points = self._aligner()(given.turned, given.boxes)
@@ -988,10 +1037,10 @@ def _no_frames() -> Generator[TrackedFrame, None, None]:
     yield from ()
 
 
-def _check_source(video: VideoSource) -> None:
-    """What :meth:`Tracker.track` was given, checked at the call: a path that names something
-    (also with ``max_frames=0``, which reads nothing from it: a typo is still a typo), or one
-    video's frames in memory, not several videos' paths."""
+def _check_source(video: VideoSource, caller: str = "track") -> None:
+    """What :meth:`Tracker.track` (or ``caller``) was given, checked at the call: a path that
+    names something (also with ``max_frames=0``, which reads nothing from it: a typo is still
+    a typo), or one video's frames in memory, not several videos' paths."""
     from crct_cli.io.arrays import is_frame_source
 
     if not is_frame_source(video):
@@ -1000,15 +1049,38 @@ def _check_source(video: VideoSource) -> None:
         return
     several = _several_paths(video)
     if several is not None:
+        batch = ", or crct_cli.track_videos(paths, out) to write each one's landmarks"
         raise CrctError(
-            f"track() takes one video, got {several}: track() each in turn, or "
-            "crct_cli.track_videos(paths, out) to write each one's landmarks"
+            f"{caller}() takes one video, got {several}: {caller}() each in turn"
+            + (batch if caller == "track" else "")
         )
     if not isinstance(video, np.ndarray | Iterable) and not hasattr(video, "__getitem__"):
         raise CrctError(
-            "track() takes one video, its path or its frames (an array, or an iterable of "
+            f"{caller}() takes one video, its path or its frames (an array, or an iterable of "
             f"arrays), got {type(video).__name__}"
         )
+
+
+def _first_checked(frames: Iterator[Any]) -> Iterator[Any]:
+    """``frames`` (a one-shot iterator given to :meth:`Tracker.track`) whole again, its first
+    item read to see that it is not a path: a generator of image paths was refused only once
+    iterated, item by item ("a frame must be a uint8 array ... got <U32 ()"), where a list of
+    them is refused at the call."""
+    first = next(frames, _NO_FRAME)
+    if first is _NO_FRAME:
+        return iter(())
+    if isinstance(first, str | bytes | os.PathLike):
+        raise CrctError(
+            f"track() takes one video: a path, or frames as arrays; got a "
+            f"{type(frames).__name__} of paths ({os.fsdecode(first)!r} first): for a folder of "
+            "images give the folder's path, for several videos track() each in turn or "
+            "crct_cli.track_videos(paths, out)"
+        )
+    return itertools.chain([first], frames)
+
+
+#: :func:`_first_checked`'s mark of an iterator with no item
+_NO_FRAME = object()
 
 
 def _several_paths(given: Any) -> str | None:
@@ -1067,6 +1139,12 @@ def _check_image(rgb: Any) -> np.ndarray:
     """An RGB uint8 (H, W, 3) frame; grey (H, W) or (H, W, 1) is repeated into three channels
     and RGBA's alpha dropped, as image files are read (a grey camera, a PNG's frames). Other
     types are refused, not rescaled: whether floats run 0-1 or 0-255 is the caller's to say."""
+    if isinstance(rgb, str | bytes | os.PathLike):  # in a list or generator of frames
+        raise CrctError(
+            f"a frame must be an image's pixels (a uint8 array), got a path, "
+            f"{os.fsdecode(rgb)!r}: read it first (crct_cli.io.images.read_image), or give "
+            "track() the folder of images by its path"
+        )
     image = np.asarray(rgb)
     if image.dtype == np.uint8 and (image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 1)):
         image = np.repeat(image.reshape(image.shape[0], image.shape[1], 1), 3, axis=2)
@@ -1148,14 +1226,19 @@ def track_videos(
     written for one video too (the command prints a table instead). A bad video fails alone,
     as on the command line; bad options raise :class:`CrctError` before anything is written,
     an unknown keyword ``TypeError``. Worker processes are spawned, so a script calls it under
-    ``if __name__ == "__main__":``.
+    ``if __name__ == "__main__":`` (each worker imports the script as it starts; unguarded,
+    the workers leave at once, quietly, and this call raises :class:`CrctError` saying so).
     """
     from crct_cli import batch
     from crct_cli.batch.discover import discover
+    from crct_cli.batch.local import UNGUARDED_EXIT, starting_from_script
     from crct_cli.batch.runner import BatchOptions
     from crct_cli.io.landmarks import check_pts_origin
     from crct_cli.io.openface_csv import check_csv_style
     from crct_cli.tracking.pipeline import FrameRange
+
+    if starting_from_script():  # a worker importing an unguarded script: the parent says why
+        raise SystemExit(UNGUARDED_EXIT)
 
     check_tracker_options(options)
     check_csv_style(csv_style)

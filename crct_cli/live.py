@@ -15,6 +15,7 @@ the stream.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import sys
 import threading
@@ -201,17 +202,25 @@ def window_picture(picture: np.ndarray, interval: float) -> np.ndarray:
 
 
 class _FileFrames:
-    """Every frame of a video file in turn, at the file's times."""
+    """Every frame of a video file in turn, at the file's times; where they go back (files
+    joined end to end, a stream's clock restarted), one frame at ``fps`` after the frame
+    before instead, as ``Tracker.step`` refuses a time that goes back."""
 
-    def __init__(self, capture: Any) -> None:
+    def __init__(self, capture: Any, fps: float = CAMERA_FPS) -> None:
         self.capture = capture
         self.dropped = 0
+        self.fps = fps
+        self._last: float | None = None
 
     def next(self) -> tuple[np.ndarray, float | None] | None:
         ok, bgr = self.capture.read()
         if not ok or bgr is None:
             return None
-        return bgr, self.capture.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+        seconds = self.capture.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+        if not math.isfinite(seconds) or (self._last is not None and seconds < self._last):
+            seconds = 0.0 if self._last is None else self._last + 1.0 / self.fps
+        self._last = seconds
+        return bgr, seconds
 
     def close(self) -> None:
         self.capture.release()
@@ -308,7 +317,7 @@ def run_live(
         capture.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # a camera's own queue short, where it can be
     last, interval = t0, 0.0  # the window's frame rate, smoothed over about ten frames
     take_newest = not from_file if newest is None else newest
-    source_frames: Any = _NewestFrames(capture) if take_newest else _FileFrames(capture)
+    source_frames: Any = _NewestFrames(capture) if take_newest else _FileFrames(capture, fps)
     try:
         while max_frames is None or frames < max_frames:
             got = source_frames.next()

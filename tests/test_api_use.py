@@ -474,3 +474,208 @@ def test_a_refused_step_leaves_the_tracker_as_it_was() -> None:
     with pytest.raises(OptionError, match=r"^init_box \(500, 500, 100, 100\) lies outside"):
         boxed.step(small[0])
     assert boxed.step(big).index == 0
+
+
+# -- the review's doubtful points left after session 55 (session 56) -----------------------
+
+
+class _Jittery(FaceNets):
+    """FaceNets whose FLL answers shake by about a pixel, as a real localiser's do: what the
+    smoothing takes out (the same shakes, call by call, for every tracker made)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def localize(self, image: np.ndarray, box: np.ndarray, mirrored: bool = False) -> np.ndarray:
+        self.calls += 1
+        shake = np.random.default_rng(self.calls).normal(0.0, 1.0, (68, 2))
+        return super().localize(image, box, mirrored) + shake
+
+
+def test_step_times_go_forward_and_a_repeated_one_is_still_smoothed(make_video) -> None:
+    """``step(frame, time_s=...)`` with a time equal to the frame before's turned the One Euro
+    filter off for that frame (it starts afresh where no time has passed: the raw points), and
+    a time going back turned it off for good (the review's t08: 0.00 px of smoothing). A
+    repeated stamp is now read one interval (the last one seen) after the frame before; a
+    time going back is refused, changing nothing, and says what starts a new video."""
+    frames = [f.image for f in iter_frames(make_video(n_frames=6))]
+
+    def run(times: list[float], **options: Any) -> list[Any]:
+        tracker = Tracker(networks=_Jittery(), **options)
+        return [tracker.step(frames[i], t) for i, t in enumerate(times)]
+
+    def points(run: list[Any]) -> list[np.ndarray]:
+        return [f.faces[0].points for f in run]
+
+    raw = points(run([i / 25 for i in range(6)], smooth=False))
+    even = points(run([0.0, 0.04, 0.08, 0.12, 0.16, 0.2]))
+    repeated = run([0.0, 0.04, 0.08, 0.08, 0.12, 0.16])
+    assert [f.time for f in repeated] == [0.0, 0.04, 0.08, 0.08, 0.12, 0.16]  # as given
+    assert np.abs(repeated[3].faces[0].points - raw[3]).max() > 0.1  # smoothed, not raw
+    assert all(np.allclose(a, b) for a, b in zip(points(repeated), even, strict=True))
+    # two first frames stamped alike: 1 / sequence_fps apart, as frames with no times are
+    at_start = points(run([0.0, 0.0, 0.04], sequence_fps=25))
+    assert all(np.allclose(a, b) for a, b in zip(at_start, even[:3], strict=True))
+    tracker = Tracker(networks=_Jittery())
+    for i in range(3):
+        tracker.step(frames[i], i / 25)
+    with pytest.raises(
+        CrctError, match=r"^frame 3: time_s=0.01 is before the frame before's time, 0.08 s; "
+    ) as refused:
+        tracker.step(frames[3], 0.01)
+    assert "reset() starts a new video" in str(refused.value)
+    on = [tracker.step(frames[i], i / 25) for i in range(3, 6)]  # as if never refused
+    assert [f.index for f in on] == [3, 4, 5]
+    assert all(np.array_equal(a.faces[0].points, b) for a, b in zip(on, even[3:], strict=True))
+    tracker.reset()
+    assert tracker.step(frames[0], 0.0).index == 0  # a new video's times start anew
+
+
+def test_a_file_read_live_whose_times_go_back_goes_on_at_its_rate() -> None:
+    """``crct live`` on a file passes OpenCV's times to ``step``, which now refuses a time
+    that goes back: a file whose clock goes back (recordings joined end to end) goes on one
+    frame at the file's rate after the frame before."""
+    from crct_cli.live import CAMERA_FPS, _FileFrames
+
+    class Capture:
+        stamps = iter([0.0, 40.0, 80.0, 0.0, 40.0, float("nan")])  # ms
+
+        def read(self) -> tuple[bool, np.ndarray]:
+            self.now = next(self.stamps)
+            return True, np.zeros((4, 4, 3), np.uint8)
+
+        def get(self, prop: int) -> float:
+            return self.now
+
+    frames = _FileFrames(Capture())  # run_live gives the file's rate; 30 where none
+    times = [frames.next()[1] for _ in range(6)]  # type: ignore[index]
+    assert times == pytest.approx([0.0, 0.04, 0.08] + [0.08 + i / CAMERA_FPS for i in (1, 2, 3)])
+
+
+def test_orientation_reads_a_list_of_frames_again(face_image) -> None:
+    """``orientation(list_of_frames)`` was refused as "frames from an iterator", though a list
+    (as an array) can be read again; it now says the turn ``track`` takes, and only a one-shot
+    iterator, which the look would use up, is refused, in words saying what to do."""
+    from test_orientation import UprightNets, marked
+
+    from crct_cli.tracking.orientation import turn
+
+    lying = [turn(marked(face_image(128, 96, i / 25)), 270) for i in range(6)]
+    tracker = Tracker(networks=UprightNets(), rotate="auto", smooth=False)
+    assert tracker.orientation(lying) == tracker.orientation(tuple(lying)) == 90
+    assert tracker.orientation(np.stack(lying)) == 90
+    tracked = list(tracker.track(lying))
+    assert tracker.rotation == 90 and len(tracked) == 6
+    assert np.array_equal(tracked[0].image, marked(face_image(128, 96, 0.0)))  # upright
+    for one_shot in (iter(lying), (f for f in lying)):
+        with pytest.raises(CrctError, match=r"^orientation\(\) reads .* or a list of frames; a "):
+            tracker.orientation(one_shot)
+    with pytest.raises(CrctError, match=r"can be read only once: give it to track\(frames"):
+        tracker.orientation(iter(lying))
+    with pytest.raises(CrctError, match=r"^orientation\(\) takes one video, got a list of 2"):
+        tracker.orientation([VIDEO, VIDEO])
+
+
+def test_paths_where_frames_belong_are_refused_at_the_call(make_video) -> None:
+    """A generator of image paths given to ``track()`` was accepted, then refused once iterated,
+    as "frame 0: a frame must be a uint8 array ... got <U43 ()"; a list of paths was refused at
+    the call already. An iterator's first item is now read at the call: paths are refused in
+    one line that says what to give; frames go on as before, the first one not lost."""
+    tracker = fake_tracker()
+    paths = [str(VIDEO), str(VIDEO)]
+    for given, what in (
+        ((p for p in paths), "generator"),
+        (iter(paths), "list_iterator"),
+        (map(Path, paths), "map"),
+    ):
+        with pytest.raises(
+            CrctError,
+            match=f"^track\\(\\) takes one video: a path, or frames as arrays; got a {what} of "
+            r"paths \('.*astronaut.mp4' first\): for a folder of images give the folder's path",
+        ):
+            tracker.track(given)
+    images = [f.image for f in iter_frames(make_video(n_frames=5))]
+    read: list[int] = []
+
+    def frames() -> Any:
+        for i, image in enumerate(images):
+            read.append(i)
+            yield image
+
+    given = tracker.track(frames())
+    assert read == [0]  # the first item, to check it
+    streamed = list(given)
+    assert [f.index for f in streamed] == list(range(5)) and read == list(range(5))
+    assert [f.faces for f in streamed] == [f.faces for f in tracker.track(np.stack(images))]
+    with pytest.raises(CrctError, match=r"^no frames to track"):
+        list(tracker.track(iter([])))
+    with pytest.raises(
+        CrctError, match=r"^frame 1: a frame must be an image's pixels .* got a path, '.*mp4'"
+    ):
+        list(tracker.track([images[0], str(VIDEO)]))
+
+
+def test_a_second_track_is_refused_at_the_call(make_video) -> None:
+    """``track()`` checks its arguments at the call (session 55), but a second ``track()``
+    while the first was paused in its loop was refused only once iterated."""
+    clip = make_video(n_frames=4)
+    tracker = fake_tracker()
+    first = tracker.track(clip)
+    next(first)
+    with pytest.raises(CrctError, match="^this Tracker is already tracking a video"):
+        tracker.track(clip)  # not iterated
+    with pytest.raises(CrctError, match="^this Tracker is already tracking a video"):
+        tracker.track(iter([np.zeros((72, 96, 3), np.uint8)]))
+    assert len(list(first)) == 3
+    assert len(list(tracker.track(clip))) == 4
+
+
+def test_align_during_a_track_leaves_the_track_s_rotation(make_video, face_image) -> None:
+    """``align()`` between two frames of a paused ``track()`` set ``tracker.rotation`` to the
+    photo's turn (90 became 0 mid-track), which a caller reads to draw on the track's frames.
+    It now changes nothing of the track; the track's points are the same; after the track,
+    ``rotation`` is align's turn again."""
+    clip = make_video(n_frames=5)
+    photo = face_image(128, 96, 0.0)
+    alone = [f.faces for f in fake_tracker(rotate=90).track(clip)]
+    tracker = fake_tracker(rotate=90)
+    mixed = []
+    for frame in tracker.track(clip):
+        mixed.append(frame.faces)
+        assert len(tracker.align(photo, rotate=0)) == 1
+        assert tracker.rotation == 90
+    assert mixed == alone
+    tracker.align(photo, rotate=180)
+    assert tracker.rotation == 180
+
+
+UNGUARDED = """
+import sys
+from crct_cli import track_videos
+from crct_cli.errors import CrctError
+try:
+    track_videos([{video!r}], {out!r}, workers=2, max_frames=2, device="cpu")
+except CrctError as exc:
+    print("error:", exc)
+    sys.exit(3)
+"""
+
+
+def test_track_videos_in_a_script_without_the_main_guard_says_so_quietly(tmp_path: Path) -> None:
+    """Each spawned worker imports the script; unguarded, each ran ``track_videos`` again and
+    printed a long traceback ("... is being written by another crct track run", which misled)
+    before the run's own error. The workers now leave at once, printing nothing, and the run
+    stops at the first with the one error that names the guard."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "unguarded.py"
+    script.write_text(UNGUARDED.format(video=str(VIDEO), out=str(tmp_path / "out")))
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 3, done.stderr
+    assert done.stdout.startswith("error: worker processes start by importing this script")
+    assert 'if __name__ == "__main__":' in done.stdout
+    assert done.stderr == ""

@@ -200,7 +200,7 @@ def test_track_turns_frames_and_points_follow_the_turned_face(upright: np.ndarra
     # a turn given to track() is that video's; auto chooses it from the first frames
     auto = Tracker(networks=UprightNets(), rotate="auto", smooth=False)
     assert auto.orientation(lying) == 90
-    with pytest.raises(CrctError, match="frames from an iterator are turned as track"):
+    with pytest.raises(CrctError, match="can be read only once: give it to track"):
         auto.orientation(iter(lying))  # it would use them up
     assert Tracker(networks=FaceNets(), rotate=270).orientation(iter(lying)) == 270
     again = list(auto.track(lying))

@@ -34,6 +34,24 @@ FRAME_REPORT_S = 0.2
 MAX_START_FAILURES = 3
 #: Seconds a stopped worker gets to exit before it is killed.
 STOP_GRACE_S = 5.0
+#: A spawned worker's exit code when the script it imports as it starts calls
+#: ``track_videos`` at its top level (no ``if __name__ == "__main__":``): it leaves at once,
+#: with nothing printed, and the run stops with the one line that says so.
+UNGUARDED_EXIT = 87
+#: That line, in a Python caller's words (the command line's own script is guarded).
+UNGUARDED = (
+    "worker processes start by importing this script, and it calls track_videos at its top "
+    'level: call track_videos under if __name__ == "__main__": (as in the README\'s example)'
+)
+
+
+def starting_from_script() -> bool:
+    """Whether this process is a spawned one still importing its parent's script (the
+    ``__main__`` module is run again as each worker starts, to find its functions): a
+    ``track_videos`` there, unguarded, would start the whole batch again in each worker: it
+    failed on the out folder's lock, a long traceback from each worker before the run's own
+    error (``_inheriting`` is what multiprocessing's own check of this reads)."""
+    return bool(getattr(mp.current_process(), "_inheriting", False))
 
 
 def error_line(exc: BaseException, flags: bool = False) -> str:
@@ -177,6 +195,8 @@ class LocalEngine:
                 listener.finished(
                     worker.slot, job, VideoResult(job.label, job.output, "failed", error=error)
                 )
+            if not worker.ready and worker.process.exitcode == UNGUARDED_EXIT:
+                raise WordedError(UNGUARDED, UNGUARDED)  # every worker would: stop now
             if not worker.ready:
                 start_failures += 1
                 if start_failures >= MAX_START_FAILURES:
