@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import itertools
 import math
 import numbers
 import os
@@ -700,10 +699,10 @@ class Tracker:
         1080p frame).
 
         The arguments are checked here, at the call (a missing file, a bad count or turn, paths
-        where frames belong, a tracker still held by another ``track()``); an iterator's first
-        item is read here for that (a generator of image paths is refused at once), the rest
-        as the frames are asked for. The generator returned decodes and tracks, and holds the
-        tracker, once iterated."""
+        where frames belong, a tracker still held by another ``track()``); an iterator is not
+        read until its frames are asked for (a camera's generator starts nothing at the call),
+        so a path among its items is refused as it is read. The generator returned decodes and
+        tracks, and holds the tracker, once iterated."""
         from crct_cli.tracking.pipeline import FrameRange
 
         if isinstance(video, bytes):  # a path as the OS gives it
@@ -724,8 +723,6 @@ class Tracker:
             raise CrctError(_BUSY)
         if count == 0:
             return _no_frames()
-        if isinstance(video, Iterator):
-            video = _first_checked(video)
         return self._tracked(video, span, angle, bool(images))
 
     def _tracked(
@@ -1059,28 +1056,6 @@ def _check_source(video: VideoSource, caller: str = "track") -> None:
             f"{caller}() takes one video, its path or its frames (an array, or an iterable of "
             f"arrays), got {type(video).__name__}"
         )
-
-
-def _first_checked(frames: Iterator[Any]) -> Iterator[Any]:
-    """``frames`` (a one-shot iterator given to :meth:`Tracker.track`) whole again, its first
-    item read to see that it is not a path: a generator of image paths was refused only once
-    iterated, item by item ("a frame must be a uint8 array ... got <U32 ()"), where a list of
-    them is refused at the call."""
-    first = next(frames, _NO_FRAME)
-    if first is _NO_FRAME:
-        return iter(())
-    if isinstance(first, str | bytes | os.PathLike):
-        raise CrctError(
-            f"track() takes one video: a path, or frames as arrays; got a "
-            f"{type(frames).__name__} of paths ({os.fsdecode(first)!r} first): for a folder of "
-            "images give the folder's path, for several videos track() each in turn or "
-            "crct_cli.track_videos(paths, out)"
-        )
-    return itertools.chain([first], frames)
-
-
-#: :func:`_first_checked`'s mark of an iterator with no item
-_NO_FRAME = object()
 
 
 def _several_paths(given: Any) -> str | None:
