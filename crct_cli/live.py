@@ -30,6 +30,7 @@ import numpy as np
 
 from crct_cli.draw import _text, draw_faces
 from crct_cli.errors import CrctError, OptionError
+from crct_cli.io.atomic import check_writable_folder
 from crct_cli.io.openface_csv import LandmarksCsvWriter
 from crct_cli.io.track_json import SCHEMA_FACES, FaceRecord, FacesRecord, TrackJsonWriter
 from crct_cli.io.video import VideoWriter
@@ -103,9 +104,12 @@ def open_capture(source: str) -> tuple[Any, bool]:
 
 
 def check_session(out: Path | None, overlay: bool, show: bool) -> None:
-    """What a session can be asked for: ``overlay`` with ``out``; ``show`` on a display."""
+    """What a session can be asked for: ``overlay`` with ``out``, an ``out`` it can write
+    into (said before the networks load and the camera opens); ``show`` on a display."""
     if overlay and out is None:
         raise OptionError("overlay", "needs --out, the folder to write overlay.mp4 into")
+    if out is not None:
+        check_writable_folder(out)
     if show:
         check_display()
 

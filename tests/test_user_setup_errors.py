@@ -118,3 +118,84 @@ def test_denoise_into_an_unwritable_folder_is_one_line_before_any_work(
     line = one_error_line(run)  # (it said "cannot write" for a.png, then for b.png)
     assert str(out) in line and "not writable" in line
     assert sorted(p.name for p in locked.rglob("*")) == []
+
+
+@pytest.mark.skipif(os.name != "posix", reason="folder permissions are POSIX's")
+def test_track_into_an_unwritable_folder_says_so_in_words(tmp_path: Path) -> None:
+    """It said ``locked/.crct-track.lock: Read-only file system`` (or "Permission denied"):
+    the lock file's name, which the user never chose."""
+    prefix = _unprivileged()
+    if prefix is None:
+        pytest.skip("running as root without setpriv: every folder is writable")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        run = subprocess.run(
+            [*prefix, sys.executable, "-m", "crct_cli", "track", str(SAMPLES / "astronaut.mp4")]
+            + ["--out", str(locked), "--max-frames", "2"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    finally:
+        locked.chmod(0o755)
+    line = one_error_line(run)
+    assert line == f"crct: error: {locked}: output folder is not writable"
+    assert list(locked.iterdir()) == []
+
+
+def test_benchmark_given_a_file_for_a_folder_says_so(tmp_path: Path) -> None:
+    """It said "no such ground-truth folder" of a file that is there."""
+    from typer.testing import CliRunner
+
+    from crct_cli.cli import app
+    from crct_cli.io.landmarks import write_pts
+
+    one = tmp_path / "000001.pts"
+    write_pts(one, [[float(i), float(i)] for i in range(68)])
+    folder = tmp_path / "run"
+    folder.mkdir()
+    for args, label in (
+        (["--pred", folder, "--gt", one], "ground-truth"),
+        (["--pred", one, "--gt", folder], "prediction"),
+    ):
+        result = CliRunner().invoke(app, ["benchmark", *map(str, args)])
+        assert result.exit_code == 2 and "Traceback" not in result.output
+        (line,) = result.stderr.strip().splitlines()
+        assert line.startswith(f"crct: error: {one}: a {label} folder is needed, not a file")
+
+
+@pytest.mark.skipif(os.name != "posix", reason="folder permissions are POSIX's")
+def test_live_into_an_unwritable_folder_is_refused_before_it_starts(tmp_path: Path) -> None:
+    """An existing folder it cannot write into was refused only once the networks had loaded
+    and the first frame was tracked (here the networks are never built: the refusal comes
+    first)."""
+    prefix = _unprivileged()
+    if prefix is None:
+        pytest.skip("running as root without setpriv: every folder is writable")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    code = (
+        "import sys, crct_cli.cli as cli\n"
+        "def loading(*a, **k):\n"
+        "    raise SystemExit('the networks were asked for')\n"
+        "import crct_cli.api\n"
+        "crct_cli.api.Tracker = loading\n"
+        "sys.argv = ['crct', *sys.argv[1:]]\n"
+        "cli.app(prog_name='crct')\n"
+    )
+    try:
+        run = subprocess.run(
+            [*prefix, sys.executable, "-c", code, "live", str(SAMPLES / "astronaut.mp4")]
+            + ["--out", str(locked), "--no-show"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        locked.chmod(0o755)
+    line = one_error_line(run)
+    assert line == f"crct: error: {locked}: output folder is not writable"
+    assert list(locked.iterdir()) == []

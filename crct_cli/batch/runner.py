@@ -25,6 +25,7 @@ from crct_cli.batch.resume import LOCK_NAME, Done, check_done, foreign_outputs, 
 from crct_cli.batch.summary import VideoResult, write_summary
 from crct_cli.batch.worker import Listener, WorkerSpec, settings_of
 from crct_cli.errors import CrctError, OptionError, WordedError, whole_number
+from crct_cli.io.atomic import check_writable_folder
 
 if TYPE_CHECKING:
     from crct_cli.tracking.pipeline import FrameRange
@@ -350,6 +351,7 @@ def exclusive_out(out: Path) -> Iterator[None]:
     except ImportError:  # not POSIX: no lock
         yield
         return
+    check_writable_folder(out)  # one plain line, not the lock file's "Read-only file system"
     path = out / LOCK_NAME
     for _ in range(LOCK_TRIES):
         handle = path.open("a+", encoding="utf-8")

@@ -413,6 +413,11 @@ def compare_pts_folders(
                     f"{root}: no such prediction folder (a crct track --no-pts run: its points "
                     f"are in {run}; track it again without --no-pts to score them here)"
                 )
+            if root.exists():  # a single .pts file: the folders are paired file by file
+                raise CrctError(
+                    f"{root}: a {label} folder is needed, not a file (the folder's .pts files "
+                    "are paired with the other folder's by name)"
+                )
             raise CrctError(f"{root}: no such {label} folder")
     gt_files = find_pts(gt_root)
     if not gt_files:
@@ -431,7 +436,8 @@ def compare_pts_folders(
     if common_with is not None:
         peer_root = Path(common_with)
         if not peer_root.is_dir():
-            raise CrctError(f"{peer_root}: no such folder (--common-with)")
+            what = "not a folder" if peer_root.exists() else "no such folder"
+            raise CrctError(f"{peer_root}: {what} (--common-with)")
         peer = find_pts(peer_root)
         if not peer.keys() & all_gt.keys():  # another run of a 300-VW style folder
             peer = runs_of_sequences(peer, all_gt) or peer
