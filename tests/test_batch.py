@@ -820,6 +820,47 @@ def test_a_scheduler_s_sigterm_stops_one_video_as_ctrl_c_does(
     assert not [n for n in left if "partial" in n or n == LOCK_NAME], left
 
 
+def test_workers_of_a_run_killed_with_9_leave_quietly_and_tidy(
+    make_video: Callable[..., Path], tmp_path: Path
+) -> None:
+    """``kill -9`` of ``crct track`` (the OOM killer, a scheduler) leaves its workers on their
+    videos: each finds its supervisor gone at its next message, removes what it was writing
+    and leaves, in silence (each printed a BrokenPipeError traceback on the terminal)."""
+    (tmp_path / "in").mkdir()
+    for name in "ab":
+        make_video(f"in/{name}.mp4", n_frames=20, width=SLOW_W, height=H)  # 0.15 s a frame
+    out = tmp_path / "out"
+    script = (
+        "import sys\n"
+        "import crct_cli.batch\n"
+        "from test_batch import scripted_networks\n"
+        "crct_cli.batch.NETWORKS_FACTORY = scripted_networks\n"
+        "from crct_cli.cli import app\n"
+        "sys.argv = ['crct', 'track', sys.argv[1], '--out', sys.argv[2], '--workers', '2']\n"
+        "app()\n"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", script, str(tmp_path / "in"), str(out)],
+        stderr=subprocess.PIPE,  # the workers write to it too: read to its end, they are gone
+        stdout=subprocess.DEVNULL,
+        text=True,
+        env=env_with_tests(),
+    )
+    deadline = time.monotonic() + 120
+
+    def writing() -> bool:  # both workers are on their videos
+        return all(list(out.glob(f"{name}/.track.partial.json")) for name in "ab")
+
+    while not writing() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert writing(), "the workers never started writing"
+    child.kill()
+    _, stderr = child.communicate(timeout=60)
+    assert "Traceback" not in stderr and "Error" not in stderr, stderr[-2000:]
+    left = [p.relative_to(out).as_posix() for p in out.rglob("*")]
+    assert not [name for name in left if "partial" in name], left
+
+
 @pytest.mark.parametrize("final", [False, True])
 def test_a_second_sigterm_waits_for_the_first_one_s_clean_up(final: bool) -> None:
     """SIGTERM stops the block as Ctrl-C; a second one during the clean-up is not heard (it

@@ -62,9 +62,20 @@ def error_line(exc: BaseException, flags: bool = False) -> str:
 
 
 def _worker_main(conn: Connection, spec: WorkerSpec) -> None:
-    """A worker process: load once, then track each video the supervisor sends."""
+    """A worker process: load once, then track each video the supervisor sends.
+
+    A supervisor killed with -9 (the OOM killer, a scheduler) leaves its workers behind: each
+    finds its pipe broken at its next message (a video's frame count, which stops the video
+    and removes what it was writing, or its result) and leaves quietly, since nobody is left
+    to read a traceback but the user's terminal."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the supervisor's to handle
     signal.signal(signal.SIGTERM, _stop_now)  # the supervisor's stop: clean up, then exit
+    with contextlib.suppress(OSError, EOFError):  # the supervisor is gone
+        _serve(conn, spec)
+
+
+def _serve(conn: Connection, spec: WorkerSpec) -> None:
+    """:func:`_worker_main`'s work; a broken pipe to the supervisor ends it by an exception."""
     lock = threading.Lock()  # a decoding thread's warning and a frame count at once
 
     def send(*message: Any) -> None:
@@ -82,10 +93,7 @@ def _worker_main(conn: Connection, spec: WorkerSpec) -> None:
         return
     send("ready", os.getpid())
     while True:
-        try:
-            job = conn.recv()
-        except (EOFError, OSError):  # the supervisor is gone
-            return
+        job = conn.recv()
         if job is None:
             return
         last = 0.0
