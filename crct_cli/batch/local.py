@@ -70,20 +70,29 @@ def _worker_main(conn: Connection, spec: WorkerSpec) -> None:
     to read a traceback but the user's terminal."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the supervisor's to handle
     signal.signal(signal.SIGTERM, _stop_now)  # the supervisor's stop: clean up, then exit
-    with contextlib.suppress(OSError, EOFError):  # the supervisor is gone
+    with contextlib.suppress(_SupervisorGone):
         _serve(conn, spec)
 
 
+class _SupervisorGone(Exception):
+    """The pipe to the supervisor broke: nobody is left to hear this worker. Only the pipe's
+    own errors become this, so that any other error still reaches the user."""
+
+
 def _serve(conn: Connection, spec: WorkerSpec) -> None:
-    """:func:`_worker_main`'s work; a broken pipe to the supervisor ends it by an exception."""
+    """:func:`_worker_main`'s work; a broken pipe to the supervisor ends it by
+    :class:`_SupervisorGone`."""
     lock = threading.Lock()  # a decoding thread's warning and a frame count at once
 
     def send(*message: Any) -> None:
         with lock:
-            conn.send(message)
+            try:
+                conn.send(message)
+            except (OSError, EOFError) as exc:
+                raise _SupervisorGone from exc
 
     def say(line: str) -> None:
-        with contextlib.suppress(OSError, ValueError):  # the supervisor is gone
+        with contextlib.suppress(_SupervisorGone, ValueError):  # the supervisor is gone
             send("warning", line)
 
     try:
@@ -93,7 +102,10 @@ def _serve(conn: Connection, spec: WorkerSpec) -> None:
         return
     send("ready", os.getpid())
     while True:
-        job = conn.recv()
+        try:
+            job = conn.recv()
+        except (OSError, EOFError) as exc:
+            raise _SupervisorGone from exc
         if job is None:
             return
         last = 0.0
