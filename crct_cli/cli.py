@@ -1198,24 +1198,46 @@ def _track_batch(
     from crct_cli.batch.summary import SUMMARY_NAME
     from crct_cli.ui import BatchProgress, print_batch_report
 
-    with BatchProgress(console, len(jobs)) as display:
-        report = run_videos(
-            jobs,
-            out,
-            tracker_options,
-            overlay,
-            options,
-            crops,
-            display,
-            batch.NETWORKS_FACTORY,
-            frames_in,
-            pts,
-            csv_style,
-            pts_origin,
-        )
+    try:
+        with BatchProgress(console, len(jobs)) as display:
+            report = run_videos(
+                jobs,
+                out,
+                tracker_options,
+                overlay,
+                options,
+                crops,
+                display,
+                batch.NETWORKS_FACTORY,
+                frames_in,
+                pts,
+                csv_style,
+                pts_origin,
+            )
+    except KeyboardInterrupt:
+        typer.echo(f"crct: interrupted{_batch_left(out / SUMMARY_NAME)}", err=True)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     print_batch_report(console, report, out / SUMMARY_NAME)
     if report.failed:
         raise typer.Exit(EXIT_BAD_INPUT)
+
+
+def _batch_left(summary: Path) -> str:
+    """What an interrupted batch leaves, from its summary.csv (written as it stopped): the
+    videos done and how to track the rest ("" where the summary cannot be read)."""
+    from crct_cli.batch.summary import read_summary
+
+    try:
+        rows = read_summary(summary)
+    except (OSError, ValueError):
+        return ""
+    pending = sum(row.get("status") == "pending" for row in rows)
+    if not rows or not pending:
+        return ""
+    return (
+        f": {len(rows) - pending} of {len(rows)} videos done, {pending} pending in {summary};"
+        " the same command again tracks the rest"
+    )
 
 
 class _InputFailures:

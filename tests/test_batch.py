@@ -820,6 +820,47 @@ def test_a_scheduler_s_sigterm_stops_one_video_as_ctrl_c_does(
     assert not [n for n in left if "partial" in n or n == LOCK_NAME], left
 
 
+def test_an_interrupted_batch_says_what_is_done_and_how_to_finish(
+    make_video: Callable[..., Path], tmp_path: Path
+) -> None:
+    """Ctrl-C (here a scheduler's SIGTERM) on a batch said only "crct: interrupted"; it now
+    says how many videos are done, where the rest are listed and that the same command
+    tracks them (a rerun skips what is done)."""
+    (tmp_path / "in").mkdir()
+    make_video("in/quick.mp4", n_frames=3, width=W, height=H)
+    make_video("in/slow.mp4", n_frames=400, width=SLOW_W, height=H)  # 0.15 s a frame
+    out = tmp_path / "out"
+    script = (
+        "import sys\n"
+        "import crct_cli.batch\n"
+        "from test_batch import scripted_networks\n"
+        "crct_cli.batch.NETWORKS_FACTORY = scripted_networks\n"
+        "from crct_cli.cli import app\n"
+        "sys.argv = ['crct', 'track', sys.argv[1], '--out', sys.argv[2], '--workers', '2']\n"
+        "app()\n"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", script, str(tmp_path / "in"), str(out)],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        env=env_with_tests(),
+    )
+    deadline = time.monotonic() + 120
+    while not (out / "quick" / "track.json").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert (out / "quick" / "track.json").exists(), "the quick video was never done"
+    child.send_signal(signal.SIGTERM)
+    _, stderr = child.communicate(timeout=60)
+    assert child.returncode == 130, stderr[-2000:]
+    summary = out / "summary.csv"
+    assert stderr.strip().splitlines()[-1] == (
+        f"crct: interrupted: 1 of 2 videos done, 1 pending in {summary}; the same command "
+        "again tracks the rest"
+    )
+    assert "Traceback" not in stderr
+
+
 def test_workers_of_a_run_killed_with_9_leave_quietly_and_tidy(
     make_video: Callable[..., Path], tmp_path: Path
 ) -> None:
