@@ -89,6 +89,21 @@ def env_with_tests() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": os.pathsep.join([tests, os.environ.get("PYTHONPATH", "")])}
 
 
+def crct_with_fakes(*args: object) -> list[str]:
+    """The command line of a child process that runs ``crct ARGS`` with :func:`scripted_networks`
+    (run it with :func:`env_with_tests`' environment)."""
+    script = (
+        "import sys\n"
+        "import crct_cli.batch\n"
+        "from test_batch import scripted_networks\n"
+        "crct_cli.batch.NETWORKS_FACTORY = scripted_networks\n"
+        "from crct_cli.cli import app\n"
+        "sys.argv = ['crct', *sys.argv[1:]]\n"
+        "app()\n"
+    )
+    return [sys.executable, "-c", script, *map(str, args)]
+
+
 def touch(root: Path, *names: str) -> None:
     for name in names:
         (root / name).parent.mkdir(parents=True, exist_ok=True)
@@ -791,18 +806,9 @@ def test_a_scheduler_s_sigterm_stops_one_video_as_ctrl_c_does(
     line and exit 130, its temporary files and its lock gone (they stayed, exit 143)."""
     clip = make_video("slow.mp4", n_frames=200, width=SLOW_W, height=H)  # 0.15 s a frame
     out = tmp_path / "out"
-    script = (
-        "import sys\n"
-        "import crct_cli.batch\n"
-        "from test_batch import scripted_networks\n"
-        "crct_cli.batch.NETWORKS_FACTORY = scripted_networks\n"
-        "from crct_cli.cli import app\n"
-        "sys.argv = ['crct', 'track', sys.argv[1], '--out', sys.argv[2], '--overlay']\n"
-        "app()\n"
-    )
     env = env_with_tests()
     child = subprocess.Popen(
-        [sys.executable, "-c", script, str(clip), str(out)],
+        crct_with_fakes("track", clip, "--out", out, "--overlay"),
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         text=True,
@@ -830,17 +836,8 @@ def test_an_interrupted_batch_says_what_is_done_and_how_to_finish(
     make_video("in/quick.mp4", n_frames=3, width=W, height=H)
     make_video("in/slow.mp4", n_frames=400, width=SLOW_W, height=H)  # 0.15 s a frame
     out = tmp_path / "out"
-    script = (
-        "import sys\n"
-        "import crct_cli.batch\n"
-        "from test_batch import scripted_networks\n"
-        "crct_cli.batch.NETWORKS_FACTORY = scripted_networks\n"
-        "from crct_cli.cli import app\n"
-        "sys.argv = ['crct', 'track', sys.argv[1], '--out', sys.argv[2], '--workers', '2']\n"
-        "app()\n"
-    )
     child = subprocess.Popen(
-        [sys.executable, "-c", script, str(tmp_path / "in"), str(out)],
+        crct_with_fakes("track", tmp_path / "in", "--out", out, "--workers", "2"),
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         text=True,
@@ -871,17 +868,8 @@ def test_workers_of_a_run_killed_with_9_leave_quietly_and_tidy(
     for name in "ab":
         make_video(f"in/{name}.mp4", n_frames=20, width=SLOW_W, height=H)  # 0.15 s a frame
     out = tmp_path / "out"
-    script = (
-        "import sys\n"
-        "import crct_cli.batch\n"
-        "from test_batch import scripted_networks\n"
-        "crct_cli.batch.NETWORKS_FACTORY = scripted_networks\n"
-        "from crct_cli.cli import app\n"
-        "sys.argv = ['crct', 'track', sys.argv[1], '--out', sys.argv[2], '--workers', '2']\n"
-        "app()\n"
-    )
     child = subprocess.Popen(
-        [sys.executable, "-c", script, str(tmp_path / "in"), str(out)],
+        crct_with_fakes("track", tmp_path / "in", "--out", out, "--workers", "2"),
         stderr=subprocess.PIPE,  # the workers write to it too: read to its end, they are gone
         stdout=subprocess.DEVNULL,
         text=True,

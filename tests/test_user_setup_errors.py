@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tomllib
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import cv2
 import pytest
+from test_still_inputs import _unprivileged as unprivileged
 
 from crct_cli.io.images import read_image, write_image
 
@@ -78,14 +78,18 @@ def test_every_required_package_is_named_by_its_module() -> None:
     assert required == set(DEPENDENCY_MODULES.values())
 
 
-def _unprivileged() -> list[str] | None:
-    """A prefix that makes permissions count (root writes anywhere), or None where none can."""
-    if os.geteuid() != 0:
-        return []
-    setpriv = shutil.which("setpriv")
-    if setpriv is None:
-        return None
-    return [setpriv, "--bounding-set", "-dac_override,-dac_read_search"]
+def run_with_locked_folder(locked: Path, argv: list[str]) -> subprocess.CompletedProcess[str]:
+    """``argv`` run as a user who cannot write into ``locked`` (made read-only for the run;
+    root drops the capability that lets it write anywhere), or the test skipped where that
+    cannot be arranged."""
+    prefix = unprivileged()
+    if prefix is None:
+        pytest.skip("running as root without setpriv: every folder is writable")
+    locked.chmod(0o555)
+    try:
+        return subprocess.run([*prefix, *argv], capture_output=True, text=True, timeout=300)
+    finally:
+        locked.chmod(0o755)
 
 
 @pytest.mark.skipif(os.name != "posix", reason="folder permissions are POSIX's")
@@ -93,9 +97,6 @@ def _unprivileged() -> list[str] | None:
 def test_denoise_into_an_unwritable_folder_is_one_line_before_any_work(
     tmp_path: Path, made: bool
 ) -> None:
-    prefix = _unprivileged()
-    if prefix is None:
-        pytest.skip("running as root without setpriv: every folder is writable")
     photos = tmp_path / "photos"
     photos.mkdir()
     small = cv2.resize(read_image(SAMPLES / "astronaut.jpg"), (96, 96))
@@ -104,17 +105,11 @@ def test_denoise_into_an_unwritable_folder_is_one_line_before_any_work(
     locked = tmp_path / "locked"
     locked.mkdir()
     out = locked if made else locked / "new" / "out"
-    locked.chmod(0o555)
-    try:
-        run = subprocess.run(
-            [*prefix, sys.executable, "-m", "crct_cli", "denoise", str(photos), "--out", str(out)]
-            + ["--variant", "d", "--backend", "onnx", "--device", "cpu"],
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-    finally:
-        locked.chmod(0o755)
+    run = run_with_locked_folder(
+        locked,
+        [sys.executable, "-m", "crct_cli", "denoise", str(photos), "--out", str(out)]
+        + ["--variant", "d", "--backend", "onnx", "--device", "cpu"],
+    )
     line = one_error_line(run)  # (it said "cannot write" for a.png, then for b.png)
     assert str(out) in line and "not writable" in line
     assert sorted(p.name for p in locked.rglob("*")) == []
@@ -124,22 +119,13 @@ def test_denoise_into_an_unwritable_folder_is_one_line_before_any_work(
 def test_track_into_an_unwritable_folder_says_so_in_words(tmp_path: Path) -> None:
     """It said ``locked/.crct-track.lock: Read-only file system`` (or "Permission denied"):
     the lock file's name, which the user never chose."""
-    prefix = _unprivileged()
-    if prefix is None:
-        pytest.skip("running as root without setpriv: every folder is writable")
     locked = tmp_path / "locked"
     locked.mkdir()
-    locked.chmod(0o555)
-    try:
-        run = subprocess.run(
-            [*prefix, sys.executable, "-m", "crct_cli", "track", str(SAMPLES / "astronaut.mp4")]
-            + ["--out", str(locked), "--max-frames", "2"],
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-    finally:
-        locked.chmod(0o755)
+    run = run_with_locked_folder(
+        locked,
+        [sys.executable, "-m", "crct_cli", "track", str(SAMPLES / "astronaut.mp4")]
+        + ["--out", str(locked), "--max-frames", "2"],
+    )
     line = one_error_line(run)
     assert line == f"crct: error: {locked}: output folder is not writable"
     assert list(locked.iterdir()) == []
@@ -171,12 +157,8 @@ def test_live_into_an_unwritable_folder_is_refused_before_it_starts(tmp_path: Pa
     """An existing folder it cannot write into was refused only once the networks had loaded
     and the first frame was tracked (here the networks are never built: the refusal comes
     first)."""
-    prefix = _unprivileged()
-    if prefix is None:
-        pytest.skip("running as root without setpriv: every folder is writable")
     locked = tmp_path / "locked"
     locked.mkdir()
-    locked.chmod(0o555)
     code = (
         "import sys, crct_cli.cli as cli\n"
         "def loading(*a, **k):\n"
@@ -186,16 +168,11 @@ def test_live_into_an_unwritable_folder_is_refused_before_it_starts(tmp_path: Pa
         "sys.argv = ['crct', *sys.argv[1:]]\n"
         "cli.app(prog_name='crct')\n"
     )
-    try:
-        run = subprocess.run(
-            [*prefix, sys.executable, "-c", code, "live", str(SAMPLES / "astronaut.mp4")]
-            + ["--out", str(locked), "--no-show"],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-    finally:
-        locked.chmod(0o755)
+    run = run_with_locked_folder(
+        locked,
+        [sys.executable, "-c", code, "live", str(SAMPLES / "astronaut.mp4")]
+        + ["--out", str(locked), "--no-show"],
+    )
     line = one_error_line(run)
     assert line == f"crct: error: {locked}: output folder is not writable"
     assert list(locked.iterdir()) == []
