@@ -26,6 +26,7 @@ import crct_cli.bench.runner as bench_runner
 from crct_cli.bench.methods import MethodSpec
 from crct_cli.bench.multi_face import (
     MatchConfig,
+    combine,
     hungarian,
     match,
     read_multi_gt,
@@ -217,6 +218,24 @@ def test_a_face_coming_back_with_a_new_id_is_a_switch_on_return(tmp_path: Path) 
     )
     assert score.id_switches == 1 and score.id_switches_on_return == 1
     assert score.jitter.size == 3  # 1-2, 2-3, 7-8
+
+
+def test_an_id_passed_from_a_leaving_face_to_a_newcomer_is_counted(tmp_path: Path) -> None:
+    """Face a leaves after frame 4 and face b comes in on frame 5 elsewhere; a tracker whose
+    lost track re-found b keeps a's id 0 for b. No switch: each face has one id. The id on
+    two people was counted nowhere; ``ids_on_several_faces`` counts it. The swapped crossing
+    shares two ids; a tracker giving b a new id shares none."""
+    a = {n: box_at(10.0, 10.0) for n in (1, 2, 3, 4)}
+    b = {n: box_at(80.0, 10.0) for n in (5, 6, 7, 8)}
+    truth = read_multi_gt(write_gt(tmp_path / "s", {"a": a, "b": b}, frames=8))
+    passed = [(n, 0, 1, box) for n, box in {**a, **b}.items()]
+    fresh = [(n, 0 if n < 5 else 1, 1, box) for n, box in {**a, **b}.items()]
+    one = score_sequence(read_predictions(write_csv(tmp_path / "p.csv", passed, {})), truth)
+    two = score_sequence(read_predictions(write_csv(tmp_path / "f.csv", fresh, {})), truth)
+    assert one.id_switches == two.id_switches == 0 and one.matched == two.matched == 8
+    assert one.shared_ids == 1 and two.shared_ids == 0
+    assert one.to_json(0.08)["ids_on_several_faces"] == 1
+    assert combine("crct", [one, two, one], 0.08).to_json()["ids_on_several_faces"] == 2
 
 
 def test_hungarian_finds_the_cheapest_assignment() -> None:

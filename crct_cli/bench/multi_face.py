@@ -31,6 +31,9 @@ Over the sequence (and over all sequences of a method):
   matched to a ``face_id`` other than the one it was last matched to, across gaps; those where
   the face was not visible on the frame before (it comes back into view, or out from behind
   another face) are also counted apart, as *on return*;
+* **ids on several faces**: ``face_id``s matched to more than one ground-truth face in a
+  sequence: an id passed from one person to another (a lost track re-finding a newcomer), which
+  switches do not count, since each of the two faces keeps the one id it was given;
 * **ghosts**: predictions matched to no visible face, except those over a face that is present
   but not visible (half out of the frame, or covered: its box from ``faces.json``), which are
   "don't care"; **duplicates** are the ghosts that sit on a visible face another prediction
@@ -371,6 +374,15 @@ class SequenceScore:
         return len(self.errors)
 
     @property
+    def shared_ids(self) -> int:
+        """The ``face_id``s matched to more than one ground-truth face (see the module)."""
+        faces_of: dict[int, int] = {}
+        for tally in self.faces.values():
+            for face_id in tally.ids:
+                faces_of[face_id] = faces_of.get(face_id, 0) + 1
+        return sum(n > 1 for n in faces_of.values())
+
+    @property
     def matched(self) -> int:
         return int(np.isfinite(self.errors).sum())
 
@@ -388,6 +400,7 @@ class SequenceScore:
             "failure_rate": s.failure_rate,
             "id_switches": self.id_switches,
             "id_switches_on_return": self.id_switches_on_return,
+            "ids_on_several_faces": self.shared_ids,
             "ghosts": self.ghosts,
             "duplicates": self.duplicates,
             "dont_care": self.dont_care,
@@ -535,6 +548,7 @@ class MultiScore:
     jitter: JitterSummary
     ced: np.ndarray
     fps: float | None = None
+    shared_ids: int = 0  #: ids on several faces, summed over the sequences
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -549,6 +563,7 @@ class MultiScore:
             "id_switches": self.id_switches,
             "id_switches_on_return": self.id_switches_on_return,
             "max_id_switches_per_sequence": self.max_id_switches,
+            "ids_on_several_faces": self.shared_ids,
             "ghosts": self.ghosts,
             "duplicates": self.duplicates,
             "dont_care": self.dont_care,
@@ -588,6 +603,7 @@ def combine(method: str, runs: list[SequenceScore], threshold: float) -> MultiSc
         ),
         ced=ced(errors, ced_grid(threshold))[1],
         fps=round(fed / sum(seconds), 2) if seconds and sum(seconds) > 0 else None,
+        shared_ids=sum(r.shared_ids for r in runs),
     )
 
 

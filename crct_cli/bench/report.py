@@ -363,6 +363,7 @@ def multi_tables(result: MultiBenchResult) -> list[Table]:
     for name in (
         "ID switches\n(max/seq)",
         "of them\non return",
+        "ids on\n2+ faces",
         "ghosts\n(duplicates)",
         "jitter",
         "jitter\non face",
@@ -380,6 +381,7 @@ def multi_tables(result: MultiBenchResult) -> list[Table]:
             _pct(s.coverage),
             f"{s.id_switches} ({s.max_id_switches})",
             str(s.id_switches_on_return),
+            str(s.shared_ids),
             f"{s.ghosts} ({s.duplicates})",
             *_jitter_cells(s.jitter),
             "-" if s.fps is None else f"{s.fps:.1f}",
