@@ -250,7 +250,8 @@ def collect_items(
             elif prior.src.resolve() != item.src.resolve():
                 raise CrctError(
                     f"{prior.src} and {item.src} would both be written to {item.rel}; "
-                    "degrade them separately or give their common parent folder"
+                    "give them in separate runs (each its own --out) or give their common "
+                    "parent folder"
                 )
     return list(by_rel.values()), skipped
 

@@ -17,6 +17,8 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import shutil
+import signal
 import sys
 import threading
 import time
@@ -36,6 +38,11 @@ from crct_cli.io.track_json import SCHEMA_FACES, FaceRecord, FacesRecord, TrackJ
 from crct_cli.io.video import VideoWriter
 from crct_cli.tracking.orientation import AUTO, parse_rotate, turn
 from crct_cli.tracking.pipeline import OVERLAY, check_max_frames
+
+#: What a ``crct track`` run that this session replaces (``--overwrite``) leaves beside its
+#: ``track.json``: its resume marker, and the folders of its points and crops.
+_RUN_MARKER = ".crct-input.json"
+_RUN_FOLDERS = ("annot", "faces", "crops")
 
 #: The window's title (its keys: q or Esc end the session).
 WINDOW = "crct live: q or Esc to stop"
@@ -177,7 +184,7 @@ class _Outputs:
         self.json.add(FacesRecord(frame.index, frame.time, records, frame.cut))
         self.csv.add(frame.index, frame.time, frame.faces)
         if self.video is not None and picture is not None:
-            self.video.write(picture)
+            self.video.write(picture, time=frame.time)  # a dropped frame: the last one held
 
     def close(self, summary: dict[str, Any]) -> None:
         if self.video is not None:
@@ -186,6 +193,20 @@ class _Outputs:
             self.csv.close()
         if self.json is not None:
             self.json.close(summary)
+            self._drop_stale()
+
+    def _drop_stale(self) -> None:
+        """What an earlier session or run in ``out`` wrote that this session did not and would
+        be read as its own: an overlay.mp4 (of other frames), and a ``crct track`` run's
+        ``.pts`` folders and resume marker (of another video; only where its marker says the
+        folders are crct's, so that a dataset's ground truth beside a session is kept)."""
+        if self.video is None and (self.out / OVERLAY).is_file():
+            (self.out / OVERLAY).unlink()
+        if (self.out / _RUN_MARKER).is_file():
+            for name in _RUN_FOLDERS:
+                if (self.out / name).is_dir():
+                    shutil.rmtree(self.out / name)
+            (self.out / _RUN_MARKER).unlink()
 
     def abort(self) -> None:
         for writer in (self.video, self.csv, self.json):
@@ -273,6 +294,32 @@ class _NewestFrames:
         self.capture.release()
 
 
+@contextlib.contextmanager
+def _whole_frame() -> Iterator[None]:
+    """Ctrl-C or SIGTERM while a frame is counted and written waits until it is: the frame is
+    in every file and in the count, or in none (a frame in track.json and not in
+    landmarks.csv, or counted and written nowhere, was a session cut in the middle of a
+    frame). The signal then goes to the handler it would have gone to, which ends the
+    session. Signals are the main thread's alone: elsewhere the block runs as it is."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    held: dict[int, Any] = {}
+    for number in (int(signal.SIGINT), int(signal.SIGTERM)):
+        handler = signal.getsignal(number)
+        if callable(handler):  # Python's own handlers: SIG_IGN and SIG_DFL are left alone
+            held[number] = handler
+            signal.signal(number, lambda signum, _frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        for number, handler in held.items():
+            signal.signal(number, handler)
+    for number in caught[:1]:
+        held[number](number, None)
+
+
 def fit_frame(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """``rgb`` scaled by one factor to fit ``size`` (H, W) and centred on black: a stream that
     changes size mid-session keeps its first frame size (the tracker's, the outputs') and
@@ -290,7 +337,7 @@ def fit_frame(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 def run_live(
     source: str,
     tracker: Any,
-    out: Path | None = None,
+    out: str | os.PathLike[str] | None = None,
     *,
     overlay: bool = False,
     show: bool = True,
@@ -303,9 +350,14 @@ def run_live(
     ``newest``: take the newest frame each time, dropping those that came while the last was
     tracked (None: a camera's or a stream's newest, every frame of a file in turn)."""
     max_frames = check_max_frames(max_frames)
+    out = None if out is None else Path(out)
     check_session(out, overlay, show)
     if out is not None:  # the files' frame size is the first frame's
         check_live_rotate(getattr(tracker, "rotate", 0))
+        try:  # as the command makes it: not found missing only once a frame is tracked
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CrctError(f"{out}: cannot create output folder ({exc.strerror})") from None
     capture, from_file = open_capture(source)
     fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
     fps = fps if 0 < fps < 1000 else CAMERA_FPS
@@ -334,14 +386,15 @@ def run_live(
                 rgb = fit_frame(rgb, size)
                 rescaled += 1
             frame = tracker.step(rgb, got[1])
-            frames += 1
-            with_points += any(f.points is not None for f in frame.faces)
-            image = turn(rgb, tracker.rotation) if tracker.rotation else rgb
-            picture = None  # drawn once, for the window and overlay.mp4
-            if show or overlay:
-                picture = draw_faces(image, frame.faces, f"{frame.index + 1}", focal)
-            if outputs is not None:
-                outputs.add(frame, image, picture)
+            with _whole_frame():
+                image = turn(rgb, tracker.rotation) if tracker.rotation else rgb
+                picture = None  # drawn once, for the window and overlay.mp4
+                if show or overlay:
+                    picture = draw_faces(image, frame.faces, f"{frame.index + 1}", focal)
+                if outputs is not None:
+                    outputs.add(frame, image, picture)
+                frames += 1
+                with_points += any(f.points is not None for f in frame.faces)
             if show and picture is not None:
                 now = time.perf_counter()
                 interval = now - last if frames == 1 else 0.9 * interval + 0.1 * (now - last)

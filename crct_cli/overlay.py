@@ -160,6 +160,8 @@ def _run_length(track: TrackFile) -> int | None:
         return None
     if isinstance(asked, int) and written >= asked:  # it stopped where told, maybe before the end
         return None
+    if track.header.get("live") and track.summary.get("ended") != "end of stream":
+        return None  # a crct live session stopped before its file's end (keys, Ctrl-C, a count)
     return skipped + written
 
 
@@ -413,6 +415,10 @@ def draw_overlay(
     problem = None if track is None else _mismatch(info, header, length)
     if track is not None and problem is not None:  # (a problem is a track's)
         raise _not_the_runs(video, track, problem, given=given)
+    if track is not None and length is None and track.header.get("live"):
+        # a live session stopped early read the frames it wrote: those are the run's frames
+        written = track.summary.get("frames_written")
+        header = {**header, "max_frames": written} if isinstance(written, int) else header
     span = _frames_to_draw(header, skip_frames, max_frames)
     images = sequence_images(video) if video.is_dir() else None
     pts_frames = [_pts_frames(f, images) for f in folders]

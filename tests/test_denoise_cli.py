@@ -593,3 +593,14 @@ def test_a_videos_faces_are_looked_for_every_n_frames(
     assert next(p.default for p in command.params if p.name == "detect_every") == DETECT_EVERY
     line = one_line_error(crct("denoise", video, "--out", tmp_path / "o", "--detect-every", 0))
     assert "--detect-every must be a whole number" in line and not (tmp_path / "o").exists()
+
+
+def test_two_inputs_for_one_output_name_are_told_in_denoise_s_words(
+    tmp_path: Path, wdir: Path, face_image
+) -> None:
+    """The clash of two files of one name is one line, and it names no other command."""
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        write_image(tmp_path / folder / "x.png", face_image(32, 32))
+    line = one_line_error(crct("denoise", tmp_path / "a", tmp_path / "b", "--out", tmp_path / "o"))
+    assert "would both be written to x.png" in line and "degrade" not in line

@@ -184,3 +184,105 @@ def test_the_window_shows_the_frame_and_its_rate_and_leaves_the_file_s_frame(
     changed = np.abs(shown.astype(int) - picture[..., ::-1]).max(axis=2) > 0
     ys, xs = np.nonzero(changed)
     assert len(xs) > 50 and xs.min() >= 640 - 80 and ys.max() < 30  # the text, top right only
+
+
+def test_ctrl_c_while_a_frame_is_written_keeps_it_whole(
+    make_video, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C between a frame's tracking and its last file waits for the frame: it is in the
+    count, track.json, landmarks.csv and overlay.mp4 alike (it was counted and in no file)."""
+    import signal
+
+    import crct_cli.live as live
+
+    video = make_video("clip.mp4", n_frames=10)
+    drawn = []
+
+    def draw_then_ctrl_c(*args: Any, **kwargs: Any) -> np.ndarray:
+        drawn.append(1)
+        if len(drawn) == 5:
+            signal.raise_signal(signal.SIGINT)
+        return original(*args, **kwargs)
+
+    original = live.draw_faces
+    monkeypatch.setattr(live, "draw_faces", draw_then_ctrl_c)
+    out = tmp_path / "session"
+    out.mkdir()
+    tracker = Tracker(networks=FaceNets(), smooth=False)
+    summary = run_live(str(video), tracker, out, overlay=True, show=False)
+    assert summary.ended == "interrupted" and summary.frames == 5
+    track = read_track_json(out / "track.json")
+    assert len(track.frames) == track.summary["frames"] == 5
+    assert len(read_landmarks_csv(out / "landmarks.csv")) == 5
+    assert probe_video(out / "overlay.mp4").n_frames == 5
+
+
+def test_a_session_over_a_run_leaves_none_of_the_run_s_files(
+    make_video, tmp_path: Path, fakes: None
+) -> None:
+    """--overwrite over a crct track run or an earlier session: its overlay.mp4 (of other
+    frames), and a run's .pts folders and resume marker (of another video), go; a folder's
+    annot/ that no crct run wrote (a dataset's labels) stays."""
+    video = make_video("clip.mp4", n_frames=6)
+    other = make_video("other.mp4", n_frames=4)
+    out = tmp_path / "run"
+    assert crct("track", video, "--out", out, "--overlay").exit_code == 0
+    assert (out / "annot").is_dir() and (out / ".crct-input.json").is_file()
+    result = crct("live", other, "--no-show", "--out", out, "--overwrite")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["landmarks.csv", "track.json"]
+    labelled = tmp_path / "labelled"
+    (labelled / "annot").mkdir(parents=True)
+    (labelled / "annot" / "000001.pts").write_text("truth")
+    assert crct("live", other, "--no-show", "--out", labelled, "--overlay").exit_code == 0
+    again = crct("live", other, "--no-show", "--out", labelled, "--overwrite")
+    assert again.exit_code == 0, again.output
+    names = sorted(p.name for p in labelled.iterdir())
+    assert names == ["annot", "landmarks.csv", "track.json"]  # the old overlay.mp4 gone
+    assert (labelled / "annot" / "000001.pts").read_text() == "truth"
+
+
+def test_run_live_takes_a_folder_by_its_name_and_makes_it(make_video, tmp_path: Path) -> None:
+    """``out`` as a string, and a folder not there yet (a TypeError and, once a frame was
+    tracked, a missing folder before)."""
+    video = make_video("clip.mp4", n_frames=3)
+    out = tmp_path / "new" / "session"
+    summary = run_live(str(video), Tracker(networks=FaceNets()), str(out), show=False)
+    assert summary.frames == 3 and summary.out == out
+    assert len(read_track_json(out / "track.json").frames) == 3
+
+
+def test_the_overlay_shows_each_frame_at_its_time(make_video, tmp_path: Path, fakes: None) -> None:
+    """A video whose frames are 0.1 s apart in a 25 fps time base (a phone's variable rate, a
+    camera's dropped frames): overlay.mp4 shows each frame at its time in track.json, as
+    crct track's does (it played them one tick of its rate apart, too fast)."""
+    import av
+
+    from crct_cli.io.video import VideoWriter
+
+    video = tmp_path / "vfr.mp4"
+    with VideoWriter(video, 25, 96, 72) as writer:
+        for frame in iter_frames(make_video("clip.mp4", n_frames=8)):
+            writer.write(frame.image, time=0.1 * frame.index)
+    out = tmp_path / "session"
+    result = crct("live", video, "--no-show", "--out", out, "--overlay")
+    assert result.exit_code == 0, result.output
+    times = [r.time for r in read_track_json(out / "track.json").frames]
+    assert times == pytest.approx([0.1 * i for i in range(8)], abs=1e-3)
+    with av.open(str(out / "overlay.mp4")) as container:
+        stream = container.streams.video[0]
+        shown = [float(f.pts * f.time_base) for f in container.decode(stream)]
+    assert shown == pytest.approx(times, abs=0.005)
+
+
+def test_a_session_stopped_early_is_drawn_on_its_file(
+    make_video, tmp_path: Path, fakes: None
+) -> None:
+    """crct draw on a crct live session of a file cut short (--max-frames, Ctrl-C): its
+    frames, on that file (refused before: the file had more frames than the session)."""
+    video = make_video("clip.mp4", n_frames=12)
+    out = tmp_path / "session"
+    assert crct("live", video, "--no-show", "--out", out, "--max-frames", 5).exit_code == 0
+    result = crct("draw", out)
+    assert result.exit_code == 0, result.output
+    assert probe_video(out / "draw.mp4").n_frames == 5
