@@ -888,8 +888,13 @@ class Tracker:
     def weight_files(self) -> dict[str, str]:
         return dict(getattr(self.networks, "weight_files", {}))
 
-    def describe(self) -> dict[str, Any]:
-        """The configuration, as written into ``track.json``."""
+    def describe(self, stepwise: bool = False) -> dict[str, Any]:
+        """The configuration, as written into ``track.json``; ``stepwise``: as :meth:`step`
+        applies it (``crct live``), which reads no frame ahead, so looking ahead, the backward
+        pass, bridging and backfill are recorded off, as they were."""
+        if stepwise:
+            off = {"lookahead": False, "backtrack": 0, "bridge_lost": False, "backfill": 0}
+            return {**self.describe(), **off}
         return {
             **dataclasses.asdict(self.config),
             "faces": self.multi.faces,

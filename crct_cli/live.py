@@ -170,7 +170,7 @@ class _Outputs:
                 "live": True,
                 "method": self.tracker.config.mode,
                 "faces": self.tracker.multi.faces,
-                "config": self.tracker.describe(),
+                "config": self.tracker.describe(stepwise=True),  # nothing read ahead
             }
             self.json = TrackJsonWriter(self.out / "track.json", header, SCHEMA_FACES)
             self.csv = LandmarksCsvWriter(

@@ -39,6 +39,10 @@ def test_a_stream_is_tracked_frame_by_frame_as_step_tracks_it(tmp_path: Path) ->
     assert track.header["live"] is True and track.header["n_frames"] is None
     assert (track.header["width"], track.header["height"], track.header["fps"]) == (360, 360, 25)
     assert track.summary["ended"] == "max frames" and track.summary["frames_written"] == 12
+    # what step() does: nothing read ahead (a session recorded crct track's look-ahead as on)
+    config = track.header["config"]
+    assert (config["lookahead"], config["backtrack"], config["bridge_lost"]) == (False, 0, False)
+    assert config["backfill"] == 0 and config["smooth"] == Tracker().smooth
     rows = read_landmarks_csv(out / "landmarks.csv")
     assert [r.frame for r in rows] == list(range(1, 13))
     assert [r.timestamp for r in rows] == pytest.approx([i / 25 for i in range(12)], abs=1e-3)
