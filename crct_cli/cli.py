@@ -1608,6 +1608,7 @@ def live(
     angle = check_live_rotate(rotate)
     check_session(out, overlay, show)  # before the networks load
     _warn_focal_without_pose(focal_length, pose)
+    made = out is not None and not out.exists()  # removed again if the session writes nothing
     if out is not None:
         if out.exists() and not out.is_dir():
             raise CrctError(f"{out}: not a folder")
@@ -1623,25 +1624,28 @@ def live(
         except OSError as exc:
             raise CrctError(f"{out}: cannot create output folder ({exc.strerror})") from None
     factory = batch.NETWORKS_FACTORY
-    tracker = Tracker(
-        faces,
-        device,
-        mode=mode,
-        denoise=denoise,
-        backend=backend,
-        smooth=smooth,
-        rotate=angle,
-        min_face=min_face,
-        shot_cuts=shot_cuts,
-        pose=pose,
-        focal_length=focal_length,
-        networks=None if factory is None else factory(),
-    )
+    with _removed_if_left_empty(out if made else None):
+        tracker = Tracker(
+            faces,
+            device,
+            mode=mode,
+            denoise=denoise,
+            backend=backend,
+            smooth=smooth,
+            rotate=angle,
+            min_face=min_face,
+            shot_cuts=shot_cuts,
+            pose=pose,
+            focal_length=focal_length,
+            networks=None if factory is None else factory(),
+        )
+        with sigterm_as_interrupt():
+            summary = run_live(
+                source, tracker, out, overlay=overlay, show=show, max_frames=max_frames
+            )
+        if summary.frames == 0:
+            raise CrctError(f"{source}: no frame could be read")
     console = Console(stderr=True, highlight=False, soft_wrap=True)
-    with sigterm_as_interrupt():
-        summary = run_live(source, tracker, out, overlay=overlay, show=show, max_frames=max_frames)
-    if summary.frames == 0:
-        raise CrctError(f"{source}: no frame could be read")
     line = (
         f"{summary.frames} frames from {source} ({summary.fps:.1f} fps), a face in "
         f"{summary.with_points}; ended: {summary.ended}"
@@ -1653,6 +1657,19 @@ def live(
     console.print(line + (f" -> {out}" if out is not None else ""), markup=False)
     if summary.with_points == 0:
         _warning_line(f"{source}: no face found in any of its {summary.frames} frames")
+
+
+@contextlib.contextmanager
+def _removed_if_left_empty(folder: Path | None) -> Iterator[None]:
+    """``folder`` (made by this command) removed again if the block fails leaving it empty:
+    a source that cannot be opened left an empty session folder behind."""
+    try:
+        yield
+    except BaseException:
+        if folder is not None and folder.is_dir() and not any(folder.iterdir()):
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
 
 
 _DENOISE_HELP = (

@@ -136,6 +136,10 @@ def test_bad_sources_and_options_are_one_clear_line(
         assert message in line, line
     again = crct("live", video, "--no-show", "--out", tmp_path / "done", "--overwrite")
     assert again.exit_code == 0 and read_track_json(tmp_path / "done" / "track.json").frames
+    # a source that cannot be opened leaves no empty session folder (it was made, and left)
+    for source in ("99", SAMPLES.parent / "README.md"):
+        line = assert_one_line_error(crct("live", source, "--no-show", "--out", tmp_path / "s"))
+        assert "cannot be opened" in line and not (tmp_path / "s").exists()
 
 
 class Slow:
