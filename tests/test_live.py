@@ -248,6 +248,10 @@ def test_a_session_over_a_run_leaves_none_of_the_run_s_files(
     names = sorted(p.name for p in labelled.iterdir())
     assert names == ["annot", "landmarks.csv", "track.json"]  # the old overlay.mp4 gone
     assert (labelled / "annot" / "000001.pts").read_text() == "truth"
+    # crct track over the session: refused as a session, not as files "crct did not write"
+    refused = crct("track", video, "--out", out)
+    line = assert_one_line_error(refused)
+    assert f"{out} holds a crct live session (track.json, landmarks.csv; --overwrite" in line
 
 
 def test_run_live_takes_a_folder_by_its_name_and_makes_it(make_video, tmp_path: Path) -> None:

@@ -203,7 +203,22 @@ def foreign_outputs(job: VideoJob, flags: bool = True) -> str | None:
         if flags
         else "overwrite=True replaces them, or choose another out folder"
     )
+    if _live_session(job.out_dir / "track.json"):
+        return f"{job.out_dir} holds a crct live session ({listed}; {how})"
     return f"{job.out_dir} holds {listed} that crct did not write ({how})"
+
+
+def _live_session(path: Path) -> bool:
+    """Whether ``path`` is the track.json of a ``crct live`` session (crct wrote it, though
+    without the marker of a ``crct track`` run)."""
+    from crct_cli.io.track_json import read_track_header
+
+    if not path.is_file():
+        return False
+    try:
+        return read_track_header(path).get("live") is True
+    except CrctError:
+        return False
 
 
 def other_input(job: VideoJob) -> str | None:
