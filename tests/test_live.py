@@ -217,7 +217,12 @@ def test_ctrl_c_while_a_frame_is_written_keeps_it_whole(
     out = tmp_path / "session"
     out.mkdir()
     tracker = Tracker(networks=FaceNets(), smooth=False)
-    summary = run_live(str(video), tracker, out, overlay=True, show=False)
+    # Ctrl-C as Python handles it: a suite started in the background (nohup, CI) ignores it
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        summary = run_live(str(video), tracker, out, overlay=True, show=False)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert summary.ended == "interrupted" and summary.frames == 5
     track = read_track_json(out / "track.json")
     assert len(track.frames) == track.summary["frames"] == 5
