@@ -252,7 +252,7 @@ def align_images(
     items = collect_images(paths, on_failure) if items is None else items
     inputs = {p.resolve() for p, _ in items}
     for source, rel in items:
-        target = (out_dir / rel).with_suffix(".pts").resolve()
+        target = _with_ext(out_dir / rel, ".pts").resolve()
         if target == source.with_suffix(".pts").resolve():
             raise CrctError(
                 f"{out_dir}: {target.name} would be written beside {source.name}, where a "
@@ -308,8 +308,8 @@ def align_images(
             if crops:
                 crop, inside = face_crop(image, points, crops)
                 stem = out_dir / _crop_stem(rel, name, owned)
-                write_image(stem.with_suffix(".png"), crop)
-                write_pts(stem.with_suffix(".pts"), inside, pts_origin)
+                write_image(_with_ext(stem, ".png"), crop)
+                write_pts(_with_ext(stem, ".pts"), inside, pts_origin)
             if pose is not None:
                 values = pose_text(pose(points, image.shape[1], image.shape[0]))
                 rows.append([shown, *values])
@@ -326,6 +326,12 @@ def align_images(
     if index:  # some photo was read: what was found in each
         _write_csv(out_dir / FACES_CSV, list(FACES_COLUMNS), index)
     return summary
+
+
+def _with_ext(stem: Path, ext: str) -> Path:
+    """``stem`` + ``ext``: an output stem is a photo's name without its suffix, which may hold
+    dots of its own (``2024.01.01``, ``Jane.Doe``) that ``with_suffix`` would cut at."""
+    return stem.with_name(stem.name + ext)
 
 
 def _cells(box: np.ndarray) -> list[str]:

@@ -294,3 +294,39 @@ def test_an_output_folder_inside_the_input_is_not_read_as_input(
     names = [rel.as_posix() for _, rel in collect_images([src], out=src / "out")]
     assert names == ["a", "sub/b"]
     assert len(collect_images([src])) == 4  # without the output folder named: every image
+
+
+def test_names_with_dots_keep_them(tmp_path: Path, face_image: Draw) -> None:
+    """A photo named with dots (a date, First.Last) keeps its whole name in every output: its
+    crops went to the name cut at the last dot (``2024.01.png``), one photo's over another's
+    and over the landmarks of a photo ``2024.01.jpg``."""
+    src, out = tmp_path / "in", tmp_path / "out"
+    save(src / "2024.01.01.png", face_image, 64)
+    save(src / "2024.01.02.png", face_image, 72)
+    save(src / "2024.01.png", face_image, 80)
+    fakes = Fakes()
+    align_images([src], out, fakes.detect, fakes.localize, crops=24)
+    stems = ["2024.01.01", "2024.01.02", "2024.01"]
+    expected = sorted(
+        [f"{s}.pts" for s in stems]
+        + [f"{s}_crop.{e}" for s in stems for e in ("png", "pts")]
+        + ["faces.csv"]
+    )
+    assert sorted(p.name for p in out.iterdir()) == expected
+    # 2024.01.pts holds the photo's own points, not a crop's
+    assert np.allclose(read_pts(out / "2024.01.pts"), shape_in([5, 5, 20, 20]), atol=1e-3)
+
+
+def test_refuses_to_overwrite_ground_truth_of_a_name_with_dots(
+    tmp_path: Path, face_image: Draw
+) -> None:
+    """``face.v2.jpg``'s labels are ``face.v2.pts``: the output beside it is refused as for any
+    other name (the check looked at ``face.pts`` and let the labels be overwritten)."""
+    image = save(tmp_path / "face.v2.png", face_image)
+    labels = image.with_suffix(".pts")
+    write_pts(labels, np.random.default_rng(3).uniform(8, 40, (68, 2)))
+    before = labels.read_bytes()
+    fakes = Fakes()
+    with pytest.raises(CrctError, match="overwrite|beside"):
+        align_images([image], tmp_path, fakes.detect, fakes.localize)
+    assert labels.read_bytes() == before
