@@ -271,6 +271,7 @@ def align_images(
         for _, rel in items:
             _crop_stem(rel, rel.name, owned)
     summary = AlignSummary()
+    earlier = _earlier_faces(out_dir)
     rows: list[list[Any]] = []
     index: list[list[Any]] = []  # faces.csv
     for image_path, rel in items:
@@ -283,6 +284,8 @@ def align_images(
             continue
         summary.images += 1
         image, boxes = given.image, list(given.boxes)
+        names = _face_names(rel, len(boxes), owned)
+        _remove_earlier(out_dir, earlier.get(rel.as_posix(), []), rel, names[: len(boxes)], owned)
         if given.clockwise:
             summary.turned[str(image_path)] = given.clockwise
         if not boxes:
@@ -294,7 +297,6 @@ def align_images(
         target = out_dir / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         drawn = image
-        names = _face_names(rel, len(boxes), owned)
         scores: list[float | None] = [None] * len(boxes)  # boxes given: no detector's score
         if given.scores is not None:
             scores = [*given.scores]
@@ -326,6 +328,42 @@ def align_images(
     if index:  # some photo was read: what was found in each
         _write_csv(out_dir / FACES_CSV, list(FACES_COLUMNS), index)
     return summary
+
+
+def _earlier_faces(out_dir: Path) -> dict[str, list[str]]:
+    """The ``.pts`` files an earlier run's ``faces.csv`` in ``out_dir`` lists, by the output
+    stem of their photo (its face 0's file, ``sub/NAME``); empty when there is none."""
+    try:
+        with open(out_dir / FACES_CSV, newline="", encoding="utf-8") as fh:
+            table = list(csv.DictReader(fh))
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return {}
+    by_image: dict[str, list[str]] = {}
+    stems: dict[str, str] = {}
+    for row in table:
+        image, pts = row.get("image") or "", row.get("pts") or ""
+        if not pts.endswith(".pts"):
+            continue
+        by_image.setdefault(image, []).append(pts)
+        if row.get("face") == "0":
+            stems[image] = pts[: -len(".pts")]
+    return {stems[image]: files for image, files in by_image.items() if image in stems}
+
+
+def _remove_earlier(
+    out_dir: Path, files: list[str], rel: Path, names: list[str], owned: set[Path]
+) -> None:
+    """A photo aligned again: the faces an earlier run wrote for it that this run does not
+    (it finds fewer, or none) are removed with their crops, so the folder holds what
+    ``faces.csv`` says (``crct benchmark --pred`` would score a stale ``NAME_1.pts``)."""
+    keep = {rel.with_name(name).as_posix() for name in names}
+    for pts in files:
+        stem = pts[: -len(".pts")]
+        mine = Path(stem).parent == rel.parent and Path(stem).name.startswith(rel.name)
+        if stem in keep or (Path(stem) in owned and Path(stem) != rel) or not mine:
+            continue  # rewritten now, another photo's, or not this photo's
+        for ext in (".pts", "_crop.png", "_crop.pts"):
+            (out_dir / f"{stem}{ext}").unlink(missing_ok=True)
 
 
 def _with_ext(stem: Path, ext: str) -> Path:

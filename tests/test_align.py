@@ -330,3 +330,27 @@ def test_refuses_to_overwrite_ground_truth_of_a_name_with_dots(
     with pytest.raises(CrctError, match="overwrite|beside"):
         align_images([image], tmp_path, fakes.detect, fakes.localize)
     assert labels.read_bytes() == before
+
+
+def test_a_photo_aligned_again_keeps_no_face_it_no_longer_has(
+    tmp_path: Path, face_image: Draw
+) -> None:
+    """Aligned again into the same folder, a photo in which fewer faces are found (another
+    --min-face, another model) loses the earlier run's extra ``NAME_1.pts`` and its crops,
+    which faces.csv no longer lists; another photo's files stay."""
+    src, out = tmp_path / "in", tmp_path / "out"
+    save(src / "two.png", face_image, 64)
+    save(src / "two_1.png", face_image, 72)  # owns two_1.pts: two.png's second face is two_2
+    save(src / "one.png", face_image, 80)
+    faces = [det([4, 4, 20, 20], 0.99), det([30, 4, 20, 20], 0.95)]
+    align_images([src], out, Fakes({64: faces}).detect, Fakes().localize, crops=24)
+    assert (out / "two_2.pts").is_file() and (out / "two_2_crop.png").is_file()
+    align_images([src], out, Fakes({64: faces[:1], 80: []}).detect, Fakes().localize)
+    left = sorted(p.name for p in out.iterdir())
+    assert left == [
+        "faces.csv", "two.pts", "two_1.pts", "two_1_crop.png", "two_1_crop.pts",
+        "two_crop.png", "two_crop.pts",
+    ]  # fmt: skip
+    with open(out / "faces.csv", newline="") as fh:
+        listed = sorted(r["pts"] for r in csv.DictReader(fh) if r["pts"])
+    assert listed == ["two.pts", "two_1.pts"]
