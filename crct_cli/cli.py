@@ -1367,6 +1367,7 @@ def align(
 
     from crct_cli.align_images import align_images, check_still_rotate, collect_images
     from crct_cli.aligner import STILL_ALIGN, check_denoise
+    from crct_cli.batch.runner import sigterm_as_interrupt
     from crct_cli.geometry import check_crops
     from crct_cli.io.landmarks import check_pts_origin
     from crct_cli.pose import HeadPoser, check_focal
@@ -1397,7 +1398,11 @@ def align(
     else:
         detect = runtime.detector(min_face)
 
-    with item_progress(console, "aligning", len(items)) as on_image:
+    # timeout, SLURM and docker stop: as Ctrl-C (one line, exit 130)
+    with (
+        sigterm_as_interrupt(final=True),
+        item_progress(console, "aligning", len(items)) as on_image,
+    ):
         summary = align_images(
             paths,
             out,

@@ -354,3 +354,44 @@ def test_a_photo_aligned_again_keeps_no_face_it_no_longer_has(
     with open(out / "faces.csv", newline="") as fh:
         listed = sorted(r["pts"] for r in csv.DictReader(fh) if r["pts"])
     assert listed == ["two.pts", "two_1.pts"]
+
+
+def test_a_scheduler_s_sigterm_stops_crct_align_as_ctrl_c_does(
+    tmp_path: Path, face_image: Draw
+) -> None:
+    """timeout, SLURM and docker stop send SIGTERM: crct align stops as after Ctrl-C, one line
+    and exit 130, as the README's exit codes say (it died silently with 143)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    save(tmp_path / "in" / "a.png", face_image, 64)
+    started = tmp_path / "started"
+    script = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "import crct_cli.align_images as align\n"
+        "def slow(*args, **kwargs):\n"
+        f"    Path({str(started)!r}).touch()\n"
+        "    time.sleep(120)\n"
+        "align.align_images = slow\n"
+        "from crct_cli.cli import app\n"
+        "sys.argv = ['crct', *sys.argv[1:]]\n"
+        "app()\n"
+    )
+    args = ["align", tmp_path / "in", "--out", tmp_path / "out", "--backend", "onnx"]
+    child = subprocess.Popen(
+        [sys.executable, "-c", script, *map(str, args)],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not started.exists() and child.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert started.exists(), "the run never started aligning"
+    child.send_signal(signal.SIGTERM)
+    _, stderr = child.communicate(timeout=60)
+    assert child.returncode == 130, stderr[-2000:]
+    assert stderr.strip().endswith("crct: interrupted")
