@@ -223,8 +223,11 @@ class CrctGroup(TyperGroup):
                 formatter.write_dl(rows)
 
     def invoke(self, ctx: Any) -> Any:
+        from crct_cli.signals import sigterm_as_interrupt
+
         try:
-            return super().invoke(ctx)
+            with sigterm_as_interrupt(final=True):  # timeout, SLURM, docker stop: as Ctrl-C
+                return super().invoke(ctx)
         except CrctError as exc:  # an option's bad value named by its flag, not its keyword
             _error_line(error_text(exc, flags=True))
             raise typer.Exit(EXIT_BAD_INPUT) from None
@@ -1119,7 +1122,7 @@ def _track_lone_video(console: Any, job: Any, spec: Any, overwrite: bool) -> Non
         forget_failed,
         other_input,
     )
-    from crct_cli.batch.runner import exclusive_out, sigterm_as_interrupt
+    from crct_cli.batch.runner import exclusive_out
     from crct_cli.batch.worker import VideoWorker
     from crct_cli.tracking.orientation import parse_rotate
     from crct_cli.ui import frame_progress, print_track_summary, short_file_line
@@ -1144,11 +1147,7 @@ def _track_lone_video(console: Any, job: Any, spec: Any, overwrite: bool) -> Non
     except OSError as exc:
         raise CrctError(f"{job.out_dir}: cannot create output folder ({exc.strerror})") from None
     worker = VideoWorker(spec)
-    with (
-        sigterm_as_interrupt(final=True),  # timeout, SLURM, docker stop: as Ctrl-C
-        exclusive_out(job.out_dir),
-        frame_progress(console, job.source.name) as on_frame,
-    ):
+    with exclusive_out(job.out_dir), frame_progress(console, job.source.name) as on_frame:
         result = worker.run(job, on_frame)
     if result.status == "failed":
         forget_failed(job, made)  # the folders made for it go (its lock is gone now)
@@ -1367,7 +1366,6 @@ def align(
 
     from crct_cli.align_images import align_images, check_still_rotate, collect_images
     from crct_cli.aligner import STILL_ALIGN, check_denoise
-    from crct_cli.batch.runner import sigterm_as_interrupt
     from crct_cli.geometry import check_crops
     from crct_cli.io.landmarks import check_pts_origin
     from crct_cli.pose import HeadPoser, check_focal
@@ -1398,11 +1396,7 @@ def align(
     else:
         detect = runtime.detector(min_face)
 
-    # timeout, SLURM and docker stop: as Ctrl-C (one line, exit 130)
-    with (
-        sigterm_as_interrupt(final=True),
-        item_progress(console, "aligning", len(items)) as on_image,
-    ):
+    with item_progress(console, "aligning", len(items)) as on_image:
         summary = align_images(
             paths,
             out,
@@ -1494,13 +1488,12 @@ def draw(
     """
     from rich.console import Console
 
-    from crct_cli.batch.runner import sigterm_as_interrupt
     from crct_cli.overlay import draw_overlay, pts_style
     from crct_cli.ui import frame_progress
 
     console = Console(stderr=True, highlight=False, soft_wrap=True)
     name = (run or video or Path("draw")).resolve().name
-    with sigterm_as_interrupt(), frame_progress(console, name) as on_frame:
+    with frame_progress(console, name) as on_frame:
         summary = draw_overlay(
             run,
             out,
@@ -1607,7 +1600,6 @@ def live(
 
     from crct_cli import batch
     from crct_cli.api import Tracker
-    from crct_cli.batch.runner import sigterm_as_interrupt
     from crct_cli.live import check_live_rotate, check_session, run_live
 
     angle = check_live_rotate(rotate)
@@ -1644,10 +1636,7 @@ def live(
             focal_length=focal_length,
             networks=None if factory is None else factory(),
         )
-        with sigterm_as_interrupt():
-            summary = run_live(
-                source, tracker, out, overlay=overlay, show=show, max_frames=max_frames
-            )
+        summary = run_live(source, tracker, out, overlay=overlay, show=show, max_frames=max_frames)
         if summary.frames == 0:
             raise CrctError(f"{source}: no frame could be read")
     console = Console(stderr=True, highlight=False, soft_wrap=True)

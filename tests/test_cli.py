@@ -346,6 +346,37 @@ def test_interrupt_exits_130_and_os_error_is_one_line(
     assert line == "crct: error: o/face.png: No space left on device"
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGTERM is POSIX's")
+def test_a_scheduler_s_sigterm_stops_every_command_as_ctrl_c_does(tmp_path: Path) -> None:
+    """timeout, SLURM and docker stop send SIGTERM: every command stops as on Ctrl-C, one line
+    and exit 130. Only track, align, draw and live did; degrade (here), denoise, benchmark
+    and train ended silently with 143, their temporary files left."""
+    import signal
+
+    code = (
+        "import sys, time\n"
+        "import crct_cli.degrade\n"
+        "def working(*args, **kwargs):\n"
+        "    print('working', flush=True)\n"
+        "    time.sleep(60)\n"
+        "crct_cli.degrade.plan_degrade = working\n"
+        "from crct_cli.cli import app\n"
+        "sys.argv = ['crct', 'degrade', sys.argv[1], '--out', sys.argv[2], '-t', 'blur']\n"
+        "app()\n"
+    )
+    (tmp_path / "face.png").write_bytes(b"")
+    child = subprocess.Popen(
+        [sys.executable, "-c", code, str(tmp_path / "face.png"), str(tmp_path / "o")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None and child.stdout.readline().strip() == "working"
+    child.send_signal(signal.SIGTERM)
+    _, stderr = child.communicate(timeout=60)
+    assert child.returncode == 130 and stderr.strip() == "crct: interrupted", stderr
+
+
 def test_degrade_command_writes_and_reports(tmp_path: Path, image: Path) -> None:
     result = crct("degrade", image, "--out", tmp_path / "o", "--type", "scale", "--level", "2")
     assert result.exit_code == 0, result.output

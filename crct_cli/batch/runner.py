@@ -10,9 +10,7 @@ import importlib.util
 import math
 import numbers
 import os
-import signal
 import socket
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -26,6 +24,7 @@ from crct_cli.batch.summary import VideoResult, write_summary
 from crct_cli.batch.worker import Listener, WorkerSpec, settings_of
 from crct_cli.errors import CrctError, OptionError, WordedError, whole_number
 from crct_cli.io.atomic import check_writable_folder
+from crct_cli.signals import sigterm_as_interrupt
 
 if TYPE_CHECKING:
     from crct_cli.tracking.pipeline import FrameRange
@@ -185,29 +184,6 @@ def run_batch(
     finally:
         recorder.write()
     return BatchReport(list(plan.results.values()), time.perf_counter() - t0)
-
-
-@contextlib.contextmanager
-def sigterm_as_interrupt(final: bool = False) -> Iterator[None]:
-    """A scheduler's SIGTERM stops the run like Ctrl-C: workers stopped, summary written.
-
-    A second SIGTERM is not heard while the first one's clean-up runs; ``final`` (the command
-    line, whose process ends with the run) leaves it unheard after the block too, where a
-    library's caller gets its own handler back."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum: int, frame: Any) -> None:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second one waits for the clean-up
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        if not (final and signal.getsignal(signal.SIGTERM) == signal.SIG_IGN):
-            signal.signal(signal.SIGTERM, previous)
 
 
 def _option_count(option: str, value: Any) -> int | None:
