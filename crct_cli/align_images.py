@@ -60,7 +60,11 @@ def _images_of(path: Path, skip: Path | None = None) -> list[tuple[Path, Path]]:
                 f"{path}: the output folder cannot be the input folder (each NAME.pts would "
                 "land beside its image, where a dataset keeps its labels); use another --out"
             )
-        found = sorted(p for p in path.rglob("*") if p.is_file() and is_image(p))
+        found = sorted(
+            p
+            for p in path.rglob("*")
+            if p.is_file() and is_image(p) and not _hidden(p.relative_to(path))
+        )
         if skip is not None:  # an output folder inside the input: earlier results, not inputs
             found = [p for p in found if not p.resolve().is_relative_to(skip)]
         return [(p, p.relative_to(path).with_suffix("")) for p in found]
@@ -73,6 +77,12 @@ def _images_of(path: Path, skip: Path | None = None) -> list[tuple[Path, Path]]:
             raise CrctError(f"{path}: not an image (crct align takes images and folders)")
         return [(path, Path(path.stem))]
     raise CrctError(f"{path}: no such file or folder")
+
+
+def _hidden(rel: Path) -> bool:
+    """A hidden file or folder in a walked folder, passed over as ``crct track`` and ``crct
+    degrade`` pass it: macOS's ``._IMG.jpg`` (no picture in it), a write's ``.x.partial.png``."""
+    return any(part.startswith(".") for part in rel.parts)
 
 
 def collect_images(

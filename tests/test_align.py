@@ -65,6 +65,10 @@ def test_folders_are_mirrored(tmp_path: Path, face_image: Draw) -> None:
     save(src / "sub" / "b.jpg", face_image, 72)
     save(src / "sub" / "deeper" / "c.png", face_image, 80)
     (src / "sub" / "notes.txt").write_text("not an image")
+    # hidden files are passed over, as crct track's walk does: macOS's AppleDouble ._a.png
+    # (no picture in it: it was an error line a photo), a hidden folder's pictures
+    (src / "._a.png").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+    save(src / ".thumbs" / "d.png", face_image, 88)
     fakes = Fakes()
     summary = align_images([src], out, fakes.detect, fakes.localize)
     written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
