@@ -335,6 +335,41 @@ def test_area_resampling_is_torch_interpolate_area_bit_for_bit() -> None:
     assert np.array_equal(AreaSampler(image).resize(rect, 24, 24), want)
 
 
+def test_the_detector_s_integral_image_is_exact_in_half_the_memory(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A uint8 frame up to UHD is summed in int32 (100 MB at 4K, not float64's 200), larger
+    ones in float64; the resampled pyramid is the same to the bit either way."""
+    torch = pytest.importorskip("torch")
+    from torch.nn.functional import interpolate
+
+    from crct_cli.tracking import detector
+    from crct_cli.tracking.detector import AreaSampler
+
+    # the largest sums a UHD frame gives fit: a white 3840 x 2160 frame's last one
+    white = np.full((2160, 3840, 3), 255, dtype=np.uint8)
+    integral = AreaSampler(white).integral
+    assert integral.dtype == np.int32
+    assert integral.nbytes == 2161 * 3841 * 3 * 4
+    assert (integral[-1, -1] == 2160 * 3840 * 255).all()
+    del white, integral
+    rng = np.random.default_rng(2)
+    image = rng.integers(0, 256, (360, 640, 3), dtype=np.uint8)
+    x = torch.as_tensor(image[None].copy()).permute(0, 3, 1, 2).float()
+    want = interpolate(x, size=(217, 385), mode="area")[0].numpy()
+    reference = np.zeros((361, 641, 3))
+    reference[1:, 1:] = image.astype(np.float64).cumsum(axis=0).cumsum(axis=1)
+    for bound, dtype in ((detector._INT32_MAX, np.int32), (360 * 640 * 255 - 1, np.float64)):
+        monkeypatch.setattr(detector, "_INT32_MAX", bound)
+        sampler = AreaSampler(image)
+        assert sampler.integral.dtype == dtype
+        assert np.array_equal(sampler.integral, reference)
+        assert np.array_equal(sampler.whole(217, 385)[0], want)
+    # a picture that is not uint8 (integer-valued) is summed as before, in float64
+    wide = image.astype(np.int16)
+    assert np.array_equal(AreaSampler(wide).integral, reference)
+
+
 def test_nms_is_torchvision_s() -> None:
     pytest.importorskip("torchvision")
     import torch
