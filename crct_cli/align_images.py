@@ -22,7 +22,7 @@ import numpy as np
 from crct_cli.draw import draw_landmarks
 from crct_cli.errors import CrctError, OnFailure, OptionError, report_failure
 from crct_cli.geometry import face_crop
-from crct_cli.io.atomic import write_text_atomic
+from crct_cli.io.atomic import make_output_folder, write_text_atomic
 from crct_cli.io.images import is_image, read_image, write_image
 from crct_cli.io.landmarks import check_pts_origin, read_pts, write_pts
 from crct_cli.landmarks import box_from_points
@@ -270,10 +270,7 @@ def align_images(
             )
         if target in inputs:
             raise CrctError(f"{out_dir}: output would overwrite {source.with_suffix('.pts')}")
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise CrctError(f"{out_dir}: cannot create output folder ({exc.strerror})") from None
+    make_output_folder(out_dir)
     if not os.access(out_dir, os.W_OK | os.X_OK):  # one line, not one per image
         raise CrctError(f"{out_dir}: output folder is not writable")
     owned = {rel for _, rel in items}  # every image's own NAME.pts, reserved up front

@@ -33,6 +33,7 @@ import numpy as np
 
 from crct_cli.aligner import VIDEO_FLL
 from crct_cli.errors import CrctError, OptionError, whole_number
+from crct_cli.io.atomic import make_output_folder
 from crct_cli.io.sequence import SEQUENCE_FPS, check_fps
 from crct_cli.pose import HeadPoser, check_focal
 from crct_cli.runtime.nets import FINDER_WIDE, check_find_wide
@@ -1341,10 +1342,7 @@ def run_videos(
     from crct_cli.geometry import check_crops
 
     check_crops(crops)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise CrctError(f"{out}: cannot create output folder ({exc.strerror})") from None
+    make_output_folder(out)
     with exclusive_out(out):
         settings = settings_of(tracker_options, frames_in, csv_style, pts_origin)
         plan = plan_batch(jobs, settings, overlay, run.overwrite, crops, pts, run.flags)

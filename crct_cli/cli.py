@@ -24,6 +24,7 @@ from crct_cli.errors import (
     missing_dependency,
     warnings_as_lines,
 )
+from crct_cli.io.atomic import make_output_folder
 
 try:
     import typer
@@ -1142,10 +1143,7 @@ def _track_lone_video(console: Any, job: Any, spec: Any, overwrite: bool) -> Non
     if before is not None:
         _warning_line(f"{job.out_dir} held crct's tracking of {before}; {job.label} replaces it")
     made = first_missing(job.out_dir)
-    try:
-        job.out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise CrctError(f"{job.out_dir}: cannot create output folder ({exc.strerror})") from None
+    make_output_folder(job.out_dir)
     worker = VideoWorker(spec)
     with exclusive_out(job.out_dir), frame_progress(console, job.source.name) as on_frame:
         result = worker.run(job, on_frame)
@@ -1616,10 +1614,7 @@ def live(
                 cli="replaces a session or run already there",
                 where=str(out),
             )
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise CrctError(f"{out}: cannot create output folder ({exc.strerror})") from None
+        make_output_folder(out)
     factory = batch.NETWORKS_FACTORY
     with _removed_if_left_empty(out if made else None):
         tracker = Tracker(

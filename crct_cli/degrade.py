@@ -33,7 +33,7 @@ from typing import Literal
 import numpy as np
 
 from crct_cli.errors import CrctError, OnFailure, os_reason, report_failure
-from crct_cli.io.atomic import atomic_path
+from crct_cli.io.atomic import atomic_path, check_writable_folder, make_output_folder
 from crct_cli.io.images import is_image, read_image, write_image
 from crct_cli.noise import LEVELS, NOISE_TYPES, check_noise, degrade
 
@@ -256,15 +256,6 @@ def collect_items(
     return list(by_rel.values()), skipped
 
 
-def _prepare_out_dir(out_dir: Path) -> None:
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise CrctError(f"{out_dir}: cannot create output folder ({exc.strerror})") from None
-    if not os.access(out_dir, os.W_OK | os.X_OK):
-        raise CrctError(f"{out_dir}: output folder is not writable")
-
-
 def plan_degrade(
     paths: Sequence[str | os.PathLike[str]],
     out_dir: str | os.PathLike[str],
@@ -292,7 +283,8 @@ def plan_degrade(
         if job.dst.resolve() in sources:
             raise CrctError(f"{job.dst}: output would overwrite an input; choose another --out")
     if items:
-        _prepare_out_dir(out)
+        check_writable_folder(out)
+        make_output_folder(out)
     if seed is None:
         entropy = np.random.SeedSequence().entropy
         assert isinstance(entropy, int)  # a new SeedSequence draws one int from the OS

@@ -40,7 +40,7 @@ from rich.table import Table
 from crct_cli.degrade import Item, collect_items, copy_file, is_gray
 from crct_cli.errors import CrctError, OnFailure, OptionError, report_failure, whole_number
 from crct_cli.geometry import box_center_size, crop_matrix, reachable_region, warp
-from crct_cli.io.atomic import check_writable_folder, write_text_atomic
+from crct_cli.io.atomic import check_writable_folder, make_output_folder, write_text_atomic
 from crct_cli.io.images import read_image, write_image
 from crct_cli.runtime.iid import (
     CLASS_NAMES,
@@ -388,10 +388,7 @@ def run_plan(
     """
     check_smoothing(smoothing)  # a bad option is no bad input: refused before anything is written
     detect_every = check_detect_every(detect_every)
-    try:
-        plan.out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise CrctError(f"{plan.out_dir}: cannot create output folder ({exc.strerror})") from None
+    make_output_folder(plan.out_dir)
     records = []
     for item, dst in plan.jobs:
         try:

@@ -32,7 +32,7 @@ import numpy as np
 
 from crct_cli.draw import _text, draw_faces
 from crct_cli.errors import CrctError, OptionError
-from crct_cli.io.atomic import check_writable_folder
+from crct_cli.io.atomic import check_writable_folder, make_output_folder
 from crct_cli.io.openface_csv import LandmarksCsvWriter
 from crct_cli.io.track_json import SCHEMA_FACES, FaceRecord, FacesRecord, TrackJsonWriter
 from crct_cli.io.video import VideoWriter
@@ -354,10 +354,7 @@ def run_live(
     check_session(out, overlay, show)
     if out is not None:  # the files' frame size is the first frame's
         check_live_rotate(getattr(tracker, "rotate", 0))
-        try:  # as the command makes it: not found missing only once a frame is tracked
-            out.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise CrctError(f"{out}: cannot create output folder ({exc.strerror})") from None
+        make_output_folder(out)  # as the command does: not only once a frame is tracked
     capture, from_file = open_capture(source)
     fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
     fps = fps if 0 < fps < 1000 else CAMERA_FPS

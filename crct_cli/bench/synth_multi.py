@@ -48,7 +48,7 @@ from crct_cli.bench.multi_face import FACES_DIR, FACES_JSON, VIDEO_NAME
 from crct_cli.bench.synth_video import add_origin_argument
 from crct_cli.errors import CrctError
 from crct_cli.geometry import in_frame_share
-from crct_cli.io.atomic import replace_dir, write_text_atomic
+from crct_cli.io.atomic import make_output_folder, replace_dir, write_text_atomic
 from crct_cli.io.landmarks import PTS_ORIGIN, write_pts
 from crct_cli.io.video import VideoWriter
 from crct_cli.landmarks import box_from_points, flip_points
@@ -397,10 +397,7 @@ def make_multi_face_videos(
     rng = np.random.default_rng(seed)
     need = len(ROLES) * n_videos
     chosen = rng.choice(len(faces), size=need, replace=need > len(faces))
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise CrctError(f"{out}: cannot create output folder ({exc.strerror})") from None
+    make_output_folder(out)
     written = []
     for k in range(n_videos):
         picked = [faces[int(i)] for i in chosen[len(ROLES) * k : len(ROLES) * (k + 1)]]

@@ -24,6 +24,14 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
             tmp.unlink()
 
 
+def make_output_folder(folder: str | os.PathLike[str]) -> None:
+    """``folder`` and the folders above it made where missing, or one line saying why not."""
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CrctError(f"{folder}: cannot create output folder ({exc.strerror})") from None
+
+
 def check_writable_folder(folder: str | os.PathLike[str]) -> None:
     """Refuse in one line an output folder this process cannot write into, before any work:
     otherwise every output would fail alone, each in its line, after its input was processed.

@@ -29,9 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from crct_cli.draw import draw_faces
-from crct_cli.errors import CrctError, OptionError, whole_number
+from crct_cli.errors import OptionError, whole_number
 from crct_cli.geometry import check_crops, face_crop
-from crct_cli.io.atomic import replace_dir
+from crct_cli.io.atomic import make_output_folder, replace_dir
 from crct_cli.io.images import write_image
 from crct_cli.io.landmarks import check_pts_origin, format_pts
 from crct_cli.io.openface_csv import LandmarksCsvWriter
@@ -273,10 +273,7 @@ def track_video(
     angle = tracker.orientation(video, span.skip)  # --rotate auto looks at the first frames
     width, height = turned_size(info.width, info.height, angle)
     total = span.expected(info.n_frames)  # for the progress bar
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise CrctError(f"{out_dir}: cannot create output folder ({exc.strerror})") from None
+    make_output_folder(out_dir)
     header = {
         "video": str(video) if name is None else name,
         "video_resolved": os.path.abspath(video),  # where crct draw finds it from anywhere
